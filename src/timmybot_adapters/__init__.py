@@ -1,0 +1,1 @@
+"""Adapters: implementations of the timmybot_core ports."""

@@ -1,0 +1,1 @@
+"""timmybot_bot: the TimmyBot application that composes the core and its adapters."""

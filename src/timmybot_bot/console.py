@@ -1,0 +1,93 @@
+"""The offline console: the bot's commands on a terminal, without Discord.
+
+It reads lines shaped like slash commands (``/search Drop It Like It's Hot``)
+and prints the reply the bot would send, so every command can be tried on a
+machine with no Discord token and no network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TextIO
+
+from timmybot_bot.bootstrap import Services
+from timmybot_bot.commands import COMMANDS, Command
+from timmybot_core.text import strip_invisible
+
+__all__ = ["OfflineConsole"]
+
+PROMPT = "timmybot> "
+_QUIT = frozenset({"quit", "exit"})
+
+
+class OfflineConsole:
+    """Reads command lines from ``stdin`` and writes replies to ``stdout``."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        stdin: TextIO | None = None,
+        stdout: TextIO | None = None,
+        interactive: bool | None = None,
+    ) -> None:
+        self._services = services
+        self._stdin = stdin if stdin is not None else sys.stdin
+        self._stdout = stdout if stdout is not None else sys.stdout
+        self._interactive = self._stdin.isatty() if interactive is None else interactive
+        self._commands: dict[str, Command] = {command.name: command for command in COMMANDS}
+
+    def help_text(self) -> str:
+        """Return the ``/help`` reply: every command with its usage."""
+        rows = [(command.usage, command.summary) for command in COMMANDS]
+        rows += [("/help", "list the commands"), ("/quit", "leave (end of input works too)")]
+        width = max(len(usage) for usage, _ in rows)
+        return "Commands:\n" + "\n".join(
+            f"  {usage:<{width}}  {summary}" for usage, summary in rows
+        )
+
+    async def handle_line(self, line: str) -> str | None:
+        """Run one command line and return the reply; ``None`` means quit."""
+        text = line.strip()
+        if not text:
+            return ""
+        if not text.startswith("/"):
+            return "Commands start with '/'. Type /help for the list."
+        head, _, rest = text.partition(" ")
+        name = head[1:].lower()
+        if name in _QUIT:
+            return None
+        if name == "help":
+            return self.help_text()
+        command = self._commands.get(name)
+        if command is None:
+            shown = strip_invisible(head)[:40]
+            return f"Unknown command {shown}. Type /help for the list."
+        reply = await command.handler(self._services, rest)
+        return reply.text
+
+    async def run(self) -> int:
+        """Serve until ``/quit`` or end of input; return the exit status (0)."""
+        if self._interactive:
+            self._write("TimmyBot offline console. Type /help for the commands, /quit to leave.")
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._interactive:
+                self._stdout.write(PROMPT)
+                self._stdout.flush()
+            # Reading stdin blocks; keep the event loop free for the services.
+            line = await loop.run_in_executor(None, self._stdin.readline)
+            if not line:
+                if self._interactive:
+                    self._write("")
+                return 0
+            reply = await self.handle_line(line)
+            if reply is None:
+                return 0
+            if reply:
+                self._write(reply)
+
+    def _write(self, text: str) -> None:
+        self._stdout.write(text + "\n")
+        self._stdout.flush()

@@ -1,0 +1,16 @@
+"""Suite-wide configuration: hypothesis profiles."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+# CI runs a fixed, derandomized sample so a red build is reproducible; local
+# runs explore new examples each time.
+settings.register_profile(
+    "ci", max_examples=300, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("heavy", max_examples=5000, suppress_health_check=list(HealthCheck))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))

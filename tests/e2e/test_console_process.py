@@ -1,0 +1,80 @@
+"""The offline console as a user starts it: a real process reading a pipe."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIMMYBOT_")}
+    env.pop("DISCORD_TOKEN", None)
+    env.update(extra)
+    return env
+
+
+def run_bot(stdin: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "timmybot_bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(**env),
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def test_accepts_a_real_title_and_exits_zero_at_end_of_input() -> None:
+    done = run_bot("/search Drop It Like It's Hot\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "Search accepted: Drop It Like It's Hot\n"
+
+
+def test_prints_the_reason_of_a_rejection() -> None:
+    done = run_bot("/search <script>alert(1)</script>\n")
+    assert done.returncode == 0
+    assert done.stdout == "Search rejected: Search query contains an HTML <script> element\n"
+
+
+def test_a_configuration_error_names_the_variable_and_exits_2() -> None:
+    done = run_bot("", TIMMYBOT_BACKEND="oracle")
+    assert done.returncode == 2
+    assert "TIMMYBOT_BACKEND must be one of memory, sqlite, aws" in done.stderr
+    assert done.stdout == ""
+
+
+def test_check_config_never_prints_the_token() -> None:
+    token = "canary-discord-token-0123456789"
+    done = run_bot("", "--check-config", DISCORD_TOKEN=token)
+    assert done.returncode == 0
+    assert "configuration OK" in done.stdout
+    assert token not in done.stdout + done.stderr
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_run_answers_on_a_pipe() -> None:
+    venv_python = ROOT / ".venv" / "bin" / "python"
+    if not venv_python.exists():
+        pytest.skip("make run manages .venv; this checkout has none yet")
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-s", "run"],
+        input="/search Drop It Like It's Hot\n/search\n",
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=_env(),
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Search accepted: Drop It Like It's Hot" in done.stdout
+    assert "Search rejected: Search query cannot be empty" in done.stdout
