@@ -2,7 +2,8 @@
 
 Run ``make bench`` (or ``.venv/bin/python bench/run.py``; ``--quick`` for a
 smoke run with fewer, shorter repeats). Only the standard library and
-``timmybot_core`` are used; the tables go to stdout and the exit status is 0.
+``timmybot_core`` are used; the tables go to stdout; the exit status is 1
+when a row of our own code grows superlinearly, else 0.
 
 How it measures
     Every case is timed like ``timeit``: the number of calls per repeat is

@@ -8,9 +8,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from timmybot_bot.bootstrap import bootstrap
-from timmybot_bot.console import OfflineConsole
-from timmybot_bot.settings import ConfigurationError, Settings
+from timmybot_bot.bootstrap import Services, bootstrap
+from timmybot_bot.commands import Invocation
+from timmybot_bot.console import LOCAL_OPERATOR, OfflineConsole
+from timmybot_bot.settings import MAX_SNOWFLAKE, ConfigurationError, Settings
 
 __all__ = ["main"]
 
@@ -32,7 +33,39 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="validate the settings, print them (secrets hidden) and exit",
     )
+    parser.add_argument(
+        "--guild",
+        type=_snowflake,
+        metavar="ID",
+        help="console: run commands as if in this guild (default: the local operator, "
+        "whom the access guard does not stop)",
+    )
+    parser.add_argument(
+        "--user",
+        type=_snowflake,
+        metavar="ID",
+        help="console: run commands as this user (default with --guild: user 1)",
+    )
     return parser
+
+
+def _snowflake(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= MAX_SNOWFLAKE:
+        raise argparse.ArgumentTypeError(f"must be a Discord ID (a positive integer), got {text!r}")
+    return int(text)
+
+
+def _invocation(guild: int | None, user: int | None) -> Invocation:
+    if guild is None and user is None:
+        return LOCAL_OPERATOR
+    return Invocation(guild_id=guild, user_id=user if user is not None else 1)
+
+
+async def _serve(services: Services, invocation: Invocation) -> int:
+    try:
+        return await OfflineConsole(services, invocation=invocation).run()
+    finally:
+        await services.aclose()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,7 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{key} = {value}")
         print("configuration OK")
         return 0
-    services = bootstrap(settings)
+    try:
+        services = bootstrap(settings)
+    except ConfigurationError as error:
+        print(f"timmybot: configuration error: {error}", file=sys.stderr)
+        return 2
     if settings.discord_token:
         # The Discord gateway client is composed in a later milestone; say so
         # rather than pretend to connect.
@@ -62,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "starting the offline console instead"
         )
     try:
-        return asyncio.run(OfflineConsole(services).run())
+        return asyncio.run(_serve(services, _invocation(args.guild, args.user)))
     except KeyboardInterrupt:
         return 130
 

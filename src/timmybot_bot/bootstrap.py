@@ -6,18 +6,42 @@ below this module picks an adapter or reads the environment.
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Awaitable, Callable
+
 import attrs
 
-from timmybot_bot.settings import Settings
+from timmybot_adapters.log import LoggingAlerter
+from timmybot_adapters.memory import (
+    MemoryAccessPolicyStore,
+    MemoryIncidentStore,
+    MemorySecurityMetrics,
+)
+from timmybot_bot.keys import key_id_for, load_or_create_key, parse_key
+from timmybot_bot.settings import ConfigurationError, Settings
 from timmybot_core import (
+    AccessPolicyStore,
+    AccessSettings,
+    AlarmMonitor,
+    Alerter,
     Clock,
+    IncidentResponseService,
+    IncidentSettings,
+    IncidentStore,
     InputValidator,
+    Pseudonymizer,
     ResponseSanitizer,
+    SecurityAuditLogger,
+    SecurityMetrics,
+    ServerAccessControl,
+    SuspicionMeter,
     SystemClock,
     ValidationPolicy,
 )
 
 __all__ = ["Services", "Settings", "bootstrap"]
+
+Closer = Callable[[], Awaitable[None]]
 
 
 @attrs.frozen(kw_only=True)
@@ -28,6 +52,20 @@ class Services:
     clock: Clock
     validator: InputValidator
     sanitizer: ResponseSanitizer
+    pseudonymizer: Pseudonymizer = attrs.field(repr=False)
+    security_log: SecurityAuditLogger
+    suspicion: SuspicionMeter
+    metrics: SecurityMetrics
+    alerter: Alerter
+    access: ServerAccessControl
+    incidents: IncidentResponseService
+    alarms: AlarmMonitor
+    _closers: tuple[Closer, ...] = attrs.field(default=(), alias="closers", repr=False)
+
+    async def aclose(self) -> None:
+        """Close stores and flush exporters, in reverse order of creation."""
+        for close in reversed(self._closers):
+            await close()
 
 
 def _policy(settings: Settings) -> ValidationPolicy:
@@ -36,16 +74,110 @@ def _policy(settings: Settings) -> ValidationPolicy:
     return ValidationPolicy.default()
 
 
+def _pseudonymizer(settings: Settings) -> Pseudonymizer:
+    if settings.pseudonym_key is not None:
+        key = parse_key("TIMMYBOT_PSEUDONYM_KEY", settings.pseudonym_key)
+    elif settings.backend == "memory":
+        # Nothing persists with the memory backend, so neither need pseudonyms.
+        key = secrets.token_bytes(32)
+    else:
+        key = load_or_create_key(settings.data_dir / "keys" / "pseudonym.key", purpose="pseudonym")
+    return Pseudonymizer(key=key, key_id=key_id_for(key, "p"))
+
+
+def _metrics(settings: Settings, closers: list[Closer]) -> SecurityMetrics:
+    if settings.metrics_exporter == "none":
+        return MemorySecurityMetrics()
+    # Imported here: OpenTelemetry is an optional extra, needed only when used.
+    from timmybot_adapters.otel import OtelSecurityMetrics, build_meter_provider
+
+    handle = build_meter_provider(
+        settings.metrics_exporter, export_interval=settings.metrics_interval
+    )
+
+    async def shutdown() -> None:
+        handle.shutdown()
+
+    closers.append(shutdown)
+    return OtelSecurityMetrics(handle.meter_provider)
+
+
+def _stores(settings: Settings, closers: list[Closer]) -> tuple[AccessPolicyStore, IncidentStore]:
+    if settings.backend == "memory":
+        return MemoryAccessPolicyStore(), MemoryIncidentStore()
+    if settings.backend == "sqlite":
+        from timmybot_adapters.sqlite import (
+            SqliteAccessPolicyStore,
+            SqliteDatabase,
+            SqliteIncidentStore,
+        )
+
+        db = SqliteDatabase(settings.data_dir / "timmybot.db")
+        closers.append(db.close)
+        return SqliteAccessPolicyStore(db), SqliteIncidentStore(db)
+    raise ConfigurationError(
+        "TIMMYBOT_BACKEND=aws: the AWS adapters are not part of this build yet; "
+        "use sqlite (the default) or memory"
+    )
+
+
 def bootstrap(settings: Settings, *, clock: Clock | None = None) -> Services:
     """Build the services for ``settings``.
 
-    ``clock`` replaces the system clock (tests pass a ``FakeClock``). The
-    services built so far hold no state, so every backend composes the same
-    way; stateful services join here with their adapters per backend.
+    ``clock`` replaces the system clock (tests pass a ``FakeClock``). Stores
+    open lazily: building the services does no I/O beyond creating a local
+    key file on first run. Call :meth:`Services.aclose` when done.
     """
+    clock = clock if clock is not None else SystemClock()
+    closers: list[Closer] = []
+    pseudonymizer = _pseudonymizer(settings)
+    access_store, incident_store = _stores(settings, closers)
+    metrics = _metrics(settings, closers)
+    alerter = LoggingAlerter()
+    security_log = SecurityAuditLogger(pseudonymizer=pseudonymizer, clock=clock)
+    suspicion = SuspicionMeter(clock)
+    security_log.subscribe(suspicion.on_event)
+    metrics.observe_suspicious_activity(suspicion.level)
+    access = ServerAccessControl(
+        store=access_store,
+        security_log=security_log,
+        metrics=metrics,
+        alerter=alerter,
+        clock=clock,
+        settings=AccessSettings(
+            owner_ids=settings.owner_ids,
+            allowed_guilds=settings.allowed_guilds,
+            attempt_limit=settings.attempt_limit,
+            attempt_window=settings.attempt_window,
+            ban_duration=settings.ban_duration,
+            lockdown_attempt_limit=settings.lockdown_attempt_limit,
+            allow_direct_messages=settings.allow_direct_messages,
+        ),
+    )
+    incidents = IncidentResponseService(
+        access=access,
+        incidents=incident_store,
+        security_log=security_log,
+        metrics=metrics,
+        alerter=alerter,
+        clock=clock,
+        suspicion=suspicion,
+        settings=IncidentSettings(lockdown_duration=settings.lockdown_duration),
+    )
+    alarms = AlarmMonitor(incidents, clock)
+    security_log.subscribe(alarms.on_event)
     return Services(
         settings=settings,
-        clock=clock if clock is not None else SystemClock(),
+        clock=clock,
         validator=InputValidator(_policy(settings)),
         sanitizer=ResponseSanitizer(allow_http=settings.allow_http_urls),
+        pseudonymizer=pseudonymizer,
+        security_log=security_log,
+        suspicion=suspicion,
+        metrics=metrics,
+        alerter=alerter,
+        access=access,
+        incidents=incidents,
+        alarms=alarms,
+        closers=tuple(closers),
     )

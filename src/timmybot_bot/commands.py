@@ -1,21 +1,40 @@
 """The bot's commands as plain async functions over :class:`Services`.
 
-Discord (through lightbulb) and the offline console both call these, so a
-command behaves, and replies, the same way in both. A reply's text is
-always safe to send to Discord: every user-derived part has passed through
-``ResponseSanitizer.for_discord``.
+Discord (through lightbulb) and the offline console both call
+:func:`run_command`, so a command is guarded, behaves and replies the same
+way in both. A reply's text is always safe to send to Discord: every
+user-derived part has passed through ``ResponseSanitizer.for_discord``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Final
 
 import attrs
 
 from timmybot_bot.bootstrap import Services
+from timmybot_core import Incident, Severity, StoreUnavailable, Switch
+from timmybot_core.services.access_control import MAX_SNOWFLAKE
 
-__all__ = ["COMMANDS", "Command", "Reply", "playlist", "search"]
+__all__ = ["COMMANDS", "Command", "Invocation", "Reply", "run_command"]
+
+_log = logging.getLogger("timmybot.commands")
+
+
+@attrs.frozen(kw_only=True)
+class Invocation:
+    """Who runs a command, and where.
+
+    ``guild_id`` is ``None`` in a direct message. ``trusted_operator`` marks
+    the person at the offline console's terminal with no identity chosen:
+    they run the bot's machine, so the guard does not apply to them.
+    """
+
+    user_id: int
+    guild_id: int | None = None
+    trusted_operator: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -26,32 +45,152 @@ class Reply:
     ephemeral: bool = False
 
 
-async def search(services: Services, query: str) -> Reply:
+Handler = Callable[[Services, Invocation, str], Awaitable[Reply]]
+
+
+@attrs.frozen(kw_only=True)
+class Command:
+    """A command's name, usage, help text and handler."""
+
+    name: str
+    usage: str
+    summary: str
+    handler: Handler
+    guarded: bool = True
+    owners_only: bool = False
+
+
+class UsageError(Exception):
+    """A command line is malformed; the message says how to write it."""
+
+
+# -- user commands ---------------------------------------------------------------
+
+
+async def search(services: Services, invocation: Invocation, query: str) -> Reply:
     """``/search <query>``: validate a music search and show the decision."""
     result = services.validator.validate_search_query(query)
     if not result.ok:
+        await services.security_log.validation_rejected(
+            guild_id=invocation.guild_id,
+            user_id=invocation.user_id,
+            field="search",
+            problem=result.error or "",
+        )
         return Reply(text=f"Search rejected: {result.error}", ephemeral=True)
     shown = services.sanitizer.for_discord(result.value, limit=300)
     return Reply(text=f"Search accepted: {shown}", ephemeral=True)
 
 
-async def playlist(services: Services, name: str) -> Reply:
+async def playlist(services: Services, invocation: Invocation, name: str) -> Reply:
     """``/playlist <name>``: validate a playlist name and show the decision."""
     result = services.validator.validate_playlist_name(name)
     if not result.ok:
+        await services.security_log.validation_rejected(
+            guild_id=invocation.guild_id,
+            user_id=invocation.user_id,
+            field="playlist",
+            problem=result.error or "",
+        )
         return Reply(text=f"Playlist name rejected: {result.error}", ephemeral=True)
     shown = services.sanitizer.for_discord(result.value, limit=200)
     return Reply(text=f"Playlist name accepted: {shown}", ephemeral=True)
 
 
-@attrs.frozen(kw_only=True)
-class Command:
-    """A command's name, usage line, help text and handler."""
+async def whoami(services: Services, invocation: Invocation, _: str) -> Reply:
+    """``/whoami``: the identity commands run as, and whether the guard lets it through."""
+    where = f"guild {invocation.guild_id}" if invocation.guild_id else "a direct message"
+    if invocation.trusted_operator:
+        return Reply(
+            text=f"You are the local operator in {where}: the access guard does not apply. "
+            "Start the console with --guild and --user to act as someone else.",
+            ephemeral=True,
+        )
+    owner = " (owner)" if services.access.is_owner(invocation.user_id) else ""
+    return Reply(text=f"You are user {invocation.user_id}{owner} in {where}.", ephemeral=True)
 
-    name: str
-    usage: str
-    summary: str
-    handler: Callable[[Services, str], Awaitable[Reply]]
+
+# -- admin commands ----------------------------------------------------------------
+
+
+def _snowflake(text: str, what: str) -> int:
+    value = text.strip()
+    if not value.isdigit() or not 0 < int(value) <= MAX_SNOWFLAKE:
+        raise UsageError(f"{what} must be a Discord ID (a positive integer).")
+    return int(value)
+
+
+async def admin(services: Services, invocation: Invocation, args: str) -> Reply:
+    """``/admin ...``: allowlist, bans, kill switch and incidents (owners only)."""
+    words = args.split()
+    actor = invocation.user_id
+    access = services.access
+    match words:
+        case ["guild", "allow", guild]:
+            guild_id = _snowflake(guild, "The guild")
+            added = await access.allow_guild(guild_id, actor=actor)
+            outcome = "is now allowed" if added else "was already allowed"
+            return Reply(text=f"Guild {guild_id} {outcome}.")
+        case ["guild", "remove", guild]:
+            guild_id = _snowflake(guild, "The guild")
+            removed = await access.remove_guild(guild_id, actor=actor)
+            if guild_id in access.settings.allowed_guilds:
+                return Reply(
+                    text=f"Guild {guild_id} is allowed by configuration "
+                    "(TIMMYBOT_ALLOWED_GUILDS); remove it there."
+                )
+            outcome = "was removed from the allowlist" if removed else "was not on the allowlist"
+            return Reply(text=f"Guild {guild_id} {outcome}.")
+        case ["guild", "unban", guild]:
+            guild_id = _snowflake(guild, "The guild")
+            lifted = await access.unban(guild_id, actor=actor)
+            return Reply(text=f"Guild {guild_id} {'is unbanned' if lifted else 'was not banned'}.")
+        case ["guild", "list"]:
+            allowed = await access.list_allowed_guilds()
+            bans = await access.list_bans()
+            lines = ["Allowed guilds: " + (", ".join(map(str, allowed)) or "none")]
+            lines += [
+                f"Banned: {ban.guild_id} until {ban.until:%Y-%m-%d %H:%M} UTC" for ban in bans
+            ]
+            return Reply(text="\n".join(lines))
+        case ["killswitch", "on", *reason]:
+            text = services.sanitizer.sanitize_string(" ".join(reason)) or "no reason given"
+            await access.set_switch(Switch.KILL_SWITCH, True, reason=text, actor=actor)
+            return Reply(text="Kill switch ON: only owners can run commands.")
+        case ["killswitch", "off"]:
+            await access.set_switch(Switch.KILL_SWITCH, False, reason=None, actor=actor)
+            return Reply(text="Kill switch OFF: commands are back.")
+        case ["killswitch", "status"] | ["killswitch"]:
+            state = await access.switch_state(Switch.KILL_SWITCH)
+            if not state.active(services.clock.now()):
+                return Reply(text="Kill switch is off.")
+            why = services.sanitizer.for_discord(state.reason or "", limit=200)
+            return Reply(
+                text=f"Kill switch is ON since {state.changed_at:%Y-%m-%d %H:%M} UTC: {why}"
+            )
+        case ["incident", "declare", severity, *title] if title:
+            if severity.upper() not in Severity.__members__:
+                raise UsageError("Severity must be one of P0, P1, P2, P3.")
+            report = await services.incidents.handle(
+                Incident(severity=severity.upper(), title=" ".join(title), declared_by=actor)
+            )
+            lines = [
+                f"Incident {report.incident_id} ({report.severity.value}, respond by "
+                f"{report.respond_by:%Y-%m-%d %H:%M} UTC): "
+                + services.sanitizer.for_discord(report.title, limit=200)
+            ]
+            lines += [
+                f"  {'ok  ' if step.ok else 'FAIL'} {step.name}: "
+                + services.sanitizer.for_discord(step.detail, limit=200)
+                for step in report.steps
+            ]
+            return Reply(text="\n".join(lines))
+        case _:
+            raise UsageError(
+                "Usage: /admin guild allow|remove|unban <id> | /admin guild list | "
+                "/admin killswitch on [reason]|off|status | "
+                "/admin incident declare <P0-P3> <title>"
+            )
 
 
 COMMANDS: Final[tuple[Command, ...]] = (
@@ -67,4 +206,53 @@ COMMANDS: Final[tuple[Command, ...]] = (
         summary="check a playlist name and show the cleaned value",
         handler=playlist,
     ),
+    Command(
+        name="whoami",
+        usage="/whoami",
+        summary="show the guild and user commands run as",
+        handler=whoami,
+        guarded=False,
+    ),
+    Command(
+        name="admin",
+        usage="/admin guild allow|remove|unban <id>",
+        summary="manage the allowlist and bans; also: guild list, killswitch on|off|status, "
+        "incident declare <P0-P3> <title> (owners only)",
+        handler=admin,
+        owners_only=True,
+    ),
 )
+_BY_NAME: Final = {command.name: command for command in COMMANDS}
+
+
+async def run_command(services: Services, invocation: Invocation, name: str, args: str) -> Reply:
+    """Guard and run one command; every failure becomes a short reply, never an exception."""
+    command = _BY_NAME.get(name)
+    if command is None:
+        shown = services.sanitizer.for_discord(name, limit=40)
+        return Reply(text=f"Unknown command /{shown}. Type /help for the list.", ephemeral=True)
+    if command.guarded and not invocation.trusted_operator:
+        decision = await services.access.check(invocation.guild_id, invocation.user_id, name)
+        if not decision.allowed:
+            return Reply(text=f"Denied: {decision.message}", ephemeral=True)
+    if (
+        command.owners_only
+        and not invocation.trusted_operator
+        and not services.access.is_owner(invocation.user_id)
+    ):
+        await services.security_log.unauthorized_access(
+            guild_id=invocation.guild_id,
+            user_id=invocation.user_id,
+            command=name,
+            reason="not_owner",
+        )
+        return Reply(text=f"Only TimmyBot owners can use /{name}.", ephemeral=True)
+    try:
+        return await command.handler(services, invocation, args)
+    except UsageError as error:
+        return Reply(text=str(error), ephemeral=True)
+    except StoreUnavailable:
+        _log.exception("/%s failed: a store is unavailable", name)
+        return Reply(
+            text="A TimmyBot store is unavailable right now; try again soon.", ephemeral=True
+        )

@@ -12,31 +12,37 @@ import sys
 from typing import TextIO
 
 from timmybot_bot.bootstrap import Services
-from timmybot_bot.commands import COMMANDS, Command
-from timmybot_core.text import strip_invisible
+from timmybot_bot.commands import COMMANDS, Invocation, run_command
 
 __all__ = ["OfflineConsole"]
 
 PROMPT = "timmybot> "
 _QUIT = frozenset({"quit", "exit"})
+LOCAL_OPERATOR = Invocation(user_id=0, guild_id=None, trusted_operator=True)
 
 
 class OfflineConsole:
-    """Reads command lines from ``stdin`` and writes replies to ``stdout``."""
+    """Reads command lines from ``stdin`` and writes replies to ``stdout``.
+
+    ``invocation`` is who the commands run as: by default the local operator,
+    whom the access guard does not stop (they run the machine); pass an
+    explicit guild and user to see what that user would get.
+    """
 
     def __init__(
         self,
         services: Services,
         *,
+        invocation: Invocation = LOCAL_OPERATOR,
         stdin: TextIO | None = None,
         stdout: TextIO | None = None,
         interactive: bool | None = None,
     ) -> None:
         self._services = services
+        self._invocation = invocation
         self._stdin = stdin if stdin is not None else sys.stdin
         self._stdout = stdout if stdout is not None else sys.stdout
         self._interactive = self._stdin.isatty() if interactive is None else interactive
-        self._commands: dict[str, Command] = {command.name: command for command in COMMANDS}
 
     def help_text(self) -> str:
         """Return the ``/help`` reply: every command with its usage."""
@@ -60,11 +66,7 @@ class OfflineConsole:
             return None
         if name == "help":
             return self.help_text()
-        command = self._commands.get(name)
-        if command is None:
-            shown = strip_invisible(head)[:40]
-            return f"Unknown command {shown}. Type /help for the list."
-        reply = await command.handler(self._services, rest)
+        reply = await run_command(self._services, self._invocation, name, rest)
         return reply.text
 
     async def run(self) -> int:

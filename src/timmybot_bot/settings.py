@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
@@ -16,11 +18,14 @@ import attrs
 
 from timmybot_core import TimmyBotError
 
-__all__ = ["Backend", "ConfigurationError", "PolicyName", "Settings"]
+__all__ = ["Backend", "ConfigurationError", "MetricsExporter", "PolicyName", "Settings"]
 
 Backend = Literal["memory", "sqlite", "aws"]
 PolicyName = Literal["default", "strict"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+MetricsExporter = Literal["none", "console", "otlp", "prometheus", "emf"]
+
+MAX_SNOWFLAKE: Final = 2**64 - 1
 
 PREFIX: Final = "TIMMYBOT_"
 
@@ -56,6 +61,47 @@ def _path(name: str, raw: str) -> Path:
     return Path(raw.strip()).expanduser()
 
 
+def _snowflakes(name: str, raw: str) -> frozenset[int]:
+    ids: set[int] = set()
+    for part in re.split(r"[\s,]+", raw.strip()):
+        if not part:
+            continue
+        if not part.isdigit() or not 0 < int(part) <= MAX_SNOWFLAKE:
+            raise ConfigurationError(
+                f"{name} must be Discord IDs (positive integers) separated by commas "
+                f"(got {part[:30]!r})"
+            )
+        ids.add(int(part))
+    return frozenset(ids)
+
+
+def _positive_int(name: str, raw: str) -> int:
+    value = raw.strip()
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigurationError(f"{name} must be a whole number of at least 1 (got {value!r})")
+    return int(value)
+
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def _duration(name: str, raw: str) -> timedelta:
+    value = raw.strip().lower()
+    if value.isdigit():
+        seconds = int(value)
+    else:
+        match = _DURATION.match(value)
+        if not value or match is None:
+            raise ConfigurationError(
+                f"{name} must be a duration such as 90, 90s, 15m, 1h or 1h30m (got {value!r})"
+            )
+        days, hours, minutes, secs = (int(group or 0) for group in match.groups())
+        seconds = ((days * 24 + hours) * 60 + minutes) * 60 + secs
+    if seconds < 1:
+        raise ConfigurationError(f"{name} must be at least one second (got {value!r})")
+    return timedelta(seconds=seconds)
+
+
 def _secret(name: str, raw: str) -> str:
     value = raw.strip()
     if not value:
@@ -70,10 +116,25 @@ _VARIABLES: Final[dict[str, tuple[str, Callable[[str, str], Any]]]] = {
     "TIMMYBOT_VALIDATION_POLICY": ("validation_policy", _choice(get_args(PolicyName))),
     "TIMMYBOT_ALLOW_HTTP_URLS": ("allow_http_urls", _boolean),
     "TIMMYBOT_LOG_LEVEL": ("log_level", _choice(get_args(LogLevel))),
+    "TIMMYBOT_OWNER_IDS": ("owner_ids", _snowflakes),
+    "TIMMYBOT_ALLOWED_GUILDS": ("allowed_guilds", _snowflakes),
+    "TIMMYBOT_ALLOW_DMS": ("allow_direct_messages", _boolean),
+    "TIMMYBOT_ATTEMPT_LIMIT": ("attempt_limit", _positive_int),
+    "TIMMYBOT_ATTEMPT_WINDOW": ("attempt_window", _duration),
+    "TIMMYBOT_BAN_DURATION": ("ban_duration", _duration),
+    "TIMMYBOT_LOCKDOWN_ATTEMPT_LIMIT": ("lockdown_attempt_limit", _positive_int),
+    "TIMMYBOT_LOCKDOWN_DURATION": ("lockdown_duration", _duration),
+    "TIMMYBOT_METRICS_EXPORTER": ("metrics_exporter", _choice(get_args(MetricsExporter))),
+    "TIMMYBOT_METRICS_INTERVAL": ("metrics_interval", _duration),
+    "TIMMYBOT_PSEUDONYM_KEY": ("pseudonym_key", _secret),
     # Discord's own conventional name, and a prefixed alias.
     "DISCORD_TOKEN": ("discord_token", _secret),
     "TIMMYBOT_DISCORD_TOKEN": ("discord_token", _secret),
 }
+
+
+def _id_set(values: Iterable[int]) -> frozenset[int]:
+    return frozenset(values)
 
 
 @attrs.frozen(kw_only=True)
@@ -89,7 +150,22 @@ class Settings:
         allow_http_urls: accept plain ``http`` thumbnails and links.
         log_level: the root log level.
         discord_token: the bot token; without it the offline console runs.
-
+        owner_ids: users who pass every access check and may run admin commands.
+        allowed_guilds: guilds always allowed, besides the run-time allowlist.
+        allow_direct_messages: whether commands work in direct messages.
+        attempt_limit: denied attempts per guild within ``attempt_window``
+            before a temporary ban.
+        attempt_window: the sliding window for counting attempts.
+        ban_duration: how long a ban lasts.
+        lockdown_attempt_limit: the attempt limit during a P1 lockdown.
+        lockdown_duration: how long a P1 lockdown lasts.
+        metrics_exporter: where security metrics go: ``none`` (kept in
+            memory), ``console``, ``otlp``, ``prometheus`` (served by the web
+            server) or ``emf`` (CloudWatch Embedded Metric Format on stdout).
+        metrics_interval: how often periodic exporters export.
+        pseudonym_key: the key for pseudonyms in logs (hex or base64, at
+            least 32 bytes); without it a key file under ``data_dir`` is used
+            (``memory`` backend: a key per process).
     """
 
     backend: Backend = "sqlite"
@@ -98,6 +174,17 @@ class Settings:
     allow_http_urls: bool = False
     log_level: LogLevel = "INFO"
     discord_token: str | None = attrs.field(default=None, repr=False)
+    owner_ids: frozenset[int] = attrs.field(factory=frozenset, converter=_id_set)
+    allowed_guilds: frozenset[int] = attrs.field(factory=frozenset, converter=_id_set)
+    allow_direct_messages: bool = False
+    attempt_limit: int = 10
+    attempt_window: timedelta = timedelta(hours=1)
+    ban_duration: timedelta = timedelta(hours=1)
+    lockdown_attempt_limit: int = 3
+    lockdown_duration: timedelta = timedelta(hours=6)
+    metrics_exporter: MetricsExporter = "none"
+    metrics_interval: timedelta = timedelta(seconds=60)
+    pseudonym_key: str | None = attrs.field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -136,4 +223,15 @@ class Settings:
             "allow_http_urls": str(self.allow_http_urls).lower(),
             "log_level": self.log_level,
             "discord_token": "set" if self.discord_token else "not set",
+            "owner_ids": ",".join(str(i) for i in sorted(self.owner_ids)) or "(none)",
+            "allowed_guilds": ",".join(str(i) for i in sorted(self.allowed_guilds)) or "(none)",
+            "allow_direct_messages": str(self.allow_direct_messages).lower(),
+            "attempt_limit": str(self.attempt_limit),
+            "attempt_window": str(self.attempt_window),
+            "ban_duration": str(self.ban_duration),
+            "lockdown_attempt_limit": str(self.lockdown_attempt_limit),
+            "lockdown_duration": str(self.lockdown_duration),
+            "metrics_exporter": self.metrics_exporter,
+            "metrics_interval": str(self.metrics_interval),
+            "pseudonym_key": "set" if self.pseudonym_key else "key file / per process",
         }

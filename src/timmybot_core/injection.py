@@ -42,9 +42,12 @@ _ACTIVE_ELEMENT = re.compile(r"<\s?/?\s?(script|iframe)\b")
 # never contain '<', so finditer visits each character once.
 _TAG_SEGMENT = re.compile(r"<[a-z!/?][^<>]*")
 _HANDLER_IN_TAG = re.compile(r"[\s/\"'`]on[a-z]{3,}\s?=")
-# An attribute break-out without a tag: `" onmouseover="...` (the separator
-# keeps 'he said "online=yes"' legal).
-_HANDLER_AFTER_QUOTE = re.compile(r"[\"'`][\s/]on[a-z]{3,}\s?=")
+# An attribute break-out without a tag: `" onmouseover="...`, or right after
+# the quote when the value calls something (`"onfocus=alert(1)`); 'he said
+# "online=yes"' is neither.
+_HANDLER_AFTER_QUOTE = re.compile(
+    r"[\"'`](?:[\s/]on[a-z]{3,}\s?=|on[a-z]{3,}\s?=\s?[\"'`]?[\w.$]+\s?[(`])"
+)
 
 # -- SQL shapes -----------------------------------------------------------
 
@@ -64,7 +67,8 @@ _QUOTE_CONDITION = re.compile(
     + r"(?:"
     + r"([\"'`]?)[\w.@$]*\1\s?(?:<=>|=|<>|!=|<=|>=|<|>|\blike\s?[\"'`%]|\bis\s(?:not\s)?null\b"
     + r"|\bin\s?\(|\bregexp\s?[\"'`]|\brlike\s?[\"'`])"
-    + r"|(?:\btrue\b|\bfalse\b|\bnull\b|\d+)\s?(?:--|#|;|/\*)"
+    + r"|(?:\btrue\b|\bfalse\b|\bnull\b|\d+)\s?(?:--|#|;|/\*|(?:or|and|\|\||&&)\s?[\"'`])"
+    + r"|[\"'`]0*[1-9]\d*[\"'`]?\s?(?:$|--|#|;|/\*)"
     + r"|\b(?:"
     + _SQL_FUNCTIONS
     + r")\s?\("

@@ -20,7 +20,15 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # Every run gets its own data directory: tests never touch ./var.
+    monkeypatch.setenv("E2E_DATA_DIR", str(tmp_path / "var"))
+    return tmp_path / "var"
+
+
 def run_bot(stdin: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    env.setdefault("TIMMYBOT_DATA_DIR", os.environ["E2E_DATA_DIR"])
     return subprocess.run(
         [sys.executable, "-m", "timmybot_bot", *args],
         input=stdin,
@@ -43,6 +51,28 @@ def test_prints_the_reason_of_a_rejection() -> None:
     done = run_bot("/search <script>alert(1)</script>\n")
     assert done.returncode == 0
     assert done.stdout == "Search rejected: Search query contains an HTML <script> element\n"
+
+
+def test_a_guild_that_is_not_allowlisted_is_denied_with_the_reason() -> None:
+    done = run_bot("/whoami\n/search Halo\n", "--guild", "42", "--user", "7")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "You are user 7 in guild 42.",
+        "Denied: This server is not authorized to use TimmyBot.",
+    ]
+
+
+def test_sqlite_state_persists_between_runs(data_dir: Path) -> None:
+    run_bot("/admin guild allow 42\n")
+    done = run_bot("/search Halo\n", "--guild", "42", "--user", "7")
+    assert done.stdout == "Search accepted: Halo\n"
+    assert (data_dir / "timmybot.db").exists()
+
+
+def test_a_bad_identity_option_is_a_usage_error() -> None:
+    done = run_bot("", "--guild", "abc")
+    assert done.returncode == 2
+    assert "must be a Discord ID" in done.stderr
 
 
 def test_a_configuration_error_names_the_variable_and_exits_2() -> None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from timmybot_bot.bootstrap import Settings, bootstrap
-from timmybot_bot.console import PROMPT, OfflineConsole
+from timmybot_bot.commands import Invocation
+from timmybot_bot.console import LOCAL_OPERATOR, PROMPT, OfflineConsole
 
 
 async def run_console(text: str, *, interactive: bool = False) -> tuple[int, str]:
@@ -50,7 +53,7 @@ async def test_replies_are_safe_for_discord() -> None:
 
 async def test_help_lists_every_command() -> None:
     _, out = await run_console("/help\n")
-    for usage in ("/search <query>", "/playlist <name>", "/help", "/quit"):
+    for usage in ("/search <query>", "/playlist <name>", "/whoami", "/admin", "/help", "/quit"):
         assert usage in out
 
 
@@ -76,3 +79,97 @@ async def test_interactive_mode_shows_a_banner_and_prompts() -> None:
     _, out = await run_console("/search Halo\n", interactive=True)
     assert out.startswith("TimmyBot offline console.")
     assert out.count(PROMPT) == 2
+
+
+class TestIdentities:
+    async def run_as(self, text: str, invocation: Invocation, **settings: object) -> str:
+        out = io.StringIO()
+        services = bootstrap(Settings(backend="memory", **settings))  # type: ignore[arg-type]
+        console = OfflineConsole(
+            services, invocation=invocation, stdin=io.StringIO(text), stdout=out, interactive=False
+        )
+        await console.run()
+        return out.getvalue()
+
+    async def test_whoami_names_the_identity(self) -> None:
+        out = await self.run_as("/whoami\n", Invocation(guild_id=42, user_id=7), owner_ids={7})
+        assert out == "You are user 7 (owner) in guild 42.\n"
+
+    async def test_a_guild_that_is_not_allowlisted_is_denied_with_the_reason(self) -> None:
+        out = await self.run_as("/search Halo\n", Invocation(guild_id=42, user_id=7))
+        assert out == "Denied: This server is not authorized to use TimmyBot.\n"
+
+    async def test_a_direct_message_is_denied_unless_allowed(self) -> None:
+        out = await self.run_as("/search Halo\n", Invocation(guild_id=None, user_id=7))
+        assert out.startswith("Denied: TimmyBot commands are not available in direct messages")
+
+    async def test_an_allowlisted_guild_passes(self) -> None:
+        out = await self.run_as(
+            "/search Halo\n", Invocation(guild_id=42, user_id=7), allowed_guilds={42}
+        )
+        assert out == "Search accepted: Halo\n"
+
+    async def test_admin_commands_are_for_owners_only(self) -> None:
+        out = await self.run_as(
+            "/admin guild allow 43\n", Invocation(guild_id=42, user_id=7), allowed_guilds={42}
+        )
+        assert out == "Only TimmyBot owners can use /admin.\n"
+
+    async def test_an_owner_manages_the_allowlist_and_the_kill_switch(self) -> None:
+        script = (
+            "/admin guild allow 43\n/admin guild allow 43\n/admin guild list\n"
+            "/admin killswitch on maintenance\n/admin killswitch status\n"
+            "/admin guild remove 43\n/admin killswitch off\n/admin killswitch\n"
+        )
+        out = await self.run_as(script, Invocation(guild_id=42, user_id=7), owner_ids={7})
+        lines = out.splitlines()
+        assert lines[0] == "Guild 43 is now allowed."
+        assert lines[1] == "Guild 43 was already allowed."
+        assert lines[2] == "Allowed guilds: 43"
+        assert lines[3] == "Kill switch ON: only owners can run commands."
+        assert lines[4].startswith("Kill switch is ON since") and lines[4].endswith("maintenance")
+        assert lines[5] == "Guild 43 was removed from the allowlist."
+        assert lines[6] == "Kill switch OFF: commands are back."
+        assert lines[7] == "Kill switch is off."
+
+    async def test_the_kill_switch_stops_other_users(self) -> None:
+        services = bootstrap(Settings(backend="memory", owner_ids={7}, allowed_guilds={42}))
+        owner = OfflineConsole(
+            services,
+            invocation=Invocation(guild_id=42, user_id=7),
+            stdin=io.StringIO("/admin killswitch on incident\n"),
+            stdout=io.StringIO(),
+            interactive=False,
+        )
+        await owner.run()
+        user = Invocation(guild_id=42, user_id=8)
+        reply = await OfflineConsole(services, invocation=user).handle_line("/search Halo")
+        assert reply == "Denied: TimmyBot is paused by its operators. Please try again later."
+
+    async def test_unbanning_needs_a_ban(self) -> None:
+        out = await self.run_as("/admin guild unban 43\n", LOCAL_OPERATOR)
+        assert out == "Guild 43 was not banned.\n"
+
+    @pytest.mark.parametrize(
+        "line",
+        [
+            "/admin",
+            "/admin guild allow",
+            "/admin guild allow abc",
+            "/admin guild allow -5",
+            "/admin guild allow 99999999999999999999999",
+            "/admin killswitch sideways",
+            "/admin incident declare P9 title",
+            "/admin incident declare P1",
+        ],
+    )
+    async def test_malformed_admin_commands_get_usage_not_a_crash(self, line: str) -> None:
+        out = await self.run_as(line + "\n", LOCAL_OPERATOR)
+        assert out.startswith(("Usage: /admin", "The guild must be", "Severity must be"))
+
+    async def test_an_owner_declares_an_incident_and_sees_the_playbook(self) -> None:
+        out = await self.run_as(
+            "/admin incident declare P3 Typo in the welcome text\n", LOCAL_OPERATOR
+        )
+        assert "(P3, respond by" in out
+        assert "ok   record: recorded for review" in out

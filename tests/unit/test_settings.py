@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from timmybot_bot.bootstrap import Services, Settings, bootstrap
-from timmybot_bot.settings import ConfigurationError
-from timmybot_core import FakeClock, SystemClock
+from timmybot_bot.settings import ConfigurationError, Settings
 
 
 def test_defaults_run_the_embedded_sqlite_backend() -> None:
@@ -80,18 +78,51 @@ def test_a_bad_value_is_quoted_but_a_bad_token_is_not() -> None:
     assert "'nope'" in str(caught.value)
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite", "aws"])
-def test_bootstrap_composes_every_backend(backend: str) -> None:
-    services = bootstrap(Settings(backend=backend))  # type: ignore[arg-type]
-    assert isinstance(services, Services)
-    assert services.validator.validate_search_query("Halo").value == "Halo"
-    assert services.sanitizer.for_discord("@here") == "\uff20here"
-    assert isinstance(services.clock, SystemClock)
+def test_access_settings_are_read() -> None:
+    settings = Settings.from_env(
+        {
+            "TIMMYBOT_OWNER_IDS": "80351110224678912, 80351110224678913",
+            "TIMMYBOT_ALLOWED_GUILDS": "197038439483310086",
+            "TIMMYBOT_ALLOW_DMS": "on",
+            "TIMMYBOT_ATTEMPT_LIMIT": "5",
+            "TIMMYBOT_ATTEMPT_WINDOW": "30m",
+            "TIMMYBOT_BAN_DURATION": "1h30m",
+            "TIMMYBOT_LOCKDOWN_DURATION": "7200",
+            "TIMMYBOT_METRICS_EXPORTER": "emf",
+        }
+    )
+    assert settings.owner_ids == {80351110224678912, 80351110224678913}
+    assert settings.allowed_guilds == {197038439483310086}
+    assert settings.allow_direct_messages is True
+    assert settings.attempt_limit == 5
+    assert settings.attempt_window == timedelta(minutes=30)
+    assert settings.ban_duration == timedelta(minutes=90)
+    assert settings.lockdown_duration == timedelta(hours=2)
+    assert settings.metrics_exporter == "emf"
 
 
-def test_bootstrap_uses_the_given_clock_and_policy() -> None:
-    clock = FakeClock(datetime(2030, 1, 1, tzinfo=UTC))
-    services = bootstrap(Settings(validation_policy="strict", allow_http_urls=True), clock=clock)
-    assert services.clock.now() == datetime(2030, 1, 1, tzinfo=UTC)
-    assert not services.validator.validate_search_query("Drop It Like It's Hot").ok
-    assert services.sanitizer.validate_url("http://example.com/") == "http://example.com/"
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("TIMMYBOT_OWNER_IDS", "123, abc", "TIMMYBOT_OWNER_IDS must be Discord IDs"),
+        ("TIMMYBOT_ALLOWED_GUILDS", "0", "TIMMYBOT_ALLOWED_GUILDS must be Discord IDs"),
+        ("TIMMYBOT_ALLOWED_GUILDS", str(2**64), "TIMMYBOT_ALLOWED_GUILDS must be Discord IDs"),
+        ("TIMMYBOT_ATTEMPT_LIMIT", "0", "TIMMYBOT_ATTEMPT_LIMIT must be a whole number"),
+        ("TIMMYBOT_ATTEMPT_LIMIT", "ten", "TIMMYBOT_ATTEMPT_LIMIT must be a whole number"),
+        ("TIMMYBOT_BAN_DURATION", "1 hour", "TIMMYBOT_BAN_DURATION must be a duration"),
+        ("TIMMYBOT_BAN_DURATION", "0s", "TIMMYBOT_BAN_DURATION must be at least one second"),
+        ("TIMMYBOT_METRICS_EXPORTER", "statsd", "TIMMYBOT_METRICS_EXPORTER must be one of"),
+    ],
+)
+def test_malformed_access_settings_name_the_variable(
+    variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Settings.from_env({variable: value})
+
+
+def test_the_pseudonym_key_is_never_shown() -> None:
+    key = "ab" * 32
+    settings = Settings.from_env({"TIMMYBOT_PSEUDONYM_KEY": key})
+    assert key not in repr(settings)
+    assert key not in str(settings.describe())

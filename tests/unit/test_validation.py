@@ -181,6 +181,7 @@ SCRIPT_ATTACKS = [
     ("<svg/onload=alert(1)>", "event handler"),
     ("<body onload = alert(1)", "event handler"),
     ('" onmouseover="alert(1)', "event handler"),
+    ('x"onfocus=alert(1) autofocus="', "event handler"),
 ]
 
 
@@ -230,6 +231,9 @@ SQL_ATTACKS = [
     "' or true;",
     "x'or user()",
     "' or x is null--",
+    "x' or true or '",
+    "x' or '1",
+    "x' OR '1'--",
 ]
 
 
@@ -250,6 +254,8 @@ class TestSqlShapes:
             "Drop It Like It's Hot",
             "Insert Coin",
             "Select All; Remix",
+            "Rock 'n' Roll or 'Ballad'",
+            "Swingin' or 'Sway' 1958",
             "Rock 'n' Roll And More",
             "Sweet Child O' Mine",
             "Delete; Repeat",

@@ -1,0 +1,19 @@
+"""In-memory adapters: real implementations of the ports, state in one process.
+
+They back the unit tests and the ``memory`` backend; nothing survives a
+restart, and several processes do not share them.
+"""
+
+from __future__ import annotations
+
+from timmybot_adapters.memory.access import MemoryAccessPolicyStore
+from timmybot_adapters.memory.alerts import MemoryAlerter
+from timmybot_adapters.memory.incidents import MemoryIncidentStore
+from timmybot_adapters.memory.metrics import MemorySecurityMetrics
+
+__all__ = [
+    "MemoryAccessPolicyStore",
+    "MemoryAlerter",
+    "MemoryIncidentStore",
+    "MemorySecurityMetrics",
+]

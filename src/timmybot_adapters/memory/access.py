@@ -1,0 +1,126 @@
+"""AccessPolicyStore in memory."""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from datetime import datetime, timedelta
+
+from timmybot_core.ports.access import Ban, PurgeCounts, Switch, SwitchState
+
+__all__ = ["MemoryAccessPolicyStore"]
+
+
+class MemoryAccessPolicyStore:
+    """The access-policy store of one process.
+
+    A lock makes every method atomic even when called from several threads;
+    no method awaits while holding it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._allowed: dict[int, datetime] = {}
+        self._attempts: dict[int, list[datetime]] = {}
+        self._bans: dict[int, Ban] = {}
+        self._switches: dict[Switch, SwitchState] = {}
+
+    async def allow_guild(self, guild_id: int, *, at: datetime) -> bool:
+        """Add ``guild_id`` to the allowlist; ``True`` if it was not there."""
+        with self._lock:
+            if guild_id in self._allowed:
+                return False
+            self._allowed[guild_id] = at
+            return True
+
+    async def remove_guild(self, guild_id: int) -> bool:
+        """Remove ``guild_id`` from the allowlist; ``True`` if it was there."""
+        with self._lock:
+            return self._allowed.pop(guild_id, None) is not None
+
+    async def is_guild_allowed(self, guild_id: int) -> bool:
+        """Tell whether ``guild_id`` is on the allowlist."""
+        with self._lock:
+            return guild_id in self._allowed
+
+    async def list_allowed_guilds(self) -> list[int]:
+        """Return the allowlist, sorted."""
+        with self._lock:
+            return sorted(self._allowed)
+
+    async def record_attempt(self, guild_id: int, *, at: datetime, window: timedelta) -> int:
+        """Record one attempt and return the count in ``(at - window, at]``."""
+        with self._lock:
+            attempts = self._attempts.setdefault(guild_id, [])
+            bisect.insort(attempts, at)
+            return self._count(attempts, at, window)
+
+    async def count_attempts(self, guild_id: int, *, now: datetime, window: timedelta) -> int:
+        """Return the number of attempts in ``(now - window, now]``."""
+        with self._lock:
+            return self._count(self._attempts.get(guild_id, []), now, window)
+
+    @staticmethod
+    def _count(attempts: list[datetime], now: datetime, window: timedelta) -> int:
+        if window <= timedelta(0):
+            return 0
+        return bisect.bisect_right(attempts, now) - bisect.bisect_right(attempts, now - window)
+
+    async def place_ban(self, ban: Ban, *, now: datetime) -> bool:
+        """Place ``ban`` unless an active ban of that guild exists."""
+        with self._lock:
+            current = self._bans.get(ban.guild_id)
+            if current is not None and current.active(now):
+                return False
+            self._bans[ban.guild_id] = ban
+            return True
+
+    async def lift_ban(self, guild_id: int, *, now: datetime) -> bool:
+        """Remove the guild's ban; ``True`` if an active ban was lifted."""
+        with self._lock:
+            ban = self._bans.pop(guild_id, None)
+            return ban is not None and ban.active(now)
+
+    async def get_ban(self, guild_id: int, *, now: datetime) -> Ban | None:
+        """Return the guild's active ban, or ``None``."""
+        with self._lock:
+            ban = self._bans.get(guild_id)
+            return ban if ban is not None and ban.active(now) else None
+
+    async def list_bans(self, *, now: datetime) -> list[Ban]:
+        """Return every active ban, by guild ID."""
+        with self._lock:
+            return [ban for _, ban in sorted(self._bans.items()) if ban.active(now)]
+
+    async def set_switch(self, state: SwitchState) -> None:
+        """Store a switch's state."""
+        with self._lock:
+            self._switches[state.switch] = state
+
+    async def get_switch(self, switch: Switch) -> SwitchState:
+        """Return a switch's state; a never-set switch is off."""
+        with self._lock:
+            return self._switches.get(switch, SwitchState(switch=switch))
+
+    async def purge_expired(self, *, now: datetime, window: timedelta) -> PurgeCounts:
+        """Delete attempts older than ``window``, ended bans and expired switches."""
+        with self._lock:
+            attempts = 0
+            for guild_id in list(self._attempts):
+                kept = [at for at in self._attempts[guild_id] if at > now - window]
+                attempts += len(self._attempts[guild_id]) - len(kept)
+                if kept:
+                    self._attempts[guild_id] = kept
+                else:
+                    del self._attempts[guild_id]
+            ended = [guild for guild, ban in self._bans.items() if not ban.active(now)]
+            for guild_id in ended:
+                del self._bans[guild_id]
+            expired = [
+                switch
+                for switch, state in self._switches.items()
+                if state.on and state.expires_at is not None and state.expires_at <= now
+            ]
+            for switch in expired:
+                self._switches[switch] = SwitchState(switch=switch)
+            return PurgeCounts(attempts=attempts, bans=len(ended), switches=len(expired))

@@ -1,0 +1,30 @@
+"""SQLite adapters: the embedded default backend.
+
+Every store shares one database file (:class:`SqliteDatabase`), safe for
+several bot processes on one machine. The composition root opens the file
+once and each store from it::
+
+    db = SqliteDatabase(Path("var/timmybot.db"))
+    access = await SqliteAccessPolicyStore.open(db)
+    incidents = await SqliteIncidentStore.open(db)
+    ...
+    await db.close()
+
+``open`` migrates at once, so a too-new or damaged file fails at start-up.
+A composition root that must not do I/O while building can construct the
+stores directly (``SqliteAccessPolicyStore(db)``); they migrate on their
+first call instead.
+"""
+
+from __future__ import annotations
+
+from timmybot_adapters.sqlite.access import SqliteAccessPolicyStore
+from timmybot_adapters.sqlite.database import SchemaVersionError, SqliteDatabase
+from timmybot_adapters.sqlite.incidents import SqliteIncidentStore
+
+__all__ = [
+    "SchemaVersionError",
+    "SqliteAccessPolicyStore",
+    "SqliteDatabase",
+    "SqliteIncidentStore",
+]

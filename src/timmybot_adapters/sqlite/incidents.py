@@ -1,0 +1,310 @@
+"""IncidentStore in SQLite.
+
+Open it with ``store = await SqliteIncidentStore.open(db)`` (migrates at
+once), or build it with ``SqliteIncidentStore(db)`` and let the first call
+migrate.
+
+An incident's ``steps`` and ``snapshot`` are stored as JSON that round-trips
+exactly: besides JSON's own types it keeps tuples apart from lists, and
+carries aware or naive datetimes, timedeltas and the core's enums
+(:class:`Severity`, :class:`Switch`) as tagged objects. Any other type is
+refused when saving, rather than stored as something that reads back
+different.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sqlite3
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Self, TypeVar
+
+from timmybot_adapters.sqlite.database import (
+    SqliteDatabase,
+    datetime_to_micros,
+    micros_to_datetime,
+)
+from timmybot_core.errors import StoreUnavailable
+from timmybot_core.ports.access import Switch
+from timmybot_core.ports.alerts import Severity
+from timmybot_core.ports.incidents import IncidentRecord, RetentionHold
+
+__all__ = ["SqliteIncidentStore"]
+
+T = TypeVar("T")
+
+COMPONENT = "incidents"
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE incidents (
+        incident_id TEXT PRIMARY KEY,
+        severity TEXT NOT NULL,
+        title TEXT NOT NULL,
+        description TEXT NOT NULL,
+        source TEXT NOT NULL,
+        declared_at INTEGER NOT NULL,
+        declared_by TEXT,
+        steps TEXT NOT NULL,
+        snapshot TEXT
+    );
+    CREATE INDEX incidents_by_declaration ON incidents (declared_at, incident_id);
+    CREATE TABLE incident_holds (
+        hold_id TEXT PRIMARY KEY,
+        incident_id TEXT NOT NULL,
+        start_at INTEGER NOT NULL,
+        end_at INTEGER,
+        placed_at INTEGER NOT NULL
+    );
+    """,
+)
+
+# A JSON object with this key is a tagged value; a stored mapping that has
+# the key itself is wrapped in a "map" tag so it cannot be mistaken for one.
+_TAG = "$t"
+_ENUMS: dict[str, type[enum.Enum]] = {"Severity": Severity, "Switch": Switch}
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _encode(value: object) -> Any:
+    # Exact type checks: a StrEnum is a str and a bool an int, and json would
+    # flatten an unregistered subclass into its base type silently.
+    if type(value) in _PLAIN:
+        return value
+    if isinstance(value, enum.Enum) and _ENUMS.get(type(value).__name__) is type(value):
+        return {_TAG: "enum", "class": type(value).__name__, "value": value.value}
+    if type(value) is datetime:
+        return {_TAG: "datetime", "value": value.isoformat()}
+    if type(value) is timedelta:
+        return {_TAG: "timedelta", "value": value // timedelta(microseconds=1)}
+    if type(value) is list:
+        return [_encode(item) for item in value]
+    if type(value) is tuple:
+        return {_TAG: "tuple", "value": [_encode(item) for item in value]}
+    if isinstance(value, Mapping):
+        return _encode_mapping(value)
+    raise TypeError(f"incident data cannot hold a value of type {type(value).__qualname__}")
+
+
+def _encode_mapping(mapping: Mapping[Any, Any]) -> dict[str, Any]:
+    encoded: dict[str, Any] = {}
+    for key, item in mapping.items():
+        if type(key) is not str:
+            raise TypeError(f"incident data mappings need str keys, not {type(key).__qualname__}")
+        encoded[key] = _encode(item)
+    return {_TAG: "map", "value": encoded} if _TAG in encoded else encoded
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    tag = value.get(_TAG)
+    if tag is None:
+        return {key: _decode(item) for key, item in value.items()}
+    if tag == "map":
+        return {key: _decode(item) for key, item in value["value"].items()}
+    if tag == "tuple":
+        return tuple(_decode(item) for item in value["value"])
+    if tag == "datetime":
+        return datetime.fromisoformat(value["value"])
+    if tag == "timedelta":
+        return timedelta(microseconds=value["value"])
+    if tag == "enum":
+        return _ENUMS[value["class"]](value["value"])
+    raise ValueError("unknown tag in stored incident data")
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(_encode(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def _loads(text: str) -> Any:
+    return _decode(json.loads(text))
+
+
+_SELECT_INCIDENTS = (
+    "SELECT incident_id, severity, title, description, source, declared_at, declared_by,"
+    " steps, snapshot FROM incidents"
+)
+
+
+def _incident(row: tuple[Any, ...]) -> IncidentRecord:
+    incident_id, severity, title, description, source, declared_at, declared_by, steps, snapshot = (
+        row
+    )
+    try:
+        decoded_steps = _loads(steps)
+        decoded_snapshot = None if snapshot is None else _loads(snapshot)
+        if not isinstance(decoded_steps, list) or not all(
+            isinstance(step, dict) for step in decoded_steps
+        ):
+            raise ValueError("steps are not a list of mappings")
+        if decoded_snapshot is not None and not isinstance(decoded_snapshot, dict):
+            raise ValueError("snapshot is not a mapping")
+        return IncidentRecord(
+            incident_id=incident_id,
+            severity=Severity(severity),
+            title=title,
+            description=description,
+            source=source,
+            declared_at=micros_to_datetime(declared_at),
+            declared_by=declared_by,
+            steps=tuple(decoded_steps),
+            snapshot=decoded_snapshot,
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        # Never echo the stored text: it may hold whatever the incident captured.
+        raise StoreUnavailable(
+            f"incident store: a stored incident is unreadable ({type(exc).__name__})"
+        ) from exc
+
+
+def _hold(row: tuple[Any, ...]) -> RetentionHold:
+    hold_id, incident_id, start_at, end_at, placed_at = row
+    return RetentionHold(
+        hold_id=hold_id,
+        incident_id=incident_id,
+        start=micros_to_datetime(start_at),
+        end=None if end_at is None else micros_to_datetime(end_at),
+        placed_at=micros_to_datetime(placed_at),
+    )
+
+
+class SqliteIncidentStore:
+    """Incidents and retention holds in a SQLite file shared by the shards.
+
+    Datetimes must be timezone-aware where the port stores them as columns
+    (``declared_at``, a hold's bounds); they come back in UTC.
+    """
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        """Use ``db``; the tables are created or upgraded on the first call.
+
+        No I/O happens here. :meth:`open` migrates at once instead, so a
+        broken or too-new database fails at start-up rather than later.
+        """
+        self._db = db
+
+    def __repr__(self) -> str:
+        return f"SqliteIncidentStore(db={self._db!r})"
+
+    @classmethod
+    async def open(cls, db: SqliteDatabase) -> Self:
+        """Create or upgrade the store's tables in ``db`` and return the store.
+
+        Raises:
+            SchemaVersionError: ``db`` was written by a newer release.
+            StoreUnavailable: the database could not be opened or migrated.
+
+        """
+        await db.migrate(COMPONENT, MIGRATIONS)
+        return cls(db)
+
+    async def _read(self, name: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        await self._db.ensure_migrated(COMPONENT, MIGRATIONS)
+        return await self._db.read(fn, operation=f"incident store: {name}")
+
+    async def _write(self, name: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        await self._db.ensure_migrated(COMPONENT, MIGRATIONS)
+        return await self._db.write(fn, operation=f"incident store: {name}")
+
+    async def save(self, record: IncidentRecord) -> None:
+        """Insert or replace the record with ``record.incident_id``.
+
+        Raises:
+            TypeError: ``steps`` or ``snapshot`` hold a value that the JSON
+                encoding cannot give back exactly.
+
+        """
+        values = (
+            record.incident_id,
+            Severity(record.severity).value,
+            record.title,
+            record.description,
+            record.source,
+            datetime_to_micros(record.declared_at),
+            record.declared_by,
+            _dumps(list(record.steps)),
+            None if record.snapshot is None else _dumps(record.snapshot),
+        )
+
+        def upsert(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT OR REPLACE INTO incidents (incident_id, severity, title, description,"
+                " source, declared_at, declared_by, steps, snapshot)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+
+        await self._write("save", upsert)
+
+    async def get(self, incident_id: str) -> IncidentRecord | None:
+        """Return the incident, or ``None``."""
+
+        def select(connection: sqlite3.Connection) -> tuple[Any, ...] | None:
+            row: tuple[Any, ...] | None = connection.execute(
+                _SELECT_INCIDENTS + " WHERE incident_id = ?",
+                (incident_id,),
+            ).fetchone()
+            return row
+
+        row = await self._read("get", select)
+        return None if row is None else _incident(row)
+
+    async def list_recent(self, *, limit: int = 20) -> list[IncidentRecord]:
+        """Return up to ``limit`` incidents, newest first."""
+        count = max(limit, 0)
+
+        def select(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            rows: list[tuple[Any, ...]] = connection.execute(
+                _SELECT_INCIDENTS + " ORDER BY declared_at DESC, incident_id DESC LIMIT ?",
+                (count,),
+            ).fetchall()
+            return rows
+
+        return [_incident(row) for row in await self._read("list_recent", select)]
+
+    async def add_hold(self, hold: RetentionHold) -> None:
+        """Store a retention hold (replacing one with the same ``hold_id``)."""
+        values = (
+            hold.hold_id,
+            hold.incident_id,
+            datetime_to_micros(hold.start),
+            None if hold.end is None else datetime_to_micros(hold.end),
+            datetime_to_micros(hold.placed_at),
+        )
+
+        def upsert(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT OR REPLACE INTO incident_holds"
+                " (hold_id, incident_id, start_at, end_at, placed_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                values,
+            )
+
+        await self._write("add_hold", upsert)
+
+    async def list_holds(self) -> list[RetentionHold]:
+        """Return every hold not yet released, oldest first."""
+
+        def select(connection: sqlite3.Connection) -> list[RetentionHold]:
+            rows = connection.execute(
+                "SELECT hold_id, incident_id, start_at, end_at, placed_at FROM incident_holds"
+                " ORDER BY placed_at, hold_id"
+            ).fetchall()
+            return [_hold(row) for row in rows]
+
+        return await self._read("list_holds", select)
+
+    async def release_hold(self, hold_id: str) -> bool:
+        """Release a hold; ``True`` if it existed."""
+
+        def delete(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute("DELETE FROM incident_holds WHERE hold_id = ?", (hold_id,))
+            return cursor.rowcount > 0
+
+        return await self._write("release_hold", delete)

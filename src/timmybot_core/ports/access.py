@@ -1,0 +1,138 @@
+"""The access-policy store: allowlist, attempt counts, bans, switches.
+
+The port is shaped so that DynamoDB can implement it with conditional,
+atomic single-item updates: counting is "add one and return the count",
+placing a ban is "create unless an active one exists", and nothing needs a
+multi-item transaction. Several bot processes (shards) share one store, so
+every limit holds across them.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+__all__ = ["AccessPolicyStore", "Ban", "PurgeCounts", "Switch", "SwitchState"]
+
+
+@attrs.frozen(kw_only=True)
+class Ban:
+    """A temporary ban of a guild."""
+
+    guild_id: int
+    until: datetime
+    reason: str
+    placed_at: datetime
+
+    def active(self, now: datetime) -> bool:
+        """Tell whether the ban still holds at ``now``."""
+        return now < self.until
+
+
+class Switch(enum.StrEnum):
+    """Process-wide switches that every shard obeys."""
+
+    KILL_SWITCH = "kill_switch"
+    """Deny every command except the owners'."""
+    REFRESH_PAUSED = "refresh_paused"
+    """Stop refreshing OAuth tokens (incident isolation)."""
+    LOCKDOWN = "lockdown"
+    """Tightened attempt limit and detailed security logging."""
+
+
+@attrs.frozen(kw_only=True)
+class SwitchState:
+    """A switch's position, who set it, why, and until when."""
+
+    switch: Switch
+    on: bool = False
+    reason: str | None = None
+    actor: str | None = None
+    changed_at: datetime | None = None
+    expires_at: datetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        """Tell whether the switch is on and not expired at ``now``."""
+        return self.on and (self.expires_at is None or now < self.expires_at)
+
+
+@attrs.frozen(kw_only=True)
+class PurgeCounts:
+    """How many expired records a purge removed."""
+
+    attempts: int = 0
+    bans: int = 0
+    switches: int = 0
+
+
+@runtime_checkable
+class AccessPolicyStore(Protocol):
+    """Shared state of access control.
+
+    Guild IDs are Discord snowflakes (positive integers). Every method may
+    raise :class:`~timmybot_core.errors.StoreUnavailable`; none returns a
+    default in place of an answer it could not get.
+    """
+
+    async def allow_guild(self, guild_id: int, *, at: datetime) -> bool:
+        """Add ``guild_id`` to the allowlist; ``True`` if it was not there."""
+        ...
+
+    async def remove_guild(self, guild_id: int) -> bool:
+        """Remove ``guild_id`` from the allowlist; ``True`` if it was there."""
+        ...
+
+    async def is_guild_allowed(self, guild_id: int) -> bool:
+        """Tell whether ``guild_id`` is on the allowlist."""
+        ...
+
+    async def list_allowed_guilds(self) -> list[int]:
+        """Return the allowlist, sorted."""
+        ...
+
+    async def record_attempt(self, guild_id: int, *, at: datetime, window: timedelta) -> int:
+        """Record one unauthorized attempt and return the count in ``(at - window, at]``.
+
+        Atomic: concurrent callers, in any number of processes, never lose
+        an attempt; each gets a count that includes its own attempt.
+        """
+        ...
+
+    async def count_attempts(self, guild_id: int, *, now: datetime, window: timedelta) -> int:
+        """Return the number of attempts recorded in ``(now - window, now]``."""
+        ...
+
+    async def place_ban(self, ban: Ban, *, now: datetime) -> bool:
+        """Place ``ban`` unless an active ban of that guild exists.
+
+        ``True`` only for the one caller that placed it, so exactly one
+        alert follows however many processes race to ban a guild.
+        """
+        ...
+
+    async def lift_ban(self, guild_id: int, *, now: datetime) -> bool:
+        """Remove the guild's ban; ``True`` if an active ban was lifted."""
+        ...
+
+    async def get_ban(self, guild_id: int, *, now: datetime) -> Ban | None:
+        """Return the guild's active ban at ``now``, or ``None``."""
+        ...
+
+    async def list_bans(self, *, now: datetime) -> list[Ban]:
+        """Return every active ban at ``now``, by guild ID."""
+        ...
+
+    async def set_switch(self, state: SwitchState) -> None:
+        """Store a switch's state (last write wins)."""
+        ...
+
+    async def get_switch(self, switch: Switch) -> SwitchState:
+        """Return a switch's state; a never-set switch is off."""
+        ...
+
+    async def purge_expired(self, *, now: datetime, window: timedelta) -> PurgeCounts:
+        """Delete attempts older than ``window``, ended bans and expired switches."""
+        ...

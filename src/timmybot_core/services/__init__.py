@@ -1,0 +1,1 @@
+"""Services: the security layer's use cases, built on the ports."""

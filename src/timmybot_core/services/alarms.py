@@ -1,0 +1,148 @@
+"""Alarm rules that raise incidents automatically, mirroring the seed's CloudWatch alarms.
+
+- ``UnauthorizedAccess``: more than 10 unauthorized attempts in 5 minutes.
+- ``AuthFailures``: more than 20 authentication failures in 15 minutes.
+
+The rules count what nothing has handled yet. A guild's attempts stop
+counting once it is banned (the ban and its alert already answer them), and
+denials caused by a ban or by the kill switch never count: one guild
+spamming a command is a ban, not an incident; many guilds at once is.
+
+Each rule fires once per episode: after firing it stays quiet for one
+window, so an attack raises one incident, not one per event. The counts are
+this process's; with several shards, the CloudWatch alarms of the AWS
+deployment see the raw sum.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import attrs
+
+from timmybot_core.clock import Clock
+from timmybot_core.events import SecurityEvent, SecurityEventType
+from timmybot_core.ports.alerts import Severity
+from timmybot_core.services.incidents import Incident, IncidentReport, IncidentResponseService
+
+__all__ = ["DEFAULT_RULES", "AlarmMonitor", "AlarmRule"]
+
+
+_UNHANDLED_DENIALS = frozenset({"not_allowlisted", "direct_message", "unavailable"})
+
+
+def _is_unauthorized(event: SecurityEvent) -> bool:
+    return (
+        event.type is SecurityEventType.UNAUTHORIZED_ACCESS
+        and event.details.get("reason") in _UNHANDLED_DENIALS
+    )
+
+
+def _banned_guild(event: SecurityEvent) -> str | None:
+    return event.guild if event.type is SecurityEventType.BAN_PLACED else None
+
+
+def _is_auth_failure(event: SecurityEvent) -> bool:
+    return (
+        event.type is SecurityEventType.AUTHENTICATION_ATTEMPT
+        and event.details.get("success") is False
+    )
+
+
+def _never(event: SecurityEvent) -> str | None:
+    return None
+
+
+@attrs.frozen(kw_only=True)
+class AlarmRule:
+    """Raise an incident when more than ``threshold`` matching events occur within ``window``.
+
+    ``handled`` names a guild pseudonym whose counted events an event
+    settles (a ban settles that guild's attempts).
+    """
+
+    name: str
+    matches: Callable[[SecurityEvent], bool]
+    threshold: int
+    window: timedelta
+    title: str
+    severity: Severity = Severity.P1
+    handled: Callable[[SecurityEvent], str | None] = _never
+
+
+DEFAULT_RULES: tuple[AlarmRule, ...] = (
+    AlarmRule(
+        name="UnauthorizedAccess",
+        matches=_is_unauthorized,
+        handled=_banned_guild,
+        threshold=10,
+        window=timedelta(minutes=5),
+        title="Surge of unauthorized access attempts",
+    ),
+    AlarmRule(
+        name="AuthFailures",
+        matches=_is_auth_failure,
+        threshold=20,
+        window=timedelta(minutes=15),
+        title="Surge of authentication failures",
+    ),
+)
+
+
+@attrs.define
+class _RuleState:
+    seen: deque[tuple[datetime, str | None]]
+    quiet_until: datetime | None = None
+
+
+class AlarmMonitor:
+    """Listens to security events and raises incidents when a rule trips."""
+
+    def __init__(
+        self,
+        incidents: IncidentResponseService,
+        clock: Clock,
+        rules: tuple[AlarmRule, ...] = DEFAULT_RULES,
+    ) -> None:
+        self._incidents = incidents
+        self._clock = clock
+        self._rules = rules
+        self._state = {
+            rule.name: _RuleState(seen=deque(maxlen=rule.threshold + 1)) for rule in rules
+        }
+        # The latest reports, for diagnostics; bounded like everything kept
+        # in process memory.
+        self.raised: deque[IncidentReport] = deque(maxlen=50)
+
+    async def on_event(self, event: SecurityEvent) -> None:
+        """Count ``event`` against every rule it matches (a SecurityAuditLogger listener)."""
+        for rule in self._rules:
+            settled = rule.handled(event)
+            if settled is not None:
+                state = self._state[rule.name]
+                kept = [entry for entry in state.seen if entry[1] != settled]
+                state.seen.clear()
+                state.seen.extend(kept)
+            if rule.matches(event):
+                await self._count(rule, event)
+
+    async def _count(self, rule: AlarmRule, event: SecurityEvent) -> None:
+        state = self._state[rule.name]
+        state.seen.append((event.at, event.guild))
+        now = self._clock.now()
+        if state.quiet_until is not None and now < state.quiet_until:
+            return
+        if len(state.seen) <= rule.threshold or state.seen[0][0] <= now - rule.window:
+            return
+        state.quiet_until = now + rule.window
+        report = await self._incidents.handle(
+            Incident(
+                severity=rule.severity,
+                title=rule.title,
+                description=f"alarm {rule.name}: more than {rule.threshold} in {rule.window}",
+                source=f"alarm:{rule.name}",
+            )
+        )
+        self.raised.append(report)

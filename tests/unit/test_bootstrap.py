@@ -1,0 +1,118 @@
+"""Specification of the composition root."""
+
+from __future__ import annotations
+
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from timmybot_adapters.memory import MemoryAccessPolicyStore
+from timmybot_bot.bootstrap import Services, Settings, bootstrap
+from timmybot_bot.keys import key_id_for, load_or_create_key, parse_key
+from timmybot_bot.settings import ConfigurationError
+from timmybot_core import AccessReason, FakeClock, SystemClock
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+async def test_every_local_backend_composes_working_services(backend: str, tmp_path: Path) -> None:
+    services = bootstrap(
+        Settings(backend=backend, data_dir=tmp_path, owner_ids={7}, allowed_guilds={42})  # type: ignore[arg-type]
+    )
+    try:
+        assert isinstance(services, Services)
+        assert isinstance(services.clock, SystemClock)
+        assert services.validator.validate_search_query("Halo").value == "Halo"
+        assert services.sanitizer.for_discord("@here") == "\uff20here"
+        assert (await services.access.check(42, 1, "search")).allowed
+        assert (await services.access.check(43, 1, "search")).reason is (
+            AccessReason.NOT_ALLOWLISTED
+        )
+        assert services.metrics.snapshot().unauthorized_access == 1
+    finally:
+        await services.aclose()
+
+
+def test_the_memory_backend_uses_memory_stores(tmp_path: Path) -> None:
+    services = bootstrap(Settings(backend="memory", data_dir=tmp_path))
+    assert isinstance(services.access._store, MemoryAccessPolicyStore)
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+async def test_the_sqlite_backend_persists_across_restarts(tmp_path: Path) -> None:
+    first = bootstrap(Settings(backend="sqlite", data_dir=tmp_path))
+    await first.access.allow_guild(42, actor=7)
+    await first.aclose()
+    second = bootstrap(Settings(backend="sqlite", data_dir=tmp_path))
+    try:
+        assert await second.access.is_guild_allowed(42)
+        assert second.pseudonymizer.key_id == first.pseudonymizer.key_id
+    finally:
+        await second.aclose()
+
+
+def test_the_aws_backend_fails_loudly_until_its_adapters_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="TIMMYBOT_BACKEND=aws"):
+        bootstrap(Settings(backend="aws", data_dir=tmp_path))
+
+
+def test_bootstrap_uses_the_given_clock_and_policy(tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2030, 1, 1, tzinfo=UTC))
+    services = bootstrap(
+        Settings(backend="memory", validation_policy="strict", allow_http_urls=True),
+        clock=clock,
+    )
+    assert services.clock.now() == datetime(2030, 1, 1, tzinfo=UTC)
+    assert not services.validator.validate_search_query("Drop It Like It's Hot").ok
+    assert services.sanitizer.validate_url("http://example.com/") == "http://example.com/"
+
+
+class TestKeys:
+    def test_a_key_file_is_created_once_with_mode_0600(self, tmp_path: Path) -> None:
+        path = tmp_path / "keys" / "pseudonym.key"
+        key = load_or_create_key(path, purpose="pseudonym")
+        assert len(key) == 32
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        assert load_or_create_key(path, purpose="pseudonym") == key
+        assert key.hex() not in key_id_for(key, "p")
+
+    def test_a_key_file_readable_by_others_is_refused(self, tmp_path: Path) -> None:
+        path = tmp_path / "pseudonym.key"
+        load_or_create_key(path, purpose="pseudonym")
+        path.chmod(0o644)
+        with pytest.raises(ConfigurationError, match="chmod 600"):
+            load_or_create_key(path, purpose="pseudonym")
+
+    def test_a_damaged_key_file_is_refused_not_replaced(self, tmp_path: Path) -> None:
+        path = tmp_path / "pseudonym.key"
+        path.write_text("{not json")
+        path.chmod(0o600)
+        with pytest.raises(ConfigurationError, match="damaged"):
+            load_or_create_key(path, purpose="pseudonym")
+        assert path.read_text() == "{not json"
+
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            "ab" * 32,
+            "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=",
+            "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng",
+        ],
+    )
+    def test_keys_parse_from_hex_or_base64(self, raw: str) -> None:
+        assert len(parse_key("TIMMYBOT_PSEUDONYM_KEY", raw)) == 32
+
+    @pytest.mark.parametrize("raw", ["ab" * 16, "not a key!", ""])
+    def test_short_or_malformed_keys_are_refused_without_echo(self, raw: str) -> None:
+        with pytest.raises(ConfigurationError) as caught:
+            parse_key("TIMMYBOT_PSEUDONYM_KEY", raw)
+        assert "TIMMYBOT_PSEUDONYM_KEY" in str(caught.value)
+        if raw:
+            assert raw not in str(caught.value)
+
+    def test_the_configured_key_drives_the_pseudonyms(self) -> None:
+        services = bootstrap(Settings(backend="memory", pseudonym_key="cd" * 32))
+        again = bootstrap(Settings(backend="memory", pseudonym_key="cd" * 32))
+        assert services.pseudonymizer.user(1) == again.pseudonymizer.user(1)

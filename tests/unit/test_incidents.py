@@ -1,0 +1,195 @@
+"""Specification of IncidentResponseService playbooks and the alarm rules."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.unit.conftest import ALLOWED_GUILD, OWNER, START, USER, Wired
+from timmybot_core import (
+    AccessReason,
+    AlertDeliveryError,
+    Incident,
+    SecurityEventType,
+    Severity,
+    StoreUnavailable,
+    Switch,
+)
+
+
+def steps(report: object) -> dict[str, bool]:
+    return {step.name: step.ok for step in report.steps}  # type: ignore[attr-defined]
+
+
+async def test_severities_carry_the_seed_response_times() -> None:
+    assert [s.response_time for s in Severity] == [
+        timedelta(0),
+        timedelta(hours=2),
+        timedelta(hours=24),
+        timedelta(weeks=1),
+    ]
+
+
+class TestP0:
+    async def test_isolates_snapshots_holds_alerts_and_records(self, w: Wired) -> None:
+        await w.access.allow_guild(ALLOWED_GUILD, actor=OWNER)
+        report = await w.incidents.handle(
+            Incident(severity="P0", title="Token store breach", declared_by=OWNER)
+        )
+        assert steps(report) == {
+            "kill_switch": True,
+            "pause_token_refresh": True,
+            "snapshot": True,
+            "retention_hold": True,
+            "alert": True,
+            "record": True,
+        }
+        assert report.ok
+        assert report.respond_by == START
+        # Isolation: users are locked out, refresh is paused.
+        assert (await w.access.check(ALLOWED_GUILD, USER, "search")).reason is (
+            AccessReason.KILL_SWITCH
+        )
+        assert (await w.access.switch_state(Switch.REFRESH_PAUSED)).on
+        # Evidence: snapshot, hold and the record.
+        assert report.snapshot is not None
+        assert set(report.snapshot) >= {"metrics", "bans", "recent_events", "switches"}
+        (hold,) = await w.incidents_store.list_holds()
+        assert hold.incident_id == report.incident_id
+        assert hold.covers(START - timedelta(days=29))
+        record = await w.incidents_store.get(report.incident_id)
+        assert record is not None
+        assert record.severity is Severity.P0
+        assert record.declared_by is not None
+        assert str(OWNER) not in record.declared_by
+        (alert,) = w.alerter.sent
+        assert alert.severity is Severity.P0
+
+    async def test_still_shuts_down_when_alerting_fails(self, w: Wired) -> None:
+        async def broken(alert: object) -> None:
+            raise AlertDeliveryError("sns unreachable")
+
+        w.alerter.send = broken  # type: ignore[method-assign]
+        report = await w.incidents.handle(Incident(severity=Severity.P0, title="breach"))
+        assert not report.ok
+        assert report.failed_steps == ("alert",)
+        assert (await w.access.switch_state(Switch.KILL_SWITCH)).on
+        record = await w.incidents_store.get(report.incident_id)
+        assert record is not None
+        assert {"name": "alert", "ok": False, "detail": "AlertDeliveryError: sns unreachable"} in (
+            list(record.steps)
+        )
+
+    async def test_a_failing_store_step_is_reported_and_the_rest_still_run(self, w: Wired) -> None:
+        async def down(hold: object) -> None:
+            raise StoreUnavailable("incident store: disk I/O error")
+
+        w.incidents_store.add_hold = down  # type: ignore[method-assign]
+        report = await w.incidents.handle(Incident(severity=Severity.P0, title="breach"))
+        assert report.failed_steps == ("retention_hold",)
+        assert steps(report)["alert"] and steps(report)["record"]
+
+
+class TestP1:
+    async def test_alerts_tightens_limits_and_raises_log_detail(self, w: Wired) -> None:
+        report = await w.incidents.handle(Incident(severity="P1", title="Credential stuffing"))
+        assert steps(report) == {"alert": True, "lockdown": True, "record": True}
+        assert report.respond_by == START + timedelta(hours=2)
+        state = await w.access.switch_state(Switch.LOCKDOWN)
+        assert state.active(START)
+        assert state.expires_at == START + timedelta(hours=6)
+        assert not (await w.access.switch_state(Switch.KILL_SWITCH)).on
+        assert w.alerter.sent[0].severity is Severity.P1
+
+
+class TestP2AndP3:
+    async def test_p2_records_for_investigation_and_notifies(self, w: Wired) -> None:
+        report = await w.incidents.handle(Incident(severity="P2", title="Odd traffic"))
+        assert steps(report) == {"record": True, "alert": True}
+        assert report.steps[0].detail == "recorded for investigation"
+        assert not (await w.access.switch_state(Switch.KILL_SWITCH)).on
+
+    async def test_p3_records_for_review_only(self, w: Wired) -> None:
+        report = await w.incidents.handle(Incident(severity="P3", title="Typo in docs"))
+        assert steps(report) == {"record": True}
+        assert report.steps[0].detail == "recorded for review"
+        assert w.alerter.sent == []
+        assert report.respond_by == START + timedelta(weeks=1)
+
+    async def test_recorded_incidents_are_listed_newest_first(self, w: Wired) -> None:
+        first = await w.incidents.handle(Incident(severity="P3", title="first"))
+        w.clock.advance(timedelta(minutes=1))
+        second = await w.incidents.handle(Incident(severity="P3", title="second"))
+        assert [r.incident_id for r in await w.incidents.recent()] == [
+            second.incident_id,
+            first.incident_id,
+        ]
+
+
+class TestIncidentInput:
+    def test_titles_are_cleaned(self) -> None:
+        incident = Incident(severity="P2", title="line\nbreak\u202e and\x00 more")
+        assert incident.title == "line break and more"
+
+    @pytest.mark.parametrize("title", ["", "  ", "\u200b"])
+    def test_a_title_is_required(self, title: str) -> None:
+        with pytest.raises(ValueError, match="needs a title"):
+            Incident(severity="P2", title=title)
+
+    def test_unknown_severities_are_refused(self) -> None:
+        with pytest.raises(ValueError, match="P5"):
+            Incident(severity="P5", title="x")
+
+
+class TestAlarmRules:
+    async def test_more_than_ten_unauthorized_attempts_in_five_minutes_raise_a_p1(
+        self, w: Wired
+    ) -> None:
+        # Eleven different guilds, one attempt each: no ban, but a surge.
+        for offset in range(11):
+            await w.access.check(900_000_000_000_000_000 + offset, USER, "search")
+        (report,) = w.alarms.raised
+        assert report.severity is Severity.P1
+        assert (await w.access.switch_state(Switch.LOCKDOWN)).active(w.clock.now())
+
+    async def test_one_guild_spamming_is_a_ban_not_an_incident(self, w: Wired) -> None:
+        for _ in range(30):
+            await w.access.check(900_000_000_000_000_000, USER, "search")
+        assert list(w.alarms.raised) == []
+        assert len(w.alerter.sent) == 1
+
+    async def test_attempts_spread_over_more_than_five_minutes_do_not_trip(self, w: Wired) -> None:
+        for offset in range(20):
+            await w.access.check(900_000_000_000_000_000 + offset, USER, "search")
+            w.clock.advance(timedelta(seconds=31))
+        assert list(w.alarms.raised) == []
+
+    async def test_an_episode_raises_one_incident(self, w: Wired) -> None:
+        for offset in range(40):
+            await w.access.check(900_000_000_000_000_000 + offset, USER, "search")
+        assert len(w.alarms.raised) == 1
+
+    async def test_more_than_twenty_auth_failures_in_fifteen_minutes_raise_a_p1(
+        self, w: Wired
+    ) -> None:
+        for _ in range(20):
+            await w.security_log.authentication_attempt(
+                user_id=USER, platform="spotify", success=False, reason="invalid_grant"
+            )
+            w.clock.advance(timedelta(seconds=40))
+        assert list(w.alarms.raised) == []
+        await w.security_log.authentication_attempt(
+            user_id=USER, platform="spotify", success=False, reason="invalid_grant"
+        )
+        (report,) = w.alarms.raised
+        assert report.title == "Surge of authentication failures"
+
+    async def test_successes_do_not_count(self, w: Wired) -> None:
+        for _ in range(50):
+            await w.security_log.authentication_attempt(
+                user_id=USER, platform="spotify", success=True
+            )
+        assert list(w.alarms.raised) == []
+        events = [e.type for e in w.security_log.recent(100)]
+        assert SecurityEventType.INCIDENT_DECLARED not in events
