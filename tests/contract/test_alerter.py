@@ -1,0 +1,155 @@
+"""Contract of the Alerter port: every adapter delivers every alert, intact.
+
+Each adapter comes with a way to read back what it delivered, so one suite
+specifies them all; a new adapter (SNS) joins by adding one entry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from timmybot_adapters.log import LoggingAlerter
+from timmybot_adapters.memory import MemoryAlerter
+from timmybot_core import Alert, Alerter, Severity
+
+Delivered = Callable[[], list[dict[str, Any]]]
+AT = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+@asynccontextmanager
+async def memory() -> AsyncIterator[tuple[Alerter, Delivered]]:
+    alerter = MemoryAlerter()
+    yield (
+        alerter,
+        lambda: [
+            {
+                "title": a.title,
+                "severity": a.severity.value,
+                "at": a.at.isoformat(),
+                "details": dict(a.details),
+            }
+            for a in alerter.sent
+        ],
+    )
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@asynccontextmanager
+async def log() -> AsyncIterator[tuple[Alerter, Delivered]]:
+    logger = logging.getLogger("timmybot.alerts.contract")
+    handler = _Lines()
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+
+        def delivered() -> list[dict[str, Any]]:
+            out = []
+            for record in handler.records:
+                line = json.loads(record.getMessage())
+                out.append(
+                    {
+                        "title": line["alert"],
+                        "severity": line["severity"],
+                        "at": line["at"],
+                        "details": line["details"],
+                    }
+                )
+            return out
+
+        yield LoggingAlerter(logger), delivered
+    finally:
+        logger.removeHandler(handler)
+
+
+ADAPTERS = {"memory": memory, "log": log}
+
+
+@pytest.fixture(params=sorted(ADAPTERS))
+async def alerter(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Alerter, Delivered]]:
+    async with ADAPTERS[request.param]() as pair:
+        yield pair
+
+
+async def test_satisfies_the_port(alerter: tuple[Alerter, Delivered]) -> None:
+    assert isinstance(alerter[0], Alerter)
+
+
+@pytest.mark.parametrize("severity", list(Severity))
+async def test_delivers_every_severity_intact(
+    alerter: tuple[Alerter, Delivered], severity: Severity
+) -> None:
+    sender, delivered = alerter
+    await sender.send(
+        Alert(
+            severity=severity,
+            title="Guild banned",
+            at=AT,
+            details={"guild": "p1:" + "a" * 32, "attempts": 11, "ok": False, "none": None},
+        )
+    )
+    assert delivered() == [
+        {
+            "title": "Guild banned",
+            "severity": severity.value,
+            "at": AT.isoformat(),
+            "details": {"guild": "p1:" + "a" * 32, "attempts": 11, "ok": False, "none": None},
+        }
+    ]
+
+
+async def test_delivers_in_order(alerter: tuple[Alerter, Delivered]) -> None:
+    sender, delivered = alerter
+    for index in range(5):
+        await sender.send(Alert(severity=Severity.P3, title=f"alert {index}", at=AT))
+    assert [a["title"] for a in delivered()] == [f"alert {index}" for index in range(5)]
+
+
+async def test_text_with_line_breaks_arrives_unchanged(alerter: tuple[Alerter, Delivered]) -> None:
+    sender, delivered = alerter
+    await sender.send(
+        Alert(severity=Severity.P1, title="a\nb\u202ec", at=AT, details={"x": "1\r\n2"})
+    )
+    (alert,) = delivered()
+    assert alert["title"] == "a\nb\u202ec"
+    assert alert["details"] == {"x": "1\r\n2"}
+
+
+def test_alert_details_are_read_only() -> None:
+    alert = Alert(severity=Severity.P2, title="t", at=AT, details={"a": 1})
+    with pytest.raises(TypeError):
+        alert.details["a"] = 2  # type: ignore[index]
+
+
+async def test_the_log_adapter_writes_one_line_at_a_level_per_severity() -> None:
+    logger = logging.getLogger("timmybot.alerts.levels")
+    handler = _Lines()
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        sender = LoggingAlerter(logger)
+        for severity in Severity:
+            await sender.send(Alert(severity=severity, title="x\ny", at=AT))
+        assert [r.levelno for r in handler.records] == [
+            logging.CRITICAL,
+            logging.ERROR,
+            logging.WARNING,
+            logging.INFO,
+        ]
+        assert all("\n" not in r.getMessage() for r in handler.records)
+    finally:
+        logger.removeHandler(handler)
