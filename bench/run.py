@@ -68,6 +68,12 @@ Table 2: growth on adversarial inputs
     (an input that normalizes to at most 200 characters goes through the
     detectors, a longer one stops at "too long"), and the summary lists
     every SUPERLINEAR row with its numbers.
+
+Then the access guard's tables
+    ``bench/access.py`` (the cost of ``ServerAccessControl.check`` on the
+    memory and SQLite stores, cached and uncached, allowed and denied) runs
+    after table 2, with ``--quick`` passed through; see its docstring. Those
+    tables have no verdict and never change the exit status.
 """
 
 from __future__ import annotations
@@ -459,6 +465,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     table_corpus(settings)
     results = table_growth(settings)
     linear = summarize(results)
+    print()
+    # The access guard's tables (bench/access.py) have no verdict: they never
+    # change the exit status. Imported here because access.py imports this module.
+    from access import main as access_main
+
+    access_main(["--quick"] if args.quick else [])
     print()
     print(f"Total bench time: {time.perf_counter() - started:.1f} s")
     # A superlinear row of our own code fails the run, so a regression is loud.

@@ -130,6 +130,9 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None) -> Services:
     """
     clock = clock if clock is not None else SystemClock()
     closers: list[Closer] = []
+    if settings.backend != "memory":
+        # Private from the start: it will hold the database and key files.
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     pseudonymizer = _pseudonymizer(settings)
     access_store, incident_store = _stores(settings, closers)
     metrics = _metrics(settings, closers)

@@ -121,6 +121,15 @@ async def test_record_attempt_returns_the_running_count(store: AccessPolicyStore
     assert await store.count_attempts(GUILD, now=T0, window=MINUTE) == 5
 
 
+async def test_a_cap_bounds_the_returned_count_but_every_attempt_is_recorded(
+    store: AccessPolicyStore,
+) -> None:
+    counts = [await store.record_attempt(GUILD, at=T0, window=MINUTE, cap=3) for _ in range(6)]
+    assert counts == [1, 2, 3, 3, 3, 3]
+    assert await store.record_attempt(GUILD, at=T0, window=MINUTE, cap=0) == 0
+    assert await store.count_attempts(GUILD, now=T0, window=MINUTE) == 7
+
+
 async def test_an_attempt_exactly_window_old_does_not_count(store: AccessPolicyStore) -> None:
     await store.record_attempt(GUILD, at=T0, window=MINUTE)
     assert await store.count_attempts(GUILD, now=T0 + MINUTE - US, window=MINUTE) == 1

@@ -40,6 +40,12 @@ def test_the_memory_backend_uses_memory_stores(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
+def test_a_new_data_directory_is_private(tmp_path: Path) -> None:
+    data_dir = tmp_path / "new" / "var"
+    bootstrap(Settings(backend="sqlite", data_dir=data_dir))
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+
+
 async def test_the_sqlite_backend_persists_across_restarts(tmp_path: Path) -> None:
     first = bootstrap(Settings(backend="sqlite", data_dir=tmp_path))
     await first.access.allow_guild(42, actor=7)

@@ -48,12 +48,15 @@ class MemoryAccessPolicyStore:
         with self._lock:
             return sorted(self._allowed)
 
-    async def record_attempt(self, guild_id: int, *, at: datetime, window: timedelta) -> int:
-        """Record one attempt and return the count in ``(at - window, at]``."""
+    async def record_attempt(
+        self, guild_id: int, *, at: datetime, window: timedelta, cap: int | None = None
+    ) -> int:
+        """Record one attempt and return the count in ``(at - window, at]`` (at most ``cap``)."""
         with self._lock:
             attempts = self._attempts.setdefault(guild_id, [])
             bisect.insort(attempts, at)
-            return self._count(attempts, at, window)
+            count = self._count(attempts, at, window)
+            return count if cap is None else min(count, max(cap, 0))
 
     async def count_attempts(self, guild_id: int, *, now: datetime, window: timedelta) -> int:
         """Return the number of attempts in ``(now - window, now]``."""

@@ -83,10 +83,21 @@ def _window_start(at: datetime, window: timedelta) -> int:
     return clamp_int64(datetime_to_micros(at) - window // timedelta(microseconds=1))
 
 
-def _count(connection: sqlite3.Connection, guild: str, start: int, end: int) -> int:
+def _count(
+    connection: sqlite3.Connection, guild: str, start: int, end: int, cap: int | None = None
+) -> int:
+    if cap is None:
+        row = connection.execute(
+            "SELECT count(*) FROM access_attempts WHERE guild_id = ? AND at > ? AND at <= ?",
+            (guild, start, end),
+        ).fetchone()
+        return int(row[0])
+    # Counting stops at the cap: a flood from one guild costs O(cap), not
+    # O(attempts in the window), on the single database thread.
     row = connection.execute(
-        "SELECT count(*) FROM access_attempts WHERE guild_id = ? AND at > ? AND at <= ?",
-        (guild, start, end),
+        "SELECT count(*) FROM (SELECT 1 FROM access_attempts"
+        " WHERE guild_id = ? AND at > ? AND at <= ? LIMIT ?)",
+        (guild, start, end, max(cap, 0)),
     ).fetchone()
     return int(row[0])
 
@@ -185,8 +196,10 @@ class SqliteAccessPolicyStore:
 
         return await self._read("list_allowed_guilds", select)
 
-    async def record_attempt(self, guild_id: int, *, at: datetime, window: timedelta) -> int:
-        """Record one attempt and return the count in ``(at - window, at]``.
+    async def record_attempt(
+        self, guild_id: int, *, at: datetime, window: timedelta, cap: int | None = None
+    ) -> int:
+        """Record one attempt and return the count in ``(at - window, at]`` (at most ``cap``).
 
         Insert and count share one ``BEGIN IMMEDIATE`` transaction: no other
         writer can slip in between, so concurrent callers get distinct counts.
@@ -197,7 +210,7 @@ class SqliteAccessPolicyStore:
             connection.execute(
                 "INSERT INTO access_attempts (guild_id, at) VALUES (?, ?)", (guild, end)
             )
-            return _count(connection, guild, start, end)
+            return _count(connection, guild, start, end, cap)
 
         return await self._write("record_attempt", insert_and_count)
 

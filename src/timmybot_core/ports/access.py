@@ -93,11 +93,16 @@ class AccessPolicyStore(Protocol):
         """Return the allowlist, sorted."""
         ...
 
-    async def record_attempt(self, guild_id: int, *, at: datetime, window: timedelta) -> int:
+    async def record_attempt(
+        self, guild_id: int, *, at: datetime, window: timedelta, cap: int | None = None
+    ) -> int:
         """Record one unauthorized attempt and return the count in ``(at - window, at]``.
 
         Atomic: concurrent callers, in any number of processes, never lose
-        an attempt; each gets a count that includes its own attempt.
+        an attempt; each gets a count that includes its own attempt. With
+        ``cap``, the count returned is at most ``cap`` (the attempt is always
+        recorded): a caller that only needs "over the limit?" passes
+        ``limit + 1`` and a flood stays cheap to count.
         """
         ...
 

@@ -198,7 +198,11 @@ class ServerAccessControl:
             return await self._granted(guild_id, user_id, command, now)
         ban = await self._store.get_ban(guild_id, now=now)
         if ban is not None:
-            await self._store.record_attempt(guild_id, at=now, window=self._settings.attempt_window)
+            # Recorded (a persistent guild is banned again when this ban
+            # ends) but not counted: the count is not needed here.
+            await self._store.record_attempt(
+                guild_id, at=now, window=self._settings.attempt_window, cap=0
+            )
             await self._deny_event(guild_id, user_id, command, AccessReason.GUILD_BANNED)
             return AccessDecision(
                 allowed=False, reason=AccessReason.GUILD_BANNED, retry_after=ban.until - now
@@ -224,10 +228,12 @@ class ServerAccessControl:
         self, guild_id: int, user_id: int, command: str, now: datetime
     ) -> AccessDecision:
         settings = self._settings
-        count = await self._store.record_attempt(guild_id, at=now, window=settings.attempt_window)
         limit = settings.attempt_limit
         if (await self._switch(Switch.LOCKDOWN)).active(now):
             limit = min(limit, settings.lockdown_attempt_limit)
+        count = await self._store.record_attempt(
+            guild_id, at=now, window=settings.attempt_window, cap=limit + 1
+        )
         if count <= limit:
             await self._deny_event(
                 guild_id, user_id, command, AccessReason.NOT_ALLOWLISTED, attempts=count
