@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from timmybot_bot.bootstrap import Services, bootstrap
+from timmybot_bot.bootstrap import Services, bootstrap, check_settings
 from timmybot_bot.commands import Invocation
 from timmybot_bot.console import LOCAL_OPERATOR, OfflineConsole
 from timmybot_bot.settings import MAX_SNOWFLAKE, ConfigurationError, Settings
@@ -82,6 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if args.check_config:
+        try:
+            check_settings(settings)
+        except ConfigurationError as error:
+            print(f"timmybot: configuration error: {error}", file=sys.stderr)
+            return 2
         for key, value in settings.describe().items():
             print(f"{key} = {value}")
         print("configuration OK")

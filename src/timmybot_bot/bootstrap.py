@@ -7,7 +7,9 @@ below this module picks an adapter or reads the environment.
 from __future__ import annotations
 
 import secrets
+import sys
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import attrs
 
@@ -39,9 +41,22 @@ from timmybot_core import (
     ValidationPolicy,
 )
 
-__all__ = ["Services", "Settings", "bootstrap"]
+__all__ = ["PrometheusSource", "Services", "Settings", "bootstrap", "check_settings"]
 
 Closer = Callable[[], Awaitable[None]]
+
+
+class PrometheusSource(Protocol):
+    """What the web server needs to serve ``/metrics`` (the OpenTelemetry handle)."""
+
+    @property
+    def serves_prometheus(self) -> bool:
+        """Whether :meth:`prometheus_text` has anything to serve."""
+        ...
+
+    def prometheus_text(self) -> bytes:
+        """Return the metrics in the Prometheus text format."""
+        ...
 
 
 @attrs.frozen(kw_only=True)
@@ -60,6 +75,7 @@ class Services:
     access: ServerAccessControl
     incidents: IncidentResponseService
     alarms: AlarmMonitor
+    metrics_source: PrometheusSource | None = None
     _closers: tuple[Closer, ...] = attrs.field(default=(), alias="closers", repr=False)
 
     async def aclose(self) -> None:
@@ -85,21 +101,48 @@ def _pseudonymizer(settings: Settings) -> Pseudonymizer:
     return Pseudonymizer(key=key, key_id=key_id_for(key, "p"))
 
 
-def _metrics(settings: Settings, closers: list[Closer]) -> SecurityMetrics:
+def _metrics(
+    settings: Settings, closers: list[Closer]
+) -> tuple[SecurityMetrics, PrometheusSource | None]:
     if settings.metrics_exporter == "none":
-        return MemorySecurityMetrics()
+        return MemorySecurityMetrics(), None
     # Imported here: OpenTelemetry is an optional extra, needed only when used.
     from timmybot_adapters.otel import OtelSecurityMetrics, build_meter_provider
 
     handle = build_meter_provider(
-        settings.metrics_exporter, export_interval=settings.metrics_interval
+        settings.metrics_exporter,
+        export_interval=settings.metrics_interval,
+        # stdout carries the console's replies; exporters that print use stderr
+        # (where container log drivers pick up EMF lines too).
+        stream=sys.stderr,
     )
 
     async def shutdown() -> None:
         handle.shutdown()
 
     closers.append(shutdown)
-    return OtelSecurityMetrics(handle.meter_provider)
+    return OtelSecurityMetrics(handle.meter_provider), handle
+
+
+def check_settings(settings: Settings) -> None:
+    """Raise ``ConfigurationError`` for anything that would make start-up fail.
+
+    Has no side effects (creates no directory or key file), so
+    ``--check-config`` can call it.
+    """
+    if settings.backend == "aws":
+        raise ConfigurationError(
+            "TIMMYBOT_BACKEND=aws: the AWS adapters are not part of this build yet; "
+            "use sqlite (the default) or memory"
+        )
+    if settings.pseudonym_key is not None:
+        parse_key("TIMMYBOT_PSEUDONYM_KEY", settings.pseudonym_key)
+    elif settings.backend != "memory":
+        key_file = settings.data_dir / "keys" / "pseudonym.key"
+        if key_file.exists():
+            load_or_create_key(key_file, purpose="pseudonym")
+    if settings.data_dir.exists() and not settings.data_dir.is_dir():
+        raise ConfigurationError(f"TIMMYBOT_DATA_DIR {settings.data_dir} is not a directory")
 
 
 def _stores(settings: Settings, closers: list[Closer]) -> tuple[AccessPolicyStore, IncidentStore]:
@@ -128,6 +171,7 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None) -> Services:
     open lazily: building the services does no I/O beyond creating a local
     key file on first run. Call :meth:`Services.aclose` when done.
     """
+    check_settings(settings)
     clock = clock if clock is not None else SystemClock()
     closers: list[Closer] = []
     if settings.backend != "memory":
@@ -135,7 +179,7 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None) -> Services:
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     pseudonymizer = _pseudonymizer(settings)
     access_store, incident_store = _stores(settings, closers)
-    metrics = _metrics(settings, closers)
+    metrics, metrics_source = _metrics(settings, closers)
     alerter = LoggingAlerter()
     security_log = SecurityAuditLogger(pseudonymizer=pseudonymizer, clock=clock)
     suspicion = SuspicionMeter(clock)
@@ -182,5 +226,6 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None) -> Services:
         access=access,
         incidents=incidents,
         alarms=alarms,
+        metrics_source=metrics_source,
         closers=tuple(closers),
     )

@@ -240,6 +240,7 @@ async def run_command(services: Services, invocation: Invocation, name: str, arg
         and not invocation.trusted_operator
         and not services.access.is_owner(invocation.user_id)
     ):
+        services.metrics.record_unauthorized_access()
         await services.security_log.unauthorized_access(
             guild_id=invocation.guild_id,
             user_id=invocation.user_id,
@@ -249,8 +250,10 @@ async def run_command(services: Services, invocation: Invocation, name: str, arg
         return Reply(text=f"Only TimmyBot owners can use /{name}.", ephemeral=True)
     try:
         return await command.handler(services, invocation, args)
-    except UsageError as error:
-        return Reply(text=str(error), ephemeral=True)
+    except (UsageError, ValueError) as error:
+        # ValueError comes from domain constructors (an incident with an
+        # empty title): our own message, never user data.
+        return Reply(text=services.sanitizer.for_discord(str(error), limit=300), ephemeral=True)
     except StoreUnavailable:
         _log.exception("/%s failed: a store is unavailable", name)
         return Reply(

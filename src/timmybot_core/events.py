@@ -13,6 +13,8 @@ import attrs
 __all__ = ["DetailValue", "SecurityEvent", "SecurityEventType"]
 
 DetailValue = str | int | float | bool | None
+_IDENTITY = ("guild", "user", "ip")
+_RESERVED = frozenset({"event", "at", *_IDENTITY})
 
 
 class SecurityEventType(enum.StrEnum):
@@ -55,9 +57,11 @@ class SecurityEvent:
     def as_dict(self) -> dict[str, Any]:
         """Return the JSON form written to the log."""
         record: dict[str, Any] = {"event": self.type.value, "at": self.at.isoformat()}
-        for key in ("guild", "user", "ip"):
+        for key in _IDENTITY:
             value = getattr(self, key)
             if value is not None:
                 record[key] = value
-        record.update(self.details)
+        for key, value in self.details.items():
+            # A detail can never overwrite the event's own fields.
+            record[f"detail_{key}" if key in _RESERVED else key] = value
         return record

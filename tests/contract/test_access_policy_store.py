@@ -121,6 +121,16 @@ async def test_record_attempt_returns_the_running_count(store: AccessPolicyStore
     assert await store.count_attempts(GUILD, now=T0, window=MINUTE) == 5
 
 
+async def test_clear_attempts_forgets_one_guild(store: AccessPolicyStore) -> None:
+    for _ in range(3):
+        await store.record_attempt(GUILD, at=T0, window=MINUTE)
+    await store.record_attempt(GUILD + 1, at=T0, window=MINUTE)
+    assert await store.clear_attempts(GUILD) == 3
+    assert await store.clear_attempts(GUILD) == 0
+    assert await store.count_attempts(GUILD, now=T0, window=MINUTE) == 0
+    assert await store.count_attempts(GUILD + 1, now=T0, window=MINUTE) == 1
+
+
 async def test_a_cap_bounds_the_returned_count_but_every_attempt_is_recorded(
     store: AccessPolicyStore,
 ) -> None:

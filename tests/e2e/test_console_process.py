@@ -108,3 +108,9 @@ def test_make_run_answers_on_a_pipe() -> None:
     assert done.returncode == 0, done.stderr
     assert "Search accepted: Drop It Like It's Hot" in done.stdout
     assert "Search rejected: Search query cannot be empty" in done.stdout
+
+
+def test_check_config_reports_what_start_up_would_refuse() -> None:
+    done = run_bot("", "--check-config", TIMMYBOT_BACKEND="aws")
+    assert done.returncode == 2
+    assert "TIMMYBOT_BACKEND=aws" in done.stderr

@@ -136,6 +136,47 @@ class TestBans:
             AccessReason.GUILD_BANNED
         )
 
+    async def test_an_unbanned_guild_starts_from_zero(self, w: Wired) -> None:
+        await deny(w, 11)
+        assert await w.access.unban(STRANGER_GUILD, actor=OWNER)
+        assert await deny(w, 10) == [AccessReason.NOT_ALLOWLISTED] * 10
+        assert len(w.alerter.sent) == 1
+
+    async def test_a_ban_race_loser_reports_the_time_left(self, w: Wired) -> None:
+        from timmybot_core import Ban
+
+        await w.store.place_ban(
+            Ban(
+                guild_id=STRANGER_GUILD,
+                until=START + timedelta(minutes=7),
+                reason="x",
+                placed_at=START,
+            ),
+            now=START,
+        )
+        await w.store.lift_ban(STRANGER_GUILD, now=START)
+        for _ in range(10):
+            await w.store.record_attempt(STRANGER_GUILD, at=START, window=timedelta(hours=1))
+        # A ban placed by "another process" between our count and our place_ban:
+        original = w.store.place_ban
+
+        async def lose(ban: object, *, now: object) -> bool:
+            await original(
+                Ban(
+                    guild_id=STRANGER_GUILD,
+                    until=START + timedelta(minutes=7),
+                    reason="y",
+                    placed_at=START,
+                ),
+                now=START,
+            )
+            return False
+
+        w.store.place_ban = lose  # type: ignore[method-assign]
+        decision = await w.access.check(STRANGER_GUILD, USER, "search")
+        assert decision.retry_after == timedelta(minutes=7)
+        assert w.alerter.sent == []
+
     async def test_unban_and_allow_lift_bans(self, w: Wired) -> None:
         await deny(w, 11)
         assert await w.access.unban(STRANGER_GUILD, actor=OWNER)
@@ -234,6 +275,20 @@ class TestFailClosed:
         assert decision.reason is AccessReason.UNAVAILABLE
         assert "try again" in decision.message.lower()
         assert (await w.access.check(ALLOWED_GUILD, OWNER, "search")).allowed
+
+    async def test_an_outage_is_not_counted_as_an_attack(self) -> None:
+        class Down(MemoryAccessPolicyStore):
+            async def get_switch(self, switch: Switch):  # type: ignore[no-untyped-def]
+                raise StoreUnavailable("access store: database is locked")
+
+        w = wire()
+        w.access._store = Down()  # noqa: SLF001
+        for offset in range(30):
+            await w.access.check(900_000_000_000_000_000 + offset, USER, "search")
+        assert w.metrics.snapshot().unauthorized_access == 0
+        assert list(w.alarms.raised) == []
+        types = {event.type.value for event in w.security_log.recent(100)}
+        assert types == {"STORE_UNAVAILABLE"}
 
     async def test_a_failing_alerter_does_not_break_the_ban(self, w: Wired) -> None:
         from timmybot_core import AlertDeliveryError

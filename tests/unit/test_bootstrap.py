@@ -122,3 +122,30 @@ class TestKeys:
         services = bootstrap(Settings(backend="memory", pseudonym_key="cd" * 32))
         again = bootstrap(Settings(backend="memory", pseudonym_key="cd" * 32))
         assert services.pseudonymizer.user(1) == again.pseudonymizer.user(1)
+
+
+def test_the_aws_backend_creates_nothing_before_failing(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    with pytest.raises(ConfigurationError, match="TIMMYBOT_BACKEND=aws"):
+        bootstrap(Settings(backend="aws", data_dir=data_dir))
+    assert not data_dir.exists()
+
+
+def test_check_settings_finds_a_bad_key_without_side_effects(tmp_path: Path) -> None:
+    from timmybot_bot.bootstrap import check_settings
+
+    with pytest.raises(ConfigurationError, match="TIMMYBOT_PSEUDONYM_KEY"):
+        check_settings(Settings(backend="sqlite", data_dir=tmp_path / "v", pseudonym_key="abcd"))
+    assert not (tmp_path / "v").exists()
+
+
+async def test_the_prometheus_exporter_is_reachable_for_the_web_server(tmp_path: Path) -> None:
+    services = bootstrap(Settings(backend="memory", metrics_exporter="prometheus"))
+    try:
+        services.metrics.record_unauthorized_access()
+        assert services.metrics_source is not None
+        assert b"timmybot_security_unauthorized_access_total" in (
+            services.metrics_source.prometheus_text()
+        )
+    finally:
+        await services.aclose()

@@ -167,6 +167,10 @@ class TestIdentities:
         out = await self.run_as(line + "\n", LOCAL_OPERATOR)
         assert out.startswith(("Usage: /admin", "The guild must be", "Severity must be"))
 
+    async def test_an_incident_without_a_visible_title_is_refused_not_a_crash(self) -> None:
+        out = await self.run_as("/admin incident declare P1 \u200b\n", LOCAL_OPERATOR)
+        assert out.startswith(("an incident needs a title", "Usage: /admin"))
+
     async def test_an_owner_declares_an_incident_and_sees_the_playbook(self) -> None:
         out = await self.run_as(
             "/admin incident declare P3 Typo in the welcome text\n", LOCAL_OPERATOR

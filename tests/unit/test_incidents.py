@@ -106,8 +106,11 @@ class TestP1:
 class TestP2AndP3:
     async def test_p2_records_for_investigation_and_notifies(self, w: Wired) -> None:
         report = await w.incidents.handle(Incident(severity="P2", title="Odd traffic"))
-        assert steps(report) == {"record": True, "alert": True}
-        assert report.steps[0].detail == "recorded for investigation"
+        assert [step.name for step in report.steps] == ["alert", "record"]
+        assert report.steps[1].detail == "recorded for investigation"
+        record = await w.incidents_store.get(report.incident_id)
+        assert record is not None
+        assert [step["name"] for step in record.steps] == ["alert"]
         assert not (await w.access.switch_state(Switch.KILL_SWITCH)).on
 
     async def test_p3_records_for_review_only(self, w: Wired) -> None:

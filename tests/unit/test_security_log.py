@@ -84,6 +84,19 @@ async def test_user_text_never_breaks_or_forges_a_line(text: str) -> None:
     assert len(record["problem"]) <= 200
 
 
+async def test_details_never_overwrite_the_event_fields() -> None:
+    log, handler = logger_with_lines()
+    await log.record(
+        SecurityEventType.LOCKDOWN,
+        user_id=USER,
+        details={"event": "FORGED", "user": "raw-id", "at": "then"},
+    )
+    record = json.loads(handler.lines[0])
+    assert record["event"] == "LOCKDOWN"
+    assert record["user"].startswith("t1:")
+    assert record["detail_event"] == "FORGED"
+
+
 async def test_details_are_bounded_in_number() -> None:
     log, handler = logger_with_lines()
     await log.record(SecurityEventType.LOCKDOWN, details={f"k{i}": i for i in range(100)})

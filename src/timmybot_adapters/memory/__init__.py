@@ -9,11 +9,15 @@ from __future__ import annotations
 from timmybot_adapters.memory.access import MemoryAccessPolicyStore
 from timmybot_adapters.memory.alerts import MemoryAlerter
 from timmybot_adapters.memory.incidents import MemoryIncidentStore
+from timmybot_adapters.memory.link_states import MemoryLinkStateStore
 from timmybot_adapters.memory.metrics import MemorySecurityMetrics
+from timmybot_adapters.memory.vault import MemoryTokenVault
 
 __all__ = [
     "MemoryAccessPolicyStore",
     "MemoryAlerter",
     "MemoryIncidentStore",
+    "MemoryLinkStateStore",
     "MemorySecurityMetrics",
+    "MemoryTokenVault",
 ]

@@ -58,6 +58,11 @@ class MemoryAccessPolicyStore:
             count = self._count(attempts, at, window)
             return count if cap is None else min(count, max(cap, 0))
 
+    async def clear_attempts(self, guild_id: int) -> int:
+        """Forget every recorded attempt of ``guild_id``."""
+        with self._lock:
+            return len(self._attempts.pop(guild_id, []))
+
     async def count_attempts(self, guild_id: int, *, now: datetime, window: timedelta) -> int:
         """Return the number of attempts in ``(now - window, now]``."""
         with self._lock:

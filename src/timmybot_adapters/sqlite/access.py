@@ -214,6 +214,16 @@ class SqliteAccessPolicyStore:
 
         return await self._write("record_attempt", insert_and_count)
 
+    async def clear_attempts(self, guild_id: int) -> int:
+        """Forget every recorded attempt of ``guild_id``."""
+        guild = _key(guild_id)
+
+        def clear(connection: sqlite3.Connection) -> int:
+            cursor = connection.execute("DELETE FROM access_attempts WHERE guild_id = ?", (guild,))
+            return int(cursor.rowcount)
+
+        return await self._write("clear_attempts", clear)
+
     async def count_attempts(self, guild_id: int, *, now: datetime, window: timedelta) -> int:
         """Return the number of attempts in ``(now - window, now]``."""
         guild, end, start = _key(guild_id), datetime_to_micros(now), _window_start(now, window)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from timmybot_core.ports.access import AccessPolicyStore, Ban, Switch, SwitchState
 from timmybot_core.ports.alerts import Alert, Alerter, Severity
 from timmybot_core.ports.incidents import IncidentRecord, IncidentStore, RetentionHold
+from timmybot_core.ports.link_states import LinkState, LinkStateStore, TakeOutcome, TakeResult
 from timmybot_core.ports.metrics import (
     AUTH_FAILURES,
     SUSPICIOUS_ACTIVITY,
@@ -18,6 +19,8 @@ from timmybot_core.ports.metrics import (
     SecurityMetrics,
     bounded_platform,
 )
+from timmybot_core.ports.oauth import OAuthClient
+from timmybot_core.ports.vault import TokenVault
 
 __all__ = [
     "AUTH_FAILURES",
@@ -30,11 +33,17 @@ __all__ = [
     "Ban",
     "IncidentRecord",
     "IncidentStore",
+    "LinkState",
+    "LinkStateStore",
     "MetricsSnapshot",
+    "OAuthClient",
     "RetentionHold",
     "SecurityMetrics",
     "Severity",
     "Switch",
     "SwitchState",
+    "TakeOutcome",
+    "TakeResult",
+    "TokenVault",
     "bounded_platform",
 ]

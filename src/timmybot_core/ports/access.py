@@ -106,6 +106,10 @@ class AccessPolicyStore(Protocol):
         """
         ...
 
+    async def clear_attempts(self, guild_id: int) -> int:
+        """Forget every recorded attempt of ``guild_id``; return how many."""
+        ...
+
     async def count_attempts(self, guild_id: int, *, now: datetime, window: timedelta) -> int:
         """Return the number of attempts recorded in ``(now - window, now]``."""
         ...

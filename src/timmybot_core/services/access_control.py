@@ -48,6 +48,7 @@ _log = logging.getLogger("timmybot.access")
 
 MAX_SNOWFLAKE = 2**64 - 1
 _T = TypeVar("_T")
+_CACHE_LIMIT = 10_000
 
 
 class AccessReason(enum.StrEnum):
@@ -180,8 +181,16 @@ class ServerAccessControl:
         try:
             return await self._check(guild_id, user_id, command)
         except StoreUnavailable as error:
+            # An outage is not an attack: no unauthorized-access metric or
+            # event, so alarms do not mistake it for one.
             _log.error("access store unavailable, denying: %s", error)
-            await self._deny_event(guild_id, user_id, command, AccessReason.UNAVAILABLE)
+            await self._log.record(
+                SecurityEventType.STORE_UNAVAILABLE,
+                guild_id=guild_id,
+                user_id=user_id,
+                details={"command": command, "store": "access"},
+                level=logging.ERROR,
+            )
             return AccessDecision(allowed=False, reason=AccessReason.UNAVAILABLE)
 
     async def _check(self, guild_id: int | None, user_id: int, command: str) -> AccessDecision:
@@ -249,11 +258,14 @@ class ServerAccessControl:
         # (the alarm rules) see the attempts as handled.
         if await self._store.place_ban(ban, now=now):
             await self._ban_placed(ban, count)
+        else:
+            # Another process placed it first: report the time its ban has left.
+            ban = await self._store.get_ban(guild_id, now=now) or ban
         await self._deny_event(
             guild_id, user_id, command, AccessReason.GUILD_BANNED, attempts=count
         )
         return AccessDecision(
-            allowed=False, reason=AccessReason.GUILD_BANNED, retry_after=settings.ban_duration
+            allowed=False, reason=AccessReason.GUILD_BANNED, retry_after=ban.until - now
         )
 
     async def _ban_placed(self, ban: Ban, attempts: int) -> None:
@@ -311,6 +323,9 @@ class ServerAccessControl:
         if fresh and entry is not None and isinstance(entry.value, kind):
             return entry.value
         value = await load()
+        if len(self._cache) >= _CACHE_LIMIT:
+            # Guild IDs come from outside: never let them grow memory unbounded.
+            self._cache.clear()
         self._cache[key] = _Cached(value=value, at=now)
         return value
 
@@ -336,6 +351,7 @@ class ServerAccessControl:
         now = self._clock.now()
         added = await self._store.allow_guild(guild_id, at=now)
         await self._store.lift_ban(guild_id, now=now)
+        await self._store.clear_attempts(guild_id)
         self._forget(("guild", guild_id))
         await self._log.record(
             SecurityEventType.ALLOWLIST_CHANGED,
@@ -365,9 +381,14 @@ class ServerAccessControl:
         return sorted(set(stored) | self._settings.allowed_guilds)
 
     async def unban(self, guild_id: int, *, actor: int) -> bool:
-        """Lift the guild's ban; ``True`` if there was an active one."""
+        """Lift the guild's ban and forget its attempts; ``True`` if there was an active ban.
+
+        The attempts go too: otherwise the next attempt would count the old
+        ones and ban the guild again at once.
+        """
         _check_snowflake(guild_id)
         lifted = await self._store.lift_ban(guild_id, now=self._clock.now())
+        await self._store.clear_attempts(guild_id)
         if lifted:
             await self._log.record(
                 SecurityEventType.BAN_LIFTED,

@@ -30,7 +30,7 @@ from timmybot_core.services.incidents import Incident, IncidentReport, IncidentR
 __all__ = ["DEFAULT_RULES", "AlarmMonitor", "AlarmRule"]
 
 
-_UNHANDLED_DENIALS = frozenset({"not_allowlisted", "direct_message", "unavailable"})
+_UNHANDLED_DENIALS = frozenset({"not_allowlisted", "direct_message", "not_owner"})
 
 
 def _is_unauthorized(event: SecurityEvent) -> bool:

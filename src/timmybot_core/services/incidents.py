@@ -4,7 +4,7 @@
   retention hold, alert, record.
 - P1, within 2 hours: alert, lockdown for a period (tightened attempt limit
   and detailed security logging), record.
-- P2, within 24 hours: record for investigation, alert.
+- P2, within 24 hours: alert, record for investigation.
 - P3, within a week: record for review.
 
 Every step runs even when an earlier one fails, and the report says which
@@ -161,7 +161,7 @@ class IncidentResponseService:
                 ("lockdown", self._lockdown),
                 ("record", self._record),
             ],
-            Severity.P2: [("record", self._record), ("alert", self._alert)],
+            Severity.P2: [("alert", self._alert), ("record", self._record)],
             Severity.P3: [("record", self._record)],
         }
         for name, step in playbook[incident.severity]:
@@ -277,6 +277,19 @@ class IncidentResponseService:
             if incident.declared_by is not None
             else None
         )
+        # The log line comes first: it survives even when the store is down.
+        await self._log.record(
+            SecurityEventType.INCIDENT_DECLARED,
+            details={
+                "incident_id": run.incident_id,
+                "severity": incident.severity.value,
+                "title": incident.title,
+                "source": incident.source,
+                "declared_by": declared_by,
+                "failed_steps": ",".join(s.name for s in run.steps if not s.ok) or None,
+            },
+            level=logging.ERROR,
+        )
         await self._incidents.save(
             IncidentRecord(
                 incident_id=run.incident_id,
@@ -289,18 +302,6 @@ class IncidentResponseService:
                 steps=tuple(step.as_dict() for step in run.steps),
                 snapshot=run.snapshot,
             )
-        )
-        await self._log.record(
-            SecurityEventType.INCIDENT_DECLARED,
-            details={
-                "incident_id": run.incident_id,
-                "severity": incident.severity.value,
-                "title": incident.title,
-                "source": incident.source,
-                "declared_by": declared_by,
-                "failed_steps": ",".join(s.name for s in run.steps if not s.ok) or None,
-            },
-            level=logging.ERROR,
         )
         purpose = "investigation" if incident.severity is not Severity.P3 else "review"
         return f"recorded for {purpose}"

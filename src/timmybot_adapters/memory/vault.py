@@ -1,0 +1,54 @@
+"""TokenVault in memory."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+
+from timmybot_core.errors import VersionConflict
+from timmybot_core.tokens import UserTokens
+
+__all__ = ["MemoryTokenVault"]
+
+
+class MemoryTokenVault:
+    """Token records of one process, kept in their storage form (JSON)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: dict[int, tuple[int, str]] = {}
+
+    async def get(self, user_id: int) -> UserTokens | None:
+        """Return the user's record, or ``None``."""
+        with self._lock:
+            stored = self._records.get(user_id)
+        if stored is None:
+            return None
+        version, text = stored
+        return UserTokens.from_json(text, version=str(version))
+
+    async def put(self, user_id: int, record: UserTokens, *, expected_version: str | None) -> str:
+        """Compare-and-set the user's record; return the new version."""
+        if record.user_id != user_id:
+            raise ValueError("the record belongs to another user")
+        text = record.to_json()
+        with self._lock:
+            stored = self._records.get(user_id)
+            current = str(stored[0]) if stored is not None else None
+            if current != expected_version:
+                raise VersionConflict("the token record changed since it was read")
+            version = (stored[0] + 1) if stored is not None else 1
+            self._records[user_id] = (version, text)
+            return str(version)
+
+    async def delete(self, user_id: int) -> bool:
+        """Delete the user's record; ``True`` if there was one."""
+        with self._lock:
+            return self._records.pop(user_id, None) is not None
+
+    async def user_ids(self) -> AsyncIterator[int]:
+        """Iterate over the users with a record (a snapshot taken at the start)."""
+        with self._lock:
+            ids = sorted(self._records)
+        for user_id in ids:
+            yield user_id

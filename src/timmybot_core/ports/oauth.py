@@ -1,0 +1,50 @@
+"""The OAuth client port: authorization URL (PKCE), code exchange, refresh, revoke."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from timmybot_core.tokens import OAuthTokens
+
+__all__ = ["OAuthClient"]
+
+
+@runtime_checkable
+class OAuthClient(Protocol):
+    """Talks to the OAuth providers of the platforms users can link.
+
+    Errors are mapped: ``invalid_grant`` raises
+    :class:`~timmybot_core.errors.ReLinkRequired`; 5xx answers, timeouts and
+    connection errors raise :class:`~timmybot_core.errors.ProviderUnavailable`
+    (worth retrying); anything else raises
+    :class:`~timmybot_core.errors.OAuthError` naming the platform. No message
+    ever contains a token or a code.
+    """
+
+    def platforms(self) -> tuple[str, ...]:
+        """Return the platforms this client is configured for."""
+        ...
+
+    def authorization_url(
+        self, platform: str, *, state: str, code_challenge: str, redirect_uri: str
+    ) -> str:
+        """Return the provider's authorization URL (PKCE S256, ``state`` included)."""
+        ...
+
+    async def exchange_code(
+        self, platform: str, *, code: str, code_verifier: str, redirect_uri: str
+    ) -> OAuthTokens:
+        """Exchange an authorization code for tokens."""
+        ...
+
+    async def refresh(self, platform: str, *, refresh_token: str) -> OAuthTokens:
+        """Refresh tokens.
+
+        The result's ``refresh_token`` is ``None`` when the provider did not
+        rotate it (the old one stays valid).
+        """
+        ...
+
+    async def revoke(self, platform: str, *, token: str) -> bool:
+        """Revoke ``token`` at the provider; ``False`` if the provider has no revocation."""
+        ...
