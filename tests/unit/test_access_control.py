@@ -282,7 +282,7 @@ class TestFailClosed:
                 raise StoreUnavailable("access store: database is locked")
 
         w = wire()
-        w.access._store = Down()  # noqa: SLF001
+        w.access._store = Down()
         for offset in range(30):
             await w.access.check(900_000_000_000_000_000 + offset, USER, "search")
         assert w.metrics.snapshot().unauthorized_access == 0
