@@ -16,7 +16,20 @@ services that the adapters and the bot build on.
 from __future__ import annotations
 
 from timmybot_core.clock import Clock, FakeClock, SystemClock
-from timmybot_core.errors import AlertDeliveryError, StoreUnavailable, TimmyBotError
+from timmybot_core.errors import (
+    AlertDeliveryError,
+    LinkError,
+    NotLinked,
+    OAuthError,
+    ProviderUnavailable,
+    RefreshPaused,
+    ReLinkRequired,
+    StoreUnavailable,
+    TimmyBotError,
+    VaultIntegrityError,
+    VaultUnavailable,
+    VersionConflict,
+)
 from timmybot_core.events import SecurityEvent, SecurityEventType
 from timmybot_core.ports import (
     AccessPolicyStore,
@@ -26,12 +39,18 @@ from timmybot_core.ports import (
     Ban,
     IncidentRecord,
     IncidentStore,
+    LinkState,
+    LinkStateStore,
     MetricsSnapshot,
+    OAuthClient,
     RetentionHold,
     SecurityMetrics,
     Severity,
     Switch,
     SwitchState,
+    TakeOutcome,
+    TakeResult,
+    TokenVault,
 )
 from timmybot_core.pseudonymizer import MIN_KEY_BYTES, Pseudonymizer, PseudonymKind
 from timmybot_core.sanitizer import DiscordLimits, ResponseSanitizer, TrackInfo
@@ -49,6 +68,17 @@ from timmybot_core.services.incidents import (
     IncidentSettings,
     StepResult,
 )
+from timmybot_core.services.linking import (
+    AccountLinkService,
+    LinkResult,
+    LinkStart,
+    pkce_challenge,
+)
+from timmybot_core.services.rotation import (
+    RotationReport,
+    RotationSettings,
+    TokenRotationService,
+)
 from timmybot_core.services.security_log import SecurityAuditLogger
 from timmybot_core.services.suspicion import (
     Signal,
@@ -56,6 +86,8 @@ from timmybot_core.services.suspicion import (
     SuspicionMeter,
     SuspicionThresholds,
 )
+from timmybot_core.services.tokens import RefreshOutcome, SecureTokenService, TokenSettings
+from timmybot_core.tokens import OAuthTokens, PlatformLink, UserTokens
 from timmybot_core.urls import MAX_URL_LENGTH, safe_url
 from timmybot_core.validation import InputValidator, ValidationPolicy, ValidationResult
 
@@ -67,6 +99,7 @@ __all__ = [
     "AccessPolicyStore",
     "AccessReason",
     "AccessSettings",
+    "AccountLinkService",
     "AlarmMonitor",
     "AlarmRule",
     "Alert",
@@ -84,11 +117,28 @@ __all__ = [
     "IncidentSettings",
     "IncidentStore",
     "InputValidator",
+    "LinkError",
+    "LinkResult",
+    "LinkStart",
+    "LinkState",
+    "LinkStateStore",
     "MetricsSnapshot",
+    "NotLinked",
+    "OAuthClient",
+    "OAuthError",
+    "OAuthTokens",
+    "PlatformLink",
+    "ProviderUnavailable",
     "PseudonymKind",
     "Pseudonymizer",
+    "ReLinkRequired",
+    "RefreshOutcome",
+    "RefreshPaused",
     "ResponseSanitizer",
     "RetentionHold",
+    "RotationReport",
+    "RotationSettings",
+    "SecureTokenService",
     "SecurityAuditLogger",
     "SecurityEvent",
     "SecurityEventType",
@@ -104,10 +154,20 @@ __all__ = [
     "Switch",
     "SwitchState",
     "SystemClock",
+    "TakeOutcome",
+    "TakeResult",
     "TimmyBotError",
+    "TokenRotationService",
+    "TokenSettings",
+    "TokenVault",
     "TrackInfo",
+    "UserTokens",
     "ValidationPolicy",
     "ValidationResult",
+    "VaultIntegrityError",
+    "VaultUnavailable",
+    "VersionConflict",
+    "pkce_challenge",
     "safe_url",
 ]
 

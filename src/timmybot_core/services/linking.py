@@ -1,0 +1,203 @@
+"""AccountLinkService: OAuth account linking with a bound, single-use state and PKCE.
+
+``begin`` creates a state of 256 random bits bound to the user and the
+platform, valid for 10 minutes, and a PKCE S256 verifier; only a SHA-256
+hash of the state is stored. ``complete`` consumes the state atomically (a
+replay finds it spent), checks it belongs to the expected platform and user,
+exchanges the code with the verifier and stores the tokens. Any refusal
+stores nothing and says why.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import datetime, timedelta
+
+import attrs
+
+from timmybot_core.clock import Clock
+from timmybot_core.errors import LinkError, OAuthError, ReLinkRequired
+from timmybot_core.ports.link_states import LinkState, LinkStateStore, TakeOutcome
+from timmybot_core.ports.metrics import AuthFailureReason, SecurityMetrics
+from timmybot_core.ports.oauth import OAuthClient
+from timmybot_core.services.security_log import SecurityAuditLogger
+from timmybot_core.services.tokens import SecureTokenService
+
+__all__ = ["AccountLinkService", "LinkResult", "LinkStart", "pkce_challenge"]
+
+STATE_TTL = timedelta(minutes=10)
+_STATE_SHAPE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+def pkce_challenge(verifier: str) -> str:
+    """Return the S256 code challenge of ``verifier`` (RFC 7636)."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _hash_state(state: str) -> str:
+    return hashlib.sha256(b"timmybot/link-state/v1\x00" + state.encode("ascii")).hexdigest()
+
+
+@attrs.frozen(kw_only=True)
+class LinkStart:
+    """Where to send the user to approve the link, and until when it works."""
+
+    url: str = attrs.field(repr=False)  # holds the state: as good as a password for 10 minutes
+    platform: str
+    expires_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class LinkResult:
+    """A completed link."""
+
+    user_id: int
+    platform: str
+    scopes: tuple[str, ...]
+
+
+_REFUSALS = {
+    TakeOutcome.UNKNOWN: ("unknown", "This link request is unknown. Start again with /link."),
+    TakeOutcome.USED: ("replayed", "This link request was already used. Start again with /link."),
+    TakeOutcome.EXPIRED: ("expired", "This link request expired. Start again with /link."),
+}
+
+
+class AccountLinkService:
+    """Links users' music-platform accounts through OAuth (authorization code + PKCE)."""
+
+    def __init__(
+        self,
+        *,
+        oauth: OAuthClient,
+        states: LinkStateStore,
+        tokens: SecureTokenService,
+        security_log: SecurityAuditLogger,
+        metrics: SecurityMetrics,
+        clock: Clock,
+        redirect_uri: str,
+        state_ttl: timedelta = STATE_TTL,
+    ) -> None:
+        self._oauth = oauth
+        self._states = states
+        self._tokens = tokens
+        self._log = security_log
+        self._metrics = metrics
+        self._clock = clock
+        self._redirect_uri = redirect_uri
+        self._ttl = state_ttl
+
+    def platforms(self) -> tuple[str, ...]:
+        """Return the platforms users can link."""
+        return self._oauth.platforms()
+
+    async def begin(self, user_id: int, platform: str) -> LinkStart:
+        """Start linking ``platform`` for ``user_id``; return the authorization URL."""
+        if platform not in self._oauth.platforms():
+            known = ", ".join(self._oauth.platforms()) or "none"
+            raise LinkError(
+                f"Unknown platform {platform!r}; available: {known}.", reason="platform"
+            )
+        now = self._clock.now()
+        state = secrets.token_urlsafe(32)  # 256 bits
+        verifier = secrets.token_urlsafe(64)  # 86 characters, within RFC 7636's 43..128
+        await self._states.add(
+            LinkState(
+                state_hash=_hash_state(state),
+                user_id=user_id,
+                platform=platform,
+                code_verifier=verifier,
+                created_at=now,
+                expires_at=now + self._ttl,
+            )
+        )
+        url = self._oauth.authorization_url(
+            platform,
+            state=state,
+            code_challenge=pkce_challenge(verifier),
+            redirect_uri=self._redirect_uri,
+        )
+        return LinkStart(url=url, platform=platform, expires_at=now + self._ttl)
+
+    async def complete(
+        self,
+        state: str,
+        code: str,
+        *,
+        platform: str | None = None,
+        user_id: int | None = None,
+    ) -> LinkResult:
+        """Finish a link from the provider's callback.
+
+        ``platform`` and ``user_id``, when the caller knows them, must match
+        what the state was issued for ("foreign" otherwise). Raises
+        :class:`LinkError` with a ``reason`` of ``unknown``, ``replayed``,
+        ``expired``, ``foreign`` or ``rejected``; nothing is stored then.
+        """
+        now = self._clock.now()
+        if not isinstance(state, str) or not _STATE_SHAPE.match(state):
+            await self._refused(None, "unknown", platform)
+            raise LinkError(_REFUSALS[TakeOutcome.UNKNOWN][1], reason="unknown")
+        if not isinstance(code, str) or not code or len(code) > 2048:
+            await self._refused(None, "missing_code", platform)
+            raise LinkError(
+                "The provider sent no usable code. Start again with /link.", reason="code"
+            )
+        state_hash = _hash_state(state)
+        taken = await self._states.take(state_hash, now=now)
+        if taken.state is None or taken.outcome is not TakeOutcome.TAKEN:
+            reason, message = _REFUSALS.get(taken.outcome, _REFUSALS[TakeOutcome.UNKNOWN])
+            await self._refused(None, reason, platform)
+            raise LinkError(message, reason=reason)
+        pending = taken.state
+        # The store found it by hash; compare again in constant time so no
+        # store's lookup behaviour can leak how close a guess was.
+        same_state = hmac.compare_digest(pending.state_hash, state_hash)
+        foreign = (platform is not None and platform != pending.platform) or (
+            user_id is not None and user_id != pending.user_id
+        )
+        if not same_state or foreign:
+            await self._refused(pending.user_id, "foreign", pending.platform)
+            raise LinkError(
+                "This link request belongs to someone else. Start again with /link.",
+                reason="foreign",
+            )
+        try:
+            tokens = await self._oauth.exchange_code(
+                pending.platform,
+                code=code,
+                code_verifier=pending.code_verifier,
+                redirect_uri=self._redirect_uri,
+            )
+        except ReLinkRequired:
+            await self._refused(pending.user_id, "rejected", pending.platform)
+            raise LinkError(
+                f"{pending.platform} refused the authorization. Start again with /link.",
+                reason="rejected",
+            ) from None
+        except OAuthError:
+            await self._refused(pending.user_id, "provider_error", pending.platform)
+            raise
+        await self._tokens.store_user_tokens(pending.user_id, tokens)
+        await self._log.authentication_attempt(
+            user_id=pending.user_id, platform=pending.platform, success=True, reason="link"
+        )
+        return LinkResult(user_id=pending.user_id, platform=pending.platform, scopes=tokens.scopes)
+
+    async def _refused(self, user_id: int | None, reason: str, platform: str | None) -> None:
+        metric_reason = {
+            "rejected": AuthFailureReason.INVALID_GRANT,
+            "provider_error": AuthFailureReason.PROVIDER_UNAVAILABLE,
+        }.get(reason, AuthFailureReason.INVALID_STATE)
+        self._metrics.record_auth_failure(platform=platform or "unknown", reason=metric_reason)
+        await self._log.authentication_attempt(
+            user_id=user_id if user_id is not None else 0,
+            platform=platform or "unknown",
+            success=False,
+            reason=f"link:{reason}",
+        )

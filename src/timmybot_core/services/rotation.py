@@ -1,0 +1,186 @@
+"""TokenRotationService: the daily job that refreshes tokens before they expire.
+
+It walks every user with bounded concurrency, refreshes links expiring
+within the window, marks links the provider rejects (``invalid_grant``) as
+needing re-linking instead of retrying them forever, retries transient
+failures with exponential backoff, and sends one summary alert per run
+when anything failed, not one per user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import attrs
+
+from timmybot_core.clock import Clock
+from timmybot_core.errors import (
+    AlertDeliveryError,
+    NotLinked,
+    OAuthError,
+    ProviderUnavailable,
+    ReLinkRequired,
+    StoreUnavailable,
+    VersionConflict,
+)
+from timmybot_core.ports.alerts import Alert, Alerter, Severity
+from timmybot_core.services.tokens import SecureTokenService
+
+__all__ = ["RotationReport", "RotationSettings", "TokenRotationService"]
+
+_log = logging.getLogger("timmybot.rotation")
+
+
+@attrs.frozen(kw_only=True)
+class RotationSettings:
+    """How a rotation run behaves."""
+
+    concurrency: int = 16
+    attempts: int = 3
+    backoff: timedelta = timedelta(seconds=0.5)
+
+
+@attrs.frozen(kw_only=True)
+class RotationReport:
+    """What a run did, counted per link (user and platform)."""
+
+    users: int = 0
+    refreshed: int = 0
+    unchanged: int = 0
+    needs_relink: int = 0
+    failed: int = 0
+    paused: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        """Return a JSON-serializable form."""
+        return attrs.asdict(self)
+
+
+@attrs.define
+class _Tally:
+    users: int = 0
+    refreshed: int = 0
+    unchanged: int = 0
+    needs_relink: int = 0
+    newly_relinked: int = 0
+    failed: int = 0
+
+
+class TokenRotationService:
+    """Refreshes every user's expiring tokens."""
+
+    def __init__(
+        self,
+        *,
+        tokens: SecureTokenService,
+        alerter: Alerter,
+        clock: Clock,
+        settings: RotationSettings | None = None,
+        paused: Callable[[], Awaitable[bool]] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._tokens = tokens
+        self._alerter = alerter
+        self._clock = clock
+        self._settings = settings if settings is not None else RotationSettings()
+        self._paused = paused
+        self._sleep = sleep
+
+    async def rotate_expiring(self, within: timedelta = timedelta(hours=24)) -> RotationReport:
+        """Refresh every link expiring within ``within``; return the counts."""
+        if self._paused is not None and await self._paused():
+            _log.warning("token rotation skipped: refresh is paused")
+            return RotationReport(paused=True)
+        tally = _Tally()
+        queue: asyncio.Queue[int | None] = asyncio.Queue(maxsize=self._settings.concurrency * 4)
+
+        async def worker() -> None:
+            while (user_id := await queue.get()) is not None:
+                await self._rotate_user(user_id, within, tally)
+
+        workers = [asyncio.create_task(worker()) for _ in range(self._settings.concurrency)]
+        try:
+            async for user_id in self._tokens.vault.user_ids():
+                await queue.put(user_id)
+        finally:
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)
+        report = RotationReport(
+            users=tally.users,
+            refreshed=tally.refreshed,
+            unchanged=tally.unchanged,
+            needs_relink=tally.needs_relink,
+            failed=tally.failed,
+        )
+        _log.info("token rotation: %s", report.as_dict())
+        if tally.failed or tally.newly_relinked:
+            await self._summary_alert(report, tally.newly_relinked)
+        return report
+
+    async def _rotate_user(self, user_id: int, within: timedelta, tally: _Tally) -> None:
+        tally.users += 1
+        try:
+            record = await self._tokens.get_user_tokens(user_id, force_fetch=True)
+        except StoreUnavailable:
+            tally.failed += 1
+            return
+        if record is None:
+            return
+        for platform, link in record.links.items():
+            if link.needs_relink:
+                tally.needs_relink += 1
+            elif not link.tokens.expires_within(self._clock.now(), within):
+                tally.unchanged += 1
+            else:
+                await self._rotate_link(user_id, platform, within, tally)
+
+    async def _rotate_link(
+        self, user_id: int, platform: str, within: timedelta, tally: _Tally
+    ) -> None:
+        delay = self._settings.backoff.total_seconds()
+        for attempt in range(1, self._settings.attempts + 1):
+            try:
+                outcome = await self._tokens.refresh(user_id, platform, within=within)
+            except ReLinkRequired:
+                tally.needs_relink += 1
+                tally.newly_relinked += 1
+                return
+            except NotLinked:
+                return  # unlinked meanwhile
+            except (ProviderUnavailable, StoreUnavailable, VersionConflict):
+                if attempt == self._settings.attempts:
+                    tally.failed += 1
+                    return
+                await self._sleep(delay)
+                delay *= 2
+                continue
+            except OAuthError:
+                tally.failed += 1
+                return
+            if outcome.refreshed:
+                tally.refreshed += 1
+            else:
+                tally.unchanged += 1
+            return
+
+    async def _summary_alert(self, report: RotationReport, newly_relinked: int) -> None:
+        try:
+            await self._alerter.send(
+                Alert(
+                    severity=Severity.P2,
+                    title="Token rotation finished with failures",
+                    at=self._clock.now(),
+                    details={
+                        "users": report.users,
+                        "refreshed": report.refreshed,
+                        "failed": report.failed,
+                        "newly_need_relink": newly_relinked,
+                    },
+                )
+            )
+        except (AlertDeliveryError, OSError) as error:
+            _log.error("rotation summary alert failed: %s", type(error).__name__)

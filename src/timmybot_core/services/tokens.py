@@ -1,0 +1,410 @@
+"""SecureTokenService: users' OAuth tokens, read through a cache, refreshed once.
+
+Refresh is the delicate part. Providers rotate refresh tokens: each works
+once, so presenting one twice (two shards refreshing the same user) logs
+the user out for good. So:
+
+- In one process, concurrent callers for one user and platform share one
+  refresh (single flight).
+- Across processes, a refresh first *claims* the link with a compare-and-set
+  on the vault record (a claim ID and a deadline). Only the claim's winner
+  calls the provider; the others wait, re-read, and use the winner's tokens.
+  A claim whose holder died expires after ``claim_timeout``.
+- The new tokens, rotated refresh token included, are stored before the
+  access token is handed out, so a rotated refresh token is never lost by a
+  caller that returns early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+import attrs
+
+from timmybot_core.clock import Clock
+from timmybot_core.errors import (
+    NotLinked,
+    OAuthError,
+    ProviderUnavailable,
+    RefreshPaused,
+    ReLinkRequired,
+    VersionConflict,
+)
+from timmybot_core.ports.metrics import AuthFailureReason, SecurityMetrics
+from timmybot_core.ports.oauth import OAuthClient
+from timmybot_core.ports.vault import TokenVault
+from timmybot_core.services.security_log import SecurityAuditLogger
+from timmybot_core.tokens import OAuthTokens, PlatformLink, UserTokens
+
+__all__ = ["RefreshOutcome", "SecureTokenService", "TokenSettings"]
+
+_log = logging.getLogger("timmybot.tokens")
+
+
+@attrs.frozen(kw_only=True)
+class TokenSettings:
+    """Knobs of the token service.
+
+    Attributes:
+        refresh_leeway: refresh when the access token expires within this.
+        cache_ttl: how long a record read from the vault is reused (every
+            write and delete through this service invalidates it at once).
+        cache_size: records kept at most in the cache.
+        claim_timeout: how long a refresh claim holds before others may take over.
+        max_write_attempts: compare-and-set retries before giving up.
+    """
+
+    refresh_leeway: timedelta = timedelta(minutes=5)
+    cache_ttl: timedelta = timedelta(seconds=60)
+    cache_size: int = 10_000
+    claim_timeout: timedelta = timedelta(seconds=30)
+    max_write_attempts: int = 8
+
+
+@attrs.frozen(kw_only=True)
+class RefreshOutcome:
+    """What a refresh did: ``refreshed`` (we refreshed) or ``current`` (no need)."""
+
+    tokens: OAuthTokens
+    refreshed: bool
+
+
+Paused = Callable[[], Awaitable[bool]]
+
+
+async def _never_paused() -> bool:
+    return False
+
+
+class SecureTokenService:
+    """Stores, reads, refreshes and unlinks users' OAuth tokens."""
+
+    def __init__(
+        self,
+        *,
+        vault: TokenVault,
+        oauth: OAuthClient,
+        security_log: SecurityAuditLogger,
+        metrics: SecurityMetrics,
+        clock: Clock,
+        settings: TokenSettings | None = None,
+        refresh_paused: Paused = _never_paused,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._vault = vault
+        self._oauth = oauth
+        self._log = security_log
+        self._metrics = metrics
+        self._clock = clock
+        self._settings = settings if settings is not None else TokenSettings()
+        self._paused = refresh_paused
+        self._sleep = sleep
+        self._cache: OrderedDict[int, tuple[UserTokens | None, datetime]] = OrderedDict()
+        self._inflight: dict[tuple[int, str], asyncio.Task[RefreshOutcome]] = {}
+
+    @property
+    def vault(self) -> TokenVault:
+        """The vault behind the service."""
+        return self._vault
+
+    # -- reads -----------------------------------------------------------------
+
+    async def get_user_tokens(
+        self, user_id: int, *, force_fetch: bool = False
+    ) -> UserTokens | None:
+        """Return the user's record (``None``: never linked), through the cache.
+
+        Raises ``VaultUnavailable`` when the vault cannot answer: an outage
+        is never reported as "not linked".
+        """
+        now = self._clock.now()
+        cached = self._cache.get(user_id)
+        if not force_fetch and cached is not None and now - cached[1] < self._settings.cache_ttl:
+            self._cache.move_to_end(user_id)
+            return cached[0]
+        record = await self._vault.get(user_id)
+        self._remember(user_id, record, now)
+        return record
+
+    def _remember(self, user_id: int, record: UserTokens | None, now: datetime) -> None:
+        if self._settings.cache_ttl <= timedelta(0):
+            return
+        self._cache[user_id] = (record, now)
+        self._cache.move_to_end(user_id)
+        while len(self._cache) > self._settings.cache_size:
+            self._cache.popitem(last=False)
+
+    def invalidate(self, user_id: int) -> None:
+        """Forget the cached record of ``user_id``."""
+        self._cache.pop(user_id, None)
+
+    async def get_valid_access_token(self, user_id: int, platform: str) -> str:
+        """Return an access token for ``platform`` that is valid beyond the leeway.
+
+        Refreshes it first when it expires within ``refresh_leeway``. Raises
+        ``NotLinked``, ``ReLinkRequired``, ``ProviderUnavailable``,
+        ``RefreshPaused`` (expired while refresh is paused) or
+        ``VaultUnavailable``.
+        """
+        record = await self.get_user_tokens(user_id)
+        link = record.link(platform) if record is not None else None
+        if link is None:
+            raise NotLinked(f"{platform} is not linked", platform=platform)
+        if link.needs_relink:
+            raise ReLinkRequired(f"{platform} must be linked again", platform=platform)
+        if not link.tokens.expires_within(self._clock.now(), self._settings.refresh_leeway):
+            return link.tokens.access_token
+        outcome = await self.refresh(user_id, platform, within=self._settings.refresh_leeway)
+        return outcome.tokens.access_token
+
+    # -- writes ------------------------------------------------------------------
+
+    async def store_user_tokens(self, user_id: int, tokens: OAuthTokens) -> UserTokens:
+        """Store ``tokens`` as the user's link to ``tokens.platform`` (replacing any)."""
+
+        def change(record: UserTokens, now: datetime) -> UserTokens:
+            current = record.link(tokens.platform)
+            return record.with_link(
+                PlatformLink(
+                    tokens=tokens,
+                    linked_at=current.linked_at if current else now,
+                    refreshed_at=None,
+                ),
+                now=now,
+            )
+
+        return await self._update(user_id, change, create=True)
+
+    async def mark_needs_relink(self, user_id: int, platform: str) -> None:
+        """Flag ``platform``'s link as needing the user to link again."""
+
+        def change(record: UserTokens, now: datetime) -> UserTokens:
+            link = record.link(platform)
+            if link is None:
+                return record
+            return record.with_link(
+                attrs.evolve(link, needs_relink=True, refresh_claim=None), now=now
+            )
+
+        await self._update(user_id, change)
+
+    async def unlink(self, user_id: int, platform: str) -> bool:
+        """Revoke ``platform``'s tokens at the provider (if it can), then delete them.
+
+        A failed revocation is logged and does not stop the deletion: the
+        user asked for the link to go. Returns ``False`` if nothing was linked.
+        """
+        record = await self.get_user_tokens(user_id, force_fetch=True)
+        link = record.link(platform) if record is not None else None
+        if link is None:
+            return False
+        await self._revoke(link.tokens)
+
+        def change(current: UserTokens, now: datetime) -> UserTokens:
+            return current.without(platform, now=now)
+
+        updated = await self._update(user_id, change)
+        if not updated.links:
+            await self._vault.delete(user_id)
+            self.invalidate(user_id)
+        return True
+
+    async def delete_user(self, user_id: int) -> list[str]:
+        """Revoke every link of the user where possible and delete the record.
+
+        Returns the platforms that were linked. Idempotent.
+        """
+        record = await self._vault.get(user_id)
+        platforms: list[str] = []
+        if record is not None:
+            for link in record.links.values():
+                platforms.append(link.tokens.platform)
+                await self._revoke(link.tokens)
+            await self._vault.delete(user_id)
+        self.invalidate(user_id)
+        return platforms
+
+    async def _revoke(self, tokens: OAuthTokens) -> None:
+        for token in (tokens.refresh_token, tokens.access_token):
+            if not token:
+                continue
+            try:
+                await self._oauth.revoke(tokens.platform, token=token)
+            except OAuthError as error:
+                _log.warning("revocation at %s failed: %s", tokens.platform, type(error).__name__)
+
+    async def _update(
+        self,
+        user_id: int,
+        change: Callable[[UserTokens, datetime], UserTokens],
+        *,
+        create: bool = False,
+    ) -> UserTokens:
+        """Read, change and compare-and-set the record, retrying on conflicts."""
+        for _ in range(self._settings.max_write_attempts):
+            now = self._clock.now()
+            record = await self._vault.get(user_id)
+            if record is None:
+                if not create:
+                    raise NotLinked("nothing is linked", platform="any")
+                base = UserTokens.new(user_id, now=now)
+            else:
+                base = record
+            updated = change(base, now)
+            try:
+                version = await self._vault.put(
+                    user_id, updated, expected_version=record.version if record else None
+                )
+            except VersionConflict:
+                continue
+            stored = attrs.evolve(updated, version=version)
+            self._remember(user_id, stored, now)
+            return stored
+        self.invalidate(user_id)
+        raise VersionConflict("the token record kept changing; try again")
+
+    # -- refresh -------------------------------------------------------------------
+
+    async def refresh(self, user_id: int, platform: str, *, within: timedelta) -> RefreshOutcome:
+        """Refresh ``platform``'s tokens if they expire within ``within`` (single flight)."""
+        key = (user_id, platform)
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._refresh(user_id, platform, within))
+            self._inflight[key] = task
+            task.add_done_callback(lambda _: self._inflight.pop(key, None))
+        # shield: one caller giving up must not cancel the refresh the
+        # others (and the vault) depend on.
+        return await asyncio.shield(task)
+
+    async def _refresh(self, user_id: int, platform: str, within: timedelta) -> RefreshOutcome:
+        delay = 0.02
+        for _ in range(10_000):  # bounded; each turn sleeps or makes progress
+            now = self._clock.now()
+            record = await self._vault.get(user_id)
+            link = record.link(platform) if record is not None else None
+            if record is None or link is None:
+                self.invalidate(user_id)
+                raise NotLinked(f"{platform} is not linked", platform=platform)
+            if link.needs_relink:
+                self._remember(user_id, record, now)
+                raise ReLinkRequired(f"{platform} must be linked again", platform=platform)
+            if not link.tokens.expires_within(now, within):
+                self._remember(user_id, record, now)
+                return RefreshOutcome(tokens=link.tokens, refreshed=False)
+            if link.claim_active(now):
+                # Another process is refreshing: wait for its result (or for
+                # its claim to expire, if it died).
+                await self._sleep(delay)
+                delay = min(delay * 2, 0.5)
+                continue
+            if await self._paused():
+                if link.tokens.expires_at <= now:
+                    raise RefreshPaused("token refresh is paused while an incident is handled")
+                return RefreshOutcome(tokens=link.tokens, refreshed=False)
+            claim = (str(uuid.uuid4()), now + self._settings.claim_timeout)
+            claimed = record.with_link(attrs.evolve(link, refresh_claim=claim), now=now)
+            try:
+                version = await self._vault.put(user_id, claimed, expected_version=record.version)
+            except VersionConflict:
+                continue  # someone else changed the record: look again
+            return await self._refresh_claimed(
+                attrs.evolve(claimed, version=version), link, claim[0]
+            )
+        raise ProviderUnavailable("token refresh did not settle", platform=platform)
+
+    async def _refresh_claimed(
+        self, record: UserTokens, link: PlatformLink, claim_id: str
+    ) -> RefreshOutcome:
+        user_id, platform = record.user_id, link.tokens.platform
+        refresh_token = link.tokens.refresh_token
+        try:
+            if not refresh_token:
+                raise ReLinkRequired(f"{platform} gave no refresh token", platform=platform)
+            fresh = await self._oauth.refresh(platform, refresh_token=refresh_token)
+        except ReLinkRequired:
+            await self._settle(record, claim_id, lambda old: attrs.evolve(old, needs_relink=True))
+            await self._auth_event(user_id, platform, False, AuthFailureReason.INVALID_GRANT)
+            raise
+        except ProviderUnavailable:
+            await self._settle(record, claim_id, lambda old: old)
+            await self._auth_event(user_id, platform, False, AuthFailureReason.PROVIDER_UNAVAILABLE)
+            raise
+        except OAuthError:
+            await self._settle(record, claim_id, lambda old: old)
+            await self._auth_event(user_id, platform, False, AuthFailureReason.OTHER)
+            raise
+        if fresh.refresh_token is None:
+            fresh = attrs.evolve(fresh, refresh_token=refresh_token)
+        now = self._clock.now()
+        await self._settle(
+            record,
+            claim_id,
+            lambda old: PlatformLink(
+                tokens=fresh,
+                linked_at=old.linked_at,
+                refreshed_at=now,
+                needs_relink=False,
+                refresh_claim=None,
+            ),
+        )
+        await self._auth_event(user_id, platform, True, None)
+        return RefreshOutcome(tokens=fresh, refreshed=True)
+
+    async def _settle(
+        self,
+        record: UserTokens,
+        claim_id: str,
+        change: Callable[[PlatformLink], PlatformLink],
+    ) -> None:
+        """Write the refresh's result into the link we claimed, and release the claim.
+
+        Other fields of the record may have changed meanwhile (another
+        platform linked): re-read and re-apply on conflict, as long as the
+        claim is still ours.
+        """
+        user_id = record.user_id
+        platform = next(
+            name
+            for name, link in record.links.items()
+            if link.refresh_claim and link.refresh_claim[0] == claim_id
+        )
+        current: UserTokens | None = record
+        for _ in range(self._settings.max_write_attempts):
+            now = self._clock.now()
+            link = current.link(platform) if current is not None else None
+            if current is None or link is None:
+                self.invalidate(user_id)
+                raise NotLinked(f"{platform} was unlinked during the refresh", platform=platform)
+            if link.refresh_claim is None or link.refresh_claim[0] != claim_id:
+                # Our claim expired and someone took over. Our tokens are
+                # newer than anything they can get with the spent refresh
+                # token, so they are still written; theirs will fail.
+                _log.warning("a refresh claim on %s expired before the refresh ended", platform)
+            updated = current.with_link(attrs.evolve(change(link), refresh_claim=None), now=now)
+            try:
+                version = await self._vault.put(user_id, updated, expected_version=current.version)
+            except VersionConflict:
+                current = await self._vault.get(user_id)
+                continue
+            self._remember(user_id, attrs.evolve(updated, version=version), now)
+            return
+        self.invalidate(user_id)
+        raise VersionConflict("could not store the refreshed tokens; the record kept changing")
+
+    async def _auth_event(
+        self, user_id: int, platform: str, success: bool, reason: AuthFailureReason | None
+    ) -> None:
+        if not success and reason is not None:
+            self._metrics.record_auth_failure(platform=platform, reason=reason)
+        await self._log.authentication_attempt(
+            user_id=user_id,
+            platform=platform,
+            success=success,
+            reason=f"refresh:{reason.value}" if reason else "refresh",
+        )

@@ -1,0 +1,131 @@
+"""Specification of AccountLinkService: bound, single-use, expiring states and PKCE."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.unit.conftest import USER, wire
+from tests.unit.fake_oauth import FakeOAuthClient
+from timmybot_adapters.memory import MemoryLinkStateStore, MemoryTokenVault
+from timmybot_core.errors import LinkError
+from timmybot_core.services.linking import AccountLinkService, pkce_challenge
+from timmybot_core.services.tokens import SecureTokenService
+
+OTHER_USER = 555_555_555_555_555_555
+
+
+def service() -> tuple[AccountLinkService, FakeOAuthClient, MemoryTokenVault, object]:
+    w = wire()
+    oauth = FakeOAuthClient(w.clock, platforms=("spotify", "discord"))
+    vault = MemoryTokenVault()
+    tokens = SecureTokenService(
+        vault=vault, oauth=oauth, security_log=w.security_log, metrics=w.metrics, clock=w.clock
+    )
+    links = AccountLinkService(
+        oauth=oauth,
+        states=MemoryLinkStateStore(),
+        tokens=tokens,
+        security_log=w.security_log,
+        metrics=w.metrics,
+        clock=w.clock,
+        redirect_uri="http://127.0.0.1:8080/oauth/callback",
+    )
+    return links, oauth, vault, w
+
+
+def test_pkce_challenge_matches_rfc_7636_appendix_b() -> None:
+    verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+    assert pkce_challenge(verifier) == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+async def test_a_link_completes_and_stores_the_tokens() -> None:
+    links, oauth, vault, _ = service()
+    start = await links.begin(USER, "spotify")
+    query = parse_qs(urlsplit(start.url).query)
+    assert query["code_challenge_method"] == ["S256"]
+    assert len(query["state"][0]) == 43  # 256 bits, base64url
+    state, code = oauth.approve(start.url)
+    result = await links.complete(state, code)
+    assert (result.user_id, result.platform) == (USER, "spotify")
+    record = await vault.get(USER)
+    assert record is not None
+    assert "spotify" in record.links
+
+
+async def test_states_are_random_and_the_url_stays_out_of_repr() -> None:
+    links, _, _, _ = service()
+    starts = [await links.begin(USER, "spotify") for _ in range(50)]
+    states = {parse_qs(urlsplit(s.url).query)["state"][0] for s in starts}
+    assert len(states) == 50
+    assert all(state not in repr(s) for s, state in zip(starts, states, strict=False))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        ("replay", "replayed"),
+        ("expire", "expired"),
+        ("unknown", "unknown"),
+        ("garbage", "unknown"),
+        ("other_user", "foreign"),
+        ("other_platform", "foreign"),
+        ("wrong_verifier", "rejected"),
+    ],
+)
+async def test_refusals_name_the_problem_and_store_nothing(mutate: str, reason: str) -> None:
+    links, oauth, vault, w = service()
+    start = await links.begin(USER, "spotify")
+    state, code = oauth.approve(start.url)
+    kwargs: dict[str, object] = {}
+    if mutate == "replay":
+        await links.complete(state, code)
+        await vault.delete(USER)
+        state2, code2 = state, oauth.approve(start.url)[1]
+        state, code = state2, code2
+    elif mutate == "expire":
+        w.clock.advance(timedelta(minutes=10))  # type: ignore[attr-defined]
+    elif mutate == "unknown":
+        state = "A" * 43
+    elif mutate == "garbage":
+        state = "<script>"
+    elif mutate == "other_user":
+        kwargs["user_id"] = OTHER_USER
+    elif mutate == "other_platform":
+        kwargs["platform"] = "discord"
+    elif mutate == "wrong_verifier":
+        # The code was issued for another challenge than this state's verifier.
+        other = await links.begin(USER, "spotify")
+        code = oauth.approve(other.url)[1]
+    with pytest.raises(LinkError) as refused:
+        await links.complete(state, code, **kwargs)  # type: ignore[arg-type]
+    assert refused.value.reason == reason
+    assert "Start again with /link" in str(refused.value)
+    assert await vault.get(USER) is None
+
+
+async def test_a_state_is_single_use_under_concurrency() -> None:
+    links, oauth, _, _ = service()
+    start = await links.begin(USER, "spotify")
+    state, code = oauth.approve(start.url)
+    results = await asyncio.gather(
+        *(links.complete(state, code) for _ in range(10)), return_exceptions=True
+    )
+    assert sum(1 for r in results if not isinstance(r, Exception)) == 1
+    assert {r.reason for r in results if isinstance(r, LinkError)} == {"replayed"}
+
+
+async def test_unknown_platforms_are_refused_at_begin() -> None:
+    links, _, _, _ = service()
+    with pytest.raises(LinkError, match="Unknown platform 'myspace'; available: spotify, discord"):
+        await links.begin(USER, "myspace")
+
+
+async def test_refusals_are_counted_as_auth_failures() -> None:
+    links, _, _, w = service()
+    with pytest.raises(LinkError):
+        await links.complete("A" * 43, "code")
+    assert w.metrics.snapshot().auth_failures == {("unknown", "invalid_state"): 1}  # type: ignore[attr-defined]

@@ -1,0 +1,295 @@
+"""Specification of SecureTokenService: cache, single-flight refresh, claims, unlink."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import attrs
+import pytest
+
+from tests.unit.conftest import START, USER, Wired, wire
+from tests.unit.fake_oauth import CANARY_AT, CANARY_RT, FakeOAuthClient, unavailable
+from timmybot_adapters.memory import MemoryTokenVault
+from timmybot_core.errors import (
+    NotLinked,
+    ProviderUnavailable,
+    RefreshPaused,
+    ReLinkRequired,
+    VaultUnavailable,
+)
+from timmybot_core.services.tokens import SecureTokenService, TokenSettings
+from timmybot_core.tokens import OAuthTokens, PlatformLink, UserTokens
+
+
+class CountingVault(MemoryTokenVault):
+    def __init__(self) -> None:
+        super().__init__()
+        self.gets = 0
+        self.puts = 0
+
+    async def get(self, user_id: int) -> UserTokens | None:
+        self.gets += 1
+        return await super().get(user_id)
+
+    async def put(self, user_id: int, record: UserTokens, *, expected_version: str | None) -> str:
+        self.puts += 1
+        return await super().put(user_id, record, expected_version=expected_version)
+
+
+@attrs.define
+class Kit:
+    w: Wired
+    vault: CountingVault
+    oauth: FakeOAuthClient
+    tokens: SecureTokenService
+    paused: list[bool]
+
+
+async def no_sleep(_: float) -> None:
+    await asyncio.sleep(0)
+
+
+def kit(**settings: object) -> Kit:
+    w = wire()
+    vault = CountingVault()
+    oauth = FakeOAuthClient(w.clock)
+    paused = [False]
+
+    async def is_paused() -> bool:
+        return paused[0]
+
+    tokens = SecureTokenService(
+        vault=vault,
+        oauth=oauth,
+        security_log=w.security_log,
+        metrics=w.metrics,
+        clock=w.clock,
+        settings=TokenSettings(**settings),  # type: ignore[arg-type]
+        refresh_paused=is_paused,
+        sleep=no_sleep,
+    )
+    return Kit(w=w, vault=vault, oauth=oauth, tokens=tokens, paused=paused)
+
+
+async def linked(k: Kit, platform: str = "spotify") -> OAuthTokens:
+    tokens = k.oauth.issue(platform)
+    await k.tokens.store_user_tokens(USER, tokens)
+    return tokens
+
+
+class TestStorageAndCache:
+    async def test_never_linked_is_none_and_not_linked(self) -> None:
+        k = kit()
+        assert await k.tokens.get_user_tokens(USER) is None
+        with pytest.raises(NotLinked):
+            await k.tokens.get_valid_access_token(USER, "spotify")
+
+    async def test_stored_tokens_are_read_back(self) -> None:
+        k = kit()
+        tokens = await linked(k)
+        record = await k.tokens.get_user_tokens(USER)
+        assert record is not None
+        link = record.link("spotify")
+        assert link is not None
+        assert link.tokens == tokens
+        assert link.linked_at == START
+
+    async def test_reads_are_cached_and_writes_invalidate(self) -> None:
+        k = kit()
+        await linked(k)
+        gets = k.vault.gets
+        for _ in range(100):
+            await k.tokens.get_valid_access_token(USER, "spotify")
+        assert k.vault.gets == gets  # the write left the fresh record in the cache
+        k.w.clock.advance(timedelta(seconds=61))
+        await k.tokens.get_valid_access_token(USER, "spotify")
+        assert k.vault.gets == gets + 1
+
+    async def test_an_outage_is_never_not_linked(self) -> None:
+        k = kit()
+
+        async def down(user_id: int) -> None:
+            raise VaultUnavailable("vault: database is locked")
+
+        k.vault.get = down  # type: ignore[assignment, method-assign]
+        with pytest.raises(VaultUnavailable):
+            await k.tokens.get_valid_access_token(USER, "spotify")
+
+    def test_tokens_never_show_in_repr_or_str(self) -> None:
+        tokens = FakeOAuthClient(wire().clock).issue()
+        for text in (repr(tokens), str(tokens)):
+            assert CANARY_AT not in text and CANARY_RT not in text
+            assert "redacted" in text
+
+
+class TestRefresh:
+    async def test_a_fresh_token_is_returned_without_refreshing(self) -> None:
+        k = kit()
+        tokens = await linked(k)
+        assert await k.tokens.get_valid_access_token(USER, "spotify") == tokens.access_token
+        assert k.oauth.refresh_calls == 0
+
+    async def test_a_token_within_the_leeway_is_refreshed_and_stored_first(self) -> None:
+        k = kit()
+        old = await linked(k)
+        k.w.clock.advance(timedelta(minutes=56))
+        access = await k.tokens.get_valid_access_token(USER, "spotify")
+        assert access != old.access_token
+        stored = await k.vault.get(USER)
+        assert stored is not None
+        link = stored.link("spotify")
+        assert link is not None
+        assert link.tokens.access_token == access
+        assert link.tokens.refresh_token in k.oauth.valid_refresh
+        assert link.refresh_claim is None
+        assert link.refreshed_at == k.w.clock.now()
+
+    async def test_200_concurrent_callers_cause_one_refresh(self) -> None:
+        k = kit()
+        k.oauth.latency = 0.01
+        await linked(k)
+        k.w.clock.advance(timedelta(minutes=58))
+        results = await asyncio.gather(
+            *(k.tokens.get_valid_access_token(USER, "spotify") for _ in range(200))
+        )
+        assert k.oauth.refresh_calls == 1
+        assert len(set(results)) == 1
+
+    async def test_a_provider_that_does_not_rotate_keeps_the_refresh_token(self) -> None:
+        k = kit()
+        k.oauth.rotate = False
+        old = await linked(k)
+        k.w.clock.advance(timedelta(minutes=58))
+        await k.tokens.get_valid_access_token(USER, "spotify")
+        stored = await k.vault.get(USER)
+        assert stored is not None
+        assert stored.links["spotify"].tokens.refresh_token == old.refresh_token
+
+    async def test_invalid_grant_marks_the_link_for_relinking(self) -> None:
+        k = kit()
+        old = await linked(k)
+        k.oauth.valid_refresh.discard(old.refresh_token or "")
+        k.w.clock.advance(timedelta(minutes=58))
+        with pytest.raises(ReLinkRequired):
+            await k.tokens.get_valid_access_token(USER, "spotify")
+        with pytest.raises(ReLinkRequired):
+            await k.tokens.get_valid_access_token(USER, "spotify")
+        assert k.oauth.refresh_calls == 1  # never retried forever
+        snapshot = k.w.metrics.snapshot()
+        assert snapshot.auth_failures == {("spotify", "invalid_grant"): 1}
+
+    async def test_a_provider_outage_releases_the_claim_for_the_next_try(self) -> None:
+        k = kit()
+        await linked(k)
+        k.w.clock.advance(timedelta(minutes=58))
+        k.oauth.failures.append(unavailable())
+        with pytest.raises(ProviderUnavailable):
+            await k.tokens.get_valid_access_token(USER, "spotify")
+        stored = await k.vault.get(USER)
+        assert stored is not None
+        assert stored.links["spotify"].refresh_claim is None
+        await k.tokens.get_valid_access_token(USER, "spotify")
+        assert k.oauth.refresh_calls == 2
+
+    async def test_another_process_refresh_is_waited_for_and_reused(self) -> None:
+        k = kit()
+        old = await linked(k)
+        k.w.clock.advance(timedelta(minutes=58))
+        record = await k.vault.get(USER)
+        assert record is not None
+        link = record.links["spotify"]
+        # "Another process" claims the link...
+        claimed = record.with_link(
+            attrs.evolve(link, refresh_claim=("other", k.w.clock.now() + timedelta(seconds=30))),
+            now=k.w.clock.now(),
+        )
+        version = await k.vault.put(USER, claimed, expected_version=record.version)
+        winner = k.oauth.issue()
+
+        async def other_process_finishes() -> None:
+            await asyncio.sleep(0.01)
+            done = claimed.with_link(
+                PlatformLink(tokens=winner, linked_at=link.linked_at), now=k.w.clock.now()
+            )
+            await k.vault.put(USER, done, expected_version=version)
+
+        finisher = asyncio.create_task(other_process_finishes())
+        k.tokens.invalidate(USER)
+        access = await k.tokens.get_valid_access_token(USER, "spotify")
+        await finisher
+        assert access == winner.access_token
+        assert k.oauth.refresh_calls == 0
+        assert old.refresh_token not in k.oauth.presented
+
+    async def test_a_dead_claim_expires_and_is_taken_over(self) -> None:
+        k = kit()
+        await linked(k)
+        k.w.clock.advance(timedelta(minutes=58))
+        record = await k.vault.get(USER)
+        assert record is not None
+        stale = record.with_link(
+            attrs.evolve(
+                record.links["spotify"],
+                refresh_claim=("dead", k.w.clock.now() - timedelta(seconds=1)),
+            ),
+            now=k.w.clock.now(),
+        )
+        await k.vault.put(USER, stale, expected_version=record.version)
+        k.tokens.invalidate(USER)
+        await k.tokens.get_valid_access_token(USER, "spotify")
+        assert k.oauth.refresh_calls == 1
+
+    async def test_paused_refresh_keeps_serving_unexpired_tokens(self) -> None:
+        k = kit()
+        old = await linked(k)
+        k.paused[0] = True
+        k.w.clock.advance(timedelta(minutes=58))
+        assert await k.tokens.get_valid_access_token(USER, "spotify") == old.access_token
+        k.w.clock.advance(timedelta(minutes=3))
+        with pytest.raises(RefreshPaused):
+            await k.tokens.get_valid_access_token(USER, "spotify")
+        assert k.oauth.refresh_calls == 0
+
+    async def test_refresh_is_an_authentication_event(self) -> None:
+        k = kit()
+        await linked(k)
+        k.w.clock.advance(timedelta(minutes=58))
+        await k.tokens.get_valid_access_token(USER, "spotify")
+        (event,) = [
+            e for e in k.w.security_log.recent() if e.type.value == "AUTHENTICATION_ATTEMPT"
+        ]
+        assert event.details["success"] is True
+        assert event.user == k.w.pseudonymizer.user(USER)
+
+
+class TestUnlink:
+    async def test_revokes_then_deletes(self) -> None:
+        k = kit()
+        tokens = await linked(k)
+        assert await k.tokens.unlink(USER, "spotify")
+        assert set(k.oauth.revoked) == {tokens.access_token, tokens.refresh_token}
+        assert await k.vault.get(USER) is None  # the last link took the record with it
+        assert await k.tokens.get_user_tokens(USER) is None
+        assert not await k.tokens.unlink(USER, "spotify")
+
+    async def test_keeps_other_platforms(self) -> None:
+        k = kit()
+        k.oauth._platforms = ("spotify", "discord")
+        await linked(k, "spotify")
+        await linked(k, "discord")
+        await k.tokens.unlink(USER, "spotify")
+        record = await k.vault.get(USER)
+        assert record is not None
+        assert set(record.links) == {"discord"}
+
+    async def test_a_failed_revocation_does_not_stop_the_unlink(self) -> None:
+        k = kit()
+        await linked(k)
+
+        async def broken(platform: str, *, token: str) -> bool:
+            raise unavailable(platform)
+
+        k.oauth.revoke = broken  # type: ignore[method-assign]
+        assert await k.tokens.unlink(USER, "spotify")
+        assert await k.vault.get(USER) is None
