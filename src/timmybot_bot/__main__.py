@@ -6,12 +6,15 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from timmybot_bot.bootstrap import Services, bootstrap, check_settings
 from timmybot_bot.commands import Invocation
 from timmybot_bot.console import LOCAL_OPERATOR, OfflineConsole
+from timmybot_bot.demo_provider import DemoOAuthProvider
 from timmybot_bot.settings import MAX_SNOWFLAKE, ConfigurationError, Settings
+from timmybot_bot.web import WebServer, build_app
+from timmybot_core import Switch
 
 __all__ = ["main"]
 
@@ -41,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
         "whom the access guard does not stop)",
     )
     parser.add_argument(
+        "--demo-provider",
+        action="store_true",
+        help="console: start a local OAuth provider on 127.0.0.1 so /link demo can be "
+        "tried end to end without the internet",
+    )
+    parser.add_argument(
         "--user",
         type=_snowflake,
         metavar="ID",
@@ -61,11 +70,66 @@ def _invocation(guild: int | None, user: int | None) -> Invocation:
     return Invocation(guild_id=guild, user_id=user if user is not None else 1)
 
 
-async def _serve(services: Services, invocation: Invocation) -> int:
+def _health(services: Services) -> dict[str, Callable[[], Awaitable[bool]]]:
+    async def access() -> bool:
+        await services.access.switch_state(Switch.KILL_SWITCH)
+        return True
+
+    async def vault() -> bool:
+        await services.vault.get(1)
+        return True
+
+    return {"access_store": access, "vault": vault}
+
+
+async def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Compose and run: demo provider (optional), services, web server, console."""
+    demo: DemoOAuthProvider | None = None
+    if args.demo_provider:
+        demo = DemoOAuthProvider(redirect_uris=[settings.redirect_uri])
+        await demo.start()
     try:
-        return await OfflineConsole(services, invocation=invocation).run()
+        services = bootstrap(
+            settings, extra_providers=[demo.oauth_provider()] if demo is not None else ()
+        )
+    except ConfigurationError as error:
+        print(f"timmybot: configuration error: {error}", file=sys.stderr)
+        if demo is not None:
+            await demo.stop()
+        return 2
+    web: WebServer | None = None
+    try:
+        if services.links.platforms():
+            # The OAuth callback needs the web server; a busy port disables
+            # linking, not the console.
+            web = WebServer(
+                build_app(services.links, health=_health(services)),
+                host=settings.web_host,
+                port=settings.web_port,
+            )
+            try:
+                await web.start()
+            except OSError as error:
+                log.error(
+                    "web server could not listen on %s:%s (%s); /link cannot complete",
+                    settings.web_host,
+                    settings.web_port,
+                    error.strerror or type(error).__name__,
+                )
+                web = None
+        if demo is not None:
+            print(
+                f"Demo OAuth provider on {demo.base_url}: /link demo prints a URL to open "
+                "in a browser; approve, and the callback completes the link.",
+                file=sys.stderr,
+            )
+        return await OfflineConsole(services, invocation=_invocation(args.guild, args.user)).run()
     finally:
+        if web is not None:
+            await web.stop()
         await services.aclose()
+        if demo is not None:
+            await demo.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -92,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("configuration OK")
         return 0
     try:
-        services = bootstrap(settings)
+        check_settings(settings)
     except ConfigurationError as error:
         print(f"timmybot: configuration error: {error}", file=sys.stderr)
         return 2
@@ -104,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "starting the offline console instead"
         )
     try:
-        return asyncio.run(_serve(services, _invocation(args.guild, args.user)))
+        return asyncio.run(_serve(settings, args))
     except KeyboardInterrupt:
         return 130
 

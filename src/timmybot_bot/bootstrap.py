@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import secrets
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
@@ -17,13 +17,16 @@ from timmybot_adapters.log import LoggingAlerter
 from timmybot_adapters.memory import (
     MemoryAccessPolicyStore,
     MemoryIncidentStore,
+    MemoryLinkStateStore,
     MemorySecurityMetrics,
+    MemoryTokenVault,
 )
 from timmybot_bot.keys import key_id_for, load_or_create_key, parse_key
 from timmybot_bot.settings import ConfigurationError, Settings
 from timmybot_core import (
     AccessPolicyStore,
     AccessSettings,
+    AccountLinkService,
     AlarmMonitor,
     Alerter,
     Clock,
@@ -31,15 +34,24 @@ from timmybot_core import (
     IncidentSettings,
     IncidentStore,
     InputValidator,
+    LinkStateStore,
+    OAuthClient,
     Pseudonymizer,
     ResponseSanitizer,
+    SecureTokenService,
     SecurityAuditLogger,
     SecurityMetrics,
     ServerAccessControl,
     SuspicionMeter,
+    Switch,
     SystemClock,
+    TokenRotationService,
+    TokenVault,
     ValidationPolicy,
 )
+
+if TYPE_CHECKING:
+    from timmybot_adapters.oauth import OAuthProvider
 
 __all__ = ["PrometheusSource", "Services", "Settings", "bootstrap", "check_settings"]
 
@@ -75,6 +87,11 @@ class Services:
     access: ServerAccessControl
     incidents: IncidentResponseService
     alarms: AlarmMonitor
+    vault: TokenVault
+    oauth: OAuthClient
+    tokens: SecureTokenService
+    links: AccountLinkService
+    rotation: TokenRotationService
     metrics_source: PrometheusSource | None = None
     _closers: tuple[Closer, ...] = attrs.field(default=(), alias="closers", repr=False)
 
@@ -137,39 +154,102 @@ def check_settings(settings: Settings) -> None:
         )
     if settings.pseudonym_key is not None:
         parse_key("TIMMYBOT_PSEUDONYM_KEY", settings.pseudonym_key)
-    elif settings.backend != "memory":
-        key_file = settings.data_dir / "keys" / "pseudonym.key"
-        if key_file.exists():
-            load_or_create_key(key_file, purpose="pseudonym")
+    if settings.vault_key is not None:
+        parse_key("TIMMYBOT_VAULT_KEY", settings.vault_key, exact=32)
+    if settings.backend != "memory":
+        for name in ("pseudonym", "vault"):
+            key_file = settings.data_dir / "keys" / f"{name}.key"
+            if key_file.exists():
+                load_or_create_key(key_file, purpose=name)
+    for platform, client_id, secret in (
+        ("SPOTIFY", settings.spotify_client_id, settings.spotify_client_secret),
+        ("DISCORD", settings.discord_client_id, settings.discord_client_secret),
+    ):
+        if secret and not client_id:
+            raise ConfigurationError(
+                f"TIMMYBOT_{platform}_CLIENT_SECRET is set without TIMMYBOT_{platform}_CLIENT_ID"
+            )
     if settings.data_dir.exists() and not settings.data_dir.is_dir():
         raise ConfigurationError(f"TIMMYBOT_DATA_DIR {settings.data_dir} is not a directory")
 
 
-def _stores(settings: Settings, closers: list[Closer]) -> tuple[AccessPolicyStore, IncidentStore]:
+@attrs.frozen
+class _Stores:
+    access: AccessPolicyStore
+    incidents: IncidentStore
+    vault: TokenVault
+    link_states: LinkStateStore
+
+
+def _vault_key(settings: Settings) -> bytes:
+    if settings.vault_key is not None:
+        return parse_key("TIMMYBOT_VAULT_KEY", settings.vault_key, exact=32)
+    return load_or_create_key(settings.data_dir / "keys" / "vault.key", purpose="vault")
+
+
+def _stores(settings: Settings, closers: list[Closer]) -> _Stores:
     if settings.backend == "memory":
-        return MemoryAccessPolicyStore(), MemoryIncidentStore()
+        return _Stores(
+            access=MemoryAccessPolicyStore(),
+            incidents=MemoryIncidentStore(),
+            vault=MemoryTokenVault(),
+            link_states=MemoryLinkStateStore(),
+        )
     if settings.backend == "sqlite":
         from timmybot_adapters.sqlite import (
             SqliteAccessPolicyStore,
             SqliteDatabase,
             SqliteIncidentStore,
+            SqliteLinkStateStore,
+            SqliteTokenVault,
+            VaultKeys,
         )
 
+        key = _vault_key(settings)
+        keys = VaultKeys.single(key_id_for(key, "v"), key)
         db = SqliteDatabase(settings.data_dir / "timmybot.db")
         closers.append(db.close)
-        return SqliteAccessPolicyStore(db), SqliteIncidentStore(db)
+        return _Stores(
+            access=SqliteAccessPolicyStore(db),
+            incidents=SqliteIncidentStore(db),
+            vault=SqliteTokenVault(db, keys),
+            link_states=SqliteLinkStateStore(db, keys=keys),
+        )
     raise ConfigurationError(
         "TIMMYBOT_BACKEND=aws: the AWS adapters are not part of this build yet; "
         "use sqlite (the default) or memory"
     )
 
 
-def bootstrap(settings: Settings, *, clock: Clock | None = None) -> Services:
+def _oauth(
+    settings: Settings, extra: Sequence[OAuthProvider], clock: Clock, closers: list[Closer]
+) -> OAuthClient:
+    from timmybot_adapters.oauth import AiohttpOAuthClient, discord, spotify
+
+    providers = list(extra)
+    if settings.spotify_client_id:
+        providers.append(spotify(settings.spotify_client_id, settings.spotify_client_secret))
+    if settings.discord_client_id:
+        providers.append(discord(settings.discord_client_id, settings.discord_client_secret))
+    client = AiohttpOAuthClient(providers, min_tls=settings.oauth_min_tls, clock=clock)
+    closers.append(client.close)
+    return client
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    extra_providers: Sequence[OAuthProvider] = (),
+    oauth: OAuthClient | None = None,
+) -> Services:
     """Build the services for ``settings``.
 
-    ``clock`` replaces the system clock (tests pass a ``FakeClock``). Stores
-    open lazily: building the services does no I/O beyond creating a local
-    key file on first run. Call :meth:`Services.aclose` when done.
+    ``clock`` replaces the system clock (tests pass a ``FakeClock``);
+    ``extra_providers`` adds OAuth providers (the demo provider); ``oauth``
+    replaces the OAuth client altogether. Stores open lazily: building the
+    services does no I/O beyond creating local key files on first run. Call
+    :meth:`Services.aclose` when done.
     """
     check_settings(settings)
     clock = clock if clock is not None else SystemClock()
@@ -178,7 +258,7 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None) -> Services:
         # Private from the start: it will hold the database and key files.
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     pseudonymizer = _pseudonymizer(settings)
-    access_store, incident_store = _stores(settings, closers)
+    stores = _stores(settings, closers)
     metrics, metrics_source = _metrics(settings, closers)
     alerter = LoggingAlerter()
     security_log = SecurityAuditLogger(pseudonymizer=pseudonymizer, clock=clock)
@@ -186,7 +266,7 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None) -> Services:
     security_log.subscribe(suspicion.on_event)
     metrics.observe_suspicious_activity(suspicion.level)
     access = ServerAccessControl(
-        store=access_store,
+        store=stores.access,
         security_log=security_log,
         metrics=metrics,
         alerter=alerter,
@@ -203,7 +283,7 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None) -> Services:
     )
     incidents = IncidentResponseService(
         access=access,
-        incidents=incident_store,
+        incidents=stores.incidents,
         security_log=security_log,
         metrics=metrics,
         alerter=alerter,
@@ -213,6 +293,31 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None) -> Services:
     )
     alarms = AlarmMonitor(incidents, clock)
     security_log.subscribe(alarms.on_event)
+    oauth_client = oauth if oauth is not None else _oauth(settings, extra_providers, clock, closers)
+
+    async def refresh_paused() -> bool:
+        return (await access.switch_state(Switch.REFRESH_PAUSED)).active(clock.now())
+
+    tokens = SecureTokenService(
+        vault=stores.vault,
+        oauth=oauth_client,
+        security_log=security_log,
+        metrics=metrics,
+        clock=clock,
+        refresh_paused=refresh_paused,
+    )
+    links = AccountLinkService(
+        oauth=oauth_client,
+        states=stores.link_states,
+        tokens=tokens,
+        security_log=security_log,
+        metrics=metrics,
+        clock=clock,
+        redirect_uri=settings.redirect_uri,
+    )
+    rotation = TokenRotationService(
+        tokens=tokens, alerter=alerter, clock=clock, paused=refresh_paused
+    )
     return Services(
         settings=settings,
         clock=clock,
@@ -226,6 +331,11 @@ def bootstrap(settings: Settings, *, clock: Clock | None = None) -> Services:
         access=access,
         incidents=incidents,
         alarms=alarms,
+        vault=stores.vault,
+        oauth=oauth_client,
+        tokens=tokens,
+        links=links,
+        rotation=rotation,
         metrics_source=metrics_source,
         closers=tuple(closers),
     )

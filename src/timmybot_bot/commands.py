@@ -15,7 +15,17 @@ from typing import Final
 import attrs
 
 from timmybot_bot.bootstrap import Services
-from timmybot_core import Incident, Severity, StoreUnavailable, Switch
+from timmybot_core import (
+    Incident,
+    LinkError,
+    NotLinked,
+    OAuthError,
+    RefreshPaused,
+    ReLinkRequired,
+    Severity,
+    StoreUnavailable,
+    Switch,
+)
 from timmybot_core.services.access_control import MAX_SNOWFLAKE
 
 __all__ = ["COMMANDS", "Command", "Invocation", "Reply", "run_command"]
@@ -108,6 +118,58 @@ async def whoami(services: Services, invocation: Invocation, _: str) -> Reply:
         )
     owner = " (owner)" if services.access.is_owner(invocation.user_id) else ""
     return Reply(text=f"You are user {invocation.user_id}{owner} in {where}.", ephemeral=True)
+
+
+def _platform(services: Services, text: str) -> str:
+    platform = text.strip().lower()
+    available = services.links.platforms()
+    if not available:
+        raise UsageError(
+            "No music platform is configured for linking. The operator sets "
+            "TIMMYBOT_SPOTIFY_CLIENT_ID (or starts the console with --demo-provider)."
+        )
+    if platform not in available:
+        raise UsageError(f"Usage: /link <platform>, one of: {', '.join(available)}.")
+    return platform
+
+
+async def link(services: Services, invocation: Invocation, args: str) -> Reply:
+    """``/link <platform>``: an authorization URL, for the caller's eyes only."""
+    platform = _platform(services, args)
+    start = await services.links.begin(invocation.user_id, platform)
+    minutes = max(1, int((start.expires_at - services.clock.now()).total_seconds() // 60))
+    # The URL is ours (provider, client ID, state), not user text; angle
+    # brackets keep Discord from unfurling it.
+    return Reply(
+        text=f"Open this link within {minutes} minutes to link your {platform} account:\n"
+        f"<{start.url}>",
+        ephemeral=True,
+    )
+
+
+async def linked(services: Services, invocation: Invocation, _: str) -> Reply:
+    """``/linked``: the platforms the caller linked (never a token)."""
+    record = await services.tokens.get_user_tokens(invocation.user_id)
+    if record is None or not record.links:
+        return Reply(text="You have not linked any account. Use /link <platform>.", ephemeral=True)
+    lines = ["Linked accounts:"]
+    for name, entry in record.links.items():
+        state = "needs /link again" if entry.needs_relink else "active"
+        scopes = ", ".join(entry.tokens.scopes) or "no scopes"
+        lines.append(f"• {name}: {state}, linked {entry.linked_at:%Y-%m-%d}, scopes: {scopes}")
+    return Reply(text=services.sanitizer.for_discord("\n".join(lines)), ephemeral=True)
+
+
+async def unlink(services: Services, invocation: Invocation, args: str) -> Reply:
+    """``/unlink <platform>``: revoke at the provider where possible and delete the tokens."""
+    platform = args.strip().lower()
+    if not platform:
+        raise UsageError("Usage: /unlink <platform>.")
+    removed = await services.tokens.unlink(invocation.user_id, platform)
+    shown = services.sanitizer.for_discord(platform, limit=40)
+    if not removed:
+        return Reply(text=f"You have no {shown} account linked.", ephemeral=True)
+    return Reply(text=f"Your {shown} account is unlinked and its tokens deleted.", ephemeral=True)
 
 
 # -- admin commands ----------------------------------------------------------------
@@ -207,6 +269,24 @@ COMMANDS: Final[tuple[Command, ...]] = (
         handler=playlist,
     ),
     Command(
+        name="link",
+        usage="/link <platform>",
+        summary="link a music account (prints an authorization URL)",
+        handler=link,
+    ),
+    Command(
+        name="linked",
+        usage="/linked",
+        summary="show your linked accounts",
+        handler=linked,
+    ),
+    Command(
+        name="unlink",
+        usage="/unlink <platform>",
+        summary="unlink an account and delete its tokens",
+        handler=unlink,
+    ),
+    Command(
         name="whoami",
         usage="/whoami",
         summary="show the guild and user commands run as",
@@ -254,6 +334,22 @@ async def run_command(services: Services, invocation: Invocation, name: str, arg
         # ValueError comes from domain constructors (an incident with an
         # empty title): our own message, never user data.
         return Reply(text=services.sanitizer.for_discord(str(error), limit=300), ephemeral=True)
+    except NotLinked as error:
+        return Reply(text=f"Link your {error.platform} account first with /link.", ephemeral=True)
+    except ReLinkRequired as error:
+        return Reply(
+            text=f"Your {error.platform} link has expired; link it again with /link.",
+            ephemeral=True,
+        )
+    except LinkError as error:
+        return Reply(text=str(error), ephemeral=True)
+    except RefreshPaused:
+        return Reply(text="Music accounts are paused for maintenance; try later.", ephemeral=True)
+    except OAuthError as error:
+        _log.warning("/%s: %s failed: %s", name, error.platform, type(error).__name__)
+        return Reply(
+            text=f"{error.platform} is not answering right now; try again soon.", ephemeral=True
+        )
     except StoreUnavailable:
         _log.exception("/%s failed: a store is unavailable", name)
         return Reply(

@@ -24,8 +24,8 @@ __all__ = ["key_id_for", "load_or_create_key", "parse_key"]
 MIN_KEY_BYTES = 32
 
 
-def parse_key(name: str, raw: str) -> bytes:
-    """Decode a key given as hex or base64; at least 32 bytes. ``name`` is for errors."""
+def parse_key(name: str, raw: str, *, exact: int | None = None) -> bytes:
+    """Decode a key given as hex or base64; at least 32 bytes (exactly ``exact`` if given)."""
     text = raw.strip()
     decoded: bytes | None = None
     try:
@@ -47,6 +47,10 @@ def parse_key(name: str, raw: str) -> bytes:
     if len(decoded) < MIN_KEY_BYTES:
         raise ConfigurationError(
             f"{name} must hold at least {MIN_KEY_BYTES} bytes of key (got {len(decoded)})"
+        )
+    if exact is not None and len(decoded) != exact:
+        raise ConfigurationError(
+            f"{name} must hold exactly {exact} bytes of key (got {len(decoded)})"
         )
     return decoded
 

@@ -24,6 +24,7 @@ Backend = Literal["memory", "sqlite", "aws"]
 PolicyName = Literal["default", "strict"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 MetricsExporter = Literal["none", "console", "otlp", "prometheus", "emf"]
+TlsVersion = Literal["1.2", "1.3"]
 
 MAX_SNOWFLAKE: Final = 2**64 - 1
 
@@ -102,6 +103,30 @@ def _duration(name: str, raw: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def _port(name: str, raw: str) -> int:
+    value = raw.strip()
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise ConfigurationError(f"{name} must be a TCP port, 0 to 65535 (got {value!r})")
+    return int(value)
+
+
+def _host(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not value or any(c.isspace() or c in "/@" for c in value):
+        raise ConfigurationError(f"{name} must be a host name or IP address (got {value!r})")
+    return value
+
+
+def _public_url(name: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not re.match(r"^https?://[^\s/@]+(?::\d+)?(?:/[^\s]*)?$", value):
+        raise ConfigurationError(
+            f"{name} must be the URL users' browsers reach the bot at, such as "
+            f"https://bot.example.com (got {value!r})"
+        )
+    return value
+
+
 def _secret(name: str, raw: str) -> str:
     value = raw.strip()
     if not value:
@@ -127,6 +152,15 @@ _VARIABLES: Final[dict[str, tuple[str, Callable[[str, str], Any]]]] = {
     "TIMMYBOT_METRICS_EXPORTER": ("metrics_exporter", _choice(get_args(MetricsExporter))),
     "TIMMYBOT_METRICS_INTERVAL": ("metrics_interval", _duration),
     "TIMMYBOT_PSEUDONYM_KEY": ("pseudonym_key", _secret),
+    "TIMMYBOT_VAULT_KEY": ("vault_key", _secret),
+    "TIMMYBOT_WEB_HOST": ("web_host", _host),
+    "TIMMYBOT_WEB_PORT": ("web_port", _port),
+    "TIMMYBOT_PUBLIC_URL": ("public_url", _public_url),
+    "TIMMYBOT_OAUTH_MIN_TLS": ("oauth_min_tls", _choice(get_args(TlsVersion))),
+    "TIMMYBOT_SPOTIFY_CLIENT_ID": ("spotify_client_id", _secret),
+    "TIMMYBOT_SPOTIFY_CLIENT_SECRET": ("spotify_client_secret", _secret),
+    "TIMMYBOT_DISCORD_CLIENT_ID": ("discord_client_id", _secret),
+    "TIMMYBOT_DISCORD_CLIENT_SECRET": ("discord_client_secret", _secret),
     # Discord's own conventional name, and a prefixed alias.
     "DISCORD_TOKEN": ("discord_token", _secret),
     "TIMMYBOT_DISCORD_TOKEN": ("discord_token", _secret),
@@ -166,6 +200,16 @@ class Settings:
         pseudonym_key: the key for pseudonyms in logs (hex or base64, at
             least 32 bytes); without it a key file under ``data_dir`` is used
             (``memory`` backend: a key per process).
+        vault_key: the AES-256 key of the token vault (hex or base64, exactly
+            32 bytes); without it ``data_dir/keys/vault.key`` is used.
+        web_host, web_port: where the web server (OAuth callback, health)
+            listens; 127.0.0.1:8080 by default.
+        public_url: the base URL browsers reach the web server at; the OAuth
+            redirect URI is ``{public_url}/oauth/callback``.
+        oauth_min_tls: the lowest TLS version for OAuth providers (1.2 or 1.3).
+        spotify_client_id, spotify_client_secret, discord_client_id,
+        discord_client_secret: OAuth client credentials; a platform is
+            offered for linking when its client ID is set.
     """
 
     backend: Backend = "sqlite"
@@ -185,6 +229,21 @@ class Settings:
     metrics_exporter: MetricsExporter = "none"
     metrics_interval: timedelta = timedelta(seconds=60)
     pseudonym_key: str | None = attrs.field(default=None, repr=False)
+    vault_key: str | None = attrs.field(default=None, repr=False)
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+    public_url: str | None = None
+    oauth_min_tls: TlsVersion = "1.2"
+    spotify_client_id: str | None = None
+    spotify_client_secret: str | None = attrs.field(default=None, repr=False)
+    discord_client_id: str | None = None
+    discord_client_secret: str | None = attrs.field(default=None, repr=False)
+
+    @property
+    def redirect_uri(self) -> str:
+        """The OAuth redirect URI: ``{public_url}/oauth/callback``."""
+        base = self.public_url or f"http://{self.web_host}:{self.web_port}"
+        return f"{base}/oauth/callback"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -234,4 +293,10 @@ class Settings:
             "metrics_exporter": self.metrics_exporter,
             "metrics_interval": str(self.metrics_interval),
             "pseudonym_key": "set" if self.pseudonym_key else "key file / per process",
+            "vault_key": "set" if self.vault_key else "key file / per process",
+            "web": f"{self.web_host}:{self.web_port}",
+            "redirect_uri": self.redirect_uri,
+            "oauth_min_tls": self.oauth_min_tls,
+            "spotify": "configured" if self.spotify_client_id else "not configured",
+            "discord": "configured" if self.discord_client_id else "not configured",
         }

@@ -70,3 +70,12 @@ def test_no_log_line_of_the_suite_is_broken_by_input(security_lines: list[str]) 
         (name, message) for name, message in AUDIT.lines if "\n" in message or "\r" in message
     ]
     assert broken == []
+
+
+def test_no_token_of_any_provider_reaches_a_log_line(security_lines: list[str]) -> None:
+    # Every token, code and client secret the suite's OAuth providers issue
+    # starts with "canary-"; none may reach any log line of the run.
+    oauth_lines = [m for name, m in AUDIT.lines if name.startswith("timmybot.oauth")]
+    assert oauth_lines, "the suite ran no OAuth traffic; the canary check would be empty"
+    leaks = [(name, message) for name, message in AUDIT.lines if "canary-" in message]
+    assert leaks == []

@@ -17,6 +17,10 @@ class MemoryTokenVault:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._records: dict[int, tuple[int, str]] = {}
+        # One counter for the whole vault: a version is never reused, even
+        # after a delete, so a writer holding a version from before the
+        # delete cannot overwrite the new record.
+        self._counter = 0
 
     async def get(self, user_id: int) -> UserTokens | None:
         """Return the user's record, or ``None``."""
@@ -37,9 +41,9 @@ class MemoryTokenVault:
             current = str(stored[0]) if stored is not None else None
             if current != expected_version:
                 raise VersionConflict("the token record changed since it was read")
-            version = (stored[0] + 1) if stored is not None else 1
-            self._records[user_id] = (version, text)
-            return str(version)
+            self._counter += 1
+            self._records[user_id] = (self._counter, text)
+            return str(self._counter)
 
     async def delete(self, user_id: int) -> bool:
         """Delete the user's record; ``True`` if there was one."""

@@ -1,0 +1,531 @@
+"""The OAuthClient port over aiohttp: PKCE code flow, refresh, RFC 7009 revocation.
+
+Transport security:
+
+* TLS 1.2 at least (``min_tls="1.3"`` for TLS 1.3 only), certificate and
+  hostname verification always on, the system's trust store (or ``cafile``,
+  which replaces it, for a private CA or tests). The context is built by
+  hand rather than by :func:`ssl.create_default_context` so that an
+  ``SSLKEYLOGFILE`` in the environment cannot make the process write its
+  TLS session keys to disk.
+* Optional SHA-256 certificate pinning per provider. It is checked inside
+  the TLS handshake, *after* the normal verification succeeded and before any
+  request byte is sent; any one of a provider's pins is accepted. (aiohttp's
+  own ``aiohttp.Fingerprint`` is not used: passed as ``ssl=``, it makes
+  aiohttp connect with an *unverified* context, so a pin would replace
+  certificate verification instead of adding to it, and it accepts one pin
+  only.)
+* Timeouts (total and connect) on every call; no redirects followed (a
+  token request must not be replayed to another endpoint); responses larger
+  than 64 KiB are refused.
+
+Errors never contain a token, a code, a verifier, a client secret or a
+response body: they name the platform, the endpoint kind, the HTTP status and,
+for OAuth errors, the RFC 6749 error code when it is a known one.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import re
+import ssl
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from hashlib import sha256
+from types import TracebackType
+from typing import Any, Final, Literal, NoReturn, Self
+from urllib.parse import quote, quote_plus, urlencode, urlsplit
+
+import aiohttp
+
+from timmybot_adapters.oauth.providers import OAuthProvider, normalize_pins
+from timmybot_core.clock import Clock, SystemClock
+from timmybot_core.errors import OAuthError, ProviderUnavailable, ReLinkRequired
+from timmybot_core.tokens import OAuthTokens, valid_platform
+
+__all__ = [
+    "KNOWN_OAUTH_ERRORS",
+    "MAX_RESPONSE_BYTES",
+    "AiohttpOAuthClient",
+    "MinTLS",
+    "PinnedSSLContext",
+    "make_ssl_context",
+]
+
+_log = logging.getLogger("timmybot.oauth")
+
+MinTLS = Literal["1.2", "1.3"]
+EndpointKind = Literal["token", "revoke"]
+
+#: OAuth error codes shown in messages (RFC 6749 4.1.2.1 and 5.2, RFC 7009 2.2.1);
+#: any other code is shown as ``unknown_error``.
+KNOWN_OAUTH_ERRORS: Final = frozenset(
+    {
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+        "access_denied",
+        "unsupported_response_type",
+        "server_error",
+        "temporarily_unavailable",
+        "unsupported_token_type",
+    }
+)
+MAX_RESPONSE_BYTES: Final = 64 * 1024
+# Ten years: beyond that an expiry is nonsense (and datetime arithmetic overflows).
+_MAX_EXPIRES_IN: Final = 10 * 366 * 24 * 3600
+_MAX_TOKEN_LENGTH: Final = 8192
+# Visible ASCII only: a token is sent in an HTTP header later.
+_TOKEN_CHARS = re.compile(r"^[\x21-\x7e]+$")
+_CODE_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_NOT_JSON: Final = object()
+_TLS_VERSIONS: Final[Mapping[str, ssl.TLSVersion]] = {
+    "1.2": ssl.TLSVersion.TLSv1_2,
+    "1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+class _PinnedSSLObject(ssl.SSLObject):
+    """Checks the peer certificate against the context's pins once the handshake is done."""
+
+    def do_handshake(self) -> None:
+        super().do_handshake()
+        context = self.context
+        pins = context.pins if isinstance(context, PinnedSSLContext) else frozenset()
+        if not pins:
+            return
+        der = self.getpeercert(binary_form=True)
+        if der is None or sha256(der).hexdigest() not in pins:
+            # A CertificateError: asyncio fails the handshake, aiohttp raises
+            # ClientConnectorCertificateError, and nothing has been sent.
+            raise ssl.SSLCertVerificationError("certificate pin mismatch")
+
+
+class PinnedSSLContext(ssl.SSLContext):
+    """A client TLS context that also checks SHA-256 pins of the peer certificate.
+
+    ``pins`` (hex SHA-256 of the DER certificate) is checked after the normal
+    chain and hostname verification succeeded; any pin matches. Empty pins
+    means no pinning.
+    """
+
+    sslobject_class = _PinnedSSLObject
+    pins: frozenset[str] = frozenset()
+
+
+def make_ssl_context(
+    min_tls: MinTLS = "1.2",
+    *,
+    cafile: str | os.PathLike[str] | None = None,
+    pins: Iterable[str] = (),
+) -> PinnedSSLContext:
+    """Build the client TLS context the OAuth client uses.
+
+    Certificate and hostname verification are always on; ``min_tls`` sets the
+    lowest TLS version; ``cafile`` (PEM) *replaces* the system trust store;
+    ``pins`` adds SHA-256 certificate pinning.
+    """
+    if min_tls not in _TLS_VERSIONS:
+        raise ValueError("min_tls is '1.2' or '1.3'")
+    context = PinnedSSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = _TLS_VERSIONS[min_tls]
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    # Renegotiation could swap the certificate after the pin was checked.
+    context.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION
+    if cafile is not None:
+        context.load_verify_locations(cafile=os.fspath(cafile))
+    else:
+        context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    context.pins = normalize_pins(pins)
+    return context
+
+
+def _form_encode(value: str) -> str:
+    return quote_plus(value, safe="")
+
+
+def _basic_auth(provider: OAuthProvider) -> str:
+    # RFC 6749 2.3.1: form-encode both parts before Basic encoding.
+    assert provider.client_secret is not None  # noqa: S101 - checked by the caller
+    pair = f"{_form_encode(provider.client_id)}:{_form_encode(provider.client_secret)}"
+    return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+
+
+def _error_code(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return "unknown_error"
+    code = data.get("error") if isinstance(data, dict) else None
+    return code if isinstance(code, str) and code in KNOWN_OAUTH_ERRORS else "unknown_error"
+
+
+class AiohttpOAuthClient:
+    """The :class:`~timmybot_core.ports.oauth.OAuthClient` port over aiohttp.
+
+    ``providers`` are the configured platforms (names must be unique).
+    ``timeout`` bounds every call (connect and total). ``min_tls`` is
+    ``"1.2"`` (default) or ``"1.3"``. ``session`` is an aiohttp session to
+    use (the caller keeps owning it); without one the client creates its own
+    on first use and closes it in :meth:`close`. ``clock`` turns
+    ``expires_in`` into ``expires_at``. ``cafile`` replaces the system trust
+    store (a private CA, or tests).
+    """
+
+    def __init__(
+        self,
+        providers: Sequence[OAuthProvider],
+        *,
+        timeout: timedelta = timedelta(seconds=10),
+        min_tls: MinTLS = "1.2",
+        session: aiohttp.ClientSession | None = None,
+        clock: Clock | None = None,
+        cafile: str | os.PathLike[str] | None = None,
+    ) -> None:
+        by_name: dict[str, OAuthProvider] = {}
+        for provider in providers:
+            if provider.name in by_name:
+                raise ValueError(f"two OAuth providers are named {provider.name!r}")
+            by_name[provider.name] = provider
+        seconds = timeout.total_seconds()
+        if seconds <= 0:
+            raise ValueError("the OAuth timeout must be positive")
+        self._providers = by_name
+        self._timeout_seconds = seconds
+        self._timeout = aiohttp.ClientTimeout(total=seconds, connect=seconds)
+        self._min_tls: MinTLS = min_tls
+        base = make_ssl_context(min_tls, cafile=cafile)
+        self._contexts: dict[str, PinnedSSLContext] = {
+            name: make_ssl_context(min_tls, cafile=cafile, pins=provider.pins)
+            if provider.pins
+            else base
+            for name, provider in by_name.items()
+        }
+        self._session = session
+        self._owns_session = session is None
+        self._clock: Clock = clock if clock is not None else SystemClock()
+
+    def __repr__(self) -> str:
+        return (
+            f"AiohttpOAuthClient(platforms={self.platforms()!r}, "
+            f"min_tls={self._min_tls!r}, timeout={self._timeout_seconds}s)"
+        )
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session if this client created it (a given session is left open)."""
+        if self._owns_session and self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or (self._owns_session and self._session.closed):
+            self._session = aiohttp.ClientSession(
+                cookie_jar=aiohttp.DummyCookieJar(),
+                timeout=self._timeout,
+                headers={"Accept": "application/json", "User-Agent": "timmybot-oauth"},
+            )
+            self._owns_session = True
+        return self._session
+
+    # -- configuration -----------------------------------------------------
+
+    def platforms(self) -> tuple[str, ...]:
+        """Return the configured platforms, sorted."""
+        return tuple(sorted(self._providers))
+
+    def provider(self, platform: str) -> OAuthProvider:
+        """Return ``platform``'s provider, or raise :class:`OAuthError`."""
+        provider = self._providers.get(platform)
+        if provider is None:
+            try:
+                name = valid_platform(platform)
+            except ValueError:
+                raise OAuthError(
+                    "OAuth is not configured for that platform", platform="unknown"
+                ) from None
+            raise OAuthError(f"OAuth is not configured for {name!r}", platform=name)
+        return provider
+
+    def ssl_context(self, platform: str) -> ssl.SSLContext:
+        """Return the TLS context used for ``platform``'s endpoints."""
+        self.provider(platform)
+        return self._contexts[platform]
+
+    # -- the port ----------------------------------------------------------
+
+    def authorization_url(
+        self, platform: str, *, state: str, code_challenge: str, redirect_uri: str
+    ) -> str:
+        """Return the provider's authorization URL (PKCE S256, ``state`` included)."""
+        provider = self.provider(platform)
+        if not state:
+            raise ValueError("the authorization state cannot be empty")
+        if not _CODE_CHALLENGE.match(code_challenge):
+            raise ValueError("the code challenge must be a base64url SHA-256 (43 characters)")
+        target = urlsplit(redirect_uri)
+        if target.scheme not in ("https", "http") or not target.netloc or target.fragment:
+            raise ValueError("the redirect URI must be an absolute http(s) URL without fragment")
+        params: list[tuple[str, str]] = [
+            ("response_type", "code"),
+            ("client_id", provider.client_id),
+            ("redirect_uri", redirect_uri),
+        ]
+        if provider.scopes:
+            params.append(("scope", " ".join(provider.scopes)))
+        params += [
+            ("state", state),
+            ("code_challenge", code_challenge),
+            ("code_challenge_method", "S256"),
+            *provider.extra_authorize_params,
+        ]
+        separator = "&" if urlsplit(provider.authorize_url).query else "?"
+        return provider.authorize_url + separator + urlencode(params, quote_via=quote)
+
+    async def exchange_code(
+        self, platform: str, *, code: str, code_verifier: str, redirect_uri: str
+    ) -> OAuthTokens:
+        """Exchange an authorization code (with its PKCE verifier) for tokens."""
+        provider = self.provider(platform)
+        if not code or not code_verifier:
+            raise OAuthError(
+                f"{platform}: the code and its verifier are required", platform=platform
+            )
+        issued_at = self._clock.now()
+        body = await self._post(
+            provider,
+            "token",
+            provider.token_url,
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "code_verifier": code_verifier,
+            },
+        )
+        return self._parse_tokens(provider, body, issued_at=issued_at)
+
+    async def refresh(self, platform: str, *, refresh_token: str) -> OAuthTokens:
+        """Refresh tokens; ``refresh_token`` of the result is ``None`` when not rotated."""
+        provider = self.provider(platform)
+        if not refresh_token:
+            raise OAuthError(f"{platform}: a refresh token is required", platform=platform)
+        issued_at = self._clock.now()
+        body = await self._post(
+            provider,
+            "token",
+            provider.token_url,
+            {"grant_type": "refresh_token", "refresh_token": refresh_token},
+        )
+        return self._parse_tokens(provider, body, issued_at=issued_at)
+
+    async def revoke(self, platform: str, *, token: str) -> bool:
+        """Revoke ``token`` (RFC 7009); ``False`` if the provider has no revocation."""
+        provider = self.provider(platform)
+        if provider.revoke_url is None:
+            return False
+        if not token:
+            raise OAuthError(f"{platform}: a token to revoke is required", platform=platform)
+        await self._post(provider, "revoke", provider.revoke_url, {"token": token})
+        return True
+
+    # -- HTTP --------------------------------------------------------------
+
+    async def _post(
+        self, provider: OAuthProvider, kind: EndpointKind, url: str, form: dict[str, str]
+    ) -> bytes:
+        """POST ``form`` with client authentication; return the body of a 2xx answer."""
+        name = provider.name
+        headers = {"Accept": "application/json"}
+        if provider.client_secret is None:
+            form["client_id"] = provider.client_id
+        elif provider.token_auth == "basic":  # noqa: S105 - a method name
+            headers["Authorization"] = _basic_auth(provider)
+        else:
+            form["client_id"] = provider.client_id
+            form["client_secret"] = provider.client_secret
+        try:
+            async with self._http().post(
+                url,
+                data=form,
+                headers=headers,
+                ssl=self._contexts[name],
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as response:
+                status = response.status
+                body = await self._read(provider, kind, response)
+        except OAuthError:
+            raise
+        except aiohttp.ClientConnectorCertificateError as error:
+            detail = getattr(error.certificate_error, "verify_message", None) or str(
+                error.certificate_error
+            )
+            raise OAuthError(
+                f"{name}: certificate check failed at the {kind} endpoint ({detail})",
+                platform=name,
+            ) from None
+        except aiohttp.ServerFingerprintMismatch:
+            raise OAuthError(
+                f"{name}: certificate check failed at the {kind} endpoint (pin mismatch)",
+                platform=name,
+            ) from None
+        except aiohttp.ClientSSLError:
+            raise OAuthError(
+                f"{name}: the TLS handshake with the {kind} endpoint failed", platform=name
+            ) from None
+        except TimeoutError:
+            raise ProviderUnavailable(
+                f"{name}: the {kind} endpoint did not answer within {self._timeout_seconds:g} s",
+                platform=name,
+            ) from None
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as error:
+            raise ProviderUnavailable(
+                f"{name}: the {kind} endpoint could not be reached ({type(error).__name__})",
+                platform=name,
+            ) from None
+        except aiohttp.ClientError as error:
+            # ClientResponseError and kin carry the request headers (the
+            # client credentials) in their repr: never chain them.
+            raise OAuthError(
+                f"{name}: the {kind} request failed ({type(error).__name__})", platform=name
+            ) from None
+        _log.debug("oauth platform=%s endpoint=%s status=%d", name, kind, status)
+        self._raise_for_status(provider, kind, status, body)
+        return body
+
+    @staticmethod
+    async def _read(
+        provider: OAuthProvider, kind: EndpointKind, response: aiohttp.ClientResponse
+    ) -> bytes:
+        length = response.content_length
+        if length is not None and length > MAX_RESPONSE_BYTES:
+            raise OAuthError(
+                f"{provider.name}: the {kind} endpoint's answer is too large",
+                platform=provider.name,
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(16384):
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise OAuthError(
+                    f"{provider.name}: the {kind} endpoint's answer is too large",
+                    platform=provider.name,
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _raise_for_status(
+        provider: OAuthProvider, kind: EndpointKind, status: int, body: bytes
+    ) -> None:
+        name = provider.name
+        if 200 <= status < 300:
+            return
+        if 300 <= status < 400:
+            raise OAuthError(
+                f"{name}: the {kind} endpoint answered a redirect ({status}); not followed",
+                platform=name,
+            )
+        if status >= 500 or status == 429:
+            raise ProviderUnavailable(
+                f"{name}: the {kind} endpoint is unavailable (HTTP {status})", platform=name
+            )
+        code = _error_code(body)
+        if code == "invalid_grant":
+            raise ReLinkRequired(
+                f"{name}: the provider rejected the grant (invalid_grant); "
+                "the account must be linked again",
+                platform=name,
+            )
+        if code == "temporarily_unavailable":
+            raise ProviderUnavailable(
+                f"{name}: the {kind} endpoint is temporarily unavailable (HTTP {status})",
+                platform=name,
+            )
+        raise OAuthError(
+            f"{name}: the {kind} endpoint refused the request (HTTP {status}, {code})",
+            platform=name,
+        )
+
+    # -- parsing -----------------------------------------------------------
+
+    @staticmethod
+    def _malformed(provider: OAuthProvider, problem: str) -> NoReturn:
+        raise OAuthError(
+            f"{provider.name}: the token endpoint sent a malformed response ({problem})",
+            platform=provider.name,
+        )
+
+    @classmethod
+    def _token(cls, provider: OAuthProvider, data: Mapping[str, Any], field: str) -> str:
+        value = data.get(field)
+        if not isinstance(value, str) or not value:
+            cls._malformed(provider, f"{field} is missing or not a non-empty string")
+        if len(value) > _MAX_TOKEN_LENGTH or not _TOKEN_CHARS.match(value):
+            cls._malformed(provider, f"{field} has an invalid length or characters")
+        return value
+
+    @classmethod
+    def _parse_tokens(
+        cls, provider: OAuthProvider, body: bytes, *, issued_at: datetime
+    ) -> OAuthTokens:
+        data: Any
+        try:
+            data = json.loads(body)
+        except ValueError:
+            # Not raised in here: the decode error holds the body (``doc``).
+            data = _NOT_JSON
+        if data is _NOT_JSON:
+            cls._malformed(provider, "not JSON")
+        if not isinstance(data, dict):
+            cls._malformed(provider, "not a JSON object")
+        access_token = cls._token(provider, data, "access_token")
+        token_type = data.get("token_type")
+        if not isinstance(token_type, str) or token_type.lower() != "bearer":
+            cls._malformed(provider, "token_type is not Bearer")
+        expires_in = data.get("expires_in")
+        if (
+            not isinstance(expires_in, int)
+            or isinstance(expires_in, bool)
+            or not 0 < expires_in <= _MAX_EXPIRES_IN
+        ):
+            cls._malformed(provider, "expires_in is not a positive whole number of seconds")
+        scope = data.get("scope")
+        if scope is None:
+            scopes: tuple[str, ...] = provider.scopes
+        elif isinstance(scope, str):
+            scopes = tuple(scope.split())
+        else:
+            cls._malformed(provider, "scope is not a space-separated string")
+        refresh_token: str | None = None
+        if data.get("refresh_token") is not None:
+            refresh_token = cls._token(provider, data, "refresh_token")
+        return OAuthTokens(
+            platform=provider.name,
+            access_token=access_token,
+            refresh_token=refresh_token,
+            token_type="Bearer",  # noqa: S106 - a token type
+            scopes=scopes,
+            expires_at=issued_at + timedelta(seconds=expires_in),
+        )

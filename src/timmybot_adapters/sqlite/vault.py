@@ -1,0 +1,484 @@
+"""TokenVault in SQLite: one AES-256-GCM encrypted record per user.
+
+Open it with ``vault = await SqliteTokenVault.open(db, keys)``, which creates
+or upgrades its tables at once, or build it with ``SqliteTokenVault(db,
+keys)`` without I/O and let the first call migrate.
+
+Storage (table ``vault_records``, one row per user):
+
+* ``user_id``: the Discord snowflake as 20-digit zero-padded decimal text
+  (snowflakes reach ``2**64 - 1``, beyond SQLite's signed INTEGER; the
+  padding makes text order numeric order, so :meth:`SqliteTokenVault.user_ids`
+  pages through users by ID);
+* ``key_id``, ``nonce``, ``ciphertext``: the record's JSON form
+  (:meth:`UserTokens.to_json`) sealed with AES-256-GCM under the key
+  ``key_id``, with a fresh random 96-bit nonce per write, and associated data
+  ``("timmybot/vault/v1", user ID, key ID)``: a ciphertext copied to another
+  user's row, or relabelled with another key ID, fails to decrypt;
+* ``version``: the compare-and-set version, drawn from one counter for the
+  whole table, so a version is never reused, not even after a delete and a
+  new link (a writer holding a version from before the delete conflicts);
+* ``updated_at``: the record's ``updated_at`` in microseconds (metadata in
+  the clear, for retention).
+
+Failures: every SQLite error surfaces as
+:class:`~timmybot_core.errors.VaultUnavailable`; a record that fails
+authentication, names a key ID that is not configured, or is malformed
+raises :class:`~timmybot_core.errors.VaultIntegrityError` (a subclass) and
+is never returned. Messages and log lines name neither the user nor any
+token. Plaintext is never cached: each call decrypts what it returns and
+keeps nothing.
+
+Key rotation: see :meth:`SqliteTokenVault.rekey`.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from typing import Final, NamedTuple, Self, TypeVar
+
+from timmybot_adapters.sqlite.crypto import (
+    AeadCipher,
+    IntegrityFailure,
+    Sealed,
+    VaultKeys,
+    safe_key_id,
+)
+from timmybot_adapters.sqlite.database import SqliteDatabase, datetime_to_micros
+from timmybot_core.errors import (
+    StoreUnavailable,
+    VaultIntegrityError,
+    VaultUnavailable,
+    VersionConflict,
+)
+from timmybot_core.tokens import UserTokens
+
+__all__ = ["SqliteTokenVault"]
+
+T = TypeVar("T")
+
+COMPONENT: Final = "token_vault"
+CONTEXT: Final = "timmybot/vault/v1"
+PAGE: Final = 500
+_MAX_SNOWFLAKE: Final = 2**64 - 1
+_WHAT: Final = "the token record of one user"
+
+# Append only: a released step never changes, a new version is a new step.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE vault_records (
+        user_id TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL,
+        nonce BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        version INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX vault_records_by_key ON vault_records (key_id);
+    CREATE TABLE vault_versions (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last INTEGER NOT NULL
+    );
+    INSERT INTO vault_versions (id, last) VALUES (1, 0);
+    """,
+)
+
+# Logs integrity failures at error level: no user ID, no token, no ciphertext.
+_log = logging.getLogger("timmybot.vault")
+
+
+def _key(user_id: int) -> str:
+    # operator.index refuses a str or float that would be stored under a
+    # key that no int lookup ever matches.
+    value = operator.index(user_id)
+    if not 0 <= value <= _MAX_SNOWFLAKE:
+        raise ValueError("a user ID is a Discord snowflake (0 to 2**64 - 1)")
+    return f"{value:020d}"
+
+
+def _subject(user_id: int) -> tuple[str]:
+    return (str(operator.index(user_id)),)
+
+
+def _next_version(connection: sqlite3.Connection) -> int:
+    connection.execute("UPDATE vault_versions SET last = last + 1 WHERE id = 1")
+    row = connection.execute("SELECT last FROM vault_versions WHERE id = 1").fetchone()
+    return int(row[0])
+
+
+class _Row(NamedTuple):
+    user_id: str
+    key_id: str
+    nonce: bytes
+    ciphertext: bytes
+    version: int
+
+
+class _Batch(NamedTuple):
+    rekeyed: int
+    damaged: int
+    last: str | None
+
+
+class SqliteTokenVault:
+    """The token vault of every process sharing one SQLite file.
+
+    Compare-and-set writes run in ``BEGIN IMMEDIATE`` transactions, so of
+    several processes writing one user's record from the same version,
+    exactly one wins and the others get
+    :class:`~timmybot_core.errors.VersionConflict`.
+    """
+
+    def __init__(self, db: SqliteDatabase, keys: VaultKeys) -> None:
+        """Use ``db`` and ``keys``; the tables are created or upgraded on the first call.
+
+        No I/O happens here. :meth:`open` migrates at once instead, so a
+        broken or too-new database fails at start-up rather than later.
+        """
+        self._db = db
+        self._cipher = AeadCipher(keys, context=CONTEXT)
+
+    def __repr__(self) -> str:
+        return f"SqliteTokenVault(db={self._db!r}, keys={self._cipher.keys!r})"
+
+    @classmethod
+    async def open(cls, db: SqliteDatabase, keys: VaultKeys) -> Self:
+        """Create or upgrade the vault's tables in ``db`` and return the vault.
+
+        Raises:
+            SchemaVersionError: ``db`` was written by a newer release.
+            StoreUnavailable: the database could not be opened or migrated.
+
+        """
+        await db.migrate(COMPONENT, MIGRATIONS)
+        return cls(db, keys)
+
+    @property
+    def keys(self) -> VaultKeys:
+        """The keys in use: the current one encrypts every write."""
+        return self._cipher.keys
+
+    async def _call(self, name: str, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+        operation = f"token vault: {name}"
+        try:
+            await self._db.ensure_migrated(COMPONENT, MIGRATIONS)
+            if write:
+                return await self._db.write(fn, operation=operation)
+            return await self._db.read(fn, operation=operation)
+        except VaultUnavailable:
+            raise
+        except StoreUnavailable as error:
+            # The database's message names the operation and the error
+            # class only; the vault's callers expect VaultUnavailable.
+            raise VaultUnavailable(str(error)) from error
+
+    def _open(self, cipher: AeadCipher, row: _Row) -> UserTokens:
+        """Decrypt and parse one row, or raise ``VaultIntegrityError`` (logged)."""
+        user_id = int(row.user_id)
+        try:
+            plaintext = cipher.open(
+                _subject(user_id),
+                Sealed(key_id=row.key_id, nonce=row.nonce, ciphertext=row.ciphertext),
+                what=_WHAT,
+            )
+        except IntegrityFailure as failure:
+            _log.error("token vault: %s", failure)
+            raise VaultIntegrityError(str(failure)) from None
+        try:
+            record = UserTokens.from_json(plaintext, version=str(row.version))
+        except VaultIntegrityError as error:
+            _log.error("token vault: %s", error)
+            raise
+        if record.user_id != user_id:
+            # Cannot happen while the user ID is in the associated data; kept
+            # so that a future format change cannot silently hand out another
+            # user's tokens.
+            message = f"{_WHAT} names another user inside"
+            _log.error("token vault: %s", message)
+            raise VaultIntegrityError(message)
+        return record
+
+    async def get(self, user_id: int) -> UserTokens | None:
+        """Return the user's record with its ``version`` set, or ``None`` if never linked.
+
+        Raises:
+            VaultIntegrityError: the record is tampered with, was moved from
+                another user, is under a key that is not configured or under
+                another key, or is malformed.
+            VaultUnavailable: the database could not answer.
+
+        """
+        key = _key(user_id)
+
+        def select(connection: sqlite3.Connection) -> _Row | None:
+            row = connection.execute(
+                "SELECT user_id, key_id, nonce, ciphertext, version FROM vault_records"
+                " WHERE user_id = ?",
+                (key,),
+            ).fetchone()
+            return None if row is None else _Row(*row)
+
+        row = await self._call("get", select, write=False)
+        if row is None:
+            return None
+        return self._open(self._cipher, row)
+
+    async def put(self, user_id: int, record: UserTokens, *, expected_version: str | None) -> str:
+        """Store ``record`` if the stored version is ``expected_version``; return the new version.
+
+        ``expected_version=None`` means "only if there is no record yet". The
+        record is encrypted under the current key before the transaction.
+
+        Raises:
+            ValueError: ``record`` belongs to another user.
+            VersionConflict: the stored version differs; nothing changed.
+            VaultUnavailable: the database could not answer.
+
+        """
+        if record.user_id != user_id:
+            raise ValueError("the record belongs to another user")
+        key = _key(user_id)
+        sealed = self._cipher.seal(_subject(user_id), record.to_json().encode("utf-8"))
+        updated_at = datetime_to_micros(record.updated_at)
+
+        def store(connection: sqlite3.Connection) -> str:
+            row = connection.execute(
+                "SELECT version FROM vault_records WHERE user_id = ?", (key,)
+            ).fetchone()
+            current = None if row is None else str(row[0])
+            if current != expected_version:
+                raise VersionConflict("the token record changed since it was read")
+            version = _next_version(connection)
+            values = (sealed.key_id, sealed.nonce, sealed.ciphertext, version, updated_at, key)
+            if row is None:
+                connection.execute(
+                    "INSERT INTO vault_records"
+                    " (key_id, nonce, ciphertext, version, updated_at, user_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    values,
+                )
+            else:
+                connection.execute(
+                    "UPDATE vault_records SET key_id = ?, nonce = ?, ciphertext = ?,"
+                    " version = ?, updated_at = ? WHERE user_id = ?",
+                    values,
+                )
+            return str(version)
+
+        return await self._call("put", store, write=True)
+
+    async def delete(self, user_id: int) -> bool:
+        """Delete the user's record; ``True`` if there was one."""
+        key = _key(user_id)
+
+        def remove(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute("DELETE FROM vault_records WHERE user_id = ?", (key,))
+            return cursor.rowcount > 0
+
+        return await self._call("delete", remove, write=True)
+
+    async def _page(self, after: str) -> list[_Row]:
+        def select(connection: sqlite3.Connection) -> list[_Row]:
+            rows = connection.execute(
+                "SELECT user_id, key_id, nonce, ciphertext, version FROM vault_records"
+                " WHERE user_id > ? ORDER BY user_id LIMIT ?",
+                (after, PAGE),
+            ).fetchall()
+            return [_Row(*row) for row in rows]
+
+        return await self._call("list", select, write=False)
+
+    async def _ids(self, after: str) -> list[str]:
+        def select(connection: sqlite3.Connection) -> list[str]:
+            rows = connection.execute(
+                "SELECT user_id FROM vault_records WHERE user_id > ? ORDER BY user_id LIMIT ?",
+                (after, PAGE),
+            ).fetchall()
+            return [str(row[0]) for row in rows]
+
+        return await self._call("user_ids", select, write=False)
+
+    async def user_ids(self) -> AsyncIterator[int]:
+        """Iterate over the IDs of every user with a record, in increasing order.
+
+        Reads :data:`PAGE` IDs per query, so a huge vault is never loaded at
+        once. Each page is its own snapshot: a user added or deleted while
+        the iteration runs may or may not be seen, every other user is seen
+        exactly once.
+        """
+        after = ""
+        while True:
+            page = await self._ids(after)
+            for user_id in page:
+                yield int(user_id)
+            if len(page) < PAGE:
+                return
+            after = page[-1]
+
+    async def find_damaged(self) -> list[int]:
+        """Return the IDs of users whose record fails to decrypt or parse.
+
+        An operator tool: a damaged record blocks :meth:`rekey` from
+        finishing, and the user must link again once it is deleted. Failures
+        are logged (without user IDs) like in :meth:`get`.
+        """
+        damaged: list[int] = []
+        after = ""
+        while True:
+            page = await self._page(after)
+            for row in page:
+                try:
+                    self._open(self._cipher, row)
+                except VaultIntegrityError:
+                    damaged.append(int(row.user_id))
+            if len(page) < PAGE:
+                return damaged
+            after = page[-1].user_id
+
+    async def rekey(
+        self,
+        new_keys: VaultKeys,
+        *,
+        batch: int = 100,
+        progress: Callable[[int], object] | None = None,
+    ) -> int:
+        """Re-encrypt every record not under ``new_keys.current``; return how many.
+
+        How it runs:
+
+        * Before changing anything, the key IDs in use are checked: if a
+          record is under a key ID that neither the vault's keys nor
+          ``new_keys`` hold, :class:`~timmybot_core.errors.VaultIntegrityError`
+          lists those key IDs (never users) and nothing changes. A key ID
+          naming different bytes in the two raises ``ValueError``.
+        * From then on the vault decrypts with the keys of both and encrypts
+          every write with ``new_keys.current``.
+        * Records are re-encrypted ``batch`` at a time, each batch one
+          ``BEGIN IMMEDIATE`` transaction that also gives every record a new
+          version, so a concurrent compare-and-set writer holding the old
+          version conflicts and retries instead of overwriting. The record's
+          content, ``updated_at`` included, does not change.
+        * ``progress``, if given, is called after each committed batch with
+          the number re-encrypted so far; an exception it raises stops the
+          rekey after that batch.
+        * When no record is left under another key, the vault uses
+          ``new_keys`` alone (keys missing from it are forgotten).
+
+        Interrupted (cancelled, crashed, an error), the batches committed so
+        far stay done, and calling ``rekey`` again with the same keys
+        finishes the job; on a finished vault it returns 0.
+
+        Other processes sharing the file must be able to read records under
+        ``new_keys.current`` and should encrypt with it too: restart them with
+        ``new_keys`` (keeping the old key as long as any of them might still
+        write under it), then rekey from one process, then drop the old key.
+
+        Records that fail their integrity check are left as they are: the
+        rest is re-encrypted, then ``VaultIntegrityError`` reports how many
+        failed (see :meth:`find_damaged`) and the vault keeps the old keys
+        too, so those records still read if they merely lacked a key.
+
+        Raises:
+            ValueError: ``batch`` is below 1, or a key ID names two keys.
+            VaultIntegrityError: records under unknown key IDs (nothing
+                changed), or damaged records (everything else re-encrypted).
+            VaultUnavailable: the database could not answer.
+
+        """
+        if batch < 1:
+            raise ValueError("batch must be at least 1")
+        working_keys = self._cipher.keys.merged_with(new_keys)
+
+        def key_ids_in_use(connection: sqlite3.Connection) -> list[str]:
+            rows = connection.execute("SELECT DISTINCT key_id FROM vault_records").fetchall()
+            return [row[0] for row in rows]
+
+        in_use = await self._call("rekey", key_ids_in_use, write=False)
+        unknown = sorted({str(k) for k in in_use if k not in working_keys.keys})
+        if unknown:
+            names = ", ".join(safe_key_id(key_id) for key_id in unknown)
+            raise VaultIntegrityError(
+                f"cannot rekey: some token records are encrypted with key IDs that are "
+                f"configured neither in the vault nor in the new keys ({names}); "
+                f"nothing was changed"
+            )
+        working = AeadCipher(working_keys, context=CONTEXT)
+        self._cipher = working
+        target = new_keys.current
+        total = 0
+        while True:
+            # One pass over the records still under another key. A record
+            # that another process writes under an old key behind the
+            # cursor is caught by the next pass; the rekey ends with a pass
+            # that found nothing left to re-encrypt.
+            rekeyed_this_pass = damaged = 0
+            after = ""
+            while True:
+                done = await self._call(
+                    "rekey", self._rekey_batch(working, target, after, batch), write=True
+                )
+                rekeyed_this_pass += done.rekeyed
+                damaged += done.damaged
+                if done.rekeyed:
+                    total += done.rekeyed
+                    if progress is not None:
+                        progress(total)
+                if done.last is None:
+                    break
+                after = done.last
+            if rekeyed_this_pass == 0:
+                break
+        if damaged:
+            raise VaultIntegrityError(
+                f"rekey re-encrypted {total} token records, but {damaged} failed their "
+                f"integrity check and were left under their old key; find_damaged() lists "
+                f"the users, who must link again once their records are deleted"
+            )
+        self._cipher = AeadCipher(new_keys, context=CONTEXT)
+        return total
+
+    def _rekey_batch(
+        self, cipher: AeadCipher, target: str, after: str, size: int
+    ) -> Callable[[sqlite3.Connection], _Batch]:
+        def rekey(connection: sqlite3.Connection) -> _Batch:
+            rows = [
+                _Row(*row)
+                for row in connection.execute(
+                    "SELECT user_id, key_id, nonce, ciphertext, version FROM vault_records"
+                    " WHERE user_id > ? AND key_id != ? ORDER BY user_id LIMIT ?",
+                    (after, target, size),
+                ).fetchall()
+            ]
+            rekeyed = damaged = 0
+            for row in rows:
+                subject = _subject(int(row.user_id))
+                try:
+                    plaintext = cipher.open(
+                        subject,
+                        Sealed(key_id=row.key_id, nonce=row.nonce, ciphertext=row.ciphertext),
+                        what=_WHAT,
+                    )
+                except IntegrityFailure as failure:
+                    _log.error("token vault: rekey skipped a record: %s", failure)
+                    damaged += 1
+                    continue
+                sealed = cipher.seal(subject, plaintext)
+                connection.execute(
+                    "UPDATE vault_records SET key_id = ?, nonce = ?, ciphertext = ?, version = ?"
+                    " WHERE user_id = ?",
+                    (
+                        sealed.key_id,
+                        sealed.nonce,
+                        sealed.ciphertext,
+                        _next_version(connection),
+                        row.user_id,
+                    ),
+                )
+                rekeyed += 1
+            last = rows[-1].user_id if len(rows) == size else None
+            return _Batch(rekeyed=rekeyed, damaged=damaged, last=last)
+
+        return rekey

@@ -1,0 +1,734 @@
+"""A real OAuth 2.0 provider on loopback, for tests and the offline console's demo.
+
+:class:`DemoOAuthProvider` is a small aiohttp application that behaves like
+the providers the bot links to:
+
+* ``GET /authorize``: checks ``client_id``, the registered ``redirect_uri``,
+  ``response_type=code``, PKCE (``S256`` only) and ``state``, then shows an
+  approval page (every value HTML-escaped, a strict Content-Security-Policy,
+  a single-use form token) or, with ``auto_approve=True``, redirects at once.
+* ``POST /token``: ``authorization_code`` (client authentication, single-use
+  codes that live 60 seconds, exact ``redirect_uri``, PKCE S256) and
+  ``refresh_token`` with rotation: each refresh token works once; presenting
+  a spent one answers ``invalid_grant`` and, by default, revokes its whole
+  family, as real providers do on reuse.
+* ``POST /revoke``: RFC 7009.
+
+Tests observe it (refresh calls, every refresh token presented, which are
+valid, every secret it issued, for canary searches) and inject faults at run
+time through :attr:`DemoOAuthProvider.faults`. Issued tokens carry
+recognizable prefixes (``canary-at-``, ``canary-rt-``, ``canary-code-``) so a
+test can search captured output for any of them.
+
+It binds to loopback only unless told otherwise, and never logs a secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import html
+import itertools
+import re
+import secrets
+import ssl
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Final, Literal, Self
+from urllib.parse import unquote_plus, urlencode, urlsplit
+
+import attrs
+from aiohttp import web
+
+from timmybot_adapters.oauth import OAuthProvider, is_loopback_host
+from timmybot_core.clock import Clock, SystemClock
+
+__all__ = [
+    "ACCESS_TOKEN_PREFIX",
+    "CODE_PREFIX",
+    "DEMO_CLIENT_ID",
+    "DEMO_CLIENT_SECRET",
+    "DEMO_SCOPES",
+    "REFRESH_TOKEN_PREFIX",
+    "DemoOAuthProvider",
+    "Faults",
+    "demo_provider_config",
+]
+
+DEMO_CLIENT_ID: Final = "timmybot-demo"
+#: The demo client's secret: known on purpose (loopback demo only), and
+#: canary-prefixed so that a leak of it is found like a leak of a token.
+DEMO_CLIENT_SECRET: Final = "canary-cs-demo-client-secret"  # noqa: S105
+DEMO_SCOPES: Final = ("profile", "library-read")
+#: Prefixes of what the demo provider issues, so tests can search output for them.
+ACCESS_TOKEN_PREFIX: Final = "canary-at-"  # noqa: S105 - a prefix
+REFRESH_TOKEN_PREFIX: Final = "canary-rt-"  # noqa: S105 - a prefix
+CODE_PREFIX: Final = "canary-code-"
+
+_VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
+_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
+_APPROVAL_LIFETIME: Final = timedelta(minutes=10)
+_MAX_STATE: Final = 1024
+
+Countdown = int | Literal["always"]
+
+
+@attrs.define
+class Faults:
+    """Faults injected at run time into the token and revocation endpoints.
+
+    ``latency`` (seconds) delays every call; ``fail_with_500`` and
+    ``drop_connection`` hit the next N calls, or every call with
+    ``"always"``; ``invalid_grant_for`` answers ``invalid_grant`` to the
+    refresh tokens listed (without spending them), or to all with ``"all"``.
+    """
+
+    latency: float = 0.0
+    fail_with_500: Countdown = 0
+    drop_connection: Countdown = 0
+    invalid_grant_for: set[str] | Literal["all"] = attrs.field(factory=set, repr=False)
+
+    def reset(self) -> None:
+        """Clear every fault."""
+        self.latency = 0.0
+        self.fail_with_500 = 0
+        self.drop_connection = 0
+        self.invalid_grant_for = set()
+
+    def rejects(self, refresh_token: str) -> bool:
+        """Tell whether ``refresh_token`` is to be answered ``invalid_grant``."""
+        wanted = self.invalid_grant_for
+        return wanted == "all" or (not isinstance(wanted, str) and refresh_token in wanted)
+
+    def take_500(self) -> bool:
+        """Consume one "fail with 500" if one is due."""
+        hit, self.fail_with_500 = self._take(self.fail_with_500)
+        return hit
+
+    def take_drop(self) -> bool:
+        """Consume one "drop the connection" if one is due."""
+        hit, self.drop_connection = self._take(self.drop_connection)
+        return hit
+
+    @staticmethod
+    def _take(countdown: Countdown) -> tuple[bool, Countdown]:
+        if countdown == "always":
+            return True, countdown
+        if countdown > 0:
+            return True, countdown - 1
+        return False, countdown
+
+
+@attrs.define
+class _Family:
+    """Every token issued from one authorization (one code)."""
+
+    scopes: tuple[str, ...]
+    revoked: bool = False
+
+
+@attrs.define
+class _Code:
+    family: str
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    issued_at: datetime
+    used: bool = False
+
+
+@attrs.define
+class _Refresh:
+    family: str
+    spent: bool = False
+    revoked: bool = False
+
+
+@attrs.define
+class _Access:
+    family: str
+    expires_at: datetime
+    revoked: bool = False
+
+
+@attrs.define
+class _Pending:
+    """An authorization shown on the approval page, waiting for a decision."""
+
+    csrf: str
+    client_id: str
+    redirect_uri: str
+    state: str
+    code_challenge: str
+    scopes: tuple[str, ...]
+    expires_at: datetime
+
+
+def _with_params(uri: str, params: dict[str, str]) -> str:
+    separator = "&" if urlsplit(uri).query else "?"
+    return uri + separator + urlencode(params)
+
+
+def _s256(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _json_error(error: str, status: int = 400, **headers: str) -> web.Response:
+    response = web.json_response({"error": error}, status=status)
+    response.headers.update(headers)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _check_redirect_uri(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
+        raise ValueError("a redirect URI is an absolute http(s) URL without fragment")
+    return uri
+
+
+class DemoOAuthProvider:
+    """An OAuth 2.0 provider (authorization code + PKCE, rotating refresh, RFC 7009).
+
+    ``client_secret=None`` registers a public client (``client_id`` only).
+    ``redirect_uris`` must match exactly; more can be added with
+    :meth:`register_redirect_uri`. ``rotate_refresh_tokens`` and
+    ``revoke_family_on_reuse`` can be changed at run time, as can
+    :attr:`faults`. ``clock`` decides code and token expiry.
+    """
+
+    def __init__(
+        self,
+        *,
+        client_id: str = DEMO_CLIENT_ID,
+        client_secret: str | None = DEMO_CLIENT_SECRET,
+        redirect_uris: Iterable[str] = (),
+        scopes: Iterable[str] = DEMO_SCOPES,
+        auto_approve: bool = False,
+        rotate_refresh_tokens: bool = True,
+        revoke_family_on_reuse: bool = True,
+        access_token_prefix: str = ACCESS_TOKEN_PREFIX,
+        refresh_token_prefix: str = REFRESH_TOKEN_PREFIX,
+        code_prefix: str = CODE_PREFIX,
+        expires_in: int = 3600,
+        code_lifetime: timedelta = timedelta(seconds=60),
+        clock: Clock | None = None,
+        allow_non_loopback: bool = False,
+    ) -> None:
+        if expires_in <= 0:
+            raise ValueError("expires_in must be positive")
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.scopes: tuple[str, ...] = tuple(scopes)
+        self.auto_approve = auto_approve
+        self.rotate_refresh_tokens = rotate_refresh_tokens
+        self.revoke_family_on_reuse = revoke_family_on_reuse
+        self.access_token_prefix = access_token_prefix
+        self.refresh_token_prefix = refresh_token_prefix
+        self.code_prefix = code_prefix
+        self.expires_in = expires_in
+        self.code_lifetime = code_lifetime
+        self.faults = Faults()
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._allow_non_loopback = allow_non_loopback
+        self._redirect_uris: set[str] = {_check_redirect_uri(uri) for uri in redirect_uris}
+        self._families: dict[str, _Family] = {}
+        self._codes: dict[str, _Code] = {}
+        self._refresh: dict[str, _Refresh] = {}
+        self._access: dict[str, _Access] = {}
+        self._pending: dict[str, _Pending] = {}
+        self._family_ids = itertools.count(1)
+        self._presented: list[str] = []
+        self._revoked_via_endpoint: list[str] = []
+        #: Counters of calls received (faulted calls included).
+        self.token_calls = 0
+        self.refresh_calls = 0
+        self.code_exchanges = 0
+        self.revoke_calls = 0
+        self._runner: web.AppRunner | None = None
+        self._base_url: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"DemoOAuthProvider(base_url={self._base_url!r}, client_id={self.client_id!r}, "
+            f"auto_approve={self.auto_approve}, rotate_refresh_tokens={self.rotate_refresh_tokens})"
+        )
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
+    ) -> str:
+        """Serve on ``host:port`` (``port=0`` picks a free port); return :attr:`base_url`.
+
+        ``ssl_context`` serves HTTPS (for certificate and pinning tests).
+        """
+        if self._runner is not None:
+            raise RuntimeError("the demo provider is already running")
+        if not self._allow_non_loopback and not is_loopback_host(host):
+            raise ValueError(
+                "the demo provider binds to loopback only (127.0.0.1, localhost, ::1); "
+                "pass allow_non_loopback=True to override"
+            )
+        runner = web.AppRunner(
+            self._app(), access_log=None, handler_cancellation=True, shutdown_timeout=0.25
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        bound_port = runner.addresses[0][1]
+        scheme = "https" if ssl_context is not None else "http"
+        url_host = f"[{host}]" if ":" in host else host
+        self._runner = runner
+        self._base_url = f"{scheme}://{url_host}:{bound_port}"
+        return self._base_url
+
+    async def stop(self) -> None:
+        """Stop serving (idempotent)."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        if self._runner is None:
+            await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """The URL the provider serves on (``http://127.0.0.1:PORT``)."""
+        if self._base_url is None:
+            raise RuntimeError("the demo provider has not been started")
+        return self._base_url
+
+    def register_redirect_uri(self, uri: str) -> None:
+        """Register one more redirect URI (matched exactly)."""
+        self._redirect_uris.add(_check_redirect_uri(uri))
+
+    def oauth_provider(self, name: str = "demo") -> OAuthProvider:
+        """Return the client-side configuration that matches this running provider."""
+        return demo_provider_config(
+            self.base_url,
+            None,
+            name=name,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            scopes=self.scopes,
+        )
+
+    # -- observability -----------------------------------------------------
+
+    @property
+    def presented_refresh_tokens(self) -> tuple[str, ...]:
+        """Every refresh token presented to ``/token``, in order (faulted calls included)."""
+        return tuple(self._presented)
+
+    @property
+    def issued_access_tokens(self) -> tuple[str, ...]:
+        """Every access token issued."""
+        return tuple(self._access)
+
+    @property
+    def issued_refresh_tokens(self) -> tuple[str, ...]:
+        """Every refresh token issued."""
+        return tuple(self._refresh)
+
+    @property
+    def issued_codes(self) -> tuple[str, ...]:
+        """Every authorization code issued."""
+        return tuple(self._codes)
+
+    @property
+    def revoked_tokens(self) -> tuple[str, ...]:
+        """Tokens received at ``/revoke``, in order."""
+        return tuple(self._revoked_via_endpoint)
+
+    def issued_secrets(self) -> tuple[str, ...]:
+        """Every secret this provider knows: tokens, codes and the client secret."""
+        client = (self.client_secret,) if self.client_secret else ()
+        return (*self._access, *self._refresh, *self._codes, *client)
+
+    def is_valid_refresh_token(self, token: str) -> bool:
+        """Tell whether ``token`` would be accepted by a refresh now."""
+        record = self._refresh.get(token)
+        return (
+            record is not None
+            and not record.spent
+            and not record.revoked
+            and not self._families[record.family].revoked
+        )
+
+    def is_valid_access_token(self, token: str) -> bool:
+        """Tell whether ``token`` is an unexpired, unrevoked access token."""
+        record = self._access.get(token)
+        return (
+            record is not None
+            and not record.revoked
+            and not self._families[record.family].revoked
+            and self._clock.now() < record.expires_at
+        )
+
+    # -- the application ---------------------------------------------------
+
+    def _app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024)
+        app.router.add_get("/authorize", self._authorize)
+        app.router.add_post("/authorize/approve", self._approve)
+        app.router.add_post("/token", self._token)
+        app.router.add_post("/revoke", self._revoke)
+        return app
+
+    # -- authorization endpoint -------------------------------------------
+
+    def _page(
+        self, title: str, body: str, *, status: int = 200, form_origin: str | None = None
+    ) -> web.Response:
+        form_action = "'self'" + (f" {form_origin}" if form_origin else "")
+        page = (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title></head><body>{body}</body></html>"
+        )
+        response = web.Response(text=page, status=status, content_type="text/html")
+        response.headers.update(
+            {
+                # The form posts to us, and our redirect goes to the client's origin.
+                "Content-Security-Policy": (
+                    f"default-src 'none'; form-action {form_action}; "
+                    "frame-ancestors 'none'; base-uri 'none'"
+                ),
+                "X-Frame-Options": "DENY",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+                "Cache-Control": "no-store",
+            }
+        )
+        return response
+
+    def _error_page(self, message: str, status: int = 400) -> web.Response:
+        return self._page(
+            "Authorization failed",
+            f"<h1>Authorization failed</h1><p>{html.escape(message)}</p>",
+            status=status,
+        )
+
+    @staticmethod
+    def _redirect(uri: str, params: dict[str, str]) -> web.Response:
+        response = web.Response(status=302)
+        response.headers["Location"] = _with_params(uri, params)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    async def _authorize(self, request: web.Request) -> web.Response:
+        query = request.query
+        if any(len(query.getall(name)) > 1 for name in set(query)):
+            return self._error_page("A parameter was given more than once.")
+        client_id = query.get("client_id", "")
+        redirect_uri = query.get("redirect_uri", "")
+        if client_id != self.client_id:
+            return self._error_page("Unknown client.")
+        if redirect_uri not in self._redirect_uris:
+            # Never redirect to an unregistered URI: answer here.
+            return self._error_page("The redirect URI is not registered for this client.")
+        state = query.get("state", "")
+        if not state or len(state) > _MAX_STATE:
+            return self._redirect(redirect_uri, {"error": "invalid_request"})
+        if query.get("response_type") != "code":
+            return self._redirect(
+                redirect_uri, {"error": "unsupported_response_type", "state": state}
+            )
+        challenge = query.get("code_challenge", "")
+        if query.get("code_challenge_method") != "S256" or not _CHALLENGE.match(challenge):
+            return self._redirect(redirect_uri, {"error": "invalid_request", "state": state})
+        requested = tuple(query["scope"].split()) if "scope" in query else self.scopes
+        if not requested or not set(requested) <= set(self.scopes):
+            return self._redirect(redirect_uri, {"error": "invalid_scope", "state": state})
+        if self.auto_approve:
+            code = self._issue_code(client_id, redirect_uri, challenge, requested)
+            return self._redirect(redirect_uri, {"code": code, "state": state})
+        now = self._clock.now()
+        self._pending = {k: v for k, v in self._pending.items() if v.expires_at > now}
+        request_id = secrets.token_urlsafe(24)
+        csrf = secrets.token_urlsafe(24)
+        self._pending[request_id] = _Pending(
+            csrf=csrf,
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            state=state,
+            code_challenge=challenge,
+            scopes=requested,
+            expires_at=now + _APPROVAL_LIFETIME,
+        )
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(redirect_uri))
+        body = (
+            "<h1>Demo OAuth provider</h1>"
+            f"<p>The application <strong>{html.escape(client_id)}</strong> asks to access "
+            f"your demo account: <em>{html.escape(' '.join(requested))}</em>.</p>"
+            f"<p>After your answer you go back to <code>{html.escape(redirect_uri)}</code>.</p>"
+            '<form method="post" action="/authorize/approve">'
+            f'<input type="hidden" name="request" value="{html.escape(request_id)}">'
+            f'<input type="hidden" name="csrf" value="{html.escape(csrf)}">'
+            '<button type="submit" name="decision" value="approve">Approve</button> '
+            '<button type="submit" name="decision" value="deny">Deny</button>'
+            "</form>"
+        )
+        return self._page(
+            "Authorize access",
+            body,
+            form_origin=origin if _ORIGIN.match(origin) else None,
+        )
+
+    async def _approve(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        request_id = form.get("request")
+        csrf = form.get("csrf")
+        if not isinstance(request_id, str) or not isinstance(csrf, str):
+            return self._error_page("The approval form is incomplete.")
+        pending = self._pending.pop(request_id, None)  # single use
+        if pending is None or not hmac.compare_digest(pending.csrf, csrf):
+            return self._error_page("This approval is unknown or was already used.")
+        if pending.expires_at <= self._clock.now():
+            return self._error_page("This approval has expired; start again.")
+        if form.get("decision") != "approve":
+            return self._redirect(
+                pending.redirect_uri, {"error": "access_denied", "state": pending.state}
+            )
+        code = self._issue_code(
+            pending.client_id, pending.redirect_uri, pending.code_challenge, pending.scopes
+        )
+        return self._redirect(pending.redirect_uri, {"code": code, "state": pending.state})
+
+    def _issue_code(
+        self, client_id: str, redirect_uri: str, challenge: str, scopes: tuple[str, ...]
+    ) -> str:
+        family = f"family-{next(self._family_ids)}"
+        self._families[family] = _Family(scopes=scopes)
+        code = self.code_prefix + secrets.token_urlsafe(24)
+        self._codes[code] = _Code(
+            family=family,
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            code_challenge=challenge,
+            issued_at=self._clock.now(),
+        )
+        return code
+
+    # -- token and revocation endpoints -----------------------------------
+
+    async def _faulted(self, request: web.Request) -> web.Response | None:
+        if self.faults.latency > 0:
+            await asyncio.sleep(self.faults.latency)
+        if self.faults.take_drop():
+            transport = request.transport
+            if transport is not None:
+                transport.abort()
+            # The connection is gone: handler cancellation ends this handler.
+            await asyncio.sleep(3600)
+        if self.faults.take_500():
+            return _json_error("server_error", status=500)
+        return None
+
+    def _authenticate(self, request: web.Request, form: dict[str, str]) -> bool:
+        header = request.headers.get("Authorization")
+        body_id = form.get("client_id")
+        if header is not None:
+            if "client_secret" in form or not header.startswith("Basic "):
+                return False  # RFC 6749 2.3: one authentication method per request
+            try:
+                decoded = base64.b64decode(header[6:], validate=True).decode("utf-8")
+            except ValueError:
+                return False
+            raw_id, sep, raw_secret = decoded.partition(":")
+            client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
+            if not sep or (body_id is not None and body_id != client_id):
+                return False
+        else:
+            client_id, secret = body_id or "", form.get("client_secret", "")
+        if not hmac.compare_digest(client_id.encode(), self.client_id.encode()):
+            return False
+        if self.client_secret is None:
+            return not secret
+        return hmac.compare_digest(secret.encode(), self.client_secret.encode())
+
+    @staticmethod
+    async def _form(request: web.Request) -> dict[str, str] | None:
+        if request.content_type != "application/x-www-form-urlencoded":
+            return None
+        posted = await request.post()
+        form: dict[str, str] = {}
+        for name in set(posted):
+            values = posted.getall(name)
+            if len(values) != 1 or not isinstance(values[0], str):
+                return None  # RFC 6749 3.2: no repeated parameters
+            form[name] = values[0]
+        return form
+
+    def _unauthorized(self, request: web.Request) -> web.Response:
+        if "Authorization" in request.headers:
+            return _json_error(
+                "invalid_client", status=401, **{"WWW-Authenticate": 'Basic realm="demo"'}
+            )
+        return _json_error("invalid_client", status=401)
+
+    async def _token(self, request: web.Request) -> web.Response:
+        self.token_calls += 1
+        form = await self._form(request)
+        if form is None:
+            return _json_error("invalid_request")
+        grant_type = form.get("grant_type")
+        if grant_type == "refresh_token":
+            self.refresh_calls += 1
+            if "refresh_token" in form:
+                self._presented.append(form["refresh_token"])
+        elif grant_type == "authorization_code":
+            self.code_exchanges += 1
+        faulted = await self._faulted(request)
+        if faulted is not None:
+            return faulted
+        if not self._authenticate(request, form):
+            return self._unauthorized(request)
+        if grant_type == "authorization_code":
+            return self._code_grant(form)
+        if grant_type == "refresh_token":
+            return self._refresh_grant(form)
+        return _json_error("unsupported_grant_type")
+
+    def _code_grant(self, form: dict[str, str]) -> web.Response:
+        code, verifier = form.get("code"), form.get("code_verifier")
+        if not code or not verifier or "redirect_uri" not in form:
+            return _json_error("invalid_request")
+        grant = self._codes.get(code)
+        if grant is None:
+            return _json_error("invalid_grant")
+        if grant.used:
+            # RFC 6749 4.1.2: a replayed code revokes what it granted.
+            self._families[grant.family].revoked = True
+            return _json_error("invalid_grant")
+        grant.used = True  # spent by any attempt, so a verifier cannot be guessed
+        if self._clock.now() - grant.issued_at > self.code_lifetime:
+            return _json_error("invalid_grant")
+        if grant.client_id != self.client_id or form["redirect_uri"] != grant.redirect_uri:
+            return _json_error("invalid_grant")
+        if not _VERIFIER.match(verifier) or not hmac.compare_digest(
+            _s256(verifier), grant.code_challenge
+        ):
+            return _json_error("invalid_grant")
+        return self._tokens(grant.family, self._families[grant.family].scopes, rotate=True)
+
+    def _refresh_grant(self, form: dict[str, str]) -> web.Response:
+        token = form.get("refresh_token")
+        if not token:
+            return _json_error("invalid_request")
+        if self.faults.rejects(token):
+            return _json_error("invalid_grant")
+        record = self._refresh.get(token)
+        if record is None or record.revoked or self._families[record.family].revoked:
+            return _json_error("invalid_grant")
+        if record.spent:
+            if self.revoke_family_on_reuse:
+                self._families[record.family].revoked = True
+            return _json_error("invalid_grant")
+        family = self._families[record.family]
+        scopes = family.scopes
+        if "scope" in form:
+            scopes = tuple(form["scope"].split())
+            if not scopes or not set(scopes) <= set(family.scopes):
+                return _json_error("invalid_scope")
+        if self.rotate_refresh_tokens:
+            record.spent = True
+        return self._tokens(record.family, scopes, rotate=self.rotate_refresh_tokens)
+
+    def _tokens(self, family: str, scopes: tuple[str, ...], *, rotate: bool) -> web.Response:
+        now = self._clock.now()
+        access = self.access_token_prefix + secrets.token_urlsafe(32)
+        self._access[access] = _Access(
+            family=family, expires_at=now + timedelta(seconds=self.expires_in)
+        )
+        payload: dict[str, object] = {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "scope": " ".join(scopes),
+        }
+        if rotate:
+            refresh = self.refresh_token_prefix + secrets.token_urlsafe(32)
+            self._refresh[refresh] = _Refresh(family=family)
+            payload["refresh_token"] = refresh
+        response = web.json_response(payload)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
+        return response
+
+    async def _revoke(self, request: web.Request) -> web.Response:
+        self.revoke_calls += 1
+        form = await self._form(request)
+        if form is None:
+            return _json_error("invalid_request")
+        faulted = await self._faulted(request)
+        if faulted is not None:
+            return faulted
+        if not self._authenticate(request, form):
+            return self._unauthorized(request)
+        token = form.get("token")
+        if not token:
+            return _json_error("invalid_request")
+        self._revoked_via_endpoint.append(token)
+        refresh = self._refresh.get(token)
+        if refresh is not None:
+            # RFC 7009 2.1: revoking a refresh token revokes its grant's access tokens.
+            self._families[refresh.family].revoked = True
+        access = self._access.get(token)
+        if access is not None:
+            access.revoked = True
+        # Unknown tokens are answered 200 as well (RFC 7009 2.2).
+        return web.Response(status=200, headers={"Cache-Control": "no-store"})
+
+
+def demo_provider_config(
+    base_url: str,
+    redirect_uri: str | None = None,
+    *,
+    name: str = "demo",
+    client_id: str = DEMO_CLIENT_ID,
+    client_secret: str | None = DEMO_CLIENT_SECRET,
+    scopes: Iterable[str] = DEMO_SCOPES,
+) -> OAuthProvider:
+    """Return the :class:`OAuthProvider` for a demo provider serving at ``base_url``.
+
+    Plain ``http`` is allowed because the demo provider serves on loopback
+    only (any other host is refused by :class:`OAuthProvider`). The
+    ``redirect_uri``, when given, is checked to be an absolute URL: it must
+    also be registered with the :class:`DemoOAuthProvider` (its
+    ``redirect_uris`` or :meth:`DemoOAuthProvider.register_redirect_uri`).
+    """
+    if redirect_uri is not None:
+        _check_redirect_uri(redirect_uri)
+    base = base_url.rstrip("/")
+    return OAuthProvider(
+        name=name,
+        authorize_url=f"{base}/authorize",
+        token_url=f"{base}/token",
+        revoke_url=f"{base}/revoke",
+        client_id=client_id,
+        client_secret=client_secret,
+        scopes=tuple(scopes),
+        token_auth="basic",  # noqa: S106 - a method name
+        allow_insecure_http=True,
+    )
