@@ -161,6 +161,13 @@ def check_settings(settings: Settings) -> None:
             key_file = settings.data_dir / "keys" / f"{name}.key"
             if key_file.exists():
                 load_or_create_key(key_file, purpose=name)
+    if settings.public_url is None and (
+        settings.web_port == 0 or settings.web_host in {"0.0.0.0", "::", ""}  # noqa: S104
+    ):
+        raise ConfigurationError(
+            "TIMMYBOT_PUBLIC_URL is needed when TIMMYBOT_WEB_HOST listens on every interface "
+            "or TIMMYBOT_WEB_PORT is 0: browsers must reach a definite callback address"
+        )
     for platform, client_id, secret in (
         ("SPOTIFY", settings.spotify_client_id, settings.spotify_client_secret),
         ("DISCORD", settings.discord_client_id, settings.discord_client_secret),

@@ -137,7 +137,8 @@ async def link(services: Services, invocation: Invocation, args: str) -> Reply:
     """``/link <platform>``: an authorization URL, for the caller's eyes only."""
     platform = _platform(services, args)
     start = await services.links.begin(invocation.user_id, platform)
-    minutes = max(1, int((start.expires_at - services.clock.now()).total_seconds() // 60))
+    seconds = (start.expires_at - services.clock.now()).total_seconds()
+    minutes = max(1, round(seconds / 60))
     # The URL is ours (provider, client ID, state), not user text; angle
     # brackets keep Discord from unfurling it.
     return Reply(
@@ -330,9 +331,11 @@ async def run_command(services: Services, invocation: Invocation, name: str, arg
         return Reply(text=f"Only TimmyBot owners can use /{name}.", ephemeral=True)
     try:
         return await command.handler(services, invocation, args)
-    except (UsageError, ValueError) as error:
-        # ValueError comes from domain constructors (an incident with an
-        # empty title): our own message, never user data.
+    except UsageError as error:
+        return Reply(text=str(error), ephemeral=True)
+    except ValueError as error:
+        # From domain constructors (an incident with an empty title): our own
+        # message, escaped anyway since it may quote a value.
         return Reply(text=services.sanitizer.for_discord(str(error), limit=300), ephemeral=True)
     except NotLinked as error:
         return Reply(text=f"Link your {error.platform} account first with /link.", ephemeral=True)

@@ -34,6 +34,18 @@ _SECURITY_HEADERS: Final = {
     "X-Frame-Options": "DENY",
 }
 _MAX_REQUEST_BYTES: Final = 16 * 1024
+# RFC 6749 section 4.1.2.1.
+_OAUTH_ERRORS: Final = frozenset(
+    {
+        "invalid_request",
+        "unauthorized_client",
+        "access_denied",
+        "unsupported_response_type",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+    }
+)
 
 HealthCheck = Callable[[], Awaitable[bool]]
 
@@ -61,9 +73,11 @@ def build_app(
     async def callback(request: web.Request) -> web.Response:
         query = request.query
         if "error" in query:
-            # The user pressed "deny", or the provider refused: nothing to store.
-            code = query.get("error", "")[:64]
-            return _page("Linking cancelled", f"The provider answered: {code}.", status=400)
+            # The user pressed "deny", or the provider refused: nothing to
+            # store. Only a known OAuth error code is shown, never free text.
+            code = query.get("error", "")
+            shown = code if code in _OAUTH_ERRORS else "an unknown error"
+            return _page("Linking cancelled", f"The provider answered: {shown}.", status=400)
         state, code = query.get("state", ""), query.get("code", "")
         if not state or not code:
             return _page("Link failed", "The link is missing its state or code.", status=400)

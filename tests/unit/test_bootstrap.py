@@ -149,3 +149,14 @@ async def test_the_prometheus_exporter_is_reachable_for_the_web_server(tmp_path:
         )
     finally:
         await services.aclose()
+
+
+@pytest.mark.parametrize("env", [{"web_port": 0}, {"web_host": "0.0.0.0"}])
+def test_a_callback_address_browsers_cannot_reach_needs_a_public_url(
+    env: dict[str, object], tmp_path: Path
+) -> None:
+    from timmybot_bot.bootstrap import check_settings
+
+    with pytest.raises(ConfigurationError, match="TIMMYBOT_PUBLIC_URL is needed"):
+        check_settings(Settings(backend="memory", **env))  # type: ignore[arg-type]
+    check_settings(Settings(backend="memory", public_url="https://bot.example.com", **env))  # type: ignore[arg-type]

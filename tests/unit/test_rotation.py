@@ -106,3 +106,22 @@ async def test_an_empty_vault_is_a_quiet_run() -> None:
     report = await rotation.rotate_expiring()
     assert report.users == 0
     assert w.clock.now() == START
+
+
+async def test_a_pause_during_the_run_stops_refreshing_and_still_reports() -> None:
+    _, oauth, tokens, rotation = await setup()
+    for user in range(1, 6):
+        await tokens.store_user_tokens(user, oauth.issue())
+    calls = 0
+
+    async def pause_after_two() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls > 2
+
+    tokens._paused = pause_after_two
+    tokens._clock.advance(timedelta(hours=13))  # type: ignore[attr-defined]
+    report = await rotation.rotate_expiring()
+    assert report.paused
+    assert report.users == 5
+    assert report.refreshed + report.unchanged == 5

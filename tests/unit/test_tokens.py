@@ -179,18 +179,40 @@ class TestRefresh:
         snapshot = k.w.metrics.snapshot()
         assert snapshot.auth_failures == {("spotify", "invalid_grant"): 1}
 
-    async def test_a_provider_outage_releases_the_claim_for_the_next_try(self) -> None:
+    async def test_a_provider_outage_serves_the_unexpired_token_and_releases_the_claim(
+        self,
+    ) -> None:
         k = kit()
-        await linked(k)
+        old = await linked(k)
         k.w.clock.advance(timedelta(minutes=58))
         k.oauth.failures.append(unavailable())
-        with pytest.raises(ProviderUnavailable):
-            await k.tokens.get_valid_access_token(USER, "spotify")
+        assert await k.tokens.get_valid_access_token(USER, "spotify") == old.access_token
         stored = await k.vault.get(USER)
         assert stored is not None
         assert stored.links["spotify"].refresh_claim is None
         await k.tokens.get_valid_access_token(USER, "spotify")
         assert k.oauth.refresh_calls == 2
+
+    async def test_a_provider_outage_with_an_expired_token_is_an_error(self) -> None:
+        k = kit()
+        await linked(k)
+        k.w.clock.advance(timedelta(minutes=61))
+        k.oauth.failures.append(unavailable())
+        with pytest.raises(ProviderUnavailable):
+            await k.tokens.get_valid_access_token(USER, "spotify")
+
+    async def test_never_linked_is_not_cached(self) -> None:
+        k = kit()
+        assert await k.tokens.get_user_tokens(USER) is None
+        # Another process (the web server's) completes a link meanwhile:
+        await k.vault.put(
+            USER,
+            UserTokens.new(USER, now=START).with_link(
+                PlatformLink(tokens=k.oauth.issue(), linked_at=START), now=START
+            ),
+            expected_version=None,
+        )
+        assert await k.tokens.get_user_tokens(USER) is not None
 
     async def test_another_process_refresh_is_waited_for_and_reused(self) -> None:
         k = kit()

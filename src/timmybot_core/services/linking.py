@@ -196,7 +196,7 @@ class AccountLinkService:
         }.get(reason, AuthFailureReason.INVALID_STATE)
         self._metrics.record_auth_failure(platform=platform or "unknown", reason=metric_reason)
         await self._log.authentication_attempt(
-            user_id=user_id if user_id is not None else 0,
+            user_id=user_id,
             platform=platform or "unknown",
             success=False,
             reason=f"link:{reason}",

@@ -22,6 +22,7 @@ from timmybot_core.errors import (
     NotLinked,
     OAuthError,
     ProviderUnavailable,
+    RefreshPaused,
     ReLinkRequired,
     StoreUnavailable,
     VersionConflict,
@@ -67,6 +68,7 @@ class _Tally:
     needs_relink: int = 0
     newly_relinked: int = 0
     failed: int = 0
+    paused: bool = False
 
 
 class TokenRotationService:
@@ -115,6 +117,7 @@ class TokenRotationService:
             unchanged=tally.unchanged,
             needs_relink=tally.needs_relink,
             failed=tally.failed,
+            paused=tally.paused,
         )
         _log.info("token rotation: %s", report.as_dict())
         if tally.failed or tally.newly_relinked:
@@ -133,7 +136,7 @@ class TokenRotationService:
         for platform, link in record.links.items():
             if link.needs_relink:
                 tally.needs_relink += 1
-            elif not link.tokens.expires_within(self._clock.now(), within):
+            elif tally.paused or not link.tokens.expires_within(self._clock.now(), within):
                 tally.unchanged += 1
             else:
                 await self._rotate_link(user_id, platform, within, tally)
@@ -151,6 +154,12 @@ class TokenRotationService:
                 return
             except NotLinked:
                 return  # unlinked meanwhile
+            except RefreshPaused:
+                # An incident paused refresh during the run: stop refreshing,
+                # report what was done.
+                tally.paused = True
+                tally.unchanged += 1
+                return
             except (ProviderUnavailable, StoreUnavailable, VersionConflict):
                 if attempt == self._settings.attempts:
                     tally.failed += 1

@@ -133,7 +133,7 @@ class SecurityAuditLogger:
     async def authentication_attempt(
         self,
         *,
-        user_id: int,
+        user_id: int | None,
         platform: str,
         success: bool,
         reason: str | None = None,

@@ -132,7 +132,10 @@ class SecureTokenService:
         return record
 
     def _remember(self, user_id: int, record: UserTokens | None, now: datetime) -> None:
-        if self._settings.cache_ttl <= timedelta(0):
+        # "Never linked" is not cached: a link completed by another process
+        # (the web server's) must show up at once.
+        if record is None or self._settings.cache_ttl <= timedelta(0):
+            self._cache.pop(user_id, None)
             return
         self._cache[user_id] = (record, now)
         self._cache.move_to_end(user_id)
@@ -157,9 +160,18 @@ class SecureTokenService:
             raise NotLinked(f"{platform} is not linked", platform=platform)
         if link.needs_relink:
             raise ReLinkRequired(f"{platform} must be linked again", platform=platform)
-        if not link.tokens.expires_within(self._clock.now(), self._settings.refresh_leeway):
+        now = self._clock.now()
+        if not link.tokens.expires_within(now, self._settings.refresh_leeway):
             return link.tokens.access_token
-        outcome = await self.refresh(user_id, platform, within=self._settings.refresh_leeway)
+        try:
+            outcome = await self.refresh(user_id, platform, within=self._settings.refresh_leeway)
+        except (ProviderUnavailable, VersionConflict):
+            # The provider is down, but the token still works for a while:
+            # serve it rather than fail the user's command.
+            if link.tokens.expires_at > self._clock.now():
+                _log.warning("refresh of %s failed; serving the unexpired token", platform)
+                return link.tokens.access_token
+            raise
         return outcome.tokens.access_token
 
     # -- writes ------------------------------------------------------------------
