@@ -25,6 +25,7 @@ from timmybot_core import (
     Severity,
     StoreUnavailable,
     Switch,
+    ValidationResult,
 )
 from timmybot_core.services.access_control import MAX_SNOWFLAKE
 
@@ -77,34 +78,40 @@ class UsageError(Exception):
 # -- user commands ---------------------------------------------------------------
 
 
-async def search(services: Services, invocation: Invocation, query: str) -> Reply:
-    """``/search <query>``: validate a music search and show the decision."""
-    result = services.validator.validate_search_query(query)
+async def _judged(
+    services: Services,
+    invocation: Invocation,
+    result: ValidationResult,
+    *,
+    field: str,
+    label: str,
+    limit: int,
+) -> Reply:
+    """Reply with a validation's decision; a rejection is a security event."""
     if not result.ok:
         await services.security_log.validation_rejected(
             guild_id=invocation.guild_id,
             user_id=invocation.user_id,
-            field="search",
+            field=field,
             problem=result.error or "",
         )
-        return Reply(text=f"Search rejected: {result.error}", ephemeral=True)
-    shown = services.sanitizer.for_discord(result.value, limit=300)
-    return Reply(text=f"Search accepted: {shown}", ephemeral=True)
+        return Reply(text=f"{label} rejected: {result.error}", ephemeral=True)
+    shown = services.sanitizer.for_discord(result.value, limit=limit)
+    return Reply(text=f"{label} accepted: {shown}", ephemeral=True)
+
+
+async def search(services: Services, invocation: Invocation, query: str) -> Reply:
+    """``/search <query>``: validate a music search and show the decision."""
+    result = services.validator.validate_search_query(query)
+    return await _judged(services, invocation, result, field="search", label="Search", limit=300)
 
 
 async def playlist(services: Services, invocation: Invocation, name: str) -> Reply:
     """``/playlist <name>``: validate a playlist name and show the decision."""
     result = services.validator.validate_playlist_name(name)
-    if not result.ok:
-        await services.security_log.validation_rejected(
-            guild_id=invocation.guild_id,
-            user_id=invocation.user_id,
-            field="playlist",
-            problem=result.error or "",
-        )
-        return Reply(text=f"Playlist name rejected: {result.error}", ephemeral=True)
-    shown = services.sanitizer.for_discord(result.value, limit=200)
-    return Reply(text=f"Playlist name accepted: {shown}", ephemeral=True)
+    return await _judged(
+        services, invocation, result, field="playlist", label="Playlist name", limit=200
+    )
 
 
 async def whoami(services: Services, invocation: Invocation, _: str) -> Reply:

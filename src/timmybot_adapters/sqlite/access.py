@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import operator
 import sqlite3
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Self, TypeVar
+from typing import TypeVar
 
 from timmybot_adapters.sqlite.database import (
-    SqliteDatabase,
     clamp_int64,
     datetime_to_micros,
     micros_to_datetime,
 )
+from timmybot_adapters.sqlite.store import SqliteStore
 from timmybot_core.ports.access import Ban, PurgeCounts, Switch, SwitchState
 
 __all__ = ["SqliteAccessPolicyStore"]
@@ -112,7 +111,7 @@ def _ban(row: tuple[str, int, str, int]) -> Ban:
     )
 
 
-class SqliteAccessPolicyStore:
+class SqliteAccessPolicyStore(SqliteStore):
     """The access-policy store of every process sharing one SQLite file.
 
     Counting and ban placement run in ``BEGIN IMMEDIATE`` transactions, so
@@ -120,36 +119,9 @@ class SqliteAccessPolicyStore:
     a ban. Timestamps must be timezone-aware; they come back in UTC.
     """
 
-    def __init__(self, db: SqliteDatabase) -> None:
-        """Use ``db``; the tables are created or upgraded on the first call.
-
-        No I/O happens here. :meth:`open` migrates at once instead, so a
-        broken or too-new database fails at start-up rather than later.
-        """
-        self._db = db
-
-    def __repr__(self) -> str:
-        return f"SqliteAccessPolicyStore(db={self._db!r})"
-
-    @classmethod
-    async def open(cls, db: SqliteDatabase) -> Self:
-        """Create or upgrade the store's tables in ``db`` and return the store.
-
-        Raises:
-            SchemaVersionError: ``db`` was written by a newer release.
-            StoreUnavailable: the database could not be opened or migrated.
-
-        """
-        await db.migrate(COMPONENT, MIGRATIONS)
-        return cls(db)
-
-    async def _read(self, name: str, fn: Callable[[sqlite3.Connection], T]) -> T:
-        await self._db.ensure_migrated(COMPONENT, MIGRATIONS)
-        return await self._db.read(fn, operation=f"access policy store: {name}")
-
-    async def _write(self, name: str, fn: Callable[[sqlite3.Connection], T]) -> T:
-        await self._db.ensure_migrated(COMPONENT, MIGRATIONS)
-        return await self._db.write(fn, operation=f"access policy store: {name}")
+    COMPONENT = COMPONENT
+    MIGRATIONS = MIGRATIONS
+    LABEL = "access policy store"
 
     async def allow_guild(self, guild_id: int, *, at: datetime) -> bool:
         """Add ``guild_id`` to the allowlist; ``True`` if it was not there."""

@@ -17,15 +17,15 @@ from __future__ import annotations
 import enum
 import json
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 from timmybot_adapters.sqlite.database import (
-    SqliteDatabase,
     datetime_to_micros,
     micros_to_datetime,
 )
+from timmybot_adapters.sqlite.store import SqliteStore
 from timmybot_core.errors import StoreUnavailable
 from timmybot_core.ports.access import Switch
 from timmybot_core.ports.alerts import Severity
@@ -174,43 +174,16 @@ def _hold(row: tuple[Any, ...]) -> RetentionHold:
     )
 
 
-class SqliteIncidentStore:
+class SqliteIncidentStore(SqliteStore):
     """Incidents and retention holds in a SQLite file shared by the shards.
 
     Datetimes must be timezone-aware where the port stores them as columns
     (``declared_at``, a hold's bounds); they come back in UTC.
     """
 
-    def __init__(self, db: SqliteDatabase) -> None:
-        """Use ``db``; the tables are created or upgraded on the first call.
-
-        No I/O happens here. :meth:`open` migrates at once instead, so a
-        broken or too-new database fails at start-up rather than later.
-        """
-        self._db = db
-
-    def __repr__(self) -> str:
-        return f"SqliteIncidentStore(db={self._db!r})"
-
-    @classmethod
-    async def open(cls, db: SqliteDatabase) -> Self:
-        """Create or upgrade the store's tables in ``db`` and return the store.
-
-        Raises:
-            SchemaVersionError: ``db`` was written by a newer release.
-            StoreUnavailable: the database could not be opened or migrated.
-
-        """
-        await db.migrate(COMPONENT, MIGRATIONS)
-        return cls(db)
-
-    async def _read(self, name: str, fn: Callable[[sqlite3.Connection], T]) -> T:
-        await self._db.ensure_migrated(COMPONENT, MIGRATIONS)
-        return await self._db.read(fn, operation=f"incident store: {name}")
-
-    async def _write(self, name: str, fn: Callable[[sqlite3.Connection], T]) -> T:
-        await self._db.ensure_migrated(COMPONENT, MIGRATIONS)
-        return await self._db.write(fn, operation=f"incident store: {name}")
+    COMPONENT = COMPONENT
+    MIGRATIONS = MIGRATIONS
+    LABEL = "incident store"
 
     async def save(self, record: IncidentRecord) -> None:
         """Insert or replace the record with ``record.incident_id``.
