@@ -89,7 +89,6 @@ Table 2: a banned guild that keeps flooding
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import gc
@@ -109,7 +108,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from run import FULL, QUICK, Settings, fmt_us, print_table
+from run import FULL, QUICK, Settings, fmt_us, parse_quick, print_table
 from timmybot_adapters.memory import MemoryAccessPolicyStore, MemoryAlerter, MemorySecurityMetrics
 from timmybot_adapters.sqlite import SqliteAccessPolicyStore, SqliteDatabase
 from timmybot_adapters.sqlite.database import datetime_to_micros
@@ -678,21 +677,15 @@ def print_table_2(rows: Sequence[tuple[int, AsyncCase, AsyncCase]]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the access benchmark and print its tables; always 0 (no verdict)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke run: ~2 ms per repeat and 2 repeats (numbers are noisy)",
-    )
-    args = parser.parse_args(argv)
-    settings = QUICK if args.quick else FULL
+    quick = parse_quick(argv, __doc__)
+    settings = QUICK if quick else FULL
     started = time.perf_counter()
     print(
         f"timmybot access bench: Python {platform.python_version()} "
         f"({platform.python_implementation()}) on {platform.machine()}, SQLite "
         f"{sqlite3.sqlite_version}, asyncio default loop, {settings.repeats} interleaved "
         f"repeats of ~{settings.target_ns / 1e6:g} ms, best kept"
-        f"{' [--quick]' if args.quick else ''}"
+        f"{' [--quick]' if quick else ''}"
     )
     print()
     with (

@@ -200,6 +200,20 @@ def nfkc(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
+# -- command line ------------------------------------------------------------
+
+
+def parse_quick(
+    argv: Sequence[str] | None,
+    doc: str | None,
+    help_text: str = "smoke run: ~2 ms per repeat and 2 repeats (numbers are noisy)",
+) -> bool:
+    """Parse a bench script's command line (``--quick`` only); return whether it is quick."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    parser.add_argument("--quick", action="store_true", help=help_text)
+    return bool(parser.parse_args(argv).quick)
+
+
 # -- output ---------------------------------------------------------------
 
 
@@ -454,19 +468,13 @@ def summarize(results: Sequence[GrowthRow]) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run both tables and print them."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke run: ~2 ms per repeat and 2 repeats (numbers are noisy)",
-    )
-    args = parser.parse_args(argv)
-    settings = QUICK if args.quick else FULL
+    quick = parse_quick(argv, __doc__)
+    settings = QUICK if quick else FULL
     started = time.perf_counter()
     print(
         f"timmybot bench: Python {platform.python_version()} ({platform.python_implementation()}) "
         f"on {platform.machine()}, {settings.repeats} interleaved repeats of ~"
-        f"{settings.target_ns / 1e6:g} ms, best kept{' [--quick]' if args.quick else ''}"
+        f"{settings.target_ns / 1e6:g} ms, best kept{' [--quick]' if quick else ''}"
     )
     print()
     table_corpus(settings)
@@ -477,12 +485,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # change the exit status. Imported here because access.py imports this module.
     from access import main as access_main
 
-    access_main(["--quick"] if args.quick else [])
+    access_main(["--quick"] if quick else [])
     print()
     # The token service's tables (bench/tokens.py): no verdict either.
     from tokens import main as tokens_main
 
-    tokens_main(["--quick"] if args.quick else [])
+    tokens_main(["--quick"] if quick else [])
     print()
     print(f"Total bench time: {time.perf_counter() - started:.1f} s")
     # A superlinear row of our own code fails the run, so a regression is loud.

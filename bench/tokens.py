@@ -97,7 +97,6 @@ terminal. The previous handlers are restored afterwards.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import itertools
@@ -126,7 +125,7 @@ from access import (
     security_log_discarded,
     trivial_awaits,
 )
-from run import FULL, QUICK, Settings, fmt_us, print_table
+from run import FULL, QUICK, Settings, fmt_us, parse_quick, print_table
 from timmybot_adapters.memory import MemoryAlerter, MemorySecurityMetrics, MemoryTokenVault
 from timmybot_adapters.oauth import AiohttpOAuthClient
 from timmybot_adapters.sqlite import SqliteDatabase, SqliteTokenVault, VaultKeys
@@ -586,21 +585,19 @@ async def run_tables(settings: Settings, users: int, repeats: int, directory: Pa
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the token benchmark and print its tables; always 0 (no verdict)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke run: 200 users, 2 rotation runs, ~2 ms per read repeat (numbers are noisy)",
+    quick = parse_quick(
+        argv,
+        __doc__,
+        "smoke run: 200 users, 2 rotation runs, ~2 ms per read repeat (numbers are noisy)",
     )
-    args = parser.parse_args(argv)
-    settings = QUICK if args.quick else FULL
-    users, repeats = (200, 2) if args.quick else (2_000, 3)
+    settings = QUICK if quick else FULL
+    users, repeats = (200, 2) if quick else (2_000, 3)
     started = time.perf_counter()
     print(
         f"timmybot token bench: Python {platform.python_version()} "
         f"({platform.python_implementation()}) on {platform.machine()}, SQLite "
         f"{sqlite3.sqlite_version}, aiohttp {aiohttp.__version__}, asyncio default loop"
-        f"{' [--quick]' if args.quick else ''}"
+        f"{' [--quick]' if quick else ''}"
     )
     print()
     with (

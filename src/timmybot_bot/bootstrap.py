@@ -56,6 +56,10 @@ if TYPE_CHECKING:
 __all__ = ["PrometheusSource", "Services", "Settings", "bootstrap", "check_settings"]
 
 Closer = Callable[[], Awaitable[None]]
+_AWS_NOT_BUILT = (
+    "TIMMYBOT_BACKEND=aws: the AWS adapters are not part of this build yet; "
+    "use sqlite (the default) or memory"
+)
 
 
 class PrometheusSource(Protocol):
@@ -148,10 +152,7 @@ def check_settings(settings: Settings) -> None:
     ``--check-config`` can call it.
     """
     if settings.backend == "aws":
-        raise ConfigurationError(
-            "TIMMYBOT_BACKEND=aws: the AWS adapters are not part of this build yet; "
-            "use sqlite (the default) or memory"
-        )
+        raise ConfigurationError(_AWS_NOT_BUILT)
     if settings.pseudonym_key is not None:
         parse_key("TIMMYBOT_PSEUDONYM_KEY", settings.pseudonym_key)
     if settings.vault_key is not None:
@@ -222,10 +223,7 @@ def _stores(settings: Settings, closers: list[Closer]) -> _Stores:
             vault=SqliteTokenVault(db, keys),
             link_states=SqliteLinkStateStore(db, keys=keys),
         )
-    raise ConfigurationError(
-        "TIMMYBOT_BACKEND=aws: the AWS adapters are not part of this build yet; "
-        "use sqlite (the default) or memory"
-    )
+    raise ConfigurationError(_AWS_NOT_BUILT)
 
 
 def _oauth(

@@ -11,9 +11,6 @@ import json
 import os
 import sqlite3
 import stat
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration import processes
 from timmybot_adapters.sqlite import (
     SchemaVersionError,
     SqliteAccessPolicyStore,
@@ -432,7 +430,7 @@ async def main(db_path, barrier, index, action, repeat, guild):
     print(json.dumps(results))
 
 
-db_path, barrier, index, action, repeat, guild = sys.argv[1:]
+barrier, index, db_path, action, repeat, guild = sys.argv[1:]
 asyncio.run(main(db_path, Path(barrier), int(index), action, int(repeat), int(guild)))
 """
 
@@ -441,45 +439,10 @@ PROCESSES = 4
 
 def run_together(db_path: Path, barrier: Path, action: str, repeat: int) -> list[list[Any]]:
     """Start the workers, release them at once, and return each one's results."""
-    barrier.mkdir()
-    workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                WORKER,
-                str(db_path),
-                str(barrier),
-                str(index),
-                action,
-                str(repeat),
-                str(GUILD),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for index in range(PROCESSES)
-    ]
-    try:
-        deadline = time.monotonic() + 30
-        while len(list(barrier.glob("ready-*"))) < PROCESSES:
-            failed = [w for w in workers if w.poll() is not None]
-            assert not failed, failed[0].communicate()[1]
-            assert time.monotonic() < deadline, "workers did not start"
-            time.sleep(0.01)
-        (barrier / "go").touch()
-        results = []
-        for worker in workers:
-            out, err = worker.communicate(timeout=60)
-            assert worker.returncode == 0, err
-            results.append(json.loads(out))
-        return results
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
+    outputs = processes.run_together(
+        WORKER, barrier, [str(db_path), action, str(repeat), str(GUILD)], processes=PROCESSES
+    )
+    return [json.loads(out) for out, _ in outputs]
 
 
 async def test_processes_counting_attempts_never_lose_or_share_a_count(

@@ -12,9 +12,6 @@ import json
 import logging
 import os
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -24,6 +21,7 @@ from typing import Any
 import attrs
 import pytest
 
+from tests.integration import processes
 from timmybot_adapters.sqlite import (
     SqliteDatabase,
     SqliteLinkStateStore,
@@ -755,7 +753,7 @@ async def main(db_path, barrier, index, increments, user):
     print(json.dumps({"conflicts": conflicts}))
 
 
-db_path, barrier, index, increments, user = sys.argv[1:]
+barrier, index, db_path, increments, user = sys.argv[1:]
 asyncio.run(main(db_path, Path(barrier), int(index), int(increments), int(user)))
 """
 
@@ -765,47 +763,20 @@ INCREMENTS = 50
 
 def run_together(db_path: Path, barrier: Path, key: bytes) -> list[dict[str, int]]:
     """Start the workers, release them at once, and return each one's report."""
-    barrier.mkdir()
-    environment = {**os.environ, "TIMMYBOT_TEST_VAULT_KEY": key.hex()}
-    workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                WORKER,
-                str(db_path),
-                str(barrier),
-                str(index),
-                str(INCREMENTS),
-                str(USER),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=environment,
-        )
-        for index in range(PROCESSES)
-    ]
-    try:
-        deadline = time.monotonic() + 60
-        while len(list(barrier.glob("ready-*"))) < PROCESSES:
-            failed = [w for w in workers if w.poll() is not None]
-            assert not failed, failed[0].communicate()[1]
-            assert time.monotonic() < deadline, "workers did not start"
-            time.sleep(0.01)
-        (barrier / "go").touch()
-        reports = []
-        for worker in workers:
-            out, err = worker.communicate(timeout=120)
-            assert worker.returncode == 0, err
-            assert "canary" not in out and "canary" not in err
-            reports.append(json.loads(out))
-        return reports
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
+    outputs = processes.run_together(
+        WORKER,
+        barrier,
+        [str(db_path), str(INCREMENTS), str(USER)],
+        processes=PROCESSES,
+        env={**os.environ, "TIMMYBOT_TEST_VAULT_KEY": key.hex()},
+        start_timeout=60,
+        run_timeout=120,
+    )
+    reports = []
+    for out, err in outputs:
+        assert "canary" not in out and "canary" not in err
+        reports.append(json.loads(out))
+    return reports
 
 
 async def test_processes_incrementing_one_record_lose_no_update(

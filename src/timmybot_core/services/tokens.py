@@ -340,15 +340,17 @@ class SecureTokenService:
                 raise ReLinkRequired(f"{platform} gave no refresh token", platform=platform)
             fresh = await self._oauth.refresh(platform, refresh_token=refresh_token)
         except ReLinkRequired:
-            await self._settle(record, claim_id, lambda old: attrs.evolve(old, needs_relink=True))
+            await self._settle(
+                record, platform, claim_id, lambda old: attrs.evolve(old, needs_relink=True)
+            )
             await self._auth_event(user_id, platform, False, AuthFailureReason.INVALID_GRANT)
             raise
         except ProviderUnavailable:
-            await self._settle(record, claim_id, lambda old: old)
+            await self._settle(record, platform, claim_id, lambda old: old)
             await self._auth_event(user_id, platform, False, AuthFailureReason.PROVIDER_UNAVAILABLE)
             raise
         except OAuthError:
-            await self._settle(record, claim_id, lambda old: old)
+            await self._settle(record, platform, claim_id, lambda old: old)
             await self._auth_event(user_id, platform, False, AuthFailureReason.OTHER)
             raise
         if fresh.refresh_token is None:
@@ -356,6 +358,7 @@ class SecureTokenService:
         now = self._clock.now()
         await self._settle(
             record,
+            platform,
             claim_id,
             lambda old: PlatformLink(
                 tokens=fresh,
@@ -371,6 +374,7 @@ class SecureTokenService:
     async def _settle(
         self,
         record: UserTokens,
+        platform: str,
         claim_id: str,
         change: Callable[[PlatformLink], PlatformLink],
     ) -> None:
@@ -381,11 +385,6 @@ class SecureTokenService:
         claim is still ours.
         """
         user_id = record.user_id
-        platform = next(
-            name
-            for name, link in record.links.items()
-            if link.refresh_claim and link.refresh_claim[0] == claim_id
-        )
         current: UserTokens | None = record
         for _ in range(self._settings.max_write_attempts):
             now = self._clock.now()

@@ -1,0 +1,57 @@
+"""Start several worker processes and release them at the same instant.
+
+Each worker is ``python -c SCRIPT barrier_dir index *args``; it touches
+``ready-{index}`` in the barrier directory, waits for ``go``, does its work
+and prints its report. Shared by the multi-process store tests.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+
+def run_together(
+    script: str,
+    barrier: Path,
+    args: Sequence[str],
+    *,
+    processes: int,
+    env: Mapping[str, str] | None = None,
+    start_timeout: float = 30,
+    run_timeout: float = 60,
+) -> list[tuple[str, str]]:
+    """Run ``processes`` workers released together; return each one's (stdout, stderr)."""
+    barrier.mkdir()
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(barrier), str(index), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(env) if env is not None else None,
+        )
+        for index in range(processes)
+    ]
+    try:
+        deadline = time.monotonic() + start_timeout
+        while len(list(barrier.glob("ready-*"))) < processes:
+            failed = [w for w in workers if w.poll() is not None]
+            assert not failed, failed[0].communicate()[1]
+            assert time.monotonic() < deadline, "workers did not start"
+            time.sleep(0.01)
+        (barrier / "go").touch()
+        outputs = []
+        for worker in workers:
+            out, err = worker.communicate(timeout=run_timeout)
+            assert worker.returncode == 0, err
+            outputs.append((out, err))
+        return outputs
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
