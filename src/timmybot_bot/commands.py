@@ -29,7 +29,16 @@ from timmybot_core import (
 )
 from timmybot_core.services.access_control import MAX_SNOWFLAKE
 
-__all__ = ["COMMANDS", "Command", "Invocation", "Reply", "run_command"]
+__all__ = [
+    "COMMANDS",
+    "Attachment",
+    "Command",
+    "Confirmation",
+    "Invocation",
+    "Reply",
+    "is_admin",
+    "run_command",
+]
 
 _log = logging.getLogger("timmybot.commands")
 
@@ -45,15 +54,46 @@ class Invocation:
 
     user_id: int
     guild_id: int | None = None
+    role_ids: frozenset[int] = attrs.field(factory=frozenset, converter=frozenset)
     trusted_operator: bool = False
 
 
 @attrs.frozen(kw_only=True)
+class Attachment:
+    """A file sent with a reply (``/privacy export``'s JSON)."""
+
+    filename: str
+    content: bytes = attrs.field(repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class Confirmation:
+    """A destructive step that waits for the caller to confirm.
+
+    Discord shows ``prompt`` with a button labelled ``label``; the console
+    asks on the terminal. ``action`` runs only once the same caller confirms.
+    """
+
+    prompt: str
+    label: str
+    action: Callable[[], Awaitable[Reply]] = attrs.field(repr=False)
+
+
+@attrs.frozen(kw_only=True)
 class Reply:
-    """What a command answers: the text, and whether only the caller sees it."""
+    """What a command answers.
+
+    ``text`` is always safe to send; ``ephemeral`` means only the caller sees
+    it; ``direct`` asks for a direct message to the caller (with the
+    ``attachment``, if any) instead of a reply in the channel; ``confirmation``
+    holds a step that runs only after the caller confirms it.
+    """
 
     text: str
     ephemeral: bool = False
+    direct: bool = False
+    attachment: Attachment | None = None
+    confirmation: Confirmation | None = None
 
 
 Handler = Callable[[Services, Invocation, str], Awaitable[Reply]]
@@ -68,11 +108,24 @@ class Command:
     summary: str
     handler: Handler
     guarded: bool = True
-    owners_only: bool = False
+    admin_only: bool = False
 
 
 class UsageError(Exception):
     """A command line is malformed; the message says how to write it."""
+
+
+def is_admin(services: Services, invocation: Invocation) -> bool:
+    """Tell whether the caller may run admin commands.
+
+    Owners may, and so may members holding one of the configured admin
+    roles (``TIMMYBOT_ADMIN_ROLE_IDS``), but only inside a guild: a role
+    means nothing in a direct message. The local operator always may.
+    """
+    if invocation.trusted_operator or services.access.is_owner(invocation.user_id):
+        return True
+    admin_roles = services.settings.admin_role_ids
+    return invocation.guild_id is not None and not admin_roles.isdisjoint(invocation.role_ids)
 
 
 # -- user commands ---------------------------------------------------------------
@@ -307,7 +360,7 @@ COMMANDS: Final[tuple[Command, ...]] = (
         summary="manage the allowlist and bans; also: guild list, killswitch on|off|status, "
         "incident declare <P0-P3> <title> (owners only)",
         handler=admin,
-        owners_only=True,
+        admin_only=True,
     ),
 )
 _BY_NAME: Final = {command.name: command for command in COMMANDS}
@@ -323,11 +376,7 @@ async def run_command(services: Services, invocation: Invocation, name: str, arg
         decision = await services.access.check(invocation.guild_id, invocation.user_id, name)
         if not decision.allowed:
             return Reply(text=f"Denied: {decision.message}", ephemeral=True)
-    if (
-        command.owners_only
-        and not invocation.trusted_operator
-        and not services.access.is_owner(invocation.user_id)
-    ):
+    if command.admin_only and not is_admin(services, invocation):
         services.metrics.record_unauthorized_access()
         await services.security_log.unauthorized_access(
             guild_id=invocation.guild_id,
@@ -335,7 +384,7 @@ async def run_command(services: Services, invocation: Invocation, name: str, arg
             command=name,
             reason="not_owner",
         )
-        return Reply(text=f"Only TimmyBot owners can use /{name}.", ephemeral=True)
+        return Reply(text=f"Only TimmyBot owners and admins can use /{name}.", ephemeral=True)
     try:
         return await command.handler(services, invocation, args)
     except UsageError as error:

@@ -142,6 +142,7 @@ _VARIABLES: Final[dict[str, tuple[str, Callable[[str, str], Any]]]] = {
     "TIMMYBOT_ALLOW_HTTP_URLS": ("allow_http_urls", _boolean),
     "TIMMYBOT_LOG_LEVEL": ("log_level", _choice(get_args(LogLevel))),
     "TIMMYBOT_OWNER_IDS": ("owner_ids", _snowflakes),
+    "TIMMYBOT_ADMIN_ROLE_IDS": ("admin_role_ids", _snowflakes),
     "TIMMYBOT_ALLOWED_GUILDS": ("allowed_guilds", _snowflakes),
     "TIMMYBOT_ALLOW_DMS": ("allow_direct_messages", _boolean),
     "TIMMYBOT_ATTEMPT_LIMIT": ("attempt_limit", _positive_int),
@@ -185,6 +186,8 @@ class Settings:
         log_level: the root log level.
         discord_token: the bot token; without it the offline console runs.
         owner_ids: users who pass every access check and may run admin commands.
+        admin_role_ids: Discord roles whose members may run admin commands in
+            their guild (they still pass the access guard like anyone else).
         allowed_guilds: guilds always allowed, besides the run-time allowlist.
         allow_direct_messages: whether commands work in direct messages.
         attempt_limit: denied attempts per guild within ``attempt_window``
@@ -219,6 +222,7 @@ class Settings:
     log_level: LogLevel = "INFO"
     discord_token: str | None = attrs.field(default=None, repr=False)
     owner_ids: frozenset[int] = attrs.field(factory=frozenset, converter=_id_set)
+    admin_role_ids: frozenset[int] = attrs.field(factory=frozenset, converter=_id_set)
     allowed_guilds: frozenset[int] = attrs.field(factory=frozenset, converter=_id_set)
     allow_direct_messages: bool = False
     attempt_limit: int = 10
@@ -283,6 +287,7 @@ class Settings:
             "log_level": self.log_level,
             "discord_token": "set" if self.discord_token else "not set",
             "owner_ids": ",".join(str(i) for i in sorted(self.owner_ids)) or "(none)",
+            "admin_role_ids": ",".join(str(i) for i in sorted(self.admin_role_ids)) or "(none)",
             "allowed_guilds": ",".join(str(i) for i in sorted(self.allowed_guilds)) or "(none)",
             "allow_direct_messages": str(self.allow_direct_messages).lower(),
             "attempt_limit": str(self.attempt_limit),

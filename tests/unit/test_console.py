@@ -109,7 +109,7 @@ class TestIdentities:
         )
         assert out == "Search accepted: Halo\n"
 
-    async def test_admin_commands_are_for_owners_only(self) -> None:
+    async def test_admin_commands_are_for_admin_only(self) -> None:
         out = await self.run_as(
             "/admin guild allow 43\n", Invocation(guild_id=42, user_id=7), allowed_guilds={42}
         )
