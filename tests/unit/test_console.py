@@ -113,7 +113,7 @@ class TestIdentities:
         out = await self.run_as(
             "/admin guild allow 43\n", Invocation(guild_id=42, user_id=7), allowed_guilds={42}
         )
-        assert out == "Only TimmyBot owners can use /admin.\n"
+        assert out == "Only TimmyBot owners and admins can use /admin.\n"
 
     async def test_an_owner_manages_the_allowlist_and_the_kill_switch(self) -> None:
         script = (
