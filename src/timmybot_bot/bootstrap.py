@@ -16,11 +16,13 @@ import attrs
 from timmybot_adapters.log import LoggingAlerter
 from timmybot_adapters.memory import (
     MemoryAccessPolicyStore,
+    MemoryAuditLog,
     MemoryIncidentStore,
     MemoryLinkStateStore,
     MemorySecurityMetrics,
     MemoryTokenVault,
 )
+from timmybot_bot.audit_keys import audit_keys
 from timmybot_bot.keys import key_id_for, load_or_create_key, parse_key
 from timmybot_bot.settings import ConfigurationError, Settings
 from timmybot_core import (
@@ -29,12 +31,16 @@ from timmybot_core import (
     AccountLinkService,
     AlarmMonitor,
     Alerter,
+    AuditLog,
+    AuditSettings,
+    AuditTrailService,
     Clock,
     IncidentResponseService,
     IncidentSettings,
     IncidentStore,
     InputValidator,
     LinkStateStore,
+    MusicCatalog,
     OAuthClient,
     Pseudonymizer,
     ResponseSanitizer,
@@ -96,6 +102,8 @@ class Services:
     tokens: SecureTokenService
     links: AccountLinkService
     rotation: TokenRotationService
+    catalog: MusicCatalog
+    audit: AuditTrailService
     metrics_source: PrometheusSource | None = None
     _closers: tuple[Closer, ...] = attrs.field(default=(), alias="closers", repr=False)
 
@@ -157,6 +165,8 @@ def check_settings(settings: Settings) -> None:
         parse_key("TIMMYBOT_PSEUDONYM_KEY", settings.pseudonym_key)
     if settings.vault_key is not None:
         parse_key("TIMMYBOT_VAULT_KEY", settings.vault_key, exact=32)
+    if settings.audit_signing_key is not None:
+        parse_key("TIMMYBOT_AUDIT_SIGNING_KEY", settings.audit_signing_key, exact=32)
     if settings.backend != "memory":
         for name in ("pseudonym", "vault"):
             key_file = settings.data_dir / "keys" / f"{name}.key"
@@ -187,6 +197,7 @@ class _Stores:
     incidents: IncidentStore
     vault: TokenVault
     link_states: LinkStateStore
+    audit: AuditLog
 
 
 def _vault_key(settings: Settings) -> bytes:
@@ -202,10 +213,12 @@ def _stores(settings: Settings, closers: list[Closer]) -> _Stores:
             incidents=MemoryIncidentStore(),
             vault=MemoryTokenVault(),
             link_states=MemoryLinkStateStore(),
+            audit=MemoryAuditLog(),
         )
     if settings.backend == "sqlite":
         from timmybot_adapters.sqlite import (
             SqliteAccessPolicyStore,
+            SqliteAuditLog,
             SqliteDatabase,
             SqliteIncidentStore,
             SqliteLinkStateStore,
@@ -222,23 +235,43 @@ def _stores(settings: Settings, closers: list[Closer]) -> _Stores:
             incidents=SqliteIncidentStore(db),
             vault=SqliteTokenVault(db, keys),
             link_states=SqliteLinkStateStore(db, keys=keys),
+            audit=SqliteAuditLog(db),
         )
     raise ConfigurationError(_AWS_NOT_BUILT)
 
 
-def _oauth(
-    settings: Settings, extra: Sequence[OAuthProvider], clock: Clock, closers: list[Closer]
-) -> OAuthClient:
-    from timmybot_adapters.oauth import AiohttpOAuthClient, discord, spotify
+def _providers(settings: Settings, extra: Sequence[OAuthProvider]) -> list[OAuthProvider]:
+    from timmybot_adapters.oauth import discord, spotify
 
     providers = list(extra)
     if settings.spotify_client_id:
         providers.append(spotify(settings.spotify_client_id, settings.spotify_client_secret))
     if settings.discord_client_id:
         providers.append(discord(settings.discord_client_id, settings.discord_client_secret))
+    return providers
+
+
+def _oauth(
+    settings: Settings, extra: Sequence[OAuthProvider], clock: Clock, closers: list[Closer]
+) -> OAuthClient:
+    from timmybot_adapters.oauth import AiohttpOAuthClient
+
+    providers = _providers(settings, extra)
     client = AiohttpOAuthClient(providers, min_tls=settings.oauth_min_tls, clock=clock)
     closers.append(client.close)
     return client
+
+
+def _catalog(
+    settings: Settings, extra: Sequence[OAuthProvider], clock: Clock, closers: list[Closer]
+) -> MusicCatalog:
+    """Build the catalog for the providers the OAuth client links that have one."""
+    from timmybot_adapters.oauth.catalog import SpotifyWebApiCatalog, catalog_api_for
+
+    apis = [api for p in _providers(settings, extra) if (api := catalog_api_for(p)) is not None]
+    catalog = SpotifyWebApiCatalog(apis, min_tls=settings.oauth_min_tls, clock=clock)
+    closers.append(catalog.close)
+    return catalog
 
 
 def bootstrap(
@@ -247,13 +280,16 @@ def bootstrap(
     clock: Clock | None = None,
     extra_providers: Sequence[OAuthProvider] = (),
     oauth: OAuthClient | None = None,
+    catalog: MusicCatalog | None = None,
 ) -> Services:
     """Build the services for ``settings``.
 
     ``clock`` replaces the system clock (tests pass a ``FakeClock``);
     ``extra_providers`` adds OAuth providers (the demo provider); ``oauth``
-    replaces the OAuth client altogether. Stores open lazily: building the
-    services does no I/O beyond creating local key files on first run. Call
+    replaces the OAuth client altogether, and ``catalog`` the music catalog
+    (by default Spotify's Web API for the providers that have one: Spotify,
+    the demo provider). Stores open lazily: building the services does no
+    I/O beyond creating local key files on first run. Call
     :meth:`Services.aclose` when done.
     """
     check_settings(settings)
@@ -269,6 +305,23 @@ def bootstrap(
     security_log = SecurityAuditLogger(pseudonymizer=pseudonymizer, clock=clock)
     suspicion = SuspicionMeter(clock)
     security_log.subscribe(suspicion.on_event)
+    signer, key_ring = audit_keys(settings)
+    sanitizer = ResponseSanitizer(allow_http=settings.allow_http_urls)
+    audit = AuditTrailService(
+        log=stores.audit,
+        pseudonymizer=pseudonymizer,
+        sanitizer=sanitizer,
+        signer=signer,
+        verifier=key_ring,
+        clock=clock,
+        settings=AuditSettings(
+            retention=settings.audit_retention, digest_interval=settings.audit_digest_interval
+        ),
+    )
+    # Security events join the audit log, where administrators can query
+    # them; the final digest is written before the stores close.
+    security_log.subscribe(audit.on_security_event)
+    closers.append(audit.close)
     metrics.observe_suspicious_activity(suspicion.level)
     access = ServerAccessControl(
         store=stores.access,
@@ -323,11 +376,14 @@ def bootstrap(
     rotation = TokenRotationService(
         tokens=tokens, alerter=alerter, clock=clock, paused=refresh_paused
     )
+    music_catalog = (
+        catalog if catalog is not None else _catalog(settings, extra_providers, clock, closers)
+    )
     return Services(
         settings=settings,
         clock=clock,
         validator=InputValidator(_policy(settings)),
-        sanitizer=ResponseSanitizer(allow_http=settings.allow_http_urls),
+        sanitizer=sanitizer,
         pseudonymizer=pseudonymizer,
         security_log=security_log,
         suspicion=suspicion,
@@ -341,6 +397,8 @@ def bootstrap(
         tokens=tokens,
         links=links,
         rotation=rotation,
+        catalog=music_catalog,
+        audit=audit,
         metrics_source=metrics_source,
         closers=tuple(closers),
     )

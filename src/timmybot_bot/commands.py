@@ -9,17 +9,28 @@ user-derived part has passed through ``ResponseSanitizer.for_discord``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import math
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
 from typing import Final
 
 import attrs
 
+from timmybot_bot.audit_commands import (
+    AuditQuery,
+    AuditQueryError,
+    parse_audit_query,
+    render_page,
+    render_verification,
+)
 from timmybot_bot.bootstrap import Services
+from timmybot_bot.search import render_results, split_platform_option
 from timmybot_core import (
     Incident,
     LinkError,
     NotLinked,
     OAuthError,
+    ProviderRateLimited,
     RefreshPaused,
     ReLinkRequired,
     Severity,
@@ -43,18 +54,24 @@ __all__ = [
 _log = logging.getLogger("timmybot.commands")
 
 
+def _id_set(values: Iterable[int]) -> frozenset[int]:
+    return frozenset(values)
+
+
 @attrs.frozen(kw_only=True)
 class Invocation:
     """Who runs a command, and where.
 
-    ``guild_id`` is ``None`` in a direct message. ``trusted_operator`` marks
+    ``guild_id`` is ``None`` in a direct message. ``source`` says where the
+    command came from (``discord``, ``console``) for the audit trail. ``trusted_operator`` marks
     the person at the offline console's terminal with no identity chosen:
     they run the bot's machine, so the guard does not apply to them.
     """
 
     user_id: int
     guild_id: int | None = None
-    role_ids: frozenset[int] = attrs.field(factory=frozenset, converter=frozenset)
+    role_ids: frozenset[int] = attrs.field(factory=frozenset, converter=_id_set)
+    source: str = "discord"
     trusted_operator: bool = False
 
 
@@ -153,10 +170,68 @@ async def _judged(
     return Reply(text=f"{label} accepted: {shown}", ephemeral=True)
 
 
-async def search(services: Services, invocation: Invocation, query: str) -> Reply:
-    """``/search <query>``: validate a music search and show the decision."""
-    result = services.validator.validate_search_query(query)
-    return await _judged(services, invocation, result, field="search", label="Search", limit=300)
+# A refresh "within" this long refreshes any token: used once, when the
+# platform refused an access token we believed valid (revoked early, or the
+# clocks disagree about its expiry).
+_FORCE_REFRESH: Final = timedelta(days=365 * 20)
+
+
+async def search(services: Services, invocation: Invocation, args: str) -> Reply:
+    """``/search [platform:<name>] <query>``: the top tracks on the caller's linked platform.
+
+    The query is validated first (a rejection is a security event). Without
+    ``platform:``, the first of the caller's linked platforms that has a
+    catalog is searched. Every title, artist and URL in the reply is
+    sanitized by :func:`timmybot_bot.search.render_results`.
+    """
+    requested, text = split_platform_option(args)
+    result = services.validator.validate_search_query(text)
+    if not result.ok or result.value is None:
+        return await _judged(
+            services, invocation, result, field="search", label="Search", limit=300
+        )
+    available = services.catalog.platforms()
+    if not available:
+        raise UsageError(
+            "Search needs a music platform, and none is configured. The operator sets "
+            "TIMMYBOT_SPOTIFY_CLIENT_ID (or starts the console with --demo-provider)."
+        )
+    if requested is not None and requested not in available:
+        raise UsageError(f"Usage: /search platform:<name> <query>, one of: {', '.join(available)}.")
+    user_id = invocation.user_id
+    record = await services.tokens.get_user_tokens(user_id)
+    linked = [name for name in available if record is not None and record.link(name)]
+    platform = requested or (linked[0] if linked else None)
+    if platform is None:
+        return Reply(
+            text="Link a music account first with /link <platform> "
+            f"(one of: {', '.join(available)}), then search again.",
+            ephemeral=True,
+        )
+    query = result.value
+    try:
+        token = await services.tokens.get_valid_access_token(user_id, platform)
+        try:
+            tracks = await services.catalog.search(platform, query, access_token=token)
+        except ReLinkRequired:
+            outcome = await services.tokens.refresh(user_id, platform, within=_FORCE_REFRESH)
+            tracks = await services.catalog.search(
+                platform, query, access_token=outcome.tokens.access_token
+            )
+    except ProviderRateLimited as error:
+        seconds = max(1, math.ceil(error.retry_after.total_seconds()))
+        return Reply(
+            text=f"{platform} is receiving too many searches; try again in {seconds} seconds.",
+            ephemeral=True,
+        )
+    others = [name for name in linked if name != platform]
+    footer = f"Add platform:<name> to search {', '.join(others)} instead." if others else None
+    return Reply(
+        text=render_results(
+            services.sanitizer, platform=platform, query=query, tracks=tracks, footer=footer
+        ),
+        ephemeral=True,
+    )
 
 
 async def playlist(services: Services, invocation: Invocation, name: str) -> Reply:
@@ -244,8 +319,50 @@ def _snowflake(text: str, what: str) -> int:
 
 
 async def admin(services: Services, invocation: Invocation, args: str) -> Reply:
-    """``/admin ...``: allowlist, bans, kill switch and incidents (owners only)."""
+    """``/admin ...``: allowlist, bans, kill switch, incidents, audit, rotation (admins only).
+
+    Every admin command that ran (not one refused for its usage) is recorded
+    in the audit trail with what it did.
+    """
     words = args.split()
+    reply = await _admin(services, invocation, words)
+    action, resource, arguments = _audit_entry(words)
+    try:
+        await services.audit.record_admin_action(
+            invocation.user_id,
+            action,
+            resource,
+            {"arguments": arguments, "outcome": reply.text[:300]},
+            source=invocation.source,
+        )
+    except StoreUnavailable:
+        # The action happened; saying so is better than a reply that hides it.
+        _log.exception("/admin %s ran but could not be recorded in the audit trail", action)
+        return attrs.evolve(
+            reply, text=reply.text + "\n(Warning: the audit trail could not record this.)"
+        )
+    return reply
+
+
+def _audit_entry(words: list[str]) -> tuple[str, str, str]:
+    """Return the audit action, resource and remaining arguments of an admin command line."""
+    path = [word.lower() for word in words[:2] if word.isalpha()]
+    rest = words[len(path) :]
+    action = ".".join(path) or "admin"
+    group = path[0] if path else ""
+    if group == "guild" and rest and rest[0].isdigit():
+        return action, f"guild:{rest[0]}", " ".join(rest[1:])
+    resources = {
+        "killswitch": "switch:kill_switch",
+        "incident": "incidents",
+        "audit": "audit-log",
+        "rotation": "tokens",
+        "guild": "allowlist",
+    }
+    return action, resources.get(group, "admin"), " ".join(rest)
+
+
+async def _admin(services: Services, invocation: Invocation, words: list[str]) -> Reply:
     actor = invocation.user_id
     access = services.access
     match words:
@@ -308,19 +425,52 @@ async def admin(services: Services, invocation: Invocation, args: str) -> Reply:
                 for step in report.steps
             ]
             return Reply(text="\n".join(lines))
+        case ["audit", "recent", *count]:
+            query = _audit_query(services, [f"limit:{count[0]}"] if count else [])
+            page = await query.page(services)
+            return Reply(text=render_page(services, page, title="Recent audit records"))
+        case ["audit", "query", *filters]:
+            page = await _audit_query(services, filters).page(services)
+            return Reply(text=render_page(services, page, title="Audit records"))
+        case ["audit", "verify", *filters]:
+            query = _audit_query(services, filters)
+            verified = await services.audit.verify(query.start, query.end)
+            return Reply(
+                text=render_verification(
+                    services, verified.summary(), [str(p) for p in verified.problems]
+                )
+            )
+        case ["rotation", "run"]:
+            rotated = await services.rotation.rotate_expiring()
+            if rotated.paused:
+                return Reply(text="Token rotation is paused (incident isolation); nothing ran.")
+            return Reply(
+                text=f"Token rotation: {rotated.users} user(s), {rotated.refreshed} refreshed, "
+                f"{rotated.unchanged} unchanged, {rotated.needs_relink} need /link again, "
+                f"{rotated.failed} failed."
+            )
         case _:
             raise UsageError(
                 "Usage: /admin guild allow|remove|unban <id> | /admin guild list | "
                 "/admin killswitch on [reason]|off|status | "
-                "/admin incident declare <P0-P3> <title>"
+                "/admin incident declare <P0-P3> <title> | "
+                "/admin audit recent [n] | /admin audit query [filters] | "
+                "/admin audit verify [since:7d] | /admin rotation run"
             )
+
+
+def _audit_query(services: Services, filters: list[str]) -> AuditQuery:
+    try:
+        return parse_audit_query(filters, now=services.clock.now())
+    except AuditQueryError as error:
+        raise UsageError(str(error)) from None
 
 
 COMMANDS: Final[tuple[Command, ...]] = (
     Command(
         name="search",
         usage="/search <query>",
-        summary="check a music search query and show the cleaned value",
+        summary="search your linked music platform (platform:<name> first to pick one)",
         handler=search,
     ),
     Command(
@@ -358,7 +508,8 @@ COMMANDS: Final[tuple[Command, ...]] = (
         name="admin",
         usage="/admin guild allow|remove|unban <id>",
         summary="manage the allowlist and bans; also: guild list, killswitch on|off|status, "
-        "incident declare <P0-P3> <title> (owners only)",
+        "incident declare <P0-P3> <title>, audit recent|query|verify, rotation run "
+        "(owners and admin roles)",
         handler=admin,
         admin_only=True,
     ),
@@ -366,13 +517,26 @@ COMMANDS: Final[tuple[Command, ...]] = (
 _BY_NAME: Final = {command.name: command for command in COMMANDS}
 
 
-async def run_command(services: Services, invocation: Invocation, name: str, args: str) -> Reply:
-    """Guard and run one command; every failure becomes a short reply, never an exception."""
+async def run_command(
+    services: Services,
+    invocation: Invocation,
+    name: str,
+    args: str,
+    *,
+    check_access: bool = True,
+) -> Reply:
+    """Guard and run one command; every failure becomes a short reply, never an exception.
+
+    ``check_access=False`` skips the access guard: only for a caller that
+    has just run ``ServerAccessControl.check`` for this same invocation (the
+    Discord layer's guard hook), so that the command is not guarded twice.
+    The admin check still applies.
+    """
     command = _BY_NAME.get(name)
     if command is None:
         shown = services.sanitizer.for_discord(name, limit=40)
         return Reply(text=f"Unknown command /{shown}. Type /help for the list.", ephemeral=True)
-    if command.guarded and not invocation.trusted_operator:
+    if check_access and command.guarded and not invocation.trusted_operator:
         decision = await services.access.check(invocation.guild_id, invocation.user_id, name)
         if not decision.allowed:
             return Reply(text=f"Denied: {decision.message}", ephemeral=True)

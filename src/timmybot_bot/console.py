@@ -18,7 +18,7 @@ __all__ = ["OfflineConsole"]
 
 PROMPT = "timmybot> "
 _QUIT = frozenset({"quit", "exit"})
-LOCAL_OPERATOR = Invocation(user_id=0, guild_id=None, trusted_operator=True)
+LOCAL_OPERATOR = Invocation(user_id=0, guild_id=None, trusted_operator=True, source="console")
 
 
 class OfflineConsole:

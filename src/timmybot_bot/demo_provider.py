@@ -13,6 +13,12 @@ the providers the bot links to:
   a spent one answers ``invalid_grant`` and, by default, revokes its whole
   family, as real providers do on reuse.
 * ``POST /revoke``: RFC 7009.
+* ``GET /v1/search``: a Spotify-shaped track search (``q``, ``type=track``,
+  ``limit``, ``offset``) over :attr:`DemoOAuthProvider.tracks`, for the
+  access tokens it issued (``Authorization: Bearer``); other tokens get
+  Spotify's 401. Tests can put hostile tracks in the catalog
+  (:func:`hostile_tracks`) and script raw answers (429, 5xx, oversized,
+  malformed, slow) through :attr:`DemoOAuthProvider.search_answers`.
 
 Tests observe it (refresh calls, every refresh token presented, which are
 valid, every secret it issued, for canary searches) and inject faults at run
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import hashlib
 import hmac
 import html
@@ -37,7 +44,7 @@ import ssl
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Final, Literal, Self
+from typing import Any, Final, Literal, Self
 from urllib.parse import unquote_plus, urlencode, urlsplit
 
 import attrs
@@ -52,10 +59,14 @@ __all__ = [
     "DEMO_CLIENT_ID",
     "DEMO_CLIENT_SECRET",
     "DEMO_SCOPES",
+    "DEMO_TRACKS",
     "REFRESH_TOKEN_PREFIX",
     "DemoOAuthProvider",
     "Faults",
+    "SearchAnswer",
     "demo_provider_config",
+    "hostile_tracks",
+    "spotify_track",
 ]
 
 DEMO_CLIENT_ID: Final = "timmybot-demo"
@@ -121,6 +132,149 @@ class Faults:
         if countdown > 0:
             return True, countdown - 1
         return False, countdown
+
+
+def spotify_track(
+    name: object,
+    artists: object = ("Demo Artist",),
+    *,
+    album: object = "Demo Album",
+    duration_ms: object = 200_000,
+    image_url: object = "https://i.scdn.co/image/demo",
+    url: object = "https://open.spotify.com/track/demo",
+    track_id: str = "demo",
+) -> dict[str, Any]:
+    """Return a track object shaped like Spotify's (the fields the bot reads, and a few more).
+
+    Every value is taken as given, of any type, so tests can build odd and
+    hostile records; ``artists`` given as a sequence of names becomes
+    Spotify's list of artist objects.
+    """
+    artist_list: object = artists
+    if isinstance(artists, list | tuple):
+        artist_list = [
+            {"name": artist, "type": "artist", "id": f"{track_id}-a{index}"}
+            for index, artist in enumerate(artists)
+        ]
+    return {
+        "type": "track",
+        "id": track_id,
+        "uri": f"spotify:track:{track_id}",
+        "name": name,
+        "artists": artist_list,
+        "album": {
+            "name": album,
+            "images": [
+                {"url": image_url, "width": 640, "height": 640},
+                {"url": image_url, "width": 300, "height": 300},
+                {"url": image_url, "width": 64, "height": 64},
+            ],
+        },
+        "duration_ms": duration_ms,
+        "explicit": False,
+        "external_urls": {"spotify": url},
+    }
+
+
+#: The demo catalog: real song titles that stress the validators and the sanitizer.
+DEMO_TRACKS: Final[tuple[dict[str, Any], ...]] = (
+    spotify_track(
+        "Drop It Like It's Hot",
+        ("Snoop Dogg", "Pharrell Williams"),
+        album="R&G (Rhythm & Gangsta): The Masterpiece",
+        duration_ms=266_066,
+        track_id="demo1",
+    ),
+    spotify_track(
+        "Halo", ("Beyoncé",), album="I Am... Sasha Fierce", duration_ms=261_640, track_id="demo2"
+    ),
+    spotify_track(
+        "Hoppípolla", ("Sigur Rós",), album="Takk...", duration_ms=268_000, track_id="demo3"
+    ),
+    spotify_track(
+        "Union of the Snake",
+        ("Duran Duran",),
+        album="Seven and the Ragged Tiger",
+        duration_ms=260_000,
+        track_id="demo4",
+    ),
+    spotify_track(
+        "Sweet Child O' Mine",
+        ("Guns N' Roses",),
+        album="Appetite for Destruction",
+        duration_ms=356_066,
+        track_id="demo5",
+    ),
+)
+
+
+def hostile_tracks() -> list[dict[str, Any]]:
+    """Return tracks whose every field attacks the display; all match the query "hostile".
+
+    Mass and user mentions, markdown and masked links, bidi overrides and
+    zero-width characters, ``javascript:``/``http``/private-address URLs,
+    huge strings, and fields of the wrong type or missing altogether.
+    """
+    return [
+        spotify_track(
+            "@everyone **FREE NITRO** <@123456789012345678> <@&987654321098765432>",
+            ("@here", "<#111111111111111111>", "</ban:222222222222222222>"),
+            album="Hostile Takeover",
+            image_url="javascript:alert(1)",
+            url="http://open.spotify.com/track/plain-http",
+            track_id="hostile1",
+        ),
+        spotify_track(
+            "[click me](https://evil.example/steal) ||spoiler|| `code` ~~gone~~ __under__",
+            ("> quoted\n# header", "\u202eevil\u202c"),
+            album="Hostile Takeover",
+            image_url="http://127.0.0.1:8080/internal.png",
+            url="https://169.254.169.254/latest/meta-data/",
+            track_id="hostile2",
+        ),
+        spotify_track(
+            "Zero\u200bWidth\u200d\u2060 \u202eBidi\u202c\nNew line\r\nhttp://evil.example/x",
+            ("Art\u200bist @\u200beveryone",),
+            album="Hostile Takeover",
+            duration_ms=-5,
+            image_url="https://i.scdn.co/image/ok>@everyone",
+            url="https://open.spotify.com/track/ok?<@123456789012345678>",
+            track_id="hostile3",
+        ),
+        spotify_track(
+            "Huge " + "A" * 100_000,
+            ["B" * 10_000] * 15,
+            album="Hostile Takeover",
+            duration_ms=10**30,
+            image_url="https://i.scdn.co/" + "c" * 5000,
+            url="data:text/html,<script>alert(1)</script>",
+            track_id="hostile4",
+        ),
+        {
+            "name": 12345,
+            "artists": "not a list",
+            "album": {"name": "Hostile Takeover", "images": "nope"},
+            "duration_ms": True,
+            "external_urls": ["https://open.spotify.com/track/x"],
+        },
+        {"album": {"name": "Hostile Takeover", "images": [None, {"url": 5}]}, "artists": [None]},
+    ]
+
+
+@attrs.define
+class SearchAnswer:
+    """A scripted answer for ``GET /v1/search``, used once, after the token check.
+
+    ``body=None`` with status 200 answers the real search (after ``delay``
+    seconds); any other combination sends ``status``, ``headers`` and
+    ``body`` as given. ``chunked`` sends the body without a Content-Length.
+    """
+
+    status: int = 200
+    body: bytes | None = None
+    headers: dict[str, str] = attrs.field(factory=dict)
+    delay: float = 0.0
+    chunked: bool = False
 
 
 @attrs.define
@@ -245,11 +399,18 @@ class DemoOAuthProvider:
         self._family_ids = itertools.count(1)
         self._presented: list[str] = []
         self._revoked_via_endpoint: list[str] = []
+        #: The catalog ``/v1/search`` answers from: Spotify-shaped track objects.
+        self.tracks: list[dict[str, Any]] = copy.deepcopy(list(DEMO_TRACKS))
+        #: Scripted answers for the next searches, first in first out.
+        self.search_answers: list[SearchAnswer] = []
+        #: The query parameters of every search received (never the token).
+        self.search_requests: list[dict[str, str]] = []
         #: Counters of calls received (faulted calls included).
         self.token_calls = 0
         self.refresh_calls = 0
         self.code_exchanges = 0
         self.revoke_calls = 0
+        self.search_calls = 0
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
 
@@ -393,6 +554,7 @@ class DemoOAuthProvider:
         app.router.add_post("/authorize/approve", self._approve)
         app.router.add_post("/token", self._token)
         app.router.add_post("/revoke", self._revoke)
+        app.router.add_get("/v1/search", self._search)
         return app
 
     # -- authorization endpoint -------------------------------------------
@@ -699,6 +861,99 @@ class DemoOAuthProvider:
             access.revoked = True
         # Unknown tokens are answered 200 as well (RFC 7009 2.2).
         return web.Response(status=200, headers={"Cache-Control": "no-store"})
+
+    # -- the Spotify-shaped Web API ---------------------------------------
+
+    async def _search(self, request: web.Request) -> web.StreamResponse:
+        self.search_calls += 1
+        query = request.query
+        self.search_requests.append({name: query[name] for name in set(query)})
+        header = request.headers.get("Authorization", "")
+        token = header[7:] if header.startswith("Bearer ") else ""
+        if not self.is_valid_access_token(token):
+            record = self._access.get(token)
+            expired = record is not None and self._clock.now() >= record.expires_at
+            return _api_error(
+                401,
+                "The access token expired" if expired else "Invalid access token",
+                **{"WWW-Authenticate": 'Bearer realm="demo", error="invalid_token"'},
+            )
+        if self.search_answers:
+            answer = self.search_answers.pop(0)
+            if answer.delay > 0:
+                await asyncio.sleep(answer.delay)
+            if answer.body is not None or answer.status != 200:
+                return await _scripted(request, answer)
+        return self._search_results(request)
+
+    def _search_results(self, request: web.Request) -> web.Response:
+        query = request.query
+        text = query.get("q", "").strip()
+        if not text:
+            return _api_error(400, "No search query")
+        if "track" not in query.get("type", "").split(","):
+            return _api_error(400, "Bad search type field")
+        limit, offset = query.get("limit", "20"), query.get("offset", "0")
+        if not limit.isdigit() or not 0 <= int(limit) <= 50:
+            return _api_error(400, "Invalid limit")
+        if not offset.isdigit() or int(offset) > 1000:
+            return _api_error(400, "Invalid offset")
+        words = text.casefold().split()
+        found = [track for track in self.tracks if _matches(track, words)]
+        start, count = int(offset), int(limit)
+        payload = {
+            "tracks": {
+                "href": str(request.url),
+                "items": found[start : start + count],
+                "limit": count,
+                "next": None,
+                "offset": start,
+                "previous": None,
+                "total": len(found),
+            }
+        }
+        return web.json_response(payload)
+
+
+def _api_error(status: int, message: str, **headers: str) -> web.Response:
+    """Answer like Spotify's Web API: ``{"error": {"status": ..., "message": ...}}``."""
+    response = web.json_response({"error": {"status": status, "message": message}}, status=status)
+    response.headers.update(headers)
+    return response
+
+
+async def _scripted(request: web.Request, answer: SearchAnswer) -> web.StreamResponse:
+    body = answer.body if answer.body is not None else b""
+    if not answer.chunked:
+        return web.Response(
+            status=answer.status,
+            body=body,
+            headers={"Content-Type": "application/json", **answer.headers},
+        )
+    response = web.StreamResponse(
+        status=answer.status, headers={"Content-Type": "application/json", **answer.headers}
+    )
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    for start in range(0, len(body), 16384):
+        await response.write(body[start : start + 16384])
+    await response.write_eof()
+    return response
+
+
+def _matches(track: object, words: list[str]) -> bool:
+    """Tell whether every query word occurs in the track's name, artists or album."""
+    if not isinstance(track, dict):
+        return False
+    parts: list[object] = [track.get("name")]
+    album = track.get("album")
+    if isinstance(album, dict):
+        parts.append(album.get("name"))
+    artists = track.get("artists")
+    if isinstance(artists, list):
+        parts += [a.get("name") for a in artists if isinstance(a, dict)]
+    haystack = " ".join(part for part in parts if isinstance(part, str)).casefold()
+    return all(word in haystack for word in words)
 
 
 def demo_provider_config(

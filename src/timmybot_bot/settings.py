@@ -1,7 +1,12 @@
 """Settings of the bot, read from ``TIMMYBOT_*`` environment variables.
 
+An optional TOML file (``--config PATH`` or ``TIMMYBOT_CONFIG_FILE``) may
+hold the same settings, under the variable's name without the prefix, in
+lower case (``backend = "sqlite"``); environment variables override it.
+
 Every problem is reported as a :class:`ConfigurationError` that names the
-variable and says what is wrong; secret values are never echoed.
+variable (or the file's key) and says what is wrong; secret values are
+never echoed.
 """
 
 from __future__ import annotations
@@ -9,6 +14,8 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
+import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +23,7 @@ from typing import Any, Final, Literal, get_args
 
 import attrs
 
+from timmybot_bot.cron import CronError, CronSchedule
 from timmybot_core import TimmyBotError
 
 __all__ = ["Backend", "ConfigurationError", "MetricsExporter", "PolicyName", "Settings"]
@@ -134,6 +142,33 @@ def _secret(name: str, raw: str) -> str:
     return value
 
 
+def _shard_ids(name: str, raw: str) -> tuple[int, ...]:
+    ids: set[int] = set()
+    for part in re.split(r"[\s,]+", raw.strip()):
+        if not part:
+            continue
+        first, dash, last = part.partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise ConfigurationError(
+                f"{name} must be shard numbers (0, 1, ...) or ranges such as 0-3, separated "
+                f"by commas (got {part[:30]!r})"
+            )
+        low, high = int(first), int(last) if dash else int(first)
+        if low > high:
+            raise ConfigurationError(f"{name}: the range {part!r} goes backwards")
+        ids.update(range(low, high + 1))
+    if not ids:
+        raise ConfigurationError(f"{name} must list at least one shard number (got an empty value)")
+    return tuple(sorted(ids))
+
+
+def _cron(name: str, raw: str) -> CronSchedule:
+    try:
+        return CronSchedule.parse(raw)
+    except CronError as error:
+        raise ConfigurationError(f"{name} must be a cron expression (UTC): {error}") from None
+
+
 # environment variable -> (Settings field, parser)
 _VARIABLES: Final[dict[str, tuple[str, Callable[[str, str], Any]]]] = {
     "TIMMYBOT_BACKEND": ("backend", _choice(get_args(Backend))),
@@ -154,6 +189,9 @@ _VARIABLES: Final[dict[str, tuple[str, Callable[[str, str], Any]]]] = {
     "TIMMYBOT_METRICS_INTERVAL": ("metrics_interval", _duration),
     "TIMMYBOT_PSEUDONYM_KEY": ("pseudonym_key", _secret),
     "TIMMYBOT_VAULT_KEY": ("vault_key", _secret),
+    "TIMMYBOT_AUDIT_SIGNING_KEY": ("audit_signing_key", _secret),
+    "TIMMYBOT_AUDIT_RETENTION": ("audit_retention", _duration),
+    "TIMMYBOT_AUDIT_DIGEST_INTERVAL": ("audit_digest_interval", _duration),
     "TIMMYBOT_WEB_HOST": ("web_host", _host),
     "TIMMYBOT_WEB_PORT": ("web_port", _port),
     "TIMMYBOT_PUBLIC_URL": ("public_url", _public_url),
@@ -162,6 +200,11 @@ _VARIABLES: Final[dict[str, tuple[str, Callable[[str, str], Any]]]] = {
     "TIMMYBOT_SPOTIFY_CLIENT_SECRET": ("spotify_client_secret", _secret),
     "TIMMYBOT_DISCORD_CLIENT_ID": ("discord_client_id", _secret),
     "TIMMYBOT_DISCORD_CLIENT_SECRET": ("discord_client_secret", _secret),
+    "TIMMYBOT_CONFIG_FILE": ("config_file", _path),
+    "TIMMYBOT_SHARD_IDS": ("shard_ids", _shard_ids),
+    "TIMMYBOT_SHARD_COUNT": ("shard_count", _positive_int),
+    "TIMMYBOT_ROTATION_SCHEDULE": ("rotation_schedule", _cron),
+    "TIMMYBOT_CLEANUP_SCHEDULE": ("cleanup_schedule", _cron),
     # Discord's own conventional name, and a prefixed alias.
     "DISCORD_TOKEN": ("discord_token", _secret),
     "TIMMYBOT_DISCORD_TOKEN": ("discord_token", _secret),
@@ -170,6 +213,18 @@ _VARIABLES: Final[dict[str, tuple[str, Callable[[str, str], Any]]]] = {
 
 def _id_set(values: Iterable[int]) -> frozenset[int]:
     return frozenset(values)
+
+
+def _shard_tuple(values: Iterable[int] | None) -> tuple[int, ...] | None:
+    return None if values is None else tuple(sorted(set(values)))
+
+
+def _schedule(value: CronSchedule | str) -> CronSchedule:
+    return value if isinstance(value, CronSchedule) else CronSchedule.parse(value)
+
+
+DEFAULT_ROTATION_SCHEDULE: Final = CronSchedule.parse("0 2 * * *")
+DEFAULT_CLEANUP_SCHEDULE: Final = CronSchedule.parse("0 3 * * *")
 
 
 @attrs.frozen(kw_only=True)
@@ -205,6 +260,14 @@ class Settings:
             (``memory`` backend: a key per process).
         vault_key: the AES-256 key of the token vault (hex or base64, exactly
             32 bytes); without it ``data_dir/keys/vault.key`` is used.
+        audit_signing_key: the Ed25519 seed that signs audit digests (hex or
+            base64, exactly 32 bytes); without it
+            ``data_dir/keys/audit-signing.key`` is used. Public keys, current
+            and retired, are kept in ``data_dir/keys/audit-keyring.json``.
+        audit_retention: how long audit records are kept (365 days), unless
+            an incident's retention hold covers them.
+        audit_digest_interval: the longest an audit record waits for a
+            signed digest (5 minutes; a digest is also written on shutdown).
         web_host, web_port: where the web server (OAuth callback, health)
             listens; 127.0.0.1:8080 by default.
         public_url: the base URL browsers reach the web server at; the OAuth
@@ -213,6 +276,13 @@ class Settings:
         spotify_client_id, spotify_client_secret, discord_client_id,
         discord_client_secret: OAuth client credentials; a platform is
             offered for linking when its client ID is set.
+        config_file: the TOML file the settings were read from, if any.
+        shard_ids: the Discord shards this process runs (``None``: all of
+            ``shard_count``, or as many as Discord recommends).
+        shard_count: the total number of shards of the bot (``None``: as
+            many as Discord recommends).
+        rotation_schedule: when the token rotation job runs (cron, UTC).
+        cleanup_schedule: when the data clean-up job runs (cron, UTC).
     """
 
     backend: Backend = "sqlite"
@@ -234,6 +304,9 @@ class Settings:
     metrics_interval: timedelta = timedelta(seconds=60)
     pseudonym_key: str | None = attrs.field(default=None, repr=False)
     vault_key: str | None = attrs.field(default=None, repr=False)
+    audit_signing_key: str | None = attrs.field(default=None, repr=False)
+    audit_retention: timedelta = timedelta(days=365)
+    audit_digest_interval: timedelta = timedelta(minutes=5)
     web_host: str = "127.0.0.1"
     web_port: int = 8080
     public_url: str | None = None
@@ -242,6 +315,18 @@ class Settings:
     spotify_client_secret: str | None = attrs.field(default=None, repr=False)
     discord_client_id: str | None = None
     discord_client_secret: str | None = attrs.field(default=None, repr=False)
+    config_file: Path | None = None
+    shard_ids: tuple[int, ...] | None = attrs.field(default=None, converter=_shard_tuple)
+    shard_count: int | None = None
+    rotation_schedule: CronSchedule = attrs.field(
+        default=DEFAULT_ROTATION_SCHEDULE, converter=_schedule
+    )
+    cleanup_schedule: CronSchedule = attrs.field(
+        default=DEFAULT_CLEANUP_SCHEDULE, converter=_schedule
+    )
+
+    def __attrs_post_init__(self) -> None:
+        _check_shards(self.shard_ids, self.shard_count, "shard_ids", "shard_count")
 
     @property
     def redirect_uri(self) -> str:
@@ -250,12 +335,18 @@ class Settings:
         return f"{base}/oauth/callback"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read settings from ``environ`` (default: ``os.environ``).
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, config_file: Path | None = None
+    ) -> Settings:
+        """Read settings from ``environ`` (default: ``os.environ``) and a TOML file.
 
-        Unset variables keep their defaults. A malformed value, or an unknown
-        ``TIMMYBOT_*`` variable (usually a typo that would otherwise be
-        silently ignored), raises :class:`ConfigurationError`.
+        The file is ``config_file`` if given (``--config``), else the one
+        ``TIMMYBOT_CONFIG_FILE`` names, else none. Environment variables
+        override the file's values. Unset settings keep their defaults. A
+        malformed value, a value of the wrong TOML type, an unknown
+        ``TIMMYBOT_*`` variable or file key (usually a typo that would
+        otherwise be silently ignored), or a file holding secrets that others
+        can read raises :class:`ConfigurationError`.
         """
         env = os.environ if environ is None else environ
         unknown = sorted(name for name in env if name.startswith(PREFIX) and name not in _VARIABLES)
@@ -268,6 +359,7 @@ class Settings:
                 "unknown setting " + ", ".join(hints) + "; known: " + ", ".join(sorted(_VARIABLES))
             )
         values: dict[str, Any] = {}
+        names = {field: name for name, (field, _) in reversed(_VARIABLES.items())}
         for name, (field, parse) in _VARIABLES.items():
             raw = env.get(name)
             if raw is None:
@@ -275,6 +367,21 @@ class Settings:
             if field in values:
                 continue  # DISCORD_TOKEN wins over its alias
             values[field] = parse(name, raw)
+            names[field] = name
+        path = config_file if config_file is not None else values.get("config_file")
+        if path is not None:
+            in_file, file_names = _read_config_file(Path(path))
+            for field, value in in_file.items():
+                if field not in values:  # the environment overrides the file
+                    values[field] = value
+                    names[field] = file_names[field]
+            values["config_file"] = Path(path)
+        _check_shards(
+            values.get("shard_ids"),
+            values.get("shard_count"),
+            names["shard_ids"],
+            names["shard_count"],
+        )
         return cls(**values)
 
     def describe(self) -> dict[str, str]:
@@ -299,9 +406,139 @@ class Settings:
             "metrics_interval": str(self.metrics_interval),
             "pseudonym_key": "set" if self.pseudonym_key else "key file / per process",
             "vault_key": "set" if self.vault_key else "key file / per process",
+            "audit_signing_key": "set" if self.audit_signing_key else "key file / per process",
+            "audit_retention": str(self.audit_retention),
+            "audit_digest_interval": str(self.audit_digest_interval),
             "web": f"{self.web_host}:{self.web_port}",
             "redirect_uri": self.redirect_uri,
             "oauth_min_tls": self.oauth_min_tls,
             "spotify": "configured" if self.spotify_client_id else "not configured",
             "discord": "configured" if self.discord_client_id else "not configured",
+            "config_file": str(self.config_file) if self.config_file else "(none)",
+            "shard_ids": ",".join(str(i) for i in self.shard_ids) if self.shard_ids else "(all)",
+            "shard_count": str(self.shard_count) if self.shard_count else "(Discord's choice)",
+            "rotation_schedule": f"{self.rotation_schedule} (UTC)",
+            "cleanup_schedule": f"{self.cleanup_schedule} (UTC)",
         }
+
+
+def _check_shards(
+    ids: tuple[int, ...] | None, count: int | None, ids_name: str, count_name: str
+) -> None:
+    if ids is None:
+        return
+    if count is None:
+        raise ConfigurationError(
+            f"{ids_name} needs {count_name}: shard numbers only mean something out of a total"
+        )
+    beyond = [shard for shard in ids if shard >= count]
+    if beyond:
+        raise ConfigurationError(
+            f"{ids_name} lists shard {beyond[0]}, but {count_name} is {count}: "
+            f"shards are numbered 0 to {count - 1}"
+        )
+
+
+# What a TOML value of each parser's setting must be; a parser not listed
+# here takes a TOML string, like an environment variable.
+_TOML_INTEGER: Final = (_positive_int, _port)
+_TOML_DURATION: Final = (_duration,)
+_TOML_BOOLEAN: Final = (_boolean,)
+_TOML_INTEGER_LIST: Final = (_snowflakes, _shard_ids)
+
+
+def _toml_type(value: object) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string"}
+    if type(value) in names:
+        return names[type(value)]
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return "a date or time"
+
+
+def _toml_text(key: str, value: object, parse: Callable[[str, str], Any]) -> str:
+    """Turn a TOML value into the text its parser reads, or refuse its type."""
+    if parse in _TOML_BOOLEAN:
+        if type(value) is bool:
+            return "true" if value else "false"
+        wanted = "true or false (a TOML boolean, without quotes)"
+    elif parse in _TOML_INTEGER:
+        if type(value) is int:
+            return str(value)
+        wanted = "an integer (without quotes)"
+    elif parse in _TOML_DURATION:
+        if type(value) is int or type(value) is str:
+            return str(value)
+        wanted = 'a duration: a string such as "15m" or a whole number of seconds'
+    elif parse in _TOML_INTEGER_LIST:
+        if isinstance(value, list) and all(type(item) is int for item in value):
+            return ",".join(str(item) for item in value)
+        if parse is _shard_ids and type(value) is str:
+            return value  # ranges such as "0-3" are written as a string
+        wanted = "an array of integers, such as [1, 2]"
+    elif type(value) is str:
+        return value
+    else:
+        wanted = "a string (in quotes)"
+    raise ConfigurationError(f"{key} must be {wanted} (got {_toml_type(value)})")
+
+
+def _file_keys() -> dict[str, tuple[str, Callable[[str, str], Any]]]:
+    return {
+        name.removeprefix(PREFIX).lower(): (field, parse)
+        for name, (field, parse) in _VARIABLES.items()
+        if field != "config_file"
+    }
+
+
+def _read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """Read a TOML settings file; return values by field, and the name each came under."""
+    where = f"config file {path}"
+    try:
+        with path.open("rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            if not stat.S_ISREG(mode):
+                raise ConfigurationError(f"{where} is not a regular file")
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigurationError(f"{where} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigurationError(f"{where} is not a regular file") from None
+    except PermissionError:
+        raise ConfigurationError(f"{where} cannot be read (permission denied)") from None
+    except OSError as error:
+        raise ConfigurationError(f"{where} cannot be read ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{where} is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as error:
+        # tomllib's messages give the position, never the file's content.
+        raise ConfigurationError(f"{where} is not valid TOML: {error}") from None
+    keys = _file_keys()
+    if "config_file" in data:
+        raise ConfigurationError(f"{where}: config_file cannot be set inside a config file")
+    unknown = sorted(key for key in data if key not in keys)
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, list(keys), n=1, cutoff=0.8)
+            hints.append(f"{key} (did you mean {close[0]}?)" if close else key)
+        raise ConfigurationError(
+            f"{where}: unknown setting " + ", ".join(hints) + "; known: " + ", ".join(sorted(keys))
+        )
+    secret_fields = {field.name for field in attrs.fields(Settings) if not field.repr}
+    secrets_held = sorted(key for key in data if keys[key][0] in secret_fields)
+    if secrets_held and stat.S_IMODE(mode) & 0o077:
+        raise ConfigurationError(
+            f"{where} holds secrets ({', '.join(secrets_held)}) but group or others may read "
+            f"it (mode {stat.S_IMODE(mode):04o}); run: chmod 600 {path}"
+        )
+    values: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    for key, value in data.items():
+        field, parse = keys[key]
+        name = f"{key} in {where}"
+        values[field] = parse(name, _toml_text(name, value, parse))
+        names[field] = f"{key} (in {path})"
+    return values, names

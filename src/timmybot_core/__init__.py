@@ -15,12 +15,15 @@ services that the adapters and the bot build on.
 
 from __future__ import annotations
 
+from timmybot_core.audit_chain import canonical_bytes, record_hash
 from timmybot_core.clock import Clock, FakeClock, SystemClock
 from timmybot_core.errors import (
     AlertDeliveryError,
+    AuditConflict,
     LinkError,
     NotLinked,
     OAuthError,
+    ProviderRateLimited,
     ProviderUnavailable,
     RefreshPaused,
     ReLinkRequired,
@@ -37,11 +40,13 @@ from timmybot_core.ports import (
     Alerter,
     AuthFailureReason,
     Ban,
+    CatalogTrack,
     IncidentRecord,
     IncidentStore,
     LinkState,
     LinkStateStore,
     MetricsSnapshot,
+    MusicCatalog,
     OAuthClient,
     RetentionHold,
     SecurityMetrics,
@@ -52,6 +57,16 @@ from timmybot_core.ports import (
     TakeResult,
     TokenVault,
 )
+from timmybot_core.ports.audit import (
+    AuditCursor,
+    AuditKind,
+    AuditLog,
+    AuditPage,
+    AuditRecord,
+    ChainHead,
+    SignedDigest,
+)
+from timmybot_core.ports.signing import DigestSigner, SignatureVerifier
 from timmybot_core.pseudonymizer import MIN_KEY_BYTES, Pseudonymizer, PseudonymKind
 from timmybot_core.sanitizer import DiscordLimits, ResponseSanitizer, TrackInfo
 from timmybot_core.services.access_control import (
@@ -61,6 +76,8 @@ from timmybot_core.services.access_control import (
     ServerAccessControl,
 )
 from timmybot_core.services.alarms import DEFAULT_RULES, AlarmMonitor, AlarmRule
+from timmybot_core.services.audit import AuditSettings, AuditTrailService, record_as_json
+from timmybot_core.services.audit_verify import Problem, ProblemKind, VerificationReport
 from timmybot_core.services.incidents import (
     Incident,
     IncidentReport,
@@ -105,9 +122,20 @@ __all__ = [
     "Alert",
     "AlertDeliveryError",
     "Alerter",
+    "AuditConflict",
+    "AuditCursor",
+    "AuditKind",
+    "AuditLog",
+    "AuditPage",
+    "AuditRecord",
+    "AuditSettings",
+    "AuditTrailService",
     "AuthFailureReason",
     "Ban",
+    "CatalogTrack",
+    "ChainHead",
     "Clock",
+    "DigestSigner",
     "DiscordLimits",
     "FakeClock",
     "Incident",
@@ -123,11 +151,15 @@ __all__ = [
     "LinkState",
     "LinkStateStore",
     "MetricsSnapshot",
+    "MusicCatalog",
     "NotLinked",
     "OAuthClient",
     "OAuthError",
     "OAuthTokens",
     "PlatformLink",
+    "Problem",
+    "ProblemKind",
+    "ProviderRateLimited",
     "ProviderUnavailable",
     "PseudonymKind",
     "Pseudonymizer",
@@ -147,6 +179,8 @@ __all__ = [
     "Severity",
     "Signal",
     "SignalThreshold",
+    "SignatureVerifier",
+    "SignedDigest",
     "StepResult",
     "StoreUnavailable",
     "SuspicionMeter",
@@ -166,8 +200,12 @@ __all__ = [
     "ValidationResult",
     "VaultIntegrityError",
     "VaultUnavailable",
+    "VerificationReport",
     "VersionConflict",
+    "canonical_bytes",
     "pkce_challenge",
+    "record_as_json",
+    "record_hash",
     "safe_url",
 ]
 

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from timmybot_core.services.retention import ErasureReport
+
 __all__ = [
     "AlertDeliveryError",
+    "AuditConflict",
+    "DataDeletionError",
     "LinkError",
     "NotLinked",
     "OAuthError",
+    "ProviderRateLimited",
     "ProviderUnavailable",
     "ReLinkRequired",
     "RefreshPaused",
@@ -70,6 +79,14 @@ class ProviderUnavailable(OAuthError):
     """The provider failed in a way worth retrying (5xx, timeout, connection error)."""
 
 
+class ProviderRateLimited(ProviderUnavailable):
+    """The provider answered HTTP 429: wait ``retry_after`` before calling it again."""
+
+    def __init__(self, message: str, *, platform: str, retry_after: timedelta) -> None:
+        super().__init__(message, platform=platform)
+        self.retry_after = retry_after
+
+
 class LinkError(TimmyBotError):
     """An account-link callback was refused (unknown, expired, replayed or foreign state)."""
 
@@ -88,3 +105,29 @@ class NotLinked(TimmyBotError):
 
 class RefreshPaused(TimmyBotError):
     """Token refresh is paused (incident isolation) and the token has expired."""
+
+
+class AuditConflict(TimmyBotError):
+    """An audit record or digest would overwrite one already stored.
+
+    The audit log is append-only: a writer never reuses a chain position, so
+    this means two writers share an ID or someone wrote into the log.
+    """
+
+
+class DataDeletionError(TimmyBotError):
+    """An erasure request could not reach every store.
+
+    ``failed`` names the stores that failed (``vault``, ``preferences``,
+    ``link_states``, ``audit``, ...); every other store was erased. Erasure
+    is idempotent: running it again finishes the job. ``report`` holds what
+    each store did (a :class:`~timmybot_core.services.retention.ErasureReport`).
+    The message names stores only, never the user or their data.
+    """
+
+    def __init__(
+        self, message: str, *, failed: tuple[str, ...], report: ErasureReport | None = None
+    ) -> None:
+        super().__init__(message)
+        self.failed = failed
+        self.report = report

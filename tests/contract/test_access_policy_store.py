@@ -39,9 +39,19 @@ async def _sqlite(tmp_path: Path) -> AsyncIterator[AccessPolicyStore]:
         yield await SqliteAccessPolicyStore.open(db)
 
 
+@asynccontextmanager
+async def _aws(tmp_path: Path) -> AsyncIterator[AccessPolicyStore]:
+    from tests import aws_servers
+    from timmybot_adapters.aws import DynamoAccessPolicyStore
+
+    async with aws_servers.fresh_tables(roles=["access"]) as tables:
+        yield DynamoAccessPolicyStore(aws_servers.shared_clients(), tables.access)
+
+
 ADAPTERS: dict[str, Callable[[Path], AbstractAsyncContextManager[AccessPolicyStore]]] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "aws": _aws,
 }
 
 

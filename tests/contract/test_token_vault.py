@@ -41,9 +41,22 @@ async def _sqlite(tmp_path: Path) -> AsyncIterator[TokenVault]:
         yield await SqliteTokenVault.open(db, VaultKeys.single("contract1", os.urandom(32)))
 
 
+@asynccontextmanager
+async def _aws(tmp_path: Path) -> AsyncIterator[TokenVault]:
+    from tests import aws_servers
+    from timmybot_adapters.aws import SecretsManagerTokenVault
+
+    yield SecretsManagerTokenVault(
+        aws_servers.shared_clients(),
+        prefix=f"/timmybot-test/{aws_servers.unique()}/users/",
+        kms_key_id=aws_servers.kms_key_id(),
+    )
+
+
 ADAPTERS: dict[str, Callable[[Path], AbstractAsyncContextManager[TokenVault]]] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "aws": _aws,
 }
 
 

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 from timmybot_adapters.memory.access import MemoryAccessPolicyStore
 from timmybot_adapters.memory.alerts import MemoryAlerter
+from timmybot_adapters.memory.audit import MemoryAuditLog
 from timmybot_adapters.memory.incidents import MemoryIncidentStore
 from timmybot_adapters.memory.link_states import MemoryLinkStateStore
 from timmybot_adapters.memory.metrics import MemorySecurityMetrics
+from timmybot_adapters.memory.user_data import MemoryUserDataStore
 from timmybot_adapters.memory.vault import MemoryTokenVault
 
 __all__ = [
     "MemoryAccessPolicyStore",
     "MemoryAlerter",
+    "MemoryAuditLog",
     "MemoryIncidentStore",
     "MemoryLinkStateStore",
     "MemorySecurityMetrics",
     "MemoryTokenVault",
+    "MemoryUserDataStore",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from timmybot_core.ports.access import Ban, PurgeCounts, Switch, SwitchState
 
@@ -24,6 +24,8 @@ class MemoryAccessPolicyStore:
         self._attempts: dict[int, list[datetime]] = {}
         self._bans: dict[int, Ban] = {}
         self._switches: dict[Switch, SwitchState] = {}
+        self._leases: dict[str, tuple[str, datetime]] = {}
+        self._job_runs: dict[str, datetime] = {}
 
     async def allow_guild(self, guild_id: int, *, at: datetime) -> bool:
         """Add ``guild_id`` to the allowlist; ``True`` if it was not there."""
@@ -132,3 +134,49 @@ class MemoryAccessPolicyStore:
             for switch in expired:
                 self._switches[switch] = SwitchState(switch=switch)
             return PurgeCounts(attempts=attempts, bans=len(ended), switches=len(expired))
+
+    async def acquire_lease(self, name: str, holder: str, *, now: datetime, ttl: timedelta) -> bool:
+        """Take or renew the lease ``name`` for ``holder`` until ``now + ttl``."""
+        _check_lease(name, holder, ttl)
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError("timestamps must be timezone-aware")
+        with self._lock:
+            current = self._leases.get(name)
+            if current is not None and current[0] != holder and now < current[1]:
+                return False
+            self._leases[name] = (holder, now + ttl)
+            return True
+
+    async def release_lease(self, name: str, holder: str) -> bool:
+        """Give up the lease ``name`` if ``holder`` holds it."""
+        with self._lock:
+            current = self._leases.get(name)
+            if current is None or current[0] != holder:
+                return False
+            del self._leases[name]
+            return True
+
+    async def last_job_run(self, job: str) -> datetime | None:
+        """Return how far ``job``'s schedule is satisfied, or ``None``."""
+        with self._lock:
+            return self._job_runs.get(job)
+
+    async def record_job_run(self, job: str, at: datetime) -> bool:
+        """Record that ``job``'s schedule is satisfied up to ``at`` (only forward)."""
+        if not job:
+            raise ValueError("a job needs a name")
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError("timestamps must be timezone-aware")
+        with self._lock:
+            current = self._job_runs.get(job)
+            if current is not None and current >= at:
+                return False
+            self._job_runs[job] = at.astimezone(UTC)
+            return True
+
+
+def _check_lease(name: str, holder: str, ttl: timedelta) -> None:
+    if not name or not holder:
+        raise ValueError("a lease needs a name and a holder")
+    if ttl <= timedelta(0):
+        raise ValueError(f"a lease's ttl must be positive (got {ttl})")

@@ -19,18 +19,22 @@ first call instead.
 from __future__ import annotations
 
 from timmybot_adapters.sqlite.access import SqliteAccessPolicyStore
+from timmybot_adapters.sqlite.audit import SqliteAuditLog
 from timmybot_adapters.sqlite.crypto import VaultKeys
 from timmybot_adapters.sqlite.database import SchemaVersionError, SqliteDatabase
 from timmybot_adapters.sqlite.incidents import SqliteIncidentStore
 from timmybot_adapters.sqlite.link_states import SqliteLinkStateStore
+from timmybot_adapters.sqlite.user_data import SqliteUserDataStore
 from timmybot_adapters.sqlite.vault import SqliteTokenVault
 
 __all__ = [
     "SchemaVersionError",
     "SqliteAccessPolicyStore",
+    "SqliteAuditLog",
     "SqliteDatabase",
     "SqliteIncidentStore",
     "SqliteLinkStateStore",
     "SqliteTokenVault",
+    "SqliteUserDataStore",
     "VaultKeys",
 ]

@@ -61,6 +61,18 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at INTEGER
     );
     """,
+    # 2: the scheduler's leases and how far each job's schedule is satisfied.
+    """
+    CREATE TABLE access_leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE TABLE access_job_runs (
+        job TEXT PRIMARY KEY,
+        last_run INTEGER NOT NULL
+    );
+    """,
 )
 
 
@@ -343,3 +355,66 @@ class SqliteAccessPolicyStore(SqliteStore):
             )
 
         return await self._write("purge_expired", purge)
+
+    async def acquire_lease(self, name: str, holder: str, *, now: datetime, ttl: timedelta) -> bool:
+        """Take or renew the lease ``name`` for ``holder`` until ``now + ttl``.
+
+        One conditional upsert: the row is written when absent, expired or
+        ``holder``'s own, and left alone otherwise.
+        """
+        if not name or not holder:
+            raise ValueError("a lease needs a name and a holder")
+        if ttl <= timedelta(0):
+            raise ValueError(f"a lease's ttl must be positive (got {ttl})")
+        current, expires = datetime_to_micros(now), datetime_to_micros(now + ttl)
+
+        def upsert(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute(
+                "INSERT INTO access_leases (name, holder, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " expires_at = excluded.expires_at"
+                " WHERE access_leases.expires_at <= ? OR access_leases.holder = excluded.holder",
+                (name, holder, expires, current),
+            )
+            return cursor.rowcount == 1
+
+        return await self._write("acquire_lease", upsert)
+
+    async def release_lease(self, name: str, holder: str) -> bool:
+        """Give up the lease ``name`` if ``holder`` holds it."""
+
+        def delete(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute(
+                "DELETE FROM access_leases WHERE name = ? AND holder = ?", (name, holder)
+            )
+            return cursor.rowcount > 0
+
+        return await self._write("release_lease", delete)
+
+    async def last_job_run(self, job: str) -> datetime | None:
+        """Return how far ``job``'s schedule is satisfied, or ``None``."""
+
+        def select(connection: sqlite3.Connection) -> datetime | None:
+            row = connection.execute(
+                "SELECT last_run FROM access_job_runs WHERE job = ?", (job,)
+            ).fetchone()
+            return None if row is None else micros_to_datetime(int(row[0]))
+
+        return await self._read("last_job_run", select)
+
+    async def record_job_run(self, job: str, at: datetime) -> bool:
+        """Record that ``job``'s schedule is satisfied up to ``at`` (only forward)."""
+        if not job:
+            raise ValueError("a job needs a name")
+        moment = datetime_to_micros(at)
+
+        def upsert(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute(
+                "INSERT INTO access_job_runs (job, last_run) VALUES (?, ?)"
+                " ON CONFLICT (job) DO UPDATE SET last_run = excluded.last_run"
+                " WHERE access_job_runs.last_run < excluded.last_run",
+                (job, moment),
+            )
+            return cursor.rowcount == 1
+
+        return await self._write("record_job_run", upsert)

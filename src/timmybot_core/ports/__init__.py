@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from timmybot_core.ports.access import AccessPolicyStore, Ban, Switch, SwitchState
 from timmybot_core.ports.alerts import Alert, Alerter, Severity
+from timmybot_core.ports.catalog import (
+    DEFAULT_SEARCH_LIMIT,
+    MAX_SEARCH_LIMIT,
+    CatalogTrack,
+    MusicCatalog,
+)
 from timmybot_core.ports.incidents import IncidentRecord, IncidentStore, RetentionHold
 from timmybot_core.ports.link_states import LinkState, LinkStateStore, TakeOutcome, TakeResult
 from timmybot_core.ports.metrics import (
@@ -24,6 +30,8 @@ from timmybot_core.ports.vault import TokenVault
 
 __all__ = [
     "AUTH_FAILURES",
+    "DEFAULT_SEARCH_LIMIT",
+    "MAX_SEARCH_LIMIT",
     "SUSPICIOUS_ACTIVITY",
     "UNAUTHORIZED_ACCESS",
     "AccessPolicyStore",
@@ -31,11 +39,13 @@ __all__ = [
     "Alerter",
     "AuthFailureReason",
     "Ban",
+    "CatalogTrack",
     "IncidentRecord",
     "IncidentStore",
     "LinkState",
     "LinkStateStore",
     "MetricsSnapshot",
+    "MusicCatalog",
     "OAuthClient",
     "RetentionHold",
     "SecurityMetrics",

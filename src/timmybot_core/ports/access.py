@@ -5,6 +5,11 @@ atomic single-item updates: counting is "add one and return the count",
 placing a ban is "create unless an active one exists", and nothing needs a
 multi-item transaction. Several bot processes (shards) share one store, so
 every limit holds across them.
+
+The store also holds the scheduler's shared state: named **leases** (only
+the holder of a job's lease runs the job, so several processes never run
+it twice) and, per job, how far its schedule has been **satisfied**, so a
+run missed during downtime is caught up once after a restart.
 """
 
 from __future__ import annotations
@@ -144,4 +149,56 @@ class AccessPolicyStore(Protocol):
 
     async def purge_expired(self, *, now: datetime, window: timedelta) -> PurgeCounts:
         """Delete attempts older than ``window``, ended bans and expired switches."""
+        ...
+
+    # -- the scheduler's leases and job runs -------------------------------
+
+    async def acquire_lease(self, name: str, holder: str, *, now: datetime, ttl: timedelta) -> bool:
+        """Take or renew the lease ``name`` for ``holder``, valid until ``now + ttl``.
+
+        Succeeds (``True``, and the lease's expiry becomes ``now + ttl``)
+        when nobody holds the lease, when the current lease expired
+        (its expiry is at or before ``now``), or when ``holder`` already
+        holds it (a renewal, even of its own expired lease). Fails
+        (``False``, nothing changes) while another holder's lease is valid.
+
+        Atomic: of any number of callers racing for one free lease, in any
+        number of processes, exactly one gets ``True``. With DynamoDB: one
+        ``PutItem`` with the condition ``attribute_not_exists(name) OR
+        expires_at <= :now OR holder = :holder``.
+
+        Raises:
+            ValueError: ``name`` or ``holder`` is empty, or ``ttl`` is not positive.
+        """
+        ...
+
+    async def release_lease(self, name: str, holder: str) -> bool:
+        """Give up the lease ``name`` if ``holder`` holds it, expired or not.
+
+        ``True`` if it was ``holder``'s and is now free; ``False`` (nothing
+        changes) if it is free or another holder's. With DynamoDB: one
+        ``DeleteItem`` with the condition ``holder = :holder``.
+        """
+        ...
+
+    async def last_job_run(self, job: str) -> datetime | None:
+        """Return how far ``job``'s schedule is satisfied, or ``None`` if never recorded.
+
+        The value is the latest ``at`` given to :meth:`record_job_run` (the
+        scheduled time of the last completed run, or the moment the
+        scheduler first saw the job).
+        """
+        ...
+
+    async def record_job_run(self, job: str, at: datetime) -> bool:
+        """Record that ``job``'s schedule is satisfied up to ``at``; it only moves forward.
+
+        ``True`` if the stored time changed (there was none, or it was
+        earlier than ``at``); ``False`` if it already was ``at`` or later,
+        which stays as it was. With DynamoDB: one ``UpdateItem`` with the
+        condition ``attribute_not_exists(last_run) OR last_run < :at``.
+
+        Raises:
+            ValueError: ``job`` is empty.
+        """
         ...

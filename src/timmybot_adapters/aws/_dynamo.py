@@ -1,0 +1,171 @@
+"""What the DynamoDB stores share: value encodings, paging, batch deletes."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import operator
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from timmybot_adapters.aws.clients import AwsClients, aws_errors
+from timmybot_core.errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, WriteRequestTypeDef
+
+__all__ = [
+    "MAX_SNOWFLAKE",
+    "DynamoStore",
+    "Item",
+    "from_micros",
+    "id_key",
+    "micros",
+    "num",
+    "num_or_none",
+    "s",
+    "text",
+    "ttl_of",
+]
+
+Item = dict[str, "AttributeValueTypeDef"]
+
+MAX_SNOWFLAKE: Final = 2**64 - 1
+_ORIGIN: Final = datetime(1, 1, 1, tzinfo=UTC)
+_US: Final = timedelta(microseconds=1)
+_BATCH: Final = 25
+_BATCH_TRIES: Final = 10
+
+
+def micros(moment: datetime) -> int:
+    """Microseconds since 0001-01-01 UTC: never negative, so it sorts as zero-padded text."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return (moment - _ORIGIN) // _US
+
+
+def from_micros(value: int) -> datetime:
+    """The UTC datetime of :func:`micros`'s value."""
+    return _ORIGIN + timedelta(microseconds=value)
+
+
+def time_key(value: int) -> str:
+    """A :func:`micros` value as 20-digit text, whose order is time order."""
+    return f"{max(value, 0):020d}"
+
+
+def id_key(snowflake: int) -> str:
+    """A Discord snowflake as 20-digit zero-padded text, whose order is numeric order."""
+    value = operator.index(snowflake)
+    if not 0 <= value <= MAX_SNOWFLAKE:
+        raise ValueError("a Discord ID is 0 to 2**64 - 1")
+    return f"{value:020d}"
+
+
+def ttl_of(moment: datetime) -> int:
+    """Epoch seconds for a TTL attribute: the first whole second at or after ``moment``."""
+    return math.ceil(moment.timestamp())
+
+
+def s(value: str) -> AttributeValueTypeDef:
+    """A string attribute value."""
+    return {"S": value}
+
+
+def num(value: int) -> AttributeValueTypeDef:
+    """A number attribute value."""
+    return {"N": str(value)}
+
+
+def text(item: Mapping[str, Any], name: str) -> str:
+    """The string attribute ``name`` of ``item``."""
+    return str(item[name]["S"])
+
+
+def number(item: Mapping[str, Any], name: str) -> int:
+    """The number attribute ``name`` of ``item``, as an int."""
+    return int(item[name]["N"])
+
+
+def num_or_none(item: Mapping[str, Any], name: str) -> int | None:
+    """The number attribute ``name``, or ``None`` when absent."""
+    value = item.get(name)
+    return None if value is None else int(value["N"])
+
+
+def text_or_none(item: Mapping[str, Any], name: str) -> str | None:
+    """The string attribute ``name``, or ``None`` when absent."""
+    value = item.get(name)
+    return None if value is None else str(value["S"])
+
+
+class DynamoStore:
+    """A store on one DynamoDB table, with error translation and paging."""
+
+    LABEL = "dynamodb store"
+
+    def __init__(self, aws: AwsClients, table: str) -> None:
+        if not table:
+            raise ValueError(f"{self.LABEL}: a table name is required")
+        self._aws = aws
+        self._table = table
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(table={self._table!r})"
+
+    @property
+    def table(self) -> str:
+        """The table's name."""
+        return self._table
+
+    @property
+    def _db(self) -> DynamoDBClient:
+        return self._aws.dynamodb
+
+    async def _pages(self, operation: str, *, scan: bool = False, **params: Any) -> AsyncIterator[list[Item]]:
+        """Yield each page of a ``Query`` (or a ``Scan``) until the last."""
+        call = self._db.scan if scan else self._db.query
+        start: Item | None = None
+        while True:
+            request = dict(params, TableName=self._table)
+            if start is not None:
+                request["ExclusiveStartKey"] = start
+            with aws_errors(self.LABEL, operation):
+                page = await self._aws.run(call, **request)
+            yield list(page.get("Items", []))
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return
+
+    async def _all(self, operation: str, *, scan: bool = False, **params: Any) -> list[Item]:
+        """Every item of a ``Query`` (or a ``Scan``), all pages."""
+        items: list[Item] = []
+        async for page in self._pages(operation, scan=scan, **params):
+            items.extend(page)
+        return items
+
+    async def _delete_keys(self, operation: str, keys: Sequence[Item]) -> None:
+        """Delete items by key, 25 per ``BatchWriteItem``, retrying unprocessed ones."""
+        for offset in range(0, len(keys), _BATCH):
+            requests: list[WriteRequestTypeDef] = [
+                {"DeleteRequest": {"Key": key}} for key in keys[offset : offset + _BATCH]
+            ]
+            delay = 0.05
+            for _ in range(_BATCH_TRIES):
+                with aws_errors(self.LABEL, operation):
+                    answer = await self._aws.run(
+                        self._db.batch_write_item, RequestItems={self._table: requests}
+                    )
+                requests = list(answer.get("UnprocessedItems", {}).get(self._table, []))
+                if not requests:
+                    break
+                # Unprocessed items mean throttling: back off before retrying them.
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            else:
+                raise StoreUnavailable(
+                    f"{self.LABEL}: {operation} failed: DynamoDB left {len(requests)} deletes "
+                    f"unprocessed after {_BATCH_TRIES} tries (throttled)"
+                )

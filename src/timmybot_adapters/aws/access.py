@@ -1,0 +1,431 @@
+"""AccessPolicyStore on DynamoDB: one limit and one ban for every shard.
+
+Items (table ``timmybot-access``, keys ``pk``/``sk``; IDs are 20-digit
+zero-padded text so that text order is numeric order, times are
+microseconds since 0001-01-01 UTC, 20-digit text in keys)::
+
+    pk="allow"             sk=<guild>  added_at, token
+    pk="ban"               sk=<guild>  until, reason, placed_at, token, ttl
+    pk="switch"            sk=<name>   on, reason?, actor?, changed_at?, expires_at?, ttl?
+    pk="attempts#<guild>"  sk=<time>   n, reqs, ttl
+
+Counting attempts
+    Attempts at one microsecond share a counter item, incremented with an
+    atomic ``ADD n :1`` that returns the new value (``UPDATED_NEW``).
+    ``record_attempt`` adds one at its own time, then sums the counters
+    between the window's start and its time with a consistent ``Query``.
+    Concurrent attempts at one instant get distinct counts from the atomic
+    ``ADD``; attempts at different instants see each other once written.
+    With ``cap`` the sum reads newest first and stops once the cap is
+    reached, so a flood costs O(cap) per attempt, not O(flood).
+
+    Each ``ADD`` also adds a random request ID to the item's string set
+    ``reqs``, under the condition that it is not there yet: if botocore
+    retries a request whose first try was applied (its answer lost), the
+    retry fails the condition instead of counting the attempt twice.
+
+Bans, allowlist
+    A ban is a ``PutItem`` conditioned on "no ban, or one that has ended",
+    so exactly one of several racing shards gets ``True``. Each write
+    carries a random ``token``; a retried write that finds the condition
+    false re-reads the item, and if the token is its own, the first try had
+    succeeded and the answer is still ``True``. Adding a guild to the
+    allowlist works the same way.
+
+Expiry
+    Attempt counters, bans and expiring switches carry ``ttl`` (epoch
+    seconds), so DynamoDB deletes them eventually (usually within days).
+    Every read compares the item's own time with ``now`` and ignores what
+    has ended; TTL only collects garbage. ``purge_expired`` deletes exactly
+    what the port says, with a ``Scan`` of the table: a maintenance job
+    that is cheap because TTL keeps the table small. Attempt counters live
+    at least ``attempt_retention`` (default one day) beyond their time, so
+    a count over a longer window than the one recorded with still finds them
+    until they are purged.
+
+Reads are strongly consistent. Every DynamoDB error surfaces as
+:class:`~timmybot_core.errors.StoreUnavailable`, naming the operation and
+the AWS error code, never a guild ID or a ban reason.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+
+from timmybot_adapters.aws._dynamo import (
+    DynamoStore,
+    Item,
+    from_micros,
+    id_key,
+    micros,
+    num,
+    num_or_none,
+    number,
+    s,
+    text,
+    text_or_none,
+    time_key,
+    ttl_of,
+)
+from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code
+from timmybot_core.ports.access import Ban, PurgeCounts, Switch, SwitchState
+
+__all__ = ["DynamoAccessPolicyStore"]
+
+_US: Final = timedelta(microseconds=1)
+_CHECK_FAILED: Final = "ConditionalCheckFailedException"
+_ALLOW: Final = "allow"
+_BAN: Final = "ban"
+_SWITCH: Final = "switch"
+_ATTEMPTS: Final = "attempts#"
+_NAMES: Final = {"#n": "n", "#ttl": "ttl", "#reqs": "reqs", "#until": "until", "#on": "on"}
+# TTL far beyond any retention: keeps epoch arithmetic in range for huge windows.
+_MAX_RETENTION: Final = timedelta(days=3650)
+_PAGE: Final = 1000
+
+
+def _names(*keys: str) -> dict[str, str]:
+    return {key: _NAMES[key] for key in keys}
+
+
+class DynamoAccessPolicyStore(DynamoStore):
+    """The access-policy store on a DynamoDB table (see the module docstring)."""
+
+    LABEL = "access policy store"
+
+    def __init__(
+        self, aws: AwsClients, table: str, *, attempt_retention: timedelta = timedelta(days=1)
+    ) -> None:
+        super().__init__(aws, table)
+        if attempt_retention <= timedelta(0):
+            raise ValueError("attempt_retention must be positive")
+        self._retention = min(attempt_retention, _MAX_RETENTION)
+
+    def _key(self, pk: str, sk: str) -> Item:
+        return {"pk": s(pk), "sk": s(sk)}
+
+    async def _get(self, operation: str, pk: str, sk: str) -> Item | None:
+        with aws_errors(self.LABEL, operation):
+            answer = await self._aws.run(
+                self._db.get_item, TableName=self._table, Key=self._key(pk, sk), ConsistentRead=True
+            )
+        return answer.get("Item")
+
+    async def _put_unless(
+        self, operation: str, item: Item, condition: str, values: dict[str, Any], names: dict[str, str]
+    ) -> bool:
+        """``PutItem`` under ``condition``; ``True`` if written (a retry of ours included)."""
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": item,
+            "ConditionExpression": condition,
+        }
+        if values:
+            params["ExpressionAttributeValues"] = values
+        if names:
+            params["ExpressionAttributeNames"] = names
+        with aws_errors(self.LABEL, operation):
+            try:
+                await self._aws.run(self._db.put_item, **params)
+            except ClientError as error:
+                if error_code(error) != _CHECK_FAILED:
+                    raise
+                stored = await self._get(operation, text(item, "pk"), text(item, "sk"))
+                # Our own token: a retry of a write whose first try succeeded.
+                return stored is not None and stored.get("token") == item["token"]
+        return True
+
+    # Allowlist
+
+    async def allow_guild(self, guild_id: int, *, at: datetime) -> bool:
+        """Add ``guild_id`` to the allowlist; ``True`` if it was not there."""
+        item: Item = {
+            **self._key(_ALLOW, id_key(guild_id)),
+            "added_at": num(micros(at)),
+            "token": s(uuid.uuid4().hex),
+        }
+        return await self._put_unless("allow_guild", item, "attribute_not_exists(pk)", {}, {})
+
+    async def remove_guild(self, guild_id: int) -> bool:
+        """Remove ``guild_id`` from the allowlist; ``True`` if it was there."""
+        with aws_errors(self.LABEL, "remove_guild"):
+            answer = await self._aws.run(
+                self._db.delete_item,
+                TableName=self._table,
+                Key=self._key(_ALLOW, id_key(guild_id)),
+                ReturnValues="ALL_OLD",
+            )
+        return bool(answer.get("Attributes"))
+
+    async def is_guild_allowed(self, guild_id: int) -> bool:
+        """Tell whether ``guild_id`` is on the allowlist."""
+        return await self._get("is_guild_allowed", _ALLOW, id_key(guild_id)) is not None
+
+    async def list_allowed_guilds(self) -> list[int]:
+        """Return the allowlist, sorted."""
+        items = await self._all(
+            "list_allowed_guilds",
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": s(_ALLOW)},
+            ProjectionExpression="sk",
+            ConsistentRead=True,
+        )
+        return sorted(int(text(item, "sk")) for item in items)
+
+    # Attempts
+
+    async def record_attempt(
+        self, guild_id: int, *, at: datetime, window: timedelta, cap: int | None = None
+    ) -> int:
+        """Record one attempt and return the count in ``(at - window, at]`` (at most ``cap``)."""
+        guild, moment = id_key(guild_id), micros(at)
+        pk = _ATTEMPTS + guild
+        request = uuid.uuid4().hex
+        keep = min(max(window, self._retention), _MAX_RETENTION)
+        with aws_errors(self.LABEL, "record_attempt"):
+            try:
+                answer = await self._aws.run(
+                    self._db.update_item,
+                    TableName=self._table,
+                    Key=self._key(pk, time_key(moment)),
+                    UpdateExpression="SET #ttl = :ttl ADD #n :one, #reqs :request",
+                    ConditionExpression="attribute_not_exists(#reqs) OR NOT contains(#reqs, :id)",
+                    ExpressionAttributeNames=_names("#ttl", "#n", "#reqs"),
+                    ExpressionAttributeValues={
+                        ":ttl": num(ttl_of(at) + int(keep.total_seconds())),
+                        ":one": num(1),
+                        ":request": {"SS": [request]},
+                        ":id": s(request),
+                    },
+                    ReturnValues="UPDATED_NEW",
+                )
+                here = number(answer["Attributes"], "n")
+            except ClientError as error:
+                if error_code(error) != _CHECK_FAILED:
+                    raise
+                # A retry of our own ADD, which had been applied: do not count twice.
+                stored = await self._get("record_attempt", pk, time_key(moment))
+                here = number(stored, "n") if stored is not None else 1
+        if window <= timedelta(0):
+            return 0
+        if cap is not None:
+            cap = max(cap, 0)
+            if here >= cap:
+                return cap
+        start = moment - window // _US
+        others = await self._sum(
+            "record_attempt", pk, start + 1, moment - 1, None if cap is None else cap - here
+        )
+        count = here + others
+        return count if cap is None else min(count, cap)
+
+    async def _sum(self, operation: str, pk: str, low: int, high: int, need: int | None) -> int:
+        """Sum the counters with times in ``[low, high]``, newest first, stopping at ``need``."""
+        low = max(low, 0)
+        if low > high:
+            return 0
+        params: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+            "ExpressionAttributeValues": {
+                ":pk": s(pk),
+                ":low": s(time_key(low)),
+                ":high": s(time_key(high)),
+            },
+            "ExpressionAttributeNames": _names("#n"),
+            "ProjectionExpression": "#n",
+            "ConsistentRead": True,
+            "ScanIndexForward": False,
+        }
+        if need is not None:
+            params["Limit"] = max(1, min(need, _PAGE))
+        total = 0
+        async for page in self._pages(operation, **params):
+            total += sum(number(item, "n") for item in page)
+            if need is not None and total >= need:
+                break
+        return total
+
+    async def clear_attempts(self, guild_id: int) -> int:
+        """Forget every recorded attempt of ``guild_id``; return how many.
+
+        An attempt recorded while the clear runs may be deleted without
+        being counted, or survive it.
+        """
+        pk = _ATTEMPTS + id_key(guild_id)
+        items = await self._all(
+            "clear_attempts",
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": s(pk)},
+            ExpressionAttributeNames=_names("#n"),
+            ProjectionExpression="pk, sk, #n",
+            ConsistentRead=True,
+        )
+        await self._delete_keys("clear_attempts", [self._key(pk, text(i, "sk")) for i in items])
+        return sum(number(item, "n") for item in items)
+
+    async def count_attempts(self, guild_id: int, *, now: datetime, window: timedelta) -> int:
+        """Return the number of attempts recorded in ``(now - window, now]``."""
+        moment = micros(now)
+        if window <= timedelta(0):
+            return 0
+        pk = _ATTEMPTS + id_key(guild_id)
+        return await self._sum("count_attempts", pk, moment - window // _US + 1, moment, None)
+
+    # Bans
+
+    async def place_ban(self, ban: Ban, *, now: datetime) -> bool:
+        """Place ``ban`` unless an active ban of that guild exists; ``True`` for one racer only."""
+        item: Item = {
+            **self._key(_BAN, id_key(ban.guild_id)),
+            "until": num(micros(ban.until)),
+            "reason": s(ban.reason),
+            "placed_at": num(micros(ban.placed_at)),
+            "token": s(uuid.uuid4().hex),
+            "ttl": num(ttl_of(ban.until)),
+        }
+        return await self._put_unless(
+            "place_ban",
+            item,
+            "attribute_not_exists(pk) OR #until <= :now",
+            {":now": num(micros(now))},
+            _names("#until"),
+        )
+
+    async def lift_ban(self, guild_id: int, *, now: datetime) -> bool:
+        """Remove the guild's ban; ``True`` if an active ban was lifted."""
+        moment = micros(now)
+        with aws_errors(self.LABEL, "lift_ban"):
+            answer = await self._aws.run(
+                self._db.delete_item,
+                TableName=self._table,
+                Key=self._key(_BAN, id_key(guild_id)),
+                ReturnValues="ALL_OLD",
+            )
+        old = answer.get("Attributes")
+        return bool(old) and moment < number(old, "until")
+
+    async def get_ban(self, guild_id: int, *, now: datetime) -> Ban | None:
+        """Return the guild's active ban at ``now``, or ``None``."""
+        moment = micros(now)
+        item = await self._get("get_ban", _BAN, id_key(guild_id))
+        if item is None or number(item, "until") <= moment:
+            return None
+        return _ban(item)
+
+    async def list_bans(self, *, now: datetime) -> list[Ban]:
+        """Return every active ban at ``now``, by guild ID."""
+        moment = micros(now)
+        items = await self._all(
+            "list_bans",
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": s(_BAN)},
+            ConsistentRead=True,
+        )
+        return [_ban(item) for item in items if number(item, "until") > moment]
+
+    # Switches
+
+    async def set_switch(self, state: SwitchState) -> None:
+        """Store a switch's state (last write wins)."""
+        item: Item = {**self._key(_SWITCH, state.switch.value), "on": {"BOOL": state.on}}
+        if state.reason is not None:
+            item["reason"] = s(state.reason)
+        if state.actor is not None:
+            item["actor"] = s(state.actor)
+        if state.changed_at is not None:
+            item["changed_at"] = num(micros(state.changed_at))
+        if state.expires_at is not None:
+            item["expires_at"] = num(micros(state.expires_at))
+            if state.on:
+                item["ttl"] = num(ttl_of(state.expires_at))
+        with aws_errors(self.LABEL, "set_switch"):
+            await self._aws.run(self._db.put_item, TableName=self._table, Item=item)
+
+    async def get_switch(self, switch: Switch) -> SwitchState:
+        """Return a switch's state; a never-set switch is off."""
+        item = await self._get("get_switch", _SWITCH, switch.value)
+        if item is None:
+            return SwitchState(switch=switch)
+        changed, expires = num_or_none(item, "changed_at"), num_or_none(item, "expires_at")
+        return SwitchState(
+            switch=switch,
+            on=bool(item["on"]["BOOL"]),
+            reason=text_or_none(item, "reason"),
+            actor=text_or_none(item, "actor"),
+            changed_at=None if changed is None else from_micros(changed),
+            expires_at=None if expires is None else from_micros(expires),
+        )
+
+    # Purge
+
+    async def purge_expired(self, *, now: datetime, window: timedelta) -> PurgeCounts:
+        """Delete attempts older than ``window``, ended bans and expired switches.
+
+        Scans the table once. Bans and switches are deleted under a
+        condition, so a ban placed or a switch set while the purge runs
+        survives it.
+        """
+        moment = micros(now)
+        start = moment - window // _US
+        items = await self._all(
+            "purge_expired",
+            scan=True,
+            ProjectionExpression="pk, sk, #n, #until, #on, expires_at",
+            ExpressionAttributeNames=_names("#n", "#until", "#on"),
+            ConsistentRead=True,
+        )
+        stale: list[Item] = []
+        attempts = bans = switches = 0
+        for item in items:
+            pk, sk = text(item, "pk"), text(item, "sk")
+            if pk.startswith(_ATTEMPTS) and int(sk) <= start:
+                stale.append(self._key(pk, sk))
+                attempts += number(item, "n")
+            elif pk == _BAN and number(item, "until") <= moment:
+                bans += await self._delete_if(
+                    pk, sk, "#until <= :now", {":now": num(moment)}, _names("#until")
+                )
+            elif pk == _SWITCH and item.get("on", {}).get("BOOL"):
+                expires = num_or_none(item, "expires_at")
+                if expires is not None and expires <= moment:
+                    switches += await self._delete_if(
+                        pk,
+                        sk,
+                        "#on = :true AND expires_at = :expires",
+                        {":true": {"BOOL": True}, ":expires": num(expires)},
+                        _names("#on"),
+                    )
+        await self._delete_keys("purge_expired", stale)
+        return PurgeCounts(attempts=attempts, bans=bans, switches=switches)
+
+    async def _delete_if(
+        self, pk: str, sk: str, condition: str, values: dict[str, Any], names: dict[str, str]
+    ) -> int:
+        with aws_errors(self.LABEL, "purge_expired"):
+            try:
+                await self._aws.run(
+                    self._db.delete_item,
+                    TableName=self._table,
+                    Key=self._key(pk, sk),
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=values,
+                    ExpressionAttributeNames=names,
+                )
+            except ClientError as error:
+                if error_code(error) != _CHECK_FAILED:
+                    raise
+                return 0
+        return 1
+
+
+def _ban(item: Item) -> Ban:
+    return Ban(
+        guild_id=int(text(item, "sk")),
+        until=from_micros(number(item, "until")),
+        reason=text(item, "reason"),
+        placed_at=from_micros(number(item, "placed_at")),
+    )

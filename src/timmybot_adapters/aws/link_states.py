@@ -1,0 +1,204 @@
+"""LinkStateStore on DynamoDB: pending account links, taken exactly once.
+
+Items (table ``timmybot-link-states``, partition key ``pk`` only)::
+
+    pk=<state_hash>  status="pending"|"spent", user_id, platform, verifier,
+                     created_at, expires_at, ttl, user_pk? (pending only),
+                     taken_by? (spent only)
+
+Times are microseconds since 0001-01-01 UTC; ``ttl`` is ``expires_at`` in
+epoch seconds, so DynamoDB drops states and spent markers some time after
+they expire. Reads never rely on that: every answer compares
+``expires_at`` with the caller's ``now``.
+
+Taking a state is one ``UpdateItem`` conditioned on "pending and not
+expired" that flips it to spent and returns the old item: exactly one
+caller sees the condition hold. The item stays as the *spent marker* (so a
+replay reads ``USED``) until it would have expired. The marker keeps the
+PKCE verifier until then, with the caller's random ``taken_by``, so that a
+``take`` whose answer was lost and which botocore retried still returns
+``TAKEN`` to its caller; the verifier is worthless once its authorization
+code has been exchanged, and the table is encrypted with the stack's KMS
+key.
+
+``delete_user`` finds a user's pending states through the sparse index
+``by-user`` on ``user_pk`` (removed when a state is taken). Index reads are
+eventually consistent: a state added a moment before an erasure can be
+missed, and then expires on its own within its lifetime (minutes).
+``purge_expired`` scans the table (a maintenance job; TTL keeps it small).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+
+from timmybot_adapters.aws._dynamo import (
+    DynamoStore,
+    Item,
+    from_micros,
+    id_key,
+    micros,
+    num,
+    number,
+    s,
+    text,
+    ttl_of,
+)
+from timmybot_adapters.aws.clients import aws_errors, error_code
+from timmybot_core.ports.link_states import LinkState, TakeOutcome, TakeResult
+
+__all__ = ["DynamoLinkStateStore"]
+
+_CHECK_FAILED: Final = "ConditionalCheckFailedException"
+_PENDING: Final = "pending"
+_SPENT: Final = "spent"
+_NAMES: Final = {"#status": "status", "#expires": "expires_at", "#user": "user_pk"}
+
+
+class DynamoLinkStateStore(DynamoStore):
+    """Pending link states on a DynamoDB table (see the module docstring)."""
+
+    LABEL = "link state store"
+
+    async def add(self, state: LinkState) -> None:
+        """Store a new pending state (replacing one with the same hash)."""
+        user = id_key(state.user_id)
+        item: Item = {
+            "pk": s(state.state_hash),
+            "status": s(_PENDING),
+            "user_id": s(user),
+            "user_pk": s(user),
+            "platform": s(state.platform),
+            "verifier": s(state.code_verifier),
+            "created_at": num(micros(state.created_at)),
+            "expires_at": num(micros(state.expires_at)),
+            "ttl": num(ttl_of(state.expires_at)),
+        }
+        with aws_errors(self.LABEL, "add"):
+            await self._aws.run(self._db.put_item, TableName=self._table, Item=item)
+
+    async def _read(self, state_hash: str) -> Item | None:
+        with aws_errors(self.LABEL, "take"):
+            answer = await self._aws.run(
+                self._db.get_item,
+                TableName=self._table,
+                Key={"pk": s(state_hash)},
+                ConsistentRead=True,
+            )
+        return answer.get("Item")
+
+    async def take(self, state_hash: str, *, now: datetime) -> TakeResult:
+        """Consume a pending state atomically: exactly one caller ever gets ``TAKEN``."""
+        moment = micros(now)
+        taker = uuid.uuid4().hex
+        with aws_errors(self.LABEL, "take"):
+            try:
+                answer = await self._aws.run(
+                    self._db.update_item,
+                    TableName=self._table,
+                    Key={"pk": s(state_hash)},
+                    UpdateExpression="SET #status = :spent, taken_by = :taker REMOVE #user",
+                    ConditionExpression="#status = :pending AND #expires > :now",
+                    ExpressionAttributeNames=_NAMES,
+                    ExpressionAttributeValues={
+                        ":spent": s(_SPENT),
+                        ":pending": s(_PENDING),
+                        ":now": num(moment),
+                        ":taker": s(taker),
+                    },
+                    ReturnValues="ALL_OLD",
+                )
+                return TakeResult(outcome=TakeOutcome.TAKEN, state=_state(answer["Attributes"]))
+            except ClientError as error:
+                if error_code(error) != _CHECK_FAILED:
+                    raise
+        item = await self._read(state_hash)
+        if item is None:
+            return TakeResult(outcome=TakeOutcome.UNKNOWN)
+        expired = number(item, "expires_at") <= moment
+        if text(item, "status") == _SPENT:
+            if item.get("taken_by") == {"S": taker}:
+                # Our own take, retried after its answer was lost.
+                return TakeResult(outcome=TakeOutcome.TAKEN, state=_state(item))
+            return TakeResult(outcome=TakeOutcome.UNKNOWN if expired else TakeOutcome.USED)
+        # Pending but expired: gone for good, so forget it now.
+        await self._delete_if_expired("take", state_hash, moment)
+        return TakeResult(outcome=TakeOutcome.EXPIRED)
+
+    async def _delete_if_expired(self, operation: str, state_hash: str, moment: int) -> bool:
+        with aws_errors(self.LABEL, operation):
+            try:
+                await self._aws.run(
+                    self._db.delete_item,
+                    TableName=self._table,
+                    Key={"pk": s(state_hash)},
+                    ConditionExpression="#expires <= :now",
+                    ExpressionAttributeNames={"#expires": "expires_at"},
+                    ExpressionAttributeValues={":now": num(moment)},
+                )
+            except ClientError as error:
+                if error_code(error) != _CHECK_FAILED:
+                    raise
+                return False
+        return True
+
+    async def delete_user(self, user_id: int) -> int:
+        """Delete every pending state of ``user_id``; return how many."""
+        user = id_key(user_id)
+        items = await self._all(
+            "delete_user",
+            IndexName="by-user",
+            KeyConditionExpression="#user = :user",
+            ExpressionAttributeNames={"#user": "user_pk"},
+            ExpressionAttributeValues={":user": s(user)},
+        )
+        deleted = 0
+        for item in items:
+            with aws_errors(self.LABEL, "delete_user"):
+                try:
+                    await self._aws.run(
+                        self._db.delete_item,
+                        TableName=self._table,
+                        Key={"pk": item["pk"]},
+                        # Only if still pending for this user: a state taken
+                        # meanwhile stays as the spent marker.
+                        ConditionExpression="#status = :pending AND user_id = :user",
+                        ExpressionAttributeNames={"#status": "status"},
+                        ExpressionAttributeValues={":pending": s(_PENDING), ":user": s(user)},
+                    )
+                    deleted += 1
+                except ClientError as error:
+                    if error_code(error) != _CHECK_FAILED:
+                        raise
+        return deleted
+
+    async def purge_expired(self, *, now: datetime) -> int:
+        """Delete expired states and spent markers; return how many."""
+        moment = micros(now)
+        items = await self._all(
+            "purge_expired",
+            scan=True,
+            ProjectionExpression="pk, #expires",
+            ExpressionAttributeNames={"#expires": "expires_at"},
+            ConsistentRead=True,
+        )
+        purged = 0
+        for item in items:
+            if number(item, "expires_at") <= moment:
+                purged += await self._delete_if_expired("purge_expired", text(item, "pk"), moment)
+        return purged
+
+
+def _state(item: dict[str, Any]) -> LinkState:
+    return LinkState(
+        state_hash=text(item, "pk"),
+        user_id=int(text(item, "user_id")),
+        platform=text(item, "platform"),
+        code_verifier=text(item, "verifier"),
+        created_at=from_micros(number(item, "created_at")),
+        expires_at=from_micros(number(item, "expires_at")),
+    )

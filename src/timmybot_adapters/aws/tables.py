@@ -1,0 +1,201 @@
+"""The DynamoDB tables of the aws adapters: names, keys, indexes, TTL.
+
+This module is the single description of the tables. The adapters read and
+write them as described here; the CloudFormation template
+(``deploy/cloudformation/timmybot.yaml``) must declare the same keys,
+indexes and TTL attribute; tests and local runs create them with
+:func:`create_tables`.
+
+Every table has a string partition key ``pk`` and (except the link states) a
+string sort key ``sk``. Items that expire carry their expiry in the number
+attribute ``ttl`` (epoch seconds), the table's TTL attribute. DynamoDB
+deletes expired items *late* (typically within a few days), so every read
+also compares the item's own expiry with the caller's ``now``: TTL only
+collects garbage, it never decides an answer.
+
+| table (default name) | keys | indexes | TTL |
+|---|---|---|---|
+| ``timmybot-access`` | ``pk``, ``sk`` | none | ``ttl`` |
+| ``timmybot-link-states`` | ``pk`` | ``by-user`` (``user_pk``), keys only | ``ttl`` |
+| ``timmybot-incidents`` | ``pk``, ``sk`` | none | none |
+| ``timmybot-audit`` | ``pk``, ``sk`` | ``by-day``, ``by-kind``, ``by-actor``, ``by-action``, ``by-subject`` (see below), all attributes | none |
+| ``timmybot-user-data`` | ``pk``, ``sk`` | none | ``ttl`` |
+
+The audit indexes share the sort key ``at`` and differ by partition key:
+``by-day`` on ``day_pk``, ``by-kind`` on ``kind_pk``, ``by-actor`` on
+``actor_pk``, ``by-action`` on ``action_pk``, ``by-subject`` on
+``subject_pk`` (all strings). The layout of the items is described in each
+adapter's module.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final
+
+import attrs
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeDefinitionTypeDef,
+        GlobalSecondaryIndexTypeDef,
+        KeySchemaElementTypeDef,
+    )
+
+__all__ = [
+    "AUDIT_INDEXES",
+    "DEFAULT_TABLE_PREFIX",
+    "TTL_ATTRIBUTE",
+    "TableNames",
+    "TableSpec",
+    "create_tables",
+    "delete_tables",
+    "table_specs",
+]
+
+DEFAULT_TABLE_PREFIX: Final = "timmybot-"
+TTL_ATTRIBUTE: Final = "ttl"
+
+AUDIT_INDEXES: Final[dict[str, str]] = {
+    "by-day": "day_pk",
+    "by-kind": "kind_pk",
+    "by-actor": "actor_pk",
+    "by-action": "action_pk",
+    "by-subject": "subject_pk",
+}
+"""Audit index name -> its partition key attribute (sort key: ``at``)."""
+
+
+@attrs.frozen(kw_only=True)
+class TableNames:
+    """The physical names of the tables."""
+
+    access: str
+    link_states: str
+    incidents: str
+    audit: str
+    user_data: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str = DEFAULT_TABLE_PREFIX) -> TableNames:
+        """Name every table ``{prefix}{role}``: ``timmybot-access`` and so on."""
+        return cls(
+            access=f"{prefix}access",
+            link_states=f"{prefix}link-states",
+            incidents=f"{prefix}incidents",
+            audit=f"{prefix}audit",
+            user_data=f"{prefix}user-data",
+        )
+
+    def all(self) -> tuple[str, ...]:
+        """Every table name."""
+        return (self.access, self.link_states, self.incidents, self.audit, self.user_data)
+
+
+@attrs.frozen(kw_only=True)
+class TableSpec:
+    """How one table is keyed: partition key, optional sort key, indexes, TTL."""
+
+    name: str
+    sort_key: bool = True
+    indexes: tuple[tuple[str, str, str | None, str], ...] = ()
+    """(index name, partition key, sort key or None, projection type)."""
+    ttl: bool = True
+
+
+def table_specs(names: TableNames) -> tuple[TableSpec, ...]:
+    """Return the spec of every table, named by ``names``."""
+    return (
+        TableSpec(name=names.access),
+        TableSpec(
+            name=names.link_states,
+            sort_key=False,
+            indexes=(("by-user", "user_pk", None, "KEYS_ONLY"),),
+        ),
+        TableSpec(name=names.incidents, ttl=False),
+        TableSpec(
+            name=names.audit,
+            ttl=False,
+            indexes=tuple((index, key, "at", "ALL") for index, key in AUDIT_INDEXES.items()),
+        ),
+        TableSpec(name=names.user_data),
+    )
+
+
+def _create_request(spec: TableSpec) -> dict[str, object]:
+    keys: list[KeySchemaElementTypeDef] = [{"AttributeName": "pk", "KeyType": "HASH"}]
+    attributes: dict[str, str] = {"pk": "S"}
+    if spec.sort_key:
+        keys.append({"AttributeName": "sk", "KeyType": "RANGE"})
+        attributes["sk"] = "S"
+    indexes: list[GlobalSecondaryIndexTypeDef] = []
+    for index, partition, sort, projection in spec.indexes:
+        index_keys: list[KeySchemaElementTypeDef] = [
+            {"AttributeName": partition, "KeyType": "HASH"}
+        ]
+        attributes[partition] = "S"
+        if sort is not None:
+            index_keys.append({"AttributeName": sort, "KeyType": "RANGE"})
+            attributes[sort] = "S"
+        indexes.append(
+            {
+                "IndexName": index,
+                "KeySchema": index_keys,
+                "Projection": {"ProjectionType": projection},  # type: ignore[typeddict-item]
+            }
+        )
+    definitions: list[AttributeDefinitionTypeDef] = [
+        {"AttributeName": name, "AttributeType": kind}  # type: ignore[typeddict-item]
+        for name, kind in attributes.items()
+    ]
+    request: dict[str, object] = {
+        "TableName": spec.name,
+        "KeySchema": keys,
+        "AttributeDefinitions": definitions,
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if indexes:
+        request["GlobalSecondaryIndexes"] = indexes
+    return request
+
+
+def create_tables(
+    client: DynamoDBClient,
+    names: TableNames,
+    *,
+    enable_ttl: bool = True,
+    only: Sequence[str] | None = None,
+    timeout: float = 30.0,
+) -> None:
+    """Create the tables (on-demand) and wait until they are active.
+
+    For tests and local runs; production tables come from the CloudFormation
+    template, with encryption and point-in-time recovery. ``enable_ttl=False``
+    skips ``UpdateTimeToLive``, which dynalite does not implement. ``only``
+    limits creation to the named tables. Blocking: call it off the event loop.
+    """
+    specs = [spec for spec in table_specs(names) if only is None or spec.name in only]
+    for spec in specs:
+        client.create_table(**_create_request(spec))  # type: ignore[arg-type]
+    deadline = time.monotonic() + timeout
+    for spec in specs:
+        while client.describe_table(TableName=spec.name)["Table"].get("TableStatus") != "ACTIVE":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"table {spec.name} did not become active in {timeout} s")
+            time.sleep(0.05)
+        if enable_ttl and spec.ttl:
+            client.update_time_to_live(
+                TableName=spec.name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+            )
+
+
+def delete_tables(client: DynamoDBClient, names: Sequence[str]) -> None:
+    """Delete the named tables, ignoring those that do not exist. Blocking."""
+    for name in names:
+        try:
+            client.delete_table(TableName=name)
+        except client.exceptions.ResourceNotFoundException:
+            continue

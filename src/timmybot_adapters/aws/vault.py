@@ -1,0 +1,330 @@
+"""TokenVault on AWS Secrets Manager: one secret per user, under a customer-managed KMS key.
+
+Layout
+    The record of user ``U`` is the secret ``{prefix}U/oauth`` (default
+    prefix ``/timmybot/users/``, so ``/timmybot/users/123/oauth``), whose
+    ``SecretString`` is :meth:`UserTokens.to_json`. Secrets Manager encrypts
+    it with the KMS key given at creation (``kms_key_id``; without one, the
+    account's ``aws/secretsmanager`` key) and the task role's IAM policy can
+    be limited to ``{prefix}*``. Secrets are created with tags
+    (``application=timmybot``, ``timmybot:purpose=user-oauth-tokens`` by
+    default) and a description that names no user.
+
+Versions and compare-and-set
+    A record's ``version`` is the Secrets Manager *version ID* that carries
+    the ``AWSCURRENT`` label. Every write generates a fresh UUID and sends it
+    as the ``ClientRequestToken``, which becomes the new version's ID, so a
+    request that botocore retries creates one version, not two.
+
+    * ``expected_version=None`` is ``CreateSecret``, which fails if the
+      secret exists: exactly one of several racing creators wins.
+    * Otherwise the new version is first added with ``PutSecretValue`` under
+      a label of our own (``TIMMYBOT_PENDING``) so it is not yet current;
+      then ``UpdateSecretVersionStage`` moves ``AWSCURRENT`` to it *from*
+      ``expected_version``. Secrets Manager refuses that move when
+      ``AWSCURRENT`` is on another version, which is the compare-and-set:
+      of two writers holding the same version, one moves the label and the
+      other gets :class:`~timmybot_core.errors.VersionConflict`. The loser's
+      version stays in the secret's history without a label (Secrets
+      Manager removes unlabelled versions beyond its limit of 100).
+    * A write whose answer was lost and whose retry then "fails" (the secret
+      already exists, the label already moved) is recognised by reading
+      which version is current: if it is ours, the write succeeded.
+
+Reading, listing, deleting
+    ``get`` reads ``AWSCURRENT``; a missing secret, or one scheduled for
+    deletion, is ``None``. ``user_ids`` pages through ``ListSecrets``
+    filtered by name prefix (100 a page) and keeps only names of the exact
+    form ``{prefix}<digits>/oauth``; ``ListSecrets`` is eventually consistent,
+    so a secret created a moment ago may be missing from one listing.
+    ``delete`` is ``DeleteSecret`` with ``ForceDeleteWithoutRecovery``: no
+    recovery window, as GDPR erasure requires. Secrets Manager finishes a
+    deletion asynchronously; a new link for the same user in the next
+    seconds may be refused with a clear ``VaultUnavailable``.
+
+Failures
+    Access denied, throttling that outlasts the retries, a KMS key that
+    cannot be used, server errors and timeouts raise
+    :class:`~timmybot_core.errors.VaultUnavailable`; a secret whose value is
+    malformed or names another user raises
+    :class:`~timmybot_core.errors.VaultIntegrityError`. Never ``None``.
+
+Cost
+    Each secret costs a monthly fee and each API call a fee per 10,000
+    calls; the :class:`~timmybot_core.services.tokens.SecureTokenService`
+    cache keeps reads to about one per user per ``cache_ttl``.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+import re
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final
+
+from botocore.exceptions import ClientError
+
+from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code
+from timmybot_core.errors import VaultIntegrityError, VaultUnavailable, VersionConflict
+from timmybot_core.tokens import UserTokens
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager.type_defs import TagTypeDef
+
+__all__ = ["DEFAULT_SECRET_PREFIX", "DEFAULT_TAGS", "PENDING_STAGE", "SecretsManagerTokenVault"]
+
+_log = logging.getLogger("timmybot.aws.vault")
+
+DEFAULT_SECRET_PREFIX: Final = "/timmybot/users/"
+PENDING_STAGE: Final = "TIMMYBOT_PENDING"
+CURRENT: Final = "AWSCURRENT"
+DEFAULT_TAGS: Final[Mapping[str, str]] = MappingProxyType(
+    {"application": "timmybot", "timmybot:purpose": "user-oauth-tokens"}
+)
+_WHAT: Final = "token vault"
+_PREFIX = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,400}/$")
+# Secrets Manager version IDs (our UUIDs, or any 32 to 64 characters).
+_VERSION = re.compile(r"^[A-Za-z0-9-]{32,64}$")
+_MAX_SNOWFLAKE: Final = 2**64 - 1
+
+
+def _user(user_id: int) -> int:
+    value = operator.index(user_id)
+    if not 0 <= value <= _MAX_SNOWFLAKE:
+        raise ValueError("a user ID is a Discord snowflake, 0 to 2**64 - 1")
+    return value
+
+
+class SecretsManagerTokenVault:
+    """The token vault on Secrets Manager (see the module docstring for the design)."""
+
+    def __init__(
+        self,
+        aws: AwsClients,
+        *,
+        prefix: str = DEFAULT_SECRET_PREFIX,
+        kms_key_id: str | None = None,
+        tags: Mapping[str, str] = DEFAULT_TAGS,
+    ) -> None:
+        if not _PREFIX.match(prefix):
+            raise ValueError(
+                "the secret prefix must end with '/' and use only letters, digits and "
+                f"/_+=.@- (got {prefix[:60]!r})"
+            )
+        self._aws = aws
+        self._prefix = prefix
+        self._kms_key_id = kms_key_id
+        self._tags: list[TagTypeDef] = [{"Key": k, "Value": v} for k, v in tags.items()]
+        self._names = re.compile(rf"^{re.escape(prefix)}(\d{{1,20}})/oauth$")
+
+    def __repr__(self) -> str:
+        return f"SecretsManagerTokenVault(prefix={self._prefix!r}, kms_key_id={self._kms_key_id!r})"
+
+    @property
+    def prefix(self) -> str:
+        """The name prefix of every user's secret."""
+        return self._prefix
+
+    def secret_name(self, user_id: int) -> str:
+        """The name of ``user_id``'s secret."""
+        return f"{self._prefix}{_user(user_id)}/oauth"
+
+    async def get(self, user_id: int) -> UserTokens | None:
+        """Return the user's record with its ``version`` set, or ``None`` if there is none.
+
+        Raises:
+            VaultIntegrityError: the stored value is malformed or belongs to another user.
+            VaultUnavailable: Secrets Manager could not answer.
+
+        """
+        name = self.secret_name(user_id)
+        with aws_errors(_WHAT, "get", VaultUnavailable):
+            try:
+                answer = await self._aws.run(
+                    self._aws.secretsmanager.get_secret_value, SecretId=name, VersionStage=CURRENT
+                )
+            except ClientError as error:
+                if _missing(error):
+                    return None
+                raise
+        text = answer.get("SecretString")
+        if text is None:
+            raise VaultIntegrityError("a stored token record has no text value")
+        try:
+            record = UserTokens.from_json(text, version=answer["VersionId"])
+        except VaultIntegrityError as error:
+            _log.error("token vault: %s", error)
+            raise
+        if record.user_id != user_id:
+            message = "a stored token record names another user inside"
+            _log.error("token vault: %s", message)
+            raise VaultIntegrityError(message)
+        return record
+
+    async def put(self, user_id: int, record: UserTokens, *, expected_version: str | None) -> str:
+        """Store ``record`` if the current version is ``expected_version``; return the new one.
+
+        ``expected_version=None`` creates the secret, and conflicts if it
+        exists. A mismatch raises :class:`VersionConflict` and leaves the
+        current version as it was.
+
+        Raises:
+            ValueError: ``record`` belongs to another user.
+            VersionConflict: the stored version differs.
+            VaultUnavailable: Secrets Manager could not answer.
+
+        """
+        if record.user_id != user_id:
+            raise ValueError("the record belongs to another user")
+        name = self.secret_name(user_id)
+        token = str(uuid.uuid4())
+        text = record.to_json()
+        if expected_version is None:
+            await self._create(name, token, text)
+            return token
+        if not _VERSION.match(expected_version):
+            # No stored version looks like this one: a conflict, without a call.
+            raise VersionConflict("the token record changed since it was read")
+        with aws_errors(_WHAT, "put", VaultUnavailable):
+            try:
+                await self._aws.run(
+                    self._aws.secretsmanager.put_secret_value,
+                    SecretId=name,
+                    ClientRequestToken=token,
+                    SecretString=text,
+                    VersionStages=[PENDING_STAGE],
+                )
+            except ClientError as error:
+                if _missing(error):
+                    raise VersionConflict("the token record changed since it was read") from None
+                raise
+            try:
+                await self._aws.run(
+                    self._aws.secretsmanager.update_secret_version_stage,
+                    SecretId=name,
+                    VersionStage=CURRENT,
+                    MoveToVersionId=token,
+                    RemoveFromVersionId=expected_version,
+                )
+            except ClientError as error:
+                if error_code(error) not in {"InvalidParameterException", "ResourceNotFoundException"}:
+                    raise
+                if await self._current_version(name) == token:
+                    return token  # a retry of our own move, which had succeeded
+                raise VersionConflict("the token record changed since it was read") from None
+        return token
+
+    async def _create(self, name: str, token: str, text: str) -> None:
+        params: dict[str, object] = {
+            "Name": name,
+            "ClientRequestToken": token,
+            "SecretString": text,
+            "Description": "OAuth tokens of one TimmyBot user",
+            "Tags": self._tags,
+        }
+        if self._kms_key_id is not None:
+            params["KmsKeyId"] = self._kms_key_id
+        with aws_errors(_WHAT, "put", VaultUnavailable):
+            try:
+                await self._aws.run(self._aws.secretsmanager.create_secret, **params)  # type: ignore[arg-type]
+            except ClientError as error:
+                code = error_code(error)
+                if code == "ResourceExistsException":
+                    if await self._current_version(name) == token:
+                        return  # a retry of our own create, which had succeeded
+                    raise VersionConflict("the token record changed since it was read") from None
+                if code == "InvalidRequestException":
+                    raise VaultUnavailable(
+                        "token vault: put failed: Secrets Manager refused to create the secret, "
+                        "usually because a secret of that name is still being deleted; try "
+                        "again in a few seconds (InvalidRequestException)"
+                    ) from None
+                raise
+
+    async def _current_version(self, name: str) -> str | None:
+        """The version ID labelled ``AWSCURRENT``, or ``None`` if the secret is gone."""
+        try:
+            answer = await self._aws.run(self._aws.secretsmanager.describe_secret, SecretId=name)
+        except ClientError as error:
+            if _missing(error):
+                return None
+            raise
+        if answer.get("DeletedDate") is not None:
+            return None
+        for version, stages in answer.get("VersionIdsToStages", {}).items():
+            if CURRENT in stages:
+                return version
+        return None
+
+    async def delete(self, user_id: int) -> bool:
+        """Delete the user's secret at once, without a recovery window; ``True`` if there was one.
+
+        A secret already scheduled for deletion (by an operator, with a
+        recovery window) is force-deleted too, and counts as absent.
+        """
+        name = self.secret_name(user_id)
+        with aws_errors(_WHAT, "delete", VaultUnavailable):
+            try:
+                answer = await self._aws.run(
+                    self._aws.secretsmanager.describe_secret, SecretId=name
+                )
+            except ClientError as error:
+                if _missing(error):
+                    return False
+                raise
+            existed = answer.get("DeletedDate") is None
+            try:
+                await self._aws.run(
+                    self._aws.secretsmanager.delete_secret,
+                    SecretId=name,
+                    ForceDeleteWithoutRecovery=True,
+                )
+            except ClientError as error:
+                if not _missing(error):
+                    raise
+        return existed
+
+    async def user_ids(self) -> AsyncIterator[int]:
+        """Iterate over the IDs of every user with a secret, a page of 100 at a time.
+
+        Secrets scheduled for deletion are left out; names under the prefix
+        that are not user secrets are ignored. An ID appears once even if
+        Secrets Manager's pages overlap.
+        """
+        seen: set[int] = set()
+        token: str | None = None
+        while True:
+            params: dict[str, object] = {
+                "Filters": [{"Key": "name", "Values": [self._prefix]}],
+                "MaxResults": 100,
+                "IncludePlannedDeletion": False,
+            }
+            if token is not None:
+                params["NextToken"] = token
+            with aws_errors(_WHAT, "user_ids", VaultUnavailable):
+                page = await self._aws.run(self._aws.secretsmanager.list_secrets, **params)  # type: ignore[arg-type]
+            for secret in page.get("SecretList", []):
+                match = self._names.match(secret.get("Name", ""))
+                if match is None or secret.get("DeletedDate") is not None:
+                    continue
+                user_id = int(match.group(1))
+                if user_id <= _MAX_SNOWFLAKE and user_id not in seen:
+                    seen.add(user_id)
+                    yield user_id
+            token = page.get("NextToken")
+            if not token:
+                return
+
+
+def _missing(error: ClientError) -> bool:
+    """Whether ``error`` means "no such secret" (absent, or scheduled for deletion)."""
+    code = error_code(error)
+    if code == "ResourceNotFoundException":
+        return True
+    # Secrets Manager answers InvalidRequestException for a secret scheduled
+    # for deletion; other InvalidRequestExceptions are real failures.
+    message = str(error.response.get("Error", {}).get("Message", "")).lower()
+    return code == "InvalidRequestException" and ("deleted" in message or "deletion" in message)

@@ -1,0 +1,565 @@
+"""The MusicCatalog port over Spotify's Web API (``GET /v1/search``), with aiohttp.
+
+It lives in the ``oauth`` family because it shares that family's transport:
+the same TLS context (:func:`~timmybot_adapters.oauth.client.make_ssl_context`:
+TLS 1.2+, verification always on, optional SHA-256 pins), the same
+timeouts, no redirects, no cookies, and the same rule that an error names
+the platform and the HTTP status but never a token, a query or a body.
+
+What the provider sends is untrusted. The parser checks the *shape* of the
+answer and never crashes on missing or odd fields: a result that is not an
+object is skipped, a field of the wrong type counts as absent, strings are
+cut to a bounded length, lists to a bounded count, and the whole body may
+not exceed :data:`MAX_SEARCH_RESPONSE_BYTES`. It does *not* make the text
+safe to show: that is the display's job, with
+:class:`~timmybot_core.sanitizer.ResponseSanitizer`.
+
+Rate limits: an HTTP 429 raises
+:class:`~timmybot_core.errors.ProviderRateLimited` with the provider's
+``Retry-After``, and every search on that platform fails fast, without a
+request, until that time has passed. Spotify's limit counts per
+application, so one user's burst must not make everyone's searches hammer
+the API.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, Final, NoReturn, Self
+from urllib.parse import urlsplit
+
+import aiohttp
+import attrs
+
+from timmybot_adapters.oauth.client import MinTLS, PinnedSSLContext, make_ssl_context
+from timmybot_adapters.oauth.providers import OAuthProvider, is_loopback_host, normalize_pins
+from timmybot_core.clock import Clock, SystemClock
+from timmybot_core.errors import (
+    OAuthError,
+    ProviderRateLimited,
+    ProviderUnavailable,
+    ReLinkRequired,
+)
+from timmybot_core.ports.catalog import DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT, CatalogTrack
+from timmybot_core.tokens import valid_platform
+from timmybot_core.urls import MAX_URL_LENGTH
+
+__all__ = [
+    "DEFAULT_RETRY_AFTER",
+    "MAX_QUERY_LENGTH",
+    "MAX_RETRY_AFTER",
+    "MAX_SEARCH_RESPONSE_BYTES",
+    "SPOTIFY_API_BASE",
+    "CatalogApi",
+    "SpotifyWebApiCatalog",
+    "catalog_api_for",
+    "spotify_api",
+]
+
+_log = logging.getLogger("timmybot.catalog")
+
+SPOTIFY_API_BASE: Final = "https://api.spotify.com"
+_SPOTIFY_ACCOUNTS_HOST: Final = "accounts.spotify.com"
+#: A page of ten tracks is about 40 KiB with Spotify's ``available_markets``
+#: lists; this leaves room for long titles and refuses anything absurd.
+MAX_SEARCH_RESPONSE_BYTES: Final = 512 * 1024
+#: Longer queries are refused before any request (the validator allows 200).
+MAX_QUERY_LENGTH: Final = 500
+#: Used when a 429 carries no usable ``Retry-After``.
+DEFAULT_RETRY_AFTER: Final = timedelta(seconds=5)
+#: A longer ``Retry-After`` is cut to this, so a wrong header cannot stop search for days.
+MAX_RETRY_AFTER: Final = timedelta(hours=1)
+
+# Per-field bounds on provider text: the display cuts far shorter, these only
+# keep a hostile answer from filling memory with one track.
+_MAX_TEXT: Final = 1000
+_MAX_ARTISTS: Final = 10
+_MAX_IMAGES: Final = 20
+_MAX_DURATION_MS: Final = 24 * 3600 * 1000
+# Smallest image width worth showing as a thumbnail (Spotify sends 640, 300, 64).
+_THUMBNAIL_WIDTH: Final = 160
+_MAX_TOKEN_LENGTH: Final = 8192
+# Visible ASCII only: the token goes into an HTTP header.
+_TOKEN_CHARS = re.compile(r"^[\x21-\x7e]+$")
+_MARKET = re.compile(r"^(?:[A-Z]{2}|from_token)$")
+_DELTA_SECONDS = re.compile(r"^[0-9]{1,10}$")
+_NOT_JSON: Final = object()
+
+
+def _market(value: str | None) -> str | None:
+    if value is not None and (not isinstance(value, str) or not _MARKET.match(value)):
+        raise ValueError("a market is an ISO 3166-1 alpha-2 code (such as 'DE') or 'from_token'")
+    return value
+
+
+@attrs.frozen(kw_only=True)
+class CatalogApi:
+    """Where one platform's Spotify-shaped Web API lives, and how to reach it.
+
+    ``api_base_url`` is the origin the ``/v1/...`` paths hang off
+    (``https://api.spotify.com``). It must be ``https``; plain ``http`` is
+    accepted only on a loopback host with ``allow_insecure_http=True`` (the
+    demo provider in tests and the offline console). ``pins`` are SHA-256
+    certificate fingerprints, as for :class:`OAuthProvider`, and are checked
+    in addition to normal certificate verification. ``market`` is sent with
+    every search when set (``"from_token"``: the user's own country).
+    """
+
+    name: str = attrs.field(converter=valid_platform)
+    api_base_url: str
+    pins: frozenset[str] = attrs.field(factory=frozenset, converter=normalize_pins)
+    allow_insecure_http: bool = False
+    market: str | None = attrs.field(default=None, converter=_market)
+
+    def __attrs_post_init__(self) -> None:
+        url = self.api_base_url
+        if not isinstance(url, str):
+            raise ValueError(f"{self.name}: api_base_url must be a string")
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.scheme not in ("https", "http") or not host:
+            raise ValueError(f"{self.name}: api_base_url must be an absolute https URL")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(f"{self.name}: api_base_url must not carry credentials")
+        if parts.query or parts.fragment:
+            raise ValueError(f"{self.name}: api_base_url must not have a query or fragment")
+        if parts.scheme == "http":
+            if not self.allow_insecure_http:
+                raise ValueError(
+                    f"{self.name}: api_base_url must use https "
+                    "(plain http is for loopback tests only)"
+                )
+            if not is_loopback_host(host):
+                raise ValueError(
+                    f"{self.name}: plain http is refused for {host!r}; "
+                    "only 127.0.0.1, localhost and ::1 may use it"
+                )
+
+    @property
+    def search_url(self) -> str:
+        """The search endpoint: ``{api_base_url}/v1/search``."""
+        return self.api_base_url.rstrip("/") + "/v1/search"
+
+
+def spotify_api(*, pins: Iterable[str] = (), market: str | None = "from_token") -> CatalogApi:
+    """Return Spotify's Web API (``https://api.spotify.com``).
+
+    ``market="from_token"`` limits results to what the user can play in
+    their own country (it needs the ``user-read-private`` scope, which the
+    Spotify OAuth preset asks for).
+    """
+    return CatalogApi(
+        name="spotify", api_base_url=SPOTIFY_API_BASE, pins=frozenset(pins), market=market
+    )
+
+
+def catalog_api_for(provider: OAuthProvider) -> CatalogApi | None:
+    """Return the catalog API that goes with an OAuth provider, or ``None`` if it has none.
+
+    * Spotify's accounts service (``accounts.spotify.com``): Spotify's Web
+      API. Its pins are not copied: ``api.spotify.com`` presents a
+      different certificate than the accounts service.
+    * A loopback test provider (plain ``http`` on 127.0.0.1 with
+      ``allow_insecure_http``, like the demo provider): it serves its
+      Spotify-shaped API at the origin of its token endpoint.
+    * Anything else (Discord, for instance): no catalog.
+    """
+    token_url = urlsplit(provider.token_url)
+    host = (token_url.hostname or "").lower()
+    if provider.name == "spotify" and host == _SPOTIFY_ACCOUNTS_HOST:
+        return spotify_api()
+    if provider.allow_insecure_http and token_url.scheme == "http" and is_loopback_host(host):
+        return CatalogApi(
+            name=provider.name,
+            api_base_url=f"{token_url.scheme}://{token_url.netloc}",
+            allow_insecure_http=True,
+        )
+    return None
+
+
+def _text(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    return value[:_MAX_TEXT]
+
+
+def _url(value: object) -> str | None:
+    # Only bounded here; whether it is safe to show is the sanitizer's call.
+    if not isinstance(value, str) or not value or len(value) > MAX_URL_LENGTH:
+        return None
+    return value
+
+
+def _whole_number(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def _artists(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    names: list[str] = []
+    for artist in value[:_MAX_ARTISTS]:
+        name = _text(artist.get("name")) if isinstance(artist, dict) else None
+        if name:
+            names.append(name)
+    return tuple(names)
+
+
+def _thumbnail(album: Mapping[str, Any]) -> str | None:
+    images = album.get("images")
+    if not isinstance(images, list):
+        return None
+    candidates: list[tuple[str, int | None]] = []
+    for image in images[:_MAX_IMAGES]:
+        if not isinstance(image, dict):
+            continue
+        url = _url(image.get("url"))
+        if url is not None:
+            candidates.append((url, _whole_number(image.get("width"))))
+    if not candidates:
+        return None
+    # The smallest image that still looks good as a thumbnail; failing
+    # that, the provider's first (Spotify lists the widest first).
+    sized = [(width, url) for url, width in candidates if width and width >= _THUMBNAIL_WIDTH]
+    return min(sized)[1] if sized else candidates[0][0]
+
+
+def _duration(value: object) -> timedelta | None:
+    milliseconds = _whole_number(value)
+    if milliseconds is None or not 0 < milliseconds <= _MAX_DURATION_MS:
+        return None
+    return timedelta(milliseconds=milliseconds)
+
+
+class SpotifyWebApiCatalog:
+    """The :class:`~timmybot_core.ports.catalog.MusicCatalog` port over Spotify's Web API.
+
+    ``apis`` are the platforms that speak it (names must be unique; their
+    order is the order of preference). ``timeout`` bounds every call
+    (connect and total). ``min_tls`` and ``cafile`` are as for the OAuth
+    client. ``session`` is an aiohttp session to use (the caller keeps
+    owning it); without one the catalog creates its own on first use and
+    closes it in :meth:`close`. ``clock`` times the rate-limit back-off.
+    """
+
+    def __init__(
+        self,
+        apis: Sequence[CatalogApi],
+        *,
+        timeout: timedelta = timedelta(seconds=5),
+        min_tls: MinTLS = "1.2",
+        session: aiohttp.ClientSession | None = None,
+        clock: Clock | None = None,
+        cafile: str | os.PathLike[str] | None = None,
+    ) -> None:
+        by_name: dict[str, CatalogApi] = {}
+        for api in apis:
+            if api.name in by_name:
+                raise ValueError(f"two catalog APIs are named {api.name!r}")
+            by_name[api.name] = api
+        seconds = timeout.total_seconds()
+        if seconds <= 0:
+            raise ValueError("the catalog timeout must be positive")
+        self._apis = by_name
+        self._timeout_seconds = seconds
+        self._timeout = aiohttp.ClientTimeout(total=seconds, connect=seconds)
+        self._min_tls: MinTLS = min_tls
+        base = make_ssl_context(min_tls, cafile=cafile)
+        self._contexts: dict[str, PinnedSSLContext] = {
+            name: make_ssl_context(min_tls, cafile=cafile, pins=api.pins) if api.pins else base
+            for name, api in by_name.items()
+        }
+        self._session = session
+        self._owns_session = session is None
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._blocked_until: dict[str, datetime] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"SpotifyWebApiCatalog(platforms={self.platforms()!r}, "
+            f"min_tls={self._min_tls!r}, timeout={self._timeout_seconds:g}s)"
+        )
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session if this catalog created it (a given session is left open)."""
+        if self._owns_session and self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or (self._owns_session and self._session.closed):
+            self._session = aiohttp.ClientSession(
+                cookie_jar=aiohttp.DummyCookieJar(),
+                timeout=self._timeout,
+                headers={"Accept": "application/json", "User-Agent": "timmybot-catalog"},
+            )
+            self._owns_session = True
+        return self._session
+
+    # -- configuration -----------------------------------------------------
+
+    def platforms(self) -> tuple[str, ...]:
+        """Return the configured platforms, in order of preference."""
+        return tuple(self._apis)
+
+    def api(self, platform: str) -> CatalogApi:
+        """Return ``platform``'s API, or raise :class:`OAuthError` if it has none."""
+        api = self._apis.get(platform)
+        if api is None:
+            try:
+                name = valid_platform(platform)
+            except ValueError:
+                raise OAuthError(
+                    "search is not configured for that platform", platform="unknown"
+                ) from None
+            raise OAuthError(f"search is not configured for {name!r}", platform=name)
+        return api
+
+    def rate_limited_for(self, platform: str) -> timedelta:
+        """Return how long searches on ``platform`` still wait for a 429 (zero if not)."""
+        until = self._blocked_until.get(platform)
+        if until is None:
+            return timedelta(0)
+        return max(timedelta(0), until - self._clock.now())
+
+    # -- the port ----------------------------------------------------------
+
+    async def search(
+        self,
+        platform: str,
+        query: str,
+        *,
+        access_token: str,
+        limit: int = DEFAULT_SEARCH_LIMIT,
+    ) -> tuple[CatalogTrack, ...]:
+        """Return at most ``limit`` tracks matching ``query`` (``GET /v1/search?type=track``)."""
+        api = self.api(platform)
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError("the search query cannot be empty")
+        if len(query) > MAX_QUERY_LENGTH or not query.isprintable():
+            raise ValueError(
+                f"the search query must be one line of at most {MAX_QUERY_LENGTH} characters"
+            )
+        if (
+            isinstance(limit, bool)
+            or not isinstance(limit, int)
+            or not 1 <= limit <= MAX_SEARCH_LIMIT
+        ):
+            raise ValueError(
+                f"the search limit must be a whole number from 1 to {MAX_SEARCH_LIMIT}"
+            )
+        if (
+            not isinstance(access_token, str)
+            or not 0 < len(access_token) <= _MAX_TOKEN_LENGTH
+            or not _TOKEN_CHARS.match(access_token)
+        ):
+            raise OAuthError(
+                f"{api.name}: the access token is empty or has invalid characters",
+                platform=api.name,
+            )
+        wait = self.rate_limited_for(api.name)
+        if wait > timedelta(0):
+            raise ProviderRateLimited(
+                f"{api.name}: search is rate limited for {_seconds(wait)} more seconds",
+                platform=api.name,
+                retry_after=wait,
+            )
+        params = {"q": query, "type": "track", "limit": str(limit)}
+        if api.market is not None:
+            params["market"] = api.market
+        body = await self._get(api, params, access_token)
+        tracks = self._parse(api, body, limit)
+        _log.debug("catalog platform=%s results=%d", api.name, len(tracks))
+        return tracks
+
+    # -- HTTP --------------------------------------------------------------
+
+    async def _get(self, api: CatalogApi, params: dict[str, str], access_token: str) -> bytes:
+        """GET the search endpoint; return the body of a 2xx answer."""
+        name = api.name
+        headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
+        try:
+            async with self._http().get(
+                api.search_url,
+                params=params,
+                headers=headers,
+                ssl=self._contexts[name],
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as response:
+                status = response.status
+                retry_after = response.headers.get("Retry-After")
+                body = await self._read(api, response) if 200 <= status < 300 else b""
+        except OAuthError:
+            raise
+        except aiohttp.ClientConnectorCertificateError:
+            raise OAuthError(
+                f"{name}: certificate check failed at the search endpoint", platform=name
+            ) from None
+        except aiohttp.ClientSSLError:
+            raise OAuthError(
+                f"{name}: the TLS handshake with the search endpoint failed", platform=name
+            ) from None
+        except TimeoutError:
+            raise ProviderUnavailable(
+                f"{name}: the search endpoint did not answer within {self._timeout_seconds:g} s",
+                platform=name,
+            ) from None
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as error:
+            raise ProviderUnavailable(
+                f"{name}: the search endpoint could not be reached ({type(error).__name__})",
+                platform=name,
+            ) from None
+        except aiohttp.ClientError as error:
+            # ClientResponseError and kin carry the request headers (the
+            # bearer token) in their repr: never chain them.
+            raise OAuthError(
+                f"{name}: the search request failed ({type(error).__name__})", platform=name
+            ) from None
+        _log.debug("catalog platform=%s status=%d", name, status)
+        self._raise_for_status(api, status, retry_after)
+        return body
+
+    @staticmethod
+    async def _read(api: CatalogApi, response: aiohttp.ClientResponse) -> bytes:
+        too_large = f"{api.name}: the search endpoint's answer is too large"
+        length = response.content_length
+        if length is not None and length > MAX_SEARCH_RESPONSE_BYTES:
+            raise OAuthError(too_large, platform=api.name)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(16384):
+            size += len(chunk)
+            if size > MAX_SEARCH_RESPONSE_BYTES:
+                raise OAuthError(too_large, platform=api.name)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _raise_for_status(self, api: CatalogApi, status: int, retry_after: str | None) -> None:
+        name = api.name
+        if 200 <= status < 300:
+            return
+        if 300 <= status < 400:
+            raise OAuthError(
+                f"{name}: the search endpoint answered a redirect ({status}); not followed",
+                platform=name,
+            )
+        if status == 401:
+            raise ReLinkRequired(
+                f"{name}: the search endpoint refused the access token (HTTP 401)",
+                platform=name,
+            )
+        if status == 429:
+            wait = self._retry_after(retry_after)
+            self._blocked_until[name] = self._clock.now() + wait
+            _log.warning("catalog platform=%s rate limited for %d s", name, _seconds(wait))
+            raise ProviderRateLimited(
+                f"{name}: the search endpoint is rate limiting us (HTTP 429); "
+                f"retry in {_seconds(wait)} seconds",
+                platform=name,
+                retry_after=wait,
+            )
+        if status >= 500:
+            raise ProviderUnavailable(
+                f"{name}: the search endpoint is unavailable (HTTP {status})", platform=name
+            )
+        raise OAuthError(
+            f"{name}: the search endpoint refused the request (HTTP {status})", platform=name
+        )
+
+    def _retry_after(self, header: str | None) -> timedelta:
+        """Read ``Retry-After`` (seconds or an HTTP date), bounded to 1 s .. MAX_RETRY_AFTER."""
+        wait: timedelta | None = None
+        value = (header or "").strip()
+        if _DELTA_SECONDS.match(value):
+            wait = timedelta(seconds=int(value))
+        elif value:
+            try:
+                moment = parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError, OverflowError):
+                moment = None
+            if moment is not None and moment.tzinfo is not None:
+                wait = moment - self._clock.now()
+        if wait is None:
+            return DEFAULT_RETRY_AFTER
+        return min(max(wait, timedelta(seconds=1)), MAX_RETRY_AFTER)
+
+    # -- parsing -----------------------------------------------------------
+
+    @staticmethod
+    def _malformed(api: CatalogApi, problem: str) -> NoReturn:
+        raise OAuthError(
+            f"{api.name}: the search endpoint sent a malformed response ({problem})",
+            platform=api.name,
+        )
+
+    @classmethod
+    def _parse(cls, api: CatalogApi, body: bytes, limit: int) -> tuple[CatalogTrack, ...]:
+        data: Any
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            # Not raised in here: a decode error holds the body (``doc``).
+            data = _NOT_JSON
+        if data is _NOT_JSON:
+            cls._malformed(api, "not JSON")
+        if not isinstance(data, dict):
+            cls._malformed(api, "not a JSON object")
+        page = data.get("tracks")
+        if not isinstance(page, dict):
+            cls._malformed(api, "no tracks object")
+        items = page.get("items")
+        if not isinstance(items, list):
+            cls._malformed(api, "tracks.items is not a list")
+        tracks: list[CatalogTrack] = []
+        for item in items:
+            if len(tracks) >= limit:
+                break
+            # Spotify sends null items now and then; anything that is not
+            # an object is skipped rather than failing the whole search.
+            if isinstance(item, dict):
+                tracks.append(cls._track(api, item))
+        return tuple(tracks)
+
+    @staticmethod
+    def _track(api: CatalogApi, item: Mapping[str, Any]) -> CatalogTrack:
+        album = item.get("album")
+        album = album if isinstance(album, dict) else {}
+        links = item.get("external_urls")
+        links = links if isinstance(links, dict) else {}
+        return CatalogTrack(
+            platform=api.name,
+            title=_text(item.get("name")) or "",
+            artists=_artists(item.get("artists")),
+            album=_text(album.get("name")),
+            duration=_duration(item.get("duration_ms")),
+            thumbnail_url=_thumbnail(album),
+            url=_url(links.get("spotify")),
+        )
+
+
+def _seconds(wait: timedelta) -> int:
+    # Rounded up: "retry in 0 seconds" would invite an immediate retry.
+    return max(1, -int(-wait.total_seconds() // 1))

@@ -1,0 +1,226 @@
+"""Composition of the Discord side: the hikari gateway bot and the lightbulb client."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import typing
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+
+import attrs
+import hikari
+import lightbulb
+
+from timmybot_bot.bootstrap import Services
+from timmybot_bot.discord.guard import access_guard, on_command_error
+from timmybot_bot.discord.replies import ReplySender
+from timmybot_bot.discord.runner import CommandRunner
+from timmybot_bot.discord.slash import build_commands
+from timmybot_bot.settings import ConfigurationError
+
+__all__ = ["DiscordBot", "Lifecycle", "build_discord_bot", "build_lightbulb_client"]
+
+_log = logging.getLogger("timmybot.discord")
+
+Lifecycle = Callable[[], Awaitable[None]]
+"""A start-up or shutdown step of the runtime (start the web server, stop the scheduler)."""
+
+# Slash commands arrive whatever the intents; nothing else is listened to.
+INTENTS: typing.Final = hikari.Intents.NONE
+
+
+def _declared_type(field: attrs.Attribute[object]) -> type | None:
+    """Return a ``Services`` field's declared class, or ``None`` (optional, generic...)."""
+    declared: object = field.type
+    if isinstance(declared, str):
+        namespace = vars(sys.modules[Services.__module__])
+        try:
+            declared = eval(declared, namespace)  # noqa: S307 - our own annotation text
+        except Exception:  # noqa: BLE001 - a name imported for type checking only
+            return None
+    return declared if isinstance(declared, type) else None
+
+
+def _register_services(
+    client: lightbulb.Client, services: Services, extra: dict[type, object]
+) -> None:
+    """Put every service into lightbulb's DI registry under its declared type.
+
+    Must run before the client handles anything: the registry freezes when
+    the first dependency container is created.
+    """
+    registry = client.di.registry_for(lightbulb.di.Contexts.DEFAULT)
+    registry.register_value(Services, services)
+    for field in attrs.fields(Services):
+        declared = _declared_type(field)
+        if declared is not None and not field.name.startswith("_"):
+            registry.register_value(declared, getattr(services, field.name))
+    for kind, value in extra.items():
+        registry.register_value(kind, value)
+
+
+def build_lightbulb_client(
+    app: lightbulb.client.GatewayClientAppT,
+    services: Services,
+    *,
+    sync_commands: bool = True,
+    defer_after: float = 2.0,
+    confirm_timeout: timedelta = timedelta(minutes=5),
+) -> tuple[lightbulb.GatewayEnabledClient, CommandRunner]:
+    """Build the lightbulb client for ``app``: commands, guard hook, error handler, DI.
+
+    :func:`build_discord_bot` calls this; tests call it with a bot whose REST
+    calls they record. ``sync_commands`` says whether this process registers
+    the slash commands with Discord at start-up.
+    """
+    client = lightbulb.client_from_app(app, hooks=[access_guard], sync_commands=sync_commands)
+    sender = ReplySender(services.sanitizer)
+    runner = CommandRunner(
+        services, sender, defer_after=defer_after, confirm_timeout=confirm_timeout
+    )
+    _register_services(client, services, {ReplySender: sender, CommandRunner: runner})
+    for command in build_commands(services.links.platforms()):
+        client.register(command)
+    client.error_handler(on_command_error)
+    return client, runner
+
+
+class DiscordBot:
+    """The bot on Discord: a hikari ``GatewayBot`` driven by a lightbulb client.
+
+    Build it with :func:`build_discord_bot`, then ``await run()``.
+    """
+
+    def __init__(
+        self,
+        *,
+        app: hikari.GatewayBot,
+        client: lightbulb.GatewayEnabledClient,
+        runner: CommandRunner,
+        shard_ids: Sequence[int] | None,
+        shard_count: int | None,
+        on_starting: Lifecycle | None = None,
+        on_stopping: Lifecycle | None = None,
+    ) -> None:
+        self.app = app
+        self.client = client
+        self._runner = runner
+        self._shard_ids = shard_ids
+        self._shard_count = shard_count
+        self._on_starting = on_starting
+        self._on_stopping = on_stopping
+        self._startup_failure: Exception | None = None
+        app.subscribe(hikari.StartingEvent, self._starting)
+        app.subscribe(hikari.StartedEvent, self._started)
+        app.subscribe(hikari.StoppingEvent, self._stopping)
+
+    async def run(self) -> None:
+        """Connect this process's shards and serve until the bot is closed.
+
+        Returns once :meth:`close` was called (or every shard stopped). If
+        the task running it is cancelled, the bot is closed first, so the
+        ``on_stopping`` step always runs once ``on_starting`` did.
+
+        Raises:
+            ConfigurationError: Discord refused the token.
+            Exception: whatever ``on_starting`` raised (the bot is closed then).
+        """
+        try:
+            await self.app.start(
+                shard_ids=self._shard_ids,
+                shard_count=self._shard_count,
+                check_for_updates=False,
+            )
+        except hikari.UnauthorizedError:
+            await self.close()
+            raise ConfigurationError(
+                "DISCORD_TOKEN was refused by Discord (401 Unauthorized): check the bot token"
+            ) from None
+        except BaseException:
+            await self.close()
+            raise
+        try:
+            if self._startup_failure is not None:
+                raise self._startup_failure
+            await self.app.join()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Disconnect; :meth:`run` then returns. Safe to call more than once."""
+        await self._runner.confirmations.close()
+        if self.app.is_alive:
+            await self.app.close()
+
+    async def _starting(self, _: hikari.StartingEvent) -> None:
+        if self._on_starting is None:
+            return
+        try:
+            await self._on_starting()
+        except Exception as error:  # noqa: BLE001 - re-raised by run()
+            # hikari would only log a listener's failure; run() raises it
+            # once start() returns, and closes the bot.
+            self._startup_failure = error
+
+    async def _started(self, _: hikari.StartedEvent) -> None:
+        await self.client.start()
+
+    async def _stopping(self, _: hikari.StoppingEvent) -> None:
+        try:
+            await self.client.stop()
+        finally:
+            if self._on_stopping is not None:
+                await self._on_stopping()
+
+
+def build_discord_bot(
+    services: Services,
+    *,
+    on_starting: Lifecycle | None = None,
+    on_stopping: Lifecycle | None = None,
+) -> DiscordBot:
+    """Build the Discord bot over ``services``; nothing connects until ``run()``.
+
+    ``on_starting`` runs on hikari's ``StartingEvent`` (before the shards
+    connect) and ``on_stopping`` on its ``StoppingEvent``; the lightbulb
+    client starts on ``StartedEvent`` (registering the slash commands with
+    Discord, from the process that runs shard 0 only) and stops with the bot.
+
+    Raises:
+        ConfigurationError: no ``DISCORD_TOKEN``, or one that is not shaped
+            like a bot token (the message never contains the token).
+    """
+    settings = services.settings
+    token = settings.discord_token
+    if not token:
+        raise ConfigurationError("DISCORD_TOKEN is not set: the Discord bot needs its bot token")
+    try:
+        app = hikari.GatewayBot(
+            token,
+            intents=INTENTS,
+            banner=None,
+            # Logging belongs to the runtime; hikari must not configure it.
+            logs=None,
+            suppress_optimization_warning=True,
+            auto_chunk_members=False,
+            cache_settings=hikari.impl.CacheSettings(components=hikari.api.CacheComponents.NONE),
+        )
+    except ValueError:
+        raise ConfigurationError(
+            "DISCORD_TOKEN is not shaped like a Discord bot token (three dot-separated parts)"
+        ) from None
+    shard_ids = settings.shard_ids
+    # Every process would otherwise compare and overwrite the same command
+    # list at start-up; the one running shard 0 speaks for all.
+    sync = shard_ids is None or 0 in shard_ids
+    client, runner = build_lightbulb_client(app, services, sync_commands=sync)
+    return DiscordBot(
+        app=app,
+        client=client,
+        runner=runner,
+        shard_ids=shard_ids,
+        shard_count=settings.shard_count,
+        on_starting=on_starting,
+        on_stopping=on_stopping,
+    )

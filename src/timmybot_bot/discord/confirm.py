@@ -1,0 +1,245 @@
+"""Confirmation buttons for destructive commands (``/privacy delete``).
+
+A reply that carries a :class:`~timmybot_bot.commands.Confirmation` is sent
+with two buttons, confirm and cancel, built as a lightbulb
+:class:`~lightbulb.components.Menu` attached to the client. The rules:
+
+- Only the user who ran the command can answer. Custom IDs are random
+  (128 bits) and are never trusted alone: the presser's user ID is compared
+  with the invoker's on every press, so a copied or forged ID does nothing.
+- The action runs at most once: the first accepted press claims the
+  confirmation before anything is awaited, so a double click or two
+  concurrent presses cannot run it twice.
+- A confirmation expires after ``timeout`` (checked with the services'
+  clock on every press, and by a timer that removes the buttons). Pending
+  confirmations live in this process's memory; after a restart their
+  buttons answer nothing.
+- The access guard is asked again when the user confirms: a kill switch or
+  ban placed in between stops the action.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+import hikari
+import lightbulb
+from lightbulb.components import Menu, MenuContext, MenuHandle
+
+from timmybot_bot.commands import Confirmation, Reply
+from timmybot_bot.discord.guard import reply_to_failure
+from timmybot_bot.discord.replies import ReplySender, SafeText, in_time
+from timmybot_core import Clock, ServerAccessControl
+
+__all__ = ["Confirmations"]
+
+_log = logging.getLogger("timmybot.discord")
+
+Deliver = Callable[[MenuContext, Reply], Awaitable[None]]
+_LABEL_LIMIT = 80  # Discord's limit for a button label
+CUSTOM_ID_PREFIX = "timmybot:"
+
+
+class _Pending:
+    """One confirmation waiting for its user."""
+
+    def __init__(
+        self,
+        *,
+        owner_id: int,
+        guild_id: int | None,
+        command: str,
+        confirmation: Confirmation,
+        expires_at: datetime,
+    ) -> None:
+        self.owner_id = owner_id
+        self.guild_id = guild_id
+        self.command = command
+        self.confirmation = confirmation
+        self.expires_at = expires_at
+        self.claimed = False
+        self.handle: MenuHandle | None = None
+        self.timer: asyncio.Task[None] | None = None
+
+    def finish(self) -> None:
+        """Stop listening for presses and forget the timer."""
+        if self.handle is not None:
+            self.handle.stop_interacting()
+        if self.timer is not None and self.timer is not asyncio.current_task():
+            self.timer.cancel()
+
+
+class _ConfirmMenu(Menu):
+    """The two buttons; every press goes through :meth:`Confirmations._admit` first."""
+
+    def __init__(self, owner: Confirmations, pending: _Pending) -> None:
+        self._owner = owner
+        self._pending = pending
+        token = secrets.token_urlsafe(16)
+        label = owner.sender.safe(pending.confirmation.label)[:_LABEL_LIMIT] or "Confirm"
+        self.confirm = self.add_interactive_button(
+            hikari.ButtonStyle.DANGER,
+            self._on_confirm,
+            custom_id=f"{CUSTOM_ID_PREFIX}confirm:{token}",
+            label=label,
+        )
+        self.cancel = self.add_interactive_button(
+            hikari.ButtonStyle.SECONDARY,
+            self._on_cancel,
+            custom_id=f"{CUSTOM_ID_PREFIX}cancel:{token}",
+            label="Cancel",
+        )
+
+    async def predicate(self, ctx: MenuContext) -> bool:
+        """Admit only the invoker's first press of a live confirmation."""
+        return await self._owner._admit(ctx, self._pending)
+
+    async def _on_confirm(self, ctx: MenuContext) -> None:
+        await self._owner._confirmed(ctx, self._pending)
+
+    async def _on_cancel(self, ctx: MenuContext) -> None:
+        await self._owner._cancelled(ctx, self._pending)
+
+
+class Confirmations:
+    """Sends confirmation prompts and runs their actions when confirmed."""
+
+    def __init__(
+        self,
+        *,
+        sender: ReplySender,
+        access: ServerAccessControl,
+        clock: Clock,
+        timeout: timedelta,
+        defer_after: float,
+        deliver: Deliver,
+    ) -> None:
+        if timeout <= timedelta(0):
+            raise ValueError(f"the confirmation timeout must be positive (got {timeout})")
+        self.sender = sender
+        self._deliver = deliver
+        self._access = access
+        self._clock = clock
+        self._timeout = timeout
+        self._defer_after = defer_after
+        self._pending: set[_Pending] = set()
+
+    async def ask(
+        self,
+        context: lightbulb.Context,
+        reply: Reply,
+        confirmation: Confirmation,
+    ) -> None:
+        """Show ``reply`` with confirm and cancel buttons for ``context``'s user."""
+        pending = _Pending(
+            owner_id=int(context.user.id),
+            guild_id=context.guild_id,
+            command=context.command_data.qualified_name,
+            confirmation=confirmation,
+            expires_at=self._clock.now() + self._timeout,
+        )
+        menu = _ConfirmMenu(self, pending)
+        text = self.sender.trusted(reply.text)
+        prompt = self.sender.safe(confirmation.prompt)
+        if prompt and prompt not in text:
+            text = SafeText(f"{text}\n{prompt}" if text else prompt)
+        # Listen before the buttons exist, so that no press can come first.
+        pending.handle = menu.attach_persistent(context.client, timeout=None)
+        self._pending.add(pending)
+        try:
+            response_id = await self.sender.respond(
+                context, text, ephemeral=reply.ephemeral, components=menu
+            )
+        except BaseException:
+            self._forget(pending)
+            raise
+        pending.timer = context.client.safe_create_task(
+            self._expire_later(pending, context, response_id)
+        )
+
+    async def close(self) -> None:
+        """Stop every pending confirmation (the bot is stopping)."""
+        for pending in list(self._pending):
+            pending.claimed = True
+            self._forget(pending)
+
+    def _forget(self, pending: _Pending) -> None:
+        pending.finish()
+        self._pending.discard(pending)
+
+    def _expired_text(self, pending: _Pending) -> str:
+        return (
+            f"This confirmation expired; nothing was changed. Run /{pending.command} again "
+            "if you still want to."
+        )
+
+    async def _admit(self, ctx: MenuContext, pending: _Pending) -> bool:
+        if int(ctx.user.id) != pending.owner_id:
+            await self.sender.respond(
+                ctx,
+                f"Only the person who ran /{pending.command} can answer this.",
+                ephemeral=True,
+            )
+            return False
+        if pending.claimed:
+            await self.sender.respond(ctx, "This was already answered.", ephemeral=True)
+            return False
+        # Claimed before any await: a second press can no longer get through.
+        # The menu keeps listening until the answer is shown, so that a
+        # second press meanwhile is told why nothing happens.
+        pending.claimed = True
+        if pending.timer is not None:
+            pending.timer.cancel()
+        if self._clock.now() >= pending.expires_at:
+            self._forget(pending)
+            await self.sender.respond(ctx, self._expired_text(pending), edit=True, components=[])
+            return False
+        return True
+
+    async def _confirmed(self, ctx: MenuContext, pending: _Pending) -> None:
+        where = f"/{pending.command} (confirmed)"
+        try:
+            decision = await self._access.check(pending.guild_id, pending.owner_id, pending.command)
+            if not decision.allowed:
+                await self.sender.respond(
+                    ctx, f"Denied: {decision.message}", edit=True, components=[]
+                )
+                return
+            result = await in_time(
+                pending.confirmation.action(),
+                defer_after=self._defer_after,
+                defer=lambda: ctx.defer(edit=True),
+            )
+            await self._deliver(ctx, result)
+        except Exception as error:  # noqa: BLE001 - every failure gets a friendly reply
+            await reply_to_failure(self.sender, ctx, error, where=where, edit=True)
+        finally:
+            self._forget(pending)
+
+    async def _cancelled(self, ctx: MenuContext, pending: _Pending) -> None:
+        try:
+            await self.sender.respond(
+                ctx, "Cancelled; nothing was changed.", edit=True, components=[]
+            )
+        except Exception as error:  # noqa: BLE001 - logged without secrets
+            await reply_to_failure(self.sender, ctx, error, where=f"/{pending.command} (cancel)")
+        finally:
+            self._forget(pending)
+
+    async def _expire_later(
+        self, pending: _Pending, context: lightbulb.Context, response_id: hikari.Snowflakeish
+    ) -> None:
+        await asyncio.sleep(self._timeout.total_seconds())
+        if pending.claimed:
+            return
+        pending.claimed = True
+        self._forget(pending)
+        with contextlib.suppress(hikari.HTTPError):
+            # The interaction token outlives the timeout (15 minutes); if
+            # Discord refuses anyway, the stale buttons simply do nothing.
+            await self.sender.edit(context, response_id, self._expired_text(pending))

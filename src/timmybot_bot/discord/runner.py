@@ -1,0 +1,121 @@
+"""From a slash command to :func:`~timmybot_bot.commands.run_command` and back.
+
+Every slash command's ``invoke`` calls :meth:`CommandRunner.run` with the
+command name and argument line the offline console would use for it
+(``/admin guild allow guild:<id>`` becomes ``("admin", "guild allow <id>")``),
+so Discord and the console run the same code and get the same reply.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import hikari
+import lightbulb
+from lightbulb.components import MenuContext
+
+from timmybot_bot.bootstrap import Services
+from timmybot_bot.commands import Invocation, Reply, run_command
+from timmybot_bot.discord.confirm import Confirmations
+from timmybot_bot.discord.guard import AccessApproval
+from timmybot_bot.discord.replies import ReplySender, Responder, in_time
+
+__all__ = ["CommandRunner", "invocation_for"]
+
+
+def invocation_for(target: Responder) -> Invocation:
+    """Who runs the command, where, and with which roles.
+
+    The guild's ``@everyone`` role (whose ID is the guild's) is left out:
+    every member holds it, so it must never count as an admin role.
+    """
+    guild_id = target.guild_id
+    roles: frozenset[int] = frozenset()
+    if guild_id is not None and target.member is not None:
+        roles = frozenset(int(role) for role in target.member.role_ids if role != guild_id)
+    return Invocation(
+        user_id=int(target.user.id),
+        guild_id=int(guild_id) if guild_id is not None else None,
+        role_ids=roles,
+    )
+
+
+class CommandRunner:
+    """Runs a command line for a slash command and sends the reply."""
+
+    def __init__(
+        self,
+        services: Services,
+        sender: ReplySender,
+        *,
+        defer_after: float = 2.0,
+        confirm_timeout: timedelta = timedelta(minutes=5),
+    ) -> None:
+        if defer_after < 0:
+            raise ValueError(f"defer_after must not be negative (got {defer_after})")
+        self._services = services
+        self._sender = sender
+        self._defer_after = defer_after
+        self.confirmations = Confirmations(
+            sender=sender,
+            access=services.access,
+            clock=services.clock,
+            timeout=confirm_timeout,
+            defer_after=defer_after,
+            deliver=self._deliver_confirmed,
+        )
+
+    async def run(
+        self,
+        context: lightbulb.Context,
+        name: str,
+        args: str,
+        approval: AccessApproval | None,
+    ) -> None:
+        """Run ``/name args`` for the context's user and answer the interaction.
+
+        ``approval`` is what the access guard hook left for this invocation;
+        without it (a client built without the hook) ``run_command`` guards
+        the command itself.
+        """
+        invocation = invocation_for(context)
+        guarded_already = approval is not None and approval.command == name
+        reply = await in_time(
+            run_command(self._services, invocation, name, args, check_access=not guarded_already),
+            defer_after=self._defer_after,
+            # Deferred replies are private: the reply's own choice is not
+            # known yet, and private is the safe side.
+            defer=lambda: context.defer(ephemeral=True),
+        )
+        await self.deliver(context, reply)
+
+    async def deliver(self, context: lightbulb.Context, reply: Reply) -> None:
+        """Send ``reply``: in the channel, as a direct message, or with buttons."""
+        if reply.confirmation is not None:
+            await self.confirmations.ask(context, reply, reply.confirmation)
+            return
+        if reply.direct:
+            note = await self._direct(context.user, reply, context.command_data.qualified_name)
+            await self._sender.respond(context, note, ephemeral=True)
+            return
+        await self._sender.respond(
+            context, self._sender.trusted(reply.text), ephemeral=reply.ephemeral
+        )
+
+    async def _deliver_confirmed(self, context: MenuContext, reply: Reply) -> None:
+        # The result replaces the prompt (and its buttons).
+        if reply.direct:
+            text = await self._direct(context.user, reply, "")
+        else:
+            text = self._sender.trusted(reply.text)
+        await self._sender.respond(context, text, edit=True, components=[])
+
+    async def _direct(self, user: hikari.User, reply: Reply, command: str) -> str:
+        sent = await self._sender.direct(user, self._sender.trusted(reply.text), reply.attachment)
+        if sent:
+            return "Sent to you in a direct message."
+        again = f" and run /{command} again" if command else ""
+        return (
+            "I could not send you a direct message. Allow direct messages from this "
+            f"server's members (Privacy Settings){again}."
+        )

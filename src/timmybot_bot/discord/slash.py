@@ -1,0 +1,382 @@
+"""The slash commands: each one forwards to ``run_command`` with a console command line.
+
+A slash command's options are joined into the argument line the offline
+console would take, fixed words first and user values last, so a value can
+never turn into a different subcommand::
+
+    /link platform:spotify              -> ("link", "spotify")
+    /search query:halo platform:demo    -> ("search", "platform:demo halo")
+    /admin guild allow guild:123        -> ("admin", "guild allow 123")
+    /admin incident declare P1 title:x  -> ("admin", "incident declare P1 x")
+
+Guild IDs are string options: Discord's integer options stop at 2**53,
+below today's snowflakes. ``run_command`` validates every value.
+
+The commands are built by :func:`build_commands` at start-up, so that
+``/link`` can offer the platforms actually configured as choices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import hikari
+import lightbulb
+
+from timmybot_bot.discord.guard import AccessApproval
+from timmybot_bot.discord.runner import CommandRunner
+
+__all__ = ["build_commands"]
+
+# Commands work in servers and in direct messages with the bot (where the
+# access guard decides: denied unless TIMMYBOT_ALLOW_DMS, owners always pass).
+_CONTEXTS: Sequence[hikari.ApplicationContextType] = (
+    hikari.ApplicationContextType.GUILD,
+    hikari.ApplicationContextType.BOT_DM,
+)
+_INSTALL: Sequence[hikari.ApplicationIntegrationType] = (
+    hikari.ApplicationIntegrationType.GUILD_INSTALL,
+)
+_SNOWFLAKE_DIGITS = 20  # 2**64 - 1 has 20 digits
+_SEVERITIES = ("P0", "P1", "P2", "P3")
+
+
+def _joined(*parts: str) -> str:
+    return " ".join(part for part in parts if part)
+
+
+def build_commands(
+    platforms: Sequence[str],
+) -> list[type[lightbulb.SlashCommand] | lightbulb.Group]:
+    """Build the slash commands and groups to register with the lightbulb client.
+
+    ``platforms`` are the music platforms offered as choices for ``/link``
+    (free text when empty: ``run_command`` then explains that none is
+    configured).
+    """
+    platform_choices: hikari.UndefinedOr[list[lightbulb.Choice[str]]] = (
+        [lightbulb.Choice(name, name) for name in platforms[:25]] if platforms else hikari.UNDEFINED
+    )
+
+    class Link(
+        lightbulb.SlashCommand,
+        name="link",
+        description="Link a music account (you get a private authorization link)",
+        contexts=_CONTEXTS,
+        integration_types=_INSTALL,
+    ):
+        platform = lightbulb.string(
+            "platform", "The music platform to link", choices=platform_choices, max_length=40
+        )
+
+        @lightbulb.invoke
+        async def invoke(
+            self,
+            ctx: lightbulb.Context,
+            runner: CommandRunner = lightbulb.di.INJECTED,
+            approval: AccessApproval | None = lightbulb.di.INJECTED,
+        ) -> None:
+            await runner.run(ctx, "link", self.platform, approval)
+
+    class Linked(
+        lightbulb.SlashCommand,
+        name="linked",
+        description="Show the music accounts you linked",
+        contexts=_CONTEXTS,
+        integration_types=_INSTALL,
+    ):
+        @lightbulb.invoke
+        async def invoke(
+            self,
+            ctx: lightbulb.Context,
+            runner: CommandRunner = lightbulb.di.INJECTED,
+            approval: AccessApproval | None = lightbulb.di.INJECTED,
+        ) -> None:
+            await runner.run(ctx, "linked", "", approval)
+
+    class Unlink(
+        lightbulb.SlashCommand,
+        name="unlink",
+        description="Unlink a music account and delete its tokens",
+        contexts=_CONTEXTS,
+        integration_types=_INSTALL,
+    ):
+        platform = lightbulb.string("platform", "The music platform to unlink", max_length=40)
+
+        @lightbulb.invoke
+        async def invoke(
+            self,
+            ctx: lightbulb.Context,
+            runner: CommandRunner = lightbulb.di.INJECTED,
+            approval: AccessApproval | None = lightbulb.di.INJECTED,
+        ) -> None:
+            await runner.run(ctx, "unlink", self.platform, approval)
+
+    class Search(
+        lightbulb.SlashCommand,
+        name="search",
+        description="Search your linked music platform",
+        contexts=_CONTEXTS,
+        integration_types=_INSTALL,
+    ):
+        query = lightbulb.string("query", "What to search for", max_length=500)
+        platform = lightbulb.string(
+            "platform",
+            "The linked platform to search (default: your first)",
+            default="",
+            max_length=40,
+        )
+
+        @lightbulb.invoke
+        async def invoke(
+            self,
+            ctx: lightbulb.Context,
+            runner: CommandRunner = lightbulb.di.INJECTED,
+            approval: AccessApproval | None = lightbulb.di.INJECTED,
+        ) -> None:
+            prefix = f"platform:{self.platform.strip()}" if self.platform.strip() else ""
+            await runner.run(ctx, "search", _joined(prefix, self.query), approval)
+
+    privacy = lightbulb.Group(
+        "privacy",
+        "Your data held by TimmyBot",
+        contexts=_CONTEXTS,
+        integration_types=_INSTALL,
+    )
+
+    @privacy.register
+    class PrivacyInfo(
+        lightbulb.SlashCommand, name="info", description="What TimmyBot keeps about you, and why"
+    ):
+        @lightbulb.invoke
+        async def invoke(
+            self,
+            ctx: lightbulb.Context,
+            runner: CommandRunner = lightbulb.di.INJECTED,
+            approval: AccessApproval | None = lightbulb.di.INJECTED,
+        ) -> None:
+            await runner.run(ctx, "privacy", "info", approval)
+
+    @privacy.register
+    class PrivacyExport(
+        lightbulb.SlashCommand,
+        name="export",
+        description="Get a copy of your data as a JSON file in a direct message",
+    ):
+        @lightbulb.invoke
+        async def invoke(
+            self,
+            ctx: lightbulb.Context,
+            runner: CommandRunner = lightbulb.di.INJECTED,
+            approval: AccessApproval | None = lightbulb.di.INJECTED,
+        ) -> None:
+            await runner.run(ctx, "privacy", "export", approval)
+
+    @privacy.register
+    class PrivacyDelete(
+        lightbulb.SlashCommand,
+        name="delete",
+        description="Delete your data (asks you to confirm first)",
+    ):
+        @lightbulb.invoke
+        async def invoke(
+            self,
+            ctx: lightbulb.Context,
+            runner: CommandRunner = lightbulb.di.INJECTED,
+            approval: AccessApproval | None = lightbulb.di.INJECTED,
+        ) -> None:
+            await runner.run(ctx, "privacy", "delete", approval)
+
+    admin = lightbulb.Group(
+        "admin",
+        "TimmyBot owners and admin roles: allowlist, kill switch, audit, incidents",
+        contexts=_CONTEXTS,
+        integration_types=_INSTALL,
+    )
+    guild = admin.subgroup("guild", "The guild allowlist and bans")
+    killswitch = admin.subgroup("killswitch", "Stop every command for everyone but the owners")
+    audit = admin.subgroup("audit", "The admin audit trail")
+    incident = admin.subgroup("incident", "Incident response")
+    rotation = admin.subgroup("rotation", "OAuth token rotation")
+
+    def guild_option(verb: str) -> str:
+        return lightbulb.string(
+            "guild", f"The ID of the guild to {verb}", min_length=1, max_length=_SNOWFLAKE_DIGITS
+        )
+
+    @guild.register
+    class GuildAllow(lightbulb.SlashCommand, name="allow", description="Allow a guild"):
+        guild = guild_option("allow")
+
+        @lightbulb.invoke
+        async def invoke(
+            self,
+            ctx: lightbulb.Context,
+            runner: CommandRunner = lightbulb.di.INJECTED,
+            approval: AccessApproval | None = lightbulb.di.INJECTED,
+        ) -> None:
+            await runner.run(ctx, "admin", _joined("guild allow", self.guild), approval)
+
+    @guild.register
+    class GuildRemove(
+        lightbulb.SlashCommand, name="remove", description="Remove a guild from the allowlist"
+    ):
+        guild = guild_option("remove")
+
+        @lightbulb.invoke
+        async def invoke(
+            self,
+            ctx: lightbulb.Context,
+            runner: CommandRunner = lightbulb.di.INJECTED,
+            approval: AccessApproval | None = lightbulb.di.INJECTED,
+        ) -> None:
+            await runner.run(ctx, "admin", _joined("guild remove", self.guild), approval)
+
+    @guild.register
+    class GuildUnban(lightbulb.SlashCommand, name="unban", description="Lift a guild's ban"):
+        guild = guild_option("unban")
+
+        @lightbulb.invoke
+        async def invoke(
+            self,
+            ctx: lightbulb.Context,
+            runner: CommandRunner = lightbulb.di.INJECTED,
+            approval: AccessApproval | None = lightbulb.di.INJECTED,
+        ) -> None:
+            await runner.run(ctx, "admin", _joined("guild unban", self.guild), approval)
+
+    @guild.register
+    class GuildList(
+        lightbulb.SlashCommand, name="list", description="List allowed and banned guilds"
+    ):
+        @lightbulb.invoke
+        async def invoke(
+            self,
+            ctx: lightbulb.Context,
+            runner: CommandRunner = lightbulb.di.INJECTED,
+            approval: AccessApproval | None = lightbulb.di.INJECTED,
+        ) -> None:
+            await runner.run(ctx, "admin", "guild list", approval)
+
+    @killswitch.register
+    class KillSwitchOn(lightbulb.SlashCommand, name="on", description="Turn the kill switch on"):
+        reason = lightbulb.string("reason", "Why (shown to owners)", default="", max_length=200)
+
+        @lightbulb.invoke
+        async def invoke(
+            self,
+            ctx: lightbulb.Context,
+            runner: CommandRunner = lightbulb.di.INJECTED,
+            approval: AccessApproval | None = lightbulb.di.INJECTED,
+        ) -> None:
+            await runner.run(ctx, "admin", _joined("killswitch on", self.reason), approval)
+
+    @killswitch.register
+    class KillSwitchOff(lightbulb.SlashCommand, name="off", description="Turn the kill switch off"):
+        @lightbulb.invoke
+        async def invoke(
+            self,
+            ctx: lightbulb.Context,
+            runner: CommandRunner = lightbulb.di.INJECTED,
+            approval: AccessApproval | None = lightbulb.di.INJECTED,
+        ) -> None:
+            await runner.run(ctx, "admin", "killswitch off", approval)
+
+    @killswitch.register
+    class KillSwitchStatus(
+        lightbulb.SlashCommand, name="status", description="Show whether the kill switch is on"
+    ):
+        @lightbulb.invoke
+        async def invoke(
+            self,
+            ctx: lightbulb.Context,
+            runner: CommandRunner = lightbulb.di.INJECTED,
+            approval: AccessApproval | None = lightbulb.di.INJECTED,
+        ) -> None:
+            await runner.run(ctx, "admin", "killswitch status", approval)
+
+    @audit.register
+    class AuditRecent(
+        lightbulb.SlashCommand, name="recent", description="The latest admin actions"
+    ):
+        count = lightbulb.integer(
+            "count", "How many (default: the command's own)", default=0, min_value=1, max_value=100
+        )
+
+        @lightbulb.invoke
+        async def invoke(
+            self,
+            ctx: lightbulb.Context,
+            runner: CommandRunner = lightbulb.di.INJECTED,
+            approval: AccessApproval | None = lightbulb.di.INJECTED,
+        ) -> None:
+            count = str(self.count) if self.count else ""
+            await runner.run(ctx, "admin", _joined("audit recent", count), approval)
+
+    @audit.register
+    class AuditQuery(
+        lightbulb.SlashCommand,
+        name="query",
+        description="Search the audit trail (same filters as the console)",
+    ):
+        filters = lightbulb.string(
+            "filters", "Filters, as typed after '/admin audit query' in the console", default=""
+        )
+
+        @lightbulb.invoke
+        async def invoke(
+            self,
+            ctx: lightbulb.Context,
+            runner: CommandRunner = lightbulb.di.INJECTED,
+            approval: AccessApproval | None = lightbulb.di.INJECTED,
+        ) -> None:
+            await runner.run(ctx, "admin", _joined("audit query", self.filters), approval)
+
+    @audit.register
+    class AuditVerify(
+        lightbulb.SlashCommand, name="verify", description="Check the audit trail for tampering"
+    ):
+        @lightbulb.invoke
+        async def invoke(
+            self,
+            ctx: lightbulb.Context,
+            runner: CommandRunner = lightbulb.di.INJECTED,
+            approval: AccessApproval | None = lightbulb.di.INJECTED,
+        ) -> None:
+            await runner.run(ctx, "admin", "audit verify", approval)
+
+    @incident.register
+    class IncidentDeclare(
+        lightbulb.SlashCommand, name="declare", description="Declare an incident (P0 to P3)"
+    ):
+        severity = lightbulb.string(
+            "severity",
+            "P0 critical, P1 high, P2 medium, P3 low",
+            choices=[lightbulb.Choice(level, level) for level in _SEVERITIES],
+        )
+        title = lightbulb.string("title", "What is happening", max_length=200)
+
+        @lightbulb.invoke
+        async def invoke(
+            self,
+            ctx: lightbulb.Context,
+            runner: CommandRunner = lightbulb.di.INJECTED,
+            approval: AccessApproval | None = lightbulb.di.INJECTED,
+        ) -> None:
+            line = _joined("incident declare", self.severity, self.title)
+            await runner.run(ctx, "admin", line, approval)
+
+    @rotation.register
+    class RotationRun(
+        lightbulb.SlashCommand, name="run", description="Refresh expiring OAuth tokens now"
+    ):
+        @lightbulb.invoke
+        async def invoke(
+            self,
+            ctx: lightbulb.Context,
+            runner: CommandRunner = lightbulb.di.INJECTED,
+            approval: AccessApproval | None = lightbulb.di.INJECTED,
+        ) -> None:
+            await runner.run(ctx, "admin", "rotation run", approval)
+
+    return [Link, Linked, Unlink, Search, privacy, admin]

@@ -1,0 +1,155 @@
+"""Redacting secrets from free-form details before they are stored for good.
+
+Audit details are written by code, but often from values that came from
+elsewhere (an admin's argument, an exception's fields). Anything whose key
+names a secret, or whose value looks like a credential, is replaced by
+``[redacted]`` before it reaches the append-only log, where it could never
+be removed again.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Final
+
+__all__ = ["REDACTED", "looks_like_secret_key", "looks_like_secret_value", "redact_details"]
+
+REDACTED: Final = "[redacted]"
+
+_SECRET_WORDS: Final = frozenset(
+    {
+        "token",
+        "tokens",
+        "secret",
+        "secrets",
+        "password",
+        "passwords",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "key",
+        "keys",
+        "apikey",
+        "authorization",
+        "auth",
+        "cookie",
+        "cookies",
+        "credential",
+        "credentials",
+        "signature",
+        "bearer",
+        "otp",
+        "private",
+    }
+)
+# A key that ends by naming *something about* a secret is not the secret:
+# token_type, key_id, secret_name, token_expires_at.
+_DESCRIPTIVE_ENDINGS: Final = frozenset(
+    {
+        "id",
+        "ids",
+        "name",
+        "names",
+        "type",
+        "kind",
+        "count",
+        "length",
+        "fingerprint",
+        "at",
+        "expires",
+        "expiry",
+        "version",
+        "scope",
+        "scopes",
+        "hint",
+        "present",
+        "set",
+    }
+)
+_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+_CREDENTIAL_VALUE: Final = re.compile(
+    r"(?i)^\s*(bearer|basic|token)\s+\S"  # an Authorization header's value
+    r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\."  # a JWT
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"
+    r"|\b(xox[abpr]|gh[pousr]_|sk_live_|AKIA)[A-Za-z0-9_-]{8,}"
+)
+_MAX_KEYS: Final = 32
+_MAX_ITEMS: Final = 50
+_MAX_TEXT: Final = 500
+_MAX_DEPTH: Final = 6
+
+
+def looks_like_secret_key(key: str) -> bool:
+    """Tell whether a detail's key names a secret (``refresh_token``, ``apiKey``, ``password``).
+
+    Keys are split into words (snake, kebab and camel case); a key is
+    secret when a word names a secret and the last word does not merely
+    describe one (``token_type``, ``key_id``).
+    """
+    words = [word.lower() for word in _WORD.findall(key)]
+    if not words:
+        return False
+    joined = "".join(words)
+    compound = any(
+        name in joined for name in ("apikey", "accesstoken", "refreshtoken", "clientsecret")
+    )
+    if words[-1] in _DESCRIPTIVE_ENDINGS:
+        return False
+    return compound or any(word in _SECRET_WORDS for word in words)
+
+
+def looks_like_secret_value(text: str) -> bool:
+    """Tell whether a text looks like a credential (a bearer header, a JWT, a private key)."""
+    return _CREDENTIAL_VALUE.search(text) is not None
+
+
+def redact_details(
+    details: Mapping[str, object] | None,
+    *,
+    clean: Callable[[str], str],
+) -> dict[str, Any]:
+    """Return ``details`` as bounded JSON data with every secret replaced by ``[redacted]``.
+
+    ``clean`` cleans each text (the response sanitizer's ``sanitize_string``:
+    one line, no control characters). Keys are cleaned too. Values that are
+    not JSON data (objects, bytes) become their type's name, never their
+    ``repr``, which might hold a secret. At most 32 keys per mapping, 50
+    items per list and 6 levels are kept.
+    """
+    if not details:
+        return {}
+    return _mapping(details, clean, 0)
+
+
+def _mapping(
+    value: Mapping[Any, object], clean: Callable[[str], str], depth: int
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for raw_key, item in list(value.items())[:_MAX_KEYS]:
+        key = clean(str(raw_key))[:100] or "_"
+        out[key] = REDACTED if looks_like_secret_key(key) else _value(item, clean, depth + 1)
+    return out
+
+
+def _value(value: object, clean: Callable[[str], str], depth: int) -> Any:
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        if looks_like_secret_value(value):
+            return REDACTED
+        return clean(value)[:_MAX_TEXT]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if depth >= _MAX_DEPTH:
+        return "[too deep]"
+    if isinstance(value, Mapping):
+        return _mapping(value, clean, depth)
+    if isinstance(value, list | tuple | set | frozenset):
+        items = list(value)[:_MAX_ITEMS]
+        return [_value(item, clean, depth + 1) for item in items]
+    return f"[{type(value).__name__}]"

@@ -1,0 +1,399 @@
+"""The audit trail: administrators' actions and security events, hash-chained and signed.
+
+This process is one *writer*: it numbers its records ``1, 2, ...`` and
+links each to the previous one's hash. Every ``digest_interval`` (checked on
+each append), every ``digest_every`` records, and on :meth:`close`, it
+writes a digest of its chain head, linked to its previous digest and
+signed with the current key. :meth:`verify` re-checks all of it and names
+every problem with its place (see :mod:`timmybot_core.services.audit_verify`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+
+from timmybot_core.audit_chain import digest_hash, digest_message, record_hash
+from timmybot_core.clock import Clock
+from timmybot_core.events import SecurityEvent
+from timmybot_core.ports.audit import (
+    GENESIS_HASH,
+    AuditKind,
+    AuditLog,
+    AuditPage,
+    AuditRecord,
+    ChainHead,
+    SignedDigest,
+)
+from timmybot_core.ports.incidents import RetentionHold
+from timmybot_core.ports.signing import DigestSigner, SignatureVerifier
+from timmybot_core.pseudonymizer import Pseudonymizer, PseudonymKind
+from timmybot_core.redaction import redact_details
+from timmybot_core.sanitizer import ResponseSanitizer
+from timmybot_core.services.audit_verify import VerificationReport, verify_log
+
+__all__ = ["AuditSettings", "AuditTrailService", "new_writer_id", "record_as_json"]
+
+_log = logging.getLogger("timmybot.audit")
+_MAX_PAGE = 500
+_PRUNE_BATCH = 500
+
+
+@attrs.frozen(kw_only=True)
+class AuditSettings:
+    """How often digests are written, and how long records are kept.
+
+    Attributes:
+        digest_interval: the longest time an appended record waits for a digest
+            (checked at each append; :meth:`AuditTrailService.close` writes the last).
+        digest_every: write a digest after this many records at the latest.
+        retention: records older than this are pruned by clean-up, unless an
+            incident's retention hold covers them.
+    """
+
+    digest_interval: timedelta = timedelta(minutes=5)
+    digest_every: int = 1000
+    retention: timedelta = timedelta(days=365)
+
+    def __attrs_post_init__(self) -> None:
+        if self.digest_interval <= timedelta(0):
+            raise ValueError("digest_interval must be positive")
+        if self.digest_every < 1:
+            raise ValueError("digest_every must be at least 1")
+        if self.retention <= timedelta(0):
+            raise ValueError("retention must be positive")
+
+
+def new_writer_id() -> str:
+    """Return a writer ID unique to this process start: ``w-{pid}-{random}``."""
+    return f"w-{os.getpid()}-{secrets.token_hex(6)}"
+
+
+class AuditTrailService:
+    """Records, queries, digests and verifies the audit trail.
+
+    Args:
+        log: where records and digests are stored.
+        pseudonymizer: turns admin and user IDs into the pseudonyms records hold.
+        sanitizer: cleans detail texts (one line, no control characters).
+        signer: signs digests with the current key.
+        verifier: checks digests against every known key (rotation keeps old ones).
+        clock: timestamps records.
+        writer_id: this writer's chain; unique per process start by default.
+    """
+
+    def __init__(
+        self,
+        *,
+        log: AuditLog,
+        pseudonymizer: Pseudonymizer,
+        sanitizer: ResponseSanitizer,
+        signer: DigestSigner,
+        verifier: SignatureVerifier,
+        clock: Clock,
+        settings: AuditSettings | None = None,
+        writer_id: str | None = None,
+    ) -> None:
+        self._log = log
+        self._pseudonymizer = pseudonymizer
+        self._sanitizer = sanitizer
+        self._signer = signer
+        self._verifier = verifier
+        self._clock = clock
+        self._settings = settings if settings is not None else AuditSettings()
+        self._writer_id = writer_id if writer_id is not None else new_writer_id()
+        self._lock = asyncio.Lock()
+        self._head: ChainHead | None = None
+        self._digest: SignedDigest | None = None
+        self._digest_at: datetime | None = None
+
+    @property
+    def writer_id(self) -> str:
+        """The ID of the chain this service writes."""
+        return self._writer_id
+
+    @property
+    def settings(self) -> AuditSettings:
+        """Digest cadence and retention."""
+        return self._settings
+
+    @property
+    def log(self) -> AuditLog:
+        """The store (for clean-up and operators' tools)."""
+        return self._log
+
+    # -- recording -------------------------------------------------------------------
+
+    async def record_admin_action(
+        self,
+        admin_id: int,
+        action: str,
+        resource: str,
+        details: Mapping[str, object] | None = None,
+        source: str = "admin-panel",
+    ) -> AuditRecord:
+        """Append an administrator's action; return the stored record.
+
+        ``admin_id`` is stored as its admin pseudonym; ``details`` are
+        cleaned and every secret-looking key or value is redacted.
+        """
+        return await self._append(
+            kind=AuditKind.ADMIN,
+            action=action,
+            actor=self._pseudonymizer.pseudonymize(PseudonymKind.ADMIN, admin_id),
+            subject=None,
+            resource=resource,
+            details=details,
+            source=source,
+        )
+
+    async def record_privacy_request(
+        self,
+        *,
+        user_id: int,
+        action: str,
+        requester: str,
+        details: Mapping[str, object] | None = None,
+    ) -> AuditRecord:
+        """Append a data-protection request (export, erasure) about ``user_id``."""
+        subject = self._pseudonymizer.pseudonymize(PseudonymKind.USER, user_id)
+        return await self._append(
+            kind=AuditKind.PRIVACY,
+            action=action,
+            actor=None,
+            subject=subject,
+            resource=f"user:{subject}",
+            details={"requester": requester, **dict(details or {})},
+            source="privacy",
+        )
+
+    async def on_security_event(self, event: SecurityEvent) -> None:
+        """Append a security event (subscribe this to the ``SecurityAuditLogger``).
+
+        The event's identities are already pseudonyms.
+        """
+        await self._append(
+            kind=AuditKind.SECURITY,
+            action=event.type.value,
+            actor=None,
+            subject=event.user,
+            resource=f"guild:{event.guild}" if event.guild else "",
+            details={**dict(event.details), **({"ip": event.ip} if event.ip else {})},
+            source="security-log",
+            at=event.at,
+        )
+
+    async def _append(
+        self,
+        *,
+        kind: AuditKind,
+        action: str,
+        actor: str | None,
+        subject: str | None,
+        resource: str,
+        details: Mapping[str, object] | None,
+        source: str,
+        at: datetime | None = None,
+    ) -> AuditRecord:
+        clean = self._sanitizer.sanitize_string
+        async with self._lock:
+            head = self._head
+            draft = AuditRecord(
+                event_id=str(uuid.uuid4()),
+                writer_id=self._writer_id,
+                sequence=1 if head is None else head.sequence + 1,
+                timestamp=at if at is not None else self._clock.now(),
+                kind=kind,
+                action=clean(action)[:100],
+                actor=actor,
+                subject=subject,
+                resource=clean(resource)[:200],
+                details=redact_details(details, clean=clean),
+                source=clean(source)[:50],
+                prev_hash=GENESIS_HASH if head is None else head.hash,
+                hash="",
+            )
+            record = attrs.evolve(draft, hash=record_hash(draft))
+            # The head moves only once the store has the record: a failed
+            # append is retried at the same position, leaving no gap.
+            await self._log.append(record)
+            self._head = ChainHead(
+                writer_id=self._writer_id, sequence=record.sequence, hash=record.hash
+            )
+            if self._digest_due(record):
+                await self._write_digest()
+            return record
+
+    def _digest_due(self, record: AuditRecord) -> bool:
+        covered = self._digest.head.sequence if self._digest is not None else 0
+        if record.sequence - covered >= self._settings.digest_every:
+            return True
+        if self._digest_at is None:
+            # The first record starts the interval.
+            self._digest_at = self._clock.now()
+            return False
+        return self._clock.now() - self._digest_at >= self._settings.digest_interval
+
+    # -- digests ---------------------------------------------------------------------
+
+    async def write_digest(self) -> SignedDigest | None:
+        """Sign and store a digest of this writer's head, if anything is new since the last."""
+        async with self._lock:
+            return await self._write_digest()
+
+    async def _write_digest(self) -> SignedDigest | None:
+        head = self._head
+        previous = self._digest
+        if head is None or (previous is not None and previous.head.sequence == head.sequence):
+            return None
+        draft = SignedDigest(
+            writer_id=self._writer_id,
+            digest_sequence=1 if previous is None else previous.digest_sequence + 1,
+            created_at=self._clock.now(),
+            head=head,
+            covers_from=1 if previous is None else previous.head.sequence + 1,
+            prev_digest_hash=GENESIS_HASH if previous is None else previous.hash,
+            key_id=self._signer.key_id,
+            hash="",
+            signature=b"",
+        )
+        digest = attrs.evolve(
+            draft, hash=digest_hash(draft), signature=self._signer.sign(digest_message(draft))
+        )
+        await self._log.put_digest(digest)
+        self._digest = digest
+        self._digest_at = digest.created_at
+        _log.info(
+            "audit digest %d of writer %s covers records %d-%d (key %s)",
+            digest.digest_sequence,
+            digest.writer_id,
+            digest.covers_from,
+            head.sequence,
+            digest.key_id,
+        )
+        return digest
+
+    async def close(self) -> None:
+        """Write the final digest (call on shutdown); a failure is logged, not raised."""
+        try:
+            await self.write_digest()
+        except Exception:  # noqa: BLE001 - shutdown goes on; verify will show the uncovered tail
+            _log.exception("could not write the final audit digest of writer %s", self._writer_id)
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def get_audit_history(
+        self,
+        start: datetime,
+        end: datetime,
+        admin_id: int | None = None,
+        action: str | None = None,
+        *,
+        kind: AuditKind | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> AuditPage:
+        """Return a page of records in ``[start, end)``, newest first.
+
+        ``admin_id`` filters on the admin's pseudonym; pass the page's
+        ``next_cursor`` back as ``cursor`` for the next page.
+        """
+        if end <= start:
+            raise ValueError("the end of the audit range must be after its start")
+        if not 1 <= limit <= _MAX_PAGE:
+            raise ValueError(f"limit must be between 1 and {_MAX_PAGE}")
+        actor = (
+            self._pseudonymizer.pseudonymize(PseudonymKind.ADMIN, admin_id)
+            if admin_id is not None
+            else None
+        )
+        return await self._log.query(
+            start=start, end=end, actor=actor, action=action, kind=kind, limit=limit, cursor=cursor
+        )
+
+    async def events_about(self, user_id: int, *, limit: int = 1000) -> list[AuditRecord]:
+        """Return the security and privacy records about ``user_id``, newest first."""
+        subject = self._pseudonymizer.pseudonymize(PseudonymKind.USER, user_id)
+        found: list[AuditRecord] = []
+        cursor: str | None = None
+        start = datetime.min.replace(tzinfo=self._clock.now().tzinfo)
+        end = self._clock.now() + timedelta(days=1)
+        while len(found) < limit:
+            page = await self._log.query(
+                start=start,
+                end=end,
+                subject=subject,
+                limit=min(_MAX_PAGE, limit - len(found)),
+                cursor=cursor,
+            )
+            found.extend(page.records)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        return found
+
+    async def verify(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> VerificationReport:
+        """Check every writer's chain and digests; report problems located in ``[start, end)``."""
+        return await verify_log(
+            self._log,
+            self._verifier,
+            start=start,
+            end=end,
+            now=self._clock.now(),
+            retention=self._settings.retention,
+        )
+
+    # -- retention -------------------------------------------------------------------
+
+    async def prune_expired(
+        self, *, now: datetime, retention: timedelta | None = None, holds: Sequence[RetentionHold]
+    ) -> int:
+        """Prune records older than ``now - retention`` that no hold covers; return how many.
+
+        Pruning keeps a record's chain position and hashes and drops what it
+        said (see :meth:`AuditLog.prune`), so the chain still verifies.
+        """
+        cutoff = now - (retention if retention is not None else self._settings.retention)
+        pruned = 0
+        after: tuple[datetime, str, int] | None = None
+        while True:
+            batch = await self._log.older_than(cutoff, limit=_PRUNE_BATCH, after=after)
+            if not batch:
+                return pruned
+            doomed = [
+                record
+                for record in batch
+                if not any(hold.covers(record.timestamp) for hold in holds)
+            ]
+            if doomed:
+                pruned += await self._log.prune(doomed)
+            last = batch[-1]
+            after = (last.timestamp, last.writer_id, last.sequence)
+
+
+def record_as_json(record: AuditRecord) -> dict[str, Any]:
+    """Return a record as JSON data (exports, the CLI, the console)."""
+    return {
+        "event_id": record.event_id,
+        "writer_id": record.writer_id,
+        "sequence": record.sequence,
+        "timestamp": record.timestamp.isoformat(),
+        "kind": record.kind.value,
+        "action": record.action,
+        "actor": record.actor,
+        "subject": record.subject,
+        "resource": record.resource,
+        "details": dict(record.details),
+        "source": record.source,
+        "hash": record.hash,
+    }

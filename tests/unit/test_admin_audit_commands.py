@@ -1,0 +1,158 @@
+"""Admin commands are recorded, and ``/admin audit`` reads and verifies the trail."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import attrs
+import pytest
+
+from timmybot_bot.bootstrap import Services, Settings, bootstrap
+from timmybot_bot.commands import Invocation, run_command
+from timmybot_core import AuditKind, FakeClock, PseudonymKind, StoreUnavailable
+
+OWNER = 111_111_111_111_111_111
+GUILD = 222_222_222_222_222_222
+MEMBER = 555_555_555_555_555_555
+START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+OWNER_IN_DM = Invocation(user_id=OWNER)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+@pytest.fixture
+async def services(clock: FakeClock) -> Services:
+    built = bootstrap(Settings(backend="memory", owner_ids={OWNER}), clock=clock)
+    yield built  # type: ignore[misc]
+    await built.aclose()
+
+
+async def admin(services: Services, line: str, who: Invocation = OWNER_IN_DM) -> str:
+    return (await run_command(services, who, "admin", line)).text
+
+
+async def test_every_admin_command_that_ran_is_recorded(services: Services) -> None:
+    await admin(services, f"guild allow {GUILD}")
+    await admin(services, "killswitch on maintenance window")
+    await admin(services, "nonsense")  # a usage error: nothing ran, nothing recorded
+
+    page = await services.audit.get_audit_history(
+        START - timedelta(days=1), START + timedelta(days=1), kind=AuditKind.ADMIN
+    )
+    actions = [(r.action, r.resource) for r in page.records]
+    assert actions == [("killswitch.on", "switch:kill_switch"), ("guild.allow", f"guild:{GUILD}")]
+    killswitch, allow = page.records
+    expected_actor = services.pseudonymizer.pseudonymize(PseudonymKind.ADMIN, OWNER)
+    assert allow.actor == killswitch.actor == expected_actor
+    assert killswitch.details["arguments"] == "maintenance window"
+    assert "ON" in killswitch.details["outcome"]
+    assert allow.source == "discord"
+
+
+async def test_the_security_events_of_admin_actions_are_queryable_too(
+    services: Services,
+) -> None:
+    await admin(services, f"guild allow {GUILD}")
+
+    reply = await admin(services, "audit query kind:security")
+
+    assert "ALLOWLIST\\_CHANGED" in reply  # escaped for Discord markdown
+
+
+async def test_recent_lists_newest_first_and_pages(services: Services, clock: FakeClock) -> None:
+    for n in range(4):
+        clock.advance(timedelta(minutes=1))
+        await admin(services, f"guild allow {GUILD + n}")
+
+    reply = await admin(services, "audit query kind:admin limit:2")
+
+    lines = reply.splitlines()
+    assert lines[0].startswith("Audit records")
+    assert f"guild:{GUILD + 3}" in lines[1] and f"guild:{GUILD + 2}" in lines[2]
+    assert lines[-1].startswith("More: add cursor:")
+    cursor = lines[-1].removeprefix("More: add ")
+    rest = await admin(services, f"audit query kind:admin limit:2 {cursor}")
+    assert f"guild:{GUILD + 1}" in rest and f"guild:{GUILD}" in rest.splitlines()[2]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("audit query kind:banana", "kind: must be one of admin, security, privacy"),
+        ("audit query since:yesterday", "since: must be a duration"),
+        ("audit query limit:0", "limit: must be a number from 1 to 25"),
+        ("audit query admin:-5", "admin: must be a Discord user ID"),
+        ("audit query since:1d until:2d", "until: must be after since"),
+        ("audit query kind:admin kind:security", "kind: given twice"),
+        ("audit query color:red", "Filters are name:value"),
+        ("audit query cursor:%%%", "malformed audit page cursor"),
+    ],
+)
+async def test_a_bad_filter_gets_a_reply_naming_it(
+    services: Services, line: str, message: str
+) -> None:
+    assert message in await admin(services, line)
+
+
+async def test_verify_reports_a_clean_trail_and_then_a_tampered_one(services: Services) -> None:
+    await admin(services, f"guild allow {GUILD}")
+    await services.audit.write_digest()
+
+    assert "audit log clean" in await admin(services, "audit verify")
+
+    log = services.audit.log
+    chain = await log.chain(services.audit.writer_id)
+    record = next(r for r in chain if r.action == "guild.allow")
+    stored = log._records  # type: ignore[attr-defined]  # the attacker writes the store directly
+    key = (record.writer_id, record.sequence)
+    stored[key] = type(record)(**{**_fields(record), "action": "guild.remove"})
+
+    reply = await admin(services, "audit verify")
+    assert "problem" in reply
+    assert f"modified at writer {record.writer_id} record {record.sequence}" in reply
+
+
+def _fields(record: object) -> dict[str, object]:
+    return attrs.asdict(record, recurse=False)  # type: ignore[arg-type]
+
+
+async def test_a_member_with_an_admin_role_may_and_others_may_not(clock: FakeClock) -> None:
+    admin_role = 777_777_777_777_777_777
+    services = bootstrap(
+        Settings(
+            backend="memory",
+            owner_ids={OWNER},
+            allowed_guilds={GUILD},
+            admin_role_ids={admin_role},
+        ),
+        clock=clock,
+    )
+    with_role = Invocation(user_id=MEMBER, guild_id=GUILD, role_ids={admin_role})
+    without = Invocation(user_id=MEMBER, guild_id=GUILD, role_ids={1})
+    in_dm = Invocation(user_id=MEMBER, role_ids={admin_role})
+
+    assert "Allowed guilds" in await admin(services, "guild list", with_role)
+    assert "Only TimmyBot owners and admins" in await admin(services, "guild list", without)
+    assert "Only TimmyBot owners and admins" not in await admin(services, "guild list", in_dm)
+    await services.aclose()
+
+
+async def test_an_action_that_cannot_be_recorded_says_so(services: Services) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise StoreUnavailable("audit log: down (simulated)")
+
+    services.audit.record_admin_action = broken  # type: ignore[method-assign]
+
+    reply = await admin(services, f"guild allow {GUILD}")
+
+    assert reply.startswith(f"Guild {GUILD} is now allowed.")
+    assert "could not record" in reply
+
+
+async def test_rotation_can_be_run_by_hand(services: Services) -> None:
+    reply = await admin(services, "rotation run")
+
+    assert reply.startswith("Token rotation: 0 user(s)")
