@@ -190,7 +190,7 @@ class Scheduler:
 
     @property
     def holder(self) -> str:
-        """This process's name in leases."""
+        """Name of this process in leases."""
         return self._holder
 
     @property
@@ -293,6 +293,8 @@ class Scheduler:
         if run.outcome in (Outcome.BUSY, Outcome.LEASE_LOST):
             # Look again once the other holder's lease would have lapsed.
             wake = min(wake, after + self._ttl)
+        elif job.schedule.latest_at_or_before(after) > due:
+            wake = after  # a firing passed while the job ran: owed at once
         return run, wake
 
     async def _attempt(self, job: Job, due: datetime) -> JobRun:
@@ -320,7 +322,7 @@ class Scheduler:
     async def _run(self, job: Job, due: datetime, lease: str) -> JobRun:
         attempt = _Attempt()
         started = time.monotonic()
-        work = asyncio.create_task(job.run(), name=f"timmybot-run-{job.name}")
+        work: asyncio.Future[Report] = asyncio.ensure_future(job.run())
         keeper = asyncio.create_task(self._keep(lease, work, attempt))
         entry: dict[str, object] = {
             "job": job.name,
@@ -352,7 +354,7 @@ class Scheduler:
             job=job.name, scheduled_for=due, outcome=Outcome.RAN, report=dict(report.items())
         )
 
-    async def _keep(self, lease: str, work: asyncio.Task[Report], attempt: _Attempt) -> None:
+    async def _keep(self, lease: str, work: asyncio.Future[Report], attempt: _Attempt) -> None:
         """Renew the lease every third of its lifetime; cancel ``work`` if it is lost."""
         valid_until = self._clock.now() + self._ttl
         while True:
@@ -379,7 +381,7 @@ def _line(event: str, fields: Mapping[str, object], started: float) -> str:
 
 
 def build_jobs(services: Services) -> list[Job]:
-    """The bot's jobs, on the schedules of ``services.settings``.
+    """Return the bot's jobs, on the schedules of ``services.settings``.
 
     * ``token_rotation``: :meth:`TokenRotationService.rotate_expiring`.
     * ``data_cleanup``: the retention clean-up.

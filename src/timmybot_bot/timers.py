@@ -50,7 +50,9 @@ class ClockSleeper:
 
     async def sleep_until(self, moment: datetime) -> None:
         """Return once the clock reads ``moment`` or later."""
-        while (remaining := (moment - self._clock.now()).total_seconds()) > 0:
+        # Polling is the point: the clock, not the event loop, decides when
+        # the moment has come.
+        while (remaining := (moment - self._clock.now()).total_seconds()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(min(remaining, self._max_slice))
 
 
@@ -103,34 +105,35 @@ class FakeSleeper:
         return woken
 
     async def advance_to(
-        self, target: datetime, *, settled: Callable[[], bool], timeout: float = 10.0
+        self, target: datetime, *, settled: Callable[[], bool], patience: float = 10.0
     ) -> None:
         """Move the clock to ``target``, stopping at every wake-up on the way.
 
-        Before each step, and at the end, waits (in real time, up to
-        ``timeout`` seconds) until ``settled()`` is true: the code under
-        test has finished what the last wake-up started and is asleep
-        again. Real time passes meanwhile so that work on other threads
-        (SQLite) completes; the fake clock does not move.
+        Before each step, and at the end, waits (in real time) until
+        ``settled()`` is true: the code under test has finished what the
+        last wake-up started and is asleep again. Real time passes
+        meanwhile so that work on other threads (SQLite) completes; the
+        fake clock does not move. ``patience`` is the real time, in
+        seconds, to wait for that each time.
         """
-        await self.settle(settled, timeout=timeout)
+        await self.settle(settled, patience=patience)
         while (deadline := self.next_deadline()) is not None and deadline <= target:
             if deadline > self._clock.now():
                 self._clock.set(deadline)
             self.wake_due()
-            await self.settle(settled, timeout=timeout)
+            await self.settle(settled, patience=patience)
         if target > self._clock.now():
             self._clock.set(target)
         self.wake_due()
-        await self.settle(settled, timeout=timeout)
+        await self.settle(settled, patience=patience)
 
     @staticmethod
-    async def settle(settled: Callable[[], bool], *, timeout: float = 10.0) -> None:
-        """Wait in real time until ``settled()`` is true; ``TimeoutError`` after ``timeout``."""
+    async def settle(settled: Callable[[], bool], *, patience: float = 10.0) -> None:
+        """Wait in real time until ``settled()`` is true; ``TimeoutError`` after ``patience`` s."""
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + timeout
+        give_up = loop.time() + patience
         await asyncio.sleep(0)
         while not settled():
             if loop.time() > give_up:
-                raise TimeoutError(f"not settled after {timeout} s")
+                raise TimeoutError(f"not settled after {patience} s")
             await asyncio.sleep(0.001)

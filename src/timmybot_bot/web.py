@@ -1,29 +1,56 @@
-"""The bot's web server: the OAuth callback and health.
+"""The bot's web server: the OAuth callback, health and metrics.
 
-Bound to 127.0.0.1 by default. The callback answers with a small HTML page:
-every value HTML-escaped, a Content-Security-Policy that allows no script
-at all, ``no-store`` caching, and no token in the page or in any URL it
-links to. Errors never show a stack trace.
+Routes:
+
+* ``GET /oauth/callback``: completes an account link and answers with a
+  small HTML page (every value HTML-escaped, no token in the page or in any
+  URL it links to).
+* ``GET /healthz``: readiness. JSON with every backend's state; HTTP 503
+  when any is not ready. ``GET /healthz/live``: liveness, 200 while the
+  process answers at all.
+* ``GET /metrics``: the security metrics in the Prometheus text format when
+  the Prometheus exporter is on (``TIMMYBOT_METRICS_EXPORTER=prometheus``),
+  404 otherwise.
+
+Bound to 127.0.0.1 by default. Every response carries the security headers
+(a Content-Security-Policy that allows no script, ``no-store`` caching,
+``nosniff``, no framing, no referrer). Request bodies are capped at 16 KiB,
+every request has a time limit, and an unexpected error becomes a plain 500
+page: no stack trace ever reaches a response. The access log is off,
+because callback URLs carry OAuth codes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Final
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Final, Protocol
 
 from aiohttp import web
 
 from timmybot_core.errors import LinkError, OAuthError, StoreUnavailable
+from timmybot_core.ports.access import Switch
 from timmybot_core.services.linking import AccountLinkService
 
-__all__ = ["WebServer", "build_app"]
+if TYPE_CHECKING:
+    from timmybot_bot.bootstrap import Services
+
+__all__ = [
+    "CALLBACK_PATH",
+    "HealthCheck",
+    "MetricsSource",
+    "WebServer",
+    "build_app",
+    "build_web_app",
+    "health_checks",
+]
 
 _log = logging.getLogger("timmybot.web")
 
 CALLBACK_PATH: Final = "/oauth/callback"
-_SECURITY_HEADERS: Final = {
+SECURITY_HEADERS: Final = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
         "form-action 'none'; frame-ancestors 'none'"
@@ -32,8 +59,12 @@ _SECURITY_HEADERS: Final = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
+    "Cross-Origin-Resource-Policy": "same-origin",
 }
-_MAX_REQUEST_BYTES: Final = 16 * 1024
+MAX_REQUEST_BYTES: Final = 16 * 1024
+REQUEST_TIMEOUT: Final = 15.0
+HEALTH_CHECK_TIMEOUT: Final = 3.0
+PROMETHEUS_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 # RFC 6749 section 4.1.2.1.
 _OAUTH_ERRORS: Final = frozenset(
     {
@@ -47,7 +78,21 @@ _OAUTH_ERRORS: Final = frozenset(
     }
 )
 
-HealthCheck = Callable[[], Awaitable[bool]]
+HealthCheck = Callable[[], Awaitable[object]]
+"""A readiness probe: returns (anything) when the backend answers, raises when not."""
+
+
+class MetricsSource(Protocol):
+    """What ``/metrics`` needs: the OpenTelemetry handle of the composition root."""
+
+    @property
+    def serves_prometheus(self) -> bool:
+        """Whether :meth:`prometheus_text` has anything to serve."""
+        ...
+
+    def prometheus_text(self) -> bytes:
+        """Return the metrics in the Prometheus text format."""
+        ...
 
 
 def _page(title: str, message: str, *, status: int) -> web.Response:
@@ -59,16 +104,29 @@ def _page(title: str, message: str, *, status: int) -> web.Response:
         f"<h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>"
         "<p>You can close this page and go back to Discord.</p></body></html>"
     )
-    return web.Response(
-        text=body, status=status, content_type="text/html", headers=_SECURITY_HEADERS
-    )
+    return web.Response(text=body, status=status, content_type="text/html")
 
 
 def build_app(
-    links: AccountLinkService, *, health: dict[str, HealthCheck] | None = None
+    links: AccountLinkService,
+    *,
+    health: Mapping[str, HealthCheck] | None = None,
+    metrics: MetricsSource | None = None,
+    request_timeout: float = REQUEST_TIMEOUT,
+    health_timeout: float = HEALTH_CHECK_TIMEOUT,
 ) -> web.Application:
-    """Build the aiohttp application (callback and health routes)."""
-    checks = health or {}
+    """Build the aiohttp application.
+
+    Args:
+        links: Completes account links on the callback.
+        health: Readiness probes by component name, for ``/healthz``.
+        metrics: Serves ``/metrics`` when it serves Prometheus text.
+        request_timeout: Seconds a request may take before it is answered
+            with 503.
+        health_timeout: Seconds one readiness probe may take before its
+            component counts as not ready.
+    """
+    checks = dict(health or {})
 
     async def callback(request: web.Request) -> web.Response:
         query = request.query
@@ -92,8 +150,8 @@ def build_app(
                 f"{error.platform} could not be reached. Please try again with /link.",
                 status=502,
             )
-        except StoreUnavailable:
-            _log.exception("link completion failed: store unavailable")
+        except StoreUnavailable as error:
+            _log.error("link completion failed: %s", error)
             return _page("Link failed", "TimmyBot could not save the link; try again.", status=503)
         return _page(
             "Account linked",
@@ -101,40 +159,106 @@ def build_app(
             status=200,
         )
 
+    async def probe(name: str, check: HealthCheck) -> tuple[str, dict[str, object]]:
+        try:
+            async with asyncio.timeout(health_timeout):
+                await check()
+        except TimeoutError:
+            return name, {"ready": False, "error": "timeout"}
+        except Exception as error:  # noqa: BLE001 - a failing probe is "not ready", never a 500
+            # The error's class only: messages may name files or hosts.
+            _log.warning("health check %s failed: %s", name, type(error).__name__)
+            return name, {"ready": False, "error": type(error).__name__}
+        return name, {"ready": True}
+
     async def healthz(_: web.Request) -> web.Response:
-        results: dict[str, bool] = {}
-        for name, check in checks.items():
-            try:
-                results[name] = await check()
-            except Exception:  # noqa: BLE001 - a failing check is "not ready", never a 500
-                results[name] = False
-        ready = all(results.values())
+        results = dict(
+            await asyncio.gather(*(probe(name, check) for name, check in checks.items()))
+        )
+        ready = all(result["ready"] for result in results.values())
         return web.json_response(
-            {"status": "ok" if ready else "degraded", "checks": results},
+            {
+                "status": "ok" if ready else "degraded",
+                "live": True,
+                "ready": ready,
+                "components": results,
+            },
             status=200 if ready else 503,
-            headers={"Cache-Control": "no-store"},
         )
 
+    async def live(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "live": True})
+
+    async def metrics_page(_: web.Request) -> web.Response:
+        if metrics is None or not metrics.serves_prometheus:
+            raise web.HTTPNotFound(text="metrics are not exported here\n")
+        body = await asyncio.get_running_loop().run_in_executor(None, metrics.prometheus_text)
+        return web.Response(body=body, headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
+
     @web.middleware
-    async def no_tracebacks(
+    async def guard(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         try:
-            return await handler(request)
+            async with asyncio.timeout(request_timeout):
+                return await handler(request)
         except web.HTTPException:
             raise
-        except Exception:  # noqa: BLE001 - the last line of defence: no traceback leaves
-            _log.exception("unhandled error on %s", request.path)
+        except TimeoutError:
+            _log.warning("request to %s timed out after %s s", request.path, request_timeout)
+            return _page("Try again later", "TimmyBot took too long to answer.", status=503)
+        except Exception as error:  # noqa: BLE001 - the last line of defence: no traceback leaves
+            _log.error("unhandled %s on %s", type(error).__name__, request.path)
+            _log.debug("unhandled error on %s", request.path, exc_info=True)
             return _page("Something went wrong", "Please try again later.", status=500)
 
-    app = web.Application(client_max_size=_MAX_REQUEST_BYTES, middlewares=[no_tracebacks])
+    async def security_headers(_: web.Request, response: web.StreamResponse) -> None:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        # aiohttp names itself and its version otherwise.
+        response.headers["Server"] = "TimmyBot"
+
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[guard])
+    app.on_response_prepare.append(security_headers)
     app.router.add_get(CALLBACK_PATH, callback)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/healthz/live", live)
+    app.router.add_get("/metrics", metrics_page)
     return app
 
 
+def health_checks(services: Services) -> dict[str, HealthCheck]:
+    """Readiness probes for every backend ``services`` uses.
+
+    Each one makes a small real read; none writes. An outage shows as that
+    component not ready (and HTTP 503), whatever the backend.
+    """
+
+    async def access_store() -> object:
+        return await services.access.switch_state(Switch.KILL_SWITCH)
+
+    async def token_vault() -> object:
+        return await services.vault.get(1)
+
+    async def incident_store() -> object:
+        return await services.incidents.recent(1)
+
+    return {
+        "access_store": access_store,
+        "token_vault": token_vault,
+        "incident_store": incident_store,
+    }
+
+
+def build_web_app(services: Services) -> web.Application:
+    """Build the application over ``services``: callback, health of every backend, metrics."""
+    return build_app(
+        services.links, health=health_checks(services), metrics=services.metrics_source
+    )
+
+
 class WebServer:
-    """Runs :func:`build_app` on a host and port (127.0.0.1 by default)."""
+    """Runs an application from :func:`build_app` on a host and port (127.0.0.1 by default)."""
 
     def __init__(self, app: web.Application, *, host: str = "127.0.0.1", port: int = 8080) -> None:
         self._app = app
@@ -143,13 +267,27 @@ class WebServer:
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
+    def __repr__(self) -> str:
+        return f"WebServer(host={self._host!r}, port={self.port or self._port})"
+
     async def start(self) -> None:
         """Start listening; ``port=0`` picks a free port (see :attr:`port`)."""
         # No access log: callback URLs carry OAuth codes.
-        self._runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
+        runner = web.AppRunner(
+            self._app,
+            access_log=None,
+            shutdown_timeout=5,
+            keepalive_timeout=15,
+            handler_cancellation=True,
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self._host, self._port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
         server = site._server  # aiohttp exposes the bound port only here
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self._port
@@ -163,5 +301,5 @@ class WebServer:
     async def stop(self) -> None:
         """Stop listening and release the port."""
         if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+            runner, self._runner = self._runner, None
+            await runner.cleanup()

@@ -300,12 +300,21 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
     ),
     StoredField(
         store="preferences",
-        field="time each preference was set; key ID and nonce",
+        field="time each preference was set",
         data_class=DataClass.PUBLIC,
-        purpose="shows when a setting changed; which key encrypted it",
+        purpose="shows when a setting changed",
         retention="until the user deletes them, or the user's data is erased",
         on_erasure=OnErasure.DELETED,
         exported=True,
+    ),
+    StoredField(
+        store="preferences",
+        field="key ID and nonce",
+        data_class=DataClass.PUBLIC,
+        purpose="which key encrypted a value",
+        retention="until the user deletes them, or the user's data is erased",
+        on_erasure=OnErasure.DELETED,
+        exported=False,
     ),
     # -- access control ---------------------------------------------------------------
     StoredField(

@@ -415,6 +415,8 @@ class CloudWatchLogsHandler(logging.Handler):
                 if remaining <= 0 or not self._thread.is_alive():
                     return False
                 self._cond.wait(remaining)
+            if not self._queue:
+                self._flush_requested = False
             return True
 
     def close(self) -> None:
@@ -722,11 +724,14 @@ class CloudWatchLogsHandler(logging.Handler):
             except _Outage:
                 return False
         with self._cond:
-            if end != self._spool_offset:
+            progressed = end != self._spool_offset
+            if progressed:
                 self._commit_offset(end)
             self._finish_replay_if_drained()
             self._cond.notify_all()
-        return True
+            # No line could be read and yet the spool is not done (a line
+            # without its end): back off instead of spinning.
+            return progressed or not self._spooling
 
     def _drain_for_close(self) -> None:
         deadline = time.monotonic() + self._close_timeout
@@ -752,7 +757,7 @@ class CloudWatchLogsHandler(logging.Handler):
     def _send(self, events: list[_Event]) -> None:
         """Deliver ``events`` (screened) in chronological calls; ``_Outage`` if not."""
         # Stable sort: events with one timestamp keep their emit order.
-        events = sorted(events, key=lambda event: event.timestamp)
+        events = list(events)
         for part in self._parts(events):
             self._put(part)
 

@@ -212,7 +212,7 @@ class SecretsManagerTokenVault:
             except ClientError as error:
                 if error_code(error) not in {"InvalidParameterException", "ResourceNotFoundException"}:
                     raise
-                if await self._current_version(name) == token:
+                if _retried(error) and await self._current_version(name) == token:
                     return token  # a retry of our own move, which had succeeded
                 raise VersionConflict("the token record changed since it was read") from None
         return token
@@ -233,7 +233,7 @@ class SecretsManagerTokenVault:
             except ClientError as error:
                 code = error_code(error)
                 if code == "ResourceExistsException":
-                    if await self._current_version(name) == token:
+                    if _retried(error) and await self._current_version(name) == token:
                         return  # a retry of our own create, which had succeeded
                     raise VersionConflict("the token record changed since it was read") from None
                 if code == "InvalidRequestException":
@@ -317,6 +317,11 @@ class SecretsManagerTokenVault:
             token = page.get("NextToken")
             if not token:
                 return
+
+
+def _retried(error: ClientError) -> bool:
+    """Whether botocore sent the request more than once (an earlier try may have succeeded)."""
+    return int(error.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) > 0
 
 
 def _missing(error: ClientError) -> bool:

@@ -179,6 +179,8 @@ def build_discord_bot(
     *,
     on_starting: Lifecycle | None = None,
     on_stopping: Lifecycle | None = None,
+    defer_after: float = 2.0,
+    confirm_timeout: timedelta = timedelta(minutes=5),
 ) -> DiscordBot:
     """Build the Discord bot over ``services``; nothing connects until ``run()``.
 
@@ -186,6 +188,11 @@ def build_discord_bot(
     connect) and ``on_stopping`` on its ``StoppingEvent``; the lightbulb
     client starts on ``StartedEvent`` (registering the slash commands with
     Discord, from the process that runs shard 0 only) and stops with the bot.
+
+    ``defer_after`` is how long a command may take before its reply is
+    deferred (Discord allows three seconds for the first answer);
+    ``confirm_timeout`` how long a confirmation button stays valid (at most
+    15 minutes, the life of an interaction token).
 
     Raises:
         ConfigurationError: no ``DISCORD_TOKEN``, or one that is not shaped
@@ -214,7 +221,13 @@ def build_discord_bot(
     # Every process would otherwise compare and overwrite the same command
     # list at start-up; the one running shard 0 speaks for all.
     sync = shard_ids is None or 0 in shard_ids
-    client, runner = build_lightbulb_client(app, services, sync_commands=sync)
+    client, runner = build_lightbulb_client(
+        app,
+        services,
+        sync_commands=sync,
+        defer_after=defer_after,
+        confirm_timeout=confirm_timeout,
+    )
     return DiscordBot(
         app=app,
         client=client,

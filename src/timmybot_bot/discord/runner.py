@@ -51,8 +51,15 @@ class CommandRunner:
         defer_after: float = 2.0,
         confirm_timeout: timedelta = timedelta(minutes=5),
     ) -> None:
-        if defer_after < 0:
-            raise ValueError(f"defer_after must not be negative (got {defer_after})")
+        if not 0 <= defer_after < 3:
+            raise ValueError(
+                f"defer_after must be at least 0 and under Discord's 3 seconds (got {defer_after})"
+            )
+        if confirm_timeout > timedelta(minutes=15):
+            raise ValueError(
+                "confirm_timeout must not exceed 15 minutes, the life of an interaction token "
+                f"(got {confirm_timeout})"
+            )
         self._services = services
         self._sender = sender
         self._defer_after = defer_after

@@ -329,7 +329,7 @@ class DataRetentionService:
         self._clock = clock
         self._settings = settings if settings is not None else RetentionSettings()
         self._erasers = tuple(erasers)
-        names = [name for name, _ in self._steps()]
+        names = [name for name, _ in self._steps()] + ["audit"]
         if len(set(names)) != len(names):
             raise ValueError(f"every erased store needs its own name (got {names})")
 
@@ -374,7 +374,9 @@ class DataRetentionService:
         return DeletionReport(store="vault", deleted=len(platforms), detail=detail)
 
     async def _erase_preferences(self, user_id: int) -> DeletionReport:
-        return DeletionReport(store="preferences", deleted=await self._user_data.delete_user(user_id))
+        return DeletionReport(
+            store="preferences", deleted=await self._user_data.delete_user(user_id)
+        )
 
     def _extra(self, eraser: UserDataEraser) -> _Step:
         async def erase(user_id: int) -> DeletionReport:
@@ -510,9 +512,7 @@ class DataRetentionService:
                 failed.append(name)
 
         async def access() -> None:
-            purged = await self._access.purge_expired(
-                now=now, window=self._settings.attempt_window
-            )
+            purged = await self._access.purge_expired(now=now, window=self._settings.attempt_window)
             counts.update(attempts=purged.attempts, bans=purged.bans, switches=purged.switches)
 
         async def link_states() -> None:

@@ -108,6 +108,7 @@ class FakeDiscord:
 
     def __init__(self) -> None:
         self.requests: list[Sent] = []
+        self.history: list[Sent] = []
         self.mention_arguments: list[tuple[str, dict[str, Any]]] = []
         self.closed_dms: set[int] = set()
         self.failing_paths: list[str] = []
@@ -163,6 +164,8 @@ class FakeDiscord:
         method = route.method
         path = route.compiled_path
         payload: dict[str, Any] = dict(body) if isinstance(body, dict) else {}
+        if isinstance(body, list):
+            payload = {"commands": body}  # PUT .../commands sends the whole list
         files: list[tuple[str, bytes]] = []
         if form is not None:
             for name, value, _ in form._fields:
@@ -172,6 +175,7 @@ class FakeDiscord:
                 files.append((resource.filename, bytes(resource.data)))
         sent = Sent(method=method, path=path, body=payload, files=files)
         self.requests.append(sent)
+        self.history.append(sent)
         for failing in self.failing_paths:
             if failing in path:
                 raise hikari.InternalServerError(

@@ -1,0 +1,200 @@
+"""The bot built by ``build_discord_bot`` over memory services, with Discord faked at REST."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+import pytest
+
+from tests.e2e.discord import payloads
+from tests.e2e.discord.fake_discord import FakeDiscord, Sent
+from tests.unit.fake_oauth import FakeOAuthClient
+from timmybot_bot.bootstrap import Services, Settings, bootstrap
+from timmybot_bot.commands import Invocation, Reply, run_command
+from timmybot_bot.discord import runner as runner_module
+from timmybot_bot.discord import DiscordBot, build_discord_bot
+from timmybot_core import FakeClock
+
+OWNER = 111_111_111_111_111_111
+ALLOWED_GUILD = 222_222_222_222_222_222
+STRANGER_GUILD = 333_333_333_333_333_333
+USER = 444_444_444_444_444_444
+OTHER_USER = 555_555_555_555_555_555
+ADMIN_ROLE = 666_666_666_666_666_666
+OTHER_ROLE = 777_777_777_777_777_777
+START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+@attrs.define
+class Harness:
+    """Drives the bot with Discord-shaped interactions and reads what it sent."""
+
+    bot: DiscordBot
+    discord: FakeDiscord
+    services: Services
+    clock: FakeClock
+    oauth: FakeOAuthClient
+    synced: list[Sent]
+
+    async def slash(
+        self,
+        name: str,
+        *options: dict[str, Any],
+        user: int = USER,
+        guild: int | None = ALLOWED_GUILD,
+        roles: tuple[int, ...] = (),
+    ) -> list[Sent]:
+        """Run a slash command; return the REST requests it caused."""
+        payload = payloads.command(name, *options, user_id=user, guild_id=guild, role_ids=roles)
+        interaction = self.bot.app.entity_factory.deserialize_interaction(payload)
+        await self.bot.client.handle_interaction_create(interaction)
+        return self.discord.take()
+
+    async def press(
+        self,
+        custom_id: str,
+        *,
+        user: int = USER,
+        guild: int | None = ALLOWED_GUILD,
+        roles: tuple[int, ...] = (),
+    ) -> list[Sent]:
+        """Press a button of one of the bot's messages; return the requests it caused."""
+        payload = payloads.button_press(
+            custom_id, message_id="1", user_id=user, guild_id=guild, role_ids=roles
+        )
+        interaction = self.bot.app.entity_factory.deserialize_interaction(payload)
+        await self.bot.client.handle_interaction_create(interaction)
+        return self.discord.take()
+
+    async def console(self, name: str, args: str, **where: Any) -> str:
+        """What the offline console's path (``run_command``) answers on twin services."""
+        twin = bootstrap(self.services.settings, clock=FakeClock(self.clock.now()), oauth=self.oauth)
+        try:
+            reply = await run_command(twin, Invocation(**where), name, args)
+        finally:
+            await twin.aclose()
+        return reply.text
+
+
+def settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "backend": "memory",
+        "discord_token": payloads.TOKEN,
+        "owner_ids": {OWNER},
+        "admin_role_ids": {ADMIN_ROLE},
+        "allowed_guilds": {ALLOWED_GUILD},
+        "attempt_limit": 3,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+MakeBot = Callable[..., Awaitable[Harness]]
+
+
+@pytest.fixture
+async def make_bot(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MakeBot]:
+    """Build and start bots; every one is stopped, and its messages checked, at the end."""
+    discord = FakeDiscord()
+    discord.install(monkeypatch)
+    built: list[Harness] = []
+
+    async def make(
+        *,
+        defer_after: float = 2.0,
+        confirm_timeout: timedelta = timedelta(minutes=5),
+        **overrides: Any,
+    ) -> Harness:
+        clock = FakeClock(START)
+        oauth = FakeOAuthClient(clock, platforms=("spotify",))
+        services = bootstrap(settings(**overrides), clock=clock, oauth=oauth)
+        bot = build_discord_bot(
+            services, defer_after=defer_after, confirm_timeout=confirm_timeout
+        )
+        # What hikari's StartedEvent does: sync the commands, then serve.
+        await bot.client.start()
+        harness = Harness(
+            bot=bot,
+            discord=discord,
+            services=services,
+            clock=clock,
+            oauth=oauth,
+            synced=discord.take(),
+        )
+        built.append(harness)
+        return harness
+
+    yield make
+    for harness in built:
+        await harness.bot.close()
+        await harness.bot.client.stop()
+        await harness.services.aclose()
+    # Every test, whatever it checks, also checks this: no message left
+    # the bot with mentions enabled.
+    assert_mentions_disabled(discord)
+
+
+@pytest.fixture
+async def discord_bot(make_bot: MakeBot) -> Harness:
+    return await make_bot()
+
+
+def assert_mentions_disabled(discord: FakeDiscord) -> None:
+    for method, arguments in discord.mention_arguments:
+        assert arguments == {
+            "user_mentions": False,
+            "role_mentions": False,
+            "mentions_everyone": False,
+        }, method
+    for sent in discord.history:
+        if sent.content is not None or sent.kind in {"update", "edit"}:
+            assert sent.message.get("allowed_mentions") == {"parse": []}, sent
+
+
+@attrs.define
+class Forwarded:
+    name: str
+    args: str
+    invocation: Invocation
+    check_access: bool
+    reply: Reply
+
+
+@pytest.fixture
+def forwarded(monkeypatch: pytest.MonkeyPatch) -> list[Forwarded]:
+    """Record what the Discord layer hands to ``run_command`` (which still runs)."""
+    calls: list[Forwarded] = []
+
+    async def recording(
+        services: Any, invocation: Invocation, name: str, args: str, *, check_access: bool = True
+    ) -> Reply:
+        reply = await run_command(services, invocation, name, args, check_access=check_access)
+        calls.append(Forwarded(name, args, invocation, check_access, reply))
+        return reply
+
+    monkeypatch.setattr(runner_module, "run_command", recording)
+    return calls
+
+
+def only(requests: list[Sent]) -> Sent:
+    """The single message-bearing request of an interaction."""
+    assert len(requests) == 1, requests
+    return requests[0]
+
+
+__all__ = [
+    "ADMIN_ROLE",
+    "ALLOWED_GUILD",
+    "OTHER_ROLE",
+    "OTHER_USER",
+    "OWNER",
+    "STRANGER_GUILD",
+    "USER",
+    "Forwarded",
+    "Harness",
+    "MakeBot",
+    "only",
+]

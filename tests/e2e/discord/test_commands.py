@@ -1,0 +1,287 @@
+"""Every slash command, through the real lightbulb client, answers like the console.
+
+Interactions are Discord-shaped JSON deserialized by hikari's entity factory
+and handed to ``client.handle_interaction_create``; Discord's side is the
+recording fake at hikari's REST boundary.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.e2e.discord import payloads as p
+from tests.e2e.discord.conftest import (
+    ADMIN_ROLE,
+    ALLOWED_GUILD,
+    OTHER_ROLE,
+    OWNER,
+    STRANGER_GUILD,
+    USER,
+    Forwarded,
+    Harness,
+    only,
+)
+from timmybot_bot.commands import COMMANDS, Invocation
+from timmybot_core import Switch
+
+NEW_GUILD = "987654321098765432"
+
+
+def _tree(options: list[dict[str, Any]]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for option in options:
+        if option["type"] in (1, 2):
+            tree[option["name"]] = _tree(option.get("options") or [])
+        else:
+            tree[option["name"]] = "required" if option.get("required") else "optional"
+    return tree
+
+
+async def test_the_command_tree_is_registered_with_discord(discord_bot: Harness) -> None:
+    put = [sent for sent in discord_bot.synced if sent.method == "PUT"]
+    assert len(put) == 1
+    commands = {command["name"]: command for command in put[0].body["commands"]}
+    tree = {name: _tree(command.get("options") or []) for name, command in commands.items()}
+    assert tree == {
+        "link": {"platform": "required"},
+        "linked": {},
+        "unlink": {"platform": "required"},
+        "search": {"query": "required", "platform": "optional"},
+        "privacy": {"info": {}, "export": {}, "delete": {}},
+        "admin": {
+            "guild": {
+                "allow": {"guild": "required"},
+                "remove": {"guild": "required"},
+                "unban": {"guild": "required"},
+                "list": {},
+            },
+            "killswitch": {"on": {"reason": "optional"}, "off": {}, "status": {}},
+            "audit": {"recent": {"count": "optional"}, "query": {"filters": "optional"}, "verify": {}},
+            "incident": {"declare": {"severity": "required", "title": "required"}},
+            "rotation": {"run": {}},
+        },
+    }
+    link_platform = commands["link"]["options"][0]
+    assert [choice["value"] for choice in link_platform["choices"]] == ["spotify"]
+    for command in commands.values():
+        # Guild installs only; usable in servers and in the bot's DMs.
+        assert command["integration_types"] == [0]
+        assert sorted(command["contexts"]) == [0, 1]
+
+
+def test_every_console_command_has_a_discord_counterpart_or_is_console_only() -> None:
+    console = {command.name for command in COMMANDS}
+    discord = {"link", "linked", "unlink", "search", "privacy", "admin"}
+    # /playlist and /whoami are console tools for trying the validators and
+    # the guard; they are not offered on Discord.
+    assert console - discord <= {"playlist", "whoami"}
+
+
+FORWARDED_AS = [
+    # (slash command, options, the console's command line, invoker)
+    ("linked", (), "/linked", USER),
+    ("link", (p.string("platform", "spotify"),), "/link spotify", USER),
+    ("unlink", (p.string("platform", "spotify"),), "/unlink spotify", USER),
+    ("search", (p.string("query", "Drop It Like It's Hot"),), "/search Drop It Like It's Hot", USER),
+    (
+        "search",
+        (p.string("query", "Halo"), p.string("platform", "spotify")),
+        "/search platform:spotify Halo",
+        USER,
+    ),
+    ("privacy", (p.sub("info"),), "/privacy info", USER),
+    ("privacy", (p.sub("export"),), "/privacy export", USER),
+    ("privacy", (p.sub("delete"),), "/privacy delete", USER),
+    (
+        "admin",
+        (p.sub("guild", p.sub("allow", p.string("guild", NEW_GUILD))),),
+        f"/admin guild allow {NEW_GUILD}",
+        OWNER,
+    ),
+    (
+        "admin",
+        (p.sub("guild", p.sub("remove", p.string("guild", NEW_GUILD))),),
+        f"/admin guild remove {NEW_GUILD}",
+        OWNER,
+    ),
+    (
+        "admin",
+        (p.sub("guild", p.sub("unban", p.string("guild", NEW_GUILD))),),
+        f"/admin guild unban {NEW_GUILD}",
+        OWNER,
+    ),
+    ("admin", (p.sub("guild", p.sub("list")),), "/admin guild list", OWNER),
+    ("admin", (p.sub("killswitch", p.sub("on")),), "/admin killswitch on", OWNER),
+    (
+        "admin",
+        (p.sub("killswitch", p.sub("on", p.string("reason", "leaked token"))),),
+        "/admin killswitch on leaked token",
+        OWNER,
+    ),
+    ("admin", (p.sub("killswitch", p.sub("off")),), "/admin killswitch off", OWNER),
+    ("admin", (p.sub("killswitch", p.sub("status")),), "/admin killswitch status", OWNER),
+    ("admin", (p.sub("audit", p.sub("recent")),), "/admin audit recent", OWNER),
+    (
+        "admin",
+        (p.sub("audit", p.sub("recent", p.integer("count", 5))),),
+        "/admin audit recent 5",
+        OWNER,
+    ),
+    (
+        "admin",
+        (p.sub("audit", p.sub("query", p.string("filters", "action:guild.allow"))),),
+        "/admin audit query action:guild.allow",
+        OWNER,
+    ),
+    ("admin", (p.sub("audit", p.sub("verify")),), "/admin audit verify", OWNER),
+    (
+        "admin",
+        (p.sub("incident", p.sub("declare", p.string("severity", "P2"), p.string("title", "Slow"))),),
+        "/admin incident declare P2 Slow",
+        OWNER,
+    ),
+    ("admin", (p.sub("rotation", p.sub("run")),), "/admin rotation run", OWNER),
+]
+
+
+@pytest.mark.parametrize(("name", "options", "line", "user"), FORWARDED_AS)
+async def test_each_slash_command_runs_the_console_command_line(
+    discord_bot: Harness,
+    forwarded: list[Forwarded],
+    name: str,
+    options: tuple[dict[str, Any], ...],
+    line: str,
+    user: int,
+) -> None:
+    requests = await discord_bot.slash(name, *options, user=user, roles=(OTHER_ROLE,))
+    assert len(forwarded) == 1
+    call = forwarded[0]
+    assert f"/{call.name} {call.args}".strip() == line
+    # The guard hook already ran, so run_command does not guard again; the
+    # invoker is the interaction's user, guild and roles (not @everyone).
+    assert call.check_access is False
+    assert call.invocation == Invocation(
+        user_id=user, guild_id=ALLOWED_GUILD, role_ids=frozenset({OTHER_ROLE})
+    )
+    # Whatever run_command answered is what reached Discord (or, for a
+    # direct message or a confirmation, the first message sent).
+    texts = [sent.content for sent in requests if sent.content is not None]
+    assert texts, requests
+    if not (call.reply.direct or call.reply.confirmation):
+        assert texts == [call.reply.text]
+
+
+SAME_AS_CONSOLE = [
+    ("linked", (), "", USER),
+    ("link", (p.string("platform", "tidal"),), "tidal", USER),
+    ("search", (p.string("query", "' OR '1'='1"),), "' OR '1'='1", USER),
+    ("search", (p.string("query", "Halo"),), "Halo", USER),
+    ("admin", (p.sub("guild", p.sub("list")),), "guild list", OWNER),
+    ("admin", (p.sub("guild", p.sub("list")),), "guild list", USER),
+    (
+        "admin",
+        (p.sub("guild", p.sub("allow", p.string("guild", "not-an-id"))),),
+        "guild allow not-an-id",
+        OWNER,
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "options", "args", "user"), SAME_AS_CONSOLE)
+async def test_discord_replies_like_the_console(
+    discord_bot: Harness,
+    name: str,
+    options: tuple[dict[str, Any], ...],
+    args: str,
+    user: int,
+) -> None:
+    sent = only(await discord_bot.slash(name, *options, user=user))
+    expected = await discord_bot.console(name, args, user_id=user, guild_id=ALLOWED_GUILD)
+    assert sent.kind == "reply"
+    assert sent.content == expected
+
+
+async def test_link_answers_privately_with_the_authorization_url(discord_bot: Harness) -> None:
+    sent = only(await discord_bot.slash("link", p.string("platform", "spotify")))
+    assert sent.ephemeral
+    assert sent.content is not None
+    match = re.search(r"<(https://auth\.example/authorize\?[^>]+)>", sent.content)
+    assert match, sent.content
+    # The URL is sent as it is: escaping its underscores would break it.
+    assert "code_challenge_method=S256" in match.group(1)
+
+
+async def test_link_then_linked_then_unlink(discord_bot: Harness) -> None:
+    sent = only(await discord_bot.slash("link", p.string("platform", "spotify")))
+    url = re.search(r"<(http[^>]+)>", sent.content or "").group(1)  # type: ignore[union-attr]
+    state, code = discord_bot.oauth.approve(url)
+    await discord_bot.services.links.complete(state, code)
+
+    linked = only(await discord_bot.slash("linked"))
+    assert linked.ephemeral
+    assert (linked.content or "").startswith("Linked accounts:\n• spotify: active")
+
+    unlinked = only(await discord_bot.slash("unlink", p.string("platform", "spotify")))
+    assert unlinked.content == "Your spotify account is unlinked and its tokens deleted."
+    assert await discord_bot.services.vault.get(USER) is None
+    # No token ever reached Discord.
+    for secret in discord_bot.oauth.issued:
+        assert all(secret not in str(sent.body) for sent in discord_bot.discord.history)
+
+
+async def test_admin_guild_allow_then_the_guild_may_use_the_bot(discord_bot: Harness) -> None:
+    denied = only(await discord_bot.slash("linked", guild=STRANGER_GUILD))
+    assert denied.content == "Denied: This server is not authorized to use TimmyBot."
+
+    allow = p.sub("guild", p.sub("allow", p.string("guild", str(STRANGER_GUILD))))
+    sent = only(await discord_bot.slash("admin", allow, user=OWNER))
+    assert sent.content == f"Guild {STRANGER_GUILD} is now allowed."
+    assert not sent.ephemeral  # admin answers are visible to the channel
+
+    allowed = only(await discord_bot.slash("linked", guild=STRANGER_GUILD))
+    assert allowed.content == "You have not linked any account. Use /link <platform>."
+
+
+async def test_admin_killswitch_on_and_off(discord_bot: Harness) -> None:
+    on = p.sub("killswitch", p.sub("on", p.string("reason", "token leak @everyone")))
+    sent = only(await discord_bot.slash("admin", on, user=OWNER))
+    assert sent.content == "Kill switch ON: only owners can run commands."
+    state = await discord_bot.services.access.switch_state(Switch.KILL_SWITCH)
+    assert state.active(discord_bot.clock.now())
+
+    status = only(
+        await discord_bot.slash("admin", p.sub("killswitch", p.sub("status")), user=OWNER)
+    )
+    assert (status.content or "").startswith("Kill switch is ON since 2026-11-26 12:00 UTC: ")
+    assert "@everyone" not in (status.content or "")
+
+    off = only(await discord_bot.slash("admin", p.sub("killswitch", p.sub("off")), user=OWNER))
+    assert off.content == "Kill switch OFF: commands are back."
+
+
+async def test_admin_incident_declare(discord_bot: Harness) -> None:
+    declare = p.sub(
+        "incident",
+        p.sub("declare", p.string("severity", "P3"), p.string("title", "Odd **search** spike")),
+    )
+    sent = only(await discord_bot.slash("admin", declare, user=OWNER))
+    first_line = (sent.content or "").splitlines()[0]
+    assert re.fullmatch(
+        r"Incident \S+ \(P3, respond by \d{4}-\d\d-\d\d \d\d:\d\d UTC\): Odd \\\*\\\*search\\\*\\\* spike",
+        first_line,
+    ), first_line
+
+
+async def test_admin_roles_may_run_admin_commands_in_their_guild(discord_bot: Harness) -> None:
+    listing = p.sub("guild", p.sub("list"))
+    sent = only(await discord_bot.slash("admin", listing, roles=(ADMIN_ROLE,)))
+    assert (sent.content or "").startswith("Allowed guilds: ")
+
+
+async def test_admin_roles_mean_nothing_in_a_direct_message(make_bot: Any) -> None:
+    bot: Harness = await make_bot(allow_direct_messages=True)
+    sent = only(await bot.slash("admin", p.sub("guild", p.sub("list")), guild=None))
+    assert sent.content == "Only TimmyBot owners and admins can use /admin."

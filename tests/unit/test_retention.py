@@ -1,0 +1,570 @@
+"""Specification of DataRetentionService: erasure, export and clean-up."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+import jsonschema
+import pytest
+
+from tests.unit.conftest import OWNER, START, USER, Wired, wire
+from tests.unit.fake_oauth import CANARY_AT, CANARY_RT, FakeOAuthClient
+from timmybot_adapters.memory import (
+    MemoryAuditLog,
+    MemoryLinkStateStore,
+    MemoryTokenVault,
+    MemoryUserDataStore,
+)
+from timmybot_adapters.signing import Ed25519KeyRing, Ed25519Signer
+from timmybot_core import FakeClock, PseudonymKind, ResponseSanitizer
+from timmybot_core.errors import DataDeletionError, StoreUnavailable, VaultIntegrityError
+from timmybot_core.ports.access import Ban
+from timmybot_core.ports.audit import AuditKind, AuditRecord
+from timmybot_core.ports.incidents import RetentionHold
+from timmybot_core.ports.link_states import LinkState
+from timmybot_core.services.audit import AuditSettings, AuditTrailService
+from timmybot_core.services.retention import (
+    EXPORT_FORMAT,
+    CleanupReport,
+    DataRetentionService,
+    Requester,
+    RetentionSettings,
+)
+from timmybot_core.services.tokens import SecureTokenService
+from timmybot_core.tokens import OAuthTokens, UserTokens
+
+OTHER = 555_555_555_555_555_555
+GUILD = 222_222_222_222_222_222
+SCHEMA_PATH = Path(__file__).parents[2] / "docs" / "schemas" / "user-export.schema.json"
+DAY = timedelta(days=1)
+
+
+def export_validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+class BrokenVault(MemoryTokenVault):
+    """A vault that refuses to answer while ``down`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    async def get(self, user_id: int) -> UserTokens | None:
+        if self.down:
+            raise VaultIntegrityError("a stored token record failed its integrity check")
+        return await super().get(user_id)
+
+
+class FlakyPreferences(MemoryUserDataStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
+
+    async def delete_user(self, user_id: int) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailable("user data store: delete_user failed (sqlite3.OperationalError)")
+        return await super().delete_user(user_id)
+
+
+class FlakyAuditLog(MemoryAuditLog):
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
+
+    async def append(self, record: AuditRecord) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailable("audit log: append failed")
+        await super().append(record)
+
+
+@attrs.define
+class Kit:
+    w: Wired
+    clock: FakeClock
+    vault: BrokenVault
+    oauth: FakeOAuthClient
+    tokens: SecureTokenService
+    prefs: FlakyPreferences
+    links: MemoryLinkStateStore
+    audit_log: FlakyAuditLog
+    audit: AuditTrailService
+    retention: DataRetentionService
+
+
+def kit(settings: RetentionSettings | None = None, **extra: Any) -> Kit:
+    w = wire()
+    vault = BrokenVault()
+    oauth = FakeOAuthClient(w.clock, platforms=("spotify", "deezer"))
+    tokens = SecureTokenService(
+        vault=vault, oauth=oauth, security_log=w.security_log, metrics=w.metrics, clock=w.clock
+    )
+    signer = Ed25519Signer.generate()
+    ring = Ed25519KeyRing()
+    ring.add(signer.public_key)
+    audit_log = FlakyAuditLog()
+    audit = AuditTrailService(
+        log=audit_log,
+        pseudonymizer=w.pseudonymizer,
+        sanitizer=ResponseSanitizer(),
+        signer=signer,
+        verifier=ring,
+        clock=w.clock,
+        # verify() flags records pruned before the audit trail's own retention:
+        # the composition root gives both services the same period.
+        settings=AuditSettings(
+            retention=(settings or RetentionSettings()).audit_retention,
+        ),
+        writer_id="w-retention",
+    )
+    w.security_log.subscribe(audit.on_security_event)
+    prefs = FlakyPreferences()
+    links = MemoryLinkStateStore()
+    retention = DataRetentionService(
+        tokens=tokens,
+        user_data=prefs,
+        link_states=links,
+        access_store=w.store,
+        incidents=w.incidents_store,
+        audit=audit,
+        clock=w.clock,
+        settings=settings,
+        **extra,
+    )
+    return Kit(
+        w=w,
+        clock=w.clock,
+        vault=vault,
+        oauth=oauth,
+        tokens=tokens,
+        prefs=prefs,
+        links=links,
+        audit_log=audit_log,
+        audit=audit,
+        retention=retention,
+    )
+
+
+async def link(k: Kit, user_id: int, platform: str = "spotify") -> OAuthTokens:
+    tokens = k.oauth.issue(platform)
+    await k.tokens.store_user_tokens(user_id, tokens)
+    return tokens
+
+
+async def pending_link(k: Kit, user_id: int, state_hash: str) -> None:
+    await k.links.add(
+        LinkState(
+            state_hash=state_hash,
+            user_id=user_id,
+            platform="spotify",
+            code_verifier="canary-verifier-" + state_hash,
+            created_at=k.clock.now(),
+            expires_at=k.clock.now() + timedelta(minutes=10),
+        )
+    )
+
+
+async def populate(k: Kit, user_id: int) -> list[OAuthTokens]:
+    issued = [await link(k, user_id, "spotify"), await link(k, user_id, "deezer")]
+    await k.prefs.set_preference(user_id, "volume", 70, at=k.clock.now())
+    await k.prefs.set_preference(user_id, "ui.theme", {"dark": True}, at=k.clock.now())
+    await pending_link(k, user_id, f"{user_id:064x}"[-64:])
+    return issued
+
+
+async def all_records(k: Kit) -> list[AuditRecord]:
+    return await k.audit_log.chain(k.audit.writer_id)
+
+
+async def privacy_records(k: Kit, user_id: int) -> list[AuditRecord]:
+    subject = k.w.pseudonymizer.pseudonymize(PseudonymKind.USER, user_id)
+    return [
+        record
+        for record in await all_records(k)
+        if record.kind is AuditKind.PRIVACY and record.subject == subject
+    ]
+
+
+# -- Requester ---------------------------------------------------------------------------
+
+
+def test_requesters_follow_red_discordbot_request_types() -> None:
+    assert {r.value for r in Requester} == {"user", "owner", "discord_deleted_user"}
+
+
+# -- erasure -----------------------------------------------------------------------------
+
+
+async def test_erasure_removes_tokens_preferences_and_pending_links() -> None:
+    k = kit()
+    mine = await populate(k, USER)
+    theirs = await populate(k, OTHER)
+
+    report = await k.retention.delete_user_data(USER, Requester.USER)
+
+    assert report.ok
+    assert report.requester is Requester.USER
+    assert [(r.store, r.deleted) for r in report.stores] == [
+        ("link_states", 1),
+        ("vault", 2),
+        ("preferences", 2),
+    ]
+    assert await k.vault.get(USER) is None
+    assert await k.prefs.get_preferences(USER) == []
+    assert await k.links.delete_user(USER) == 0
+    # Revoked at the provider before deletion: both tokens of both links.
+    for tokens in mine:
+        assert tokens.access_token in k.oauth.revoked
+        assert tokens.refresh_token in k.oauth.revoked
+    # Nobody else is touched.
+    other = await k.vault.get(OTHER)
+    assert other is not None and sorted(other.links) == ["deezer", "spotify"]
+    assert len(await k.prefs.get_preferences(OTHER)) == 2
+    assert not any(t.access_token in k.oauth.revoked for t in theirs)
+
+
+async def test_erasure_empties_the_token_cache() -> None:
+    k = kit()
+    await link(k, USER)
+    assert await k.tokens.get_user_tokens(USER) is not None  # now cached
+    await k.retention.delete_user_data(USER, Requester.USER)
+    assert await k.tokens.get_user_tokens(USER) is None
+
+
+async def test_erasure_of_a_user_with_nothing_stored_succeeds_with_zero_counts() -> None:
+    k = kit()
+    report = await k.retention.delete_user_data(USER, "discord_deleted_user")
+    assert report.ok
+    assert report.requester is Requester.DISCORD_DELETED_USER
+    assert report.deleted == 0
+
+
+async def test_the_request_is_recorded_under_the_users_pseudonym_only() -> None:
+    k = kit()
+    await populate(k, USER)
+    report = await k.retention.delete_user_data(USER, Requester.OWNER)
+    [record] = await privacy_records(k, USER)
+    assert record.event_id == report.audit_event_id
+    assert record.action == "erasure"
+    assert record.details["requester"] == "owner"
+    assert record.details["outcome"] == "complete"
+    assert record.details["deleted"] == {"link_states": 1, "vault": 2, "preferences": 2}
+    stored = json.dumps([record.subject, record.resource, dict(record.details)])
+    assert str(USER) not in stored
+
+
+async def test_audit_events_about_the_user_are_kept_after_erasure() -> None:
+    k = kit()
+    await k.w.security_log.authentication_attempt(user_id=USER, platform="spotify", success=False)
+    await k.retention.delete_user_data(USER, Requester.USER)
+    kinds = sorted(record.kind.value for record in await k.audit.events_about(USER))
+    assert kinds == ["privacy", "security"]
+
+
+async def test_a_failing_store_is_named_the_others_are_erased_and_a_retry_finishes() -> None:
+    k = kit()
+    await populate(k, USER)
+    k.prefs.failures = 1
+
+    with pytest.raises(DataDeletionError, match="preferences failed") as raised:
+        await k.retention.delete_user_data(USER, Requester.USER)
+
+    assert raised.value.failed == ("preferences",)
+    assert str(USER) not in str(raised.value)
+    partial = raised.value.report
+    assert partial is not None
+    assert partial.store("preferences").ok is False
+    assert partial.store("preferences").detail == "StoreUnavailable"
+    assert partial.store("vault").deleted == 2
+    assert await k.vault.get(USER) is None
+    assert len(await k.prefs.get_preferences(USER)) == 2
+    [incomplete] = await privacy_records(k, USER)
+    assert incomplete.details["outcome"] == "incomplete"
+    assert incomplete.details["failed"] == ["preferences"]
+
+    retry = await k.retention.delete_user_data(USER, Requester.USER)
+
+    assert retry.ok
+    assert retry.store("preferences").deleted == 2
+    assert retry.store("vault").deleted == 0
+    assert await k.prefs.get_preferences(USER) == []
+
+
+async def test_an_erasure_that_cannot_be_recorded_fails_and_a_retry_records_it() -> None:
+    k = kit()
+    await populate(k, USER)
+    k.audit_log.failures = 1
+    with pytest.raises(DataDeletionError, match="audit failed") as raised:
+        await k.retention.delete_user_data(USER, Requester.USER)
+    assert raised.value.failed == ("audit",)
+    assert await k.vault.get(USER) is None
+    assert await privacy_records(k, USER) == []
+
+    retry = await k.retention.delete_user_data(USER, Requester.USER)
+    assert retry.ok and retry.audit_event_id is not None
+    assert len(await privacy_records(k, USER)) == 1
+
+
+async def test_an_unreadable_vault_record_is_deleted_anyway() -> None:
+    k = kit()
+    await link(k, USER)
+    k.vault.down = True
+    report = await k.retention.delete_user_data(USER, Requester.USER)
+    k.vault.down = False
+    assert report.store("vault").deleted == 1
+    assert "unreadable" in report.store("vault").detail
+    assert await k.vault.get(USER) is None
+
+
+async def test_extra_stores_keyed_by_the_user_are_erased_too() -> None:
+    @attrs.define
+    class Playlists:
+        name: str = "playlists"
+        erased: list[int] = attrs.Factory(list)
+
+        async def erase_user(self, user_id: int) -> int:
+            self.erased.append(user_id)
+            return 3
+
+    playlists = Playlists()
+    k = kit(erasers=[playlists])
+    report = await k.retention.delete_user_data(USER, Requester.USER)
+    assert playlists.erased == [USER]
+    assert report.store("playlists").deleted == 3
+
+
+def test_erased_stores_need_distinct_names() -> None:
+    @attrs.define
+    class Clash:
+        name: str = "vault"
+
+        async def erase_user(self, user_id: int) -> int:
+            return 0
+
+    with pytest.raises(ValueError, match="its own name"):
+        kit(erasers=[Clash()])
+
+
+@pytest.mark.parametrize("requester", ["admin", "", "USER"])
+async def test_an_unknown_requester_is_refused(requester: str) -> None:
+    k = kit()
+    with pytest.raises(ValueError, match="Requester"):
+        await k.retention.delete_user_data(USER, requester)
+
+
+async def test_a_bad_user_id_is_refused() -> None:
+    k = kit()
+    with pytest.raises(ValueError, match="user ID"):
+        await k.retention.delete_user_data(-1, Requester.USER)
+
+
+# -- export ------------------------------------------------------------------------------
+
+
+async def test_an_export_holds_links_preferences_events_and_the_statement() -> None:
+    k = kit()
+    issued = await populate(k, USER)
+    await populate(k, OTHER)
+    await k.w.security_log.authentication_attempt(user_id=USER, platform="spotify", success=True)
+    await k.w.security_log.unauthorized_access(
+        guild_id=GUILD, user_id=OTHER, command="search", reason="not_allowlisted"
+    )
+    await k.audit.record_admin_action(OWNER, "guild.allow", f"guild:{GUILD}")
+
+    export = await k.retention.export_user_data(USER)
+
+    assert export["format"] == EXPORT_FORMAT
+    assert export["user_id"] == str(USER)
+    assert export["generated_at"] == START.isoformat()
+    platforms = {entry["platform"]: entry for entry in export["linked_platforms"]}
+    assert sorted(platforms) == ["deezer", "spotify"]
+    assert platforms["spotify"]["scopes"] == ["user-read-private"]
+    assert platforms["spotify"]["linked_at"] == START.isoformat()
+    assert platforms["spotify"]["needs_relink"] is False
+    assert export["preferences"] == {
+        "ui.theme": {"value": {"dark": True}, "updated_at": START.isoformat()},
+        "volume": {"value": 70, "updated_at": START.isoformat()},
+    }
+    # Only the user's own events; the admin's action and the other user's denial are not.
+    assert [(e["kind"], e["action"]) for e in export["events"]] == [
+        ("security", "AUTHENTICATION_ATTEMPT")
+    ]
+    assert export["data_statement"]["audit_retention_days"] == 365
+    text = json.dumps(export)
+    for tokens in issued:
+        assert tokens.access_token not in text
+        assert tokens.refresh_token is not None and tokens.refresh_token not in text
+    assert CANARY_AT not in text and CANARY_RT not in text and "canary-" not in text
+    admin_pseudonym = k.w.pseudonymizer.pseudonymize(PseudonymKind.ADMIN, OWNER)
+    assert admin_pseudonym not in text
+    export_validator().validate(export)
+
+
+async def test_an_export_of_a_user_with_nothing_stored_is_valid_and_empty() -> None:
+    k = kit()
+    export = await k.retention.export_user_data(USER)
+    assert export["linked_platforms"] == []
+    assert export["preferences"] == {}
+    assert export["events"] == []
+    export_validator().validate(export)
+
+
+async def test_an_export_is_recorded_and_shows_in_the_next_one() -> None:
+    k = kit()
+    await k.retention.export_user_data(USER)
+    [record] = await privacy_records(k, USER)
+    assert record.action == "export"
+    assert record.details["requester"] == "user"
+    k.clock.advance(timedelta(minutes=1))
+    again = await k.retention.export_user_data(USER)
+    assert [(e["kind"], e["action"]) for e in again["events"]] == [("privacy", "export")]
+
+
+async def test_an_export_fails_whole_when_the_vault_cannot_answer() -> None:
+    k = kit()
+    await link(k, USER)
+    k.vault.down = True
+    with pytest.raises(VaultIntegrityError):
+        await k.retention.export_user_data(USER)
+    assert await privacy_records(k, USER) == []
+
+
+async def test_the_schema_rejects_an_export_that_leaks_a_token() -> None:
+    k = kit()
+    await link(k, USER)
+    export = await k.retention.export_user_data(USER)
+    export["linked_platforms"][0]["access_token"] = "canary-at-leak"
+    with pytest.raises(jsonschema.ValidationError, match="access_token"):
+        export_validator().validate(export)
+
+
+# -- clean-up ----------------------------------------------------------------------------
+
+
+async def test_cleanup_prunes_old_audit_events_but_keeps_held_ones() -> None:
+    k = kit(RetentionSettings(audit_retention=timedelta(days=30)))
+    old = await k.audit.record_admin_action(OWNER, "guild.allow", "guild:1")
+    k.clock.advance(DAY)
+    held = await k.audit.record_admin_action(OWNER, "killswitch.on", "switch:kill")
+    k.clock.advance(DAY)
+    await k.w.incidents_store.add_hold(
+        RetentionHold(
+            hold_id="h1",
+            incident_id="i1",
+            start=held.timestamp,
+            end=held.timestamp + timedelta(hours=1),
+            placed_at=k.clock.now(),
+        )
+    )
+    k.clock.advance(timedelta(days=29))
+    recent = await k.audit.record_admin_action(OWNER, "guild.remove", "guild:1")
+    k.clock.advance(DAY)
+
+    report = await k.retention.cleanup_expired_data()
+
+    assert report.audit_records == 1
+    assert report.ok
+    by_id = {record.event_id: record for record in await all_records(k)}
+    assert by_id[old.event_id].pruned
+    assert not by_id[held.event_id].pruned
+    assert not by_id[recent.event_id].pruned
+    # Pruning keeps the chain verifiable.
+    assert (await k.audit.verify()).ok
+
+
+async def test_cleanup_prunes_nothing_when_the_holds_cannot_be_read() -> None:
+    k = kit(RetentionSettings(audit_retention=timedelta(days=1)))
+    await k.audit.record_admin_action(OWNER, "guild.allow", "guild:1")
+    k.clock.advance(timedelta(days=3))
+
+    async def down() -> list[RetentionHold]:
+        raise StoreUnavailable("incident store: list_holds failed")
+
+    k.w.incidents_store.list_holds = down  # type: ignore[method-assign]
+    report = await k.retention.cleanup_expired_data()
+    assert report.failed == ("audit",)
+    assert report.audit_records == 0
+    assert not any(r.pruned for r in await all_records(k))
+
+
+async def test_cleanup_purges_expired_access_records_and_link_states() -> None:
+    k = kit()
+    await k.w.store.record_attempt(GUILD, at=k.clock.now(), window=timedelta(hours=1))
+    await k.w.store.place_ban(
+        Ban(
+            guild_id=GUILD,
+            until=k.clock.now() + timedelta(hours=1),
+            reason="attempts",
+            placed_at=k.clock.now(),
+        ),
+        now=k.clock.now(),
+    )
+    await pending_link(k, USER, "ab" * 32)
+    k.clock.advance(timedelta(hours=2))
+    await pending_link(k, OTHER, "cd" * 32)  # still pending
+
+    report = await k.retention.cleanup_expired_data()
+
+    assert (report.attempts, report.bans, report.link_states) == (1, 1, 1)
+    assert await k.links.delete_user(OTHER) == 1
+
+
+async def test_cleanup_removes_vault_records_with_no_linked_platform() -> None:
+    k = kit()
+    await link(k, USER)
+    orphan = UserTokens.new(OTHER, now=k.clock.now())
+    await k.vault.put(OTHER, orphan, expected_version=None)
+    young = UserTokens.new(OWNER, now=k.clock.now() + timedelta(hours=2))
+    k.clock.advance(timedelta(hours=2))
+    await k.vault.put(OWNER, young, expected_version=None)
+
+    report = await k.retention.cleanup_expired_data()
+
+    assert report.orphaned_vault_records == 1
+    assert await k.vault.get(OTHER) is None
+    assert await k.vault.get(USER) is not None  # linked: kept
+    assert await k.vault.get(OWNER) is not None  # empty, but within the grace period
+
+
+async def test_a_failing_cleanup_step_does_not_stop_the_others() -> None:
+    k = kit()
+    await pending_link(k, USER, "ab" * 32)
+    k.clock.advance(timedelta(hours=1))
+
+    async def down(**_: Any) -> Any:
+        raise StoreUnavailable("access policy store: purge_expired failed")
+
+    k.w.store.purge_expired = down  # type: ignore[method-assign]
+    report = await k.retention.cleanup_expired_data()
+    assert report.failed == ("access",)
+    assert report.link_states == 1
+    assert not report.ok
+
+
+def test_a_cleanup_report_counts_everything() -> None:
+    report = CleanupReport(attempts=1, bans=2, switches=3, link_states=4, audit_records=5)
+    assert report.total == 15
+    assert report.as_dict()["failed"] == []
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"audit_retention": timedelta(0)},
+        {"attempt_window": timedelta(seconds=-1)},
+        {"orphan_grace": timedelta(seconds=-1)},
+        {"export_event_limit": 0},
+    ],
+)
+def test_settings_refuse_nonsense(settings: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="must"):
+        RetentionSettings(**settings)
