@@ -32,7 +32,20 @@ $(VENV)/.installed-dev: pyproject.toml | $(PY)
 run: $(VENV)/.installed-run
 	$(PY) -m timmybot_bot $(ARGS)
 
-test: $(VENV)/.installed-dev
+# dynalite (npm), the DynamoDB server of the AWS tests, in a project-local
+# directory; the stamp names the version so a bump reinstalls it. Its native
+# LevelDB addon is not built (--ignore-scripts): the tests run it in memory.
+NODE_DIR         := .node
+DYNALITE_VERSION := 4.0.0
+DYNALITE         := $(NODE_DIR)/.installed-dynalite-$(DYNALITE_VERSION)
+
+$(DYNALITE):
+	@command -v npm >/dev/null 2>&1 || \
+	  { echo "make test needs node (>= 20) and npm, for dynalite (the AWS tests' DynamoDB)" >&2; exit 1; }
+	npm install --prefix $(NODE_DIR) --no-audit --no-fund --ignore-scripts dynalite@$(DYNALITE_VERSION)
+	@touch $@
+
+test: $(VENV)/.installed-dev $(DYNALITE)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
@@ -40,9 +53,10 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/cfn-lint deploy/cloudformation/timmybot.yaml
 
 bench: $(VENV)/.installed-dev
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks
+	rm -rf $(VENV) $(NODE_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -62,6 +63,8 @@ process.stdin.on('end', () => process.exit(0));
 process.stdin.on('error', () => process.exit(0));
 process.stdin.resume();
 """
+
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto logs every request
 
 _lock = threading.Lock()
 _state: dict[str, Any] = {}
@@ -181,9 +184,7 @@ async def fresh_tables(
     clients = aws if aws is not None else shared_clients()
     names = TableNames.with_prefix(unique("tb") + "-")
     wanted = [getattr(names, role) for role in roles] if roles is not None else list(names.all())
-    await asyncio.to_thread(
-        create_tables, clients.dynamodb, names, enable_ttl=False, only=wanted
-    )
+    await asyncio.to_thread(create_tables, clients.dynamodb, names, enable_ttl=False, only=wanted)
     try:
         yield names
     finally:

@@ -21,6 +21,7 @@ from timmybot_adapters.memory import (
     MemoryLinkStateStore,
     MemorySecurityMetrics,
     MemoryTokenVault,
+    MemoryUserDataStore,
 )
 from timmybot_bot.audit_keys import audit_keys
 from timmybot_bot.keys import key_id_for, load_or_create_key, parse_key
@@ -35,6 +36,7 @@ from timmybot_core import (
     AuditSettings,
     AuditTrailService,
     Clock,
+    DataRetentionService,
     IncidentResponseService,
     IncidentSettings,
     IncidentStore,
@@ -44,6 +46,7 @@ from timmybot_core import (
     OAuthClient,
     Pseudonymizer,
     ResponseSanitizer,
+    RetentionSettings,
     SecureTokenService,
     SecurityAuditLogger,
     SecurityMetrics,
@@ -53,6 +56,7 @@ from timmybot_core import (
     SystemClock,
     TokenRotationService,
     TokenVault,
+    UserDataStore,
     ValidationPolicy,
 )
 
@@ -104,8 +108,24 @@ class Services:
     rotation: TokenRotationService
     catalog: MusicCatalog
     audit: AuditTrailService
+    user_data: UserDataStore
+    retention: DataRetentionService
     metrics_source: PrometheusSource | None = None
+    #: The raw store behind ``access``: the scheduler's leases and job records.
+    access_store: AccessPolicyStore = attrs.field(repr=False)
+    _openers: tuple[Closer, ...] = attrs.field(default=(), alias="openers", repr=False)
     _closers: tuple[Closer, ...] = attrs.field(default=(), alias="closers", repr=False)
+
+    async def open(self) -> None:
+        """Open every store now (SQLite: create or upgrade its tables).
+
+        Stores otherwise open on first use; the runtime calls this at
+        start-up so that a damaged or too-new database stops the start
+        (``StoreUnavailable``, ``SchemaVersionError``) instead of the first
+        command.
+        """
+        for open_store in self._openers:
+            await open_store()
 
     async def aclose(self) -> None:
         """Close stores and flush exporters, in reverse order of creation."""
@@ -198,6 +218,8 @@ class _Stores:
     vault: TokenVault
     link_states: LinkStateStore
     audit: AuditLog
+    user_data: UserDataStore
+    opener: Closer | None = None
 
 
 def _vault_key(settings: Settings) -> bytes:
@@ -214,6 +236,7 @@ def _stores(settings: Settings, closers: list[Closer]) -> _Stores:
             vault=MemoryTokenVault(),
             link_states=MemoryLinkStateStore(),
             audit=MemoryAuditLog(),
+            user_data=MemoryUserDataStore(),
         )
     if settings.backend == "sqlite":
         from timmybot_adapters.sqlite import (
@@ -223,6 +246,7 @@ def _stores(settings: Settings, closers: list[Closer]) -> _Stores:
             SqliteIncidentStore,
             SqliteLinkStateStore,
             SqliteTokenVault,
+            SqliteUserDataStore,
             VaultKeys,
         )
 
@@ -230,12 +254,25 @@ def _stores(settings: Settings, closers: list[Closer]) -> _Stores:
         keys = VaultKeys.single(key_id_for(key, "v"), key)
         db = SqliteDatabase(settings.data_dir / "timmybot.db")
         closers.append(db.close)
+
+        async def open_all() -> None:
+            # Each open() migrates its component at once; the lazy stores
+            # below then find the shared database already migrated.
+            await SqliteAccessPolicyStore.open(db)
+            await SqliteIncidentStore.open(db)
+            await SqliteTokenVault.open(db, keys)
+            await SqliteLinkStateStore.open(db, keys=keys)
+            await SqliteAuditLog.open(db)
+            await SqliteUserDataStore.open(db, keys=keys)
+
         return _Stores(
             access=SqliteAccessPolicyStore(db),
             incidents=SqliteIncidentStore(db),
             vault=SqliteTokenVault(db, keys),
             link_states=SqliteLinkStateStore(db, keys=keys),
             audit=SqliteAuditLog(db),
+            user_data=SqliteUserDataStore(db, keys=keys),
+            opener=open_all,
         )
     raise ConfigurationError(_AWS_NOT_BUILT)
 
@@ -376,6 +413,20 @@ def bootstrap(
     rotation = TokenRotationService(
         tokens=tokens, alerter=alerter, clock=clock, paused=refresh_paused
     )
+    retention = DataRetentionService(
+        tokens=tokens,
+        user_data=stores.user_data,
+        link_states=stores.link_states,
+        access_store=stores.access,
+        incidents=stores.incidents,
+        audit=audit,
+        clock=clock,
+        # The same retention as the audit trail's own: verify() tells a
+        # legitimate pruning from tampering by it.
+        settings=RetentionSettings(
+            audit_retention=settings.audit_retention, attempt_window=settings.attempt_window
+        ),
+    )
     music_catalog = (
         catalog if catalog is not None else _catalog(settings, extra_providers, clock, closers)
     )
@@ -399,6 +450,10 @@ def bootstrap(
         rotation=rotation,
         catalog=music_catalog,
         audit=audit,
+        user_data=stores.user_data,
+        retention=retention,
         metrics_source=metrics_source,
+        access_store=stores.access,
+        openers=(stores.opener,) if stores.opener is not None else (),
         closers=tuple(closers),
     )

@@ -8,6 +8,7 @@ user-derived part has passed through ``ResponseSanitizer.for_discord``.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable
@@ -38,7 +39,10 @@ from timmybot_core import (
     Switch,
     ValidationResult,
 )
+from timmybot_core.classification import privacy_info_text
+from timmybot_core.errors import DataDeletionError
 from timmybot_core.services.access_control import MAX_SNOWFLAKE
+from timmybot_core.services.retention import Requester
 
 __all__ = [
     "COMMANDS",
@@ -308,6 +312,80 @@ async def unlink(services: Services, invocation: Invocation, args: str) -> Reply
     return Reply(text=f"Your {shown} account is unlinked and its tokens deleted.", ephemeral=True)
 
 
+# -- privacy commands --------------------------------------------------------------
+
+EXPORT_FILENAME: Final = "timmybot-data.json"
+_PRIVACY_USAGE: Final = "Usage: /privacy info | /privacy export | /privacy delete"
+
+
+async def privacy(services: Services, invocation: Invocation, args: str) -> Reply:
+    """``/privacy info|export|delete``: what is kept about you, a copy of it, or its erasure.
+
+    Not guarded: a user's rights do not depend on the guild allowlist, and
+    each subcommand only ever touches the caller's own data.
+    """
+    match args.split():
+        case ["info"] | []:
+            return _privacy_info(services)
+        case ["export"]:
+            return await _privacy_export(services, invocation)
+        case ["delete"]:
+            return _privacy_delete(services, invocation)
+        case _:
+            raise UsageError(_PRIVACY_USAGE)
+
+
+def _privacy_info(services: Services) -> Reply:
+    text = privacy_info_text(audit_retention=services.retention.settings.audit_retention)
+    return Reply(text=services.sanitizer.for_discord(text), ephemeral=True)
+
+
+async def _privacy_export(services: Services, invocation: Invocation) -> Reply:
+    data = await services.retention.export_user_data(invocation.user_id, Requester.USER)
+    content = json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")
+    return Reply(
+        text=f"Here is a copy of the data TimmyBot keeps about you ({EXPORT_FILENAME}). "
+        "It never contains your tokens.",
+        ephemeral=True,
+        direct=True,
+        attachment=Attachment(filename=EXPORT_FILENAME, content=content),
+    )
+
+
+def _privacy_delete(services: Services, invocation: Invocation) -> Reply:
+    user_id = invocation.user_id
+
+    async def erase() -> Reply:
+        sanitize = services.sanitizer.for_discord
+        try:
+            report = await services.retention.delete_user_data(user_id, Requester.USER)
+        except DataDeletionError as error:
+            lines = [
+                f"Your data was only partly deleted: {', '.join(error.failed)} failed. "
+                "Run /privacy delete again to finish."
+            ]
+            if error.report is not None:
+                lines.append(error.report.as_text())
+            return Reply(text=sanitize("\n".join(lines)), ephemeral=True)
+        return Reply(
+            text=sanitize(
+                "Your data is deleted.\n"
+                + report.as_text()
+                + "\nAudit records about you are kept under a pseudonym only (see /privacy info)."
+            ),
+            ephemeral=True,
+        )
+
+    return Reply(
+        text="This deletes your linked accounts (their tokens are revoked first), your "
+        "preferences and your pending links. It cannot be undone.",
+        ephemeral=True,
+        confirmation=Confirmation(
+            prompt="Delete all your TimmyBot data?", label="Delete my data", action=erase
+        ),
+    )
+
+
 # -- admin commands ----------------------------------------------------------------
 
 
@@ -502,6 +580,13 @@ COMMANDS: Final[tuple[Command, ...]] = (
         usage="/whoami",
         summary="show the guild and user commands run as",
         handler=whoami,
+        guarded=False,
+    ),
+    Command(
+        name="privacy",
+        usage="/privacy info|export|delete",
+        summary="what TimmyBot keeps about you; a JSON copy of it; or its deletion",
+        handler=privacy,
         guarded=False,
     ),
     Command(

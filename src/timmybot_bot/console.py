@@ -12,11 +12,12 @@ import sys
 from typing import TextIO
 
 from timmybot_bot.bootstrap import Services
-from timmybot_bot.commands import COMMANDS, Invocation, run_command
+from timmybot_bot.commands import COMMANDS, Confirmation, Invocation, Reply, run_command
 
 __all__ = ["OfflineConsole"]
 
 PROMPT = "timmybot> "
+CONFIRM_PROMPT = "Type yes to confirm (anything else cancels):"
 _QUIT = frozenset({"quit", "exit"})
 LOCAL_OPERATOR = Invocation(user_id=0, guild_id=None, trusted_operator=True, source="console")
 
@@ -43,6 +44,8 @@ class OfflineConsole:
         self._stdin = stdin if stdin is not None else sys.stdin
         self._stdout = stdout if stdout is not None else sys.stdout
         self._interactive = self._stdin.isatty() if interactive is None else interactive
+        # A destructive step waiting for the next input line to say "yes".
+        self._pending: Confirmation | None = None
 
     def help_text(self) -> str:
         """Return the ``/help`` reply: every command with its usage."""
@@ -54,7 +57,13 @@ class OfflineConsole:
         )
 
     async def handle_line(self, line: str) -> str | None:
-        """Run one command line and return the reply; ``None`` means quit."""
+        """Run one command line and return the reply; ``None`` means quit.
+
+        A reply that asks for confirmation makes the *next* line the answer:
+        only ``yes`` runs the step, anything else cancels it.
+        """
+        if self._pending is not None:
+            return await self._answer(line)
         text = line.strip()
         if not text:
             return ""
@@ -67,7 +76,24 @@ class OfflineConsole:
         if name == "help":
             return self.help_text()
         reply = await run_command(self._services, self._invocation, name, rest)
-        return reply.text
+        return self._render(reply)
+
+    def _render(self, reply: Reply) -> str:
+        """Return what the terminal shows: the text, an attachment's content, a question."""
+        parts = [reply.text]
+        if reply.attachment is not None:
+            # The console is local: the file's content (the export's JSON) is printed.
+            parts.append(reply.attachment.content.decode("utf-8", errors="replace"))
+        if reply.confirmation is not None:
+            self._pending = reply.confirmation
+            parts.append(f"{reply.confirmation.prompt} {CONFIRM_PROMPT}")
+        return "\n".join(part for part in parts if part)
+
+    async def _answer(self, line: str) -> str:
+        confirmation, self._pending = self._pending, None
+        if confirmation is None or line.strip().lower() != "yes":
+            return "Cancelled: nothing was changed."
+        return self._render(await confirmation.action())
 
     async def run(self) -> int:
         """Serve until ``/quit`` or end of input; return the exit status (0)."""

@@ -134,6 +134,9 @@ class Faults:
         return False, countdown
 
 
+_TRACK_URL: Final = object()
+
+
 def spotify_track(
     name: object,
     artists: object = ("Demo Artist",),
@@ -141,14 +144,15 @@ def spotify_track(
     album: object = "Demo Album",
     duration_ms: object = 200_000,
     image_url: object = "https://i.scdn.co/image/demo",
-    url: object = "https://open.spotify.com/track/demo",
+    url: object = _TRACK_URL,
     track_id: str = "demo",
 ) -> dict[str, Any]:
     """Return a track object shaped like Spotify's (the fields the bot reads, and a few more).
 
     Every value is taken as given, of any type, so tests can build odd and
     hostile records; ``artists`` given as a sequence of names becomes
-    Spotify's list of artist objects.
+    Spotify's list of artist objects. ``url`` defaults to
+    ``https://open.spotify.com/track/<track_id>``.
     """
     artist_list: object = artists
     if isinstance(artists, list | tuple):
@@ -172,7 +176,9 @@ def spotify_track(
         },
         "duration_ms": duration_ms,
         "explicit": False,
-        "external_urls": {"spotify": url},
+        "external_urls": {
+            "spotify": f"https://open.spotify.com/track/{track_id}" if url is _TRACK_URL else url
+        },
     }
 
 

@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Final, Self
 import attrs
 
 from timmybot_bot.cron import CronSchedule
+from timmybot_bot.failures import describe
 from timmybot_bot.timers import ClockSleeper, Sleeper
 from timmybot_core.clock import Clock
 from timmybot_core.errors import StoreUnavailable
@@ -262,8 +263,8 @@ class Scheduler:
         while True:
             try:
                 _, wake = await self._step(job)
-            except Exception:  # noqa: BLE001 - a bug in one step must not end the job's loop
-                _log.exception("scheduler step for %s failed", job.name)
+            except Exception as error:  # noqa: BLE001 - a bug in one step must not end the loop
+                _log.error("scheduler step for %s failed: %s", job.name, describe(error))
                 wake = self._clock.now() + self._backoff
             self._sleeping[job.name] = wake
             try:
@@ -338,8 +339,9 @@ class Scheduler:
             _log.error("%s", _line("JOB_LEASE_LOST", entry, started))
             return JobRun(job=job.name, scheduled_for=due, outcome=Outcome.LEASE_LOST)
         except Exception as error:  # noqa: BLE001 - a failing job is logged, never fatal
-            _log.error("%s", _line("JOB_FAILED", {**entry, "error": type(error).__name__}, started))
-            _log.debug("job %s failed", job.name, exc_info=True)
+            _log.error(
+                "%s", _line("JOB_FAILED", {**entry, "error": describe(error)[:300]}, started)
+            )
             return JobRun(job=job.name, scheduled_for=due, outcome=Outcome.FAILED)
         finally:
             keeper.cancel()
@@ -383,32 +385,21 @@ def _line(event: str, fields: Mapping[str, object], started: float) -> str:
 def build_jobs(services: Services) -> list[Job]:
     """Return the bot's jobs, on the schedules of ``services.settings``.
 
-    * ``token_rotation``: :meth:`TokenRotationService.rotate_expiring`.
-    * ``data_cleanup``: the retention clean-up.
+    * ``token_rotation``: :meth:`TokenRotationService.rotate_expiring`, which
+      refreshes every token expiring within a day.
+    * ``data_cleanup``: :meth:`DataRetentionService.cleanup_expired_data`,
+      which removes expired attempts, bans, switches, link states, orphaned
+      vault records and audit records past their retention.
     """
     settings = services.settings
 
     async def rotate() -> Report:
         return (await services.rotation.rotate_expiring()).as_dict()
 
+    async def cleanup() -> Report:
+        return (await services.retention.cleanup_expired_data()).as_dict()
+
     return [
         Job(name=JOB_ROTATION, schedule=settings.rotation_schedule, run=rotate),
-        Job(name=JOB_CLEANUP, schedule=settings.cleanup_schedule, run=_cleanup(services)),
+        Job(name=JOB_CLEANUP, schedule=settings.cleanup_schedule, run=cleanup),
     ]
-
-
-def _cleanup(services: Services) -> JobFunction:
-    retention = getattr(services, "retention", None)
-    if retention is not None:
-
-        async def cleanup() -> Report:
-            report = await retention.cleanup_expired_data()
-            as_dict = getattr(report, "as_dict", None)
-            return as_dict() if callable(as_dict) else attrs.asdict(report)
-
-        return cleanup
-
-    async def purge() -> Report:
-        raise NotImplementedError("the retention service is not wired yet")
-
-    return purge

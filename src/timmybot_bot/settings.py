@@ -162,6 +162,36 @@ def _shard_ids(name: str, raw: str) -> tuple[int, ...]:
     return tuple(sorted(ids))
 
 
+_AWS_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$")
+_KMS_KEY = re.compile(
+    r"^(?:arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key|alias)/[A-Za-z0-9/_-]+"
+    r"|alias/[A-Za-z0-9/_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"|mrk-[0-9a-f]{32})$"
+)
+_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+_SECRET_PREFIX = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,400}/$")
+_TABLE_PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
+
+
+def _pattern(pattern: re.Pattern[str], example: str) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip()
+        if not pattern.match(value):
+            raise ConfigurationError(f"{name} must look like {example} (got {value[:80]!r})")
+        return value
+
+    return parse
+
+
+def _endpoint_url(name: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not re.match(r"^https?://[^\s/@]+(?::\d+)?(?:/[^\s]*)?$", value):
+        raise ConfigurationError(
+            f"{name} must be an http(s) URL such as http://127.0.0.1:4566 (got {value[:80]!r})"
+        )
+    return value
+
+
 def _cron(name: str, raw: str) -> CronSchedule:
     try:
         return CronSchedule.parse(raw)
@@ -205,6 +235,28 @@ _VARIABLES: Final[dict[str, tuple[str, Callable[[str, str], Any]]]] = {
     "TIMMYBOT_SHARD_COUNT": ("shard_count", _positive_int),
     "TIMMYBOT_ROTATION_SCHEDULE": ("rotation_schedule", _cron),
     "TIMMYBOT_CLEANUP_SCHEDULE": ("cleanup_schedule", _cron),
+    "TIMMYBOT_AWS_REGION": ("aws_region", _pattern(_AWS_REGION, "eu-west-1")),
+    "TIMMYBOT_AWS_ENDPOINT_URL": ("aws_endpoint_url", _endpoint_url),
+    "TIMMYBOT_AWS_DYNAMODB_ENDPOINT_URL": ("aws_dynamodb_endpoint_url", _endpoint_url),
+    "TIMMYBOT_AWS_TABLE_PREFIX": (
+        "aws_table_prefix",
+        _pattern(_TABLE_PREFIX, "timmybot- (letters, digits, '_', '-', '.')"),
+    ),
+    "TIMMYBOT_AWS_SECRET_PREFIX": (
+        "aws_secret_prefix",
+        _pattern(_SECRET_PREFIX, "/timmybot/users/ (ending with '/')"),
+    ),
+    "TIMMYBOT_AWS_KMS_KEY_ID": (
+        "aws_kms_key_id",
+        _pattern(_KMS_KEY, "a KMS key ID, key ARN, alias/name or alias ARN"),
+    ),
+    "TIMMYBOT_AWS_ALERT_TOPIC_ARN": (
+        "aws_alert_topic_arn",
+        _pattern(_TOPIC_ARN, "arn:aws:sns:eu-west-1:123456789012:timmybot-security-alerts"),
+    ),
+    "TIMMYBOT_AWS_CONNECT_TIMEOUT": ("aws_connect_timeout", _duration),
+    "TIMMYBOT_AWS_READ_TIMEOUT": ("aws_read_timeout", _duration),
+    "TIMMYBOT_AWS_MAX_ATTEMPTS": ("aws_max_attempts", _positive_int),
     # Discord's own conventional name, and a prefixed alias.
     "DISCORD_TOKEN": ("discord_token", _secret),
     "TIMMYBOT_DISCORD_TOKEN": ("discord_token", _secret),
@@ -283,6 +335,22 @@ class Settings:
             many as Discord recommends).
         rotation_schedule: when the token rotation job runs (cron, UTC).
         cleanup_schedule: when the data clean-up job runs (cron, UTC).
+        aws_region: the AWS region of the ``aws`` backend (``None``: boto3's
+            own lookup, ``AWS_REGION`` and so on).
+        aws_endpoint_url, aws_dynamodb_endpoint_url: endpoints replacing
+            AWS's own, for local servers and tests (moto, dynalite); the
+            DynamoDB one defaults to ``aws_endpoint_url``.
+        aws_table_prefix: the DynamoDB tables are ``{prefix}access``,
+            ``{prefix}link-states``, ``{prefix}incidents``, ``{prefix}audit``
+            and ``{prefix}user-data`` (the stack's ``TablePrefix`` output).
+        aws_secret_prefix: users' token secrets are ``{prefix}{user}/oauth``.
+        aws_kms_key_id: the customer-managed KMS key the token secrets are
+            created with (``None``: the account's ``aws/secretsmanager`` key).
+        aws_alert_topic_arn: the SNS topic alerts go to (``None``: alerts are
+            log lines only).
+        aws_connect_timeout, aws_read_timeout: per-call timeouts of boto3.
+        aws_max_attempts: attempts per AWS call, the first included
+            (botocore's standard retry mode).
     """
 
     backend: Backend = "sqlite"
@@ -324,6 +392,16 @@ class Settings:
     cleanup_schedule: CronSchedule = attrs.field(
         default=DEFAULT_CLEANUP_SCHEDULE, converter=_schedule
     )
+    aws_region: str | None = None
+    aws_endpoint_url: str | None = None
+    aws_dynamodb_endpoint_url: str | None = None
+    aws_table_prefix: str = "timmybot-"
+    aws_secret_prefix: str = "/timmybot/users/"  # noqa: S105 - a name prefix, not a secret
+    aws_kms_key_id: str | None = None
+    aws_alert_topic_arn: str | None = None
+    aws_connect_timeout: timedelta = timedelta(seconds=3)
+    aws_read_timeout: timedelta = timedelta(seconds=10)
+    aws_max_attempts: int = 4
 
     def __attrs_post_init__(self) -> None:
         _check_shards(self.shard_ids, self.shard_count, "shard_ids", "shard_count")
@@ -419,6 +497,19 @@ class Settings:
             "shard_count": str(self.shard_count) if self.shard_count else "(Discord's choice)",
             "rotation_schedule": f"{self.rotation_schedule} (UTC)",
             "cleanup_schedule": f"{self.cleanup_schedule} (UTC)",
+            "aws_region": self.aws_region or "(boto3 default)",
+            "aws_endpoints": ", ".join(
+                url for url in (self.aws_endpoint_url, self.aws_dynamodb_endpoint_url) if url
+            )
+            or "(AWS)",
+            "aws_table_prefix": self.aws_table_prefix,
+            "aws_secret_prefix": self.aws_secret_prefix,
+            "aws_kms_key_id": self.aws_kms_key_id or "(aws/secretsmanager)",
+            "aws_alert_topic_arn": self.aws_alert_topic_arn or "(alerts in the log only)",
+            "aws_timeouts": (
+                f"connect {self.aws_connect_timeout}, read {self.aws_read_timeout}, "
+                f"{self.aws_max_attempts} attempts"
+            ),
         }
 
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from aiohttp import web
 
+from timmybot_bot.failures import describe
 from timmybot_core.errors import LinkError, OAuthError, StoreUnavailable
 from timmybot_core.ports.access import Switch
 from timmybot_core.services.linking import AccountLinkService
@@ -208,8 +209,7 @@ def build_app(
             _log.warning("request to %s timed out after %s s", request.path, request_timeout)
             return _page("Try again later", "TimmyBot took too long to answer.", status=503)
         except Exception as error:  # noqa: BLE001 - the last line of defence: no traceback leaves
-            _log.error("unhandled %s on %s", type(error).__name__, request.path)
-            _log.debug("unhandled error on %s", request.path, exc_info=True)
+            _log.error("unhandled error on %s: %s", request.path, describe(error))
             return _page("Something went wrong", "Please try again later.", status=500)
 
     async def security_headers(_: web.Request, response: web.StreamResponse) -> None:

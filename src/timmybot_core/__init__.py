@@ -16,10 +16,12 @@ services that the adapters and the bot build on.
 from __future__ import annotations
 
 from timmybot_core.audit_chain import canonical_bytes, record_hash
+from timmybot_core.classification import DataClass, OnErasure, StoredField
 from timmybot_core.clock import Clock, FakeClock, SystemClock
 from timmybot_core.errors import (
     AlertDeliveryError,
     AuditConflict,
+    DataDeletionError,
     LinkError,
     NotLinked,
     OAuthError,
@@ -67,6 +69,12 @@ from timmybot_core.ports.audit import (
     SignedDigest,
 )
 from timmybot_core.ports.signing import DigestSigner, SignatureVerifier
+from timmybot_core.ports.user_data import (
+    Preference,
+    PreferenceError,
+    PreferenceValue,
+    UserDataStore,
+)
 from timmybot_core.pseudonymizer import MIN_KEY_BYTES, Pseudonymizer, PseudonymKind
 from timmybot_core.sanitizer import DiscordLimits, ResponseSanitizer, TrackInfo
 from timmybot_core.services.access_control import (
@@ -90,6 +98,15 @@ from timmybot_core.services.linking import (
     LinkResult,
     LinkStart,
     pkce_challenge,
+)
+from timmybot_core.services.retention import (
+    CleanupReport,
+    DataRetentionService,
+    DeletionReport,
+    ErasureReport,
+    Requester,
+    RetentionSettings,
+    UserDataEraser,
 )
 from timmybot_core.services.rotation import (
     RotationReport,
@@ -134,9 +151,15 @@ __all__ = [
     "Ban",
     "CatalogTrack",
     "ChainHead",
+    "CleanupReport",
     "Clock",
+    "DataClass",
+    "DataDeletionError",
+    "DataRetentionService",
+    "DeletionReport",
     "DigestSigner",
     "DiscordLimits",
+    "ErasureReport",
     "FakeClock",
     "Incident",
     "IncidentRecord",
@@ -156,7 +179,11 @@ __all__ = [
     "OAuthClient",
     "OAuthError",
     "OAuthTokens",
+    "OnErasure",
     "PlatformLink",
+    "Preference",
+    "PreferenceError",
+    "PreferenceValue",
     "Problem",
     "ProblemKind",
     "ProviderRateLimited",
@@ -166,8 +193,10 @@ __all__ = [
     "ReLinkRequired",
     "RefreshOutcome",
     "RefreshPaused",
+    "Requester",
     "ResponseSanitizer",
     "RetentionHold",
+    "RetentionSettings",
     "RotationReport",
     "RotationSettings",
     "SecureTokenService",
@@ -183,6 +212,7 @@ __all__ = [
     "SignedDigest",
     "StepResult",
     "StoreUnavailable",
+    "StoredField",
     "SuspicionMeter",
     "SuspicionThresholds",
     "Switch",
@@ -195,6 +225,8 @@ __all__ = [
     "TokenSettings",
     "TokenVault",
     "TrackInfo",
+    "UserDataEraser",
+    "UserDataStore",
     "UserTokens",
     "ValidationPolicy",
     "ValidationResult",

@@ -14,7 +14,7 @@ following the seed design's three classes:
 the data statement in every export are rendered from this table, so they
 cannot drift from it. Regenerate the page with::
 
-    python -m timmybot_core.classification --write docs/privacy.md
+    python -m timmybot_core.privacy_doc --write docs/privacy.md
 
 ``--check docs/privacy.md`` exits with status 1 when the page is stale, and
 ``--markdown`` prints the generated section.
@@ -98,6 +98,8 @@ class StoredField:
     retention: str
     on_erasure: OnErasure
     exported: bool
+    identifies_user: bool = False
+    """Holds the user's Discord ID itself (not a pseudonym of it)."""
 
     @property
     def about_user(self) -> bool:
@@ -133,7 +135,8 @@ STORES: Final[tuple[StoreInfo, ...]] = (
     StoreInfo(
         name="access",
         title="Access control",
-        where="SQLite `access_allowlist`, `access_attempts`, `access_bans`, `access_switches`",
+        where="SQLite `access_allowlist`, `access_attempts`, `access_bans`, `access_switches`, "
+        "`access_leases`, `access_job_runs`",
     ),
     StoreInfo(
         name="incidents",
@@ -187,6 +190,7 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         retention=_UNTIL_UNLINKED,
         on_erasure=OnErasure.DELETED,
         exported=True,
+        identifies_user=True,
     ),
     StoredField(
         store="vault",
@@ -251,6 +255,7 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         retention=_TEN_MINUTES,
         on_erasure=OnErasure.DELETED,
         exported=False,
+        identifies_user=True,
     ),
     StoredField(
         store="link_states",
@@ -288,6 +293,7 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         retention="until the user deletes them, or the user's data is erased",
         on_erasure=OnErasure.DELETED,
         exported=True,
+        identifies_user=True,
     ),
     StoredField(
         store="preferences",
@@ -360,6 +366,15 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="accountability for emergency controls",
         retention="until the switch changes again",
         on_erasure=OnErasure.KEPT_PSEUDONYMOUS,
+        exported=False,
+    ),
+    StoredField(
+        store="access",
+        field="scheduler leases and job runs (job name, holding process, times)",
+        data_class=DataClass.PUBLIC,
+        purpose="runs each scheduled job (token rotation, clean-up) once across processes",
+        retention="replaced at each run",
+        on_erasure=OnErasure.NOT_PERSONAL,
         exported=False,
     ),
     # -- incidents --------------------------------------------------------------------
@@ -573,7 +588,7 @@ RIGHTS: Final[tuple[tuple[str, str], ...]] = (
 
 START_MARKER: Final = (
     "<!-- BEGIN GENERATED: data classification. Edit src/timmybot_core/classification.py, "
-    "then run: python -m timmybot_core.classification --write docs/privacy.md -->"
+    "then run: python -m timmybot_core.privacy_doc --write docs/privacy.md -->"
 )
 END_MARKER: Final = "<!-- END GENERATED: data classification -->"
 
@@ -710,7 +725,7 @@ def data_statement(*, audit_retention: timedelta = DEFAULT_AUDIT_RETENTION) -> d
 def main(argv: Sequence[str] | None = None) -> int:
     """Print, check or rewrite the generated section of a Markdown page."""
     parser = argparse.ArgumentParser(
-        prog="python -m timmybot_core.classification",
+        prog="python -m timmybot_core.privacy_doc",
         description="Render the data classification table.",
     )
     action = parser.add_mutually_exclusive_group(required=True)
@@ -735,13 +750,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check:
         if updated != document:
             sys.stderr.write(
-                f"{path} is stale: run python -m timmybot_core.classification --write {path}\n"
+                f"{path} is stale: run python -m timmybot_core.privacy_doc --write {path}\n"
             )
             return 1
         return 0
     path.write_text(updated, encoding="utf-8")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -76,7 +76,50 @@ async def log() -> AsyncIterator[tuple[Alerter, Delivered]]:
         logger.removeHandler(handler)
 
 
-ADAPTERS = {"memory": memory, "log": log}
+@asynccontextmanager
+async def sns() -> AsyncIterator[tuple[Alerter, Delivered]]:
+    # Delivered for real: the topic fans out to an SQS queue (raw delivery), read back here.
+    from tests import aws_servers
+    from timmybot_adapters.aws import SnsAlerter
+
+    endpoint, session = aws_servers.moto_endpoint(), aws_servers.session()
+    topics, queues = session.client("sns", endpoint_url=endpoint), session.client(
+        "sqs", endpoint_url=endpoint
+    )
+    name = aws_servers.unique("alerts")
+    topic = topics.create_topic(Name=name)["TopicArn"]
+    queue = queues.create_queue(QueueName=name)["QueueUrl"]
+    queue_arn = queues.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+    topics.subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=queue_arn["Attributes"]["QueueArn"],
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    received: list[dict[str, Any]] = []
+
+    def delivered() -> list[dict[str, Any]]:
+        while True:
+            batch = queues.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)
+            messages = batch.get("Messages", [])
+            if not messages:
+                return [
+                    {
+                        "title": line["alert"],
+                        "severity": line["severity"],
+                        "at": line["at"],
+                        "details": line["details"],
+                    }
+                    for line in received
+                ]
+            for message in messages:
+                received.append(json.loads(message["Body"]))
+                queues.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+
+    yield SnsAlerter(aws_servers.shared_clients(), topic_arn=topic), delivered
+
+
+ADAPTERS = {"memory": memory, "log": log, "aws": sns}
 
 
 @pytest.fixture(params=sorted(ADAPTERS))

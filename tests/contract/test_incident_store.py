@@ -36,9 +36,19 @@ async def _sqlite(tmp_path: Path) -> AsyncIterator[IncidentStore]:
         yield await SqliteIncidentStore.open(db)
 
 
+@asynccontextmanager
+async def _aws(tmp_path: Path) -> AsyncIterator[IncidentStore]:
+    from tests import aws_servers
+    from timmybot_adapters.aws import DynamoIncidentStore
+
+    async with aws_servers.fresh_tables(roles=["incidents"]) as tables:
+        yield DynamoIncidentStore(aws_servers.shared_clients(), tables.incidents)
+
+
 ADAPTERS: dict[str, Callable[[Path], AbstractAsyncContextManager[IncidentStore]]] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "aws": _aws,
 }
 
 

@@ -47,10 +47,20 @@ async def _sqlite_unencrypted(tmp_path: Path) -> AsyncIterator[LinkStateStore]:
         yield await SqliteLinkStateStore.open(db)
 
 
+@asynccontextmanager
+async def _aws(tmp_path: Path) -> AsyncIterator[LinkStateStore]:
+    from tests import aws_servers
+    from timmybot_adapters.aws import DynamoLinkStateStore
+
+    async with aws_servers.fresh_tables(roles=["link_states"]) as tables:
+        yield DynamoLinkStateStore(aws_servers.shared_clients(), tables.link_states)
+
+
 ADAPTERS: dict[str, Callable[[Path], AbstractAsyncContextManager[LinkStateStore]]] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "sqlite-unencrypted": _sqlite_unencrypted,
+    "aws": _aws,
 }
 
 

@@ -59,10 +59,10 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield opened
 
 
-def test_every_adapter_is_a_user_data_store() -> None:
+async def test_every_adapter_is_a_user_data_store(tmp_path: Path) -> None:
     assert isinstance(MemoryUserDataStore(), UserDataStore)
-    db = SqliteDatabase(Path("unused.db"))
-    assert isinstance(SqliteUserDataStore(db), UserDataStore)
+    async with SqliteDatabase(tmp_path / "unused.db") as db:
+        assert isinstance(SqliteUserDataStore(db), UserDataStore)
 
 
 # Reading and writing

@@ -136,7 +136,7 @@ async def test_a_search_returns_parsed_tracks(stage: Stage) -> None:
     assert halo.album == "I Am... Sasha Fierce"
     assert halo.duration == timedelta(milliseconds=261_640)
     assert halo.thumbnail_url == "https://i.scdn.co/image/demo"
-    assert halo.url == "https://open.spotify.com/track/demo"
+    assert halo.url == "https://open.spotify.com/track/demo2"
     assert stage.provider.search_requests == [{"q": "halo", "type": "track", "limit": "5"}]
 
 
@@ -579,7 +579,7 @@ async def test_search_command_against_the_demo_provider(tmp_path: Path) -> None:
             assert reply.text.splitlines() == [
                 'Top results on demo for "halo":',
                 "1. **Halo** by Beyoncé (4:21)",
-                "   listen: <https://open.spotify.com/track/demo> · "
+                "   listen: <https://open.spotify.com/track/demo2> · "
                 "cover: <https://i.scdn.co/image/demo>",
             ]
 

@@ -23,10 +23,11 @@ async def run_console(text: str, *, interactive: bool = False) -> tuple[int, str
     return status, out.getvalue()
 
 
-async def test_search_prints_the_accepted_value() -> None:
+async def test_search_without_a_platform_says_how_to_configure_one() -> None:
     status, out = await run_console("/search Drop It Like It's Hot\n")
     assert status == 0
-    assert out == "Search accepted: Drop It Like It's Hot\n"
+    assert out.startswith("Search needs a music platform, and none is configured.")
+    assert "TIMMYBOT_SPOTIFY_CLIENT_ID" in out
 
 
 async def test_rejected_search_prints_the_reason() -> None:
@@ -47,8 +48,8 @@ async def test_playlist_names_are_validated() -> None:
 
 
 async def test_replies_are_safe_for_discord() -> None:
-    _, out = await run_console("/search @everyone **now**\n")
-    assert out == "Search accepted: \uff20everyone \\*\\*now\\*\\*\n"
+    _, out = await run_console("/playlist @everyone **now**\n")
+    assert out == "Playlist name accepted: \uff20everyone \\*\\*now\\*\\*\n"
 
 
 async def test_help_lists_every_command() -> None:
@@ -105,9 +106,9 @@ class TestIdentities:
 
     async def test_an_allowlisted_guild_passes(self) -> None:
         out = await self.run_as(
-            "/search Halo\n", Invocation(guild_id=42, user_id=7), allowed_guilds={42}
+            "/playlist Halo\n", Invocation(guild_id=42, user_id=7), allowed_guilds={42}
         )
-        assert out == "Search accepted: Halo\n"
+        assert out == "Playlist name accepted: Halo\n"
 
     async def test_admin_commands_are_for_admin_only(self) -> None:
         out = await self.run_as(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 import attrs
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.unit.conftest import OWNER, START, USER, Wired, wire
 from tests.unit.fake_oauth import CANARY_AT, CANARY_RT, FakeOAuthClient
@@ -436,6 +439,48 @@ async def test_an_export_fails_whole_when_the_vault_cannot_answer() -> None:
     with pytest.raises(VaultIntegrityError):
         await k.retention.export_user_data(USER)
     assert await privacy_records(k, USER) == []
+
+
+_text = st.text(st.characters(codec="utf-8", exclude_categories=()), max_size=30)
+_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=8,
+)
+_preferences = st.dictionaries(
+    st.from_regex(r"[a-z][a-z0-9_.-]{0,20}", fullmatch=True), _values, max_size=5
+)
+
+
+def test_any_preferences_export_as_valid_json_that_reads_back_equal() -> None:
+    validator = export_validator()
+    loop = asyncio.new_event_loop()
+    try:
+
+        @settings(deadline=None)
+        @given(preferences=_preferences)
+        def check(preferences: dict[str, Any]) -> None:
+            k = kit()
+
+            async def scenario() -> dict[str, Any]:
+                for name, value in preferences.items():
+                    await k.prefs.set_preference(USER, name, value, at=k.clock.now())
+                return await k.retention.export_user_data(USER)
+
+            export = loop.run_until_complete(scenario())
+            validator.validate(export)
+            again = json.loads(json.dumps(export, ensure_ascii=False))
+            assert {name: entry["value"] for name, entry in again["preferences"].items()} == (
+                preferences
+            )
+
+        check()
+    finally:
+        loop.close()
 
 
 async def test_the_schema_rejects_an_export_that_leaks_a_token() -> None:

@@ -234,7 +234,7 @@ async def test_a_failing_job_is_logged_without_its_message_and_not_retried_at_on
     assert [run.outcome for run in scheduler.history] == [Outcome.FAILED, Outcome.FAILED]
     assert "canary-secret" not in caplog.text
     failed = [json.loads(r.getMessage()) for r in caplog.records if "JOB_FAILED" in r.getMessage()]
-    assert failed[0]["error"] == "RuntimeError"
+    assert failed[0]["error"].startswith("RuntimeError at test_scheduler.py:")
     assert failed[0]["job"] == "token_rotation"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import operator
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -14,7 +14,7 @@ from timmybot_core.errors import StoreUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, WriteRequestTypeDef
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 __all__ = [
     "MAX_SNOWFLAKE",
@@ -47,17 +47,17 @@ def micros(moment: datetime) -> int:
 
 
 def from_micros(value: int) -> datetime:
-    """The UTC datetime of :func:`micros`'s value."""
+    """Return the UTC datetime of a :func:`micros` value."""
     return _ORIGIN + timedelta(microseconds=value)
 
 
 def time_key(value: int) -> str:
-    """A :func:`micros` value as 20-digit text, whose order is time order."""
+    """Return a :func:`micros` value as 20-digit text, whose order is time order."""
     return f"{max(value, 0):020d}"
 
 
 def id_key(snowflake: int) -> str:
-    """A Discord snowflake as 20-digit zero-padded text, whose order is numeric order."""
+    """Return a snowflake as 20-digit zero-padded text, whose order is numeric order."""
     value = operator.index(snowflake)
     if not 0 <= value <= MAX_SNOWFLAKE:
         raise ValueError("a Discord ID is 0 to 2**64 - 1")
@@ -70,33 +70,33 @@ def ttl_of(moment: datetime) -> int:
 
 
 def s(value: str) -> AttributeValueTypeDef:
-    """A string attribute value."""
+    """Return a string attribute value."""
     return {"S": value}
 
 
 def num(value: int) -> AttributeValueTypeDef:
-    """A number attribute value."""
+    """Return a number attribute value."""
     return {"N": str(value)}
 
 
 def text(item: Mapping[str, Any], name: str) -> str:
-    """The string attribute ``name`` of ``item``."""
+    """Return the string attribute ``name`` of ``item``."""
     return str(item[name]["S"])
 
 
 def number(item: Mapping[str, Any], name: str) -> int:
-    """The number attribute ``name`` of ``item``, as an int."""
+    """Return the number attribute ``name`` of ``item``, as an int."""
     return int(item[name]["N"])
 
 
 def num_or_none(item: Mapping[str, Any], name: str) -> int | None:
-    """The number attribute ``name``, or ``None`` when absent."""
+    """Return the number attribute ``name``, or ``None`` when absent."""
     value = item.get(name)
     return None if value is None else int(value["N"])
 
 
 def text_or_none(item: Mapping[str, Any], name: str) -> str | None:
-    """The string attribute ``name``, or ``None`` when absent."""
+    """Return the string attribute ``name``, or ``None`` when absent."""
     value = item.get(name)
     return None if value is None else str(value["S"])
 
@@ -124,9 +124,11 @@ class DynamoStore:
     def _db(self) -> DynamoDBClient:
         return self._aws.dynamodb
 
-    async def _pages(self, operation: str, *, scan: bool = False, **params: Any) -> AsyncIterator[list[Item]]:
+    async def _pages(
+        self, operation: str, *, scan: bool = False, **params: Any
+    ) -> AsyncIterator[list[Item]]:
         """Yield each page of a ``Query`` (or a ``Scan``) until the last."""
-        call = self._db.scan if scan else self._db.query
+        call: Callable[..., Any] = self._db.scan if scan else self._db.query
         start: Item | None = None
         while True:
             request = dict(params, TableName=self._table)
@@ -149,7 +151,7 @@ class DynamoStore:
     async def _delete_keys(self, operation: str, keys: Sequence[Item]) -> None:
         """Delete items by key, 25 per ``BatchWriteItem``, retrying unprocessed ones."""
         for offset in range(0, len(keys), _BATCH):
-            requests: list[WriteRequestTypeDef] = [
+            requests: list[Any] = [
                 {"DeleteRequest": {"Key": key}} for key in keys[offset : offset + _BATCH]
             ]
             delay = 0.05

@@ -8,6 +8,8 @@ microseconds since 0001-01-01 UTC, 20-digit text in keys)::
     pk="ban"               sk=<guild>  until, reason, placed_at, token, ttl
     pk="switch"            sk=<name>   on, reason?, actor?, changed_at?, expires_at?, ttl?
     pk="attempts#<guild>"  sk=<time>   n, reqs, ttl
+    pk="lease"             sk=<name>   holder, expires_at, ttl
+    pk="job"               sk=<job>    last_run
 
 Counting attempts
     Attempts at one microsecond share a counter item, incremented with an
@@ -42,6 +44,13 @@ Expiry
     at least ``attempt_retention`` (default one day) beyond their time, so
     a count over a longer window than the one recorded with still finds them
     until they are purged.
+
+Leases and job runs
+    The scheduler's lease is one ``PutItem`` conditioned on "free, expired,
+    or already this holder's"; releasing is a ``DeleteItem`` conditioned on
+    the holder. A job's last run only moves forward: ``UpdateItem`` with
+    ``attribute_not_exists(last_run) OR last_run < :at``. ``purge_expired``
+    leaves both alone.
 
 Reads are strongly consistent. Every DynamoDB error surfaces as
 :class:`~timmybot_core.errors.StoreUnavailable`, naming the operation and
@@ -82,6 +91,9 @@ _ALLOW: Final = "allow"
 _BAN: Final = "ban"
 _SWITCH: Final = "switch"
 _ATTEMPTS: Final = "attempts#"
+_LEASE: Final = "lease"
+_JOB: Final = "job"
+_LEASE_TTL_SLACK: Final = 86_400
 _NAMES: Final = {"#n": "n", "#ttl": "ttl", "#reqs": "reqs", "#until": "until", "#on": "on"}
 # TTL far beyond any retention: keeps epoch arithmetic in range for huge windows.
 _MAX_RETENTION: Final = timedelta(days=3650)
@@ -116,7 +128,12 @@ class DynamoAccessPolicyStore(DynamoStore):
         return answer.get("Item")
 
     async def _put_unless(
-        self, operation: str, item: Item, condition: str, values: dict[str, Any], names: dict[str, str]
+        self,
+        operation: str,
+        item: Item,
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str],
     ) -> bool:
         """``PutItem`` under ``condition``; ``True`` if written (a retry of ours included)."""
         params: dict[str, Any] = {
@@ -402,6 +419,85 @@ class DynamoAccessPolicyStore(DynamoStore):
         await self._delete_keys("purge_expired", stale)
         return PurgeCounts(attempts=attempts, bans=bans, switches=switches)
 
+    # Leases and job runs
+
+    async def acquire_lease(self, name: str, holder: str, *, now: datetime, ttl: timedelta) -> bool:
+        """Take or renew the lease ``name`` for ``holder`` until ``now + ttl``.
+
+        One conditional ``PutItem``: free, expired, or already ``holder``'s.
+        A retry of a write that had succeeded passes the same condition.
+        """
+        _check_lease(name, holder, ttl)
+        moment = micros(now)
+        expires = now + ttl
+        item: Item = {
+            **self._key(_LEASE, name),
+            "holder": s(holder),
+            "expires_at": num(micros(expires)),
+            # Garbage collection only; an expired lease is free either way.
+            "ttl": num(ttl_of(expires) + _LEASE_TTL_SLACK),
+        }
+        with aws_errors(self.LABEL, "acquire_lease"):
+            try:
+                await self._aws.run(
+                    self._db.put_item,
+                    TableName=self._table,
+                    Item=item,
+                    ConditionExpression=(
+                        "attribute_not_exists(pk) OR expires_at <= :now OR holder = :holder"
+                    ),
+                    ExpressionAttributeValues={":now": num(moment), ":holder": s(holder)},
+                )
+            except ClientError as error:
+                if error_code(error) != _CHECK_FAILED:
+                    raise
+                return False
+        return True
+
+    async def release_lease(self, name: str, holder: str) -> bool:
+        """Give up the lease ``name`` if ``holder`` holds it, expired or not."""
+        with aws_errors(self.LABEL, "release_lease"):
+            try:
+                await self._aws.run(
+                    self._db.delete_item,
+                    TableName=self._table,
+                    Key=self._key(_LEASE, name),
+                    ConditionExpression="holder = :holder",
+                    ExpressionAttributeValues={":holder": s(holder)},
+                )
+            except ClientError as error:
+                if error_code(error) != _CHECK_FAILED:
+                    raise
+                return False
+        return True
+
+    async def last_job_run(self, job: str) -> datetime | None:
+        """Return how far ``job``'s schedule is satisfied, or ``None``."""
+        if not job:
+            return None
+        item = await self._get("last_job_run", _JOB, job)
+        return None if item is None else from_micros(number(item, "last_run"))
+
+    async def record_job_run(self, job: str, at: datetime) -> bool:
+        """Record that ``job``'s schedule is satisfied up to ``at``; it only moves forward."""
+        if not job:
+            raise ValueError("a job needs a name")
+        with aws_errors(self.LABEL, "record_job_run"):
+            try:
+                await self._aws.run(
+                    self._db.update_item,
+                    TableName=self._table,
+                    Key=self._key(_JOB, job),
+                    UpdateExpression="SET last_run = :at",
+                    ConditionExpression="attribute_not_exists(last_run) OR last_run < :at",
+                    ExpressionAttributeValues={":at": num(micros(at))},
+                )
+            except ClientError as error:
+                if error_code(error) != _CHECK_FAILED:
+                    raise
+                return False
+        return True
+
     async def _delete_if(
         self, pk: str, sk: str, condition: str, values: dict[str, Any], names: dict[str, str]
     ) -> int:
@@ -420,6 +516,13 @@ class DynamoAccessPolicyStore(DynamoStore):
                     raise
                 return 0
         return 1
+
+
+def _check_lease(name: str, holder: str, ttl: timedelta) -> None:
+    if not name or not holder:
+        raise ValueError("a lease needs a name and a holder")
+    if ttl <= timedelta(0):
+        raise ValueError(f"a lease's ttl must be positive (got {ttl})")
 
 
 def _ban(item: Item) -> Ban:

@@ -36,7 +36,7 @@ _MAX_SUBJECT: Final = 99
 
 
 def subject_for(alert: Alert) -> str:
-    """The SNS subject of ``alert``: printable ASCII, one line, at most 99 characters."""
+    """Return the SNS subject of ``alert``: printable ASCII, one line, at most 99 characters."""
     title = " ".join(_NOT_SUBJECT.sub(" ", alert.title).split())
     subject = f"[TimmyBot {alert.severity.value}] {title}".strip()
     if len(subject) > _MAX_SUBJECT:

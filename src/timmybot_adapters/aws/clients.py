@@ -152,7 +152,7 @@ class AwsConfig:
     max_workers: int = attrs.field(default=16, validator=_positive)
 
     def botocore_config(self) -> Config:
-        """The botocore ``Config`` every client is built with."""
+        """Return the botocore ``Config`` every client is built with."""
         return Config(
             region_name=self.region,
             connect_timeout=self.connect_timeout,
@@ -162,7 +162,7 @@ class AwsConfig:
         )
 
     def endpoint_for(self, service: str) -> str | None:
-        """The endpoint URL of ``service`` (``None``: the AWS default)."""
+        """Return the endpoint URL of ``service`` (``None``: the AWS default)."""
         if service == "dynamodb" and self.dynamodb_endpoint_url is not None:
             return self.dynamodb_endpoint_url
         return self.endpoint_url
@@ -269,7 +269,7 @@ class AwsClients:
 
 
 def error_code(error: ClientError) -> str:
-    """The AWS error code of ``error`` (``ConditionalCheckFailedException``, ...)."""
+    """Return the AWS error code of ``error`` (``ConditionalCheckFailedException``, ...)."""
     return str(error.response.get("Error", {}).get("Code", "Unknown"))
 
 
@@ -300,9 +300,7 @@ def _client_error(error: ClientError) -> str:
         reason = "AWS rejected the request as invalid"
     else:
         reason = "AWS refused the request"
-    return (
-        f"{reason} ({error.operation_name} -> {code}, HTTP {status}, {tried}, request {request})"
-    )
+    return f"{reason} ({error.operation_name} -> {code}, HTTP {status}, {tried}, request {request})"
 
 
 def describe_error(error: BaseException) -> str:

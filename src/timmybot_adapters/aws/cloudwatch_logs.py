@@ -757,7 +757,7 @@ class CloudWatchLogsHandler(logging.Handler):
     def _send(self, events: list[_Event]) -> None:
         """Deliver ``events`` (screened) in chronological calls; ``_Outage`` if not."""
         # Stable sort: events with one timestamp keep their emit order.
-        events = list(events)
+        events = sorted(events, key=lambda event: event.timestamp)
         for part in self._parts(events):
             self._put(part)
 

@@ -18,7 +18,7 @@ collects garbage, it never decides an answer.
 | ``timmybot-access`` | ``pk``, ``sk`` | none | ``ttl`` |
 | ``timmybot-link-states`` | ``pk`` | ``by-user`` (``user_pk``), keys only | ``ttl`` |
 | ``timmybot-incidents`` | ``pk``, ``sk`` | none | none |
-| ``timmybot-audit`` | ``pk``, ``sk`` | ``by-day``, ``by-kind``, ``by-actor``, ``by-action``, ``by-subject`` (see below), all attributes | none |
+| ``timmybot-audit`` | ``pk``, ``sk`` | five, all attributes (below) | none |
 | ``timmybot-user-data`` | ``pk``, ``sk`` | none | ``ttl`` |
 
 The audit indexes share the sort key ``at`` and differ by partition key:
@@ -32,17 +32,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import (
-        AttributeDefinitionTypeDef,
-        GlobalSecondaryIndexTypeDef,
-        KeySchemaElementTypeDef,
-    )
 
 __all__ = [
     "AUDIT_INDEXES",
@@ -124,17 +119,15 @@ def table_specs(names: TableNames) -> tuple[TableSpec, ...]:
     )
 
 
-def _create_request(spec: TableSpec) -> dict[str, object]:
-    keys: list[KeySchemaElementTypeDef] = [{"AttributeName": "pk", "KeyType": "HASH"}]
+def _create_request(spec: TableSpec) -> dict[str, Any]:
+    keys: list[dict[str, str]] = [{"AttributeName": "pk", "KeyType": "HASH"}]
     attributes: dict[str, str] = {"pk": "S"}
     if spec.sort_key:
         keys.append({"AttributeName": "sk", "KeyType": "RANGE"})
         attributes["sk"] = "S"
-    indexes: list[GlobalSecondaryIndexTypeDef] = []
+    indexes: list[dict[str, Any]] = []
     for index, partition, sort, projection in spec.indexes:
-        index_keys: list[KeySchemaElementTypeDef] = [
-            {"AttributeName": partition, "KeyType": "HASH"}
-        ]
+        index_keys = [{"AttributeName": partition, "KeyType": "HASH"}]
         attributes[partition] = "S"
         if sort is not None:
             index_keys.append({"AttributeName": sort, "KeyType": "RANGE"})
@@ -143,17 +136,15 @@ def _create_request(spec: TableSpec) -> dict[str, object]:
             {
                 "IndexName": index,
                 "KeySchema": index_keys,
-                "Projection": {"ProjectionType": projection},  # type: ignore[typeddict-item]
+                "Projection": {"ProjectionType": projection},
             }
         )
-    definitions: list[AttributeDefinitionTypeDef] = [
-        {"AttributeName": name, "AttributeType": kind}  # type: ignore[typeddict-item]
-        for name, kind in attributes.items()
-    ]
-    request: dict[str, object] = {
+    request: dict[str, Any] = {
         "TableName": spec.name,
         "KeySchema": keys,
-        "AttributeDefinitions": definitions,
+        "AttributeDefinitions": [
+            {"AttributeName": name, "AttributeType": kind} for name, kind in attributes.items()
+        ],
         "BillingMode": "PAY_PER_REQUEST",
     }
     if indexes:
@@ -178,7 +169,7 @@ def create_tables(
     """
     specs = [spec for spec in table_specs(names) if only is None or spec.name in only]
     for spec in specs:
-        client.create_table(**_create_request(spec))  # type: ignore[arg-type]
+        client.create_table(**_create_request(spec))
     deadline = time.monotonic() + timeout
     for spec in specs:
         while client.describe_table(TableName=spec.name)["Table"].get("TableStatus") != "ACTIVE":

@@ -57,10 +57,13 @@ Cost
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import operator
 import re
 import uuid
+import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
@@ -78,7 +81,7 @@ __all__ = ["DEFAULT_SECRET_PREFIX", "DEFAULT_TAGS", "PENDING_STAGE", "SecretsMan
 
 _log = logging.getLogger("timmybot.aws.vault")
 
-DEFAULT_SECRET_PREFIX: Final = "/timmybot/users/"
+DEFAULT_SECRET_PREFIX: Final = "/timmybot/users/"  # noqa: S105 - a name, not a secret
 PENDING_STAGE: Final = "TIMMYBOT_PENDING"
 CURRENT: Final = "AWSCURRENT"
 DEFAULT_TAGS: Final[Mapping[str, str]] = MappingProxyType(
@@ -89,6 +92,7 @@ _PREFIX = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,400}/$")
 # Secrets Manager version IDs (our UUIDs, or any 32 to 64 characters).
 _VERSION = re.compile(r"^[A-Za-z0-9-]{32,64}$")
 _MAX_SNOWFLAKE: Final = 2**64 - 1
+_RETIRED: Final = 4096
 
 
 def _user(user_id: int) -> int:
@@ -119,6 +123,11 @@ class SecretsManagerTokenVault:
         self._kms_key_id = kms_key_id
         self._tags: list[TagTypeDef] = [{"Key": k, "Value": v} for k, v in tags.items()]
         self._names = re.compile(rf"^{re.escape(prefix)}(\d{{1,20}})/oauth$")
+        # Versions this process replaced. Our writes never move AWSCURRENT
+        # back, so a replaced version stays stale (get() forgets one it sees
+        # current again, after an operator's manual rollback).
+        self._retired: OrderedDict[str, None] = OrderedDict()
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def __repr__(self) -> str:
         return f"SecretsManagerTokenVault(prefix={self._prefix!r}, kms_key_id={self._kms_key_id!r})"
@@ -129,7 +138,7 @@ class SecretsManagerTokenVault:
         return self._prefix
 
     def secret_name(self, user_id: int) -> str:
-        """The name of ``user_id``'s secret."""
+        """Return the name of ``user_id``'s secret."""
         return f"{self._prefix}{_user(user_id)}/oauth"
 
     async def get(self, user_id: int) -> UserTokens | None:
@@ -150,6 +159,7 @@ class SecretsManagerTokenVault:
                 if _missing(error):
                     return None
                 raise
+        self._retired.pop(answer["VersionId"], None)
         text = answer.get("SecretString")
         if text is None:
             raise VaultIntegrityError("a stored token record has no text value")
@@ -182,11 +192,25 @@ class SecretsManagerTokenVault:
         name = self.secret_name(user_id)
         token = str(uuid.uuid4())
         text = record.to_json()
-        if expected_version is None:
-            await self._create(name, token, text)
-            return token
-        if not _VERSION.match(expected_version):
+        if expected_version is not None and not _VERSION.match(expected_version):
             # No stored version looks like this one: a conflict, without a call.
+            raise VersionConflict("the token record changed since it was read")
+        lock = self._locks.get(user_id)
+        if lock is None:
+            lock = self._locks[user_id] = asyncio.Lock()
+        # One write per user at a time in this process: writers that lose a
+        # race to a sibling fail on the retired version below, without a call.
+        async with lock:
+            if expected_version is None:
+                await self._create(name, token, text)
+            else:
+                await self._replace(name, token, text, expected_version)
+        return token
+
+    async def _replace(self, name: str, token: str, text: str, expected_version: str) -> None:
+        if expected_version in self._retired:
+            # This process moved AWSCURRENT away from that version: it is stale
+            # for certain, and no call (nor orphan version) is needed to say so.
             raise VersionConflict("the token record changed since it was read")
         with aws_errors(_WHAT, "put", VaultUnavailable):
             try:
@@ -210,12 +234,20 @@ class SecretsManagerTokenVault:
                     RemoveFromVersionId=expected_version,
                 )
             except ClientError as error:
-                if error_code(error) not in {"InvalidParameterException", "ResourceNotFoundException"}:
+                if error_code(error) not in {
+                    "InvalidParameterException",
+                    "ResourceNotFoundException",
+                }:
                     raise
-                if _retried(error) and await self._current_version(name) == token:
-                    return token  # a retry of our own move, which had succeeded
-                raise VersionConflict("the token record changed since it was read") from None
-        return token
+                if not (_retried(error) and await self._current_version(name) == token):
+                    raise VersionConflict("the token record changed since it was read") from None
+                # Else: a retry of our own move, which had succeeded.
+        self._retire(expected_version)
+
+    def _retire(self, version: str) -> None:
+        self._retired[version] = None
+        while len(self._retired) > _RETIRED:
+            self._retired.popitem(last=False)
 
     async def _create(self, name: str, token: str, text: str) -> None:
         params: dict[str, object] = {
@@ -245,7 +277,7 @@ class SecretsManagerTokenVault:
                 raise
 
     async def _current_version(self, name: str) -> str | None:
-        """The version ID labelled ``AWSCURRENT``, or ``None`` if the secret is gone."""
+        """Return the version ID labelled ``AWSCURRENT``, or ``None`` if the secret is gone."""
         try:
             answer = await self._aws.run(self._aws.secretsmanager.describe_secret, SecretId=name)
         except ClientError as error:

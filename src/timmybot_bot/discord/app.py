@@ -13,7 +13,7 @@ import hikari
 import lightbulb
 
 from timmybot_bot.bootstrap import Services
-from timmybot_bot.discord.guard import access_guard, on_command_error
+from timmybot_bot.discord.guard import access_guard, describe_failure, on_command_error
 from timmybot_bot.discord.replies import ReplySender
 from timmybot_bot.discord.runner import CommandRunner
 from timmybot_bot.discord.slash import build_commands
@@ -124,7 +124,9 @@ class DiscordBot:
 
         Raises:
             ConfigurationError: Discord refused the token.
-            Exception: whatever ``on_starting`` raised (the bot is closed then).
+            Exception: whatever ``on_starting`` raised, or what stopped the
+                lightbulb client from starting (registering the commands);
+                the bot is closed then.
         """
         try:
             await self.app.start(
@@ -141,9 +143,10 @@ class DiscordBot:
             await self.close()
             raise
         try:
+            if self._startup_failure is None:
+                await self.app.join()
             if self._startup_failure is not None:
                 raise self._startup_failure
-            await self.app.join()
         finally:
             await self.close()
 
@@ -164,7 +167,14 @@ class DiscordBot:
             self._startup_failure = error
 
     async def _started(self, _: hikari.StartedEvent) -> None:
-        await self.client.start()
+        try:
+            await self.client.start()
+        except Exception as error:  # noqa: BLE001 - re-raised by run()
+            # Without its client the bot would stay online and ignore every
+            # command; stop instead, and let run() raise why.
+            _log.error("the command client could not start: %s", describe_failure(error))
+            self._startup_failure = error
+            await self.close()
 
     async def _stopping(self, _: hikari.StoppingEvent) -> None:
         try:

@@ -14,8 +14,9 @@ with two buttons, confirm and cancel, built as a lightbulb
   clock on every press, and by a timer that removes the buttons). Pending
   confirmations live in this process's memory; after a restart their
   buttons answer nothing.
-- The access guard is asked again when the user confirms: a kill switch or
-  ban placed in between stops the action.
+- For a guarded command, the access guard is asked again when the user
+  confirms: a kill switch or ban placed in between stops the action.
+  (``/privacy`` is not guarded: a user's rights do not depend on it.)
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import lightbulb
 from lightbulb.components import Menu, MenuContext, MenuHandle
 
 from timmybot_bot.commands import Confirmation, Reply
-from timmybot_bot.discord.guard import reply_to_failure
+from timmybot_bot.discord.guard import command_name, is_guarded, reply_to_failure
 from timmybot_bot.discord.replies import ReplySender, SafeText, in_time
 from timmybot_core import Clock, ServerAccessControl
 
@@ -43,6 +44,7 @@ _log = logging.getLogger("timmybot.discord")
 Deliver = Callable[[MenuContext, Reply], Awaitable[None]]
 _LABEL_LIMIT = 80  # Discord's limit for a button label
 CUSTOM_ID_PREFIX = "timmybot:"
+_LISTEN_GRACE = 60.0  # seconds the buttons keep answering "expired" after expiry
 
 
 class _Pending:
@@ -54,15 +56,18 @@ class _Pending:
         owner_id: int,
         guild_id: int | None,
         command: str,
+        guarded: bool,
         confirmation: Confirmation,
         expires_at: datetime,
     ) -> None:
         self.owner_id = owner_id
         self.guild_id = guild_id
         self.command = command
+        self.guarded = guarded
         self.confirmation = confirmation
         self.expires_at = expires_at
         self.claimed = False
+        self.expired = False
         self.handle: MenuHandle | None = None
         self.timer: asyncio.Task[None] | None = None
 
@@ -140,6 +145,7 @@ class Confirmations:
             owner_id=int(context.user.id),
             guild_id=context.guild_id,
             command=context.command_data.qualified_name,
+            guarded=is_guarded(command_name(context)),
             confirmation=confirmation,
             expires_at=self._clock.now() + self._timeout,
         )
@@ -149,7 +155,11 @@ class Confirmations:
         if prompt and prompt not in text:
             text = SafeText(f"{text}\n{prompt}" if text else prompt)
         # Listen before the buttons exist, so that no press can come first.
-        pending.handle = menu.attach_persistent(context.client, timeout=None)
+        # lightbulb ends the listener after its timeout (a little after ours,
+        # which edits the buttons away) even if nobody ever answers.
+        listen = self._timeout.total_seconds() + 2 * _LISTEN_GRACE
+        pending.handle = menu.attach_persistent(context.client, timeout=listen)
+        await asyncio.sleep(0)  # the listener registers itself in its first step
         self._pending.add(pending)
         try:
             response_id = await self.sender.respond(
@@ -187,7 +197,13 @@ class Confirmations:
             )
             return False
         if pending.claimed:
-            await self.sender.respond(ctx, "This was already answered.", ephemeral=True)
+            text = self._expired_text(pending) if pending.expired else "This was already answered."
+            await self.sender.respond(ctx, text, ephemeral=True)
+            return False
+        if self._clock.now() >= pending.expires_at:
+            # The timer removes the buttons too, and forgets this one later.
+            pending.claimed = pending.expired = True
+            await self.sender.respond(ctx, self._expired_text(pending), edit=True, components=[])
             return False
         # Claimed before any await: a second press can no longer get through.
         # The menu keeps listening until the answer is shown, so that a
@@ -195,25 +211,23 @@ class Confirmations:
         pending.claimed = True
         if pending.timer is not None:
             pending.timer.cancel()
-        if self._clock.now() >= pending.expires_at:
-            self._forget(pending)
-            await self.sender.respond(ctx, self._expired_text(pending), edit=True, components=[])
-            return False
         return True
 
     async def _confirmed(self, ctx: MenuContext, pending: _Pending) -> None:
         where = f"/{pending.command} (confirmed)"
         try:
-            decision = await self._access.check(pending.guild_id, pending.owner_id, pending.command)
-            if not decision.allowed:
-                await self.sender.respond(
-                    ctx, f"Denied: {decision.message}", edit=True, components=[]
-                )
-                return
+            if pending.guarded:
+                root = pending.command.split(" ", 1)[0]
+                decision = await self._access.check(pending.guild_id, pending.owner_id, root)
+                if not decision.allowed:
+                    await self.sender.respond(
+                        ctx, f"Denied: {decision.message}", edit=True, components=[]
+                    )
+                    return
             result = await in_time(
                 pending.confirmation.action(),
                 defer_after=self._defer_after,
-                defer=lambda: ctx.defer(edit=True),
+                defer=lambda: self.sender.defer(ctx, edit=True),
             )
             await self._deliver(ctx, result)
         except Exception as error:  # noqa: BLE001 - every failure gets a friendly reply
@@ -235,11 +249,12 @@ class Confirmations:
         self, pending: _Pending, context: lightbulb.Context, response_id: hikari.Snowflakeish
     ) -> None:
         await asyncio.sleep(self._timeout.total_seconds())
-        if pending.claimed:
-            return
-        pending.claimed = True
+        if not pending.claimed:
+            pending.claimed = pending.expired = True
+            with contextlib.suppress(hikari.HTTPError):
+                # The interaction token outlives the timeout (15 minutes); if
+                # Discord refuses anyway, the stale buttons say "expired".
+                await self.sender.edit(context, response_id, self._expired_text(pending))
+        # A press on buttons still shown somewhere is told they expired.
+        await asyncio.sleep(_LISTEN_GRACE)
         self._forget(pending)
-        with contextlib.suppress(hikari.HTTPError):
-            # The interaction token outlives the timeout (15 minutes); if
-            # Discord refuses anyway, the stale buttons simply do nothing.
-            await self.sender.edit(context, response_id, self._expired_text(pending))

@@ -44,15 +44,13 @@ __all__ = [
     "command_name",
     "describe_failure",
     "friendly_text",
+    "is_guarded",
     "on_command_error",
     "reply_to_failure",
 ]
 
 _log = logging.getLogger("timmybot.discord")
 
-# Commands the console runs without the guard (``/whoami``). Anything else,
-# including a command whose handler has not landed yet, is guarded.
-_UNGUARDED: Final = frozenset(command.name for command in COMMANDS if not command.guarded)
 
 UNEXPECTED: Final = (
     "Something went wrong on TimmyBot's side. The operators can see it in the logs; "
@@ -75,6 +73,16 @@ class AccessDenied(Exception):
         self.decision = decision
 
 
+def is_guarded(name: str) -> bool:
+    """Tell whether ``run_command`` would guard the command ``name``.
+
+    Some commands are deliberately unguarded (``/privacy``: a user's rights
+    do not depend on the allowlist). A name ``run_command`` does not know is
+    guarded: the guard fails closed.
+    """
+    return next((command.guarded for command in COMMANDS if command.name == name), True)
+
+
 def command_name(context: lightbulb.Context) -> str:
     """Return the name ``run_command`` knows the invoked command by (its root name)."""
     return context.command_data.qualified_name.split(" ", 1)[0]
@@ -91,7 +99,7 @@ async def access_guard(
 ) -> None:
     """Run ``ServerAccessControl.check``; raise :class:`AccessDenied` to stop the command."""
     name = command_name(context)
-    if name not in _UNGUARDED:
+    if is_guarded(name):
         decision = await access.check(context.guild_id, int(context.user.id), name)
         if not decision.allowed:
             raise AccessDenied(decision)
@@ -106,8 +114,6 @@ def friendly_text(error: BaseException) -> str | None:
     """
     if isinstance(error, AccessDenied):
         return f"Denied: {error.decision.message}"
-    if isinstance(error, lightbulb.exceptions.ConversionFailedException):
-        return "One of the options of that command could not be read. Please check it and retry."
     if isinstance(error, StoreUnavailable):
         return "A TimmyBot store is unavailable right now; try again soon."
     if isinstance(error, NotLinked):

@@ -111,6 +111,36 @@ class ReplySender:
             mentions_everyone=False,
         )
 
+    async def defer(
+        self, target: Responder, *, ephemeral: bool = False, edit: bool = False
+    ) -> None:
+        """Acknowledge an interaction now and answer it later (no-op once answered).
+
+        Sent here rather than by lightbulb's ``defer`` so that this response,
+        too, carries the disabled mentions. ``edit`` (button presses only)
+        means the answer will replace the message the button is on.
+        """
+        if target.initial_response_sent.is_set():
+            return
+        flags = hikari.MessageFlag.EPHEMERAL if ephemeral and not edit else hikari.MessageFlag.NONE
+        if edit and isinstance(target, MenuContext):
+            await target.interaction.create_initial_response(
+                hikari.ResponseType.DEFERRED_MESSAGE_UPDATE,
+                flags=flags,
+                user_mentions=False,
+                role_mentions=False,
+                mentions_everyone=False,
+            )
+        else:
+            await target.interaction.create_initial_response(
+                hikari.ResponseType.DEFERRED_MESSAGE_CREATE,
+                flags=flags,
+                user_mentions=False,
+                role_mentions=False,
+                mentions_everyone=False,
+            )
+        target.initial_response_sent.set()
+
     async def edit(
         self,
         target: lightbulb.Context,

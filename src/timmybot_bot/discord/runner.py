@@ -92,7 +92,7 @@ class CommandRunner:
             defer_after=self._defer_after,
             # Deferred replies are private: the reply's own choice is not
             # known yet, and private is the safe side.
-            defer=lambda: context.defer(ephemeral=True),
+            defer=lambda: self._sender.defer(context, ephemeral=True),
         )
         await self.deliver(context, reply)
 

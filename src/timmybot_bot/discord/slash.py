@@ -39,6 +39,7 @@ _INSTALL: Sequence[hikari.ApplicationIntegrationType] = (
 )
 _SNOWFLAKE_DIGITS = 20  # 2**64 - 1 has 20 digits
 _SEVERITIES = ("P0", "P1", "P2", "P3")
+_AUDIT_FILTERS = "name:value filters, as in the console (for example kind:security since:7d)"
 
 
 def _joined(*parts: str) -> str:
@@ -300,7 +301,7 @@ def build_commands(
         lightbulb.SlashCommand, name="recent", description="The latest admin actions"
     ):
         count = lightbulb.integer(
-            "count", "How many (default: the command's own)", default=0, min_value=1, max_value=100
+            "count", "How many records (default 10)", default=0, min_value=1, max_value=100
         )
 
         @lightbulb.invoke
@@ -319,9 +320,7 @@ def build_commands(
         name="query",
         description="Search the audit trail (same filters as the console)",
     ):
-        filters = lightbulb.string(
-            "filters", "Filters, as typed after '/admin audit query' in the console", default=""
-        )
+        filters = lightbulb.string("filters", _AUDIT_FILTERS, default="", max_length=300)
 
         @lightbulb.invoke
         async def invoke(
@@ -336,6 +335,8 @@ def build_commands(
     class AuditVerify(
         lightbulb.SlashCommand, name="verify", description="Check the audit trail for tampering"
     ):
+        filters = lightbulb.string("filters", _AUDIT_FILTERS, default="", max_length=300)
+
         @lightbulb.invoke
         async def invoke(
             self,
@@ -343,7 +344,7 @@ def build_commands(
             runner: CommandRunner = lightbulb.di.INJECTED,
             approval: AccessApproval | None = lightbulb.di.INJECTED,
         ) -> None:
-            await runner.run(ctx, "admin", "audit verify", approval)
+            await runner.run(ctx, "admin", _joined("audit verify", self.filters), approval)
 
     @incident.register
     class IncidentDeclare(

@@ -26,6 +26,7 @@ from timmybot_core.ports.metrics import (
     bounded_platform,
 )
 from timmybot_core.ports.oauth import OAuthClient
+from timmybot_core.ports.user_data import Preference, PreferenceError, UserDataStore
 from timmybot_core.ports.vault import TokenVault
 
 __all__ = [
@@ -47,6 +48,8 @@ __all__ = [
     "MetricsSnapshot",
     "MusicCatalog",
     "OAuthClient",
+    "Preference",
+    "PreferenceError",
     "RetentionHold",
     "SecurityMetrics",
     "Severity",
@@ -55,5 +58,6 @@ __all__ = [
     "TakeOutcome",
     "TakeResult",
     "TokenVault",
+    "UserDataStore",
     "bounded_platform",
 ]

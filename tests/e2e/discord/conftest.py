@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,10 +13,11 @@ import pytest
 from tests.e2e.discord import payloads
 from tests.e2e.discord.fake_discord import FakeDiscord, Sent
 from tests.unit.fake_oauth import FakeOAuthClient
+from timmybot_adapters.oauth import OAuthProvider
 from timmybot_bot.bootstrap import Services, Settings, bootstrap
 from timmybot_bot.commands import Invocation, Reply, run_command
-from timmybot_bot.discord import runner as runner_module
 from timmybot_bot.discord import DiscordBot, build_discord_bot
+from timmybot_bot.discord import runner as runner_module
 from timmybot_core import FakeClock
 
 OWNER = 111_111_111_111_111_111
@@ -36,7 +38,7 @@ class Harness:
     discord: FakeDiscord
     services: Services
     clock: FakeClock
-    oauth: FakeOAuthClient
+    oauth: FakeOAuthClient | None
     synced: list[Sent]
 
     async def slash(
@@ -69,9 +71,22 @@ class Harness:
         await self.bot.client.handle_interaction_create(interaction)
         return self.discord.take()
 
+    async def link_spotify(self, user: int = USER) -> None:
+        """Link ``user``'s spotify account through /link and the in-memory provider."""
+        assert self.oauth is not None
+        sent = await self.slash(
+            "link", {"type": 3, "name": "platform", "value": "spotify"}, user=user
+        )
+        match = re.search(r"<(http[^>]+)>", sent[0].content or "")
+        assert match, sent
+        state, code = self.oauth.approve(match.group(1))
+        await self.services.links.complete(state, code)
+
     async def console(self, name: str, args: str, **where: Any) -> str:
         """What the offline console's path (``run_command``) answers on twin services."""
-        twin = bootstrap(self.services.settings, clock=FakeClock(self.clock.now()), oauth=self.oauth)
+        twin = bootstrap(
+            self.services.settings, clock=FakeClock(self.clock.now()), oauth=self.oauth
+        )
         try:
             reply = await run_command(twin, Invocation(**where), name, args)
         finally:
@@ -106,14 +121,16 @@ async def make_bot(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MakeBot]:
         *,
         defer_after: float = 2.0,
         confirm_timeout: timedelta = timedelta(minutes=5),
+        providers: Sequence[OAuthProvider] = (),
         **overrides: Any,
     ) -> Harness:
-        clock = FakeClock(START)
-        oauth = FakeOAuthClient(clock, platforms=("spotify",))
-        services = bootstrap(settings(**overrides), clock=clock, oauth=oauth)
-        bot = build_discord_bot(
-            services, defer_after=defer_after, confirm_timeout=confirm_timeout
+        """Build a bot; with ``providers``, real OAuth providers replace the in-memory one."""
+        clock = FakeClock(datetime.now(UTC) if providers else START)
+        oauth = None if providers else FakeOAuthClient(clock, platforms=("spotify",))
+        services = bootstrap(
+            settings(**overrides), clock=clock, oauth=oauth, extra_providers=providers
         )
+        bot = build_discord_bot(services, defer_after=defer_after, confirm_timeout=confirm_timeout)
         # What hikari's StartedEvent does: sync the commands, then serve.
         await bot.client.start()
         harness = Harness(

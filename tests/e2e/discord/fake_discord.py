@@ -136,7 +136,9 @@ class FakeDiscord:
 
         monkeypatch.setattr(RESTClientImpl, "_request", request)
         for name in MESSAGE_METHODS:
-            monkeypatch.setattr(RESTClientImpl, name, self._spy(name, getattr(RESTClientImpl, name)))
+            monkeypatch.setattr(
+                RESTClientImpl, name, self._spy(name, getattr(RESTClientImpl, name))
+            )
 
     def _spy(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
@@ -170,7 +172,8 @@ class FakeDiscord:
         if form is not None:
             for name, value, _ in form._fields:
                 if name == "payload_json":
-                    payload = json.loads(value)
+                    # hikari hands bytes over as an aiohttp payload.
+                    payload = json.loads(getattr(value, "_value", value))
             for _, resource in form._resources:
                 files.append((resource.filename, bytes(resource.data)))
         sent = Sent(method=method, path=path, body=payload, files=files)

@@ -44,7 +44,12 @@ def application() -> dict[str, Any]:
 
 
 def dm_channel(channel_id: int, user_id: int) -> dict[str, Any]:
-    return {"id": str(channel_id), "type": 1, "last_message_id": None, "recipients": [user(user_id)]}
+    return {
+        "id": str(channel_id),
+        "type": 1,
+        "last_message_id": None,
+        "recipients": [user(user_id)],
+    }
 
 
 def message(message_id: str, channel_id: int, content: str) -> dict[str, Any]:
@@ -82,9 +87,7 @@ def sub(name: str, *options: dict[str, Any]) -> dict[str, Any]:
     return {"type": kind, "name": name, "options": list(options)}
 
 
-def _where(
-    user_id: int, guild_id: int | None, role_ids: tuple[int, ...]
-) -> dict[str, Any]:
+def _where(user_id: int, guild_id: int | None, role_ids: tuple[int, ...]) -> dict[str, Any]:
     if guild_id is None:
         return {
             "user": user(user_id),

@@ -59,7 +59,11 @@ async def test_the_command_tree_is_registered_with_discord(discord_bot: Harness)
                 "list": {},
             },
             "killswitch": {"on": {"reason": "optional"}, "off": {}, "status": {}},
-            "audit": {"recent": {"count": "optional"}, "query": {"filters": "optional"}, "verify": {}},
+            "audit": {
+                "recent": {"count": "optional"},
+                "query": {"filters": "optional"},
+                "verify": {"filters": "optional"},
+            },
             "incident": {"declare": {"severity": "required", "title": "required"}},
             "rotation": {"run": {}},
         },
@@ -85,7 +89,12 @@ FORWARDED_AS = [
     ("linked", (), "/linked", USER),
     ("link", (p.string("platform", "spotify"),), "/link spotify", USER),
     ("unlink", (p.string("platform", "spotify"),), "/unlink spotify", USER),
-    ("search", (p.string("query", "Drop It Like It's Hot"),), "/search Drop It Like It's Hot", USER),
+    (
+        "search",
+        (p.string("query", "Drop It Like It's Hot"),),
+        "/search Drop It Like It's Hot",
+        USER,
+    ),
     (
         "search",
         (p.string("query", "Halo"), p.string("platform", "spotify")),
@@ -132,14 +141,24 @@ FORWARDED_AS = [
     ),
     (
         "admin",
-        (p.sub("audit", p.sub("query", p.string("filters", "action:guild.allow"))),),
-        "/admin audit query action:guild.allow",
+        (p.sub("audit", p.sub("query", p.string("filters", "kind:admin since:7d"))),),
+        "/admin audit query kind:admin since:7d",
         OWNER,
     ),
     ("admin", (p.sub("audit", p.sub("verify")),), "/admin audit verify", OWNER),
     (
         "admin",
-        (p.sub("incident", p.sub("declare", p.string("severity", "P2"), p.string("title", "Slow"))),),
+        (p.sub("audit", p.sub("verify", p.string("filters", "since:7d"))),),
+        "/admin audit verify since:7d",
+        OWNER,
+    ),
+    (
+        "admin",
+        (
+            p.sub(
+                "incident", p.sub("declare", p.string("severity", "P2"), p.string("title", "Slow"))
+            ),
+        ),
         "/admin incident declare P2 Slow",
         OWNER,
     ),
@@ -217,6 +236,7 @@ async def test_link_answers_privately_with_the_authorization_url(discord_bot: Ha
 async def test_link_then_linked_then_unlink(discord_bot: Harness) -> None:
     sent = only(await discord_bot.slash("link", p.string("platform", "spotify")))
     url = re.search(r"<(http[^>]+)>", sent.content or "").group(1)  # type: ignore[union-attr]
+    assert discord_bot.oauth is not None
     state, code = discord_bot.oauth.approve(url)
     await discord_bot.services.links.complete(state, code)
 
@@ -228,6 +248,7 @@ async def test_link_then_linked_then_unlink(discord_bot: Harness) -> None:
     assert unlinked.content == "Your spotify account is unlinked and its tokens deleted."
     assert await discord_bot.services.vault.get(USER) is None
     # No token ever reached Discord.
+    assert discord_bot.oauth is not None
     for secret in discord_bot.oauth.issued:
         assert all(secret not in str(sent.body) for sent in discord_bot.discord.history)
 

@@ -59,6 +59,7 @@ class Faults:
         self.opened = threading.Event()
         self.gate_entered = threading.Event()
         self.fail_after_gate = False
+        self.fail_attempts = 0
         self.sent: list[list[dict[str, Any]]] = []
         self.failed = 0
         self.lock = threading.Lock()
@@ -70,8 +71,14 @@ class Faults:
             self.gate_entered.set()
             assert self.opened.wait(30), "the test never opened the gate"
             if self.fail_after_gate:
+                # This attempt and botocore's retry of it: the call fails.
+                self.fail_attempts = 1
                 self.failed += 1
                 raise EndpointConnectionError(endpoint_url=request.url)
+        if self.fail_attempts:
+            self.fail_attempts -= 1
+            self.failed += 1
+            raise EndpointConnectionError(endpoint_url=request.url)
         if self.down:
             self.failed += 1
             raise EndpointConnectionError(endpoint_url=request.url)
@@ -470,5 +477,6 @@ def test_memory_stays_bounded_and_emit_never_waits_while_a_call_hangs(
 
     faults.opened.set()
     assert handler.drain(20)
+    assert faults.failed == (2 if stuck_call_ends == "fails" else 0)
     assert messages(clients, group, handler.log_stream) == sent
     assert handler.stats().delivered == len(sent)

@@ -1,0 +1,570 @@
+"""AuditLog on DynamoDB: append-only chains, and queries that never scan.
+
+Items (table ``timmybot-audit``, keys ``pk``/``sk``)::
+
+    pk="chain#<writer>"   sk=<sequence>         a record (the chain)
+    pk="event#<event_id>" sk="-"                the event ID's guard: writer, sequence
+    pk="digest#<writer>"  sk=<digest_sequence>  a signed digest
+    pk="writers"          sk=<writer>           the writers, for writers()
+    pk="meta"             sk="days"             first_day, last_day: the days holding records
+
+Sequences are 20-digit zero-padded text, so a chain reads in sequence
+order with one strongly consistent ``Query`` (verification never misses a
+record). Records are never deleted; retention *prunes* them in place.
+
+Appending
+    A position ``(writer, sequence)`` and an event ID are each written at
+    most once: the guard item is put first, then the record, both with
+    ``attribute_not_exists``. DynamoDB has no multi-item transaction in
+    every implementation the tests use (dynalite has none), so an append is
+    two writes, ordered so that a crash in between leaves only a guard
+    naming the record's own position: retrying the same append completes
+    it, and a different record can never take that event ID. An append
+    retried after its answer was lost finds its own guard and its own
+    record (same event ID and hash) and succeeds. A different record at a
+    taken position, or a taken event ID at another position, raises
+    :class:`~timmybot_core.errors.AuditConflict`, and the guard this call
+    wrote is removed again.
+
+Queries without scans
+    Every unpruned record carries a sort key ``at`` =
+    ``<timestamp>#<hex(writer)>#<sequence>`` (microseconds, 20 digits;
+    the writer in hex so that the separator sorts below every character of
+    it). Text order of ``at`` is the port's order ``(timestamp, writer,
+    sequence)``. Five sparse global secondary indexes share that sort key:
+
+    * ``by-day``: ``day_pk = "day#2026-03-01"``, every record;
+    * ``by-kind``: ``kind_pk = "kind#security#2026-03-01"``;
+    * ``by-actor``: ``actor_pk = "actor#<pseudonym>#2026-03"``;
+    * ``by-action``: ``action_pk = "action#<action>#2026-03"``;
+    * ``by-subject``: ``subject_pk = "subject#<pseudonym>#2026-03"``.
+
+    A query reads one index, the most selective the filters allow (subject,
+    then actor, then action, then kind, else day), one bucket (a day or a
+    month) at a time from the newest down, each with ``at BETWEEN`` the
+    range and ``ScanIndexForward=false``; the other filters are a
+    ``FilterExpression``. Buckets outside ``meta``'s first and last day are
+    never read, so a query "since 2000" costs as much as one over the days
+    that hold records. High-volume partitions (day, kind) are per day, the
+    selective ones per month, so no partition takes more than a day of
+    security events. ``older_than`` walks ``by-day`` the other way.
+
+    Index reads are eventually consistent: a record appended a moment ago
+    may be missing from a query for a short while (never from ``chain``).
+
+Pruning
+    :meth:`DynamoAuditLog.prune` rewrites a record in place to its pruned
+    form and removes ``at`` and every index key, so pruned records drop
+    out of every query while the chain stays whole.
+
+Every DynamoDB error surfaces as
+:class:`~timmybot_core.errors.StoreUnavailable` (no record content in the
+message).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+
+from timmybot_adapters.aws._dynamo import (
+    DynamoStore,
+    Item,
+    from_micros,
+    micros,
+    num,
+    number,
+    s,
+    text,
+    text_or_none,
+)
+from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code
+from timmybot_core.errors import AuditConflict, StoreUnavailable
+from timmybot_core.ports.audit import (
+    AuditCursor,
+    AuditKind,
+    AuditPage,
+    AuditRecord,
+    ChainHead,
+    SignedDigest,
+)
+
+__all__ = ["DynamoAuditLog"]
+
+_CHECK_FAILED: Final = "ConditionalCheckFailedException"
+_INDEX_KEYS: Final = ("day_pk", "kind_pk", "actor_pk", "action_pk", "subject_pk")
+_TOP: Final = "~"  # sorts above every character of an ``at`` key after its timestamp
+_PAGE: Final = 200
+
+
+def _ts(moment: datetime) -> str:
+    return f"{max(micros(moment), 0):020d}"
+
+
+def _at(moment: datetime, writer: str, sequence: int) -> str:
+    return f"{_ts(moment)}#{writer.encode('utf-8').hex()}#{sequence:020d}"
+
+
+def _day(moment: datetime) -> str:
+    return moment.astimezone(UTC).date().isoformat()
+
+
+def _month(moment: datetime) -> str:
+    return _day(moment)[:7]
+
+
+def _days(first: date, last: date) -> list[str]:
+    """Every day from ``last`` down to ``first``."""
+    count = (last - first).days
+    return [(last - timedelta(days=n)).isoformat() for n in range(count + 1)]
+
+
+def _months(first: date, last: date) -> list[str]:
+    """Every month from ``last``'s down to ``first``'s, as ``YYYY-MM``."""
+    months: list[str] = []
+    year, month = last.year, last.month
+    while (year, month) >= (first.year, first.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return months
+
+
+def _record_item(record: AuditRecord) -> Item:
+    item: Item = {
+        "pk": s(f"chain#{record.writer_id}"),
+        "sk": s(f"{record.sequence:020d}"),
+        "event_id": s(record.event_id),
+        "writer_id": s(record.writer_id),
+        "sequence": num(record.sequence),
+        "ts": num(micros(record.timestamp)),
+        "kind": s(record.kind.value),
+        "action": s(record.action),
+        "resource": s(record.resource),
+        "details": s(json.dumps(dict(record.details), ensure_ascii=False, separators=(",", ":"))),
+        "source": s(record.source),
+        "prev_hash": s(record.prev_hash),
+        "hash": s(record.hash),
+        "pruned": {"BOOL": record.pruned},
+    }
+    if record.actor is not None:
+        item["actor"] = s(record.actor)
+    if record.subject is not None:
+        item["subject"] = s(record.subject)
+    if not record.pruned:
+        day, month = _day(record.timestamp), _month(record.timestamp)
+        item["at"] = s(_at(record.timestamp, record.writer_id, record.sequence))
+        item["day_pk"] = s(f"day#{day}")
+        item["kind_pk"] = s(f"kind#{record.kind.value}#{day}")
+        item["action_pk"] = s(f"action#{record.action}#{month}")
+        if record.actor is not None:
+            item["actor_pk"] = s(f"actor#{record.actor}#{month}")
+        if record.subject is not None:
+            item["subject_pk"] = s(f"subject#{record.subject}#{month}")
+    return item
+
+
+def _record(item: Item) -> AuditRecord:
+    try:
+        return AuditRecord(
+            event_id=text(item, "event_id"),
+            writer_id=text(item, "writer_id"),
+            sequence=number(item, "sequence"),
+            timestamp=from_micros(number(item, "ts")),
+            kind=AuditKind(text(item, "kind")),
+            action=text(item, "action"),
+            actor=text_or_none(item, "actor"),
+            subject=text_or_none(item, "subject"),
+            resource=text(item, "resource"),
+            details=json.loads(text(item, "details")),
+            source=text(item, "source"),
+            prev_hash=text(item, "prev_hash"),
+            hash=text(item, "hash"),
+            pruned=bool(item["pruned"]["BOOL"]),
+        )
+    except (KeyError, ValueError, TypeError) as error:
+        raise StoreUnavailable(
+            f"audit log: a stored record is unreadable ({type(error).__name__})"
+        ) from None
+
+
+def _digest(item: Item) -> SignedDigest:
+    writer = text(item, "writer_id")
+    return SignedDigest(
+        writer_id=writer,
+        digest_sequence=number(item, "digest_sequence"),
+        created_at=from_micros(number(item, "created_at")),
+        head=ChainHead(
+            writer_id=text(item, "head_writer_id"),
+            sequence=number(item, "head_sequence"),
+            hash=text(item, "head_hash"),
+        ),
+        covers_from=number(item, "covers_from"),
+        prev_digest_hash=text(item, "prev_digest_hash"),
+        key_id=text(item, "key_id"),
+        hash=text(item, "hash"),
+        signature=bytes(item["signature"]["B"]),
+    )
+
+
+class DynamoAuditLog(DynamoStore):
+    """The audit log on a DynamoDB table (see the module docstring)."""
+
+    LABEL = "audit log"
+
+    def __init__(self, aws: AwsClients, table: str) -> None:
+        super().__init__(aws, table)
+        self._registered: set[str] = set()
+        # Days this process knows to lie within the stored first..last day.
+        self._known: tuple[str, str] | None = None
+
+    # Writing
+
+    async def append(self, record: AuditRecord) -> None:
+        """Store ``record``; ``AuditConflict`` if its position or its event ID is taken."""
+        item = _record_item(record)
+        guard_key: Item = {"pk": s(f"event#{record.event_id}"), "sk": s("-")}
+        position = {"writer_id": s(record.writer_id), "sequence": num(record.sequence)}
+        wrote_guard = await self._put_new("append", {**guard_key, **position})
+        if not wrote_guard:
+            guard = await self._get("append", guard_key)
+            if guard is None or any(guard.get(k) != v for k, v in position.items()):
+                raise AuditConflict(
+                    f"audit record {record.writer_id}#{record.sequence}: its event ID is taken"
+                )
+        if not await self._put_new("append", item):
+            stored = await self._get("append", {"pk": item["pk"], "sk": item["sk"]})
+            if stored is not None and (
+                stored.get("event_id") == item["event_id"] and stored.get("hash") == item["hash"]
+            ):
+                return  # this very record, appended before (a retry)
+            if wrote_guard:
+                await self._delete_guard(guard_key, position)
+            raise AuditConflict(
+                f"audit record {record.writer_id}#{record.sequence} already exists"
+            )
+        await self._register(record.writer_id)
+        await self._cover(_day(record.timestamp))
+
+    async def _put_new(self, operation: str, item: Item) -> bool:
+        """``PutItem`` unless the key exists; ``False`` if it did."""
+        with aws_errors(self.LABEL, operation):
+            try:
+                await self._aws.run(
+                    self._db.put_item,
+                    TableName=self._table,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+            except ClientError as error:
+                if error_code(error) != _CHECK_FAILED:
+                    raise
+                return False
+        return True
+
+    async def _get(self, operation: str, key: Item) -> Item | None:
+        with aws_errors(self.LABEL, operation):
+            answer = await self._aws.run(
+                self._db.get_item, TableName=self._table, Key=key, ConsistentRead=True
+            )
+        return answer.get("Item")
+
+    async def _delete_guard(self, key: Item, position: Item) -> None:
+        with aws_errors(self.LABEL, "append"):
+            try:
+                await self._aws.run(
+                    self._db.delete_item,
+                    TableName=self._table,
+                    Key=key,
+                    ConditionExpression="writer_id = :w AND #seq = :n",
+                    ExpressionAttributeNames={"#seq": "sequence"},
+                    ExpressionAttributeValues={
+                        ":w": position["writer_id"],
+                        ":n": position["sequence"],
+                    },
+                )
+            except ClientError as error:
+                if error_code(error) != _CHECK_FAILED:
+                    raise
+
+    async def _register(self, writer: str) -> None:
+        if writer in self._registered:
+            return
+        with aws_errors(self.LABEL, "append"):
+            await self._aws.run(
+                self._db.put_item,
+                TableName=self._table,
+                Item={"pk": s("writers"), "sk": s(writer)},
+            )
+        self._registered.add(writer)
+
+    async def _cover(self, day: str) -> None:
+        """Widen the stored first..last day to include ``day`` (once per process and day range)."""
+        known = self._known
+        if known is not None and known[0] <= day <= known[1]:
+            return
+        with aws_errors(self.LABEL, "append"):
+            for bound, widen in (("first_day", ">"), ("last_day", "<")):
+                try:
+                    await self._aws.run(
+                        self._db.update_item,
+                        TableName=self._table,
+                        Key={"pk": s("meta"), "sk": s("days")},
+                        UpdateExpression=f"SET {bound} = :day",
+                        ConditionExpression=f"attribute_not_exists({bound}) OR {bound} {widen} :day",
+                        ExpressionAttributeValues={":day": s(day)},
+                    )
+                except ClientError as error:
+                    if error_code(error) != _CHECK_FAILED:
+                        raise
+        first, last = (day, day) if known is None else (min(known[0], day), max(known[1], day))
+        self._known = (first, last)
+
+    async def _bounds(self, operation: str) -> tuple[date, date] | None:
+        """The first and last day holding records, or ``None`` if there are none."""
+        item = await self._get(operation, {"pk": s("meta"), "sk": s("days")})
+        if item is None or "first_day" not in item or "last_day" not in item:
+            return None
+        return date.fromisoformat(text(item, "first_day")), date.fromisoformat(
+            text(item, "last_day")
+        )
+
+    async def put_digest(self, digest: SignedDigest) -> None:
+        """Store a digest; ``AuditConflict`` if the writer's ``digest_sequence`` exists."""
+        item: Item = {
+            "pk": s(f"digest#{digest.writer_id}"),
+            "sk": s(f"{digest.digest_sequence:020d}"),
+            "writer_id": s(digest.writer_id),
+            "digest_sequence": num(digest.digest_sequence),
+            "created_at": num(micros(digest.created_at)),
+            "head_writer_id": s(digest.head.writer_id),
+            "head_sequence": num(digest.head.sequence),
+            "head_hash": s(digest.head.hash),
+            "covers_from": num(digest.covers_from),
+            "prev_digest_hash": s(digest.prev_digest_hash),
+            "key_id": s(digest.key_id),
+            "hash": s(digest.hash),
+            "signature": {"B": digest.signature},
+        }
+        if not await self._put_new("put_digest", item):
+            stored = await self._get("put_digest", {"pk": item["pk"], "sk": item["sk"]})
+            if stored is None or stored.get("hash") != item["hash"]:
+                raise AuditConflict(
+                    f"audit digest {digest.writer_id}#{digest.digest_sequence} already exists"
+                )
+            # Else: this very digest, stored before (a retry).
+        await self._register(digest.writer_id)
+
+    async def prune(self, records: list[AuditRecord]) -> int:
+        """Replace each stored record by its pruned form; return how many changed."""
+        changed = 0
+        for record in records:
+            with aws_errors(self.LABEL, "prune"):
+                try:
+                    await self._aws.run(
+                        self._db.update_item,
+                        TableName=self._table,
+                        Key={
+                            "pk": s(f"chain#{record.writer_id}"),
+                            "sk": s(f"{record.sequence:020d}"),
+                        },
+                        UpdateExpression=(
+                            "SET pruned = :true, #action = :empty, #resource = :empty, "
+                            "#source = :empty, details = :nothing "
+                            "REMOVE actor, subject, #at, " + ", ".join(_INDEX_KEYS)
+                        ),
+                        ConditionExpression="attribute_exists(pk) AND pruned = :false",
+                        ExpressionAttributeNames={
+                            "#action": "action",
+                            "#resource": "resource",
+                            "#source": "source",
+                            "#at": "at",
+                        },
+                        ExpressionAttributeValues={
+                            ":true": {"BOOL": True},
+                            ":false": {"BOOL": False},
+                            ":empty": s(""),
+                            ":nothing": s("{}"),
+                        },
+                    )
+                    changed += 1
+                except ClientError as error:
+                    if error_code(error) != _CHECK_FAILED:
+                        raise
+        return changed
+
+    # Reading
+
+    async def chain(
+        self, writer_id: str, *, after: int = 0, limit: int | None = None
+    ) -> list[AuditRecord]:
+        """Return the writer's records with ``sequence > after``, in sequence order."""
+        if limit is not None and limit <= 0:
+            return []
+        params: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND sk > :after",
+            "ExpressionAttributeValues": {
+                ":pk": s(f"chain#{writer_id}"),
+                ":after": s(f"{after:020d}" if after >= 0 else "-"),
+            },
+            "ConsistentRead": True,
+        }
+        if limit is not None:
+            params["Limit"] = min(limit, 1000)
+        found: list[AuditRecord] = []
+        async for page in self._pages("chain", **params):
+            found.extend(_record(item) for item in page)
+            if limit is not None and len(found) >= limit:
+                return found[:limit]
+        return found
+
+    async def writers(self) -> list[str]:
+        """Return every writer that has a record or a digest, sorted."""
+        items = await self._all(
+            "writers",
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": s("writers")},
+            ProjectionExpression="sk",
+            ConsistentRead=True,
+        )
+        return sorted(text(item, "sk") for item in items)
+
+    async def digests(self, writer_id: str) -> list[SignedDigest]:
+        """Return the writer's digests in ``digest_sequence`` order."""
+        items = await self._all(
+            "digests",
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": s(f"digest#{writer_id}")},
+            ConsistentRead=True,
+        )
+        return [_digest(item) for item in items]
+
+    async def query(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        actor: str | None = None,
+        action: str | None = None,
+        kind: AuditKind | None = None,
+        subject: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> AuditPage:
+        """Return records with ``start <= timestamp < end`` matching every filter, newest first."""
+        after = AuditCursor.decode(cursor) if cursor is not None else None
+        if limit <= 0 or end <= start:
+            return AuditPage(records=())
+        low = _ts(start)
+        high = f"{_ts(end - timedelta(microseconds=1))}{_TOP}"
+        if after is not None:
+            high = min(high, _at(after.timestamp, after.writer_id, after.sequence))
+        bounds = await self._bounds("query")
+        if bounds is None:
+            return AuditPage(records=())
+        first = max(bounds[0], start.astimezone(UTC).date())
+        last = min(bounds[1], (end - timedelta(microseconds=1)).astimezone(UTC).date())
+        index, partitions, filters = self._plan(actor, action, kind, subject, first, last)
+        found: list[AuditRecord] = []
+        for partition in partitions:
+            async for item in self._index_items(index, partition, low, high, filters, forward=False):
+                if after is not None and item["at"]["S"] >= high:
+                    continue  # the cursor's own record
+                found.append(_record(item))
+                if len(found) > limit:
+                    page = tuple(found[:limit])
+                    return AuditPage(records=page, next_cursor=AuditCursor.of(page[-1]).encode())
+        return AuditPage(records=tuple(found))
+
+    def _plan(
+        self,
+        actor: str | None,
+        action: str | None,
+        kind: AuditKind | None,
+        subject: str | None,
+        first: date,
+        last: date,
+    ) -> tuple[str, list[str], dict[str, str]]:
+        """Choose the index and its partitions (newest first); the rest become filters."""
+        filters = {
+            name: value
+            for name, value in (
+                ("actor", actor),
+                ("action", action),
+                ("kind", kind.value if kind is not None else None),
+                ("subject", subject),
+            )
+            if value is not None
+        }
+        if first > last:
+            return "by-day", [], filters
+        for name in ("subject", "actor", "action"):
+            value = filters.pop(name, None)
+            if value is not None:
+                months = _months(first, last)
+                return f"by-{name}", [f"{name}#{value}#{m}" for m in months], filters
+        value = filters.pop("kind", None)
+        if value is not None:
+            return "by-kind", [f"kind#{value}#{d}" for d in _days(first, last)], filters
+        return "by-day", [f"day#{d}" for d in _days(first, last)], filters
+
+    async def _index_items(
+        self,
+        index: str,
+        partition: str,
+        low: str,
+        high: str,
+        filters: dict[str, str],
+        *,
+        forward: bool,
+    ) -> Any:
+        names = {"#p": _INDEX_KEYS[list(_INDEX_NAMES).index(index)], "#at": "at"}
+        values: dict[str, Any] = {":p": s(partition), ":low": s(low), ":high": s(high)}
+        params: dict[str, Any] = {
+            "IndexName": index,
+            "KeyConditionExpression": "#p = :p AND #at BETWEEN :low AND :high",
+            "ScanIndexForward": forward,
+            "Limit": _PAGE,
+        }
+        if filters:
+            clauses = []
+            for position, (name, value) in enumerate(sorted(filters.items())):
+                names[f"#f{position}"] = name
+                values[f":f{position}"] = s(value)
+                clauses.append(f"#f{position} = :f{position}")
+            params["FilterExpression"] = " AND ".join(clauses)
+        params["ExpressionAttributeNames"] = names
+        params["ExpressionAttributeValues"] = values
+        async for page in self._pages("query", **params):
+            for item in page:
+                yield item
+
+    async def older_than(
+        self, cutoff: datetime, *, limit: int = 500, after: tuple[datetime, str, int] | None = None
+    ) -> list[AuditRecord]:
+        """Return unpruned records with ``timestamp < cutoff``, oldest first, after ``after``."""
+        if limit <= 0:
+            return []
+        bounds = await self._bounds("older_than")
+        if bounds is None:
+            return []
+        low = "" if after is None else _at(*after)
+        high = f"{_ts(cutoff - timedelta(microseconds=1))}{_TOP}"
+        first = bounds[0] if after is None else max(bounds[0], after[0].astimezone(UTC).date())
+        last = min(bounds[1], (cutoff - timedelta(microseconds=1)).astimezone(UTC).date())
+        found: list[AuditRecord] = []
+        for day in reversed(_days(first, last)) if first <= last else []:
+            async for item in self._index_items(
+                "by-day", f"day#{day}", low or "0", high, {}, forward=True
+            ):
+                if item["at"]["S"] <= low:
+                    continue  # ``after`` itself
+                found.append(_record(item))
+                if len(found) >= limit:
+                    return found
+        return found
+
+
+_INDEX_NAMES: Final = ("by-day", "by-kind", "by-actor", "by-action", "by-subject")
