@@ -152,21 +152,25 @@ class _Shutdown:
 
     def __init__(self) -> None:
         self.signal: signal.Signals | None = None
+        self._on_signal: Callable[[], None] | None = None
 
     def install(self, on_signal: Callable[[], None]) -> None:
         """Call ``on_signal`` on the first SIGTERM or SIGINT."""
+        self._on_signal = on_signal
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             # Not available off the main thread or on Windows: Ctrl-C then
             # raises KeyboardInterrupt, which main() turns into status 130.
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self._received, sig, on_signal)
+                loop.add_signal_handler(sig, self.received, sig)
 
-    def _received(self, sig: signal.Signals, on_signal: Callable[[], None]) -> None:
+    def received(self, sig: signal.Signals) -> None:
+        """Handle ``sig``: the first one asks whatever runs to stop."""
         log.warning("%s received: shutting down", sig.name)
         if self.signal is None:
             self.signal = sig
-            on_signal()
+            if self._on_signal is not None:
+                self._on_signal()
 
     def uninstall(self) -> None:
         """Give the signals back to their default handlers."""
@@ -256,8 +260,9 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 return await _run_discord(services, stop)
             return await _run_console(services, args, stop)
         finally:
-            stop.uninstall()
             await services.aclose()
+            # Only now: a second signal during the stop above is ignored.
+            stop.uninstall()
     except ConfigurationError as error:
         return _fail(f"configuration error: {error}", EXIT_CONFIGURATION)
     finally:

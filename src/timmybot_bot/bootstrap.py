@@ -61,15 +61,12 @@ from timmybot_core import (
 )
 
 if TYPE_CHECKING:
+    from timmybot_adapters.aws import AwsConfig, TableNames
     from timmybot_adapters.oauth import OAuthProvider
 
 __all__ = ["PrometheusSource", "Services", "Settings", "bootstrap", "check_settings"]
 
 Closer = Callable[[], Awaitable[None]]
-_AWS_NOT_BUILT = (
-    "TIMMYBOT_BACKEND=aws: the AWS adapters are not part of this build yet; "
-    "use sqlite (the default) or memory"
-)
 
 
 class PrometheusSource(Protocol):
@@ -180,7 +177,7 @@ def check_settings(settings: Settings) -> None:
     ``--check-config`` can call it.
     """
     if settings.backend == "aws":
-        raise ConfigurationError(_AWS_NOT_BUILT)
+        _aws_config(settings)
     if settings.pseudonym_key is not None:
         parse_key("TIMMYBOT_PSEUDONYM_KEY", settings.pseudonym_key)
     if settings.vault_key is not None:
@@ -220,6 +217,7 @@ class _Stores:
     audit: AuditLog
     user_data: UserDataStore
     opener: Closer | None = None
+    alerter: Alerter | None = None
 
 
 def _vault_key(settings: Settings) -> bytes:
@@ -274,7 +272,72 @@ def _stores(settings: Settings, closers: list[Closer]) -> _Stores:
             user_data=SqliteUserDataStore(db, keys=keys),
             opener=open_all,
         )
-    raise ConfigurationError(_AWS_NOT_BUILT)
+    return _aws_stores(settings, closers)
+
+
+def _aws_config(settings: Settings) -> tuple[AwsConfig, TableNames]:
+    """Check the ``aws`` settings and return the client configuration and table names."""
+    from timmybot_adapters.aws import AwsConfig, TableNames
+    from timmybot_adapters.aws.alerts import check_topic_arn
+    from timmybot_adapters.aws.vault import check_secret_prefix
+
+    try:
+        check_secret_prefix(settings.aws_secret_prefix)
+        if settings.aws_alert_topic_arn is not None:
+            check_topic_arn(settings.aws_alert_topic_arn)
+        config = AwsConfig(
+            region=settings.aws_region,
+            endpoint_url=settings.aws_endpoint_url,
+            dynamodb_endpoint_url=settings.aws_dynamodb_endpoint_url,
+            connect_timeout=settings.aws_connect_timeout.total_seconds(),
+            read_timeout=settings.aws_read_timeout.total_seconds(),
+            max_attempts=settings.aws_max_attempts,
+        )
+    except ValueError as error:
+        raise ConfigurationError(f"TIMMYBOT_BACKEND=aws: {error}") from None
+    return config, TableNames.with_prefix(settings.aws_table_prefix)
+
+
+def _aws_stores(settings: Settings, closers: list[Closer]) -> _Stores:
+    """Build the ``aws`` backend: Secrets Manager, DynamoDB and (with a topic) SNS."""
+    # Imported here: boto3 is the optional ``aws`` extra.
+    from timmybot_adapters.aws import (
+        AwsClients,
+        DynamoAccessPolicyStore,
+        DynamoAuditLog,
+        DynamoIncidentStore,
+        DynamoLinkStateStore,
+        DynamoUserDataStore,
+        SecretsManagerTokenVault,
+        SnsAlerter,
+    )
+    from timmybot_adapters.aws.tables import check_tables
+
+    config, tables = _aws_config(settings)
+    # Building the clients is lazy: no AWS call, no credential lookup here.
+    aws = AwsClients(config)
+    closers.append(aws.aclose)
+    topic = settings.aws_alert_topic_arn
+    alerter = SnsAlerter(aws, topic_arn=topic) if topic is not None else None
+    vault = SecretsManagerTokenVault(
+        aws, prefix=settings.aws_secret_prefix, kms_key_id=settings.aws_kms_key_id
+    )
+
+    async def open_all() -> None:
+        # Fails at start-up, with the table's name, if a table is missing,
+        # not active, or the role may not describe it.
+        await check_tables(aws, tables)
+
+    return _Stores(
+        access=DynamoAccessPolicyStore(aws, tables.access),
+        incidents=DynamoIncidentStore(aws, tables.incidents),
+        vault=vault,
+        link_states=DynamoLinkStateStore(aws, tables.link_states),
+        audit=DynamoAuditLog(aws, tables.audit),
+        user_data=DynamoUserDataStore(aws, tables.user_data),
+        opener=open_all,
+        alerter=alerter,
+    )
 
 
 def _providers(settings: Settings, extra: Sequence[OAuthProvider]) -> list[OAuthProvider]:
@@ -338,7 +401,7 @@ def bootstrap(
     pseudonymizer = _pseudonymizer(settings)
     stores = _stores(settings, closers)
     metrics, metrics_source = _metrics(settings, closers)
-    alerter = LoggingAlerter()
+    alerter = stores.alerter if stores.alerter is not None else LoggingAlerter()
     security_log = SecurityAuditLogger(pseudonymizer=pseudonymizer, clock=clock)
     suspicion = SuspicionMeter(clock)
     security_log.subscribe(suspicion.on_event)

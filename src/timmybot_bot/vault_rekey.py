@@ -138,17 +138,17 @@ class RekeyPlan:
         return self.new_key_id == self.old_key_id
 
     def old_keys(self) -> VaultKeys:
-        """The keys the vault uses today."""
+        """Return the keys the vault uses today."""
         return VaultKeys.single(self.old_key_id, self.old_key)
 
     def target_keys(self) -> VaultKeys:
-        """The new key as current, with the retired keys to read what is left under them."""
+        """Return the new key as current, with the retired keys to read what is under them."""
         return VaultKeys(
             current=self.new_key_id, keys={**self.retired, self.new_key_id: self.new_key}
         )
 
     def every_key(self) -> VaultKeys:
-        """Old, retired and new keys, encrypting with the new one."""
+        """Return the old, retired and new keys, encrypting with the new one."""
         return self.old_keys().merged_with(self.target_keys())
 
 
@@ -258,7 +258,9 @@ def _new_key(source: NewKeySource, environ: Mapping[str, str]) -> bytes:
             )
         raw = environ.get(source.env)
         if raw is None:
-            raise RekeyUsageError(f"--new-key-env: the environment variable {source.env} is not set")
+            raise RekeyUsageError(
+                f"--new-key-env: the environment variable {source.env} is not set"
+            )
         try:
             return parse_key(source.env, raw, exact=KEY_BYTES)
         except ConfigurationError as error:
@@ -274,9 +276,7 @@ def _new_key(source: NewKeySource, environ: Mapping[str, str]) -> bytes:
     raise RekeyUsageError("no new key given")  # pragma: no cover - callers check source.given
 
 
-def plan_rekey(
-    settings: Settings, source: NewKeySource, environ: Mapping[str, str]
-) -> RekeyPlan:
+def plan_rekey(settings: Settings, source: NewKeySource, environ: Mapping[str, str]) -> RekeyPlan:
     """Resolve the old, new and retired keys for a rekey; change nothing.
 
     Without a new key (``source.given`` false), a staged key from an

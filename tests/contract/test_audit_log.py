@@ -44,9 +44,19 @@ async def _sqlite(tmp_path: Path) -> AsyncIterator[AuditLog]:
         yield await SqliteAuditLog.open(db)
 
 
+@asynccontextmanager
+async def _aws(tmp_path: Path) -> AsyncIterator[AuditLog]:
+    from tests import aws_servers
+    from timmybot_adapters.aws import DynamoAuditLog
+
+    async with aws_servers.fresh_tables(roles=["audit"]) as tables:
+        yield DynamoAuditLog(aws_servers.shared_clients(), tables.audit)
+
+
 ADAPTERS: dict[str, Callable[[Path], AbstractAsyncContextManager[AuditLog]]] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "aws": _aws,
 }
 
 

@@ -111,7 +111,7 @@ def test_a_signal_stops_the_bot_cleanly(
     assert out.startswith("You are")
     assert f"{sig.name} received: shutting down" in err
     assert "Traceback" not in err
-    with pytest.raises(OSError):
+    with pytest.raises(urllib.error.URLError, match="refused"):
         get(f"{base}/healthz/live")  # the web server is gone
 
 

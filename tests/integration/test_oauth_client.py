@@ -902,7 +902,7 @@ def test_presets_follow_the_public_documentation() -> None:
     assert sp.authorize_url == "https://accounts.spotify.com/authorize"
     assert sp.token_url == "https://accounts.spotify.com/api/token"
     assert sp.revoke_url is None and not sp.supports_revocation
-    assert sp.scopes == ("user-read-private", "user-read-email")
+    assert sp.scopes == ("user-read-private",)
     assert sp.token_auth == "basic"
     assert spotify("spotify-id", None, scopes=("streaming",)).scopes == ("streaming",)
     dc = discord("1234", "canary-cs-discord")

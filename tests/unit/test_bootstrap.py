@@ -58,9 +58,30 @@ async def test_the_sqlite_backend_persists_across_restarts(tmp_path: Path) -> No
         await second.aclose()
 
 
-def test_the_aws_backend_fails_loudly_until_its_adapters_exist(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="TIMMYBOT_BACKEND=aws"):
-        bootstrap(Settings(backend="aws", data_dir=tmp_path))
+async def test_the_aws_backend_composes_the_aws_adapters_without_calling_aws(
+    tmp_path: Path,
+) -> None:
+    from timmybot_adapters.aws import DynamoUserDataStore, SecretsManagerTokenVault, SnsAlerter
+
+    topic = "arn:aws:sns:eu-west-1:123456789012:timmybot-security-alerts"
+    services = bootstrap(
+        Settings(
+            backend="aws",
+            data_dir=tmp_path,
+            aws_region="eu-west-1",
+            # Nothing listens there: building the services must not call AWS.
+            aws_endpoint_url="http://127.0.0.1:9",
+            aws_alert_topic_arn=topic,
+        )
+    )
+    try:
+        assert isinstance(services.vault, SecretsManagerTokenVault)
+        assert services.vault.secret_name(7) == "/timmybot/users/7/oauth"
+        assert isinstance(services.user_data, DynamoUserDataStore)
+        assert services.user_data.table == "timmybot-user-data"
+        assert isinstance(services.alerter, SnsAlerter)
+    finally:
+        await services.aclose()
 
 
 def test_bootstrap_uses_the_given_clock_and_policy(tmp_path: Path) -> None:
@@ -124,10 +145,10 @@ class TestKeys:
         assert services.pseudonymizer.user(1) == again.pseudonymizer.user(1)
 
 
-def test_the_aws_backend_creates_nothing_before_failing(tmp_path: Path) -> None:
+def test_bad_aws_settings_fail_before_anything_is_created(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
-    with pytest.raises(ConfigurationError, match="TIMMYBOT_BACKEND=aws"):
-        bootstrap(Settings(backend="aws", data_dir=data_dir))
+    with pytest.raises(ConfigurationError, match="TIMMYBOT_BACKEND=aws: the secret prefix"):
+        bootstrap(Settings(backend="aws", data_dir=data_dir, aws_secret_prefix="no-slash"))
     assert not data_dir.exists()
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from timmybot_adapters.aws.access import DynamoAccessPolicyStore
 from timmybot_adapters.aws.alerts import SnsAlerter
+from timmybot_adapters.aws.audit import DynamoAuditLog
 from timmybot_adapters.aws.clients import AwsClients, AwsConfig, aws_errors, describe_error
 from timmybot_adapters.aws.incidents import DynamoIncidentStore
 from timmybot_adapters.aws.link_states import DynamoLinkStateStore
 from timmybot_adapters.aws.tables import TableNames, create_tables, delete_tables, table_specs
+from timmybot_adapters.aws.user_data import DynamoUserDataStore
 from timmybot_adapters.aws.vault import DEFAULT_SECRET_PREFIX, SecretsManagerTokenVault
 
 __all__ = [
@@ -20,8 +22,10 @@ __all__ = [
     "AwsClients",
     "AwsConfig",
     "DynamoAccessPolicyStore",
+    "DynamoAuditLog",
     "DynamoIncidentStore",
     "DynamoLinkStateStore",
+    "DynamoUserDataStore",
     "SecretsManagerTokenVault",
     "SnsAlerter",
     "TableNames",

@@ -28,11 +28,21 @@ from timmybot_adapters.aws.clients import AwsClients, aws_errors
 from timmybot_core.errors import AlertDeliveryError
 from timmybot_core.ports.alerts import Alert
 
-__all__ = ["SnsAlerter", "subject_for"]
+__all__ = ["SnsAlerter", "check_topic_arn", "subject_for"]
 
 _ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 _NOT_SUBJECT = re.compile(r"[^\x20-\x7e]+")
 _MAX_SUBJECT: Final = 99
+
+
+def check_topic_arn(topic_arn: str) -> str:
+    """Return ``topic_arn`` if it is an SNS topic ARN, else raise ``ValueError``."""
+    if not _ARN.match(topic_arn):
+        raise ValueError(
+            "the alert topic must be an SNS topic ARN such as "
+            f"arn:aws:sns:eu-west-1:123456789012:timmybot-alerts (got {topic_arn[:80]!r})"
+        )
+    return topic_arn
 
 
 def subject_for(alert: Alert) -> str:
@@ -48,11 +58,7 @@ class SnsAlerter:
     """Publishes alerts to one SNS topic."""
 
     def __init__(self, aws: AwsClients, *, topic_arn: str) -> None:
-        if not _ARN.match(topic_arn):
-            raise ValueError(
-                "the alert topic must be an SNS topic ARN such as "
-                f"arn:aws:sns:eu-west-1:123456789012:timmybot-alerts (got {topic_arn[:80]!r})"
-            )
+        check_topic_arn(topic_arn)
         self._aws = aws
         self._topic_arn = topic_arn
 

@@ -21,7 +21,7 @@ Appending
     naming the record's own position: retrying the same append completes
     it, and a different record can never take that event ID. An append
     retried after its answer was lost finds its own guard and its own
-    record (same event ID and hash) and succeeds. A different record at a
+    record (equal in every attribute) and succeeds. A different record at a
     taken position, or a taken event ID at another position, raises
     :class:`~timmybot_core.errors.AuditConflict`, and the guard this call
     wrote is removed again.
@@ -236,15 +236,11 @@ class DynamoAuditLog(DynamoStore):
                 )
         if not await self._put_new("append", item):
             stored = await self._get("append", {"pk": item["pk"], "sk": item["sk"]})
-            if stored is not None and (
-                stored.get("event_id") == item["event_id"] and stored.get("hash") == item["hash"]
-            ):
+            if stored == item:
                 return  # this very record, appended before (a retry)
             if wrote_guard:
                 await self._delete_guard(guard_key, position)
-            raise AuditConflict(
-                f"audit record {record.writer_id}#{record.sequence} already exists"
-            )
+            raise AuditConflict(f"audit record {record.writer_id}#{record.sequence} already exists")
         await self._register(record.writer_id)
         await self._cover(_day(record.timestamp))
 
@@ -313,7 +309,9 @@ class DynamoAuditLog(DynamoStore):
                         TableName=self._table,
                         Key={"pk": s("meta"), "sk": s("days")},
                         UpdateExpression=f"SET {bound} = :day",
-                        ConditionExpression=f"attribute_not_exists({bound}) OR {bound} {widen} :day",
+                        ConditionExpression=(
+                            f"attribute_not_exists({bound}) OR {bound} {widen} :day"
+                        ),
                         ExpressionAttributeValues={":day": s(day)},
                     )
                 except ClientError as error:
@@ -323,7 +321,7 @@ class DynamoAuditLog(DynamoStore):
         self._known = (first, last)
 
     async def _bounds(self, operation: str) -> tuple[date, date] | None:
-        """The first and last day holding records, or ``None`` if there are none."""
+        """Return the first and last day holding records, or ``None`` if there are none."""
         item = await self._get(operation, {"pk": s("meta"), "sk": s("days")})
         if item is None or "first_day" not in item or "last_day" not in item:
             return None
@@ -350,7 +348,7 @@ class DynamoAuditLog(DynamoStore):
         }
         if not await self._put_new("put_digest", item):
             stored = await self._get("put_digest", {"pk": item["pk"], "sk": item["sk"]})
-            if stored is None or stored.get("hash") != item["hash"]:
+            if stored != item:
                 raise AuditConflict(
                     f"audit digest {digest.writer_id}#{digest.digest_sequence} already exists"
                 )
@@ -469,7 +467,9 @@ class DynamoAuditLog(DynamoStore):
         index, partitions, filters = self._plan(actor, action, kind, subject, first, last)
         found: list[AuditRecord] = []
         for partition in partitions:
-            async for item in self._index_items(index, partition, low, high, filters, forward=False):
+            async for item in self._index_items(
+                index, partition, low, high, filters, forward=False
+            ):
                 if after is not None and item["at"]["S"] >= high:
                     continue  # the cursor's own record
                 found.append(_record(item))

@@ -35,6 +35,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
+from botocore.exceptions import ClientError
+
+from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code
+from timmybot_core.errors import StoreUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -45,6 +49,7 @@ __all__ = [
     "TTL_ATTRIBUTE",
     "TableNames",
     "TableSpec",
+    "check_tables",
     "create_tables",
     "delete_tables",
     "table_specs",
@@ -190,3 +195,25 @@ def delete_tables(client: DynamoDBClient, names: Sequence[str]) -> None:
             client.delete_table(TableName=name)
         except client.exceptions.ResourceNotFoundException:
             continue
+
+
+async def check_tables(aws: AwsClients, names: TableNames) -> None:
+    """Check that every table exists and is active; raise ``StoreUnavailable`` naming it.
+
+    The bot calls this at start-up, so a wrong prefix, a stack not yet
+    deployed or a role without ``dynamodb:DescribeTable`` shows at once.
+    """
+    for name in names.all():
+        with aws_errors("dynamodb", f"check table {name}"):
+            try:
+                answer = await aws.run(aws.dynamodb.describe_table, TableName=name)
+            except ClientError as error:
+                if error_code(error) != "ResourceNotFoundException":
+                    raise
+                raise StoreUnavailable(
+                    f"dynamodb: table {name} does not exist (check the table prefix setting "
+                    "and that the CloudFormation stack is deployed)"
+                ) from None
+        status = answer["Table"].get("TableStatus")
+        if status not in {"ACTIVE", "UPDATING"}:
+            raise StoreUnavailable(f"dynamodb: table {name} is {status}, not ACTIVE")

@@ -77,7 +77,13 @@ from timmybot_core.tokens import UserTokens
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.type_defs import TagTypeDef
 
-__all__ = ["DEFAULT_SECRET_PREFIX", "DEFAULT_TAGS", "PENDING_STAGE", "SecretsManagerTokenVault"]
+__all__ = [
+    "DEFAULT_SECRET_PREFIX",
+    "DEFAULT_TAGS",
+    "PENDING_STAGE",
+    "SecretsManagerTokenVault",
+    "check_secret_prefix",
+]
 
 _log = logging.getLogger("timmybot.aws.vault")
 
@@ -93,6 +99,16 @@ _PREFIX = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,400}/$")
 _VERSION = re.compile(r"^[A-Za-z0-9-]{32,64}$")
 _MAX_SNOWFLAKE: Final = 2**64 - 1
 _RETIRED: Final = 4096
+
+
+def check_secret_prefix(prefix: str) -> str:
+    """Return ``prefix`` if secret names can start with it, else raise ``ValueError``."""
+    if not _PREFIX.match(prefix):
+        raise ValueError(
+            "the secret prefix must end with '/' and use only letters, digits and "
+            f"/_+=.@- (got {prefix[:60]!r})"
+        )
+    return prefix
 
 
 def _user(user_id: int) -> int:
@@ -113,11 +129,7 @@ class SecretsManagerTokenVault:
         kms_key_id: str | None = None,
         tags: Mapping[str, str] = DEFAULT_TAGS,
     ) -> None:
-        if not _PREFIX.match(prefix):
-            raise ValueError(
-                "the secret prefix must end with '/' and use only letters, digits and "
-                f"/_+=.@- (got {prefix[:60]!r})"
-            )
+        check_secret_prefix(prefix)
         self._aws = aws
         self._prefix = prefix
         self._kms_key_id = kms_key_id

@@ -60,7 +60,9 @@ RESERVED_AUTHORIZE_PARAMS: Final = frozenset(
     }
 )
 
-SPOTIFY_DEFAULT_SCOPES: Final = ("user-read-private", "user-read-email")
+# user-read-private lets search use the account's market (market=from_token);
+# nothing the bot does needs the e-mail address, so it is not asked for.
+SPOTIFY_DEFAULT_SCOPES: Final = ("user-read-private",)
 DISCORD_DEFAULT_SCOPES: Final = ("identify",)
 
 _PIN = re.compile(r"^[0-9a-f]{64}$")

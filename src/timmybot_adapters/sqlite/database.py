@@ -331,6 +331,9 @@ class SqliteDatabase:
                 raise StoreUnavailable("sqlite database: WAL journal mode is not available")
             connection.execute("PRAGMA synchronous = NORMAL")
             connection.execute("PRAGMA foreign_keys = ON")
+            # Erasure must not leave deleted tokens or preferences in free
+            # pages: the default varies between SQLite builds, so say it.
+            connection.execute("PRAGMA secure_delete = ON")
         except BaseException:
             connection.close()
             raise

@@ -33,7 +33,12 @@ import lightbulb
 from lightbulb.components import Menu, MenuContext, MenuHandle
 
 from timmybot_bot.commands import Confirmation, Reply
-from timmybot_bot.discord.guard import command_name, is_guarded, reply_to_failure
+from timmybot_bot.discord.guard import (
+    command_name,
+    describe_failure,
+    is_guarded,
+    reply_to_failure,
+)
 from timmybot_bot.discord.replies import ReplySender, SafeText, in_time
 from timmybot_core import Clock, ServerAccessControl
 
@@ -102,7 +107,14 @@ class _ConfirmMenu(Menu):
 
     async def predicate(self, ctx: MenuContext) -> bool:
         """Admit only the invoker's first press of a live confirmation."""
-        return await self._owner._admit(ctx, self._pending)
+        try:
+            return await self._owner._admit(ctx, self._pending)
+        except Exception as error:  # noqa: BLE001 - hikari would log it with its message
+            # A failed answer (Discord unreachable) must not reach hikari's
+            # event manager, whose log line would quote the request URL and
+            # with it the interaction token.
+            _log.error("a confirmation press failed: %s", describe_failure(error))
+            return False
 
     async def _on_confirm(self, ctx: MenuContext) -> None:
         await self._owner._confirmed(ctx, self._pending)
@@ -143,7 +155,7 @@ class Confirmations:
         """Show ``reply`` with confirm and cancel buttons for ``context``'s user."""
         pending = _Pending(
             owner_id=int(context.user.id),
-            guild_id=context.guild_id,
+            guild_id=int(context.guild_id) if context.guild_id is not None else None,
             command=context.command_data.qualified_name,
             guarded=is_guarded(command_name(context)),
             confirmation=confirmation,

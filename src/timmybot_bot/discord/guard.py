@@ -100,7 +100,8 @@ async def access_guard(
     """Run ``ServerAccessControl.check``; raise :class:`AccessDenied` to stop the command."""
     name = command_name(context)
     if is_guarded(name):
-        decision = await access.check(context.guild_id, int(context.user.id), name)
+        guild = int(context.guild_id) if context.guild_id is not None else None
+        decision = await access.check(guild, int(context.user.id), name)
         if not decision.allowed:
             raise AccessDenied(decision)
     container.add_value(AccessApproval, AccessApproval(command=name))

@@ -128,7 +128,7 @@ async def test_a_client_that_cannot_start_is_reported_not_ignored(
     built = services()
     bot = build_discord_bot(built)
     with caplog.at_level("ERROR", logger="timmybot.discord"):
-        await bot.app.event_manager.dispatch(hikari.StartedEvent(app=bot.app))
+        await bot.app.event_manager.dispatch(hikari.StartedEvent(app=bot.app), return_tasks=True)
     assert any(
         "the command client could not start: InternalServerError" in record.getMessage()
         for record in caplog.records

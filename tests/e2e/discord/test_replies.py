@@ -294,7 +294,9 @@ async def test_an_unanswered_confirmation_loses_its_buttons(
 ) -> None:
     bot = await make_bot(confirm_timeout=timedelta(milliseconds=50))
     confirm, _ = await ask(bot)
-    await asyncio.sleep(0.2)
+    async with asyncio.timeout(10):
+        while not bot.discord.requests:
+            await asyncio.sleep(0.02)
     edit = only(bot.discord.take())
     assert edit.kind == "edit"
     assert edit.path.endswith("/messages/@original")
@@ -365,6 +367,21 @@ async def test_a_slow_action_is_deferred_then_replaces_the_prompt(
     assert [sent.kind for sent in requests] == ["defer-update", "edit"]
     assert requests[1].content == "Deleted."
     assert requests[1].message["components"] == []
+
+
+async def test_a_press_that_cannot_be_answered_is_logged_without_the_token(
+    discord_bot: Harness, deletion: Deletion, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, cancel = await ask(discord_bot)
+    discord_bot.discord.failing_paths.append("/callback")
+    with caplog.at_level(logging.DEBUG):
+        await discord_bot.press(cancel, user=OTHER_USER)  # refused, and the refusal fails
+    assert any(
+        "a confirmation press failed: InternalServerError" in record.getMessage()
+        for record in caplog.records
+    )
+    assert not any("interaction-token-" in record.getMessage() for record in caplog.records)
+    assert deletion.runs == []
 
 
 async def test_custom_ids_are_unguessable_and_differ_per_prompt(

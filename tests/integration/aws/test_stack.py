@@ -16,6 +16,7 @@ import copy
 import fnmatch
 import io
 import json
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -33,8 +34,10 @@ from timmybot_adapters.aws import (
     AwsClients,
     AwsConfig,
     DynamoAccessPolicyStore,
+    DynamoAuditLog,
     DynamoIncidentStore,
     DynamoLinkStateStore,
+    DynamoUserDataStore,
     SecretsManagerTokenVault,
     SnsAlerter,
     TableNames,
@@ -43,13 +46,16 @@ from timmybot_adapters.aws import (
 from timmybot_adapters.aws.cloudwatch_logs import CloudWatchLogsHandler
 from timmybot_adapters.aws.tables import TTL_ATTRIBUTE
 from timmybot_adapters.otel import OtelSecurityMetrics
+from timmybot_bot.keys import parse_key
 from timmybot_adapters.otel.emf import DEFAULT_NAMESPACE
 from timmybot_adapters.otel.exporters import build_meter_provider
 from timmybot_core.ports.access import Ban
 from timmybot_core.ports.alerts import Alert, Severity
+from timmybot_core.ports.audit import GENESIS_HASH, AuditKind, AuditRecord
 from timmybot_core.ports.incidents import IncidentRecord
 from timmybot_core.ports.link_states import LinkState, TakeOutcome
 from timmybot_core.ports.metrics import AuthFailureReason
+from timmybot_core.ports.user_data import Preference
 from timmybot_core.tokens import OAuthTokens, PlatformLink, UserTokens
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -140,10 +146,9 @@ def create_skipped(template: dict[str, Any], resolve: Resolver) -> dict[str, str
         if resource["Type"] == "AWS::SecretsManager::Secret":
             value = "placeholder-until-the-operator-puts-one"
             if "GenerateSecretString" in props:
-                value = secrets.get_random_password(
-                    PasswordLength=props["GenerateSecretString"]["PasswordLength"],
-                    ExcludePunctuation=props["GenerateSecretString"]["ExcludePunctuation"],
-                )["RandomPassword"]
+                value = secrets.get_random_password(**props["GenerateSecretString"])[
+                    "RandomPassword"
+                ]
             answer = secrets.create_secret(
                 Name=props["Name"],
                 Description=props["Description"],
@@ -249,6 +254,15 @@ def test_the_stack_outputs_everything_the_bot_settings_need(deployed: Deployed) 
     assert f"/{prefix}/bot/discord-token" in outputs["DiscordTokenSecretArn"]
     for role in ("TaskRoleArn", "ExecutionRoleArn", "AdminRoleArn"):
         assert outputs[role].startswith("arn:aws:iam::")
+
+
+def test_the_generated_bot_keys_are_keys_the_settings_accept(deployed: Deployed) -> None:
+    secrets = client("secretsmanager")
+    for output, exact in (("PseudonymKeySecretArn", None), ("AuditSigningKeySecretArn", 32)):
+        arn = deployed.outputs[output]
+        assert secrets.describe_secret(SecretId=arn)["KmsKeyId"] == deployed.resolve.values["Key"]
+        value = secrets.get_secret_value(SecretId=arn)["SecretString"]
+        assert len(parse_key(output, value, exact=exact)) == 32
 
 
 def test_the_tables_are_keyed_and_indexed_as_the_adapters_expect(deployed: Deployed) -> None:
@@ -522,14 +536,12 @@ def test_the_alarms_watch_the_metrics_our_emf_exporter_emits(deployed: Deployed)
         assert alarm["AlarmActions"] == [deployed.outputs["AlertTopicArn"]]
 
 
-def test_a_renamed_metric_would_no_longer_match_an_alarm() -> None:
+def test_auth_failures_has_no_dimensionless_series_so_its_alarm_sums_the_schema() -> None:
+    # A plain alarm on the metric name alone would watch a series nobody writes.
     emitted = emitted_metrics()
-    assert (DEFAULT_NAMESPACE, "timmybot.security.UnauthorizedAccess", frozenset()) not in emitted
-    assert (
-        DEFAULT_NAMESPACE,
-        "timmybot.security.auth_failures",
-        frozenset(),  # no dimension-less series: a plain alarm would never fire
-    ) not in emitted
+    names = {(namespace, name) for namespace, name, _ in emitted}
+    assert (DEFAULT_NAMESPACE, "timmybot.security.auth_failures") in names
+    assert (DEFAULT_NAMESPACE, "timmybot.security.auth_failures", frozenset()) not in emitted
 
 
 # -- the adapters on the deployed names ------------------------------------------
@@ -617,6 +629,39 @@ async def test_the_dynamodb_stores_work_on_the_stack_tables(
     await incidents.save(record)
     assert await incidents.get("inc-stack-1") == record
 
+    preferences = DynamoUserDataStore(aws, out["UserDataTableName"])
+    await preferences.set_preference(7, "volume", 80, at=NOW)
+    assert await preferences.get_preference(7, "volume") == Preference(
+        key="volume", value=80, updated_at=NOW
+    )
+
+
+async def test_the_audit_log_queries_the_stack_table_through_its_indexes(
+    deployed: Deployed, aws: AwsClients
+) -> None:
+    audit = DynamoAuditLog(aws, deployed.outputs["AuditTableName"])
+    records = []
+    previous = GENESIS_HASH
+    for sequence, actor in enumerate(["admin-a", "admin-b", "admin-a"], start=1):
+        record = AuditRecord(
+            event_id=f"ev-{sequence}",
+            writer_id="w-stack",
+            sequence=sequence,
+            timestamp=NOW + timedelta(seconds=sequence),
+            kind=AuditKind.ADMIN,
+            action="guild.ban",
+            actor=actor,
+            subject="guild-x",
+            prev_hash=previous,
+            hash=f"{sequence:064x}",
+        )
+        await audit.append(record)
+        records.append(record)
+        previous = record.hash
+    page = await audit.query(start=NOW, end=NOW + timedelta(minutes=1), actor="admin-a")
+    assert [r.sequence for r in page.records] == [3, 1]
+    assert await audit.chain("w-stack") == records
+
 
 async def test_alerts_reach_a_subscriber_of_the_stack_topic(
     deployed: Deployed, aws: AwsClients
@@ -648,8 +693,6 @@ def test_security_log_lines_reach_the_stack_log_group(
         client=aws.logs, log_group=group, spool_path=tmp_path / "spool.jsonl", flush_interval=0.05
     )
     try:
-        import logging
-
         handler.handle(
             logging.makeLogRecord({"name": "timmybot.security", "msg": '{"event": "ban"}'})
         )

@@ -1,0 +1,209 @@
+"""UserDataStore on DynamoDB: one item per user, every preference inside.
+
+Items (table ``timmybot-user-data``, keys ``pk``/``sk``)::
+
+    pk=<user>  sk="prefs"  prefs: {<name>: {"v": <canonical JSON>, "t": <micros>}}
+
+The user is the 20-digit zero-padded snowflake; ``t`` is the time the
+preference was set, in microseconds since 0001-01-01 UTC; ``v`` is
+:func:`~timmybot_core.ports.user_data.encode_preference`'s canonical JSON,
+so every adapter gives back equal values. A user's preferences are at most
+50 values of at most 4 KiB: one item (DynamoDB allows 400 KB) holds them
+all, so reading them is one ``GetItem``, erasing them one ``DeleteItem``,
+and the limit is enforced atomically without a transaction:
+
+* a write is an ``UpdateItem`` of ``prefs.<name>`` conditioned on "the
+  name exists, or ``size(prefs)`` is under the limit";
+* a user's first write creates the item with ``PutItem`` conditioned on
+  ``attribute_not_exists(pk)`` (if another writer created it first, the
+  conditional update runs again);
+* deleting a user's last preference deletes the item, under the condition
+  that the map is still empty.
+
+``user_ids`` is a ``Scan`` of the table (every item is one user, so it
+reads exactly what it lists). The table is encrypted with the stack's KMS
+key; values are not encrypted again by the adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+
+from timmybot_adapters.aws._dynamo import DynamoStore, Item, from_micros, micros, num, s, text
+from timmybot_adapters.aws.clients import aws_errors, error_code
+from timmybot_core.errors import StoreUnavailable
+from timmybot_core.ports.user_data import (
+    MAX_PREFERENCES,
+    Preference,
+    PreferenceError,
+    PreferenceValue,
+    check_preference_key,
+    check_user_id,
+    decode_preference,
+    encode_preference,
+)
+
+__all__ = ["DynamoUserDataStore"]
+
+_CHECK_FAILED: Final = "ConditionalCheckFailedException"
+_SK: Final = "prefs"
+_TRIES: Final = 10
+
+
+def _key(user_id: int) -> Item:
+    return {"pk": s(f"{check_user_id(user_id):020d}"), "sk": s(_SK)}
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("preference times must be timezone-aware")
+    return moment
+
+
+def _preference(key: str, entry: Any) -> Preference:
+    return Preference(
+        key=key,
+        value=decode_preference(entry["M"]["v"]["S"]),
+        updated_at=from_micros(int(entry["M"]["t"]["N"])),
+    )
+
+
+class DynamoUserDataStore(DynamoStore):
+    """Users' preferences on a DynamoDB table (see the module docstring)."""
+
+    LABEL = "user data store"
+
+    async def _item(self, operation: str, key: Item, name: str | None = None) -> Item | None:
+        """Read the user's item (only the preference ``name`` if given)."""
+        params: dict[str, Any] = {"TableName": self._table, "Key": key, "ConsistentRead": True}
+        if name is not None:
+            params["ProjectionExpression"] = "prefs.#name"
+            params["ExpressionAttributeNames"] = {"#name": name}
+        with aws_errors(self.LABEL, operation):
+            answer = await self._aws.run(self._db.get_item, **params)
+        return answer.get("Item")
+
+    async def get_preferences(self, user_id: int) -> list[Preference]:
+        """Return every preference of ``user_id``, sorted by name (empty if none)."""
+        item = await self._item("get_preferences", _key(user_id))
+        if item is None:
+            return []
+        stored = item.get("prefs", {}).get("M", {})
+        return [_preference(key, stored[key]) for key in sorted(stored)]
+
+    async def get_preference(self, user_id: int, key: str) -> Preference | None:
+        """Return one preference, or ``None`` if the user has not set it."""
+        user_key = _key(user_id)
+        check_preference_key(key)
+        item = await self._item("get_preference", user_key, key)
+        entry = None if item is None else item.get("prefs", {}).get("M", {}).get(key)
+        return None if entry is None else _preference(key, entry)
+
+    async def set_preference(
+        self, user_id: int, key: str, value: PreferenceValue, *, at: datetime
+    ) -> None:
+        """Set a preference; the limit check and the write are one conditional update."""
+        user_key = _key(user_id)
+        entry = {"M": {"v": s(encode_preference(key, value)), "t": num(micros(_aware(at)))}}
+        for _ in range(_TRIES):
+            with aws_errors(self.LABEL, "set_preference"):
+                try:
+                    await self._aws.run(
+                        self._db.update_item,
+                        TableName=self._table,
+                        Key=user_key,
+                        UpdateExpression="SET prefs.#name = :entry",
+                        ConditionExpression=(
+                            "attribute_exists(prefs) AND "
+                            "(attribute_exists(prefs.#name) OR size(prefs) < :limit)"
+                        ),
+                        ExpressionAttributeNames={"#name": key},
+                        ExpressionAttributeValues={":entry": entry, ":limit": num(MAX_PREFERENCES)},
+                    )
+                    return
+                except ClientError as error:
+                    if error_code(error) != _CHECK_FAILED:
+                        raise
+                current = await self._item("set_preference", user_key)
+                if current is None or "prefs" not in current:
+                    try:
+                        await self._aws.run(
+                            self._db.put_item,
+                            TableName=self._table,
+                            Item={**user_key, "prefs": {"M": {key: entry}}},
+                            ConditionExpression="attribute_not_exists(pk)",
+                        )
+                        return
+                    except ClientError as error:
+                        if error_code(error) != _CHECK_FAILED:
+                            raise
+                        continue  # another writer created the item: update it instead
+                stored = current["prefs"].get("M", {})
+                if key not in stored and len(stored) >= MAX_PREFERENCES:
+                    raise PreferenceError(
+                        f"a user keeps at most {MAX_PREFERENCES} preferences; "
+                        f"delete one before adding {key!r}"
+                    )
+        raise StoreUnavailable(
+            f"{self.LABEL}: set_preference failed: the item kept changing under "
+            f"{_TRIES} conditional writes"
+        )
+
+    async def delete_preference(self, user_id: int, key: str) -> bool:
+        """Delete one preference; ``True`` if it existed."""
+        user_key = _key(user_id)
+        check_preference_key(key)
+        with aws_errors(self.LABEL, "delete_preference"):
+            try:
+                answer = await self._aws.run(
+                    self._db.update_item,
+                    TableName=self._table,
+                    Key=user_key,
+                    UpdateExpression="REMOVE prefs.#name",
+                    ConditionExpression="attribute_exists(prefs.#name)",
+                    ExpressionAttributeNames={"#name": key},
+                    ReturnValues="ALL_NEW",
+                )
+            except ClientError as error:
+                if error_code(error) != _CHECK_FAILED:
+                    raise
+                return False
+            if not answer.get("Attributes", {}).get("prefs", {}).get("M"):
+                # The last one: drop the item, unless a writer added one meanwhile.
+                try:
+                    await self._aws.run(
+                        self._db.delete_item,
+                        TableName=self._table,
+                        Key=user_key,
+                        ConditionExpression="size(prefs) = :zero",
+                        ExpressionAttributeValues={":zero": num(0)},
+                    )
+                except ClientError as error:
+                    if error_code(error) != _CHECK_FAILED:
+                        raise
+        return True
+
+    async def delete_user(self, user_id: int) -> int:
+        """Delete every preference of ``user_id``; return how many. Idempotent."""
+        user_key = _key(user_id)
+        with aws_errors(self.LABEL, "delete_user"):
+            answer = await self._aws.run(
+                self._db.delete_item, TableName=self._table, Key=user_key, ReturnValues="ALL_OLD"
+            )
+        return len(answer.get("Attributes", {}).get("prefs", {}).get("M", {}))
+
+    async def user_ids(self) -> AsyncIterator[int]:
+        """Iterate over every user with at least one preference, each once, in no set order."""
+        async for page in self._pages(
+            "user_ids",
+            scan=True,
+            ProjectionExpression="pk",
+            FilterExpression="size(prefs) > :zero",
+            ExpressionAttributeValues={":zero": num(0)},
+        ):
+            for item in page:
+                yield int(text(item, "pk"))
