@@ -10,9 +10,12 @@ jobs append to one shared file, which must list every scheduled run once.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.integration import processes
+from timmybot_adapters.sqlite import SqliteAccessPolicyStore, SqliteDatabase
+from timmybot_adapters.sqlite.access import MIGRATIONS
 
 WORKER = r"""
 import asyncio, json, os, sys, time
@@ -104,3 +107,21 @@ def test_each_scheduled_run_happens_once_across_processes(tmp_path: Path) -> Non
     # if they came after the run, by its record).
     assert set(night) <= {"ran", "busy", "done_elsewhere"}
     assert "busy" in night
+
+
+async def test_a_database_of_the_previous_release_gains_the_scheduler_tables(
+    tmp_path: Path,
+) -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    path = tmp_path / "var" / "timmybot.db"
+    async with SqliteDatabase(path) as db:
+        # What the release before the scheduler left behind: version 1 and data.
+        assert await db.migrate("access_policy", MIGRATIONS[:1]) == 1
+        await SqliteAccessPolicyStore(db).allow_guild(42, at=t0)
+    async with SqliteDatabase(path) as db:
+        store = await SqliteAccessPolicyStore.open(db)
+        assert await db.schema_version("access_policy") == 2
+        assert await store.is_guild_allowed(42)
+        assert await store.acquire_lease("job:x", "a", now=t0, ttl=timedelta(minutes=1))
+        assert await store.record_job_run("x", t0)
+        assert await store.last_job_run("x") == t0

@@ -191,7 +191,7 @@ async def test_migration_from_an_empty_database(empty_file: Path) -> None:
         assert await db.schema_version("access_policy") == 0
         await SqliteAccessPolicyStore.open(db)
         await SqliteIncidentStore.open(db)
-        assert await db.schema_version("access_policy") == 1
+        assert await db.schema_version("access_policy") == len(SqliteAccessPolicyStore.MIGRATIONS)
         assert await db.schema_version("incidents") == 1
 
         def tables(connection: sqlite3.Connection) -> set[str]:
@@ -204,12 +204,14 @@ async def test_migration_from_an_empty_database(empty_file: Path) -> None:
             "access_attempts",
             "access_bans",
             "access_switches",
+            "access_leases",
+            "access_job_runs",
             "incidents",
             "incident_holds",
         } <= await db.read(tables)
         # Opening again is a no-op, not a second CREATE TABLE.
         await SqliteAccessPolicyStore.open(db)
-        assert await db.schema_version("access_policy") == 1
+        assert await db.schema_version("access_policy") == len(SqliteAccessPolicyStore.MIGRATIONS)
 
 
 async def test_migrate_applies_only_the_missing_steps(db_path: Path) -> None:
@@ -262,7 +264,7 @@ async def test_stores_built_without_open_migrate_on_their_first_call(db_path: Pa
     try:
         assert await access.allow_guild(GUILD, at=T0) is True
         assert await incidents.list_holds() == []
-        assert await db.schema_version("access_policy") == 1
+        assert await db.schema_version("access_policy") == len(SqliteAccessPolicyStore.MIGRATIONS)
         assert await db.schema_version("incidents") == 1
     finally:
         await db.close()

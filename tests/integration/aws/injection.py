@@ -57,8 +57,10 @@ class Faults:
 
     ``rate`` is the chance that one attempt fails, ``kinds`` the faults to
     draw from; ``operations`` limits it to some operations (``None``: all).
-    ``always`` (a kind, or an error code with ``status``) fails every
-    attempt. ``counts`` records what was injected, ``sent`` every attempt.
+    ``schedule``, if given, decides instead of ``rate``: one boolean per
+    attempt of those operations (fault or not; no fault once exhausted).
+    ``always`` (``(status, code)``) answers every attempt with that error.
+    ``counts`` records what was injected, ``sent`` every attempt.
     """
 
     def __init__(
@@ -69,8 +71,10 @@ class Faults:
         operations: Sequence[str] | None = None,
         seed: int = 7,
         query_protocol: bool = False,
+        schedule: Sequence[bool] | None = None,
     ) -> None:
         self.rate = rate
+        self.schedule = None if schedule is None else iter(schedule)
         self.kinds = tuple(kinds)
         self.operations = None if operations is None else frozenset(operations)
         self.always: tuple[int, str] | None = None
@@ -95,7 +99,10 @@ class Faults:
                 status, code = self.always
                 self.counts[code] += 1
                 return error_answer(request, status, code, query=self._query)
-            if self._random.random() >= self.rate:
+            if self.schedule is not None:
+                if not next(self.schedule, False):
+                    return None
+            elif self._random.random() >= self.rate:
                 return None
             kind = self._random.choice(self.kinds)
             self.counts[kind] += 1

@@ -46,9 +46,9 @@ from timmybot_adapters.aws import (
 from timmybot_adapters.aws.cloudwatch_logs import CloudWatchLogsHandler
 from timmybot_adapters.aws.tables import TTL_ATTRIBUTE
 from timmybot_adapters.otel import OtelSecurityMetrics
-from timmybot_bot.keys import parse_key
 from timmybot_adapters.otel.emf import DEFAULT_NAMESPACE
 from timmybot_adapters.otel.exporters import build_meter_provider
+from timmybot_bot.keys import parse_key
 from timmybot_core.ports.access import Ban
 from timmybot_core.ports.alerts import Alert, Severity
 from timmybot_core.ports.audit import GENESIS_HASH, AuditKind, AuditRecord
