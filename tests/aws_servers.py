@@ -173,15 +173,15 @@ def kms_key_id() -> str:
 
 
 @asynccontextmanager
-async def fresh_tables(
-    aws: AwsClients | None = None, *, roles: Sequence[str] | None = None
-) -> AsyncIterator[TableNames]:
+async def fresh_tables(*, roles: Sequence[str] | None = None) -> AsyncIterator[TableNames]:
     """Tables with a unique prefix for one test, deleted afterwards.
 
     ``roles`` limits them to some of ``access``, ``link_states``,
-    ``incidents``, ``audit``, ``user_data`` (all by default).
+    ``incidents``, ``audit``, ``user_data`` (all by default). They are
+    created and deleted with the shared clients, which carry no injected
+    faults, so a test that breaks its own clients still cleans up.
     """
-    clients = aws if aws is not None else shared_clients()
+    clients = shared_clients()
     names = TableNames.with_prefix(unique("tb") + "-")
     wanted = [getattr(names, role) for role in roles] if roles is not None else list(names.all())
     await asyncio.to_thread(create_tables, clients.dynamodb, names, enable_ttl=False, only=wanted)

@@ -78,6 +78,8 @@ from timmybot_core import (
     Severity,
     SignedDigest,
     StoreUnavailable,
+    Switch,
+    SwitchState,
     TimmyBotError,
 )
 from timmybot_core.services.audit import record_as_json
@@ -514,6 +516,9 @@ def _export_lines(document: Mapping[str, Any]) -> list[str]:
 
 async def _user_export(ctx: Context) -> int:
     services, out, args = ctx.svc, ctx.out, ctx.args
+    if args.output is not None and (args.output.exists() or args.output.is_symlink()):
+        # Checked first: a refused export must not be recorded as made.
+        raise UsageProblem(f"--output {args.output} exists; choose a new file name")
     document = await services.retention.export_user_data(args.user_id, Requester.OWNER)
     if args.output is not None:
         _write_export(args.output, document)
@@ -682,6 +687,80 @@ def _say(ctx: Context, text: str, data: Mapping[str, object]) -> None:
         ctx.out.data(dict(data))
     else:
         ctx.out.line(text)
+
+
+# -- switches ----------------------------------------------------------------------
+
+
+def _switch(text: str) -> Switch:
+    name = text.strip().lower().replace("-", "_")
+    name = {"killswitch": "kill_switch", "refresh": "refresh_paused"}.get(name, name)
+    try:
+        return Switch(name)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be one of {', '.join(s.value for s in Switch)}, got {_safe(text)[:30]!r}"
+        ) from None
+
+
+def _switch_json(state: SwitchState, now: datetime) -> dict[str, object]:
+    return {
+        "switch": state.switch.value,
+        "active": state.active(now),
+        "reason": state.reason,
+        "changed_at": state.changed_at.isoformat() if state.changed_at else None,
+        "expires_at": state.expires_at.isoformat() if state.expires_at else None,
+    }
+
+
+def _switch_line(state: SwitchState, now: datetime) -> str:
+    if not state.active(now):
+        return f"{state.switch.value}: off"
+    since = f" since {state.changed_at:%Y-%m-%d %H:%M} UTC" if state.changed_at else ""
+    until = f" until {state.expires_at:%Y-%m-%d %H:%M} UTC" if state.expires_at else ""
+    why = f": {_safe(state.reason)}" if state.reason else ""
+    return f"{state.switch.value}: ON{since}{until}{why}"
+
+
+async def _switch_list(ctx: Context) -> int:
+    access, now = ctx.svc.access, ctx.svc.clock.now()
+    states = [await access.switch_state(switch) for switch in Switch]
+    if ctx.out.json:
+        ctx.out.data({"switches": [_switch_json(state, now) for state in states]})
+    else:
+        for state in states:
+            ctx.out.line(_switch_line(state, now))
+    return EXIT_OK
+
+
+async def _switch_set(ctx: Context, *, on: bool) -> int:
+    services, args = ctx.svc, ctx.args
+    switch: Switch = args.switch
+    reason = services.sanitizer.sanitize_string(args.reason or "") if on else None
+    duration: timedelta | None = getattr(args, "duration", None) if on else None
+    state = await services.access.set_switch(
+        switch, on, reason=reason or None, actor=ctx.operator, duration=duration
+    )
+    recorded = await ctx.record(
+        f"switch.{'on' if on else 'off'}",
+        f"switch:{switch.value}",
+        {"reason": reason, "for_seconds": duration.total_seconds() if duration else None},
+    )
+    now = services.clock.now()
+    if ctx.out.json:
+        ctx.out.data(_switch_json(state, now))
+    else:
+        ctx.out.line(_switch_line(state, now))
+        ctx.out.line("Every bot process obeys it within a few seconds.")
+    return EXIT_OK if recorded else EXIT_FAILED
+
+
+async def _switch_on(ctx: Context) -> int:
+    return await _switch_set(ctx, on=True)
+
+
+async def _switch_off(ctx: Context) -> int:
+    return await _switch_set(ctx, on=False)
 
 
 # -- vault -------------------------------------------------------------------------
@@ -1058,6 +1137,9 @@ def _group(parent: Any, name: str, *, summary: str, description: str) -> Any:
     return parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
 
 
+_SWITCHES: Final = "kill_switch, refresh_paused or lockdown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of ``timmybot-admin`` and all its subcommands."""
     parser = argparse.ArgumentParser(
@@ -1065,8 +1147,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Operate TimmyBot from a shell: query and verify the audit trail, export or erase "
             "a user's data, manage the guild allowlist, rekey the token vault, run token "
-            "rotation, declare incidents, check the configuration. Settings come from the "
-            "same TIMMYBOT_* environment variables (and --config file) as the bot; the "
+            "rotation, declare incidents and undo their switches, check the configuration. "
+            "Settings come from the same TIMMYBOT_* environment variables (and --config "
+            "file) as the bot; the "
             "commands use the bot's own services and stores. Changes are recorded in the "
             "audit trail (source 'cli')."
         ),
@@ -1300,6 +1383,51 @@ def build_parser() -> argparse.ArgumentParser:
     declare.add_argument("severity", type=_severity, metavar="SEVERITY", help="P0, P1, P2 or P3")
     declare.add_argument("title", nargs="+", metavar="TITLE", help="what happened, in words")
     declare.add_argument("--description", metavar="TEXT", help="more detail")
+
+    switch = _group(
+        commands,
+        "switch",
+        summary="the kill switch, the token refresh pause and the lockdown",
+        description="Process-wide switches every bot process obeys: kill_switch (only "
+        "owners' commands run), refresh_paused (no token refresh; a P0 turns it on) and "
+        "lockdown (the tighter attempt limit; a P1 turns it on). See "
+        "docs/incident-response.md.",
+    )
+    _leaf(
+        switch,
+        "list",
+        summary="show each switch and why it is on",
+        description="Show whether each switch is on, since when, until when and why.",
+        handler=_switch_list,
+    )
+    switch_on = _leaf(
+        switch,
+        "on",
+        summary="turn a switch on for every bot process",
+        description="Turn a switch on for every bot process sharing the store. Recorded in "
+        "the audit trail.",
+        epilog="example:\n  timmybot-admin switch on kill_switch --reason 'token leak'",
+        handler=_switch_on,
+    )
+    switch_on.add_argument("switch", type=_switch, metavar="SWITCH", help=_SWITCHES)
+    switch_on.add_argument("--reason", metavar="TEXT", help="why (shown to operators)")
+    switch_on.add_argument(
+        "--for",
+        dest="duration",
+        type=_duration,
+        metavar="DURATION",
+        help="turn it off by itself after this long (e.g. 6h); default: until turned off",
+    )
+    switch_off = _leaf(
+        switch,
+        "off",
+        summary="turn a switch off (after an incident is dealt with)",
+        description="Turn a switch off for every bot process, for example the kill switch "
+        "and the refresh pause a P0 incident left on. Recorded in the audit trail.",
+        epilog="example:\n  timmybot-admin switch off refresh_paused",
+        handler=_switch_off,
+    )
+    switch_off.add_argument("switch", type=_switch, metavar="SWITCH", help=_SWITCHES)
 
     config = _group(
         commands,

@@ -106,7 +106,9 @@ class Progress:
         if not self._enabled:
             return
         now = self._clock()
-        if not force and self._drawn_at is not None and now - self._drawn_at < _REDRAW_EVERY:
+        finished = self._total is not None and self._done >= self._total
+        recent = self._drawn_at is not None and now - self._drawn_at < _REDRAW_EVERY
+        if recent and not force and not finished:
             return
         line = self.render()
         # Pad over the previous, possibly longer, line instead of relying on

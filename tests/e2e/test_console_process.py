@@ -42,9 +42,9 @@ def run_bot(stdin: str, *args: str, **env: str) -> subprocess.CompletedProcess[s
 
 
 def test_accepts_a_real_title_and_exits_zero_at_end_of_input() -> None:
-    done = run_bot("/search Drop It Like It's Hot\n")
+    done = run_bot("/playlist Drop It Like It's Hot\n")
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "Search accepted: Drop It Like It's Hot\n"
+    assert done.stdout == "Playlist name accepted: Drop It Like It's Hot\n"
 
 
 def test_prints_the_reason_of_a_rejection() -> None:
@@ -64,8 +64,8 @@ def test_a_guild_that_is_not_allowlisted_is_denied_with_the_reason() -> None:
 
 def test_sqlite_state_persists_between_runs(data_dir: Path) -> None:
     run_bot("/admin guild allow 42\n")
-    done = run_bot("/search Halo\n", "--guild", "42", "--user", "7")
-    assert done.stdout == "Search accepted: Halo\n"
+    done = run_bot("/playlist Halo\n", "--guild", "42", "--user", "7")
+    assert done.stdout == "Playlist name accepted: Halo\n"
     assert (data_dir / "timmybot.db").exists()
 
 
@@ -97,7 +97,7 @@ def test_make_run_answers_on_a_pipe() -> None:
         pytest.skip("make run manages .venv; this checkout has none yet")
     done = subprocess.run(
         ["make", "--no-print-directory", "-s", "run"],
-        input="/search Drop It Like It's Hot\n/search\n",
+        input="/help\n/search\n",
         capture_output=True,
         text=True,
         timeout=600,
@@ -106,11 +106,15 @@ def test_make_run_answers_on_a_pipe() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "Search accepted: Drop It Like It's Hot" in done.stdout
+    # With no settings at all: the console, on the SQLite backend under ./var.
+    assert done.stdout.startswith("Commands:\n")
+    assert "/search <query>" in done.stdout
+    assert "/quit" in done.stdout
     assert "Search rejected: Search query cannot be empty" in done.stdout
+    assert (ROOT / "var" / "timmybot.db").exists()
 
 
 def test_check_config_reports_what_start_up_would_refuse() -> None:
-    done = run_bot("", "--check-config", TIMMYBOT_BACKEND="aws")
+    done = run_bot("", "--check-config", TIMMYBOT_WEB_HOST="0.0.0.0")
     assert done.returncode == 2
-    assert "TIMMYBOT_BACKEND=aws" in done.stderr
+    assert "TIMMYBOT_PUBLIC_URL is needed" in done.stderr

@@ -260,14 +260,12 @@ async def test_every_run_is_logged_as_one_json_line_with_its_report(
     assert record["report"]["odd"] == "<object>"
 
 
-@attrs.define
 class FlakyStore(MemoryAccessPolicyStore):
     """The memory store, with an outage switch for lease renewals and reads."""
 
-    failing: set[str] = attrs.field(factory=set)
-
-    def __attrs_post_init__(self) -> None:
-        MemoryAccessPolicyStore.__init__(self)
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing: set[str] = set()
 
     async def acquire_lease(self, name: str, holder: str, *, now: datetime, ttl: timedelta) -> bool:
         if "acquire" in self.failing:

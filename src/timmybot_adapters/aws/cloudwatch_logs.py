@@ -516,6 +516,8 @@ class CloudWatchLogsHandler(logging.Handler):
             self._spool_offset = 0  # the file was truncated behind our back
         offset = self._spool_offset
         now = _now_ms()
+        unreadable: list[bytes] = []
+        refused: dict[str, list[_Event]] = {}
         try:
             spool = self._spool_path.open("rb")
         except FileNotFoundError:
@@ -532,19 +534,23 @@ class CloudWatchLogsHandler(logging.Handler):
                     event = _Event(int(data["t"]), str(data["m"]))
                 except (ValueError, KeyError, TypeError):
                     if fresh:
-                        self._dead_letter_raw(line, "unreadable spool line")
+                        unreadable.append(line)
                     offset += len(line)
                     continue
                 refusal = _refusal(event, now)
                 if refusal is not None:
                     if fresh:
-                        self._dead_letter([event], refusal)
+                        refused.setdefault(refusal, []).append(event)
                     offset += len(line)
                     continue
                 if not builder.fits(event):
                     break
                 builder.add(event)
                 offset += len(line)
+        for line in unreadable:
+            self._dead_letter_raw(line, "unreadable spool line")
+        for reason, group in refused.items():
+            self._dead_letter(group, reason)
         self._screened_upto = max(self._screened_upto, offset)
         return builder.events, offset
 

@@ -45,11 +45,11 @@ def error_answer(request: Any, status: int, code: str, *, query: bool = False) -
     if query:
         body = (
             f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
-            "<Message>injected</Message></Error><RequestId>injected</RequestId></ErrorResponse>"
+            "<Message>aws-message-7c1f</Message></Error><RequestId>req-injected-0001</RequestId></ErrorResponse>"
         ).encode()
     else:
-        body = json.dumps({"__type": code, "message": "injected"}).encode()
-    return AWSResponse(request.url, status, {"x-amzn-requestid": "injected"}, _Body(body))
+        body = json.dumps({"__type": code, "message": "aws-message-7c1f"}).encode()
+    return AWSResponse(request.url, status, {"x-amzn-requestid": "req-injected-0001"}, _Body(body))
 
 
 class Faults:

@@ -480,3 +480,29 @@ def test_memory_stays_bounded_and_emit_never_waits_while_a_call_hangs(
     assert faults.failed == (2 if stuck_call_ends == "fails" else 0)
     assert messages(clients, group, handler.log_stream) == sent
     assert handler.stats().delivered == len(sent)
+
+
+def test_a_spooled_event_cloudwatch_would_refuse_is_set_aside_once_however_often_replay_fails(
+    make_handler: Callable[..., CloudWatchLogsHandler],
+    faults: Faults,
+    clients: AwsClients,
+    group: str,
+    tmp_path: Path,
+) -> None:
+    spool = tmp_path / "spool" / "cwlogs.jsonl"
+    spool.parent.mkdir()
+    now = int(time.time() * 1000)
+    spool.write_text(
+        json.dumps({"t": now - 20 * 86400 * 1000, "m": "ancient"})
+        + "\n"
+        + json.dumps({"t": now, "m": "recent"})
+        + "\n"
+    )
+    faults.down = True
+    handler = make_handler()
+    wait_until(lambda: faults.failed >= 6)  # several replay attempts failed
+    faults.down = False
+    assert handler.drain(10)
+    assert messages(clients, group, handler.log_stream) == ["recent"]
+    rejected = (tmp_path / "spool" / "cwlogs.jsonl.rejected").read_text().splitlines()
+    assert [json.loads(line)["m"] for line in rejected] == ["ancient"]

@@ -459,6 +459,12 @@ def test_each_role_reaches_its_own_resources_and_nothing_more(deployed: Deployed
     assert not allows(admin, "dynamodb:PutItem", f"{table}{prefix}-audit")
     assert not allows(admin, "dynamodb:DeleteItem", f"{table}{prefix}-audit")
 
+    # Every KMS grant to a role goes through a service, never to raw ciphertext.
+    for document in task + execution + admin:
+        for statement in document["Statement"]:
+            if any(action.startswith("kms:") for action in _listed(statement["Action"])):
+                assert "kms:ViaService" in statement["Condition"]["StringEquals"], statement
+
     iam = client("iam")
     for arn, principal in [
         (out["TaskRoleArn"], {"Service": "ecs-tasks.amazonaws.com"}),
