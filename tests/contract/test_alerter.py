@@ -83,9 +83,8 @@ async def sns() -> AsyncIterator[tuple[Alerter, Delivered]]:
     from timmybot_adapters.aws import SnsAlerter
 
     endpoint, session = aws_servers.moto_endpoint(), aws_servers.session()
-    topics, queues = session.client("sns", endpoint_url=endpoint), session.client(
-        "sqs", endpoint_url=endpoint
-    )
+    topics = session.client("sns", endpoint_url=endpoint)
+    queues = session.client("sqs", endpoint_url=endpoint)
     name = aws_servers.unique("alerts")
     topic = topics.create_topic(Name=name)["TopicArn"]
     queue = queues.create_queue(QueueName=name)["QueueUrl"]

@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 import pytest
 
-from timmybot_bot import admin_cli
+from timmybot_bot import admin_commands
 from timmybot_bot.admin_cli import main
 from timmybot_bot.audit_keys import load_keyring
 from timmybot_bot.bootstrap import bootstrap
@@ -357,6 +357,11 @@ def test_rekey_through_the_script_moves_every_record_and_keeps_the_old_key(admin
     assert tokens is not None
     assert tokens.links["spotify"].tokens.access_token == access_canary(USER)
     assert [p.value for p in preferences] == [70]
+    (record,) = admin("audit", "query", "action:vault.rekey", "--json").json()["records"]
+    assert record["source"] == "cli"
+    assert record["details"]["old_key_id"] == old_id
+    assert record["details"]["new_key_id"] == new_id
+    assert record["details"]["outcome"] == "complete"
 
 
 # -- config check ------------------------------------------------------------------
@@ -470,6 +475,7 @@ def test_audit_query_filters_and_pages_like_the_discord_command(admin: Admin) ->
         (["since:yesterday"], "since: must be a duration"),
         (["limit:500"], "limit: must be a number from 1 to 25"),
         (["cursor:not-a-cursor"], "cursor"),
+        (["cursor:not-a-cursor", "--json"], "cursor"),
         (["bogus"], "Filters are name:value"),
     ],
 )
@@ -479,10 +485,18 @@ def test_a_bad_audit_filter_is_a_usage_error(
     done = admin("audit", "query", *filters)
     assert done.code == 2
     assert message in one_error_line(done)
+    assert done.out == ""
 
 
-def test_verify_takes_a_time_range_only(admin: Admin) -> None:
-    assert admin("audit", "verify", "since:7d").code == 0
+def test_verify_takes_a_time_range_only_and_shows_progress_by_writer(admin: Admin) -> None:
+    seed_audit(admin, 2)
+    seed_audit(admin, 3)  # a second process: a second writer
+    terminal = FakeTerminal()
+    done = admin("audit", "verify", "since:7d", stderr=terminal)
+    assert done.code == 0
+    assert done.out.startswith("audit log clean: 5 records and 2 digests of 2 writer(s)")
+    assert "\rverify [" in terminal.getvalue()
+    assert "2/2 writers 100%" in terminal.getvalue()
     done = admin("audit", "verify", "kind:admin")
     assert done.code == 2
     assert "since:<when> and until:<when> only" in done.err
@@ -848,7 +862,7 @@ def test_an_unexpected_error_is_one_line_without_its_message(
     async def explode(ctx: Any) -> int:
         raise RuntimeError(access_canary(USER))
 
-    monkeypatch.setattr(admin_cli, "_guild_list", explode)
+    monkeypatch.setattr(admin_commands, "guild_list", explode)
     done = admin("guild", "list")
     assert done.code == 1
     assert one_error_line(done) == (
