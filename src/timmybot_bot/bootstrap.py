@@ -26,6 +26,7 @@ from timmybot_adapters.memory import (
 from timmybot_bot.audit_keys import audit_keys
 from timmybot_bot.keys import key_id_for, load_or_create_key, parse_key
 from timmybot_bot.settings import ConfigurationError, Settings
+from timmybot_bot.vault_rekey import running_vault_keys
 from timmybot_core import (
     AccessPolicyStore,
     AccessSettings,
@@ -245,11 +246,11 @@ def _stores(settings: Settings, closers: list[Closer]) -> _Stores:
             SqliteLinkStateStore,
             SqliteTokenVault,
             SqliteUserDataStore,
-            VaultKeys,
         )
 
-        key = _vault_key(settings)
-        keys = VaultKeys.single(key_id_for(key, "v"), key)
+        # The current key, plus retired keys (records not yet moved) and a
+        # staged key (a rekey in progress encrypts new records with it).
+        keys = running_vault_keys(settings, _vault_key(settings))
         db = SqliteDatabase(settings.data_dir / "timmybot.db")
         closers.append(db.close)
 

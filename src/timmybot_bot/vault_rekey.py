@@ -62,6 +62,7 @@ __all__ = [
     "plan_rekey",
     "rekey_vault",
     "retired_file",
+    "running_vault_keys",
 ]
 
 CURRENT_FILE: Final = "vault.key"
@@ -209,6 +210,28 @@ def _retired_keys(settings: Settings) -> dict[str, bytes]:
         if len(key) != KEY_BYTES:
             raise ConfigurationError(f"key file {path} does not hold a {KEY_BYTES}-byte vault key")
         keys[key_id_for(key, "v")] = key
+    return keys
+
+
+def running_vault_keys(settings: Settings, current: bytes) -> VaultKeys:
+    """Return the keys a running bot uses: ``current`` plus the retired and staged keys.
+
+    Records still under a retired key stay readable. While a rekey is
+    staged (``vault.next.key`` exists), new records are encrypted with the
+    staged key, so processes restarted during a rekey neither write records
+    the rekey must redo nor fail on records it already moved: a rekey no
+    longer needs every process stopped, only restarted once it is staged.
+    """
+    keys = VaultKeys.single(key_id_for(current, "v"), current)
+    for key_id, key in _retired_keys(settings).items():
+        if key_id not in keys.keys:
+            keys = VaultKeys(current=keys.current, keys={**keys.keys, key_id: key})
+    staged = _keys_dir(settings) / STAGED_FILE
+    if staged.exists():
+        key = load_or_create_key(staged, purpose="vault")
+        if len(key) != KEY_BYTES:
+            raise ConfigurationError(f"key file {staged} does not hold a {KEY_BYTES}-byte key")
+        keys = keys.with_new_current(key_id_for(key, "v"), key)
     return keys
 
 
