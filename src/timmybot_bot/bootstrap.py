@@ -6,6 +6,8 @@ below this module picks an adapter or reads the environment.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -62,7 +64,7 @@ from timmybot_core import (
 )
 
 if TYPE_CHECKING:
-    from timmybot_adapters.aws import AwsConfig, TableNames
+    from timmybot_adapters.aws import AwsClients, AwsConfig, TableNames
     from timmybot_adapters.oauth import OAuthProvider
 
 __all__ = ["PrometheusSource", "Services", "Settings", "bootstrap", "check_settings"]
@@ -328,6 +330,7 @@ def _aws_stores(settings: Settings, closers: list[Closer]) -> _Stores:
         # Fails at start-up, with the table's name, if a table is missing,
         # not active, or the role may not describe it.
         await check_tables(aws, tables)
+        _attach_log_groups(settings, aws, closers)
 
     return _Stores(
         access=DynamoAccessPolicyStore(aws, tables.access),
@@ -339,6 +342,39 @@ def _aws_stores(settings: Settings, closers: list[Closer]) -> _Stores:
         opener=open_all,
         alerter=alerter,
     )
+
+
+def _attach_log_groups(settings: Settings, aws: AwsClients, closers: list[Closer]) -> None:
+    """Send the security and audit log lines to their CloudWatch Logs groups, if configured.
+
+    Done when the stores open, not while building: the handler starts a
+    sender thread and replays its spool. Its closer flushes what is left.
+    """
+    from timmybot_adapters.aws.cloudwatch_logs import CloudWatchLogsHandler
+
+    for group, logger_name in (
+        (settings.aws_security_log_group, "timmybot.security"),
+        (settings.aws_audit_log_group, "timmybot.audit"),
+    ):
+        if group is None:
+            continue
+        spool = settings.data_dir / "spool" / f"{logger_name.rsplit('.', 1)[-1]}.log"
+        spool.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handler = CloudWatchLogsHandler(client=aws.logs, log_group=group, spool_path=spool)
+        logger = logging.getLogger(logger_name)
+        logger.addHandler(handler)
+
+        async def detach(
+            handler: CloudWatchLogsHandler = handler, logger: logging.Logger = logger
+        ) -> None:
+            logger.removeHandler(handler)
+            # close() waits (bounded) for the last batch; not on the event loop.
+            await asyncio.to_thread(handler.close)
+
+        # Closers run in reverse: placed just after the AWS clients' closer,
+        # the handlers close after everything else (the audit trail's final
+        # digest line included) and before the clients they send with.
+        closers.insert(closers.index(aws.aclose) + 1, detach)
 
 
 def _providers(settings: Settings, extra: Sequence[OAuthProvider]) -> list[OAuthProvider]:

@@ -199,6 +199,19 @@ def _cron(name: str, raw: str) -> CronSchedule:
         raise ConfigurationError(f"{name} must be a cron expression (UTC): {error}") from None
 
 
+_LOG_GROUP = re.compile(r"^[A-Za-z0-9_\-/.#]{1,512}$")
+
+
+def _log_group(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not _LOG_GROUP.match(value):
+        raise ConfigurationError(
+            f"{name} must be a CloudWatch Logs group name (1 to 512 of A-Z a-z 0-9 _ - / . #), "
+            "for example /timmybot/security"
+        )
+    return value
+
+
 # environment variable -> (Settings field, parser)
 _VARIABLES: Final[dict[str, tuple[str, Callable[[str, str], Any]]]] = {
     "TIMMYBOT_BACKEND": ("backend", _choice(get_args(Backend))),
@@ -257,6 +270,8 @@ _VARIABLES: Final[dict[str, tuple[str, Callable[[str, str], Any]]]] = {
     "TIMMYBOT_AWS_CONNECT_TIMEOUT": ("aws_connect_timeout", _duration),
     "TIMMYBOT_AWS_READ_TIMEOUT": ("aws_read_timeout", _duration),
     "TIMMYBOT_AWS_MAX_ATTEMPTS": ("aws_max_attempts", _positive_int),
+    "TIMMYBOT_AWS_SECURITY_LOG_GROUP": ("aws_security_log_group", _log_group),
+    "TIMMYBOT_AWS_AUDIT_LOG_GROUP": ("aws_audit_log_group", _log_group),
     # Discord's own conventional name, and a prefixed alias.
     "DISCORD_TOKEN": ("discord_token", _secret),
     "TIMMYBOT_DISCORD_TOKEN": ("discord_token", _secret),
@@ -351,6 +366,10 @@ class Settings:
         aws_connect_timeout, aws_read_timeout: per-call timeouts of boto3.
         aws_max_attempts: attempts per AWS call, the first included
             (botocore's standard retry mode).
+        aws_security_log_group, aws_audit_log_group: CloudWatch Logs groups
+            the ``timmybot.security`` and ``timmybot.audit`` log lines are
+            also sent to (``aws`` backend; ``None``: not sent). Lines that
+            cannot be delivered wait in ``data_dir/spool/``.
     """
 
     backend: Backend = "sqlite"
@@ -402,6 +421,8 @@ class Settings:
     aws_connect_timeout: timedelta = timedelta(seconds=3)
     aws_read_timeout: timedelta = timedelta(seconds=10)
     aws_max_attempts: int = 4
+    aws_security_log_group: str | None = None
+    aws_audit_log_group: str | None = None
 
     def __attrs_post_init__(self) -> None:
         _check_shards(self.shard_ids, self.shard_count, "shard_ids", "shard_count")
@@ -510,6 +531,10 @@ class Settings:
                 f"connect {self.aws_connect_timeout}, read {self.aws_read_timeout}, "
                 f"{self.aws_max_attempts} attempts"
             ),
+            "aws_log_groups": ", ".join(
+                group for group in (self.aws_security_log_group, self.aws_audit_log_group) if group
+            )
+            or "(container output only)",
         }
 
 

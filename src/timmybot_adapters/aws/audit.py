@@ -225,6 +225,9 @@ class DynamoAuditLog(DynamoStore):
     async def append(self, record: AuditRecord) -> None:
         """Store ``record``; ``AuditConflict`` if its position or its event ID is taken."""
         item = _record_item(record)
+        # The day range first: a record is never stored outside the days
+        # that queries read (a failed append only widens the range).
+        await self._cover(_day(record.timestamp))
         guard_key: Item = {"pk": s(f"event#{record.event_id}"), "sk": s("-")}
         position = {"writer_id": s(record.writer_id), "sequence": num(record.sequence)}
         wrote_guard = await self._put_new("append", {**guard_key, **position})
@@ -242,7 +245,6 @@ class DynamoAuditLog(DynamoStore):
                 await self._delete_guard(guard_key, position)
             raise AuditConflict(f"audit record {record.writer_id}#{record.sequence} already exists")
         await self._register(record.writer_id)
-        await self._cover(_day(record.timestamp))
 
     async def _put_new(self, operation: str, item: Item) -> bool:
         """``PutItem`` unless the key exists; ``False`` if it did."""

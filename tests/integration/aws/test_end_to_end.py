@@ -16,7 +16,9 @@ gone, and the erasure is audited).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 import socket
 from collections.abc import AsyncIterator
@@ -35,9 +37,11 @@ from timmybot_bot.demo_provider import DemoOAuthProvider
 from timmybot_bot.web import WebServer, build_app
 from timmybot_core.ports.audit import AuditKind
 
-OWNER = Invocation(user_id=1, guild_id=42)
-USER = Invocation(user_id=7, guild_id=42)
-STRANGER = Invocation(user_id=8, guild_id=99)
+# Snowflake-sized IDs: "not in" checks on logs and alerts must be able to fail.
+HOME = 222_222_222_222_222_222
+OWNER = Invocation(user_id=111_111_111_111_111_111, guild_id=HOME)
+USER = Invocation(user_id=444_444_444_444_444_444, guild_id=HOME)
+STRANGER = Invocation(user_id=555_555_555_555_555_555, guild_id=999_999_999_999_999_999)
 LIMIT = 3
 
 
@@ -86,6 +90,9 @@ async def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
         Endpoint=queue_arn["Attributes"]["QueueArn"],
         Attributes={"RawMessageDelivery": "true"},
     )
+    logs = session.client("logs", endpoint_url=moto)
+    for group in (f"/{name}/security", f"/{name}/audit"):
+        logs.create_log_group(logGroupName=group)
     port = free_port()
     async with aws_servers.fresh_tables() as tables:
         prefix = tables.access.removesuffix("access")
@@ -94,7 +101,7 @@ async def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
             data_dir=tmp_path / "var",
             web_port=port,
             owner_ids={OWNER.user_id},
-            allowed_guilds={42},
+            allowed_guilds={HOME},
             attempt_limit=LIMIT,
             aws_region=aws_servers.REGION,
             aws_endpoint_url=moto,
@@ -103,6 +110,8 @@ async def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
             aws_secret_prefix=f"/e2e/{name}/users/",
             aws_kms_key_id=aws_servers.kms_key_id(),
             aws_alert_topic_arn=topic,
+            aws_security_log_group=f"/{name}/security",
+            aws_audit_log_group=f"/{name}/audit",
         )
         demo = DemoOAuthProvider(redirect_uris=[settings.redirect_uri], auto_approve=True)
         await demo.start()
@@ -134,7 +143,7 @@ async def test_link_refresh_deny_ban_audit_and_erase(world: World) -> None:
     secrets = world.aws.client("secretsmanager", endpoint_url=aws_servers.moto_endpoint())
 
     # An owner changes the allowlist: an admin action for the audit trail.
-    assert "is now allowed" in await world.say("/admin guild allow 77", OWNER)
+    assert "is now allowed" in await world.say("/admin guild allow 777777777777777777", OWNER)
 
     # Link: through the demo provider and the bot's own callback.
     reply = await world.say("/link demo", USER)
@@ -204,3 +213,19 @@ async def test_link_refresh_deny_ban_audit_and_erase(world: World) -> None:
         now - timedelta(hours=1), now + timedelta(1), kind=AuditKind.PRIVACY
     )
     assert [record.event_id for record in privacy.records] == [erased.audit_event_id]
+
+    # The security log lines went to their CloudWatch Logs group too.
+    [handler] = [h for h in logging.getLogger("timmybot.security").handlers if hasattr(h, "drain")]
+    assert await asyncio.to_thread(handler.drain, 10.0)
+    logs = world.aws.client("logs", endpoint_url=aws_servers.moto_endpoint())
+    group = services.settings.aws_security_log_group
+    streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
+    lines = [
+        event["message"]
+        for stream in streams
+        for event in logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"])[
+            "events"
+        ]
+    ]
+    assert any('"event":"UNAUTHORIZED_ACCESS"' in line for line in lines)
+    assert all(str(USER.user_id) not in line for line in lines)

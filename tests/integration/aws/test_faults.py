@@ -401,6 +401,17 @@ async def test_an_alert_sns_will_not_take_is_a_delivery_error(aws: AwsClients) -
     assert_clean_message(str(caught.value))
 
 
+async def test_a_missing_table_stops_the_start_with_its_name(aws: AwsClients) -> None:
+    from timmybot_adapters.aws.tables import check_tables
+
+    async with aws_servers.fresh_tables(roles=["access"]) as names:
+        with pytest.raises(StoreUnavailable) as caught:
+            await check_tables(aws, names)
+    # The access table exists; the next one checked does not.
+    assert str(caught.value).startswith(f"dynamodb: table {names.link_states} does not exist")
+    assert "table prefix" in str(caught.value)
+
+
 # The event loop
 
 
