@@ -31,8 +31,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from types import TracebackType
-from typing import Any, Final, NoReturn, Self
+from typing import Any, Final, NoReturn
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -40,6 +39,7 @@ import attrs
 
 from timmybot_adapters.oauth.client import MinTLS, PinnedSSLContext, make_ssl_context
 from timmybot_adapters.oauth.providers import OAuthProvider, is_loopback_host, normalize_pins
+from timmybot_adapters.oauth.session import OwnedSession
 from timmybot_core.clock import Clock, SystemClock
 from timmybot_core.errors import (
     OAuthError,
@@ -240,7 +240,7 @@ def _duration(value: object) -> timedelta | None:
     return timedelta(milliseconds=milliseconds)
 
 
-class SpotifyWebApiCatalog:
+class SpotifyWebApiCatalog(OwnedSession):
     """The :class:`~timmybot_core.ports.catalog.MusicCatalog` port over Spotify's Web API.
 
     ``apis`` are the platforms that speak it (names must be unique; their
@@ -250,6 +250,8 @@ class SpotifyWebApiCatalog:
     owning it); without one the catalog creates its own on first use and
     closes it in :meth:`close`. ``clock`` times the rate-limit back-off.
     """
+
+    USER_AGENT = "timmybot-catalog"
 
     def __init__(
         self,
@@ -288,35 +290,6 @@ class SpotifyWebApiCatalog:
             f"SpotifyWebApiCatalog(platforms={self.platforms()!r}, "
             f"min_tls={self._min_tls!r}, timeout={self._timeout_seconds:g}s)"
         )
-
-    # -- lifecycle ---------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the session if this catalog created it (a given session is left open)."""
-        if self._owns_session and self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or (self._owns_session and self._session.closed):
-            self._session = aiohttp.ClientSession(
-                cookie_jar=aiohttp.DummyCookieJar(),
-                timeout=self._timeout,
-                headers={"Accept": "application/json", "User-Agent": "timmybot-catalog"},
-            )
-            self._owns_session = True
-        return self._session
 
     # -- configuration -----------------------------------------------------
 

@@ -35,13 +35,13 @@ import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from hashlib import sha256
-from types import TracebackType
-from typing import Any, Final, Literal, NoReturn, Self
+from typing import Any, Final, Literal, NoReturn
 from urllib.parse import quote, quote_plus, urlencode, urlsplit
 
 import aiohttp
 
 from timmybot_adapters.oauth.providers import OAuthProvider, normalize_pins
+from timmybot_adapters.oauth.session import OwnedSession
 from timmybot_core.clock import Clock, SystemClock
 from timmybot_core.errors import OAuthError, ProviderUnavailable, ReLinkRequired
 from timmybot_core.tokens import OAuthTokens, valid_platform
@@ -167,7 +167,7 @@ def _error_code(body: bytes) -> str:
     return code if isinstance(code, str) and code in KNOWN_OAUTH_ERRORS else "unknown_error"
 
 
-class AiohttpOAuthClient:
+class AiohttpOAuthClient(OwnedSession):
     """The :class:`~timmybot_core.ports.oauth.OAuthClient` port over aiohttp.
 
     ``providers`` are the configured platforms (names must be unique).
@@ -178,6 +178,8 @@ class AiohttpOAuthClient:
     ``expires_in`` into ``expires_at``. ``cafile`` replaces the system trust
     store (a private CA, or tests).
     """
+
+    USER_AGENT = "timmybot-oauth"
 
     def __init__(
         self,
@@ -217,35 +219,6 @@ class AiohttpOAuthClient:
             f"AiohttpOAuthClient(platforms={self.platforms()!r}, "
             f"min_tls={self._min_tls!r}, timeout={self._timeout_seconds}s)"
         )
-
-    # -- lifecycle ---------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the session if this client created it (a given session is left open)."""
-        if self._owns_session and self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or (self._owns_session and self._session.closed):
-            self._session = aiohttp.ClientSession(
-                cookie_jar=aiohttp.DummyCookieJar(),
-                timeout=self._timeout,
-                headers={"Accept": "application/json", "User-Agent": "timmybot-oauth"},
-            )
-            self._owns_session = True
-        return self._session
 
     # -- configuration -----------------------------------------------------
 
