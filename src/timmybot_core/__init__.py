@@ -36,6 +36,7 @@ from timmybot_core.errors import (
     VersionConflict,
 )
 from timmybot_core.events import SecurityEvent, SecurityEventType
+from timmybot_core.incident_data import dumps_incident_data, loads_incident_data
 from timmybot_core.ports import (
     AccessPolicyStore,
     Alert,
@@ -235,6 +236,8 @@ __all__ = [
     "VerificationReport",
     "VersionConflict",
     "canonical_bytes",
+    "dumps_incident_data",
+    "loads_incident_data",
     "pkce_challenge",
     "record_as_json",
     "record_hash",

@@ -22,11 +22,7 @@ other type is refused with ``TypeError`` before anything is written.
 
 from __future__ import annotations
 
-import enum
-import json
-from collections.abc import Mapping
-from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 from timmybot_adapters.aws._dynamo import (
     DynamoStore,
@@ -42,7 +38,7 @@ from timmybot_adapters.aws._dynamo import (
 )
 from timmybot_adapters.aws.clients import aws_errors
 from timmybot_core.errors import StoreUnavailable
-from timmybot_core.ports.access import Switch
+from timmybot_core.incident_data import dumps_incident_data, loads_incident_data
 from timmybot_core.ports.alerts import Severity
 from timmybot_core.ports.incidents import IncidentRecord, RetentionHold
 
@@ -51,70 +47,12 @@ __all__ = ["DynamoIncidentStore"]
 _INCIDENT: Final = "incident"
 _HOLD: Final = "hold"
 
-# A JSON object with this key is a tagged value; a stored mapping that has
-# the key itself is wrapped in a "map" tag so it cannot be mistaken for one.
-_TAG: Final = "$t"
-_ENUMS: Final[dict[str, type[enum.Enum]]] = {"Severity": Severity, "Switch": Switch}
-_PLAIN: Final = (str, int, float, bool, type(None))
-
-
-def _encode(value: object) -> Any:
-    # Exact type checks: a StrEnum is a str and a bool an int, and json would
-    # flatten an unregistered subclass into its base type silently.
-    if type(value) in _PLAIN:
-        return value
-    if isinstance(value, enum.Enum) and _ENUMS.get(type(value).__name__) is type(value):
-        return {_TAG: "enum", "class": type(value).__name__, "value": value.value}
-    if type(value) is datetime:
-        return {_TAG: "datetime", "value": value.isoformat()}
-    if type(value) is timedelta:
-        return {_TAG: "timedelta", "value": value // timedelta(microseconds=1)}
-    if type(value) is list:
-        return [_encode(item) for item in value]
-    if type(value) is tuple:
-        return {_TAG: "tuple", "value": [_encode(item) for item in value]}
-    if isinstance(value, Mapping):
-        encoded: dict[str, Any] = {}
-        for key, item in value.items():
-            if type(key) is not str:
-                raise TypeError(
-                    f"incident data mappings need str keys, not {type(key).__qualname__}"
-                )
-            encoded[key] = _encode(item)
-        return {_TAG: "map", "value": encoded} if _TAG in encoded else encoded
-    raise TypeError(f"incident data cannot hold a value of type {type(value).__qualname__}")
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_decode(item) for item in value]
-    if not isinstance(value, dict):
-        return value
-    tag = value.get(_TAG)
-    if tag is None:
-        return {key: _decode(item) for key, item in value.items()}
-    if tag == "map":
-        return {key: _decode(item) for key, item in value["value"].items()}
-    if tag == "tuple":
-        return tuple(_decode(item) for item in value["value"])
-    if tag == "datetime":
-        return datetime.fromisoformat(value["value"])
-    if tag == "timedelta":
-        return timedelta(microseconds=value["value"])
-    if tag == "enum":
-        return _ENUMS[value["class"]](value["value"])
-    raise ValueError("unknown tag in stored incident data")
-
-
-def _dumps(value: object) -> str:
-    return json.dumps(_encode(value), ensure_ascii=False, separators=(",", ":"))
-
 
 def _incident(item: Item) -> IncidentRecord:
     try:
-        steps = _decode(json.loads(text(item, "steps")))
+        steps = loads_incident_data(text(item, "steps"))
         snapshot_text = text_or_none(item, "snapshot")
-        snapshot = None if snapshot_text is None else _decode(json.loads(snapshot_text))
+        snapshot = None if snapshot_text is None else loads_incident_data(snapshot_text)
         if not isinstance(steps, list) or not all(isinstance(step, dict) for step in steps):
             raise ValueError("steps are not a list of mappings")
         if snapshot is not None and not isinstance(snapshot, dict):
@@ -169,12 +107,12 @@ class DynamoIncidentStore(DynamoStore):
             "description": s(record.description),
             "source": s(record.source),
             "declared_at": num(micros(record.declared_at)),
-            "steps": s(_dumps(list(record.steps))),
+            "steps": s(dumps_incident_data(list(record.steps))),
         }
         if record.declared_by is not None:
             item["declared_by"] = s(record.declared_by)
         if record.snapshot is not None:
-            item["snapshot"] = s(_dumps(record.snapshot))
+            item["snapshot"] = s(dumps_incident_data(record.snapshot))
         with aws_errors(self.LABEL, "save"):
             await self._aws.run(self._db.put_item, TableName=self._table, Item=item)
 

@@ -5,20 +5,12 @@ once), or build it with ``SqliteIncidentStore(db)`` and let the first call
 migrate.
 
 An incident's ``steps`` and ``snapshot`` are stored as JSON that round-trips
-exactly: besides JSON's own types it keeps tuples apart from lists, and
-carries aware or naive datetimes, timedeltas and the core's enums
-(:class:`Severity`, :class:`Switch`) as tagged objects. Any other type is
-refused when saving, rather than stored as something that reads back
-different.
+exactly (:mod:`timmybot_core.incident_data`, shared with the DynamoDB store).
 """
 
 from __future__ import annotations
 
-import enum
-import json
 import sqlite3
-from collections.abc import Mapping
-from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from timmybot_adapters.sqlite.database import (
@@ -27,7 +19,7 @@ from timmybot_adapters.sqlite.database import (
 )
 from timmybot_adapters.sqlite.store import SqliteStore
 from timmybot_core.errors import StoreUnavailable
-from timmybot_core.ports.access import Switch
+from timmybot_core.incident_data import dumps_incident_data, loads_incident_data
 from timmybot_core.ports.alerts import Severity
 from timmybot_core.ports.incidents import IncidentRecord, RetentionHold
 
@@ -61,71 +53,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-# A JSON object with this key is a tagged value; a stored mapping that has
-# the key itself is wrapped in a "map" tag so it cannot be mistaken for one.
-_TAG = "$t"
-_ENUMS: dict[str, type[enum.Enum]] = {"Severity": Severity, "Switch": Switch}
-_PLAIN = (str, int, float, bool, type(None))
-
-
-def _encode(value: object) -> Any:
-    # Exact type checks: a StrEnum is a str and a bool an int, and json would
-    # flatten an unregistered subclass into its base type silently.
-    if type(value) in _PLAIN:
-        return value
-    if isinstance(value, enum.Enum) and _ENUMS.get(type(value).__name__) is type(value):
-        return {_TAG: "enum", "class": type(value).__name__, "value": value.value}
-    if type(value) is datetime:
-        return {_TAG: "datetime", "value": value.isoformat()}
-    if type(value) is timedelta:
-        return {_TAG: "timedelta", "value": value // timedelta(microseconds=1)}
-    if type(value) is list:
-        return [_encode(item) for item in value]
-    if type(value) is tuple:
-        return {_TAG: "tuple", "value": [_encode(item) for item in value]}
-    if isinstance(value, Mapping):
-        return _encode_mapping(value)
-    raise TypeError(f"incident data cannot hold a value of type {type(value).__qualname__}")
-
-
-def _encode_mapping(mapping: Mapping[Any, Any]) -> dict[str, Any]:
-    encoded: dict[str, Any] = {}
-    for key, item in mapping.items():
-        if type(key) is not str:
-            raise TypeError(f"incident data mappings need str keys, not {type(key).__qualname__}")
-        encoded[key] = _encode(item)
-    return {_TAG: "map", "value": encoded} if _TAG in encoded else encoded
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_decode(item) for item in value]
-    if not isinstance(value, dict):
-        return value
-    tag = value.get(_TAG)
-    if tag is None:
-        return {key: _decode(item) for key, item in value.items()}
-    if tag == "map":
-        return {key: _decode(item) for key, item in value["value"].items()}
-    if tag == "tuple":
-        return tuple(_decode(item) for item in value["value"])
-    if tag == "datetime":
-        return datetime.fromisoformat(value["value"])
-    if tag == "timedelta":
-        return timedelta(microseconds=value["value"])
-    if tag == "enum":
-        return _ENUMS[value["class"]](value["value"])
-    raise ValueError("unknown tag in stored incident data")
-
-
-def _dumps(value: object) -> str:
-    return json.dumps(_encode(value), ensure_ascii=False, separators=(",", ":"))
-
-
-def _loads(text: str) -> Any:
-    return _decode(json.loads(text))
-
-
 _SELECT_INCIDENTS = (
     "SELECT incident_id, severity, title, description, source, declared_at, declared_by,"
     " steps, snapshot FROM incidents"
@@ -137,8 +64,8 @@ def _incident(row: tuple[Any, ...]) -> IncidentRecord:
         row
     )
     try:
-        decoded_steps = _loads(steps)
-        decoded_snapshot = None if snapshot is None else _loads(snapshot)
+        decoded_steps = loads_incident_data(steps)
+        decoded_snapshot = None if snapshot is None else loads_incident_data(snapshot)
         if not isinstance(decoded_steps, list) or not all(
             isinstance(step, dict) for step in decoded_steps
         ):
@@ -201,8 +128,8 @@ class SqliteIncidentStore(SqliteStore):
             record.source,
             datetime_to_micros(record.declared_at),
             record.declared_by,
-            _dumps(list(record.steps)),
-            None if record.snapshot is None else _dumps(record.snapshot),
+            dumps_incident_data(list(record.steps)),
+            None if record.snapshot is None else dumps_incident_data(record.snapshot),
         )
 
         def upsert(connection: sqlite3.Connection) -> None:
