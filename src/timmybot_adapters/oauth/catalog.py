@@ -37,9 +37,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import attrs
 
-from timmybot_adapters.oauth.client import MinTLS, PinnedSSLContext, make_ssl_context
 from timmybot_adapters.oauth.providers import OAuthProvider, is_loopback_host, normalize_pins
-from timmybot_adapters.oauth.session import OwnedSession
+from timmybot_adapters.oauth.session import MinTLS, OwnedSession
 from timmybot_core.clock import Clock, SystemClock
 from timmybot_core.errors import (
     OAuthError,
@@ -268,20 +267,15 @@ class SpotifyWebApiCatalog(OwnedSession):
             if api.name in by_name:
                 raise ValueError(f"two catalog APIs are named {api.name!r}")
             by_name[api.name] = api
-        seconds = timeout.total_seconds()
-        if seconds <= 0:
-            raise ValueError("the catalog timeout must be positive")
         self._apis = by_name
-        self._timeout_seconds = seconds
-        self._timeout = aiohttp.ClientTimeout(total=seconds, connect=seconds)
-        self._min_tls: MinTLS = min_tls
-        base = make_ssl_context(min_tls, cafile=cafile)
-        self._contexts: dict[str, PinnedSSLContext] = {
-            name: make_ssl_context(min_tls, cafile=cafile, pins=api.pins) if api.pins else base
-            for name, api in by_name.items()
-        }
-        self._session = session
-        self._owns_session = session is None
+        self._init_transport(
+            what="catalog",
+            timeout=timeout,
+            min_tls=min_tls,
+            session=session,
+            cafile=cafile,
+            pins={name: entry.pins for name, entry in by_name.items()},
+        )
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._blocked_until: dict[str, datetime] = {}
 

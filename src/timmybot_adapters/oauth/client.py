@@ -32,16 +32,20 @@ import logging
 import os
 import re
 import ssl
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from hashlib import sha256
 from typing import Any, Final, Literal, NoReturn
 from urllib.parse import quote, quote_plus, urlencode, urlsplit
 
 import aiohttp
 
-from timmybot_adapters.oauth.providers import OAuthProvider, normalize_pins
-from timmybot_adapters.oauth.session import OwnedSession
+from timmybot_adapters.oauth.providers import OAuthProvider
+from timmybot_adapters.oauth.session import (
+    MinTLS,
+    OwnedSession,
+    PinnedSSLContext,
+    make_ssl_context,
+)
 from timmybot_core.clock import Clock, SystemClock
 from timmybot_core.errors import OAuthError, ProviderUnavailable, ReLinkRequired
 from timmybot_core.tokens import OAuthTokens, valid_platform
@@ -57,7 +61,6 @@ __all__ = [
 
 _log = logging.getLogger("timmybot.oauth")
 
-MinTLS = Literal["1.2", "1.3"]
 EndpointKind = Literal["token", "revoke"]
 
 #: OAuth error codes shown in messages (RFC 6749 4.1.2.1 and 5.2, RFC 7009 2.2.1);
@@ -85,66 +88,6 @@ _MAX_TOKEN_LENGTH: Final = 8192
 _TOKEN_CHARS = re.compile(r"^[\x21-\x7e]+$")
 _CODE_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _NOT_JSON: Final = object()
-_TLS_VERSIONS: Final[Mapping[str, ssl.TLSVersion]] = {
-    "1.2": ssl.TLSVersion.TLSv1_2,
-    "1.3": ssl.TLSVersion.TLSv1_3,
-}
-
-
-class _PinnedSSLObject(ssl.SSLObject):
-    """Checks the peer certificate against the context's pins once the handshake is done."""
-
-    def do_handshake(self) -> None:
-        super().do_handshake()
-        context = self.context
-        pins = context.pins if isinstance(context, PinnedSSLContext) else frozenset()
-        if not pins:
-            return
-        der = self.getpeercert(binary_form=True)
-        if der is None or sha256(der).hexdigest() not in pins:
-            # A CertificateError: asyncio fails the handshake, aiohttp raises
-            # ClientConnectorCertificateError, and nothing has been sent.
-            raise ssl.SSLCertVerificationError("certificate pin mismatch")
-
-
-class PinnedSSLContext(ssl.SSLContext):
-    """A client TLS context that also checks SHA-256 pins of the peer certificate.
-
-    ``pins`` (hex SHA-256 of the DER certificate) is checked after the normal
-    chain and hostname verification succeeded; any pin matches. Empty pins
-    means no pinning.
-    """
-
-    sslobject_class = _PinnedSSLObject
-    pins: frozenset[str] = frozenset()
-
-
-def make_ssl_context(
-    min_tls: MinTLS = "1.2",
-    *,
-    cafile: str | os.PathLike[str] | None = None,
-    pins: Iterable[str] = (),
-) -> PinnedSSLContext:
-    """Build the client TLS context the OAuth client uses.
-
-    Certificate and hostname verification are always on; ``min_tls`` sets the
-    lowest TLS version; ``cafile`` (PEM) *replaces* the system trust store;
-    ``pins`` adds SHA-256 certificate pinning.
-    """
-    if min_tls not in _TLS_VERSIONS:
-        raise ValueError("min_tls is '1.2' or '1.3'")
-    context = PinnedSSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.minimum_version = _TLS_VERSIONS[min_tls]
-    context.check_hostname = True
-    context.verify_mode = ssl.CERT_REQUIRED
-    # Renegotiation could swap the certificate after the pin was checked.
-    context.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION
-    if cafile is not None:
-        context.load_verify_locations(cafile=os.fspath(cafile))
-    else:
-        context.load_default_certs(ssl.Purpose.SERVER_AUTH)
-    context.pins = normalize_pins(pins)
-    return context
 
 
 def _form_encode(value: str) -> str:
@@ -196,22 +139,15 @@ class AiohttpOAuthClient(OwnedSession):
             if provider.name in by_name:
                 raise ValueError(f"two OAuth providers are named {provider.name!r}")
             by_name[provider.name] = provider
-        seconds = timeout.total_seconds()
-        if seconds <= 0:
-            raise ValueError("the OAuth timeout must be positive")
         self._providers = by_name
-        self._timeout_seconds = seconds
-        self._timeout = aiohttp.ClientTimeout(total=seconds, connect=seconds)
-        self._min_tls: MinTLS = min_tls
-        base = make_ssl_context(min_tls, cafile=cafile)
-        self._contexts: dict[str, PinnedSSLContext] = {
-            name: make_ssl_context(min_tls, cafile=cafile, pins=provider.pins)
-            if provider.pins
-            else base
-            for name, provider in by_name.items()
-        }
-        self._session = session
-        self._owns_session = session is None
+        self._init_transport(
+            what="OAuth",
+            timeout=timeout,
+            min_tls=min_tls,
+            session=session,
+            cafile=cafile,
+            pins={name: entry.pins for name, entry in by_name.items()},
+        )
         self._clock: Clock = clock if clock is not None else SystemClock()
 
     def __repr__(self) -> str:
