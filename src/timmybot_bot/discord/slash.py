@@ -46,6 +46,25 @@ def _joined(*parts: str) -> str:
     return " ".join(part for part in parts if part)
 
 
+def _fixed(
+    name: str, description: str, command: str, line: str, *, top_level: bool = False
+) -> type[lightbulb.SlashCommand]:
+    """Return a slash command without options: it always runs the same command line."""
+    where = {"contexts": _CONTEXTS, "integration_types": _INSTALL} if top_level else {}
+
+    class Fixed(lightbulb.SlashCommand, name=name, description=description, **where):
+        @lightbulb.invoke
+        async def invoke(
+            self,
+            ctx: lightbulb.Context,
+            runner: CommandRunner = lightbulb.di.INJECTED,
+            approval: AccessApproval | None = lightbulb.di.INJECTED,
+        ) -> None:
+            await runner.run(ctx, command, line, approval)
+
+    return Fixed
+
+
 def build_commands(
     platforms: Sequence[str],
 ) -> list[type[lightbulb.SlashCommand] | lightbulb.Group]:
@@ -79,21 +98,7 @@ def build_commands(
         ) -> None:
             await runner.run(ctx, "link", self.platform, approval)
 
-    class Linked(
-        lightbulb.SlashCommand,
-        name="linked",
-        description="Show the music accounts you linked",
-        contexts=_CONTEXTS,
-        integration_types=_INSTALL,
-    ):
-        @lightbulb.invoke
-        async def invoke(
-            self,
-            ctx: lightbulb.Context,
-            runner: CommandRunner = lightbulb.di.INJECTED,
-            approval: AccessApproval | None = lightbulb.di.INJECTED,
-        ) -> None:
-            await runner.run(ctx, "linked", "", approval)
+    linked = _fixed("linked", "Show the music accounts you linked", "linked", "", top_level=True)
 
     class Unlink(
         lightbulb.SlashCommand,
@@ -145,48 +150,20 @@ def build_commands(
         integration_types=_INSTALL,
     )
 
-    @privacy.register
-    class PrivacyInfo(
-        lightbulb.SlashCommand, name="info", description="What TimmyBot keeps about you, and why"
-    ):
-        @lightbulb.invoke
-        async def invoke(
-            self,
-            ctx: lightbulb.Context,
-            runner: CommandRunner = lightbulb.di.INJECTED,
-            approval: AccessApproval | None = lightbulb.di.INJECTED,
-        ) -> None:
-            await runner.run(ctx, "privacy", "info", approval)
+    privacy.register(_fixed("info", "What TimmyBot keeps about you, and why", "privacy", "info"))
 
-    @privacy.register
-    class PrivacyExport(
-        lightbulb.SlashCommand,
-        name="export",
-        description="Get a copy of your data as a JSON file in a direct message",
-    ):
-        @lightbulb.invoke
-        async def invoke(
-            self,
-            ctx: lightbulb.Context,
-            runner: CommandRunner = lightbulb.di.INJECTED,
-            approval: AccessApproval | None = lightbulb.di.INJECTED,
-        ) -> None:
-            await runner.run(ctx, "privacy", "export", approval)
+    privacy.register(
+        _fixed(
+            "export",
+            "Get a copy of your data as a JSON file in a direct message",
+            "privacy",
+            "export",
+        )
+    )
 
-    @privacy.register
-    class PrivacyDelete(
-        lightbulb.SlashCommand,
-        name="delete",
-        description="Delete your data (asks you to confirm first)",
-    ):
-        @lightbulb.invoke
-        async def invoke(
-            self,
-            ctx: lightbulb.Context,
-            runner: CommandRunner = lightbulb.di.INJECTED,
-            approval: AccessApproval | None = lightbulb.di.INJECTED,
-        ) -> None:
-            await runner.run(ctx, "privacy", "delete", approval)
+    privacy.register(
+        _fixed("delete", "Delete your data (asks you to confirm first)", "privacy", "delete")
+    )
 
     admin = lightbulb.Group(
         "admin",
@@ -246,18 +223,7 @@ def build_commands(
         ) -> None:
             await runner.run(ctx, "admin", _joined("guild unban", self.guild), approval)
 
-    @guild.register
-    class GuildList(
-        lightbulb.SlashCommand, name="list", description="List allowed and banned guilds"
-    ):
-        @lightbulb.invoke
-        async def invoke(
-            self,
-            ctx: lightbulb.Context,
-            runner: CommandRunner = lightbulb.di.INJECTED,
-            approval: AccessApproval | None = lightbulb.di.INJECTED,
-        ) -> None:
-            await runner.run(ctx, "admin", "guild list", approval)
+    guild.register(_fixed("list", "List allowed and banned guilds", "admin", "guild list"))
 
     @killswitch.register
     class KillSwitchOn(lightbulb.SlashCommand, name="on", description="Turn the kill switch on"):
@@ -272,29 +238,11 @@ def build_commands(
         ) -> None:
             await runner.run(ctx, "admin", _joined("killswitch on", self.reason), approval)
 
-    @killswitch.register
-    class KillSwitchOff(lightbulb.SlashCommand, name="off", description="Turn the kill switch off"):
-        @lightbulb.invoke
-        async def invoke(
-            self,
-            ctx: lightbulb.Context,
-            runner: CommandRunner = lightbulb.di.INJECTED,
-            approval: AccessApproval | None = lightbulb.di.INJECTED,
-        ) -> None:
-            await runner.run(ctx, "admin", "killswitch off", approval)
+    killswitch.register(_fixed("off", "Turn the kill switch off", "admin", "killswitch off"))
 
-    @killswitch.register
-    class KillSwitchStatus(
-        lightbulb.SlashCommand, name="status", description="Show whether the kill switch is on"
-    ):
-        @lightbulb.invoke
-        async def invoke(
-            self,
-            ctx: lightbulb.Context,
-            runner: CommandRunner = lightbulb.di.INJECTED,
-            approval: AccessApproval | None = lightbulb.di.INJECTED,
-        ) -> None:
-            await runner.run(ctx, "admin", "killswitch status", approval)
+    killswitch.register(
+        _fixed("status", "Show whether the kill switch is on", "admin", "killswitch status")
+    )
 
     @audit.register
     class AuditRecent(
@@ -367,17 +315,6 @@ def build_commands(
             line = _joined("incident declare", self.severity, self.title)
             await runner.run(ctx, "admin", line, approval)
 
-    @rotation.register
-    class RotationRun(
-        lightbulb.SlashCommand, name="run", description="Refresh expiring OAuth tokens now"
-    ):
-        @lightbulb.invoke
-        async def invoke(
-            self,
-            ctx: lightbulb.Context,
-            runner: CommandRunner = lightbulb.di.INJECTED,
-            approval: AccessApproval | None = lightbulb.di.INJECTED,
-        ) -> None:
-            await runner.run(ctx, "admin", "rotation run", approval)
+    rotation.register(_fixed("run", "Refresh expiring OAuth tokens now", "admin", "rotation run"))
 
-    return [Link, Linked, Unlink, Search, privacy, admin]
+    return [Link, linked, Unlink, Search, privacy, admin]
