@@ -77,3 +77,38 @@ def test_public_api_has_docstrings() -> None:
         obj = getattr(timmybot_core, name)
         if callable(obj):
             assert obj.__doc__, f"{name} has no docstring"
+
+
+def test_the_built_wheel_holds_the_three_packages_and_nothing_else(tmp_path: Path) -> None:
+    # The tests import the packages from the checkout; only the wheel shows what
+    # an installer receives, so a packaging mistake cannot hide behind the tree.
+    import zipfile
+
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(tmp_path),
+            str(root),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("timmybot-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {name.split("/")[0] for name in names if not name.startswith("timmybot-")}
+    assert tops == {"timmybot_core", "timmybot_adapters", "timmybot_bot"}
+    for package in tops:
+        assert f"{package}/py.typed" in names
+        assert f"{package}/__init__.py" in names
+    # Every module of the checkout's packages is in the wheel.
+    for package in tops:
+        for path in (root / package).rglob("*.py"):
+            assert path.relative_to(root).as_posix() in names

@@ -72,7 +72,7 @@ asyncio.run(main())
 
 
 async def test_several_processes_write_their_own_chains_and_all_verify(tmp_path: Path) -> None:
-    environment = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     workers = [
         await asyncio.create_subprocess_exec(
             sys.executable, "-c", WRITER, str(tmp_path), "40", env=environment

@@ -587,7 +587,7 @@ RIGHTS: Final[tuple[tuple[str, str], ...]] = (
 )
 
 START_MARKER: Final = (
-    "<!-- BEGIN GENERATED: data classification. Edit src/timmybot_core/classification.py, "
+    "<!-- BEGIN GENERATED: data classification. Edit timmybot_core/classification.py, "
     "then run: python -m timmybot_core.privacy_doc --write docs/privacy.md -->"
 )
 END_MARKER: Final = "<!-- END GENERATED: data classification -->"
