@@ -93,7 +93,7 @@ from timmybot_core import (
     SystemClock,
     UserTokens,
 )
-from timmybot_core.audit_chain import record_hash
+from timmybot_core.domain.audit_chain import record_hash
 from timmybot_core.ports.audit import GENESIS_HASH, AuditKind, AuditRecord
 from timmybot_core.services.tokens import TokenSettings
 

@@ -36,7 +36,7 @@ from timmybot_bot.console import LOCAL_OPERATOR, OfflineConsole
 from timmybot_bot.demo_provider import DemoOAuthProvider
 from timmybot_bot.runtime import Runtime, WebServerUnavailable
 from timmybot_bot.settings import MAX_SNOWFLAKE, ConfigurationError, Settings
-from timmybot_core.errors import StoreUnavailable
+from timmybot_core.domain.errors import StoreUnavailable
 
 __all__ = ["main"]
 

@@ -60,9 +60,9 @@ from timmybot_core import (
     Switch,
     SwitchState,
 )
+from timmybot_core.safety.text import strip_invisible
 from timmybot_core.services.audit import record_as_json
 from timmybot_core.services.audit_verify import VerificationReport, verify_log
-from timmybot_core.text import strip_invisible
 
 __all__ = [
     "EXIT_CONFIG",

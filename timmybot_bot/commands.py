@@ -39,8 +39,8 @@ from timmybot_core import (
     Switch,
     ValidationResult,
 )
-from timmybot_core.classification import privacy_info_text
-from timmybot_core.errors import DataDeletionError
+from timmybot_core.domain.classification import privacy_info_text
+from timmybot_core.domain.errors import DataDeletionError
 from timmybot_core.services.access_control import MAX_SNOWFLAKE
 from timmybot_core.services.retention import Requester
 

@@ -51,7 +51,7 @@ import attrs
 from aiohttp import web
 
 from timmybot_adapters.oauth import OAuthProvider, is_loopback_host
-from timmybot_core.clock import Clock, SystemClock
+from timmybot_core.domain.clock import Clock, SystemClock
 
 __all__ = [
     "ACCESS_TOKEN_PREFIX",

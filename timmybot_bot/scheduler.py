@@ -52,8 +52,8 @@ import attrs
 from timmybot_bot.cron import CronSchedule
 from timmybot_bot.failures import describe
 from timmybot_bot.timers import ClockSleeper, Sleeper
-from timmybot_core.clock import Clock
-from timmybot_core.errors import StoreUnavailable
+from timmybot_core.domain.clock import Clock
+from timmybot_core.domain.errors import StoreUnavailable
 from timmybot_core.ports.access import AccessPolicyStore
 
 if TYPE_CHECKING:

@@ -1,9 +1,9 @@
-"""Sleeping until a moment of a :class:`~timmybot_core.clock.Clock`.
+"""Sleeping until a moment of a :class:`~timmybot_core.domain.clock.Clock`.
 
 The scheduler never calls ``asyncio.sleep`` with a computed number of
 seconds; it asks a :class:`Sleeper` to wake it at a moment of its clock.
 :class:`ClockSleeper` does that for real clocks. :class:`FakeSleeper` pairs
-with a :class:`~timmybot_core.clock.FakeClock`: sleepers wake only when a
+with a :class:`~timmybot_core.domain.clock.FakeClock`: sleepers wake only when a
 test moves the clock through it, so a test can run a day of schedules in
 milliseconds, deterministically.
 """
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from timmybot_core.clock import Clock, FakeClock
+from timmybot_core.domain.clock import Clock, FakeClock
 
 __all__ = ["ClockSleeper", "FakeSleeper", "Sleeper"]
 

@@ -49,7 +49,7 @@ from timmybot_adapters.sqlite import (
 from timmybot_adapters.sqlite.crypto import KEY_BYTES
 from timmybot_bot.keys import key_id_for, load_or_create_key, parse_key
 from timmybot_bot.settings import ConfigurationError, Settings
-from timmybot_core.errors import StoreUnavailable, VaultIntegrityError
+from timmybot_core.domain.errors import StoreUnavailable, VaultIntegrityError
 
 __all__ = [
     "CURRENT_FILE",

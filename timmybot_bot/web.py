@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 from aiohttp import web
 
 from timmybot_bot.failures import describe
-from timmybot_core.errors import LinkError, OAuthError, StoreUnavailable
+from timmybot_core.domain.errors import LinkError, OAuthError, StoreUnavailable
 from timmybot_core.ports.access import Switch
 from timmybot_core.services.linking import AccountLinkService
 

@@ -15,10 +15,10 @@ services that the adapters and the bot build on.
 
 from __future__ import annotations
 
-from timmybot_core.audit_chain import canonical_bytes, record_hash
-from timmybot_core.classification import DataClass, OnErasure, StoredField
-from timmybot_core.clock import Clock, FakeClock, SystemClock
-from timmybot_core.errors import (
+from timmybot_core.domain.audit_chain import canonical_bytes, record_hash
+from timmybot_core.domain.classification import DataClass, OnErasure, StoredField
+from timmybot_core.domain.clock import Clock, FakeClock, SystemClock
+from timmybot_core.domain.errors import (
     AlertDeliveryError,
     AuditConflict,
     DataDeletionError,
@@ -35,8 +35,9 @@ from timmybot_core.errors import (
     VaultUnavailable,
     VersionConflict,
 )
-from timmybot_core.events import SecurityEvent, SecurityEventType
-from timmybot_core.incident_data import dumps_incident_data, loads_incident_data
+from timmybot_core.domain.events import SecurityEvent, SecurityEventType
+from timmybot_core.domain.incident_data import dumps_incident_data, loads_incident_data
+from timmybot_core.domain.tokens import OAuthTokens, PlatformLink, UserTokens
 from timmybot_core.ports import (
     AccessPolicyStore,
     Alert,
@@ -76,8 +77,10 @@ from timmybot_core.ports.user_data import (
     PreferenceValue,
     UserDataStore,
 )
-from timmybot_core.pseudonymizer import MIN_KEY_BYTES, Pseudonymizer, PseudonymKind
-from timmybot_core.sanitizer import DiscordLimits, ResponseSanitizer, TrackInfo
+from timmybot_core.safety.pseudonymizer import MIN_KEY_BYTES, Pseudonymizer, PseudonymKind
+from timmybot_core.safety.sanitizer import DiscordLimits, ResponseSanitizer, TrackInfo
+from timmybot_core.safety.urls import MAX_URL_LENGTH, safe_url
+from timmybot_core.safety.validation import InputValidator, ValidationPolicy, ValidationResult
 from timmybot_core.services.access_control import (
     AccessDecision,
     AccessReason,
@@ -122,9 +125,6 @@ from timmybot_core.services.suspicion import (
     SuspicionThresholds,
 )
 from timmybot_core.services.tokens import RefreshOutcome, SecureTokenService, TokenSettings
-from timmybot_core.tokens import OAuthTokens, PlatformLink, UserTokens
-from timmybot_core.urls import MAX_URL_LENGTH, safe_url
-from timmybot_core.validation import InputValidator, ValidationPolicy, ValidationResult
 
 __all__ = [
     "DEFAULT_RULES",

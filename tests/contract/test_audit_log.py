@@ -17,8 +17,8 @@ import pytest
 
 from timmybot_adapters.memory import MemoryAuditLog
 from timmybot_adapters.sqlite import SqliteAuditLog, SqliteDatabase
-from timmybot_core.audit_chain import record_hash
-from timmybot_core.errors import AuditConflict
+from timmybot_core.domain.audit_chain import record_hash
+from timmybot_core.domain.errors import AuditConflict
 from timmybot_core.ports.audit import (
     GENESIS_HASH,
     AuditKind,

@@ -17,9 +17,9 @@ import pytest
 
 from timmybot_adapters.memory import MemoryTokenVault
 from timmybot_adapters.sqlite import SqliteDatabase, SqliteTokenVault, VaultKeys
-from timmybot_core.errors import VersionConflict
+from timmybot_core.domain.errors import VersionConflict
+from timmybot_core.domain.tokens import OAuthTokens, PlatformLink, UserTokens
 from timmybot_core.ports.vault import TokenVault
-from timmybot_core.tokens import OAuthTokens, PlatformLink, UserTokens
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)

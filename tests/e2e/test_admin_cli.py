@@ -34,7 +34,7 @@ from timmybot_bot.bootstrap import bootstrap
 from timmybot_bot.keys import key_id_for
 from timmybot_bot.settings import Settings
 from timmybot_bot.vault_rekey import NewKeySource, plan_rekey, rekey_vault
-from timmybot_core.tokens import OAuthTokens, PlatformLink, UserTokens
+from timmybot_core.domain.tokens import OAuthTokens, PlatformLink, UserTokens
 
 SCRIPT = Path(sys.executable).parent / "timmybot-admin"
 

@@ -23,7 +23,7 @@ from timmybot_bot.demo_provider import (
     DemoOAuthProvider,
     demo_provider_config,
 )
-from timmybot_core.clock import FakeClock
+from timmybot_core.domain.clock import FakeClock
 
 REDIRECT = "http://127.0.0.1:8765/oauth/callback"
 

@@ -9,7 +9,7 @@ integer or as text, and none holds one of their tokens. The audit trail
 still holds their pseudonym, as the legitimate-interest exception says.
 
 The same scan checks the data classification: every column of every table
-must map to a field of :data:`timmybot_core.classification.CLASSIFICATION`.
+must map to a field of :data:`timmybot_core.domain.classification.CLASSIFICATION`.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import pytest
 from tests.unit.fake_oauth import FakeOAuthClient
 from timmybot_bot.bootstrap import Services, Settings, bootstrap
 from timmybot_core import FakeClock, Incident, PseudonymKind
-from timmybot_core.classification import fields_of
-from timmybot_core.errors import DataDeletionError, StoreUnavailable
+from timmybot_core.domain.classification import fields_of
+from timmybot_core.domain.errors import DataDeletionError, StoreUnavailable
 from timmybot_core.services.retention import Requester
 
 USER = 444_444_444_444_444_444

@@ -40,10 +40,10 @@ from timmybot_adapters.oauth import (
     spotify,
 )
 from timmybot_bot.demo_provider import DemoOAuthProvider
-from timmybot_core.clock import FakeClock
-from timmybot_core.errors import OAuthError, ProviderUnavailable, ReLinkRequired
+from timmybot_core.domain.clock import FakeClock
+from timmybot_core.domain.errors import OAuthError, ProviderUnavailable, ReLinkRequired
+from timmybot_core.domain.tokens import OAuthTokens
 from timmybot_core.ports.oauth import OAuthClient
-from timmybot_core.tokens import OAuthTokens
 
 REDIRECT = "http://127.0.0.1:8765/oauth/callback"
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -20,7 +20,7 @@ def test_importing_the_core_loads_no_heavy_dependency() -> None:
     # A fresh interpreter: this test process has imported everything already.
     code = (
         "import json, sys, timmybot_core\n"
-        "import timmybot_core.validation, timmybot_core.sanitizer, timmybot_core.pseudonymizer\n"
+        "import timmybot_core.safety.validation, timmybot_core.safety.sanitizer, timmybot_core.safety.pseudonymizer\n"
         "print(json.dumps(sorted(sys.modules)))"
     )
     output = subprocess.run(

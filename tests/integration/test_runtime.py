@@ -18,7 +18,7 @@ from timmybot_bot.bootstrap import Services, Settings, bootstrap
 from timmybot_bot.runtime import Runtime, WebServerUnavailable
 from timmybot_bot.scheduler import JOB_CLEANUP, JOB_ROTATION
 from timmybot_bot.timers import FakeSleeper
-from timmybot_core.clock import FakeClock
+from timmybot_core.domain.clock import FakeClock
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

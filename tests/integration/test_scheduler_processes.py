@@ -25,7 +25,7 @@ from pathlib import Path
 from timmybot_adapters.sqlite import SqliteAccessPolicyStore, SqliteDatabase
 from timmybot_bot.cron import CronSchedule
 from timmybot_bot.scheduler import Job, Scheduler
-from timmybot_core.clock import FakeClock
+from timmybot_core.domain.clock import FakeClock
 
 barrier, index, db_path, runs_path, count = sys.argv[1:]
 barrier, index, count = Path(barrier), int(index), int(count)

@@ -61,7 +61,7 @@ from timmybot_core import (
     ReLinkRequired,
     ResponseSanitizer,
 )
-from timmybot_core.tokens import OAuthTokens
+from timmybot_core.domain.tokens import OAuthTokens
 
 REDIRECT = "http://127.0.0.1:8765/oauth/callback"
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -25,7 +25,7 @@ from timmybot_adapters.sqlite import (
     SqliteDatabase,
     SqliteIncidentStore,
 )
-from timmybot_core.errors import StoreUnavailable
+from timmybot_core.domain.errors import StoreUnavailable
 from timmybot_core.ports.access import Ban, Switch, SwitchState
 from timmybot_core.ports.alerts import Severity
 from timmybot_core.ports.incidents import IncidentRecord, RetentionHold

@@ -30,14 +30,14 @@ from timmybot_adapters.sqlite import (
 )
 from timmybot_adapters.sqlite.crypto import AeadCipher, associated_data
 from timmybot_adapters.sqlite.database import datetime_to_micros
-from timmybot_core.errors import (
+from timmybot_core.domain.errors import (
     StoreUnavailable,
     VaultIntegrityError,
     VaultUnavailable,
     VersionConflict,
 )
+from timmybot_core.domain.tokens import OAuthTokens, PlatformLink, UserTokens
 from timmybot_core.ports.link_states import LinkState, TakeOutcome
-from timmybot_core.tokens import OAuthTokens, PlatformLink, UserTokens
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -716,8 +716,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from timmybot_adapters.sqlite import SqliteDatabase, SqliteTokenVault, VaultKeys
-from timmybot_core.errors import VersionConflict
-from timmybot_core.tokens import OAuthTokens, PlatformLink
+from timmybot_core.domain.errors import VersionConflict
+from timmybot_core.domain.tokens import OAuthTokens, PlatformLink
 
 
 async def main(db_path, barrier, index, increments, user):

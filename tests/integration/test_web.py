@@ -14,7 +14,7 @@ from aiohttp import web
 
 from timmybot_bot.bootstrap import Services, Settings, bootstrap
 from timmybot_bot.web import SECURITY_HEADERS, WebServer, build_app, build_web_app, health_checks
-from timmybot_core.errors import StoreUnavailable
+from timmybot_core.domain.errors import StoreUnavailable
 
 CANARY = "canary-secret-9b1e"
 

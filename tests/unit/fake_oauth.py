@@ -13,9 +13,9 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from timmybot_core import Clock
-from timmybot_core.errors import ProviderUnavailable, ReLinkRequired
+from timmybot_core.domain.errors import ProviderUnavailable, ReLinkRequired
+from timmybot_core.domain.tokens import OAuthTokens
 from timmybot_core.services.linking import pkce_challenge
-from timmybot_core.tokens import OAuthTokens
 
 CANARY_AT = "canary-at-"
 CANARY_RT = "canary-rt-"

@@ -34,7 +34,7 @@ from timmybot_core import (
     SignedDigest,
     VerificationReport,
 )
-from timmybot_core.audit_chain import digest_hash, digest_message, record_hash
+from timmybot_core.domain.audit_chain import digest_hash, digest_message, record_hash
 from timmybot_core.ports.audit import GENESIS_HASH, ChainHead
 
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -22,7 +22,7 @@ from timmybot_core import (
     SecurityEventType,
     StoreUnavailable,
 )
-from timmybot_core.audit_chain import record_hash
+from timmybot_core.domain.audit_chain import record_hash
 from timmybot_core.ports.incidents import RetentionHold
 
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -9,12 +9,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from timmybot_core import classification as c
-from timmybot_core.classification import (
+from timmybot_bot import privacy_doc as doc
+from timmybot_bot.privacy_doc import END_MARKER, START_MARKER
+from timmybot_core.domain import classification as c
+from timmybot_core.domain.classification import (
     CLASSIFICATION,
-    END_MARKER,
     NOT_COLLECTED,
-    START_MARKER,
     STORES,
     DataClass,
     OnErasure,
@@ -94,13 +94,13 @@ def test_fields_of_an_unknown_store_is_an_error() -> None:
 
 def test_the_privacy_page_is_generated_from_the_table() -> None:
     document = PRIVACY_PAGE.read_text(encoding="utf-8")
-    assert c.replace_generated_section(document) == document, (
-        "docs/privacy.md is stale: run python -m timmybot_core.privacy_doc --write docs/privacy.md"
+    assert doc.replace_generated_section(document) == document, (
+        "docs/privacy.md is stale: run python -m timmybot_bot.privacy_doc --write docs/privacy.md"
     )
 
 
 def test_the_generated_section_has_a_row_per_field_and_per_thing_not_collected() -> None:
-    section = c.markdown_section()
+    section = doc.markdown_section()
     for e in CLASSIFICATION:
         assert f"| {e.field.replace('|', chr(92) + '|')} |" in section
     for item in NOT_COLLECTED:
@@ -109,9 +109,9 @@ def test_the_generated_section_has_a_row_per_field_and_per_thing_not_collected()
 
 def test_replacing_the_section_keeps_the_hand_written_prose() -> None:
     document = f"# Title\n\nBefore.\n\n{START_MARKER}\nold table\n{END_MARKER}\n\nAfter.\n"
-    updated = c.replace_generated_section(document, "NEW\n")
+    updated = doc.replace_generated_section(document, "NEW\n")
     assert updated == f"# Title\n\nBefore.\n\n{START_MARKER}\n\nNEW\n\n{END_MARKER}\n\nAfter.\n"
-    assert c.replace_generated_section(updated, "NEW\n") == updated
+    assert doc.replace_generated_section(updated, "NEW\n") == updated
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,7 @@ def test_replacing_the_section_keeps_the_hand_written_prose() -> None:
 )
 def test_a_page_without_its_markers_is_refused(document: str) -> None:
     with pytest.raises(ValueError, match="no generated section"):
-        c.replace_generated_section(document)
+        doc.replace_generated_section(document)
 
 
 def test_the_command_line_checks_and_rewrites_a_page(
@@ -128,14 +128,14 @@ def test_the_command_line_checks_and_rewrites_a_page(
 ) -> None:
     page = tmp_path / "privacy.md"
     page.write_text(f"Intro\n\n{START_MARKER}\nstale\n{END_MARKER}\n", encoding="utf-8")
-    assert c.main(["--check", str(page)]) == 1
+    assert doc.main(["--check", str(page)]) == 1
     assert "stale" in capsys.readouterr().err
-    assert c.main(["--write", str(page)]) == 0
-    assert c.main(["--check", str(page)]) == 0
-    assert c.markdown_section() in page.read_text(encoding="utf-8")
-    assert c.main(["--check", str(tmp_path / "missing.md")]) == 2
-    assert c.main(["--markdown"]) == 0
-    assert capsys.readouterr().out == c.markdown_section()
+    assert doc.main(["--write", str(page)]) == 0
+    assert doc.main(["--check", str(page)]) == 0
+    assert doc.markdown_section() in page.read_text(encoding="utf-8")
+    assert doc.main(["--check", str(tmp_path / "missing.md")]) == 2
+    assert doc.main(["--markdown"]) == 0
+    assert capsys.readouterr().out == doc.markdown_section()
 
 
 # /privacy info

@@ -11,7 +11,7 @@ import pytest
 from tests.unit.conftest import USER, wire
 from tests.unit.fake_oauth import FakeOAuthClient
 from timmybot_adapters.memory import MemoryLinkStateStore, MemoryTokenVault
-from timmybot_core.errors import LinkError
+from timmybot_core.domain.errors import LinkError
 from timmybot_core.services.linking import AccountLinkService, pkce_challenge
 from timmybot_core.services.tokens import SecureTokenService
 

@@ -16,8 +16,8 @@ from timmybot_bot.bootstrap import Services, Settings, bootstrap
 from timmybot_bot.commands import Invocation, Reply, run_command
 from timmybot_bot.console import CONFIRM_PROMPT, OfflineConsole
 from timmybot_core import FakeClock, StoreUnavailable
-from timmybot_core.classification import NOT_COLLECTED
-from timmybot_core.tokens import OAuthTokens
+from timmybot_core.domain.classification import NOT_COLLECTED
+from timmybot_core.domain.tokens import OAuthTokens
 
 USER = 444_444_444_444_444_444
 OTHER = 555_555_555_555_555_555

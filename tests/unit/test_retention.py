@@ -24,7 +24,8 @@ from timmybot_adapters.memory import (
 )
 from timmybot_adapters.signing import Ed25519KeyRing, Ed25519Signer
 from timmybot_core import FakeClock, PseudonymKind, ResponseSanitizer
-from timmybot_core.errors import DataDeletionError, StoreUnavailable, VaultIntegrityError
+from timmybot_core.domain.errors import DataDeletionError, StoreUnavailable, VaultIntegrityError
+from timmybot_core.domain.tokens import OAuthTokens, UserTokens
 from timmybot_core.ports.access import Ban
 from timmybot_core.ports.audit import AuditKind, AuditRecord
 from timmybot_core.ports.incidents import RetentionHold
@@ -38,7 +39,6 @@ from timmybot_core.services.retention import (
     RetentionSettings,
 )
 from timmybot_core.services.tokens import SecureTokenService
-from timmybot_core.tokens import OAuthTokens, UserTokens
 
 OTHER = 555_555_555_555_555_555
 GUILD = 222_222_222_222_222_222

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tests.strategies import any_char, any_text
 from timmybot_core import ResponseSanitizer
-from timmybot_core.text import is_invisible
+from timmybot_core.safety.text import is_invisible
 
 sanitizer = ResponseSanitizer()
 LIVE_MENTION = re.compile(r"@(everyone|here)|<@[!&]?\d+>|<#\d+>|</[^>]+:\d+>", re.IGNORECASE)

@@ -15,8 +15,8 @@ from timmybot_adapters.memory import MemoryAccessPolicyStore
 from timmybot_bot.cron import CronSchedule
 from timmybot_bot.scheduler import Job, Outcome, Report, Scheduler
 from timmybot_bot.timers import ClockSleeper, FakeSleeper
-from timmybot_core.clock import FakeClock
-from timmybot_core.errors import StoreUnavailable
+from timmybot_core.domain.clock import FakeClock
+from timmybot_core.domain.errors import StoreUnavailable
 
 START = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)  # a Thursday
 TTL = timedelta(minutes=10)

@@ -11,15 +11,15 @@ import pytest
 from tests.unit.conftest import START, USER, Wired, wire
 from tests.unit.fake_oauth import CANARY_AT, CANARY_RT, FakeOAuthClient, unavailable
 from timmybot_adapters.memory import MemoryTokenVault
-from timmybot_core.errors import (
+from timmybot_core.domain.errors import (
     NotLinked,
     ProviderUnavailable,
     RefreshPaused,
     ReLinkRequired,
     VaultUnavailable,
 )
+from timmybot_core.domain.tokens import OAuthTokens, PlatformLink, UserTokens
 from timmybot_core.services.tokens import SecureTokenService, TokenSettings
-from timmybot_core.tokens import OAuthTokens, PlatformLink, UserTokens
 
 
 class CountingVault(MemoryTokenVault):

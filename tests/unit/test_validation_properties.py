@@ -9,7 +9,7 @@ from hypothesis import example, given
 
 from tests.strategies import any_text
 from timmybot_core import InputValidator, ValidationPolicy
-from timmybot_core.text import is_invisible
+from timmybot_core.safety.text import is_invisible
 
 VALIDATORS = {
     "default": InputValidator(),

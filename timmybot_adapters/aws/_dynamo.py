@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from timmybot_adapters.aws.clients import AwsClients, aws_errors
-from timmybot_core.errors import StoreUnavailable
+from timmybot_core.domain.errors import StoreUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -53,7 +53,7 @@ Leases and job runs
     leaves both alone.
 
 Reads are strongly consistent. Every DynamoDB error surfaces as
-:class:`~timmybot_core.errors.StoreUnavailable`, naming the operation and
+:class:`~timmybot_core.domain.errors.StoreUnavailable`, naming the operation and
 the AWS error code, never a guild ID or a ban reason.
 """
 

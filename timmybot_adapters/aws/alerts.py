@@ -15,7 +15,7 @@ SNS standard topics do not guarantee order; each alert carries its ``at``.
 Details hold pseudonyms and counts only (see
 :class:`~timmybot_core.ports.alerts.Alert`), never secrets. A failed
 publish, after botocore's retries, raises
-:class:`~timmybot_core.errors.AlertDeliveryError`.
+:class:`~timmybot_core.domain.errors.AlertDeliveryError`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import re
 from typing import Final
 
 from timmybot_adapters.aws.clients import AwsClients, aws_errors
-from timmybot_core.errors import AlertDeliveryError
+from timmybot_core.domain.errors import AlertDeliveryError
 from timmybot_core.ports.alerts import Alert
 
 __all__ = ["SnsAlerter", "check_topic_arn", "subject_for"]

@@ -23,7 +23,7 @@ Appending
     retried after its answer was lost finds its own guard and its own
     record (equal in every attribute) and succeeds. A different record at a
     taken position, or a taken event ID at another position, raises
-    :class:`~timmybot_core.errors.AuditConflict`, and the guard this call
+    :class:`~timmybot_core.domain.errors.AuditConflict`, and the guard this call
     wrote is removed again.
 
 Queries without scans
@@ -58,7 +58,7 @@ Pruning
     out of every query while the chain stays whole.
 
 Every DynamoDB error surfaces as
-:class:`~timmybot_core.errors.StoreUnavailable` (no record content in the
+:class:`~timmybot_core.domain.errors.StoreUnavailable` (no record content in the
 message).
 """
 
@@ -82,7 +82,7 @@ from timmybot_adapters.aws._dynamo import (
     text_or_none,
 )
 from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code
-from timmybot_core.errors import AuditConflict, StoreUnavailable
+from timmybot_core.domain.errors import AuditConflict, StoreUnavailable
 from timmybot_core.ports.audit import (
     AuditCursor,
     AuditKind,

@@ -12,9 +12,9 @@ its own, so a slow or retrying AWS call never stalls the event loop, and a
 flood of calls queues instead of spawning threads.
 
 :func:`aws_errors` turns botocore's exceptions into the core's
-:class:`~timmybot_core.errors.StoreUnavailable`,
-:class:`~timmybot_core.errors.VaultUnavailable` or
-:class:`~timmybot_core.errors.AlertDeliveryError`. The message names the
+:class:`~timmybot_core.domain.errors.StoreUnavailable`,
+:class:`~timmybot_core.domain.errors.VaultUnavailable` or
+:class:`~timmybot_core.domain.errors.AlertDeliveryError`. The message names the
 operation, the AWS error code, the HTTP status, the number of attempts and
 the request ID, and says what the code usually means (access denied,
 throttled, KMS key unusable, ...). It never repeats AWS's own message, which
@@ -47,7 +47,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from timmybot_core.errors import StoreUnavailable, TimmyBotError
+from timmybot_core.domain.errors import StoreUnavailable, TimmyBotError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -37,8 +37,8 @@ from timmybot_adapters.aws._dynamo import (
     text_or_none,
 )
 from timmybot_adapters.aws.clients import aws_errors
-from timmybot_core.errors import StoreUnavailable
-from timmybot_core.incident_data import dumps_incident_data, loads_incident_data
+from timmybot_core.domain.errors import StoreUnavailable
+from timmybot_core.domain.incident_data import dumps_incident_data, loads_incident_data
 from timmybot_core.ports.alerts import Severity
 from timmybot_core.ports.incidents import IncidentRecord, RetentionHold
 

@@ -38,7 +38,7 @@ import attrs
 from botocore.exceptions import ClientError
 
 from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code
-from timmybot_core.errors import StoreUnavailable
+from timmybot_core.domain.errors import StoreUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

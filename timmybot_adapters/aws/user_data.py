@@ -35,7 +35,7 @@ from botocore.exceptions import ClientError
 
 from timmybot_adapters.aws._dynamo import DynamoStore, Item, from_micros, micros, num, s, text
 from timmybot_adapters.aws.clients import aws_errors, error_code
-from timmybot_core.errors import StoreUnavailable
+from timmybot_core.domain.errors import StoreUnavailable
 from timmybot_core.ports.user_data import (
     MAX_PREFERENCES,
     Preference,

@@ -24,7 +24,7 @@ Versions and compare-and-set
       ``expected_version``. Secrets Manager refuses that move when
       ``AWSCURRENT`` is on another version, which is the compare-and-set:
       of two writers holding the same version, one moves the label and the
-      other gets :class:`~timmybot_core.errors.VersionConflict`. The loser's
+      other gets :class:`~timmybot_core.domain.errors.VersionConflict`. The loser's
       version stays in the secret's history without a label (Secrets
       Manager removes unlabelled versions beyond its limit of 100).
     * A write whose answer was lost and whose retry then "fails" (the secret
@@ -45,9 +45,9 @@ Reading, listing, deleting
 Failures
     Access denied, throttling that outlasts the retries, a KMS key that
     cannot be used, server errors and timeouts raise
-    :class:`~timmybot_core.errors.VaultUnavailable`; a secret whose value is
+    :class:`~timmybot_core.domain.errors.VaultUnavailable`; a secret whose value is
     malformed or names another user raises
-    :class:`~timmybot_core.errors.VaultIntegrityError`. Never ``None``.
+    :class:`~timmybot_core.domain.errors.VaultIntegrityError`. Never ``None``.
 
 Cost
     Each secret costs a monthly fee and each API call a fee per 10,000
@@ -71,8 +71,8 @@ from typing import TYPE_CHECKING, Final
 from botocore.exceptions import ClientError
 
 from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code
-from timmybot_core.errors import VaultIntegrityError, VaultUnavailable, VersionConflict
-from timmybot_core.tokens import UserTokens
+from timmybot_core.domain.errors import VaultIntegrityError, VaultUnavailable, VersionConflict
+from timmybot_core.domain.tokens import UserTokens
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.type_defs import TagTypeDef

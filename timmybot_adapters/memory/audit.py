@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from timmybot_core.errors import AuditConflict
+from timmybot_core.domain.errors import AuditConflict
 from timmybot_core.ports.audit import (
     AuditCursor,
     AuditKind,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator
 
-from timmybot_core.errors import VersionConflict
-from timmybot_core.tokens import UserTokens
+from timmybot_core.domain.errors import VersionConflict
+from timmybot_core.domain.tokens import UserTokens
 
 __all__ = ["MemoryTokenVault"]
 

@@ -12,10 +12,10 @@ object is skipped, a field of the wrong type counts as absent, strings are
 cut to a bounded length, lists to a bounded count, and the whole body may
 not exceed :data:`MAX_SEARCH_RESPONSE_BYTES`. It does *not* make the text
 safe to show: that is the display's job, with
-:class:`~timmybot_core.sanitizer.ResponseSanitizer`.
+:class:`~timmybot_core.safety.sanitizer.ResponseSanitizer`.
 
 Rate limits: an HTTP 429 raises
-:class:`~timmybot_core.errors.ProviderRateLimited` with the provider's
+:class:`~timmybot_core.domain.errors.ProviderRateLimited` with the provider's
 ``Retry-After``, and every search on that platform fails fast, without a
 request, until that time has passed. Spotify's limit counts per
 application, so one user's burst must not make everyone's searches hammer
@@ -39,16 +39,16 @@ import attrs
 
 from timmybot_adapters.oauth.providers import OAuthProvider, is_loopback_host, normalize_pins
 from timmybot_adapters.oauth.session import MinTLS, OwnedSession
-from timmybot_core.clock import Clock, SystemClock
-from timmybot_core.errors import (
+from timmybot_core.domain.clock import Clock, SystemClock
+from timmybot_core.domain.errors import (
     OAuthError,
     ProviderRateLimited,
     ProviderUnavailable,
     ReLinkRequired,
 )
+from timmybot_core.domain.tokens import valid_platform
 from timmybot_core.ports.catalog import DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT, CatalogTrack
-from timmybot_core.tokens import valid_platform
-from timmybot_core.urls import MAX_URL_LENGTH
+from timmybot_core.safety.urls import MAX_URL_LENGTH
 
 __all__ = [
     "DEFAULT_RETRY_AFTER",

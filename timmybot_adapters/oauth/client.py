@@ -46,9 +46,9 @@ from timmybot_adapters.oauth.session import (
     PinnedSSLContext,
     make_ssl_context,
 )
-from timmybot_core.clock import Clock, SystemClock
-from timmybot_core.errors import OAuthError, ProviderUnavailable, ReLinkRequired
-from timmybot_core.tokens import OAuthTokens, valid_platform
+from timmybot_core.domain.clock import Clock, SystemClock
+from timmybot_core.domain.errors import OAuthError, ProviderUnavailable, ReLinkRequired
+from timmybot_core.domain.tokens import OAuthTokens, valid_platform
 
 __all__ = [
     "KNOWN_OAUTH_ERRORS",

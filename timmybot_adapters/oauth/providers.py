@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from timmybot_core.tokens import valid_platform
+from timmybot_core.domain.tokens import valid_platform
 
 __all__ = [
     "DISCORD_DEFAULT_SCOPES",

@@ -17,8 +17,8 @@ from typing import Any
 
 from timmybot_adapters.sqlite.database import datetime_to_micros, micros_to_datetime
 from timmybot_adapters.sqlite.store import SqliteStore
-from timmybot_core.audit_chain import json_value
-from timmybot_core.errors import AuditConflict
+from timmybot_core.domain.audit_chain import json_value
+from timmybot_core.domain.errors import AuditConflict
 from timmybot_core.ports.audit import (
     AuditCursor,
     AuditKind,

@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
 
-from timmybot_core.errors import StoreUnavailable
+from timmybot_core.domain.errors import StoreUnavailable
 
 __all__ = [
     "SchemaVersionError",
@@ -121,7 +121,7 @@ class SqliteDatabase:
     :meth:`close` when done.
 
     Every :class:`sqlite3.Error` (and any :class:`OSError` while creating the
-    file) surfaces as :class:`~timmybot_core.errors.StoreUnavailable` whose
+    file) surfaces as :class:`~timmybot_core.domain.errors.StoreUnavailable` whose
     message names the operation and the error class, never row data.
     """
 

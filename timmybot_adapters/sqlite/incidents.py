@@ -5,7 +5,7 @@ once), or build it with ``SqliteIncidentStore(db)`` and let the first call
 migrate.
 
 An incident's ``steps`` and ``snapshot`` are stored as JSON that round-trips
-exactly (:mod:`timmybot_core.incident_data`, shared with the DynamoDB store).
+exactly (:mod:`timmybot_core.domain.incident_data`, shared with the DynamoDB store).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from timmybot_adapters.sqlite.database import (
     micros_to_datetime,
 )
 from timmybot_adapters.sqlite.store import SqliteStore
-from timmybot_core.errors import StoreUnavailable
-from timmybot_core.incident_data import dumps_incident_data, loads_incident_data
+from timmybot_core.domain.errors import StoreUnavailable
+from timmybot_core.domain.incident_data import dumps_incident_data, loads_incident_data
 from timmybot_core.ports.alerts import Severity
 from timmybot_core.ports.incidents import IncidentRecord, RetentionHold
 

@@ -21,7 +21,7 @@ as is and rows are not authenticated; use that for tests only.
 
 A row that fails its integrity check, or is under a key ID not configured,
 makes :meth:`~SqliteLinkStateStore.take` raise
-:class:`~timmybot_core.errors.StoreUnavailable` (the state is not consumed,
+:class:`~timmybot_core.domain.errors.StoreUnavailable` (the state is not consumed,
 and it expires like any other); the message names neither the user nor the
 verifier. After a key rotation, keep the old key configured for the ten
 minutes a pending state lives, or those links fail and must be started again.
@@ -42,7 +42,7 @@ from timmybot_adapters.sqlite.database import (
     datetime_to_micros,
     micros_to_datetime,
 )
-from timmybot_core.errors import StoreUnavailable
+from timmybot_core.domain.errors import StoreUnavailable
 from timmybot_core.ports.link_states import LinkState, TakeOutcome, TakeResult
 
 __all__ = ["SqliteLinkStateStore"]

@@ -14,7 +14,7 @@ vault's :class:`~timmybot_adapters.sqlite.crypto.VaultKeys`) each value is
 sealed with AES-256-GCM, and the associated data binds it to its row (user
 ID, name, time set, key ID): a value copied to another user or name fails
 its integrity check instead of being read as theirs. Such a row makes reads
-raise :class:`~timmybot_core.errors.StoreUnavailable` (the message names
+raise :class:`~timmybot_core.domain.errors.StoreUnavailable` (the message names
 neither the user nor the value); deleting needs no decryption, so erasure
 always works. Without ``keys`` values are stored as plain JSON: for tests.
 Keep retired keys configured until every preference written under them has
@@ -36,7 +36,7 @@ from timmybot_adapters.sqlite.database import (
     micros_to_datetime,
 )
 from timmybot_adapters.sqlite.store import SqliteStore
-from timmybot_core.errors import StoreUnavailable
+from timmybot_core.domain.errors import StoreUnavailable
 from timmybot_core.ports.user_data import (
     MAX_PREFERENCES,
     Preference,

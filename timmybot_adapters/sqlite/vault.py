@@ -22,9 +22,9 @@ Storage (table ``vault_records``, one row per user):
   the clear, for retention).
 
 Failures: every SQLite error surfaces as
-:class:`~timmybot_core.errors.VaultUnavailable`; a record that fails
+:class:`~timmybot_core.domain.errors.VaultUnavailable`; a record that fails
 authentication, names a key ID that is not configured, or is malformed
-raises :class:`~timmybot_core.errors.VaultIntegrityError` (a subclass) and
+raises :class:`~timmybot_core.domain.errors.VaultIntegrityError` (a subclass) and
 is never returned. Messages and log lines name neither the user nor any
 token. Plaintext is never cached: each call decrypts what it returns and
 keeps nothing.
@@ -48,13 +48,13 @@ from timmybot_adapters.sqlite.crypto import (
     safe_key_id,
 )
 from timmybot_adapters.sqlite.database import SqliteDatabase, datetime_to_micros
-from timmybot_core.errors import (
+from timmybot_core.domain.errors import (
     StoreUnavailable,
     VaultIntegrityError,
     VaultUnavailable,
     VersionConflict,
 )
-from timmybot_core.tokens import UserTokens
+from timmybot_core.domain.tokens import UserTokens
 
 __all__ = ["SqliteTokenVault"]
 
@@ -129,7 +129,7 @@ class SqliteTokenVault:
     Compare-and-set writes run in ``BEGIN IMMEDIATE`` transactions, so of
     several processes writing one user's record from the same version,
     exactly one wins and the others get
-    :class:`~timmybot_core.errors.VersionConflict`.
+    :class:`~timmybot_core.domain.errors.VersionConflict`.
     """
 
     def __init__(self, db: SqliteDatabase, keys: VaultKeys) -> None:
@@ -351,7 +351,7 @@ class SqliteTokenVault:
 
         * Before changing anything, the key IDs in use are checked: if a
           record is under a key ID that neither the vault's keys nor
-          ``new_keys`` hold, :class:`~timmybot_core.errors.VaultIntegrityError`
+          ``new_keys`` hold, :class:`~timmybot_core.domain.errors.VaultIntegrityError`
           lists those key IDs (never users) and nothing changes. A key ID
           naming different bytes in the two raises ``ValueError``.
         * From then on the vault decrypts with the keys of both and encrypts

@@ -78,7 +78,7 @@ class AccessPolicyStore(Protocol):
     """Shared state of access control.
 
     Guild IDs are Discord snowflakes (positive integers). Every method may
-    raise :class:`~timmybot_core.errors.StoreUnavailable`; none returns a
+    raise :class:`~timmybot_core.domain.errors.StoreUnavailable`; none returns a
     default in place of an answer it could not get.
     """
 

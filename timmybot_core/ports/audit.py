@@ -200,7 +200,7 @@ class AuditLog(Protocol):
     async def append(self, record: AuditRecord) -> None:
         """Store ``record``.
 
-        Raises :class:`~timmybot_core.errors.AuditConflict` if a record with
+        Raises :class:`~timmybot_core.domain.errors.AuditConflict` if a record with
         the same ``(writer_id, sequence)`` or ``event_id`` exists: a log is
         append-only and a writer never reuses a position.
         """

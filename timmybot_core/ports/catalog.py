@@ -3,7 +3,7 @@
 What comes back is *provider text*: titles, artist names and URLs written by
 whoever uploaded the track. The adapter only checks its shape (types,
 lengths, counts); it is not safe to show until it has passed through
-:class:`~timmybot_core.sanitizer.ResponseSanitizer` at the display boundary
+:class:`~timmybot_core.safety.sanitizer.ResponseSanitizer` at the display boundary
 (:meth:`CatalogTrack.track_info` hands it over in the sanitizer's type).
 """
 
@@ -15,8 +15,8 @@ from typing import Final, Protocol, runtime_checkable
 
 import attrs
 
-from timmybot_core.sanitizer import TrackInfo
-from timmybot_core.tokens import valid_platform
+from timmybot_core.domain.tokens import valid_platform
+from timmybot_core.safety.sanitizer import TrackInfo
 
 __all__ = [
     "DEFAULT_SEARCH_LIMIT",
@@ -75,12 +75,12 @@ class MusicCatalog(Protocol):
 
     Errors are mapped like the OAuth client's: the platform refusing the
     access token (HTTP 401) raises
-    :class:`~timmybot_core.errors.ReLinkRequired`; a rate limit (HTTP 429)
-    raises :class:`~timmybot_core.errors.ProviderRateLimited` with the
+    :class:`~timmybot_core.domain.errors.ReLinkRequired`; a rate limit (HTTP 429)
+    raises :class:`~timmybot_core.domain.errors.ProviderRateLimited` with the
     provider's ``Retry-After``; 5xx answers, timeouts and connection errors
-    raise :class:`~timmybot_core.errors.ProviderUnavailable`; anything else
+    raise :class:`~timmybot_core.domain.errors.ProviderUnavailable`; anything else
     (a malformed or oversized answer, another 4xx, an unconfigured
-    platform) raises :class:`~timmybot_core.errors.OAuthError` naming the
+    platform) raises :class:`~timmybot_core.domain.errors.OAuthError` naming the
     platform. No message ever contains the access token or the query.
     """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from timmybot_core.tokens import OAuthTokens
+from timmybot_core.domain.tokens import OAuthTokens
 
 __all__ = ["OAuthClient"]
 
@@ -14,10 +14,10 @@ class OAuthClient(Protocol):
     """Talks to the OAuth providers of the platforms users can link.
 
     Errors are mapped: ``invalid_grant`` raises
-    :class:`~timmybot_core.errors.ReLinkRequired`; 5xx answers, timeouts and
-    connection errors raise :class:`~timmybot_core.errors.ProviderUnavailable`
+    :class:`~timmybot_core.domain.errors.ReLinkRequired`; 5xx answers, timeouts and
+    connection errors raise :class:`~timmybot_core.domain.errors.ProviderUnavailable`
     (worth retrying); anything else raises
-    :class:`~timmybot_core.errors.OAuthError` naming the platform. No message
+    :class:`~timmybot_core.domain.errors.OAuthError` naming the platform. No message
     ever contains a token or a code.
     """
 

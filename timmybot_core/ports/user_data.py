@@ -3,7 +3,7 @@
 A preference is a named JSON value (``volume`` -> ``80``,
 ``default_platform`` -> ``"spotify"``) that a user set for themselves. The
 seed classifies preferences as *sensitive* (see
-:mod:`timmybot_core.classification`): they are the user's own data, erased
+:mod:`timmybot_core.domain.classification`): they are the user's own data, erased
 on request and included in exports.
 
 Validation lives here, in the core, so every adapter accepts and refuses
@@ -24,7 +24,7 @@ from typing import Final, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 
-from timmybot_core.errors import TimmyBotError
+from timmybot_core.domain.errors import TimmyBotError
 
 __all__ = [
     "MAX_NESTING",

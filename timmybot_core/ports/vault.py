@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
-from timmybot_core.tokens import UserTokens
+from timmybot_core.domain.tokens import UserTokens
 
 __all__ = ["TokenVault"]
 
@@ -15,7 +15,7 @@ class TokenVault(Protocol):
     """Stores users' OAuth tokens.
 
     ``None`` from :meth:`get` means "never linked". A vault that cannot
-    answer raises :class:`~timmybot_core.errors.VaultUnavailable` (or its
+    answer raises :class:`~timmybot_core.domain.errors.VaultUnavailable` (or its
     subclass ``VaultIntegrityError`` for a record that fails its integrity
     check), so an outage is never mistaken for an unlinked user.
     """
@@ -28,7 +28,7 @@ class TokenVault(Protocol):
         """Store ``record`` if the stored version is ``expected_version``; return the new version.
 
         ``expected_version=None`` means "only if there is no record yet". A
-        mismatch raises :class:`~timmybot_core.errors.VersionConflict` and
+        mismatch raises :class:`~timmybot_core.domain.errors.VersionConflict` and
         changes nothing.
         """
         ...

@@ -33,13 +33,13 @@ from typing import TypeVar
 
 import attrs
 
-from timmybot_core.clock import Clock
-from timmybot_core.errors import AlertDeliveryError, StoreUnavailable
-from timmybot_core.events import SecurityEventType
+from timmybot_core.domain.clock import Clock
+from timmybot_core.domain.errors import AlertDeliveryError, StoreUnavailable
+from timmybot_core.domain.events import SecurityEventType
 from timmybot_core.ports.access import AccessPolicyStore, Ban, Switch, SwitchState
 from timmybot_core.ports.alerts import Alert, Alerter, Severity
 from timmybot_core.ports.metrics import SecurityMetrics
-from timmybot_core.pseudonymizer import PseudonymKind
+from timmybot_core.safety.pseudonymizer import PseudonymKind
 from timmybot_core.services.security_log import SecurityAuditLogger
 
 __all__ = ["AccessDecision", "AccessReason", "AccessSettings", "ServerAccessControl"]

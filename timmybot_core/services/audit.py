@@ -21,9 +21,9 @@ from typing import Any
 
 import attrs
 
-from timmybot_core.audit_chain import digest_hash, digest_message, record_hash
-from timmybot_core.clock import Clock
-from timmybot_core.events import SecurityEvent
+from timmybot_core.domain.audit_chain import digest_hash, digest_message, record_hash
+from timmybot_core.domain.clock import Clock
+from timmybot_core.domain.events import SecurityEvent
 from timmybot_core.ports.audit import (
     GENESIS_HASH,
     AuditKind,
@@ -35,9 +35,9 @@ from timmybot_core.ports.audit import (
 )
 from timmybot_core.ports.incidents import RetentionHold
 from timmybot_core.ports.signing import DigestSigner, SignatureVerifier
-from timmybot_core.pseudonymizer import Pseudonymizer, PseudonymKind
-from timmybot_core.redaction import redact_details
-from timmybot_core.sanitizer import ResponseSanitizer
+from timmybot_core.safety.pseudonymizer import Pseudonymizer, PseudonymKind
+from timmybot_core.safety.redaction import redact_details
+from timmybot_core.safety.sanitizer import ResponseSanitizer
 from timmybot_core.services.audit_verify import VerificationReport, verify_log
 
 __all__ = ["AuditSettings", "AuditTrailService", "new_writer_id", "record_as_json"]

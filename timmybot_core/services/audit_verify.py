@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from timmybot_core.audit_chain import digest_hash, digest_message, record_hash
+from timmybot_core.domain.audit_chain import digest_hash, digest_message, record_hash
 from timmybot_core.ports.audit import GENESIS_HASH, AuditLog, AuditRecord, SignedDigest
 from timmybot_core.ports.signing import SignatureVerifier
 

@@ -22,18 +22,18 @@ from typing import Any
 
 import attrs
 
-from timmybot_core.clock import Clock
-from timmybot_core.errors import TimmyBotError
-from timmybot_core.events import SecurityEventType
+from timmybot_core.domain.clock import Clock
+from timmybot_core.domain.errors import TimmyBotError
+from timmybot_core.domain.events import SecurityEventType
 from timmybot_core.ports.access import Switch
 from timmybot_core.ports.alerts import Alert, Alerter, Severity
 from timmybot_core.ports.incidents import IncidentRecord, IncidentStore, RetentionHold
 from timmybot_core.ports.metrics import SecurityMetrics
-from timmybot_core.pseudonymizer import PseudonymKind
+from timmybot_core.safety.pseudonymizer import PseudonymKind
+from timmybot_core.safety.text import collapse_whitespace, strip_invisible
 from timmybot_core.services.access_control import ServerAccessControl
 from timmybot_core.services.security_log import SecurityAuditLogger
 from timmybot_core.services.suspicion import SuspicionMeter
-from timmybot_core.text import collapse_whitespace, strip_invisible
 
 __all__ = [
     "Incident",

@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from timmybot_core.clock import Clock
-from timmybot_core.errors import LinkError, OAuthError, ReLinkRequired
+from timmybot_core.domain.clock import Clock
+from timmybot_core.domain.errors import LinkError, OAuthError, ReLinkRequired
 from timmybot_core.ports.link_states import LinkState, LinkStateStore, TakeOutcome
 from timmybot_core.ports.metrics import AuthFailureReason, SecurityMetrics
 from timmybot_core.ports.oauth import OAuthClient

@@ -8,13 +8,13 @@ The three data-protection duties of the seed's ``DataRetentionService``:
   security log and incident evidence stay: they hold keyed pseudonyms only,
   and are kept under legitimate interest (see ``docs/privacy.md``). A store
   that fails does not stop the others; the call then raises
-  :class:`~timmybot_core.errors.DataDeletionError` naming it, and a second
+  :class:`~timmybot_core.domain.errors.DataDeletionError` naming it, and a second
   call finishes the job, since every step is idempotent.
 - :meth:`~DataRetentionService.export_user_data` returns the user's data as
   JSON data (``docs/schemas/user-export.schema.json``): linked platforms
   with scopes and dates but never a token, preferences, the security and
   privacy events about them, and the data statement of
-  :mod:`timmybot_core.classification`.
+  :mod:`timmybot_core.domain.classification`.
 - :meth:`~DataRetentionService.cleanup_expired_data` purges what has
   expired: attempt counts and bans, link states, vault records left with no
   linked platform, and audit records past the retention period unless an
@@ -33,16 +33,16 @@ from typing import Any, Final, Protocol, runtime_checkable
 
 import attrs
 
-from timmybot_core.classification import DEFAULT_AUDIT_RETENTION, data_statement
-from timmybot_core.clock import Clock
-from timmybot_core.errors import DataDeletionError, VaultIntegrityError
+from timmybot_core.domain.classification import DEFAULT_AUDIT_RETENTION, data_statement
+from timmybot_core.domain.clock import Clock
+from timmybot_core.domain.errors import DataDeletionError, VaultIntegrityError
+from timmybot_core.domain.tokens import PlatformLink
 from timmybot_core.ports.access import AccessPolicyStore
 from timmybot_core.ports.audit import AuditRecord
 from timmybot_core.ports.incidents import IncidentStore, RetentionHold
 from timmybot_core.ports.link_states import LinkStateStore
 from timmybot_core.ports.user_data import UserDataStore, check_user_id
 from timmybot_core.services.tokens import SecureTokenService
-from timmybot_core.tokens import PlatformLink
 
 __all__ = [
     "EXPORT_FORMAT",

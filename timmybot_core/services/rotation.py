@@ -16,8 +16,8 @@ from datetime import timedelta
 
 import attrs
 
-from timmybot_core.clock import Clock
-from timmybot_core.errors import (
+from timmybot_core.domain.clock import Clock
+from timmybot_core.domain.errors import (
     AlertDeliveryError,
     NotLinked,
     OAuthError,

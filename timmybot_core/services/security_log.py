@@ -13,10 +13,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
-from timmybot_core.clock import Clock
-from timmybot_core.events import DetailValue, SecurityEvent, SecurityEventType
-from timmybot_core.pseudonymizer import Pseudonymizer, PseudonymKind
-from timmybot_core.text import collapse_whitespace, strip_invisible
+from timmybot_core.domain.clock import Clock
+from timmybot_core.domain.events import DetailValue, SecurityEvent, SecurityEventType
+from timmybot_core.safety.pseudonymizer import Pseudonymizer, PseudonymKind
+from timmybot_core.safety.text import collapse_whitespace, strip_invisible
 
 __all__ = ["EventListener", "SecurityAuditLogger"]
 

@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from timmybot_core.clock import Clock
-from timmybot_core.events import SecurityEvent, SecurityEventType
+from timmybot_core.domain.clock import Clock
+from timmybot_core.domain.events import SecurityEvent, SecurityEventType
 
 __all__ = ["Signal", "SignalThreshold", "SuspicionMeter", "SuspicionThresholds"]
 

@@ -26,8 +26,8 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from timmybot_core.clock import Clock
-from timmybot_core.errors import (
+from timmybot_core.domain.clock import Clock
+from timmybot_core.domain.errors import (
     NotLinked,
     OAuthError,
     ProviderUnavailable,
@@ -35,11 +35,11 @@ from timmybot_core.errors import (
     ReLinkRequired,
     VersionConflict,
 )
+from timmybot_core.domain.tokens import OAuthTokens, PlatformLink, UserTokens
 from timmybot_core.ports.metrics import AuthFailureReason, SecurityMetrics
 from timmybot_core.ports.oauth import OAuthClient
 from timmybot_core.ports.vault import TokenVault
 from timmybot_core.services.security_log import SecurityAuditLogger
-from timmybot_core.tokens import OAuthTokens, PlatformLink, UserTokens
 
 __all__ = ["RefreshOutcome", "SecureTokenService", "TokenSettings"]
 

@@ -39,12 +39,12 @@ from timmybot_adapters.aws import (
     SnsAlerter,
     TableNames,
 )
-from timmybot_core.audit_chain import record_hash
-from timmybot_core.errors import AlertDeliveryError, StoreUnavailable, VaultUnavailable
+from timmybot_core.domain.audit_chain import record_hash
+from timmybot_core.domain.errors import AlertDeliveryError, StoreUnavailable, VaultUnavailable
+from timmybot_core.domain.tokens import OAuthTokens, PlatformLink, UserTokens
 from timmybot_core.ports.access import Ban
 from timmybot_core.ports.alerts import Alert, Severity
 from timmybot_core.ports.audit import GENESIS_HASH, AuditKind, AuditRecord
-from timmybot_core.tokens import OAuthTokens, PlatformLink, UserTokens
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 US = timedelta(microseconds=1)

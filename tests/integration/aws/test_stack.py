@@ -49,6 +49,7 @@ from timmybot_adapters.otel import OtelSecurityMetrics
 from timmybot_adapters.otel.emf import DEFAULT_NAMESPACE
 from timmybot_adapters.otel.exporters import build_meter_provider
 from timmybot_bot.keys import parse_key
+from timmybot_core.domain.tokens import OAuthTokens, PlatformLink, UserTokens
 from timmybot_core.ports.access import Ban
 from timmybot_core.ports.alerts import Alert, Severity
 from timmybot_core.ports.audit import GENESIS_HASH, AuditKind, AuditRecord
@@ -56,7 +57,6 @@ from timmybot_core.ports.incidents import IncidentRecord
 from timmybot_core.ports.link_states import LinkState, TakeOutcome
 from timmybot_core.ports.metrics import AuthFailureReason
 from timmybot_core.ports.user_data import Preference
-from timmybot_core.tokens import OAuthTokens, PlatformLink, UserTokens
 
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "deploy" / "cloudformation" / "timmybot.yaml"

@@ -12,13 +12,13 @@ from typing import Any, Literal, overload
 
 import attrs
 
-from timmybot_core.injection import (
+from timmybot_core.safety.injection import (
     compile_forbidden_words,
     detection_forms,
     find_forbidden_word,
     find_injection,
 )
-from timmybot_core.text import (
+from timmybot_core.safety.text import (
     collapse_whitespace,
     fixed_point,
     limit_combining_marks,

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import attrs
 
-from timmybot_core.errors import VaultIntegrityError
+from timmybot_core.domain.errors import VaultIntegrityError
 
 __all__ = ["FORMAT_VERSION", "OAuthTokens", "PlatformLink", "UserTokens", "valid_platform"]
 

@@ -18,7 +18,7 @@ import html
 import re
 from urllib.parse import unquote
 
-from timmybot_core.text import collapse_whitespace, strip_invisible
+from timmybot_core.safety.text import collapse_whitespace, strip_invisible
 
 __all__ = ["detection_forms", "find_forbidden_word", "find_injection"]
 

@@ -12,22 +12,15 @@ following the seed design's three classes:
 
 ``docs/privacy.md`` (its generated section), the ``/privacy info`` reply and
 the data statement in every export are rendered from this table, so they
-cannot drift from it. Regenerate the page with::
-
-    python -m timmybot_core.privacy_doc --write docs/privacy.md
-
-``--check docs/privacy.md`` exits with status 1 when the page is stale, and
-``--markdown`` prints the generated section.
+cannot drift from it. The page's generator is a tool of the bot, not of the
+core: ``python -m timmybot_bot.privacy_doc --write docs/privacy.md``.
 """
 
 from __future__ import annotations
 
-import argparse
 import enum
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, Final
 
 import attrs
@@ -35,9 +28,7 @@ import attrs
 __all__ = [
     "CLASSIFICATION",
     "DEFAULT_AUDIT_RETENTION",
-    "END_MARKER",
     "NOT_COLLECTED",
-    "START_MARKER",
     "STORES",
     "DataClass",
     "NotCollected",
@@ -46,10 +37,7 @@ __all__ = [
     "StoredField",
     "data_statement",
     "fields_of",
-    "main",
-    "markdown_section",
     "privacy_info_text",
-    "replace_generated_section",
 ]
 
 DEFAULT_AUDIT_RETENTION: Final = timedelta(days=365)
@@ -586,12 +574,6 @@ RIGHTS: Final[tuple[tuple[str, str], ...]] = (
     ),
 )
 
-START_MARKER: Final = (
-    "<!-- BEGIN GENERATED: data classification. Edit timmybot_core/classification.py, "
-    "then run: python -m timmybot_core.privacy_doc --write docs/privacy.md -->"
-)
-END_MARKER: Final = "<!-- END GENERATED: data classification -->"
-
 _BY_STORE: Final = {store.name: store for store in STORES}
 
 
@@ -602,64 +584,9 @@ def fields_of(store: str) -> tuple[StoredField, ...]:
     return tuple(entry for entry in CLASSIFICATION if entry.store == store)
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def _days(period: timedelta) -> str:
     days = period / timedelta(days=1)
     return f"{days:g} days" if days != 1 else "1 day"
-
-
-def markdown_section() -> str:
-    """Return the generated part of ``docs/privacy.md`` (between the markers, exclusive)."""
-    lines = [
-        "### What is stored",
-        "",
-        "| store | field | class | purpose | kept for | on erasure | exported |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for entry in CLASSIFICATION:
-        store = _BY_STORE[entry.store]
-        lines.append(
-            "| "
-            + " | ".join(
-                _cell(cell)
-                for cell in (
-                    store.title,
-                    entry.field,
-                    entry.data_class.value,
-                    entry.purpose,
-                    entry.retention,
-                    entry.on_erasure.value,
-                    "yes" if entry.exported else "no",
-                )
-            )
-            + " |"
-        )
-    lines += ["", "### Where each store lives", "", "| store | where |", "|---|---|"]
-    lines += [f"| {_cell(store.title)} | {_cell(store.where)} |" for store in STORES]
-    lines += ["", "### Not collected", "", "| what | how it is avoided |", "|---|---|"]
-    lines += [f"| {_cell(item.what)} | {_cell(item.note)} |" for item in NOT_COLLECTED]
-    return "\n".join(lines) + "\n"
-
-
-def replace_generated_section(document: str, section: str | None = None) -> str:
-    """Return ``document`` with its generated section replaced by ``section``.
-
-    ``section`` defaults to :func:`markdown_section`. Raises ``ValueError``
-    if the markers are missing or out of order.
-    """
-    body = markdown_section() if section is None else section
-    start = document.find(START_MARKER)
-    end = document.find(END_MARKER)
-    if start < 0 or end < 0 or end < start:
-        raise ValueError(
-            "the document has no generated section: add the two marker lines "
-            f"{START_MARKER!r} and {END_MARKER!r}"
-        )
-    head = document[: start + len(START_MARKER)]
-    return f"{head}\n\n{body}\n{document[end:]}"
 
 
 def _group(entries: Iterable[StoredField]) -> list[str]:
@@ -720,39 +647,3 @@ def data_statement(*, audit_retention: timedelta = DEFAULT_AUDIT_RETENTION) -> d
         "legitimate_interest": LEGITIMATE_INTEREST,
         "rights": [{"right": right, "how": text} for right, text in RIGHTS],
     }
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print, check or rewrite the generated section of a Markdown page."""
-    parser = argparse.ArgumentParser(
-        prog="python -m timmybot_core.privacy_doc",
-        description="Render the data classification table.",
-    )
-    action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--markdown", action="store_true", help="print the generated section")
-    action.add_argument("--info", action="store_true", help="print the /privacy info reply")
-    action.add_argument("--check", type=Path, metavar="FILE", help="exit 1 if FILE is stale")
-    action.add_argument("--write", type=Path, metavar="FILE", help="rewrite FILE's section")
-    args = parser.parse_args(argv)
-    if args.markdown:
-        sys.stdout.write(markdown_section())
-        return 0
-    if args.info:
-        sys.stdout.write(privacy_info_text() + "\n")
-        return 0
-    path: Path = args.check or args.write
-    try:
-        document = path.read_text(encoding="utf-8")
-        updated = replace_generated_section(document)
-    except (OSError, ValueError) as error:
-        sys.stderr.write(f"{path}: {error}\n")
-        return 2
-    if args.check:
-        if updated != document:
-            sys.stderr.write(
-                f"{path} is stale: run python -m timmybot_core.privacy_doc --write {path}\n"
-            )
-            return 1
-        return 0
-    path.write_text(updated, encoding="utf-8")
-    return 0

@@ -13,8 +13,8 @@ from typing import Final
 
 import attrs
 
-from timmybot_core.text import collapse_whitespace, limit_combining_marks, strip_invisible
-from timmybot_core.urls import safe_url
+from timmybot_core.safety.text import collapse_whitespace, limit_combining_marks, strip_invisible
+from timmybot_core.safety.urls import safe_url
 
 __all__ = ["DiscordLimits", "ResponseSanitizer", "TrackInfo"]
 
@@ -127,7 +127,7 @@ class ResponseSanitizer:
     def validate_url(self, url: object) -> str | None:
         """Return the URL if it is ``https`` with a public host, else ``None``.
 
-        See :func:`timmybot_core.urls.safe_url` for the exact rules; plain
+        See :func:`timmybot_core.safety.urls.safe_url` for the exact rules; plain
         ``http`` is accepted only when the sanitizer was built with
         ``allow_http=True``.
         """
