@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, reject
 from hypothesis import strategies as st
 
-from timmybot_bot.cron import CronError, CronSchedule
+from timmybot_bot.runtime.cron import CronError, CronSchedule
 
 MINUTE = timedelta(minutes=1)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from timmybot_bot.cron import CronSchedule
-from timmybot_bot.settings import ConfigurationError, Settings
+from timmybot_bot.runtime.cron import CronSchedule
+from timmybot_bot.runtime.settings import ConfigurationError, Settings
 
 TOKEN = "canary-token-in-a-config-file.abc.def"
 

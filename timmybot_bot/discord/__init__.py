@@ -8,10 +8,10 @@ Entry point for the runtime (``__main__``)::
     await bot.run()      # until bot.close() is called or the task is cancelled
 
 - :func:`build_discord_bot` ``(services, *, on_starting=None, on_stopping=None)``
-  builds a :class:`DiscordBot` from the composed :class:`~timmybot_bot.bootstrap.Services`
+  builds a :class:`DiscordBot` from the composed :class:`~timmybot_bot.runtime.bootstrap.Services`
   (the token is ``services.settings.discord_token``; shards come from
   ``settings.shard_ids`` / ``settings.shard_count``). It connects nothing and
-  raises :class:`~timmybot_bot.settings.ConfigurationError` for a missing or
+  raises :class:`~timmybot_bot.runtime.settings.ConfigurationError` for a missing or
   malformed token.
 - ``on_starting`` and ``on_stopping`` are async callables without arguments.
   ``on_starting`` runs on hikari's ``StartingEvent``, before the shards
@@ -27,7 +27,7 @@ Entry point for the runtime (``__main__``)::
 
 What it does: every slash command (``/link``, ``/linked``, ``/unlink``,
 ``/search``, ``/privacy ...``, ``/admin ...``) forwards to
-:func:`~timmybot_bot.commands.run_command` with the console's command line;
+:func:`~timmybot_bot.app.handlers.run_command` with the console's command line;
 a lightbulb hook at the ``CHECKS`` step runs ``ServerAccessControl.check``
 first; an error handler answers every failure with a short ephemeral text;
 every message is sent with user, role and everyone mentions disabled.

@@ -31,10 +31,11 @@ import attrs
 import pytest
 
 from tests import aws_servers
-from timmybot_bot.bootstrap import Services, Settings, bootstrap
-from timmybot_bot.commands import Invocation, run_command
-from timmybot_bot.demo_provider import DemoOAuthProvider
-from timmybot_bot.web import WebServer, build_app
+from timmybot_bot.app.commands import Invocation
+from timmybot_bot.console.lines import run_command
+from timmybot_bot.demo.provider import DemoOAuthProvider
+from timmybot_bot.runtime.bootstrap import Services, Settings, bootstrap
+from timmybot_bot.web.server import WebServer, build_app
 from timmybot_core.ports.audit import AuditKind
 
 # Snowflake-sized IDs: "not in" checks on logs and alerts must be able to fail.

@@ -48,7 +48,7 @@ from timmybot_adapters.aws.tables import TTL_ATTRIBUTE
 from timmybot_adapters.otel import OtelSecurityMetrics
 from timmybot_adapters.otel.emf import DEFAULT_NAMESPACE
 from timmybot_adapters.otel.exporters import build_meter_provider
-from timmybot_bot.keys import parse_key
+from timmybot_bot.runtime.keys import parse_key
 from timmybot_core.domain.tokens import OAuthTokens, PlatformLink, UserTokens
 from timmybot_core.ports.access import Ban
 from timmybot_core.ports.alerts import Alert, Severity

@@ -1,6 +1,6 @@
 """What runs beside the commands: the web server and the scheduler.
 
-:class:`Runtime` starts both over one :class:`~timmybot_bot.bootstrap.Services`
+:class:`Runtime` starts both over one :class:`~timmybot_bot.runtime.bootstrap.Services`
 and stops them again. The Discord bot starts it on hikari's ``StartingEvent``
 and stops it on ``StoppingEvent``; the offline console starts it before
 reading its first line.
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 
-from timmybot_bot.bootstrap import Services
-from timmybot_bot.scheduler import Scheduler, build_jobs
-from timmybot_bot.timers import Sleeper
-from timmybot_bot.web import WebServer, build_web_app
+from timmybot_bot.runtime.bootstrap import Services
+from timmybot_bot.runtime.scheduler import Scheduler, build_jobs
+from timmybot_bot.runtime.timers import Sleeper
+from timmybot_bot.web.server import WebServer, build_web_app
 
 __all__ = ["Runtime", "WebServerUnavailable"]
 

@@ -3,17 +3,16 @@
 Each takes a :class:`Context` (the parsed arguments, the settings, the
 services and where to write) and returns the exit code; what cannot be done
 raises :class:`UsageProblem` (exit 2), :class:`OperationFailed` (exit 1) or
-:class:`~timmybot_bot.settings.ConfigurationError` (exit 3), which
-:func:`timmybot_bot.admin_cli.main` turns into one line on standard error.
+:class:`~timmybot_bot.runtime.settings.ConfigurationError` (exit 3), which
+:func:`timmybot_bot.cli.main.main` turns into one line on standard error.
 Text that came from a store goes through :func:`safe_text` before it reaches
 a terminal. The parser and the process around them are in
-:mod:`timmybot_bot.admin_cli`.
+:mod:`timmybot_bot.cli.main`.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,19 +23,44 @@ from typing import Any, Final, TextIO
 import attrs
 
 from timmybot_adapters.signing import Ed25519Signer
-from timmybot_bot.audit_commands import AuditQueryError, parse_audit_query
-from timmybot_bot.audit_keys import (
-    KEYRING_FILE,
-    SIGNING_KEY_FILE,
-    audit_keys,
-    load_keyring,
-    rotate_audit_signing_key,
+from timmybot_bot.app.audit_query import AuditQueryError, parse_audit_query
+from timmybot_bot.app.commands import (
+    AllowGuild,
+    Command,
+    DeclareIncident,
+    EraseUserData,
+    ExportUserData,
+    Invocation,
+    ListGuilds,
+    ListSwitches,
+    RekeyVault,
+    RemoveGuild,
+    RotateAuditKey,
+    RunRotation,
+    SwitchOff,
+    SwitchOn,
+    UnbanGuild,
+    VerifyAudit,
 )
-from timmybot_bot.bootstrap import Services, check_settings
-from timmybot_bot.keys import key_id_for, load_or_create_key, parse_key
-from timmybot_bot.progress import Progress
-from timmybot_bot.settings import Settings
-from timmybot_bot.vault_rekey import (
+from timmybot_bot.app.failures import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+)
+from timmybot_bot.app.failures import OperationFailed as AppOperationFailed
+from timmybot_bot.app.handlers.access import GuildChanged, Guilds, SwitchChanged, Switches
+from timmybot_bot.app.handlers.audit import KeyRotated
+from timmybot_bot.app.handlers.incidents import IncidentDeclared
+from timmybot_bot.app.handlers.privacy import Erasure, Export
+from timmybot_bot.app.handlers.tokens import Rekeyed, Rotated
+from timmybot_bot.cli.progress import Progress
+from timmybot_bot.runtime.audit_keys import KEYRING_FILE, SIGNING_KEY_FILE, load_keyring
+from timmybot_bot.runtime.bootstrap import Services, check_settings
+from timmybot_bot.runtime.keys import key_id_for, load_or_create_key, parse_key
+from timmybot_bot.runtime.settings import Settings
+from timmybot_bot.runtime.vault_rekey import (
     CURRENT_FILE,
     STAGED_FILE,
     NewKeySource,
@@ -44,25 +68,18 @@ from timmybot_bot.vault_rekey import (
     RekeyOutcome,
     RekeyUsageError,
     plan_rekey,
-    rekey_vault,
 )
 from timmybot_core import (
     AuditLog,
     AuditPage,
     AuditRecord,
-    DataDeletionError,
     ErasureReport,
-    Incident,
-    PseudonymKind,
-    Requester,
     SignedDigest,
-    StoreUnavailable,
-    Switch,
     SwitchState,
 )
 from timmybot_core.safety.text import strip_invisible
 from timmybot_core.services.audit import record_as_json
-from timmybot_core.services.audit_verify import VerificationReport, verify_log
+from timmybot_core.services.audit_verify import VerificationReport
 
 __all__ = [
     "EXIT_CONFIG",
@@ -97,20 +114,12 @@ __all__ = [
 ]
 
 PROG: Final = "timmybot-admin"
-EXIT_OK: Final = 0
-EXIT_FAILED: Final = 1
-EXIT_USAGE: Final = 2
-EXIT_CONFIG: Final = 3
 LOCAL_OPERATOR: Final = 0
 MAX_PAGE: Final = 500
 
-
-class UsageProblem(Exception):
-    """The command line asks for something that cannot be done as written (exit 2)."""
-
-
-class OperationFailed(Exception):
-    """The operation ran and failed; the message says how (exit 1)."""
+# The app layer's failures, under the names this module has always used.
+UsageProblem = UsageError
+OperationFailed = AppOperationFailed
 
 
 # -- output ------------------------------------------------------------------------
@@ -203,30 +212,22 @@ class Context:
         chosen: int | None = getattr(self.args, "as_user", None)
         return LOCAL_OPERATOR if chosen is None else chosen
 
-    async def record(
-        self, action: str, resource: str, details: Mapping[str, object] | None = None
-    ) -> bool:
-        """Record an admin action in the audit trail; ``False`` (and a warning) if it could not."""
-        services = self.svc
-        try:
-            os_user = getpass.getuser()
-        except (OSError, KeyError):
-            os_user = f"uid:{os.getuid()}"
-        who = services.pseudonymizer.pseudonymize(PseudonymKind.ADMIN, f"os:{os_user}")
-        try:
-            await services.audit.record_admin_action(
-                self.operator,
-                action,
-                resource,
-                {**dict(details or {}), "os_user": who},
-                source="cli",
-            )
-        except StoreUnavailable as error:
-            self.out.note(
-                f"warning: the action ran, but the audit trail could not record it ({error})"
-            )
-            return False
-        return True
+    @property
+    def invocation(self) -> Invocation:
+        """Who runs the commands: the operator at this machine's terminal."""
+        return Invocation(
+            user_id=self.operator, source="cli", trusted_operator=True, at_terminal=True
+        )
+
+    async def run(self, command: Command) -> Any:
+        """Run ``command`` through the application layer's bus."""
+        return await self.svc.bus.handle(command, self.invocation)
+
+    def unrecorded(self, recorded: bool) -> bool:
+        """Say on standard error when the audit trail could not record an action."""
+        if not recorded:
+            self.out.note("warning: the action ran, but the audit trail could not record it")
+        return recorded
 
 
 Handler = Callable[[Context], Awaitable[int]]
@@ -262,24 +263,16 @@ async def audit_query(ctx: Context) -> int:
     except AuditQueryError as error:
         raise UsageProblem(str(error)) from None
     if args.limit is not None:
-        query.limit = args.limit
+        query = attrs.evolve(query, limit=args.limit)
     elif args.all:
-        query.limit = MAX_PAGE
+        query = attrs.evolve(query, limit=MAX_PAGE)
     cursor = query.cursor
     shown = 0
     next_cursor: str | None = None
     opened = False
     while True:
         try:
-            page: AuditPage = await services.audit.get_audit_history(
-                query.start,
-                query.end,
-                admin_id=query.admin_id,
-                action=query.action,
-                kind=query.kind,
-                limit=query.limit,
-                cursor=cursor,
-            )
+            page: AuditPage = await ctx.run(attrs.evolve(query, cursor=cursor))
         except ValueError as error:
             # A malformed cursor: the only argument the store judges itself.
             raise UsageProblem(f"cursor: {error}") from None
@@ -390,17 +383,9 @@ async def audit_verify(ctx: Context) -> int:
         raise UsageProblem(str(error)) from None
     start = query.start if "since" in names else None
     end = query.end if "until" in names else None
-    # The same key ring the audit trail verifies with (bootstrap loaded it
-    # from the same settings); reading it again has no side effect.
-    _, ring = audit_keys(ctx.settings)
     with out.progress("verify", unit="writers") as progress:
-        report = await verify_log(
-            _ProgressLog(services.audit.log, progress),
-            ring,
-            start=start,
-            end=end,
-            now=services.clock.now(),
-            retention=services.audit.settings.retention,
+        report: VerificationReport = await ctx.run(
+            VerifyAudit(start=start, end=end, observe=lambda log: _ProgressLog(log, progress))
         )
     if out.json:
         out.data(_verification_json(report))
@@ -413,10 +398,8 @@ async def audit_verify(ctx: Context) -> int:
 
 async def audit_rotate_key(ctx: Context) -> int:
     """``audit rotate-key``: a new signing key; the old public key stays in the ring."""
-    old, new = rotate_audit_signing_key(ctx.settings)
-    recorded = await ctx.record(
-        "audit.rotate_key", "audit-signing-key", {"old_key_id": old, "new_key_id": new}
-    )
+    rotated: KeyRotated = await ctx.run(RotateAuditKey())
+    old, new, recorded = rotated.old_key_id, rotated.new_key_id, ctx.unrecorded(rotated.recorded)
     if ctx.out.json:
         ctx.out.data({"old_key_id": old, "new_key_id": new})
     else:
@@ -430,10 +413,6 @@ async def audit_rotate_key(ctx: Context) -> int:
 
 
 # -- users -------------------------------------------------------------------------
-
-
-def _user_resource(services: Services, user_id: int) -> str:
-    return f"user:{services.pseudonymizer.pseudonymize(PseudonymKind.USER, user_id)}"
 
 
 def _write_export(path: Path, document: Mapping[str, Any]) -> None:
@@ -477,18 +456,16 @@ def _export_lines(document: Mapping[str, Any]) -> list[str]:
 
 async def user_export(ctx: Context) -> int:
     """``user export``: everything kept about a user (never a token), as owner."""
-    services, out, args = ctx.svc, ctx.out, ctx.args
+    out, args = ctx.out, ctx.args
     if args.output is not None and (args.output.exists() or args.output.is_symlink()):
         # Checked first: a refused export must not be recorded as made.
         raise UsageProblem(f"--output {args.output} exists; choose a new file name")
-    document = await services.retention.export_user_data(args.user_id, Requester.OWNER)
+    export: Export = await ctx.run(
+        ExportUserData(user_id=args.user_id, to_file=args.output is not None)
+    )
+    document, recorded = export.document, ctx.unrecorded(export.recorded)
     if args.output is not None:
         _write_export(args.output, document)
-    recorded = await ctx.record(
-        "user.export",
-        _user_resource(services, args.user_id),
-        {"to": "file" if args.output is not None else "stdout"},
-    )
     if out.json and args.output is None:
         out.data(document)
     elif out.json:
@@ -518,7 +495,7 @@ def _erasure_json(report: ErasureReport) -> dict[str, object]:
 
 async def user_delete(ctx: Context) -> int:
     """``user delete``: erase a user's data after confirmation; exit 1 if a store failed."""
-    services, out, args = ctx.svc, ctx.out, ctx.args
+    out, args = ctx.out, ctx.args
     user_id: int = args.user_id
     question = (
         f"Erase everything stored about user {user_id}: tokens (revoked at the platforms "
@@ -528,22 +505,9 @@ async def user_delete(ctx: Context) -> int:
     if not out.confirm(question, expected=str(user_id), yes=args.yes):
         out.note("cancelled: nothing was deleted")
         return EXIT_FAILED
-    report: ErasureReport | None
-    problem: str | None = None
     async with out.progress("erasing").spinning():
-        try:
-            report = await services.retention.delete_user_data(user_id, Requester.OWNER)
-        except DataDeletionError as error:
-            report, problem = error.report, str(error)
-    recorded = await ctx.record(
-        "user.delete",
-        _user_resource(services, user_id),
-        {
-            "outcome": "complete" if problem is None else "incomplete",
-            "deleted": report.deleted if report is not None else 0,
-            "failed": list(report.failed) if report is not None else [],
-        },
-    )
+        erasure: Erasure = await ctx.run(EraseUserData(user_id=user_id))
+    report, problem, recorded = erasure.report, erasure.problem, ctx.unrecorded(erasure.recorded)
     if out.json:
         out.data(_erasure_json(report) if report is not None else {"ok": False})
     else:
@@ -562,57 +526,47 @@ async def user_delete(ctx: Context) -> int:
 
 async def guild_allow(ctx: Context) -> int:
     """``guild allow``: allowlist a guild and lift any ban on it."""
-    guild_id: int = ctx.args.guild_id
-    added = await ctx.svc.access.allow_guild(guild_id, actor=ctx.operator)
-    outcome = "is now allowed" if added else "was already allowed"
-    recorded = await ctx.record("guild.allow", f"guild:{guild_id}", {"changed": added})
-    _say(ctx, f"Guild {guild_id} {outcome}.", {"guild_id": str(guild_id), "changed": added})
-    return EXIT_OK if recorded else EXIT_FAILED
+    done: GuildChanged = await ctx.run(AllowGuild(guild_id=ctx.args.guild_id))
+    outcome = "is now allowed" if done.changed else "was already allowed"
+    _say(ctx, f"Guild {done.guild_id} {outcome}.", _guild_json(done))
+    return EXIT_OK if ctx.unrecorded(done.recorded) else EXIT_FAILED
 
 
 async def guild_remove(ctx: Context) -> int:
     """``guild remove``: take a guild off the allowlist (exit 1 if configuration allows it)."""
-    guild_id: int = ctx.args.guild_id
-    access = ctx.svc.access
-    removed = await access.remove_guild(guild_id, actor=ctx.operator)
-    recorded = await ctx.record("guild.remove", f"guild:{guild_id}", {"changed": removed})
-    configured = guild_id in access.settings.allowed_guilds
-    if configured:
+    done: GuildChanged = await ctx.run(RemoveGuild(guild_id=ctx.args.guild_id))
+    guild_id = done.guild_id
+    if done.configured:
         text = (
             f"Guild {guild_id} is allowed by configuration (TIMMYBOT_ALLOWED_GUILDS); "
             "remove it there."
         )
     else:
-        text = f"Guild {guild_id} {'was removed from' if removed else 'was not on'} the allowlist."
-    _say(
-        ctx,
-        text,
-        {"guild_id": str(guild_id), "changed": removed, "allowed_by_configuration": configured},
-    )
-    if configured:
+        verb = "was removed from" if done.changed else "was not on"
+        text = f"Guild {guild_id} {verb} the allowlist."
+    _say(ctx, text, {**_guild_json(done), "allowed_by_configuration": done.configured})
+    recorded = ctx.unrecorded(done.recorded)
+    if done.configured:
         return EXIT_FAILED
     return EXIT_OK if recorded else EXIT_FAILED
 
 
 async def guild_unban(ctx: Context) -> int:
     """``guild unban``: lift a guild's ban and forget its attempts."""
-    guild_id: int = ctx.args.guild_id
-    lifted = await ctx.svc.access.unban(guild_id, actor=ctx.operator)
-    recorded = await ctx.record("guild.unban", f"guild:{guild_id}", {"changed": lifted})
-    _say(
-        ctx,
-        f"Guild {guild_id} {'is unbanned' if lifted else 'was not banned'}.",
-        {"guild_id": str(guild_id), "changed": lifted},
-    )
-    return EXIT_OK if recorded else EXIT_FAILED
+    done: GuildChanged = await ctx.run(UnbanGuild(guild_id=ctx.args.guild_id))
+    outcome = "is unbanned" if done.changed else "was not banned"
+    _say(ctx, f"Guild {done.guild_id} {outcome}.", _guild_json(done))
+    return EXIT_OK if ctx.unrecorded(done.recorded) else EXIT_FAILED
+
+
+def _guild_json(done: GuildChanged) -> dict[str, object]:
+    return {"guild_id": str(done.guild_id), "changed": done.changed}
 
 
 async def guild_list(ctx: Context) -> int:
     """``guild list``: the allowed guilds and the active bans."""
-    access = ctx.svc.access
-    allowed = await access.list_allowed_guilds()
-    bans = await access.list_bans()
-    configured = access.settings.allowed_guilds
+    guilds: Guilds = await ctx.run(ListGuilds())
+    allowed, bans, configured = guilds.allowed, guilds.bans, guilds.configured
     if ctx.out.json:
         ctx.out.data(
             {
@@ -680,8 +634,8 @@ def _switch_line(state: SwitchState, now: datetime) -> str:
 
 async def switch_list(ctx: Context) -> int:
     """``switch list``: each process-wide switch and why it is on."""
-    access, now = ctx.svc.access, ctx.svc.clock.now()
-    states = [await access.switch_state(switch) for switch in Switch]
+    switches: Switches = await ctx.run(ListSwitches())
+    states, now = switches.states, switches.now
     if ctx.out.json:
         ctx.out.data({"switches": [_switch_json(state, now) for state in states]})
     else:
@@ -690,36 +644,27 @@ async def switch_list(ctx: Context) -> int:
     return EXIT_OK
 
 
-async def _switch_set(ctx: Context, *, on: bool) -> int:
-    services, args = ctx.svc, ctx.args
-    switch: Switch = args.switch
-    reason = services.sanitizer.sanitize_string(args.reason or "") if on else None
-    duration: timedelta | None = getattr(args, "duration", None) if on else None
-    state = await services.access.set_switch(
-        switch, on, reason=reason or None, actor=ctx.operator, duration=duration
-    )
-    recorded = await ctx.record(
-        f"switch.{'on' if on else 'off'}",
-        f"switch:{switch.value}",
-        {"reason": reason, "for_seconds": duration.total_seconds() if duration else None},
-    )
-    now = services.clock.now()
+async def _switch_set(ctx: Context, command: SwitchOn | SwitchOff) -> int:
+    changed: SwitchChanged = await ctx.run(command)
     if ctx.out.json:
-        ctx.out.data(_switch_json(state, now))
+        ctx.out.data(_switch_json(changed.state, changed.now))
     else:
-        ctx.out.line(_switch_line(state, now))
+        ctx.out.line(_switch_line(changed.state, changed.now))
         ctx.out.line("Every bot process obeys it within a few seconds.")
-    return EXIT_OK if recorded else EXIT_FAILED
+    return EXIT_OK if ctx.unrecorded(changed.recorded) else EXIT_FAILED
 
 
 async def switch_on(ctx: Context) -> int:
     """``switch on``: turn a switch on for every process, optionally for a while."""
-    return await _switch_set(ctx, on=True)
+    args = ctx.args
+    return await _switch_set(
+        ctx, SwitchOn(switch=args.switch, reason=args.reason, duration=args.duration)
+    )
 
 
 async def switch_off(ctx: Context) -> int:
     """``switch off``: turn a switch off for every process."""
-    return await _switch_set(ctx, on=False)
+    return await _switch_set(ctx, SwitchOff(switch=ctx.args.switch))
 
 
 # -- vault -------------------------------------------------------------------------
@@ -763,7 +708,7 @@ def _rekey_summary(ctx: Context, outcome: RekeyOutcome) -> list[str]:
 
 
 async def vault_rekey(ctx: Context) -> int:
-    """``vault rekey``: move the vault to a new key (see :mod:`timmybot_bot.vault_rekey`)."""
+    """``vault rekey``: move the vault to a new key (:mod:`timmybot_bot.runtime.vault_rekey`)."""
     settings, out, args = ctx.settings, ctx.out, ctx.args
     source = NewKeySource(file=args.new_key_file, env=args.new_key_env, generate=args.generate)
     try:
@@ -796,34 +741,11 @@ async def vault_rekey(ctx: Context) -> int:
         bar.update(done, total=total)
 
     try:
-        outcome = await rekey_vault(settings, plan, batch=args.batch, report=report)
-    except RekeyUsageError as error:
-        raise UsageProblem(str(error)) from None
-    except (RekeyError, StoreUnavailable) as error:
-        await ctx.record(
-            "vault.rekey",
-            "vault",
-            {"old_key_id": plan.old_key_id, "new_key_id": plan.new_key_id, "outcome": "failed"},
-        )
-        raise OperationFailed(
-            f"{error} (records re-encrypted so far stay done: run the same command again to finish)"
-        ) from None
+        rekeyed: Rekeyed = await ctx.run(RekeyVault(plan=plan, batch=args.batch, report=report))
     finally:
         for bar in bars.values():
             bar.close()
-    recorded = await ctx.record(
-        "vault.rekey",
-        "vault",
-        {
-            "old_key_id": outcome.old_key_id,
-            "new_key_id": outcome.new_key_id,
-            "records": outcome.records,
-            "preferences": outcome.preferences,
-            "promoted": outcome.promoted,
-            "outcome": "complete" if outcome.ok else "incomplete",
-            "damaged": len(outcome.damaged),
-        },
-    )
+    outcome, recorded = rekeyed.outcome, ctx.unrecorded(rekeyed.recorded)
     if out.json:
         out.data(outcome.as_dict())
     else:
@@ -837,11 +759,11 @@ async def vault_rekey(ctx: Context) -> int:
 
 async def rotation_run(ctx: Context) -> int:
     """``rotation run``: refresh expiring tokens now; exit 1 if one failed or it is paused."""
-    services, out = ctx.svc, ctx.out
+    out = ctx.out
     within: timedelta = ctx.args.within
     async with out.progress("rotating tokens").spinning():
-        report = await services.rotation.rotate_expiring(within)
-    recorded = await ctx.record("rotation.run", "tokens", report.as_dict())
+        rotated: Rotated = await ctx.run(RunRotation(within=within))
+    report, recorded = rotated.report, ctx.unrecorded(rotated.recorded)
     if out.json:
         out.data(report.as_dict())
     elif report.paused:
@@ -859,27 +781,18 @@ async def rotation_run(ctx: Context) -> int:
 
 async def incident_declare(ctx: Context) -> int:
     """``incident declare``: run a severity's playbook; exit 1 if a step failed."""
-    services, out, args = ctx.svc, ctx.out, ctx.args
-    try:
-        incident = Incident(
-            severity=args.severity,
-            title=" ".join(args.title),
-            description=args.description or "",
-            declared_by=ctx.operator,
-        )
-    except ValueError as error:
-        raise UsageProblem(str(error)) from None
-    async with out.progress(f"{incident.severity.value} playbook").spinning():
-        report = await services.incidents.handle(incident)
-    recorded = await ctx.record(
-        "incident.declare",
-        "incidents",
-        {
-            "incident_id": report.incident_id,
-            "severity": report.severity.value,
-            "failed_steps": list(report.failed_steps),
-        },
-    )
+    out, args = ctx.out, ctx.args
+    title = " ".join(args.title)
+    async with out.progress(f"{args.severity.value} playbook").spinning():
+        try:
+            declared: IncidentDeclared = await ctx.run(
+                DeclareIncident(
+                    severity=args.severity, title=title, description=args.description or ""
+                )
+            )
+        except ValueError as error:
+            raise UsageProblem(str(error)) from None
+    report, recorded = declared.report, ctx.unrecorded(declared.recorded)
     if out.json:
         out.data(
             {

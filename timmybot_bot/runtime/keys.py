@@ -17,7 +17,7 @@ import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
-from timmybot_bot.settings import ConfigurationError
+from timmybot_bot.runtime.settings import ConfigurationError
 
 __all__ = ["key_id_for", "load_or_create_key", "parse_key"]
 

@@ -11,15 +11,19 @@ import asyncio
 import sys
 from typing import TextIO
 
-from timmybot_bot.bootstrap import Services
-from timmybot_bot.commands import COMMANDS, Confirmation, Invocation, Reply, run_command
+from timmybot_bot.app.commands import Invocation
+from timmybot_bot.app.replies import Confirmation, Reply
+from timmybot_bot.console.lines import COMMANDS, run_command
+from timmybot_bot.runtime.bootstrap import Services
 
 __all__ = ["OfflineConsole"]
 
 PROMPT = "timmybot> "
 CONFIRM_PROMPT = "Type yes to confirm (anything else cancels):"
 _QUIT = frozenset({"quit", "exit"})
-LOCAL_OPERATOR = Invocation(user_id=0, guild_id=None, trusted_operator=True, source="console")
+LOCAL_OPERATOR = Invocation(
+    user_id=0, guild_id=None, trusted_operator=True, source="console", at_terminal=True
+)
 
 
 class OfflineConsole:

@@ -25,10 +25,12 @@ from timmybot_adapters.memory import (
     MemoryTokenVault,
     MemoryUserDataStore,
 )
-from timmybot_bot.audit_keys import audit_keys
-from timmybot_bot.keys import key_id_for, load_or_create_key, parse_key
-from timmybot_bot.settings import ConfigurationError, Settings
-from timmybot_bot.vault_rekey import running_vault_keys
+from timmybot_bot.app.messagebus import MessageBus
+from timmybot_bot.app.recorder import AdminRecorder
+from timmybot_bot.runtime.audit_keys import audit_keys
+from timmybot_bot.runtime.keys import key_id_for, load_or_create_key, parse_key
+from timmybot_bot.runtime.settings import ConfigurationError, Settings
+from timmybot_bot.runtime.vault_rekey import running_vault_keys
 from timmybot_core import (
     AccessPolicyStore,
     AccessSettings,
@@ -91,6 +93,8 @@ class Services:
 
     settings: Settings
     clock: Clock
+    #: Runs every use case: guard, admin check, handler (see :mod:`timmybot_bot.app`).
+    bus: MessageBus
     validator: InputValidator
     sanitizer: ResponseSanitizer
     pseudonymizer: Pseudonymizer = attrs.field(repr=False)
@@ -530,10 +534,35 @@ def bootstrap(
     music_catalog = (
         catalog if catalog is not None else _catalog(settings, extra_providers, clock, closers)
     )
+    validator = InputValidator(_policy(settings))
+    # Each handler receives the services it names, and nothing else.
+    bus = MessageBus(
+        access=access,
+        security_log=security_log,
+        metrics=metrics,
+        admin_role_ids=settings.admin_role_ids,
+        dependencies={
+            "settings": settings,
+            "clock": clock,
+            "validator": validator,
+            "sanitizer": sanitizer,
+            "security_log": security_log,
+            "access": access,
+            "incidents": incidents,
+            "tokens": tokens,
+            "links": links,
+            "rotation": rotation,
+            "catalog": music_catalog,
+            "audit": audit,
+            "retention": retention,
+            "recorder": AdminRecorder(audit, pseudonymizer),
+        },
+    )
     return Services(
         settings=settings,
         clock=clock,
-        validator=InputValidator(_policy(settings)),
+        bus=bus,
+        validator=validator,
         sanitizer=sanitizer,
         pseudonymizer=pseudonymizer,
         security_log=security_log,

@@ -1,4 +1,4 @@
-"""Render the data classification into docs: ``python -m timmybot_bot.privacy_doc``.
+"""Render the data classification into docs: ``python -m timmybot_bot.cli.privacy_doc``.
 
 ``--write docs/privacy.md`` regenerates the page's generated section,
 ``--check docs/privacy.md`` exits with status 1 when it is stale,
@@ -26,7 +26,7 @@ __all__ = ["END_MARKER", "START_MARKER", "main", "markdown_section", "replace_ge
 
 START_MARKER: Final = (
     "<!-- BEGIN GENERATED: data classification. Edit timmybot_core/domain/classification.py, "
-    "then run: python -m timmybot_bot.privacy_doc --write docs/privacy.md -->"
+    "then run: python -m timmybot_bot.cli.privacy_doc --write docs/privacy.md -->"
 )
 END_MARKER: Final = "<!-- END GENERATED: data classification -->"
 
@@ -91,7 +91,7 @@ def replace_generated_section(document: str, section: str | None = None) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Print, check or rewrite the generated section of a Markdown page."""
     parser = argparse.ArgumentParser(
-        prog="python -m timmybot_bot.privacy_doc",
+        prog="python -m timmybot_bot.cli.privacy_doc",
         description="Render the data classification table.",
     )
     action = parser.add_mutually_exclusive_group(required=True)
@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check:
         if updated != document:
             sys.stderr.write(
-                f"{path} is stale: run python -m timmybot_bot.privacy_doc --write {path}\n"
+                f"{path} is stale: run python -m timmybot_bot.cli.privacy_doc --write {path}\n"
             )
             return 1
         return 0

@@ -2,7 +2,7 @@
 
 It reads the same settings as the bot (``TIMMYBOT_*`` variables and an
 optional TOML file, ``--config``), builds the same services with
-:func:`~timmybot_bot.bootstrap.bootstrap`, runs one command and exits::
+:func:`~timmybot_bot.runtime.bootstrap.bootstrap`, runs one command and exits::
 
     timmybot-admin audit query kind:admin since:7d --all
     timmybot-admin audit verify
@@ -41,8 +41,8 @@ from typing import Any, Final, TextIO
 
 import attrs
 
-from timmybot_bot import admin_commands as commands
-from timmybot_bot.admin_commands import (
+from timmybot_bot.cli import commands
+from timmybot_bot.cli.commands import (
     EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_OK,
@@ -56,8 +56,8 @@ from timmybot_bot.admin_commands import (
     UsageProblem,
     safe_text,
 )
-from timmybot_bot.bootstrap import bootstrap
-from timmybot_bot.settings import MAX_SNOWFLAKE, ConfigurationError, Settings
+from timmybot_bot.runtime.bootstrap import bootstrap
+from timmybot_bot.runtime.settings import MAX_SNOWFLAKE, ConfigurationError, Settings
 from timmybot_core import Severity, StoreUnavailable, Switch, TimmyBotError
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]

@@ -49,15 +49,15 @@ from typing import TYPE_CHECKING, Final, Self
 
 import attrs
 
-from timmybot_bot.cron import CronSchedule
-from timmybot_bot.failures import describe
-from timmybot_bot.timers import ClockSleeper, Sleeper
+from timmybot_bot.app.failures import describe
+from timmybot_bot.runtime.cron import CronSchedule
+from timmybot_bot.runtime.timers import ClockSleeper, Sleeper
 from timmybot_core.domain.clock import Clock
 from timmybot_core.domain.errors import StoreUnavailable
 from timmybot_core.ports.access import AccessPolicyStore
 
 if TYPE_CHECKING:
-    from timmybot_bot.bootstrap import Services
+    from timmybot_bot.runtime.bootstrap import Services
 
 __all__ = [
     "JOB_CLEANUP",
@@ -149,7 +149,7 @@ class Scheduler:
         store: The shared store of leases and job records.
         clock: The clock the schedules are read against (UTC).
         sleeper: Waits for moments of ``clock``; by default a
-            :class:`~timmybot_bot.timers.ClockSleeper` on ``clock``.
+            :class:`~timmybot_bot.runtime.timers.ClockSleeper` on ``clock``.
         holder: This process's name in leases (default:
             :func:`default_holder`). Distinct processes need distinct names.
         lease_ttl: How long a lease lasts without renewal; a run renews

@@ -47,8 +47,8 @@ from timmybot_adapters.sqlite import (
     VaultKeys,
 )
 from timmybot_adapters.sqlite.crypto import KEY_BYTES
-from timmybot_bot.keys import key_id_for, load_or_create_key, parse_key
-from timmybot_bot.settings import ConfigurationError, Settings
+from timmybot_bot.runtime.keys import key_id_for, load_or_create_key, parse_key
+from timmybot_bot.runtime.settings import ConfigurationError, Settings
 from timmybot_core.domain.errors import StoreUnavailable, VaultIntegrityError
 
 __all__ = [

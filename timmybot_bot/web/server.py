@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from aiohttp import web
 
-from timmybot_bot.failures import describe
+from timmybot_bot.app.failures import describe
 from timmybot_core.domain.errors import LinkError, OAuthError, StoreUnavailable
 from timmybot_core.ports.access import Switch
 from timmybot_core.services.linking import AccountLinkService
 
 if TYPE_CHECKING:
-    from timmybot_bot.bootstrap import Services
+    from timmybot_bot.runtime.bootstrap import Services
 
 __all__ = [
     "CALLBACK_PATH",

@@ -36,9 +36,9 @@ __all__ = [
     "split_platform_option",
 ]
 
-#: The optional leading ``platform:<name>`` of ``/search`` (Discord's option, as text).
+#: The optional leading ``platform:<name>`` of the console's ``/search``.
 PLATFORM_OPTION: Final = "platform:"
-_PLATFORM_PREFIX = re.compile(r"^\s*platform:(\S*)", re.IGNORECASE)
+_PLATFORM_PREFIX = re.compile(r"^\s*platform:(\S+)", re.IGNORECASE)
 # "scheme://": after a scheme, ':' becomes U+2236 RATIO, which no client
 # parses as a URL, so "http://evil" in a title stays text.
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):(?=//)")
@@ -54,11 +54,12 @@ _QUERY_LIMIT: Final = 100
 
 
 def split_platform_option(args: str) -> tuple[str | None, str]:
-    """Split ``"platform:spotify halo"`` into ``("spotify", "halo")``.
+    """Split the console's ``"platform:spotify halo"`` into ``("spotify", "halo")``.
 
-    Only a leading ``platform:`` counts, so a query that merely contains the
-    word is searched as typed. The platform is lower-cased; an empty one
-    (``"platform: halo"``) comes back as ``""``, for the caller to refuse.
+    Only a leading ``platform:`` with a name right after the colon counts, so
+    a query that merely contains the word, or ``"platform: halo"``, is
+    searched as typed. The platform is lower-cased. (Discord has a typed
+    option for the platform and never comes here.)
     """
     match = _PLATFORM_PREFIX.match(args)
     if match is None:

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from timmybot_core import AuditKind, AuditPage, AuditRecord
+from timmybot_bot.app.commands import QueryAudit
+from timmybot_core import AuditKind, AuditPage, AuditRecord, ResponseSanitizer
 from timmybot_core.services.access_control import MAX_SNOWFLAKE
 
-if TYPE_CHECKING:
-    from timmybot_bot.bootstrap import Services
-
 __all__ = [
-    "AuditQuery",
     "AuditQueryError",
     "parse_audit_query",
     "render_page",
@@ -37,41 +34,6 @@ class AuditQueryError(ValueError):
     """An ``/admin audit`` argument is malformed; the message says how to write it."""
 
 
-class AuditQuery:
-    """Parsed filters of ``/admin audit query`` and ``/admin audit verify``."""
-
-    def __init__(
-        self,
-        *,
-        start: datetime,
-        end: datetime,
-        kind: AuditKind | None = None,
-        action: str | None = None,
-        admin_id: int | None = None,
-        limit: int = 10,
-        cursor: str | None = None,
-    ) -> None:
-        self.start = start
-        self.end = end
-        self.kind = kind
-        self.action = action
-        self.admin_id = admin_id
-        self.limit = limit
-        self.cursor = cursor
-
-    async def page(self, services: Services) -> AuditPage:
-        """Run the query against the audit trail."""
-        return await services.audit.get_audit_history(
-            self.start,
-            self.end,
-            admin_id=self.admin_id,
-            action=self.action,
-            kind=self.kind,
-            limit=self.limit,
-            cursor=self.cursor,
-        )
-
-
 def _moment(name: str, value: str, now: datetime) -> datetime:
     match = _DURATION.match(value)
     if match:
@@ -87,8 +49,8 @@ def _moment(name: str, value: str, now: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def parse_audit_query(words: list[str], *, now: datetime, default_limit: int = 10) -> AuditQuery:
-    """Parse ``name:value`` words into an :class:`AuditQuery`.
+def parse_audit_query(words: list[str], *, now: datetime, default_limit: int = 10) -> QueryAudit:
+    """Parse ``name:value`` words into a :class:`~timmybot_bot.app.commands.QueryAudit`.
 
     Raises ``AuditQueryError`` naming the filter that is wrong and how to write it.
     """
@@ -130,21 +92,21 @@ def parse_audit_query(words: list[str], *, now: datetime, default_limit: int = 1
     )
     if end <= start:
         raise AuditQueryError("until: must be after since.")
-    return AuditQuery(
+    return QueryAudit(
         start=start,
         end=end,
         kind=kind,
-        action=values.get("action"),
+        action_name=values.get("action"),
         admin_id=admin_id,
         limit=limit,
         cursor=values.get("cursor"),
     )
 
 
-def _line(services: Services, record: AuditRecord) -> str:
+def _line(sanitizer: ResponseSanitizer, record: AuditRecord) -> str:
     who = record.actor or record.subject or "-"
     short = who if len(who) <= 14 else who[:14] + "…"
-    clean = services.sanitizer.for_discord
+    clean = sanitizer.for_discord
     parts = [
         f"{record.timestamp:%Y-%m-%d %H:%M:%S}",
         record.kind.value,
@@ -158,21 +120,21 @@ def _line(services: Services, record: AuditRecord) -> str:
     return " ".join(parts)
 
 
-def render_page(services: Services, page: AuditPage, *, title: str) -> str:
+def render_page(sanitizer: ResponseSanitizer, page: AuditPage, *, title: str) -> str:
     """Return a page of records as reply text, newest first, with the next page's cursor."""
     if not page.records:
         return f"{title}: no audit records match."
     lines = [f"{title} (newest first, UTC):"]
-    lines += [f"• {_line(services, record)}" for record in page.records]
+    lines += [f"• {_line(sanitizer, record)}" for record in page.records]
     if page.next_cursor is not None:
         lines.append(f"More: add cursor:{page.next_cursor}")
     return "\n".join(lines)
 
 
-def render_verification(services: Services, report_text: str, problems: list[str]) -> str:
+def render_verification(sanitizer: ResponseSanitizer, report_text: str, problems: list[str]) -> str:
     """Return a verification report as reply text (at most 10 problems listed)."""
     lines = [report_text]
-    lines += [f"  ✗ {services.sanitizer.for_discord(p, limit=200)}" for p in problems[:10]]
+    lines += [f"  ✗ {sanitizer.for_discord(p, limit=200)}" for p in problems[:10]]
     if len(problems) > 10:
         lines.append(f"  … and {len(problems) - 10} more (timmybot-admin audit verify lists all)")
     return "\n".join(lines)

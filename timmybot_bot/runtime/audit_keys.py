@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from timmybot_adapters.signing import Ed25519KeyRing, Ed25519Signer
-from timmybot_bot.keys import load_or_create_key, parse_key
-from timmybot_bot.settings import ConfigurationError, Settings
+from timmybot_bot.runtime.keys import load_or_create_key, parse_key
+from timmybot_bot.runtime.settings import ConfigurationError, Settings
 
 __all__ = ["KEYRING_FILE", "SIGNING_KEY_FILE", "audit_keys", "rotate_audit_signing_key"]
 

@@ -1,0 +1,311 @@
+"""``python -m timmybot_bot``: start TimmyBot on the configured backend.
+
+1. Read the settings: ``TIMMYBOT_*`` environment variables over an optional
+   TOML file (``--config PATH`` or ``TIMMYBOT_CONFIG_FILE``). Every error
+   names the setting and exits with status 2; no secret is printed.
+   ``--check-config`` stops here and prints the settings.
+2. Compose the services (``bootstrap``) and open every store at once, so a
+   damaged or too-new database stops the start (status 1) instead of
+   failing the first command.
+3. With a Discord token, run the Discord bot; the web server and the
+   scheduler start on hikari's ``StartingEvent`` and stop on its
+   ``StoppingEvent``. Without one, start them and run the offline console.
+4. On SIGTERM or SIGINT, stop cleanly: the bot disconnects (or the console
+   stops reading), the scheduler and web server stop, and the services
+   close (stores, exporters, the audit trail's final digest). SIGTERM exits
+   with status 0, SIGINT with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import queue
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from timmybot_bot.app.commands import Invocation
+from timmybot_bot.console.offline import LOCAL_OPERATOR, OfflineConsole
+from timmybot_bot.runtime.background import Runtime, WebServerUnavailable
+from timmybot_bot.runtime.bootstrap import Services, bootstrap, check_settings
+from timmybot_bot.runtime.settings import MAX_SNOWFLAKE, ConfigurationError, Settings
+from timmybot_core.domain.errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from timmybot_bot.demo.provider import DemoOAuthProvider
+
+__all__ = ["main"]
+
+log = logging.getLogger("timmybot")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIGURATION = 2
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m timmybot_bot",
+        description=(
+            "Run TimmyBot. Settings come from TIMMYBOT_* environment variables and an "
+            "optional TOML file (see docs/configuration.md). With DISCORD_TOKEN set the bot "
+            "joins Discord; without it the offline console starts and reads commands such "
+            "as '/search <query>' from standard input."
+        ),
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="read settings from this TOML file (default: $TIMMYBOT_CONFIG_FILE, if set); "
+        "environment variables override it",
+    )
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate the settings, print them (secrets hidden) and exit",
+    )
+    parser.add_argument(
+        "--guild",
+        type=_snowflake,
+        metavar="ID",
+        help="console: run commands as if in this guild (default: the local operator, "
+        "whom the access guard does not stop)",
+    )
+    parser.add_argument(
+        "--demo-provider",
+        action="store_true",
+        help="console: start a local OAuth provider on 127.0.0.1 so /link demo can be "
+        "tried end to end without the internet",
+    )
+    parser.add_argument(
+        "--user",
+        type=_snowflake,
+        metavar="ID",
+        help="console: run commands as this user (default with --guild: user 1)",
+    )
+    return parser
+
+
+def _snowflake(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= MAX_SNOWFLAKE:
+        raise argparse.ArgumentTypeError(f"must be a Discord ID (a positive integer), got {text!r}")
+    return int(text)
+
+
+def _invocation(guild: int | None, user: int | None) -> Invocation:
+    if guild is None and user is None:
+        return LOCAL_OPERATOR
+    return Invocation(
+        guild_id=guild,
+        user_id=user if user is not None else 1,
+        source="console",
+        at_terminal=True,
+    )
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"timmybot: {message}", file=sys.stderr)
+    return status
+
+
+class _StdinPump:
+    """Lines of standard input, readable in a way shutdown can interrupt.
+
+    A daemon thread reads the real stream; :meth:`readline` takes its lines
+    from a queue, and :meth:`close` ends it with an end of input. A thread
+    blocked on the terminal would otherwise keep the process alive after a
+    SIGTERM until someone pressed Enter.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, name="timmybot-stdin", daemon=True).start()
+
+    def _pump(self) -> None:
+        try:
+            while line := self._stream.readline():
+                self._lines.put(line)
+        except (OSError, ValueError):
+            pass  # a closed or broken stream ends the input like EOF
+        self._lines.put("")
+
+    def readline(self) -> str:
+        """Return the next line, or ``""`` at the end of input."""
+        line = self._lines.get()
+        if not line:
+            self._lines.put("")  # every later call sees the end too
+        return line
+
+    def close(self) -> None:
+        """End the input now."""
+        self._lines.put("")
+
+    def isatty(self) -> bool:
+        """Tell whether the real stream is a terminal."""
+        return self._stream.isatty()
+
+
+class _Shutdown:
+    """Turns SIGTERM and SIGINT into a clean stop of whatever is running."""
+
+    def __init__(self) -> None:
+        self.signal: signal.Signals | None = None
+        self._on_signal: Callable[[], None] | None = None
+
+    def install(self, on_signal: Callable[[], None]) -> None:
+        """Call ``on_signal`` on the first SIGTERM or SIGINT."""
+        self._on_signal = on_signal
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            # Not available off the main thread or on Windows: Ctrl-C then
+            # raises KeyboardInterrupt, which main() turns into status 130.
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.received, sig)
+
+    def received(self, sig: signal.Signals) -> None:
+        """Handle ``sig``: the first one asks whatever runs to stop."""
+        log.warning("%s received: shutting down", sig.name)
+        if self.signal is None:
+            self.signal = sig
+            if self._on_signal is not None:
+                self._on_signal()
+
+    def uninstall(self) -> None:
+        """Give the signals back to their default handlers."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
+
+    @property
+    def status(self) -> int | None:
+        """The exit status a signal asks for, or ``None`` if none came."""
+        if self.signal is signal.SIGINT:
+            return EXIT_INTERRUPTED
+        if self.signal is signal.SIGTERM:
+            return EXIT_OK
+        return None
+
+
+async def _run_console(services: Services, args: argparse.Namespace, stop: _Shutdown) -> int:
+    runtime = Runtime(services, web_required=False)
+    pump = _StdinPump(sys.stdin)
+    stop.install(pump.close)
+    await runtime.start()
+    try:
+        console = OfflineConsole(
+            services,
+            invocation=_invocation(args.guild, args.user),
+            stdin=pump,  # type: ignore[arg-type]  # readline() is all the console uses
+            interactive=pump.isatty(),
+        )
+        status = await console.run()
+    finally:
+        await runtime.stop()
+    return stop.status if stop.status is not None else status
+
+
+async def _run_discord(services: Services, stop: _Shutdown) -> int:
+    # Imported here: hikari and lightbulb load only when the bot joins Discord.
+    from timmybot_bot.discord import build_discord_bot
+
+    runtime = Runtime(services, web_required=True)
+    bot = build_discord_bot(services, on_starting=runtime.start, on_stopping=runtime.stop)
+    closing: set[asyncio.Task[None]] = set()
+
+    def close() -> None:
+        task = asyncio.get_running_loop().create_task(bot.close())
+        closing.add(task)
+        task.add_done_callback(closing.discard)
+
+    stop.install(close)
+    try:
+        await bot.run()
+    except WebServerUnavailable as error:
+        return _fail(str(error), EXIT_FAILED)
+    finally:
+        # on_stopping normally did this already; a failed start may not have.
+        await runtime.stop()
+    return stop.status if stop.status is not None else EXIT_OK
+
+
+async def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Compose the services, open the stores, and run the bot or the console."""
+    demo: DemoOAuthProvider | None = None
+    if args.demo_provider:
+        # Imported only here: nothing of the demo is loaded without --demo-provider.
+        from timmybot_bot.demo.provider import DemoOAuthProvider
+
+        demo = DemoOAuthProvider(redirect_uris=[settings.redirect_uri])
+        await demo.start()
+    stop = _Shutdown()
+    try:
+        try:
+            services = bootstrap(
+                settings, extra_providers=[demo.oauth_provider()] if demo is not None else ()
+            )
+        except ConfigurationError as error:
+            return _fail(f"configuration error: {error}", EXIT_CONFIGURATION)
+        try:
+            try:
+                await services.open()
+            except StoreUnavailable as error:
+                return _fail(f"cannot open the {settings.backend} stores: {error}", EXIT_FAILED)
+            if demo is not None:
+                print(
+                    f"Demo OAuth provider on {demo.base_url}: /link demo prints a URL to open "
+                    "in a browser; approve, and the callback completes the link.",
+                    file=sys.stderr,
+                )
+            if settings.discord_token:
+                return await _run_discord(services, stop)
+            return await _run_console(services, args, stop)
+        finally:
+            await services.aclose()
+            # Only now: a second signal during the stop above is ignored.
+            stop.uninstall()
+    except ConfigurationError as error:
+        return _fail(f"configuration error: {error}", EXIT_CONFIGURATION)
+    finally:
+        if demo is not None:
+            await demo.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(config_file=args.config)
+    except ConfigurationError as error:
+        return _fail(f"configuration error: {error}", EXIT_CONFIGURATION)
+    logging.basicConfig(
+        level=settings.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        check_settings(settings)
+    except ConfigurationError as error:
+        return _fail(f"configuration error: {error}", EXIT_CONFIGURATION)
+    if args.check_config:
+        for key, value in settings.describe().items():
+            print(f"{key} = {value}")
+        print("configuration OK")
+        return EXIT_OK
+    try:
+        return asyncio.run(_serve(settings, args))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
