@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from timmybot_adapters.sqlite import SqliteAccessPolicyStore, SqliteDatabase
-from timmybot_bot.runtime.cron import CronSchedule
+from timmybot_bot.runtime.schedules import CronSchedule
 from timmybot_bot.runtime.scheduler import Job, Scheduler
 from timmybot_core.domain.clock import FakeClock
 

@@ -12,8 +12,8 @@ import attrs
 import pytest
 
 from timmybot_adapters.memory import MemoryAccessPolicyStore
-from timmybot_bot.runtime.cron import CronSchedule
 from timmybot_bot.runtime.scheduler import Job, Outcome, Report, Scheduler
+from timmybot_bot.runtime.schedules import CronSchedule
 from timmybot_bot.runtime.timers import ClockSleeper, FakeSleeper
 from timmybot_core.domain.clock import FakeClock
 from timmybot_core.domain.errors import StoreUnavailable

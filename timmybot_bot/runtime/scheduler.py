@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Final, Self
 import attrs
 
 from timmybot_bot.app.failures import describe
-from timmybot_bot.runtime.cron import CronSchedule
+from timmybot_bot.runtime.schedules import CronSchedule
 from timmybot_bot.runtime.timers import ClockSleeper, Sleeper
 from timmybot_core.domain.clock import Clock
 from timmybot_core.domain.errors import StoreUnavailable

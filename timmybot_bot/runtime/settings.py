@@ -23,7 +23,7 @@ from typing import Any, Final, Literal, get_args
 
 import attrs
 
-from timmybot_bot.runtime.cron import CronError, CronSchedule
+from timmybot_bot.runtime.schedules import CronError, CronSchedule
 from timmybot_core import TimmyBotError
 
 __all__ = ["Backend", "ConfigurationError", "MetricsExporter", "PolicyName", "Settings"]

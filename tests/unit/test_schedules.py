@@ -1,4 +1,4 @@
-"""CronSchedule: parsing, matching, and the next and previous firing times."""
+"""CronSchedule (croniter underneath): parsing, matching, the next and previous firing times."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, reject
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
-from timmybot_bot.runtime.cron import CronError, CronSchedule
+from timmybot_bot.runtime.schedules import CronError, CronSchedule
 
 MINUTE = timedelta(minutes=1)
 
@@ -110,19 +110,20 @@ def test_the_expression_is_normalized_and_shown() -> None:
         ("", "empty"),
         ("* * * *", "5 fields"),
         ("* * * * * *", "5 fields"),
-        ("60 * * * *", "minute field: 60 is out of range (0-59)"),
-        ("* 24 * * *", "hour field: 24 is out of range (0-23)"),
-        ("* * 0 * *", "day-of-month field: 0 is out of range (1-31)"),
-        ("* * * 13 *", "month field: 13 is out of range (1-12)"),
-        ("* * * * 8", "day-of-week field: 8 is out of range (0-7)"),
-        ("*/0 * * * *", "minute field: the step in '*/0'"),
-        ("*/x * * * *", "minute field: the step in '*/x'"),
-        ("10-5 * * * *", "minute field: the range '10-5' goes backwards"),
-        ("1,,2 * * * *", "minute field: empty list item"),
-        ("MON * * * *", "minute field: 'MON' is not a number"),
-        ("* * * FOO *", "month field: 'FOO' is not a number or a name"),
-        ("* * * * FRI-MON", "day-of-week field: the range 'FRI-MON' goes backwards"),
-        ("-1 * * * *", "minute field"),
+        (
+            "60 * * * *",
+            "'60 * * * *' is not a cron expression: [60 * * * *] is not acceptable, out of range",
+        ),
+        ("* 24 * * *", "out of range"),
+        ("* * 0 * *", "out of range"),
+        ("* * * 13 *", "out of range"),
+        ("* * * * 8", "out of range"),
+        ("*/0 * * * *", "step '0' in field 0 is not acceptable"),
+        ("*/x * * * *", "'*/x * * * *' is not a cron expression"),
+        ("1,,2 * * * *", "'1,,2 * * * *' is not a cron expression"),
+        ("MON * * * *", "'MON * * * *' is not a cron expression"),
+        ("* * * FOO *", "'* * * FOO *' is not a cron expression"),
+        ("-1 * * * *", "negative numbers not allowed"),
         ("0 0 30 2 *", "never fires"),
         ("0 0 31 APR,JUN,SEP,NOV *", "never fires"),
         ("@reboot", "unknown cron macro"),
@@ -132,6 +133,17 @@ def test_malformed_expressions_name_the_problem(expression: str, message: str) -
     with pytest.raises(CronError, match=re.escape(message)) as caught:
         CronSchedule.parse(expression)
     assert isinstance(caught.value, ValueError)
+
+
+def test_a_reversed_range_wraps_around_as_croniter_reads_it() -> None:
+    # croniter's reading, kept: 10-5 is 10..59 then 0..5; FRI-MON is Fri to Mon.
+    minutes = CronSchedule.parse("10-5 * * * *")
+    assert [m for m in range(60) if minutes.matches(at(f"2026-01-01T00:{m:02d}"))] == [
+        *range(6),
+        *range(10, 60),
+    ]
+    days = CronSchedule.parse("0 0 * * FRI-MON")
+    assert days.next_after(at("2026-06-02T12:00")) == at("2026-06-05T00:00")  # Tue -> Fri
 
 
 def test_feb_30_with_a_weekday_is_not_refused_because_the_weekday_alone_fires() -> None:
@@ -198,6 +210,7 @@ moments = st.datetimes(
 SCAN = timedelta(days=2)
 
 
+@settings(deadline=None)
 @given(schedules(), moments)
 def test_next_after_is_later_matches_and_skips_no_matching_minute(
     schedule: CronSchedule, now: datetime
@@ -216,6 +229,7 @@ def test_next_after_is_later_matches_and_skips_no_matching_minute(
         minute += MINUTE
 
 
+@settings(deadline=None)
 @given(schedules(), moments)
 def test_latest_at_or_before_is_not_later_matches_and_skips_nothing(
     schedule: CronSchedule, now: datetime
