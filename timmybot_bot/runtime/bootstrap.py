@@ -351,10 +351,13 @@ def _aws_stores(settings: Settings, closers: list[Closer]) -> _Stores:
 def _attach_log_groups(settings: Settings, aws: AwsClients, closers: list[Closer]) -> None:
     """Send the security and audit log lines to their CloudWatch Logs groups, if configured.
 
-    Done when the stores open, not while building: the handler starts a
-    sender thread and replays its spool. Its closer flushes what is left.
+    By default the lines reach CloudWatch through the container's log driver
+    (JSON lines on stdout, see :mod:`timmybot_bot.runtime.logs`); a group set
+    here ships them directly as well, with watchtower, where no driver does.
+    Done when the stores open: the handler starts a sender thread. Its closer
+    flushes what is left.
     """
-    from timmybot_adapters.aws.cloudwatch_logs import CloudWatchLogsHandler
+    import watchtower
 
     for group, logger_name in (
         (settings.aws_security_log_group, "timmybot.security"),
@@ -362,17 +365,22 @@ def _attach_log_groups(settings: Settings, aws: AwsClients, closers: list[Closer
     ):
         if group is None:
             continue
-        spool = settings.data_dir / "spool" / f"{logger_name.rsplit('.', 1)[-1]}.log"
-        spool.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handler = CloudWatchLogsHandler(client=aws.logs, log_group=group, spool_path=spool)
+        handler = watchtower.CloudWatchLogHandler(
+            log_group_name=group,
+            log_stream_name=f"{{machine_name}}/{logger_name}/{{process_id}}",
+            boto3_client=aws.logs,
+            # The stack creates the groups, encrypted, with their retention.
+            create_log_group=False,
+            send_interval=5,
+        )
         logger = logging.getLogger(logger_name)
         logger.addHandler(handler)
 
         async def detach(
-            handler: CloudWatchLogsHandler = handler, logger: logging.Logger = logger
+            handler: logging.Handler = handler, logger: logging.Logger = logger
         ) -> None:
             logger.removeHandler(handler)
-            # close() waits (bounded) for the last batch; not on the event loop.
+            # close() sends what is queued; not on the event loop.
             await asyncio.to_thread(handler.close)
 
         # Closers run in reverse: placed just after the AWS clients' closer,

@@ -34,6 +34,7 @@ from timmybot_bot.app.commands import Invocation
 from timmybot_bot.console.offline import LOCAL_OPERATOR, OfflineConsole
 from timmybot_bot.runtime.background import Runtime, WebServerUnavailable
 from timmybot_bot.runtime.bootstrap import Services, bootstrap, check_settings
+from timmybot_bot.runtime.logs import configure_logging
 from timmybot_bot.runtime.settings import MAX_SNOWFLAKE, ConfigurationError, Settings
 from timmybot_core.domain.errors import StoreUnavailable
 
@@ -287,11 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env(config_file=args.config)
     except ConfigurationError as error:
         return _fail(f"configuration error: {error}", EXIT_CONFIGURATION)
-    logging.basicConfig(
-        level=settings.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # On Discord, JSON lines on stdout for the container's log driver; the
+    # console keeps stdout for its replies.
+    configure_logging(settings.log_level, json_lines=bool(settings.discord_token))
     try:
         check_settings(settings)
     except ConfigurationError as error:

@@ -29,6 +29,7 @@ from typing import Any
 import aiohttp
 import attrs
 import pytest
+import watchtower
 
 from tests import aws_servers
 from timmybot_bot.app.commands import Invocation
@@ -216,8 +217,12 @@ async def test_link_refresh_deny_ban_audit_and_erase(world: World) -> None:
     assert [record.event_id for record in privacy.records] == [erased.audit_event_id]
 
     # The security log lines went to their CloudWatch Logs group too.
-    [handler] = [h for h in logging.getLogger("timmybot.security").handlers if hasattr(h, "drain")]
-    assert await asyncio.to_thread(handler.drain, 10.0)
+    [handler] = [
+        h
+        for h in logging.getLogger("timmybot.security").handlers
+        if isinstance(h, watchtower.CloudWatchLogHandler)
+    ]
+    await asyncio.to_thread(handler.flush)
     logs = world.aws.client("logs", endpoint_url=aws_servers.moto_endpoint())
     group = services.settings.aws_security_log_group
     streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
