@@ -212,70 +212,72 @@ def _log_group(name: str, raw: str) -> str:
     return value
 
 
-# environment variable -> (Settings field, parser)
-_VARIABLES: Final[dict[str, tuple[str, Callable[[str, str], Any]]]] = {
-    "TIMMYBOT_BACKEND": ("backend", _choice(get_args(Backend))),
-    "TIMMYBOT_DATA_DIR": ("data_dir", _path),
-    "TIMMYBOT_VALIDATION_POLICY": ("validation_policy", _choice(get_args(PolicyName))),
-    "TIMMYBOT_ALLOW_HTTP_URLS": ("allow_http_urls", _boolean),
-    "TIMMYBOT_LOG_LEVEL": ("log_level", _choice(get_args(LogLevel))),
-    "TIMMYBOT_OWNER_IDS": ("owner_ids", _snowflakes),
-    "TIMMYBOT_ADMIN_ROLE_IDS": ("admin_role_ids", _snowflakes),
-    "TIMMYBOT_ALLOWED_GUILDS": ("allowed_guilds", _snowflakes),
-    "TIMMYBOT_ALLOW_DMS": ("allow_direct_messages", _boolean),
-    "TIMMYBOT_ATTEMPT_LIMIT": ("attempt_limit", _positive_int),
-    "TIMMYBOT_ATTEMPT_WINDOW": ("attempt_window", _duration),
-    "TIMMYBOT_BAN_DURATION": ("ban_duration", _duration),
-    "TIMMYBOT_LOCKDOWN_ATTEMPT_LIMIT": ("lockdown_attempt_limit", _positive_int),
-    "TIMMYBOT_LOCKDOWN_DURATION": ("lockdown_duration", _duration),
-    "TIMMYBOT_METRICS_EXPORTER": ("metrics_exporter", _choice(get_args(MetricsExporter))),
-    "TIMMYBOT_METRICS_INTERVAL": ("metrics_interval", _duration),
-    "TIMMYBOT_PSEUDONYM_KEY": ("pseudonym_key", _secret),
-    "TIMMYBOT_VAULT_KEY": ("vault_key", _secret),
-    "TIMMYBOT_AUDIT_SIGNING_KEY": ("audit_signing_key", _secret),
-    "TIMMYBOT_AUDIT_RETENTION": ("audit_retention", _duration),
-    "TIMMYBOT_AUDIT_DIGEST_INTERVAL": ("audit_digest_interval", _duration),
-    "TIMMYBOT_WEB_HOST": ("web_host", _host),
-    "TIMMYBOT_WEB_PORT": ("web_port", _port),
-    "TIMMYBOT_PUBLIC_URL": ("public_url", _public_url),
-    "TIMMYBOT_OAUTH_MIN_TLS": ("oauth_min_tls", _choice(get_args(TlsVersion))),
-    "TIMMYBOT_SPOTIFY_CLIENT_ID": ("spotify_client_id", _secret),
-    "TIMMYBOT_SPOTIFY_CLIENT_SECRET": ("spotify_client_secret", _secret),
-    "TIMMYBOT_DISCORD_CLIENT_ID": ("discord_client_id", _secret),
-    "TIMMYBOT_DISCORD_CLIENT_SECRET": ("discord_client_secret", _secret),
-    "TIMMYBOT_CONFIG_FILE": ("config_file", _path),
-    "TIMMYBOT_SHARD_IDS": ("shard_ids", _shard_ids),
-    "TIMMYBOT_SHARD_COUNT": ("shard_count", _positive_int),
-    "TIMMYBOT_ROTATION_SCHEDULE": ("rotation_schedule", _cron),
-    "TIMMYBOT_CLEANUP_SCHEDULE": ("cleanup_schedule", _cron),
-    "TIMMYBOT_AWS_REGION": ("aws_region", _pattern(_AWS_REGION, "eu-west-1")),
-    "TIMMYBOT_AWS_ENDPOINT_URL": ("aws_endpoint_url", _endpoint_url),
-    "TIMMYBOT_AWS_DYNAMODB_ENDPOINT_URL": ("aws_dynamodb_endpoint_url", _endpoint_url),
-    "TIMMYBOT_AWS_TABLE_PREFIX": (
-        "aws_table_prefix",
-        _pattern(_TABLE_PREFIX, "timmybot- (letters, digits, '_', '-', '.')"),
-    ),
-    "TIMMYBOT_AWS_SECRET_PREFIX": (
-        "aws_secret_prefix",
-        _pattern(_SECRET_PREFIX, "/timmybot/users/ (ending with '/')"),
-    ),
-    "TIMMYBOT_AWS_KMS_KEY_ID": (
-        "aws_kms_key_id",
-        _pattern(_KMS_KEY, "a KMS key ID, key ARN, alias/name or alias ARN"),
-    ),
-    "TIMMYBOT_AWS_ALERT_TOPIC_ARN": (
-        "aws_alert_topic_arn",
-        _pattern(_TOPIC_ARN, "arn:aws:sns:eu-west-1:123456789012:timmybot-security-alerts"),
-    ),
-    "TIMMYBOT_AWS_CONNECT_TIMEOUT": ("aws_connect_timeout", _duration),
-    "TIMMYBOT_AWS_READ_TIMEOUT": ("aws_read_timeout", _duration),
-    "TIMMYBOT_AWS_MAX_ATTEMPTS": ("aws_max_attempts", _positive_int),
-    "TIMMYBOT_AWS_SECURITY_LOG_GROUP": ("aws_security_log_group", _log_group),
-    "TIMMYBOT_AWS_AUDIT_LOG_GROUP": ("aws_audit_log_group", _log_group),
-    # Discord's own conventional name, and a prefixed alias.
-    "DISCORD_TOKEN": ("discord_token", _secret),
-    "TIMMYBOT_DISCORD_TOKEN": ("discord_token", _secret),
-}
+Parser = Callable[[str, str], Any]
+_SPEC: Final = "timmybot.setting"
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, frozenset | tuple):
+        return ",".join(str(item) for item in sorted(value)) or "(none)"
+    return str(value)
+
+
+@attrs.frozen(kw_only=True)
+class Setting:
+    """What one field of :class:`Settings` is: how it is read, named and documented."""
+
+    parse: Parser
+    kind: str
+    shown_default: str
+    variables: tuple[str, ...] = ()
+    #: What ``--check-config`` shows for a value; ``None``: the value as text.
+    describe: Callable[[Any], str] | None = None
+
+    def names(self, field: str) -> tuple[str, ...]:
+        """Return the environment variables of the field, the first one winning."""
+        return self.variables or (f"{PREFIX}{field.upper()}",)
+
+    def show(self, value: object, *, secret: bool) -> str | None:
+        """Return the value for ``--check-config``: a secret only says whether it is set."""
+        if self.describe is not None:
+            return self.describe(value)
+        if secret:
+            return "set" if value else "not set"
+        return _text(value)
+
+
+def setting(
+    parse: Parser,
+    kind: str,
+    shown_default: str,
+    *,
+    variables: tuple[str, ...] = (),
+    describe: Callable[[Any], str] | None = None,
+    secret: bool = False,
+    **field: Any,
+) -> Any:
+    """Declare a field of :class:`Settings` (``field``: attrs' default, factory, converter)."""
+    spec = Setting(
+        parse=parse,
+        kind=kind,
+        shown_default=shown_default,
+        variables=variables,
+        describe=describe,
+    )
+    return attrs.field(repr=not secret, metadata={_SPEC: spec}, **field)
+
+
+def _spec(field: attrs.Attribute[Any]) -> Setting:
+    spec: Setting = field.metadata[_SPEC]
+    return spec
+
+
+def _key_file(value: object) -> str:
+    return "set" if value else "key file / per process"
 
 
 def _id_set(values: Iterable[int]) -> frozenset[int]:
@@ -298,131 +300,201 @@ DEFAULT_CLEANUP_SCHEDULE: Final = CronSchedule.parse("0 3 * * *")
 class Settings:
     """Everything the composition root needs to build the services.
 
-    Attributes:
-        backend: where state lives: ``memory`` (nothing persists), ``sqlite``
-            (the embedded default, files under ``data_dir``) or ``aws``.
-        data_dir: directory for the SQLite databases and local key files.
-        validation_policy: ``default`` (shape-based) or ``strict`` (the seed's
-            keyword blocklist on top).
-        allow_http_urls: accept plain ``http`` thumbnails and links.
-        log_level: the root log level.
-        discord_token: the bot token; without it the offline console runs.
-        owner_ids: users who pass every access check and may run admin commands.
-        admin_role_ids: Discord roles whose members may run admin commands in
-            their guild (they still pass the access guard like anyone else).
-        allowed_guilds: guilds always allowed, besides the run-time allowlist.
-        allow_direct_messages: whether commands work in direct messages.
-        attempt_limit: denied attempts per guild within ``attempt_window``
-            before a temporary ban.
-        attempt_window: the sliding window for counting attempts.
-        ban_duration: how long a ban lasts.
-        lockdown_attempt_limit: the attempt limit during a P1 lockdown.
-        lockdown_duration: how long a P1 lockdown lasts.
-        metrics_exporter: where security metrics go: ``none`` (kept in
-            memory), ``console``, ``otlp``, ``prometheus`` (served by the web
-            server) or ``emf`` (CloudWatch Embedded Metric Format on stdout).
-        metrics_interval: how often periodic exporters export.
-        pseudonym_key: the key for pseudonyms in logs (hex or base64, at
-            least 32 bytes); without it a key file under ``data_dir`` is used
-            (``memory`` backend: a key per process).
-        vault_key: the AES-256 key of the token vault (hex or base64, exactly
-            32 bytes); without it ``data_dir/keys/vault.key`` is used.
-        audit_signing_key: the Ed25519 seed that signs audit digests (hex or
-            base64, exactly 32 bytes); without it
-            ``data_dir/keys/audit-signing.key`` is used. Public keys, current
-            and retired, are kept in ``data_dir/keys/audit-keyring.json``.
-        audit_retention: how long audit records are kept (365 days), unless
-            an incident's retention hold covers them.
-        audit_digest_interval: the longest an audit record waits for a
-            signed digest (5 minutes; a digest is also written on shutdown).
-        web_host, web_port: where the web server (OAuth callback, health)
-            listens; 127.0.0.1:8080 by default.
-        public_url: the base URL browsers reach the web server at; the OAuth
-            redirect URI is ``{public_url}/oauth/callback``.
-        oauth_min_tls: the lowest TLS version for OAuth providers (1.2 or 1.3).
-        spotify_client_id, spotify_client_secret, discord_client_id,
-        discord_client_secret: OAuth client credentials; a platform is
-            offered for linking when its client ID is set.
-        config_file: the TOML file the settings were read from, if any.
-        shard_ids: the Discord shards this process runs (``None``: all of
-            ``shard_count``, or as many as Discord recommends).
-        shard_count: the total number of shards of the bot (``None``: as
-            many as Discord recommends).
-        rotation_schedule: when the token rotation job runs (cron, UTC).
-        cleanup_schedule: when the data clean-up job runs (cron, UTC).
-        aws_region: the AWS region of the ``aws`` backend (``None``: boto3's
-            own lookup, ``AWS_REGION`` and so on).
-        aws_endpoint_url, aws_dynamodb_endpoint_url: endpoints replacing
-            AWS's own, for local servers and tests (moto, dynalite); the
-            DynamoDB one defaults to ``aws_endpoint_url``.
-        aws_table_prefix: the DynamoDB tables are ``{prefix}access``,
-            ``{prefix}link-states``, ``{prefix}incidents``, ``{prefix}audit``
-            and ``{prefix}user-data`` (the stack's ``TablePrefix`` output).
-        aws_secret_prefix: users' token secrets are ``{prefix}{user}/oauth``.
-        aws_kms_key_id: the customer-managed KMS key the token secrets are
-            created with (``None``: the account's ``aws/secretsmanager`` key).
-        aws_alert_topic_arn: the SNS topic alerts go to (``None``: alerts are
-            log lines only).
-        aws_connect_timeout, aws_read_timeout: per-call timeouts of boto3.
-        aws_max_attempts: attempts per AWS call, the first included
-            (botocore's standard retry mode).
-        aws_security_log_group, aws_audit_log_group: CloudWatch Logs groups
-            the ``timmybot.security`` and ``timmybot.audit`` log lines are
-            also sent to (``aws`` backend; ``None``: not sent). Lines that
-            cannot be delivered wait in ``data_dir/spool/``.
+    Each field is declared once, with :func:`setting`: its parser, its
+    environment variables (``TIMMYBOT_<FIELD>`` unless named), its type and
+    default as the docs show them. The variable table, the TOML keys,
+    ``describe()`` (``--check-config``) and the first four columns of the
+    table in docs/configuration.md (:func:`settings_rows`, checked by a
+    test) all come from these declarations; what each setting means is
+    written in that table.
     """
 
-    backend: Backend = "sqlite"
-    data_dir: Path = Path("var")
-    validation_policy: PolicyName = "default"
-    allow_http_urls: bool = False
-    log_level: LogLevel = "INFO"
-    discord_token: str | None = attrs.field(default=None, repr=False)
-    owner_ids: frozenset[int] = attrs.field(factory=frozenset, converter=_id_set)
-    admin_role_ids: frozenset[int] = attrs.field(factory=frozenset, converter=_id_set)
-    allowed_guilds: frozenset[int] = attrs.field(factory=frozenset, converter=_id_set)
-    allow_direct_messages: bool = False
-    attempt_limit: int = 10
-    attempt_window: timedelta = timedelta(hours=1)
-    ban_duration: timedelta = timedelta(hours=1)
-    lockdown_attempt_limit: int = 3
-    lockdown_duration: timedelta = timedelta(hours=6)
-    metrics_exporter: MetricsExporter = "none"
-    metrics_interval: timedelta = timedelta(seconds=60)
-    pseudonym_key: str | None = attrs.field(default=None, repr=False)
-    vault_key: str | None = attrs.field(default=None, repr=False)
-    audit_signing_key: str | None = attrs.field(default=None, repr=False)
-    audit_retention: timedelta = timedelta(days=365)
-    audit_digest_interval: timedelta = timedelta(minutes=5)
-    web_host: str = "127.0.0.1"
-    web_port: int = 8080
-    public_url: str | None = None
-    oauth_min_tls: TlsVersion = "1.2"
-    spotify_client_id: str | None = None
-    spotify_client_secret: str | None = attrs.field(default=None, repr=False)
-    discord_client_id: str | None = None
-    discord_client_secret: str | None = attrs.field(default=None, repr=False)
-    config_file: Path | None = None
-    shard_ids: tuple[int, ...] | None = attrs.field(default=None, converter=_shard_tuple)
-    shard_count: int | None = None
-    rotation_schedule: CronSchedule = attrs.field(
-        default=DEFAULT_ROTATION_SCHEDULE, converter=_schedule
+    backend: Backend = setting(
+        _choice(get_args(Backend)), "one of `memory`, `sqlite`, `aws`", "`sqlite`", default="sqlite"
     )
-    cleanup_schedule: CronSchedule = attrs.field(
-        default=DEFAULT_CLEANUP_SCHEDULE, converter=_schedule
+    data_dir: Path = setting(
+        _path,
+        "directory path (`~` is expanded)",
+        "`var` (relative to the working directory)",
+        default=Path("var"),
     )
-    aws_region: str | None = None
-    aws_endpoint_url: str | None = None
-    aws_dynamodb_endpoint_url: str | None = None
-    aws_table_prefix: str = "timmybot-"
-    aws_secret_prefix: str = "/timmybot/users/"  # noqa: S105 - a name prefix, not a secret
-    aws_kms_key_id: str | None = None
-    aws_alert_topic_arn: str | None = None
-    aws_connect_timeout: timedelta = timedelta(seconds=3)
-    aws_read_timeout: timedelta = timedelta(seconds=10)
-    aws_max_attempts: int = 4
-    aws_security_log_group: str | None = None
-    aws_audit_log_group: str | None = None
+    validation_policy: PolicyName = setting(
+        _choice(get_args(PolicyName)), "`default` or `strict`", "`default`", default="default"
+    )
+    allow_http_urls: bool = setting(_boolean, "boolean", "`false`", default=False)
+    log_level: LogLevel = setting(
+        _choice(get_args(LogLevel)),
+        "one of `DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`",
+        "`INFO`",
+        default="INFO",
+    )
+    discord_token: str | None = setting(
+        _secret,
+        "secret string",
+        "not set",
+        default=None,
+        variables=("DISCORD_TOKEN", "TIMMYBOT_DISCORD_TOKEN"),
+        secret=True,
+    )
+    owner_ids: frozenset[int] = setting(
+        _snowflakes, "list of Discord IDs", "none", factory=frozenset, converter=_id_set
+    )
+    admin_role_ids: frozenset[int] = setting(
+        _snowflakes, "list of Discord IDs", "none", factory=frozenset, converter=_id_set
+    )
+    allowed_guilds: frozenset[int] = setting(
+        _snowflakes, "list of Discord IDs", "none", factory=frozenset, converter=_id_set
+    )
+    allow_direct_messages: bool = setting(
+        _boolean, "boolean", "`false`", default=False, variables=("TIMMYBOT_ALLOW_DMS",)
+    )
+    attempt_limit: int = setting(_positive_int, "whole number, at least 1", "`10`", default=10)
+    attempt_window: timedelta = setting(_duration, "duration", "`1h`", default=timedelta(hours=1))
+    ban_duration: timedelta = setting(_duration, "duration", "`1h`", default=timedelta(hours=1))
+    lockdown_attempt_limit: int = setting(
+        _positive_int, "whole number, at least 1", "`3`", default=3
+    )
+    lockdown_duration: timedelta = setting(
+        _duration, "duration", "`6h`", default=timedelta(hours=6)
+    )
+    metrics_exporter: MetricsExporter = setting(
+        _choice(get_args(MetricsExporter)),
+        "one of `none`, `console`, `otlp`, `prometheus`, `emf`",
+        "`none`",
+        default="none",
+    )
+    metrics_interval: timedelta = setting(
+        _duration, "duration", "`60s`", default=timedelta(seconds=60)
+    )
+    pseudonym_key: str | None = setting(
+        _secret,
+        "secret: hex or base64, at least 32 bytes",
+        "not set",
+        default=None,
+        secret=True,
+        describe=_key_file,
+    )
+    vault_key: str | None = setting(
+        _secret,
+        "secret: hex or base64, exactly 32 bytes",
+        "not set",
+        default=None,
+        secret=True,
+        describe=_key_file,
+    )
+    audit_signing_key: str | None = setting(
+        _secret,
+        "secret: hex or base64, exactly 32 bytes",
+        "not set",
+        default=None,
+        secret=True,
+        describe=_key_file,
+    )
+    audit_retention: timedelta = setting(
+        _duration, "duration", "`365d`", default=timedelta(days=365)
+    )
+    audit_digest_interval: timedelta = setting(
+        _duration, "duration", "`5m`", default=timedelta(minutes=5)
+    )
+    web_host: str = setting(_host, "host name or IP address", "`127.0.0.1`", default="127.0.0.1")
+    web_port: int = setting(_port, "TCP port, 0 to 65535", "`8080`", default=8080)
+    public_url: str | None = setting(
+        _public_url, "absolute `http` or `https` URL", "not set", default=None
+    )
+    oauth_min_tls: TlsVersion = setting(
+        _choice(get_args(TlsVersion)), "`1.2` or `1.3`", "`1.2`", default="1.2"
+    )
+    spotify_client_id: str | None = setting(_secret, "string", "not set", default=None)
+    spotify_client_secret: str | None = setting(
+        _secret, "secret string", "not set", default=None, secret=True
+    )
+    discord_client_id: str | None = setting(_secret, "string", "not set", default=None)
+    discord_client_secret: str | None = setting(
+        _secret, "secret string", "not set", default=None, secret=True
+    )
+    config_file: Path | None = setting(
+        _path, "file path (`~` is expanded)", "not set", default=None
+    )
+    shard_ids: tuple[int, ...] | None = setting(
+        _shard_ids,
+        "shard numbers and ranges: `0,1` or `0-3`",
+        "not set",
+        default=None,
+        converter=_shard_tuple,
+        describe=lambda ids: ",".join(map(str, ids)) if ids else "(all)",
+    )
+    shard_count: int | None = setting(
+        _positive_int,
+        "whole number, at least 1",
+        "not set",
+        default=None,
+        describe=lambda count: str(count) if count else "(Discord's choice)",
+    )
+    rotation_schedule: CronSchedule = setting(
+        _cron,
+        "cron expression, UTC",
+        "`0 2 * * *`",
+        default=DEFAULT_ROTATION_SCHEDULE,
+        converter=_schedule,
+        describe=lambda schedule: f"{schedule} (UTC)",
+    )
+    cleanup_schedule: CronSchedule = setting(
+        _cron,
+        "cron expression, UTC",
+        "`0 3 * * *`",
+        default=DEFAULT_CLEANUP_SCHEDULE,
+        converter=_schedule,
+        describe=lambda schedule: f"{schedule} (UTC)",
+    )
+    aws_region: str | None = setting(
+        _pattern(_AWS_REGION, "eu-west-1"),
+        "AWS region name",
+        "boto3's lookup (`AWS_REGION`, ...)",
+        default=None,
+    )
+    aws_endpoint_url: str | None = setting(
+        _endpoint_url, "`http` or `https` URL", "none (AWS)", default=None
+    )
+    aws_dynamodb_endpoint_url: str | None = setting(
+        _endpoint_url, "`http` or `https` URL", "`TIMMYBOT_AWS_ENDPOINT_URL`", default=None
+    )
+    aws_table_prefix: str = setting(
+        _pattern(_TABLE_PREFIX, "timmybot- (letters, digits, '_', '-', '.')"),
+        "name prefix",
+        "`timmybot-`",
+        default="timmybot-",
+    )
+    aws_secret_prefix: str = setting(
+        _pattern(_SECRET_PREFIX, "/timmybot/users/ (ending with '/')"),
+        "name prefix ending with `/`",
+        "`/timmybot/users/`",
+        default="/timmybot/users/",
+    )
+    aws_kms_key_id: str | None = setting(
+        _pattern(_KMS_KEY, "a KMS key ID, key ARN, alias/name or alias ARN"),
+        "KMS key ID, key ARN, `alias/...` or alias ARN",
+        "none (`aws/secretsmanager`)",
+        default=None,
+    )
+    aws_alert_topic_arn: str | None = setting(
+        _pattern(_TOPIC_ARN, "arn:aws:sns:eu-west-1:123456789012:timmybot-security-alerts"),
+        "SNS topic ARN",
+        "none (alerts are log lines)",
+        default=None,
+    )
+    aws_connect_timeout: timedelta = setting(
+        _duration, "duration", "`3s`", default=timedelta(seconds=3)
+    )
+    aws_read_timeout: timedelta = setting(
+        _duration, "duration", "`10s`", default=timedelta(seconds=10)
+    )
+    aws_max_attempts: int = setting(_positive_int, "whole number, at least 1", "`4`", default=4)
+    aws_security_log_group: str | None = setting(
+        _log_group, "CloudWatch Logs group names", "not set", default=None
+    )
+    aws_audit_log_group: str | None = setting(
+        _log_group, "CloudWatch Logs group names", "not set", default=None
+    )
 
     def __attrs_post_init__(self) -> None:
         _check_shards(self.shard_ids, self.shard_count, "shard_ids", "shard_count")
@@ -485,57 +557,38 @@ class Settings:
 
     def describe(self) -> dict[str, str]:
         """Return the settings as text, secrets replaced by whether they are set."""
-        return {
-            "backend": self.backend,
-            "data_dir": str(self.data_dir),
-            "validation_policy": self.validation_policy,
-            "allow_http_urls": str(self.allow_http_urls).lower(),
-            "log_level": self.log_level,
-            "discord_token": "set" if self.discord_token else "not set",
-            "owner_ids": ",".join(str(i) for i in sorted(self.owner_ids)) or "(none)",
-            "admin_role_ids": ",".join(str(i) for i in sorted(self.admin_role_ids)) or "(none)",
-            "allowed_guilds": ",".join(str(i) for i in sorted(self.allowed_guilds)) or "(none)",
-            "allow_direct_messages": str(self.allow_direct_messages).lower(),
-            "attempt_limit": str(self.attempt_limit),
-            "attempt_window": str(self.attempt_window),
-            "ban_duration": str(self.ban_duration),
-            "lockdown_attempt_limit": str(self.lockdown_attempt_limit),
-            "lockdown_duration": str(self.lockdown_duration),
-            "metrics_exporter": self.metrics_exporter,
-            "metrics_interval": str(self.metrics_interval),
-            "pseudonym_key": "set" if self.pseudonym_key else "key file / per process",
-            "vault_key": "set" if self.vault_key else "key file / per process",
-            "audit_signing_key": "set" if self.audit_signing_key else "key file / per process",
-            "audit_retention": str(self.audit_retention),
-            "audit_digest_interval": str(self.audit_digest_interval),
-            "web": f"{self.web_host}:{self.web_port}",
-            "redirect_uri": self.redirect_uri,
-            "oauth_min_tls": self.oauth_min_tls,
-            "spotify": "configured" if self.spotify_client_id else "not configured",
-            "discord": "configured" if self.discord_client_id else "not configured",
-            "config_file": str(self.config_file) if self.config_file else "(none)",
-            "shard_ids": ",".join(str(i) for i in self.shard_ids) if self.shard_ids else "(all)",
-            "shard_count": str(self.shard_count) if self.shard_count else "(Discord's choice)",
-            "rotation_schedule": f"{self.rotation_schedule} (UTC)",
-            "cleanup_schedule": f"{self.cleanup_schedule} (UTC)",
-            "aws_region": self.aws_region or "(boto3 default)",
-            "aws_endpoints": ", ".join(
-                url for url in (self.aws_endpoint_url, self.aws_dynamodb_endpoint_url) if url
-            )
-            or "(AWS)",
-            "aws_table_prefix": self.aws_table_prefix,
-            "aws_secret_prefix": self.aws_secret_prefix,
-            "aws_kms_key_id": self.aws_kms_key_id or "(aws/secretsmanager)",
-            "aws_alert_topic_arn": self.aws_alert_topic_arn or "(alerts in the log only)",
-            "aws_timeouts": (
-                f"connect {self.aws_connect_timeout}, read {self.aws_read_timeout}, "
-                f"{self.aws_max_attempts} attempts"
-            ),
-            "aws_log_groups": ", ".join(
-                group for group in (self.aws_security_log_group, self.aws_audit_log_group) if group
-            )
-            or "(container output only)",
-        }
+        shown: dict[str, str] = {}
+        for field in attrs.fields(Settings):
+            text = _spec(field).show(getattr(self, field.name), secret=not field.repr)
+            if text is not None:
+                shown[field.name] = text
+        shown["redirect_uri"] = self.redirect_uri
+        return shown
+
+
+def _variables() -> dict[str, tuple[str, Parser]]:
+    """Environment variable -> (field, parser), in declaration order."""
+    return {
+        name: (field.name, _spec(field).parse)
+        for field in attrs.fields(Settings)
+        for name in _spec(field).names(field.name)
+    }
+
+
+_VARIABLES: Final = _variables()
+
+
+def settings_rows() -> list[tuple[str, str, str, str]]:
+    """Return the variables, field, type and default of each setting, as the docs show them."""
+    return [
+        (
+            ", ".join(f"`{name}`" for name in _spec(field).names(field.name)),
+            f"`{field.name}`",
+            _spec(field).kind,
+            _spec(field).shown_default,
+        )
+        for field in attrs.fields(Settings)
+    ]
 
 
 def _check_shards(
