@@ -33,6 +33,7 @@ from timmybot_core import AuditKind, AuditLog, Severity, Switch
 
 __all__ = [
     "QUERY_LIMIT",
+    "AdminCommand",
     "AllowGuild",
     "CheckPlaylistName",
     "Command",
@@ -45,6 +46,7 @@ __all__ = [
     "LinkAccount",
     "ListGuilds",
     "ListSwitches",
+    "OwnDataCommand",
     "PrivacyInfo",
     "QueryAudit",
     "RekeyVault",
@@ -66,8 +68,6 @@ __all__ = [
 #: The longest ``/search`` query, in characters: Discord's option, the
 #: console and the validator all take it from here.
 QUERY_LIMIT: Final = 500
-#: The longest playlist name a front-end passes on.
-PLAYLIST_LIMIT: Final = 200
 
 
 def _id_set(values: Iterable[int]) -> frozenset[int]:
@@ -103,6 +103,21 @@ class Command:
     admin_only: ClassVar[bool] = False
     action: ClassVar[str | None] = None
     guard_name: ClassVar[str] = "admin"
+
+
+@attrs.frozen(kw_only=True)
+class AdminCommand(Command):
+    """A command only owners, admin roles and the local operator may run."""
+
+    admin_only: ClassVar[bool] = True
+
+
+@attrs.frozen(kw_only=True)
+class OwnDataCommand(Command):
+    """A command on the caller's own data: not guarded (a user's rights do not depend on it)."""
+
+    guarded: ClassVar[bool] = False
+    guard_name: ClassVar[str] = "privacy"
 
 
 # -- music accounts ------------------------------------------------------------------
@@ -160,79 +175,61 @@ class UnlinkAccount(Command):
 
 
 @attrs.frozen(kw_only=True)
-class PrivacyInfo(Command):
+class PrivacyInfo(OwnDataCommand):
     """``/privacy info``: what is kept about the caller, and why."""
 
-    guarded: ClassVar[bool] = False
-    guard_name: ClassVar[str] = "privacy"
-
 
 @attrs.frozen(kw_only=True)
-class ExportMyData(Command):
+class ExportMyData(OwnDataCommand):
     """``/privacy export``: a copy of the caller's data."""
 
-    guarded: ClassVar[bool] = False
-    guard_name: ClassVar[str] = "privacy"
-
 
 @attrs.frozen(kw_only=True)
-class RequestErasure(Command):
+class RequestErasure(OwnDataCommand):
     """``/privacy delete``: ask the caller to confirm the erasure of their data."""
 
-    guarded: ClassVar[bool] = False
-    guard_name: ClassVar[str] = "privacy"
-
 
 @attrs.frozen(kw_only=True)
-class EraseMyData(Command):
+class EraseMyData(OwnDataCommand):
     """The confirmed ``/privacy delete``: erase the caller's data."""
-
-    guarded: ClassVar[bool] = False
-    guard_name: ClassVar[str] = "privacy"
 
 
 # -- guilds and switches (admins) ------------------------------------------------------
 
 
 @attrs.frozen(kw_only=True)
-class AllowGuild(Command):
+class AllowGuild(AdminCommand):
     """Allowlist a guild and lift any ban on it."""
 
-    admin_only: ClassVar[bool] = True
     action: ClassVar[str | None] = "guild.allow"
     guild_id: int
 
 
 @attrs.frozen(kw_only=True)
-class RemoveGuild(Command):
+class RemoveGuild(AdminCommand):
     """Take a guild off the run-time allowlist."""
 
-    admin_only: ClassVar[bool] = True
     action: ClassVar[str | None] = "guild.remove"
     guild_id: int
 
 
 @attrs.frozen(kw_only=True)
-class UnbanGuild(Command):
+class UnbanGuild(AdminCommand):
     """Lift a guild's ban and forget its attempts."""
 
-    admin_only: ClassVar[bool] = True
     action: ClassVar[str | None] = "guild.unban"
     guild_id: int
 
 
 @attrs.frozen(kw_only=True)
-class ListGuilds(Command):
+class ListGuilds(AdminCommand):
     """The allowed guilds and the active bans."""
-
-    admin_only: ClassVar[bool] = True
 
 
 @attrs.frozen(kw_only=True)
-class SwitchOn(Command):
+class SwitchOn(AdminCommand):
     """Turn a process-wide switch on, optionally for a while."""
 
-    admin_only: ClassVar[bool] = True
     action: ClassVar[str | None] = "switch.on"
     switch: Switch
     reason: str | None = None
@@ -240,37 +237,32 @@ class SwitchOn(Command):
 
 
 @attrs.frozen(kw_only=True)
-class SwitchOff(Command):
+class SwitchOff(AdminCommand):
     """Turn a process-wide switch off."""
 
-    admin_only: ClassVar[bool] = True
     action: ClassVar[str | None] = "switch.off"
     switch: Switch
 
 
 @attrs.frozen(kw_only=True)
-class SwitchStatus(Command):
+class SwitchStatus(AdminCommand):
     """Whether one switch is on, and why."""
 
-    admin_only: ClassVar[bool] = True
     switch: Switch
 
 
 @attrs.frozen(kw_only=True)
-class ListSwitches(Command):
+class ListSwitches(AdminCommand):
     """Every switch and why it is on."""
-
-    admin_only: ClassVar[bool] = True
 
 
 # -- incidents, audit, tokens (admins) --------------------------------------------------
 
 
 @attrs.frozen(kw_only=True)
-class DeclareIncident(Command):
+class DeclareIncident(AdminCommand):
     """Declare an incident and run its severity's playbook."""
 
-    admin_only: ClassVar[bool] = True
     action: ClassVar[str | None] = "incident.declare"
     severity: Severity
     title: str
@@ -278,10 +270,9 @@ class DeclareIncident(Command):
 
 
 @attrs.frozen(kw_only=True)
-class QueryAudit(Command):
+class QueryAudit(AdminCommand):
     """One page of audit records, newest first."""
 
-    admin_only: ClassVar[bool] = True
     start: datetime
     end: datetime
     kind: AuditKind | None = None
@@ -294,10 +285,9 @@ class QueryAudit(Command):
 
 
 @attrs.frozen(kw_only=True)
-class VerifyAudit(Command):
+class VerifyAudit(AdminCommand):
     """Check every chain and digest; problems between ``start`` and ``end`` are reported."""
 
-    admin_only: ClassVar[bool] = True
     start: datetime | None = None
     end: datetime | None = None
     #: Wraps the log verification reads (a front-end's progress bar); not part of what is asked.
@@ -305,27 +295,24 @@ class VerifyAudit(Command):
 
 
 @attrs.frozen(kw_only=True)
-class RotateAuditKey(Command):
+class RotateAuditKey(AdminCommand):
     """A new audit signing key; the old public key stays in the ring."""
 
-    admin_only: ClassVar[bool] = True
     action: ClassVar[str | None] = "audit.rotate_key"
 
 
 @attrs.frozen(kw_only=True)
-class RunRotation(Command):
+class RunRotation(AdminCommand):
     """Refresh every token that expires within ``within``."""
 
-    admin_only: ClassVar[bool] = True
     action: ClassVar[str | None] = "rotation.run"
     within: timedelta = timedelta(hours=24)
 
 
 @attrs.frozen(kw_only=True)
-class RekeyVault(Command):
+class RekeyVault(AdminCommand):
     """Move the SQLite vault to the new key of ``plan`` (stopped processes only)."""
 
-    admin_only: ClassVar[bool] = True
     action: ClassVar[str | None] = "vault.rekey"
     plan: RekeyPlan = attrs.field(repr=False)
     batch: int = 100
@@ -337,19 +324,17 @@ class RekeyVault(Command):
 
 
 @attrs.frozen(kw_only=True)
-class ExportUserData(Command):
+class ExportUserData(AdminCommand):
     """Everything kept about a user (never a token), exported as the owner."""
 
-    admin_only: ClassVar[bool] = True
     action: ClassVar[str | None] = "user.export"
     user_id: int
     to_file: bool = False
 
 
 @attrs.frozen(kw_only=True)
-class EraseUserData(Command):
+class EraseUserData(AdminCommand):
     """Erase a user's tokens, preferences and pending links, as the owner."""
 
-    admin_only: ClassVar[bool] = True
     action: ClassVar[str | None] = "user.delete"
     user_id: int

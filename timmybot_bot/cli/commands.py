@@ -18,7 +18,7 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Any, Final, TextIO, cast
 
 import attrs
 
@@ -305,48 +305,33 @@ async def audit_query(ctx: Context) -> int:
 
 
 class _ProgressLog:
-    """An :class:`AuditLog` that reports verification's reading to a progress bar."""
+    """An :class:`AuditLog` that reports verification's reading to a progress bar.
+
+    Verification reads the writers, then each writer's records and digests: a
+    writer is done once its digests are in. Everything else is the log's own.
+    """
 
     def __init__(self, log: AuditLog, progress: Progress) -> None:
         self._log = log
         self._progress = progress
-        self._records = 0
 
-    async def append(self, record: AuditRecord) -> None:
-        await self._log.append(record)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._log, name)
 
-    async def query(self, **filters: Any) -> AuditPage:
-        return await self._log.query(**filters)
-
-    async def chain(
-        self, writer_id: str, *, after: int = 0, limit: int | None = None
-    ) -> list[AuditRecord]:
-        records = await self._log.chain(writer_id, after=after, limit=limit)
-        self._records += len(records)
-        return records
+    @classmethod
+    def of(cls, log: AuditLog, progress: Progress) -> AuditLog:
+        """Wrap ``log`` (it keeps the port's methods: the rest pass through)."""
+        return cast(AuditLog, cls(log, progress))
 
     async def writers(self) -> list[str]:
         writers = await self._log.writers()
         self._progress.update(0, total=len(writers))
         return writers
 
-    async def put_digest(self, digest: SignedDigest) -> None:
-        await self._log.put_digest(digest)
-
     async def digests(self, writer_id: str) -> list[SignedDigest]:
-        # Verification reads a writer's records, then its digests: the
-        # writer is done reading once these are in.
         digests = await self._log.digests(writer_id)
         self._progress.advance()
         return digests
-
-    async def prune(self, records: list[AuditRecord]) -> int:
-        return await self._log.prune(records)
-
-    async def older_than(
-        self, cutoff: datetime, *, limit: int = 500, after: tuple[datetime, str, int] | None = None
-    ) -> list[AuditRecord]:
-        return await self._log.older_than(cutoff, limit=limit, after=after)
 
 
 def _verification_json(report: VerificationReport) -> dict[str, object]:
@@ -385,7 +370,11 @@ async def audit_verify(ctx: Context) -> int:
     end = query.end if "until" in names else None
     with out.progress("verify", unit="writers") as progress:
         report: VerificationReport = await ctx.run(
-            VerifyAudit(start=start, end=end, observe=lambda log: _ProgressLog(log, progress))
+            VerifyAudit(
+                start=start,
+                end=end,
+                observe=lambda log: cast(AuditLog, _ProgressLog(log, progress)),
+            )
         )
     if out.json:
         out.data(_verification_json(report))

@@ -36,47 +36,26 @@ class ConsoleCommand:
     admin_only: bool = False
 
 
-COMMANDS: Final[tuple[ConsoleCommand, ...]] = (
-    ConsoleCommand(
-        name="search",
-        usage="/search <query>",
-        summary="search your linked music platform (platform:<name> first to pick one)",
-    ),
-    ConsoleCommand(
-        name="playlist",
-        usage="/playlist <name>",
-        summary="check a playlist name and show the cleaned value",
-    ),
-    ConsoleCommand(
-        name="link",
-        usage="/link <platform>",
-        summary="link a music account (prints an authorization URL)",
-    ),
-    ConsoleCommand(name="linked", usage="/linked", summary="show your linked accounts"),
-    ConsoleCommand(
-        name="unlink", usage="/unlink <platform>", summary="unlink an account and delete its tokens"
-    ),
-    ConsoleCommand(
-        name="whoami",
-        usage="/whoami",
-        summary="show the guild and user commands run as",
-        guarded=False,
-    ),
-    ConsoleCommand(
-        name="privacy",
-        usage="/privacy info|export|delete",
-        summary="what TimmyBot keeps about you; a JSON copy of it; or its deletion",
-        guarded=False,
-    ),
-    ConsoleCommand(
-        name="admin",
-        usage="/admin guild allow|remove|unban <id>",
-        summary="manage the allowlist and bans; also: guild list, killswitch on|off|status, "
-        "incident declare <P0-P3> <title>, audit recent|query|verify, rotation run "
-        "(owners and admin roles)",
-        admin_only=True,
-    ),
-)
+COMMANDS: Final = tuple(
+    ConsoleCommand(name=name, usage=usage, summary=summary, guarded=guarded, admin_only=admin)
+    for name, usage, summary, guarded, admin in (
+        ("search", "/search <query>",
+         "search your linked music platform (platform:<name> first to pick one)", True, False),
+        ("playlist", "/playlist <name>", "check a playlist name and show the cleaned value",
+         True, False),
+        ("link", "/link <platform>", "link a music account (prints an authorization URL)",
+         True, False),
+        ("linked", "/linked", "show your linked accounts", True, False),
+        ("unlink", "/unlink <platform>", "unlink an account and delete its tokens", True, False),
+        ("whoami", "/whoami", "show the guild and user commands run as", False, False),
+        ("privacy", "/privacy info|export|delete",
+         "what TimmyBot keeps about you; a JSON copy of it; or its deletion", False, False),
+        ("admin", "/admin guild allow|remove|unban <id>",
+         "manage the allowlist and bans; also: guild list, killswitch on|off|status, "
+         "incident declare <P0-P3> <title>, audit recent|query|verify, rotation run "
+         "(owners and admin roles)", True, True),
+    )
+)  # fmt: skip
 
 _PRIVACY_USAGE: Final = "Usage: /privacy info | /privacy export | /privacy delete"
 _ADMIN_USAGE: Final = (

@@ -32,14 +32,12 @@ __all__ = [
     "Guilds",
     "SwitchChanged",
     "Switches",
-    "allow_guild",
+    "change_guild",
     "list_guilds",
     "list_switches",
-    "remove_guild",
     "switch_off",
     "switch_on",
     "switch_status",
-    "unban_guild",
 ]
 
 
@@ -79,51 +77,29 @@ class Switches:
     now: datetime
 
 
-async def allow_guild(
-    command: AllowGuild,
+async def change_guild(
+    command: AllowGuild | RemoveGuild | UnbanGuild,
     invocation: Invocation,
     *,
     access: ServerAccessControl,
     recorder: AdminRecorder,
 ) -> GuildChanged:
-    """Allowlist a guild (and lift any ban on it)."""
-    guild = command.guild_id
-    added = await access.allow_guild(guild, actor=invocation.user_id)
-    recorded = await recorder.record(command, invocation, f"guild:{guild}", {"changed": added})
-    return GuildChanged(guild_id=guild, changed=added, recorded=recorded)
-
-
-async def remove_guild(
-    command: RemoveGuild,
-    invocation: Invocation,
-    *,
-    access: ServerAccessControl,
-    recorder: AdminRecorder,
-) -> GuildChanged:
-    """Take a guild off the allowlist; say so when configuration allows it anyway."""
-    guild = command.guild_id
-    removed = await access.remove_guild(guild, actor=invocation.user_id)
-    recorded = await recorder.record(command, invocation, f"guild:{guild}", {"changed": removed})
+    """Allowlist a guild (lifting any ban), take it off the allowlist, or lift its ban."""
+    guild, actor = command.guild_id, invocation.user_id
+    if isinstance(command, AllowGuild):
+        changed = await access.allow_guild(guild, actor=actor)
+    elif isinstance(command, RemoveGuild):
+        changed = await access.remove_guild(guild, actor=actor)
+    else:
+        changed = await access.unban(guild, actor=actor)
+    recorded = await recorder.record(command, invocation, f"guild:{guild}", {"changed": changed})
     return GuildChanged(
         guild_id=guild,
-        changed=removed,
+        changed=changed,
         recorded=recorded,
-        configured=guild in access.settings.allowed_guilds,
+        # Removing a guild the settings allow changes nothing that lasts.
+        configured=isinstance(command, RemoveGuild) and guild in access.settings.allowed_guilds,
     )
-
-
-async def unban_guild(
-    command: UnbanGuild,
-    invocation: Invocation,
-    *,
-    access: ServerAccessControl,
-    recorder: AdminRecorder,
-) -> GuildChanged:
-    """Lift a guild's ban and forget its attempts."""
-    guild = command.guild_id
-    lifted = await access.unban(guild, actor=invocation.user_id)
-    recorded = await recorder.record(command, invocation, f"guild:{guild}", {"changed": lifted})
-    return GuildChanged(guild_id=guild, changed=lifted, recorded=recorded)
 
 
 async def list_guilds(
