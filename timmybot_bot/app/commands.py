@@ -1,23 +1,12 @@
-"""One typed command per use case, and who runs it.
+"""One typed command per use case, and who runs it (:class:`Invocation`).
 
-A front-end (Discord, the offline console, ``timmybot-admin``) builds one of
-these from its typed options and hands it to the
-:class:`~timmybot_bot.app.messagebus.MessageBus`. A command is plain data: it
-holds what the caller asked for, already typed (a guild ID is an ``int``, a
-switch a :class:`~timmybot_core.Switch`), never a command line to parse.
-
-Each class says, as class variables, what the bus checks before its handler
-runs and what its handler records:
-
-``guarded``
-    the access guard (allowlist, bans, kill switch) decides first;
-``admin_only``
-    only owners, admin roles and the local operator may run it;
-``action``
-    the fixed audit action its handler records (``None``: not recorded),
-    whichever front-end it came from;
-``guard_name``
-    the name the guard and the security log know the command by.
+A front-end builds a command from its typed options (a guild ID is an
+``int``, a switch a :class:`~timmybot_core.Switch`, never a command line)
+and hands it to the :class:`~timmybot_bot.app.messagebus.MessageBus`. Class
+variables say what the bus checks first (``guarded``: the access guard;
+``admin_only``: owners, admin roles and the local operator only), the fixed
+audit ``action`` its handler records, and ``guard_name``, the name the guard
+and the security log know it by.
 """
 
 from __future__ import annotations

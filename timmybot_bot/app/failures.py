@@ -1,12 +1,9 @@
 """The one table from a failure to the user's message, the log line and the exit code.
 
-Every front-end maps what a handler (or the guard) raised through
-:func:`failure_for`: Discord and the console show ``message``, the operator
-CLI prints it and exits with ``exit_code``, and all log the failure at
-``log_level`` with :func:`describe`, which names the exception classes and
-where they were raised, never their messages: a library's message can quote
-a secret (a hikari HTTP error quotes the interaction webhook URL, whose path
-holds the interaction token).
+Discord and the console show ``message``, ``timmybot-admin`` prints it and
+exits with ``exit_code``, and all log at ``log_level`` with :func:`describe`:
+exception classes and code locations, never messages, which can quote a
+secret (a hikari HTTP error quotes the webhook URL holding the interaction token).
 """
 
 from __future__ import annotations

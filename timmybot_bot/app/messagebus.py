@@ -1,17 +1,10 @@
 """The message bus: the guard, then the admin check, then the command's handler.
 
-Every front-end runs a use case as ``await bus.handle(command, invocation)``.
-Before the handler runs, the bus asks the access guard (for a ``guarded``
-command, unless the caller is the trusted local operator) and checks that
-the caller may run an ``admin_only`` command; a refusal raises
+``await bus.handle(command, invocation)`` raises
 :class:`~timmybot_bot.app.failures.AccessDenied` or
-:class:`~timmybot_bot.app.failures.NotAdmin`, which the failure table turns
-into the user's message like any other failure.
-
-Handlers receive the services they name (``access``, ``tokens``,
-``recorder``...): :func:`build_bus` binds each parameter of a handler to the
-dependency of that name once, at start-up, as in cosmicpython's
-``bootstrap.inject_dependencies``.
+:class:`~timmybot_bot.app.failures.NotAdmin` before a refused handler runs.
+Handlers receive the services their keyword parameters name, bound once at
+start-up, as in cosmicpython's ``bootstrap.inject_dependencies``.
 """
 
 from __future__ import annotations

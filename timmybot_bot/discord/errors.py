@@ -16,15 +16,12 @@ import logging
 import lightbulb
 
 from timmybot_bot.app.failures import UNEXPECTED, describe, failure_for
+from timmybot_bot.app.replies import failure_reply
 from timmybot_bot.discord.replies import ReplySender, Responder
 
 __all__ = ["UNEXPECTED", "on_command_error", "reply_to_failure"]
 
 _log = logging.getLogger("timmybot.discord")
-
-
-class _Unexpected(Exception):
-    """Stands for a failure the table must treat as unexpected."""
 
 
 async def reply_to_failure(
@@ -33,16 +30,15 @@ async def reply_to_failure(
     """Log ``error`` when the table says so and answer ``target`` with a short private text.
 
     ``edit`` (button presses) shows the text in place of the message the
-    button was on, without its buttons.
+    button was on, without its buttons. Outside the bus, a row that quotes
+    the error would quote a library (a malformed interaction): such a
+    failure reads as unexpected.
     """
-    failure = failure_for(error)
-    if failure.quotes_error:
-        # Outside the bus a message that quotes the error is a library's
-        # (a malformed interaction): never shown, logged as unexpected.
-        failure = failure_for(_Unexpected())
-    if failure.log_level is not None:
-        _log.log(failure.log_level, "%s failed: %s", where, describe(error))
-    text = failure.message(error)
+    if failure_for(error).quotes_error:
+        _log.error("%s failed: %s", where, describe(error))
+        text = UNEXPECTED
+    else:
+        text = failure_reply(error, sender.sanitizer, where=where).text
     try:
         if edit:
             await sender.respond(target, text, edit=True, components=[])

@@ -60,13 +60,13 @@ class ReplySender:
     """Sends replies, notes and direct messages with every mention disabled."""
 
     def __init__(self, sanitizer: ResponseSanitizer) -> None:
-        self._sanitizer = sanitizer
+        self.sanitizer = sanitizer
 
     def safe(self, text: str) -> SafeText:
         """Return Discord-layer ``text`` escaped with ``for_discord`` (idempotent)."""
         if isinstance(text, SafeText):
             return text
-        return SafeText(self._sanitizer.for_discord(text))
+        return SafeText(self.sanitizer.for_discord(text))
 
     def trusted(self, text: str) -> SafeText:
         """Mark ``run_command``'s reply text as safe (it was sanitized at its source)."""

@@ -1,16 +1,9 @@
-"""The slash commands: each one builds its typed command from its options.
+"""The slash commands: each builds its typed command from its options.
 
-No option is ever joined into a command line and parsed again: ``/search``
-with ``query:"platform: halo"`` searches for ``platform: halo``, and
-``/admin guild allow guild:123`` builds ``AllowGuild(guild_id=123)``. The
-bus (guard, admin check, handler) runs the command; see
-:mod:`timmybot_bot.discord.runner`.
-
-Guild IDs are string options: Discord's integer options stop at 2**53,
-below today's snowflakes; a malformed one is answered like any usage error.
-
-The commands are built by :func:`build_commands` at start-up, so that
-``/link`` can offer the platforms actually configured as choices.
+No option is joined into a command line and parsed again: ``query:"platform:
+halo"`` searches for ``platform: halo``. Guild IDs are string options
+(Discord's integers stop at 2**53, below today's snowflakes). Built at
+start-up, so ``/link`` offers the configured platforms as choices.
 """
 
 from __future__ import annotations

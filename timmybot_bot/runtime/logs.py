@@ -1,12 +1,9 @@
 """Where log lines go: JSON lines on stdout for a container's log driver.
 
-The bot on Discord writes one JSON object per line to standard output
-(``{"at": ..., "level": ..., "logger": ..., "message": ...}``), which is what
-ECS's ``awslogs`` driver (or any container log driver) ships, with nothing
-to run in the process. The offline console keeps standard output for its
-replies, so its log lines are text on standard error. Sending lines to
-CloudWatch Logs directly, where no log driver does, is watchtower's job
-(see :func:`timmybot_bot.runtime.bootstrap.bootstrap` and docs/aws-adapters.md).
+On Discord, one JSON object per line on standard output, which ECS's
+``awslogs`` driver (or any log driver) ships. The offline console keeps
+stdout for its replies and logs text on stderr. Shipping to CloudWatch Logs
+directly is watchtower's job (``bootstrap``, docs/deploy-aws.md).
 """
 
 from __future__ import annotations

@@ -1,17 +1,11 @@
 """Cron expressions for the scheduler's jobs, evaluated in UTC by croniter.
 
-The classic five fields (``minute hour day-of-month month day-of-week``)
-and the macros ``@hourly``, ``@daily`` (``@midnight``), ``@weekly``,
-``@monthly`` and ``@yearly`` (``@annually``). croniter reads the fields,
-names and steps, and combines a restricted day-of-month with a restricted
-day-of-week as Vixie cron does (either may match). This module only keeps
-the expression to five fields (croniter also takes seconds and years), makes
-times UTC, refuses one that never fires (``0 0 31 FEB *``) and turns
-croniter's errors into :class:`CronError` naming the expression.
-
-What croniter does not offer, running a missed job once across several
-processes after a restart, is the scheduler's lease-based catch-up
-(:mod:`timmybot_bot.runtime.scheduler`).
+Five fields (croniter would also take seconds and years) or a macro
+(``@hourly``, ``@daily``, ``@midnight``, ``@weekly``, ``@monthly``,
+``@yearly``, ``@annually``). An expression that never fires (``0 0 31 FEB
+*``) is refused; errors name the expression. What croniter does not offer,
+a missed job run once across processes after a restart, is the scheduler's
+lease-based catch-up (:mod:`timmybot_bot.runtime.scheduler`).
 """
 
 from __future__ import annotations
