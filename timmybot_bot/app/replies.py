@@ -21,7 +21,6 @@ from timmybot_bot.app.audit_query import render_page, render_verification
 from timmybot_bot.app.commands import Command, Invocation, ListGuilds, QueryAudit
 from timmybot_bot.app.failures import UsageError, describe, failure_for
 from timmybot_bot.app.handlers.access import GuildChanged, Guilds, SwitchChanged, Switches
-from timmybot_bot.app.handlers.audit import KeyRotated
 from timmybot_bot.app.handlers.incidents import IncidentDeclared
 from timmybot_bot.app.handlers.music import (
     Identity,
@@ -70,14 +69,13 @@ class Confirmation:
     """A destructive step that waits for the caller to confirm.
 
     Discord shows ``prompt`` with a button labelled ``label``; the console
-    asks on the terminal. ``action`` runs only once the same caller confirms;
-    ``command`` is what it runs (the guard is asked again then).
+    asks on the terminal. ``action`` runs only once the same caller confirms
+    (through the bus, so the guard is asked again then).
     """
 
     prompt: str
     label: str
     action: Callable[[], Awaitable[Reply]] = attrs.field(repr=False)
-    command: Command | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -321,13 +319,6 @@ def _(result: Rotated, sanitizer: ResponseSanitizer, command: Command) -> Reply:
     )
 
 
-@reply_for.register
-def _(result: KeyRotated, sanitizer: ResponseSanitizer, command: Command) -> Reply:
-    return _recorded(
-        f"Audit signing key rotated: {result.old_key_id} -> {result.new_key_id}.", result.recorded
-    )
-
-
 def failure_reply(error: BaseException, sanitizer: ResponseSanitizer, *, where: str) -> Reply:
     """Return the reply for a failure, from the failure table; log what needs logging."""
     failure = failure_for(error)
@@ -373,7 +364,6 @@ async def chat(
                 prompt="Delete all your TimmyBot data?",
                 label="Delete my data",
                 action=lambda: chat(bus, sanitizer, invocation, then),
-                command=then,
             ),
         )
     return reply_for(result, sanitizer, command)
