@@ -152,7 +152,7 @@ PLATFORM = "demo"
 REDIRECT_URI = "http://127.0.0.1/bench/callback"
 FIRST_USER = 100_000_000_000_000_000
 KEY = b"bench-pseudonym-key-of-32-bytes!"
-LATENCY = 0.02
+LATENCY = 0.1
 CONCURRENCY = 16
 WINDOW = timedelta(hours=24)
 SEED_CONCURRENCY = 64
