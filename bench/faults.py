@@ -79,7 +79,7 @@ from timmybot_bot.bootstrap import Services, bootstrap
 from timmybot_bot.demo_provider import DemoOAuthProvider, demo_provider_config
 from timmybot_bot.scheduler import JOB_ROTATION
 from timmybot_bot.settings import Settings
-from timmybot_core import PlatformLink, SystemClock, UserTokens
+from timmybot_core import OAuthTokens, PlatformLink, SystemClock, UserTokens
 from tokens import REDIRECT_URI, issue_tokens
 
 SCRIPT = Path(__file__).resolve()
@@ -417,6 +417,85 @@ async def clock_skew(base: Path, trials: int, users: int) -> Outcome:
     return outcome
 
 
+# -- the window ------------------------------------------------------------------
+
+
+class TimedClient(AiohttpOAuthClient):
+    """The real client, noting when each refresh's answer has been read."""
+
+    answered: dict[str, float]
+
+    async def refresh(self, platform: str, *, refresh_token: str) -> OAuthTokens:
+        """Refresh, then note the moment the answer was parsed."""
+        fresh = await super().refresh(platform, refresh_token=refresh_token)
+        self.answered[refresh_token] = time.perf_counter()
+        return fresh
+
+
+@dataclass
+class Window:
+    """Per refresh: claim written -> answer read -> new tokens durable, in milliseconds."""
+
+    answer_to_write: list[float]
+    claim_to_write: list[float]
+
+
+async def measure_window(base: Path, users: int, answer_delay: float) -> Window:
+    """Rotate ``users`` through the bot's composition root (SQLite, audit trail and all).
+
+    The client notes when it has read each answer; the vault's ``put`` notes
+    when each claim and each final write returned. What a crash can cut is
+    claim -> write; what a crash *after the answer* can cut is answer -> write.
+    """
+    trial = await Trial.create(base / "window")
+    try:
+        await trial.seed(users, rotation_owed=False)
+        trial.provider.faults.answer_delay = answer_delay
+        settings = trial.settings
+        client = TimedClient(
+            [demo_provider_config(trial.provider.base_url, settings.redirect_uri)],
+            timeout=settings.oauth_timeout,
+        )
+        client.answered = {}
+        services = bootstrap(settings, oauth=client)
+        claimed: dict[int, float] = {}
+        written: dict[int, float] = {}
+        put = services.vault.put
+
+        async def timed_put(
+            user_id: int, record: UserTokens, *, expected_version: str | None
+        ) -> str:
+            version = await put(user_id, record, expected_version=expected_version)
+            link = record.link(PLATFORM)
+            if link is not None and link.refresh_claim is not None:
+                claimed.setdefault(user_id, time.perf_counter())
+            elif link is not None and link.refreshed_at is not None:
+                written.setdefault(user_id, time.perf_counter())
+            return version
+
+        services.vault.put = timed_put  # type: ignore[method-assign]
+        try:
+            await services.open()
+            await services.rotation.rotate_expiring()
+        finally:
+            await services.aclose()
+            await client.close()  # given to bootstrap, so not among its closers
+        answer_to_write, claim_to_write = [], []
+        for user_id, token in trial.first_tokens.items():
+            if user_id in written and token in client.answered:
+                answer_to_write.append((written[user_id] - client.answered[token]) * 1000)
+                claim_to_write.append((written[user_id] - claimed[user_id]) * 1000)
+        return Window(answer_to_write=answer_to_write, claim_to_write=claim_to_write)
+    finally:
+        await trial.close()
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The ``fraction`` quantile of ``values`` (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
 # -- the worker process ---------------------------------------------------------------
 
 
@@ -436,6 +515,31 @@ async def work(provider_url: str, skew: float) -> int:
 
 
 # -- main --------------------------------------------------------------------------
+
+
+def print_window(window: Window, users: int, answer_delay: float) -> None:
+    """Table 2: how long a crash can cut a refresh."""
+    rows = []
+    for name, values in (
+        ("answer read -> tokens durable", window.answer_to_write),
+        ("claim written -> tokens durable", window.claim_to_write),
+    ):
+        rows.append(
+            [
+                name,
+                str(len(values)),
+                f"{percentile(values, 0.5):.2f}",
+                f"{percentile(values, 0.99):.2f}",
+                f"{max(values):.2f}",
+            ]
+        )
+    print_table(
+        f"Table 2: the window a crash can cut, per refresh, milliseconds ({users} users, "
+        f"concurrency 16, SQLite vault with the audit trail, answer {answer_delay * 1000:.0f} ms "
+        "late)",
+        ["window", "refreshes", "median", "p99", "max"],
+        rows,
+    )
 
 
 def print_outcomes(outcomes: Sequence[Outcome], quick: bool) -> None:
@@ -502,12 +606,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.worker:
         return asyncio.run(work(args.worker, args.skew))
     started = time.perf_counter()
+    window_users = 80 if args.quick else 400
     with tempfile.TemporaryDirectory(prefix="timmybot-faults-") as directory:
         outcomes = asyncio.run(run_all(args.quick, Path(directory)))
+        window = None
+        if not args.json:
+            window = asyncio.run(measure_window(Path(directory), window_users, 0.2))
     if args.json:
         print(json.dumps([o.as_json() for o in outcomes]))
     else:
         print_outcomes(outcomes, args.quick)
+        print()
+        if window is not None:
+            print_window(window, window_users, 0.2)
         print(f"Fault bench time: {time.perf_counter() - started:.1f} s")
     return 0
 

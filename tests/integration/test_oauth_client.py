@@ -998,3 +998,21 @@ async def test_no_secret_reaches_an_exception_a_repr_or_a_log(
         for secret in secrets_seen:
             assert secret not in text, (secret, text)
     assert "platform=demo endpoint=token status=200" in caplog.text
+
+
+async def test_presets_say_whether_a_refresh_token_may_be_presented_again(
+    provider: DemoOAuthProvider,
+) -> None:
+    # Spotify keeps the previous refresh token usable; Discord rotates and
+    # invalidates it; the demo provider revokes the grant on reuse.
+    assert spotify("id", "canary-cs-x").refresh_retry_safe
+    assert not discord("id", "canary-cs-x").refresh_retry_safe
+    assert not provider.oauth_provider().refresh_retry_safe
+    provider.rotate_refresh_tokens = False
+    assert provider.oauth_provider().refresh_retry_safe
+    async with AiohttpOAuthClient([spotify("id", None), discord("id2", "canary-cs-y")]) as oauth:
+        assert oauth.refresh_retry_safe("spotify")
+        assert not oauth.refresh_retry_safe("discord")
+        assert not oauth.refresh_retry_safe("tidal")  # not configured: never safe
+        with pytest.raises(OAuthNotConfigured):
+            await oauth.refresh("tidal", refresh_token="canary-rt-x")
