@@ -354,3 +354,19 @@ class TestRotationSurvives:
         assert record is not None
         link = record.links["tidal"]
         assert link.refresh_claim is None and not link.needs_relink
+
+    async def test_a_stopping_process_starts_no_refresh_and_reports_the_run_incomplete(
+        self,
+    ) -> None:
+        w = wire()
+        oauth = FakeOAuthClient(w.clock, lifetime=timedelta(minutes=1))
+        tokens, rotation = rotation_for(w, oauth)
+        for user in range(1, 6):
+            await tokens.store_user_tokens(user, oauth.issue())
+        w.clock.advance(timedelta(minutes=2))  # expired: a stop cannot serve them
+        tokens.stop_refreshing()
+        report = await rotation.rotate_expiring()
+        assert report.incomplete and not report.paused
+        assert oauth.refresh_calls == 0
+        (alert,) = w.alerter.sent
+        assert alert.details["incomplete"] is True

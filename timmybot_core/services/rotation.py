@@ -190,9 +190,12 @@ class TokenRotationService:
             except NotLinked:
                 return  # unlinked meanwhile
             except RefreshPaused:
-                # An incident paused refresh during the run: stop refreshing,
-                # report what was done.
-                tally.paused = True
+                # An incident paused refresh during the run, or the process is
+                # stopping: stop refreshing, report what was done.
+                if self._tokens.stopping:
+                    tally.incomplete = True
+                else:
+                    tally.paused = True
                 tally.unchanged += 1
                 return
             except (ProviderUnavailable, StoreUnavailable, VersionConflict):
