@@ -61,10 +61,6 @@ class Kit:
     monotonic: Monotonic
 
 
-async def no_sleep(_: float) -> None:
-    await asyncio.sleep(0)
-
-
 def kit(*, retry_safe: bool = False, **settings: object) -> Kit:
     w = wire()
     vault = CountingVault()
