@@ -404,6 +404,12 @@ class Settings:
     oauth_min_tls: TlsVersion = setting(
         _choice(get_args(TlsVersion)), "`1.2` or `1.3`", "`1.2`", default="1.2"
     )
+    oauth_timeout: timedelta = setting(
+        _duration, "duration", "`10s`", default=timedelta(seconds=10)
+    )
+    token_claim_timeout: timedelta = setting(
+        _duration, "duration", "`30s`", default=timedelta(seconds=30)
+    )
     spotify_client_id: str | None = setting(_secret, "string", "not set", default=None)
     spotify_client_secret: str | None = setting(
         _secret, "secret string", "not set", default=None, secret=True
