@@ -20,20 +20,7 @@ import attrs
 from timmybot_bot.app.audit_query import render_page, render_verification
 from timmybot_bot.app.commands import Command, Invocation, ListGuilds, QueryAudit
 from timmybot_bot.app.failures import UsageError, describe, failure_for
-from timmybot_bot.app.handlers.access import GuildChanged, Guilds, SwitchChanged, Switches
-from timmybot_bot.app.handlers.incidents import IncidentDeclared
-from timmybot_bot.app.handlers.music import (
-    Identity,
-    Judged,
-    Links,
-    LinkStarted,
-    NeedsLink,
-    RateLimited,
-    Searched,
-    Unlinked,
-)
-from timmybot_bot.app.handlers.privacy import ConfirmErasure, Erasure, Export, PrivacyStatement
-from timmybot_bot.app.handlers.tokens import Rotated
+from timmybot_bot.app.handlers import access, incidents, music, privacy, tokens
 from timmybot_bot.app.messagebus import MessageBus
 from timmybot_bot.app.search_results import render_results
 from timmybot_core import AuditPage, ResponseSanitizer, Switch, SwitchState
@@ -111,7 +98,7 @@ def reply_for(result: object, sanitizer: ResponseSanitizer, command: Command) ->
 
 
 @reply_for.register
-def _(result: Judged, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+def _(result: music.Judged, sanitizer: ResponseSanitizer, command: Command) -> Reply:
     if result.error is not None:
         return _private(f"{result.label} rejected: {result.error}")
     shown = sanitizer.for_discord(result.value, limit=result.limit)
@@ -119,7 +106,7 @@ def _(result: Judged, sanitizer: ResponseSanitizer, command: Command) -> Reply:
 
 
 @reply_for.register
-def _(result: Searched, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+def _(result: music.Searched, sanitizer: ResponseSanitizer, command: Command) -> Reply:
     others = ", ".join(result.others)
     footer = f"Add platform:<name> to search {others} instead." if others else None
     text = render_results(
@@ -129,7 +116,7 @@ def _(result: Searched, sanitizer: ResponseSanitizer, command: Command) -> Reply
 
 
 @reply_for.register
-def _(result: NeedsLink, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+def _(result: music.NeedsLink, sanitizer: ResponseSanitizer, command: Command) -> Reply:
     return _private(
         "Link a music account first with /link <platform> "
         f"(one of: {', '.join(result.available)}), then search again."
@@ -137,14 +124,14 @@ def _(result: NeedsLink, sanitizer: ResponseSanitizer, command: Command) -> Repl
 
 
 @reply_for.register
-def _(result: RateLimited, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+def _(result: music.RateLimited, sanitizer: ResponseSanitizer, command: Command) -> Reply:
     return _private(
         f"{result.platform} is receiving too many searches; try again in {result.seconds} seconds."
     )
 
 
 @reply_for.register
-def _(result: Identity, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+def _(result: music.Identity, sanitizer: ResponseSanitizer, command: Command) -> Reply:
     where = f"guild {result.guild_id}" if result.guild_id else "a direct message"
     if result.trusted_operator:
         return _private(
@@ -156,7 +143,7 @@ def _(result: Identity, sanitizer: ResponseSanitizer, command: Command) -> Reply
 
 
 @reply_for.register
-def _(result: LinkStarted, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+def _(result: music.LinkStarted, sanitizer: ResponseSanitizer, command: Command) -> Reply:
     # The URL is ours (provider, client ID, state), not user text; angle
     # brackets keep Discord from unfurling it.
     return _private(
@@ -166,7 +153,7 @@ def _(result: LinkStarted, sanitizer: ResponseSanitizer, command: Command) -> Re
 
 
 @reply_for.register
-def _(result: Links, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+def _(result: music.Links, sanitizer: ResponseSanitizer, command: Command) -> Reply:
     if not result.links:
         return _private("You have not linked any account. Use /link <platform>.")
     lines = ["Linked accounts:"]
@@ -178,7 +165,7 @@ def _(result: Links, sanitizer: ResponseSanitizer, command: Command) -> Reply:
 
 
 @reply_for.register
-def _(result: Unlinked, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+def _(result: music.Unlinked, sanitizer: ResponseSanitizer, command: Command) -> Reply:
     shown = sanitizer.for_discord(result.platform, limit=40)
     if not result.removed:
         return _private(f"You have no {shown} account linked.")
@@ -186,12 +173,12 @@ def _(result: Unlinked, sanitizer: ResponseSanitizer, command: Command) -> Reply
 
 
 @reply_for.register
-def _(result: PrivacyStatement, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+def _(result: privacy.PrivacyStatement, sanitizer: ResponseSanitizer, command: Command) -> Reply:
     return _private(sanitizer.for_discord(result.text))
 
 
 @reply_for.register
-def _(result: Export, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+def _(result: privacy.Export, sanitizer: ResponseSanitizer, command: Command) -> Reply:
     content = json.dumps(result.document, ensure_ascii=False, indent=2).encode("utf-8")
     return Reply(
         text=f"Here is a copy of the data TimmyBot keeps about you ({EXPORT_FILENAME}). "
@@ -203,7 +190,7 @@ def _(result: Export, sanitizer: ResponseSanitizer, command: Command) -> Reply:
 
 
 @reply_for.register
-def _(result: Erasure, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+def _(result: privacy.Erasure, sanitizer: ResponseSanitizer, command: Command) -> Reply:
     if result.problem is not None:
         lines = [
             f"Your data was only partly deleted: {', '.join(result.failed)} failed. "
@@ -223,7 +210,7 @@ def _(result: Erasure, sanitizer: ResponseSanitizer, command: Command) -> Reply:
 
 
 @reply_for.register
-def _(result: GuildChanged, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+def _(result: access.GuildChanged, sanitizer: ResponseSanitizer, command: Command) -> Reply:
     guild, verb = result.guild_id, type(command).action
     if verb == "guild.allow":
         text = f"Guild {guild} {'is now allowed' if result.changed else 'was already allowed'}."
@@ -240,7 +227,7 @@ def _(result: GuildChanged, sanitizer: ResponseSanitizer, command: Command) -> R
 
 
 @reply_for.register
-def _(result: Guilds, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+def _(result: access.Guilds, sanitizer: ResponseSanitizer, command: Command) -> Reply:
     lines = ["Allowed guilds: " + (", ".join(map(str, result.allowed)) or "none")]
     lines += [f"Banned: {ban.guild_id} until {ban.until:%Y-%m-%d %H:%M} UTC" for ban in result.bans]
     return Reply(text="\n".join(lines))
@@ -255,7 +242,7 @@ def _switch_line(state: SwitchState, sanitizer: ResponseSanitizer, now: datetime
 
 
 @reply_for.register
-def _(result: SwitchChanged, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+def _(result: access.SwitchChanged, sanitizer: ResponseSanitizer, command: Command) -> Reply:
     state = result.state
     if state.switch is Switch.KILL_SWITCH:
         text = (
@@ -269,13 +256,13 @@ def _(result: SwitchChanged, sanitizer: ResponseSanitizer, command: Command) -> 
 
 
 @reply_for.register
-def _(result: Switches, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+def _(result: access.Switches, sanitizer: ResponseSanitizer, command: Command) -> Reply:
     lines = [_switch_line(state, sanitizer, result.now) for state in result.states]
     return Reply(text="\n".join(lines))
 
 
 @reply_for.register
-def _(result: IncidentDeclared, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+def _(result: incidents.IncidentDeclared, sanitizer: ResponseSanitizer, command: Command) -> Reply:
     report = result.report
     lines = [
         f"Incident {report.incident_id} ({report.severity.value}, respond by "
@@ -305,7 +292,7 @@ def _(result: VerificationReport, sanitizer: ResponseSanitizer, command: Command
 
 
 @reply_for.register
-def _(result: Rotated, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+def _(result: tokens.Rotated, sanitizer: ResponseSanitizer, command: Command) -> Reply:
     report = result.report
     if report.paused:
         return _recorded(
@@ -354,7 +341,7 @@ async def chat(
         result: Any = await bus.handle(command, invocation)
     except Exception as error:  # noqa: BLE001 - the failure table knows every kind
         return failure_reply(error, sanitizer, where=where)
-    if isinstance(result, ConfirmErasure):
+    if isinstance(result, privacy.ConfirmErasure):
         then = result.then
         return Reply(
             text="This deletes your linked accounts (their tokens are revoked first), your "

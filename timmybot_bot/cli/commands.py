@@ -23,25 +23,8 @@ from typing import Any, Final, TextIO, cast
 import attrs
 
 from timmybot_adapters.signing import Ed25519Signer
+from timmybot_bot.app import commands as c
 from timmybot_bot.app.audit_query import AuditQueryError, parse_audit_query
-from timmybot_bot.app.commands import (
-    AllowGuild,
-    Command,
-    DeclareIncident,
-    EraseUserData,
-    ExportUserData,
-    Invocation,
-    ListGuilds,
-    ListSwitches,
-    RekeyVault,
-    RemoveGuild,
-    RotateAuditKey,
-    RunRotation,
-    SwitchOff,
-    SwitchOn,
-    UnbanGuild,
-    VerifyAudit,
-)
 from timmybot_bot.app.failures import (
     EXIT_CONFIG,
     EXIT_FAILED,
@@ -50,11 +33,7 @@ from timmybot_bot.app.failures import (
     UsageError,
 )
 from timmybot_bot.app.failures import OperationFailed as AppOperationFailed
-from timmybot_bot.app.handlers.access import GuildChanged, Guilds, SwitchChanged, Switches
-from timmybot_bot.app.handlers.audit import KeyRotated
-from timmybot_bot.app.handlers.incidents import IncidentDeclared
-from timmybot_bot.app.handlers.privacy import Erasure, Export
-from timmybot_bot.app.handlers.tokens import Rekeyed, Rotated
+from timmybot_bot.app.handlers import access, audit, incidents, privacy, tokens
 from timmybot_bot.cli.progress import Progress
 from timmybot_bot.runtime.audit_keys import KEYRING_FILE, SIGNING_KEY_FILE, load_keyring
 from timmybot_bot.runtime.bootstrap import Services, check_settings
@@ -213,13 +192,13 @@ class Context:
         return LOCAL_OPERATOR if chosen is None else chosen
 
     @property
-    def invocation(self) -> Invocation:
+    def invocation(self) -> c.Invocation:
         """Who runs the commands: the operator at this machine's terminal."""
-        return Invocation(
+        return c.Invocation(
             user_id=self.operator, source="cli", trusted_operator=True, at_terminal=True
         )
 
-    async def run(self, command: Command) -> Any:
+    async def run(self, command: c.Command) -> Any:
         """Run ``command`` through the application layer's bus."""
         return await self.svc.bus.handle(command, self.invocation)
 
@@ -370,7 +349,7 @@ async def audit_verify(ctx: Context) -> int:
     end = query.end if "until" in names else None
     with out.progress("verify", unit="writers") as progress:
         report: VerificationReport = await ctx.run(
-            VerifyAudit(
+            c.VerifyAudit(
                 start=start,
                 end=end,
                 observe=lambda log: cast(AuditLog, _ProgressLog(log, progress)),
@@ -387,7 +366,7 @@ async def audit_verify(ctx: Context) -> int:
 
 async def audit_rotate_key(ctx: Context) -> int:
     """``audit rotate-key``: a new signing key; the old public key stays in the ring."""
-    rotated: KeyRotated = await ctx.run(RotateAuditKey())
+    rotated: audit.KeyRotated = await ctx.run(c.RotateAuditKey())
     old, new, recorded = rotated.old_key_id, rotated.new_key_id, ctx.unrecorded(rotated.recorded)
     if ctx.out.json:
         ctx.out.data({"old_key_id": old, "new_key_id": new})
@@ -449,8 +428,8 @@ async def user_export(ctx: Context) -> int:
     if args.output is not None and (args.output.exists() or args.output.is_symlink()):
         # Checked first: a refused export must not be recorded as made.
         raise UsageProblem(f"--output {args.output} exists; choose a new file name")
-    export: Export = await ctx.run(
-        ExportUserData(user_id=args.user_id, to_file=args.output is not None)
+    export: privacy.Export = await ctx.run(
+        c.ExportUserData(user_id=args.user_id, to_file=args.output is not None)
     )
     document, recorded = export.document, ctx.unrecorded(export.recorded)
     if args.output is not None:
@@ -495,7 +474,7 @@ async def user_delete(ctx: Context) -> int:
         out.note("cancelled: nothing was deleted")
         return EXIT_FAILED
     async with out.progress("erasing").spinning():
-        erasure: Erasure = await ctx.run(EraseUserData(user_id=user_id))
+        erasure: privacy.Erasure = await ctx.run(c.EraseUserData(user_id=user_id))
     report, problem, recorded = erasure.report, erasure.problem, ctx.unrecorded(erasure.recorded)
     if out.json:
         out.data(_erasure_json(report) if report is not None else {"ok": False})
@@ -515,7 +494,7 @@ async def user_delete(ctx: Context) -> int:
 
 async def guild_allow(ctx: Context) -> int:
     """``guild allow``: allowlist a guild and lift any ban on it."""
-    done: GuildChanged = await ctx.run(AllowGuild(guild_id=ctx.args.guild_id))
+    done: access.GuildChanged = await ctx.run(c.AllowGuild(guild_id=ctx.args.guild_id))
     outcome = "is now allowed" if done.changed else "was already allowed"
     _say(ctx, f"Guild {done.guild_id} {outcome}.", _guild_json(done))
     return EXIT_OK if ctx.unrecorded(done.recorded) else EXIT_FAILED
@@ -523,7 +502,7 @@ async def guild_allow(ctx: Context) -> int:
 
 async def guild_remove(ctx: Context) -> int:
     """``guild remove``: take a guild off the allowlist (exit 1 if configuration allows it)."""
-    done: GuildChanged = await ctx.run(RemoveGuild(guild_id=ctx.args.guild_id))
+    done: access.GuildChanged = await ctx.run(c.RemoveGuild(guild_id=ctx.args.guild_id))
     guild_id = done.guild_id
     if done.configured:
         text = (
@@ -542,19 +521,19 @@ async def guild_remove(ctx: Context) -> int:
 
 async def guild_unban(ctx: Context) -> int:
     """``guild unban``: lift a guild's ban and forget its attempts."""
-    done: GuildChanged = await ctx.run(UnbanGuild(guild_id=ctx.args.guild_id))
+    done: access.GuildChanged = await ctx.run(c.UnbanGuild(guild_id=ctx.args.guild_id))
     outcome = "is unbanned" if done.changed else "was not banned"
     _say(ctx, f"Guild {done.guild_id} {outcome}.", _guild_json(done))
     return EXIT_OK if ctx.unrecorded(done.recorded) else EXIT_FAILED
 
 
-def _guild_json(done: GuildChanged) -> dict[str, object]:
+def _guild_json(done: access.GuildChanged) -> dict[str, object]:
     return {"guild_id": str(done.guild_id), "changed": done.changed}
 
 
 async def guild_list(ctx: Context) -> int:
     """``guild list``: the allowed guilds and the active bans."""
-    guilds: Guilds = await ctx.run(ListGuilds())
+    guilds: access.Guilds = await ctx.run(c.ListGuilds())
     allowed, bans, configured = guilds.allowed, guilds.bans, guilds.configured
     if ctx.out.json:
         ctx.out.data(
@@ -623,7 +602,7 @@ def _switch_line(state: SwitchState, now: datetime) -> str:
 
 async def switch_list(ctx: Context) -> int:
     """``switch list``: each process-wide switch and why it is on."""
-    switches: Switches = await ctx.run(ListSwitches())
+    switches: access.Switches = await ctx.run(c.ListSwitches())
     states, now = switches.states, switches.now
     if ctx.out.json:
         ctx.out.data({"switches": [_switch_json(state, now) for state in states]})
@@ -633,8 +612,8 @@ async def switch_list(ctx: Context) -> int:
     return EXIT_OK
 
 
-async def _switch_set(ctx: Context, command: SwitchOn | SwitchOff) -> int:
-    changed: SwitchChanged = await ctx.run(command)
+async def _switch_set(ctx: Context, command: c.SwitchOn | c.SwitchOff) -> int:
+    changed: access.SwitchChanged = await ctx.run(command)
     if ctx.out.json:
         ctx.out.data(_switch_json(changed.state, changed.now))
     else:
@@ -647,13 +626,13 @@ async def switch_on(ctx: Context) -> int:
     """``switch on``: turn a switch on for every process, optionally for a while."""
     args = ctx.args
     return await _switch_set(
-        ctx, SwitchOn(switch=args.switch, reason=args.reason, duration=args.duration)
+        ctx, c.SwitchOn(switch=args.switch, reason=args.reason, duration=args.duration)
     )
 
 
 async def switch_off(ctx: Context) -> int:
     """``switch off``: turn a switch off for every process."""
-    return await _switch_set(ctx, SwitchOff(switch=ctx.args.switch))
+    return await _switch_set(ctx, c.SwitchOff(switch=ctx.args.switch))
 
 
 # -- vault -------------------------------------------------------------------------
@@ -730,7 +709,9 @@ async def vault_rekey(ctx: Context) -> int:
         bar.update(done, total=total)
 
     try:
-        rekeyed: Rekeyed = await ctx.run(RekeyVault(plan=plan, batch=args.batch, report=report))
+        rekeyed: tokens.Rekeyed = await ctx.run(
+            c.RekeyVault(plan=plan, batch=args.batch, report=report)
+        )
     finally:
         for bar in bars.values():
             bar.close()
@@ -751,7 +732,7 @@ async def rotation_run(ctx: Context) -> int:
     out = ctx.out
     within: timedelta = ctx.args.within
     async with out.progress("rotating tokens").spinning():
-        rotated: Rotated = await ctx.run(RunRotation(within=within))
+        rotated: tokens.Rotated = await ctx.run(c.RunRotation(within=within))
     report, recorded = rotated.report, ctx.unrecorded(rotated.recorded)
     if out.json:
         out.data(report.as_dict())
@@ -779,8 +760,8 @@ async def incident_declare(ctx: Context) -> int:
     title = " ".join(args.title)
     async with out.progress(f"{args.severity.value} playbook").spinning():
         try:
-            declared: IncidentDeclared = await ctx.run(
-                DeclareIncident(
+            declared: incidents.IncidentDeclared = await ctx.run(
+                c.DeclareIncident(
                     severity=args.severity, title=title, description=args.description or ""
                 )
             )

@@ -29,6 +29,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
+import attrs
 import hikari
 import lightbulb
 from lightbulb.components import Menu, MenuContext, MenuHandle
@@ -49,27 +50,18 @@ CUSTOM_ID_PREFIX = "timmybot:"
 _LISTEN_GRACE = 60.0  # seconds the buttons keep answering "expired" after expiry
 
 
+@attrs.define(kw_only=True, eq=False)
 class _Pending:
     """One confirmation waiting for its user."""
 
-    def __init__(
-        self,
-        *,
-        owner_id: int,
-        guild_id: int | None,
-        command: str,
-        confirmation: Confirmation,
-        expires_at: datetime,
-    ) -> None:
-        self.owner_id = owner_id
-        self.guild_id = guild_id
-        self.command = command
-        self.confirmation = confirmation
-        self.expires_at = expires_at
-        self.claimed = False
-        self.expired = False
-        self.handle: MenuHandle | None = None
-        self.timer: asyncio.Task[None] | None = None
+    owner_id: int
+    command: str
+    confirmation: Confirmation
+    expires_at: datetime
+    claimed: bool = False
+    expired: bool = False
+    handle: MenuHandle | None = None
+    timer: asyncio.Task[None] | None = None
 
     def finish(self) -> None:
         """Stop listening for presses and forget the timer."""
@@ -148,7 +140,6 @@ class Confirmations:
         """Show ``reply`` with confirm and cancel buttons for ``context``'s user."""
         pending = _Pending(
             owner_id=int(context.user.id),
-            guild_id=int(context.guild_id) if context.guild_id is not None else None,
             command=context.command_data.qualified_name,
             confirmation=confirmation,
             expires_at=self._clock.now() + self._timeout,
