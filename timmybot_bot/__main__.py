@@ -35,8 +35,9 @@ from timmybot_bot.commands import Invocation
 from timmybot_bot.console import LOCAL_OPERATOR, OfflineConsole
 from timmybot_bot.demo_provider import DemoOAuthProvider
 from timmybot_bot.runtime import Runtime, WebServerUnavailable
-from timmybot_bot.settings import MAX_SNOWFLAKE, ConfigurationError, Settings
+from timmybot_bot.settings import ConfigurationError, Settings
 from timmybot_core.domain.errors import StoreUnavailable
+from timmybot_core.domain.snowflake import SnowflakeError, parse_snowflake
 
 __all__ = ["main"]
 
@@ -93,9 +94,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _snowflake(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) <= MAX_SNOWFLAKE:
-        raise argparse.ArgumentTypeError(f"must be a Discord ID (a positive integer), got {text!r}")
-    return int(text)
+    try:
+        return parse_snowflake(text)
+    except SnowflakeError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _invocation(guild: int | None, user: int | None) -> Invocation:

@@ -27,7 +27,7 @@ from timmybot_adapters.memory import (
 )
 from timmybot_bot.audit_keys import audit_keys
 from timmybot_bot.keys import key_id_for, load_or_create_key, parse_key
-from timmybot_bot.settings import ConfigurationError, Settings
+from timmybot_bot.settings import ConfigurationError, Settings, listens_everywhere
 from timmybot_bot.vault_rekey import running_vault_keys
 from timmybot_core import (
     AccessPolicyStore,
@@ -193,7 +193,7 @@ def check_settings(settings: Settings) -> None:
             if key_file.exists():
                 load_or_create_key(key_file, purpose=name)
     if settings.public_url is None and (
-        settings.web_port == 0 or settings.web_host in {"0.0.0.0", "::", ""}  # noqa: S104
+        settings.web_port == 0 or listens_everywhere(settings.web_host)
     ):
         raise ConfigurationError(
             "TIMMYBOT_PUBLIC_URL is needed when TIMMYBOT_WEB_HOST listens on every interface "

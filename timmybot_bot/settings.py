@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import socket
 import stat
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -25,16 +26,29 @@ import attrs
 
 from timmybot_bot.cron import CronError, CronSchedule
 from timmybot_core import TimmyBotError
+from timmybot_core.domain.snowflake import (
+    MAX_SNOWFLAKE,
+    SnowflakeError,
+    parse_snowflake,
+    parse_whole_number,
+)
 
-__all__ = ["Backend", "ConfigurationError", "MetricsExporter", "PolicyName", "Settings"]
+__all__ = [
+    "MAX_SNOWFLAKE",
+    "Backend",
+    "ConfigurationError",
+    "MetricsExporter",
+    "PolicyName",
+    "Settings",
+    "format_host",
+    "listens_everywhere",
+]
 
 Backend = Literal["memory", "sqlite", "aws"]
 PolicyName = Literal["default", "strict"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 MetricsExporter = Literal["none", "console", "otlp", "prometheus", "emf"]
 TlsVersion = Literal["1.2", "1.3"]
-
-MAX_SNOWFLAKE: Final = 2**64 - 1
 
 PREFIX: Final = "TIMMYBOT_"
 
@@ -75,31 +89,39 @@ def _snowflakes(name: str, raw: str) -> frozenset[int]:
     for part in re.split(r"[\s,]+", raw.strip()):
         if not part:
             continue
-        if not part.isdigit() or not 0 < int(part) <= MAX_SNOWFLAKE:
+        try:
+            ids.add(parse_snowflake(part))
+        except SnowflakeError:
             raise ConfigurationError(
-                f"{name} must be Discord IDs (positive integers) separated by commas "
-                f"(got {part[:30]!r})"
-            )
-        ids.add(int(part))
+                f"{name} must be Discord IDs (the digits 0-9, 1 to 2**64 - 1, no leading zero) "
+                f"separated by commas (got {part[:30]!r})"
+            ) from None
     return frozenset(ids)
 
 
 def _positive_int(name: str, raw: str) -> int:
     value = raw.strip()
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigurationError(f"{name} must be a whole number of at least 1 (got {value!r})")
-    return int(value)
+    try:
+        return parse_whole_number(value, minimum=1, maximum=10**12)
+    except SnowflakeError:
+        raise ConfigurationError(
+            f"{name} must be a whole number of at least 1, in the digits 0-9 (got {value[:30]!r})"
+        ) from None
 
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# ASCII digits only (``\d`` would take any script's digits); at most 9 per part.
+_DURATION = re.compile(
+    r"(?:([0-9]{1,9})d)?(?:([0-9]{1,9})h)?(?:([0-9]{1,9})m)?(?:([0-9]{1,9})s)?", re.ASCII
+)
+_MAX_DURATION_SECONDS: Final = 100 * 365 * 86400
 
 
 def _duration(name: str, raw: str) -> timedelta:
     value = raw.strip().lower()
-    if value.isdigit():
+    if re.fullmatch(r"[0-9]{1,12}", value, re.ASCII):
         seconds = int(value)
     else:
-        match = _DURATION.match(value)
+        match = _DURATION.fullmatch(value)
         if not value or match is None:
             raise ConfigurationError(
                 f"{name} must be a duration such as 90, 90s, 15m, 1h or 1h30m (got {value!r})"
@@ -107,15 +129,20 @@ def _duration(name: str, raw: str) -> timedelta:
         days, hours, minutes, secs = (int(group or 0) for group in match.groups())
         seconds = ((days * 24 + hours) * 60 + minutes) * 60 + secs
     if seconds < 1:
-        raise ConfigurationError(f"{name} must be at least one second (got {value!r})")
+        raise ConfigurationError(f"{name} must be at least one second (got {value[:30]!r})")
+    if seconds > _MAX_DURATION_SECONDS:
+        raise ConfigurationError(f"{name} must be at most 100 years (got {value[:30]!r})")
     return timedelta(seconds=seconds)
 
 
 def _port(name: str, raw: str) -> int:
     value = raw.strip()
-    if not value.isdigit() or not 0 <= int(value) <= 65535:
-        raise ConfigurationError(f"{name} must be a TCP port, 0 to 65535 (got {value!r})")
-    return int(value)
+    try:
+        return parse_whole_number(value, maximum=65535)
+    except SnowflakeError:
+        raise ConfigurationError(
+            f"{name} must be a TCP port, 0 to 65535 (got {value[:30]!r})"
+        ) from None
 
 
 def _host(name: str, raw: str) -> str:
@@ -125,9 +152,42 @@ def _host(name: str, raw: str) -> str:
     return value
 
 
+def listens_everywhere(host: str) -> bool:
+    """Whether binding ``host`` listens on every interface (an unspecified address).
+
+    Read as the socket layer reads it, not as text: ``0``, ``0.0``,
+    ``0x0``, ``000.0.0.0`` (``inet_aton``'s legacy forms), ``::``, ``::0``,
+    ``0:0::0``, ``[::]``, ``::ffff:0.0.0.0`` and the empty host all mean
+    "everywhere". A name is not resolved: it listens where it resolves to.
+    """
+    text = host.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    if not text:
+        return True
+    if ":" in text:
+        try:
+            packed = socket.inet_pton(socket.AF_INET6, text.partition("%")[0])
+        except OSError:
+            return False
+        # :: itself, or an IPv4-mapped / IPv4-compatible unspecified address.
+        return packed == bytes(16) or packed == bytes(10) + b"\xff\xff" + bytes(4)
+    try:
+        return socket.inet_aton(text) == bytes(4)
+    except OSError:
+        return False
+
+
+def format_host(host: str) -> str:
+    """Return ``host`` as it goes in a URL: an IPv6 address in brackets."""
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]"
+    return host
+
+
 def _public_url(name: str, raw: str) -> str:
     value = raw.strip().rstrip("/")
-    if not re.match(r"^https?://[^\s/@]+(?::\d+)?(?:/[^\s]*)?$", value):
+    if not re.match(r"^https?://[^\s/@]+(?::[0-9]{1,5})?(?:/[^\s]*)?$", value):
         raise ConfigurationError(
             f"{name} must be the URL users' browsers reach the bot at, such as "
             f"https://bot.example.com (got {value!r})"
@@ -142,18 +202,23 @@ def _secret(name: str, raw: str) -> str:
     return value
 
 
+_MAX_SHARD: Final = 65_535
+
+
 def _shard_ids(name: str, raw: str) -> tuple[int, ...]:
     ids: set[int] = set()
     for part in re.split(r"[\s,]+", raw.strip()):
         if not part:
             continue
         first, dash, last = part.partition("-")
-        if not first.isdigit() or (dash and not last.isdigit()):
+        try:
+            low = parse_whole_number(first, maximum=_MAX_SHARD)
+            high = parse_whole_number(last, maximum=_MAX_SHARD) if dash else low
+        except SnowflakeError:
             raise ConfigurationError(
                 f"{name} must be shard numbers (0, 1, ...) or ranges such as 0-3, separated "
                 f"by commas (got {part[:30]!r})"
-            )
-        low, high = int(first), int(last) if dash else int(first)
+            ) from None
         if low > high:
             raise ConfigurationError(f"{name}: the range {part!r} goes backwards")
         ids.update(range(low, high + 1))
@@ -185,7 +250,7 @@ def _pattern(pattern: re.Pattern[str], example: str) -> Callable[[str, str], str
 
 def _endpoint_url(name: str, raw: str) -> str:
     value = raw.strip().rstrip("/")
-    if not re.match(r"^https?://[^\s/@]+(?::\d+)?(?:/[^\s]*)?$", value):
+    if not re.match(r"^https?://[^\s/@]+(?::[0-9]{1,5})?(?:/[^\s]*)?$", value):
         raise ConfigurationError(
             f"{name} must be an http(s) URL such as http://127.0.0.1:4566 (got {value[:80]!r})"
         )
@@ -430,7 +495,7 @@ class Settings:
     @property
     def redirect_uri(self) -> str:
         """The OAuth redirect URI: ``{public_url}/oauth/callback``."""
-        base = self.public_url or f"http://{self.web_host}:{self.web_port}"
+        base = self.public_url or f"http://{format_host(self.web_host)}:{self.web_port}"
         return f"{base}/oauth/callback"
 
     @classmethod

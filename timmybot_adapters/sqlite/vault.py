@@ -35,7 +35,6 @@ Key rotation: see :meth:`SqliteTokenVault.rekey`.
 from __future__ import annotations
 
 import logging
-import operator
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from typing import Final, NamedTuple, Self, TypeVar
@@ -54,6 +53,7 @@ from timmybot_core.domain.errors import (
     VaultUnavailable,
     VersionConflict,
 )
+from timmybot_core.domain.snowflake import check_snowflake
 from timmybot_core.domain.tokens import UserTokens
 
 __all__ = ["SqliteTokenVault"]
@@ -63,7 +63,6 @@ T = TypeVar("T")
 COMPONENT: Final = "token_vault"
 CONTEXT: Final = "timmybot/vault/v1"
 PAGE: Final = 500
-_MAX_SNOWFLAKE: Final = 2**64 - 1
 _WHAT: Final = "the token record of one user"
 
 # Append only: a released step never changes, a new version is a new step.
@@ -91,16 +90,13 @@ _log = logging.getLogger("timmybot.vault")
 
 
 def _key(user_id: int) -> str:
-    # operator.index refuses a str or float that would be stored under a
+    # A str, float or bool is refused: it would be stored under a
     # key that no int lookup ever matches.
-    value = operator.index(user_id)
-    if not 0 <= value <= _MAX_SNOWFLAKE:
-        raise ValueError("a user ID is a Discord snowflake (0 to 2**64 - 1)")
-    return f"{value:020d}"
+    return f"{check_snowflake(user_id, what='a user ID', allow_zero=True):020d}"
 
 
 def _subject(user_id: int) -> tuple[str]:
-    return (str(operator.index(user_id)),)
+    return (str(check_snowflake(user_id, what="a user ID", allow_zero=True)),)
 
 
 def _next_version(connection: sqlite3.Connection) -> int:

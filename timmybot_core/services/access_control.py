@@ -36,6 +36,7 @@ import attrs
 from timmybot_core.domain.clock import Clock
 from timmybot_core.domain.errors import AlertDeliveryError, StoreUnavailable
 from timmybot_core.domain.events import SecurityEventType
+from timmybot_core.domain.snowflake import check_snowflake
 from timmybot_core.ports.access import AccessPolicyStore, Ban, Switch, SwitchState
 from timmybot_core.ports.alerts import Alert, Alerter, Severity
 from timmybot_core.ports.metrics import SecurityMetrics
@@ -46,7 +47,6 @@ __all__ = ["AccessDecision", "AccessReason", "AccessSettings", "ServerAccessCont
 
 _log = logging.getLogger("timmybot.access")
 
-MAX_SNOWFLAKE = 2**64 - 1
 _T = TypeVar("_T")
 _CACHE_LIMIT = 10_000
 
@@ -450,7 +450,4 @@ class ServerAccessControl:
 
 
 def _check_snowflake(guild_id: int) -> None:
-    if isinstance(guild_id, bool) or not isinstance(guild_id, int):
-        raise TypeError(f"a guild ID is an integer, not {type(guild_id).__name__}")
-    if not 0 < guild_id <= MAX_SNOWFLAKE:
-        raise ValueError(f"a guild ID is a positive 64-bit integer (got {guild_id})")
+    check_snowflake(guild_id, what="a guild ID")
