@@ -25,6 +25,7 @@ from typing import Any, Final, Literal, get_args
 import attrs
 
 from timmybot_bot.cron import CronError, CronSchedule
+from timmybot_bot.web_clients import IPNetwork, parse_networks
 from timmybot_core import TimmyBotError
 from timmybot_core.domain.snowflake import (
     MAX_SNOWFLAKE,
@@ -195,6 +196,21 @@ def _public_url(name: str, raw: str) -> str:
     return value
 
 
+def _networks(name: str, raw: str) -> tuple[IPNetwork, ...]:
+    try:
+        return parse_networks(raw)
+    except ValueError as error:
+        raise ConfigurationError(
+            f"{name} must be IP addresses or CIDR networks separated by commas: {error}"
+        ) from None
+
+
+def _file(name: str, raw: str) -> Path:
+    if not raw.strip():
+        raise ConfigurationError(f"{name} must be a file path (got an empty value)")
+    return Path(raw.strip()).expanduser()
+
+
 def _secret(name: str, raw: str) -> str:
     value = raw.strip()
     if not value:
@@ -303,6 +319,11 @@ _VARIABLES: Final[dict[str, tuple[str, Callable[[str, str], Any]]]] = {
     "TIMMYBOT_WEB_HOST": ("web_host", _host),
     "TIMMYBOT_WEB_PORT": ("web_port", _port),
     "TIMMYBOT_PUBLIC_URL": ("public_url", _public_url),
+    "TIMMYBOT_WEB_TRUSTED_PROXIES": ("web_trusted_proxies", _networks),
+    "TIMMYBOT_WEB_CALLBACK_RATE_LIMIT": ("web_callback_rate_limit", _positive_int),
+    "TIMMYBOT_WEB_TLS_CERT": ("web_tls_cert", _file),
+    "TIMMYBOT_WEB_TLS_KEY": ("web_tls_key", _file),
+    "TIMMYBOT_WEB_METRICS_CLIENT_CA": ("web_metrics_client_ca", _file),
     "TIMMYBOT_OAUTH_MIN_TLS": ("oauth_min_tls", _choice(get_args(TlsVersion))),
     "TIMMYBOT_SPOTIFY_CLIENT_ID": ("spotify_client_id", _secret),
     "TIMMYBOT_SPOTIFY_CLIENT_SECRET": ("spotify_client_secret", _secret),
@@ -404,6 +425,14 @@ class Settings:
             listens; 127.0.0.1:8080 by default.
         public_url: the base URL browsers reach the web server at; the OAuth
             redirect URI is ``{public_url}/oauth/callback``.
+        web_trusted_proxies: proxies whose ``X-Forwarded-For`` names the
+            client (none by default: the TCP peer is the client).
+        web_callback_rate_limit: callback requests per minute one client
+            address (an IPv6 /64) may make before answers are 429 (30).
+        web_tls_cert, web_tls_key: a PEM certificate chain and its private
+            key: the web server then speaks HTTPS itself.
+        web_metrics_client_ca: with TLS, a PEM CA bundle: ``/metrics`` then
+            answers only clients presenting a certificate it issued.
         oauth_min_tls: the lowest TLS version for OAuth providers (1.2 or 1.3).
         spotify_client_id, spotify_client_secret, discord_client_id,
         discord_client_secret: OAuth client credentials; a platform is
@@ -462,6 +491,11 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 8080
     public_url: str | None = None
+    web_trusted_proxies: tuple[IPNetwork, ...] = attrs.field(default=(), converter=tuple)
+    web_callback_rate_limit: int = 30
+    web_tls_cert: Path | None = None
+    web_tls_key: Path | None = None
+    web_metrics_client_ca: Path | None = None
     oauth_min_tls: TlsVersion = "1.2"
     spotify_client_id: str | None = None
     spotify_client_secret: str | None = attrs.field(default=None, repr=False)
@@ -495,7 +529,8 @@ class Settings:
     @property
     def redirect_uri(self) -> str:
         """The OAuth redirect URI: ``{public_url}/oauth/callback``."""
-        base = self.public_url or f"http://{format_host(self.web_host)}:{self.web_port}"
+        scheme = "https" if self.web_tls_cert else "http"
+        base = self.public_url or f"{scheme}://{format_host(self.web_host)}:{self.web_port}"
         return f"{base}/oauth/callback"
 
     @classmethod
@@ -574,6 +609,15 @@ class Settings:
             "audit_retention": str(self.audit_retention),
             "audit_digest_interval": str(self.audit_digest_interval),
             "web": f"{self.web_host}:{self.web_port}",
+            "web_trusted_proxies": ", ".join(str(n) for n in self.web_trusted_proxies)
+            or "(none: the TCP peer is the client)",
+            "web_callback_rate_limit": f"{self.web_callback_rate_limit} per minute per client",
+            "web_tls": f"{self.web_tls_cert} (key {self.web_tls_key})"
+            if self.web_tls_cert
+            else "off (plain HTTP)",
+            "web_metrics_client_ca": str(self.web_metrics_client_ca)
+            if self.web_metrics_client_ca
+            else "(none: /metrics needs no client certificate)",
             "redirect_uri": self.redirect_uri,
             "oauth_min_tls": self.oauth_min_tls,
             "spotify": "configured" if self.spotify_client_id else "not configured",

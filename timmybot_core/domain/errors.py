@@ -15,6 +15,7 @@ __all__ = [
     "LinkError",
     "NotLinked",
     "OAuthError",
+    "OAuthNotConfigured",
     "ProviderRateLimited",
     "ProviderUnavailable",
     "ReLinkRequired",
@@ -77,6 +78,16 @@ class ReLinkRequired(OAuthError):
 
 class ProviderUnavailable(OAuthError):
     """The provider failed in a way worth retrying (5xx, timeout, connection error)."""
+
+
+class OAuthNotConfigured(OAuthError):
+    """The platform's provider cannot be used from this process: a configuration problem.
+
+    The platform has no provider configured here, or the provider refused
+    the bot's own client credentials (``invalid_client``: a missing or wrong
+    client secret). It says nothing about the user, so it never counts as an
+    authentication failure.
+    """
 
 
 class ProviderRateLimited(ProviderUnavailable):

@@ -41,6 +41,7 @@ from timmybot_core.ports.access import AccessPolicyStore, Ban, Switch, SwitchSta
 from timmybot_core.ports.alerts import Alert, Alerter, Severity
 from timmybot_core.ports.metrics import SecurityMetrics
 from timmybot_core.safety.pseudonymizer import PseudonymKind
+from timmybot_core.services.refusals import RefusalLedger
 from timmybot_core.services.security_log import SecurityAuditLogger
 
 __all__ = ["AccessDecision", "AccessReason", "AccessSettings", "ServerAccessControl"]
@@ -154,8 +155,10 @@ class ServerAccessControl:
         alerter: Alerter,
         clock: Clock,
         settings: AccessSettings | None = None,
+        refusals: RefusalLedger | None = None,
     ) -> None:
         self._store = store
+        self._refusals = refusals
         self._log = security_log
         self._metrics = metrics
         self._alerter = alerter
@@ -212,7 +215,15 @@ class ServerAccessControl:
             await self._store.record_attempt(
                 guild_id, at=now, window=self._settings.attempt_window, cap=0
             )
-            await self._deny_event(guild_id, user_id, command, AccessReason.GUILD_BANNED)
+            if self._refusals is not None:
+                # The ban and its alert already answered this guild: its
+                # further denials are one record per window, not one each.
+                self._metrics.record_unauthorized_access()
+                await self._refusals.refuse(
+                    source="access", reason=AccessReason.GUILD_BANNED.value, guild_id=guild_id
+                )
+            else:
+                await self._deny_event(guild_id, user_id, command, AccessReason.GUILD_BANNED)
             return AccessDecision(
                 allowed=False, reason=AccessReason.GUILD_BANNED, retry_after=ban.until - now
             )
