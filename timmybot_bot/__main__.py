@@ -288,6 +288,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_settings(settings)
     except ConfigurationError as error:
         return _fail(f"configuration error: {error}", EXIT_CONFIGURATION)
+    if args.demo_provider and settings.discord_token:
+        # The demo provider's client secret is public by design: it must
+        # never stand behind a bot real users reach.
+        return _fail(
+            "configuration error: DISCORD_TOKEN is set, and --demo-provider (whose client "
+            "secret is public) runs only with the offline console; unset one of them",
+            EXIT_CONFIGURATION,
+        )
     if args.check_config:
         for key, value in settings.describe().items():
             print(f"{key} = {value}")

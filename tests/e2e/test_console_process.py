@@ -142,6 +142,16 @@ def test_every_unspecified_address_needs_a_public_url(host: str) -> None:
     assert "TIMMYBOT_PUBLIC_URL is needed" in done.stderr
 
 
+def test_the_demo_provider_is_refused_beside_a_discord_token() -> None:
+    token = "canary-discord-token-0123456789"
+    done = run_bot("", "--demo-provider", DISCORD_TOKEN=token)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("timmybot: configuration error: DISCORD_TOKEN is set")
+    assert token not in done.stderr + done.stdout
+
+
 def test_check_config_reports_what_start_up_would_refuse() -> None:
     done = run_bot("", "--check-config", TIMMYBOT_WEB_HOST="0.0.0.0")
     assert done.returncode == 2
