@@ -364,6 +364,12 @@ _VARIABLES: Final[dict[str, tuple[str, Callable[[str, str], Any]]]] = {
 }
 
 
+def _network_tuple(values: str | Iterable[IPNetwork | str]) -> tuple[IPNetwork, ...]:
+    if isinstance(values, str):
+        return parse_networks(values)
+    return tuple(parse_networks(value)[0] if isinstance(value, str) else value for value in values)
+
+
 def _id_set(values: Iterable[int]) -> frozenset[int]:
     return frozenset(values)
 
@@ -491,7 +497,7 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 8080
     public_url: str | None = None
-    web_trusted_proxies: tuple[IPNetwork, ...] = attrs.field(default=(), converter=tuple)
+    web_trusted_proxies: tuple[IPNetwork, ...] = attrs.field(default=(), converter=_network_tuple)
     web_callback_rate_limit: int = 30
     web_tls_cert: Path | None = None
     web_tls_key: Path | None = None
