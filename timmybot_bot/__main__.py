@@ -96,8 +96,11 @@ def _parser() -> argparse.ArgumentParser:
 def _snowflake(text: str) -> int:
     try:
         return parse_snowflake(text)
-    except SnowflakeError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    except SnowflakeError:
+        raise argparse.ArgumentTypeError(
+            "must be a Discord ID (the digits 0-9, no leading zero, up to 2**64-1), "
+            f"got {text[:40]!r}"
+        ) from None
 
 
 def _invocation(guild: int | None, user: int | None) -> Invocation:

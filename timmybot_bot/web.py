@@ -228,9 +228,10 @@ def build_app(
             return _page("Link failed", "TimmyBot could not save the link; try again.", status=503)
         return _page(
             "Account linked",
-            f"Your {result.platform} account is now linked to the Discord account "
-            f"with the ID {result.masked_user}. If that is not your Discord account, "
-            "someone else's link was opened: tell them, and they can /unlink it.",
+            f"Your {result.platform} account is now linked to TimmyBot. It is linked to "
+            f"the Discord account with the ID {result.masked_user}. If that is not your "
+            "Discord account, someone else's link was opened: tell them, and they can "
+            "/unlink it.",
             status=200,
         )
 
