@@ -26,7 +26,7 @@ __all__ = [
     "render_verification",
 ]
 
-_DURATION: Final = re.compile(r"^(\d{1,6})([mhdw])$")
+_DURATION: Final = re.compile(r"^([0-9]{1,6})([mhdw])$", re.ASCII)
 _UNITS: Final = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _FILTERS: Final = ("kind", "action", "admin", "since", "until", "limit", "cursor")
 MAX_SHOWN: Final = 25

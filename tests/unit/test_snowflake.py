@@ -187,3 +187,9 @@ async def test_the_audit_resource_is_written_from_the_parsed_id() -> None:
         assert [r.resource for r in page.records] == ["guild:123"]
     finally:
         await services.aclose()
+
+
+@pytest.mark.parametrize("bad", ["limit:²", "limit:١", "since:١h", "since:𝟷d", "until:٢m"])
+def test_audit_query_numbers_are_ascii_digits(bad: str) -> None:
+    with pytest.raises(AuditQueryError):
+        parse_audit_query([bad], now=START)
