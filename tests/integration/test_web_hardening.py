@@ -534,3 +534,23 @@ def test_tls_settings_that_do_not_go_together_name_the_setting(pki: Pki, tmp_pat
         server_tls_context(Settings(web_tls_cert=tmp_path / "missing.pem", web_tls_key=pki.key))
     with pytest.raises(ConfigurationError, match="TIMMYBOT_WEB_TLS_CERT / TIMMYBOT_WEB_TLS_KEY"):
         server_tls_context(Settings(web_tls_cert=pki.cert, web_tls_key=pki.client_key))
+
+
+async def test_the_ledger_keeps_bounded_keys_and_folds_the_rest() -> None:
+    clock = FakeClock(START)
+    services = bootstrap(Settings(backend="memory"), clock=clock)
+    try:
+        ledger = RefusalLedger(security_log=services.security_log, clock=clock, max_keys=3)
+        for guild in range(1, 11):
+            await ledger.refuse(source="access", reason="guild_banned", guild_id=guild)
+        assert ledger.pending() == 10
+        assert await ledger.flush() <= 4  # three guilds, and one key for the rest
+        events = [
+            e
+            for e in services.security_log.recent(50)
+            if e.type is SecurityEventType.REQUESTS_REFUSED
+        ]
+        assert sum(int(e.details["count"] or 0) for e in events) == 10
+        assert any(e.guild is None for e in events)
+    finally:
+        await services.aclose()
