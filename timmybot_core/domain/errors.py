@@ -19,6 +19,7 @@ __all__ = [
     "ProviderRateLimited",
     "ProviderUnavailable",
     "ReLinkRequired",
+    "RefreshOutcomeUnknown",
     "RefreshPaused",
     "StoreUnavailable",
     "TimmyBotError",
@@ -78,6 +79,15 @@ class ReLinkRequired(OAuthError):
 
 class ProviderUnavailable(OAuthError):
     """The provider failed in a way worth retrying (5xx, timeout, connection error)."""
+
+
+class RefreshOutcomeUnknown(ProviderUnavailable):
+    """The request left, then the answer was lost (read timeout, reset, our own cancellation).
+
+    The provider may have rotated the refresh token: whether presenting it
+    again is safe depends on the provider (its preset says). Not a plain
+    "provider unavailable", which means the provider did not act.
+    """
 
 
 class OAuthNotConfigured(OAuthError):
