@@ -20,7 +20,7 @@ from timmybot_bot.app.replies import Reply, chat, failure_reply, refused
 from timmybot_bot.app.search_results import split_platform_option
 from timmybot_bot.runtime.bootstrap import Services
 from timmybot_core import Severity, Switch
-from timmybot_core.services.access_control import MAX_SNOWFLAKE
+from timmybot_core.domain.snowflake import SnowflakeError, parse_snowflake
 
 __all__ = ["COMMANDS", "ConsoleCommand", "parse_line", "run_command"]
 
@@ -68,10 +68,12 @@ _ADMIN_USAGE: Final = (
 
 
 def _snowflake(text: str, what: str) -> int:
-    value = text.strip()
-    if not value.isdigit() or not 0 < int(value) <= MAX_SNOWFLAKE:
-        raise UsageError(f"{what} must be a Discord ID (a positive integer).")
-    return int(value)
+    try:
+        return parse_snowflake(text.strip())
+    except SnowflakeError:
+        raise UsageError(
+            f"{what} must be a Discord ID (the digits 0-9, no leading zero, up to 2**64 - 1)."
+        ) from None
 
 
 def _audit(words: list[str], now: datetime) -> c.QueryAudit:

@@ -23,7 +23,7 @@ from timmybot_bot.app.audit_query import AuditQueryError, parse_audit_query
 from timmybot_bot.app.failures import UsageError
 from timmybot_bot.discord.runner import CommandRunner
 from timmybot_core import Severity, Switch
-from timmybot_core.services.access_control import MAX_SNOWFLAKE
+from timmybot_core.domain.snowflake import SnowflakeError, parse_snowflake
 
 __all__ = ["build_commands"]
 
@@ -76,10 +76,12 @@ def _slash(
 
 
 def _guild(text: str) -> int:
-    value = text.strip()
-    if not value.isdigit() or not 0 < int(value) <= MAX_SNOWFLAKE:
-        raise UsageError("The guild must be a Discord ID (a positive integer).")
-    return int(value)
+    try:
+        return parse_snowflake(text.strip())
+    except SnowflakeError:
+        raise UsageError(
+            "The guild must be a Discord ID (the digits 0-9, no leading zero, up to 2**64 - 1)."
+        ) from None
 
 
 def _filters(text: str, now: datetime) -> c.QueryAudit:

@@ -75,6 +75,9 @@ class CronSchedule:
                     f"unknown cron macro {shown!r}; known: {', '.join(sorted(_MACROS))}"
                 )
             return cls(parts[0].lower(), fields)
+        if not all(part.isascii() for part in parts):
+            # croniter's \d would read other scripts' digits as numbers.
+            raise CronError(f"{shown!r} is not a cron expression: ASCII characters only")
         if len(parts) != 5:
             raise CronError(
                 "a cron expression has 5 fields (minute hour day-of-month month "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import socket
 import stat
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -24,17 +25,31 @@ from typing import Any, Final, Literal, get_args
 import attrs
 
 from timmybot_bot.runtime.schedules import CronError, CronSchedule
+from timmybot_bot.web.clients import IPNetwork, parse_networks
 from timmybot_core import TimmyBotError
+from timmybot_core.domain.snowflake import (
+    MAX_SNOWFLAKE,
+    SnowflakeError,
+    parse_snowflake,
+    parse_whole_number,
+)
 
-__all__ = ["Backend", "ConfigurationError", "MetricsExporter", "PolicyName", "Settings"]
+__all__ = [
+    "MAX_SNOWFLAKE",
+    "Backend",
+    "ConfigurationError",
+    "MetricsExporter",
+    "PolicyName",
+    "Settings",
+    "format_host",
+    "listens_everywhere",
+]
 
 Backend = Literal["memory", "sqlite", "aws"]
 PolicyName = Literal["default", "strict"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 MetricsExporter = Literal["none", "console", "otlp", "prometheus", "emf"]
 TlsVersion = Literal["1.2", "1.3"]
-
-MAX_SNOWFLAKE: Final = 2**64 - 1
 
 PREFIX: Final = "TIMMYBOT_"
 
@@ -75,31 +90,39 @@ def _snowflakes(name: str, raw: str) -> frozenset[int]:
     for part in re.split(r"[\s,]+", raw.strip()):
         if not part:
             continue
-        if not part.isdigit() or not 0 < int(part) <= MAX_SNOWFLAKE:
+        try:
+            ids.add(parse_snowflake(part))
+        except SnowflakeError:
             raise ConfigurationError(
-                f"{name} must be Discord IDs (positive integers) separated by commas "
-                f"(got {part[:30]!r})"
-            )
-        ids.add(int(part))
+                f"{name} must be Discord IDs (the digits 0-9, 1 to 2**64 - 1, no leading zero) "
+                f"separated by commas (got {part[:30]!r})"
+            ) from None
     return frozenset(ids)
 
 
 def _positive_int(name: str, raw: str) -> int:
     value = raw.strip()
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigurationError(f"{name} must be a whole number of at least 1 (got {value!r})")
-    return int(value)
+    try:
+        return parse_whole_number(value, minimum=1, maximum=10**12)
+    except SnowflakeError:
+        raise ConfigurationError(
+            f"{name} must be a whole number of at least 1, in the digits 0-9 (got {value[:30]!r})"
+        ) from None
 
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# ASCII digits only (``\d`` would take any script's digits); at most 9 per part.
+_DURATION = re.compile(
+    r"(?:([0-9]{1,9})d)?(?:([0-9]{1,9})h)?(?:([0-9]{1,9})m)?(?:([0-9]{1,9})s)?", re.ASCII
+)
+_MAX_DURATION_SECONDS: Final = 100 * 365 * 86400
 
 
 def _duration(name: str, raw: str) -> timedelta:
     value = raw.strip().lower()
-    if value.isdigit():
+    if re.fullmatch(r"[0-9]{1,12}", value, re.ASCII):
         seconds = int(value)
     else:
-        match = _DURATION.match(value)
+        match = _DURATION.fullmatch(value)
         if not value or match is None:
             raise ConfigurationError(
                 f"{name} must be a duration such as 90, 90s, 15m, 1h or 1h30m (got {value!r})"
@@ -107,15 +130,20 @@ def _duration(name: str, raw: str) -> timedelta:
         days, hours, minutes, secs = (int(group or 0) for group in match.groups())
         seconds = ((days * 24 + hours) * 60 + minutes) * 60 + secs
     if seconds < 1:
-        raise ConfigurationError(f"{name} must be at least one second (got {value!r})")
+        raise ConfigurationError(f"{name} must be at least one second (got {value[:30]!r})")
+    if seconds > _MAX_DURATION_SECONDS:
+        raise ConfigurationError(f"{name} must be at most 100 years (got {value[:30]!r})")
     return timedelta(seconds=seconds)
 
 
 def _port(name: str, raw: str) -> int:
     value = raw.strip()
-    if not value.isdigit() or not 0 <= int(value) <= 65535:
-        raise ConfigurationError(f"{name} must be a TCP port, 0 to 65535 (got {value!r})")
-    return int(value)
+    try:
+        return parse_whole_number(value, maximum=65535)
+    except SnowflakeError:
+        raise ConfigurationError(
+            f"{name} must be a TCP port, 0 to 65535 (got {value[:30]!r})"
+        ) from None
 
 
 def _host(name: str, raw: str) -> str:
@@ -125,14 +153,62 @@ def _host(name: str, raw: str) -> str:
     return value
 
 
+def listens_everywhere(host: str) -> bool:
+    """Whether binding ``host`` listens on every interface (an unspecified address).
+
+    Read as the socket layer reads it, not as text: ``0``, ``0.0``,
+    ``0x0``, ``000.0.0.0`` (``inet_aton``'s legacy forms), ``::``, ``::0``,
+    ``0:0::0``, ``[::]``, ``::ffff:0.0.0.0`` and the empty host all mean
+    "everywhere". A name is not resolved: it listens where it resolves to.
+    """
+    text = host.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    if not text:
+        return True
+    if ":" in text:
+        try:
+            packed = socket.inet_pton(socket.AF_INET6, text.partition("%")[0])
+        except OSError:
+            return False
+        # :: itself, or an IPv4-mapped / IPv4-compatible unspecified address.
+        return packed == bytes(16) or packed == bytes(10) + b"\xff\xff" + bytes(4)
+    try:
+        return socket.inet_aton(text) == bytes(4)
+    except OSError:
+        return False
+
+
+def format_host(host: str) -> str:
+    """Return ``host`` as it goes in a URL: an IPv6 address in brackets."""
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]"
+    return host
+
+
 def _public_url(name: str, raw: str) -> str:
     value = raw.strip().rstrip("/")
-    if not re.match(r"^https?://[^\s/@]+(?::\d+)?(?:/[^\s]*)?$", value):
+    if not re.match(r"^https?://[^\s/@]+(?::[0-9]{1,5})?(?:/[^\s]*)?$", value):
         raise ConfigurationError(
             f"{name} must be the URL users' browsers reach the bot at, such as "
             f"https://bot.example.com (got {value!r})"
         )
     return value
+
+
+def _networks(name: str, raw: str) -> tuple[IPNetwork, ...]:
+    try:
+        return parse_networks(raw)
+    except ValueError as error:
+        raise ConfigurationError(
+            f"{name} must be IP addresses or CIDR networks separated by commas: {error}"
+        ) from None
+
+
+def _file(name: str, raw: str) -> Path:
+    if not raw.strip():
+        raise ConfigurationError(f"{name} must be a file path (got an empty value)")
+    return Path(raw.strip()).expanduser()
 
 
 def _secret(name: str, raw: str) -> str:
@@ -142,18 +218,23 @@ def _secret(name: str, raw: str) -> str:
     return value
 
 
+_MAX_SHARD: Final = 65_535
+
+
 def _shard_ids(name: str, raw: str) -> tuple[int, ...]:
     ids: set[int] = set()
     for part in re.split(r"[\s,]+", raw.strip()):
         if not part:
             continue
         first, dash, last = part.partition("-")
-        if not first.isdigit() or (dash and not last.isdigit()):
+        try:
+            low = parse_whole_number(first, maximum=_MAX_SHARD)
+            high = parse_whole_number(last, maximum=_MAX_SHARD) if dash else low
+        except SnowflakeError:
             raise ConfigurationError(
                 f"{name} must be shard numbers (0, 1, ...) or ranges such as 0-3, separated "
                 f"by commas (got {part[:30]!r})"
-            )
-        low, high = int(first), int(last) if dash else int(first)
+            ) from None
         if low > high:
             raise ConfigurationError(f"{name}: the range {part!r} goes backwards")
         ids.update(range(low, high + 1))
@@ -162,13 +243,14 @@ def _shard_ids(name: str, raw: str) -> tuple[int, ...]:
     return tuple(sorted(ids))
 
 
-_AWS_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$")
+_AWS_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$", re.ASCII)
 _KMS_KEY = re.compile(
     r"^(?:arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key|alias)/[A-Za-z0-9/_-]+"
     r"|alias/[A-Za-z0-9/_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-    r"|mrk-[0-9a-f]{32})$"
+    r"|mrk-[0-9a-f]{32})$",
+    re.ASCII,
 )
-_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$", re.ASCII)
 _SECRET_PREFIX = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,400}/$")
 _TABLE_PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 
@@ -185,7 +267,7 @@ def _pattern(pattern: re.Pattern[str], example: str) -> Callable[[str, str], str
 
 def _endpoint_url(name: str, raw: str) -> str:
     value = raw.strip().rstrip("/")
-    if not re.match(r"^https?://[^\s/@]+(?::\d+)?(?:/[^\s]*)?$", value):
+    if not re.match(r"^https?://[^\s/@]+(?::[0-9]{1,5})?(?:/[^\s]*)?$", value):
         raise ConfigurationError(
             f"{name} must be an http(s) URL such as http://127.0.0.1:4566 (got {value[:80]!r})"
         )
@@ -278,6 +360,12 @@ def _spec(field: attrs.Attribute[Any]) -> Setting:
 
 def _key_file(value: object) -> str:
     return "set" if value else "key file / per process"
+
+
+def _network_tuple(values: str | Iterable[IPNetwork | str]) -> tuple[IPNetwork, ...]:
+    if isinstance(values, str):
+        return parse_networks(values)
+    return tuple(parse_networks(value)[0] if isinstance(value, str) else value for value in values)
 
 
 def _id_set(values: Iterable[int]) -> frozenset[int]:
@@ -401,6 +489,22 @@ class Settings:
     public_url: str | None = setting(
         _public_url, "absolute `http` or `https` URL", "not set", default=None
     )
+    web_trusted_proxies: tuple[IPNetwork, ...] = setting(
+        _networks,
+        "IP addresses and CIDR networks, separated by commas",
+        "none",
+        default=(),
+        converter=_network_tuple,
+        describe=lambda networks: ", ".join(map(str, networks)) or "(none)",
+    )
+    web_callback_rate_limit: int = setting(
+        _positive_int, "whole number, at least 1", "`30`", default=30
+    )
+    web_tls_cert: Path | None = setting(_file, "PEM file path", "not set", default=None)
+    web_tls_key: Path | None = setting(_file, "PEM file path", "not set", default=None)
+    web_metrics_client_ca: Path | None = setting(
+        _file, "PEM file path (CA certificates)", "not set", default=None
+    )
     oauth_min_tls: TlsVersion = setting(
         _choice(get_args(TlsVersion)), "`1.2` or `1.3`", "`1.2`", default="1.2"
     )
@@ -508,7 +612,8 @@ class Settings:
     @property
     def redirect_uri(self) -> str:
         """The OAuth redirect URI: ``{public_url}/oauth/callback``."""
-        base = self.public_url or f"http://{self.web_host}:{self.web_port}"
+        scheme = "https" if self.web_tls_cert else "http"
+        base = self.public_url or f"{scheme}://{format_host(self.web_host)}:{self.web_port}"
         return f"{base}/oauth/callback"
 
     @classmethod
