@@ -16,7 +16,7 @@ Routes:
 * ``GET /metrics``: the security metrics in the Prometheus text format when
   the Prometheus exporter is on (``TIMMYBOT_METRICS_EXPORTER=prometheus``),
   404 otherwise; with a client CA configured, 403 unless the client
-  presented a certificate it issued (see :mod:`timmybot_bot.web_tls`).
+  presented a certificate it issued (see :mod:`timmybot_bot.web.tls`).
 
 Bound to 127.0.0.1 by default. Every response carries the security headers
 (a Content-Security-Policy that allows no script, ``no-store`` caching,
