@@ -25,6 +25,7 @@ from timmybot_adapters.memory import (
     MemoryTokenVault,
     MemoryUserDataStore,
 )
+from timmybot_bot import data_dir
 from timmybot_bot.audit_keys import audit_keys
 from timmybot_bot.keys import key_id_for, load_or_create_key, parse_key
 from timmybot_bot.settings import ConfigurationError, Settings
@@ -209,6 +210,9 @@ def check_settings(settings: Settings) -> None:
             )
     if settings.data_dir.exists() and not settings.data_dir.is_dir():
         raise ConfigurationError(f"TIMMYBOT_DATA_DIR {settings.data_dir} is not a directory")
+    # A used directory whose database, keys or ring do not match, or whose
+    # modes are too open, is refused (docs/operations.md, recovery).
+    data_dir.check(settings)
 
 
 @attrs.frozen
@@ -432,9 +436,9 @@ def bootstrap(
     check_settings(settings)
     clock = clock if clock is not None else SystemClock()
     closers: list[Closer] = []
-    if settings.backend != "memory":
-        # Private from the start: it will hold the database and key files.
-        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Private from the start; on a first start, the database, the keys and
+    # the identity that ties them together are created here.
+    data_dir.prepare(settings)
     pseudonymizer = _pseudonymizer(settings)
     stores = _stores(settings, closers)
     metrics, metrics_source = _metrics(settings, closers)

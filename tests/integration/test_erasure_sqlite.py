@@ -47,6 +47,11 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "component": ("schema", "component names"),
         "version": ("schema", "component names"),
     },
+    "data_identity": {
+        "singleton": ("schema", "identity"),
+        "id": ("schema", "identity"),
+        "created_at": ("schema", "identity"),
+    },
     "vault_records": {
         "user_id": ("vault", "user ID"),
         "key_id": ("vault", "record version"),

@@ -155,7 +155,7 @@ STORES: Final[tuple[StoreInfo, ...]] = (
     StoreInfo(
         name="schema",
         title="Database bookkeeping",
-        where="SQLite `schema_migrations`",
+        where="SQLite `schema_migrations`, `data_identity`",
     ),
 )
 
@@ -510,6 +510,15 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         field="component names and schema versions",
         data_class=DataClass.PUBLIC,
         purpose="database migrations",
+        retention="for good",
+        on_erasure=OnErasure.NOT_PERSONAL,
+        exported=False,
+    ),
+    StoredField(
+        store="schema",
+        field="the data directory's identity (a random ID) and when it was set up",
+        data_class=DataClass.PUBLIC,
+        purpose="refusing a database replaced or emptied under existing keys",
         retention="for good",
         on_erasure=OnErasure.NOT_PERSONAL,
         exported=False,
