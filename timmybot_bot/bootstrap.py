@@ -19,6 +19,7 @@ from timmybot_adapters.log import LoggingAlerter
 from timmybot_adapters.memory import (
     MemoryAccessPolicyStore,
     MemoryAuditLog,
+    MemoryErasureJournal,
     MemoryIncidentStore,
     MemoryLinkStateStore,
     MemorySecurityMetrics,
@@ -41,6 +42,7 @@ from timmybot_core import (
     AuditTrailService,
     Clock,
     DataRetentionService,
+    ErasureJournal,
     IncidentResponseService,
     IncidentSettings,
     IncidentStore,
@@ -223,6 +225,7 @@ class _Stores:
     link_states: LinkStateStore
     audit: AuditLog
     user_data: UserDataStore
+    erasures: ErasureJournal
     opener: Closer | None = None
     alerter: Alerter | None = None
 
@@ -242,12 +245,14 @@ def _stores(settings: Settings, closers: list[Closer]) -> _Stores:
             link_states=MemoryLinkStateStore(),
             audit=MemoryAuditLog(),
             user_data=MemoryUserDataStore(),
+            erasures=MemoryErasureJournal(),
         )
     if settings.backend == "sqlite":
         from timmybot_adapters.sqlite import (
             SqliteAccessPolicyStore,
             SqliteAuditLog,
             SqliteDatabase,
+            SqliteErasureJournal,
             SqliteIncidentStore,
             SqliteLinkStateStore,
             SqliteTokenVault,
@@ -269,6 +274,7 @@ def _stores(settings: Settings, closers: list[Closer]) -> _Stores:
             await SqliteLinkStateStore.open(db, keys=keys)
             await SqliteAuditLog.open(db)
             await SqliteUserDataStore.open(db, keys=keys)
+            await SqliteErasureJournal.open(db)
 
         return _Stores(
             access=SqliteAccessPolicyStore(db),
@@ -277,6 +283,7 @@ def _stores(settings: Settings, closers: list[Closer]) -> _Stores:
             link_states=SqliteLinkStateStore(db, keys=keys),
             audit=SqliteAuditLog(db),
             user_data=SqliteUserDataStore(db, keys=keys),
+            erasures=SqliteErasureJournal(db),
             opener=open_all,
         )
     return _aws_stores(settings, closers)
@@ -312,6 +319,7 @@ def _aws_stores(settings: Settings, closers: list[Closer]) -> _Stores:
         AwsClients,
         DynamoAccessPolicyStore,
         DynamoAuditLog,
+        DynamoErasureJournal,
         DynamoIncidentStore,
         DynamoLinkStateStore,
         DynamoUserDataStore,
@@ -343,6 +351,7 @@ def _aws_stores(settings: Settings, closers: list[Closer]) -> _Stores:
         link_states=DynamoLinkStateStore(aws, tables.link_states),
         audit=DynamoAuditLog(aws, tables.audit),
         user_data=DynamoUserDataStore(aws, tables.user_data),
+        erasures=DynamoErasureJournal(aws, tables.access),
         opener=open_all,
         alerter=alerter,
     )
@@ -530,6 +539,7 @@ def bootstrap(
         settings=RetentionSettings(
             audit_retention=settings.audit_retention, attempt_window=settings.attempt_window
         ),
+        journal=stores.erasures,
     )
     music_catalog = (
         catalog if catalog is not None else _catalog(settings, extra_providers, clock, closers)

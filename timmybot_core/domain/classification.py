@@ -153,6 +153,11 @@ STORES: Final[tuple[StoreInfo, ...]] = (
         where="key files under the data directory (mode 0600), or environment variables",
     ),
     StoreInfo(
+        name="erasure_journal",
+        title="Erasure requests in progress",
+        where="SQLite `erasure_journal`; DynamoDB access table (`pk=erasure`)",
+    ),
+    StoreInfo(
         name="schema",
         title="Database bookkeeping",
         where="SQLite `schema_migrations`, `data_identity`",
@@ -503,6 +508,16 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="signs audit digests",
         retention="until rotated (public keys stay to verify old digests)",
         on_erasure=OnErasure.NOT_PERSONAL,
+        exported=False,
+    ),
+    StoredField(
+        store="erasure_journal",
+        field="Discord user ID, who asked and when, each store's outcome, while an erasure "
+        "is in progress",
+        data_class=DataClass.PUBLIC,
+        purpose="finishing an erasure a crash or a failed store interrupted",
+        retention="until the erasure is complete (the clean-up resumes it)",
+        on_erasure=OnErasure.DELETED,
         exported=False,
     ),
     StoredField(
