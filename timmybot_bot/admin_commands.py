@@ -363,6 +363,8 @@ def _verification_json(report: VerificationReport) -> dict[str, object]:
         "records_checked": report.records_checked,
         "digests_checked": report.digests_checked,
         "uncovered": report.uncovered,
+        "sealed_writers": report.sealed_writers,
+        "open_writers": report.open_writers,
         "problems": [
             {
                 "kind": problem.kind.value,
@@ -401,6 +403,8 @@ async def audit_verify(ctx: Context) -> int:
             end=end,
             now=services.clock.now(),
             retention=services.audit.settings.retention,
+            digest_interval=services.audit.settings.digest_interval,
+            live=(services.audit.writer_id,),
         )
     if out.json:
         out.data(_verification_json(report))

@@ -540,6 +540,7 @@ def bootstrap(
             audit_retention=settings.audit_retention, attempt_window=settings.attempt_window
         ),
         journal=stores.erasures,
+        sealer=audit,
     )
     music_catalog = (
         catalog if catalog is not None else _catalog(settings, extra_providers, clock, closers)
