@@ -44,6 +44,7 @@ from timmybot_bot.vault_rekey import (
     RekeyOutcome,
     RekeyUsageError,
     plan_rekey,
+    refuse_while_running,
     rekey_vault,
 )
 from timmybot_core import (
@@ -771,6 +772,7 @@ async def vault_rekey(ctx: Context) -> int:
     settings, out, args = ctx.settings, ctx.out, ctx.args
     source = NewKeySource(file=args.new_key_file, env=args.new_key_env, generate=args.generate)
     try:
+        refuse_while_running(settings, force=bool(getattr(args, "force", False)))
         plan = plan_rekey(settings, source, ctx.environ)
     except RekeyUsageError as error:
         raise UsageProblem(str(error)) from None
