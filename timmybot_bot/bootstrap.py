@@ -11,7 +11,8 @@ import logging
 import secrets
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from datetime import timedelta
+from typing import TYPE_CHECKING, Final, Protocol
 
 import attrs
 
@@ -29,8 +30,9 @@ from timmybot_adapters.memory import (
 from timmybot_bot import data_dir
 from timmybot_bot.audit_keys import audit_keys
 from timmybot_bot.keys import key_id_for, load_or_create_key, parse_key
-from timmybot_bot.settings import ConfigurationError, Settings
+from timmybot_bot.settings import ConfigurationError, Settings, listens_everywhere
 from timmybot_bot.vault_rekey import running_vault_keys
+from timmybot_bot.web_tls import server_tls_context
 from timmybot_core import (
     AccessPolicyStore,
     AccessSettings,
@@ -61,10 +63,12 @@ from timmybot_core import (
     Switch,
     SystemClock,
     TokenRotationService,
+    TokenSettings,
     TokenVault,
     UserDataStore,
     ValidationPolicy,
 )
+from timmybot_core.services.refusals import RefusalLedger
 
 if TYPE_CHECKING:
     from timmybot_adapters.aws import AwsClients, AwsConfig, TableNames
@@ -196,12 +200,13 @@ def check_settings(settings: Settings) -> None:
             if key_file.exists():
                 load_or_create_key(key_file, purpose=name)
     if settings.public_url is None and (
-        settings.web_port == 0 or settings.web_host in {"0.0.0.0", "::", ""}  # noqa: S104
+        settings.web_port == 0 or listens_everywhere(settings.web_host)
     ):
         raise ConfigurationError(
             "TIMMYBOT_PUBLIC_URL is needed when TIMMYBOT_WEB_HOST listens on every interface "
             "or TIMMYBOT_WEB_PORT is 0: browsers must reach a definite callback address"
         )
+    server_tls_context(settings)  # the files load, and the settings go together
     for platform, client_id, secret in (
         ("SPOTIFY", settings.spotify_client_id, settings.spotify_client_secret),
         ("DISCORD", settings.discord_client_id, settings.discord_client_secret),
@@ -212,9 +217,33 @@ def check_settings(settings: Settings) -> None:
             )
     if settings.data_dir.exists() and not settings.data_dir.is_dir():
         raise ConfigurationError(f"TIMMYBOT_DATA_DIR {settings.data_dir} is not a directory")
+    check_claim_timeout(settings)
     # A used directory whose database, keys or ring do not match, or whose
     # modes are too open, is refused (docs/operations.md, recovery).
     data_dir.check(settings)
+
+
+#: What a refresh's vault write may take, on top of its provider calls.
+VAULT_WRITE_BUDGET: Final = timedelta(seconds=5)
+
+
+def check_claim_timeout(settings: Settings) -> None:
+    """Refuse a claim timeout that a live refresh could outlast.
+
+    A refresh holds its claim for at most two provider calls (one immediate
+    retry after an unknown outcome, where the preset allows it) and its
+    vault write. A shorter claim timeout would let another process take over
+    a claim whose holder is still waiting for the provider's answer.
+    """
+    if settings.oauth_timeout <= timedelta(0):
+        raise ConfigurationError("TIMMYBOT_OAUTH_TIMEOUT must be positive")
+    needed = 2 * settings.oauth_timeout + VAULT_WRITE_BUDGET
+    if settings.token_claim_timeout < needed:
+        raise ConfigurationError(
+            f"TIMMYBOT_TOKEN_CLAIM_TIMEOUT ({settings.token_claim_timeout}) must be at least "
+            f"twice TIMMYBOT_OAUTH_TIMEOUT ({settings.oauth_timeout}) plus "
+            f"{VAULT_WRITE_BUDGET.total_seconds():g} s for the vault write ({needed})"
+        )
 
 
 @attrs.frozen
@@ -407,7 +436,9 @@ def _oauth(
     from timmybot_adapters.oauth import AiohttpOAuthClient
 
     providers = _providers(settings, extra)
-    client = AiohttpOAuthClient(providers, min_tls=settings.oauth_min_tls, clock=clock)
+    client = AiohttpOAuthClient(
+        providers, min_tls=settings.oauth_min_tls, clock=clock, timeout=settings.oauth_timeout
+    )
     closers.append(client.close)
     return client
 
@@ -473,7 +504,17 @@ def bootstrap(
     security_log.subscribe(audit.on_security_event)
     closers.append(audit.close)
     metrics.observe_suspicious_activity(suspicion.level)
+    # Refusals no one authenticated (made-up callback states, an already
+    # banned guild's commands): one record per reason and window, never an
+    # alarm. Flushed before the audit trail closes (closers run in reverse).
+    refusals = RefusalLedger(security_log=security_log, clock=clock)
+
+    async def flush_refusals() -> None:
+        await refusals.flush()
+
+    closers.append(flush_refusals)
     access = ServerAccessControl(
+        refusals=refusals,
         store=stores.access,
         security_log=security_log,
         metrics=metrics,
@@ -513,6 +554,7 @@ def bootstrap(
         metrics=metrics,
         clock=clock,
         refresh_paused=refresh_paused,
+        settings=TokenSettings(claim_timeout=settings.token_claim_timeout),
     )
     links = AccountLinkService(
         oauth=oauth_client,
@@ -522,6 +564,7 @@ def bootstrap(
         metrics=metrics,
         clock=clock,
         redirect_uri=settings.redirect_uri,
+        refusals=refusals,
     )
     rotation = TokenRotationService(
         tokens=tokens, alerter=alerter, clock=clock, paused=refresh_paused

@@ -15,6 +15,7 @@ from timmybot_bot.data_dir import RunLock
 from timmybot_bot.scheduler import Scheduler, build_jobs
 from timmybot_bot.timers import Sleeper
 from timmybot_bot.web import WebServer, build_web_app
+from timmybot_bot.web_tls import server_tls_context
 
 __all__ = ["Runtime", "WebServerUnavailable"]
 
@@ -52,7 +53,10 @@ class Runtime:
         settings = services.settings
         self.web: WebServer | None = None
         self._web = WebServer(
-            build_web_app(services), host=settings.web_host, port=settings.web_port
+            build_web_app(services),
+            host=settings.web_host,
+            port=settings.web_port,
+            ssl_context=server_tls_context(settings),
         )
         self.scheduler = Scheduler(
             build_jobs(services),
