@@ -192,10 +192,14 @@ def _(result: privacy.Export, sanitizer: ResponseSanitizer, command: Command) ->
 @reply_for.register
 def _(result: privacy.Erasure, sanitizer: ResponseSanitizer, command: Command) -> Reply:
     if result.problem is not None:
-        lines = [
-            f"Your data was only partly deleted: {', '.join(result.failed)} failed. "
-            "Run /privacy delete again to finish."
-        ]
+        if result.report is None or result.report.retry_helps:
+            advice = "Run /privacy delete again to finish."
+        else:
+            advice = (
+                "Everything is deleted here, but a platform did not confirm the "
+                "revocation: remove TimmyBot's access in that platform's account settings."
+            )
+        lines = [f"Your data was only partly deleted: {', '.join(result.failed)} failed. {advice}"]
         if result.report is not None:
             lines.append(result.report.as_text())
         return _private(sanitizer.for_discord("\n".join(lines)))

@@ -39,6 +39,15 @@ class DeletionReport:
     ok: bool = True
     detail: str = ""
 
+    @property
+    def final(self) -> bool:
+        """Whether a failed step cannot be mended by running it again.
+
+        The vault's step failed with items deleted: a grant its platform did
+        not revoke; its tokens are gone here, so only the user can remove it there.
+        """
+        return self.store == "vault" and self.deleted > 0
+
 
 @attrs.frozen(kw_only=True)
 class ErasureReport:
@@ -49,6 +58,8 @@ class ErasureReport:
     stores: tuple[DeletionReport, ...]
     audit_event_id: str | None = None
     """The audit record of the request; ``None`` if it could not be recorded."""
+    request_id: str | None = None
+    """The journal's ID of the request (``None`` without a journal)."""
 
     @property
     def ok(self) -> bool:
@@ -59,6 +70,11 @@ class ErasureReport:
     def failed(self) -> tuple[str, ...]:
         """The stores that failed, in the order they were tried."""
         return tuple(report.store for report in self.stores if not report.ok)
+
+    @property
+    def retry_helps(self) -> bool:
+        """Whether running the erasure again can mend what failed (:attr:`DeletionReport.final`)."""
+        return any(not report.ok and not report.final for report in self.stores)
 
     @property
     def deleted(self) -> int:

@@ -59,6 +59,8 @@ async def verify_audit(
         end=command.end,
         now=clock.now(),
         retention=audit.settings.retention,
+        digest_interval=audit.settings.digest_interval,
+        live=(audit.writer_id,),
     )
 
 
