@@ -319,8 +319,11 @@ class _ProgressLog:
         self._progress = progress
         self._records = 0
 
-    async def append(self, record: AuditRecord) -> None:
-        await self._log.append(record)
+    async def append(self, record: AuditRecord, *, wait: bool = True) -> None:
+        await self._log.append(record, wait=wait)
+
+    async def flush(self) -> None:
+        await self._log.flush()
 
     async def query(self, **filters: Any) -> AuditPage:
         return await self._log.query(**filters)

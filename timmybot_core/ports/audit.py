@@ -81,6 +81,12 @@ class AuditRecord:
     prev_hash: str
     hash: str
     pruned: bool = False
+    # The exact bytes ``hash`` was computed over, when known: set when a
+    # record is sealed or read back from its stored bytes, so verification
+    # hashes them instead of re-encoding the record. Not an ``__init__``
+    # argument, so ``attrs.evolve`` (a changed record) never carries stale
+    # bytes along. See :func:`timmybot_core.domain.audit_chain.record_bytes`.
+    _body: bytes | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -197,13 +203,23 @@ class SignedDigest:
 class AuditLog(Protocol):
     """Stores audit records and digests. Every method may raise ``StoreUnavailable``."""
 
-    async def append(self, record: AuditRecord) -> None:
+    async def append(self, record: AuditRecord, *, wait: bool = True) -> None:
         """Store ``record``.
 
         Raises :class:`~timmybot_core.domain.errors.AuditConflict` if a record with
         the same ``(writer_id, sequence)`` or ``event_id`` exists: a log is
         append-only and a writer never reuses a position.
+
+        ``wait=False`` lets the store buffer the record and write it with
+        others (DynamoDB batches them): it is then stored within the store's
+        batch interval, or at the next ``wait=True`` append, digest, read or
+        :meth:`flush`, whichever comes first, and a crash before then loses
+        it. Stores that write at once ignore ``wait``.
         """
+        ...
+
+    async def flush(self) -> None:
+        """Write every buffered record now (nothing to do for stores that do not buffer)."""
         ...
 
     async def query(

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from timmybot_core.domain.audit_chain import digest_hash, digest_message, record_hash
+from timmybot_core.domain.audit_chain import digest_hash, digest_message, sealed
 from timmybot_core.domain.clock import Clock
 from timmybot_core.domain.events import SecurityEvent
 from timmybot_core.ports.audit import (
@@ -189,6 +189,9 @@ class AuditTrailService:
             details={**dict(event.details), **({"ip": event.ip} if event.ip else {})},
             source="security-log",
             at=event.at,
+            # A flood of denials must not cost a write each: the store may
+            # batch these (admin and privacy records are stored before their reply).
+            wait=False,
         )
 
     async def _append(
@@ -202,6 +205,7 @@ class AuditTrailService:
         details: Mapping[str, object] | None,
         source: str,
         at: datetime | None = None,
+        wait: bool = True,
     ) -> AuditRecord:
         clean = self._sanitizer.sanitize_string
         async with self._lock:
@@ -221,10 +225,13 @@ class AuditTrailService:
                 prev_hash=GENESIS_HASH if head is None else head.hash,
                 hash="",
             )
-            record = attrs.evolve(draft, hash=record_hash(draft))
+            record = sealed(draft)  # keeps the hashed bytes for the store
             # The head moves only once the store has the record: a failed
             # append is retried at the same position, leaving no gap.
-            await self._log.append(record)
+            if wait:
+                await self._log.append(record)
+            else:
+                await self._log.append(record, wait=False)
             self._head = ChainHead(
                 writer_id=self._writer_id, sequence=record.sequence, hash=record.hash
             )
@@ -282,8 +289,9 @@ class AuditTrailService:
         return digest
 
     async def close(self) -> None:
-        """Write the final digest (call on shutdown); a failure is logged, not raised."""
+        """Write buffered records and the final digest (call on shutdown); failures are logged."""
         try:
+            await self._log.flush()
             await self.write_digest()
         except Exception:  # noqa: BLE001 - shutdown goes on; verify will show the uncovered tail
             _log.exception("could not write the final audit digest of writer %s", self._writer_id)

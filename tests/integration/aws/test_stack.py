@@ -284,6 +284,7 @@ def test_the_tables_are_keyed_and_indexed_as_the_adapters_expect(deployed: Deplo
             index["IndexName"]: (
                 [(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]],
                 index["Projection"]["ProjectionType"],
+                sorted(index["Projection"].get("NonKeyAttributes", [])),
             )
             for index in table.get("GlobalSecondaryIndexes", [])
         }
@@ -291,6 +292,7 @@ def test_the_tables_are_keyed_and_indexed_as_the_adapters_expect(deployed: Deplo
             name: (
                 [(partition, "HASH")] + ([(sort, "RANGE")] if sort else []),
                 projection,
+                sorted(spec.projected) if projection == "INCLUDE" else [],
             )
             for name, partition, sort, projection in spec.indexes
         }
