@@ -48,8 +48,10 @@ Batched appends
     another process owns raises :class:`~timmybot_core.domain.errors.AuditConflict`.
     ``UnprocessedItems`` (throttling) are sent again with exponential backoff
     (50 ms doubling to 2 s, 10 tries); records still unwritten stay buffered, in
-    order, and the flush raises ``StoreUnavailable``; the next flush sends
-    them again. Buffered records carry no event-ID guard item: their IDs
+    order, and are sent again at the next flush (an explicit :meth:`flush`
+    raises ``StoreUnavailable``). With 1,000 records waiting, a buffered
+    append flushes first and raises if that fails, so the buffer stays
+    bounded and the caller's chain does not move past what was refused. Buffered records carry no event-ID guard item: their IDs
     are random UUIDs. What a crash loses is the buffer: at most
     ``batch_interval`` or 25 records of security events, never an admin
     action (see docs/audit.md).
@@ -134,6 +136,7 @@ _TOP: Final = "~"  # sorts above every character of an ``at`` key after its time
 _PAGE: Final = 200
 _BATCH: Final = 25  # BatchWriteItem's limit
 _BATCH_TRIES: Final = 10
+_MAX_PENDING: Final = 1000  # records buffered at most while DynamoDB takes none
 _log = logging.getLogger("timmybot.audit")
 
 
@@ -353,12 +356,20 @@ class DynamoAuditLog(DynamoStore):
         await self._register(record.writer_id)
 
     async def _buffer(self, record: AuditRecord) -> None:
+        if len(self._pending) >= _MAX_PENDING:
+            # DynamoDB has taken nothing for a while: refuse, before the
+            # record is accepted, so the caller's chain does not move on.
+            await self.flush()
         await self._claim(record.writer_id)
         await self._cover(_day(record.timestamp))
+        # From here on the record is accepted: a failed flush keeps it buffered.
         self._pending.append(record)
-        if len(self._pending) >= _BATCH:
-            await self.flush()
-        elif self._timer is None:
+        if len(self._pending) >= _BATCH and not self._flushing.locked():
+            try:
+                await self.flush()
+            except StoreUnavailable as error:
+                _log.warning("audit batch not written yet, retrying: %s", error)
+        if self._pending and self._timer is None:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(self._batch_interval, self._flush_later)
 
