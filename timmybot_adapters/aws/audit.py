@@ -51,8 +51,9 @@ Batched appends
     order, and are sent again at the next flush (an explicit :meth:`flush`
     raises ``StoreUnavailable``). With 1,000 records waiting, a buffered
     append flushes first and raises if that fails, so the buffer stays
-    bounded and the caller's chain does not move past what was refused. Buffered records carry no event-ID guard item: their IDs
-    are random UUIDs. What a crash loses is the buffer: at most
+    bounded and the caller's chain does not move past what was refused.
+    Buffered records carry no event-ID guard item: their IDs are random
+    UUIDs. What a crash loses is the buffer: at most
     ``batch_interval`` or 25 records of security events, never an admin
     action (see docs/audit.md).
 

@@ -16,6 +16,8 @@ its bytes (written before they were kept) is re-encoded, as before.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import math
@@ -30,6 +32,8 @@ from timmybot_core.ports.audit import AuditKind, AuditRecord, ChainHead, SignedD
 __all__ = [
     "RECORD_FORMAT",
     "canonical_bytes",
+    "digest_bytes",
+    "digest_from_bytes",
     "digest_hash",
     "digest_message",
     "format_timestamp",
@@ -212,3 +216,54 @@ def digest_message(digest: SignedDigest) -> bytes:
 def digest_hash(digest: SignedDigest) -> str:
     """Return the SHA-256 (hex) of :func:`digest_message`; the next digest links to it."""
     return hashlib.sha256(digest_message(digest)).hexdigest()
+
+
+ANCHOR_FORMAT = "timmybot.audit.anchored-digest/v1"
+
+
+def digest_bytes(digest: SignedDigest) -> bytes:
+    """Return a digest as canonical JSON with its hash and signature (what anchors keep)."""
+    return canonical_bytes(
+        {
+            "format": ANCHOR_FORMAT,
+            "writer_id": digest.writer_id,
+            "digest_sequence": digest.digest_sequence,
+            "created_at": format_timestamp(digest.created_at),
+            "head": _head(digest.head),
+            "covers_from": digest.covers_from,
+            "prev_digest_hash": digest.prev_digest_hash,
+            "key_id": digest.key_id,
+            "hash": digest.hash,
+            "signature": base64.b64encode(digest.signature).decode("ascii"),
+        }
+    )
+
+
+def digest_from_bytes(data: bytes) -> SignedDigest:
+    """Parse :func:`digest_bytes`' output; ``ValueError`` for anything else."""
+    try:
+        fields = json.loads(data.decode("utf-8"))
+        if not isinstance(fields, dict) or fields.get("format") != ANCHOR_FORMAT:
+            raise ValueError("not an anchored audit digest")
+        head = fields["head"]
+        digest = SignedDigest(
+            writer_id=fields["writer_id"],
+            digest_sequence=fields["digest_sequence"],
+            created_at=parse_timestamp(fields["created_at"]),
+            head=ChainHead(
+                writer_id=head["writer_id"], sequence=head["sequence"], hash=head["hash"]
+            ),
+            covers_from=fields["covers_from"],
+            prev_digest_hash=fields["prev_digest_hash"],
+            key_id=fields["key_id"],
+            hash=fields["hash"],
+            signature=base64.b64decode(fields["signature"], validate=True),
+        )
+    except (KeyError, TypeError, UnicodeError, binascii.Error) as error:
+        raise ValueError(f"malformed anchored audit digest ({type(error).__name__})") from None
+    if not all(
+        isinstance(v, int) and not isinstance(v, bool)
+        for v in (digest.digest_sequence, digest.covers_from, digest.head.sequence)
+    ):
+        raise ValueError("malformed anchored audit digest (a position is not a number)")
+    return digest

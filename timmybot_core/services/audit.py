@@ -33,11 +33,13 @@ from timmybot_core.ports.audit import (
     ChainHead,
     SignedDigest,
 )
+from timmybot_core.ports.digest_anchor import DigestAnchor
 from timmybot_core.ports.incidents import RetentionHold
 from timmybot_core.ports.signing import DigestSigner, SignatureVerifier
 from timmybot_core.safety.pseudonymizer import Pseudonymizer, PseudonymKind
 from timmybot_core.safety.redaction import redact_details
 from timmybot_core.safety.sanitizer import ResponseSanitizer
+from timmybot_core.services.audit_anchor import compare_with_anchor
 from timmybot_core.services.audit_verify import VerificationReport, verify_log
 
 __all__ = ["AuditSettings", "AuditTrailService", "new_writer_id", "record_as_json"]
@@ -88,6 +90,8 @@ class AuditTrailService:
         verifier: checks digests against every known key (rotation keeps old ones).
         clock: timestamps records.
         writer_id: this writer's chain; unique per process start by default.
+        anchor: where a copy of each digest is also put, outside the store
+            (S3 with Object Lock, a directory); :meth:`verify` compares them.
     """
 
     def __init__(
@@ -101,8 +105,11 @@ class AuditTrailService:
         clock: Clock,
         settings: AuditSettings | None = None,
         writer_id: str | None = None,
+        anchor: DigestAnchor | None = None,
     ) -> None:
         self._log = log
+        self._anchor = anchor
+        self._unanchored: list[SignedDigest] = []
         self._pseudonymizer = pseudonymizer
         self._sanitizer = sanitizer
         self._signer = signer
@@ -278,6 +285,7 @@ class AuditTrailService:
         await self._log.put_digest(digest)
         self._digest = digest
         self._digest_at = digest.created_at
+        await self._anchor_digests(digest)
         _log.info(
             "audit digest %d of writer %s covers records %d-%d (key %s)",
             digest.digest_sequence,
@@ -288,11 +296,32 @@ class AuditTrailService:
         )
         return digest
 
+    async def _anchor_digests(self, digest: SignedDigest | None = None) -> None:
+        """Copy digests to the anchor; one that fails is retried with the next digest."""
+        if self._anchor is None:
+            return
+        if digest is not None:
+            self._unanchored.append(digest)
+        while self._unanchored:
+            try:
+                await self._anchor.put(self._unanchored[0])
+            except Exception as error:  # noqa: BLE001 - the digest is stored; verify shows the gap
+                _log.warning(
+                    "audit digest %d of writer %s not copied to the digest anchor yet (%s)",
+                    self._unanchored[0].digest_sequence,
+                    self._writer_id,
+                    type(error).__name__,
+                )
+                return
+            self._unanchored.pop(0)
+
     async def close(self) -> None:
         """Write buffered records and the final digest (call on shutdown); failures are logged."""
         try:
             await self._log.flush()
             await self.write_digest()
+            async with self._lock:
+                await self._anchor_digests()
         except Exception:  # noqa: BLE001 - shutdown goes on; verify will show the uncovered tail
             _log.exception("could not write the final audit digest of writer %s", self._writer_id)
 
@@ -351,14 +380,30 @@ class AuditTrailService:
     async def verify(
         self, start: datetime | None = None, end: datetime | None = None
     ) -> VerificationReport:
-        """Check every writer's chain and digests; report problems located in ``[start, end)``."""
-        return await verify_log(
+        """Check every writer's chain and digests; report problems located in ``[start, end)``.
+
+        With a digest anchor, the store's digests are also compared with the
+        anchor's copies (:mod:`timmybot_core.services.audit_anchor`).
+        """
+        report = await verify_log(
             self._log,
             self._verifier,
             start=start,
             end=end,
             now=self._clock.now(),
             retention=self._settings.retention,
+        )
+        if self._anchor is None:
+            return report
+        differences, _ = await compare_with_anchor(self._log, self._anchor)
+        located = [
+            problem
+            for problem in differences
+            if problem.at is None
+            or ((start is None or problem.at >= start) and (end is None or problem.at < end))
+        ]
+        return attrs.evolve(
+            report, problems=report.problems + tuple(located), anchor=self._anchor.location
         )
 
     # -- retention -------------------------------------------------------------------
