@@ -66,6 +66,7 @@ from timmybot_core import (
 if TYPE_CHECKING:
     from timmybot_adapters.aws import AwsClients, AwsConfig, TableNames
     from timmybot_adapters.oauth import OAuthProvider
+    from timmybot_core.ports.digest_anchor import DigestAnchor
 
 __all__ = ["PrometheusSource", "Services", "Settings", "bootstrap", "check_settings"]
 
@@ -221,6 +222,7 @@ class _Stores:
     user_data: UserDataStore
     opener: Closer | None = None
     alerter: Alerter | None = None
+    anchor: DigestAnchor | None = None
 
 
 def _vault_key(settings: Settings) -> bytes:
@@ -298,6 +300,15 @@ def _aws_config(settings: Settings) -> tuple[AwsConfig, TableNames]:
         )
     except ValueError as error:
         raise ConfigurationError(f"TIMMYBOT_BACKEND=aws: {error}") from None
+    key = settings.aws_kms_key_id
+    if key is None or key.startswith("alias/aws/") or ":alias/aws/" in key:
+        # Without it, Secrets Manager would silently use the AWS-managed
+        # aws/secretsmanager key, which the stack's IAM policy refuses anyway.
+        raise ConfigurationError(
+            "TIMMYBOT_AWS_KMS_KEY_ID must name the customer-managed KMS key (the stack's "
+            "KeyArn output) on TIMMYBOT_BACKEND=aws"
+            + ("" if key is None else f", not the AWS-managed {key}")
+        )
     return config, TableNames.with_prefix(settings.aws_table_prefix)
 
 
@@ -341,7 +352,27 @@ def _aws_stores(settings: Settings, closers: list[Closer]) -> _Stores:
         user_data=DynamoUserDataStore(aws, tables.user_data),
         opener=open_all,
         alerter=alerter,
+        anchor=_s3_anchor(settings, aws),
     )
+
+
+def _s3_anchor(settings: Settings, aws: AwsClients) -> DigestAnchor | None:
+    from timmybot_adapters.aws.anchor import S3DigestAnchor
+
+    if settings.aws_digest_bucket is None:
+        return None
+    return S3DigestAnchor(aws, settings.aws_digest_bucket, retention=settings.audit_retention)
+
+
+def _digest_anchor(settings: Settings, stores: _Stores) -> DigestAnchor | None:
+    """Where digests are also copied: the backend's own anchor, else a digest directory."""
+    if stores.anchor is not None:
+        return stores.anchor
+    if settings.audit_digest_dir is None:
+        return None
+    from timmybot_adapters.sqlite.digest_directory import DirectoryDigestAnchor
+
+    return DirectoryDigestAnchor(settings.audit_digest_dir)
 
 
 def _attach_log_groups(settings: Settings, aws: AwsClients, closers: list[Closer]) -> None:
@@ -454,6 +485,7 @@ def bootstrap(
         settings=AuditSettings(
             retention=settings.audit_retention, digest_interval=settings.audit_digest_interval
         ),
+        anchor=_digest_anchor(settings, stores),
     )
     # Security events join the audit log, where administrators can query
     # them; the final digest is written before the stores close.

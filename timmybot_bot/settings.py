@@ -171,6 +171,7 @@ _KMS_KEY = re.compile(
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
 _SECRET_PREFIX = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,400}/$")
 _TABLE_PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 def _pattern(pattern: re.Pattern[str], example: str) -> Callable[[str, str], str]:
@@ -235,6 +236,7 @@ _VARIABLES: Final[dict[str, tuple[str, Callable[[str, str], Any]]]] = {
     "TIMMYBOT_AUDIT_SIGNING_KEY": ("audit_signing_key", _secret),
     "TIMMYBOT_AUDIT_RETENTION": ("audit_retention", _duration),
     "TIMMYBOT_AUDIT_DIGEST_INTERVAL": ("audit_digest_interval", _duration),
+    "TIMMYBOT_AUDIT_DIGEST_DIR": ("audit_digest_dir", _path),
     "TIMMYBOT_WEB_HOST": ("web_host", _host),
     "TIMMYBOT_WEB_PORT": ("web_port", _port),
     "TIMMYBOT_PUBLIC_URL": ("public_url", _public_url),
@@ -272,6 +274,10 @@ _VARIABLES: Final[dict[str, tuple[str, Callable[[str, str], Any]]]] = {
     "TIMMYBOT_AWS_MAX_ATTEMPTS": ("aws_max_attempts", _positive_int),
     "TIMMYBOT_AWS_SECURITY_LOG_GROUP": ("aws_security_log_group", _log_group),
     "TIMMYBOT_AWS_AUDIT_LOG_GROUP": ("aws_audit_log_group", _log_group),
+    "TIMMYBOT_AWS_DIGEST_BUCKET": (
+        "aws_digest_bucket",
+        _pattern(_BUCKET, "timmybot-digests-123456789012-eu-west-1 (an S3 bucket name)"),
+    ),
     # Discord's own conventional name, and a prefixed alias.
     "DISCORD_TOKEN": ("discord_token", _secret),
     "TIMMYBOT_DISCORD_TOKEN": ("discord_token", _secret),
@@ -335,6 +341,9 @@ class Settings:
             an incident's retention hold covers them.
         audit_digest_interval: the longest an audit record waits for a
             signed digest (5 minutes; a digest is also written on shutdown).
+        audit_digest_dir: a directory (another disk or host) where a copy of
+            every audit digest is also written, and compared by verify
+            (``None``: none; on the ``aws`` backend the digest bucket serves).
         web_host, web_port: where the web server (OAuth callback, health)
             listens; 127.0.0.1:8080 by default.
         public_url: the base URL browsers reach the web server at; the OAuth
@@ -360,7 +369,8 @@ class Settings:
             and ``{prefix}user-data`` (the stack's ``TablePrefix`` output).
         aws_secret_prefix: users' token secrets are ``{prefix}{user}/oauth``.
         aws_kms_key_id: the customer-managed KMS key the token secrets are
-            created with (``None``: the account's ``aws/secretsmanager`` key).
+            created with; required on the ``aws`` backend (the stack's
+            ``KeyArn``), which refuses to start without it.
         aws_alert_topic_arn: the SNS topic alerts go to (``None``: alerts are
             log lines only).
         aws_connect_timeout, aws_read_timeout: per-call timeouts of boto3.
@@ -370,6 +380,9 @@ class Settings:
             the ``timmybot.security`` and ``timmybot.audit`` log lines are
             also sent to (``aws`` backend; ``None``: not sent). Lines that
             cannot be delivered wait in ``data_dir/spool/``.
+        aws_digest_bucket: the S3 bucket with Object Lock where a copy of
+            every audit digest is also put (the stack's
+            ``DigestBucketName``), locked for ``audit_retention``.
     """
 
     backend: Backend = "sqlite"
@@ -394,6 +407,7 @@ class Settings:
     audit_signing_key: str | None = attrs.field(default=None, repr=False)
     audit_retention: timedelta = timedelta(days=365)
     audit_digest_interval: timedelta = timedelta(minutes=5)
+    audit_digest_dir: Path | None = None
     web_host: str = "127.0.0.1"
     web_port: int = 8080
     public_url: str | None = None
@@ -423,6 +437,7 @@ class Settings:
     aws_max_attempts: int = 4
     aws_security_log_group: str | None = None
     aws_audit_log_group: str | None = None
+    aws_digest_bucket: str | None = None
 
     def __attrs_post_init__(self) -> None:
         _check_shards(self.shard_ids, self.shard_count, "shard_ids", "shard_count")
@@ -508,6 +523,13 @@ class Settings:
             "audit_signing_key": "set" if self.audit_signing_key else "key file / per process",
             "audit_retention": str(self.audit_retention),
             "audit_digest_interval": str(self.audit_digest_interval),
+            "audit_digest_anchor": (
+                f"s3://{self.aws_digest_bucket}"
+                if self.backend == "aws" and self.aws_digest_bucket
+                else str(self.audit_digest_dir)
+                if self.audit_digest_dir
+                else "(none)"
+            ),
             "web": f"{self.web_host}:{self.web_port}",
             "redirect_uri": self.redirect_uri,
             "oauth_min_tls": self.oauth_min_tls,
@@ -525,7 +547,7 @@ class Settings:
             or "(AWS)",
             "aws_table_prefix": self.aws_table_prefix,
             "aws_secret_prefix": self.aws_secret_prefix,
-            "aws_kms_key_id": self.aws_kms_key_id or "(aws/secretsmanager)",
+            "aws_kms_key_id": self.aws_kms_key_id or "(not set)",
             "aws_alert_topic_arn": self.aws_alert_topic_arn or "(alerts in the log only)",
             "aws_timeouts": (
                 f"connect {self.aws_connect_timeout}, read {self.aws_read_timeout}, "
