@@ -61,8 +61,46 @@ from timmybot_core.ports.user_data import Preference
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "deploy" / "cloudformation" / "timmybot.yaml"
 MOTO_SKIPS = frozenset(
-    {"AWS::SecretsManager::Secret", "AWS::CloudWatch::Alarm", "AWS::SNS::TopicPolicy"}
+    {
+        "AWS::SecretsManager::Secret",
+        "AWS::SecretsManager::ResourcePolicy",
+        "AWS::CloudWatch::Alarm",
+        "AWS::SNS::TopicPolicy",
+    }
 )
+REPLICA_REGIONS = ("eu-central-1", "us-east-1")
+CLUSTER = "tb-cluster"
+# The template's conditions under the parameters the test deploys with.
+CONDITIONS = {
+    "IsProduction": True,
+    "HasAlarmEmail": False,
+    "HasAdminPrincipal": False,
+    "HasReplicas": True,
+    "HasEcsCluster": True,
+    "HasReplica1": True,
+    "HasReplica2": True,
+    "HasReplica3": False,
+}
+_NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+def resolve_conditions(node: Any) -> Any:
+    """``Fn::If`` resolved by :data:`CONDITIONS`, ``AWS::NoValue`` dropped.
+
+    moto's CloudFormation leaves an ``AWS::NoValue`` in a list (a policy
+    statement, a replica) as an empty entry, which IAM then refuses.
+    """
+    if isinstance(node, dict):
+        if set(node) == {"Fn::If"}:
+            name, yes, no = node["Fn::If"]
+            return resolve_conditions(yes if CONDITIONS[name] else no)
+        resolved = {key: resolve_conditions(value) for key, value in node.items()}
+        return {key: value for key, value in resolved.items() if value != _NO_VALUE}
+    if isinstance(node, list):
+        return [item for item in map(resolve_conditions, node) if item != _NO_VALUE]
+    return node
+
+
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
@@ -89,6 +127,25 @@ def mentions(node: Any, names: set[str]) -> bool:
     return False
 
 
+def as_plain_table(resource: dict[str, Any]) -> dict[str, Any]:
+    """A global table as the plain table moto can create: its own region's replica merged in.
+
+    moto's CloudFormation has no ``AWS::DynamoDB::GlobalTable``; the replicas
+    (one per region of ``ReplicaRegions``) are checked on the template instead.
+    """
+    props = copy.deepcopy(resource["Properties"])
+    here = props.pop("Replicas")[0]
+    props.pop("StreamSpecification", None)
+    props["PointInTimeRecoverySpecification"] = here["PointInTimeRecoverySpecification"]
+    props["DeletionProtectionEnabled"] = here["DeletionProtectionEnabled"]
+    props["Tags"] = here["Tags"]
+    props["SSESpecification"] = {
+        **props["SSESpecification"],
+        "KMSMasterKeyId": here["SSESpecification"]["KMSMasterKeyId"],
+    }
+    return {**resource, "Type": "AWS::DynamoDB::Table", "Properties": props}
+
+
 def for_moto(template: dict[str, Any]) -> dict[str, Any]:
     """The template minus what moto's CloudFormation cannot create."""
     trimmed = copy.deepcopy(template)
@@ -98,6 +155,10 @@ def for_moto(template: dict[str, Any]) -> dict[str, Any]:
     for name in [n for n, o in trimmed["Outputs"].items() if mentions(o, skipped)]:
         del trimmed["Outputs"][name]
     trimmed["Resources"]["Key"]["Properties"].pop("Tags", None)
+    trimmed["Resources"] = resolve_conditions(trimmed["Resources"])
+    for name, resource in trimmed["Resources"].items():
+        if resource["Type"] == "AWS::DynamoDB::GlobalTable":
+            trimmed["Resources"][name] = as_plain_table(resource)
     return trimmed
 
 
@@ -116,6 +177,21 @@ class Resolver:
                 return self.attributes[".".join(node["Fn::GetAtt"])]
             if "Fn::Sub" in node:
                 return re.sub(r"\$\{([^}]+)\}", lambda m: self._name(m.group(1)), node["Fn::Sub"])
+            if "Fn::Join" in node:
+                separator, parts = node["Fn::Join"]
+                resolved = self(parts)
+                flat = [
+                    item
+                    for part in (resolved if isinstance(resolved, list) else [resolved])
+                    for item in (part if isinstance(part, list) else [part])
+                ]
+                return separator.join(flat)
+            if "Fn::Split" in node:
+                separator, text = node["Fn::Split"]
+                return str(self(text)).split(separator)
+            if "Fn::Select" in node:
+                index, items = node["Fn::Select"]
+                return self(items)[int(index)]
             return {key: self(value) for key, value in node.items()}
         if isinstance(node, list):
             return [self(value) for value in node]
@@ -142,8 +218,15 @@ def create_skipped(template: dict[str, Any], resolve: Resolver) -> dict[str, str
     for name, resource in template["Resources"].items():
         if resource["Type"] not in MOTO_SKIPS:
             continue
-        props = resolve(resource["Properties"])
-        if resource["Type"] == "AWS::SecretsManager::Secret":
+        props = resolve(resolve_conditions(resource["Properties"]))
+        if resource["Type"] == "AWS::SecretsManager::ResourcePolicy":
+            secrets.put_resource_policy(
+                SecretId=props["SecretId"],
+                ResourcePolicy=json.dumps(props["ResourcePolicy"]),
+                BlockPublicPolicy=props["BlockPublicPolicy"],
+            )
+            created[name] = name
+        elif resource["Type"] == "AWS::SecretsManager::Secret":
             value = "placeholder-until-the-operator-puts-one"
             if "GenerateSecretString" in props:
                 value = secrets.get_random_password(**props["GenerateSecretString"])[
@@ -155,8 +238,9 @@ def create_skipped(template: dict[str, Any], resolve: Resolver) -> dict[str, str
                 KmsKeyId=props["KmsKeyId"],
                 SecretString=value,
                 Tags=props["Tags"],
+                AddReplicaRegions=props.get("ReplicaRegions", []),
             )
-            created[name] = answer["ARN"]
+            created[name] = resolve.values[name] = answer["ARN"]
         elif resource["Type"] == "AWS::CloudWatch::Alarm":
             cloudwatch.put_metric_alarm(**props)
             created[name] = props["AlarmName"]
@@ -180,7 +264,11 @@ def deployed() -> Deployed:
     cloudformation.create_stack(
         StackName=stack,
         TemplateBody=json.dumps(for_moto(template)),
-        Parameters=[{"ParameterKey": "Prefix", "ParameterValue": prefix}],
+        Parameters=[
+            {"ParameterKey": "Prefix", "ParameterValue": prefix},
+            {"ParameterKey": "ReplicaRegions", "ParameterValue": ",".join(REPLICA_REGIONS)},
+            {"ParameterKey": "EcsClusterName", "ParameterValue": CLUSTER},
+        ],
         Capabilities=["CAPABILITY_IAM"],
     )
     deadline = time.monotonic() + 30
@@ -195,6 +283,7 @@ def deployed() -> Deployed:
     physical = {
         r["LogicalResourceId"]: r["PhysicalResourceId"]
         for r in cloudformation.describe_stack_resources(StackName=stack)["StackResources"]
+        if "LogicalResourceId" in r  # moto lists a bucket policy without one
     }
     account = session().client("sts", endpoint_url=moto_endpoint()).get_caller_identity()
     values = {
@@ -204,6 +293,9 @@ def deployed() -> Deployed:
         "AWS::AccountId": account["Account"],
         "AWS::Partition": "aws",
         "AWS::StackName": stack,
+        "AWS::NoValue": None,
+        "ReplicaRegions": list(REPLICA_REGIONS),
+        "EcsClusterName": CLUSTER,
         **physical,
     }
     resolve = Resolver(values=values, attributes={"Key.Arn": outputs["KeyArn"]})
@@ -271,7 +363,7 @@ def test_the_tables_are_keyed_and_indexed_as_the_adapters_expect(deployed: Deplo
     declared = {
         deployed.resolve(r["Properties"]["TableName"])
         for r in deployed.template["Resources"].values()
-        if r["Type"] == "AWS::DynamoDB::Table"
+        if r["Type"] == "AWS::DynamoDB::GlobalTable"
     }
     assert declared == {spec.name for spec in specs}
     for spec in specs:
@@ -303,26 +395,78 @@ def test_the_tables_are_keyed_and_indexed_as_the_adapters_expect(deployed: Deplo
 def test_every_table_is_encrypted_recoverable_and_expires_items_as_the_adapters_write_them(
     deployed: Deployed,
 ) -> None:
-    # moto ignores these properties, so they are checked where they are declared.
+    # moto ignores these properties (and has no global tables: the test deploys
+    # each as a plain table), so they are checked where they are declared.
     specs = {
         spec.name: spec
         for spec in table_specs(TableNames.with_prefix(deployed.outputs["TablePrefix"]))
     }
     for resource in deployed.template["Resources"].values():
-        if resource["Type"] != "AWS::DynamoDB::Table":
+        if resource["Type"] != "AWS::DynamoDB::GlobalTable":
             continue
         props = resource["Properties"]
         spec = specs[deployed.resolve(props["TableName"])]
         assert props["BillingMode"] == "PAY_PER_REQUEST"
-        assert props["SSESpecification"] == {
-            "SSEEnabled": True,
-            "SSEType": "KMS",
-            "KMSMasterKeyId": {"Ref": "Key"},
-        }
-        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert props["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS"}
         ttl = props.get("TimeToLiveSpecification")
         assert ttl == ({"AttributeName": TTL_ATTRIBUTE, "Enabled": True} if spec.ttl else None)
         assert resource["DeletionPolicy"] == "Retain"
+        assert resource["DependsOn"] == "KeyAlias"
+        for replica in resolve_conditions(props["Replicas"]):
+            assert replica["PointInTimeRecoverySpecification"] == {
+                "PointInTimeRecoveryEnabled": True
+            }
+            assert replica["SSESpecification"] == {"KMSMasterKeyId": {"Fn::Sub": "alias/${Prefix}"}}
+
+
+def test_with_replica_regions_every_table_secret_and_the_key_spans_them(
+    deployed: Deployed,
+) -> None:
+    # Disaster recovery. moto models none of it (no global tables, secrets
+    # created by the test, multi-region keys without replicas): the shape is
+    # checked on the template under the deployed parameters.
+    resources = deployed.template["Resources"]
+    here = [REGION]
+    for resource in resources.values():
+        if resource["Type"] == "AWS::DynamoDB::GlobalTable":
+            replicas = deployed.resolve(resolve_conditions(resource["Properties"]["Replicas"]))
+            assert [r["Region"] for r in replicas] == here + list(REPLICA_REGIONS)
+            stream = resolve_conditions(resource["Properties"]["StreamSpecification"])
+            assert stream == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+        if resource["Type"] == "AWS::SecretsManager::Secret":
+            replicas = deployed.resolve(
+                resolve_conditions(resource["Properties"]["ReplicaRegions"])
+            )
+            assert [r["Region"] for r in replicas] == list(REPLICA_REGIONS)
+            assert {r["KmsKeyId"] for r in replicas} == {f"alias/{deployed.prefix}"}
+    assert resolve_conditions(resources["Key"]["Properties"]["MultiRegion"]) is True
+    assert deployed.outputs["ReplicaRegions"] == ",".join(REPLICA_REGIONS)
+    # The secrets the test created carry their replicas as moto records them.
+    secrets = client("secretsmanager")
+    described = secrets.describe_secret(SecretId=deployed.outputs["DiscordTokenSecretArn"])
+    assert sorted(r["Region"] for r in described.get("ReplicationStatus", [])) == sorted(
+        REPLICA_REGIONS
+    )
+
+
+def test_without_replica_regions_the_template_stays_in_one_region() -> None:
+    template = load_template()
+    quiet = dict(CONDITIONS, HasReplicas=False, HasReplica1=False, HasReplica2=False)
+    saved = dict(CONDITIONS)
+    CONDITIONS.update(quiet)
+    try:
+        resources = resolve_conditions(template["Resources"])
+    finally:
+        CONDITIONS.update(saved)
+    assert resources["Key"]["Properties"]["MultiRegion"] is False
+    for resource in resources.values():
+        if resource["Type"] == "AWS::DynamoDB::GlobalTable":
+            assert [r["Region"] for r in resource["Properties"]["Replicas"]] == [
+                {"Ref": "AWS::Region"}
+            ]
+            assert "StreamSpecification" not in resource["Properties"]
+        if resource["Type"] == "AWS::SecretsManager::Secret":
+            assert "ReplicaRegions" not in resource["Properties"]
 
 
 def test_the_key_rotates_and_encrypts_the_topic_and_the_log_groups(deployed: Deployed) -> None:
@@ -368,14 +512,25 @@ def test_the_key_policy_lets_the_account_administer_the_key_and_the_roles_use_it
     assert use["Principal"] == {"AWS": deployed.outputs["TaskRoleArn"]}
     assert "kms:Decrypt" in use["Action"]
     assert set(use["Condition"]["StringEquals"]["kms:ViaService"]) == {
-        f"{service}.{REGION}.amazonaws.com" for service in ("secretsmanager", "dynamodb", "sns")
+        f"{service}.{REGION}.amazonaws.com"
+        for service in ("secretsmanager", "dynamodb", "sns", "s3")
     }
-    # The admin role manages the key but never decrypts through Secrets Manager.
+    # The admin role manages the key and decrypts only through the services
+    # timmybot-admin uses (tables, users' token records for export and erasure,
+    # the digest bucket), never raw ciphertext.
     admin = deployed.outputs["AdminRoleArn"]
     for statement in statements.values():
-        if statement["Principal"] == {"AWS": admin} and "kms:Decrypt" in statement["Action"]:
+        if statement.get("Principal") == {"AWS": admin} and "kms:Decrypt" in statement["Action"]:
             via = statement["Condition"]["StringEquals"]["kms:ViaService"]
-            assert via == f"dynamodb.{REGION}.amazonaws.com"
+            assert set(via) == {
+                f"{service}.{REGION}.amazonaws.com"
+                for service in ("dynamodb", "secretsmanager", "s3")
+            }
+    tls = statements["TlsOnly"]
+    assert tls["Effect"] == "Deny"
+    assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} or tls["Condition"] == {
+        "Bool": {"aws:SecureTransport": False}
+    }
     assert "kms:ScheduleKeyDeletion" in statements["AdminRoleManagesTheKey"]["Action"]
     logs = statements["CloudWatchLogsEncryptsOurLogGroups"]
     assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"].endswith(
@@ -390,8 +545,58 @@ def _listed(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else value
 
 
-def allows(documents: list[dict[str, Any]], action: str, resource: str) -> bool:
-    """Identity-policy evaluation without conditions: an Allow matches and no Deny does."""
+TLS = {"aws:SecureTransport": "true"}
+
+
+# Condition keys a request carries, which Allow statements are judged on too;
+# the others (kms:ViaService, aws:SourceArn, ...) describe a calling service
+# and are taken as met by an Allow.
+REQUEST_KEYS = frozenset(
+    {"dynamodb:LeadingKeys", "secretsmanager:KmsKeyArn", "iam:PassedToService"}
+)
+
+
+def condition_holds(
+    condition: dict[str, Any], context: dict[str, str], *, only: frozenset[str] | None = None
+) -> bool:
+    """Evaluate the condition operators the template uses (``only``: just those keys).
+
+    A key absent from ``context`` satisfies a negated operator
+    (``StringNotEquals``) and nothing else, as in IAM.
+    """
+    for operator, tests in condition.items():
+        for key, wanted in tests.items():
+            if only is not None and key not in only:
+                continue
+            listed = wanted if isinstance(wanted, list) else [wanted]
+            values = [str(v).lower() if operator == "Bool" else str(v) for v in listed]
+            have = context.get(key)
+            if operator == "StringNotEquals":
+                if have is not None and have in values:
+                    return False
+            elif operator in {"Bool", "StringEquals"}:
+                if have is None or have not in values:
+                    return False
+            elif operator in {"StringLike", "ForAllValues:StringLike"}:
+                if have is None or not any(fnmatch.fnmatchcase(have, v) for v in values):
+                    return False
+            else:
+                raise AssertionError(f"no evaluator for {operator}")
+    return True
+
+
+def allows(
+    documents: list[dict[str, Any]],
+    action: str,
+    resource: str,
+    context: dict[str, str] | None = None,
+) -> bool:
+    """Identity-policy evaluation: an Allow matches and no Deny does.
+
+    A Deny's conditions are evaluated against ``context`` (a TLS request
+    unless it says otherwise); an Allow's only on :data:`REQUEST_KEYS`.
+    """
+    context = {**TLS, **(context or {})}
     allowed = False
     for document in documents:
         for statement in document["Statement"]:
@@ -401,8 +606,11 @@ def allows(documents: list[dict[str, Any]], action: str, resource: str) -> bool:
                 fnmatch.fnmatchcase(resource, r) for r in resources
             ):
                 if statement["Effect"] == "Deny":
-                    return False
-                allowed = True
+                    if condition_holds(statement.get("Condition", {}), context):
+                        return False
+                    continue
+                if condition_holds(statement.get("Condition", {}), context, only=REQUEST_KEYS):
+                    allowed = True
     return allowed
 
 
@@ -429,8 +637,21 @@ def test_each_role_reaches_its_own_resources_and_nothing_more(deployed: Deployed
     app_stream = f"arn:aws:logs:{REGION}:{account}:log-group:/{prefix}/app:log-stream:ecs/x"
 
     task = role_policies(out["TaskRoleArn"])
+    key = {"secretsmanager:KmsKeyArn": out["KeyArn"]}
     assert allows(task, "secretsmanager:GetSecretValue", user_secret)
-    assert allows(task, "secretsmanager:CreateSecret", user_secret)
+    assert allows(task, "secretsmanager:CreateSecret", user_secret, key)
+    # Never under another key, nor the default aws/secretsmanager (no key named).
+    assert not allows(task, "secretsmanager:CreateSecret", user_secret)
+    other_key = {"secretsmanager:KmsKeyArn": out["KeyArn"].replace("key/", "key/other-")}
+    assert not allows(task, "secretsmanager:CreateSecret", user_secret, other_key)
+    assert not allows(
+        task, "secretsmanager:GetSecretValue", user_secret, {"aws:SecureTransport": "false"}
+    )
+    bucket = f"arn:aws:s3:::{out['DigestBucketName']}"
+    assert allows(task, "s3:PutObject", f"{bucket}/digests/77/1.json")
+    assert allows(task, "s3:ListBucketVersions", bucket)
+    assert not allows(task, "s3:DeleteObject", f"{bucket}/digests/77/1.json")
+    assert not allows(task, "s3:PutBucketObjectLockConfiguration", bucket)
     assert allows(task, "secretsmanager:DeleteSecret", user_secret)
     assert not allows(task, "secretsmanager:GetSecretValue", token)
     assert not allows(task, "secretsmanager:GetSecretValue", other_stack_secret)
@@ -452,20 +673,47 @@ def test_each_role_reaches_its_own_resources_and_nothing_more(deployed: Deployed
     assert not allows(execution, "dynamodb:GetItem", f"{table}{prefix}-access")
 
     admin = role_policies(out["AdminRoleArn"])
-    assert not allows(admin, "secretsmanager:GetSecretValue", user_secret)
+    # user export and user delete read a user's record (the CLI test below
+    # replays every command's calls); the bot's own secrets stay unread.
+    assert allows(admin, "secretsmanager:GetSecretValue", user_secret)
     assert not allows(admin, "secretsmanager:GetSecretValue", token)
     assert allows(admin, "secretsmanager:DeleteSecret", user_secret)
     assert allows(admin, "secretsmanager:PutSecretValue", token)
+    assert not allows(admin, "secretsmanager:CreateSecret", user_secret, key)
     assert allows(admin, "dynamodb:PutItem", f"{table}{prefix}-access")
     assert allows(admin, "dynamodb:Query", f"{table}{prefix}-audit")
-    assert not allows(admin, "dynamodb:PutItem", f"{table}{prefix}-audit")
-    assert not allows(admin, "dynamodb:DeleteItem", f"{table}{prefix}-audit")
+    # Audit records are appended; the only delete is of an event guard.
+    assert allows(admin, "dynamodb:PutItem", f"{table}{prefix}-audit")
+    assert not allows(admin, "dynamodb:BatchWriteItem", f"{table}{prefix}-audit")
+    guard = {"dynamodb:LeadingKeys": "event#0f3c"}
+    record = {"dynamodb:LeadingKeys": "chain#w-1"}
+    assert allows(admin, "dynamodb:DeleteItem", f"{table}{prefix}-audit", guard)
+    assert not allows(admin, "dynamodb:DeleteItem", f"{table}{prefix}-audit", record)
+    assert not allows(admin, "s3:DeleteObjectVersion", f"{bucket}/digests/77/1.json")
+    # sns:Unsubscribe names a subscription: granted on "*", where IAM matches it.
+    assert allows(admin, "sns:Unsubscribe", f"{out['AlertTopicArn']}:0f3c-sub")
+    # The operator path on ECS.
+    cluster = f"arn:aws:ecs:{REGION}:{account}:cluster/{CLUSTER}"
+    assert allows(
+        admin, "ecs:ExecuteCommand", f"arn:aws:ecs:{REGION}:{account}:task/{CLUSTER}/ab12"
+    )
+    assert allows(
+        admin, "ecs:RunTask", f"arn:aws:ecs:{REGION}:{account}:task-definition/{prefix}:3"
+    )
+    assert not allows(admin, "ecs:RunTask", f"arn:aws:ecs:{REGION}:{account}:task-definition/x:3")
+    assert allows(admin, "ecs:DescribeTasks", cluster)
+    passed = {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    assert allows(admin, "iam:PassRole", out["TaskRoleArn"], passed)
+    assert not allows(admin, "iam:PassRole", out["TaskRoleArn"], {"iam:PassedToService": "ec2"})
+    assert not allows(admin, "iam:PassRole", out["AdminRoleArn"], passed)
 
     # Every KMS grant to a role goes through a service, never to raw ciphertext.
     for document in task + execution + admin:
         for statement in document["Statement"]:
             if any(action.startswith("kms:") for action in _listed(statement["Action"])):
                 assert "kms:ViaService" in statement["Condition"]["StringEquals"], statement
+    # ECS Exec's channels for the task.
+    assert allows(task, "ssmmessages:OpenDataChannel", "*")
 
     iam = client("iam")
     for arn, principal in [
