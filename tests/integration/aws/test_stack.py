@@ -12,6 +12,7 @@ policies are evaluated by a small evaluator below, since moto enforces none.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import fnmatch
 import io
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import boto3
 import pytest
 from cfnlint.api import lint
 from cfnlint.decode import decode_str
@@ -684,11 +686,12 @@ def test_each_role_reaches_its_own_resources_and_nothing_more(deployed: Deployed
     assert allows(admin, "dynamodb:Query", f"{table}{prefix}-audit")
     # Audit records are appended; the only delete is of an event guard.
     assert allows(admin, "dynamodb:PutItem", f"{table}{prefix}-audit")
-    assert not allows(admin, "dynamodb:BatchWriteItem", f"{table}{prefix}-audit")
     guard = {"dynamodb:LeadingKeys": "event#0f3c"}
     record = {"dynamodb:LeadingKeys": "chain#w-1"}
     assert allows(admin, "dynamodb:DeleteItem", f"{table}{prefix}-audit", guard)
     assert not allows(admin, "dynamodb:DeleteItem", f"{table}{prefix}-audit", record)
+    assert allows(admin, "dynamodb:BatchWriteItem", f"{table}{prefix}-audit", record)
+    assert not allows(admin, "dynamodb:BatchWriteItem", f"{table}{prefix}-audit", guard)
     assert not allows(admin, "s3:DeleteObjectVersion", f"{bucket}/digests/77/1.json")
     # sns:Unsubscribe names a subscription: granted on "*", where IAM matches it.
     assert allows(admin, "sns:Unsubscribe", f"{out['AlertTopicArn']}:0f3c-sub")
@@ -959,3 +962,166 @@ def test_security_log_lines_reach_the_stack_log_group(
         logGroupName=group, logStreamName=handler.log_stream, startFromHead=True
     )["events"]
     assert [e["message"] for e in events] == ['{"event": "ban"}']
+
+
+# -- timmybot-admin under the admin role ------------------------------------------
+
+
+@attrs.define
+class Recorder:
+    """A ``before-parameter-build`` hook keeping every AWS call the CLI makes."""
+
+    calls: list[tuple[str, str, dict[str, Any]]] = attrs.Factory(list)
+
+    def __call__(self, params: dict[str, Any], event_name: str = "", **_: Any) -> None:
+        _, service, operation = event_name.split(".", 2)
+        self.calls.append((service, operation, copy.deepcopy(params)))
+
+
+def iam_requests(
+    deployed: Deployed, service: str, operation: str, params: dict[str, Any]
+) -> list[tuple[str, str, dict[str, str]]]:
+    """What IAM authorizes for one call: (action, resource ARN, request context)."""
+    account = deployed.resolve.values["AWS::AccountId"]
+    if service == "dynamodb" and "RequestItems" in params:
+        return [
+            (
+                f"dynamodb:{operation}",
+                f"arn:aws:dynamodb:{REGION}:{account}:table/{table}",
+                {"dynamodb:LeadingKeys": next(iter(key["pk"].values()))},
+            )
+            for table, requests in params["RequestItems"].items()
+            for request in (requests if isinstance(requests, list) else [requests])
+            for key in (
+                [next(iter(request.values())).get("Item") or next(iter(request.values()))["Key"]]
+                if isinstance(requests, list)
+                else request["Keys"]
+            )
+        ]
+    if service == "dynamodb":
+        tables = [params["TableName"]]
+        context: dict[str, str] = {}
+        key = params.get("Key") or params.get("Item")
+        if key is not None:
+            context["dynamodb:LeadingKeys"] = next(iter(key["pk"].values()))
+        suffix = f"/index/{params['IndexName']}" if "IndexName" in params else ""
+        return [
+            (
+                f"dynamodb:{operation}",
+                f"arn:aws:dynamodb:{REGION}:{account}:table/{t}{suffix}",
+                context,
+            )
+            for t in tables
+        ]
+    if service == "secrets-manager":
+        if operation == "ListSecrets":
+            return [("secretsmanager:ListSecrets", "*", {})]
+        name = params.get("SecretId") or params["Name"]
+        arn = (
+            name
+            if name.startswith("arn:")
+            else f"arn:aws:secretsmanager:{REGION}:{account}:secret:{name}-AbCdEf"
+        )
+        context = {"secretsmanager:KmsKeyArn": params["KmsKeyId"]} if "KmsKeyId" in params else {}
+        return [(f"secretsmanager:{operation}", arn, context)]
+    if service == "s3":
+        bucket = f"arn:aws:s3:::{params['Bucket']}"
+        if operation == "ListObjectVersions":
+            return [("s3:ListBucketVersions", bucket, {})]
+        if operation in {"ListObjectsV2", "ListObjects"}:
+            return [("s3:ListBucket", bucket, {})]
+        obj = f"{bucket}/{params['Key']}"
+        if operation == "PutObject":
+            extra = (
+                [("s3:PutObjectRetention", obj, {})]
+                if "ObjectLockRetainUntilDate" in params
+                else []
+            )
+            return [("s3:PutObject", obj, {}), *extra]
+        if operation in {"GetObject", "HeadObject"}:
+            return [("s3:GetObjectVersion" if "VersionId" in params else "s3:GetObject", obj, {})]
+    if service == "sns":
+        return [(f"sns:{operation}", params["TopicArn"], {})]
+    raise AssertionError(f"no IAM mapping for {service}:{operation}: add one")
+
+
+# Commands the admin role runs, in an order that gives each something to work on.
+# Not here: `rotation run` (the bot's own job, with its OAuth client secrets),
+# `vault rekey` (refused on the aws backend: KMS rotates) and `audit rotate-key`
+# (on AWS the signing key is the stack's secret: put a new value instead).
+ADMIN_COMMANDS: tuple[tuple[str, ...], ...] = (
+    ("config", "check"),
+    ("guild", "allow", "424242424242424242"),
+    ("guild", "list"),
+    ("guild", "unban", "424242424242424242"),
+    ("guild", "remove", "424242424242424242"),
+    ("switch", "list"),
+    ("switch", "on", "kill_switch"),
+    ("switch", "off", "kill_switch"),
+    ("incident", "declare", "P3", "stack", "test", "--description", "an operator drill"),
+    ("audit", "query"),
+    ("audit", "verify"),
+    ("user", "export", "271828182845904523"),
+    ("user", "delete", "271828182845904523", "--yes"),
+)
+
+
+async def test_the_admin_role_may_make_every_call_of_every_cli_command(
+    deployed: Deployed,
+    aws: AwsClients,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from timmybot_bot.admin_cli import main
+
+    out = deployed.outputs
+    user = 271_828_182_845_904_523
+    vault = SecretsManagerTokenVault(aws, prefix=out["UserSecretPrefix"], kms_key_id=out["KeyArn"])
+    await vault.put(user, sample_tokens(user), expected_version=None)
+    secrets = client("secretsmanager")
+    env = {
+        "TIMMYBOT_BACKEND": "aws",
+        "TIMMYBOT_DATA_DIR": str(tmp_path / "var"),
+        "TIMMYBOT_AWS_REGION": REGION,
+        "TIMMYBOT_AWS_ENDPOINT_URL": moto_endpoint(),
+        "TIMMYBOT_AWS_TABLE_PREFIX": out["TablePrefix"],
+        "TIMMYBOT_AWS_SECRET_PREFIX": out["UserSecretPrefix"],
+        "TIMMYBOT_AWS_KMS_KEY_ID": out["KeyArn"],
+        "TIMMYBOT_AWS_ALERT_TOPIC_ARN": out["AlertTopicArn"],
+        "TIMMYBOT_AWS_DIGEST_BUCKET": out["DigestBucketName"],
+        "TIMMYBOT_PSEUDONYM_KEY": secrets.get_secret_value(SecretId=out["PseudonymKeySecretArn"])[
+            "SecretString"
+        ],
+        "TIMMYBOT_AUDIT_SIGNING_KEY": secrets.get_secret_value(
+            SecretId=out["AuditSigningKeySecretArn"]
+        )["SecretString"],
+    }
+    recorder = Recorder()
+    real_session = boto3.Session
+
+    def recording_session(*args: Any, **kwargs: Any) -> boto3.Session:
+        made = real_session(
+            region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
+        made.events.register("before-parameter-build", recorder)
+        return made
+
+    monkeypatch.setattr(boto3, "Session", recording_session)
+    admin = role_policies(out["AdminRoleArn"])
+    for command in ADMIN_COMMANDS:
+        recorder.calls.clear()
+        code = await asyncio.to_thread(main, [*command, "--no-progress"], environ=env)
+        printed = capsys.readouterr()
+        # Other tests of this module leave records with made-up hashes in the
+        # stack's audit table: verify finds them (exit 1), having made its calls.
+        found_problems = command == ("audit", "verify") and "problem" in printed.out
+        assert code == 0 or found_problems, (command, printed.err)
+        refused = [
+            (action, resource)
+            for service, operation, params in recorder.calls
+            for action, resource, context in iam_requests(deployed, service, operation, params)
+            if not allows(admin, action, resource, context)
+        ]
+        assert refused == [], (command, refused)
+        assert recorder.calls or command[0] == "config", command
