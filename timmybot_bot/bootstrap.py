@@ -334,7 +334,10 @@ def _aws_stores(settings: Settings, closers: list[Closer]) -> _Stores:
     topic = settings.aws_alert_topic_arn
     alerter = SnsAlerter(aws, topic_arn=topic) if topic is not None else None
     vault = SecretsManagerTokenVault(
-        aws, prefix=settings.aws_secret_prefix, kms_key_id=settings.aws_kms_key_id
+        aws,
+        prefix=settings.aws_secret_prefix,
+        kms_key_id=settings.aws_kms_key_id,
+        replica_regions=settings.aws_replica_regions,
     )
 
     async def open_all() -> None:

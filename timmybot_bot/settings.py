@@ -174,6 +174,17 @@ _TABLE_PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
+def _regions(name: str, raw: str) -> tuple[str, ...]:
+    regions = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for region in regions:
+        if not _AWS_REGION.match(region):
+            raise ConfigurationError(
+                f"{name} must be AWS regions separated by commas, such as eu-central-1 "
+                f"(got {region[:40]!r})"
+            )
+    return regions
+
+
 def _pattern(pattern: re.Pattern[str], example: str) -> Callable[[str, str], str]:
     def parse(name: str, raw: str) -> str:
         value = raw.strip()
@@ -274,6 +285,7 @@ _VARIABLES: Final[dict[str, tuple[str, Callable[[str, str], Any]]]] = {
     "TIMMYBOT_AWS_MAX_ATTEMPTS": ("aws_max_attempts", _positive_int),
     "TIMMYBOT_AWS_SECURITY_LOG_GROUP": ("aws_security_log_group", _log_group),
     "TIMMYBOT_AWS_AUDIT_LOG_GROUP": ("aws_audit_log_group", _log_group),
+    "TIMMYBOT_AWS_REPLICA_REGIONS": ("aws_replica_regions", _regions),
     "TIMMYBOT_AWS_DIGEST_BUCKET": (
         "aws_digest_bucket",
         _pattern(_BUCKET, "timmybot-digests-123456789012-eu-west-1 (an S3 bucket name)"),
@@ -380,6 +392,8 @@ class Settings:
             the ``timmybot.security`` and ``timmybot.audit`` log lines are
             also sent to (``aws`` backend; ``None``: not sent). Lines that
             cannot be delivered wait in ``data_dir/spool/``.
+        aws_replica_regions: regions users' token secrets are replicated to
+            (the stack's ``ReplicaRegions``; empty: none).
         aws_digest_bucket: the S3 bucket with Object Lock where a copy of
             every audit digest is also put (the stack's
             ``DigestBucketName``), locked for ``audit_retention``.
@@ -438,6 +452,7 @@ class Settings:
     aws_security_log_group: str | None = None
     aws_audit_log_group: str | None = None
     aws_digest_bucket: str | None = None
+    aws_replica_regions: tuple[str, ...] = attrs.field(default=(), converter=tuple)
 
     def __attrs_post_init__(self) -> None:
         _check_shards(self.shard_ids, self.shard_count, "shard_ids", "shard_count")
@@ -548,6 +563,7 @@ class Settings:
             "aws_table_prefix": self.aws_table_prefix,
             "aws_secret_prefix": self.aws_secret_prefix,
             "aws_kms_key_id": self.aws_kms_key_id or "(not set)",
+            "aws_replica_regions": ",".join(self.aws_replica_regions) or "(none)",
             "aws_alert_topic_arn": self.aws_alert_topic_arn or "(alerts in the log only)",
             "aws_timeouts": (
                 f"connect {self.aws_connect_timeout}, read {self.aws_read_timeout}, "
