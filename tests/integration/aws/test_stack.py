@@ -19,7 +19,6 @@ import io
 import json
 import logging
 import re
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +28,6 @@ import attrs
 import boto3
 import pytest
 from cfnlint.api import lint
-from cfnlint.decode import decode_str
 
 from tests.aws_servers import REGION, moto_endpoint, session, unique
 from timmybot_adapters.aws import (
@@ -45,7 +43,9 @@ from timmybot_adapters.aws import (
     TableNames,
     table_specs,
 )
+from timmybot_adapters.aws import emulated_stack as emulated
 from timmybot_adapters.aws.cloudwatch_logs import CloudWatchLogsHandler
+from timmybot_adapters.aws.emulated_stack import EmulatedStack, conditions_for
 from timmybot_adapters.aws.tables import TTL_ATTRIBUTE
 from timmybot_adapters.otel import OtelSecurityMetrics
 from timmybot_adapters.otel.emf import DEFAULT_NAMESPACE
@@ -62,45 +62,16 @@ from timmybot_core.ports.user_data import Preference
 
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "deploy" / "cloudformation" / "timmybot.yaml"
-MOTO_SKIPS = frozenset(
-    {
-        "AWS::SecretsManager::Secret",
-        "AWS::SecretsManager::ResourcePolicy",
-        "AWS::CloudWatch::Alarm",
-        "AWS::SNS::TopicPolicy",
-    }
-)
 REPLICA_REGIONS = ("eu-central-1", "us-east-1")
 CLUSTER = "tb-cluster"
+PARAMETERS = {"ReplicaRegions": ",".join(REPLICA_REGIONS), "EcsClusterName": CLUSTER}
 # The template's conditions under the parameters the test deploys with.
-CONDITIONS = {
-    "IsProduction": True,
-    "HasAlarmEmail": False,
-    "HasAdminPrincipal": False,
-    "HasReplicas": True,
-    "HasEcsCluster": True,
-    "HasReplica1": True,
-    "HasReplica2": True,
-    "HasReplica3": False,
-}
-_NO_VALUE = {"Ref": "AWS::NoValue"}
+CONDITIONS = conditions_for(PARAMETERS)
 
 
 def resolve_conditions(node: Any) -> Any:
-    """``Fn::If`` resolved by :data:`CONDITIONS`, ``AWS::NoValue`` dropped.
-
-    moto's CloudFormation leaves an ``AWS::NoValue`` in a list (a policy
-    statement, a replica) as an empty entry, which IAM then refuses.
-    """
-    if isinstance(node, dict):
-        if set(node) == {"Fn::If"}:
-            name, yes, no = node["Fn::If"]
-            return resolve_conditions(yes if CONDITIONS[name] else no)
-        resolved = {key: resolve_conditions(value) for key, value in node.items()}
-        return {key: value for key, value in resolved.items() if value != _NO_VALUE}
-    if isinstance(node, list):
-        return [item for item in map(resolve_conditions, node) if item != _NO_VALUE]
-    return node
+    """``Fn::If`` resolved by :data:`CONDITIONS`, ``AWS::NoValue`` dropped."""
+    return emulated.resolve_conditions(node, CONDITIONS)
 
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -108,205 +79,27 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 def load_template() -> dict[str, Any]:
     """The template as plain JSON data (short-form tags become ``Fn::*``)."""
-    decoded, problems = decode_str(TEMPLATE.read_text())
-    assert not problems, problems
-    plain: dict[str, Any] = json.loads(json.dumps(decoded))
-    return plain
+    return emulated.load_template(TEMPLATE)
 
 
-def mentions(node: Any, names: set[str]) -> bool:
-    """Tell whether ``node`` refers (Ref, GetAtt or Sub) to any of ``names``."""
-    if isinstance(node, dict):
-        if node.get("Ref") in names:
-            return True
-        if "Fn::GetAtt" in node and node["Fn::GetAtt"][0] in names:
-            return True
-        return any(mentions(value, names) for value in node.values())
-    if isinstance(node, list):
-        return any(mentions(value, names) for value in node)
-    if isinstance(node, str):
-        return any(f"${{{name}" in node for name in names)
-    return False
+Deployed = EmulatedStack
 
 
-def as_plain_table(resource: dict[str, Any]) -> dict[str, Any]:
-    """A global table as the plain table moto can create: its own region's replica merged in.
-
-    moto's CloudFormation has no ``AWS::DynamoDB::GlobalTable``; the replicas
-    (one per region of ``ReplicaRegions``) are checked on the template instead.
-    """
-    props = copy.deepcopy(resource["Properties"])
-    here = props.pop("Replicas")[0]
-    props.pop("StreamSpecification", None)
-    props["PointInTimeRecoverySpecification"] = here["PointInTimeRecoverySpecification"]
-    props["DeletionProtectionEnabled"] = here["DeletionProtectionEnabled"]
-    props["Tags"] = here["Tags"]
-    props["SSESpecification"] = {
-        **props["SSESpecification"],
-        "KMSMasterKeyId": here["SSESpecification"]["KMSMasterKeyId"],
-    }
-    return {**resource, "Type": "AWS::DynamoDB::Table", "Properties": props}
-
-
-def for_moto(template: dict[str, Any]) -> dict[str, Any]:
-    """The template minus what moto's CloudFormation cannot create."""
-    trimmed = copy.deepcopy(template)
-    skipped = {name for name, r in trimmed["Resources"].items() if r["Type"] in MOTO_SKIPS}
-    for name in skipped:
-        del trimmed["Resources"][name]
-    for name in [n for n, o in trimmed["Outputs"].items() if mentions(o, skipped)]:
-        del trimmed["Outputs"][name]
-    trimmed["Resources"]["Key"]["Properties"].pop("Tags", None)
-    trimmed["Resources"] = resolve_conditions(trimmed["Resources"])
-    for name, resource in trimmed["Resources"].items():
-        if resource["Type"] == "AWS::DynamoDB::GlobalTable":
-            trimmed["Resources"][name] = as_plain_table(resource)
-    return trimmed
-
-
-@attrs.define
-class Resolver:
-    """Resolves the intrinsic functions the skipped resources use."""
-
-    values: dict[str, str]
-    attributes: dict[str, str]
-
-    def __call__(self, node: Any) -> Any:
-        if isinstance(node, dict):
-            if "Ref" in node:
-                return self.values[node["Ref"]]
-            if "Fn::GetAtt" in node:
-                return self.attributes[".".join(node["Fn::GetAtt"])]
-            if "Fn::Sub" in node:
-                return re.sub(r"\$\{([^}]+)\}", lambda m: self._name(m.group(1)), node["Fn::Sub"])
-            if "Fn::Join" in node:
-                separator, parts = node["Fn::Join"]
-                resolved = self(parts)
-                flat = [
-                    item
-                    for part in (resolved if isinstance(resolved, list) else [resolved])
-                    for item in (part if isinstance(part, list) else [part])
-                ]
-                return separator.join(flat)
-            if "Fn::Split" in node:
-                separator, text = node["Fn::Split"]
-                return str(self(text)).split(separator)
-            if "Fn::Select" in node:
-                index, items = node["Fn::Select"]
-                return self(items)[int(index)]
-            return {key: self(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [self(value) for value in node]
-        return node
-
-    def _name(self, name: str) -> str:
-        return self.attributes[name] if "." in name else self.values[name]
-
-
-@attrs.define
-class Deployed:
-    prefix: str
-    template: dict[str, Any]
-    outputs: dict[str, str]
-    resolve: Resolver
-
-
-def create_skipped(template: dict[str, Any], resolve: Resolver) -> dict[str, str]:
-    """Create the resources moto skips, from their template properties; return their IDs."""
-    secrets = session().client("secretsmanager", endpoint_url=moto_endpoint())
-    cloudwatch = session().client("cloudwatch", endpoint_url=moto_endpoint())
-    sns = session().client("sns", endpoint_url=moto_endpoint())
-    created: dict[str, str] = {}
-    for name, resource in template["Resources"].items():
-        if resource["Type"] not in MOTO_SKIPS:
-            continue
-        props = resolve(resolve_conditions(resource["Properties"]))
-        if resource["Type"] == "AWS::SecretsManager::ResourcePolicy":
-            secrets.put_resource_policy(
-                SecretId=props["SecretId"],
-                ResourcePolicy=json.dumps(props["ResourcePolicy"]),
-                BlockPublicPolicy=props["BlockPublicPolicy"],
-            )
-            created[name] = name
-        elif resource["Type"] == "AWS::SecretsManager::Secret":
-            value = "placeholder-until-the-operator-puts-one"
-            if "GenerateSecretString" in props:
-                value = secrets.get_random_password(**props["GenerateSecretString"])[
-                    "RandomPassword"
-                ]
-            answer = secrets.create_secret(
-                Name=props["Name"],
-                Description=props["Description"],
-                KmsKeyId=props["KmsKeyId"],
-                SecretString=value,
-                Tags=props["Tags"],
-                AddReplicaRegions=props.get("ReplicaRegions", []),
-            )
-            created[name] = resolve.values[name] = answer["ARN"]
-        elif resource["Type"] == "AWS::CloudWatch::Alarm":
-            cloudwatch.put_metric_alarm(**props)
-            created[name] = props["AlarmName"]
-        else:
-            for topic in props["Topics"]:
-                sns.set_topic_attributes(
-                    TopicArn=topic,
-                    AttributeName="Policy",
-                    AttributeValue=json.dumps(props["PolicyDocument"]),
-                )
-            created[name] = name
-    return created
+def client(service: str) -> Any:
+    return session().client(service, endpoint_url=moto_endpoint())
 
 
 @pytest.fixture(scope="module")
 def deployed() -> Deployed:
-    template = load_template()
-    prefix = unique("tb")
-    stack = unique("timmybot")
-    cloudformation = session().client("cloudformation", endpoint_url=moto_endpoint())
-    cloudformation.create_stack(
-        StackName=stack,
-        TemplateBody=json.dumps(for_moto(template)),
-        Parameters=[
-            {"ParameterKey": "Prefix", "ParameterValue": prefix},
-            {"ParameterKey": "ReplicaRegions", "ParameterValue": ",".join(REPLICA_REGIONS)},
-            {"ParameterKey": "EcsClusterName", "ParameterValue": CLUSTER},
-        ],
-        Capabilities=["CAPABILITY_IAM"],
+    return emulated.deploy(
+        load_template(),
+        clients=client,
+        stack=unique("timmybot"),
+        prefix=unique("tb"),
+        region=REGION,
+        parameters=PARAMETERS,
+        conditions=CONDITIONS,
     )
-    deadline = time.monotonic() + 30
-    while True:
-        description = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
-        if description["StackStatus"] == "CREATE_COMPLETE":
-            break
-        assert "FAILED" not in description["StackStatus"], description.get("StackStatusReason")
-        assert time.monotonic() < deadline, description["StackStatus"]
-        time.sleep(0.1)
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in description["Outputs"]}
-    physical = {
-        r["LogicalResourceId"]: r["PhysicalResourceId"]
-        for r in cloudformation.describe_stack_resources(StackName=stack)["StackResources"]
-        if "LogicalResourceId" in r  # moto lists a bucket policy without one
-    }
-    account = session().client("sts", endpoint_url=moto_endpoint()).get_caller_identity()
-    values = {
-        **{name: spec.get("Default", "") for name, spec in template["Parameters"].items()},
-        "Prefix": prefix,
-        "AWS::Region": REGION,
-        "AWS::AccountId": account["Account"],
-        "AWS::Partition": "aws",
-        "AWS::StackName": stack,
-        "AWS::NoValue": None,
-        "ReplicaRegions": list(REPLICA_REGIONS),
-        "EcsClusterName": CLUSTER,
-        **physical,
-    }
-    resolve = Resolver(values=values, attributes={"Key.Arn": outputs["KeyArn"]})
-    created = create_skipped(template, resolve)
-    resolve.values.update(created)
-    for name, output in template["Outputs"].items():
-        if name not in outputs:  # dropped for moto: it names a skipped resource
-            outputs[name] = resolve(output["Value"])
-    return Deployed(prefix=prefix, template=template, outputs=outputs, resolve=resolve)
 
 
 @pytest.fixture
@@ -316,10 +109,6 @@ def aws() -> Iterator[AwsClients]:
     )
     yield clients
     clients.close()
-
-
-def client(service: str) -> Any:
-    return session().client(service, endpoint_url=moto_endpoint())
 
 
 # -- the template ---------------------------------------------------------------
