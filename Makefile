@@ -72,6 +72,11 @@ checkov: $(CHECKOV_VENV)/.installed-checkov
 	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --file deploy/cloudformation/timmybot.yaml \
 	  --framework cloudformation --skip-download --compact --quiet
 
+# moto's server and dynalite on 127.0.0.1, the template deployed there, and the
+# offline console on the aws backend (deploy/local/aws_local.py). No AWS account.
+aws-local: $(VENV)/.installed-dev $(DYNALITE)
+	$(PY) deploy/local/aws_local.py -- $(ARGS)
+
 bench: $(VENV)/.installed-dev
 	$(PY) bench/run.py
 

@@ -7,6 +7,11 @@ the template's own properties:
 * ``AWS::SecretsManager::Secret`` and ``::ResourcePolicy``,
   ``AWS::CloudWatch::Alarm`` and ``AWS::SNS::TopicPolicy`` (moto's
   CloudFormation skips them) are created with the services' own APIs;
+* an ``AWS::S3::Bucket``'s versioning and Object Lock, which moto's
+  CloudFormation ignores, are put on the bucket it created, and
+  ``AWS::S3::BucketPolicy`` (unsupported) with ``PutBucketPolicy``, minus
+  its conditional statements (moto enforces bucket policies but knows few
+  condition keys, and the emulators speak plain HTTP);
 * ``AWS::DynamoDB::GlobalTable`` (moto has none) becomes a plain table with
   its own region's replica settings; the other replicas are not modelled;
 * ``Fn::If`` is resolved by the caller's ``conditions`` (moto leaves an
@@ -53,6 +58,7 @@ MOTO_SKIPS: Final = frozenset(
         "AWS::SecretsManager::ResourcePolicy",
         "AWS::CloudWatch::Alarm",
         "AWS::SNS::TopicPolicy",
+        "AWS::S3::BucketPolicy",
     }
 )
 _NO_VALUE: Final = {"Ref": "AWS::NoValue"}
@@ -214,15 +220,31 @@ def create_skipped(
                 value = secrets.get_random_password(**props["GenerateSecretString"])[
                     "RandomPassword"
                 ]
+            replicas = (
+                {"AddReplicaRegions": props["ReplicaRegions"]}
+                if props.get("ReplicaRegions")
+                else {}
+            )
             answer = secrets.create_secret(
                 Name=props["Name"],
                 Description=props["Description"],
                 KmsKeyId=props["KmsKeyId"],
                 SecretString=value,
                 Tags=props["Tags"],
-                AddReplicaRegions=props.get("ReplicaRegions", []),
+                **replicas,
             )
             created[name] = resolve.values[name] = answer["ARN"]
+        elif resource["Type"] == "AWS::S3::BucketPolicy":
+            # moto enforces bucket policies but knows few condition keys (it
+            # takes s3:object-lock-mode as absent), and the emulators speak
+            # plain HTTP (aws:SecureTransport false): conditional statements
+            # would refuse every call, so only the unconditional ones apply.
+            document = dict(props["PolicyDocument"])
+            document["Statement"] = [
+                statement for statement in document["Statement"] if "Condition" not in statement
+            ]
+            clients("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(document))
+            created[name] = name
         elif resource["Type"] == "AWS::CloudWatch::Alarm":
             cloudwatch.put_metric_alarm(**props)
             created[name] = props["AlarmName"]
@@ -235,6 +257,32 @@ def create_skipped(
                 )
             created[name] = name
     return created
+
+
+def _complete_buckets(
+    template: dict[str, Any], resolve: Resolver, conditions: Mapping[str, bool], clients: Clients
+) -> None:
+    """Put what moto's CloudFormation ignores on the buckets it created: versioning, Object Lock."""
+    s3 = clients("s3")
+    for name, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::S3::Bucket":
+            continue
+        props = resolve(resolve_conditions(resource["Properties"], conditions))
+        bucket = resolve.values[name]
+        if "VersioningConfiguration" in props:
+            s3.put_bucket_versioning(
+                Bucket=bucket, VersioningConfiguration=props["VersioningConfiguration"]
+            )
+        lock = props.get("ObjectLockConfiguration")
+        if lock is not None:
+            rule = lock["Rule"]["DefaultRetention"]
+            s3.put_object_lock_configuration(
+                Bucket=bucket,
+                ObjectLockConfiguration={
+                    "ObjectLockEnabled": lock["ObjectLockEnabled"],
+                    "Rule": {"DefaultRetention": {"Mode": rule["Mode"], "Days": int(rule["Days"])}},
+                },
+            )
 
 
 def deploy(
@@ -291,7 +339,12 @@ def deploy(
     for name, spec in template["Parameters"].items():
         if spec.get("Type") == "CommaDelimitedList":
             values[name] = [v for v in str(values[name]).split(",") if v]
-    resolve = Resolver(values=values, attributes={"Key.Arn": outputs["KeyArn"]})
+    attributes = {"Key.Arn": outputs["KeyArn"]}
+    for name, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::S3::Bucket" and name in physical:
+            attributes[f"{name}.Arn"] = f"arn:aws:s3:::{physical[name]}"
+    resolve = Resolver(values=values, attributes=attributes)
+    _complete_buckets(template, resolve, conditions, clients)
     created = create_skipped(template, resolve, conditions, clients)
     resolve.values.update(created)
     for name, output in template["Outputs"].items():

@@ -307,10 +307,10 @@ class AuditTrailService:
                 await self._anchor.put(self._unanchored[0])
             except Exception as error:  # noqa: BLE001 - the digest is stored; verify shows the gap
                 _log.warning(
-                    "audit digest %d of writer %s not copied to the digest anchor yet (%s)",
+                    "audit digest %d of writer %s not copied to the digest anchor yet: %s",
                     self._unanchored[0].digest_sequence,
                     self._writer_id,
-                    type(error).__name__,
+                    error,  # our stores' errors name the operation, never content
                 )
                 return
             self._unanchored.pop(0)

@@ -914,3 +914,64 @@ async def test_the_admin_role_may_make_every_call_of_every_cli_command(
         ]
         assert refused == [], (command, refused)
         assert recorder.calls or command[0] == "config", command
+
+
+def test_the_digest_bucket_locks_every_copy_in_compliance_mode(deployed: Deployed) -> None:
+    resources = deployed.template["Resources"]
+    props = resources["DigestBucket"]["Properties"]
+    assert props["ObjectLockEnabled"] is True
+    assert props["ObjectLockConfiguration"] == {
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {
+            "DefaultRetention": {"Mode": "COMPLIANCE", "Days": {"Ref": "DigestRetentionDays"}}
+        },
+    }
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    [rule] = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"] == {"Fn::GetAtt": ["Key", "Arn"]}
+    assert set(props["PublicAccessBlockConfiguration"].values()) == {True}
+    assert resources["DigestBucket"]["DeletionPolicy"] == "Retain"
+    statements = {
+        s["Sid"]: s
+        for s in resources["DigestBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    }
+    assert statements["TlsOnly"]["Effect"] == "Deny"
+    assert statements["TlsOnly"]["Condition"] == {"Bool": {"aws:SecureTransport": False}}
+    assert statements["EveryCopyIsLocked"]["Condition"] == {
+        "StringNotEquals": {"s3:object-lock-mode": "COMPLIANCE"}
+    }
+    # moto's CloudFormation ignores Object Lock; the emulated deployment puts
+    # these very properties on the bucket, which then refuses deletes.
+    s3 = client("s3")
+    lock = s3.get_object_lock_configuration(Bucket=deployed.outputs["DigestBucketName"])
+    assert lock["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Mode"] == "COMPLIANCE"
+    assert lock["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Days"] == 400
+
+
+def test_every_secret_and_the_topic_and_the_key_refuse_plain_http(deployed: Deployed) -> None:
+    resources = deployed.template["Resources"]
+    tls = {"Bool": {"aws:SecureTransport": False}}
+    for name in ("DiscordTokenSecret", "PseudonymKeySecret", "AuditSigningKeySecret"):
+        [policy] = [
+            r
+            for r in resources.values()
+            if r["Type"] == "AWS::SecretsManager::ResourcePolicy"
+            and r["Properties"]["SecretId"] == {"Ref": name}
+        ]
+        [statement] = policy["Properties"]["ResourcePolicy"]["Statement"]
+        assert (statement["Effect"], statement["Action"], statement["Condition"]) == (
+            "Deny",
+            "secretsmanager:*",
+            tls,
+        )
+    topic = resources["AlertTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert any(s["Effect"] == "Deny" and s.get("Condition") == tls for s in topic)
+    key = resources["Key"]["Properties"]["KeyPolicy"]["Statement"]
+    assert any(
+        s["Effect"] == "Deny" and s.get("Condition") == tls and s["Action"] == "kms:*" for s in key
+    )
+    # Secrets moto holds carry the resource policy the test put from the template.
+    held = client("secretsmanager").get_resource_policy(
+        SecretId=deployed.outputs["DiscordTokenSecretArn"]
+    )
+    assert "aws:SecureTransport" in held["ResourcePolicy"]
