@@ -11,7 +11,8 @@ import logging
 import secrets
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from datetime import timedelta
+from typing import TYPE_CHECKING, Final, Protocol
 
 import attrs
 
@@ -58,6 +59,7 @@ from timmybot_core import (
     Switch,
     SystemClock,
     TokenRotationService,
+    TokenSettings,
     TokenVault,
     UserDataStore,
     ValidationPolicy,
@@ -210,6 +212,30 @@ def check_settings(settings: Settings) -> None:
             )
     if settings.data_dir.exists() and not settings.data_dir.is_dir():
         raise ConfigurationError(f"TIMMYBOT_DATA_DIR {settings.data_dir} is not a directory")
+    check_claim_timeout(settings)
+
+
+#: What a refresh's vault write may take, on top of its provider calls.
+VAULT_WRITE_BUDGET: Final = timedelta(seconds=5)
+
+
+def check_claim_timeout(settings: Settings) -> None:
+    """Refuse a claim timeout that a live refresh could outlast.
+
+    A refresh holds its claim for at most two provider calls (one immediate
+    retry after an unknown outcome, where the preset allows it) and its
+    vault write. A shorter claim timeout would let another process take over
+    a claim whose holder is still waiting for the provider's answer.
+    """
+    if settings.oauth_timeout <= timedelta(0):
+        raise ConfigurationError("TIMMYBOT_OAUTH_TIMEOUT must be positive")
+    needed = 2 * settings.oauth_timeout + VAULT_WRITE_BUDGET
+    if settings.token_claim_timeout < needed:
+        raise ConfigurationError(
+            f"TIMMYBOT_TOKEN_CLAIM_TIMEOUT ({settings.token_claim_timeout}) must be at least "
+            f"twice TIMMYBOT_OAUTH_TIMEOUT ({settings.oauth_timeout}) plus "
+            f"{VAULT_WRITE_BUDGET.total_seconds():g} s for the vault write ({needed})"
+        )
 
 
 @attrs.frozen
@@ -428,7 +454,9 @@ def _oauth(
     from timmybot_adapters.oauth import AiohttpOAuthClient
 
     providers = _providers(settings, extra)
-    client = AiohttpOAuthClient(providers, min_tls=settings.oauth_min_tls, clock=clock)
+    client = AiohttpOAuthClient(
+        providers, min_tls=settings.oauth_min_tls, clock=clock, timeout=settings.oauth_timeout
+    )
     closers.append(client.close)
     return client
 
@@ -535,6 +563,7 @@ def bootstrap(
         metrics=metrics,
         clock=clock,
         refresh_paused=refresh_paused,
+        settings=TokenSettings(claim_timeout=settings.token_claim_timeout),
     )
     links = AccountLinkService(
         oauth=oauth_client,
