@@ -117,19 +117,21 @@ class S3DigestAnchor:
         # Else: this very digest, kept before (a retry).
 
     async def _versions(self, prefix: str) -> dict[str, str]:
-        """Each key under ``prefix`` -> the version ID of its oldest version."""
-        oldest: dict[str, tuple[Any, str]] = {}
+        """Each key under ``prefix`` -> the version ID of its oldest version.
+
+        S3 lists a key's versions newest first, so the last one listed is the
+        first written (timestamps have one-second steps and cannot tell two
+        versions of one second apart).
+        """
+        oldest: dict[str, str] = {}
         params: dict[str, Any] = {"Bucket": self._bucket, "Prefix": prefix}
         while True:
             with aws_errors(_LABEL, "list"):
                 page = await self._aws.run(self._s3.list_object_versions, **params)
             for version in page.get("Versions", []):
-                key, modified = version["Key"], version["LastModified"]
-                known = oldest.get(key)
-                if known is None or modified < known[0]:
-                    oldest[key] = (modified, version["VersionId"])
+                oldest[version["Key"]] = version["VersionId"]
             if not page.get("IsTruncated"):
-                return {key: version for key, (_, version) in oldest.items()}
+                return oldest
             params["KeyMarker"] = page.get("NextKeyMarker")
             params["VersionIdMarker"] = page.get("NextVersionIdMarker")
 
