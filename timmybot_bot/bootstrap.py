@@ -28,8 +28,9 @@ from timmybot_adapters.memory import (
 )
 from timmybot_bot.audit_keys import audit_keys
 from timmybot_bot.keys import key_id_for, load_or_create_key, parse_key
-from timmybot_bot.settings import ConfigurationError, Settings
+from timmybot_bot.settings import ConfigurationError, Settings, listens_everywhere
 from timmybot_bot.vault_rekey import running_vault_keys
+from timmybot_bot.web_tls import server_tls_context
 from timmybot_core import (
     AccessPolicyStore,
     AccessSettings,
@@ -64,6 +65,7 @@ from timmybot_core import (
     UserDataStore,
     ValidationPolicy,
 )
+from timmybot_core.services.refusals import RefusalLedger
 
 if TYPE_CHECKING:
     from timmybot_adapters.aws import AwsClients, AwsConfig, TableNames
@@ -196,12 +198,13 @@ def check_settings(settings: Settings) -> None:
             if key_file.exists():
                 load_or_create_key(key_file, purpose=name)
     if settings.public_url is None and (
-        settings.web_port == 0 or settings.web_host in {"0.0.0.0", "::", ""}  # noqa: S104
+        settings.web_port == 0 or listens_everywhere(settings.web_host)
     ):
         raise ConfigurationError(
             "TIMMYBOT_PUBLIC_URL is needed when TIMMYBOT_WEB_HOST listens on every interface "
             "or TIMMYBOT_WEB_PORT is 0: browsers must reach a definite callback address"
         )
+    server_tls_context(settings)  # the files load, and the settings go together
     for platform, client_id, secret in (
         ("SPOTIFY", settings.spotify_client_id, settings.spotify_client_secret),
         ("DISCORD", settings.discord_client_id, settings.discord_client_secret),
@@ -523,7 +526,17 @@ def bootstrap(
     security_log.subscribe(audit.on_security_event)
     closers.append(audit.close)
     metrics.observe_suspicious_activity(suspicion.level)
+    # Refusals no one authenticated (made-up callback states, an already
+    # banned guild's commands): one record per reason and window, never an
+    # alarm. Flushed before the audit trail closes (closers run in reverse).
+    refusals = RefusalLedger(security_log=security_log, clock=clock)
+
+    async def flush_refusals() -> None:
+        await refusals.flush()
+
+    closers.append(flush_refusals)
     access = ServerAccessControl(
+        refusals=refusals,
         store=stores.access,
         security_log=security_log,
         metrics=metrics,
@@ -573,6 +586,7 @@ def bootstrap(
         metrics=metrics,
         clock=clock,
         redirect_uri=settings.redirect_uri,
+        refusals=refusals,
     )
     rotation = TokenRotationService(
         tokens=tokens, alerter=alerter, clock=clock, paused=refresh_paused
