@@ -20,12 +20,14 @@ from timmybot_adapters.log import LoggingAlerter
 from timmybot_adapters.memory import (
     MemoryAccessPolicyStore,
     MemoryAuditLog,
+    MemoryErasureJournal,
     MemoryIncidentStore,
     MemoryLinkStateStore,
     MemorySecurityMetrics,
     MemoryTokenVault,
     MemoryUserDataStore,
 )
+from timmybot_bot import data_dir
 from timmybot_bot.audit_keys import audit_keys
 from timmybot_bot.keys import key_id_for, load_or_create_key, parse_key
 from timmybot_bot.settings import ConfigurationError, Settings, listens_everywhere
@@ -42,6 +44,7 @@ from timmybot_core import (
     AuditTrailService,
     Clock,
     DataRetentionService,
+    ErasureJournal,
     IncidentResponseService,
     IncidentSettings,
     IncidentStore,
@@ -216,6 +219,9 @@ def check_settings(settings: Settings) -> None:
     if settings.data_dir.exists() and not settings.data_dir.is_dir():
         raise ConfigurationError(f"TIMMYBOT_DATA_DIR {settings.data_dir} is not a directory")
     check_claim_timeout(settings)
+    # A used directory whose database, keys or ring do not match, or whose
+    # modes are too open, is refused (docs/operations.md, recovery).
+    data_dir.check(settings)
 
 
 #: What a refresh's vault write may take, on top of its provider calls.
@@ -249,6 +255,7 @@ class _Stores:
     link_states: LinkStateStore
     audit: AuditLog
     user_data: UserDataStore
+    erasures: ErasureJournal
     opener: Closer | None = None
     alerter: Alerter | None = None
     anchor: DigestAnchor | None = None
@@ -269,12 +276,14 @@ def _stores(settings: Settings, closers: list[Closer]) -> _Stores:
             link_states=MemoryLinkStateStore(),
             audit=MemoryAuditLog(),
             user_data=MemoryUserDataStore(),
+            erasures=MemoryErasureJournal(),
         )
     if settings.backend == "sqlite":
         from timmybot_adapters.sqlite import (
             SqliteAccessPolicyStore,
             SqliteAuditLog,
             SqliteDatabase,
+            SqliteErasureJournal,
             SqliteIncidentStore,
             SqliteLinkStateStore,
             SqliteTokenVault,
@@ -296,6 +305,7 @@ def _stores(settings: Settings, closers: list[Closer]) -> _Stores:
             await SqliteLinkStateStore.open(db, keys=keys)
             await SqliteAuditLog.open(db)
             await SqliteUserDataStore.open(db, keys=keys)
+            await SqliteErasureJournal.open(db)
 
         return _Stores(
             access=SqliteAccessPolicyStore(db),
@@ -304,6 +314,7 @@ def _stores(settings: Settings, closers: list[Closer]) -> _Stores:
             link_states=SqliteLinkStateStore(db, keys=keys),
             audit=SqliteAuditLog(db),
             user_data=SqliteUserDataStore(db, keys=keys),
+            erasures=SqliteErasureJournal(db),
             opener=open_all,
         )
     return _aws_stores(settings, closers)
@@ -348,6 +359,7 @@ def _aws_stores(settings: Settings, closers: list[Closer]) -> _Stores:
         AwsClients,
         DynamoAccessPolicyStore,
         DynamoAuditLog,
+        DynamoErasureJournal,
         DynamoIncidentStore,
         DynamoLinkStateStore,
         DynamoUserDataStore,
@@ -382,6 +394,7 @@ def _aws_stores(settings: Settings, closers: list[Closer]) -> _Stores:
         link_states=DynamoLinkStateStore(aws, tables.link_states),
         audit=DynamoAuditLog(aws, tables.audit),
         user_data=DynamoUserDataStore(aws, tables.user_data),
+        erasures=DynamoErasureJournal(aws, tables.access),
         opener=open_all,
         alerter=alerter,
         anchor=_s3_anchor(settings, aws),
@@ -497,9 +510,9 @@ def bootstrap(
     check_settings(settings)
     clock = clock if clock is not None else SystemClock()
     closers: list[Closer] = []
-    if settings.backend != "memory":
-        # Private from the start: it will hold the database and key files.
-        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Private from the start; on a first start, the database, the keys and
+    # the identity that ties them together are created here.
+    data_dir.prepare(settings)
     pseudonymizer = _pseudonymizer(settings)
     stores = _stores(settings, closers)
     metrics, metrics_source = _metrics(settings, closers)
@@ -604,6 +617,8 @@ def bootstrap(
         settings=RetentionSettings(
             audit_retention=settings.audit_retention, attempt_window=settings.attempt_window
         ),
+        journal=stores.erasures,
+        sealer=audit,
     )
     music_catalog = (
         catalog if catalog is not None else _catalog(settings, extra_providers, clock, closers)

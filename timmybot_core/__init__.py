@@ -72,6 +72,7 @@ from timmybot_core.ports.audit import (
     ChainHead,
     SignedDigest,
 )
+from timmybot_core.ports.erasure import ErasureEntry, ErasureJournal, ErasureStep
 from timmybot_core.ports.signing import DigestSigner, SignatureVerifier
 from timmybot_core.ports.user_data import (
     Preference,
@@ -162,7 +163,10 @@ __all__ = [
     "DeletionReport",
     "DigestSigner",
     "DiscordLimits",
+    "ErasureEntry",
+    "ErasureJournal",
     "ErasureReport",
+    "ErasureStep",
     "FakeClock",
     "Incident",
     "IncidentRecord",
