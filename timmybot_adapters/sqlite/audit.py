@@ -96,10 +96,8 @@ def _row(record: AuditRecord) -> tuple[Any, ...]:
         record.actor,
         record.subject,
         record.resource,
-        # With the body kept, the details column would only repeat it.
-        "{}"
-        if body is not None
-        else json.dumps(json_value(record.details), ensure_ascii=True, separators=(",", ":")),
+        # Kept beside the body for tools that read the columns (reads use the body).
+        json.dumps(json_value(record.details), ensure_ascii=True, separators=(",", ":")),
         record.source,
         record.prev_hash,
         record.hash,

@@ -905,7 +905,10 @@ async def test_the_admin_role_may_make_every_call_of_every_cli_command(
         # Other tests of this module leave records with made-up hashes in the
         # stack's audit table: verify finds them (exit 1), having made its calls.
         found_problems = command == ("audit", "verify") and "problem" in printed.out
-        assert code == 0 or found_problems, (command, printed.err)
+        # No OAuth client is configured, so erasure cannot revoke the grant at
+        # the platform: a failed step (exit 1) after its AWS calls were made.
+        unrevoked = command[:2] == ("user", "delete") and "could not be revoked" in printed.err
+        assert code == 0 or found_problems or unrevoked, (command, printed.err)
         refused = [
             (action, resource)
             for service, operation, params in recorder.calls
