@@ -6,13 +6,15 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint bench clean
+.PHONY: help run test lint bench clean checkov aws-local
 
 help:
 	@echo "make run    the bot on the embedded default (offline console without DISCORD_TOKEN)"
 	@echo "make test   the whole test suite"
 	@echo "make lint   ruff, mypy --strict, layer rules"
 	@echo "make bench  benchmarks (tables on stdout)"
+	@echo "make checkov  checkov on the CloudFormation template (its own virtualenv)"
+	@echo "make aws-local  the console on the aws backend, against local emulators"
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -55,8 +57,28 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/lint-imports
 	$(BIN)/cfn-lint deploy/cloudformation/timmybot.yaml
 
+# checkov pins boto3 (==1.35.49) and networkx (<2.7), which the dev install's
+# boto3 and cfn-lint contradict: it gets a virtualenv of its own, from PyPI.
+# --skip-download and BC_SKIP_MAPPING keep it from calling its vendor's API.
+CHECKOV_VENV    := .venv-checkov
+CHECKOV_VERSION := 3.3.*
+
+$(CHECKOV_VENV)/.installed-checkov:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	@touch $@
+
+checkov: $(CHECKOV_VENV)/.installed-checkov
+	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --file deploy/cloudformation/timmybot.yaml \
+	  --framework cloudformation --skip-download --compact --quiet
+
+# moto's server and dynalite on 127.0.0.1, the template deployed there, and the
+# offline console on the aws backend (deploy/local/aws_local.py). No AWS account.
+aws-local: $(VENV)/.installed-dev $(DYNALITE)
+	$(PY) deploy/local/aws_local.py -- $(ARGS)
+
 bench: $(VENV)/.installed-dev
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) $(NODE_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks
+	rm -rf $(VENV) $(CHECKOV_VENV) $(NODE_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks

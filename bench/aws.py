@@ -44,22 +44,46 @@ Table 2: latency of a cached read
     need. For scale, one uncached ``SecretsManagerTokenVault.get`` (an HTTP
     round trip to moto on 127.0.0.1, parsing included), best of 20.
 
-Table 3: DynamoDB calls and wall time per 1,000 audit appends
-    ``DynamoAuditLog.append`` of 1,000 hash-chained records (200 with
-    ``--quick``, scaled to 1,000) of one writer, one after another, into an
-    audit table created on moto's DynamoDB with the five indexes. Each
-    append writes the event ID's guard and the record (two conditional
-    ``PutItem``); the first append of a writer also registers it and the
-    first append of a day widens the stored day range. Wall time is moto's
-    and this process's; DynamoDB's own latency (single-digit milliseconds)
-    would dominate against AWS.
+Table 3: DynamoDB calls, wall time and write units per 1,000 audit appends
+    Into an audit table created on moto's DynamoDB with the five indexes
+    (``INCLUDE`` projections), one writer, N = 1,000 records (200 with
+    ``--quick``, scaled to 1,000) one way and 1,000 the other:
+
+    * durable appends, ``DynamoAuditLog.append(record)`` one after another
+      (what admin and privacy records cost: the event ID's guard and the
+      record, two conditional ``PutItem``);
+    * a steady stream of security events through
+      ``AuditTrailService.on_security_event`` (``append(wait=False)``:
+      buffered, 25 records per ``BatchWriteItem``), then ``close()``
+      (which flushes and writes the digest); ``audit_calls_per_append`` is
+      this row's calls per record, goal at most 0.05.
+
+    Every HTTP request counts (the first append of a writer also claims or
+    registers it, the first of a day widens the stored day range, the
+    stream's close writes one digest). Write units are computed from the
+    items actually written, by DynamoDB's sizing rules (attribute names
+    plus values, 1 unit per started KB, per table write and per index entry
+    the item lands in): moto reports table units only, and every item here
+    is under 1 KB, so a record costs 1 unit in the table and 1 per index it
+    appears in (3 to 5), plus 1 for the guard item of a durable append.
+    Wall time is moto's and this process's.
+
+JSON (``--json``)
+    The tables' figures as one JSON object instead of the tables:
+    ``secrets_calls_per_1000_reads`` (reader -> interval -> calls),
+    ``cached_read_us``, ``audit_calls_per_append``,
+    ``audit_calls_per_durable_append``, ``audit_calls_by_operation``,
+    ``audit_write_units_per_record`` (stream and durable),
+    ``audit_index_entry_bytes`` and ``audit_item_bytes`` (means).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
+import math
 import platform
 import sys
 import time
@@ -73,7 +97,7 @@ import boto3
 from aws_secretsmanager_caching import SecretCache, SecretCacheConfig
 from moto.server import ThreadedMotoServer
 
-from run import fmt_us, parse_quick, print_table
+from run import fmt_us, print_table
 from timmybot_adapters.aws import (
     AwsClients,
     AwsConfig,
@@ -82,18 +106,25 @@ from timmybot_adapters.aws import (
     TableNames,
     create_tables,
 )
+from timmybot_adapters.aws.tables import AUDIT_INDEX_PROJECTION, AUDIT_INDEXES
 from timmybot_adapters.memory import MemorySecurityMetrics
 from timmybot_adapters.oauth import AiohttpOAuthClient
+from timmybot_adapters.signing import Ed25519KeyRing, Ed25519Signer
 from timmybot_core import (
+    AuditSettings,
+    AuditTrailService,
+    FakeClock,
     OAuthTokens,
     PlatformLink,
     Pseudonymizer,
+    ResponseSanitizer,
     SecureTokenService,
     SecurityAuditLogger,
     SystemClock,
     UserTokens,
 )
-from timmybot_core.domain.audit_chain import record_hash
+from timmybot_core.domain.audit_chain import sealed
+from timmybot_core.domain.events import SecurityEvent, SecurityEventType
 from timmybot_core.ports.audit import GENESIS_HASH, AuditKind, AuditRecord
 from timmybot_core.services.tokens import TokenSettings
 
@@ -102,6 +133,19 @@ PLATFORM = "demo"
 USERS = 100
 READS = 1_000
 PREFIX = "/timmybot-bench/users/"
+Figures = dict[str, Any]
+FIGURES: Figures = {}
+QUIET = {"on": False}
+
+
+def show(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], *notes: str) -> None:
+    """Print a table and its notes, unless ``--json`` asked for figures only."""
+    if QUIET["on"]:
+        return
+    print_table(title, header, rows)
+    for note in notes:
+        print(note)
+    print()
 
 
 class Calls:
@@ -228,14 +272,18 @@ async def table_calls(
 ) -> Readers:
     rows: list[list[str]] = []
     fast: Readers | None = None
+    per_reads: dict[str, dict[str, float]] = {"ours": {}, "SecretCache": {}}
     for interval, spread in ((60.0, 0.0), (1.0, 3.0) if quick else (2.0, 6.0)):
         r = readers(aws, oauth, endpoint, interval)
         r.ours_calls.reset()
         took = await read_round(r, spread=spread)
         rows.append(calls_row("SecureTokenService (ours)", interval, took, r.ours_calls))
         rows.append(calls_row("SecretCache", interval, took, r.theirs_calls))
+        per_reads["ours"][f"{interval:g}s"] = r.ours_calls.total() * 1000 / READS
+        per_reads["SecretCache"][f"{interval:g}s"] = r.theirs_calls.total() * 1000 / READS
         fast = fast if fast is not None else r
-    print_table(
+    FIGURES["secrets_calls_per_1000_reads"] = per_reads
+    show(
         f"Table 1: Secrets Manager calls per {READS:,} token reads of {USERS} users "
         "(moto server, HTTP requests counted)",
         [
@@ -248,12 +296,9 @@ async def table_calls(
             "per 1,000 reads",
         ],
         rows,
-    )
-    print(
         "SecretCache re-describes each secret at a random moment between half the interval and "
-        "the interval; ours re-reads a record once its cache_ttl has passed."
+        "the interval; ours re-reads a record once its cache_ttl has passed.",
     )
-    print()
     assert fast is not None
     return fast
 
@@ -294,6 +339,7 @@ async def table_latency(r: Readers, quick: bool) -> None:
         start = time.perf_counter()
         await r.vault.get(user_id)
         uncached.append(time.perf_counter() - start)
+    FIGURES["cached_read_us"] = {"ours": round(ours, 3)}
     rows = [
         ["SecureTokenService.get_valid_access_token (ours, awaited)", fmt_us(ours)],
         ["SecretCache.get_secret_string", fmt_us(best_per_call(theirs_raw, number, repeats))],
@@ -303,12 +349,11 @@ async def table_latency(r: Readers, quick: bool) -> None:
         ],
         ["uncached: SecretsManagerTokenVault.get (moto, 127.0.0.1)", fmt_us(min(uncached) * 1e6)],
     ]
-    print_table(
+    show(
         f"Table 2: latency of a cached token read, microseconds (best of {repeats} x {number:,})",
         ["read", "per read"],
         rows,
     )
-    print()
 
 
 def audit_records(count: int, start: datetime) -> list[AuditRecord]:
@@ -320,9 +365,9 @@ def audit_records(count: int, start: datetime) -> list[AuditRecord]:
             writer_id="w-bench",
             sequence=sequence,
             timestamp=start + timedelta(milliseconds=sequence),
-            kind=AuditKind.SECURITY if sequence % 4 else AuditKind.ADMIN,
-            action="UNAUTHORIZED_ACCESS" if sequence % 4 else "guild.allow",
-            actor=None if sequence % 4 else "p1:admin",
+            kind=AuditKind.ADMIN,
+            action="guild.allow",
+            actor="p1:admin",
             subject=f"p1:user-{sequence % 50}",
             resource="guild:p1:g",
             details={"attempts": sequence},
@@ -330,10 +375,73 @@ def audit_records(count: int, start: datetime) -> list[AuditRecord]:
             prev_hash=previous,
             hash="",
         )
-        record = attrs.evolve(draft, hash=record_hash(draft))
+        record = sealed(draft)
         records.append(record)
         previous = record.hash
     return records
+
+
+def _value_size(value: dict[str, Any]) -> int:
+    """DynamoDB's size of one attribute value (numbers: about 1 byte per 2 digits, plus 1)."""
+    [(kind, inner)] = value.items()
+    if kind == "S":
+        return len(inner.encode("utf-8"))
+    if kind == "B":
+        return len(inner)
+    if kind == "N":
+        return math.ceil(len(inner.lstrip("-").replace(".", "")) / 2) + 1
+    if kind in ("BOOL", "NULL"):
+        return 1
+    raise ValueError(f"no size rule for {kind}")
+
+
+def item_size(item: dict[str, Any], names: Sequence[str] | None = None) -> int:
+    """DynamoDB's size of an item (or of the attributes ``names`` of it): names plus values."""
+    chosen = item if names is None else {n: item[n] for n in names if n in item}
+    return sum(len(name.encode()) + _value_size(value) for name, value in chosen.items())
+
+
+def write_units(item: dict[str, Any]) -> tuple[int, int, int]:
+    """(units, item bytes, index entry bytes summed) of one record put, by the sizing rules."""
+    size = item_size(item)
+    units = math.ceil(size / 1024)
+    entry_bytes = 0
+    for partition in AUDIT_INDEXES.values():
+        if partition not in item:
+            continue  # sparse: the record is not in this index
+        entry = item_size(item, ["pk", "sk", partition, "at", *AUDIT_INDEX_PROJECTION])
+        entry_bytes += entry
+        units += math.ceil(entry / 1024)
+    return units, size, entry_bytes
+
+
+class Captured:
+    """A ``before-parameter-build`` hook keeping the record items the adapter sends."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+
+    def __call__(self, params: dict[str, Any], **_: Any) -> None:
+        if "Item" in params and str(params["Item"]["pk"]["S"]).startswith("chain#"):
+            self.items.append(params["Item"])
+        for writes in params.get("RequestItems", {}).values():
+            self.items.extend(w["PutRequest"]["Item"] for w in writes if "PutRequest" in w)
+
+
+def bench_service(log: DynamoAuditLog, clock: FakeClock, writer: str) -> AuditTrailService:
+    signer = Ed25519Signer.generate()
+    ring = Ed25519KeyRing()
+    ring.add(signer.public_key)
+    return AuditTrailService(
+        log=log,
+        pseudonymizer=Pseudonymizer(key=b"b" * 32, key_id="bench"),
+        sanitizer=ResponseSanitizer(),
+        signer=signer,
+        verifier=ring,
+        clock=clock,
+        settings=AuditSettings(digest_interval=timedelta(days=1), digest_every=100_000),
+        writer_id=writer,
+    )
 
 
 async def table_audit(aws: AwsClients, quick: bool) -> None:
@@ -342,33 +450,112 @@ async def table_audit(aws: AwsClients, quick: bool) -> None:
     await asyncio.to_thread(
         create_tables, aws.dynamodb, names, enable_ttl=False, only=[names.audit]
     )
+    rows: list[list[str]] = []
+    captured = Captured()
+    aws.dynamodb.meta.events.register("before-parameter-build.dynamodb", captured)
+
+    # Durable appends, one after another.
     log = DynamoAuditLog(aws, names.audit)
     calls = counted(aws.dynamodb, "dynamodb")
-    records = audit_records(count, datetime.now(UTC))
     start = time.perf_counter()
-    for one in records:
+    for one in audit_records(count, datetime.now(UTC)):
         await log.append(one)
-    wall = time.perf_counter() - start
+    durable_wall = time.perf_counter() - start
     chained = await log.chain("w-bench")
     assert [r.sequence for r in chained] == list(range(1, count + 1))
-    scale = 1000 / count
-    operations = ", ".join(f"{op} {n:,}" for op, n in sorted(calls.by_operation.items()))
-    print_table(
-        f"Table 3: DynamoDB calls and wall time per 1,000 audit appends "
-        f"({count:,} appended, scaled; moto's DynamoDB)",
-        ["appends", "DynamoDB calls", "calls per append", "wall per 1,000", "per append"],
-        [
+    durable_calls = calls.total() - calls.by_operation["Query"]
+    durable_ops = {op: n for op, n in calls.by_operation.items() if op != "Query"}
+    durable_items = list(captured.items)
+
+    # A steady stream of security events, batched: 1,000 even with --quick (it is
+    # fast), so the writer's one-off calls weigh as they would in a long run.
+    stream_count = 1_000
+    captured.items.clear()
+    calls.reset()
+    stream_log = DynamoAuditLog(aws, names.audit)
+    clock = FakeClock(datetime.now(UTC))
+    trail = bench_service(stream_log, clock, "w-stream")
+    start = time.perf_counter()
+    for n in range(stream_count):
+        clock.advance(timedelta(milliseconds=5))
+        await trail.on_security_event(
+            SecurityEvent(
+                type=SecurityEventType.UNAUTHORIZED_ACCESS,
+                at=clock.now(),
+                guild=f"p1:guild-{n % 7}",
+                user=f"p1:user-{n % 50}",
+                details={"attempts": n % 10 + 1},
+            )
+        )
+    await trail.close()
+    stream_wall = time.perf_counter() - start
+    stream_calls = calls.total()
+    stream_ops = dict(calls.by_operation)
+    stream_items = list(captured.items)
+    report = await trail.verify()
+    # Both writers' records: the durable ones (no digest) and the stream's.
+    assert report.ok, report.summary()
+    assert report.records_checked == count + stream_count, report.summary()
+
+    def units(items: list[dict[str, Any]], guard: int) -> tuple[float, float, float]:
+        figures = [write_units(item) for item in items]
+        return (
+            sum(f[0] for f in figures) / len(figures) + guard,
+            sum(f[1] for f in figures) / len(figures),
+            sum(f[2] for f in figures) / len(figures),
+        )
+
+    durable_units, durable_bytes, durable_entries = units(durable_items, 1)
+    stream_units, stream_bytes, stream_entries = units(stream_items, 0)
+    for label, appended, total, wall, wcu in (
+        ("durable append (admin, privacy)", count, durable_calls, durable_wall, durable_units),
+        ("security events, batched", stream_count, stream_calls, stream_wall, stream_units),
+    ):
+        rows.append(
             [
-                f"{count:,}",
-                f"{calls.total():,}",
-                f"{calls.total() / count:.2f}",
-                f"{wall * scale:.2f} s",
-                f"{fmt_us(wall / count * 1e6)} us",
+                label,
+                f"{appended:,}",
+                f"{total:,}",
+                f"{total / appended:.3f}",
+                f"{wcu:.2f}",
+                f"{wall * 1000 / appended:.2f} s",
             ]
-        ],
+        )
+    FIGURES.update(
+        {
+            "audit_records": {"durable": count, "stream": stream_count},
+            "audit_calls_per_append": round(stream_calls / stream_count, 4),
+            "audit_calls_per_durable_append": round(durable_calls / count, 4),
+            "audit_calls_by_operation": {"stream": stream_ops, "durable": durable_ops},
+            "audit_write_units_per_record": {
+                "stream": round(stream_units, 3),
+                "durable": round(durable_units, 3),
+            },
+            "audit_item_bytes": {"stream": round(stream_bytes), "durable": round(durable_bytes)},
+            "audit_index_entry_bytes": {
+                "stream": round(stream_entries),
+                "durable": round(durable_entries),
+            },
+        }
     )
-    print(f"Calls by operation: {operations}")
-    print()
+    show(
+        "Table 3: DynamoDB audit appends (wall scaled to 1,000; moto's DynamoDB)",
+        [
+            "appends",
+            "records",
+            "DynamoDB calls",
+            "calls per append",
+            "write units/record",
+            "wall per 1,000",
+        ],
+        rows,
+        "Calls by operation: durable "
+        + ", ".join(f"{op} {n:,}" for op, n in sorted(durable_ops.items()))
+        + "; stream "
+        + ", ".join(f"{op} {n:,}" for op, n in sorted(stream_ops.items())),
+        f"Mean item {stream_bytes:.0f} bytes; its index entries {stream_entries:.0f} bytes in all "
+        "(INCLUDE projections: keys, body, hash and the filter attributes).",
+    )
 
 
 async def run_tables(endpoint: str, quick: bool) -> None:
@@ -396,7 +583,14 @@ async def run_tables(endpoint: str, quick: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the AWS benchmark against moto's server and print its tables; always 0."""
-    quick = parse_quick(argv, __doc__, "smoke run: shorter spread, fewer reads and appends")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: shorter spread, fewer reads and appends"
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    options = parser.parse_args(argv)
+    quick = options.quick
+    QUIET["on"] = options.json
     started = time.perf_counter()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto logs every request
     security = logging.getLogger("timmybot.security")
@@ -408,16 +602,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         host, port = server.get_host_and_port()
         import moto
 
-        print(
-            f"timmybot aws bench: Python {platform.python_version()}, boto3 {boto3.__version__}, "
-            f"moto {moto.__version__} server on {host}:{port}{' [--quick]' if quick else ''}"
-        )
-        print()
+        if not options.json:
+            print(
+                f"timmybot aws bench: Python {platform.python_version()}, "
+                f"boto3 {boto3.__version__}, moto {moto.__version__} server on {host}:{port}"
+                f"{' [--quick]' if quick else ''}"
+            )
+            print()
         asyncio.run(run_tables(f"http://{host}:{port}", quick))
     finally:
         server.stop()
         security.handlers, security.propagate = handlers, propagate
-    print(f"AWS bench time: {time.perf_counter() - started:.1f} s")
+    elapsed = time.perf_counter() - started
+    if options.json:
+        print(json.dumps({"quick": quick, "seconds": round(elapsed, 1), **FIGURES}, sort_keys=True))
+    else:
+        print(f"AWS bench time: {elapsed:.1f} s")
     return 0
 
 

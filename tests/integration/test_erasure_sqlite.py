@@ -148,6 +148,7 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "actor": ("audit", "actor"),
         "subject": ("audit", "subject"),
         "details": ("audit", "details"),
+        "body": ("audit", "record bytes"),
         **{
             column: ("audit", "writer ID")
             for column in ("writer_id", "sequence", "prev_hash", "hash", "pruned")

@@ -208,10 +208,10 @@ class FlakyLog(MemoryAuditLog):
         super().__init__()
         self.fail = False
 
-    async def append(self, record):  # type: ignore[no-untyped-def]
+    async def append(self, record, *, wait=True):  # type: ignore[no-untyped-def]
         if self.fail:
             raise StoreUnavailable("audit log: append failed (simulated)")
-        await super().append(record)
+        await super().append(record, wait=wait)
 
 
 async def test_a_failed_append_leaves_no_gap_in_the_chain() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from timmybot_adapters.memory import MemoryAccessPolicyStore
-from timmybot_bot.runtime.bootstrap import Services, Settings, bootstrap
+from timmybot_bot.runtime.bootstrap import Services, Settings, bootstrap, check_settings
 from timmybot_bot.runtime.keys import key_id_for, load_or_create_key, parse_key
 from timmybot_bot.runtime.settings import ConfigurationError
 from timmybot_core import AccessReason, FakeClock, SystemClock
@@ -72,6 +72,7 @@ async def test_the_aws_backend_composes_the_aws_adapters_without_calling_aws(
             # Nothing listens there: building the services must not call AWS.
             aws_endpoint_url="http://127.0.0.1:9",
             aws_alert_topic_arn=topic,
+            aws_kms_key_id="alias/timmybot",
         )
     )
     try:
@@ -150,6 +151,18 @@ def test_bad_aws_settings_fail_before_anything_is_created(tmp_path: Path) -> Non
     with pytest.raises(ConfigurationError, match="TIMMYBOT_BACKEND=aws: the secret prefix"):
         bootstrap(Settings(backend="aws", data_dir=data_dir, aws_secret_prefix="no-slash"))
     assert not data_dir.exists()
+
+
+@pytest.mark.parametrize("key", [None, "alias/aws/secretsmanager"])
+def test_the_aws_backend_refuses_to_start_without_a_customer_managed_key(
+    tmp_path: Path, key: str | None
+) -> None:
+    settings = Settings(backend="aws", data_dir=tmp_path / "var", aws_kms_key_id=key)
+    with pytest.raises(ConfigurationError, match=r"^TIMMYBOT_AWS_KMS_KEY_ID must name"):
+        check_settings(settings)
+    with pytest.raises(ConfigurationError, match="TIMMYBOT_AWS_KMS_KEY_ID"):
+        bootstrap(settings)
+    assert not (tmp_path / "var").exists()
 
 
 def test_check_settings_finds_a_bad_key_without_side_effects(tmp_path: Path) -> None:

@@ -83,11 +83,11 @@ class FlakyAuditLog(MemoryAuditLog):
         super().__init__()
         self.failures = 0
 
-    async def append(self, record: AuditRecord) -> None:
+    async def append(self, record: AuditRecord, *, wait: bool = True) -> None:
         if self.failures:
             self.failures -= 1
             raise StoreUnavailable("audit log: append failed")
-        await super().append(record)
+        await super().append(record, wait=wait)
 
 
 @attrs.define

@@ -5,8 +5,16 @@ Items (table ``timmybot-audit``, keys ``pk``/``sk``)::
     pk="chain#<writer>"   sk=<sequence>         a record (the chain)
     pk="event#<event_id>" sk="-"                the event ID's guard: writer, sequence
     pk="digest#<writer>"  sk=<digest_sequence>  a signed digest
-    pk="writers"          sk=<writer>           the writers, for writers()
+    pk="writers"          sk=<writer>           the writers, for writers(); owner: who writes it
     pk="meta"             sk="days"             first_day, last_day: the days holding records
+
+A record item keeps the exact bytes its hash covers in ``body`` (binary)
+and is read back from them, so verification hashes ``body`` without
+re-encoding; the other attributes serve the keys, indexes and filters (and
+a record whose attributes disagree with its body is read from its
+attributes, which then no longer hash right: verify reports it). Items
+written before ``body`` existed keep ``details``, ``resource`` and
+``source`` attributes and are read from those.
 
 Sequences are 20-digit zero-padded text, so a chain reads in sequence
 order with one strongly consistent ``Query`` (verification never misses a
@@ -25,6 +33,29 @@ Appending
     taken position, or a taken event ID at another position, raises
     :class:`~timmybot_core.domain.errors.AuditConflict`, and the guard this call
     wrote is removed again.
+
+Batched appends
+    ``append(record, wait=False)`` (what the trail uses for security
+    events) buffers the record; the buffer is written with
+    ``BatchWriteItem``, 25 records per call, when it holds 25, when
+    ``batch_interval`` (1 s) has passed since the first buffered record, before
+    any ``wait=True`` append, digest, read, and on :meth:`DynamoAuditLog.flush`
+    (the trail's ``close``). A batch puts plain items keyed by writer and
+    sequence, so a batch sent again (a retry, a lost answer) rewrites the
+    very same items: nothing doubles. Only this process writes its writer's
+    positions: before its first buffered record it claims the writer item
+    with a conditional update (``owner``, a token of this log), and a writer
+    another process owns raises :class:`~timmybot_core.domain.errors.AuditConflict`.
+    ``UnprocessedItems`` (throttling) are sent again with exponential backoff
+    (50 ms doubling to 2 s, 10 tries); records still unwritten stay buffered, in
+    order, and are sent again at the next flush (an explicit :meth:`flush`
+    raises ``StoreUnavailable``). With 1,000 records waiting, a buffered
+    append flushes first and raises if that fails, so the buffer stays
+    bounded and the caller's chain does not move past what was refused.
+    Buffered records carry no event-ID guard item: their IDs are random
+    UUIDs. What a crash loses is the buffer: at most
+    ``batch_interval`` or 25 records of security events, never an admin
+    action (see docs/audit.md).
 
 Queries without scans
     Every unpruned record carries a sort key ``at`` =
@@ -64,7 +95,12 @@ message).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
+import secrets
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
@@ -82,6 +118,7 @@ from timmybot_adapters.aws._dynamo import (
     text_or_none,
 )
 from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code
+from timmybot_core.domain.audit_chain import record_bytes, record_from_bytes
 from timmybot_core.domain.errors import AuditConflict, StoreUnavailable
 from timmybot_core.ports.audit import (
     AuditCursor,
@@ -98,6 +135,10 @@ _CHECK_FAILED: Final = "ConditionalCheckFailedException"
 _INDEX_KEYS: Final = ("day_pk", "kind_pk", "actor_pk", "action_pk", "subject_pk")
 _TOP: Final = "~"  # sorts above every character of an ``at`` key after its timestamp
 _PAGE: Final = 200
+_BATCH: Final = 25  # BatchWriteItem's limit
+_BATCH_TRIES: Final = 10
+_MAX_PENDING: Final = 1000  # records buffered at most while DynamoDB takes none
+_log = logging.getLogger("timmybot.audit")
 
 
 def _ts(moment: datetime) -> str:
@@ -142,13 +183,16 @@ def _record_item(record: AuditRecord) -> Item:
         "ts": num(micros(record.timestamp)),
         "kind": s(record.kind.value),
         "action": s(record.action),
-        "resource": s(record.resource),
-        "details": s(json.dumps(dict(record.details), ensure_ascii=False, separators=(",", ":"))),
-        "source": s(record.source),
         "prev_hash": s(record.prev_hash),
         "hash": s(record.hash),
         "pruned": {"BOOL": record.pruned},
     }
+    if record.pruned:
+        item["resource"] = s(record.resource)
+        item["source"] = s(record.source)
+        item["details"] = s(_details_text(record))
+    else:
+        item["body"] = {"B": record_bytes(record)}
     if record.actor is not None:
         item["actor"] = s(record.actor)
     if record.subject is not None:
@@ -166,8 +210,46 @@ def _record_item(record: AuditRecord) -> Item:
     return item
 
 
-def _record(item: Item) -> AuditRecord:
+def _details_text(record: AuditRecord) -> str:
+    return json.dumps(dict(record.details), ensure_ascii=False, separators=(",", ":"))
+
+
+def _matches(record: AuditRecord, item: Item) -> bool:
+    """Whether the item's own attributes say what its body says."""
+    return (
+        text(item, "writer_id") == record.writer_id
+        and number(item, "sequence") == record.sequence
+        and text(item, "event_id") == record.event_id
+        and number(item, "ts") == micros(record.timestamp)
+        and text(item, "kind") == record.kind.value
+        and text(item, "action") == record.action
+        and text_or_none(item, "actor") == record.actor
+        and text_or_none(item, "subject") == record.subject
+        and text(item, "prev_hash") == record.prev_hash
+    )
+
+
+def _from_body(item: Item) -> AuditRecord | None:
+    """Return the record an item's ``body`` holds, or ``None`` (no body, or unreadable)."""
+    body = item.get("body")
+    if body is None or item.get("pruned", {}).get("BOOL"):
+        return None
     try:
+        return record_from_bytes(bytes(body["B"]), hash=text(item, "hash"))
+    except (KeyError, ValueError):
+        return None  # damaged: read the attributes; verify reports the difference
+
+
+def _record(item: Item) -> AuditRecord:
+    decoded = _from_body(item)
+    try:
+        if decoded is not None and _matches(decoded, item):
+            return decoded
+        if decoded is not None:
+            resource, source, details = decoded.resource, decoded.source, decoded.details
+        else:
+            resource, source = text(item, "resource"), text(item, "source")
+            details = json.loads(text(item, "details"))
         return AuditRecord(
             event_id=text(item, "event_id"),
             writer_id=text(item, "writer_id"),
@@ -177,9 +259,9 @@ def _record(item: Item) -> AuditRecord:
             action=text(item, "action"),
             actor=text_or_none(item, "actor"),
             subject=text_or_none(item, "subject"),
-            resource=text(item, "resource"),
-            details=json.loads(text(item, "details")),
-            source=text(item, "source"),
+            resource=resource,
+            details=details,
+            source=source,
             prev_hash=text(item, "prev_hash"),
             hash=text(item, "hash"),
             pruned=bool(item["pruned"]["BOOL"]),
@@ -210,20 +292,48 @@ def _digest(item: Item) -> SignedDigest:
 
 
 class DynamoAuditLog(DynamoStore):
-    """The audit log on a DynamoDB table (see the module docstring)."""
+    """The audit log on a DynamoDB table (see the module docstring).
+
+    Args:
+        aws: the clients.
+        table: the audit table's name.
+        batch_interval: the longest a buffered record waits (seconds).
+    """
 
     LABEL = "audit log"
 
-    def __init__(self, aws: AwsClients, table: str) -> None:
+    def __init__(self, aws: AwsClients, table: str, *, batch_interval: float = 1.0) -> None:
         super().__init__(aws, table)
+        if batch_interval <= 0:
+            raise ValueError("audit log: batch_interval must be positive")
+        self._batch_interval = batch_interval
         self._registered: set[str] = set()
+        self._claimed: set[str] = set()
+        self._owner = secrets.token_hex(16)
         # Days this process knows to lie within the stored first..last day.
         self._known: tuple[str, str] | None = None
+        self._pending: list[AuditRecord] = []
+        self._flushing = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timed: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> int:
+        """How many buffered records are not yet written."""
+        return len(self._pending)
 
     # Writing
 
-    async def append(self, record: AuditRecord) -> None:
-        """Store ``record``; ``AuditConflict`` if its position or its event ID is taken."""
+    async def append(self, record: AuditRecord, *, wait: bool = True) -> None:
+        """Store ``record``; ``AuditConflict`` if its position or its event ID is taken.
+
+        ``wait=False`` buffers it for a batch (see the module docstring):
+        written within ``batch_interval``, or sooner.
+        """
+        if not wait:
+            await self._buffer(record)
+            return
+        await self.flush()  # the writer's earlier records first
         item = _record_item(record)
         # The day range first: a record is never stored outside the days
         # that queries read (a failed append only widens the range).
@@ -245,6 +355,104 @@ class DynamoAuditLog(DynamoStore):
                 await self._delete_guard(guard_key, position)
             raise AuditConflict(f"audit record {record.writer_id}#{record.sequence} already exists")
         await self._register(record.writer_id)
+
+    async def _buffer(self, record: AuditRecord) -> None:
+        if len(self._pending) >= _MAX_PENDING:
+            # DynamoDB has taken nothing for a while: refuse, before the
+            # record is accepted, so the caller's chain does not move on.
+            await self.flush()
+        await self._claim(record.writer_id)
+        await self._cover(_day(record.timestamp))
+        # From here on the record is accepted: a failed flush keeps it buffered.
+        self._pending.append(record)
+        if len(self._pending) >= _BATCH and not self._flushing.locked():
+            try:
+                await self.flush()
+            except StoreUnavailable as error:
+                _log.warning("audit batch not written yet, retrying: %s", error)
+        if self._pending and self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self._batch_interval, self._flush_later)
+
+    def _flush_later(self) -> None:
+        self._timer = None
+        if self._timed is None or self._timed.done():
+            self._timed = asyncio.ensure_future(self._timed_flush())
+
+    async def _timed_flush(self) -> None:
+        try:
+            await self.flush()
+        except StoreUnavailable as error:
+            # The records stay buffered; try again after another interval.
+            _log.warning("audit batch not written yet, retrying: %s", error)
+            if self._pending and self._timer is None:
+                loop = asyncio.get_running_loop()
+                self._timer = loop.call_later(self._batch_interval, self._flush_later)
+
+    async def flush(self) -> None:
+        """Write every buffered record now (``StoreUnavailable`` if DynamoDB will not take them).
+
+        Records that could not be written stay buffered, in order.
+        """
+        async with self._flushing:
+            while self._pending:
+                batch = self._pending[:_BATCH]
+                await self._write_batch(batch)
+                del self._pending[: len(batch)]
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    async def aclose(self) -> None:
+        """Flush the buffer (call before the clients close)."""
+        if self._timed is not None and not self._timed.done():
+            self._timed.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timed
+        await self.flush()
+
+    async def _write_batch(self, records: Sequence[AuditRecord]) -> None:
+        requests: list[Any] = [{"PutRequest": {"Item": _record_item(r)}} for r in records]
+        delay = 0.05
+        for _ in range(_BATCH_TRIES):
+            with aws_errors(self.LABEL, "append"):
+                answer = await self._aws.run(
+                    self._db.batch_write_item, RequestItems={self._table: requests}
+                )
+            requests = list(answer.get("UnprocessedItems", {}).get(self._table, []))
+            if not requests:
+                return
+            # Unprocessed items mean throttling: back off before sending them again.
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        raise StoreUnavailable(
+            f"{self.LABEL}: append failed: DynamoDB left {len(requests)} of {len(records)} "
+            f"records unprocessed after {_BATCH_TRIES} tries (throttled); they stay buffered"
+        )
+
+    async def _claim(self, writer: str) -> None:
+        """Make this log the only one writing ``writer``'s positions (once per writer)."""
+        if writer in self._claimed:
+            return
+        with aws_errors(self.LABEL, "append"):
+            try:
+                await self._aws.run(
+                    self._db.update_item,
+                    TableName=self._table,
+                    Key={"pk": s("writers"), "sk": s(writer)},
+                    UpdateExpression="SET #owner = :me",
+                    ConditionExpression="attribute_not_exists(#owner) OR #owner = :me",
+                    ExpressionAttributeNames={"#owner": "owner"},
+                    ExpressionAttributeValues={":me": s(self._owner)},
+                )
+            except ClientError as error:
+                if error_code(error) != _CHECK_FAILED:
+                    raise
+                raise AuditConflict(
+                    f"audit writer {writer} is written by another process"
+                ) from None
+        self._claimed.add(writer)
+        self._registered.add(writer)
 
     async def _put_new(self, operation: str, item: Item) -> bool:
         """``PutItem`` unless the key exists; ``False`` if it did."""
@@ -290,12 +498,8 @@ class DynamoAuditLog(DynamoStore):
     async def _register(self, writer: str) -> None:
         if writer in self._registered:
             return
-        with aws_errors(self.LABEL, "append"):
-            await self._aws.run(
-                self._db.put_item,
-                TableName=self._table,
-                Item={"pk": s("writers"), "sk": s(writer)},
-            )
+        # Created if absent, never overwritten: that would drop its owner.
+        await self._put_new("append", {"pk": s("writers"), "sk": s(writer)})
         self._registered.add(writer)
 
     async def _cover(self, day: str) -> None:
@@ -332,7 +536,11 @@ class DynamoAuditLog(DynamoStore):
         )
 
     async def put_digest(self, digest: SignedDigest) -> None:
-        """Store a digest; ``AuditConflict`` if the writer's ``digest_sequence`` exists."""
+        """Store a digest; ``AuditConflict`` if the writer's ``digest_sequence`` exists.
+
+        The buffer is written first: a digest never covers a record not yet stored.
+        """
+        await self.flush()
         item: Item = {
             "pk": s(f"digest#{digest.writer_id}"),
             "sk": s(f"{digest.digest_sequence:020d}"),
@@ -373,7 +581,7 @@ class DynamoAuditLog(DynamoStore):
                         UpdateExpression=(
                             "SET pruned = :true, #action = :empty, #resource = :empty, "
                             "#source = :empty, details = :nothing "
-                            "REMOVE actor, subject, #at, " + ", ".join(_INDEX_KEYS)
+                            "REMOVE actor, subject, body, #at, " + ", ".join(_INDEX_KEYS)
                         ),
                         ConditionExpression="attribute_exists(pk) AND pruned = :false",
                         ExpressionAttributeNames={
@@ -401,6 +609,7 @@ class DynamoAuditLog(DynamoStore):
         self, writer_id: str, *, after: int = 0, limit: int | None = None
     ) -> list[AuditRecord]:
         """Return the writer's records with ``sequence > after``, in sequence order."""
+        await self.flush()
         if limit is not None and limit <= 0:
             return []
         params: dict[str, Any] = {
@@ -455,6 +664,7 @@ class DynamoAuditLog(DynamoStore):
     ) -> AuditPage:
         """Return records with ``start <= timestamp < end`` matching every filter, newest first."""
         after = AuditCursor.decode(cursor) if cursor is not None else None
+        await self.flush()
         if limit <= 0 or end <= start:
             return AuditPage(records=())
         low = _ts(start)
@@ -474,7 +684,10 @@ class DynamoAuditLog(DynamoStore):
             ):
                 if after is not None and item["at"]["S"] >= high:
                     continue  # the cursor's own record
-                found.append(_record(item))
+                record = await self._indexed(item)
+                if not _passes(record, actor, action, kind, subject):
+                    continue  # an attribute disagrees with the body: verify reports it
+                found.append(record)
                 if len(found) > limit:
                     page = tuple(found[:limit])
                     return AuditPage(records=page, next_cursor=AuditCursor.of(page[-1]).encode())
@@ -543,6 +756,16 @@ class DynamoAuditLog(DynamoStore):
             for item in page:
                 yield item
 
+    async def _indexed(self, item: Item) -> AuditRecord:
+        """Return an index item's record: from its body, else (an older item) from the table."""
+        decoded = _from_body(item)
+        if decoded is not None:
+            return decoded
+        full = await self._get("query", {"pk": item["pk"], "sk": item["sk"]})
+        if full is None:
+            raise StoreUnavailable("audit log: an indexed record is gone from the table")
+        return _record(full)
+
     async def older_than(
         self, cutoff: datetime, *, limit: int = 500, after: tuple[datetime, str, int] | None = None
     ) -> list[AuditRecord]:
@@ -563,10 +786,25 @@ class DynamoAuditLog(DynamoStore):
             ):
                 if item["at"]["S"] <= low:
                     continue  # ``after`` itself
-                found.append(_record(item))
+                found.append(await self._indexed(item))
                 if len(found) >= limit:
                     return found
         return found
+
+
+def _passes(
+    record: AuditRecord,
+    actor: str | None,
+    action: str | None,
+    kind: AuditKind | None,
+    subject: str | None,
+) -> bool:
+    return (
+        (actor is None or record.actor == actor)
+        and (action is None or record.action == action)
+        and (kind is None or record.kind == kind)
+        and (subject is None or record.subject == subject)
+    )
 
 
 _INDEX_NAMES: Final = ("by-day", "by-kind", "by-actor", "by-action", "by-subject")

@@ -18,14 +18,16 @@ collects garbage, it never decides an answer.
 | ``timmybot-access`` | ``pk``, ``sk`` | none | ``ttl`` |
 | ``timmybot-link-states`` | ``pk`` | ``by-user`` (``user_pk``), keys only | ``ttl`` |
 | ``timmybot-incidents`` | ``pk``, ``sk`` | none | none |
-| ``timmybot-audit`` | ``pk``, ``sk`` | five, all attributes (below) | none |
+| ``timmybot-audit`` | ``pk``, ``sk`` | five, ``INCLUDE`` projections (below) | none |
 | ``timmybot-user-data`` | ``pk``, ``sk`` | none | ``ttl`` |
 
 The audit indexes share the sort key ``at`` and differ by partition key:
 ``by-day`` on ``day_pk``, ``by-kind`` on ``kind_pk``, ``by-actor`` on
 ``actor_pk``, ``by-action`` on ``action_pk``, ``by-subject`` on
-``subject_pk`` (all strings). The layout of the items is described in each
-adapter's module.
+``subject_pk`` (all strings). Each projects the keys and
+``AUDIT_INDEX_PROJECTION`` only (what a query reads: the record's bytes, its
+hash and the filter attributes), so an index entry is a third of the item.
+The layout of the items is described in each adapter's module.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUDIT_INDEXES",
+    "AUDIT_INDEX_PROJECTION",
     "DEFAULT_TABLE_PREFIX",
     "TTL_ATTRIBUTE",
     "TableNames",
@@ -66,6 +69,9 @@ AUDIT_INDEXES: Final[dict[str, str]] = {
     "by-subject": "subject_pk",
 }
 """Audit index name -> its partition key attribute (sort key: ``at``)."""
+
+AUDIT_INDEX_PROJECTION: Final = ("body", "hash", "actor", "action", "kind", "subject")
+"""The non-key attributes the audit indexes project (``INCLUDE``)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -102,6 +108,8 @@ class TableSpec:
     sort_key: bool = True
     indexes: tuple[tuple[str, str, str | None, str], ...] = ()
     """(index name, partition key, sort key or None, projection type)."""
+    projected: tuple[str, ...] = ()
+    """The non-key attributes of ``INCLUDE`` indexes."""
     ttl: bool = True
 
 
@@ -118,7 +126,8 @@ def table_specs(names: TableNames) -> tuple[TableSpec, ...]:
         TableSpec(
             name=names.audit,
             ttl=False,
-            indexes=tuple((index, key, "at", "ALL") for index, key in AUDIT_INDEXES.items()),
+            indexes=tuple((index, key, "at", "INCLUDE") for index, key in AUDIT_INDEXES.items()),
+            projected=AUDIT_INDEX_PROJECTION,
         ),
         TableSpec(name=names.user_data),
     )
@@ -137,13 +146,10 @@ def _create_request(spec: TableSpec) -> dict[str, Any]:
         if sort is not None:
             index_keys.append({"AttributeName": sort, "KeyType": "RANGE"})
             attributes[sort] = "S"
-        indexes.append(
-            {
-                "IndexName": index,
-                "KeySchema": index_keys,
-                "Projection": {"ProjectionType": projection},
-            }
-        )
+        shape: dict[str, Any] = {"ProjectionType": projection}
+        if projection == "INCLUDE":
+            shape["NonKeyAttributes"] = list(spec.projected)
+        indexes.append({"IndexName": index, "KeySchema": index_keys, "Projection": shape})
     request: dict[str, Any] = {
         "TableName": spec.name,
         "KeySchema": keys,

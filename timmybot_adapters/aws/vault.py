@@ -31,6 +31,10 @@ Versions and compare-and-set
       already exists, the label already moved) is recognised by reading
       which version is current: if it is ours, the write succeeded.
 
+    With replica regions (the stack's ``ReplicaRegions``), ``CreateSecret``
+    also names them, so every user's record is replicated there from its
+    first version on; Secrets Manager copies each later version.
+
 Reading, listing, deleting
     ``get`` reads ``AWSCURRENT``; a missing secret, or one scheduled for
     deletion, is ``None``. ``user_ids`` pages through ``ListSecrets``
@@ -38,7 +42,9 @@ Reading, listing, deleting
     form ``{prefix}<digits>/oauth``; ``ListSecrets`` is eventually consistent,
     so a secret created a moment ago may be missing from one listing.
     ``delete`` is ``DeleteSecret`` with ``ForceDeleteWithoutRecovery``: no
-    recovery window, as GDPR erasure requires. Secrets Manager finishes a
+    recovery window, as GDPR erasure requires; a replicated secret's
+    replicas are removed first (``RemoveRegionsFromReplication``), since
+    Secrets Manager refuses to delete a secret that still has some. Secrets Manager finishes a
     deletion asynchronously; a new link for the same user in the next
     seconds may be refused with a clear ``VaultUnavailable``.
 
@@ -63,7 +69,7 @@ import re
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
@@ -83,6 +89,7 @@ __all__ = [
     "PENDING_STAGE",
     "SecretsManagerTokenVault",
     "check_secret_prefix",
+    "replica_key",
 ]
 
 _log = logging.getLogger("timmybot.aws.vault")
@@ -114,8 +121,26 @@ def _user(user_id: int) -> int:
     return check_snowflake(user_id, what="a user ID", allow_zero=True)
 
 
+def replica_key(key_id: str, region: str) -> str:
+    """Return the key that encrypts a secret's replica in ``region``.
+
+    A multi-region key's replicas share its key ID (``mrk-...``), so a key or
+    alias ARN names the replica by its region; an alias name or a bare ID
+    resolves in the replica's own region as it is.
+    """
+    parts = key_id.split(":")
+    if key_id.startswith("arn:") and len(parts) >= 6:
+        parts[3] = region
+        return ":".join(parts)
+    return key_id
+
+
 class SecretsManagerTokenVault:
-    """The token vault on Secrets Manager (see the module docstring for the design)."""
+    """The token vault on Secrets Manager (see the module docstring for the design).
+
+    ``replica_regions``: disaster recovery; each new secret is replicated
+    there (``AddReplicaRegions``), encrypted by the key's replica in each.
+    """
 
     def __init__(
         self,
@@ -124,11 +149,13 @@ class SecretsManagerTokenVault:
         prefix: str = DEFAULT_SECRET_PREFIX,
         kms_key_id: str | None = None,
         tags: Mapping[str, str] = DEFAULT_TAGS,
+        replica_regions: Sequence[str] = (),
     ) -> None:
         check_secret_prefix(prefix)
         self._aws = aws
         self._prefix = prefix
         self._kms_key_id = kms_key_id
+        self._replicas = tuple(replica_regions)
         self._tags: list[TagTypeDef] = [{"Key": k, "Value": v} for k, v in tags.items()]
         self._names = re.compile(rf"^{re.escape(prefix)}([0-9]{{1,20}})/oauth$", re.ASCII)
         # Versions this process replaced. Our writes never move AWSCURRENT
@@ -267,6 +294,13 @@ class SecretsManagerTokenVault:
         }
         if self._kms_key_id is not None:
             params["KmsKeyId"] = self._kms_key_id
+        if self._replicas:
+            params["AddReplicaRegions"] = [
+                {"Region": region, "KmsKeyId": replica_key(self._kms_key_id, region)}
+                if self._kms_key_id is not None
+                else {"Region": region}
+                for region in self._replicas
+            ]
         with aws_errors(_WHAT, "put", VaultUnavailable):
             try:
                 await self._aws.run(self._aws.secretsmanager.create_secret, **params)  # type: ignore[arg-type]
@@ -316,6 +350,15 @@ class SecretsManagerTokenVault:
                     return False
                 raise
             existed = answer.get("DeletedDate") is None
+            replicas = [r["Region"] for r in answer.get("ReplicationStatus", [])]
+            if replicas:
+                # A replicated secret cannot be deleted: its replicas go first
+                # (erasure reaches every region the record was copied to).
+                await self._aws.run(
+                    self._aws.secretsmanager.remove_regions_from_replication,
+                    SecretId=name,
+                    RemoveReplicaRegions=replicas,
+                )
             try:
                 await self._aws.run(
                     self._aws.secretsmanager.delete_secret,

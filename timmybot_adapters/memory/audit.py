@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 from datetime import datetime
 
+from timmybot_core.domain.audit_chain import record_bytes
 from timmybot_core.domain.errors import AuditConflict
 from timmybot_core.ports.audit import (
     AuditCursor,
@@ -19,22 +21,36 @@ __all__ = ["MemoryAuditLog"]
 
 
 class MemoryAuditLog:
-    """The audit records and digests of one process."""
+    """The audit records and digests of one process.
+
+    Like the other stores, it keeps each record's hashed bytes (encoded at
+    append if the record came without them), so verifying costs hashing.
+    """
 
     def __init__(self) -> None:
         self._records: dict[tuple[str, int], AuditRecord] = {}
+        self._sequences: dict[str, list[int]] = {}  # each writer's, sorted
         self._event_ids: set[str] = set()
         self._digests: dict[str, dict[int, SignedDigest]] = {}
 
-    async def append(self, record: AuditRecord) -> None:
-        """Store ``record``; ``AuditConflict`` if its position or event ID is taken."""
+    async def append(self, record: AuditRecord, *, wait: bool = True) -> None:
+        """Store ``record``; ``AuditConflict`` if its position or event ID is taken.
+
+        Written at once, whatever ``wait`` says.
+        """
         position = (record.writer_id, record.sequence)
         if position in self._records or record.event_id in self._event_ids:
             raise AuditConflict(
                 f"audit record {record.writer_id}#{record.sequence} or its event ID already exists"
             )
+        if not record.pruned:
+            record_bytes(record)
         self._records[position] = record
         self._event_ids.add(record.event_id)
+        bisect.insort(self._sequences.setdefault(record.writer_id, []), record.sequence)
+
+    async def flush(self) -> None:
+        """Nothing to do: records are written at once."""
 
     async def query(
         self,
@@ -75,11 +91,15 @@ class MemoryAuditLog:
         self, writer_id: str, *, after: int = 0, limit: int | None = None
     ) -> list[AuditRecord]:
         """Return the writer's records after ``after``, in sequence order."""
-        found = sorted(
-            (r for (w, s), r in self._records.items() if w == writer_id and s > after),
-            key=lambda r: r.sequence,
-        )
-        return found if limit is None else found[:limit]
+        sequences = self._sequences.get(writer_id, [])
+        found: list[AuditRecord] = []
+        for n in sequences[bisect.bisect_right(sequences, after) :]:
+            if limit is not None and len(found) >= limit:
+                break
+            record = self._records.get((writer_id, n))
+            if record is not None:  # tests remove records behind the index, as an attacker
+                found.append(record)
+        return found
 
     async def writers(self) -> list[str]:
         """Return every writer with a record or digest."""

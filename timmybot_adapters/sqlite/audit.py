@@ -3,8 +3,12 @@
 Records are keyed by ``(writer_id, sequence)``; indexes on the timestamp,
 and on each filter column followed by the timestamp, serve every
 ``query`` without a table scan (``EXPLAIN QUERY PLAN`` is checked in the
-tests). Details are stored as JSON text; reading them back gives the same
-canonical encoding, so hashes recompute exactly.
+tests). Each record's hashed bytes are stored whole in ``body`` (the
+second migration), and a record is read back from them, so its fields are
+exactly what was hashed and verification hashes ``body`` without
+re-encoding; the other columns serve the indexes and filters. Rows written
+before ``body`` existed (or pruned ones) are read from their columns, with
+details as JSON text, which gives the same canonical encoding again.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 from timmybot_adapters.sqlite.database import datetime_to_micros, micros_to_datetime
 from timmybot_adapters.sqlite.store import SqliteStore
-from timmybot_core.domain.audit_chain import json_value
+from timmybot_core.domain.audit_chain import json_value, record_bytes, record_from_bytes
 from timmybot_core.domain.errors import AuditConflict
 from timmybot_core.ports.audit import (
     AuditCursor,
@@ -68,17 +72,20 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (writer_id, digest_sequence)
     ) WITHOUT ROWID;
     """,
+    # The exact bytes each record's hash covers (NULL for older and pruned rows).
+    "ALTER TABLE audit_records ADD COLUMN body BLOB;",
 )
 
 _COLUMNS = (
     "writer_id, sequence, event_id, ts, kind, action, actor, subject, resource, details, "
-    "source, prev_hash, hash, pruned"
+    "source, prev_hash, hash, pruned, body"
 )
 # Filters in the order their indexes are preferred (most selective first).
 _FILTERS = ("subject", "actor", "action", "kind")
 
 
 def _row(record: AuditRecord) -> tuple[Any, ...]:
+    body = None if record.pruned else record_bytes(record)
     return (
         record.writer_id,
         record.sequence,
@@ -89,16 +96,32 @@ def _row(record: AuditRecord) -> tuple[Any, ...]:
         record.actor,
         record.subject,
         record.resource,
+        # Kept beside the body for tools that read the columns (reads use the body).
         json.dumps(json_value(record.details), ensure_ascii=True, separators=(",", ":")),
         record.source,
         record.prev_hash,
         record.hash,
         int(record.pruned),
+        body,
     )
 
 
 def _record(row: sqlite3.Row | tuple[Any, ...]) -> AuditRecord:
-    details: Mapping[str, Any] = json.loads(row[9])
+    body = row[14]
+    details: Mapping[str, Any] | None = None
+    if body is not None and not row[13]:
+        try:
+            record = record_from_bytes(bytes(body), hash=row[12])
+        except ValueError:
+            pass  # damaged bytes: the columns are read, and verify reports the damage
+        else:
+            if _columns_of(record) == tuple(row[:9]) + tuple(row[10:12]):
+                return record
+            # A column changed under its body: read the columns, which no
+            # longer hash to the record's hash, so verify reports the change.
+            details = record.details
+    if details is None:
+        details = json.loads(row[9])
     return AuditRecord(
         writer_id=row[0],
         sequence=row[1],
@@ -114,6 +137,23 @@ def _record(row: sqlite3.Row | tuple[Any, ...]) -> AuditRecord:
         prev_hash=row[11],
         hash=row[12],
         pruned=bool(row[13]),
+    )
+
+
+def _columns_of(record: AuditRecord) -> tuple[Any, ...]:
+    """Return the indexed columns a record's body implies (every one but details)."""
+    return (
+        record.writer_id,
+        record.sequence,
+        record.event_id,
+        datetime_to_micros(record.timestamp),
+        record.kind.value,
+        record.action,
+        record.actor,
+        record.subject,
+        record.resource,
+        record.source,
+        record.prev_hash,
     )
 
 
@@ -138,15 +178,18 @@ class SqliteAuditLog(SqliteStore):
     MIGRATIONS = MIGRATIONS
     LABEL = "audit log"
 
-    async def append(self, record: AuditRecord) -> None:
-        """Store ``record``; ``AuditConflict`` if its position or event ID is taken."""
+    async def append(self, record: AuditRecord, *, wait: bool = True) -> None:
+        """Store ``record``; ``AuditConflict`` if its position or event ID is taken.
+
+        Written at once, whatever ``wait`` says.
+        """
         row = _row(record)
 
         def insert(connection: sqlite3.Connection) -> None:
             try:
                 connection.execute(
                     f"INSERT INTO audit_records ({_COLUMNS}) VALUES "  # noqa: S608 - constant
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     row,
                 )
             except sqlite3.IntegrityError as error:
@@ -156,6 +199,9 @@ class SqliteAuditLog(SqliteStore):
                 ) from error
 
         await self._write("append", insert)
+
+    async def flush(self) -> None:
+        """Nothing to do: records are written at once."""
 
     async def query(
         self,
@@ -275,7 +321,7 @@ class SqliteAuditLog(SqliteStore):
             for writer_id, sequence in keys:
                 cursor = connection.execute(
                     "UPDATE audit_records SET action = '', actor = NULL, subject = NULL, "
-                    "resource = '', details = '{}', source = '', pruned = 1 "
+                    "resource = '', details = '{}', source = '', pruned = 1, body = NULL "
                     "WHERE writer_id = ? AND sequence = ? AND pruned = 0",
                     (writer_id, sequence),
                 )

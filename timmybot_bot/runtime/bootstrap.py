@@ -75,6 +75,7 @@ from timmybot_core.services.refusals import RefusalLedger
 if TYPE_CHECKING:
     from timmybot_adapters.aws import AwsClients, AwsConfig, TableNames
     from timmybot_adapters.oauth import OAuthProvider
+    from timmybot_core.ports.digest_anchor import DigestAnchor
 
 __all__ = ["PrometheusSource", "Services", "Settings", "bootstrap", "check_settings"]
 
@@ -261,6 +262,7 @@ class _Stores:
     erasures: ErasureJournal
     opener: Closer | None = None
     alerter: Alerter | None = None
+    anchor: DigestAnchor | None = None
 
 
 def _vault_key(settings: Settings) -> bytes:
@@ -342,6 +344,15 @@ def _aws_config(settings: Settings) -> tuple[AwsConfig, TableNames]:
         )
     except ValueError as error:
         raise ConfigurationError(f"TIMMYBOT_BACKEND=aws: {error}") from None
+    key = settings.aws_kms_key_id
+    if key is None or key.startswith("alias/aws/") or ":alias/aws/" in key:
+        # Without it, Secrets Manager would silently use the AWS-managed
+        # aws/secretsmanager key, which the stack's IAM policy refuses anyway.
+        raise ConfigurationError(
+            "TIMMYBOT_AWS_KMS_KEY_ID must name the customer-managed KMS key (the stack's "
+            "KeyArn output) on TIMMYBOT_BACKEND=aws"
+            + ("" if key is None else f", not the AWS-managed {key}")
+        )
     return config, TableNames.with_prefix(settings.aws_table_prefix)
 
 
@@ -368,7 +379,10 @@ def _aws_stores(settings: Settings, closers: list[Closer]) -> _Stores:
     topic = settings.aws_alert_topic_arn
     alerter = SnsAlerter(aws, topic_arn=topic) if topic is not None else None
     vault = SecretsManagerTokenVault(
-        aws, prefix=settings.aws_secret_prefix, kms_key_id=settings.aws_kms_key_id
+        aws,
+        prefix=settings.aws_secret_prefix,
+        kms_key_id=settings.aws_kms_key_id,
+        replica_regions=settings.aws_replica_regions,
     )
 
     async def open_all() -> None:
@@ -387,7 +401,27 @@ def _aws_stores(settings: Settings, closers: list[Closer]) -> _Stores:
         erasures=DynamoErasureJournal(aws, tables.access),
         opener=open_all,
         alerter=alerter,
+        anchor=_s3_anchor(settings, aws),
     )
+
+
+def _s3_anchor(settings: Settings, aws: AwsClients) -> DigestAnchor | None:
+    from timmybot_adapters.aws.anchor import S3DigestAnchor
+
+    if settings.aws_digest_bucket is None:
+        return None
+    return S3DigestAnchor(aws, settings.aws_digest_bucket, retention=settings.audit_retention)
+
+
+def _digest_anchor(settings: Settings, stores: _Stores) -> DigestAnchor | None:
+    """Where digests are also copied: the backend's own anchor, else a digest directory."""
+    if stores.anchor is not None:
+        return stores.anchor
+    if settings.audit_digest_dir is None:
+        return None
+    from timmybot_adapters.sqlite.digest_directory import DirectoryDigestAnchor
+
+    return DirectoryDigestAnchor(settings.audit_digest_dir)
 
 
 def _attach_log_groups(settings: Settings, aws: AwsClients, closers: list[Closer]) -> None:
@@ -510,6 +544,7 @@ def bootstrap(
         settings=AuditSettings(
             retention=settings.audit_retention, digest_interval=settings.audit_digest_interval
         ),
+        anchor=_digest_anchor(settings, stores),
     )
     # Security events join the audit log, where administrators can query
     # them; the final digest is written before the stores close.

@@ -253,6 +253,18 @@ _KMS_KEY = re.compile(
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$", re.ASCII)
 _SECRET_PREFIX = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,400}/$")
 _TABLE_PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _regions(name: str, raw: str) -> tuple[str, ...]:
+    regions = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for region in regions:
+        if not _AWS_REGION.match(region):
+            raise ConfigurationError(
+                f"{name} must be AWS regions separated by commas, such as eu-central-1 "
+                f"(got {region[:40]!r})"
+            )
+    return regions
 
 
 def _pattern(pattern: re.Pattern[str], example: str) -> Callable[[str, str], str]:
@@ -484,6 +496,9 @@ class Settings:
     audit_digest_interval: timedelta = setting(
         _duration, "duration", "`5m`", default=timedelta(minutes=5)
     )
+    audit_digest_dir: Path | None = setting(
+        _path, "directory path (`~` is expanded)", "not set", default=None
+    )
     web_host: str = setting(_host, "host name or IP address", "`127.0.0.1`", default="127.0.0.1")
     web_port: int = setting(_port, "TCP port, 0 to 65535", "`8080`", default=8080)
     public_url: str | None = setting(
@@ -583,7 +598,7 @@ class Settings:
     aws_kms_key_id: str | None = setting(
         _pattern(_KMS_KEY, "a KMS key ID, key ARN, alias/name or alias ARN"),
         "KMS key ID, key ARN, `alias/...` or alias ARN",
-        "none (`aws/secretsmanager`)",
+        "not set (required on the `aws` backend)",
         default=None,
     )
     aws_alert_topic_arn: str | None = setting(
@@ -604,6 +619,15 @@ class Settings:
     )
     aws_audit_log_group: str | None = setting(
         _log_group, "CloudWatch Logs group names", "not set", default=None
+    )
+    aws_replica_regions: tuple[str, ...] = setting(
+        _regions, "AWS regions separated by commas", "none", default=(), converter=tuple
+    )
+    aws_digest_bucket: str | None = setting(
+        _pattern(_BUCKET, "timmybot-digests-123456789012-eu-west-1 (an S3 bucket name)"),
+        "S3 bucket name",
+        "not set",
+        default=None,
     )
 
     def __attrs_post_init__(self) -> None:

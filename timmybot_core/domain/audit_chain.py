@@ -6,10 +6,18 @@ encoding is JSON with sorted keys, no insignificant whitespace, UTF-8 and
 timestamps as fixed-width UTC strings, so any implementation (or a later
 version of this one) that follows :func:`canonical_bytes` gets the same
 bytes for the same record. The format is described in ``docs/audit.md``.
+
+Stores keep those exact bytes (:func:`record_bytes`) and rebuild a record
+from them (:func:`record_from_bytes`), so what a reader sees is what was
+hashed, and verification hashes stored bytes instead of re-encoding each
+record (it runs near the cost of SHA-256 itself). A record stored without
+its bytes (written before they were kept) is re-encoded, as before.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import math
@@ -17,16 +25,24 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from timmybot_core.domain.audit_records import AuditRecord, ChainHead, SignedDigest
+import attrs
+
+from timmybot_core.domain.audit_records import AuditKind, AuditRecord, ChainHead, SignedDigest
 
 __all__ = [
     "RECORD_FORMAT",
     "canonical_bytes",
+    "digest_bytes",
+    "digest_from_bytes",
     "digest_hash",
     "digest_message",
     "format_timestamp",
     "json_value",
+    "parse_timestamp",
+    "record_bytes",
+    "record_from_bytes",
     "record_hash",
+    "sealed",
 ]
 
 RECORD_FORMAT = "timmybot.audit.record/v1"
@@ -42,6 +58,13 @@ def format_timestamp(moment: datetime) -> str:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("audit timestamps must be timezone-aware")
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Parse :func:`format_timestamp`'s output; ``ValueError`` for anything else."""
+    if len(text) != 27 or not text.endswith("Z"):
+        raise ValueError("an audit timestamp is YYYY-MM-DDTHH:MM:SS.ffffffZ")
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
 
 
 def json_value(value: object, *, depth: int = 0) -> Any:
@@ -102,6 +125,19 @@ def _record_fields(record: AuditRecord, *, sequence: int | None = None) -> dict[
     }
 
 
+def record_bytes(record: AuditRecord) -> bytes:
+    """Return the bytes ``record``'s hash covers: its canonical encoding.
+
+    The bytes a record was sealed with or read back from are kept on it, so
+    they are encoded at most once per record object.
+    """
+    body = record._body
+    if body is None:
+        body = canonical_bytes(_record_fields(record))
+        object.__setattr__(record, "_body", body)
+    return body
+
+
 def record_hash(record: AuditRecord, *, sequence: int | None = None) -> str:
     """Return the SHA-256 (hex) of ``record``'s canonical encoding.
 
@@ -109,7 +145,52 @@ def record_hash(record: AuditRecord, *, sequence: int | None = None) -> str:
     record's own, which lets a verifier tell a reordered record (its hash
     matches another position) from a modified one.
     """
+    if sequence is None or sequence == record.sequence:
+        return hashlib.sha256(record_bytes(record)).hexdigest()
     return hashlib.sha256(canonical_bytes(_record_fields(record, sequence=sequence))).hexdigest()
+
+
+def sealed(draft: AuditRecord) -> AuditRecord:
+    """Return ``draft`` with its ``hash`` set, keeping the bytes that were hashed."""
+    body = record_bytes(draft)
+    record = attrs.evolve(draft, hash=hashlib.sha256(body).hexdigest())
+    object.__setattr__(record, "_body", body)
+    return record
+
+
+def record_from_bytes(body: bytes, *, hash: str) -> AuditRecord:
+    """Rebuild a record from the exact bytes that were hashed (:func:`record_bytes`).
+
+    Every field comes from ``body``, so the record read is the record that
+    was hashed: a store's other columns only serve its indexes. Raises
+    ``ValueError`` for bytes that are not a version-1 record encoding.
+    """
+    try:
+        fields = json.loads(body.decode("utf-8", "surrogatepass"))
+        if not isinstance(fields, dict) or fields.get("format") != RECORD_FORMAT:
+            raise ValueError("not an audit record encoding")
+        details = fields["details"]
+        if not isinstance(details, dict):
+            raise TypeError("details must be an object")
+        record = AuditRecord(
+            event_id=fields["event_id"],
+            writer_id=fields["writer_id"],
+            sequence=fields["sequence"],
+            timestamp=parse_timestamp(fields["timestamp"]),
+            kind=AuditKind(fields["kind"]),
+            action=fields["action"],
+            actor=fields["actor"],
+            subject=fields["subject"],
+            resource=fields["resource"],
+            details=details,
+            source=fields["source"],
+            prev_hash=fields["prev_hash"],
+            hash=hash,
+        )
+    except (KeyError, TypeError, UnicodeError) as error:
+        raise ValueError(f"malformed audit record encoding ({type(error).__name__})") from None
+    object.__setattr__(record, "_body", body)
+    return record
 
 
 def _head(head: ChainHead) -> dict[str, Any]:
@@ -135,3 +216,54 @@ def digest_message(digest: SignedDigest) -> bytes:
 def digest_hash(digest: SignedDigest) -> str:
     """Return the SHA-256 (hex) of :func:`digest_message`; the next digest links to it."""
     return hashlib.sha256(digest_message(digest)).hexdigest()
+
+
+ANCHOR_FORMAT = "timmybot.audit.anchored-digest/v1"
+
+
+def digest_bytes(digest: SignedDigest) -> bytes:
+    """Return a digest as canonical JSON with its hash and signature (what anchors keep)."""
+    return canonical_bytes(
+        {
+            "format": ANCHOR_FORMAT,
+            "writer_id": digest.writer_id,
+            "digest_sequence": digest.digest_sequence,
+            "created_at": format_timestamp(digest.created_at),
+            "head": _head(digest.head),
+            "covers_from": digest.covers_from,
+            "prev_digest_hash": digest.prev_digest_hash,
+            "key_id": digest.key_id,
+            "hash": digest.hash,
+            "signature": base64.b64encode(digest.signature).decode("ascii"),
+        }
+    )
+
+
+def digest_from_bytes(data: bytes) -> SignedDigest:
+    """Parse :func:`digest_bytes`' output; ``ValueError`` for anything else."""
+    try:
+        fields = json.loads(data.decode("utf-8"))
+        if not isinstance(fields, dict) or fields.get("format") != ANCHOR_FORMAT:
+            raise ValueError("not an anchored audit digest")
+        head = fields["head"]
+        digest = SignedDigest(
+            writer_id=fields["writer_id"],
+            digest_sequence=fields["digest_sequence"],
+            created_at=parse_timestamp(fields["created_at"]),
+            head=ChainHead(
+                writer_id=head["writer_id"], sequence=head["sequence"], hash=head["hash"]
+            ),
+            covers_from=fields["covers_from"],
+            prev_digest_hash=fields["prev_digest_hash"],
+            key_id=fields["key_id"],
+            hash=fields["hash"],
+            signature=base64.b64decode(fields["signature"], validate=True),
+        )
+    except (KeyError, TypeError, UnicodeError, binascii.Error) as error:
+        raise ValueError(f"malformed anchored audit digest ({type(error).__name__})") from None
+    if not all(
+        isinstance(v, int) and not isinstance(v, bool)
+        for v in (digest.digest_sequence, digest.covers_from, digest.head.sequence)
+    ):
+        raise ValueError("malformed anchored audit digest (a position is not a number)")
+    return digest

@@ -75,6 +75,12 @@ class AuditRecord:
     prev_hash: str
     hash: str
     pruned: bool = False
+    # The exact bytes ``hash`` was computed over, when known: set when a
+    # record is sealed or read back from its stored bytes, so verification
+    # hashes them instead of re-encoding the record. Not an ``__init__``
+    # argument, so ``attrs.evolve`` (a changed record) never carries stale
+    # bytes along. See :func:`timmybot_core.domain.audit_chain.record_bytes`.
+    _body: bytes | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

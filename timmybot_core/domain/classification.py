@@ -134,7 +134,8 @@ STORES: Final[tuple[StoreInfo, ...]] = (
     StoreInfo(
         name="audit",
         title="Audit trail",
-        where="SQLite `audit_records`, `audit_digests`",
+        where="SQLite `audit_records`, `audit_digests`; copies of the digests in the digest "
+        "directory or S3 bucket, if configured",
     ),
     StoreInfo(
         name="security_log",
@@ -443,6 +444,15 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         retention=_AUDIT,
         on_erasure=OnErasure.KEPT_PSEUDONYMOUS,
         exported=True,
+    ),
+    StoredField(
+        store="audit",
+        field="record bytes: the exact encoding each record's hash covers (the fields above)",
+        data_class=DataClass.PUBLIC,
+        purpose="tamper evidence: what a record said, exactly as it was hashed",
+        retention=_AUDIT,
+        on_erasure=OnErasure.KEPT_PSEUDONYMOUS,
+        exported=False,
     ),
     StoredField(
         store="audit",

@@ -44,13 +44,23 @@ __all__ = [
 class AuditLog(Protocol):
     """Stores audit records and digests. Every method may raise ``StoreUnavailable``."""
 
-    async def append(self, record: AuditRecord) -> None:
+    async def append(self, record: AuditRecord, *, wait: bool = True) -> None:
         """Store ``record``.
 
         Raises :class:`~timmybot_core.domain.errors.AuditConflict` if a record with
         the same ``(writer_id, sequence)`` or ``event_id`` exists: a log is
         append-only and a writer never reuses a position.
+
+        ``wait=False`` lets the store buffer the record and write it with
+        others (DynamoDB batches them): it is then stored within the store's
+        batch interval, or at the next ``wait=True`` append, digest, read or
+        :meth:`flush`, whichever comes first, and a crash before then loses
+        it. Stores that write at once ignore ``wait``.
         """
+        ...
+
+    async def flush(self) -> None:
+        """Write every buffered record now (nothing to do for stores that do not buffer)."""
         ...
 
     async def query(

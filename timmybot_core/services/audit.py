@@ -32,7 +32,7 @@ from typing import Any
 
 import attrs
 
-from timmybot_core.domain.audit_chain import digest_hash, digest_message, record_hash
+from timmybot_core.domain.audit_chain import digest_hash, digest_message, sealed
 from timmybot_core.domain.clock import Clock
 from timmybot_core.domain.errors import AuditConflict
 from timmybot_core.domain.events import SecurityEvent
@@ -45,11 +45,13 @@ from timmybot_core.ports.audit import (
     ChainHead,
     SignedDigest,
 )
+from timmybot_core.ports.digest_anchor import DigestAnchor
 from timmybot_core.ports.incidents import RetentionHold
 from timmybot_core.ports.signing import DigestSigner, SignatureVerifier
 from timmybot_core.safety.pseudonymizer import Pseudonymizer, PseudonymKind
 from timmybot_core.safety.redaction import redact_details
 from timmybot_core.safety.sanitizer import ResponseSanitizer
+from timmybot_core.services.audit_anchor import compare_with_anchor
 from timmybot_core.services.audit_verify import (
     SEAL_ACTION,
     VerificationReport,
@@ -105,6 +107,8 @@ class AuditTrailService:
         verifier: checks digests against every known key (rotation keeps old ones).
         clock: timestamps records.
         writer_id: this writer's chain; unique per process start by default.
+        anchor: where a copy of each digest is also put, outside the store
+            (S3 with Object Lock, a directory); :meth:`verify` compares them.
     """
 
     def __init__(
@@ -118,8 +122,11 @@ class AuditTrailService:
         clock: Clock,
         settings: AuditSettings | None = None,
         writer_id: str | None = None,
+        anchor: DigestAnchor | None = None,
     ) -> None:
         self._log = log
+        self._anchor = anchor
+        self._unanchored: list[SignedDigest] = []
         self._pseudonymizer = pseudonymizer
         self._sanitizer = sanitizer
         self._signer = signer
@@ -208,6 +215,9 @@ class AuditTrailService:
             details={**dict(event.details), **({"ip": event.ip} if event.ip else {})},
             source="security-log",
             at=event.at,
+            # A flood of denials must not cost a write each: the store may
+            # batch these (admin and privacy records are stored before their reply).
+            wait=False,
         )
 
     async def _append(
@@ -221,6 +231,7 @@ class AuditTrailService:
         details: Mapping[str, object] | None,
         source: str,
         at: datetime | None = None,
+        wait: bool = True,
     ) -> AuditRecord:
         clean = self._sanitizer.sanitize_string
         async with self._lock:
@@ -240,11 +251,14 @@ class AuditTrailService:
                 prev_hash=GENESIS_HASH if head is None else head.hash,
                 hash="",
             )
-            record = attrs.evolve(draft, hash=record_hash(draft))
+            record = sealed(draft)  # keeps the hashed bytes for the store
             # The head moves only once the store has the record: a failed
             # append is retried at the same position, leaving no gap.
             try:
-                await self._log.append(record)
+                if wait:
+                    await self._log.append(record)
+                else:
+                    await self._log.append(record, wait=False)
             except AuditConflict:
                 if head is None or not await self._sealed_under_us(head.sequence + 1):
                     raise
@@ -275,7 +289,7 @@ class AuditTrailService:
         fresh = attrs.evolve(
             draft, writer_id=self._writer_id, sequence=1, prev_hash=GENESIS_HASH, hash=""
         )
-        record = attrs.evolve(fresh, hash=record_hash(fresh))
+        record = sealed(fresh)
         await self._log.append(record)
         return record
 
@@ -332,6 +346,7 @@ class AuditTrailService:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        await self._anchor_digests(digest)
         _log.info(
             "audit digest %d of writer %s covers records %d-%d (key %s)",
             digest.digest_sequence,
@@ -342,15 +357,37 @@ class AuditTrailService:
         )
         return digest
 
+    async def _anchor_digests(self, digest: SignedDigest | None = None) -> None:
+        """Copy digests to the anchor; one that fails is retried with the next digest."""
+        if self._anchor is None:
+            return
+        if digest is not None:
+            self._unanchored.append(digest)
+        while self._unanchored:
+            try:
+                await self._anchor.put(self._unanchored[0])
+            except Exception as error:  # noqa: BLE001 - the digest is stored; verify shows the gap
+                _log.warning(
+                    "audit digest %d of writer %s not copied to the digest anchor yet: %s",
+                    self._unanchored[0].digest_sequence,
+                    self._writer_id,
+                    error,  # our stores' errors name the operation, never content
+                )
+                return
+            self._unanchored.pop(0)
+
     async def close(self) -> None:
-        """Write the final digest (call on shutdown); a failure is logged, not raised."""
+        """Write buffered records and the final digest (call on shutdown); failures are logged."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         for task in list(self._timed):
             task.cancel()
         try:
+            await self._log.flush()
             await self.write_digest()
+            async with self._lock:
+                await self._anchor_digests()
         except Exception:  # noqa: BLE001 - shutdown goes on; verify will show the uncovered tail
             _log.exception("could not write the final audit digest of writer %s", self._writer_id)
 
@@ -400,7 +437,7 @@ class AuditTrailService:
                 prev_hash=last.hash,
                 hash="",
             )
-            seal = attrs.evolve(draft, hash=record_hash(draft))
+            seal = sealed(draft)
             try:
                 await self._log.append(seal)
             except AuditConflict:
@@ -411,6 +448,7 @@ class AuditTrailService:
             await self._log.put_digest(digest)
         except AuditConflict:
             return False
+        await self._anchor_digests(digest)  # a seal's digest is anchored like any other
         _log.warning(
             "audit writer %s sealed as abandoned: records %d-%d were unsigned (digest %d, key %s)",
             writer_id,
@@ -492,8 +530,12 @@ class AuditTrailService:
     async def verify(
         self, start: datetime | None = None, end: datetime | None = None
     ) -> VerificationReport:
-        """Check every writer's chain and digests; report problems located in ``[start, end)``."""
-        return await verify_log(
+        """Check every writer's chain and digests; report problems located in ``[start, end)``.
+
+        With a digest anchor, the store's digests are also compared with the
+        anchor's copies (:mod:`timmybot_core.services.audit_anchor`).
+        """
+        report = await verify_log(
             self._log,
             self._verifier,
             start=start,
@@ -502,6 +544,18 @@ class AuditTrailService:
             retention=self._settings.retention,
             digest_interval=self._settings.digest_interval,
             live=(self._writer_id,),
+        )
+        if self._anchor is None:
+            return report
+        differences, _ = await compare_with_anchor(self._log, self._anchor)
+        located = [
+            problem
+            for problem in differences
+            if problem.at is None
+            or ((start is None or problem.at >= start) and (end is None or problem.at < end))
+        ]
+        return attrs.evolve(
+            report, problems=report.problems + tuple(located), anchor=self._anchor.location
         )
 
     # -- retention -------------------------------------------------------------------

@@ -85,6 +85,12 @@ class ProblemKind(enum.StrEnum):
     """A digest names a key the verifier does not know."""
     PRUNED_EARLY = "pruned_early"
     """A record was emptied before its retention period ended."""
+    ANCHOR_MISSING = "anchor_missing"
+    """A digest of the store has no copy in the digest anchor."""
+    ANCHOR_ONLY = "anchor_only"
+    """The digest anchor holds a digest the store no longer has."""
+    ANCHOR_MISMATCH = "anchor_mismatch"
+    """A digest of the store differs from the digest anchor's copy."""
     UNCOVERED = "uncovered"
     """Records stayed without a digest longer than the digest interval plus a margin."""
     AFTER_SEAL = "after_seal"
@@ -126,6 +132,8 @@ class VerificationReport:
     problems: tuple[Problem, ...]
     uncovered: int = 0
     """Records after their writer's last digest: present, but not yet signed for."""
+    anchor: str | None = None
+    """Where the digests were compared with their copies (``None``: no anchor)."""
     sealed_writers: int = 0
     """Writers whose process was gone, sealed by another writer."""
     open_writers: int = 0
@@ -139,11 +147,12 @@ class VerificationReport:
     def summary(self) -> str:
         """One line: counts and the verdict."""
         verdict = "clean" if self.ok else f"{len(self.problems)} problem(s)"
+        anchored = f", digests compared with {self.anchor}" if self.anchor else ""
         return (
             f"audit log {verdict}: {self.records_checked} records and {self.digests_checked} "
             f"digests of {self.writers} writer(s) checked, {self.uncovered} not yet covered by a "
             f"digest; {self.open_writers} live writer(s) with records to sign, "
-            f"{self.sealed_writers} abandoned writer(s) sealed"
+            f"{self.sealed_writers} abandoned writer(s) sealed{anchored}"
         )
 
 

@@ -12,23 +12,23 @@ policies are evaluated by a small evaluator below, since moto enforces none.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import fnmatch
 import io
 import json
 import logging
 import re
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import attrs
+import boto3
 import pytest
 import watchtower
 from cfnlint.api import lint
-from cfnlint.decode import decode_str
 
 from tests.aws_servers import REGION, moto_endpoint, session, unique
 from timmybot_adapters.aws import (
@@ -44,6 +44,8 @@ from timmybot_adapters.aws import (
     TableNames,
     table_specs,
 )
+from timmybot_adapters.aws import emulated_stack as emulated
+from timmybot_adapters.aws.emulated_stack import EmulatedStack, conditions_for
 from timmybot_adapters.aws.tables import TTL_ATTRIBUTE
 from timmybot_adapters.otel import OtelSecurityMetrics
 from timmybot_adapters.otel.emf import DEFAULT_NAMESPACE
@@ -60,159 +62,44 @@ from timmybot_core.ports.user_data import Preference
 
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "deploy" / "cloudformation" / "timmybot.yaml"
-MOTO_SKIPS = frozenset(
-    {"AWS::SecretsManager::Secret", "AWS::CloudWatch::Alarm", "AWS::SNS::TopicPolicy"}
-)
+REPLICA_REGIONS = ("eu-central-1", "us-east-1")
+CLUSTER = "tb-cluster"
+PARAMETERS = {"ReplicaRegions": ",".join(REPLICA_REGIONS), "EcsClusterName": CLUSTER}
+# The template's conditions under the parameters the test deploys with.
+CONDITIONS = conditions_for(PARAMETERS)
+
+
+def resolve_conditions(node: Any) -> Any:
+    """``Fn::If`` resolved by :data:`CONDITIONS`, ``AWS::NoValue`` dropped."""
+    return emulated.resolve_conditions(node, CONDITIONS)
+
+
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def load_template() -> dict[str, Any]:
     """The template as plain JSON data (short-form tags become ``Fn::*``)."""
-    decoded, problems = decode_str(TEMPLATE.read_text())
-    assert not problems, problems
-    plain: dict[str, Any] = json.loads(json.dumps(decoded))
-    return plain
+    return emulated.load_template(TEMPLATE)
 
 
-def mentions(node: Any, names: set[str]) -> bool:
-    """Tell whether ``node`` refers (Ref, GetAtt or Sub) to any of ``names``."""
-    if isinstance(node, dict):
-        if node.get("Ref") in names:
-            return True
-        if "Fn::GetAtt" in node and node["Fn::GetAtt"][0] in names:
-            return True
-        return any(mentions(value, names) for value in node.values())
-    if isinstance(node, list):
-        return any(mentions(value, names) for value in node)
-    if isinstance(node, str):
-        return any(f"${{{name}" in node for name in names)
-    return False
+Deployed = EmulatedStack
 
 
-def for_moto(template: dict[str, Any]) -> dict[str, Any]:
-    """The template minus what moto's CloudFormation cannot create."""
-    trimmed = copy.deepcopy(template)
-    skipped = {name for name, r in trimmed["Resources"].items() if r["Type"] in MOTO_SKIPS}
-    for name in skipped:
-        del trimmed["Resources"][name]
-    for name in [n for n, o in trimmed["Outputs"].items() if mentions(o, skipped)]:
-        del trimmed["Outputs"][name]
-    trimmed["Resources"]["Key"]["Properties"].pop("Tags", None)
-    return trimmed
-
-
-@attrs.define
-class Resolver:
-    """Resolves the intrinsic functions the skipped resources use."""
-
-    values: dict[str, str]
-    attributes: dict[str, str]
-
-    def __call__(self, node: Any) -> Any:
-        if isinstance(node, dict):
-            if "Ref" in node:
-                return self.values[node["Ref"]]
-            if "Fn::GetAtt" in node:
-                return self.attributes[".".join(node["Fn::GetAtt"])]
-            if "Fn::Sub" in node:
-                return re.sub(r"\$\{([^}]+)\}", lambda m: self._name(m.group(1)), node["Fn::Sub"])
-            return {key: self(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [self(value) for value in node]
-        return node
-
-    def _name(self, name: str) -> str:
-        return self.attributes[name] if "." in name else self.values[name]
-
-
-@attrs.define
-class Deployed:
-    prefix: str
-    template: dict[str, Any]
-    outputs: dict[str, str]
-    resolve: Resolver
-
-
-def create_skipped(template: dict[str, Any], resolve: Resolver) -> dict[str, str]:
-    """Create the resources moto skips, from their template properties; return their IDs."""
-    secrets = session().client("secretsmanager", endpoint_url=moto_endpoint())
-    cloudwatch = session().client("cloudwatch", endpoint_url=moto_endpoint())
-    sns = session().client("sns", endpoint_url=moto_endpoint())
-    created: dict[str, str] = {}
-    for name, resource in template["Resources"].items():
-        if resource["Type"] not in MOTO_SKIPS:
-            continue
-        props = resolve(resource["Properties"])
-        if resource["Type"] == "AWS::SecretsManager::Secret":
-            value = "placeholder-until-the-operator-puts-one"
-            if "GenerateSecretString" in props:
-                value = secrets.get_random_password(**props["GenerateSecretString"])[
-                    "RandomPassword"
-                ]
-            answer = secrets.create_secret(
-                Name=props["Name"],
-                Description=props["Description"],
-                KmsKeyId=props["KmsKeyId"],
-                SecretString=value,
-                Tags=props["Tags"],
-            )
-            created[name] = answer["ARN"]
-        elif resource["Type"] == "AWS::CloudWatch::Alarm":
-            cloudwatch.put_metric_alarm(**props)
-            created[name] = props["AlarmName"]
-        else:
-            for topic in props["Topics"]:
-                sns.set_topic_attributes(
-                    TopicArn=topic,
-                    AttributeName="Policy",
-                    AttributeValue=json.dumps(props["PolicyDocument"]),
-                )
-            created[name] = name
-    return created
+def client(service: str) -> Any:
+    return session().client(service, endpoint_url=moto_endpoint())
 
 
 @pytest.fixture(scope="module")
 def deployed() -> Deployed:
-    template = load_template()
-    prefix = unique("tb")
-    stack = unique("timmybot")
-    cloudformation = session().client("cloudformation", endpoint_url=moto_endpoint())
-    cloudformation.create_stack(
-        StackName=stack,
-        TemplateBody=json.dumps(for_moto(template)),
-        Parameters=[{"ParameterKey": "Prefix", "ParameterValue": prefix}],
-        Capabilities=["CAPABILITY_IAM"],
+    return emulated.deploy(
+        load_template(),
+        clients=client,
+        stack=unique("timmybot"),
+        prefix=unique("tb"),
+        region=REGION,
+        parameters=PARAMETERS,
+        conditions=CONDITIONS,
     )
-    deadline = time.monotonic() + 30
-    while True:
-        description = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
-        if description["StackStatus"] == "CREATE_COMPLETE":
-            break
-        assert "FAILED" not in description["StackStatus"], description.get("StackStatusReason")
-        assert time.monotonic() < deadline, description["StackStatus"]
-        time.sleep(0.1)
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in description["Outputs"]}
-    physical = {
-        r["LogicalResourceId"]: r["PhysicalResourceId"]
-        for r in cloudformation.describe_stack_resources(StackName=stack)["StackResources"]
-    }
-    account = session().client("sts", endpoint_url=moto_endpoint()).get_caller_identity()
-    values = {
-        **{name: spec.get("Default", "") for name, spec in template["Parameters"].items()},
-        "Prefix": prefix,
-        "AWS::Region": REGION,
-        "AWS::AccountId": account["Account"],
-        "AWS::Partition": "aws",
-        "AWS::StackName": stack,
-        **physical,
-    }
-    resolve = Resolver(values=values, attributes={"Key.Arn": outputs["KeyArn"]})
-    created = create_skipped(template, resolve)
-    resolve.values.update(created)
-    for name, output in template["Outputs"].items():
-        if name not in outputs:  # dropped for moto: it names a skipped resource
-            outputs[name] = resolve(output["Value"])
-    return Deployed(prefix=prefix, template=template, outputs=outputs, resolve=resolve)
 
 
 @pytest.fixture
@@ -222,10 +109,6 @@ def aws() -> Iterator[AwsClients]:
     )
     yield clients
     clients.close()
-
-
-def client(service: str) -> Any:
-    return session().client(service, endpoint_url=moto_endpoint())
 
 
 # -- the template ---------------------------------------------------------------
@@ -271,7 +154,7 @@ def test_the_tables_are_keyed_and_indexed_as_the_adapters_expect(deployed: Deplo
     declared = {
         deployed.resolve(r["Properties"]["TableName"])
         for r in deployed.template["Resources"].values()
-        if r["Type"] == "AWS::DynamoDB::Table"
+        if r["Type"] == "AWS::DynamoDB::GlobalTable"
     }
     assert declared == {spec.name for spec in specs}
     for spec in specs:
@@ -284,6 +167,7 @@ def test_the_tables_are_keyed_and_indexed_as_the_adapters_expect(deployed: Deplo
             index["IndexName"]: (
                 [(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]],
                 index["Projection"]["ProjectionType"],
+                sorted(index["Projection"].get("NonKeyAttributes", [])),
             )
             for index in table.get("GlobalSecondaryIndexes", [])
         }
@@ -291,6 +175,7 @@ def test_the_tables_are_keyed_and_indexed_as_the_adapters_expect(deployed: Deplo
             name: (
                 [(partition, "HASH")] + ([(sort, "RANGE")] if sort else []),
                 projection,
+                sorted(spec.projected) if projection == "INCLUDE" else [],
             )
             for name, partition, sort, projection in spec.indexes
         }
@@ -301,26 +186,78 @@ def test_the_tables_are_keyed_and_indexed_as_the_adapters_expect(deployed: Deplo
 def test_every_table_is_encrypted_recoverable_and_expires_items_as_the_adapters_write_them(
     deployed: Deployed,
 ) -> None:
-    # moto ignores these properties, so they are checked where they are declared.
+    # moto ignores these properties (and has no global tables: the test deploys
+    # each as a plain table), so they are checked where they are declared.
     specs = {
         spec.name: spec
         for spec in table_specs(TableNames.with_prefix(deployed.outputs["TablePrefix"]))
     }
     for resource in deployed.template["Resources"].values():
-        if resource["Type"] != "AWS::DynamoDB::Table":
+        if resource["Type"] != "AWS::DynamoDB::GlobalTable":
             continue
         props = resource["Properties"]
         spec = specs[deployed.resolve(props["TableName"])]
         assert props["BillingMode"] == "PAY_PER_REQUEST"
-        assert props["SSESpecification"] == {
-            "SSEEnabled": True,
-            "SSEType": "KMS",
-            "KMSMasterKeyId": {"Ref": "Key"},
-        }
-        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert props["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS"}
         ttl = props.get("TimeToLiveSpecification")
         assert ttl == ({"AttributeName": TTL_ATTRIBUTE, "Enabled": True} if spec.ttl else None)
         assert resource["DeletionPolicy"] == "Retain"
+        assert resource["DependsOn"] == "KeyAlias"
+        for replica in resolve_conditions(props["Replicas"]):
+            assert replica["PointInTimeRecoverySpecification"] == {
+                "PointInTimeRecoveryEnabled": True
+            }
+            assert replica["SSESpecification"] == {"KMSMasterKeyId": {"Fn::Sub": "alias/${Prefix}"}}
+
+
+def test_with_replica_regions_every_table_secret_and_the_key_spans_them(
+    deployed: Deployed,
+) -> None:
+    # Disaster recovery. moto models none of it (no global tables, secrets
+    # created by the test, multi-region keys without replicas): the shape is
+    # checked on the template under the deployed parameters.
+    resources = deployed.template["Resources"]
+    here = [REGION]
+    for resource in resources.values():
+        if resource["Type"] == "AWS::DynamoDB::GlobalTable":
+            replicas = deployed.resolve(resolve_conditions(resource["Properties"]["Replicas"]))
+            assert [r["Region"] for r in replicas] == here + list(REPLICA_REGIONS)
+            stream = resolve_conditions(resource["Properties"]["StreamSpecification"])
+            assert stream == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+        if resource["Type"] == "AWS::SecretsManager::Secret":
+            replicas = deployed.resolve(
+                resolve_conditions(resource["Properties"]["ReplicaRegions"])
+            )
+            assert [r["Region"] for r in replicas] == list(REPLICA_REGIONS)
+            assert {r["KmsKeyId"] for r in replicas} == {f"alias/{deployed.prefix}"}
+    assert resolve_conditions(resources["Key"]["Properties"]["MultiRegion"]) is True
+    assert deployed.outputs["ReplicaRegions"] == ",".join(REPLICA_REGIONS)
+    # The secrets the test created carry their replicas as moto records them.
+    secrets = client("secretsmanager")
+    described = secrets.describe_secret(SecretId=deployed.outputs["DiscordTokenSecretArn"])
+    assert sorted(r["Region"] for r in described.get("ReplicationStatus", [])) == sorted(
+        REPLICA_REGIONS
+    )
+
+
+def test_without_replica_regions_the_template_stays_in_one_region() -> None:
+    template = load_template()
+    quiet = dict(CONDITIONS, HasReplicas=False, HasReplica1=False, HasReplica2=False)
+    saved = dict(CONDITIONS)
+    CONDITIONS.update(quiet)
+    try:
+        resources = resolve_conditions(template["Resources"])
+    finally:
+        CONDITIONS.update(saved)
+    assert resources["Key"]["Properties"]["MultiRegion"] is False
+    for resource in resources.values():
+        if resource["Type"] == "AWS::DynamoDB::GlobalTable":
+            assert [r["Region"] for r in resource["Properties"]["Replicas"]] == [
+                {"Ref": "AWS::Region"}
+            ]
+            assert "StreamSpecification" not in resource["Properties"]
+        if resource["Type"] == "AWS::SecretsManager::Secret":
+            assert "ReplicaRegions" not in resource["Properties"]
 
 
 def test_the_key_rotates_and_encrypts_the_topic_and_the_log_groups(deployed: Deployed) -> None:
@@ -366,14 +303,25 @@ def test_the_key_policy_lets_the_account_administer_the_key_and_the_roles_use_it
     assert use["Principal"] == {"AWS": deployed.outputs["TaskRoleArn"]}
     assert "kms:Decrypt" in use["Action"]
     assert set(use["Condition"]["StringEquals"]["kms:ViaService"]) == {
-        f"{service}.{REGION}.amazonaws.com" for service in ("secretsmanager", "dynamodb", "sns")
+        f"{service}.{REGION}.amazonaws.com"
+        for service in ("secretsmanager", "dynamodb", "sns", "s3")
     }
-    # The admin role manages the key but never decrypts through Secrets Manager.
+    # The admin role manages the key and decrypts only through the services
+    # timmybot-admin uses (tables, users' token records for export and erasure,
+    # the digest bucket), never raw ciphertext.
     admin = deployed.outputs["AdminRoleArn"]
     for statement in statements.values():
-        if statement["Principal"] == {"AWS": admin} and "kms:Decrypt" in statement["Action"]:
+        if statement.get("Principal") == {"AWS": admin} and "kms:Decrypt" in statement["Action"]:
             via = statement["Condition"]["StringEquals"]["kms:ViaService"]
-            assert via == f"dynamodb.{REGION}.amazonaws.com"
+            assert set(via) == {
+                f"{service}.{REGION}.amazonaws.com"
+                for service in ("dynamodb", "secretsmanager", "s3")
+            }
+    tls = statements["TlsOnly"]
+    assert tls["Effect"] == "Deny"
+    assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} or tls["Condition"] == {
+        "Bool": {"aws:SecureTransport": False}
+    }
     assert "kms:ScheduleKeyDeletion" in statements["AdminRoleManagesTheKey"]["Action"]
     logs = statements["CloudWatchLogsEncryptsOurLogGroups"]
     assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"].endswith(
@@ -388,8 +336,58 @@ def _listed(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else value
 
 
-def allows(documents: list[dict[str, Any]], action: str, resource: str) -> bool:
-    """Identity-policy evaluation without conditions: an Allow matches and no Deny does."""
+TLS = {"aws:SecureTransport": "true"}
+
+
+# Condition keys a request carries, which Allow statements are judged on too;
+# the others (kms:ViaService, aws:SourceArn, ...) describe a calling service
+# and are taken as met by an Allow.
+REQUEST_KEYS = frozenset(
+    {"dynamodb:LeadingKeys", "secretsmanager:KmsKeyArn", "iam:PassedToService"}
+)
+
+
+def condition_holds(
+    condition: dict[str, Any], context: dict[str, str], *, only: frozenset[str] | None = None
+) -> bool:
+    """Evaluate the condition operators the template uses (``only``: just those keys).
+
+    A key absent from ``context`` satisfies a negated operator
+    (``StringNotEquals``) and nothing else, as in IAM.
+    """
+    for operator, tests in condition.items():
+        for key, wanted in tests.items():
+            if only is not None and key not in only:
+                continue
+            listed = wanted if isinstance(wanted, list) else [wanted]
+            values = [str(v).lower() if operator == "Bool" else str(v) for v in listed]
+            have = context.get(key)
+            if operator == "StringNotEquals":
+                if have is not None and have in values:
+                    return False
+            elif operator in {"Bool", "StringEquals"}:
+                if have is None or have not in values:
+                    return False
+            elif operator in {"StringLike", "ForAllValues:StringLike"}:
+                if have is None or not any(fnmatch.fnmatchcase(have, v) for v in values):
+                    return False
+            else:
+                raise AssertionError(f"no evaluator for {operator}")
+    return True
+
+
+def allows(
+    documents: list[dict[str, Any]],
+    action: str,
+    resource: str,
+    context: dict[str, str] | None = None,
+) -> bool:
+    """Identity-policy evaluation: an Allow matches and no Deny does.
+
+    A Deny's conditions are evaluated against ``context`` (a TLS request
+    unless it says otherwise); an Allow's only on :data:`REQUEST_KEYS`.
+    """
+    context = {**TLS, **(context or {})}
     allowed = False
     for document in documents:
         for statement in document["Statement"]:
@@ -399,8 +397,11 @@ def allows(documents: list[dict[str, Any]], action: str, resource: str) -> bool:
                 fnmatch.fnmatchcase(resource, r) for r in resources
             ):
                 if statement["Effect"] == "Deny":
-                    return False
-                allowed = True
+                    if condition_holds(statement.get("Condition", {}), context):
+                        return False
+                    continue
+                if condition_holds(statement.get("Condition", {}), context, only=REQUEST_KEYS):
+                    allowed = True
     return allowed
 
 
@@ -427,8 +428,21 @@ def test_each_role_reaches_its_own_resources_and_nothing_more(deployed: Deployed
     app_stream = f"arn:aws:logs:{REGION}:{account}:log-group:/{prefix}/app:log-stream:ecs/x"
 
     task = role_policies(out["TaskRoleArn"])
+    key = {"secretsmanager:KmsKeyArn": out["KeyArn"]}
     assert allows(task, "secretsmanager:GetSecretValue", user_secret)
-    assert allows(task, "secretsmanager:CreateSecret", user_secret)
+    assert allows(task, "secretsmanager:CreateSecret", user_secret, key)
+    # Never under another key, nor the default aws/secretsmanager (no key named).
+    assert not allows(task, "secretsmanager:CreateSecret", user_secret)
+    other_key = {"secretsmanager:KmsKeyArn": out["KeyArn"].replace("key/", "key/other-")}
+    assert not allows(task, "secretsmanager:CreateSecret", user_secret, other_key)
+    assert not allows(
+        task, "secretsmanager:GetSecretValue", user_secret, {"aws:SecureTransport": "false"}
+    )
+    bucket = f"arn:aws:s3:::{out['DigestBucketName']}"
+    assert allows(task, "s3:PutObject", f"{bucket}/digests/77/1.json")
+    assert allows(task, "s3:ListBucketVersions", bucket)
+    assert not allows(task, "s3:DeleteObject", f"{bucket}/digests/77/1.json")
+    assert not allows(task, "s3:PutBucketObjectLockConfiguration", bucket)
     assert allows(task, "secretsmanager:DeleteSecret", user_secret)
     assert not allows(task, "secretsmanager:GetSecretValue", token)
     assert not allows(task, "secretsmanager:GetSecretValue", other_stack_secret)
@@ -450,20 +464,48 @@ def test_each_role_reaches_its_own_resources_and_nothing_more(deployed: Deployed
     assert not allows(execution, "dynamodb:GetItem", f"{table}{prefix}-access")
 
     admin = role_policies(out["AdminRoleArn"])
-    assert not allows(admin, "secretsmanager:GetSecretValue", user_secret)
+    # user export and user delete read a user's record (the CLI test below
+    # replays every command's calls); the bot's own secrets stay unread.
+    assert allows(admin, "secretsmanager:GetSecretValue", user_secret)
     assert not allows(admin, "secretsmanager:GetSecretValue", token)
     assert allows(admin, "secretsmanager:DeleteSecret", user_secret)
     assert allows(admin, "secretsmanager:PutSecretValue", token)
+    assert not allows(admin, "secretsmanager:CreateSecret", user_secret, key)
     assert allows(admin, "dynamodb:PutItem", f"{table}{prefix}-access")
     assert allows(admin, "dynamodb:Query", f"{table}{prefix}-audit")
-    assert not allows(admin, "dynamodb:PutItem", f"{table}{prefix}-audit")
-    assert not allows(admin, "dynamodb:DeleteItem", f"{table}{prefix}-audit")
+    # Audit records are appended; the only delete is of an event guard.
+    assert allows(admin, "dynamodb:PutItem", f"{table}{prefix}-audit")
+    guard = {"dynamodb:LeadingKeys": "event#0f3c"}
+    record = {"dynamodb:LeadingKeys": "chain#w-1"}
+    assert allows(admin, "dynamodb:DeleteItem", f"{table}{prefix}-audit", guard)
+    assert not allows(admin, "dynamodb:DeleteItem", f"{table}{prefix}-audit", record)
+    assert allows(admin, "dynamodb:BatchWriteItem", f"{table}{prefix}-audit", record)
+    assert not allows(admin, "dynamodb:BatchWriteItem", f"{table}{prefix}-audit", guard)
+    assert not allows(admin, "s3:DeleteObjectVersion", f"{bucket}/digests/77/1.json")
+    # sns:Unsubscribe names a subscription: granted on "*", where IAM matches it.
+    assert allows(admin, "sns:Unsubscribe", f"{out['AlertTopicArn']}:0f3c-sub")
+    # The operator path on ECS.
+    cluster = f"arn:aws:ecs:{REGION}:{account}:cluster/{CLUSTER}"
+    assert allows(
+        admin, "ecs:ExecuteCommand", f"arn:aws:ecs:{REGION}:{account}:task/{CLUSTER}/ab12"
+    )
+    assert allows(
+        admin, "ecs:RunTask", f"arn:aws:ecs:{REGION}:{account}:task-definition/{prefix}:3"
+    )
+    assert not allows(admin, "ecs:RunTask", f"arn:aws:ecs:{REGION}:{account}:task-definition/x:3")
+    assert allows(admin, "ecs:DescribeTasks", cluster)
+    passed = {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    assert allows(admin, "iam:PassRole", out["TaskRoleArn"], passed)
+    assert not allows(admin, "iam:PassRole", out["TaskRoleArn"], {"iam:PassedToService": "ec2"})
+    assert not allows(admin, "iam:PassRole", out["AdminRoleArn"], passed)
 
     # Every KMS grant to a role goes through a service, never to raw ciphertext.
     for document in task + execution + admin:
         for statement in document["Statement"]:
             if any(action.startswith("kms:") for action in _listed(statement["Action"])):
                 assert "kms:ViaService" in statement["Condition"]["StringEquals"], statement
+    # ECS Exec's channels for the task.
+    assert allows(task, "ssmmessages:OpenDataChannel", "*")
 
     iam = client("iam")
     for arn, principal in [
@@ -712,3 +754,230 @@ def test_security_log_lines_reach_the_stack_log_group(
         logGroupName=group, logStreamName="test-stream", startFromHead=True
     )["events"]
     assert [e["message"] for e in events] == ['{"event": "ban"}']
+
+
+# -- timmybot-admin under the admin role ------------------------------------------
+
+
+@attrs.define
+class Recorder:
+    """A ``before-parameter-build`` hook keeping every AWS call the CLI makes."""
+
+    calls: list[tuple[str, str, dict[str, Any]]] = attrs.Factory(list)
+
+    def __call__(self, params: dict[str, Any], event_name: str = "", **_: Any) -> None:
+        _, service, operation = event_name.split(".", 2)
+        self.calls.append((service, operation, copy.deepcopy(params)))
+
+
+def iam_requests(
+    deployed: Deployed, service: str, operation: str, params: dict[str, Any]
+) -> list[tuple[str, str, dict[str, str]]]:
+    """What IAM authorizes for one call: (action, resource ARN, request context)."""
+    account = deployed.resolve.values["AWS::AccountId"]
+    if service == "dynamodb" and "RequestItems" in params:
+        return [
+            (
+                f"dynamodb:{operation}",
+                f"arn:aws:dynamodb:{REGION}:{account}:table/{table}",
+                {"dynamodb:LeadingKeys": next(iter(key["pk"].values()))},
+            )
+            for table, requests in params["RequestItems"].items()
+            for request in (requests if isinstance(requests, list) else [requests])
+            for key in (
+                [next(iter(request.values())).get("Item") or next(iter(request.values()))["Key"]]
+                if isinstance(requests, list)
+                else request["Keys"]
+            )
+        ]
+    if service == "dynamodb":
+        tables = [params["TableName"]]
+        context: dict[str, str] = {}
+        key = params.get("Key") or params.get("Item")
+        if key is not None:
+            context["dynamodb:LeadingKeys"] = next(iter(key["pk"].values()))
+        suffix = f"/index/{params['IndexName']}" if "IndexName" in params else ""
+        return [
+            (
+                f"dynamodb:{operation}",
+                f"arn:aws:dynamodb:{REGION}:{account}:table/{t}{suffix}",
+                context,
+            )
+            for t in tables
+        ]
+    if service == "secrets-manager":
+        if operation == "ListSecrets":
+            return [("secretsmanager:ListSecrets", "*", {})]
+        name = params.get("SecretId") or params["Name"]
+        arn = (
+            name
+            if name.startswith("arn:")
+            else f"arn:aws:secretsmanager:{REGION}:{account}:secret:{name}-AbCdEf"
+        )
+        context = {"secretsmanager:KmsKeyArn": params["KmsKeyId"]} if "KmsKeyId" in params else {}
+        return [(f"secretsmanager:{operation}", arn, context)]
+    if service == "s3":
+        bucket = f"arn:aws:s3:::{params['Bucket']}"
+        if operation == "ListObjectVersions":
+            return [("s3:ListBucketVersions", bucket, {})]
+        if operation in {"ListObjectsV2", "ListObjects"}:
+            return [("s3:ListBucket", bucket, {})]
+        obj = f"{bucket}/{params['Key']}"
+        if operation == "PutObject":
+            extra = (
+                [("s3:PutObjectRetention", obj, {})]
+                if "ObjectLockRetainUntilDate" in params
+                else []
+            )
+            return [("s3:PutObject", obj, {}), *extra]
+        if operation in {"GetObject", "HeadObject"}:
+            return [("s3:GetObjectVersion" if "VersionId" in params else "s3:GetObject", obj, {})]
+    if service == "sns":
+        return [(f"sns:{operation}", params["TopicArn"], {})]
+    raise AssertionError(f"no IAM mapping for {service}:{operation}: add one")
+
+
+# Commands the admin role runs, in an order that gives each something to work on.
+# Not here: `rotation run` (the bot's own job, with its OAuth client secrets),
+# `vault rekey` (refused on the aws backend: KMS rotates) and `audit rotate-key`
+# (on AWS the signing key is the stack's secret: put a new value instead).
+ADMIN_COMMANDS: tuple[tuple[str, ...], ...] = (
+    ("config", "check"),
+    ("guild", "allow", "424242424242424242"),
+    ("guild", "list"),
+    ("guild", "unban", "424242424242424242"),
+    ("guild", "remove", "424242424242424242"),
+    ("switch", "list"),
+    ("switch", "on", "kill_switch"),
+    ("switch", "off", "kill_switch"),
+    ("incident", "declare", "P3", "stack", "test", "--description", "an operator drill"),
+    ("audit", "query"),
+    ("audit", "verify"),
+    ("user", "export", "271828182845904523"),
+    ("user", "delete", "271828182845904523", "--yes"),
+)
+
+
+async def test_the_admin_role_may_make_every_call_of_every_cli_command(
+    deployed: Deployed,
+    aws: AwsClients,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from timmybot_bot.cli.main import main
+
+    out = deployed.outputs
+    user = 271_828_182_845_904_523
+    vault = SecretsManagerTokenVault(aws, prefix=out["UserSecretPrefix"], kms_key_id=out["KeyArn"])
+    await vault.put(user, sample_tokens(user), expected_version=None)
+    secrets = client("secretsmanager")
+    env = {
+        "TIMMYBOT_BACKEND": "aws",
+        "TIMMYBOT_DATA_DIR": str(tmp_path / "var"),
+        "TIMMYBOT_AWS_REGION": REGION,
+        "TIMMYBOT_AWS_ENDPOINT_URL": moto_endpoint(),
+        "TIMMYBOT_AWS_TABLE_PREFIX": out["TablePrefix"],
+        "TIMMYBOT_AWS_SECRET_PREFIX": out["UserSecretPrefix"],
+        "TIMMYBOT_AWS_KMS_KEY_ID": out["KeyArn"],
+        "TIMMYBOT_AWS_ALERT_TOPIC_ARN": out["AlertTopicArn"],
+        "TIMMYBOT_AWS_DIGEST_BUCKET": out["DigestBucketName"],
+        "TIMMYBOT_PSEUDONYM_KEY": secrets.get_secret_value(SecretId=out["PseudonymKeySecretArn"])[
+            "SecretString"
+        ],
+        "TIMMYBOT_AUDIT_SIGNING_KEY": secrets.get_secret_value(
+            SecretId=out["AuditSigningKeySecretArn"]
+        )["SecretString"],
+    }
+    recorder = Recorder()
+    real_session = boto3.Session
+
+    def recording_session(*args: Any, **kwargs: Any) -> boto3.Session:
+        made = real_session(
+            region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
+        made.events.register("before-parameter-build", recorder)
+        return made
+
+    monkeypatch.setattr(boto3, "Session", recording_session)
+    admin = role_policies(out["AdminRoleArn"])
+    for command in ADMIN_COMMANDS:
+        recorder.calls.clear()
+        code = await asyncio.to_thread(main, [*command, "--no-progress"], environ=env)
+        printed = capsys.readouterr()
+        # Other tests of this module leave records with made-up hashes in the
+        # stack's audit table: verify finds them (exit 1), having made its calls.
+        found_problems = command == ("audit", "verify") and "problem" in printed.out
+        # No OAuth client is configured, so erasure cannot revoke the grant at
+        # the platform: a failed step (exit 1) after its AWS calls were made.
+        unrevoked = command[:2] == ("user", "delete") and "could not be revoked" in printed.err
+        assert code == 0 or found_problems or unrevoked, (command, printed.err)
+        refused = [
+            (action, resource)
+            for service, operation, params in recorder.calls
+            for action, resource, context in iam_requests(deployed, service, operation, params)
+            if not allows(admin, action, resource, context)
+        ]
+        assert refused == [], (command, refused)
+        assert recorder.calls or command[0] == "config", command
+
+
+def test_the_digest_bucket_locks_every_copy_in_compliance_mode(deployed: Deployed) -> None:
+    resources = deployed.template["Resources"]
+    props = resources["DigestBucket"]["Properties"]
+    assert props["ObjectLockEnabled"] is True
+    assert props["ObjectLockConfiguration"] == {
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {
+            "DefaultRetention": {"Mode": "COMPLIANCE", "Days": {"Ref": "DigestRetentionDays"}}
+        },
+    }
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    [rule] = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"] == {"Fn::GetAtt": ["Key", "Arn"]}
+    assert set(props["PublicAccessBlockConfiguration"].values()) == {True}
+    assert resources["DigestBucket"]["DeletionPolicy"] == "Retain"
+    statements = {
+        s["Sid"]: s
+        for s in resources["DigestBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    }
+    assert statements["TlsOnly"]["Effect"] == "Deny"
+    assert statements["TlsOnly"]["Condition"] == {"Bool": {"aws:SecureTransport": False}}
+    assert statements["EveryCopyIsLocked"]["Condition"] == {
+        "StringNotEquals": {"s3:object-lock-mode": "COMPLIANCE"}
+    }
+    # moto's CloudFormation ignores Object Lock; the emulated deployment puts
+    # these very properties on the bucket, which then refuses deletes.
+    s3 = client("s3")
+    lock = s3.get_object_lock_configuration(Bucket=deployed.outputs["DigestBucketName"])
+    assert lock["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Mode"] == "COMPLIANCE"
+    assert lock["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Days"] == 400
+
+
+def test_every_secret_and_the_topic_and_the_key_refuse_plain_http(deployed: Deployed) -> None:
+    resources = deployed.template["Resources"]
+    tls = {"Bool": {"aws:SecureTransport": False}}
+    for name in ("DiscordTokenSecret", "PseudonymKeySecret", "AuditSigningKeySecret"):
+        [policy] = [
+            r
+            for r in resources.values()
+            if r["Type"] == "AWS::SecretsManager::ResourcePolicy"
+            and r["Properties"]["SecretId"] == {"Ref": name}
+        ]
+        [statement] = policy["Properties"]["ResourcePolicy"]["Statement"]
+        assert (statement["Effect"], statement["Action"], statement["Condition"]) == (
+            "Deny",
+            "secretsmanager:*",
+            tls,
+        )
+    topic = resources["AlertTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert any(s["Effect"] == "Deny" and s.get("Condition") == tls for s in topic)
+    key = resources["Key"]["Properties"]["KeyPolicy"]["Statement"]
+    assert any(
+        s["Effect"] == "Deny" and s.get("Condition") == tls and s["Action"] == "kms:*" for s in key
+    )
+    # Secrets moto holds carry the resource policy the test put from the template.
+    held = client("secretsmanager").get_resource_policy(
+        SecretId=deployed.outputs["DiscordTokenSecretArn"]
+    )
+    assert "aws:SecureTransport" in held["ResourcePolicy"]
