@@ -12,6 +12,7 @@ never echoed.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import stat
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -192,6 +194,26 @@ def _endpoint_url(name: str, raw: str) -> str:
     return value
 
 
+def _loopback_url(name: str, raw: str) -> str:
+    """Parse the test-only Discord API URL: loopback only, never a real host."""
+    value = raw.strip().rstrip("/")
+    # Credentials in a URL stay out of the message.
+    shown = "a URL with credentials" if "@" in value else repr(value[:80])
+    refused = ConfigurationError(
+        f"{name} is for tests only and must be an http(s) URL on a loopback address, such as "
+        f"http://127.0.0.1:8080/api/v10 (got {shown})"
+    )
+    try:
+        parts = urlsplit(value)
+        host = ipaddress.ip_address(parts.hostname or "")
+        _ = parts.port  # a malformed port raises ValueError
+    except ValueError:
+        raise refused from None
+    if parts.scheme not in ("http", "https") or not host.is_loopback or parts.username:
+        raise refused
+    return value
+
+
 def _cron(name: str, raw: str) -> CronSchedule:
     try:
         return CronSchedule.parse(raw)
@@ -272,6 +294,8 @@ _VARIABLES: Final[dict[str, tuple[str, Callable[[str, str], Any]]]] = {
     "TIMMYBOT_AWS_MAX_ATTEMPTS": ("aws_max_attempts", _positive_int),
     "TIMMYBOT_AWS_SECURITY_LOG_GROUP": ("aws_security_log_group", _log_group),
     "TIMMYBOT_AWS_AUDIT_LOG_GROUP": ("aws_audit_log_group", _log_group),
+    # Tests only: point hikari's REST client at a Discord stand-in on loopback.
+    "TIMMYBOT_TEST_DISCORD_API_URL": ("test_discord_api_url", _loopback_url),
     # Discord's own conventional name, and a prefixed alias.
     "DISCORD_TOKEN": ("discord_token", _secret),
     "TIMMYBOT_DISCORD_TOKEN": ("discord_token", _secret),
@@ -370,6 +394,11 @@ class Settings:
             the ``timmybot.security`` and ``timmybot.audit`` log lines are
             also sent to (``aws`` backend; ``None``: not sent). Lines that
             cannot be delivered wait in ``data_dir/spool/``.
+        test_discord_api_url: tests only. The base URL of Discord's REST API
+            for hikari (``None``: Discord's own); it names the gateway in its
+            ``/gateway/bot`` answer. Refused unless it is on a loopback
+            address, so it can only point the bot at a stand-in on this
+            machine, never at another host.
     """
 
     backend: Backend = "sqlite"
@@ -423,6 +452,7 @@ class Settings:
     aws_max_attempts: int = 4
     aws_security_log_group: str | None = None
     aws_audit_log_group: str | None = None
+    test_discord_api_url: str | None = None
 
     def __attrs_post_init__(self) -> None:
         _check_shards(self.shard_ids, self.shard_count, "shard_ids", "shard_count")
@@ -535,7 +565,12 @@ class Settings:
                 group for group in (self.aws_security_log_group, self.aws_audit_log_group) if group
             )
             or "(container output only)",
-        }
+        } | (
+            # Shown only when set: a test-only setting that must never go unnoticed.
+            {"test_discord_api_url": f"{self.test_discord_api_url} (TESTS ONLY)"}
+            if self.test_discord_api_url
+            else {}
+        )
 
 
 def _check_shards(
