@@ -6,50 +6,36 @@ below this module picks an adapter or reads the environment.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import secrets
-import sys
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 
-from timmybot_adapters.log import LoggingAlerter
-from timmybot_adapters.memory import (
-    MemoryAccessPolicyStore,
-    MemoryAuditLog,
-    MemoryIncidentStore,
-    MemoryLinkStateStore,
-    MemorySecurityMetrics,
-    MemoryTokenVault,
-    MemoryUserDataStore,
+from timmybot_bot.integrate.compose import (
+    Closer,
+    PrometheusSource,
+    aws_config,
+    build_oauth_client,
+    compose,
+    oauth_providers,
 )
-from timmybot_bot.audit_keys import audit_keys
-from timmybot_bot.keys import key_id_for, load_or_create_key, parse_key
+from timmybot_bot.keys import load_or_create_key, parse_key
 from timmybot_bot.settings import ConfigurationError, Settings
-from timmybot_bot.vault_rekey import running_vault_keys
 from timmybot_core import (
     AccessPolicyStore,
-    AccessSettings,
     AccountLinkService,
     AlarmMonitor,
     Alerter,
-    AuditLog,
-    AuditSettings,
     AuditTrailService,
     Clock,
     DataRetentionService,
     IncidentResponseService,
     IncidentSettings,
-    IncidentStore,
     InputValidator,
-    LinkStateStore,
     MusicCatalog,
     OAuthClient,
     Pseudonymizer,
     ResponseSanitizer,
-    RetentionSettings,
     SecureTokenService,
     SecurityAuditLogger,
     SecurityMetrics,
@@ -64,25 +50,9 @@ from timmybot_core import (
 )
 
 if TYPE_CHECKING:
-    from timmybot_adapters.aws import AwsClients, AwsConfig, TableNames
     from timmybot_adapters.oauth import OAuthProvider
 
 __all__ = ["PrometheusSource", "Services", "Settings", "bootstrap", "check_settings"]
-
-Closer = Callable[[], Awaitable[None]]
-
-
-class PrometheusSource(Protocol):
-    """What the web server needs to serve ``/metrics`` (the OpenTelemetry handle)."""
-
-    @property
-    def serves_prometheus(self) -> bool:
-        """Whether :meth:`prometheus_text` has anything to serve."""
-        ...
-
-    def prometheus_text(self) -> bytes:
-        """Return the metrics in the Prometheus text format."""
-        ...
 
 
 @attrs.frozen(kw_only=True)
@@ -139,40 +109,6 @@ def _policy(settings: Settings) -> ValidationPolicy:
     return ValidationPolicy.default()
 
 
-def _pseudonymizer(settings: Settings) -> Pseudonymizer:
-    if settings.pseudonym_key is not None:
-        key = parse_key("TIMMYBOT_PSEUDONYM_KEY", settings.pseudonym_key)
-    elif settings.backend == "memory":
-        # Nothing persists with the memory backend, so neither need pseudonyms.
-        key = secrets.token_bytes(32)
-    else:
-        key = load_or_create_key(settings.data_dir / "keys" / "pseudonym.key", purpose="pseudonym")
-    return Pseudonymizer(key=key, key_id=key_id_for(key, "p"))
-
-
-def _metrics(
-    settings: Settings, closers: list[Closer]
-) -> tuple[SecurityMetrics, PrometheusSource | None]:
-    if settings.metrics_exporter == "none":
-        return MemorySecurityMetrics(), None
-    # Imported here: OpenTelemetry is an optional extra, needed only when used.
-    from timmybot_adapters.otel import OtelSecurityMetrics, build_meter_provider
-
-    handle = build_meter_provider(
-        settings.metrics_exporter,
-        export_interval=settings.metrics_interval,
-        # stdout carries the console's replies; exporters that print use stderr
-        # (where container log drivers pick up EMF lines too).
-        stream=sys.stderr,
-    )
-
-    async def shutdown() -> None:
-        handle.shutdown()
-
-    closers.append(shutdown)
-    return OtelSecurityMetrics(handle.meter_provider), handle
-
-
 def check_settings(settings: Settings) -> None:
     """Raise ``ConfigurationError`` for anything that would make start-up fail.
 
@@ -180,7 +116,7 @@ def check_settings(settings: Settings) -> None:
     ``--check-config`` can call it.
     """
     if settings.backend == "aws":
-        _aws_config(settings)
+        aws_config(settings)
     if settings.pseudonym_key is not None:
         parse_key("TIMMYBOT_PSEUDONYM_KEY", settings.pseudonym_key)
     if settings.vault_key is not None:
@@ -211,201 +147,15 @@ def check_settings(settings: Settings) -> None:
         raise ConfigurationError(f"TIMMYBOT_DATA_DIR {settings.data_dir} is not a directory")
 
 
-@attrs.frozen
-class _Stores:
-    access: AccessPolicyStore
-    incidents: IncidentStore
-    vault: TokenVault
-    link_states: LinkStateStore
-    audit: AuditLog
-    user_data: UserDataStore
-    opener: Closer | None = None
-    alerter: Alerter | None = None
-
-
-def _vault_key(settings: Settings) -> bytes:
-    if settings.vault_key is not None:
-        return parse_key("TIMMYBOT_VAULT_KEY", settings.vault_key, exact=32)
-    return load_or_create_key(settings.data_dir / "keys" / "vault.key", purpose="vault")
-
-
-def _stores(settings: Settings, closers: list[Closer]) -> _Stores:
-    if settings.backend == "memory":
-        return _Stores(
-            access=MemoryAccessPolicyStore(),
-            incidents=MemoryIncidentStore(),
-            vault=MemoryTokenVault(),
-            link_states=MemoryLinkStateStore(),
-            audit=MemoryAuditLog(),
-            user_data=MemoryUserDataStore(),
-        )
-    if settings.backend == "sqlite":
-        from timmybot_adapters.sqlite import (
-            SqliteAccessPolicyStore,
-            SqliteAuditLog,
-            SqliteDatabase,
-            SqliteIncidentStore,
-            SqliteLinkStateStore,
-            SqliteTokenVault,
-            SqliteUserDataStore,
-        )
-
-        # The current key, plus retired keys (records not yet moved) and a
-        # staged key (a rekey in progress encrypts new records with it).
-        keys = running_vault_keys(settings, _vault_key(settings))
-        db = SqliteDatabase(settings.data_dir / "timmybot.db")
-        closers.append(db.close)
-
-        async def open_all() -> None:
-            # Each open() migrates its component at once; the lazy stores
-            # below then find the shared database already migrated.
-            await SqliteAccessPolicyStore.open(db)
-            await SqliteIncidentStore.open(db)
-            await SqliteTokenVault.open(db, keys)
-            await SqliteLinkStateStore.open(db, keys=keys)
-            await SqliteAuditLog.open(db)
-            await SqliteUserDataStore.open(db, keys=keys)
-
-        return _Stores(
-            access=SqliteAccessPolicyStore(db),
-            incidents=SqliteIncidentStore(db),
-            vault=SqliteTokenVault(db, keys),
-            link_states=SqliteLinkStateStore(db, keys=keys),
-            audit=SqliteAuditLog(db),
-            user_data=SqliteUserDataStore(db, keys=keys),
-            opener=open_all,
-        )
-    return _aws_stores(settings, closers)
-
-
-def _aws_config(settings: Settings) -> tuple[AwsConfig, TableNames]:
-    """Check the ``aws`` settings and return the client configuration and table names."""
-    from timmybot_adapters.aws import AwsConfig, TableNames
-    from timmybot_adapters.aws.alerts import check_topic_arn
-    from timmybot_adapters.aws.vault import check_secret_prefix
-
-    try:
-        check_secret_prefix(settings.aws_secret_prefix)
-        if settings.aws_alert_topic_arn is not None:
-            check_topic_arn(settings.aws_alert_topic_arn)
-        config = AwsConfig(
-            region=settings.aws_region,
-            endpoint_url=settings.aws_endpoint_url,
-            dynamodb_endpoint_url=settings.aws_dynamodb_endpoint_url,
-            connect_timeout=settings.aws_connect_timeout.total_seconds(),
-            read_timeout=settings.aws_read_timeout.total_seconds(),
-            max_attempts=settings.aws_max_attempts,
-        )
-    except ValueError as error:
-        raise ConfigurationError(f"TIMMYBOT_BACKEND=aws: {error}") from None
-    return config, TableNames.with_prefix(settings.aws_table_prefix)
-
-
-def _aws_stores(settings: Settings, closers: list[Closer]) -> _Stores:
-    """Build the ``aws`` backend: Secrets Manager, DynamoDB and (with a topic) SNS."""
-    # Imported here: boto3 is the optional ``aws`` extra.
-    from timmybot_adapters.aws import (
-        AwsClients,
-        DynamoAccessPolicyStore,
-        DynamoAuditLog,
-        DynamoIncidentStore,
-        DynamoLinkStateStore,
-        DynamoUserDataStore,
-        SecretsManagerTokenVault,
-        SnsAlerter,
-    )
-    from timmybot_adapters.aws.tables import check_tables
-
-    config, tables = _aws_config(settings)
-    # Building the clients is lazy: no AWS call, no credential lookup here.
-    aws = AwsClients(config)
-    closers.append(aws.aclose)
-    topic = settings.aws_alert_topic_arn
-    alerter = SnsAlerter(aws, topic_arn=topic) if topic is not None else None
-    vault = SecretsManagerTokenVault(
-        aws, prefix=settings.aws_secret_prefix, kms_key_id=settings.aws_kms_key_id
-    )
-
-    async def open_all() -> None:
-        # Fails at start-up, with the table's name, if a table is missing,
-        # not active, or the role may not describe it.
-        await check_tables(aws, tables)
-        _attach_log_groups(settings, aws, closers)
-
-    return _Stores(
-        access=DynamoAccessPolicyStore(aws, tables.access),
-        incidents=DynamoIncidentStore(aws, tables.incidents),
-        vault=vault,
-        link_states=DynamoLinkStateStore(aws, tables.link_states),
-        audit=DynamoAuditLog(aws, tables.audit),
-        user_data=DynamoUserDataStore(aws, tables.user_data),
-        opener=open_all,
-        alerter=alerter,
-    )
-
-
-def _attach_log_groups(settings: Settings, aws: AwsClients, closers: list[Closer]) -> None:
-    """Send the security and audit log lines to their CloudWatch Logs groups, if configured.
-
-    Done when the stores open, not while building: the handler starts a
-    sender thread and replays its spool. Its closer flushes what is left.
-    """
-    from timmybot_adapters.aws.cloudwatch_logs import CloudWatchLogsHandler
-
-    for group, logger_name in (
-        (settings.aws_security_log_group, "timmybot.security"),
-        (settings.aws_audit_log_group, "timmybot.audit"),
-    ):
-        if group is None:
-            continue
-        spool = settings.data_dir / "spool" / f"{logger_name.rsplit('.', 1)[-1]}.log"
-        spool.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handler = CloudWatchLogsHandler(client=aws.logs, log_group=group, spool_path=spool)
-        logger = logging.getLogger(logger_name)
-        logger.addHandler(handler)
-
-        async def detach(
-            handler: CloudWatchLogsHandler = handler, logger: logging.Logger = logger
-        ) -> None:
-            logger.removeHandler(handler)
-            # close() waits (bounded) for the last batch; not on the event loop.
-            await asyncio.to_thread(handler.close)
-
-        # Closers run in reverse: placed just after the AWS clients' closer,
-        # the handlers close after everything else (the audit trail's final
-        # digest line included) and before the clients they send with.
-        closers.insert(closers.index(aws.aclose) + 1, detach)
-
-
-def _providers(settings: Settings, extra: Sequence[OAuthProvider]) -> list[OAuthProvider]:
-    from timmybot_adapters.oauth import discord, spotify
-
-    providers = list(extra)
-    if settings.spotify_client_id:
-        providers.append(spotify(settings.spotify_client_id, settings.spotify_client_secret))
-    if settings.discord_client_id:
-        providers.append(discord(settings.discord_client_id, settings.discord_client_secret))
-    return providers
-
-
-def _oauth(
-    settings: Settings, extra: Sequence[OAuthProvider], clock: Clock, closers: list[Closer]
-) -> OAuthClient:
-    from timmybot_adapters.oauth import AiohttpOAuthClient
-
-    providers = _providers(settings, extra)
-    client = AiohttpOAuthClient(providers, min_tls=settings.oauth_min_tls, clock=clock)
-    closers.append(client.close)
-    return client
-
-
 def _catalog(
     settings: Settings, extra: Sequence[OAuthProvider], clock: Clock, closers: list[Closer]
 ) -> MusicCatalog:
     """Build the catalog for the providers the OAuth client links that have one."""
     from timmybot_adapters.oauth.catalog import SpotifyWebApiCatalog, catalog_api_for
 
-    apis = [api for p in _providers(settings, extra) if (api := catalog_api_for(p)) is not None]
+    apis = [
+        api for p in oauth_providers(settings, extra) if (api := catalog_api_for(p)) is not None
+    ]
     catalog = SpotifyWebApiCatalog(apis, min_tls=settings.oauth_min_tls, clock=clock)
     closers.append(catalog.close)
     return catalog
@@ -429,81 +179,51 @@ def bootstrap(
     I/O beyond creating local key files on first run. Call
     :meth:`Services.aclose` when done.
     """
-    check_settings(settings)
     clock = clock if clock is not None else SystemClock()
     closers: list[Closer] = []
-    if settings.backend != "memory":
-        # Private from the start: it will hold the database and key files.
-        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    pseudonymizer = _pseudonymizer(settings)
-    stores = _stores(settings, closers)
-    metrics, metrics_source = _metrics(settings, closers)
-    alerter = stores.alerter if stores.alerter is not None else LoggingAlerter()
-    security_log = SecurityAuditLogger(pseudonymizer=pseudonymizer, clock=clock)
-    suspicion = SuspicionMeter(clock)
-    security_log.subscribe(suspicion.on_event)
-    signer, key_ring = audit_keys(settings)
-    sanitizer = ResponseSanitizer(allow_http=settings.allow_http_urls)
-    audit = AuditTrailService(
-        log=stores.audit,
-        pseudonymizer=pseudonymizer,
-        sanitizer=sanitizer,
-        signer=signer,
-        verifier=key_ring,
-        clock=clock,
-        settings=AuditSettings(
-            retention=settings.audit_retention, digest_interval=settings.audit_digest_interval
-        ),
-    )
-    # Security events join the audit log, where administrators can query
-    # them; the final digest is written before the stores close.
-    security_log.subscribe(audit.on_security_event)
-    closers.append(audit.close)
-    metrics.observe_suspicious_activity(suspicion.level)
-    access = ServerAccessControl(
-        store=stores.access,
-        security_log=security_log,
-        metrics=metrics,
-        alerter=alerter,
-        clock=clock,
-        settings=AccessSettings(
-            owner_ids=settings.owner_ids,
-            allowed_guilds=settings.allowed_guilds,
-            attempt_limit=settings.attempt_limit,
-            attempt_window=settings.attempt_window,
-            ban_duration=settings.ban_duration,
-            lockdown_attempt_limit=settings.lockdown_attempt_limit,
-            allow_direct_messages=settings.allow_direct_messages,
-        ),
-    )
+    if oauth is None:
+        check_settings(settings)  # before the OAuth client is built
+        oauth_client: OAuthClient = build_oauth_client(settings, extra_providers, clock, closers)
+    else:
+        oauth_client = oauth
+    # TimmyBot's security parts come from the same composition other bots use.
+    security = compose(settings, privacy=True, clock=clock, oauth=oauth_client)
+    closers.extend(security.closers)
+    access, tokens, audit = security.access, security.tokens, security.audit
+    retention, access_store = security.privacy, security.access_store
+    incident_store, link_states = security.incident_store, security.link_states
+    if (
+        access is None
+        or tokens is None
+        or audit is None
+        or retention is None
+        or access_store is None
+        or incident_store is None
+        or link_states is None
+        or security.vault is None
+        or security.user_data is None
+    ):  # pragma: no cover - compose(privacy=True) builds them all
+        raise AssertionError("compose(privacy=True) left a part out")
+    security_log, metrics, alerter = security.security_log, security.metrics, security.alerter
     incidents = IncidentResponseService(
         access=access,
-        incidents=stores.incidents,
+        incidents=incident_store,
         security_log=security_log,
         metrics=metrics,
         alerter=alerter,
         clock=clock,
-        suspicion=suspicion,
+        suspicion=security.suspicion,
         settings=IncidentSettings(lockdown_duration=settings.lockdown_duration),
     )
     alarms = AlarmMonitor(incidents, clock)
     security_log.subscribe(alarms.on_event)
-    oauth_client = oauth if oauth is not None else _oauth(settings, extra_providers, clock, closers)
 
     async def refresh_paused() -> bool:
         return (await access.switch_state(Switch.REFRESH_PAUSED)).active(clock.now())
 
-    tokens = SecureTokenService(
-        vault=stores.vault,
-        oauth=oauth_client,
-        security_log=security_log,
-        metrics=metrics,
-        clock=clock,
-        refresh_paused=refresh_paused,
-    )
     links = AccountLinkService(
         oauth=oauth_client,
-        states=stores.link_states,
+        states=link_states,
         tokens=tokens,
         security_log=security_log,
         metrics=metrics,
@@ -513,20 +233,6 @@ def bootstrap(
     rotation = TokenRotationService(
         tokens=tokens, alerter=alerter, clock=clock, paused=refresh_paused
     )
-    retention = DataRetentionService(
-        tokens=tokens,
-        user_data=stores.user_data,
-        link_states=stores.link_states,
-        access_store=stores.access,
-        incidents=stores.incidents,
-        audit=audit,
-        clock=clock,
-        # The same retention as the audit trail's own: verify() tells a
-        # legitimate pruning from tampering by it.
-        settings=RetentionSettings(
-            audit_retention=settings.audit_retention, attempt_window=settings.attempt_window
-        ),
-    )
     music_catalog = (
         catalog if catalog is not None else _catalog(settings, extra_providers, clock, closers)
     )
@@ -534,26 +240,26 @@ def bootstrap(
         settings=settings,
         clock=clock,
         validator=InputValidator(_policy(settings)),
-        sanitizer=sanitizer,
-        pseudonymizer=pseudonymizer,
+        sanitizer=security.sanitizer,
+        pseudonymizer=security.pseudonymizer,
         security_log=security_log,
-        suspicion=suspicion,
+        suspicion=security.suspicion,
         metrics=metrics,
         alerter=alerter,
         access=access,
         incidents=incidents,
         alarms=alarms,
-        vault=stores.vault,
+        vault=security.vault,
         oauth=oauth_client,
         tokens=tokens,
         links=links,
         rotation=rotation,
         catalog=music_catalog,
         audit=audit,
-        user_data=stores.user_data,
+        user_data=security.user_data,
         retention=retention,
-        metrics_source=metrics_source,
-        access_store=stores.access,
-        openers=(stores.opener,) if stores.opener is not None else (),
+        metrics_source=security.metrics_source,
+        access_store=access_store,
+        openers=security.openers,
         closers=tuple(closers),
     )

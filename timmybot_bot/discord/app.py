@@ -14,7 +14,12 @@ import hikari
 import lightbulb
 
 from timmybot_bot.bootstrap import Services
-from timmybot_bot.discord.guard import access_guard, describe_failure, on_command_error
+from timmybot_bot.discord.guard import (
+    access_guard_for,
+    describe_failure,
+    is_guarded,
+    on_command_error,
+)
 from timmybot_bot.discord.replies import ReplySender
 from timmybot_bot.discord.runner import CommandRunner
 from timmybot_bot.discord.slash import build_commands
@@ -61,6 +66,12 @@ def _register_services(
         registry.register_value(kind, value)
 
 
+def _root_name(command: type[lightbulb.SlashCommand] | lightbulb.Group) -> str:
+    if isinstance(command, lightbulb.Group):
+        return command.name
+    return command._command_data.name
+
+
 def build_lightbulb_client(
     app: lightbulb.client.GatewayClientAppT,
     services: Services,
@@ -75,13 +86,20 @@ def build_lightbulb_client(
     calls they record. ``sync_commands`` says whether this process registers
     the slash commands with Discord at start-up.
     """
-    client = lightbulb.client_from_app(app, hooks=[access_guard], sync_commands=sync_commands)
+    commands = build_commands(services.links.platforms())
+    # Our own unguarded commands (/privacy: a user's rights do not depend on
+    # the allowlist), exempted as objects; looked up by name only here, in
+    # our own table, for the commands we just built.
+    exempt = [command for command in commands if not is_guarded(_root_name(command))]
+    client = lightbulb.client_from_app(
+        app, hooks=[access_guard_for(exempt)], sync_commands=sync_commands
+    )
     sender = ReplySender(services.sanitizer)
     runner = CommandRunner(
         services, sender, defer_after=defer_after, confirm_timeout=confirm_timeout
     )
     _register_services(client, services, {ReplySender: sender, CommandRunner: runner})
-    for command in build_commands(services.links.platforms()):
+    for command in commands:
         client.register(command)
     client.error_handler(on_command_error)
     return client, runner
