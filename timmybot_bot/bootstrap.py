@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from timmybot_bot.integrate.compose import (
+from timmybot_bot.integrate.composition import (
     Closer,
     PrometheusSource,
     aws_config,
