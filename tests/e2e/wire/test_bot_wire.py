@@ -6,6 +6,7 @@ on 127.0.0.1, reached through hikari's configurable REST URL.
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from tests.e2e.discord import payloads
 from tests.e2e.wire.conftest import (
     STRANGER_GUILD,
+    USER,
     BotProcess,
     bot_environment,
     slash,
@@ -131,3 +133,20 @@ async def test_a_refused_token_is_a_configuration_error(
     assert "Traceback" not in output
     assert payloads.TOKEN not in output
     assert discord.identifies == []
+
+
+async def test_privacy_export_arrives_as_a_file_in_a_direct_message(
+    discord: DiscordStandIn, timmybot: BotProcess
+) -> None:
+    (note,) = await discord.dispatch_interaction(slash("privacy", payloads.sub("export")))
+    assert note.kind in {"reply", "followup"}
+    assert note.ephemeral
+    (opened,) = discord.sent("open-dm")
+    assert opened.body["recipient_id"] == str(USER)
+    (dm,) = await discord.wait_for(lambda: discord.sent("dm-message"), "the DM")
+    # A multipart upload over the wire: the JSON export as a file.
+    [(filename, content)] = dm.files
+    assert filename.endswith(".json")
+    export = json.loads(content)
+    assert export["user_id"] == str(USER)
+    assert dm.message.get("allowed_mentions") == NO_MENTIONS
