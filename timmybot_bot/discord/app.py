@@ -14,15 +14,11 @@ import hikari
 import lightbulb
 
 from timmybot_bot.bootstrap import Services
-from timmybot_bot.discord.guard import (
-    access_guard_for,
-    describe_failure,
-    is_guarded,
-    on_command_error,
-)
+from timmybot_bot.discord.guard import describe_failure, is_guarded, on_command_error
 from timmybot_bot.discord.replies import ReplySender
 from timmybot_bot.discord.runner import CommandRunner
 from timmybot_bot.discord.slash import build_commands
+from timmybot_bot.integrate.guard import access_guard_for
 from timmybot_bot.settings import ConfigurationError
 
 __all__ = ["DiscordBot", "Lifecycle", "build_discord_bot", "build_lightbulb_client"]

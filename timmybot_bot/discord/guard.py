@@ -1,11 +1,12 @@
 """The access guard hook and the error handler of the lightbulb client.
 
-The guard runs at lightbulb's ``CHECKS`` step, before every command: unless
-the command is one of the exemptions its builder named (by identity: the
-command class or group object, never its name, so a host bot's own command
-called ``privacy`` is guarded), it asks ``ServerAccessControl.check`` and
-fails the execution pipeline with :class:`AccessDenied` when the answer is no,
-so the command's ``invoke`` never runs. When it passes it leaves an
+The guard hook (:func:`timmybot_bot.integrate.guard.access_guard_for`) runs
+at lightbulb's ``CHECKS`` step, before every command: unless the command is
+one of the exemptions its builder named (by identity: the command class or
+group object, never its name, so a host bot's own command called
+``privacy`` is guarded), it asks ``ServerAccessControl.check`` and fails the
+execution pipeline with :class:`AccessDenied` when the answer is no, so the
+command's ``invoke`` never runs. When it passes it leaves an
 :class:`AccessApproval` in the command's dependency-injection container; the command then calls
 ``run_command(..., check_access=False)`` only if that approval is there, so
 a command is guarded exactly once, and never zero times.
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterable
 from typing import Final
 
 import attrs
@@ -35,7 +35,6 @@ from timmybot_core import (
     OAuthError,
     RefreshPaused,
     ReLinkRequired,
-    ServerAccessControl,
     StoreUnavailable,
     TimmyBotError,
 )
@@ -43,12 +42,9 @@ from timmybot_core import (
 __all__ = [
     "AccessApproval",
     "AccessDenied",
-    "access_guard",
-    "access_guard_for",
     "command_name",
     "describe_failure",
     "friendly_text",
-    "is_exempt",
     "is_guarded",
     "on_command_error",
     "reply_to_failure",
@@ -91,61 +87,6 @@ def is_guarded(name: str) -> bool:
 def command_name(context: lightbulb.Context) -> str:
     """Return the name ``run_command`` knows the invoked command by (its root name)."""
     return context.command_data.qualified_name.split(" ", 1)[0]
-
-
-def _invoked(context: lightbulb.Context) -> list[object]:
-    """Return the invoked command's class, then each group above it (innermost first)."""
-    chain: list[object] = [type(context.command)]
-    parent: object | None = context.command_data.parent
-    while parent is not None:
-        chain.append(parent)
-        parent = getattr(parent, "parent", None)
-    return chain
-
-
-def is_exempt(context: lightbulb.Context, exempt: Iterable[object]) -> bool:
-    """Tell whether the invoked command, or a group it belongs to, is one of ``exempt``.
-
-    By identity, never by name: a host bot's own ``/privacy`` or ``/whoami``
-    is not TimmyBot's, whatever it is called.
-    """
-    chain = _invoked(context)
-    return any(item is target for item in exempt for target in chain)
-
-
-def access_guard_for(exempt: Iterable[object] = ()) -> lightbulb.ExecutionHook:
-    """Build the guard hook: every command is checked, except the objects in ``exempt``.
-
-    ``exempt`` holds command classes, or ``lightbulb.Group``/``SubGroup``
-    objects (exempting every command in them), named explicitly by whoever
-    builds the client; it is read on every invocation, so a collection that
-    grows later (a loader adding its own exemptions) is honoured. The guard
-    fails closed: a command it does not know is checked.
-    """
-
-    @lightbulb.hook(
-        lightbulb.ExecutionSteps.CHECKS, skip_when_failed=True, name="timmybot_access_guard"
-    )
-    async def access_guard(
-        _: lightbulb.ExecutionPipeline,
-        context: lightbulb.Context,
-        access: ServerAccessControl = lightbulb.di.INJECTED,
-        container: lightbulb.di.CommandContainer = lightbulb.di.INJECTED,
-    ) -> None:
-        """Run ``ServerAccessControl.check``; raise :class:`AccessDenied` to stop the command."""
-        name = command_name(context)
-        if not is_exempt(context, exempt):
-            guild = int(context.guild_id) if context.guild_id is not None else None
-            decision = await access.check(guild, int(context.user.id), name)
-            if not decision.allowed:
-                raise AccessDenied(decision)
-        container.add_value(AccessApproval, AccessApproval(command=name))
-
-    return access_guard
-
-
-#: The guard with no exemption: every command is checked.
-access_guard = access_guard_for(())
 
 
 def friendly_text(error: BaseException) -> str | None:

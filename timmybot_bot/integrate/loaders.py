@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 import hikari
 import lightbulb
 
-from timmybot_bot.discord.guard import AccessDenied, access_guard_for, reply_to_failure
+from timmybot_bot.discord.guard import AccessDenied, reply_to_failure
 from timmybot_bot.discord.replies import ReplySender, Responder, SafeText
 from timmybot_bot.integrate.composition import Security
+from timmybot_bot.integrate.guard import access_guard_for
 from timmybot_core import (
     AuditTrailService,
     DataRetentionService,

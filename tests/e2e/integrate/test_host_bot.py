@@ -212,3 +212,41 @@ def test_the_bot_name_must_be_a_plain_name() -> None:
 def test_the_integration_needs_the_guard() -> None:
     with pytest.raises(ValueError, match="needs the guard"):
         Integration(compose(settings(), guard=False, audit=True))
+
+
+async def test_exempting_a_group_exempts_its_subcommands_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    discord = FakeDiscord()
+    discord.install(monkeypatch)
+    bot = hikari.GatewayBot(payloads.TOKEN, banner=None, logs=None)
+    client = lightbulb.client_from_app(bot)
+    ran: list[str] = []
+    open_group = lightbulb.Group("open", "anyone may")
+    closed_group = lightbulb.Group("closed", "guarded")
+    for group in (open_group, closed_group):
+
+        @group.register
+        class Info(lightbulb.SlashCommand, name="info", description="a subcommand"):
+            @lightbulb.invoke
+            async def invoke(
+                self, ctx: lightbulb.Context, sender: ReplySender = lightbulb.di.INJECTED
+            ) -> None:
+                ran.append(ctx.command_data.qualified_name)
+                await sender.respond(ctx, "info")
+
+        client.register(group)
+    security = compose(settings(), guard=True)
+    await Integration(security, exempt=[open_group]).install(client)
+    await client.start()
+    discord.take()
+    host = Host(bot=bot, client=client, discord=discord, ran=ran)
+    try:
+        (reply,) = await host.slash("open", payloads.sub("info"), guild=STRANGER_GUILD)
+        assert reply.content == "info"
+        (reply,) = await host.slash("closed", payloads.sub("info"), guild=STRANGER_GUILD)
+        assert (reply.content or "").startswith("Denied")
+        assert ran == ["open info"]
+    finally:
+        await client.stop()
+        await security.aclose()
