@@ -14,10 +14,8 @@ collapsed before it gets here. ``bench/`` checks that the cost stays linear.
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterator
-from urllib.parse import unquote
 
 from timmybot_core.safety.text import collapse_whitespace, strip_invisible
 
@@ -151,9 +149,15 @@ def _strip_sql_comments(text: str) -> str:
 
 
 def _decode_once(text: str) -> str:
+    # Imported on first need: html (with its entity table) and urllib.parse
+    # are a large share of what importing the validator would otherwise cost.
     if "%" in text:
+        from urllib.parse import unquote
+
         text = unquote(text, errors="replace")
     if "&" in text:
+        import html
+
         text = html.unescape(text)
     return text
 
