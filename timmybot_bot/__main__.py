@@ -10,33 +10,37 @@
 3. With a Discord token, run the Discord bot; the web server and the
    scheduler start on hikari's ``StartingEvent`` and stop on its
    ``StoppingEvent``. Without one, start them and run the offline console.
-4. On SIGTERM or SIGINT, stop cleanly: the bot disconnects (or the console
-   stops reading), the scheduler and web server stop, and the services
-   close (stores, exporters, the audit trail's final digest). SIGTERM exits
-   with status 0, SIGINT with 130.
+4. On SIGTERM or SIGINT, stop cleanly (``timmybot_bot.shutdown``): no token
+   refresh starts any more, the bot disconnects (or the console stops
+   reading), the scheduler and web server stop, the refreshes in flight
+   reach the vault (bounded), and the services close (HTTP session, stores,
+   exporters, the audit trail's final digest). SIGTERM exits with status 0,
+   SIGINT with 130; a second signal exits at once with 128 + its number.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import queue
-import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from timmybot_bot.bootstrap import Services, bootstrap, check_settings
 from timmybot_bot.commands import Invocation
 from timmybot_bot.console import LOCAL_OPERATOR, OfflineConsole
-from timmybot_bot.demo_provider import DemoOAuthProvider
+from timmybot_bot.demo_provider import DemoOAuthProvider, demo_provider_config
 from timmybot_bot.runtime import Runtime, WebServerUnavailable
 from timmybot_bot.settings import MAX_SNOWFLAKE, ConfigurationError, Settings
+from timmybot_bot.shutdown import GracefulStop, drain_refreshes, stopping_then
 from timmybot_core.domain.errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from timmybot_adapters.oauth import OAuthProvider
 
 __all__ = ["main"]
 
@@ -82,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="console: start a local OAuth provider on 127.0.0.1 so /link demo can be "
         "tried end to end without the internet",
+    )
+    parser.add_argument(
+        "--demo-provider-url",
+        metavar="URL",
+        help="link against a demo OAuth provider already serving at this loopback URL "
+        "(platform 'demo'; for tests and bench/faults.py)",
     )
     parser.add_argument(
         "--user",
@@ -147,52 +157,10 @@ class _StdinPump:
         return self._stream.isatty()
 
 
-class _Shutdown:
-    """Turns SIGTERM and SIGINT into a clean stop of whatever is running."""
-
-    def __init__(self) -> None:
-        self.signal: signal.Signals | None = None
-        self._on_signal: Callable[[], None] | None = None
-
-    def install(self, on_signal: Callable[[], None]) -> None:
-        """Call ``on_signal`` on the first SIGTERM or SIGINT."""
-        self._on_signal = on_signal
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            # Not available off the main thread or on Windows: Ctrl-C then
-            # raises KeyboardInterrupt, which main() turns into status 130.
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self.received, sig)
-
-    def received(self, sig: signal.Signals) -> None:
-        """Handle ``sig``: the first one asks whatever runs to stop."""
-        log.warning("%s received: shutting down", sig.name)
-        if self.signal is None:
-            self.signal = sig
-            if self._on_signal is not None:
-                self._on_signal()
-
-    def uninstall(self) -> None:
-        """Give the signals back to their default handlers."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(sig)
-
-    @property
-    def status(self) -> int | None:
-        """The exit status a signal asks for, or ``None`` if none came."""
-        if self.signal is signal.SIGINT:
-            return EXIT_INTERRUPTED
-        if self.signal is signal.SIGTERM:
-            return EXIT_OK
-        return None
-
-
-async def _run_console(services: Services, args: argparse.Namespace, stop: _Shutdown) -> int:
+async def _run_console(services: Services, args: argparse.Namespace, stop: GracefulStop) -> int:
     runtime = Runtime(services, web_required=False)
     pump = _StdinPump(sys.stdin)
-    stop.install(pump.close)
+    stop.install(pump.close, services)
     await runtime.start()
     try:
         console = OfflineConsole(
@@ -203,16 +171,20 @@ async def _run_console(services: Services, args: argparse.Namespace, stop: _Shut
         )
         status = await console.run()
     finally:
+        services.tokens.stop_refreshing()
         await runtime.stop()
-    return stop.status if stop.status is not None else status
+    signalled = stop.status(EXIT_OK, EXIT_INTERRUPTED)
+    return signalled if signalled is not None else status
 
 
-async def _run_discord(services: Services, stop: _Shutdown) -> int:
+async def _run_discord(services: Services, stop: GracefulStop) -> int:
     # Imported here: hikari and lightbulb load only when the bot joins Discord.
     from timmybot_bot.discord import build_discord_bot
 
     runtime = Runtime(services, web_required=True)
-    bot = build_discord_bot(services, on_starting=runtime.start, on_stopping=runtime.stop)
+    bot = build_discord_bot(
+        services, on_starting=runtime.start, on_stopping=stopping_then(services, runtime.stop)
+    )
     closing: set[asyncio.Task[None]] = set()
 
     def close() -> None:
@@ -220,29 +192,36 @@ async def _run_discord(services: Services, stop: _Shutdown) -> int:
         closing.add(task)
         task.add_done_callback(closing.discard)
 
-    stop.install(close)
+    stop.install(close, services)
     try:
         await bot.run()
     except WebServerUnavailable as error:
         return _fail(str(error), EXIT_FAILED)
     finally:
         # on_stopping normally did this already; a failed start may not have.
+        services.tokens.stop_refreshing()
         await runtime.stop()
-    return stop.status if stop.status is not None else EXIT_OK
+    signalled = stop.status(EXIT_OK, EXIT_INTERRUPTED)
+    return signalled if signalled is not None else EXIT_OK
 
 
 async def _serve(settings: Settings, args: argparse.Namespace) -> int:
     """Compose the services, open the stores, and run the bot or the console."""
     demo: DemoOAuthProvider | None = None
+    extra: list[OAuthProvider] = []
+    if args.demo_provider_url is not None:
+        try:
+            extra.append(demo_provider_config(args.demo_provider_url, settings.redirect_uri))
+        except ValueError as error:
+            return _fail(f"configuration error: --demo-provider-url: {error}", EXIT_CONFIGURATION)
     if args.demo_provider:
         demo = DemoOAuthProvider(redirect_uris=[settings.redirect_uri])
         await demo.start()
-    stop = _Shutdown()
+        extra.append(demo.oauth_provider())
+    stop = GracefulStop()
     try:
         try:
-            services = bootstrap(
-                settings, extra_providers=[demo.oauth_provider()] if demo is not None else ()
-            )
+            services = bootstrap(settings, extra_providers=extra)
         except ConfigurationError as error:
             return _fail(f"configuration error: {error}", EXIT_CONFIGURATION)
         try:
@@ -260,8 +239,10 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 return await _run_discord(services, stop)
             return await _run_console(services, args, stop)
         finally:
+            # Refreshes in flight reach the vault before the HTTP session
+            # and the stores close; a second signal exits at once instead.
+            await drain_refreshes(services)
             await services.aclose()
-            # Only now: a second signal during the stop above is ignored.
             stop.uninstall()
     except ConfigurationError as error:
         return _fail(f"configuration error: {error}", EXIT_CONFIGURATION)

@@ -852,7 +852,12 @@ async def rotation_run(ctx: Context) -> int:
             f"{report.unchanged} unchanged, {report.needs_relink} need /link again, "
             f"{report.failed} failed."
         )
-    if report.paused or report.failed:
+        if report.misconfigured:
+            out.line(
+                f"Configuration problem: {report.misconfigured} link(s) are to a platform this "
+                "process has no usable OAuth client for (check its client ID and secret)."
+            )
+    if report.paused or report.failed or report.misconfigured:
         return EXIT_FAILED
     return EXIT_OK if recorded else EXIT_FAILED
 

@@ -12,15 +12,16 @@ from typing import TYPE_CHECKING
 import attrs
 
 from timmybot_bot.integrate.composition import (
+    VAULT_WRITE_BUDGET,
     Closer,
     PrometheusSource,
-    aws_config,
     build_oauth_client,
+    check_claim_timeout,
+    check_settings,
     compose,
     oauth_providers,
 )
-from timmybot_bot.keys import load_or_create_key, parse_key
-from timmybot_bot.settings import ConfigurationError, Settings
+from timmybot_bot.settings import Settings
 from timmybot_core import (
     AccessPolicyStore,
     AccountLinkService,
@@ -52,7 +53,15 @@ from timmybot_core import (
 if TYPE_CHECKING:
     from timmybot_adapters.oauth import OAuthProvider
 
-__all__ = ["PrometheusSource", "Services", "Settings", "bootstrap", "check_settings"]
+__all__ = [
+    "VAULT_WRITE_BUDGET",
+    "PrometheusSource",
+    "Services",
+    "Settings",
+    "bootstrap",
+    "check_claim_timeout",
+    "check_settings",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -107,44 +116,6 @@ def _policy(settings: Settings) -> ValidationPolicy:
     if settings.validation_policy == "strict":
         return ValidationPolicy.strict()
     return ValidationPolicy.default()
-
-
-def check_settings(settings: Settings) -> None:
-    """Raise ``ConfigurationError`` for anything that would make start-up fail.
-
-    Has no side effects (creates no directory or key file), so
-    ``--check-config`` can call it.
-    """
-    if settings.backend == "aws":
-        aws_config(settings)
-    if settings.pseudonym_key is not None:
-        parse_key("TIMMYBOT_PSEUDONYM_KEY", settings.pseudonym_key)
-    if settings.vault_key is not None:
-        parse_key("TIMMYBOT_VAULT_KEY", settings.vault_key, exact=32)
-    if settings.audit_signing_key is not None:
-        parse_key("TIMMYBOT_AUDIT_SIGNING_KEY", settings.audit_signing_key, exact=32)
-    if settings.backend != "memory":
-        for name in ("pseudonym", "vault"):
-            key_file = settings.data_dir / "keys" / f"{name}.key"
-            if key_file.exists():
-                load_or_create_key(key_file, purpose=name)
-    if settings.public_url is None and (
-        settings.web_port == 0 or settings.web_host in {"0.0.0.0", "::", ""}  # noqa: S104
-    ):
-        raise ConfigurationError(
-            "TIMMYBOT_PUBLIC_URL is needed when TIMMYBOT_WEB_HOST listens on every interface "
-            "or TIMMYBOT_WEB_PORT is 0: browsers must reach a definite callback address"
-        )
-    for platform, client_id, secret in (
-        ("SPOTIFY", settings.spotify_client_id, settings.spotify_client_secret),
-        ("DISCORD", settings.discord_client_id, settings.discord_client_secret),
-    ):
-        if secret and not client_id:
-            raise ConfigurationError(
-                f"TIMMYBOT_{platform}_CLIENT_SECRET is set without TIMMYBOT_{platform}_CLIENT_ID"
-            )
-    if settings.data_dir.exists() and not settings.data_dir.is_dir():
-        raise ConfigurationError(f"TIMMYBOT_DATA_DIR {settings.data_dir} is not a directory")
 
 
 def _catalog(

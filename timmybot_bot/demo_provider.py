@@ -38,9 +38,11 @@ import hashlib
 import hmac
 import html
 import itertools
+import random
 import re
 import secrets
 import ssl
+import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -92,23 +94,51 @@ Countdown = int | Literal["always"]
 class Faults:
     """Faults injected at run time into the token and revocation endpoints.
 
-    ``latency`` (seconds) delays every call; ``fail_with_500`` and
-    ``drop_connection`` hit the next N calls, or every call with
-    ``"always"``; ``invalid_grant_for`` answers ``invalid_grant`` to the
-    refresh tokens listed (without spending them), or to all with ``"all"``.
+    ``latency`` (seconds) delays every call *before* it is processed, give
+    or take up to ``latency_jitter`` seconds (uniform, so the mean stays
+    ``latency``); ``fail_with_500`` and ``drop_connection`` hit the next N
+    calls, or every call with ``"always"``; ``invalid_grant_for`` answers
+    ``invalid_grant`` to the refresh tokens listed (without spending them),
+    or to all with ``"all"``.
+
+    The faults of real providers under load come *after* the work:
+    ``answer_delay`` rotates the refresh token first and sends the answer
+    that many seconds later (a crash or stop in between loses the rotated
+    token unless the client waits for it); ``answer_after_timeout`` does
+    the same for the next N refreshes (or ``"always"``) but holds the answer
+    until the client has given up (it never arrives in time), so the client
+    sees a read timeout although the token was rotated.
     """
 
     latency: float = 0.0
+    latency_jitter: float = 0.0
     fail_with_500: Countdown = 0
     drop_connection: Countdown = 0
     invalid_grant_for: set[str] | Literal["all"] = attrs.field(factory=set, repr=False)
+    answer_delay: float = 0.0
+    answer_after_timeout: Countdown = 0
 
     def reset(self) -> None:
         """Clear every fault."""
         self.latency = 0.0
+        self.latency_jitter = 0.0
         self.fail_with_500 = 0
         self.drop_connection = 0
         self.invalid_grant_for = set()
+        self.answer_delay = 0.0
+        self.answer_after_timeout = 0
+
+    def delay(self) -> float:
+        """Return the delay before processing one call (latency with its jitter)."""
+        if self.latency_jitter <= 0:
+            return self.latency
+        spread = random.uniform(-self.latency_jitter, self.latency_jitter)  # noqa: S311 - timing
+        return max(0.0, self.latency + spread)
+
+    def take_answer_after_timeout(self) -> bool:
+        """Consume one "answer after the client's timeout" if one is due."""
+        hit, self.answer_after_timeout = self._take(self.answer_after_timeout)
+        return hit
 
     def rejects(self, refresh_token: str) -> bool:
         """Tell whether ``refresh_token`` is to be answered ``invalid_grant``."""
@@ -404,6 +434,7 @@ class DemoOAuthProvider:
         self._pending: dict[str, _Pending] = {}
         self._family_ids = itertools.count(1)
         self._presented: list[str] = []
+        self._answered: dict[str, float] = {}
         self._revoked_via_endpoint: list[str] = []
         #: The catalog ``/v1/search`` answers from: Spotify-shaped track objects.
         self.tracks: list[dict[str, Any]] = copy.deepcopy(list(DEMO_TRACKS))
@@ -498,6 +529,8 @@ class DemoOAuthProvider:
             client_id=self.client_id,
             client_secret=self.client_secret,
             scopes=self.scopes,
+            # Reuse is harmless only when refresh tokens do not rotate.
+            refresh_retry_safe=not self.rotate_refresh_tokens,
         )
 
     # -- observability -----------------------------------------------------
@@ -506,6 +539,19 @@ class DemoOAuthProvider:
     def presented_refresh_tokens(self) -> tuple[str, ...]:
         """Every refresh token presented to ``/token``, in order (faulted calls included)."""
         return tuple(self._presented)
+
+    @property
+    def presented_twice(self) -> frozenset[str]:
+        """The refresh tokens presented more than once."""
+        seen: set[str] = set()
+        twice: set[str] = set()
+        for token in self._presented:
+            (twice if token in seen else seen).add(token)
+        return frozenset(twice)
+
+    def answered_at(self, refresh_token: str) -> float | None:
+        """When (``time.monotonic()``) the successful answer to ``refresh_token`` was sent."""
+        return self._answered.get(refresh_token)
 
     @property
     def issued_access_tokens(self) -> tuple[str, ...]:
@@ -701,8 +747,9 @@ class DemoOAuthProvider:
     # -- token and revocation endpoints -----------------------------------
 
     async def _faulted(self, request: web.Request) -> web.Response | None:
-        if self.faults.latency > 0:
-            await asyncio.sleep(self.faults.latency)
+        delay = self.faults.delay()
+        if delay > 0:
+            await asyncio.sleep(delay)
         if self.faults.take_drop():
             transport = request.transport
             if transport is not None:
@@ -775,8 +822,24 @@ class DemoOAuthProvider:
         if grant_type == "authorization_code":
             return self._code_grant(form)
         if grant_type == "refresh_token":
-            return self._refresh_grant(form)
+            return await self._answer_refresh(request, form)
         return _json_error("unsupported_grant_type")
+
+    async def _answer_refresh(self, request: web.Request, form: dict[str, str]) -> web.Response:
+        """Process the refresh now (rotating the token), then answer, maybe late."""
+        response = self._refresh_grant(form)
+        if response.status == 200:
+            if self.faults.take_answer_after_timeout():
+                # Rotated, and the answer never comes in time: the client gives
+                # up and disconnects, which cancels this handler.
+                await asyncio.sleep(3600)
+            if self.faults.answer_delay > 0:
+                await asyncio.sleep(self.faults.answer_delay)
+        await response.prepare(request)
+        await response.write_eof()
+        if response.status == 200:
+            self._answered[form.get("refresh_token", "")] = time.monotonic()
+        return response
 
     def _code_grant(self, form: dict[str, str]) -> web.Response:
         code, verifier = form.get("code"), form.get("code_verifier")
@@ -970,8 +1033,12 @@ def demo_provider_config(
     client_id: str = DEMO_CLIENT_ID,
     client_secret: str | None = DEMO_CLIENT_SECRET,
     scopes: Iterable[str] = DEMO_SCOPES,
+    refresh_retry_safe: bool = False,
 ) -> OAuthProvider:
     """Return the :class:`OAuthProvider` for a demo provider serving at ``base_url``.
+
+    ``refresh_retry_safe`` is false by default: the demo provider rotates
+    refresh tokens and revokes the grant when a spent one comes back.
 
     Plain ``http`` is allowed because the demo provider serves on loopback
     only (any other host is refused by :class:`OAuthProvider`). The
@@ -992,4 +1059,5 @@ def demo_provider_config(
         scopes=tuple(scopes),
         token_auth="basic",  # noqa: S106 - a method name
         allow_insecure_http=True,
+        refresh_retry_safe=refresh_retry_safe,
     )

@@ -261,6 +261,8 @@ _VARIABLES: Final[dict[str, tuple[str, Callable[[str, str], Any]]]] = {
     "TIMMYBOT_WEB_PORT": ("web_port", _port),
     "TIMMYBOT_PUBLIC_URL": ("public_url", _public_url),
     "TIMMYBOT_OAUTH_MIN_TLS": ("oauth_min_tls", _choice(get_args(TlsVersion))),
+    "TIMMYBOT_OAUTH_TIMEOUT": ("oauth_timeout", _duration),
+    "TIMMYBOT_TOKEN_CLAIM_TIMEOUT": ("token_claim_timeout", _duration),
     "TIMMYBOT_SPOTIFY_CLIENT_ID": ("spotify_client_id", _secret),
     "TIMMYBOT_SPOTIFY_CLIENT_SECRET": ("spotify_client_secret", _secret),
     "TIMMYBOT_DISCORD_CLIENT_ID": ("discord_client_id", _secret),
@@ -364,6 +366,11 @@ class Settings:
         public_url: the base URL browsers reach the web server at; the OAuth
             redirect URI is ``{public_url}/oauth/callback``.
         oauth_min_tls: the lowest TLS version for OAuth providers (1.2 or 1.3).
+        oauth_timeout: the bound of one call to an OAuth provider (connect,
+            send and answer together; 10 s).
+        token_claim_timeout: how long another process must see a refresh
+            claim unchanged before it takes over (30 s); at least twice the
+            OAuth timeout plus 5 s for the vault write, checked at start-up.
         spotify_client_id, spotify_client_secret, discord_client_id,
         discord_client_secret: OAuth client credentials; a platform is
             offered for linking when its client ID is set.
@@ -427,6 +434,8 @@ class Settings:
     web_port: int = 8080
     public_url: str | None = None
     oauth_min_tls: TlsVersion = "1.2"
+    oauth_timeout: timedelta = timedelta(seconds=10)
+    token_claim_timeout: timedelta = timedelta(seconds=30)
     spotify_client_id: str | None = None
     spotify_client_secret: str | None = attrs.field(default=None, repr=False)
     discord_client_id: str | None = None
@@ -541,6 +550,8 @@ class Settings:
             "web": f"{self.web_host}:{self.web_port}",
             "redirect_uri": self.redirect_uri,
             "oauth_min_tls": self.oauth_min_tls,
+            "oauth_timeout": str(self.oauth_timeout),
+            "token_claim_timeout": str(self.token_claim_timeout),
             "spotify": "configured" if self.spotify_client_id else "not configured",
             "discord": "configured" if self.discord_client_id else "not configured",
             "config_file": str(self.config_file) if self.config_file else "(none)",

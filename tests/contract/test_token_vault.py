@@ -246,6 +246,7 @@ async def test_the_json_round_trip_keeps_every_field(vault: TokenVault) -> None:
                 ),
                 linked_at=T0 - HOUR,
                 needs_relink=True,
+                relink_reason="the answer was lost; link the account again",
             ),
         },
         created_at=T0 - timedelta(days=3),
@@ -265,6 +266,9 @@ async def test_the_json_round_trip_keeps_every_field(vault: TokenVault) -> None:
     assert spotify.refreshed_at == T0 + timedelta(minutes=5, microseconds=7)
     deezer = stored.links["deezer"]
     assert deezer.needs_relink is True
+    # The "possibly spent" fact is in the record every process reads.
+    assert deezer.relink_reason == "the answer was lost; link the account again"
+    assert spotify.relink_reason is None
     assert deezer.tokens.refresh_token is None
     assert deezer.tokens.token_type == "mac"
     assert stored.created_at == T0 - timedelta(days=3)

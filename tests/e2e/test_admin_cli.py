@@ -774,19 +774,22 @@ def test_rekey_draws_a_progress_bar_on_a_terminal_only(admin: Admin) -> None:
 # -- rotation and incidents --------------------------------------------------------
 
 
-def test_rotation_run_reports_counts_and_fails_when_a_refresh_fails(admin: Admin) -> None:
+def test_rotation_run_reports_counts_and_fails_on_a_configuration_problem(admin: Admin) -> None:
     seed(admin, USER, OTHER, expires_in=timedelta(days=5))
     done = admin("rotation", "run")
     assert done.code == 0
     assert done.out == (
         "Token rotation: 2 user(s), 0 refreshed, 2 unchanged, 0 need /link again, 0 failed.\n"
     )
-    # Within ten days both are due, and no Spotify client is configured to refresh them.
+    # Within ten days both are due, and no Spotify client is configured to refresh them:
+    # a configuration problem, counted apart from failures (never authentication ones).
     failing = admin("rotation", "run", "--within", "10d", "--json")
     assert failing.code == 1
-    assert failing.json()["failed"] == 2
+    assert (failing.json()["failed"], failing.json()["misconfigured"]) == (0, 2)
+    told = admin("rotation", "run", "--within", "10d")
+    assert "Configuration problem: 2 link(s)" in told.out
     actions = admin("audit", "query", "action:rotation.run", "--json").json()["records"]
-    assert len(actions) == 2
+    assert len(actions) == 3
     assert admin("rotation", "run", "--within", "soon").code == 2
 
 

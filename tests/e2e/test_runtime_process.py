@@ -180,3 +180,15 @@ def test_with_a_discord_token_the_discord_bot_is_built_and_never_prints_it(
     assert done.returncode == 2
     assert "DISCORD_TOKEN is not shaped like a Discord bot token" in done.stderr
     assert token not in done.stdout + done.stderr
+
+
+def test_a_claim_timeout_a_refresh_could_outlast_is_refused_naming_both_settings(
+    tmp_path: Path,
+) -> None:
+    done = run(tmp_path, TIMMYBOT_OAUTH_TIMEOUT="20", TIMMYBOT_TOKEN_CLAIM_TIMEOUT="30")
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("timmybot: configuration error: TIMMYBOT_TOKEN_CLAIM_TIMEOUT")
+    assert "TIMMYBOT_OAUTH_TIMEOUT" in line
+    assert done.stdout == ""
+    assert run(tmp_path, "--check-config", TIMMYBOT_OAUTH_TIMEOUT="12").returncode == 0

@@ -41,7 +41,13 @@ from timmybot_adapters.oauth import (
 )
 from timmybot_bot.demo_provider import DemoOAuthProvider
 from timmybot_core.domain.clock import FakeClock
-from timmybot_core.domain.errors import OAuthError, ProviderUnavailable, ReLinkRequired
+from timmybot_core.domain.errors import (
+    OAuthError,
+    OAuthNotConfigured,
+    ProviderUnavailable,
+    RefreshOutcomeUnknown,
+    ReLinkRequired,
+)
 from timmybot_core.domain.tokens import OAuthTokens
 from timmybot_core.ports.oauth import OAuthClient
 
@@ -288,19 +294,33 @@ async def test_latency_beyond_the_timeout_is_provider_unavailable(
         assert tokens.refresh_token is not None
         provider.faults.latency = 5
         started = time.perf_counter()
-        with pytest.raises(ProviderUnavailable, match=r"did not answer within 0\.3 s"):
+        # The request reached the provider: its outcome is unknown, not "down".
+        with pytest.raises(RefreshOutcomeUnknown, match=r"did not answer within 0\.3 s"):
             await oauth.refresh("demo", refresh_token=tokens.refresh_token)
         assert time.perf_counter() - started < 2
 
 
-async def test_a_dropped_connection_is_provider_unavailable(
+async def test_a_connection_dropped_after_the_request_is_an_unknown_outcome(
     client: AiohttpOAuthClient, provider: DemoOAuthProvider
 ) -> None:
     tokens = await link(client)
     assert tokens.refresh_token is not None
     provider.faults.drop_connection = 1
-    with pytest.raises(ProviderUnavailable, match="could not be reached"):
+    with pytest.raises(RefreshOutcomeUnknown, match="was sent") as caught:
         await client.refresh("demo", refresh_token=tokens.refresh_token)
+    assert "canary" not in str(caught.value)
+
+
+async def test_a_caller_session_without_the_trace_hook_is_judged_conservatively(
+    provider: DemoOAuthProvider,
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        oauth = AiohttpOAuthClient([provider.oauth_provider()], session=session)
+        tokens = await link(oauth)
+        assert tokens.refresh_token is not None
+        provider.faults.drop_connection = 1
+        with pytest.raises(RefreshOutcomeUnknown):
+            await oauth.refresh("demo", refresh_token=tokens.refresh_token)
 
 
 async def test_connection_refused_is_provider_unavailable() -> None:
@@ -309,13 +329,15 @@ async def test_connection_refused_is_provider_unavailable() -> None:
     config = stopped.oauth_provider()
     await stopped.stop()
     async with AiohttpOAuthClient([config]) as oauth:
-        with pytest.raises(ProviderUnavailable, match="could not be reached"):
+        # Refused before the request left: safe to retry, not "unknown".
+        with pytest.raises(ProviderUnavailable, match="could not be reached") as caught:
             await oauth.refresh("demo", refresh_token="canary-rt-refused")
+        assert not isinstance(caught.value, RefreshOutcomeUnknown)
         with pytest.raises(ProviderUnavailable):
             await oauth.revoke("demo", token="canary-at-refused")
 
 
-async def test_a_refused_client_is_an_oauth_error_naming_the_code(
+async def test_a_refused_client_is_a_configuration_problem_naming_the_code(
     provider: DemoOAuthProvider,
 ) -> None:
     config = provider.oauth_provider()
@@ -324,8 +346,11 @@ async def test_a_refused_client_is_an_oauth_error_naming_the_code(
         with pytest.raises(OAuthError) as caught:
             await oauth.refresh("demo", refresh_token="canary-rt-whatever")
     error = caught.value
-    assert type(error) is OAuthError
-    assert str(error) == "demo: the token endpoint refused the request (HTTP 401, invalid_client)"
+    assert type(error) is OAuthNotConfigured
+    assert str(error) == (
+        "demo: the provider refused this bot's client credentials (invalid_client); "
+        "check the platform's client ID and client secret settings"
+    )
     assert "canary" not in str(error)
 
 
@@ -973,3 +998,21 @@ async def test_no_secret_reaches_an_exception_a_repr_or_a_log(
         for secret in secrets_seen:
             assert secret not in text, (secret, text)
     assert "platform=demo endpoint=token status=200" in caplog.text
+
+
+async def test_presets_say_whether_a_refresh_token_may_be_presented_again(
+    provider: DemoOAuthProvider,
+) -> None:
+    # Spotify keeps the previous refresh token usable; Discord rotates and
+    # invalidates it; the demo provider revokes the grant on reuse.
+    assert spotify("id", "canary-cs-x").refresh_retry_safe
+    assert not discord("id", "canary-cs-x").refresh_retry_safe
+    assert not provider.oauth_provider().refresh_retry_safe
+    provider.rotate_refresh_tokens = False
+    assert provider.oauth_provider().refresh_retry_safe
+    async with AiohttpOAuthClient([spotify("id", None), discord("id2", "canary-cs-y")]) as oauth:
+        assert oauth.refresh_retry_safe("spotify")
+        assert not oauth.refresh_retry_safe("discord")
+        assert not oauth.refresh_retry_safe("tidal")  # not configured: never safe
+        with pytest.raises(OAuthNotConfigured):
+            await oauth.refresh("tidal", refresh_token="canary-rt-x")

@@ -17,6 +17,7 @@ import timmybot_bot.discord as discord_layer
 from timmybot_bot.bootstrap import Services, Settings, bootstrap
 from timmybot_bot.runtime import Runtime, WebServerUnavailable
 from timmybot_bot.scheduler import JOB_CLEANUP, JOB_ROTATION
+from timmybot_bot.shutdown import GracefulStop
 from timmybot_bot.timers import FakeSleeper
 from timmybot_core.domain.clock import FakeClock
 
@@ -136,7 +137,7 @@ async def test_the_discord_bot_starts_and_stops_the_runtime_on_its_events(
         return bots[-1]
 
     monkeypatch.setattr(discord_layer, "build_discord_bot", build)
-    shutdown = entry._Shutdown()
+    shutdown = GracefulStop()
     running = asyncio.create_task(entry._run_discord(services, shutdown))
     try:
         await asyncio.wait_for(built.wait(), timeout=10)
@@ -148,6 +149,7 @@ async def test_the_discord_bot_starts_and_stops_the_runtime_on_its_events(
         shutdown.received(signal.SIGTERM)
         assert await asyncio.wait_for(running, timeout=10) == 0
         assert bots[0].closed.is_set()
+        assert services.tokens.stopping  # no refresh starts after the signal
         with pytest.raises(aiohttp.ClientConnectionError):
             await live(base)
     finally:

@@ -13,7 +13,12 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from timmybot_core import Clock
-from timmybot_core.domain.errors import ProviderUnavailable, ReLinkRequired
+from timmybot_core.domain.errors import (
+    OAuthNotConfigured,
+    ProviderUnavailable,
+    RefreshOutcomeUnknown,
+    ReLinkRequired,
+)
 from timmybot_core.domain.tokens import OAuthTokens
 from timmybot_core.services.linking import pkce_challenge
 
@@ -30,6 +35,7 @@ class FakeOAuthClient:
         lifetime: timedelta = timedelta(hours=1),
         rotate: bool = True,
         latency: float = 0.0,
+        retry_safe: bool = False,
     ) -> None:
         self.clock = clock
         self._platforms = platforms
@@ -41,11 +47,20 @@ class FakeOAuthClient:
         self.valid_refresh: set[str] = set()
         self.revoked: list[str] = []
         self.issued: list[str] = []
-        self.failures: list[Exception] = []
+        self.failures: list[BaseException] = []
+        #: Refreshes that rotate, then lose their answer (RefreshOutcomeUnknown).
+        self.lose_answers = 0
+        self.retry_safe = retry_safe
+        #: When set, each refresh waits for it after being received (a slow answer).
+        self.gate: asyncio.Event | None = None
+        self.entered = asyncio.Event()
         self._codes: dict[str, tuple[str, str]] = {}
 
     def platforms(self) -> tuple[str, ...]:
         return self._platforms
+
+    def refresh_retry_safe(self, platform: str) -> bool:
+        return self.retry_safe and platform in self._platforms
 
     def authorization_url(
         self, platform: str, *, state: str, code_challenge: str, redirect_uri: str
@@ -92,8 +107,13 @@ class FakeOAuthClient:
     async def refresh(self, platform: str, *, refresh_token: str) -> OAuthTokens:
         self.refresh_calls += 1
         self.presented.append(refresh_token)
+        self.entered.set()
+        if self.gate is not None:
+            await self.gate.wait()
         if self.latency:
             await asyncio.sleep(self.latency)
+        if platform not in self._platforms:
+            raise OAuthNotConfigured(f"OAuth is not configured for {platform!r}", platform=platform)
         if self.failures:
             raise self.failures.pop(0)
         if refresh_token not in self.valid_refresh:
@@ -101,6 +121,9 @@ class FakeOAuthClient:
         fresh = self.issue(platform)
         if not self.rotate:
             self.valid_refresh.discard(fresh.refresh_token or "")
+            if self.lose_answers:
+                self.lose_answers -= 1
+                raise RefreshOutcomeUnknown("read timeout", platform=platform)
             return OAuthTokens(
                 platform=platform,
                 access_token=fresh.access_token,
@@ -109,6 +132,10 @@ class FakeOAuthClient:
                 expires_at=fresh.expires_at,
             )
         self.valid_refresh.discard(refresh_token)
+        if self.lose_answers:
+            # The provider rotated; its answer never arrives.
+            self.lose_answers -= 1
+            raise RefreshOutcomeUnknown("read timeout", platform=platform)
         return fresh
 
     async def revoke(self, platform: str, *, token: str) -> bool:

@@ -18,6 +18,13 @@ Transport security:
 * Timeouts (total and connect) on every call; no redirects followed (a
   token request must not be replayed to another endpoint); responses larger
   than 64 KiB are refused.
+* Transport failures are told apart by whether the request left: a trace
+  hook on the client's own session notes when the request headers were
+  sent. Before that (refused, DNS, connect timeout) the provider cannot
+  have acted: :class:`ProviderUnavailable`, safe to retry. After it (read
+  timeout, reset, truncated answer) the provider may have rotated the
+  refresh token: :class:`RefreshOutcomeUnknown`. With a session given by
+  the caller (no hook), only connect errors count as "not sent".
 
 Errors never contain a token, a code, a verifier, a client secret or a
 response body: they name the platform, the endpoint kind, the HTTP status and,
@@ -47,7 +54,13 @@ from timmybot_adapters.oauth.session import (
     make_ssl_context,
 )
 from timmybot_core.domain.clock import Clock, SystemClock
-from timmybot_core.domain.errors import OAuthError, ProviderUnavailable, ReLinkRequired
+from timmybot_core.domain.errors import (
+    OAuthError,
+    OAuthNotConfigured,
+    ProviderUnavailable,
+    RefreshOutcomeUnknown,
+    ReLinkRequired,
+)
 from timmybot_core.domain.tokens import OAuthTokens, valid_platform
 
 __all__ = [
@@ -169,11 +182,19 @@ class AiohttpOAuthClient(OwnedSession):
             try:
                 name = valid_platform(platform)
             except ValueError:
-                raise OAuthError(
+                raise OAuthNotConfigured(
                     "OAuth is not configured for that platform", platform="unknown"
                 ) from None
-            raise OAuthError(f"OAuth is not configured for {name!r}", platform=name)
+            raise OAuthNotConfigured(f"OAuth is not configured for {name!r}", platform=name)
         return provider
+
+    def refresh_retry_safe(self, platform: str) -> bool:
+        """Tell whether ``platform``'s preset allows presenting a refresh token again.
+
+        False for a platform not configured here.
+        """
+        provider = self._providers.get(platform)
+        return provider is not None and provider.refresh_retry_safe
 
     def ssl_context(self, platform: str) -> ssl.SSLContext:
         """Return the TLS context used for ``platform``'s endpoints."""
@@ -272,6 +293,7 @@ class AiohttpOAuthClient(OwnedSession):
         else:
             form["client_id"] = provider.client_id
             form["client_secret"] = provider.client_secret
+        phase: dict[str, bool] = {"traced": False, "sent": False}
         try:
             async with self._http().post(
                 url,
@@ -280,6 +302,7 @@ class AiohttpOAuthClient(OwnedSession):
                 ssl=self._contexts[name],
                 timeout=self._timeout,
                 allow_redirects=False,
+                trace_request_ctx=phase,
             ) as response:
                 status = response.status
                 body = await self._read(provider, kind, response)
@@ -302,16 +325,8 @@ class AiohttpOAuthClient(OwnedSession):
             raise OAuthError(
                 f"{name}: the TLS handshake with the {kind} endpoint failed", platform=name
             ) from None
-        except TimeoutError:
-            raise ProviderUnavailable(
-                f"{name}: the {kind} endpoint did not answer within {self._timeout_seconds:g} s",
-                platform=name,
-            ) from None
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as error:
-            raise ProviderUnavailable(
-                f"{name}: the {kind} endpoint could not be reached ({type(error).__name__})",
-                platform=name,
-            ) from None
+        except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as error:
+            self._raise_transport(provider, kind, error, phase)
         except aiohttp.ClientError as error:
             # ClientResponseError and kin carry the request headers (the
             # client credentials) in their repr: never chain them.
@@ -321,6 +336,62 @@ class AiohttpOAuthClient(OwnedSession):
         _log.debug("oauth platform=%s endpoint=%s status=%d", name, kind, status)
         self._raise_for_status(provider, kind, status, body)
         return body
+
+    def _raise_transport(
+        self,
+        provider: OAuthProvider,
+        kind: EndpointKind,
+        error: BaseException,
+        phase: Mapping[str, bool],
+    ) -> NoReturn:
+        """Raise "unavailable" if the request never left, "outcome unknown" if it did."""
+        name = provider.name
+        if phase["traced"]:
+            left = phase["sent"]
+        else:
+            # No trace hook (a caller's session): only errors of the connect
+            # phase prove the request did not leave.
+            left = not isinstance(
+                error, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError
+            )
+        timed_out = isinstance(error, TimeoutError)
+        if not left:
+            what = (
+                f"could not be reached within {self._timeout_seconds:g} s"
+                if timed_out
+                else f"could not be reached ({type(error).__name__})"
+            )
+            raise ProviderUnavailable(
+                f"{name}: the {kind} endpoint {what}", platform=name
+            ) from None
+        what = (
+            f"did not answer within {self._timeout_seconds:g} s"
+            if timed_out
+            else f"broke the connection before answering ({type(error).__name__})"
+        )
+        raise RefreshOutcomeUnknown(
+            f"{name}: the {kind} request was sent but the endpoint {what}; "
+            "the provider may have acted on it",
+            platform=name,
+        ) from None
+
+    def _trace_configs(self) -> list[aiohttp.TraceConfig]:
+        """Note, per request, when the request's headers left (see :meth:`_raise_transport`)."""
+
+        async def started(_: object, context: Any, __: object) -> None:
+            phase = context.trace_request_ctx
+            if isinstance(phase, dict):
+                phase["traced"] = True
+
+        async def sent(_: object, context: Any, __: object) -> None:
+            phase = context.trace_request_ctx
+            if isinstance(phase, dict):
+                phase["sent"] = True
+
+        trace = aiohttp.TraceConfig()
+        trace.on_request_start.append(started)
+        trace.on_request_headers_sent.append(sent)
+        return [trace]
 
     @staticmethod
     async def _read(
@@ -361,6 +432,13 @@ class AiohttpOAuthClient(OwnedSession):
                 f"{name}: the {kind} endpoint is unavailable (HTTP {status})", platform=name
             )
         code = _error_code(body)
+        if code == "invalid_client":
+            # The bot's own client credentials, not the user's grant.
+            raise OAuthNotConfigured(
+                f"{name}: the provider refused this bot's client credentials (invalid_client); "
+                "check the platform's client ID and client secret settings",
+                platform=name,
+            )
         if code == "invalid_grant":
             raise ReLinkRequired(
                 f"{name}: the provider rejected the grant (invalid_grant); "

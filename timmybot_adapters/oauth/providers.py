@@ -11,9 +11,14 @@ The presets follow the providers' public documentation:
 * Spotify: https://developer.spotify.com/documentation/web-api/tutorials/code-pkce-flow
   and .../refreshing-tokens (no revocation endpoint; HTTP Basic client
   authentication; a PKCE public client sends ``client_id`` in the form).
+  A refresh *may* return a new refresh token; the previous one is not
+  documented to be revoked on reuse, so one immediate retry with the same
+  token after a lost answer is allowed (``refresh_retry_safe=True``).
 * Discord: https://discord.com/developers/docs/topics/oauth2 and
   https://discord.com/.well-known/oauth-authorization-server
-  (``client_secret_basic``, revocation per RFC 7009, PKCE S256).
+  (``client_secret_basic``, revocation per RFC 7009, PKCE S256). Every
+  refresh rotates the refresh token and the old one stops working, so a
+  lost answer sends the link to "needs re-link" (``refresh_retry_safe=False``).
 """
 
 from __future__ import annotations
@@ -167,6 +172,12 @@ class OAuthProvider:
     )
     pins: frozenset[str] = attrs.field(factory=frozenset, converter=normalize_pins)
     allow_insecure_http: bool = False
+    #: Whether presenting the same refresh token again right after an unknown
+    #: outcome (the request left, the answer was lost) is safe: true for
+    #: providers that do not rotate refresh tokens or that accept the previous
+    #: one for a grace period. False (the default) sends the link to "needs
+    #: re-link" instead, where a second presentation could revoke the grant.
+    refresh_retry_safe: bool = False
 
     def __attrs_post_init__(self) -> None:
         for kind, url in (
@@ -228,6 +239,7 @@ def spotify(
         scopes=tuple(scopes),
         token_auth="basic",  # noqa: S106 - a method name
         pins=frozenset(pins),
+        refresh_retry_safe=True,
     )
 
 
@@ -249,4 +261,5 @@ def discord(
         scopes=tuple(scopes),
         token_auth="basic",  # noqa: S106 - a method name
         pins=frozenset(pins),
+        refresh_retry_safe=False,
     )

@@ -139,12 +139,17 @@ class OwnedSession:
             session, self._session = self._session, None
             await session.close()
 
+    def _trace_configs(self) -> list[aiohttp.TraceConfig]:
+        """Return the trace hooks of a session made here (none by default)."""
+        return []
+
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or (self._owns_session and self._session.closed):
             self._session = aiohttp.ClientSession(
                 cookie_jar=aiohttp.DummyCookieJar(),
                 timeout=self._timeout,
                 headers={"Accept": "application/json", "User-Agent": self.USER_AGENT},
+                trace_configs=self._trace_configs(),
             )
             self._owns_session = True
         return self._session

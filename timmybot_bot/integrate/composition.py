@@ -35,7 +35,8 @@ import logging
 import secrets
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from datetime import timedelta
+from typing import TYPE_CHECKING, Final, Protocol
 
 import attrs
 
@@ -76,6 +77,7 @@ from timmybot_core import (
     SuspicionMeter,
     Switch,
     SystemClock,
+    TokenSettings,
     TokenVault,
     UserDataStore,
 )
@@ -87,11 +89,14 @@ if TYPE_CHECKING:
     from timmybot_adapters.sqlite.crypto import VaultKeys
 
 __all__ = [
+    "VAULT_WRITE_BUDGET",
     "Closer",
     "PrometheusSource",
     "Security",
     "aws_config",
     "build_oauth_client",
+    "check_claim_timeout",
+    "check_settings",
     "compose",
     "oauth_providers",
 ]
@@ -186,6 +191,68 @@ def oauth_providers(settings: Settings, extra: Sequence[OAuthProvider]) -> list[
     if settings.discord_client_id:
         providers.append(discord(settings.discord_client_id, settings.discord_client_secret))
     return providers
+
+
+def check_settings(settings: Settings) -> None:
+    """Raise ``ConfigurationError`` for anything that would make start-up fail.
+
+    Has no side effects (creates no directory or key file), so
+    ``--check-config`` can call it.
+    """
+    if settings.backend == "aws":
+        aws_config(settings)
+    if settings.pseudonym_key is not None:
+        parse_key("TIMMYBOT_PSEUDONYM_KEY", settings.pseudonym_key)
+    if settings.vault_key is not None:
+        parse_key("TIMMYBOT_VAULT_KEY", settings.vault_key, exact=32)
+    if settings.audit_signing_key is not None:
+        parse_key("TIMMYBOT_AUDIT_SIGNING_KEY", settings.audit_signing_key, exact=32)
+    if settings.backend != "memory":
+        for name in ("pseudonym", "vault"):
+            key_file = settings.data_dir / "keys" / f"{name}.key"
+            if key_file.exists():
+                load_or_create_key(key_file, purpose=name)
+    if settings.public_url is None and (
+        settings.web_port == 0 or settings.web_host in {"0.0.0.0", "::", ""}  # noqa: S104
+    ):
+        raise ConfigurationError(
+            "TIMMYBOT_PUBLIC_URL is needed when TIMMYBOT_WEB_HOST listens on every interface "
+            "or TIMMYBOT_WEB_PORT is 0: browsers must reach a definite callback address"
+        )
+    for platform, client_id, secret in (
+        ("SPOTIFY", settings.spotify_client_id, settings.spotify_client_secret),
+        ("DISCORD", settings.discord_client_id, settings.discord_client_secret),
+    ):
+        if secret and not client_id:
+            raise ConfigurationError(
+                f"TIMMYBOT_{platform}_CLIENT_SECRET is set without TIMMYBOT_{platform}_CLIENT_ID"
+            )
+    if settings.data_dir.exists() and not settings.data_dir.is_dir():
+        raise ConfigurationError(f"TIMMYBOT_DATA_DIR {settings.data_dir} is not a directory")
+    check_claim_timeout(settings)
+
+
+#: What a refresh's vault write may take, on top of its provider calls.
+VAULT_WRITE_BUDGET: Final = timedelta(seconds=5)
+
+
+def check_claim_timeout(settings: Settings) -> None:
+    """Refuse a claim timeout that a live refresh could outlast.
+
+    A refresh holds its claim for at most two provider calls (one immediate
+    retry after an unknown outcome, where the preset allows it) and its
+    vault write. A shorter claim timeout would let another process take over
+    a claim whose holder is still waiting for the provider's answer.
+    """
+    if settings.oauth_timeout <= timedelta(0):
+        raise ConfigurationError("TIMMYBOT_OAUTH_TIMEOUT must be positive")
+    needed = 2 * settings.oauth_timeout + VAULT_WRITE_BUDGET
+    if settings.token_claim_timeout < needed:
+        raise ConfigurationError(
+            f"TIMMYBOT_TOKEN_CLAIM_TIMEOUT ({settings.token_claim_timeout}) must be at least "
+            f"twice TIMMYBOT_OAUTH_TIMEOUT ({settings.oauth_timeout}) plus "
+            f"{VAULT_WRITE_BUDGET.total_seconds():g} s for the vault write ({needed})"
+        )
 
 
 def _pseudonymizer(settings: Settings) -> Pseudonymizer:
@@ -454,7 +521,10 @@ def build_oauth_client(
     from timmybot_adapters.oauth import AiohttpOAuthClient
 
     client = AiohttpOAuthClient(
-        oauth_providers(settings, extra), min_tls=settings.oauth_min_tls, clock=clock
+        oauth_providers(settings, extra),
+        min_tls=settings.oauth_min_tls,
+        clock=clock,
+        timeout=settings.oauth_timeout,
     )
     closers.append(client.close)
     return client
@@ -500,8 +570,6 @@ def compose(
             names it), as for TimmyBot itself.
         ValueError: ``host_data`` is given without ``privacy``.
     """
-    from timmybot_bot.bootstrap import check_settings
-
     if host_data and not privacy:
         raise ValueError("host_data takes part in privacy requests: pass privacy=True too")
     check_settings(settings)
@@ -562,6 +630,7 @@ def compose(
             else (build_oauth_client(settings, extra_providers, clock, closers))
         )
         paused = _refresh_paused(access, clock)
+        token_settings = TokenSettings(claim_timeout=settings.token_claim_timeout)
         tokens = (
             SecureTokenService(
                 vault=backend.vault(),
@@ -569,6 +638,7 @@ def compose(
                 security_log=security_log,
                 metrics=metrics,
                 clock=clock,
+                settings=token_settings,
             )
             if paused is None
             else SecureTokenService(
@@ -577,6 +647,7 @@ def compose(
                 security_log=security_log,
                 metrics=metrics,
                 clock=clock,
+                settings=token_settings,
                 # The kill switch's flag lives in the guard's store.
                 refresh_paused=paused,
             )

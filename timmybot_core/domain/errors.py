@@ -15,9 +15,11 @@ __all__ = [
     "LinkError",
     "NotLinked",
     "OAuthError",
+    "OAuthNotConfigured",
     "ProviderRateLimited",
     "ProviderUnavailable",
     "ReLinkRequired",
+    "RefreshOutcomeUnknown",
     "RefreshPaused",
     "StoreUnavailable",
     "TimmyBotError",
@@ -77,6 +79,25 @@ class ReLinkRequired(OAuthError):
 
 class ProviderUnavailable(OAuthError):
     """The provider failed in a way worth retrying (5xx, timeout, connection error)."""
+
+
+class RefreshOutcomeUnknown(ProviderUnavailable):
+    """The request left, then the answer was lost (read timeout, reset, our own cancellation).
+
+    The provider may have rotated the refresh token: whether presenting it
+    again is safe depends on the provider (its preset says). Not a plain
+    "provider unavailable", which means the provider did not act.
+    """
+
+
+class OAuthNotConfigured(OAuthError):
+    """The platform's provider cannot be used from this process: a configuration problem.
+
+    The platform has no provider configured here, or the provider refused
+    the bot's own client credentials (``invalid_client``: a missing or wrong
+    client secret). It says nothing about the user, so it never counts as an
+    authentication failure.
+    """
 
 
 class ProviderRateLimited(ProviderUnavailable):

@@ -99,8 +99,16 @@ class PlatformLink:
     """A linked platform: its tokens and their history.
 
     ``refresh_claim`` marks a refresh in progress in some process (claim ID
-    and deadline), so that other processes wait for its result instead of
-    presenting the same refresh token twice.
+    and the holder's own deadline), so that other processes wait for its
+    result instead of presenting the same refresh token twice. The deadline
+    is informational only: another host's wall clock is never compared with
+    it (a waiting process judges expiry by watching the same claim ID on its
+    own monotonic clock). A claim that expires was left by a holder that
+    died or hung *after it may have presented the refresh token*, so the
+    claim is also the durable record that the token may have been spent.
+
+    ``relink_reason`` says why ``needs_relink`` was set, for the user's
+    message (no secret, no provider text).
     """
 
     tokens: OAuthTokens
@@ -108,14 +116,11 @@ class PlatformLink:
     refreshed_at: datetime | None = None
     needs_relink: bool = False
     refresh_claim: tuple[str, datetime] | None = None
-
-    def claim_active(self, now: datetime) -> bool:
-        """Tell whether another refresh holds an unexpired claim."""
-        return self.refresh_claim is not None and now < self.refresh_claim[1]
+    relink_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the storage form."""
-        return {
+        data: dict[str, Any] = {
             "tokens": self.tokens.to_dict(),
             "linked_at": self.linked_at.isoformat(),
             "refreshed_at": self.refreshed_at.isoformat() if self.refreshed_at else None,
@@ -126,18 +131,24 @@ class PlatformLink:
                 else None
             ),
         }
+        if self.relink_reason is not None:
+            # Written only when set: records without it read as before.
+            data["relink_reason"] = self.relink_reason
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PlatformLink:
         """Rebuild a link from :meth:`to_dict`'s form."""
         claim = data.get("refresh_claim")
         refreshed = data.get("refreshed_at")
+        reason = data.get("relink_reason")
         return cls(
             tokens=OAuthTokens.from_dict(data["tokens"]),
             linked_at=datetime.fromisoformat(data["linked_at"]),
             refreshed_at=datetime.fromisoformat(refreshed) if refreshed else None,
             needs_relink=bool(data.get("needs_relink", False)),
             refresh_claim=(str(claim[0]), datetime.fromisoformat(claim[1])) if claim else None,
+            relink_reason=str(reason) if reason is not None else None,
         )
 
 

@@ -14,15 +14,30 @@ class OAuthClient(Protocol):
     """Talks to the OAuth providers of the platforms users can link.
 
     Errors are mapped: ``invalid_grant`` raises
-    :class:`~timmybot_core.domain.errors.ReLinkRequired`; 5xx answers, timeouts and
-    connection errors raise :class:`~timmybot_core.domain.errors.ProviderUnavailable`
-    (worth retrying); anything else raises
+    :class:`~timmybot_core.domain.errors.ReLinkRequired`; 5xx and 429 answers, and
+    connection errors before the request left, raise
+    :class:`~timmybot_core.domain.errors.ProviderUnavailable` (worth retrying); a
+    failure after the request left (read timeout, reset, cancellation) raises its
+    subclass :class:`~timmybot_core.domain.errors.RefreshOutcomeUnknown` (the
+    provider may have acted); a platform not configured here, or the bot's own
+    client credentials refused, raise
+    :class:`~timmybot_core.domain.errors.OAuthNotConfigured`; anything else raises
     :class:`~timmybot_core.domain.errors.OAuthError` naming the platform. No message
     ever contains a token or a code.
     """
 
     def platforms(self) -> tuple[str, ...]:
         """Return the platforms this client is configured for."""
+        ...
+
+    def refresh_retry_safe(self, platform: str) -> bool:
+        """Tell whether presenting a refresh token again after an unknown outcome is safe.
+
+        True for providers that do not rotate refresh tokens or that accept
+        the previous one for a grace period; false (the default for anything
+        unknown) where a second presentation of a rotated token may revoke
+        the whole grant.
+        """
         ...
 
     def authorization_url(

@@ -5,6 +5,13 @@ within the window, marks links the provider rejects (``invalid_grant``) as
 needing re-linking instead of retrying them forever, retries transient
 failures with exponential backoff, and sends one summary alert per run
 when anything failed, not one per user.
+
+A run never dies half-way: whatever one user's refresh raises (a bug, a
+``RecursionError`` from a hostile answer) is counted as that link's failure
+and the run goes on; the token service has released the link's claim. A
+platform this process has no provider for (or whose client credentials the
+provider refuses) is a configuration problem, counted apart: it is not an
+authentication failure and raises no incident.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from timmybot_core.domain.errors import (
     AlertDeliveryError,
     NotLinked,
     OAuthError,
+    OAuthNotConfigured,
     ProviderUnavailable,
     RefreshPaused,
     ReLinkRequired,
@@ -53,7 +61,13 @@ class RotationReport:
     unchanged: int = 0
     needs_relink: int = 0
     failed: int = 0
+    #: Links whose platform is not configured in this process (no provider,
+    #: or client credentials refused): a configuration problem, not auth.
+    misconfigured: int = 0
     paused: bool = False
+    #: The run stopped early: the process is stopping, or the users could
+    #: not all be listed.
+    incomplete: bool = False
 
     def as_dict(self) -> dict[str, object]:
         """Return a JSON-serializable form."""
@@ -68,7 +82,10 @@ class _Tally:
     needs_relink: int = 0
     newly_relinked: int = 0
     failed: int = 0
+    misconfigured: int = 0
+    unconfigured_platforms: set[str] = attrs.field(factory=set)
     paused: bool = False
+    incomplete: bool = False
 
 
 class TokenRotationService:
@@ -101,12 +118,22 @@ class TokenRotationService:
 
         async def worker() -> None:
             while (user_id := await queue.get()) is not None:
-                await self._rotate_user(user_id, within, tally)
+                try:
+                    await self._rotate_user(user_id, within, tally)
+                except Exception as error:  # noqa: BLE001 - one user never ends the run
+                    tally.failed += 1
+                    _log.error("token rotation: a user failed (%s)", type(error).__name__)
 
         workers = [asyncio.create_task(worker()) for _ in range(self._settings.concurrency)]
         try:
             async for user_id in self._tokens.vault.user_ids():
+                if self._tokens.stopping:
+                    tally.incomplete = True
+                    break
                 await queue.put(user_id)
+        except Exception as error:  # noqa: BLE001 - report what was done, alert once
+            tally.incomplete = True
+            _log.error("token rotation: listing the users failed (%s)", type(error).__name__)
         finally:
             for _ in workers:
                 await queue.put(None)
@@ -117,11 +144,19 @@ class TokenRotationService:
             unchanged=tally.unchanged,
             needs_relink=tally.needs_relink,
             failed=tally.failed,
+            misconfigured=tally.misconfigured,
             paused=tally.paused,
+            incomplete=tally.incomplete,
         )
         _log.info("token rotation: %s", report.as_dict())
-        if tally.failed or tally.newly_relinked:
-            await self._summary_alert(report, tally.newly_relinked)
+        if tally.unconfigured_platforms:
+            _log.error(
+                "token rotation: configuration problem: no usable OAuth provider for %s in "
+                "this process (check the platform's client ID and secret settings)",
+                ", ".join(sorted(tally.unconfigured_platforms)),
+            )
+        if tally.failed or tally.newly_relinked or tally.misconfigured or tally.incomplete:
+            await self._summary_alert(report, tally)
         return report
 
     async def _rotate_user(self, user_id: int, within: timedelta, tally: _Tally) -> None:
@@ -155,9 +190,12 @@ class TokenRotationService:
             except NotLinked:
                 return  # unlinked meanwhile
             except RefreshPaused:
-                # An incident paused refresh during the run: stop refreshing,
-                # report what was done.
-                tally.paused = True
+                # An incident paused refresh during the run, or the process is
+                # stopping: stop refreshing, report what was done.
+                if self._tokens.stopping:
+                    tally.incomplete = True
+                else:
+                    tally.paused = True
                 tally.unchanged += 1
                 return
             except (ProviderUnavailable, StoreUnavailable, VersionConflict):
@@ -167,8 +205,17 @@ class TokenRotationService:
                 await self._sleep(delay)
                 delay *= 2
                 continue
+            except OAuthNotConfigured:
+                tally.misconfigured += 1
+                tally.unconfigured_platforms.add(platform)
+                return
             except OAuthError:
                 tally.failed += 1
+                return
+            except Exception as error:  # noqa: BLE001 - one link never ends the run
+                # The token service released the claim; the user is counted.
+                tally.failed += 1
+                _log.error("token rotation: a refresh failed (%s)", type(error).__name__)
                 return
             if outcome.refreshed:
                 tally.refreshed += 1
@@ -176,19 +223,25 @@ class TokenRotationService:
                 tally.unchanged += 1
             return
 
-    async def _summary_alert(self, report: RotationReport, newly_relinked: int) -> None:
+    async def _summary_alert(self, report: RotationReport, tally: _Tally) -> None:
+        details: dict[str, str | int | float | bool | None] = {
+            "users": report.users,
+            "refreshed": report.refreshed,
+            "failed": report.failed,
+            "newly_need_relink": tally.newly_relinked,
+        }
+        if tally.misconfigured:
+            details["misconfigured"] = tally.misconfigured
+            details["unconfigured_platforms"] = ",".join(sorted(tally.unconfigured_platforms))
+        if report.incomplete:
+            details["incomplete"] = True
         try:
             await self._alerter.send(
                 Alert(
                     severity=Severity.P2,
                     title="Token rotation finished with failures",
                     at=self._clock.now(),
-                    details={
-                        "users": report.users,
-                        "refreshed": report.refreshed,
-                        "failed": report.failed,
-                        "newly_need_relink": newly_relinked,
-                    },
+                    details=details,
                 )
             )
         except (AlertDeliveryError, OSError) as error:

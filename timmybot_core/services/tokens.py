@@ -7,22 +7,35 @@ the user out for good. So:
 - In one process, concurrent callers for one user and platform share one
   refresh (single flight).
 - Across processes, a refresh first *claims* the link with a compare-and-set
-  on the vault record (a claim ID and a deadline). Only the claim's winner
-  calls the provider; the others wait, re-read, and use the winner's tokens.
-  A claim whose holder died expires after ``claim_timeout``.
-- The new tokens, rotated refresh token included, are stored before the
-  access token is handed out, so a rotated refresh token is never lost by a
-  caller that returns early.
+  on the vault record (a claim ID). Only the claim's winner calls the
+  provider; the others wait, re-read, and use the winner's tokens.
+- A waiting process judges a claim expired only from its own monotonic
+  observations: the same claim ID seen unchanged for ``claim_timeout``.
+  Wall clocks of different hosts are never compared.
+- An expired claim, or a failure after the request left (read timeout,
+  reset, cancellation: :class:`RefreshOutcomeUnknown`), means the refresh
+  token *may have been spent*. Where the provider's preset says a second
+  presentation is safe, it is retried once at once; otherwise the link is
+  marked "needs re-link" in the vault record, so no process presents that
+  token again. Connect errors before the request left release the claim:
+  the token is unspent and is retried later as usual.
+- From the provider's answer to the durable vault write nothing else is
+  awaited; the new tokens, rotated refresh token included, are stored
+  before the access token is handed out.
+- On stop, :meth:`SecureTokenService.stop_refreshing` starts no new refresh
+  and :meth:`SecureTokenService.drain` waits for those in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Final
 
 import attrs
 
@@ -30,7 +43,9 @@ from timmybot_core.domain.clock import Clock
 from timmybot_core.domain.errors import (
     NotLinked,
     OAuthError,
+    OAuthNotConfigured,
     ProviderUnavailable,
+    RefreshOutcomeUnknown,
     RefreshPaused,
     ReLinkRequired,
     VersionConflict,
@@ -55,7 +70,10 @@ class TokenSettings:
         cache_ttl: how long a record read from the vault is reused (every
             write and delete through this service invalidates it at once).
         cache_size: records kept at most in the cache.
-        claim_timeout: how long a refresh claim holds before others may take over.
+        claim_timeout: how long another process must see the same refresh claim
+            unchanged, on its own monotonic clock, before it takes over. It
+            must exceed the OAuth timeout (twice, for presets that retry once)
+            plus a vault write; start-up checks it.
         max_write_attempts: compare-and-set retries before giving up.
     """
 
@@ -95,6 +113,7 @@ class SecureTokenService:
         settings: TokenSettings | None = None,
         refresh_paused: Paused = _never_paused,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._vault = vault
         self._oauth = oauth
@@ -104,6 +123,8 @@ class SecureTokenService:
         self._settings = settings if settings is not None else TokenSettings()
         self._paused = refresh_paused
         self._sleep = sleep
+        self._monotonic = monotonic
+        self._stopping = False
         self._cache: OrderedDict[int, tuple[UserTokens | None, datetime]] = OrderedDict()
         self._inflight: dict[tuple[int, str], asyncio.Task[RefreshOutcome]] = {}
 
@@ -159,7 +180,7 @@ class SecureTokenService:
         if link is None:
             raise NotLinked(f"{platform} is not linked", platform=platform)
         if link.needs_relink:
-            raise ReLinkRequired(f"{platform} must be linked again", platform=platform)
+            raise ReLinkRequired(_relink_message(platform, link), platform=platform)
         now = self._clock.now()
         if not link.tokens.expires_within(now, self._settings.refresh_leeway):
             return link.tokens.access_token
@@ -282,6 +303,40 @@ class SecureTokenService:
 
     # -- refresh -------------------------------------------------------------------
 
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop_refreshing` was called: no refresh starts any more."""
+        return self._stopping
+
+    @property
+    def in_flight(self) -> int:
+        """How many refreshes of this process are running now."""
+        return len(self._inflight)
+
+    def stop_refreshing(self) -> None:
+        """Start no refresh from now on (the process is stopping).
+
+        Callers get the current tokens while they are still valid, or
+        ``RefreshPaused`` for expired ones; refreshes already running go on
+        to their vault write (see :meth:`drain`).
+        """
+        self._stopping = True
+
+    async def drain(self, budget: float) -> tuple[int, int]:
+        """Wait up to ``budget`` seconds for the refreshes in flight; return (finished, left).
+
+        Call :meth:`stop_refreshing` first. A refresh still running at the
+        deadline is left to the process's end: its claim stays in the vault,
+        so no other process presents its refresh token without the
+        possibly-spent rule (see the module docs).
+        """
+        self._stopping = True
+        tasks = set(self._inflight.values())
+        if not tasks:
+            return 0, 0
+        done, pending = await asyncio.wait(tasks, timeout=max(budget, 0.0))
+        return len(done), len(pending)
+
     async def refresh(self, user_id: int, platform: str, *, within: timedelta) -> RefreshOutcome:
         """Refresh ``platform``'s tokens if they expire within ``within`` (single flight)."""
         key = (user_id, platform)
@@ -290,13 +345,17 @@ class SecureTokenService:
             task = asyncio.ensure_future(self._refresh(user_id, platform, within))
             self._inflight[key] = task
             task.add_done_callback(lambda _: self._inflight.pop(key, None))
-        # shield: one caller giving up must not cancel the refresh the
-        # others (and the vault) depend on.
+        # shield: one caller giving up (or a rotation run being cancelled)
+        # must not cancel the refresh the others, and the vault, depend on.
         return await asyncio.shield(task)
 
     async def _refresh(self, user_id: int, platform: str, within: timedelta) -> RefreshOutcome:
         delay = 0.02
-        for _ in range(10_000):  # bounded; each turn sleeps or makes progress
+        timeout = self._settings.claim_timeout.total_seconds()
+        # The claim seen on the record, and when (on our monotonic clock) we
+        # first saw it: the only clock a claim's expiry is judged on.
+        observed: tuple[str, float] | None = None
+        for _ in range(100_000):  # bounded; each turn sleeps or makes progress
             now = self._clock.now()
             record = await self._vault.get(user_id)
             link = record.link(platform) if record is not None else None
@@ -305,16 +364,28 @@ class SecureTokenService:
                 raise NotLinked(f"{platform} is not linked", platform=platform)
             if link.needs_relink:
                 self._remember(user_id, record, now)
-                raise ReLinkRequired(f"{platform} must be linked again", platform=platform)
+                raise ReLinkRequired(_relink_message(platform, link), platform=platform)
             if not link.tokens.expires_within(now, within):
                 self._remember(user_id, record, now)
                 return RefreshOutcome(tokens=link.tokens, refreshed=False)
-            if link.claim_active(now):
-                # Another process is refreshing: wait for its result (or for
-                # its claim to expire, if it died).
-                await self._sleep(delay)
-                delay = min(delay * 2, 0.5)
-                continue
+            if self._stopping:
+                if link.tokens.expires_at <= now:
+                    raise RefreshPaused("token refresh stopped: the process is shutting down")
+                return RefreshOutcome(tokens=link.tokens, refreshed=False)
+            taken_over = False
+            if link.refresh_claim is not None:
+                seen = self._monotonic()
+                if observed is None or observed[0] != link.refresh_claim[0]:
+                    observed = (link.refresh_claim[0], seen)
+                if seen - observed[1] < timeout:
+                    # Another refresh is running (here or elsewhere): wait for
+                    # its result, or for its claim to outlive the timeout.
+                    await self._sleep(delay)
+                    delay = min(delay * 2, 0.5)
+                    continue
+                # Unchanged for the whole timeout on our own clock: its holder
+                # died or hung, possibly after presenting the refresh token.
+                taken_over = True
             if await self._paused():
                 if link.tokens.expires_at <= now:
                     raise RefreshPaused("token refresh is paused while an incident is handled")
@@ -326,33 +397,77 @@ class SecureTokenService:
             except VersionConflict:
                 continue  # someone else changed the record: look again
             return await self._refresh_claimed(
-                attrs.evolve(claimed, version=version), link, claim[0]
+                attrs.evolve(claimed, version=version), link, claim[0], taken_over=taken_over
             )
         raise ProviderUnavailable("token refresh did not settle", platform=platform)
 
     async def _refresh_claimed(
-        self, record: UserTokens, link: PlatformLink, claim_id: str
+        self, record: UserTokens, link: PlatformLink, claim_id: str, *, taken_over: bool
     ) -> RefreshOutcome:
         user_id, platform = record.user_id, link.tokens.platform
         refresh_token = link.tokens.refresh_token
-        try:
-            if not refresh_token:
-                raise ReLinkRequired(f"{platform} gave no refresh token", platform=platform)
-            fresh = await self._oauth.refresh(platform, refresh_token=refresh_token)
-        except ReLinkRequired:
-            await self._settle(
-                record, platform, claim_id, lambda old: attrs.evolve(old, needs_relink=True)
-            )
-            await self._auth_event(user_id, platform, False, AuthFailureReason.INVALID_GRANT)
-            raise
-        except ProviderUnavailable:
-            await self._settle(record, platform, claim_id, lambda old: old)
-            await self._auth_event(user_id, platform, False, AuthFailureReason.PROVIDER_UNAVAILABLE)
-            raise
-        except OAuthError:
-            await self._settle(record, platform, claim_id, lambda old: old)
-            await self._auth_event(user_id, platform, False, AuthFailureReason.OTHER)
-            raise
+        retry_safe = self._oauth.refresh_retry_safe(platform)
+        # One immediate retry with the same refresh token after an unknown
+        # outcome, where the provider's preset says it is safe. Taking over an
+        # expired claim is that retry already: its holder may have presented it.
+        retries = 1 if retry_safe and not taken_over else 0
+        if taken_over:
+            _log.warning("a refresh claim on %s expired unchanged; its holder stopped", platform)
+            if not retry_safe:
+                await self._spent(record, platform, claim_id, _INTERRUPTED)
+        fresh: OAuthTokens | None = None
+        while fresh is None:
+            try:
+                if not refresh_token:
+                    raise ReLinkRequired(f"{platform} gave no refresh token", platform=platform)
+                fresh = await self._oauth.refresh(platform, refresh_token=refresh_token)
+            except RefreshOutcomeUnknown:
+                if retries > 0:
+                    retries -= 1
+                    _log.warning("refresh at %s: outcome unknown; retrying once", platform)
+                    continue
+                await self._spent(record, platform, claim_id, _UNKNOWN)
+                raise  # unreachable: _spent raises ReLinkRequired
+            except OAuthNotConfigured:
+                # This process's configuration, not the user's grant: release
+                # the claim (nothing was presented) and count no auth failure.
+                await self._settle(record, platform, claim_id, lambda old: old)
+                raise
+            except ReLinkRequired:
+                await self._settle(
+                    record, platform, claim_id, lambda old: attrs.evolve(old, needs_relink=True)
+                )
+                await self._auth_event(user_id, platform, False, AuthFailureReason.INVALID_GRANT)
+                raise
+            except ProviderUnavailable:
+                # The provider answered with an error, or the request never
+                # left: the refresh token is unspent and the claim released.
+                await self._settle(record, platform, claim_id, lambda old: old)
+                await self._auth_event(
+                    user_id, platform, False, AuthFailureReason.PROVIDER_UNAVAILABLE
+                )
+                raise
+            except OAuthError:
+                await self._settle(record, platform, claim_id, lambda old: old)
+                await self._auth_event(user_id, platform, False, AuthFailureReason.OTHER)
+                raise
+            except Exception:
+                # A bug or a hostile answer (a RecursionError from nested JSON):
+                # whether the request left is unknown, so the claim is released
+                # with the token marked spent unless the preset allows reuse.
+                if retry_safe:
+                    await self._settle(record, platform, claim_id, lambda old: old)
+                else:
+                    await self._settle(
+                        record,
+                        platform,
+                        claim_id,
+                        lambda old: attrs.evolve(old, needs_relink=True, relink_reason=_FAILED),
+                    )
+                raise
+        # From here to the durable write nothing else is awaited: no log
+        # shipping, no audit record, no metric export. The remaining window
+        # is the vault write itself.
         if fresh.refresh_token is None:
             fresh = attrs.evolve(fresh, refresh_token=refresh_token)
         now = self._clock.now()
@@ -370,6 +485,25 @@ class SecureTokenService:
         )
         await self._auth_event(user_id, platform, True, None)
         return RefreshOutcome(tokens=fresh, refreshed=True)
+
+    async def _spent(self, record: UserTokens, platform: str, claim_id: str, reason: str) -> None:
+        """Record that the refresh token may be spent (needs re-link); raise ``ReLinkRequired``.
+
+        The flag is written into the vault record, so that no process ever
+        presents that refresh token again. If even this write fails, the
+        claim stays in the record and means the same to whoever finds it.
+        """
+        await self._settle(
+            record,
+            platform,
+            claim_id,
+            lambda old: attrs.evolve(old, needs_relink=True, relink_reason=reason),
+        )
+        self._metrics.record_auth_failure(
+            platform=platform, reason=AuthFailureReason.PROVIDER_UNAVAILABLE
+        )
+        _log.error("refresh at %s: %s", platform, reason)
+        raise ReLinkRequired(f"{platform}: {reason}", platform=platform)
 
     async def _settle(
         self,
@@ -393,10 +527,12 @@ class SecureTokenService:
                 self.invalidate(user_id)
                 raise NotLinked(f"{platform} was unlinked during the refresh", platform=platform)
             if link.refresh_claim is None or link.refresh_claim[0] != claim_id:
-                # Our claim expired and someone took over. Our tokens are
-                # newer than anything they can get with the spent refresh
-                # token, so they are still written; theirs will fail.
-                _log.warning("a refresh claim on %s expired before the refresh ended", platform)
+                # Our claim was taken over. Our tokens are newer than anything
+                # the taker can get with the spent refresh token, so they are
+                # still written; the taker's attempt fails or was refused.
+                _log.warning(
+                    "a refresh claim on %s was taken over before the refresh ended", platform
+                )
             updated = current.with_link(attrs.evolve(change(link), refresh_claim=None), now=now)
             try:
                 version = await self._vault.put(user_id, updated, expected_version=current.version)
@@ -419,3 +555,25 @@ class SecureTokenService:
             success=success,
             reason=f"refresh:{reason.value}" if reason else "refresh",
         )
+
+
+_UNKNOWN: Final = (
+    "the provider may have rotated the refresh token, but its answer was lost "
+    "(timeout or broken connection); the token is not presented again: link the account again"
+)
+_INTERRUPTED: Final = (
+    "a refresh was interrupted after its request may have reached the provider; "
+    "the token is not presented again: link the account again"
+)
+
+
+_FAILED: Final = (
+    "a refresh failed unexpectedly after its request may have reached the provider; "
+    "the token is not presented again: link the account again"
+)
+
+
+def _relink_message(platform: str, link: PlatformLink) -> str:
+    if link.relink_reason:
+        return f"{platform} must be linked again: {link.relink_reason}"
+    return f"{platform} must be linked again"
