@@ -35,9 +35,10 @@ from timmybot_bot.commands import Invocation
 from timmybot_bot.console import LOCAL_OPERATOR, OfflineConsole
 from timmybot_bot.demo_provider import DemoOAuthProvider, demo_provider_config
 from timmybot_bot.runtime import Runtime, WebServerUnavailable
-from timmybot_bot.settings import MAX_SNOWFLAKE, ConfigurationError, Settings
+from timmybot_bot.settings import ConfigurationError, Settings
 from timmybot_bot.shutdown import GracefulStop, drain_refreshes, stopping_then
 from timmybot_core.domain.errors import StoreUnavailable
+from timmybot_core.domain.snowflake import SnowflakeError, parse_snowflake
 
 if TYPE_CHECKING:
     from timmybot_adapters.oauth import OAuthProvider
@@ -103,9 +104,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _snowflake(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) <= MAX_SNOWFLAKE:
-        raise argparse.ArgumentTypeError(f"must be a Discord ID (a positive integer), got {text!r}")
-    return int(text)
+    try:
+        return parse_snowflake(text)
+    except SnowflakeError:
+        raise argparse.ArgumentTypeError(
+            "must be a Discord ID (the digits 0-9, no leading zero, up to 2**64-1), "
+            f"got {text[:40]!r}"
+        ) from None
 
 
 def _invocation(guild: int | None, user: int | None) -> Invocation:
@@ -267,6 +272,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_settings(settings)
     except ConfigurationError as error:
         return _fail(f"configuration error: {error}", EXIT_CONFIGURATION)
+    if args.demo_provider and settings.discord_token:
+        # The demo provider's client secret is public by design: it must
+        # never stand behind a bot real users reach.
+        return _fail(
+            "configuration error: DISCORD_TOKEN is set, and --demo-provider (whose client "
+            "secret is public) runs only with the offline console; unset one of them",
+            EXIT_CONFIGURATION,
+        )
     if args.check_config:
         for key, value in settings.describe().items():
             print(f"{key} = {value}")

@@ -57,8 +57,9 @@ from timmybot_bot.admin_commands import (
     safe_text,
 )
 from timmybot_bot.bootstrap import bootstrap
-from timmybot_bot.settings import MAX_SNOWFLAKE, ConfigurationError, Settings
+from timmybot_bot.settings import ConfigurationError, Settings
 from timmybot_core import Severity, StoreUnavailable, Switch, TimmyBotError
+from timmybot_core.domain.snowflake import SnowflakeError, parse_snowflake, parse_whole_number
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -66,12 +67,13 @@ __all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser"
 
 
 def _snowflake(text: str) -> int:
-    value = text.strip()
-    if not value.isdigit() or not 0 < int(value) <= MAX_SNOWFLAKE:
+    try:
+        return parse_snowflake(text.strip())
+    except SnowflakeError:
         raise argparse.ArgumentTypeError(
-            f"must be a Discord ID (a positive integer up to 2**64-1), got {safe_text(text)[:40]!r}"
-        )
-    return int(value)
+            "must be a Discord ID (the digits 0-9, no leading zero, up to 2**64-1), "
+            f"got {safe_text(text)[:40]!r}"
+        ) from None
 
 
 def _severity(text: str) -> Severity:
@@ -83,12 +85,14 @@ def _severity(text: str) -> Severity:
         ) from None
 
 
-_DURATION: Final = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DURATION: Final = re.compile(
+    r"(?:([0-9]{1,9})d)?(?:([0-9]{1,9})h)?(?:([0-9]{1,9})m)?(?:([0-9]{1,9})s)?", re.ASCII
+)
 
 
 def _duration(text: str) -> timedelta:
     value = text.strip().lower()
-    match = _DURATION.match(value)
+    match = _DURATION.fullmatch(value)
     if not value or match is None:
         raise argparse.ArgumentTypeError(
             f"must be a duration such as 30m, 24h, 2d or 1h30m, got {safe_text(text)[:20]!r}"
@@ -101,15 +105,17 @@ def _duration(text: str) -> timedelta:
 
 
 def _page_size(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
-        raise argparse.ArgumentTypeError(f"must be a number from 1 to {MAX_PAGE}")
-    return int(text)
+    try:
+        return parse_whole_number(text, minimum=1, maximum=MAX_PAGE)
+    except SnowflakeError:
+        raise argparse.ArgumentTypeError(f"must be a number from 1 to {MAX_PAGE}") from None
 
 
 def _batch(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 10_000:
-        raise argparse.ArgumentTypeError("must be a number from 1 to 10000")
-    return int(text)
+    try:
+        return parse_whole_number(text, minimum=1, maximum=10_000)
+    except SnowflakeError:
+        raise argparse.ArgumentTypeError("must be a number from 1 to 10000") from None
 
 
 def _switch(text: str) -> Switch:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from timmybot_core import AuditKind, AuditPage, AuditRecord
-from timmybot_core.services.access_control import MAX_SNOWFLAKE
+from timmybot_core.domain.snowflake import SnowflakeError, parse_snowflake, parse_whole_number
 
 if TYPE_CHECKING:
     from timmybot_bot.bootstrap import Services
@@ -26,7 +26,7 @@ __all__ = [
     "render_verification",
 ]
 
-_DURATION: Final = re.compile(r"^(\d{1,6})([mhdw])$")
+_DURATION: Final = re.compile(r"^([0-9]{1,6})([mhdw])$", re.ASCII)
 _UNITS: Final = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _FILTERS: Final = ("kind", "action", "admin", "since", "until", "limit", "cursor")
 MAX_SHOWN: Final = 25
@@ -115,15 +115,19 @@ def parse_audit_query(words: list[str], *, now: datetime, default_limit: int = 1
     admin_id: int | None = None
     if "admin" in values:
         raw = values["admin"]
-        if not raw.isdigit() or not 0 < int(raw) <= MAX_SNOWFLAKE:
-            raise AuditQueryError("admin: must be a Discord user ID (a positive integer).")
-        admin_id = int(raw)
+        try:
+            admin_id = parse_snowflake(raw)
+        except SnowflakeError:
+            raise AuditQueryError(
+                "admin: must be a Discord user ID (the digits 0-9, no leading zero)."
+            ) from None
     limit = default_limit
     if "limit" in values:
         raw = values["limit"]
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_SHOWN:
-            raise AuditQueryError(f"limit: must be a number from 1 to {MAX_SHOWN}.")
-        limit = int(raw)
+        try:
+            limit = parse_whole_number(raw, minimum=1, maximum=MAX_SHOWN)
+        except SnowflakeError:
+            raise AuditQueryError(f"limit: must be a number from 1 to {MAX_SHOWN}.") from None
     start = _moment("since", values["since"], now) if "since" in values else _EVER
     end = (
         _moment("until", values["until"], now) if "until" in values else now + timedelta(seconds=1)

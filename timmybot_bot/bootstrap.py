@@ -200,6 +200,7 @@ def bootstrap(
         metrics=metrics,
         clock=clock,
         redirect_uri=settings.redirect_uri,
+        refusals=security.refusals,
     )
     rotation = TokenRotationService(
         tokens=tokens, alerter=alerter, clock=clock, paused=refresh_paused

@@ -41,7 +41,7 @@ from timmybot_core import (
 )
 from timmybot_core.domain.classification import privacy_info_text
 from timmybot_core.domain.errors import DataDeletionError
-from timmybot_core.services.access_control import MAX_SNOWFLAKE
+from timmybot_core.domain.snowflake import SnowflakeError, is_snowflake_text, parse_snowflake
 from timmybot_core.services.retention import Requester
 
 __all__ = [
@@ -390,10 +390,12 @@ def _privacy_delete(services: Services, invocation: Invocation) -> Reply:
 
 
 def _snowflake(text: str, what: str) -> int:
-    value = text.strip()
-    if not value.isdigit() or not 0 < int(value) <= MAX_SNOWFLAKE:
-        raise UsageError(f"{what} must be a Discord ID (a positive integer).")
-    return int(value)
+    try:
+        return parse_snowflake(text.strip())
+    except SnowflakeError:
+        raise UsageError(
+            f"{what} must be a Discord ID (the digits 0-9, no leading zero, up to 2**64 - 1)."
+        ) from None
 
 
 async def admin(services: Services, invocation: Invocation, args: str) -> Reply:
@@ -428,8 +430,9 @@ def _audit_entry(words: list[str]) -> tuple[str, str, str]:
     rest = words[len(path) :]
     action = ".".join(path) or "admin"
     group = path[0] if path else ""
-    if group == "guild" and rest and rest[0].isdigit():
-        return action, f"guild:{rest[0]}", " ".join(rest[1:])
+    if group == "guild" and rest and is_snowflake_text(rest[0]):
+        # Written from the parsed integer: the resource is what was acted on.
+        return action, f"guild:{parse_snowflake(rest[0])}", " ".join(rest[1:])
     resources = {
         "killswitch": "switch:kill_switch",
         "incident": "incidents",

@@ -27,6 +27,8 @@ from typing import Final
 
 import attrs
 
+from timmybot_core.domain.snowflake import SnowflakeError, parse_whole_number
+
 __all__ = ["CronError", "CronSchedule"]
 
 _MINUTE: Final = timedelta(minutes=1)
@@ -85,10 +87,11 @@ def _number(field: _Field, text: str) -> int:
     upper = text.upper()
     if upper in field.names:
         return field.names[upper]
-    if not text.isdigit():
+    try:
+        value = parse_whole_number(text)
+    except SnowflakeError:
         hint = " or a name" if field.names else ""
-        raise CronError(f"{field.name} field: {text!r} is not a number{hint}")
-    value = int(text)
+        raise CronError(f"{field.name} field: {text[:30]!r} is not a number{hint}") from None
     if not field.low <= value <= field.high:
         raise CronError(f"{field.name} field: {value} is out of range ({field.low}-{field.high})")
     return value
@@ -102,11 +105,13 @@ def _parse_field(field: _Field, text: str) -> frozenset[int]:
         base, slash, step_text = item.partition("/")
         step = 1
         if slash:
-            if not step_text.isdigit() or int(step_text) < 1:
+            try:
+                step = parse_whole_number(step_text, minimum=1)
+            except SnowflakeError:
                 raise CronError(
-                    f"{field.name} field: the step in {item!r} must be a whole number of at least 1"
-                )
-            step = int(step_text)
+                    f"{field.name} field: the step in {item[:30]!r} must be a whole number "
+                    "of at least 1"
+                ) from None
         if base == "*":
             start, end = field.low, field.high
         elif "-" in base:

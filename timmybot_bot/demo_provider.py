@@ -54,6 +54,7 @@ from aiohttp import web
 
 from timmybot_adapters.oauth import OAuthProvider, is_loopback_host
 from timmybot_core.domain.clock import Clock, SystemClock
+from timmybot_core.domain.snowflake import SnowflakeError, parse_whole_number
 
 __all__ = [
     "ACCESS_TOKEN_PREFIX",
@@ -963,13 +964,16 @@ class DemoOAuthProvider:
         if "track" not in query.get("type", "").split(","):
             return _api_error(400, "Bad search type field")
         limit, offset = query.get("limit", "20"), query.get("offset", "0")
-        if not limit.isdigit() or not 0 <= int(limit) <= 50:
+        try:
+            count = parse_whole_number(limit, maximum=50)
+        except SnowflakeError:
             return _api_error(400, "Invalid limit")
-        if not offset.isdigit() or int(offset) > 1000:
+        try:
+            start = parse_whole_number(offset, maximum=1000)
+        except SnowflakeError:
             return _api_error(400, "Invalid offset")
         words = text.casefold().split()
         found = [track for track in self.tracks if _matches(track, words)]
-        start, count = int(offset), int(limit)
         payload = {
             "tracks": {
                 "href": str(request.url),

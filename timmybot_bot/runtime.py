@@ -14,6 +14,7 @@ from timmybot_bot.bootstrap import Services
 from timmybot_bot.scheduler import Scheduler, build_jobs
 from timmybot_bot.timers import Sleeper
 from timmybot_bot.web import WebServer, build_web_app
+from timmybot_bot.web_tls import server_tls_context
 
 __all__ = ["Runtime", "WebServerUnavailable"]
 
@@ -50,7 +51,10 @@ class Runtime:
         settings = services.settings
         self.web: WebServer | None = None
         self._web = WebServer(
-            build_web_app(services), host=settings.web_host, port=settings.web_port
+            build_web_app(services),
+            host=settings.web_host,
+            port=settings.web_port,
+            ssl_context=server_tls_context(settings),
         )
         self.scheduler = Scheduler(
             build_jobs(services),

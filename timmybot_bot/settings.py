@@ -15,6 +15,7 @@ import difflib
 import ipaddress
 import os
 import re
+import socket
 import stat
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -26,17 +27,31 @@ from urllib.parse import urlsplit
 import attrs
 
 from timmybot_bot.cron import CronError, CronSchedule
+from timmybot_bot.web_clients import IPNetwork, parse_networks
 from timmybot_core import TimmyBotError
+from timmybot_core.domain.snowflake import (
+    MAX_SNOWFLAKE,
+    SnowflakeError,
+    parse_snowflake,
+    parse_whole_number,
+)
 
-__all__ = ["Backend", "ConfigurationError", "MetricsExporter", "PolicyName", "Settings"]
+__all__ = [
+    "MAX_SNOWFLAKE",
+    "Backend",
+    "ConfigurationError",
+    "MetricsExporter",
+    "PolicyName",
+    "Settings",
+    "format_host",
+    "listens_everywhere",
+]
 
 Backend = Literal["memory", "sqlite", "aws"]
 PolicyName = Literal["default", "strict"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 MetricsExporter = Literal["none", "console", "otlp", "prometheus", "emf"]
 TlsVersion = Literal["1.2", "1.3"]
-
-MAX_SNOWFLAKE: Final = 2**64 - 1
 
 PREFIX: Final = "TIMMYBOT_"
 
@@ -77,31 +92,39 @@ def _snowflakes(name: str, raw: str) -> frozenset[int]:
     for part in re.split(r"[\s,]+", raw.strip()):
         if not part:
             continue
-        if not part.isdigit() or not 0 < int(part) <= MAX_SNOWFLAKE:
+        try:
+            ids.add(parse_snowflake(part))
+        except SnowflakeError:
             raise ConfigurationError(
-                f"{name} must be Discord IDs (positive integers) separated by commas "
-                f"(got {part[:30]!r})"
-            )
-        ids.add(int(part))
+                f"{name} must be Discord IDs (the digits 0-9, 1 to 2**64 - 1, no leading zero) "
+                f"separated by commas (got {part[:30]!r})"
+            ) from None
     return frozenset(ids)
 
 
 def _positive_int(name: str, raw: str) -> int:
     value = raw.strip()
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigurationError(f"{name} must be a whole number of at least 1 (got {value!r})")
-    return int(value)
+    try:
+        return parse_whole_number(value, minimum=1, maximum=10**12)
+    except SnowflakeError:
+        raise ConfigurationError(
+            f"{name} must be a whole number of at least 1, in the digits 0-9 (got {value[:30]!r})"
+        ) from None
 
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# ASCII digits only (``\d`` would take any script's digits); at most 9 per part.
+_DURATION = re.compile(
+    r"(?:([0-9]{1,9})d)?(?:([0-9]{1,9})h)?(?:([0-9]{1,9})m)?(?:([0-9]{1,9})s)?", re.ASCII
+)
+_MAX_DURATION_SECONDS: Final = 100 * 365 * 86400
 
 
 def _duration(name: str, raw: str) -> timedelta:
     value = raw.strip().lower()
-    if value.isdigit():
+    if re.fullmatch(r"[0-9]{1,12}", value, re.ASCII):
         seconds = int(value)
     else:
-        match = _DURATION.match(value)
+        match = _DURATION.fullmatch(value)
         if not value or match is None:
             raise ConfigurationError(
                 f"{name} must be a duration such as 90, 90s, 15m, 1h or 1h30m (got {value!r})"
@@ -109,15 +132,20 @@ def _duration(name: str, raw: str) -> timedelta:
         days, hours, minutes, secs = (int(group or 0) for group in match.groups())
         seconds = ((days * 24 + hours) * 60 + minutes) * 60 + secs
     if seconds < 1:
-        raise ConfigurationError(f"{name} must be at least one second (got {value!r})")
+        raise ConfigurationError(f"{name} must be at least one second (got {value[:30]!r})")
+    if seconds > _MAX_DURATION_SECONDS:
+        raise ConfigurationError(f"{name} must be at most 100 years (got {value[:30]!r})")
     return timedelta(seconds=seconds)
 
 
 def _port(name: str, raw: str) -> int:
     value = raw.strip()
-    if not value.isdigit() or not 0 <= int(value) <= 65535:
-        raise ConfigurationError(f"{name} must be a TCP port, 0 to 65535 (got {value!r})")
-    return int(value)
+    try:
+        return parse_whole_number(value, maximum=65535)
+    except SnowflakeError:
+        raise ConfigurationError(
+            f"{name} must be a TCP port, 0 to 65535 (got {value[:30]!r})"
+        ) from None
 
 
 def _host(name: str, raw: str) -> str:
@@ -127,14 +155,62 @@ def _host(name: str, raw: str) -> str:
     return value
 
 
+def listens_everywhere(host: str) -> bool:
+    """Whether binding ``host`` listens on every interface (an unspecified address).
+
+    Read as the socket layer reads it, not as text: ``0``, ``0.0``,
+    ``0x0``, ``000.0.0.0`` (``inet_aton``'s legacy forms), ``::``, ``::0``,
+    ``0:0::0``, ``[::]``, ``::ffff:0.0.0.0`` and the empty host all mean
+    "everywhere". A name is not resolved: it listens where it resolves to.
+    """
+    text = host.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    if not text:
+        return True
+    if ":" in text:
+        try:
+            packed = socket.inet_pton(socket.AF_INET6, text.partition("%")[0])
+        except OSError:
+            return False
+        # :: itself, or an IPv4-mapped / IPv4-compatible unspecified address.
+        return packed == bytes(16) or packed == bytes(10) + b"\xff\xff" + bytes(4)
+    try:
+        return socket.inet_aton(text) == bytes(4)
+    except OSError:
+        return False
+
+
+def format_host(host: str) -> str:
+    """Return ``host`` as it goes in a URL: an IPv6 address in brackets."""
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]"
+    return host
+
+
 def _public_url(name: str, raw: str) -> str:
     value = raw.strip().rstrip("/")
-    if not re.match(r"^https?://[^\s/@]+(?::\d+)?(?:/[^\s]*)?$", value):
+    if not re.match(r"^https?://[^\s/@]+(?::[0-9]{1,5})?(?:/[^\s]*)?$", value):
         raise ConfigurationError(
             f"{name} must be the URL users' browsers reach the bot at, such as "
             f"https://bot.example.com (got {value!r})"
         )
     return value
+
+
+def _networks(name: str, raw: str) -> tuple[IPNetwork, ...]:
+    try:
+        return parse_networks(raw)
+    except ValueError as error:
+        raise ConfigurationError(
+            f"{name} must be IP addresses or CIDR networks separated by commas: {error}"
+        ) from None
+
+
+def _file(name: str, raw: str) -> Path:
+    if not raw.strip():
+        raise ConfigurationError(f"{name} must be a file path (got an empty value)")
+    return Path(raw.strip()).expanduser()
 
 
 def _secret(name: str, raw: str) -> str:
@@ -144,18 +220,23 @@ def _secret(name: str, raw: str) -> str:
     return value
 
 
+_MAX_SHARD: Final = 65_535
+
+
 def _shard_ids(name: str, raw: str) -> tuple[int, ...]:
     ids: set[int] = set()
     for part in re.split(r"[\s,]+", raw.strip()):
         if not part:
             continue
         first, dash, last = part.partition("-")
-        if not first.isdigit() or (dash and not last.isdigit()):
+        try:
+            low = parse_whole_number(first, maximum=_MAX_SHARD)
+            high = parse_whole_number(last, maximum=_MAX_SHARD) if dash else low
+        except SnowflakeError:
             raise ConfigurationError(
                 f"{name} must be shard numbers (0, 1, ...) or ranges such as 0-3, separated "
                 f"by commas (got {part[:30]!r})"
-            )
-        low, high = int(first), int(last) if dash else int(first)
+            ) from None
         if low > high:
             raise ConfigurationError(f"{name}: the range {part!r} goes backwards")
         ids.update(range(low, high + 1))
@@ -164,13 +245,14 @@ def _shard_ids(name: str, raw: str) -> tuple[int, ...]:
     return tuple(sorted(ids))
 
 
-_AWS_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$")
+_AWS_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$", re.ASCII)
 _KMS_KEY = re.compile(
     r"^(?:arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key|alias)/[A-Za-z0-9/_-]+"
     r"|alias/[A-Za-z0-9/_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-    r"|mrk-[0-9a-f]{32})$"
+    r"|mrk-[0-9a-f]{32})$",
+    re.ASCII,
 )
-_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$", re.ASCII)
 _SECRET_PREFIX = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,400}/$")
 _TABLE_PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 
@@ -187,7 +269,7 @@ def _pattern(pattern: re.Pattern[str], example: str) -> Callable[[str, str], str
 
 def _endpoint_url(name: str, raw: str) -> str:
     value = raw.strip().rstrip("/")
-    if not re.match(r"^https?://[^\s/@]+(?::\d+)?(?:/[^\s]*)?$", value):
+    if not re.match(r"^https?://[^\s/@]+(?::[0-9]{1,5})?(?:/[^\s]*)?$", value):
         raise ConfigurationError(
             f"{name} must be an http(s) URL such as http://127.0.0.1:4566 (got {value[:80]!r})"
         )
@@ -260,6 +342,11 @@ _VARIABLES: Final[dict[str, tuple[str, Callable[[str, str], Any]]]] = {
     "TIMMYBOT_WEB_HOST": ("web_host", _host),
     "TIMMYBOT_WEB_PORT": ("web_port", _port),
     "TIMMYBOT_PUBLIC_URL": ("public_url", _public_url),
+    "TIMMYBOT_WEB_TRUSTED_PROXIES": ("web_trusted_proxies", _networks),
+    "TIMMYBOT_WEB_CALLBACK_RATE_LIMIT": ("web_callback_rate_limit", _positive_int),
+    "TIMMYBOT_WEB_TLS_CERT": ("web_tls_cert", _file),
+    "TIMMYBOT_WEB_TLS_KEY": ("web_tls_key", _file),
+    "TIMMYBOT_WEB_METRICS_CLIENT_CA": ("web_metrics_client_ca", _file),
     "TIMMYBOT_OAUTH_MIN_TLS": ("oauth_min_tls", _choice(get_args(TlsVersion))),
     "TIMMYBOT_OAUTH_TIMEOUT": ("oauth_timeout", _duration),
     "TIMMYBOT_TOKEN_CLAIM_TIMEOUT": ("token_claim_timeout", _duration),
@@ -302,6 +389,12 @@ _VARIABLES: Final[dict[str, tuple[str, Callable[[str, str], Any]]]] = {
     "DISCORD_TOKEN": ("discord_token", _secret),
     "TIMMYBOT_DISCORD_TOKEN": ("discord_token", _secret),
 }
+
+
+def _network_tuple(values: str | Iterable[IPNetwork | str]) -> tuple[IPNetwork, ...]:
+    if isinstance(values, str):
+        return parse_networks(values)
+    return tuple(parse_networks(value)[0] if isinstance(value, str) else value for value in values)
 
 
 def _id_set(values: Iterable[int]) -> frozenset[int]:
@@ -365,6 +458,14 @@ class Settings:
             listens; 127.0.0.1:8080 by default.
         public_url: the base URL browsers reach the web server at; the OAuth
             redirect URI is ``{public_url}/oauth/callback``.
+        web_trusted_proxies: proxies whose ``X-Forwarded-For`` names the
+            client (none by default: the TCP peer is the client).
+        web_callback_rate_limit: callback requests per minute one client
+            address (an IPv6 /64) may make before answers are 429 (30).
+        web_tls_cert, web_tls_key: a PEM certificate chain and its private
+            key: the web server then speaks HTTPS itself.
+        web_metrics_client_ca: with TLS, a PEM CA bundle: ``/metrics`` then
+            answers only clients presenting a certificate it issued.
         oauth_min_tls: the lowest TLS version for OAuth providers (1.2 or 1.3).
         oauth_timeout: the bound of one call to an OAuth provider (connect,
             send and answer together; 10 s).
@@ -433,6 +534,11 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 8080
     public_url: str | None = None
+    web_trusted_proxies: tuple[IPNetwork, ...] = attrs.field(default=(), converter=_network_tuple)
+    web_callback_rate_limit: int = 30
+    web_tls_cert: Path | None = None
+    web_tls_key: Path | None = None
+    web_metrics_client_ca: Path | None = None
     oauth_min_tls: TlsVersion = "1.2"
     oauth_timeout: timedelta = timedelta(seconds=10)
     token_claim_timeout: timedelta = timedelta(seconds=30)
@@ -469,7 +575,8 @@ class Settings:
     @property
     def redirect_uri(self) -> str:
         """The OAuth redirect URI: ``{public_url}/oauth/callback``."""
-        base = self.public_url or f"http://{self.web_host}:{self.web_port}"
+        scheme = "https" if self.web_tls_cert else "http"
+        base = self.public_url or f"{scheme}://{format_host(self.web_host)}:{self.web_port}"
         return f"{base}/oauth/callback"
 
     @classmethod
@@ -548,6 +655,15 @@ class Settings:
             "audit_retention": str(self.audit_retention),
             "audit_digest_interval": str(self.audit_digest_interval),
             "web": f"{self.web_host}:{self.web_port}",
+            "web_trusted_proxies": ", ".join(str(n) for n in self.web_trusted_proxies)
+            or "(none: the TCP peer is the client)",
+            "web_callback_rate_limit": f"{self.web_callback_rate_limit} per minute per client",
+            "web_tls": f"{self.web_tls_cert} (key {self.web_tls_key})"
+            if self.web_tls_cert
+            else "off (plain HTTP)",
+            "web_metrics_client_ca": str(self.web_metrics_client_ca)
+            if self.web_metrics_client_ca
+            else "(none: /metrics needs no client certificate)",
             "redirect_uri": self.redirect_uri,
             "oauth_min_tls": self.oauth_min_tls,
             "oauth_timeout": str(self.oauth_timeout),

@@ -438,7 +438,9 @@ def test_a_guild_allowed_by_configuration_cannot_be_removed_here(admin: Admin) -
     assert "allowed by configuration (TIMMYBOT_ALLOWED_GUILDS)" in done.out
 
 
-@pytest.mark.parametrize("bad", ["abc", "0", "-5", str(2**64), "12 34"])
+@pytest.mark.parametrize(
+    "bad", ["abc", "0", "-5", "-1", str(2**64), "12 34", "²", "𝟷𝟸𝟹", "١٢٣", "00123"]
+)
 def test_a_bad_guild_id_is_a_usage_error(admin: Admin, bad: str) -> None:
     done = admin("guild", "allow", bad)
     assert done.code == 2

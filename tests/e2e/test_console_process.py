@@ -114,6 +114,44 @@ def test_make_run_answers_on_a_pipe() -> None:
     assert (ROOT / "var" / "timmybot.db").exists()
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TIMMYBOT_ALLOWED_GUILDS", "²"),
+        ("TIMMYBOT_OWNER_IDS", "١٢٣"),
+        ("TIMMYBOT_WEB_PORT", "٨٠"),
+        ("TIMMYBOT_ATTEMPT_LIMIT", "𝟷"),
+        ("TIMMYBOT_BAN_DURATION", "١h"),
+    ],
+)
+def test_a_look_alike_number_is_a_configuration_error_not_a_traceback(
+    variable: str, value: str
+) -> None:
+    done = run_bot("", "--check-config", **{variable: value})
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"timmybot: configuration error: {variable}")
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("host", ["0", "::0", "0.0", "0:0:0:0:0:0:0:0", "[::]", "0x0"])
+def test_every_unspecified_address_needs_a_public_url(host: str) -> None:
+    done = run_bot("", "--check-config", TIMMYBOT_WEB_HOST=host)
+    assert done.returncode == 2
+    assert "TIMMYBOT_PUBLIC_URL is needed" in done.stderr
+
+
+def test_the_demo_provider_is_refused_beside_a_discord_token() -> None:
+    token = "canary-discord-token-0123456789"
+    done = run_bot("", "--demo-provider", DISCORD_TOKEN=token)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("timmybot: configuration error: DISCORD_TOKEN is set")
+    assert token not in done.stderr + done.stdout
+
+
 def test_check_config_reports_what_start_up_would_refuse() -> None:
     done = run_bot("", "--check-config", TIMMYBOT_WEB_HOST="0.0.0.0")
     assert done.returncode == 2

@@ -52,12 +52,17 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "key_id": ("vault", "record version"),
         "nonce": ("vault", "record version"),
         "version": ("vault", "record version"),
+        "aad": ("vault", "record version"),
         "ciphertext": ("vault", "access token"),
         "updated_at": ("vault", "linked, refreshed"),
     },
     "vault_versions": {
         "id": ("vault", "record version"),
         "last": ("vault", "record version"),
+    },
+    "vault_aad": {
+        "id": ("vault", "record version"),
+        "legacy_open": ("vault", "record version"),
     },
     "link_states": {
         "state_hash": ("link_states", "state hash (SHA-256"),

@@ -482,6 +482,20 @@ async def test_the_client_sends_what_rfc_6749_asks(
         ({**GOOD, "refresh_token": 12}, "refresh_token is missing"),
         (["canary-at-in-a-list"], "not a JSON object"),
         (b"access_token=canary-at-form-encoded", "not JSON"),
+        # A hostile endpoint: RecursionError, huge numbers, bytes that are not UTF-8.
+        (b"[" * 60_000, "not JSON"),
+        (b'{"access_token": ' + b"[" * 60_000, "not JSON"),
+        (b'{"expires_in": ' + b"9" * 5000 + b"}", "not JSON"),
+        (b'{"access_token": "\xff\xfe"}', "not JSON"),
+        (b"\xff\xfe\x00{", "not JSON"),
+        # Scopes: RFC 6749's grammar, with caps on length and count.
+        ({**GOOD, "scope": "@everyone" * 3400}, "scope breaks"),
+        ({**GOOD, "scope": " ".join(f"s{n}" for n in range(33))}, "scope breaks"),
+        ({**GOOD, "scope": 'one "two"'}, "scope breaks"),
+        ({**GOOD, "scope": "one\\two"}, "scope breaks"),
+        ({**GOOD, "scope": "one\ttwo"}, "scope breaks"),
+        ({**GOOD, "scope": "one  two"}, "scope breaks"),
+        ({**GOOD, "scope": "caf\u00e9"}, "scope breaks"),
     ],
 )
 async def test_malformed_token_responses_are_oauth_errors(
@@ -498,6 +512,29 @@ async def test_malformed_token_responses_are_oauth_errors(
     assert "canary" not in str(error) and "canary" not in repr(error)
     assert error.__cause__ is None
     assert error.__context__ is None or error.__suppress_context__
+
+
+async def test_a_hostile_error_body_maps_to_an_oauth_error(
+    scripted: tuple[Script, OAuthProvider],
+) -> None:
+    script, config = scripted
+    script.answer(400, b'{"error": ' + b"[" * 60_000)
+    async with AiohttpOAuthClient([config]) as oauth:
+        with pytest.raises(OAuthError) as caught:
+            await oauth.exchange_code(
+                "scripted", code="canary-code", code_verifier="v" * 43, redirect_uri=REDIRECT
+            )
+    assert "unknown_error" in str(caught.value)
+
+
+async def test_scopes_within_the_grammar_and_caps_are_kept(
+    scripted: tuple[Script, OAuthProvider],
+) -> None:
+    script, config = scripted
+    script.answer(200, {**GOOD, "scope": "user-read-private @everyone identify"})
+    async with AiohttpOAuthClient([config]) as oauth:
+        tokens = await oauth.refresh("scripted", refresh_token="canary-rt-x")
+    assert tokens.scopes == ("@everyone", "identify", "user-read-private")
 
 
 async def test_a_token_response_with_scope_and_no_refresh_token(

@@ -30,6 +30,7 @@ from timmybot_adapters.sqlite import (
 )
 from timmybot_adapters.sqlite.crypto import AeadCipher, associated_data
 from timmybot_adapters.sqlite.database import datetime_to_micros
+from timmybot_adapters.sqlite.vault import MIGRATIONS as VAULT_MIGRATIONS
 from timmybot_core.domain.errors import (
     StoreUnavailable,
     VaultIntegrityError,
@@ -359,10 +360,12 @@ async def test_a_malformed_plaintext_is_refused(db_path: Path, keys1: VaultKeys)
     async with SqliteDatabase(db_path) as db:
         vault = await SqliteTokenVault.open(db, keys1)
         await fill(vault, [USER])
+        stored = await vault.get(USER)
+        assert stored is not None
         # Validly encrypted, but not a record: only the key holder could do
         # this, yet the vault still refuses to hand out garbage.
         sealed = AeadCipher(keys1, context="timmybot/vault/v1").seal(
-            (str(USER),), b'{"v": 1, "canary-at-x": true}'
+            (str(USER), "record-version", str(stored.version)), b'{"v": 1, "canary-at-x": true}'
         )
         raw_execute(
             db_path,
@@ -396,7 +399,7 @@ async def test_the_vault_migrates_on_its_first_call(db_path: Path, keys1: VaultK
         assert not exists(db_path)
         assert await vault.get(USER) is None
         assert await links.take("00" * 32, now=T0) is not None
-        assert await db.schema_version("token_vault") == 1
+        assert await db.schema_version("token_vault") == len(VAULT_MIGRATIONS)
         assert await db.schema_version("link_states") == 1
         assert "k1" in repr(vault) and KEY1.hex() not in repr(vault)
 
@@ -803,3 +806,74 @@ def test_the_record_helpers_agree() -> None:
     stored = record(USER, counter=3)
     assert counter_of(with_counter(stored, 4)) == 4
     assert attrs.evolve(stored, version="x") == stored
+
+
+# The record version in the associated data
+
+
+async def test_an_older_ciphertext_put_back_is_refused(db_path: Path, keys1: VaultKeys) -> None:
+    async with SqliteDatabase(db_path) as db:
+        vault = await SqliteTokenVault.open(db, keys1)
+        await fill(vault, [USER])
+        _, old_nonce, old_ciphertext, _ = raw_rows(db_path)[USER]
+        first = await vault.get(USER)
+        assert first is not None
+        # The refresh token rotates: the old ciphertext holds a spent one.
+        await vault.put(USER, record(USER, counter=2), expected_version=first.version)
+        raw_execute(
+            db_path,
+            "UPDATE vault_records SET nonce = ?, ciphertext = ?",
+            (old_nonce, old_ciphertext),
+        )
+        with pytest.raises(VaultIntegrityError, match="integrity check"):
+            await vault.get(USER)
+
+
+async def test_a_row_relabelled_with_another_version_is_refused(
+    db_path: Path, keys1: VaultKeys
+) -> None:
+    async with SqliteDatabase(db_path) as db:
+        vault = await SqliteTokenVault.open(db, keys1)
+        await fill(vault, [USER])
+        raw_execute(db_path, "UPDATE vault_records SET version = version + 7")
+        with pytest.raises(VaultIntegrityError):
+            await vault.get(USER)
+
+
+async def test_records_of_the_previous_format_are_migrated_then_the_format_is_refused(
+    db_path: Path, keys1: VaultKeys
+) -> None:
+    async with SqliteDatabase(db_path) as db:
+        # Build the old schema through the database's own migration, step 1 only.
+        await db.migrate("token_vault", VAULT_MIGRATIONS[:1])
+    cipher = AeadCipher(keys1, context="timmybot/vault/v1")
+    old = {}
+    for version, user_id in enumerate([USER, USER + 1], start=1):
+        sealed = cipher.seal((str(user_id),), record(user_id).to_json().encode())
+        old[user_id] = sealed
+        raw_execute(
+            db_path,
+            "INSERT INTO vault_records (user_id, key_id, nonce, ciphertext, version, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, 0)",
+            (f"{user_id:020d}", sealed.key_id, sealed.nonce, sealed.ciphertext, version),
+        )
+    async with SqliteDatabase(db_path) as db:
+        vault = await SqliteTokenVault.open(db, keys1)
+        for user_id in (USER, USER + 1):
+            stored = await vault.get(user_id)
+            assert stored is not None and stored.user_id == user_id
+            assert stored.version == str(user_id - USER + 1)  # versions kept
+    with closing(sqlite3.connect(db_path)) as raw:
+        assert {row[0] for row in raw.execute("SELECT aad FROM vault_records")} == {2}
+    # Putting a format-1 row back (the old ciphertext, flagged as old) is refused now.
+    sealed = old[USER]
+    raw_execute(
+        db_path,
+        "UPDATE vault_records SET nonce = ?, ciphertext = ?, aad = 1 WHERE user_id = ?",
+        (sealed.nonce, sealed.ciphertext, f"{USER:020d}"),
+    )
+    async with SqliteDatabase(db_path) as db:
+        vault = SqliteTokenVault(db, keys1)
+        with pytest.raises(VaultIntegrityError, match="refused since the upgrade"):
+            await vault.get(USER)
+        assert await vault.get(USER + 1) is not None

@@ -11,7 +11,8 @@ import pytest
 from tests.unit.conftest import USER, wire
 from tests.unit.fake_oauth import FakeOAuthClient
 from timmybot_adapters.memory import MemoryLinkStateStore, MemoryTokenVault
-from timmybot_core.domain.errors import LinkError
+from timmybot_core.domain.errors import LinkError, OAuthNotConfigured
+from timmybot_core.domain.events import SecurityEventType
 from timmybot_core.services.linking import AccountLinkService, pkce_challenge
 from timmybot_core.services.tokens import SecureTokenService
 
@@ -124,8 +125,49 @@ async def test_unknown_platforms_are_refused_at_begin() -> None:
         await links.begin(USER, "myspace")
 
 
-async def test_refusals_are_counted_as_auth_failures() -> None:
+@pytest.mark.parametrize(
+    ("state", "code"),
+    [("A" * 43, "code"), ("<script>", "code"), ("A" * 43, ""), ("A" * 44, "code")],
+)
+async def test_unauthenticated_refusals_are_no_auth_failures(state: str, code: str) -> None:
     links, _, _, w = service()
-    with pytest.raises(LinkError):
-        await links.complete("A" * 43, "code")
-    assert w.metrics.snapshot().auth_failures == {("unknown", "invalid_state"): 1}  # type: ignore[attr-defined]
+    for _ in range(40):
+        with pytest.raises(LinkError):
+            await links.complete(state, code)
+    assert w.metrics.snapshot().auth_failures == {}  # type: ignore[attr-defined]
+    events = w.security_log.recent(100)  # type: ignore[attr-defined]
+    assert not [e for e in events if e.type is SecurityEventType.AUTHENTICATION_ATTEMPT]
+    assert links.refusals.pending() == 40
+    # One record for the whole window, with the count.
+    w.clock.advance(links.refusals.window)  # type: ignore[attr-defined]
+    assert await links.refusals.flush_due() == 1
+    (record,) = [
+        e
+        for e in w.security_log.recent(100)  # type: ignore[attr-defined]
+        if e.type is SecurityEventType.REQUESTS_REFUSED
+    ]
+    assert record.details["count"] == 40
+    assert record.details["source"] == "oauth_callback"
+
+
+async def test_a_refusal_tied_to_a_real_pending_link_is_an_auth_failure() -> None:
+    links, oauth, _, w = service()
+    start = await links.begin(USER, "spotify")
+    state, code = oauth.approve(start.url)
+    with pytest.raises(LinkError, match="someone else"):
+        await links.complete(state, code, user_id=OTHER_USER)
+    assert w.metrics.snapshot().auth_failures == {("spotify", "invalid_state"): 1}  # type: ignore[attr-defined]
+
+
+async def test_a_platform_not_configured_here_is_no_auth_failure() -> None:
+    links, oauth, _, w = service()
+    start = await links.begin(USER, "spotify")
+    state, code = oauth.approve(start.url)
+
+    async def not_configured(platform: str, **_: object) -> None:
+        raise OAuthNotConfigured(f"OAuth is not configured for {platform!r}", platform=platform)
+
+    oauth.exchange_code = not_configured  # type: ignore[method-assign,assignment]
+    with pytest.raises(OAuthNotConfigured):
+        await links.complete(state, code)
+    assert w.metrics.snapshot().auth_failures == {}  # type: ignore[attr-defined]

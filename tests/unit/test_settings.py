@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from timmybot_bot.settings import ConfigurationError, Settings
+from timmybot_bot.settings import ConfigurationError, Settings, listens_everywhere
 
 
 def test_defaults_run_the_embedded_sqlite_backend() -> None:
@@ -126,3 +126,34 @@ def test_the_pseudonym_key_is_never_shown() -> None:
     settings = Settings.from_env({"TIMMYBOT_PSEUDONYM_KEY": key})
     assert key not in repr(settings)
     assert key not in str(settings.describe())
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "0",
+        "0.0.0.0",
+        "0.0",
+        "000.0.0.0",
+        "0x0",
+        "::",
+        "::0",
+        "0:0:0:0:0:0:0:0",
+        "[::]",
+        "::ffff:0.0.0.0",
+        "::0.0.0.0",
+        "",
+    ],
+)
+def test_every_unspecified_form_listens_everywhere(host: str) -> None:
+    assert listens_everywhere(host)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "10.0.0.1", "fe80::1"])
+def test_definite_hosts_do_not_listen_everywhere(host: str) -> None:
+    assert not listens_everywhere(host)
+
+
+def test_an_ipv6_web_host_is_bracketed_in_the_redirect_uri() -> None:
+    settings = Settings.from_env({"TIMMYBOT_WEB_HOST": "::1", "TIMMYBOT_WEB_PORT": "8080"})
+    assert settings.redirect_uri == "http://[::1]:8080/oauth/callback"

@@ -234,10 +234,38 @@ SQL_ATTACKS = [
     "x' or true or '",
     "x' or '1",
     "x' OR '1'--",
+    # A quote, then a comment in any of its forms.
+    "admin'#",
+    "admin' #",
+    "admin')#",
+    "admin'# rest of the query",
+    "admin';--",
+    "admin'; --",
+    "admin'/*",
+    "admin'/*!50000 or*/",
+    'admin"#',
+    "admin`#",
+    "admin%27%23",
+    "admin&#39;#",
+    "admin＇＃",
+]
+
+
+HASHTAG_TITLES = [
+    '"Hello" #1 Hit',
+    "Don't Stop #BelieveIt",
+    "Rock 'n' Roll #9 Dream",
+    "'74-'75",
+    "Y'all #2",
 ]
 
 
 class TestSqlShapes:
+    @pytest.mark.parametrize("title", HASHTAG_TITLES)
+    def test_a_hash_that_starts_a_hashtag_or_number_is_no_comment(self, title: str) -> None:
+        for validator in (default, strict):
+            assert validator.validate_search_query(title).ok, title
+
     @pytest.mark.parametrize("attack", SQL_ATTACKS)
     def test_rejected_by_both_policies(self, attack: str) -> None:
         for validator in (default, strict):

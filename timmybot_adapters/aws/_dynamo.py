@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-import operator
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from timmybot_adapters.aws.clients import AwsClients, aws_errors
 from timmybot_core.domain.errors import StoreUnavailable
+from timmybot_core.domain.snowflake import MAX_SNOWFLAKE, check_snowflake
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -32,7 +32,6 @@ __all__ = [
 
 Item = dict[str, "AttributeValueTypeDef"]
 
-MAX_SNOWFLAKE: Final = 2**64 - 1
 _ORIGIN: Final = datetime(1, 1, 1, tzinfo=UTC)
 _US: Final = timedelta(microseconds=1)
 _BATCH: Final = 25
@@ -58,10 +57,7 @@ def time_key(value: int) -> str:
 
 def id_key(snowflake: int) -> str:
     """Return a snowflake as 20-digit zero-padded text, whose order is numeric order."""
-    value = operator.index(snowflake)
-    if not 0 <= value <= MAX_SNOWFLAKE:
-        raise ValueError("a Discord ID is 0 to 2**64 - 1")
-    return f"{value:020d}"
+    return f"{check_snowflake(snowflake, allow_zero=True):020d}"
 
 
 def ttl_of(moment: datetime) -> int:

@@ -30,7 +30,7 @@ from timmybot_core.ports.alerts import Alert
 
 __all__ = ["SnsAlerter", "check_topic_arn", "subject_for"]
 
-_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
+_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$", re.ASCII)
 _NOT_SUBJECT = re.compile(r"[^\x20-\x7e]+")
 _MAX_SUBJECT: Final = 99
 

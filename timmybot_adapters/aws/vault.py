@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import operator
 import re
 import uuid
 import weakref
@@ -72,6 +71,7 @@ from botocore.exceptions import ClientError
 
 from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code
 from timmybot_core.domain.errors import VaultIntegrityError, VaultUnavailable, VersionConflict
+from timmybot_core.domain.snowflake import MAX_SNOWFLAKE, check_snowflake
 from timmybot_core.domain.tokens import UserTokens
 
 if TYPE_CHECKING:
@@ -97,7 +97,6 @@ _WHAT: Final = "token vault"
 _PREFIX = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,400}/$")
 # Secrets Manager version IDs (our UUIDs, or any 32 to 64 characters).
 _VERSION = re.compile(r"^[A-Za-z0-9-]{32,64}$")
-_MAX_SNOWFLAKE: Final = 2**64 - 1
 _RETIRED: Final = 4096
 
 
@@ -112,10 +111,7 @@ def check_secret_prefix(prefix: str) -> str:
 
 
 def _user(user_id: int) -> int:
-    value = operator.index(user_id)
-    if not 0 <= value <= _MAX_SNOWFLAKE:
-        raise ValueError("a user ID is a Discord snowflake, 0 to 2**64 - 1")
-    return value
+    return check_snowflake(user_id, what="a user ID", allow_zero=True)
 
 
 class SecretsManagerTokenVault:
@@ -134,7 +130,7 @@ class SecretsManagerTokenVault:
         self._prefix = prefix
         self._kms_key_id = kms_key_id
         self._tags: list[TagTypeDef] = [{"Key": k, "Value": v} for k, v in tags.items()]
-        self._names = re.compile(rf"^{re.escape(prefix)}(\d{{1,20}})/oauth$")
+        self._names = re.compile(rf"^{re.escape(prefix)}([0-9]{{1,20}})/oauth$", re.ASCII)
         # Versions this process replaced. Our writes never move AWSCURRENT
         # back, so a replaced version stays stale (get() forgets one it sees
         # current again, after an operator's manual rollback).
@@ -355,7 +351,7 @@ class SecretsManagerTokenVault:
                 if match is None or secret.get("DeletedDate") is not None:
                     continue
                 user_id = int(match.group(1))
-                if user_id <= _MAX_SNOWFLAKE and user_id not in seen:
+                if user_id <= MAX_SNOWFLAKE and user_id not in seen:
                     seen.add(user_id)
                     yield user_id
             token = page.get("NextToken")

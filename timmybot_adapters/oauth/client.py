@@ -61,6 +61,7 @@ from timmybot_core.domain.errors import (
     RefreshOutcomeUnknown,
     ReLinkRequired,
 )
+from timmybot_core.domain.scopes import ScopeError, parse_scope
 from timmybot_core.domain.tokens import OAuthTokens, valid_platform
 
 __all__ = [
@@ -114,10 +115,31 @@ def _basic_auth(provider: OAuthProvider) -> str:
     return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
 
 
-def _error_code(body: bytes) -> str:
+def _load_json(body: bytes) -> Any:
+    """Return the decoded ``body``, or ``_NOT_JSON``: never raises, whatever the body.
+
+    A hostile endpoint's answer may nest 60,000 ``[`` (``RecursionError``),
+    hold a 5,000-digit number (``ValueError``) or not be UTF-8; all of
+    these are "not JSON". Nothing is raised from in here, because the
+    decode error holds the body (``doc``).
+    """
     try:
-        data = json.loads(body)
-    except ValueError:
+        return json.loads(body)
+    except (ValueError, RecursionError, MemoryError):
+        return _NOT_JSON
+
+
+def _parse_scope_or_none(text: str) -> tuple[str, ...] | None:
+    # Not raised from the handler: the malformed-answer error carries no context.
+    try:
+        return parse_scope(text)
+    except ScopeError:
+        return None
+
+
+def _error_code(body: bytes) -> str:
+    data = _load_json(body)
+    if data is _NOT_JSON:
         return "unknown_error"
     code = data.get("error") if isinstance(data, dict) else None
     return code if isinstance(code, str) and code in KNOWN_OAUTH_ERRORS else "unknown_error"
@@ -477,12 +499,7 @@ class AiohttpOAuthClient(OwnedSession):
     def _parse_tokens(
         cls, provider: OAuthProvider, body: bytes, *, issued_at: datetime
     ) -> OAuthTokens:
-        data: Any
-        try:
-            data = json.loads(body)
-        except ValueError:
-            # Not raised in here: the decode error holds the body (``doc``).
-            data = _NOT_JSON
+        data = _load_json(body)
         if data is _NOT_JSON:
             cls._malformed(provider, "not JSON")
         if not isinstance(data, dict):
@@ -502,7 +519,10 @@ class AiohttpOAuthClient(OwnedSession):
         if scope is None:
             scopes: tuple[str, ...] = provider.scopes
         elif isinstance(scope, str):
-            scopes = tuple(scope.split())
+            parsed = _parse_scope_or_none(scope)
+            if parsed is None:
+                cls._malformed(provider, "scope breaks RFC 6749's grammar or our size limits")
+            scopes = parsed
         else:
             cls._malformed(provider, "scope is not a space-separated string")
         refresh_token: str | None = None

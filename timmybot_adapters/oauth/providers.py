@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from timmybot_core.domain.scopes import ScopeError, check_scopes
 from timmybot_core.domain.tokens import valid_platform
 
 __all__ = [
@@ -112,6 +113,10 @@ def _scope_tuple(values: Iterable[str]) -> tuple[str, ...]:
             raise ValueError("a scope is a non-empty token without spaces, quotes or backslashes")
         if value not in scopes:
             scopes.append(value)
+    try:
+        check_scopes(scopes)  # RFC 6749's grammar, with our caps on length and count
+    except ScopeError as error:
+        raise ValueError(str(error)) from None
     return tuple(scopes)
 
 

@@ -13,7 +13,6 @@ microseconds since the Unix epoch, so SQL comparisons are exact.
 
 from __future__ import annotations
 
-import operator
 import sqlite3
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -24,6 +23,7 @@ from timmybot_adapters.sqlite.database import (
     micros_to_datetime,
 )
 from timmybot_adapters.sqlite.store import SqliteStore
+from timmybot_core.domain.snowflake import check_snowflake
 from timmybot_core.ports.access import Ban, PurgeCounts, Switch, SwitchState
 
 __all__ = ["SqliteAccessPolicyStore"]
@@ -77,9 +77,9 @@ MIGRATIONS: tuple[str, ...] = (
 
 
 def _key(guild_id: int) -> str:
-    # operator.index refuses a str or float that would otherwise be stored
-    # under a key no int lookup ever matches.
-    return str(operator.index(guild_id))
+    # A str, float or bool is refused: it would otherwise be stored under a
+    # key no int lookup ever matches.
+    return str(check_snowflake(guild_id, what="a guild ID", allow_zero=True))
 
 
 def _micros(moment: datetime | None) -> int | None:

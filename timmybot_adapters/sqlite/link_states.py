@@ -30,7 +30,6 @@ minutes a pending state lives, or those links fail and must be started again.
 from __future__ import annotations
 
 import logging
-import operator
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
@@ -43,6 +42,7 @@ from timmybot_adapters.sqlite.database import (
     micros_to_datetime,
 )
 from timmybot_core.domain.errors import StoreUnavailable
+from timmybot_core.domain.snowflake import check_snowflake
 from timmybot_core.ports.link_states import LinkState, TakeOutcome, TakeResult
 
 __all__ = ["SqliteLinkStateStore"]
@@ -80,7 +80,7 @@ _log = logging.getLogger("timmybot.link_states")
 
 
 def _user(user_id: int) -> str:
-    return str(operator.index(user_id))
+    return str(check_snowflake(user_id, what="a user ID", allow_zero=True))
 
 
 def _subject(

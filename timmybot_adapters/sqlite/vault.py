@@ -13,8 +13,16 @@ Storage (table ``vault_records``, one row per user):
 * ``key_id``, ``nonce``, ``ciphertext``: the record's JSON form
   (:meth:`UserTokens.to_json`) sealed with AES-256-GCM under the key
   ``key_id``, with a fresh random 96-bit nonce per write, and associated data
-  ``("timmybot/vault/v1", user ID, key ID)``: a ciphertext copied to another
-  user's row, or relabelled with another key ID, fails to decrypt;
+  ``("timmybot/vault/v1", user ID, "record-version", version, key ID)``: a
+  ciphertext copied to another user's row, relabelled with another key ID,
+  or put back under another version (an older ciphertext restored into the
+  row, which would serve a spent refresh token) fails to decrypt;
+* ``aad``: the associated-data format, ``2`` for the above. Rows written
+  before the version was bound (``1``: user and key ID only) are re-sealed
+  in format 2, keeping their version, by the first process that opens the
+  vault after the upgrade; from then on (``vault_aad.legacy_open = 0``) a
+  format-1 row is refused, so it cannot be used to put an old ciphertext
+  back either;
 * ``version``: the compare-and-set version, drawn from one counter for the
   whole table, so a version is never reused, not even after a delete and a
   new link (a writer holding a version from before the delete conflicts);
@@ -35,7 +43,6 @@ Key rotation: see :meth:`SqliteTokenVault.rekey`.
 from __future__ import annotations
 
 import logging
-import operator
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from typing import Final, NamedTuple, Self, TypeVar
@@ -54,6 +61,7 @@ from timmybot_core.domain.errors import (
     VaultUnavailable,
     VersionConflict,
 )
+from timmybot_core.domain.snowflake import check_snowflake
 from timmybot_core.domain.tokens import UserTokens
 
 __all__ = ["SqliteTokenVault"]
@@ -63,7 +71,6 @@ T = TypeVar("T")
 COMPONENT: Final = "token_vault"
 CONTEXT: Final = "timmybot/vault/v1"
 PAGE: Final = 500
-_MAX_SNOWFLAKE: Final = 2**64 - 1
 _WHAT: Final = "the token record of one user"
 
 # Append only: a released step never changes, a new version is a new step.
@@ -84,23 +91,37 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO vault_versions (id, last) VALUES (1, 0);
     """,
+    # The record version joins the associated data (format 2); rows of
+    # format 1 are re-sealed by _upgrade_legacy, then refused.
+    """
+    ALTER TABLE vault_records ADD COLUMN aad INTEGER NOT NULL DEFAULT 1;
+    CREATE TABLE vault_aad (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        legacy_open INTEGER NOT NULL
+    );
+    INSERT INTO vault_aad (id, legacy_open) VALUES (1, 1);
+    """,
 )
+_AAD_LEGACY: Final = 1
+_AAD_VERSIONED: Final = 2
 
 # Logs integrity failures at error level: no user ID, no token, no ciphertext.
 _log = logging.getLogger("timmybot.vault")
 
 
 def _key(user_id: int) -> str:
-    # operator.index refuses a str or float that would be stored under a
+    # A str, float or bool is refused: it would be stored under a
     # key that no int lookup ever matches.
-    value = operator.index(user_id)
-    if not 0 <= value <= _MAX_SNOWFLAKE:
-        raise ValueError("a user ID is a Discord snowflake (0 to 2**64 - 1)")
-    return f"{value:020d}"
+    return f"{check_snowflake(user_id, what='a user ID', allow_zero=True):020d}"
 
 
-def _subject(user_id: int) -> tuple[str]:
-    return (str(operator.index(user_id)),)
+def _legacy_subject(user_id: int) -> tuple[str, ...]:
+    return (str(check_snowflake(user_id, what="a user ID", allow_zero=True)),)
+
+
+def _subject(user_id: int, version: int) -> tuple[str, ...]:
+    """Return the associated data of format 2: the user and the record's version."""
+    return (*_legacy_subject(user_id), "record-version", str(int(version)))
 
 
 def _next_version(connection: sqlite3.Connection) -> int:
@@ -115,6 +136,14 @@ class _Row(NamedTuple):
     nonce: bytes
     ciphertext: bytes
     version: int
+    aad: int
+
+
+_COLUMNS: Final = "user_id, key_id, nonce, ciphertext, version, aad"
+
+
+def _sealed(row: _Row) -> Sealed:
+    return Sealed(key_id=row.key_id, nonce=row.nonce, ciphertext=row.ciphertext)
 
 
 class _Batch(NamedTuple):
@@ -140,6 +169,8 @@ class SqliteTokenVault:
         """
         self._db = db
         self._cipher = AeadCipher(keys, context=CONTEXT)
+        self._legacy_open = True
+        self._upgraded = False
 
     def __repr__(self) -> str:
         return f"SqliteTokenVault(db={self._db!r}, keys={self._cipher.keys!r})"
@@ -165,6 +196,8 @@ class SqliteTokenVault:
         operation = f"token vault: {name}"
         try:
             await self._db.ensure_migrated(COMPONENT, MIGRATIONS)
+            if not self._upgraded:
+                await self._upgrade_legacy()
             if write:
                 return await self._db.write(fn, operation=operation)
             return await self._db.read(fn, operation=operation)
@@ -175,15 +208,73 @@ class SqliteTokenVault:
             # class only; the vault's callers expect VaultUnavailable.
             raise VaultUnavailable(str(error)) from error
 
+    async def _upgrade_legacy(self) -> None:
+        """Re-seal every format-1 row in format 2 (same version), then close format 1.
+
+        Runs once per vault object, in one ``BEGIN IMMEDIATE`` transaction,
+        so concurrent processes upgrade each row once. Rows that fail their
+        integrity check stay as they are (and are refused from now on, like
+        any damaged row: :meth:`find_damaged` lists them). A row under a key
+        this process lacks keeps format 1 open until a process holding that
+        key upgrades it: it is not damaged, just not readable here.
+        """
+        cipher = self._cipher
+
+        def upgrade(connection: sqlite3.Connection) -> tuple[int, bool]:
+            (legacy_open,) = connection.execute(
+                "SELECT legacy_open FROM vault_aad WHERE id = 1"
+            ).fetchone()
+            if not legacy_open:
+                return 0, False
+            upgraded, missing_key = 0, False
+            rows = [
+                _Row(*row)
+                for row in connection.execute(
+                    f"SELECT {_COLUMNS} FROM vault_records WHERE aad = ?",  # noqa: S608
+                    (_AAD_LEGACY,),
+                ).fetchall()
+            ]
+            for row in rows:
+                try:
+                    plaintext = cipher.open(
+                        _legacy_subject(int(row.user_id)), _sealed(row), what=_WHAT
+                    )
+                except IntegrityFailure as failure:
+                    _log.error("token vault: a record could not be upgraded: %s", failure)
+                    missing_key = missing_key or failure.unknown_key
+                    continue
+                sealed = cipher.seal(_subject(int(row.user_id), row.version), plaintext)
+                connection.execute(
+                    "UPDATE vault_records SET key_id = ?, nonce = ?, ciphertext = ?, aad = ?"
+                    " WHERE user_id = ?",
+                    (sealed.key_id, sealed.nonce, sealed.ciphertext, _AAD_VERSIONED, row.user_id),
+                )
+                upgraded += 1
+            if not missing_key:
+                connection.execute("UPDATE vault_aad SET legacy_open = 0 WHERE id = 1")
+            return upgraded, missing_key
+
+        upgraded, still_open = await self._db.write(upgrade, operation="token vault: upgrade")
+        if upgraded:
+            _log.info("token vault: %d records re-sealed with their version bound", upgraded)
+        self._legacy_open = still_open
+        self._upgraded = not still_open
+
     def _open(self, cipher: AeadCipher, row: _Row) -> UserTokens:
         """Decrypt and parse one row, or raise ``VaultIntegrityError`` (logged)."""
         user_id = int(row.user_id)
         try:
-            plaintext = cipher.open(
-                _subject(user_id),
-                Sealed(key_id=row.key_id, nonce=row.nonce, ciphertext=row.ciphertext),
-                what=_WHAT,
-            )
+            if row.aad == _AAD_VERSIONED:
+                subject = _subject(user_id, row.version)
+            elif row.aad == _AAD_LEGACY and self._legacy_open:
+                subject = _legacy_subject(user_id)
+            else:
+                raise IntegrityFailure(
+                    f"{_WHAT} is in a format refused since the upgrade (its version is "
+                    "not bound): it may be an old record put back",
+                    unknown_key=False,
+                )
+            plaintext = cipher.open(subject, _sealed(row), what=_WHAT)
         except IntegrityFailure as failure:
             _log.error("token vault: %s", failure)
             raise VaultIntegrityError(str(failure)) from None
@@ -215,8 +306,7 @@ class SqliteTokenVault:
 
         def select(connection: sqlite3.Connection) -> _Row | None:
             row = connection.execute(
-                "SELECT user_id, key_id, nonce, ciphertext, version FROM vault_records"
-                " WHERE user_id = ?",
+                f"SELECT {_COLUMNS} FROM vault_records WHERE user_id = ?",  # noqa: S608
                 (key,),
             ).fetchone()
             return None if row is None else _Row(*row)
@@ -241,8 +331,9 @@ class SqliteTokenVault:
         if record.user_id != user_id:
             raise ValueError("the record belongs to another user")
         key = _key(user_id)
-        sealed = self._cipher.seal(_subject(user_id), record.to_json().encode("utf-8"))
+        plaintext = record.to_json().encode("utf-8")
         updated_at = datetime_to_micros(record.updated_at)
+        cipher = self._cipher
 
         def store(connection: sqlite3.Connection) -> str:
             row = connection.execute(
@@ -252,18 +343,28 @@ class SqliteTokenVault:
             if current != expected_version:
                 raise VersionConflict("the token record changed since it was read")
             version = _next_version(connection)
-            values = (sealed.key_id, sealed.nonce, sealed.ciphertext, version, updated_at, key)
+            # Sealed here: the version it is bound to is drawn in this transaction.
+            sealed = cipher.seal(_subject(user_id, version), plaintext)
+            values = (
+                sealed.key_id,
+                sealed.nonce,
+                sealed.ciphertext,
+                version,
+                updated_at,
+                _AAD_VERSIONED,
+                key,
+            )
             if row is None:
                 connection.execute(
                     "INSERT INTO vault_records"
-                    " (key_id, nonce, ciphertext, version, updated_at, user_id)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    " (key_id, nonce, ciphertext, version, updated_at, aad, user_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     values,
                 )
             else:
                 connection.execute(
                     "UPDATE vault_records SET key_id = ?, nonce = ?, ciphertext = ?,"
-                    " version = ?, updated_at = ? WHERE user_id = ?",
+                    " version = ?, updated_at = ?, aad = ? WHERE user_id = ?",
                     values,
                 )
             return str(version)
@@ -283,7 +384,7 @@ class SqliteTokenVault:
     async def _page(self, after: str) -> list[_Row]:
         def select(connection: sqlite3.Connection) -> list[_Row]:
             rows = connection.execute(
-                "SELECT user_id, key_id, nonce, ciphertext, version FROM vault_records"
+                f"SELECT {_COLUMNS} FROM vault_records"  # noqa: S608
                 " WHERE user_id > ? ORDER BY user_id LIMIT ?",
                 (after, PAGE),
             ).fetchall()
@@ -447,35 +548,32 @@ class SqliteTokenVault:
             rows = [
                 _Row(*row)
                 for row in connection.execute(
-                    "SELECT user_id, key_id, nonce, ciphertext, version FROM vault_records"
+                    f"SELECT {_COLUMNS} FROM vault_records"  # noqa: S608
                     " WHERE user_id > ? AND key_id != ? ORDER BY user_id LIMIT ?",
                     (after, target, size),
                 ).fetchall()
             ]
             rekeyed = damaged = 0
             for row in rows:
-                subject = _subject(int(row.user_id))
+                user_id = int(row.user_id)
+                if row.aad != _AAD_VERSIONED:
+                    _log.error("token vault: rekey skipped a record in the refused old format")
+                    damaged += 1
+                    continue
                 try:
                     plaintext = cipher.open(
-                        subject,
-                        Sealed(key_id=row.key_id, nonce=row.nonce, ciphertext=row.ciphertext),
-                        what=_WHAT,
+                        _subject(user_id, row.version), _sealed(row), what=_WHAT
                     )
                 except IntegrityFailure as failure:
                     _log.error("token vault: rekey skipped a record: %s", failure)
                     damaged += 1
                     continue
-                sealed = cipher.seal(subject, plaintext)
+                version = _next_version(connection)
+                sealed = cipher.seal(_subject(user_id, version), plaintext)
                 connection.execute(
                     "UPDATE vault_records SET key_id = ?, nonce = ?, ciphertext = ?, version = ?"
                     " WHERE user_id = ?",
-                    (
-                        sealed.key_id,
-                        sealed.nonce,
-                        sealed.ciphertext,
-                        _next_version(connection),
-                        row.user_id,
-                    ),
+                    (sealed.key_id, sealed.nonce, sealed.ciphertext, version, row.user_id),
                 )
                 rekeyed += 1
             last = rows[-1].user_id if len(rows) == size else None

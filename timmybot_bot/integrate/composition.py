@@ -52,8 +52,9 @@ from timmybot_adapters.memory import (
 )
 from timmybot_bot.audit_keys import audit_keys
 from timmybot_bot.keys import key_id_for, load_or_create_key, parse_key
-from timmybot_bot.settings import ConfigurationError, Settings
+from timmybot_bot.settings import ConfigurationError, Settings, listens_everywhere
 from timmybot_bot.vault_rekey import running_vault_keys
+from timmybot_bot.web_tls import server_tls_context
 from timmybot_core import (
     AccessPolicyStore,
     AccessSettings,
@@ -81,6 +82,7 @@ from timmybot_core import (
     TokenVault,
     UserDataStore,
 )
+from timmybot_core.services.refusals import RefusalLedger
 
 if TYPE_CHECKING:
     from timmybot_adapters.aws import AwsClients, AwsConfig, TableNames
@@ -135,6 +137,8 @@ class Security:
     metrics: SecurityMetrics
     metrics_source: PrometheusSource | None = None
     alerter: Alerter
+    #: Unauthenticated refusals, counted per reason and window (never alarms).
+    refusals: RefusalLedger
     access: ServerAccessControl | None = None
     access_store: AccessPolicyStore | None = attrs.field(default=None, repr=False)
     incident_store: IncidentStore | None = attrs.field(default=None, repr=False)
@@ -213,12 +217,13 @@ def check_settings(settings: Settings) -> None:
             if key_file.exists():
                 load_or_create_key(key_file, purpose=name)
     if settings.public_url is None and (
-        settings.web_port == 0 or settings.web_host in {"0.0.0.0", "::", ""}  # noqa: S104
+        settings.web_port == 0 or listens_everywhere(settings.web_host)
     ):
         raise ConfigurationError(
             "TIMMYBOT_PUBLIC_URL is needed when TIMMYBOT_WEB_HOST listens on every interface "
             "or TIMMYBOT_WEB_PORT is 0: browsers must reach a definite callback address"
         )
+    server_tls_context(settings)  # the files load, and the settings go together
     for platform, client_id, secret in (
         ("SPOTIFY", settings.spotify_client_id, settings.spotify_client_secret),
         ("DISCORD", settings.discord_client_id, settings.discord_client_secret),
@@ -611,9 +616,20 @@ def compose(
         security_log.subscribe(trail.on_security_event)
         closers.append(trail.close)
 
+    # Refusals no one authenticated (made-up callback states, an already
+    # banned guild's commands): one record per reason and window, never an
+    # alarm. Flushed before the audit trail closes (closers run in reverse).
+    refusals = RefusalLedger(security_log=security_log, clock=clock)
+
+    async def flush_refusals() -> None:
+        await refusals.flush()
+
+    closers.append(flush_refusals)
+
     access: ServerAccessControl | None = None
     if guard:
         access = ServerAccessControl(
+            refusals=refusals,
             store=backend.access(),
             security_log=security_log,
             metrics=metrics,
@@ -684,6 +700,7 @@ def compose(
         metrics=metrics,
         metrics_source=metrics_source,
         alerter=alerter,
+        refusals=refusals,
         access=access,
         access_store=backend.access() if guard else None,
         incident_store=backend.incidents() if privacy else None,

@@ -227,9 +227,9 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
     ),
     StoredField(
         store="vault",
-        field="record version, key ID, nonce",
+        field="record version, key ID, nonce, associated-data format",
         data_class=DataClass.PUBLIC,
-        purpose="compare-and-set writes; which key encrypted the record",
+        purpose="compare-and-set writes; which key encrypted the record and what it is bound to",
         retention=_UNTIL_UNLINKED,
         on_erasure=OnErasure.DELETED,
         exported=False,

@@ -33,6 +33,7 @@ class SecurityEventType(enum.StrEnum):
     INCIDENT_DECLARED = "INCIDENT_DECLARED"
     ALERT_FAILED = "ALERT_FAILED"
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
+    REQUESTS_REFUSED = "REQUESTS_REFUSED"
 
 
 def _freeze(details: Mapping[str, DetailValue]) -> Mapping[str, DetailValue]:

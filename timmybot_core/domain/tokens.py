@@ -17,6 +17,7 @@ from typing import Any, Final
 import attrs
 
 from timmybot_core.domain.errors import VaultIntegrityError
+from timmybot_core.domain.scopes import check_scopes, salvage_scopes
 
 __all__ = ["FORMAT_VERSION", "OAuthTokens", "PlatformLink", "UserTokens", "valid_platform"]
 
@@ -38,7 +39,8 @@ def _utc(moment: datetime) -> datetime:
 
 
 def _scopes(values: Any) -> tuple[str, ...]:
-    return tuple(sorted({str(v) for v in values}))
+    # RFC 6749's grammar with caps on length and count (domain/scopes.py).
+    return check_scopes(values)
 
 
 @attrs.frozen(kw_only=True, repr=False)
@@ -89,7 +91,8 @@ class OAuthTokens:
             access_token=data["access_token"],
             refresh_token=data.get("refresh_token"),
             token_type=data.get("token_type", "Bearer"),
-            scopes=data.get("scopes", ()),
+            # A record stored before scopes were checked keeps its valid ones.
+            scopes=salvage_scopes(data.get("scopes", ())),
             expires_at=datetime.fromisoformat(data["expires_at"]),
         )
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import operator
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -25,6 +24,7 @@ from typing import Final, Protocol, TypeAlias, runtime_checkable
 import attrs
 
 from timmybot_core.domain.errors import TimmyBotError
+from timmybot_core.domain.snowflake import MAX_SNOWFLAKE, check_snowflake
 
 __all__ = [
     "MAX_NESTING",
@@ -52,7 +52,7 @@ MAX_VALUE_BYTES: Final = 4096
 """The largest value, measured as its canonical JSON in UTF-8."""
 MAX_NESTING: Final = 8
 """The deepest nesting of lists and objects inside one value."""
-MAX_USER_ID: Final = 2**64 - 1
+MAX_USER_ID: Final = MAX_SNOWFLAKE
 """Discord snowflakes are unsigned 64-bit integers."""
 
 _KEY: Final = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
@@ -73,15 +73,10 @@ def check_user_id(user_id: int) -> int:
 
     ``0`` is allowed: the offline console's local operator acts as user 0.
     """
-    if isinstance(user_id, bool):
-        raise ValueError("a user ID is an integer, not a boolean")
     try:
-        value = operator.index(user_id)
-    except TypeError:
-        raise ValueError(f"a user ID is an integer (got {type(user_id).__name__})") from None
-    if not 0 <= value <= MAX_USER_ID:
-        raise ValueError("a user ID is a Discord snowflake: from 0 to 2**64 - 1")
-    return value
+        return check_snowflake(user_id, what="a user ID", allow_zero=True)
+    except TypeError as error:
+        raise ValueError(str(error)) from None
 
 
 def check_preference_key(key: str) -> str:

@@ -104,8 +104,11 @@ _QUOTE_CONDITION = _LazyPattern(
     + r")\s?\("
     + r")"
 )
-# A quote that closes a literal and then comments out the rest of the query.
-_QUOTE_COMMENT = _LazyPattern(_QUOTE + r"[\s);]*(?:--|/\*)")
+# A quote that closes a literal and then comments out the rest of the query:
+# SQL's "--", C-style "/*" (MySQL's "/*!" too), MySQL's "#" ("admin'#",
+# "x') #"). A "#" followed by a letter or digit is a hashtag or a number
+# ('"Hello" #1 hit'), not a comment, and passes.
+_QUOTE_COMMENT = _LazyPattern(_QUOTE + r"[\s);]*(?:--|/\*|#(?!\w))")
 # A second statement stacked after a semicolon.
 _STACKED_STATEMENT = _LazyPattern(
     r";[\s(]*(?:"

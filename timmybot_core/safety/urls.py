@@ -1,17 +1,33 @@
 """Syntactic safety of URLs the bot shows or fetches (thumbnails, track links).
 
 The check is deliberately conservative and purely syntactic: it parses the
-host the way browsers do (IDNA mapping, WHATWG IPv4 forms such as
-``0x7f.1`` or ``2130706433``) and refuses any host that names this machine or
-a private network. It cannot see what a public name resolves to (DNS
-rebinding); code that *fetches* a URL must also check the resolved address.
+host the way browsers do (WHATWG IPv4 forms such as ``0x7f.1`` or
+``2130706433``) and refuses any host that names this machine or a private
+network. Addresses are judged by our own table of the IANA special-purpose
+registries (:mod:`timmybot_core.safety.special_addresses`), never by the
+interpreter's ``ipaddress`` flags, so every Python build gives the same
+verdict. It cannot see what a public name resolves to (DNS rebinding); code
+that *fetches* a URL must also check the resolved address.
+
+Internationalized names: browsers map hosts with UTS 46 / IDNA 2008, the
+standard library only knows IDNA 2003, and the two disagree on some names
+(``faß.de`` is ``xn--fa-hia.de`` to a browser, ``fass.de`` to IDNA 2003:
+another domain). The core has no IDNA 2008 library, so a non-ASCII host is
+accepted only when IDNA 2003 gives it back unchanged (its Unicode form
+round-trips to what was given, lower-cased and NFC) and every character is
+a letter, mark or digit (IDNA 2008 refuses symbols that 2003 allowed): on
+those hosts both standards agree. The URL returned never names another host
+than the one given.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+from timmybot_core.safety.special_addresses import is_public_address
 
 __all__ = ["MAX_URL_LENGTH", "safe_url"]
 
@@ -23,7 +39,10 @@ _LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa")
 _IPV4_PART = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)$")
 # Host characters after IDNA mapping: letters, digits, hyphen, underscore, dot.
 _ASCII_HOST = re.compile(r"^[a-z0-9_.-]+$")
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# Dots UTS 46 maps to "." (ideographic, fullwidth and halfwidth full stops).
+_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+# What IDNA 2008 can hold (PVALID is a subset of these): letters, marks, digits.
+_IDNA_CATEGORIES = frozenset({"Ll", "Lo", "Lm", "Mn", "Mc", "Nd"})
 
 _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -64,42 +83,32 @@ def _whatwg_ipv4(host: str) -> ipaddress.IPv4Address | bool | None:
 
 
 def _is_public(address: _IPAddress) -> bool:
-    if (
-        address.is_loopback
-        or address.is_private
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-        or not address.is_global
-    ):
-        return False
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.is_site_local:
-            return False
-        # Addresses that embed an IPv4 address reach that address.
-        embedded: list[ipaddress.IPv4Address] = []
-        if address.ipv4_mapped is not None:
-            embedded.append(address.ipv4_mapped)
-        if address.sixtofour is not None:
-            embedded.append(address.sixtofour)
-        if address.teredo is not None:
-            embedded.extend(address.teredo)
-        if address in _NAT64:
-            embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-        return all(_is_public(inner) for inner in embedded)
-    return True
+    return is_public_address(address)
 
 
 def _ascii_host(hostname: str) -> str | None:
+    if hostname.isascii():
+        try:
+            # ASCII passes through unchanged; the codec checks label lengths.
+            host = hostname.encode("idna").decode("ascii").lower()
+        except (UnicodeError, ValueError):
+            return None
+        return host if _ASCII_HOST.match(host) else None
+    wanted = unicodedata.normalize("NFC", hostname.lower()).translate(_DOTS)
     try:
-        # The IDNA codec applies nameprep (NFKC and case folding) and treats
-        # ideographic full stops as dots, as browsers do: "ｌｏｃａｌｈｏｓｔ" and
-        # "127。0。0。1" are seen for what they are.
-        host = hostname.encode("idna").decode("ascii").lower()
+        host = wanted.encode("idna").decode("ascii").lower()
+        back = host.encode("ascii").decode("idna")
     except (UnicodeError, ValueError):
         return None
-    return host if _ASCII_HOST.match(host) else None
+    if back != wanted:
+        # IDNA 2003 mapped the name to another one (ß to ss, final sigma,
+        # joiners dropped, compatibility forms folded): a browser, with
+        # IDNA 2008, would open a different host. Refused, never rewritten.
+        return None
+    labels_ok = all(
+        char.isascii() or unicodedata.category(char) in _IDNA_CATEGORIES for char in back
+    )
+    return host if labels_ok and _ASCII_HOST.match(host) else None
 
 
 def _safe_host(split: SplitResult) -> str | None:

@@ -36,17 +36,18 @@ import attrs
 from timmybot_core.domain.clock import Clock
 from timmybot_core.domain.errors import AlertDeliveryError, StoreUnavailable
 from timmybot_core.domain.events import SecurityEventType
+from timmybot_core.domain.snowflake import check_snowflake
 from timmybot_core.ports.access import AccessPolicyStore, Ban, Switch, SwitchState
 from timmybot_core.ports.alerts import Alert, Alerter, Severity
 from timmybot_core.ports.metrics import SecurityMetrics
 from timmybot_core.safety.pseudonymizer import PseudonymKind
+from timmybot_core.services.refusals import RefusalLedger
 from timmybot_core.services.security_log import SecurityAuditLogger
 
 __all__ = ["AccessDecision", "AccessReason", "AccessSettings", "ServerAccessControl"]
 
 _log = logging.getLogger("timmybot.access")
 
-MAX_SNOWFLAKE = 2**64 - 1
 _T = TypeVar("_T")
 _CACHE_LIMIT = 10_000
 
@@ -154,8 +155,10 @@ class ServerAccessControl:
         alerter: Alerter,
         clock: Clock,
         settings: AccessSettings | None = None,
+        refusals: RefusalLedger | None = None,
     ) -> None:
         self._store = store
+        self._refusals = refusals
         self._log = security_log
         self._metrics = metrics
         self._alerter = alerter
@@ -212,7 +215,15 @@ class ServerAccessControl:
             await self._store.record_attempt(
                 guild_id, at=now, window=self._settings.attempt_window, cap=0
             )
-            await self._deny_event(guild_id, user_id, command, AccessReason.GUILD_BANNED)
+            if self._refusals is not None:
+                # The ban and its alert already answered this guild: its
+                # further denials are one record per window, not one each.
+                self._metrics.record_unauthorized_access()
+                await self._refusals.refuse(
+                    source="access", reason=AccessReason.GUILD_BANNED.value, guild_id=guild_id
+                )
+            else:
+                await self._deny_event(guild_id, user_id, command, AccessReason.GUILD_BANNED)
             return AccessDecision(
                 allowed=False, reason=AccessReason.GUILD_BANNED, retry_after=ban.until - now
             )
@@ -450,7 +461,4 @@ class ServerAccessControl:
 
 
 def _check_snowflake(guild_id: int) -> None:
-    if isinstance(guild_id, bool) or not isinstance(guild_id, int):
-        raise TypeError(f"a guild ID is an integer, not {type(guild_id).__name__}")
-    if not 0 < guild_id <= MAX_SNOWFLAKE:
-        raise ValueError(f"a guild ID is a positive 64-bit integer (got {guild_id})")
+    check_snowflake(guild_id, what="a guild ID")

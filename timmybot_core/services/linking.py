@@ -6,6 +6,15 @@ hash of the state is stored. ``complete`` consumes the state atomically (a
 replay finds it spent), checks it belongs to the expected platform and user,
 exchanges the code with the verifier and stores the tokens. Any refusal
 stores nothing and says why.
+
+Only failures tied to a real pending link count as authentication failures
+(metric, ``AUTHENTICATION_ATTEMPT`` event, and so the ``AuthFailures``
+alarm): a state that belongs to someone else, a code the provider refuses,
+a provider failing during the exchange. A malformed, unknown, expired or
+replayed state, or a missing code, is what anyone can send to a public
+callback: it is counted by the :class:`RefusalLedger` (one record per
+reason and window) and raises nothing. A platform this process has no
+provider for is a configuration problem, logged as one.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from datetime import datetime, timedelta
@@ -20,16 +30,18 @@ from datetime import datetime, timedelta
 import attrs
 
 from timmybot_core.domain.clock import Clock
-from timmybot_core.domain.errors import LinkError, OAuthError, ReLinkRequired
+from timmybot_core.domain.errors import LinkError, OAuthError, OAuthNotConfigured, ReLinkRequired
 from timmybot_core.ports.link_states import LinkState, LinkStateStore, TakeOutcome
 from timmybot_core.ports.metrics import AuthFailureReason, SecurityMetrics
 from timmybot_core.ports.oauth import OAuthClient
+from timmybot_core.services.refusals import RefusalLedger
 from timmybot_core.services.security_log import SecurityAuditLogger
 from timmybot_core.services.tokens import SecureTokenService
 
-__all__ = ["AccountLinkService", "LinkResult", "LinkStart", "pkce_challenge"]
+__all__ = ["AccountLinkService", "LinkResult", "LinkStart", "mask_user_id", "pkce_challenge"]
 
 STATE_TTL = timedelta(minutes=10)
+_log = logging.getLogger("timmybot.linking")
 _STATE_SHAPE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
@@ -60,6 +72,17 @@ class LinkResult:
     platform: str
     scopes: tuple[str, ...]
 
+    @property
+    def masked_user(self) -> str:
+        """The Discord user ID with all but its last four digits hidden, for pages."""
+        return mask_user_id(self.user_id)
+
+
+def mask_user_id(user_id: int) -> str:
+    """Return ``user_id`` as ``•••…1234``: enough to recognise one's own, not to reuse."""
+    text = str(user_id)
+    return "•" * max(len(text) - 4, 0) + text[-4:]
+
 
 _REFUSALS = {
     TakeOutcome.UNKNOWN: ("unknown", "This link request is unknown. Start again with /link."),
@@ -82,6 +105,7 @@ class AccountLinkService:
         clock: Clock,
         redirect_uri: str,
         state_ttl: timedelta = STATE_TTL,
+        refusals: RefusalLedger | None = None,
     ) -> None:
         self._oauth = oauth
         self._states = states
@@ -91,6 +115,16 @@ class AccountLinkService:
         self._clock = clock
         self._redirect_uri = redirect_uri
         self._ttl = state_ttl
+        self._refusals = (
+            refusals
+            if refusals is not None
+            else RefusalLedger(security_log=security_log, clock=clock)
+        )
+
+    @property
+    def refusals(self) -> RefusalLedger:
+        """Where unauthenticated refusals are counted (flush it on shutdown)."""
+        return self._refusals
 
     def platforms(self) -> tuple[str, ...]:
         """Return the platforms users can link."""
@@ -140,11 +174,11 @@ class AccountLinkService:
         ``expired``, ``foreign`` or ``rejected``; nothing is stored then.
         """
         now = self._clock.now()
-        if not isinstance(state, str) or not _STATE_SHAPE.match(state):
-            await self._refused(None, "unknown", platform)
+        if not isinstance(state, str) or not _STATE_SHAPE.fullmatch(state):
+            await self._unauthenticated("malformed_state")
             raise LinkError(_REFUSALS[TakeOutcome.UNKNOWN][1], reason="unknown")
         if not isinstance(code, str) or not code or len(code) > 2048:
-            await self._refused(None, "missing_code", platform)
+            await self._unauthenticated("missing_code")
             raise LinkError(
                 "The provider sent no usable code. Start again with /link.", reason="code"
             )
@@ -152,7 +186,7 @@ class AccountLinkService:
         taken = await self._states.take(state_hash, now=now)
         if taken.state is None or taken.outcome is not TakeOutcome.TAKEN:
             reason, message = _REFUSALS.get(taken.outcome, _REFUSALS[TakeOutcome.UNKNOWN])
-            await self._refused(None, reason, platform)
+            await self._unauthenticated(reason)
             raise LinkError(message, reason=reason)
         pending = taken.state
         # The store found it by hash; compare again in constant time so no
@@ -180,6 +214,13 @@ class AccountLinkService:
                 f"{pending.platform} refused the authorization. Start again with /link.",
                 reason="rejected",
             ) from None
+        except OAuthNotConfigured:
+            # Our configuration, not the user's doing: no authentication failure.
+            _log.error(
+                "link completion: %s is not usable from this process (configuration)",
+                pending.platform,
+            )
+            raise
         except OAuthError:
             await self._refused(pending.user_id, "provider_error", pending.platform)
             raise
@@ -188,6 +229,11 @@ class AccountLinkService:
             user_id=pending.user_id, platform=pending.platform, success=True, reason="link"
         )
         return LinkResult(user_id=pending.user_id, platform=pending.platform, scopes=tokens.scopes)
+
+    async def _unauthenticated(self, reason: str) -> None:
+        # The platform the caller named is not trusted here: it came with
+        # the request. The state is unknown, so nothing else is either.
+        await self._refusals.refuse(source="oauth_callback", reason=reason)
 
     async def _refused(self, user_id: int | None, reason: str, platform: str | None) -> None:
         metric_reason = {
