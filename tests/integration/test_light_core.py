@@ -58,6 +58,7 @@ def test_the_validators_load_no_asyncio_ssl_or_services(statement: str) -> None:
         "timmybot_core.safety.text",
         "timmybot_core.safety.sanitizer",
         "timmybot_core.safety.urls",
+        "timmybot_core.safety.special_addresses",
         "timmybot_core.safety.pseudonymizer",
     }
 

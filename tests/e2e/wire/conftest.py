@@ -42,6 +42,9 @@ def bot_environment(discord: DiscordStandIn, data_dir: Path, **extra: str) -> di
         TIMMYBOT_WEB_HOST="127.0.0.1",
         TIMMYBOT_WEB_PORT=str(free_port()),
         TIMMYBOT_LOG_LEVEL="INFO",
+        # A configured platform gives /link an authorization URL to answer with
+        # (built locally: nothing is sent to Spotify).
+        TIMMYBOT_SPOTIFY_CLIENT_ID="wire-test-client",
     )
     env.update(extra)
     return env
@@ -90,9 +93,8 @@ async def discord() -> AsyncIterator[DiscordStandIn]:
 @pytest.fixture
 async def timmybot(discord: DiscordStandIn, tmp_path: Path) -> AsyncIterator[BotProcess]:
     """``python -m timmybot_bot`` with a DISCORD_TOKEN, connected and its commands synced."""
-    # The demo OAuth provider (on 127.0.0.1) gives /link a real authorization URL.
     bot = await start_process(
-        [sys.executable, "-m", "timmybot_bot", "--demo-provider"],
+        [sys.executable, "-m", "timmybot_bot"],
         bot_environment(discord, tmp_path / "var"),
         tmp_path / "bot.log",
     )

@@ -68,11 +68,12 @@ async def test_link_answers_ephemerally_with_an_authorization_url(
     discord: DiscordStandIn, timmybot: BotProcess
 ) -> None:
     (reply,) = await discord.dispatch_interaction(
-        slash("link", payloads.string("platform", "demo"))
+        slash("link", payloads.string("platform", "spotify"))
     )
     assert reply.kind == "reply"
     assert reply.ephemeral
-    assert "http://127.0.0.1:" in (reply.content or "")
+    assert "https://accounts.spotify.com/authorize?" in (reply.content or "")
+    assert "client_id=wire-test-client" in (reply.content or "")
     assert "state=" in (reply.content or "")
 
 
@@ -81,7 +82,7 @@ async def test_allowed_mentions_are_disabled_on_every_message(
 ) -> None:
     await discord.dispatch_interaction(slash("linked"))
     await discord.dispatch_interaction(slash("linked", guild=STRANGER_GUILD))
-    await discord.dispatch_interaction(slash("link", payloads.string("platform", "demo")))
+    await discord.dispatch_interaction(slash("link", payloads.string("platform", "spotify")))
     await discord.dispatch_interaction(slash("privacy", payloads.sub("info")))
     await discord.dispatch_interaction(slash("search", payloads.string("query", "@everyone")))
     messages = discord.messages()
