@@ -458,6 +458,11 @@ def build_parser() -> argparse.ArgumentParser:
     rekey.add_argument(
         "--yes", action="store_true", help="do not ask whether the bot processes are stopped"
     )
+    rekey.add_argument(
+        "--force",
+        action="store_true",
+        help="rekey although a live bot process seems to use the data directory",
+    )
 
     rotation = _group(
         groups,
@@ -548,6 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     switch_off.add_argument("switch", type=_switch, metavar="SWITCH", help=_SWITCHES)
 
+    _register_state_commands(groups)
+
     config = _group(
         groups,
         "config",
@@ -566,6 +573,40 @@ def build_parser() -> argparse.ArgumentParser:
         needs_services=False,
     )
     return parser
+
+
+def _register_state_commands(groups: Any) -> None:
+    """``doctor`` and ``backup`` (logic in timmybot_bot.doctor and timmybot_bot.backup)."""
+    from timmybot_bot.backup import backup
+    from timmybot_bot.doctor import doctor
+
+    _leaf(
+        groups,
+        "doctor",
+        summary="check the data directory: integrity, keys, modes, processes, audit",
+        description="Check that the data directory is whole, one line per check: the "
+        "identity tying the database, keys and key ring together; file and directory "
+        "modes; SQLite's integrity_check; every vault record and preference decrypts with "
+        "a configured key; whether a bot runs and who holds the job leases; the audit "
+        "log verifies (a dead writer left unsealed shows here). Starts no bot and runs "
+        "on a directory the bot refuses. Exit 1 if a check fails. See the recovery "
+        "section of docs/operations.md.",
+        handler=doctor,
+        needs_services=False,
+    )
+    copy = _leaf(
+        groups,
+        "backup",
+        summary="copy the database (online backup) and the keys to a new directory",
+        description="Write a consistent copy of the database (SQLite's online backup API, "
+        "safe while bots run) and of the key files, key ring and identity file with "
+        "their modes, to DEST, a new directory (0700). The copy is a data directory: "
+        "check it with TIMMYBOT_DATA_DIR=DEST timmybot-admin doctor. It holds the keys: "
+        "keep it private. See docs/operations.md (backup and restore).",
+        handler=backup,
+        needs_services=False,
+    )
+    copy.add_argument("destination", type=Path, metavar="DEST", help="a new directory")
 
 
 # -- running -----------------------------------------------------------------------

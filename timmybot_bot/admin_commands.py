@@ -44,6 +44,7 @@ from timmybot_bot.vault_rekey import (
     RekeyOutcome,
     RekeyUsageError,
     plan_rekey,
+    refuse_while_running,
     rekey_vault,
 )
 from timmybot_core import (
@@ -363,6 +364,8 @@ def _verification_json(report: VerificationReport) -> dict[str, object]:
         "records_checked": report.records_checked,
         "digests_checked": report.digests_checked,
         "uncovered": report.uncovered,
+        "sealed_writers": report.sealed_writers,
+        "open_writers": report.open_writers,
         "problems": [
             {
                 "kind": problem.kind.value,
@@ -401,6 +404,8 @@ async def audit_verify(ctx: Context) -> int:
             end=end,
             now=services.clock.now(),
             retention=services.audit.settings.retention,
+            digest_interval=services.audit.settings.digest_interval,
+            live=(services.audit.writer_id,),
         )
     if out.json:
         out.data(_verification_json(report))
@@ -767,6 +772,7 @@ async def vault_rekey(ctx: Context) -> int:
     settings, out, args = ctx.settings, ctx.out, ctx.args
     source = NewKeySource(file=args.new_key_file, env=args.new_key_env, generate=args.generate)
     try:
+        refuse_while_running(settings, force=bool(getattr(args, "force", False)))
         plan = plan_rekey(settings, source, ctx.environ)
     except RekeyUsageError as error:
         raise UsageProblem(str(error)) from None

@@ -17,10 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from timmybot_adapters.signing import Ed25519KeyRing, Ed25519Signer
-from timmybot_bot.keys import load_or_create_key, parse_key
+from timmybot_bot.keys import IDENTITY_FILE, RECOVERY, load_or_create_key, parse_key
 from timmybot_bot.settings import ConfigurationError, Settings
 
-__all__ = ["KEYRING_FILE", "SIGNING_KEY_FILE", "audit_keys", "rotate_audit_signing_key"]
+__all__ = [
+    "KEYRING_FILE",
+    "SIGNING_KEY_FILE",
+    "audit_keys",
+    "check_keyring",
+    "rotate_audit_signing_key",
+]
 
 SIGNING_KEY_FILE = "audit-signing.key"
 KEYRING_FILE = "audit-keyring.json"
@@ -57,6 +63,28 @@ def load_keyring(path: Path) -> Ed25519KeyRing:
         ) from None
 
 
+def _mismatch(settings: Settings, ring_path: Path, key_id: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"audit key ring {ring_path} does not match the signing key "
+        f"{_keys_dir(settings) / SIGNING_KEY_FILE} (key {key_id} is not in it); "
+        f"restore the matching ring: {RECOVERY}"
+    )
+
+
+def check_keyring(settings: Settings) -> None:
+    """Refuse a key ring that does not know the signing key file's key; change nothing."""
+    if settings.backend == "memory" or settings.audit_signing_key is not None:
+        return
+    key_file = _keys_dir(settings) / SIGNING_KEY_FILE
+    ring_path = _keys_dir(settings) / KEYRING_FILE
+    if not key_file.exists() or not ring_path.exists():
+        return
+    signer = Ed25519Signer(load_or_create_key(key_file, purpose="audit-signing")[:32])
+    ring = load_keyring(ring_path)
+    if ring.key_ids() and not ring.knows(signer.key_id):
+        raise _mismatch(settings, ring_path, signer.key_id)
+
+
 def audit_keys(settings: Settings) -> tuple[Ed25519Signer, Ed25519KeyRing]:
     """Return the signer for new digests and the ring that verifies old and new ones.
 
@@ -76,8 +104,17 @@ def audit_keys(settings: Settings) -> tuple[Ed25519Signer, Ed25519KeyRing]:
         ]
     signer = Ed25519Signer(seed)
     ring_path = _keys_dir(settings) / KEYRING_FILE
+    if not ring_path.exists() and (_keys_dir(settings) / IDENTITY_FILE).exists():
+        raise ConfigurationError(
+            f"audit key ring {ring_path} is missing, but this data directory has been used; "
+            f"restore it from your off-machine copy: {RECOVERY}"
+        )
     ring = load_keyring(ring_path)
     if not ring.knows(signer.key_id):
+        if settings.audit_signing_key is None and ring.key_ids():
+            # The key file and the ring were made together: a ring that does
+            # not know the key is another directory's, or was replaced.
+            raise _mismatch(settings, ring_path, signer.key_id)
         ring.add(signer.public_key)
         if settings.backend != "memory":
             _write_atomically(ring_path, ring.to_json(), mode=0o644)

@@ -360,9 +360,15 @@ def _privacy_delete(services: Services, invocation: Invocation) -> Reply:
         try:
             report = await services.retention.delete_user_data(user_id, Requester.USER)
         except DataDeletionError as error:
+            if error.report is None or error.report.retry_helps:
+                advice = "Run /privacy delete again to finish."
+            else:
+                advice = (
+                    "Everything is deleted here, but a platform did not confirm the "
+                    "revocation: remove TimmyBot's access in that platform's account settings."
+                )
             lines = [
-                f"Your data was only partly deleted: {', '.join(error.failed)} failed. "
-                "Run /privacy delete again to finish."
+                f"Your data was only partly deleted: {', '.join(error.failed)} failed. {advice}"
             ]
             if error.report is not None:
                 lines.append(error.report.as_text())

@@ -2,7 +2,10 @@
 
 A key file is created once, atomically (several processes may start at the
 same moment and must end up with the same key), and refused if its
-permissions let anyone but the owner read it.
+permissions let anyone but the owner read it. Once the data directory has
+an identity (``keys/data-identity.json``, see :mod:`timmybot_bot.data_dir`),
+a missing vault, pseudonym or audit signing key is never created again: a
+new key would silently orphan what the lost one protects.
 """
 
 from __future__ import annotations
@@ -19,9 +22,23 @@ from pathlib import Path
 
 from timmybot_bot.settings import ConfigurationError
 
-__all__ = ["key_id_for", "load_or_create_key", "parse_key"]
+__all__ = [
+    "IDENTITY_FILE",
+    "PRIMARY_KEY_FILES",
+    "RECOVERY",
+    "check_private",
+    "key_id_for",
+    "load_or_create_key",
+    "parse_key",
+]
 
 MIN_KEY_BYTES = 32
+#: The data directory's identity, beside the keys (see timmybot_bot.data_dir).
+IDENTITY_FILE = "data-identity.json"
+#: Keys created on a directory's first start only; later they must be there.
+PRIMARY_KEY_FILES = frozenset({"vault.key", "pseudonym.key", "audit-signing.key"})
+#: Where refusals point the operator.
+RECOVERY = "see the recovery section of docs/operations.md"
 
 
 def parse_key(name: str, raw: str, *, exact: int | None = None) -> bytes:
@@ -61,7 +78,8 @@ def key_id_for(key: bytes, prefix: str) -> str:
     return f"{prefix}{digest[:8]}"
 
 
-def _check_private(path: Path) -> None:
+def check_private(path: Path) -> None:
+    """Refuse a key file that anyone but its owner may read (``ConfigurationError``)."""
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise ConfigurationError(
@@ -70,7 +88,7 @@ def _check_private(path: Path) -> None:
 
 
 def _read(path: Path) -> bytes:
-    _check_private(path)
+    check_private(path)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
         key = bytes.fromhex(document["key"])
@@ -88,6 +106,12 @@ def load_or_create_key(path: Path, *, purpose: str) -> bytes:
     """Return the key stored at ``path``, creating it (mode 0600) on first use."""
     if path.exists():
         return _read(path)
+    if path.name in PRIMARY_KEY_FILES and (path.parent / IDENTITY_FILE).exists():
+        raise ConfigurationError(
+            f"key file {path} is missing, but this data directory has been used "
+            f"({path.parent / IDENTITY_FILE}); restore the key from a backup "
+            f"(a new key would orphan what the old one protects): {RECOVERY}"
+        )
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_bytes(MIN_KEY_BYTES)
     document = {

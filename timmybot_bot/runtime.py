@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from timmybot_bot.bootstrap import Services
+from timmybot_bot.data_dir import RunLock
 from timmybot_bot.scheduler import Scheduler, build_jobs
 from timmybot_bot.timers import Sleeper
 from timmybot_bot.web import WebServer, build_web_app
@@ -48,6 +49,7 @@ class Runtime:
     ) -> None:
         self._services = services
         self._web_required = web_required
+        self._run_lock = RunLock(services.settings)
         settings = services.settings
         self.web: WebServer | None = None
         self._web = WebServer(
@@ -68,13 +70,19 @@ class Runtime:
         return f"Runtime(web={self.web!r}, scheduler={self.scheduler!r})"
 
     async def start(self) -> None:
-        """Start the web server, then the scheduler.
+        """Seal abandoned audit writers, start the web server, then the scheduler.
+
+        While it runs, the process holds the data directory's run lock
+        (``vault rekey`` and ``doctor`` see a bot running).
 
         Raises:
             WebServerUnavailable: the web server cannot listen and
                 ``web_required`` is true; nothing is left running.
         """
         settings = self._services.settings
+        if settings.backend != "memory":
+            self._run_lock.acquire()
+        await self._seal_abandoned_writers()
         try:
             await self._web.start()
         except OSError as error:
@@ -97,3 +105,14 @@ class Runtime:
         if self.web is not None:
             web, self.web = self.web, None
             await web.stop()
+        self._run_lock.release()
+
+    async def _seal_abandoned_writers(self) -> None:
+        # A writer killed before its final digest left an unsigned tail.
+        try:
+            sealed = await self._services.audit.seal_abandoned()
+        except Exception as error:  # noqa: BLE001 - the daily clean-up tries again
+            _log.warning("could not seal abandoned audit writers (%s)", type(error).__name__)
+            return
+        if sealed:
+            _log.warning("sealed %d abandoned audit writer(s)", sealed)

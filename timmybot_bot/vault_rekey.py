@@ -60,6 +60,7 @@ __all__ = [
     "RekeyPlan",
     "RekeyUsageError",
     "plan_rekey",
+    "refuse_while_running",
     "rekey_vault",
     "retired_file",
     "running_vault_keys",
@@ -297,6 +298,29 @@ def _new_key(source: NewKeySource, environ: Mapping[str, str]) -> bytes:
     if source.file is not None:
         return _read_key_file(source.file)
     raise RekeyUsageError("no new key given")  # pragma: no cover - callers check source.given
+
+
+def refuse_while_running(settings: Settings, *, force: bool = False) -> None:
+    """Refuse a rekey while a live bot process uses the data directory, unless ``force``.
+
+    A bot holds the run lock while it runs, and a job's lease while it runs
+    the job; a process that keeps its old key in memory would go on writing
+    records the rekey has to redo (see docs/operations.md).
+
+    Raises:
+        RekeyUsageError: a live process was found and ``force`` is false.
+
+    """
+    from timmybot_bot.liveness import live_process
+
+    if force:
+        return
+    reason = live_process(settings)
+    if reason is not None:
+        raise RekeyUsageError(
+            f"a bot process is running on {settings.data_dir} ({reason}): stop every bot "
+            "process first, or add --force if you know it is safe"
+        )
 
 
 def plan_rekey(settings: Settings, source: NewKeySource, environ: Mapping[str, str]) -> RekeyPlan:

@@ -101,6 +101,11 @@ if TYPE_CHECKING:
         CatalogTrack,
         MusicCatalog,
     )
+    from timmybot_core.ports.erasure import (
+        ErasureEntry,
+        ErasureJournal,
+        ErasureStep,
+    )
     from timmybot_core.ports.incidents import (
         IncidentRecord,
         IncidentStore,
@@ -256,7 +261,10 @@ _EXPORTS: dict[str, str] = {
     "DeletionReport": "timmybot_core.services.retention",
     "DigestSigner": "timmybot_core.ports.signing",
     "DiscordLimits": "timmybot_core.safety.sanitizer",
+    "ErasureEntry": "timmybot_core.ports.erasure",
+    "ErasureJournal": "timmybot_core.ports.erasure",
     "ErasureReport": "timmybot_core.services.retention",
+    "ErasureStep": "timmybot_core.ports.erasure",
     "HostUserData": "timmybot_core.services.retention",
     "FakeClock": "timmybot_core.domain.clock",
     "Incident": "timmybot_core.services.incidents",
@@ -380,7 +388,10 @@ __all__ = [
     "DeletionReport",
     "DigestSigner",
     "DiscordLimits",
+    "ErasureEntry",
+    "ErasureJournal",
     "ErasureReport",
+    "ErasureStep",
     "FakeClock",
     "HostUserData",
     "Incident",

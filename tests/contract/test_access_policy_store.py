@@ -174,10 +174,12 @@ async def test_attempts_recorded_out_of_order_count_by_their_time(
     store: AccessPolicyStore,
 ) -> None:
     assert await store.record_attempt(GUILD, at=T0 + timedelta(seconds=50), window=MINUTE) == 1
-    # Earlier than the first: the later attempt is outside (at - window, at].
-    assert await store.record_attempt(GUILD, at=T0, window=MINUTE) == 1
-    assert await store.record_attempt(GUILD, at=T0 + timedelta(seconds=30), window=MINUTE) == 2
-    assert await store.record_attempt(GUILD, at=T0 + timedelta(seconds=70), window=MINUTE) == 3
+    # Stamped earlier than the first but recorded after it: the first counts
+    # (a process stamps its time before its record gets in).
+    assert await store.record_attempt(GUILD, at=T0, window=MINUTE) == 2
+    assert await store.record_attempt(GUILD, at=T0 + timedelta(seconds=30), window=MINUTE) == 3
+    await store.record_attempt(GUILD, at=T0 + timedelta(seconds=70), window=MINUTE)
+    # Counting afterwards goes by the attempts' own times.
     assert await store.count_attempts(GUILD, now=T0 + timedelta(seconds=50), window=MINUTE) == 3
     assert await store.count_attempts(GUILD, now=T0 + timedelta(seconds=70), window=MINUTE) == 3
     assert await store.count_attempts(GUILD, now=T0 + timedelta(seconds=90), window=MINUTE) == 2
@@ -208,6 +210,40 @@ async def test_the_window_is_chosen_per_call(store: AccessPolicyStore) -> None:
     assert await store.count_attempts(GUILD, now=now, window=MINUTE) == 1
     assert await store.count_attempts(GUILD, now=now, window=5 * MINUTE) == 5
     assert await store.count_attempts(GUILD, now=now, window=HOUR) == 10
+
+
+async def test_attempts_stamped_in_any_order_each_get_a_distinct_count(
+    store: AccessPolicyStore,
+) -> None:
+    # Processes stamp their time, then await other stores: the records come
+    # in out of stamp order, and still every count is given once.
+    stamps = [T0 + timedelta(milliseconds=(index * 7919) % 97) for index in range(40)]
+    counts = [await store.record_attempt(GUILD, at=at, window=HOUR) for at in stamps]
+    assert counts == list(range(1, 41))
+    assert await store.count_attempts(GUILD, now=T0 + MINUTE, window=HOUR) == 40
+
+
+async def test_concurrent_attempts_stamped_apart_each_get_a_distinct_count(
+    store: AccessPolicyStore,
+) -> None:
+    counts = await asyncio.gather(
+        *(
+            store.record_attempt(GUILD, at=T0 + index * US * 13, window=HOUR, cap=31)
+            for index in range(50)
+        )
+    )
+    assert sorted(counts) == [*range(1, 31), *[31] * 20]
+
+
+async def test_counting_after_a_purge_starts_from_the_attempts_left(
+    store: AccessPolicyStore,
+) -> None:
+    for _ in range(5):
+        await store.record_attempt(GUILD, at=T0, window=MINUTE)
+    later = T0 + 2 * MINUTE
+    assert (await store.purge_expired(now=later, window=MINUTE)).attempts == 5
+    assert await store.record_attempt(GUILD, at=later, window=MINUTE) == 1
+    assert await store.record_attempt(GUILD, at=later, window=MINUTE) == 2
 
 
 async def test_concurrent_attempts_each_get_a_distinct_count(store: AccessPolicyStore) -> None:

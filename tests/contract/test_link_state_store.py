@@ -188,6 +188,37 @@ async def test_delete_user_deletes_only_that_users_pending_states(store: LinkSta
     assert (await store.take(digest("c"), now=T0)).outcome is TakeOutcome.TAKEN
 
 
+async def test_after_an_erasure_spent_markers_still_refuse_a_replay_and_hold_nothing_of_the_user(
+    store: LinkStateStore,
+) -> None:
+    await store.add(state("spent"))
+    assert (await store.take(digest("spent"), now=T0)).outcome is TakeOutcome.TAKEN
+    await store.delete_user(USER)
+    assert (await store.take(digest("spent"), now=T0)).outcome is TakeOutcome.USED
+    raw = await _raw_marker(store, digest("spent"))
+    if raw is not None:
+        assert str(USER) not in raw
+        assert VERIFIER not in raw
+
+
+async def _raw_marker(store: LinkStateStore, state_hash: str) -> str | None:
+    """What the store keeps of a spent marker, as text (stores that keep it apart: None)."""
+    from timmybot_adapters.aws import DynamoLinkStateStore
+
+    if not isinstance(store, DynamoLinkStateStore):
+        # Memory and SQLite keep spent markers as (hash, until) only.
+        return None
+    from tests import aws_servers
+
+    answer = await aws_servers.shared_clients().run(
+        aws_servers.shared_clients().dynamodb.get_item,
+        TableName=store.table,
+        Key={"pk": {"S": state_hash}},
+        ConsistentRead=True,
+    )
+    return repr(answer.get("Item"))
+
+
 async def test_the_largest_snowflakes_states_are_deleted(store: LinkStateStore) -> None:
     await store.add(state("a", user_id=MAX_SNOWFLAKE))
     assert await store.delete_user(MAX_SNOWFLAKE - 1) == 0

@@ -570,18 +570,27 @@ def test_user_delete_asks_for_the_user_id_and_erases_everything(admin: Admin) ->
     assert "cancelled: nothing was deleted" in wrong.err
     assert stored(admin, USER)[0] is not None
     done = admin("user", "delete", str(USER), stdin=f"{USER}\n", tty=True)
-    assert done.code == 0
+    # Spotify is not configured here, so its grant cannot be revoked: the
+    # tokens are deleted all the same, and the failed revocation is said.
+    assert done.code == 1
     assert "Type the user ID to confirm" in done.err
-    assert "ok   vault: 1 deleted" in done.out
+    assert "FAIL vault: 1 deleted (deleted, but revocation failed at spotify" in done.out
     assert "ok   preferences: 1 deleted" in done.out
+    assert "the erasure is incomplete: vault failed; everything is erased here" in done.err
     assert stored(admin, USER) == (None, [])
     assert stored(admin, OTHER)[0] is not None
     scripted = admin("user", "delete", str(OTHER), "--yes", "--json")
-    assert scripted.code == 0
-    assert scripted.json()["ok"] is True
+    assert scripted.code == 1
+    assert scripted.json()["ok"] is False
+    assert scripted.json()["failed"] == ["vault"]
+    # Nothing is left to do: running it again erases nothing more, and succeeds.
+    again = admin("user", "delete", str(OTHER), "--yes", "--json")
+    assert again.code == 0, again.err
+    assert again.json()["ok"] is True
     actions = [r["action"] for r in admin("audit", "query", "--all", "--json").json()["records"]]
-    assert actions.count("user.delete") == 2
-    assert actions.count("erasure") == 2
+    assert actions.count("user.delete") == 3
+    assert actions.count("erasure.requested") == 3
+    assert actions.count("erasure") == 3
 
 
 def test_an_incomplete_erasure_exits_1_and_says_which_store_failed(admin: Admin) -> None:
@@ -592,8 +601,8 @@ def test_an_incomplete_erasure_exits_1_and_says_which_store_failed(admin: Admin)
     done = admin("user", "delete", str(USER), "--yes")
     assert done.code == 1
     assert "FAIL preferences" in done.out
-    assert "ok   vault: 1 deleted" in done.out
-    assert "the erasure is incomplete: preferences failed" in one_error_line(done)
+    assert "FAIL vault: 1 deleted (deleted, but revocation failed" in done.out
+    assert "the erasure is incomplete: vault, preferences failed" in one_error_line(done)
 
 
 def test_a_bad_user_id_is_a_usage_error(admin: Admin) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import stat
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,10 +41,26 @@ async def test_the_guard_alone_builds_no_vault_audit_or_privacy(tmp_path: Path) 
             None,
         )
         await security.open()
-        # The pseudonym key (security log lines) and no other key.
-        assert key_files(settings) == {"pseudonym.key"}
-        assert (settings.data_dir / "timmybot.db").exists()
         assert await security.access.check(1, 2, "ping") is not None
+        # Only the access store was opened: the database holds its tables alone.
+        with sqlite3.connect(settings.data_dir / "timmybot.db") as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        assert not any("vault" in name or "audit" in name for name in tables), tables
+        # The data directory is TimmyBot's: its keys exist from the first start,
+        # so a later composition with more parts finds them (never new ones).
+        assert {"pseudonym.key", "vault.key", "data-identity.json"} <= key_files(settings)
+    finally:
+        await security.aclose()
+
+
+async def test_a_later_composition_with_more_parts_uses_the_same_keys(tmp_path: Path) -> None:
+    settings = sqlite(tmp_path)
+    await compose(settings, guard=True).aclose()
+    vault_key = (settings.data_dir / "keys" / "vault.key").read_bytes()
+    security = compose(settings, privacy=True)
+    try:
+        await security.open()
+        assert (settings.data_dir / "keys" / "vault.key").read_bytes() == vault_key
     finally:
         await security.aclose()
 

@@ -17,6 +17,7 @@ from timmybot_bot.commands import Invocation, Reply, run_command
 from timmybot_bot.console import CONFIRM_PROMPT, OfflineConsole
 from timmybot_core import FakeClock, StoreUnavailable
 from timmybot_core.domain.classification import NOT_COLLECTED
+from timmybot_core.domain.errors import ProviderUnavailable
 from timmybot_core.domain.tokens import OAuthTokens
 
 USER = 444_444_444_444_444_444
@@ -179,6 +180,29 @@ async def test_a_partial_deletion_says_what_failed_and_a_second_run_finishes(
     finished = await second.confirmation.action()
     assert finished.text.startswith("Your data is deleted.")
     assert await services.user_data.get_preferences(USER) == []
+
+
+async def test_a_revocation_the_platform_refused_is_said_in_the_reply(
+    services: Services,
+) -> None:
+    await linked_user(services)
+    oauth = services.oauth
+    assert isinstance(oauth, FakeOAuthClient)
+
+    async def refused(platform: str, *, token: str) -> bool:
+        raise ProviderUnavailable("the platform did not answer", platform=platform)
+
+    oauth.revoke = refused  # type: ignore[method-assign]
+    reply = await privacy(services, "delete")
+    assert reply.confirmation is not None
+    done = await reply.confirmation.action()
+
+    assert "only partly deleted: vault failed" in done.text
+    assert "revocation failed at spotify" in done.text
+    assert "remove TimmyBot's access in that platform's account settings" in done.text
+    assert "Run /privacy delete again" not in done.text
+    # Deleted here all the same.
+    assert await services.vault.get(USER) is None
 
 
 # The console

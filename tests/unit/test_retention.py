@@ -255,7 +255,11 @@ async def test_the_request_is_recorded_under_the_users_pseudonym_only() -> None:
     k = kit()
     await populate(k, USER)
     report = await k.retention.delete_user_data(USER, Requester.OWNER)
-    [record] = await privacy_records(k, USER)
+    [requested, record] = await privacy_records(k, USER)
+    # The request is on record before the first store is touched.
+    assert requested.action == "erasure.requested"
+    assert requested.details["requester"] == "owner"
+    assert requested.details["request_id"] == record.details["request_id"]
     assert record.event_id == report.audit_event_id
     assert record.action == "erasure"
     assert record.details["requester"] == "owner"
@@ -270,7 +274,7 @@ async def test_audit_events_about_the_user_are_kept_after_erasure() -> None:
     await k.w.security_log.authentication_attempt(user_id=USER, platform="spotify", success=False)
     await k.retention.delete_user_data(USER, Requester.USER)
     kinds = sorted(record.kind.value for record in await k.audit.events_about(USER))
-    assert kinds == ["privacy", "security"]
+    assert kinds == ["privacy", "privacy", "security"]
 
 
 async def test_a_failing_store_is_named_the_others_are_erased_and_a_retry_finishes() -> None:
@@ -290,7 +294,7 @@ async def test_a_failing_store_is_named_the_others_are_erased_and_a_retry_finish
     assert partial.store("vault").deleted == 2
     assert await k.vault.get(USER) is None
     assert len(await k.prefs.get_preferences(USER)) == 2
-    [incomplete] = await privacy_records(k, USER)
+    [_, incomplete] = await privacy_records(k, USER)
     assert incomplete.details["outcome"] == "incomplete"
     assert incomplete.details["failed"] == ["preferences"]
 
@@ -305,16 +309,16 @@ async def test_a_failing_store_is_named_the_others_are_erased_and_a_retry_finish
 async def test_an_erasure_that_cannot_be_recorded_fails_and_a_retry_records_it() -> None:
     k = kit()
     await populate(k, USER)
-    k.audit_log.failures = 1
+    k.audit_log.failures = 2  # the request's record and its outcome's
     with pytest.raises(DataDeletionError, match="audit failed") as raised:
         await k.retention.delete_user_data(USER, Requester.USER)
-    assert raised.value.failed == ("audit",)
+    assert raised.value.failed == ("audit", "audit")
     assert await k.vault.get(USER) is None
     assert await privacy_records(k, USER) == []
 
     retry = await k.retention.delete_user_data(USER, Requester.USER)
     assert retry.ok and retry.audit_event_id is not None
-    assert len(await privacy_records(k, USER)) == 1
+    assert len(await privacy_records(k, USER)) == 2
 
 
 async def test_an_unreadable_vault_record_is_deleted_anyway() -> None:

@@ -11,6 +11,7 @@ from timmybot_adapters.aws.access import DynamoAccessPolicyStore
 from timmybot_adapters.aws.alerts import SnsAlerter
 from timmybot_adapters.aws.audit import DynamoAuditLog
 from timmybot_adapters.aws.clients import AwsClients, AwsConfig, aws_errors, describe_error
+from timmybot_adapters.aws.erasure import DynamoErasureJournal
 from timmybot_adapters.aws.incidents import DynamoIncidentStore
 from timmybot_adapters.aws.link_states import DynamoLinkStateStore
 from timmybot_adapters.aws.tables import TableNames, create_tables, delete_tables, table_specs
@@ -23,6 +24,7 @@ __all__ = [
     "AwsConfig",
     "DynamoAccessPolicyStore",
     "DynamoAuditLog",
+    "DynamoErasureJournal",
     "DynamoIncidentStore",
     "DynamoLinkStateStore",
     "DynamoUserDataStore",

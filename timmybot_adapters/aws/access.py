@@ -7,24 +7,28 @@ microseconds since 0001-01-01 UTC, 20-digit text in keys)::
     pk="allow"             sk=<guild>  added_at, token
     pk="ban"               sk=<guild>  until, reason, placed_at, token, ttl
     pk="switch"            sk=<name>   on, reason?, actor?, changed_at?, expires_at?, ttl?
-    pk="attempts#<guild>"  sk=<time>   n, reqs, ttl
+    pk="attempts#<guild>"  sk=<time>   n, seqs, first, ttl
+    pk="attempts#<guild>"  sk="sequence"  last, req, base?, ttl
     pk="lease"             sk=<name>   holder, expires_at, ttl
     pk="job"               sk=<job>    last_run
 
 Counting attempts
-    Attempts at one microsecond share a counter item, incremented with an
-    atomic ``ADD n :1`` that returns the new value (``UPDATED_NEW``).
-    ``record_attempt`` adds one at its own time, then sums the counters
-    between the window's start and its time with a consistent ``Query``.
-    Concurrent attempts at one instant get distinct counts from the atomic
-    ``ADD``; attempts at different instants see each other once written.
-    With ``cap`` the sum reads newest first and stops once the cap is
-    reached, so a flood costs O(cap) per attempt, not O(flood).
+    Each guild has a sequence counter (``sk="sequence"``): an attempt takes
+    its number ``N`` with an atomic ``ADD last :1``, so every number is
+    given once, across any number of processes. The attempt is then
+    stamped at its time (``sk=<time>``: ``n`` attempts, the set ``seqs`` of
+    their numbers), and its count is ``N`` less the highest number stamped
+    at or before the window's start (one ``Query`` with ``Limit=1``), so a
+    burst gets the counts ``1, 2, 3, ...`` and a limit is crossed by exactly
+    one attempt. ``purge_expired`` first raises the counter's ``base`` to
+    the highest number it purges, so counting afterwards starts from the
+    attempts left. Cost: three requests per attempt, whatever the flood.
 
-    Each ``ADD`` also adds a random request ID to the item's string set
-    ``reqs``, under the condition that it is not there yet: if botocore
-    retries a request whose first try was applied (its answer lost), the
-    retry fails the condition instead of counting the attempt twice.
+    The counter remembers the request ID that took the last number, under
+    the condition that it differs: if botocore retries a request whose
+    first try was applied (its answer lost), the retry fails the condition
+    and reads its number back. The stamp is conditioned on its number not
+    being in ``seqs`` yet, for the same reason.
 
 Bans, allowlist
     A ban is a ``PutItem`` conditioned on "no ban, or one that has ended",
@@ -61,7 +65,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
@@ -83,6 +87,9 @@ from timmybot_adapters.aws._dynamo import (
 from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code
 from timmybot_core.ports.access import Ban, PurgeCounts, Switch, SwitchState
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
 __all__ = ["DynamoAccessPolicyStore"]
 
 _US: Final = timedelta(microseconds=1)
@@ -94,7 +101,20 @@ _ATTEMPTS: Final = "attempts#"
 _LEASE: Final = "lease"
 _JOB: Final = "job"
 _LEASE_TTL_SLACK: Final = 86_400
-_NAMES: Final = {"#n": "n", "#ttl": "ttl", "#reqs": "reqs", "#until": "until", "#on": "on"}
+_NAMES: Final = {
+    "#n": "n",
+    "#ttl": "ttl",
+    "#reqs": "reqs",
+    "#until": "until",
+    "#on": "on",
+    "#req": "req",
+    "#last": "last",
+    "#first": "first",
+    "#seqs": "seqs",
+    "#base": "base",
+}
+# The guild's attempt counter, beside its time-keyed items (digits sort first).
+_SEQUENCE: Final = "sequence"
 # TTL far beyond any retention: keeps epoch arithmetic in range for huge windows.
 _MAX_RETENTION: Final = timedelta(days=3650)
 _PAGE: Final = 1000
@@ -198,47 +218,106 @@ class DynamoAccessPolicyStore(DynamoStore):
     async def record_attempt(
         self, guild_id: int, *, at: datetime, window: timedelta, cap: int | None = None
     ) -> int:
-        """Record one attempt and return the count in ``(at - window, at]`` (at most ``cap``)."""
+        """Record one attempt and return the count after ``at - window`` (at most ``cap``).
+
+        The guild's sequence counter gives the attempt its number ``N``
+        (an atomic ``ADD``, so every number is given once); the count is
+        ``N`` less the number reached at the window's start.
+        """
         guild, moment = id_key(guild_id), micros(at)
         pk = _ATTEMPTS + guild
-        request = uuid.uuid4().hex
         keep = min(max(window, self._retention), _MAX_RETENTION)
+        expires = num(ttl_of(at) + int(keep.total_seconds()))
+        sequence, base = await self._next_sequence(pk, expires)
+        await self._stamp(pk, moment, sequence, expires)
+        if window <= timedelta(0):
+            return 0
+        before = await self._sequence_before(pk, moment - window // _US)
+        count = sequence - min(max(before, base), sequence - 1)
+        return count if cap is None else min(count, max(cap, 0))
+
+    async def _next_sequence(self, pk: str, expires: AttributeValueTypeDef) -> tuple[int, int]:
+        """Take the guild's next attempt number.
+
+        The item remembers the request that took the last number: if
+        botocore retries a request whose first try was applied (its answer
+        lost), the retry fails the condition and reads its number back
+        instead of taking a second one. (Should another attempt have come
+        in between, the retry takes a new number: an attempt counted twice
+        errs towards the ban, never away from it.)
+        """
+        request = uuid.uuid4().hex
         with aws_errors(self.LABEL, "record_attempt"):
             try:
                 answer = await self._aws.run(
                     self._db.update_item,
                     TableName=self._table,
-                    Key=self._key(pk, time_key(moment)),
-                    UpdateExpression="SET #ttl = :ttl ADD #n :one, #reqs :request",
-                    ConditionExpression="attribute_not_exists(#reqs) OR NOT contains(#reqs, :id)",
-                    ExpressionAttributeNames=_names("#ttl", "#n", "#reqs"),
-                    ExpressionAttributeValues={
-                        ":ttl": num(ttl_of(at) + int(keep.total_seconds())),
-                        ":one": num(1),
-                        ":request": {"SS": [request]},
-                        ":id": s(request),
-                    },
-                    ReturnValues="UPDATED_NEW",
+                    Key=self._key(pk, _SEQUENCE),
+                    UpdateExpression="SET #ttl = :ttl, #req = :id ADD #last :one",
+                    ConditionExpression="attribute_not_exists(#req) OR #req <> :id",
+                    ExpressionAttributeNames=_names("#ttl", "#req", "#last"),
+                    ExpressionAttributeValues={":ttl": expires, ":one": num(1), ":id": s(request)},
+                    ReturnValues="ALL_NEW",
                 )
-                here = number(answer["Attributes"], "n")
+                stored = answer["Attributes"]
             except ClientError as error:
                 if error_code(error) != _CHECK_FAILED:
                     raise
-                # A retry of our own ADD, which had been applied: do not count twice.
-                stored = await self._get("record_attempt", pk, time_key(moment))
-                here = number(stored, "n") if stored is not None else 1
-        if window <= timedelta(0):
+                stored = await self._get("record_attempt", pk, _SEQUENCE) or {}
+        sequence = num_or_none(stored, "last") or 1
+        return sequence, num_or_none(stored, "base") or 0
+
+    async def _stamp(
+        self, pk: str, moment: int, sequence: int, expires: AttributeValueTypeDef
+    ) -> None:
+        """Count the attempt at its time, noting the highest number seen there."""
+        with aws_errors(self.LABEL, "record_attempt"):
+            try:
+                await self._aws.run(
+                    self._db.update_item,
+                    TableName=self._table,
+                    Key=self._key(pk, time_key(moment)),
+                    UpdateExpression="SET #ttl = :ttl, #first = if_not_exists(#first, :seq) "
+                    "ADD #n :one, #seqs :seqset",
+                    # A retry of a stamp that was applied changes nothing.
+                    ConditionExpression="attribute_not_exists(#seqs) OR NOT contains(#seqs, :seq)",
+                    ExpressionAttributeNames=_names("#ttl", "#first", "#n", "#seqs"),
+                    ExpressionAttributeValues={
+                        ":ttl": expires,
+                        ":seq": num(sequence),
+                        ":one": num(1),
+                        ":seqset": {"NS": [str(sequence)]},
+                    },
+                )
+            except ClientError as error:
+                if error_code(error) != _CHECK_FAILED:
+                    raise
+
+    async def _sequence_before(self, pk: str, start: int) -> int:
+        """Return the highest attempt number stamped at or before ``start`` (0 if none).
+
+        Purged attempts are accounted for by the counter's ``base``.
+        """
+        if start < 0:
             return 0
-        if cap is not None:
-            cap = max(cap, 0)
-            if here >= cap:
-                return cap
-        start = moment - window // _US
-        others = await self._sum(
-            "record_attempt", pk, start + 1, moment - 1, None if cap is None else cap - here
-        )
-        count = here + others
-        return count if cap is None else min(count, cap)
+        with aws_errors(self.LABEL, "record_attempt"):
+            answer = await self._aws.run(
+                self._db.query,
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+                ExpressionAttributeValues={
+                    ":pk": s(pk),
+                    ":low": s(time_key(0)),
+                    ":high": s(time_key(start)),
+                },
+                ExpressionAttributeNames=_names("#seqs"),
+                ProjectionExpression="#seqs",
+                ConsistentRead=True,
+                ScanIndexForward=False,
+                Limit=1,
+            )
+        items = answer.get("Items") or []
+        return max(int(n) for n in items[0]["seqs"]["NS"]) if items else 0
 
     async def _sum(self, operation: str, pk: str, low: int, high: int, need: int | None) -> int:
         """Sum the counters with times in ``[low, high]``, newest first, stopping at ``need``."""
@@ -282,7 +361,7 @@ class DynamoAccessPolicyStore(DynamoStore):
             ConsistentRead=True,
         )
         await self._delete_keys("clear_attempts", [self._key(pk, text(i, "sk")) for i in items])
-        return sum(number(item, "n") for item in items)
+        return sum(num_or_none(item, "n") or 0 for item in items)
 
     async def count_attempts(self, guild_id: int, *, now: datetime, window: timedelta) -> int:
         """Return the number of attempts recorded in ``(now - window, now]``."""
@@ -391,17 +470,20 @@ class DynamoAccessPolicyStore(DynamoStore):
         items = await self._all(
             "purge_expired",
             scan=True,
-            ProjectionExpression="pk, sk, #n, #until, #on, expires_at",
-            ExpressionAttributeNames=_names("#n", "#until", "#on"),
+            ProjectionExpression="pk, sk, #n, #until, #on, expires_at, #seqs",
+            ExpressionAttributeNames=_names("#n", "#until", "#on", "#seqs"),
             ConsistentRead=True,
         )
         stale: list[Item] = []
+        bases: dict[str, int] = {}
         attempts = bans = switches = 0
         for item in items:
             pk, sk = text(item, "pk"), text(item, "sk")
-            if pk.startswith(_ATTEMPTS) and int(sk) <= start:
+            if pk.startswith(_ATTEMPTS) and sk.isdigit() and int(sk) <= start:
                 stale.append(self._key(pk, sk))
                 attempts += number(item, "n")
+                numbers = [int(n) for n in item.get("seqs", {}).get("NS", [])]
+                bases[pk] = max([bases.get(pk, 0), *numbers])
             elif pk == _BAN and number(item, "until") <= moment:
                 bans += await self._delete_if(
                     pk, sk, "#until <= :now", {":now": num(moment)}, _names("#until")
@@ -416,8 +498,30 @@ class DynamoAccessPolicyStore(DynamoStore):
                         {":true": {"BOOL": True}, ":expires": num(expires)},
                         _names("#on"),
                     )
+        # First the counters learn what is purged, then it goes: counting
+        # never sees fewer attempts before a window than there were.
+        for pk, base in bases.items():
+            await self._raise_base(pk, base)
         await self._delete_keys("purge_expired", stale)
         return PurgeCounts(attempts=attempts, bans=bans, switches=switches)
+
+    async def _raise_base(self, pk: str, base: int) -> None:
+        """Note on the guild's counter that attempts up to number ``base`` are purged."""
+        with aws_errors(self.LABEL, "purge_expired"):
+            try:
+                await self._aws.run(
+                    self._db.update_item,
+                    TableName=self._table,
+                    Key=self._key(pk, _SEQUENCE),
+                    UpdateExpression="SET #base = :base",
+                    ConditionExpression="attribute_exists(#last) AND "
+                    "(attribute_not_exists(#base) OR #base < :base)",
+                    ExpressionAttributeNames=_names("#base", "#last"),
+                    ExpressionAttributeValues={":base": num(base)},
+                )
+            except ClientError as error:
+                if error_code(error) != _CHECK_FAILED:
+                    raise
 
     # Leases and job runs
 

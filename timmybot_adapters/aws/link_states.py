@@ -2,9 +2,8 @@
 
 Items (table ``timmybot-link-states``, partition key ``pk`` only)::
 
-    pk=<state_hash>  status="pending"|"spent", user_id, platform, verifier,
-                     created_at, expires_at, ttl, user_pk? (pending only),
-                     taken_by? (spent only)
+    pk=<state_hash>  status="pending"|"spent", user_id?, platform, verifier?,
+                     created_at, expires_at, ttl, user_pk?, taken_by? (spent only)
 
 Times are microseconds since 0001-01-01 UTC; ``ttl`` is ``expires_at`` in
 epoch seconds, so DynamoDB drops states and spent markers some time after
@@ -19,10 +18,11 @@ PKCE verifier until then, with the caller's random ``taken_by``, so that a
 ``take`` whose answer was lost and which botocore retried still returns
 ``TAKEN`` to its caller; the verifier is worthless once its authorization
 code has been exchanged, and the table is encrypted with the stack's KMS
-key.
+key. An erasure strips the user's markers of ``user_id``, ``verifier`` and
+``user_pk``: they still answer ``USED`` and hold nothing of the user.
 
-``delete_user`` finds a user's pending states through the sparse index
-``by-user`` on ``user_pk`` (removed when a state is taken). Index reads are
+``delete_user`` finds a user's states, pending and spent, through the sparse
+index ``by-user`` on ``user_pk``. Index reads are
 eventually consistent: a state added a moment before an erasure can be
 missed, and then expires on its own within its lifetime (minutes).
 ``purge_expired`` scans the table (a maintenance job; TTL keeps it small).
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
@@ -53,10 +53,13 @@ from timmybot_core.ports.link_states import LinkState, TakeOutcome, TakeResult
 
 __all__ = ["DynamoLinkStateStore"]
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
 _CHECK_FAILED: Final = "ConditionalCheckFailedException"
 _PENDING: Final = "pending"
 _SPENT: Final = "spent"
-_NAMES: Final = {"#status": "status", "#expires": "expires_at", "#user": "user_pk"}
+_NAMES: Final = {"#status": "status", "#expires": "expires_at"}
 
 
 class DynamoLinkStateStore(DynamoStore):
@@ -101,7 +104,7 @@ class DynamoLinkStateStore(DynamoStore):
                     self._db.update_item,
                     TableName=self._table,
                     Key={"pk": s(state_hash)},
-                    UpdateExpression="SET #status = :spent, taken_by = :taker REMOVE #user",
+                    UpdateExpression="SET #status = :spent, taken_by = :taker",
                     ConditionExpression="#status = :pending AND #expires > :now",
                     ExpressionAttributeNames=_NAMES,
                     ExpressionAttributeValues={
@@ -121,7 +124,7 @@ class DynamoLinkStateStore(DynamoStore):
             return TakeResult(outcome=TakeOutcome.UNKNOWN)
         expired = number(item, "expires_at") <= moment
         if text(item, "status") == _SPENT:
-            if item.get("taken_by") == {"S": taker}:
+            if item.get("taken_by") == {"S": taker} and "verifier" in item:
                 # Our own take, retried after its answer was lost.
                 return TakeResult(outcome=TakeOutcome.TAKEN, state=_state(item))
             return TakeResult(outcome=TakeOutcome.UNKNOWN if expired else TakeOutcome.USED)
@@ -174,7 +177,25 @@ class DynamoLinkStateStore(DynamoStore):
                 except ClientError as error:
                     if error_code(error) != _CHECK_FAILED:
                         raise
+                    await self._scrub_spent(item["pk"], user)
         return deleted
+
+    async def _scrub_spent(self, pk: AttributeValueTypeDef, user: str) -> None:
+        """Strip a spent marker of the user's ID and verifier; it still answers ``USED``."""
+        with aws_errors(self.LABEL, "delete_user"):
+            try:
+                await self._aws.run(
+                    self._db.update_item,
+                    TableName=self._table,
+                    Key={"pk": pk},
+                    UpdateExpression="REMOVE user_id, verifier, #user",
+                    ConditionExpression="#status = :spent AND user_id = :user",
+                    ExpressionAttributeNames={"#status": "status", "#user": "user_pk"},
+                    ExpressionAttributeValues={":spent": s(_SPENT), ":user": s(user)},
+                )
+            except ClientError as error:
+                if error_code(error) != _CHECK_FAILED:
+                    raise
 
     async def purge_expired(self, *, now: datetime) -> int:
         """Delete expired states and spent markers; return how many."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from timmybot_adapters.memory.access import MemoryAccessPolicyStore
 from timmybot_adapters.memory.alerts import MemoryAlerter
 from timmybot_adapters.memory.audit import MemoryAuditLog
+from timmybot_adapters.memory.erasure import MemoryErasureJournal
 from timmybot_adapters.memory.incidents import MemoryIncidentStore
 from timmybot_adapters.memory.link_states import MemoryLinkStateStore
 from timmybot_adapters.memory.metrics import MemorySecurityMetrics
@@ -19,6 +20,7 @@ __all__ = [
     "MemoryAccessPolicyStore",
     "MemoryAlerter",
     "MemoryAuditLog",
+    "MemoryErasureJournal",
     "MemoryIncidentStore",
     "MemoryLinkStateStore",
     "MemorySecurityMetrics",

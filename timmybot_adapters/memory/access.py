@@ -53,11 +53,18 @@ class MemoryAccessPolicyStore:
     async def record_attempt(
         self, guild_id: int, *, at: datetime, window: timedelta, cap: int | None = None
     ) -> int:
-        """Record one attempt and return the count in ``(at - window, at]`` (at most ``cap``)."""
+        """Record one attempt and return the count after ``at - window`` (at most ``cap``).
+
+        Attempts stamped later than ``at`` count too (they were recorded
+        first), so concurrent callers get distinct counts.
+        """
         with self._lock:
             attempts = self._attempts.setdefault(guild_id, [])
             bisect.insort(attempts, at)
-            count = self._count(attempts, at, window)
+            if window <= timedelta(0):
+                count = 0
+            else:
+                count = len(attempts) - bisect.bisect_right(attempts, at - window)
             return count if cap is None else min(count, max(cap, 0))
 
     async def clear_attempts(self, guild_id: int) -> int:

@@ -22,6 +22,7 @@ from timmybot_adapters.sqlite.access import SqliteAccessPolicyStore
 from timmybot_adapters.sqlite.audit import SqliteAuditLog
 from timmybot_adapters.sqlite.crypto import VaultKeys
 from timmybot_adapters.sqlite.database import SchemaVersionError, SqliteDatabase
+from timmybot_adapters.sqlite.erasure import SqliteErasureJournal
 from timmybot_adapters.sqlite.incidents import SqliteIncidentStore
 from timmybot_adapters.sqlite.link_states import SqliteLinkStateStore
 from timmybot_adapters.sqlite.user_data import SqliteUserDataStore
@@ -32,6 +33,7 @@ __all__ = [
     "SqliteAccessPolicyStore",
     "SqliteAuditLog",
     "SqliteDatabase",
+    "SqliteErasureJournal",
     "SqliteIncidentStore",
     "SqliteLinkStateStore",
     "SqliteTokenVault",

@@ -183,10 +183,13 @@ class SqliteAccessPolicyStore(SqliteStore):
     async def record_attempt(
         self, guild_id: int, *, at: datetime, window: timedelta, cap: int | None = None
     ) -> int:
-        """Record one attempt and return the count in ``(at - window, at]`` (at most ``cap``).
+        """Record one attempt and return the count after ``at - window`` (at most ``cap``).
 
         Insert and count share one ``BEGIN IMMEDIATE`` transaction: no other
         writer can slip in between, so concurrent callers get distinct counts.
+        Attempts stamped later than ``at`` but recorded first count too: a
+        caller stamps its time before it gets here, so across processes the
+        order of the stamps is not the order of the records.
         """
         guild, end, start = _key(guild_id), datetime_to_micros(at), _window_start(at, window)
 
@@ -194,7 +197,9 @@ class SqliteAccessPolicyStore(SqliteStore):
             connection.execute(
                 "INSERT INTO access_attempts (guild_id, at) VALUES (?, ?)", (guild, end)
             )
-            return _count(connection, guild, start, end, cap)
+            if window <= timedelta(0):
+                return 0
+            return _count(connection, guild, start, clamp_int64(2**63), cap)
 
         return await self._write("record_attempt", insert_and_count)
 

@@ -14,7 +14,15 @@ Concurrency model:
   :meth:`SqliteDatabase.write` is therefore atomic against every other
   connection, in this process or another one (the shards of the bot).
 * WAL mode lets readers proceed while one process writes; ``busy_timeout``
-  makes a writer wait for the lock instead of failing at once.
+  makes a writer wait for the lock instead of failing at once. Switching a
+  new file to WAL needs a moment of exclusive access that SQLite's busy
+  handler does not wait for, so that switch is retried (up to the busy
+  timeout) when several processes open a fresh file at once.
+
+The file also holds the data directory's identity (:func:`read_identity`,
+:func:`write_identity`): one ID, written when the directory is first set
+up, that the key directory holds too, so a database replaced or emptied
+under existing keys is recognised (see ``timmybot_bot.data_dir``).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import contextlib
 import errno
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -31,15 +40,22 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
 
+import attrs
+
 from timmybot_core.domain.errors import StoreUnavailable
 
 __all__ = [
+    "DatabaseShape",
     "SchemaVersionError",
     "SqliteDatabase",
     "clamp_int64",
+    "create_private_file",
     "datetime_to_micros",
+    "inspect_database",
     "micros_to_datetime",
+    "set_wal_mode",
     "split_statements",
+    "write_identity",
 ]
 
 T = TypeVar("T")
@@ -323,12 +339,7 @@ class SqliteDatabase:
         )
         try:
             connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()
-            if mode is None or str(mode[0]).lower() != "wal":
-                # WAL is what lets shards read while one writes; a file
-                # system without it (some network mounts) is refused rather
-                # than run with other locking behaviour.
-                raise StoreUnavailable("sqlite database: WAL journal mode is not available")
+            set_wal_mode(connection, wait=self._busy_timeout)
             connection.execute("PRAGMA synchronous = NORMAL")
             connection.execute("PRAGMA foreign_keys = ON")
             # Erasure must not leave deleted tokens or preferences in free
@@ -341,31 +352,153 @@ class SqliteDatabase:
         return connection
 
     def _create_private_file(self) -> None:
-        directory = self._path.parent
-        if not directory.is_dir():
-            directory.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                directory.mkdir(mode=_DIRECTORY_MODE)
-            except FileExistsError:
-                pass
-            else:
-                # The umask may have removed bits that mkdir's mode asked for.
-                os.chmod(directory, _DIRECTORY_MODE)
-        try:
-            # Created here rather than by sqlite, so the file never exists
-            # with the umask's wider permissions, not even for a moment.
-            descriptor = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_EXCL, _FILE_MODE)
-        except FileExistsError:
-            return
-        try:
-            os.fchmod(descriptor, _FILE_MODE)
-        finally:
-            os.close(descriptor)
+        create_private_file(self._path)
 
     def _close_connection(self) -> None:
         if self._connection is not None:
             connection, self._connection = self._connection, None
             connection.close()
+
+
+def create_private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 (its missing directory 0700) unless it exists."""
+    directory = path.parent
+    if not directory.is_dir():
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(mode=_DIRECTORY_MODE)
+        except FileExistsError:
+            pass
+        else:
+            # The umask may have removed bits that mkdir's mode asked for.
+            os.chmod(directory, _DIRECTORY_MODE)
+    try:
+        # Created here rather than by sqlite, so the file never exists
+        # with the umask's wider permissions, not even for a moment.
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(descriptor, _FILE_MODE)
+    finally:
+        os.close(descriptor)
+
+
+def set_wal_mode(connection: sqlite3.Connection, *, wait: float) -> None:
+    """Put ``connection``'s database in WAL mode, retrying a busy file for up to ``wait`` s.
+
+    Raises ``sqlite3.OperationalError`` (BUSY) when the file stays locked,
+    and :class:`StoreUnavailable` when the file system has no WAL.
+    """
+    deadline = time.monotonic() + wait
+    pause = 0.005
+    while True:
+        try:
+            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()
+            break
+        except sqlite3.OperationalError as error:
+            # The switch takes the file exclusively for a moment and SQLite
+            # does not call the busy handler for it: wait here instead.
+            busy = getattr(error, "sqlite_errorname", "") in {"SQLITE_BUSY", "SQLITE_LOCKED"}
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+    if mode is None or str(mode[0]).lower() != "wal":
+        # WAL is what lets shards read while one writes; a file system
+        # without it (some network mounts) is refused rather than run with
+        # other locking behaviour.
+        raise StoreUnavailable("sqlite database: WAL journal mode is not available")
+
+
+_IDENTITY_TABLE = (
+    "CREATE TABLE IF NOT EXISTS data_identity ("
+    " singleton INTEGER PRIMARY KEY CHECK (singleton = 1),"
+    " id TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL)"
+)
+
+
+@attrs.frozen(kw_only=True)
+class DatabaseShape:
+    """What a database file holds, as far as the start-up checks need to know.
+
+    Attributes:
+        exists: the file is there.
+        size: its size in bytes (0 for an emptied file).
+        identity: the data directory's ID written in it, if any.
+        has_data: any table but the bookkeeping ones holds a row.
+    """
+
+    exists: bool
+    size: int = 0
+    identity: str | None = None
+    has_data: bool = False
+
+
+_BOOKKEEPING = frozenset({"schema_migrations", "data_identity"})
+
+
+def inspect_database(path: Path, *, wait: float = 10.0) -> DatabaseShape:
+    """Read ``path``'s identity and whether it holds data, without creating anything.
+
+    Raises ``sqlite3.DatabaseError`` for a file that is not a database.
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return DatabaseShape(exists=False)
+    if size == 0:
+        return DatabaseShape(exists=True, size=0)
+    # Read-write (not mode=ro): a WAL file left by a crash must be replayed
+    # to read what was committed, which a read-only connection cannot do.
+    connection = sqlite3.connect(path, timeout=wait, isolation_level=None)
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+        tables = [
+            str(row[0])
+            for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        identity: str | None = None
+        if "data_identity" in tables:
+            row = connection.execute("SELECT id FROM data_identity WHERE singleton = 1").fetchone()
+            identity = str(row[0]) if row is not None else None
+        has_data = any(
+            connection.execute(f'SELECT 1 FROM "{name}" LIMIT 1').fetchone() is not None  # noqa: S608 - names from sqlite_master
+            for name in tables
+            if name not in _BOOKKEEPING
+        )
+    finally:
+        connection.close()
+    return DatabaseShape(exists=True, size=size, identity=identity, has_data=has_data)
+
+
+def write_identity(path: Path, identity: str, *, wait: float = 10.0) -> str:
+    """Write ``identity`` into ``path`` (0600, WAL) unless one is there; return the stored one."""
+    create_private_file(path)
+    connection = sqlite3.connect(path, timeout=wait, isolation_level=None)
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+        set_wal_mode(connection, wait=wait)
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.execute(_IDENTITY_TABLE)
+            connection.execute(
+                "INSERT INTO data_identity (singleton, id, created_at) VALUES (1, ?, ?)"
+                " ON CONFLICT (singleton) DO NOTHING",
+                (identity, datetime_to_micros(datetime.now(UTC))),
+            )
+            row = connection.execute("SELECT id FROM data_identity WHERE singleton = 1").fetchone()
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+    finally:
+        connection.close()
+    return str(row[0])
 
 
 def _describe(exc: BaseException) -> str:

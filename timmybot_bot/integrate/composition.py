@@ -21,11 +21,12 @@ too. Ask for any of:
 
 Always built, being small and needed by every part: the clock, the
 sanitizer, the pseudonymizer, the security log, the suspicion meter, the
-metrics and the alerter. The backend is the settings' (``sqlite``, the
+metrics, the refusal ledger and the alerter. The backend is the settings' (``sqlite``, the
 embedded default; ``aws``; or ``memory``). Key files are handled as TimmyBot
-handles them: created once, 0600, refused when others can read them; a key
-set in the settings wins. Only the stores and keys of the parts asked for
-are created: a bot that wants the guard alone gets no vault key.
+handles them (:mod:`timmybot_bot.data_dir`): on a first start the data
+directory, its database, its key files (0600) and its identity are created;
+later, a missing or replaced one stops the start. A key set in the settings
+wins. Only the stores of the parts asked for are built and opened.
 """
 
 from __future__ import annotations
@@ -44,12 +45,14 @@ from timmybot_adapters.log import LoggingAlerter
 from timmybot_adapters.memory import (
     MemoryAccessPolicyStore,
     MemoryAuditLog,
+    MemoryErasureJournal,
     MemoryIncidentStore,
     MemoryLinkStateStore,
     MemorySecurityMetrics,
     MemoryTokenVault,
     MemoryUserDataStore,
 )
+from timmybot_bot import data_dir
 from timmybot_bot.audit_keys import audit_keys
 from timmybot_bot.keys import key_id_for, load_or_create_key, parse_key
 from timmybot_bot.settings import ConfigurationError, Settings, listens_everywhere
@@ -64,6 +67,7 @@ from timmybot_core import (
     AuditTrailService,
     Clock,
     DataRetentionService,
+    ErasureJournal,
     HostUserData,
     IncidentStore,
     LinkStateStore,
@@ -235,6 +239,9 @@ def check_settings(settings: Settings) -> None:
     if settings.data_dir.exists() and not settings.data_dir.is_dir():
         raise ConfigurationError(f"TIMMYBOT_DATA_DIR {settings.data_dir} is not a directory")
     check_claim_timeout(settings)
+    # A used directory whose database, keys or ring do not match, or whose
+    # modes are too open, is refused (docs/operations.md, recovery).
+    data_dir.check(settings)
 
 
 #: What a refresh's vault write may take, on top of its provider calls.
@@ -476,6 +483,24 @@ class _Backend:
 
         return DynamoUserDataStore(self._clients(), self._table("user_data"))
 
+    def erasures(self) -> ErasureJournal:
+        """Return the erasure journal (a request a crash interrupts is resumed)."""
+        return self._once("erasures", self._build_erasures)  # type: ignore[return-value]
+
+    def _build_erasures(self) -> object:
+        backend = self._settings.backend
+        if backend == "memory":
+            return MemoryErasureJournal()
+        if backend == "sqlite":
+            from timmybot_adapters.sqlite import SqliteErasureJournal
+
+            db = self._database()
+            self._opener(lambda: SqliteErasureJournal.open(db))
+            return SqliteErasureJournal(db)
+        from timmybot_adapters.aws import DynamoErasureJournal
+
+        return DynamoErasureJournal(self._clients(), self._table("access"))
+
     def alerter(self) -> Alerter:
         """Return SNS when a topic is configured on the ``aws`` backend, else the log."""
         topic = self._settings.aws_alert_topic_arn
@@ -566,9 +591,9 @@ def compose(
     stores that take part in export and erasure (see
     :class:`~timmybot_core.HostUserData`). ``oauth`` is the OAuth client the
     token service refreshes with (default: one for the settings' providers
-    and ``extra_providers``). Building does no I/O beyond creating the data
-    directory and the key files of the parts asked for; call
-    :meth:`Security.open` to open the stores.
+    and ``extra_providers``). Building does no I/O beyond preparing the data
+    directory as TimmyBot does (its keys and identity, on a first start);
+    call :meth:`Security.open` to open the stores.
 
     Raises:
         ConfigurationError: a setting or a key file is wrong (the message
@@ -583,9 +608,11 @@ def compose(
     clock = clock if clock is not None else SystemClock()
     openers: list[Closer] = []
     closers: list[Closer] = []
-    if settings.backend != "memory":
-        # Private from the start: it will hold the database and key files.
-        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # The data directory as TimmyBot keeps it: private from the start; on a
+    # first start the database, every key file and the identity that ties
+    # them together are created, so a later composition with more parts
+    # finds its keys (a used directory refuses to make new ones).
+    data_dir.prepare(settings)
     backend = _Backend(settings, openers, closers)
     pseudonymizer = _pseudonymizer(settings)
     metrics, metrics_source = _metrics(settings, closers)
@@ -688,6 +715,8 @@ def compose(
                 attempt_window=settings.attempt_window,
             ),
             participants=host_data,
+            journal=backend.erasures(),
+            sealer=trail,
         )
 
     return Security(

@@ -153,9 +153,14 @@ STORES: Final[tuple[StoreInfo, ...]] = (
         where="key files under the data directory (mode 0600), or environment variables",
     ),
     StoreInfo(
+        name="erasure_journal",
+        title="Erasure requests in progress",
+        where="SQLite `erasure_journal`; DynamoDB access table (`pk=erasure`)",
+    ),
+    StoreInfo(
         name="schema",
         title="Database bookkeeping",
-        where="SQLite `schema_migrations`",
+        where="SQLite `schema_migrations`, `data_identity`",
     ),
 )
 
@@ -506,10 +511,29 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         exported=False,
     ),
     StoredField(
+        store="erasure_journal",
+        field="Discord user ID, who asked and when, each store's outcome, while an erasure "
+        "is in progress",
+        data_class=DataClass.PUBLIC,
+        purpose="finishing an erasure a crash or a failed store interrupted",
+        retention="until the erasure is complete (the clean-up resumes it)",
+        on_erasure=OnErasure.DELETED,
+        exported=False,
+    ),
+    StoredField(
         store="schema",
         field="component names and schema versions",
         data_class=DataClass.PUBLIC,
         purpose="database migrations",
+        retention="for good",
+        on_erasure=OnErasure.NOT_PERSONAL,
+        exported=False,
+    ),
+    StoredField(
+        store="schema",
+        field="the data directory's identity (a random ID) and when it was set up",
+        data_class=DataClass.PUBLIC,
+        purpose="refusing a database replaced or emptied under existing keys",
         retention="for good",
         on_erasure=OnErasure.NOT_PERSONAL,
         exported=False,

@@ -14,6 +14,7 @@ from timmybot_core.ports.catalog import (
     CatalogTrack,
     MusicCatalog,
 )
+from timmybot_core.ports.erasure import ErasureEntry, ErasureJournal, ErasureStep
 from timmybot_core.ports.incidents import IncidentRecord, IncidentStore, RetentionHold
 from timmybot_core.ports.link_states import LinkState, LinkStateStore, TakeOutcome, TakeResult
 from timmybot_core.ports.metrics import (
@@ -41,6 +42,9 @@ __all__ = [
     "AuthFailureReason",
     "Ban",
     "CatalogTrack",
+    "ErasureEntry",
+    "ErasureJournal",
+    "ErasureStep",
     "IncidentRecord",
     "IncidentStore",
     "LinkState",

@@ -101,10 +101,15 @@ class AccessPolicyStore(Protocol):
     async def record_attempt(
         self, guild_id: int, *, at: datetime, window: timedelta, cap: int | None = None
     ) -> int:
-        """Record one unauthorized attempt and return the count in ``(at - window, at]``.
+        """Record one unauthorized attempt and return the count of attempts after ``at - window``.
 
         Atomic: concurrent callers, in any number of processes, never lose
-        an attempt; each gets a count that includes its own attempt. With
+        an attempt; each gets a count that includes its own attempt and
+        every attempt recorded before it in the window, also those stamped
+        later than ``at`` (callers stamp their time before they get here, so
+        across processes stamps and records come in different orders).
+        Hence the counts of a burst are ``1, 2, 3, ...``, each given once,
+        and a limit is crossed by exactly one attempt. With
         ``cap``, the count returned is at most ``cap`` (the attempt is always
         recorded): a caller that only needs "over the limit?" passes
         ``limit + 1`` and a flood stays cheap to count.

@@ -1,11 +1,22 @@
 """The audit trail: administrators' actions and security events, hash-chained and signed.
 
 This process is one *writer*: it numbers its records ``1, 2, ...`` and
-links each to the previous one's hash. Every ``digest_interval`` (checked on
-each append), every ``digest_every`` records, and on :meth:`close`, it
-writes a digest of its chain head, linked to its previous digest and
-signed with the current key. :meth:`verify` re-checks all of it and names
-every problem with its place (see :mod:`timmybot_core.services.audit_verify`).
+links each to the previous one's hash. Within ``digest_interval`` of a
+record (a timer on the event loop's monotonic clock, so a wall-clock jump
+neither delays nor hurries it), every ``digest_every`` records, and on
+:meth:`close`, it writes a digest of its chain head, linked to its previous
+digest and signed with the current key. :meth:`verify` re-checks all of it
+and names every problem with its place (see
+:mod:`timmybot_core.services.audit_verify`).
+
+A writer killed before its digest leaves an unsigned tail.
+:meth:`seal_abandoned` (at start-up and in the daily clean-up) closes the
+tail of every writer that has left records unsigned longer than a live
+writer would (the digest interval plus a margin): it appends a record that
+says the writer is sealed as abandoned, and a digest covering it, signed
+with the current key. Nothing writes to a sealed chain again; a writer that
+finds its chain sealed under it (it was only stalled) continues under a new
+writer ID.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import attrs
 
 from timmybot_core.domain.audit_chain import digest_hash, digest_message, record_hash
 from timmybot_core.domain.clock import Clock
+from timmybot_core.domain.errors import AuditConflict
 from timmybot_core.domain.events import SecurityEvent
 from timmybot_core.ports.audit import (
     GENESIS_HASH,
@@ -38,7 +50,12 @@ from timmybot_core.ports.signing import DigestSigner, SignatureVerifier
 from timmybot_core.safety.pseudonymizer import Pseudonymizer, PseudonymKind
 from timmybot_core.safety.redaction import redact_details
 from timmybot_core.safety.sanitizer import ResponseSanitizer
-from timmybot_core.services.audit_verify import VerificationReport, verify_log
+from timmybot_core.services.audit_verify import (
+    SEAL_ACTION,
+    VerificationReport,
+    coverage_grace,
+    verify_log,
+)
 
 __all__ = ["AuditSettings", "AuditTrailService", "new_writer_id", "record_as_json"]
 
@@ -114,6 +131,8 @@ class AuditTrailService:
         self._head: ChainHead | None = None
         self._digest: SignedDigest | None = None
         self._digest_at: datetime | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timed: set[asyncio.Task[None]] = set()
 
     @property
     def writer_id(self) -> str:
@@ -224,13 +243,65 @@ class AuditTrailService:
             record = attrs.evolve(draft, hash=record_hash(draft))
             # The head moves only once the store has the record: a failed
             # append is retried at the same position, leaving no gap.
-            await self._log.append(record)
+            try:
+                await self._log.append(record)
+            except AuditConflict:
+                if head is None or not await self._sealed_under_us(head.sequence + 1):
+                    raise
+                record = await self._restart_chain(draft)
             self._head = ChainHead(
                 writer_id=self._writer_id, sequence=record.sequence, hash=record.hash
             )
             if self._digest_due(record):
                 await self._write_digest()
+            else:
+                self._arm_timer()
             return record
+
+    async def _sealed_under_us(self, sequence: int) -> bool:
+        taken = await self._log.chain(self._writer_id, after=sequence - 1, limit=1)
+        return bool(taken) and taken[0].action == SEAL_ACTION
+
+    async def _restart_chain(self, draft: AuditRecord) -> AuditRecord:
+        """Continue under a new writer ID: another process sealed this chain as abandoned."""
+        old = self._writer_id
+        self._writer_id = new_writer_id()
+        self._head = None
+        self._digest = None
+        self._digest_at = None
+        _log.warning(
+            "audit writer %s was sealed as abandoned; continuing as %s", old, self._writer_id
+        )
+        fresh = attrs.evolve(
+            draft, writer_id=self._writer_id, sequence=1, prev_hash=GENESIS_HASH, hash=""
+        )
+        record = attrs.evolve(fresh, hash=record_hash(fresh))
+        await self._log.append(record)
+        return record
+
+    def _arm_timer(self) -> None:
+        """Write a digest within ``digest_interval`` of now, even if nothing else is appended."""
+        if self._timer is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._timer = loop.call_later(
+            self._settings.digest_interval.total_seconds(), self._on_timer
+        )
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        task = asyncio.get_running_loop().create_task(self._timed_digest())
+        self._timed.add(task)
+        task.add_done_callback(self._timed.discard)
+
+    async def _timed_digest(self) -> None:
+        try:
+            await self.write_digest()
+        except Exception:  # noqa: BLE001 - the next append or the close tries again
+            _log.exception("could not write the timed audit digest of writer %s", self._writer_id)
 
     def _digest_due(self, record: AuditRecord) -> bool:
         covered = self._digest.head.sequence if self._digest is not None else 0
@@ -254,23 +325,13 @@ class AuditTrailService:
         previous = self._digest
         if head is None or (previous is not None and previous.head.sequence == head.sequence):
             return None
-        draft = SignedDigest(
-            writer_id=self._writer_id,
-            digest_sequence=1 if previous is None else previous.digest_sequence + 1,
-            created_at=self._clock.now(),
-            head=head,
-            covers_from=1 if previous is None else previous.head.sequence + 1,
-            prev_digest_hash=GENESIS_HASH if previous is None else previous.hash,
-            key_id=self._signer.key_id,
-            hash="",
-            signature=b"",
-        )
-        digest = attrs.evolve(
-            draft, hash=digest_hash(draft), signature=self._signer.sign(digest_message(draft))
-        )
+        digest = self._sign(self._writer_id, head, previous)
         await self._log.put_digest(digest)
         self._digest = digest
         self._digest_at = digest.created_at
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         _log.info(
             "audit digest %d of writer %s covers records %d-%d (key %s)",
             digest.digest_sequence,
@@ -283,10 +344,98 @@ class AuditTrailService:
 
     async def close(self) -> None:
         """Write the final digest (call on shutdown); a failure is logged, not raised."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for task in list(self._timed):
+            task.cancel()
         try:
             await self.write_digest()
         except Exception:  # noqa: BLE001 - shutdown goes on; verify will show the uncovered tail
             _log.exception("could not write the final audit digest of writer %s", self._writer_id)
+
+    # -- abandoned writers -------------------------------------------------------------
+
+    async def seal_abandoned(self) -> int:
+        """Seal every writer that left records unsigned longer than a live one would.
+
+        A live writer signs within ``digest_interval`` (its timer); one
+        whose newest record is older than that plus a margin is gone. Its
+        tail is closed by a record saying it is sealed as abandoned and a
+        digest covering it, signed with this writer's (the current) key.
+        Returns how many writers were sealed.
+        """
+        cutoff = self._clock.now() - coverage_grace(self._settings.digest_interval)
+        sealed = 0
+        for writer_id in await self._log.writers():
+            if writer_id != self._writer_id and await self._seal_if_abandoned(writer_id, cutoff):
+                sealed += 1
+        return sealed
+
+    async def _seal_if_abandoned(self, writer_id: str, cutoff: datetime) -> bool:
+        digests = await self._log.digests(writer_id)
+        last_digest = digests[-1] if digests else None
+        covered = last_digest.head.sequence if last_digest is not None else 0
+        tail = await self._log.chain(writer_id, after=covered)
+        if not tail or tail[-1].timestamp >= cutoff:
+            return False  # nothing to seal, or it may still be running
+        last = tail[-1]
+        seal = last
+        if last.action != SEAL_ACTION:
+            draft = AuditRecord(
+                event_id=str(uuid.uuid4()),
+                writer_id=writer_id,
+                sequence=last.sequence + 1,
+                timestamp=self._clock.now(),
+                kind=AuditKind.SECURITY,
+                action=SEAL_ACTION,
+                resource=f"audit-writer:{writer_id}"[:200],
+                details={
+                    "reason": "abandoned writer: its process is gone",
+                    "sealed_by": self._writer_id,
+                    "unsigned_from": covered + 1,
+                    "unsigned_to": last.sequence,
+                },
+                source="audit",
+                prev_hash=last.hash,
+                hash="",
+            )
+            seal = attrs.evolve(draft, hash=record_hash(draft))
+            try:
+                await self._log.append(seal)
+            except AuditConflict:
+                return False  # it wrote again: alive after all
+        head = ChainHead(writer_id=writer_id, sequence=seal.sequence, hash=seal.hash)
+        digest = self._sign(writer_id, head, last_digest)
+        try:
+            await self._log.put_digest(digest)
+        except AuditConflict:
+            return False
+        _log.warning(
+            "audit writer %s sealed as abandoned: records %d-%d were unsigned (digest %d, key %s)",
+            writer_id,
+            covered + 1,
+            last.sequence,
+            digest.digest_sequence,
+            digest.key_id,
+        )
+        return True
+
+    def _sign(self, writer_id: str, head: ChainHead, previous: SignedDigest | None) -> SignedDigest:
+        draft = SignedDigest(
+            writer_id=writer_id,
+            digest_sequence=1 if previous is None else previous.digest_sequence + 1,
+            created_at=self._clock.now(),
+            head=head,
+            covers_from=1 if previous is None else previous.head.sequence + 1,
+            prev_digest_hash=GENESIS_HASH if previous is None else previous.hash,
+            key_id=self._signer.key_id,
+            hash="",
+            signature=b"",
+        )
+        return attrs.evolve(
+            draft, hash=digest_hash(draft), signature=self._signer.sign(digest_message(draft))
+        )
 
     # -- reading ---------------------------------------------------------------------
 
@@ -351,6 +500,8 @@ class AuditTrailService:
             end=end,
             now=self._clock.now(),
             retention=self._settings.retention,
+            digest_interval=self._settings.digest_interval,
+            live=(self._writer_id,),
         )
 
     # -- retention -------------------------------------------------------------------

@@ -13,6 +13,15 @@ digest can be removed or forged unnoticed (the report counts them as
 *uncovered*), and a whole writer whose records and digests were all
 deleted leaves nothing to check. Digests written often, and on shutdown,
 keep that window small.
+
+Coverage: a live writer signs its tail within ``digest_interval`` (a timer
+on the monotonic clock), and a writer whose process is gone is *sealed*
+by another one (a final record that says so, covered by a digest signed
+with the current key; see :meth:`AuditTrailService.seal_abandoned`). So,
+given ``digest_interval``, a record left uncovered longer than the
+interval plus a margin (the interval again) is a problem: a writer that
+died and was never sealed, or digests that were deleted. A record after
+a seal is a problem too: nothing writes to a sealed chain.
 """
 
 from __future__ import annotations
@@ -27,9 +36,24 @@ from timmybot_core.domain.audit_chain import digest_hash, digest_message, record
 from timmybot_core.ports.audit import GENESIS_HASH, AuditLog, AuditRecord, SignedDigest
 from timmybot_core.ports.signing import SignatureVerifier
 
-__all__ = ["Problem", "ProblemKind", "VerificationReport", "verify_chain", "verify_log"]
+__all__ = [
+    "SEAL_ACTION",
+    "Problem",
+    "ProblemKind",
+    "VerificationReport",
+    "coverage_grace",
+    "verify_chain",
+    "verify_log",
+]
 
 _PAGE = 1000
+#: The action of the record that seals an abandoned writer's chain.
+SEAL_ACTION = "audit.writer_sealed"
+
+
+def coverage_grace(digest_interval: timedelta) -> timedelta:
+    """How long a record may stay uncovered: the digest interval plus a margin of as much."""
+    return 2 * digest_interval
 
 
 class ProblemKind(enum.StrEnum):
@@ -61,6 +85,10 @@ class ProblemKind(enum.StrEnum):
     """A digest names a key the verifier does not know."""
     PRUNED_EARLY = "pruned_early"
     """A record was emptied before its retention period ended."""
+    UNCOVERED = "uncovered"
+    """Records stayed without a digest longer than the digest interval plus a margin."""
+    AFTER_SEAL = "after_seal"
+    """Records follow the record that sealed the writer's chain."""
 
 
 @attrs.frozen(kw_only=True)
@@ -98,6 +126,10 @@ class VerificationReport:
     problems: tuple[Problem, ...]
     uncovered: int = 0
     """Records after their writer's last digest: present, but not yet signed for."""
+    sealed_writers: int = 0
+    """Writers whose process was gone, sealed by another writer."""
+    open_writers: int = 0
+    """Writers with records not yet covered, within the time a live writer has."""
 
     @property
     def ok(self) -> bool:
@@ -110,7 +142,8 @@ class VerificationReport:
         return (
             f"audit log {verdict}: {self.records_checked} records and {self.digests_checked} "
             f"digests of {self.writers} writer(s) checked, {self.uncovered} not yet covered by a "
-            "digest"
+            f"digest; {self.open_writers} live writer(s) with records to sign, "
+            f"{self.sealed_writers} abandoned writer(s) sealed"
         )
 
 
@@ -343,17 +376,27 @@ async def verify_log(
     end: datetime | None = None,
     now: datetime | None = None,
     retention: timedelta | None = None,
+    digest_interval: timedelta | None = None,
+    live: Sequence[str] = (),
 ) -> VerificationReport:
     """Verify every writer's chain and digests; report what lies in ``[start, end)``.
 
     Chains are always checked whole (a link into the range needs the record
     before it); ``start`` and ``end`` select which problems and records are
     reported. With ``now`` and ``retention``, a record emptied before its
-    retention ended is a problem.
+    retention ended is a problem. With ``now`` and ``digest_interval``, a
+    record uncovered for longer than :func:`coverage_grace` is a problem,
+    except in the writers named in ``live`` (the caller's own, which it
+    knows to be running).
     """
     pruned_before = now - retention if now is not None and retention is not None else None
+    uncovered_before = (
+        now - coverage_grace(digest_interval)
+        if now is not None and digest_interval is not None
+        else None
+    )
     problems: list[Problem] = []
-    records_checked = digests_checked = uncovered = 0
+    records_checked = digests_checked = uncovered = sealed = open_writers = 0
     writers = await log.writers()
     for writer_id in writers:
         records = await _all_records(log, writer_id)
@@ -361,6 +404,16 @@ async def verify_log(
         found, open_tail = verify_chain(
             writer_id, records, digests, verifier, pruned_before=pruned_before
         )
+        found += _coverage(
+            writer_id,
+            records,
+            open_tail,
+            None if writer_id in live else uncovered_before,
+        )
+        if _sealed(records, open_tail):
+            sealed += 1
+        elif open_tail:
+            open_writers += 1
         problems += [problem for problem in found if _in_range(problem.at, start, end)]
         records_checked += sum(1 for r in records if _in_range(r.timestamp, start, end))
         digests_checked += sum(1 for d in digests if _in_range(d.created_at, start, end))
@@ -371,4 +424,55 @@ async def verify_log(
         digests_checked=digests_checked,
         problems=tuple(problems),
         uncovered=uncovered,
+        sealed_writers=sealed,
+        open_writers=open_writers,
     )
+
+
+def _sealed(records: Sequence[AuditRecord], open_tail: int) -> bool:
+    """Whether the chain ends with a seal record that a valid digest covers."""
+    return bool(records) and open_tail == 0 and records[-1].action == SEAL_ACTION
+
+
+def _coverage(
+    writer_id: str,
+    records: Sequence[AuditRecord],
+    open_tail: int,
+    uncovered_before: datetime | None,
+) -> list[Problem]:
+    """Return records after a seal, and an uncovered tail older than the grace, as problems."""
+    problems: list[Problem] = []
+    seals = [index for index, r in enumerate(records) if r.action == SEAL_ACTION and not r.pruned]
+    if seals and seals[0] < len(records) - 1:
+        after = records[seals[0] + 1]
+        problems.append(
+            Problem(
+                kind=ProblemKind.AFTER_SEAL,
+                writer_id=writer_id,
+                sequence=after.sequence,
+                at=after.timestamp,
+                detail=f"{len(records) - seals[0] - 1} record(s) after the seal of record "
+                f"{records[seals[0]].sequence}: nothing writes to a sealed chain",
+            )
+        )
+    if open_tail and uncovered_before is not None:
+        tail = records[len(records) - open_tail :]
+        if tail[0].timestamp < uncovered_before:
+            last = tail[-1].sequence
+            span = (
+                f"record {tail[0].sequence}"
+                if open_tail == 1
+                else (f"records {tail[0].sequence}-{last}")
+            )
+            problems.append(
+                Problem(
+                    kind=ProblemKind.UNCOVERED,
+                    writer_id=writer_id,
+                    sequence=tail[0].sequence,
+                    at=tail[0].timestamp,
+                    detail=f"{span} have no digest, longer than a live writer takes: the "
+                    "writer died unsealed, or digests were deleted (a start or the daily "
+                    "clean-up seals a dead writer)",
+                )
+            )
+    return problems

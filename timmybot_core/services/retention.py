@@ -9,7 +9,13 @@ The three data-protection duties of the seed's ``DataRetentionService``:
   and are kept under legitimate interest (see ``docs/privacy.md``). A store
   that fails does not stop the others; the call then raises
   :class:`~timmybot_core.domain.errors.DataDeletionError` naming it, and a second
-  call finishes the job, since every step is idempotent.
+  call finishes the job, since every step is idempotent. With an
+  :class:`~timmybot_core.ports.erasure.ErasureJournal`, the request is
+  journaled: recorded (journal and audit trail) before the first store is
+  touched, each store's outcome recorded as it is known, complete only at
+  the end; the clean-up resumes a request a crash left pending. A token
+  whose revocation at its platform failed is still deleted, and the step
+  is reported as failed.
 - :meth:`~DataRetentionService.export_user_data` returns the user's data as
   JSON data (``docs/schemas/user-export.schema.json``): linked platforms
   with scopes and dates but never a token, preferences, the security and
@@ -18,7 +24,8 @@ The three data-protection duties of the seed's ``DataRetentionService``:
 - :meth:`~DataRetentionService.cleanup_expired_data` purges what has
   expired: attempt counts and bans, link states, vault records left with no
   linked platform, and audit records past the retention period unless an
-  incident's retention hold covers them.
+  incident's retention hold covers them; it also finishes pending erasures
+  and seals abandoned audit writers.
 
 Both user requests are recorded in the audit trail (kind ``privacy``).
 """
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol, runtime_checkable
@@ -39,6 +47,7 @@ from timmybot_core.domain.errors import DataDeletionError, VaultIntegrityError
 from timmybot_core.domain.tokens import PlatformLink
 from timmybot_core.ports.access import AccessPolicyStore
 from timmybot_core.ports.audit import AuditRecord
+from timmybot_core.ports.erasure import ErasureEntry, ErasureJournal, ErasureStep
 from timmybot_core.ports.incidents import IncidentStore, RetentionHold
 from timmybot_core.ports.link_states import LinkStateStore
 from timmybot_core.ports.user_data import UserDataStore, check_user_id
@@ -47,6 +56,7 @@ from timmybot_core.services.tokens import SecureTokenService
 __all__ = [
     "EXPORT_FORMAT",
     "EXPORT_VERSION",
+    "AbandonedWriterSealer",
     "CleanupReport",
     "DataRetentionService",
     "DeletionReport",
@@ -98,6 +108,15 @@ class PrivacyAuditTrail(Protocol):
         self, *, now: datetime, retention: timedelta, holds: Sequence[RetentionHold]
     ) -> int:
         """Prune records older than ``now - retention`` that no hold covers; return how many."""
+        ...
+
+
+@runtime_checkable
+class AbandonedWriterSealer(Protocol):
+    """The audit trail's sealing of writers whose process is gone (``AuditTrailService``)."""
+
+    async def seal_abandoned(self) -> int:
+        """Seal every abandoned writer's uncovered tail; return how many writers."""
         ...
 
 
@@ -199,6 +218,8 @@ class ErasureReport:
     stores: tuple[DeletionReport, ...]
     audit_event_id: str | None = None
     """The audit record of the request; ``None`` if it could not be recorded."""
+    request_id: str | None = None
+    """The journal's ID of the request (``None`` without a journal)."""
 
     @property
     def ok(self) -> bool:
@@ -209,6 +230,15 @@ class ErasureReport:
     def failed(self) -> tuple[str, ...]:
         """The stores that failed, in the order they were tried."""
         return tuple(report.store for report in self.stores if not report.ok)
+
+    @property
+    def retry_helps(self) -> bool:
+        """Whether running the erasure again can mend what failed.
+
+        Not for a grant that could not be revoked at its platform: its
+        tokens are deleted here, so only the user can remove it there.
+        """
+        return any(not report.ok and not _final(report) for report in self.stores)
 
     @property
     def deleted(self) -> int:
@@ -242,6 +272,8 @@ class CleanupReport:
     link_states: int = 0
     orphaned_vault_records: int = 0
     audit_records: int = 0
+    erasures_resumed: int = 0
+    writers_sealed: int = 0
     failed: tuple[str, ...] = ()
 
     @property
@@ -270,8 +302,20 @@ class CleanupReport:
             "link_states": self.link_states,
             "orphaned_vault_records": self.orphaned_vault_records,
             "audit_records": self.audit_records,
+            "erasures_resumed": self.erasures_resumed,
+            "writers_sealed": self.writers_sealed,
             "failed": list(self.failed),
         }
+
+
+_AUDIT_FAILED: Final = DeletionReport(
+    store="audit", ok=False, detail="the request could not be recorded before erasing"
+)
+
+
+def _final(report: DeletionReport) -> bool:
+    """Whether a failed step cannot be mended by running it again."""
+    return report.store == "vault" and report.deleted > 0
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -338,6 +382,9 @@ class DataRetentionService:
         erasers: other stores keyed by the user, erased too.
         participants: the host bot's stores (:class:`HostUserData`),
             exported and erased with the rest.
+        journal: where erasure requests are journaled (without one, a
+            request a crash interrupts is not resumed: tests only).
+        sealer: seals abandoned audit writers during clean-up.
     """
 
     def __init__(
@@ -353,8 +400,12 @@ class DataRetentionService:
         settings: RetentionSettings | None = None,
         erasers: Sequence[UserDataEraser] = (),
         participants: Sequence[HostUserData] = (),
+        journal: ErasureJournal | None = None,
+        sealer: AbandonedWriterSealer | None = None,
     ) -> None:
         self._tokens = tokens
+        self._journal = journal
+        self._sealer = sealer
         self._user_data = user_data
         self._link_states = link_states
         self._access = access_store
@@ -405,8 +456,9 @@ class DataRetentionService:
         )
 
     async def _erase_tokens(self, user_id: int) -> DeletionReport:
+        unrevoked: list[str] = []
         try:
-            platforms = await self._tokens.delete_user(user_id)
+            platforms = await self._tokens.delete_user(user_id, unrevoked=unrevoked)
         except VaultIntegrityError:
             # The record cannot be read, so its tokens cannot be revoked; it
             # still goes (a damaged record is of no use to anyone).
@@ -416,6 +468,16 @@ class DataRetentionService:
                 store="vault",
                 deleted=int(removed),
                 detail="the record was unreadable: deleted without revoking at the platform",
+            )
+        if unrevoked:
+            # Deleted here all the same; the grant lives on at the platform
+            # until the user removes it there, so the step failed.
+            return DeletionReport(
+                store="vault",
+                deleted=len(platforms),
+                ok=False,
+                detail=f"deleted, but revocation failed at {', '.join(unrevoked)}: "
+                "remove the app's access in that platform's account settings",
             )
         detail = f"revoked where supported: {', '.join(platforms)}" if platforms else ""
         return DeletionReport(store="vault", deleted=len(platforms), detail=detail)
@@ -434,12 +496,15 @@ class DataRetentionService:
     async def delete_user_data(self, user_id: int, requester: Requester | str) -> ErasureReport:
         """Erase everything keyed by ``user_id``; return what each store did.
 
-        Tokens are revoked at their platform where it supports revocation
-        (a failed revocation is logged and does not stop the deletion), then
-        deleted from the vault and this process's cache. Other processes'
-        caches forget them within their cache age (60 seconds by default).
-        Audit records are kept: they hold pseudonyms only. The request is
-        recorded in the audit trail.
+        Tokens are revoked at their platform where it supports revocation,
+        then deleted from the vault and this process's cache (a revocation
+        that failed does not stop the deletion; the step is then reported as
+        failed). Other processes' caches forget them within their cache age
+        (60 seconds by default). Audit records are kept: they hold
+        pseudonyms only. With a journal, the request is recorded before the
+        first store is touched (journal, then audit trail), each outcome as
+        it is known, and it is complete only once the final audit record is
+        written; a crash leaves it pending for the clean-up to finish.
 
         Raises:
             DataDeletionError: a store failed, or the request could not be
@@ -450,21 +515,94 @@ class DataRetentionService:
         """
         user = check_user_id(user_id)
         who = Requester(requester)
+        earlier = await self._pending_of(user)
+        if earlier is not None:
+            # A request of this user is pending (a crash, a failed store):
+            # this one finishes it rather than starting a second.
+            _log.info("erasure: resuming request %s", earlier.request_id)
+            return await self._carry_out(earlier)
+        entry = ErasureEntry(
+            request_id=str(uuid.uuid4()),
+            user_id=user,
+            requester=who.value,
+            requested_at=self._clock.now(),
+        )
+        if self._journal is not None:
+            try:
+                await self._journal.begin(entry)
+            except Exception as error:  # noqa: BLE001 - nothing was touched: say so and stop
+                _log.warning("erasure: the journal failed (%s)", type(error).__name__)
+                report = ErasureReport(
+                    requester=who,
+                    completed_at=self._clock.now(),
+                    stores=(
+                        DeletionReport(store="journal", ok=False, detail=type(error).__name__),
+                    ),
+                )
+                raise DataDeletionError(
+                    "the erasure could not start: its journal is unavailable; nothing was "
+                    "erased. Try again.",
+                    failed=report.failed,
+                    report=report,
+                ) from None
+        requested = await self._record_requested(entry)
+        return await self._carry_out(entry, extra=() if requested else (_AUDIT_FAILED,))
+
+    async def _pending_of(self, user_id: int) -> ErasureEntry | None:
+        if self._journal is None:
+            return None
+        try:
+            pending = await self._journal.pending(limit=1000)
+        except Exception as error:  # noqa: BLE001 - begin() below reports the journal failing
+            _log.warning("erasure: the journal failed (%s)", type(error).__name__)
+            return None
+        return next((entry for entry in pending if entry.user_id == user_id), None)
+
+    async def _record_requested(self, entry: ErasureEntry) -> bool:
+        """Write "erasure requested" to the audit trail; ``False`` if it failed."""
+        try:
+            await self._audit.record_privacy_request(
+                user_id=entry.user_id,
+                action="erasure.requested",
+                requester=entry.requester,
+                details={"request_id": entry.request_id},
+            )
+        except Exception as error:  # noqa: BLE001 - the journal has it; the final record says
+            _log.warning("erasure: the request could not be recorded (%s)", type(error).__name__)
+            return False
+        return True
+
+    async def _carry_out(
+        self, entry: ErasureEntry, *, extra: Sequence[DeletionReport] = ()
+    ) -> ErasureReport:
+        """Run every step not yet done, record each outcome, and finish the request."""
         reports: list[DeletionReport] = []
         for name, step in self._steps():
+            recorded = entry.steps.get(name)
+            if recorded is not None and recorded.done:
+                reports.append(
+                    DeletionReport(
+                        store=name, deleted=recorded.deleted, ok=recorded.ok, detail=recorded.detail
+                    )
+                )
+                continue
             try:
-                reports.append(await step(user))
+                outcome = await step(entry.user_id)
             except Exception as error:  # noqa: BLE001 - one store failing must not spare the others
                 _log.warning("erasure: the %s store failed (%s)", name, type(error).__name__)
-                reports.append(DeletionReport(store=name, ok=False, detail=type(error).__name__))
+                outcome = DeletionReport(store=name, ok=False, detail=type(error).__name__)
+            reports.append(outcome)
+            await self._journal_step(entry, name, outcome)
+        reports.extend(extra)
         failed = [report.store for report in reports if not report.ok]
         event_id: str | None = None
         try:
             record = await self._audit.record_privacy_request(
-                user_id=user,
+                user_id=entry.user_id,
                 action="erasure",
-                requester=who.value,
+                requester=entry.requester,
                 details={
+                    "request_id": entry.request_id,
                     "outcome": "incomplete" if failed else "complete",
                     "deleted": {report.store: report.deleted for report in reports},
                     "failed": failed,
@@ -472,24 +610,75 @@ class DataRetentionService:
             )
             event_id = record.event_id
         except Exception as error:  # noqa: BLE001 - reported as the audit store failing
-            _log.warning("erasure: the request could not be recorded (%s)", type(error).__name__)
+            _log.warning("erasure: the outcome could not be recorded (%s)", type(error).__name__)
             reports.append(DeletionReport(store="audit", ok=False, detail=type(error).__name__))
+        else:
+            await self._finish_if_done(entry, reports)
         report = ErasureReport(
-            requester=who,
+            requester=Requester(entry.requester),
             completed_at=self._clock.now(),
             stores=tuple(reports),
             audit_event_id=event_id,
+            request_id=entry.request_id if self._journal is not None else None,
         )
         if not report.ok:
             names = ", ".join(report.failed)
+            if report.retry_helps:
+                advice = "every other store was erased. Run it again to finish."
+            else:
+                advice = (
+                    "everything is erased here, but a grant could not be revoked at its "
+                    "platform: remove the app's access in that platform's account settings."
+                )
             raise DataDeletionError(
-                f"the erasure is incomplete: {names} failed; every other store was erased. "
-                "Run it again to finish.",
+                f"the erasure is incomplete: {names} failed; {advice}",
                 failed=report.failed,
                 report=report,
             )
-        _log.info("erasure requested by %s: %d items deleted", who.value, report.deleted)
+        _log.info("erasure requested by %s: %d items deleted", entry.requester, report.deleted)
         return report
+
+    async def _journal_step(self, entry: ErasureEntry, name: str, report: DeletionReport) -> None:
+        if self._journal is None:
+            return
+        # A vault whose tokens went but could not be revoked cannot be
+        # mended by running the step again (there is nothing left to revoke).
+        final = not report.ok and name == "vault" and report.deleted > 0
+        step = ErasureStep(ok=report.ok, deleted=report.deleted, detail=report.detail, final=final)
+        try:
+            await self._journal.record_step(entry.request_id, name, step)
+        except Exception as error:  # noqa: BLE001 - the step is redone on resume, harmlessly
+            _log.warning("erasure: the journal failed (%s)", type(error).__name__)
+
+    async def _finish_if_done(self, entry: ErasureEntry, reports: Sequence[DeletionReport]) -> None:
+        if self._journal is None:
+            return
+        retryable = [r for r in reports if not r.ok and not _final(r)]
+        if retryable:
+            return  # stays pending: the clean-up (or a new request) tries again
+        try:
+            await self._journal.finish(entry.request_id)
+        except Exception as error:  # noqa: BLE001 - finished again by the next clean-up
+            _log.warning("erasure: the journal failed (%s)", type(error).__name__)
+
+    async def resume_pending_erasures(self) -> int:
+        """Carry out every erasure a crash or a failed store left pending; return how many finished.
+
+        Steps already done are not run again; the audit trail gets the
+        final record as for a new request.
+        """
+        if self._journal is None:
+            return 0
+        finished = 0
+        for entry in await self._journal.pending():
+            _log.warning("erasure: resuming request %s", entry.request_id)
+            try:
+                await self._carry_out(entry)
+            except DataDeletionError as error:
+                _log.warning("erasure: request %s is still incomplete: %s", entry.request_id, error)
+                continue
+            finished += 1
+        return finished
 
     # -- export ----------------------------------------------------------------------
 
@@ -581,10 +770,19 @@ class DataRetentionService:
                 now=now, retention=self._settings.audit_retention, holds=holds
             )
 
+        async def erasures() -> None:
+            counts["erasures_resumed"] = await self.resume_pending_erasures()
+
+        async def seal() -> None:
+            if self._sealer is not None:
+                counts["writers_sealed"] = await self._sealer.seal_abandoned()
+
+        await run("erasures", erasures)
         await run("access", access)
         await run("link_states", link_states)
         await run("vault", orphans)
         await run("audit", audit)
+        await run("audit_seal", seal)
         report = CleanupReport(**counts, failed=tuple(failed))
         _log.info(
             "clean-up removed %d expired items%s",

@@ -247,29 +247,37 @@ class SecureTokenService:
             self.invalidate(user_id)
         return True
 
-    async def delete_user(self, user_id: int) -> list[str]:
+    async def delete_user(self, user_id: int, *, unrevoked: list[str] | None = None) -> list[str]:
         """Revoke every link of the user where possible and delete the record.
 
-        Returns the platforms that were linked. Idempotent.
+        Returns the platforms that were linked. Idempotent. The record goes
+        even when a revocation fails (erasure comes first); the platforms
+        whose revocation failed are appended to ``unrevoked``.
         """
         record = await self._vault.get(user_id)
         platforms: list[str] = []
         if record is not None:
             for link in record.links.values():
                 platforms.append(link.tokens.platform)
-                await self._revoke(link.tokens)
+                if not await self._revoke(link.tokens) and unrevoked is not None:
+                    unrevoked.append(link.tokens.platform)
             await self._vault.delete(user_id)
         self.invalidate(user_id)
         return platforms
 
-    async def _revoke(self, tokens: OAuthTokens) -> None:
+    async def _revoke(self, tokens: OAuthTokens) -> bool:
+        revoked = True
         for token in (tokens.refresh_token, tokens.access_token):
             if not token:
                 continue
             try:
                 await self._oauth.revoke(tokens.platform, token=token)
+            except ReLinkRequired:
+                continue  # the provider no longer honours the grant: nothing left to revoke
             except OAuthError as error:
                 _log.warning("revocation at %s failed: %s", tokens.platform, type(error).__name__)
+                revoked = False
+        return revoked
 
     async def _update(
         self,

@@ -212,7 +212,11 @@ async def test_link_refresh_deny_ban_audit_and_erase(world: World) -> None:
     privacy = await services.audit.get_audit_history(
         now - timedelta(hours=1), now + timedelta(1), kind=AuditKind.PRIVACY
     )
-    assert [record.event_id for record in privacy.records] == [erased.audit_event_id]
+    # Newest first: the outcome, then the request recorded before any store was touched.
+    assert [record.action for record in privacy.records] == ["erasure", "erasure.requested"]
+    assert privacy.records[0].event_id == erased.audit_event_id
+    assert erased.request_id is not None
+    assert await services.retention.resume_pending_erasures() == 0  # nothing left pending
 
     # The security log lines went to their CloudWatch Logs group too.
     [handler] = [h for h in logging.getLogger("timmybot.security").handlers if hasattr(h, "drain")]

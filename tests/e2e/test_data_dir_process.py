@@ -1,0 +1,215 @@
+"""A data directory knows it has been used: real processes of both programs.
+
+Each case sets up a used directory with one real start, breaks one part of
+it as an operator might (a deleted key, an emptied or swapped database, a
+foreign key ring, a mode too open), and starts ``timmybot`` and
+``timmybot-admin`` again: both must refuse with one line naming the file
+and the recovery section, exit with their configuration status, and leave
+the directory as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BOT_CONFIG_STATUS = 2  # timmybot_bot.__main__.EXIT_CONFIGURATION
+ADMIN_CONFIG_STATUS = 3  # timmybot_bot.admin_commands.EXIT_CONFIG
+
+
+def environment(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIMMYBOT_")}
+    env.pop("DISCORD_TOKEN", None)
+    env.update(TIMMYBOT_DATA_DIR=str(data_dir), TIMMYBOT_WEB_PORT="0")
+    env["TIMMYBOT_PUBLIC_URL"] = "http://127.0.0.1:1"
+    return env
+
+
+def start_bot(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Start the offline console with no input: it sets up, then exits at end of input."""
+    return subprocess.run(
+        [sys.executable, "-m", "timmybot_bot"],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment(data_dir),
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def run_admin(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "timmybot_bot.admin_cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment(data_dir),
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
+    """Every file's size and mode (the lock files aside)."""
+    return {
+        str(path.relative_to(directory)): (path.stat().st_size, path.stat().st_mode)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and not path.name.endswith(".lock")
+    }
+
+
+@pytest.fixture
+def used(tmp_path: Path) -> Path:
+    """A data directory after one real start and one admin command that wrote data."""
+    data_dir = tmp_path / "var"
+    done = run_admin(data_dir, "guild", "allow", "123456789012345678")
+    assert done.returncode == 0, done.stderr
+    return data_dir
+
+
+def test_a_first_start_on_an_empty_directory_creates_everything(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    done = start_bot(data_dir)
+    assert done.returncode == 0, done.stderr
+    keys = data_dir / "keys"
+    for name in (
+        "vault.key",
+        "pseudonym.key",
+        "audit-signing.key",
+        "audit-keyring.json",
+        "data-identity.json",
+    ):
+        assert (keys / name).is_file(), name
+    identity = json.loads((keys / "data-identity.json").read_text())["id"]
+    assert (data_dir / "timmybot.db").stat().st_size > 0
+    # A second start finds everything in place.
+    again = start_bot(data_dir)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((keys / "data-identity.json").read_text())["id"] == identity
+
+
+def test_eight_processes_starting_on_one_fresh_directory_all_succeed(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    env = environment(data_dir)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "timmybot_bot.admin_cli", "guild", "list"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        for _ in range(8)
+    ]
+    try:
+        results = [(p.wait(timeout=90), p.communicate()[1]) for p in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert [status for status, _ in results] == [0] * 8, results
+    assert start_bot(data_dir).returncode == 0
+
+
+def _delete(name: str) -> Callable[[Path], Path]:
+    def breaking(data_dir: Path) -> Path:
+        path = data_dir / "keys" / name
+        path.unlink()
+        return path
+
+    return breaking
+
+
+def _empty_database(data_dir: Path) -> Path:
+    path = data_dir / "timmybot.db"
+    for side in ("timmybot.db-wal", "timmybot.db-shm"):
+        (data_dir / side).unlink(missing_ok=True)
+    path.write_bytes(b"")
+    return path
+
+
+def _foreign(name: str) -> Callable[[Path], Path]:
+    """Replace one file by the same file of another used directory."""
+
+    def breaking(data_dir: Path) -> Path:
+        other = data_dir.parent / "other"
+        assert run_admin(other, "guild", "list").returncode == 0
+        relative = Path(name)
+        target = data_dir / relative
+        for side in ("-wal", "-shm"):
+            (data_dir / (name + side)).unlink(missing_ok=True)
+        shutil.copy2(other / relative, target)
+        return target
+
+    return breaking
+
+
+def _chmod(name: str, mode: int) -> Callable[[Path], Path]:
+    def breaking(data_dir: Path) -> Path:
+        path = data_dir / name if name else data_dir
+        path.chmod(mode)
+        return path
+
+    return breaking
+
+
+BREAKAGES = {
+    "vault key deleted": _delete("vault.key"),
+    "pseudonym key deleted": _delete("pseudonym.key"),
+    "audit signing key deleted": _delete("audit-signing.key"),
+    "key ring deleted": _delete("audit-keyring.json"),
+    "database emptied": _empty_database,
+    "database from another directory": _foreign("timmybot.db"),
+    "key ring from another directory": _foreign("keys/audit-keyring.json"),
+    "database world-writable": _chmod("timmybot.db", 0o666),
+    "key ring world-writable": _chmod("keys/audit-keyring.json", 0o666),
+    "key directory open to others": _chmod("keys", 0o755),
+    "data directory world-writable": _chmod("", 0o777),
+}
+
+
+@pytest.mark.parametrize("breakage", sorted(BREAKAGES))
+def test_a_broken_used_directory_refuses_to_start_and_changes_nothing(
+    used: Path, breakage: str
+) -> None:
+    broken = BREAKAGES[breakage](used)
+    before = snapshot(used)
+    bot = start_bot(used)
+    admin = run_admin(used, "guild", "list")
+    # Creating nothing: not even config check, which reads what exists.
+    check = run_admin(used, "config", "check")
+
+    for done, status in ((bot, BOT_CONFIG_STATUS), (admin, ADMIN_CONFIG_STATUS)):
+        assert done.returncode == status, (breakage, done.returncode, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert str(broken) in lines[0]
+        assert "recovery" in lines[0] or "chmod" in lines[0]
+        assert "Traceback" not in done.stderr
+        assert done.stdout == ""
+    assert check.returncode == ADMIN_CONFIG_STATUS, check.stderr
+    assert snapshot(used) == before
+
+
+def test_a_used_directory_that_is_intact_starts_every_time(used: Path) -> None:
+    started = time.monotonic()
+    for _ in range(2):
+        done = start_bot(used)
+        assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 120
+    listed = run_admin(used, "guild", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert "123456789012345678" in listed.stdout

@@ -1,0 +1,115 @@
+"""Abandoned writers: sealing, coverage, and the live writer's timed digest."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from tests.unit.test_audit_trail import START, Trail, trail
+from timmybot_core import AuditSettings, ProblemKind
+from timmybot_core.services.audit_verify import SEAL_ACTION
+
+INTERVAL = timedelta(minutes=5)
+
+
+def pair(**settings: object) -> tuple[Trail, Trail]:
+    """A writer that dies (``dead``) and a later process (``later``) on one log."""
+    audit_settings = AuditSettings(digest_interval=INTERVAL, **settings)  # type: ignore[arg-type]
+    dead = trail(audit_settings, writer_id="w-dead")
+    later = trail(
+        audit_settings,
+        log=dead.log,
+        signer=dead.signer,
+        ring=dead.ring,
+        clock=dead.clock,
+        writer_id="w-later",
+    )
+    return dead, later
+
+
+async def die_with_unsigned_tail(dead: Trail, records: int = 7) -> None:
+    for n in range(records):
+        await dead.service.record_admin_action(1, "test.append", f"thing:{n}")
+    # No close(): the process was killed before its final digest.
+
+
+async def test_a_young_unsigned_tail_is_left_alone_and_not_a_problem() -> None:
+    dead, later = pair()
+    await die_with_unsigned_tail(dead)
+    dead.clock.advance(INTERVAL)
+    assert await later.service.seal_abandoned() == 0
+    report = await later.service.verify()
+    assert report.ok, report.problems
+    assert report.open_writers == 1
+    assert report.uncovered == 7
+
+
+async def test_an_old_unsigned_tail_is_a_problem_until_sealed() -> None:
+    dead, later = pair()
+    await die_with_unsigned_tail(dead)
+    dead.clock.advance(2 * INTERVAL + timedelta(seconds=1))
+    report = await later.service.verify()
+    assert [p.kind for p in report.problems] == [ProblemKind.UNCOVERED]
+    assert report.problems[0].location == "writer w-dead record 1"
+
+    assert await later.service.seal_abandoned() == 1
+    report = await later.service.verify()
+    assert report.ok, report.problems
+    assert (report.sealed_writers, report.open_writers, report.uncovered) == (1, 0, 0)
+    chain = await later.log.chain("w-dead")
+    assert chain[-1].action == SEAL_ACTION
+    assert chain[-1].details["unsigned_from"] == 1
+    assert chain[-1].details["sealed_by"] == "w-later"
+    (digest,) = await later.log.digests("w-dead")
+    assert digest.key_id == later.signer.key_id
+    assert digest.head.sequence == chain[-1].sequence
+    # Sealing twice changes nothing.
+    assert await later.service.seal_abandoned() == 0
+
+
+async def test_records_removed_from_a_sealed_tail_are_detected() -> None:
+    dead, later = pair()
+    await die_with_unsigned_tail(dead)
+    dead.clock.advance(3 * INTERVAL)
+    await later.service.seal_abandoned()
+    victims = (await later.log.chain("w-dead"))[-3:]
+    for record in victims:
+        later.log._records.pop(("w-dead", record.sequence), None)
+    kinds = {p.kind for p in (await later.service.verify()).problems}
+    assert ProblemKind.TRUNCATED in kinds
+
+
+async def test_a_writer_sealed_while_stalled_continues_under_a_new_id() -> None:
+    dead, later = pair()
+    await die_with_unsigned_tail(dead, records=3)
+    dead.clock.advance(3 * INTERVAL)
+    assert await later.service.seal_abandoned() == 1
+    # It was only stalled: its next record must not land after the seal.
+    record = await dead.service.record_admin_action(1, "test.append", "late")
+    assert record.writer_id != "w-dead"
+    assert record.sequence == 1
+    await dead.service.close()
+    report = await later.service.verify()
+    assert report.ok, report.problems
+
+
+async def test_the_live_writer_signs_its_tail_on_a_timer() -> None:
+    one = trail(AuditSettings(digest_interval=timedelta(seconds=1)), writer_id="w-timer")
+    await one.service.record_admin_action(1, "test.append", "thing")
+    assert await one.log.digests("w-timer") == []
+    # The timer runs on the loop's monotonic clock, not on the (fake) wall clock.
+    for _ in range(40):
+        await asyncio.sleep(0.05)
+        if await one.log.digests("w-timer"):
+            break
+    (digest,) = await one.log.digests("w-timer")
+    assert digest.head.sequence == 1
+    await one.service.close()
+
+
+async def test_the_live_writers_own_tail_is_never_a_coverage_problem() -> None:
+    one = trail(AuditSettings(digest_interval=INTERVAL), writer_id="w-self")
+    await one.service.record_admin_action(1, "test.append", "thing")
+    one.clock.advance(10 * INTERVAL)
+    assert (await one.service.verify()).ok
+    assert one.clock.now() > START
