@@ -75,10 +75,10 @@ import aiohttp
 
 from run import print_table
 from timmybot_adapters.oauth import AiohttpOAuthClient
-from timmybot_bot.bootstrap import Services, bootstrap
-from timmybot_bot.demo_provider import DemoOAuthProvider, demo_provider_config
-from timmybot_bot.scheduler import JOB_ROTATION
-from timmybot_bot.settings import Settings
+from timmybot_bot.demo.provider import DemoOAuthProvider, demo_provider_config
+from timmybot_bot.runtime.bootstrap import Services, bootstrap
+from timmybot_bot.runtime.scheduler import JOB_ROTATION
+from timmybot_bot.runtime.settings import Settings
 from timmybot_core import OAuthTokens, PlatformLink, SystemClock, UserTokens
 from tokens import REDIRECT_URI, issue_tokens
 

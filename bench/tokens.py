@@ -5,7 +5,7 @@ Run ``.venv/bin/python bench/tokens.py`` (``--quick`` for a smoke run);
 tables go to stdout; there is no pass/fail, the exit status is always 0.
 
 Table 1: rotation against the demo OAuth provider
-    ``DemoOAuthProvider`` (``timmybot_bot.demo_provider``) serves on
+    ``DemoOAuthProvider`` (``timmybot_bot.demo.provider``) serves on
     127.0.0.1 in this process, and ``AiohttpOAuthClient`` talks real HTTP to
     it. The provider has no API to mint tokens, so every user's tokens are
     issued the legitimate way, before any timing: with ``auto_approve=True``
@@ -130,7 +130,7 @@ from run import FULL, QUICK, Settings, fmt_us, parse_quick, print_table
 from timmybot_adapters.memory import MemoryAlerter, MemorySecurityMetrics, MemoryTokenVault
 from timmybot_adapters.oauth import AiohttpOAuthClient
 from timmybot_adapters.sqlite import SqliteDatabase, SqliteTokenVault, VaultKeys
-from timmybot_bot.demo_provider import DemoOAuthProvider, demo_provider_config
+from timmybot_bot.demo.provider import DemoOAuthProvider, demo_provider_config
 from timmybot_core import (
     Clock,
     FakeClock,

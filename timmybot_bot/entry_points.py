@@ -24,11 +24,11 @@ __all__ = ["REQUIRED_EXTRAS", "admin", "bot", "missing_extras", "version"]
 DISTRIBUTION = "timmybot"
 # Each extra the scripts need, with the modules that tell whether it is installed.
 REQUIRED_EXTRAS: dict[str, tuple[str, ...]] = {
-    "bot": ("hikari", "lightbulb", "aiohttp"),
+    "bot": ("hikari", "lightbulb", "aiohttp", "croniter"),
     "local": ("cryptography",),
 }
-_EXIT_BOT_CONFIGURATION = 2  # timmybot_bot.__main__.EXIT_CONFIGURATION
-_EXIT_ADMIN_CONFIGURATION = 3  # timmybot_bot.admin_commands.EXIT_CONFIG
+_EXIT_BOT_CONFIGURATION = 2  # timmybot_bot.runtime.main.EXIT_CONFIGURATION
+_EXIT_ADMIN_CONFIGURATION = 3  # timmybot_bot.cli.commands.EXIT_CONFIG
 
 
 def version() -> str:
@@ -83,7 +83,7 @@ def bot(argv: Sequence[str] | None = None) -> int:
     early = _preflight("timmybot", args, _EXIT_BOT_CONFIGURATION)
     if early is not None:
         return early
-    from timmybot_bot.__main__ import main
+    from timmybot_bot.runtime.main import main
 
     return main(args)
 
@@ -94,6 +94,6 @@ def admin(argv: Sequence[str] | None = None) -> int:
     early = _preflight("timmybot-admin", args, _EXIT_ADMIN_CONFIGURATION)
     if early is not None:
         return early
-    from timmybot_bot.admin_cli import main
+    from timmybot_bot.cli.main import main
 
     return main(args)

@@ -1,7 +1,7 @@
 """``timmybot-admin``, the operator CLI, against a real SQLite data directory.
 
 A handful of tests run the installed console script as a subprocess, as an
-operator would; the rest call :func:`timmybot_bot.admin_cli.main` in this
+operator would; the rest call :func:`timmybot_bot.cli.main.main` in this
 process (the same code, without half a second of interpreter start-up).
 Every output of every test is checked at teardown: no canary token stored
 in the vault, no key from the data directory and no traceback may appear in
@@ -27,13 +27,13 @@ from typing import Any
 import attrs
 import pytest
 
-from timmybot_bot import admin_commands
-from timmybot_bot.admin_cli import main
-from timmybot_bot.audit_keys import load_keyring
-from timmybot_bot.bootstrap import bootstrap
-from timmybot_bot.keys import key_id_for
-from timmybot_bot.settings import Settings
-from timmybot_bot.vault_rekey import NewKeySource, plan_rekey, rekey_vault
+from timmybot_bot.cli import commands as admin_commands
+from timmybot_bot.cli.main import main
+from timmybot_bot.runtime.audit_keys import load_keyring
+from timmybot_bot.runtime.bootstrap import bootstrap
+from timmybot_bot.runtime.keys import key_id_for
+from timmybot_bot.runtime.settings import Settings
+from timmybot_bot.runtime.vault_rekey import NewKeySource, plan_rekey, rekey_vault
 from timmybot_core.domain.tokens import OAuthTokens, PlatformLink, UserTokens
 
 SCRIPT = Path(sys.executable).parent / "timmybot-admin"

@@ -27,8 +27,8 @@ RUN_LIMIT = 60
 
 APPENDER = r"""
 import asyncio, sys
-from timmybot_bot.bootstrap import bootstrap
-from timmybot_bot.settings import Settings
+from timmybot_bot.runtime.bootstrap import bootstrap
+from timmybot_bot.runtime.settings import Settings
 
 
 async def main():
@@ -61,7 +61,7 @@ def environment(data_dir: Path) -> dict[str, str]:
 
 def verify(data_dir: Path) -> tuple[int, dict[str, object]]:
     done = subprocess.run(
-        [sys.executable, "-m", "timmybot_bot.admin_cli", "audit", "verify", "--json"],
+        [sys.executable, "-m", "timmybot_bot.cli.main", "audit", "verify", "--json"],
         capture_output=True,
         text=True,
         timeout=RUN_LIMIT,

@@ -21,10 +21,11 @@ from pathlib import Path
 import attrs
 import pytest
 
-from timmybot_bot.bootstrap import Settings, bootstrap
-from timmybot_bot.commands import Invocation, run_command
-from timmybot_bot.demo_provider import DemoOAuthProvider
-from timmybot_bot.web import WebServer, build_web_app
+from timmybot_bot.app.commands import Invocation
+from timmybot_bot.console.lines import run_command
+from timmybot_bot.demo.provider import DemoOAuthProvider
+from timmybot_bot.runtime.bootstrap import Settings, bootstrap
+from timmybot_bot.web.server import WebServer, build_web_app
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.service import Service  # noqa: E402

@@ -23,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BOT_CONFIG_STATUS = 2  # timmybot_bot.__main__.EXIT_CONFIGURATION
-ADMIN_CONFIG_STATUS = 3  # timmybot_bot.admin_commands.EXIT_CONFIG
+ADMIN_CONFIG_STATUS = 3  # timmybot_bot.app.failures.EXIT_CONFIG
 
 
 def environment(data_dir: Path) -> dict[str, str]:
@@ -50,7 +50,7 @@ def start_bot(data_dir: Path) -> subprocess.CompletedProcess[str]:
 
 def run_admin(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "timmybot_bot.admin_cli", *args],
+        [sys.executable, "-m", "timmybot_bot.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -104,7 +104,7 @@ def test_eight_processes_starting_on_one_fresh_directory_all_succeed(tmp_path: P
     env = environment(data_dir)
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "timmybot_bot.admin_cli", "guild", "list"],
+            [sys.executable, "-m", "timmybot_bot.cli.main", "guild", "list"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

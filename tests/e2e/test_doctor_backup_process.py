@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from timmybot_bot import data_dir as data_dir_module
-from timmybot_bot.settings import Settings
+from timmybot_bot.runtime import data_dir as data_dir_module
+from timmybot_bot.runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_LIMIT = 60
@@ -31,8 +31,8 @@ GUILD = "123456789012345678"
 SEED = r"""
 import asyncio, sys
 from datetime import UTC, datetime, timedelta
-from timmybot_bot.bootstrap import bootstrap
-from timmybot_bot.settings import Settings
+from timmybot_bot.runtime.bootstrap import bootstrap
+from timmybot_bot.runtime.settings import Settings
 from timmybot_core import OAuthTokens, PlatformLink, UserTokens
 
 
@@ -71,7 +71,7 @@ def environment(data_dir: Path) -> dict[str, str]:
 
 def admin(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        [sys.executable, "-m", "timmybot_bot.admin_cli", *args],
+        [sys.executable, "-m", "timmybot_bot.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=RUN_LIMIT,

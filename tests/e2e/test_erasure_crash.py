@@ -38,9 +38,9 @@ WORKER = r"""
 import asyncio, json, sys
 from datetime import UTC, datetime, timedelta
 
-from timmybot_bot.bootstrap import bootstrap
-from timmybot_bot.demo_provider import demo_provider_config
-from timmybot_bot.settings import Settings
+from timmybot_bot.runtime.bootstrap import bootstrap
+from timmybot_bot.demo.provider import demo_provider_config
+from timmybot_bot.runtime.settings import Settings
 from timmybot_core import OAuthTokens, PlatformLink, UserTokens
 
 mode, data_dir, base, user = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])

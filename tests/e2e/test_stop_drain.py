@@ -23,10 +23,10 @@ import attrs
 import pytest
 
 from timmybot_adapters.oauth import AiohttpOAuthClient
-from timmybot_bot.bootstrap import bootstrap
-from timmybot_bot.demo_provider import DemoOAuthProvider
-from timmybot_bot.scheduler import JOB_ROTATION
-from timmybot_bot.settings import Settings
+from timmybot_bot.demo.provider import DemoOAuthProvider
+from timmybot_bot.runtime.bootstrap import bootstrap
+from timmybot_bot.runtime.scheduler import JOB_ROTATION
+from timmybot_bot.runtime.settings import Settings
 from timmybot_core import PlatformLink, UserTokens, pkce_challenge
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import aiohttp
 import pytest
 
-from timmybot_bot.demo_provider import (
+from timmybot_bot.demo.provider import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
     DEMO_SCOPES,

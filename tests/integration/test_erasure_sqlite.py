@@ -26,7 +26,7 @@ import jsonschema
 import pytest
 
 from tests.unit.fake_oauth import FakeOAuthClient
-from timmybot_bot.bootstrap import Services, Settings, bootstrap
+from timmybot_bot.runtime.bootstrap import Services, Settings, bootstrap
 from timmybot_core import FakeClock, Incident, PseudonymKind
 from timmybot_core.domain.classification import fields_of
 from timmybot_core.domain.errors import DataDeletionError, StoreUnavailable

@@ -19,10 +19,11 @@ import aiohttp
 import attrs
 import pytest
 
-from timmybot_bot.bootstrap import Services, Settings, bootstrap
-from timmybot_bot.commands import Invocation, run_command
-from timmybot_bot.demo_provider import DemoOAuthProvider
-from timmybot_bot.web import WebServer, build_app
+from timmybot_bot.app.commands import Invocation
+from timmybot_bot.console.lines import run_command
+from timmybot_bot.demo.provider import DemoOAuthProvider
+from timmybot_bot.runtime.bootstrap import Services, Settings, bootstrap
+from timmybot_bot.web.server import WebServer, build_app
 
 USER = Invocation(user_id=7, guild_id=42)
 

@@ -39,7 +39,7 @@ from timmybot_adapters.oauth import (
     make_ssl_context,
     spotify,
 )
-from timmybot_bot.demo_provider import DemoOAuthProvider
+from timmybot_bot.demo.provider import DemoOAuthProvider
 from timmybot_core.domain.clock import FakeClock
 from timmybot_core.domain.errors import (
     OAuthError,

@@ -9,9 +9,9 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from timmybot_bot.bootstrap import Settings, bootstrap
-from timmybot_bot.keys import key_id_for
-from timmybot_bot.vault_rekey import STAGED_FILE, retired_file, running_vault_keys
+from timmybot_bot.runtime.bootstrap import Settings, bootstrap
+from timmybot_bot.runtime.keys import key_id_for
+from timmybot_bot.runtime.vault_rekey import STAGED_FILE, retired_file, running_vault_keys
 from timmybot_core import OAuthTokens
 
 USER = 444_444_444_444_444_444

@@ -12,13 +12,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-import timmybot_bot.__main__ as entry
 import timmybot_bot.discord as discord_layer
-from timmybot_bot.bootstrap import Services, Settings, bootstrap
-from timmybot_bot.runtime import Runtime, WebServerUnavailable
-from timmybot_bot.scheduler import JOB_CLEANUP, JOB_ROTATION
-from timmybot_bot.shutdown import GracefulStop
-from timmybot_bot.timers import FakeSleeper
+import timmybot_bot.runtime.main as entry
+from timmybot_bot.runtime.background import Runtime, WebServerUnavailable
+from timmybot_bot.runtime.bootstrap import Services, Settings, bootstrap
+from timmybot_bot.runtime.scheduler import JOB_CLEANUP, JOB_ROTATION
+from timmybot_bot.runtime.shutdown import GracefulStop
+from timmybot_bot.runtime.timers import FakeSleeper
 from timmybot_core.domain.clock import FakeClock
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

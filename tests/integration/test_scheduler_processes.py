@@ -23,8 +23,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from timmybot_adapters.sqlite import SqliteAccessPolicyStore, SqliteDatabase
-from timmybot_bot.cron import CronSchedule
-from timmybot_bot.scheduler import Job, Scheduler
+from timmybot_bot.runtime.schedules import CronSchedule
+from timmybot_bot.runtime.scheduler import Job, Scheduler
 from timmybot_core.domain.clock import FakeClock
 
 barrier, index, db_path, runs_path, count = sys.argv[1:]

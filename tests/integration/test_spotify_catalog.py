@@ -42,16 +42,17 @@ from timmybot_adapters.oauth.catalog import (
     catalog_api_for,
     spotify_api,
 )
-from timmybot_bot.bootstrap import Settings, bootstrap
-from timmybot_bot.commands import Invocation, run_command
-from timmybot_bot.demo_provider import (
+from timmybot_bot.app.commands import Invocation
+from timmybot_bot.app.search_results import render_results
+from timmybot_bot.console.lines import run_command
+from timmybot_bot.demo.provider import (
     DEMO_TRACKS,
     DemoOAuthProvider,
     SearchAnswer,
     hostile_tracks,
     spotify_track,
 )
-from timmybot_bot.search import render_results
+from timmybot_bot.runtime.bootstrap import Settings, bootstrap
 from timmybot_core import (
     FakeClock,
     MusicCatalog,

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from timmybot_adapters.sqlite import SqliteAuditLog, SqliteDatabase
-from timmybot_bot.audit_keys import KEYRING_FILE, SIGNING_KEY_FILE, audit_keys
-from timmybot_bot.audit_keys import rotate_audit_signing_key as rotate
-from timmybot_bot.bootstrap import Settings, bootstrap
-from timmybot_bot.settings import ConfigurationError
+from timmybot_bot.runtime.audit_keys import KEYRING_FILE, SIGNING_KEY_FILE, audit_keys
+from timmybot_bot.runtime.audit_keys import rotate_audit_signing_key as rotate
+from timmybot_bot.runtime.bootstrap import Settings, bootstrap
+from timmybot_bot.runtime.settings import ConfigurationError
 from timmybot_core import AuditKind, ProblemKind
 
 OWNER = 111_111_111_111_111_111
@@ -59,7 +59,7 @@ async def test_every_query_shape_is_served_by_an_index(
 WRITER = """
 import asyncio, sys
 from pathlib import Path
-from timmybot_bot.bootstrap import Settings, bootstrap
+from timmybot_bot.runtime.bootstrap import Settings, bootstrap
 
 async def main() -> None:
     services = bootstrap(Settings(backend="sqlite", data_dir=Path(sys.argv[1])))

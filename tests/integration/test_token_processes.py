@@ -16,8 +16,8 @@ import attrs
 import pytest
 
 from tests.integration.token_workers import refresh_race
-from timmybot_bot.bootstrap import Settings, bootstrap
-from timmybot_bot.demo_provider import DemoOAuthProvider
+from timmybot_bot.demo.provider import DemoOAuthProvider
+from timmybot_bot.runtime.bootstrap import Settings, bootstrap
 
 USER = 777_777_777_777_777_777
 PROCESSES = 4

@@ -12,8 +12,14 @@ import attrs
 import pytest
 from aiohttp import web
 
-from timmybot_bot.bootstrap import Services, Settings, bootstrap
-from timmybot_bot.web import SECURITY_HEADERS, WebServer, build_app, build_web_app, health_checks
+from timmybot_bot.runtime.bootstrap import Services, Settings, bootstrap
+from timmybot_bot.web.server import (
+    SECURITY_HEADERS,
+    WebServer,
+    build_app,
+    build_web_app,
+    health_checks,
+)
 from timmybot_core.domain.errors import StoreUnavailable
 
 CANARY = "canary-secret-9b1e"

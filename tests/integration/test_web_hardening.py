@@ -26,13 +26,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from timmybot_bot.bootstrap import Services, Settings, bootstrap
-from timmybot_bot.commands import Invocation, run_command
-from timmybot_bot.demo_provider import DemoOAuthProvider
-from timmybot_bot.settings import ConfigurationError
-from timmybot_bot.web import SECURITY_HEADERS, WebServer, build_app, build_web_app
-from timmybot_bot.web_clients import ClientRateLimiter, client_address, parse_networks
-from timmybot_bot.web_tls import server_tls_context
+from timmybot_bot.app.commands import Invocation
+from timmybot_bot.console.lines import run_command
+from timmybot_bot.demo.provider import DemoOAuthProvider
+from timmybot_bot.runtime.bootstrap import Services, Settings, bootstrap
+from timmybot_bot.runtime.settings import ConfigurationError
+from timmybot_bot.web.clients import ClientRateLimiter, client_address, parse_networks
+from timmybot_bot.web.server import SECURITY_HEADERS, WebServer, build_app, build_web_app
+from timmybot_bot.web.tls import server_tls_context
 from timmybot_core import AuditKind, FakeClock, Switch
 from timmybot_core.domain.events import SecurityEventType
 from timmybot_core.ports.access import Ban

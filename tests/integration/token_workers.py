@@ -8,8 +8,8 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from queue import Queue
 
-from timmybot_bot.bootstrap import Settings, bootstrap
-from timmybot_bot.demo_provider import demo_provider_config
+from timmybot_bot.demo.provider import demo_provider_config
+from timmybot_bot.runtime.bootstrap import Settings, bootstrap
 
 
 async def _race(

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 import attrs
 import pytest
 
-from timmybot_bot.bootstrap import Services, Settings, bootstrap
-from timmybot_bot.commands import Invocation, run_command
+from timmybot_bot.app.commands import Invocation
+from timmybot_bot.console.lines import run_command
+from timmybot_bot.runtime.bootstrap import Services, Settings, bootstrap
 from timmybot_core import AuditKind, FakeClock, PseudonymKind, StoreUnavailable
 
 OWNER = 111_111_111_111_111_111
@@ -43,12 +44,13 @@ async def test_every_admin_command_that_ran_is_recorded(services: Services) -> N
         START - timedelta(days=1), START + timedelta(days=1), kind=AuditKind.ADMIN
     )
     actions = [(r.action, r.resource) for r in page.records]
-    assert actions == [("killswitch.on", "switch:kill_switch"), ("guild.allow", f"guild:{GUILD}")]
+    # Issue 14: the same fixed action names as timmybot-admin's.
+    assert actions == [("switch.on", "switch:kill_switch"), ("guild.allow", f"guild:{GUILD}")]
     killswitch, allow = page.records
     expected_actor = services.pseudonymizer.pseudonymize(PseudonymKind.ADMIN, OWNER)
     assert allow.actor == killswitch.actor == expected_actor
-    assert killswitch.details["arguments"] == "maintenance window"
-    assert "ON" in killswitch.details["outcome"]
+    assert killswitch.details == {"reason": "maintenance window", "for_seconds": None}
+    assert allow.details == {"changed": True}
     assert allow.source == "discord"
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from timmybot_adapters.memory import MemoryAccessPolicyStore
-from timmybot_bot.bootstrap import Services, Settings, bootstrap
-from timmybot_bot.keys import key_id_for, load_or_create_key, parse_key
-from timmybot_bot.settings import ConfigurationError
+from timmybot_bot.runtime.bootstrap import Services, Settings, bootstrap
+from timmybot_bot.runtime.keys import key_id_for, load_or_create_key, parse_key
+from timmybot_bot.runtime.settings import ConfigurationError
 from timmybot_core import AccessReason, FakeClock, SystemClock
 
 
@@ -153,7 +153,7 @@ def test_bad_aws_settings_fail_before_anything_is_created(tmp_path: Path) -> Non
 
 
 def test_check_settings_finds_a_bad_key_without_side_effects(tmp_path: Path) -> None:
-    from timmybot_bot.bootstrap import check_settings
+    from timmybot_bot.runtime.bootstrap import check_settings
 
     with pytest.raises(ConfigurationError, match="TIMMYBOT_PSEUDONYM_KEY"):
         check_settings(Settings(backend="sqlite", data_dir=tmp_path / "v", pseudonym_key="abcd"))
@@ -176,7 +176,7 @@ async def test_the_prometheus_exporter_is_reachable_for_the_web_server(tmp_path:
 def test_a_callback_address_browsers_cannot_reach_needs_a_public_url(
     env: dict[str, object], tmp_path: Path
 ) -> None:
-    from timmybot_bot.bootstrap import check_settings
+    from timmybot_bot.runtime.bootstrap import check_settings
 
     with pytest.raises(ConfigurationError, match="TIMMYBOT_PUBLIC_URL is needed"):
         check_settings(Settings(backend="memory", **env))  # type: ignore[arg-type]

@@ -9,8 +9,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from timmybot_bot import privacy_doc as doc
-from timmybot_bot.privacy_doc import END_MARKER, START_MARKER
+from timmybot_bot.cli import privacy_doc as doc
+from timmybot_bot.cli.privacy_doc import END_MARKER, START_MARKER
 from timmybot_core.domain import classification as c
 from timmybot_core.domain.classification import (
     CLASSIFICATION,
@@ -95,7 +95,7 @@ def test_fields_of_an_unknown_store_is_an_error() -> None:
 def test_the_privacy_page_is_generated_from_the_table() -> None:
     document = PRIVACY_PAGE.read_text(encoding="utf-8")
     assert doc.replace_generated_section(document) == document, (
-        "docs/privacy.md is stale: run python -m timmybot_bot.privacy_doc --write docs/privacy.md"
+        "docs/privacy.md is stale: run python -m timmybot_bot.cli.privacy_doc --write docs/privacy.md"
     )
 
 

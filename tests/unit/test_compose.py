@@ -12,8 +12,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from timmybot_bot import bootstrap as bootstrap_module
 from timmybot_bot.integrate import ConfigurationError, HostUserData, Security, Settings, compose
+from timmybot_bot.runtime import bootstrap as bootstrap_module
 from timmybot_core import DataDeletionError, StoreUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]

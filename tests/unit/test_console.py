@@ -6,9 +6,9 @@ import io
 
 import pytest
 
-from timmybot_bot.bootstrap import Settings, bootstrap
-from timmybot_bot.commands import Invocation
-from timmybot_bot.console import LOCAL_OPERATOR, PROMPT, OfflineConsole
+from timmybot_bot.app.commands import Invocation
+from timmybot_bot.console.offline import LOCAL_OPERATOR, PROMPT, OfflineConsole
+from timmybot_bot.runtime.bootstrap import Settings, bootstrap
 
 
 async def run_console(text: str, *, interactive: bool = False) -> tuple[int, str]:

@@ -12,9 +12,11 @@ import jsonschema
 import pytest
 
 from tests.unit.fake_oauth import FakeOAuthClient
-from timmybot_bot.bootstrap import Services, Settings, bootstrap
-from timmybot_bot.commands import Invocation, Reply, run_command
-from timmybot_bot.console import CONFIRM_PROMPT, OfflineConsole
+from timmybot_bot.app.commands import Invocation
+from timmybot_bot.app.replies import Reply
+from timmybot_bot.console.lines import run_command
+from timmybot_bot.console.offline import CONFIRM_PROMPT, OfflineConsole
+from timmybot_bot.runtime.bootstrap import Services, Settings, bootstrap
 from timmybot_core import FakeClock, StoreUnavailable
 from timmybot_core.domain.classification import NOT_COLLECTED
 from timmybot_core.domain.errors import ProviderUnavailable

@@ -7,8 +7,8 @@ import io
 
 import pytest
 
-from timmybot_bot import progress as progress_module
-from timmybot_bot.progress import Progress
+from timmybot_bot.cli import progress as progress_module
+from timmybot_bot.cli.progress import Progress
 
 
 class Terminal(io.StringIO):

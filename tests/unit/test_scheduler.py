@@ -12,9 +12,9 @@ import attrs
 import pytest
 
 from timmybot_adapters.memory import MemoryAccessPolicyStore
-from timmybot_bot.cron import CronSchedule
-from timmybot_bot.scheduler import Job, Outcome, Report, Scheduler
-from timmybot_bot.timers import ClockSleeper, FakeSleeper
+from timmybot_bot.runtime.scheduler import Job, Outcome, Report, Scheduler
+from timmybot_bot.runtime.schedules import CronSchedule
+from timmybot_bot.runtime.timers import ClockSleeper, FakeSleeper
 from timmybot_core.domain.clock import FakeClock
 from timmybot_core.domain.errors import StoreUnavailable
 

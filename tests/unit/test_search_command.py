@@ -18,14 +18,15 @@ from hypothesis import strategies as st
 
 from tests.strategies import any_text
 from tests.unit.fake_oauth import FakeOAuthClient, unavailable
-from timmybot_bot.bootstrap import Services, Settings, bootstrap
-from timmybot_bot.commands import COMMANDS, Invocation, run_command
-from timmybot_bot.search import (
+from timmybot_bot.app.commands import Invocation
+from timmybot_bot.app.search_results import (
     format_duration,
     render_results,
     safe_link,
     split_platform_option,
 )
+from timmybot_bot.console.lines import COMMANDS, run_command
+from timmybot_bot.runtime.bootstrap import Services, Settings, bootstrap
 from timmybot_core import (
     CatalogTrack,
     FakeClock,
@@ -258,13 +259,19 @@ class TestChoosingThePlatform:
         assert await two.run("platform:demo Halo") == "Link your demo account first with /link."
         assert two.catalog.calls == []
 
-    @pytest.mark.parametrize("option", ["platform:deezer", "platform:", "platform:<@1>"])
+    @pytest.mark.parametrize("option", ["platform:deezer", "platform:<@1>"])
     async def test_an_unknown_platform_gets_the_usage(self, two: World, option: str) -> None:
         await two.link("spotify")
         assert await two.run(f"{option} Halo") == (
             "Usage: /search platform:<name> <query>, one of: spotify, demo."
         )
         assert two.catalog.calls == []
+
+    async def test_platform_colon_space_is_a_query_not_an_option(self, two: World) -> None:
+        # Issue 14: the query "platform: halo" is searched as typed.
+        await two.link("spotify")
+        await two.run("platform: Halo")
+        assert two.catalog.calls[0].query == "platform: Halo"
 
     async def test_platform_inside_the_query_is_just_text(self, two: World) -> None:
         await two.link("spotify")
@@ -393,7 +400,7 @@ def test_the_help_text_describes_the_real_search() -> None:
         ("Halo", (None, "Halo")),
         ("platform:Spotify Halo", ("spotify", " Halo")),
         ("  platform:demo   Drop It", ("demo", "   Drop It")),
-        ("platform: Halo", ("", " Halo")),
+        ("platform: Halo", (None, "platform: Halo")),
         ("Halo platform:demo", (None, "Halo platform:demo")),
     ],
 )

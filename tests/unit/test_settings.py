@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from timmybot_bot.settings import ConfigurationError, Settings, listens_everywhere
+from timmybot_bot.runtime.settings import ConfigurationError, Settings, listens_everywhere
 
 
 def test_defaults_run_the_embedded_sqlite_backend() -> None:

@@ -9,12 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from timmybot_bot import __main__ as bot_main
-from timmybot_bot.admin_cli import build_parser
-from timmybot_bot.audit_commands import AuditQueryError, parse_audit_query
-from timmybot_bot.bootstrap import Settings, bootstrap
-from timmybot_bot.commands import Invocation, run_command
-from timmybot_bot.settings import _VARIABLES, ConfigurationError
+from timmybot_bot.app.audit_query import AuditQueryError, parse_audit_query
+from timmybot_bot.app.commands import Invocation
+from timmybot_bot.cli.main import build_parser
+from timmybot_bot.console.lines import run_command
+from timmybot_bot.runtime import main as bot_main
+from timmybot_bot.runtime.bootstrap import Settings, bootstrap
+from timmybot_bot.runtime.settings import _VARIABLES, ConfigurationError
 from timmybot_core import AuditKind, FakeClock
 from timmybot_core.domain.snowflake import (
     MAX_SNOWFLAKE,

@@ -6,8 +6,8 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-from timmybot_bot.settings import Settings
-from timmybot_bot.shutdown import drain_budget, stop_budget
+from timmybot_bot.runtime.settings import Settings
+from timmybot_bot.runtime.shutdown import drain_budget, stop_budget
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

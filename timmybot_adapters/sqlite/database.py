@@ -22,7 +22,7 @@ Concurrency model:
 The file also holds the data directory's identity (:func:`read_identity`,
 :func:`write_identity`): one ID, written when the directory is first set
 up, that the key directory holds too, so a database replaced or emptied
-under existing keys is recognised (see ``timmybot_bot.data_dir``).
+under existing keys is recognised (see ``timmybot_bot.runtime.data_dir``).
 """
 
 from __future__ import annotations

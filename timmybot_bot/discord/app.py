@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import typing
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
-import attrs
 import hikari
 import lightbulb
 
-from timmybot_bot.bootstrap import Services
-from timmybot_bot.discord.guard import describe_failure, is_guarded, on_command_error
+from timmybot_bot.app.failures import describe
+from timmybot_bot.discord.errors import on_command_error
 from timmybot_bot.discord.replies import ReplySender
 from timmybot_bot.discord.runner import CommandRunner
 from timmybot_bot.discord.slash import build_commands
-from timmybot_bot.integrate.guard import access_guard_for
-from timmybot_bot.settings import ConfigurationError
+from timmybot_bot.runtime.bootstrap import Services
+from timmybot_bot.runtime.settings import ConfigurationError
 
 __all__ = ["DiscordBot", "Lifecycle", "build_discord_bot", "build_lightbulb_client"]
 
@@ -32,42 +30,6 @@ Lifecycle = Callable[[], Awaitable[None]]
 INTENTS: typing.Final = hikari.Intents.NONE
 
 
-def _declared_type(field: attrs.Attribute[object]) -> type | None:
-    """Return a ``Services`` field's declared class, or ``None`` (optional, generic...)."""
-    declared: object = field.type
-    if isinstance(declared, str):
-        namespace = vars(sys.modules[Services.__module__])
-        try:
-            declared = eval(declared, namespace)  # noqa: S307 - our own annotation text
-        except Exception:  # noqa: BLE001 - a name imported for type checking only
-            return None
-    return declared if isinstance(declared, type) else None
-
-
-def _register_services(
-    client: lightbulb.Client, services: Services, extra: dict[type, object]
-) -> None:
-    """Put every service into lightbulb's DI registry under its declared type.
-
-    Must run before the client handles anything: the registry freezes when
-    the first dependency container is created.
-    """
-    registry = client.di.registry_for(lightbulb.di.Contexts.DEFAULT)
-    registry.register_value(Services, services)
-    for field in attrs.fields(Services):
-        declared = _declared_type(field)
-        if declared is not None and not field.name.startswith("_"):
-            registry.register_value(declared, getattr(services, field.name))
-    for kind, value in extra.items():
-        registry.register_value(kind, value)
-
-
-def _root_name(command: type[lightbulb.SlashCommand] | lightbulb.Group) -> str:
-    if isinstance(command, lightbulb.Group):
-        return command.name
-    return command._command_data.name
-
-
 def build_lightbulb_client(
     app: lightbulb.client.GatewayClientAppT,
     services: Services,
@@ -76,26 +38,28 @@ def build_lightbulb_client(
     defer_after: float = 2.0,
     confirm_timeout: timedelta = timedelta(minutes=5),
 ) -> tuple[lightbulb.GatewayEnabledClient, CommandRunner]:
-    """Build the lightbulb client for ``app``: commands, guard hook, error handler, DI.
+    """Build the lightbulb client for ``app``: commands, error handler, what they are injected.
 
     :func:`build_discord_bot` calls this; tests call it with a bot whose REST
     calls they record. ``sync_commands`` says whether this process registers
     the slash commands with Discord at start-up.
     """
-    commands = build_commands(services.links.platforms())
-    # Our own unguarded commands (/privacy: a user's rights do not depend on
-    # the allowlist), exempted as objects; looked up by name only here, in
-    # our own table, for the commands we just built.
-    exempt = [command for command in commands if not is_guarded(_root_name(command))]
-    client = lightbulb.client_from_app(
-        app, hooks=[access_guard_for(exempt)], sync_commands=sync_commands
-    )
+    client = lightbulb.client_from_app(app, sync_commands=sync_commands)
     sender = ReplySender(services.sanitizer)
     runner = CommandRunner(
-        services, sender, defer_after=defer_after, confirm_timeout=confirm_timeout
+        bus=services.bus,
+        sanitizer=services.sanitizer,
+        clock=services.clock,
+        sender=sender,
+        defer_after=defer_after,
+        confirm_timeout=confirm_timeout,
     )
-    _register_services(client, services, {ReplySender: sender, CommandRunner: runner})
-    for command in commands:
+    # What the commands and the error handler are injected with, under its
+    # type; the registry freezes when the first command runs.
+    registry = client.di.registry_for(lightbulb.di.Contexts.DEFAULT)
+    registry.register_value(CommandRunner, runner)
+    registry.register_value(ReplySender, sender)
+    for command in build_commands(services.links.platforms()):
         client.register(command)
     client.error_handler(on_command_error)
     return client, runner
@@ -196,7 +160,7 @@ class DiscordBot:
         except Exception as error:  # noqa: BLE001 - re-raised by run()
             # Without its client the bot would stay online and ignore every
             # command; stop instead, and let run() raise why.
-            _log.error("the command client could not start: %s", describe_failure(error))
+            _log.error("the command client could not start: %s", describe(error))
             self._startup_failure = error
             await self.close()
 

@@ -1,6 +1,6 @@
 """Confirmation buttons for destructive commands (``/privacy delete``).
 
-A reply that carries a :class:`~timmybot_bot.commands.Confirmation` is sent
+A reply that carries a :class:`~timmybot_bot.app.handlers.Confirmation` is sent
 with two buttons, confirm and cancel, built as a lightbulb
 :class:`~lightbulb.components.Menu` attached to the client. The rules:
 
@@ -14,9 +14,10 @@ with two buttons, confirm and cancel, built as a lightbulb
   clock on every press, and by a timer that removes the buttons). Pending
   confirmations live in this process's memory; after a restart their
   buttons answer nothing.
-- For a guarded command, the access guard is asked again when the user
-  confirms: a kill switch or ban placed in between stops the action.
-  (``/privacy`` is not guarded: a user's rights do not depend on it.)
+- The confirmed action runs its command through the application layer's
+  bus, so for a guarded command the access guard is asked again: a kill
+  switch or ban placed in between stops it. (``/privacy`` is not guarded: a
+  user's rights do not depend on it.)
 """
 
 from __future__ import annotations
@@ -28,19 +29,16 @@ import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
+import attrs
 import hikari
 import lightbulb
 from lightbulb.components import Menu, MenuContext, MenuHandle
 
-from timmybot_bot.commands import Confirmation, Reply
-from timmybot_bot.discord.guard import (
-    command_name,
-    describe_failure,
-    is_guarded,
-    reply_to_failure,
-)
+from timmybot_bot.app.failures import describe
+from timmybot_bot.app.replies import Confirmation, Reply
+from timmybot_bot.discord.errors import reply_to_failure
 from timmybot_bot.discord.replies import ReplySender, SafeText, in_time
-from timmybot_core import Clock, ServerAccessControl
+from timmybot_core import Clock
 
 __all__ = ["Confirmations"]
 
@@ -52,29 +50,18 @@ CUSTOM_ID_PREFIX = "timmybot:"
 _LISTEN_GRACE = 60.0  # seconds the buttons keep answering "expired" after expiry
 
 
+@attrs.define(kw_only=True, eq=False)
 class _Pending:
     """One confirmation waiting for its user."""
 
-    def __init__(
-        self,
-        *,
-        owner_id: int,
-        guild_id: int | None,
-        command: str,
-        guarded: bool,
-        confirmation: Confirmation,
-        expires_at: datetime,
-    ) -> None:
-        self.owner_id = owner_id
-        self.guild_id = guild_id
-        self.command = command
-        self.guarded = guarded
-        self.confirmation = confirmation
-        self.expires_at = expires_at
-        self.claimed = False
-        self.expired = False
-        self.handle: MenuHandle | None = None
-        self.timer: asyncio.Task[None] | None = None
+    owner_id: int
+    command: str
+    confirmation: Confirmation
+    expires_at: datetime
+    claimed: bool = False
+    expired: bool = False
+    handle: MenuHandle | None = None
+    timer: asyncio.Task[None] | None = None
 
     def finish(self) -> None:
         """Stop listening for presses and forget the timer."""
@@ -113,7 +100,7 @@ class _ConfirmMenu(Menu):
             # A failed answer (Discord unreachable) must not reach hikari's
             # event manager, whose log line would quote the request URL and
             # with it the interaction token.
-            _log.error("a confirmation press failed: %s", describe_failure(error))
+            _log.error("a confirmation press failed: %s", describe(error))
             return False
 
     async def _on_confirm(self, ctx: MenuContext) -> None:
@@ -130,7 +117,6 @@ class Confirmations:
         self,
         *,
         sender: ReplySender,
-        access: ServerAccessControl,
         clock: Clock,
         timeout: timedelta,
         defer_after: float,
@@ -140,7 +126,6 @@ class Confirmations:
             raise ValueError(f"the confirmation timeout must be positive (got {timeout})")
         self.sender = sender
         self._deliver = deliver
-        self._access = access
         self._clock = clock
         self._timeout = timeout
         self._defer_after = defer_after
@@ -155,9 +140,7 @@ class Confirmations:
         """Show ``reply`` with confirm and cancel buttons for ``context``'s user."""
         pending = _Pending(
             owner_id=int(context.user.id),
-            guild_id=int(context.guild_id) if context.guild_id is not None else None,
             command=context.command_data.qualified_name,
-            guarded=is_guarded(command_name(context)),
             confirmation=confirmation,
             expires_at=self._clock.now() + self._timeout,
         )
@@ -228,14 +211,8 @@ class Confirmations:
     async def _confirmed(self, ctx: MenuContext, pending: _Pending) -> None:
         where = f"/{pending.command} (confirmed)"
         try:
-            if pending.guarded:
-                root = pending.command.split(" ", 1)[0]
-                decision = await self._access.check(pending.guild_id, pending.owner_id, root)
-                if not decision.allowed:
-                    await self.sender.respond(
-                        ctx, f"Denied: {decision.message}", edit=True, components=[]
-                    )
-                    return
+            # The action runs its command through the bus, which asks the
+            # guard again: a kill switch or ban placed in between stops it.
             result = await in_time(
                 pending.confirmation.action(),
                 defer_after=self._defer_after,

@@ -2,7 +2,7 @@
 
 Every response, follow-up, edit and direct message of the Discord layer goes
 through :class:`ReplySender`, which sends it with user, role and everyone
-mentions disabled. Text produced by :func:`timmybot_bot.commands.run_command`
+mentions disabled. Text produced by :func:`timmybot_bot.app.handlers.run_command`
 is already safe (every user-derived part went through
 ``ResponseSanitizer.for_discord``); text the Discord layer writes itself
 (notes, error messages, confirmation prompts) passes through
@@ -24,7 +24,7 @@ import hikari
 import lightbulb
 from lightbulb.components import MenuContext
 
-from timmybot_bot.commands import Attachment
+from timmybot_bot.app.replies import Attachment
 from timmybot_core import DiscordLimits, ResponseSanitizer
 
 __all__ = ["ReplySender", "Responder", "SafeText", "in_time"]
@@ -60,13 +60,13 @@ class ReplySender:
     """Sends replies, notes and direct messages with every mention disabled."""
 
     def __init__(self, sanitizer: ResponseSanitizer) -> None:
-        self._sanitizer = sanitizer
+        self.sanitizer = sanitizer
 
     def safe(self, text: str) -> SafeText:
         """Return Discord-layer ``text`` escaped with ``for_discord`` (idempotent)."""
         if isinstance(text, SafeText):
             return text
-        return SafeText(self._sanitizer.for_discord(text))
+        return SafeText(self.sanitizer.for_discord(text))
 
     def trusted(self, text: str) -> SafeText:
         """Mark ``run_command``'s reply text as safe (it was sanitized at its source)."""

@@ -1,9 +1,10 @@
-"""From a slash command to :func:`~timmybot_bot.commands.run_command` and back.
+"""From a slash command's typed command to the bus and back to Discord.
 
-Every slash command's ``invoke`` calls :meth:`CommandRunner.run` with the
-command name and argument line the offline console would use for it
-(``/admin guild allow guild:<id>`` becomes ``("admin", "guild allow <id>")``),
-so Discord and the console run the same code and get the same reply.
+Every slash command's ``invoke`` builds its command from its typed options
+and calls :meth:`CommandRunner.run`, which runs it with
+:func:`~timmybot_bot.app.replies.chat` (the guard, the admin check, the
+handler, the failure table) and sends the reply: Discord and the console run
+the same code and get the same reply.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import hikari
 import lightbulb
 from lightbulb.components import MenuContext
 
-from timmybot_bot.bootstrap import Services
-from timmybot_bot.commands import Invocation, Reply, run_command
+from timmybot_bot.app.commands import Command, Invocation
+from timmybot_bot.app.failures import UsageError
+from timmybot_bot.app.messagebus import MessageBus
+from timmybot_bot.app.replies import Reply, chat, refused
 from timmybot_bot.discord.confirm import Confirmations
-from timmybot_bot.discord.guard import AccessApproval
 from timmybot_bot.discord.replies import ReplySender, Responder, in_time
+from timmybot_core import Clock, ResponseSanitizer
 
 __all__ = ["CommandRunner", "invocation_for"]
 
@@ -41,13 +44,15 @@ def invocation_for(target: Responder) -> Invocation:
 
 
 class CommandRunner:
-    """Runs a command line for a slash command and sends the reply."""
+    """Runs a slash command's command through the bus and sends the reply."""
 
     def __init__(
         self,
-        services: Services,
-        sender: ReplySender,
         *,
+        bus: MessageBus,
+        sanitizer: ResponseSanitizer,
+        clock: Clock,
+        sender: ReplySender,
         defer_after: float = 2.0,
         confirm_timeout: timedelta = timedelta(minutes=5),
     ) -> None:
@@ -60,41 +65,35 @@ class CommandRunner:
                 "confirm_timeout must not exceed 15 minutes, the life of an interaction token "
                 f"(got {confirm_timeout})"
             )
-        self._services = services
+        self._bus = bus
+        self._sanitizer = sanitizer
+        self.clock = clock
         self._sender = sender
         self._defer_after = defer_after
         self.confirmations = Confirmations(
             sender=sender,
-            access=services.access,
-            clock=services.clock,
+            clock=clock,
             timeout=confirm_timeout,
             defer_after=defer_after,
             deliver=self._deliver_confirmed,
         )
 
-    async def run(
-        self,
-        context: lightbulb.Context,
-        name: str,
-        args: str,
-        approval: AccessApproval | None,
-    ) -> None:
-        """Run ``/name args`` for the context's user and answer the interaction.
-
-        ``approval`` is what the access guard hook left for this invocation;
-        without it (a client built without the hook) ``run_command`` guards
-        the command itself.
-        """
-        invocation = invocation_for(context)
-        guarded_already = approval is not None and approval.command == name
+    async def run(self, context: lightbulb.Context, command: Command) -> None:
+        """Run ``command`` for the context's user and answer the interaction."""
         reply = await in_time(
-            run_command(self._services, invocation, name, args, check_access=not guarded_already),
+            chat(self._bus, self._sanitizer, invocation_for(context), command),
             defer_after=self._defer_after,
             # Deferred replies are private: the reply's own choice is not
             # known yet, and private is the safe side.
             defer=lambda: self._sender.defer(context, ephemeral=True),
         )
         await self.deliver(context, reply)
+
+    async def refuse(self, context: lightbulb.Context, error: UsageError) -> None:
+        """Answer options no command could be built from (a malformed guild ID, filters)."""
+        await self.deliver(
+            context, await refused(self._bus, self._sanitizer, invocation_for(context), error)
+        )
 
     async def deliver(self, context: lightbulb.Context, reply: Reply) -> None:
         """Send ``reply``: in the channel, as a direct message, or with buttons."""

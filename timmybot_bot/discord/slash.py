@@ -1,30 +1,29 @@
-"""The slash commands: each one forwards to ``run_command`` with a console command line.
+"""The slash commands: each builds its typed command from its options.
 
-A slash command's options are joined into the argument line the offline
-console would take, fixed words first and user values last, so a value can
-never turn into a different subcommand::
-
-    /link platform:spotify              -> ("link", "spotify")
-    /search query:halo platform:demo    -> ("search", "platform:demo halo")
-    /admin guild allow guild:123        -> ("admin", "guild allow 123")
-    /admin incident declare P1 title:x  -> ("admin", "incident declare P1 x")
-
-Guild IDs are string options: Discord's integer options stop at 2**53,
-below today's snowflakes. ``run_command`` validates every value.
-
-The commands are built by :func:`build_commands` at start-up, so that
-``/link`` can offer the platforms actually configured as choices.
+No option is joined into a command line and parsed again: ``query:"platform:
+halo"`` searches for ``platform: halo``. Guild IDs are string options
+(Discord's integers stop at 2**53, below today's snowflakes). Built at
+start-up, so ``/link`` offers the configured platforms as choices.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import types
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
 
+import attrs
 import hikari
 import lightbulb
 
-from timmybot_bot.discord.guard import AccessApproval
+from timmybot_bot.app import commands as c
+from timmybot_bot.app.audit_query import AuditQueryError, parse_audit_query
+from timmybot_bot.app.failures import UsageError
 from timmybot_bot.discord.runner import CommandRunner
+from timmybot_core import Severity, Switch
+from timmybot_core.domain.snowflake import SnowflakeError, parse_snowflake
 
 __all__ = ["build_commands"]
 
@@ -38,31 +37,64 @@ _INSTALL: Sequence[hikari.ApplicationIntegrationType] = (
     hikari.ApplicationIntegrationType.GUILD_INSTALL,
 )
 _SNOWFLAKE_DIGITS = 20  # 2**64 - 1 has 20 digits
-_SEVERITIES = ("P0", "P1", "P2", "P3")
 _AUDIT_FILTERS = "name:value filters, as in the console (for example kind:security since:7d)"
 
+#: Builds a command from the slash command's options and the time now.
+Build = Callable[[Any, datetime], c.Command]
 
-def _joined(*parts: str) -> str:
-    return " ".join(part for part in parts if part)
 
-
-def _fixed(
-    name: str, description: str, command: str, line: str, *, top_level: bool = False
+def _slash(
+    name: str,
+    description: str,
+    build: Build,
+    *,
+    top_level: bool = False,
+    **options: object,
 ) -> type[lightbulb.SlashCommand]:
-    """Return a slash command without options: it always runs the same command line."""
+    """Return a slash command class with ``options`` whose ``invoke`` runs ``build``'s command."""
     where = {"contexts": _CONTEXTS, "integration_types": _INSTALL} if top_level else {}
 
-    class Fixed(lightbulb.SlashCommand, name=name, description=description, **where):
-        @lightbulb.invoke
-        async def invoke(
-            self,
-            ctx: lightbulb.Context,
-            runner: CommandRunner = lightbulb.di.INJECTED,
-            approval: AccessApproval | None = lightbulb.di.INJECTED,
-        ) -> None:
-            await runner.run(ctx, command, line, approval)
+    @lightbulb.invoke
+    async def invoke(
+        self: Any, ctx: lightbulb.Context, runner: CommandRunner = lightbulb.di.INJECTED
+    ) -> None:
+        try:
+            command = build(self, runner.clock.now())
+        except UsageError as error:
+            await runner.refuse(ctx, error)
+        else:
+            await runner.run(ctx, command)
 
-    return Fixed
+    def body(namespace: dict[str, Any]) -> None:
+        namespace.update(options, invoke=invoke)
+
+    keywords = {"name": name, "description": description, **where}
+    made: type[lightbulb.SlashCommand] = types.new_class(
+        name.title(), (lightbulb.SlashCommand,), keywords, body
+    )
+    return made
+
+
+def _guild(text: str) -> int:
+    try:
+        return parse_snowflake(text.strip())
+    except SnowflakeError:
+        raise UsageError(
+            "The guild must be a Discord ID (the digits 0-9, no leading zero, up to 2**64 - 1)."
+        ) from None
+
+
+def _filters(text: str, now: datetime) -> c.QueryAudit:
+    try:
+        return parse_audit_query(text.split(), now=now)
+    except AuditQueryError as error:
+        raise UsageError(str(error)) from None
+
+
+def _guild_command(
+    kind: type[c.AllowGuild | c.RemoveGuild | c.UnbanGuild], options: Any, now: datetime
+) -> c.Command:
+    return kind(guild_id=_guild(options.guild))
 
 
 def build_commands(
@@ -71,98 +103,63 @@ def build_commands(
     """Build the slash commands and groups to register with the lightbulb client.
 
     ``platforms`` are the music platforms offered as choices for ``/link``
-    (free text when empty: ``run_command`` then explains that none is
-    configured).
+    (free text when empty: the handler then explains that none is configured).
     """
-    platform_choices: hikari.UndefinedOr[list[lightbulb.Choice[str]]] = (
+    choices: hikari.UndefinedOr[list[lightbulb.Choice[str]]] = (
         [lightbulb.Choice(name, name) for name in platforms[:25]] if platforms else hikari.UNDEFINED
     )
-
-    class Link(
-        lightbulb.SlashCommand,
-        name="link",
-        description="Link a music account (you get a private authorization link)",
-        contexts=_CONTEXTS,
-        integration_types=_INSTALL,
-    ):
-        platform = lightbulb.string(
-            "platform", "The music platform to link", choices=platform_choices, max_length=40
-        )
-
-        @lightbulb.invoke
-        async def invoke(
-            self,
-            ctx: lightbulb.Context,
-            runner: CommandRunner = lightbulb.di.INJECTED,
-            approval: AccessApproval | None = lightbulb.di.INJECTED,
-        ) -> None:
-            await runner.run(ctx, "link", self.platform, approval)
-
-    linked = _fixed("linked", "Show the music accounts you linked", "linked", "", top_level=True)
-
-    class Unlink(
-        lightbulb.SlashCommand,
-        name="unlink",
-        description="Unlink a music account and delete its tokens",
-        contexts=_CONTEXTS,
-        integration_types=_INSTALL,
-    ):
-        platform = lightbulb.string("platform", "The music platform to unlink", max_length=40)
-
-        @lightbulb.invoke
-        async def invoke(
-            self,
-            ctx: lightbulb.Context,
-            runner: CommandRunner = lightbulb.di.INJECTED,
-            approval: AccessApproval | None = lightbulb.di.INJECTED,
-        ) -> None:
-            await runner.run(ctx, "unlink", self.platform, approval)
-
-    class Search(
-        lightbulb.SlashCommand,
-        name="search",
-        description="Search your linked music platform",
-        contexts=_CONTEXTS,
-        integration_types=_INSTALL,
-    ):
-        query = lightbulb.string("query", "What to search for", max_length=500)
-        platform = lightbulb.string(
+    link = _slash(
+        "link",
+        "Link a music account (you get a private authorization link)",
+        lambda o, now: c.LinkAccount(platform=o.platform),
+        top_level=True,
+        platform=lightbulb.string(
+            "platform", "The music platform to link", choices=choices, max_length=40
+        ),
+    )
+    linked = _slash(
+        "linked", "Show the music accounts you linked", lambda o, now: c.ShowLinks(), top_level=True
+    )
+    unlink = _slash(
+        "unlink",
+        "Unlink a music account and delete its tokens",
+        lambda o, now: c.UnlinkAccount(platform=o.platform),
+        top_level=True,
+        platform=lightbulb.string("platform", "The music platform to unlink", max_length=40),
+    )
+    search = _slash(
+        "search",
+        "Search your linked music platform",
+        lambda o, now: c.SearchTracks(query=o.query, platform=o.platform.strip() or None),
+        top_level=True,
+        query=lightbulb.string("query", "What to search for", max_length=c.QUERY_LIMIT),
+        platform=lightbulb.string(
             "platform",
             "The linked platform to search (default: your first)",
             default="",
             max_length=40,
-        )
-
-        @lightbulb.invoke
-        async def invoke(
-            self,
-            ctx: lightbulb.Context,
-            runner: CommandRunner = lightbulb.di.INJECTED,
-            approval: AccessApproval | None = lightbulb.di.INJECTED,
-        ) -> None:
-            prefix = f"platform:{self.platform.strip()}" if self.platform.strip() else ""
-            await runner.run(ctx, "search", _joined(prefix, self.query), approval)
+        ),
+    )
 
     privacy = lightbulb.Group(
-        "privacy",
-        "Your data held by TimmyBot",
-        contexts=_CONTEXTS,
-        integration_types=_INSTALL,
+        "privacy", "Your data held by TimmyBot", contexts=_CONTEXTS, integration_types=_INSTALL
     )
-
-    privacy.register(_fixed("info", "What TimmyBot keeps about you, and why", "privacy", "info"))
-
     privacy.register(
-        _fixed(
+        _slash("info", "What TimmyBot keeps about you, and why", lambda o, now: c.PrivacyInfo())
+    )
+    privacy.register(
+        _slash(
             "export",
             "Get a copy of your data as a JSON file in a direct message",
-            "privacy",
-            "export",
+            lambda o, now: c.ExportMyData(),
         )
     )
-
     privacy.register(
-        _fixed("delete", "Delete your data (asks you to confirm first)", "privacy", "delete")
+        _slash(
+            "delete",
+            "Delete your data (asks you to confirm first)",
+            lambda o, now: c.RequestErasure(),
+        )
     )
 
     admin = lightbulb.Group(
@@ -172,149 +169,100 @@ def build_commands(
         integration_types=_INSTALL,
     )
     guild = admin.subgroup("guild", "The guild allowlist and bans")
-    killswitch = admin.subgroup("killswitch", "Stop every command for everyone but the owners")
-    audit = admin.subgroup("audit", "The admin audit trail")
-    incident = admin.subgroup("incident", "Incident response")
-    rotation = admin.subgroup("rotation", "OAuth token rotation")
-
-    def guild_option(verb: str) -> str:
-        return lightbulb.string(
-            "guild", f"The ID of the guild to {verb}", min_length=1, max_length=_SNOWFLAKE_DIGITS
+    guild_commands: tuple[tuple[str, str, type[c.AllowGuild | c.RemoveGuild | c.UnbanGuild]], ...]
+    guild_commands = (
+        ("allow", "Allow a guild", c.AllowGuild),
+        ("remove", "Remove a guild from the allowlist", c.RemoveGuild),
+        ("unban", "Lift a guild's ban", c.UnbanGuild),
+    )
+    for verb, description, kind in guild_commands:
+        guild.register(
+            _slash(
+                verb,
+                description,
+                functools.partial(_guild_command, kind),
+                guild=lightbulb.string(
+                    "guild",
+                    f"The ID of the guild to {verb}",
+                    min_length=1,
+                    max_length=_SNOWFLAKE_DIGITS,
+                ),
+            )
         )
+    guild.register(_slash("list", "List allowed and banned guilds", lambda o, now: c.ListGuilds()))
 
-    @guild.register
-    class GuildAllow(lightbulb.SlashCommand, name="allow", description="Allow a guild"):
-        guild = guild_option("allow")
-
-        @lightbulb.invoke
-        async def invoke(
-            self,
-            ctx: lightbulb.Context,
-            runner: CommandRunner = lightbulb.di.INJECTED,
-            approval: AccessApproval | None = lightbulb.di.INJECTED,
-        ) -> None:
-            await runner.run(ctx, "admin", _joined("guild allow", self.guild), approval)
-
-    @guild.register
-    class GuildRemove(
-        lightbulb.SlashCommand, name="remove", description="Remove a guild from the allowlist"
-    ):
-        guild = guild_option("remove")
-
-        @lightbulb.invoke
-        async def invoke(
-            self,
-            ctx: lightbulb.Context,
-            runner: CommandRunner = lightbulb.di.INJECTED,
-            approval: AccessApproval | None = lightbulb.di.INJECTED,
-        ) -> None:
-            await runner.run(ctx, "admin", _joined("guild remove", self.guild), approval)
-
-    @guild.register
-    class GuildUnban(lightbulb.SlashCommand, name="unban", description="Lift a guild's ban"):
-        guild = guild_option("unban")
-
-        @lightbulb.invoke
-        async def invoke(
-            self,
-            ctx: lightbulb.Context,
-            runner: CommandRunner = lightbulb.di.INJECTED,
-            approval: AccessApproval | None = lightbulb.di.INJECTED,
-        ) -> None:
-            await runner.run(ctx, "admin", _joined("guild unban", self.guild), approval)
-
-    guild.register(_fixed("list", "List allowed and banned guilds", "admin", "guild list"))
-
-    @killswitch.register
-    class KillSwitchOn(lightbulb.SlashCommand, name="on", description="Turn the kill switch on"):
-        reason = lightbulb.string("reason", "Why (shown to owners)", default="", max_length=200)
-
-        @lightbulb.invoke
-        async def invoke(
-            self,
-            ctx: lightbulb.Context,
-            runner: CommandRunner = lightbulb.di.INJECTED,
-            approval: AccessApproval | None = lightbulb.di.INJECTED,
-        ) -> None:
-            await runner.run(ctx, "admin", _joined("killswitch on", self.reason), approval)
-
-    killswitch.register(_fixed("off", "Turn the kill switch off", "admin", "killswitch off"))
-
+    kill = Switch.KILL_SWITCH
+    killswitch = admin.subgroup("killswitch", "Stop every command for everyone but the owners")
     killswitch.register(
-        _fixed("status", "Show whether the kill switch is on", "admin", "killswitch status")
+        _slash(
+            "on",
+            "Turn the kill switch on",
+            lambda o, now: c.SwitchOn(switch=kill, reason=o.reason or None),
+            reason=lightbulb.string("reason", "Why (shown to owners)", default="", max_length=200),
+        )
+    )
+    killswitch.register(
+        _slash("off", "Turn the kill switch off", lambda o, now: c.SwitchOff(switch=kill))
+    )
+    killswitch.register(
+        _slash(
+            "status",
+            "Show whether the kill switch is on",
+            lambda o, now: c.SwitchStatus(switch=kill),
+        )
     )
 
-    @audit.register
-    class AuditRecent(
-        lightbulb.SlashCommand, name="recent", description="The latest admin actions"
-    ):
-        count = lightbulb.integer(
-            "count", "How many records (default 10)", default=0, min_value=1, max_value=100
+    audit = admin.subgroup("audit", "The admin audit trail")
+    audit.register(
+        _slash(
+            "recent",
+            "The latest admin actions",
+            lambda o, now: attrs.evolve(
+                _filters(f"limit:{o.count}" if o.count else "", now), recent=True
+            ),
+            count=lightbulb.integer(
+                "count", "How many records (default 10)", default=0, min_value=1, max_value=100
+            ),
         )
-
-        @lightbulb.invoke
-        async def invoke(
-            self,
-            ctx: lightbulb.Context,
-            runner: CommandRunner = lightbulb.di.INJECTED,
-            approval: AccessApproval | None = lightbulb.di.INJECTED,
-        ) -> None:
-            count = str(self.count) if self.count else ""
-            await runner.run(ctx, "admin", _joined("audit recent", count), approval)
-
-    @audit.register
-    class AuditQuery(
-        lightbulb.SlashCommand,
-        name="query",
-        description="Search the audit trail (same filters as the console)",
-    ):
-        filters = lightbulb.string("filters", _AUDIT_FILTERS, default="", max_length=300)
-
-        @lightbulb.invoke
-        async def invoke(
-            self,
-            ctx: lightbulb.Context,
-            runner: CommandRunner = lightbulb.di.INJECTED,
-            approval: AccessApproval | None = lightbulb.di.INJECTED,
-        ) -> None:
-            await runner.run(ctx, "admin", _joined("audit query", self.filters), approval)
-
-    @audit.register
-    class AuditVerify(
-        lightbulb.SlashCommand, name="verify", description="Check the audit trail for tampering"
-    ):
-        filters = lightbulb.string("filters", _AUDIT_FILTERS, default="", max_length=300)
-
-        @lightbulb.invoke
-        async def invoke(
-            self,
-            ctx: lightbulb.Context,
-            runner: CommandRunner = lightbulb.di.INJECTED,
-            approval: AccessApproval | None = lightbulb.di.INJECTED,
-        ) -> None:
-            await runner.run(ctx, "admin", _joined("audit verify", self.filters), approval)
-
-    @incident.register
-    class IncidentDeclare(
-        lightbulb.SlashCommand, name="declare", description="Declare an incident (P0 to P3)"
-    ):
-        severity = lightbulb.string(
-            "severity",
-            "P0 critical, P1 high, P2 medium, P3 low",
-            choices=[lightbulb.Choice(level, level) for level in _SEVERITIES],
+    )
+    audit.register(
+        _slash(
+            "query",
+            "Search the audit trail (same filters as the console)",
+            lambda o, now: _filters(o.filters, now),
+            filters=lightbulb.string("filters", _AUDIT_FILTERS, default="", max_length=300),
         )
-        title = lightbulb.string("title", "What is happening", max_length=200)
+    )
 
-        @lightbulb.invoke
-        async def invoke(
-            self,
-            ctx: lightbulb.Context,
-            runner: CommandRunner = lightbulb.di.INJECTED,
-            approval: AccessApproval | None = lightbulb.di.INJECTED,
-        ) -> None:
-            line = _joined("incident declare", self.severity, self.title)
-            await runner.run(ctx, "admin", line, approval)
+    def verify(options: Any, now: datetime) -> c.Command:
+        query = _filters(options.filters, now)
+        return c.VerifyAudit(start=query.start, end=query.end)
 
-    rotation.register(_fixed("run", "Refresh expiring OAuth tokens now", "admin", "rotation run"))
+    audit.register(
+        _slash(
+            "verify",
+            "Check the audit trail for tampering",
+            verify,
+            filters=lightbulb.string("filters", _AUDIT_FILTERS, default="", max_length=300),
+        )
+    )
 
-    return [Link, linked, Unlink, Search, privacy, admin]
+    incident = admin.subgroup("incident", "Incident response")
+    incident.register(
+        _slash(
+            "declare",
+            "Declare an incident (P0 to P3)",
+            lambda o, now: c.DeclareIncident(severity=Severity(o.severity), title=o.title),
+            severity=lightbulb.string(
+                "severity",
+                "P0 critical, P1 high, P2 medium, P3 low",
+                choices=[lightbulb.Choice(level.value, level.value) for level in Severity],
+            ),
+            title=lightbulb.string("title", "What is happening", max_length=200),
+        )
+    )
+    rotation = admin.subgroup("rotation", "OAuth token rotation")
+    rotation.register(
+        _slash("run", "Refresh expiring OAuth tokens now", lambda o, now: c.RunRotation())
+    )
+    return [link, linked, unlink, search, privacy, admin]

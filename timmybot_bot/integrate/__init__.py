@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from timmybot_bot.discord.replies import ReplySender
     from timmybot_bot.integrate.composition import Security, compose
     from timmybot_bot.integrate.loaders import BrandedReplySender, Integration
-    from timmybot_bot.settings import ConfigurationError, Settings
+    from timmybot_bot.runtime.settings import ConfigurationError, Settings
     from timmybot_core import HostUserData
 
 __all__ = [
@@ -41,12 +41,12 @@ __all__ = [
 
 _EXPORTS: dict[str, str] = {
     "BrandedReplySender": "timmybot_bot.integrate.loaders",
-    "ConfigurationError": "timmybot_bot.settings",
+    "ConfigurationError": "timmybot_bot.runtime.settings",
     "HostUserData": "timmybot_core",
     "Integration": "timmybot_bot.integrate.loaders",
     "ReplySender": "timmybot_bot.discord.replies",
     "Security": "timmybot_bot.integrate.composition",
-    "Settings": "timmybot_bot.settings",
+    "Settings": "timmybot_bot.runtime.settings",
     "compose": "timmybot_bot.integrate.composition",
 }
 

@@ -1,7 +1,7 @@
 """One function that builds only the parts of TimmyBot's security a bot asks for.
 
 :func:`compose` is the composition for other bots, and TimmyBot's own
-:func:`~timmybot_bot.bootstrap.bootstrap` builds its security parts with it
+:func:`~timmybot_bot.runtime.bootstrap.bootstrap` builds its security parts with it
 too. Ask for any of:
 
 ``guard``
@@ -23,7 +23,7 @@ Always built, being small and needed by every part: the clock, the
 sanitizer, the pseudonymizer, the security log, the suspicion meter, the
 metrics, the refusal ledger and the alerter. The backend is the settings' (``sqlite``, the
 embedded default; ``aws``; or ``memory``). Key files are handled as TimmyBot
-handles them (:mod:`timmybot_bot.data_dir`): on a first start the data
+handles them (:mod:`timmybot_bot.runtime.data_dir`): on a first start the data
 directory, its database, its key files (0600) and its identity are created;
 later, a missing or replaced one stops the start. A key set in the settings
 wins. Only the stores of the parts asked for are built and opened.
@@ -52,12 +52,12 @@ from timmybot_adapters.memory import (
     MemoryTokenVault,
     MemoryUserDataStore,
 )
-from timmybot_bot import data_dir
-from timmybot_bot.audit_keys import audit_keys
-from timmybot_bot.keys import key_id_for, load_or_create_key, parse_key
-from timmybot_bot.settings import ConfigurationError, Settings, listens_everywhere
-from timmybot_bot.vault_rekey import running_vault_keys
-from timmybot_bot.web_tls import server_tls_context
+from timmybot_bot.runtime import data_dir
+from timmybot_bot.runtime.audit_keys import audit_keys
+from timmybot_bot.runtime.keys import key_id_for, load_or_create_key, parse_key
+from timmybot_bot.runtime.settings import ConfigurationError, Settings, listens_everywhere
+from timmybot_bot.runtime.vault_rekey import running_vault_keys
+from timmybot_bot.web.tls import server_tls_context
 from timmybot_core import (
     AccessPolicyStore,
     AccessSettings,
@@ -514,10 +514,13 @@ class _Backend:
 def _attach_log_groups(settings: Settings, aws: AwsClients, closers: list[Closer]) -> None:
     """Send the security and audit log lines to their CloudWatch Logs groups, if configured.
 
-    Done when the stores open, not while building: the handler starts a
-    sender thread and replays its spool. Its closer flushes what is left.
+    By default the lines reach CloudWatch through the container's log driver
+    (JSON lines on stdout, see :mod:`timmybot_bot.runtime.logs`); a group set
+    here ships them directly as well, with watchtower, where no driver does.
+    Done when the stores open: the handler starts a sender thread. Its closer
+    flushes what is left.
     """
-    from timmybot_adapters.aws.cloudwatch_logs import CloudWatchLogsHandler
+    import watchtower
 
     for group, logger_name in (
         (settings.aws_security_log_group, "timmybot.security"),
@@ -525,17 +528,22 @@ def _attach_log_groups(settings: Settings, aws: AwsClients, closers: list[Closer
     ):
         if group is None:
             continue
-        spool = settings.data_dir / "spool" / f"{logger_name.rsplit('.', 1)[-1]}.log"
-        spool.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handler = CloudWatchLogsHandler(client=aws.logs, log_group=group, spool_path=spool)
+        handler = watchtower.CloudWatchLogHandler(
+            log_group_name=group,
+            log_stream_name=f"{{machine_name}}/{logger_name}/{{process_id}}",
+            boto3_client=aws.logs,
+            # The stack creates the groups, encrypted, with their retention.
+            create_log_group=False,
+            send_interval=5,
+        )
         logger = logging.getLogger(logger_name)
         logger.addHandler(handler)
 
         async def detach(
-            handler: CloudWatchLogsHandler = handler, logger: logging.Logger = logger
+            handler: logging.Handler = handler, logger: logging.Logger = logger
         ) -> None:
             logger.removeHandler(handler)
-            # close() waits (bounded) for the last batch; not on the event loop.
+            # close() sends what is queued; not on the event loop.
             await asyncio.to_thread(handler.close)
 
         # Closers run in reverse: placed just after the AWS clients' closer,

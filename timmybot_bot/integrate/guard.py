@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import lightbulb
 
-from timmybot_bot.discord.guard import AccessApproval, AccessDenied, command_name
+from timmybot_bot.app.failures import AccessDenied
 from timmybot_core import ServerAccessControl
 
 __all__ = ["access_guard_for", "is_exempt"]
@@ -57,15 +57,15 @@ def access_guard_for(exempt: Iterable[object] = ()) -> lightbulb.ExecutionHook:
         _: lightbulb.ExecutionPipeline,
         context: lightbulb.Context,
         access: ServerAccessControl = lightbulb.di.INJECTED,
-        container: lightbulb.di.CommandContainer = lightbulb.di.INJECTED,
     ) -> None:
         """Run ``ServerAccessControl.check``; raise :class:`AccessDenied` to stop the command."""
-        name = command_name(context)
-        if not is_exempt(context, exempt):
-            guild = int(context.guild_id) if context.guild_id is not None else None
-            decision = await access.check(guild, int(context.user.id), name)
-            if not decision.allowed:
-                raise AccessDenied(decision)
-        container.add_value(AccessApproval, AccessApproval(command=name))
+        if is_exempt(context, exempt):
+            return
+        # The root name, as the security log and the counts know commands.
+        name = context.command_data.qualified_name.split(" ", 1)[0]
+        guild = int(context.guild_id) if context.guild_id is not None else None
+        decision = await access.check(guild, int(context.user.id), name)
+        if not decision.allowed:
+            raise AccessDenied(decision)
 
     return access_guard

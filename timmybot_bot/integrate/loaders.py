@@ -14,8 +14,8 @@ gives it two loaders:
   ``exempt=`` (its class, or a ``lightbulb.Group``), never by its name.
 * :meth:`Integration.commands_loader`: TimmyBot's own slash commands
   (``/search``, ``/link``, ``/privacy``, ``/admin``, ...), optional. They
-  need the whole of TimmyBot (:func:`~timmybot_bot.bootstrap.bootstrap`);
-  their own unguarded command (``/privacy``) is exempted as an object.
+  need the whole of TimmyBot (:func:`~timmybot_bot.runtime.bootstrap.bootstrap`)
+  and guard themselves through its bus, so the hook exempts them as objects.
 
 Our messages name the bot ``bot_name`` (default ``TimmyBot``).
 """
@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 import hikari
 import lightbulb
 
-from timmybot_bot.discord.guard import AccessDenied, reply_to_failure
+from timmybot_bot.app.failures import AccessDenied
+from timmybot_bot.discord.errors import reply_to_failure
 from timmybot_bot.discord.replies import ReplySender, Responder, SafeText
 from timmybot_bot.integrate.composition import Security
 from timmybot_bot.integrate.guard import access_guard_for
@@ -44,7 +45,7 @@ from timmybot_core import (
 )
 
 if TYPE_CHECKING:
-    from timmybot_bot.bootstrap import Services
+    from timmybot_bot.runtime.bootstrap import Services
 
 __all__ = ["BrandedReplySender", "Integration"]
 
@@ -213,36 +214,37 @@ class Integration:
         return True
 
     def commands_loader(self, services: Services) -> lightbulb.Loader:
-        """TimmyBot's own slash commands over ``services`` (from ``bootstrap()``), optional.
+        """Return TimmyBot's own slash commands over ``services`` (from ``bootstrap()``).
 
-        Their unguarded command (``/privacy``) joins the exemptions as an
-        object; every other one of them is guarded like the host's.
+        Optional. They guard themselves: each runs through TimmyBot's bus,
+        which asks the same guard (and the admin check) for the commands
+        that need it, so the hook exempts them as objects, and never by
+        name: a host command called like one of them is still checked.
         """
         # Imported here: they are part of the whole TimmyBot, not of the guard.
-        from timmybot_bot.discord.app import _root_name
-        from timmybot_bot.discord.guard import is_guarded
         from timmybot_bot.discord.runner import CommandRunner
         from timmybot_bot.discord.slash import build_commands
 
         commands = build_commands(services.links.platforms())
-        self._exempt.extend(c for c in commands if not is_guarded(_root_name(c)))
-        runner = CommandRunner(services, self.sender)
+        self._exempt.extend(commands)
+        runner = CommandRunner(
+            bus=services.bus, sanitizer=services.sanitizer, clock=services.clock, sender=self.sender
+        )
         loader = lightbulb.Loader()
-        loader.add(_Services(services, {ReplySender: self.sender, CommandRunner: runner}))
+        loader.add(_Register({CommandRunner: runner, ReplySender: self.sender}))
         for command in commands:
             loader.command(command)
         return loader
 
 
-class _Services(lightbulb.loaders.Loadable):
-    def __init__(self, services: Services, extra: dict[type, object]) -> None:
-        self._services = services
-        self._extra = extra
+class _Register(lightbulb.loaders.Loadable):
+    def __init__(self, values: dict[type, object]) -> None:
+        self._values = values
 
     async def load(self, client: lightbulb.Client) -> None:
-        from timmybot_bot.discord.app import _register_services
-
-        _register_services(client, self._services, self._extra)
+        registry = client.di.registry_for(lightbulb.di.Contexts.DEFAULT)
+        for kind, value in self._values.items():
+            registry.register_value(kind, value)
 
     async def unload(self, client: lightbulb.Client) -> None:
         return None

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from timmybot_core.ports.audit import AuditRecord, ChainHead, SignedDigest
+from timmybot_core.domain.audit_records import AuditRecord, ChainHead, SignedDigest
 
 __all__ = [
     "RECORD_FORMAT",

@@ -13,7 +13,7 @@ following the seed design's three classes:
 ``docs/privacy.md`` (its generated section), the ``/privacy info`` reply and
 the data statement in every export are rendered from this table, so they
 cannot drift from it. The page's generator is a tool of the bot, not of the
-core: ``python -m timmybot_bot.privacy_doc --write docs/privacy.md``.
+core: ``python -m timmybot_bot.cli.privacy_doc --write docs/privacy.md``.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from timmybot_core.services.retention import ErasureReport
+    from timmybot_core.domain.erasure import ErasureReport
 
 __all__ = [
     "AlertDeliveryError",
@@ -142,7 +142,7 @@ class DataDeletionError(TimmyBotError):
     ``failed`` names the stores that failed (``vault``, ``preferences``,
     ``link_states``, ``audit``, ...); every other store was erased. Erasure
     is idempotent: running it again finishes the job. ``report`` holds what
-    each store did (a :class:`~timmybot_core.services.retention.ErasureReport`).
+    each store did (a :class:`~timmybot_core.domain.erasure.ErasureReport`).
     The message names stores only, never the user or their data.
     """
 

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from timmybot_core.ports.access import Switch
-from timmybot_core.ports.alerts import Severity
+from timmybot_core.domain.severity import Severity
+from timmybot_core.domain.switches import Switch
 
 __all__ = ["dumps_incident_data", "loads_incident_data"]
 

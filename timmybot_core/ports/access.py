@@ -14,11 +14,12 @@ run missed during downtime is caught up once after a restart.
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 import attrs
+
+from timmybot_core.domain.switches import Switch
 
 __all__ = ["AccessPolicyStore", "Ban", "PurgeCounts", "Switch", "SwitchState"]
 
@@ -35,17 +36,6 @@ class Ban:
     def active(self, now: datetime) -> bool:
         """Tell whether the ban still holds at ``now``."""
         return now < self.until
-
-
-class Switch(enum.StrEnum):
-    """Process-wide switches that every shard obeys."""
-
-    KILL_SWITCH = "kill_switch"
-    """Deny every command except the owners'."""
-    REFRESH_PAUSED = "refresh_paused"
-    """Stop refreshing OAuth tokens (incident isolation)."""
-    LOCKDOWN = "lockdown"
-    """Tightened attempt limit and detailed security logging."""
 
 
 @attrs.frozen(kw_only=True)

@@ -32,7 +32,6 @@ Both user requests are recorded in the audit trail (kind ``privacy``).
 
 from __future__ import annotations
 
-import enum
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -43,6 +42,7 @@ import attrs
 
 from timmybot_core.domain.classification import DEFAULT_AUDIT_RETENTION, data_statement
 from timmybot_core.domain.clock import Clock
+from timmybot_core.domain.erasure import DeletionReport, ErasureReport, Requester
 from timmybot_core.domain.errors import DataDeletionError, VaultIntegrityError
 from timmybot_core.domain.tokens import PlatformLink
 from timmybot_core.ports.access import AccessPolicyStore
@@ -72,17 +72,6 @@ EXPORT_FORMAT: Final = "timmybot.user-export"
 EXPORT_VERSION: Final = 1
 
 _log = logging.getLogger("timmybot.retention")
-
-
-class Requester(enum.StrEnum):
-    """Who asked for an erasure, after Red-DiscordBot's request types."""
-
-    USER = "user"
-    """The user asked for their own data to go (``/privacy delete``)."""
-    OWNER = "owner"
-    """A bot owner erased a user's data (for example on a request by mail)."""
-    DISCORD_DELETED_USER = "discord_deleted_user"
-    """Discord told the bot that the account was deleted."""
 
 
 @runtime_checkable
@@ -195,74 +184,6 @@ class RetentionSettings:
 
 
 @attrs.frozen(kw_only=True)
-class DeletionReport:
-    """What erasure did in one store.
-
-    ``deleted`` counts items (linked platforms, preferences, link states);
-    ``ok`` is ``False`` when the store failed, and ``detail`` then names the
-    error's type. A detail never holds a token or the user's ID.
-    """
-
-    store: str
-    deleted: int = 0
-    ok: bool = True
-    detail: str = ""
-
-
-@attrs.frozen(kw_only=True)
-class ErasureReport:
-    """The outcome of one erasure request: a :class:`DeletionReport` per store."""
-
-    requester: Requester
-    completed_at: datetime
-    stores: tuple[DeletionReport, ...]
-    audit_event_id: str | None = None
-    """The audit record of the request; ``None`` if it could not be recorded."""
-    request_id: str | None = None
-    """The journal's ID of the request (``None`` without a journal)."""
-
-    @property
-    def ok(self) -> bool:
-        """Whether every store was erased and the request recorded."""
-        return all(report.ok for report in self.stores)
-
-    @property
-    def failed(self) -> tuple[str, ...]:
-        """The stores that failed, in the order they were tried."""
-        return tuple(report.store for report in self.stores if not report.ok)
-
-    @property
-    def retry_helps(self) -> bool:
-        """Whether running the erasure again can mend what failed.
-
-        Not for a grant that could not be revoked at its platform: its
-        tokens are deleted here, so only the user can remove it there.
-        """
-        return any(not report.ok and not _final(report) for report in self.stores)
-
-    @property
-    def deleted(self) -> int:
-        """Items deleted across every store."""
-        return sum(report.deleted for report in self.stores)
-
-    def store(self, name: str) -> DeletionReport:
-        """Return the report of the store called ``name``."""
-        for report in self.stores:
-            if report.store == name:
-                return report
-        raise KeyError(name)
-
-    def as_text(self) -> str:
-        """Return the report as lines for a person to read."""
-        lines = []
-        for report in self.stores:
-            state = "ok  " if report.ok else "FAIL"
-            detail = f" ({report.detail})" if report.detail else ""
-            lines.append(f"{state} {report.store}: {report.deleted} deleted{detail}")
-        return "\n".join(lines)
-
-
-@attrs.frozen(kw_only=True)
 class CleanupReport:
     """What one clean-up run removed, and which steps failed."""
 
@@ -311,11 +232,6 @@ class CleanupReport:
 _AUDIT_FAILED: Final = DeletionReport(
     store="audit", ok=False, detail="the request could not be recorded before erasing"
 )
-
-
-def _final(report: DeletionReport) -> bool:
-    """Whether a failed step cannot be mended by running it again."""
-    return report.store == "vault" and report.deleted > 0
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -653,7 +569,7 @@ class DataRetentionService:
     async def _finish_if_done(self, entry: ErasureEntry, reports: Sequence[DeletionReport]) -> None:
         if self._journal is None:
             return
-        retryable = [r for r in reports if not r.ok and not _final(r)]
+        retryable = [r for r in reports if not r.ok and not r.final]
         if retryable:
             return  # stays pending: the clean-up (or a new request) tries again
         try:

@@ -14,10 +14,13 @@ from tests.e2e.discord import payloads
 from tests.e2e.discord.fake_discord import FakeDiscord, Sent
 from tests.unit.fake_oauth import FakeOAuthClient
 from timmybot_adapters.oauth import OAuthProvider
-from timmybot_bot.bootstrap import Services, Settings, bootstrap
-from timmybot_bot.commands import Invocation, Reply, run_command
+from timmybot_bot.app.commands import Command, Invocation
+from timmybot_bot.app.messagebus import MessageBus
+from timmybot_bot.app.replies import Reply
+from timmybot_bot.console.lines import run_command
 from timmybot_bot.discord import DiscordBot, build_discord_bot
 from timmybot_bot.discord import runner as runner_module
+from timmybot_bot.runtime.bootstrap import Services, Settings, bootstrap
 from timmybot_core import FakeClock
 
 OWNER = 111_111_111_111_111_111
@@ -88,7 +91,7 @@ class Harness:
             self.services.settings, clock=FakeClock(self.clock.now()), oauth=self.oauth
         )
         try:
-            reply = await run_command(twin, Invocation(**where), name, args)
+            reply = await run_command(twin, Invocation(source="console", **where), name, args)
         finally:
             await twin.aclose()
         return reply.text
@@ -173,26 +176,33 @@ def assert_mentions_disabled(discord: FakeDiscord) -> None:
 
 @attrs.define
 class Forwarded:
-    name: str
-    args: str
+    command: Command
     invocation: Invocation
-    check_access: bool
     reply: Reply
 
 
 @pytest.fixture
 def forwarded(monkeypatch: pytest.MonkeyPatch) -> list[Forwarded]:
-    """Record what the Discord layer hands to ``run_command`` (which still runs)."""
+    """Record the commands the Discord layer built that the bus let through to a handler."""
     calls: list[Forwarded] = []
+    passed: list[Command] = []
+    guard, chat = MessageBus.guard, runner_module.chat
 
-    async def recording(
-        services: Any, invocation: Invocation, name: str, args: str, *, check_access: bool = True
+    async def recording_guard(bus: MessageBus, command: Command, invocation: Invocation) -> None:
+        await guard(bus, command, invocation)
+        passed.append(command)
+
+    async def recording_chat(
+        bus: MessageBus, sanitizer: Any, invocation: Invocation, command: Command
     ) -> Reply:
-        reply = await run_command(services, invocation, name, args, check_access=check_access)
-        calls.append(Forwarded(name, args, invocation, check_access, reply))
+        before = len(passed)
+        reply = await chat(bus, sanitizer, invocation, command)
+        if len(passed) > before:
+            calls.append(Forwarded(command, invocation, reply))
         return reply
 
-    monkeypatch.setattr(runner_module, "run_command", recording)
+    monkeypatch.setattr(MessageBus, "guard", recording_guard)
+    monkeypatch.setattr(runner_module, "chat", recording_chat)
     return calls
 
 

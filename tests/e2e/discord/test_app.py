@@ -7,21 +7,15 @@ from typing import Any
 import hikari
 import lightbulb
 import pytest
+from linkd.exceptions import DependencyNotSatisfiableException
 
 from tests.e2e.discord import payloads
 from tests.e2e.discord.conftest import Harness, MakeBot, settings
-from timmybot_bot.bootstrap import Services, bootstrap
 from timmybot_bot.discord import build_discord_bot
+from timmybot_bot.discord.replies import ReplySender
 from timmybot_bot.discord.runner import CommandRunner
-from timmybot_bot.settings import ConfigurationError
-from timmybot_core import (
-    AccountLinkService,
-    Clock,
-    ResponseSanitizer,
-    SecureTokenService,
-    ServerAccessControl,
-    TokenVault,
-)
+from timmybot_bot.runtime.bootstrap import Services, bootstrap
+from timmybot_bot.runtime.settings import ConfigurationError
 
 
 def services(**overrides: Any) -> Services:
@@ -44,23 +38,16 @@ async def test_the_gateway_asks_for_no_intents(discord_bot: Harness) -> None:
     assert discord_bot.bot.app.intents == hikari.Intents.NONE
 
 
-async def test_services_are_in_lightbulbs_dependency_injection_under_their_types(
+async def test_lightbulbs_dependency_injection_holds_what_the_commands_are_injected(
     discord_bot: Harness,
 ) -> None:
-    services = discord_bot.services
-    expected: dict[type, object] = {
-        Services: services,
-        ServerAccessControl: services.access,
-        ResponseSanitizer: services.sanitizer,
-        SecureTokenService: services.tokens,
-        AccountLinkService: services.links,
-        TokenVault: services.vault,  # a port: registered under the Protocol
-        Clock: services.clock,
-    }
+    # Issue 14: no service locator in the DI registry, only what the slash
+    # commands and the error handler ask for.
     async with discord_bot.bot.client.di.enter_context(lightbulb.di.Contexts.DEFAULT) as container:
-        for kind, value in expected.items():
-            assert await container.get(kind) is value, kind
         assert isinstance(await container.get(CommandRunner), CommandRunner)
+        assert isinstance(await container.get(ReplySender), ReplySender)
+        with pytest.raises(DependencyNotSatisfiableException):
+            await container.get(Services)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import attrs
 import pytest
 
 from tests.e2e.discord import payloads as p
@@ -18,14 +19,18 @@ from tests.e2e.discord.conftest import (
     ALLOWED_GUILD,
     OTHER_ROLE,
     OWNER,
+    START,
     STRANGER_GUILD,
     USER,
     Forwarded,
     Harness,
     only,
 )
-from timmybot_bot.commands import COMMANDS, Invocation
-from timmybot_core import Switch
+from timmybot_bot.app import commands as c
+from timmybot_bot.app.audit_query import parse_audit_query
+from timmybot_bot.app.commands import Invocation
+from timmybot_bot.console.lines import COMMANDS
+from timmybot_core import Severity, Switch
 
 NEW_GUILD = "987654321098765432"
 
@@ -84,72 +89,101 @@ def test_every_console_command_has_a_discord_counterpart_or_is_console_only() ->
     assert console - discord <= {"playlist", "whoami"}
 
 
-FORWARDED_AS = [
-    # (slash command, options, the console's command line, invoker)
-    ("linked", (), "/linked", USER),
-    ("link", (p.string("platform", "spotify"),), "/link spotify", USER),
-    ("unlink", (p.string("platform", "spotify"),), "/unlink spotify", USER),
+def _audit(filters: str) -> c.QueryAudit:
+    return parse_audit_query(filters.split(), now=START)
+
+
+KILL = Switch.KILL_SWITCH
+GUILD_ID = int(NEW_GUILD)
+BUILDS = [
+    # (slash command, options, the command it builds, invoker)
+    ("linked", (), c.ShowLinks(), USER),
+    ("link", (p.string("platform", "spotify"),), c.LinkAccount(platform="spotify"), USER),
+    ("unlink", (p.string("platform", "spotify"),), c.UnlinkAccount(platform="spotify"), USER),
     (
         "search",
         (p.string("query", "Drop It Like It's Hot"),),
-        "/search Drop It Like It's Hot",
+        c.SearchTracks(query="Drop It Like It's Hot"),
         USER,
     ),
     (
         "search",
         (p.string("query", "Halo"), p.string("platform", "spotify")),
-        "/search platform:spotify Halo",
+        c.SearchTracks(query="Halo", platform="spotify"),
         USER,
     ),
-    ("privacy", (p.sub("info"),), "/privacy info", USER),
-    ("privacy", (p.sub("export"),), "/privacy export", USER),
-    ("privacy", (p.sub("delete"),), "/privacy delete", USER),
+    # Issue 14: a typed option is never parsed again.
+    (
+        "search",
+        (p.string("query", "platform: halo"),),
+        c.SearchTracks(query="platform: halo"),
+        USER,
+    ),
+    (
+        "search",
+        (p.string("query", "platform:demo halo"),),
+        c.SearchTracks(query="platform:demo halo"),
+        USER,
+    ),
+    ("privacy", (p.sub("info"),), c.PrivacyInfo(), USER),
+    ("privacy", (p.sub("export"),), c.ExportMyData(), USER),
+    ("privacy", (p.sub("delete"),), c.RequestErasure(), USER),
     (
         "admin",
         (p.sub("guild", p.sub("allow", p.string("guild", NEW_GUILD))),),
-        f"/admin guild allow {NEW_GUILD}",
+        c.AllowGuild(guild_id=GUILD_ID),
         OWNER,
     ),
     (
         "admin",
         (p.sub("guild", p.sub("remove", p.string("guild", NEW_GUILD))),),
-        f"/admin guild remove {NEW_GUILD}",
+        c.RemoveGuild(guild_id=GUILD_ID),
         OWNER,
     ),
     (
         "admin",
         (p.sub("guild", p.sub("unban", p.string("guild", NEW_GUILD))),),
-        f"/admin guild unban {NEW_GUILD}",
+        c.UnbanGuild(guild_id=GUILD_ID),
         OWNER,
     ),
-    ("admin", (p.sub("guild", p.sub("list")),), "/admin guild list", OWNER),
-    ("admin", (p.sub("killswitch", p.sub("on")),), "/admin killswitch on", OWNER),
+    ("admin", (p.sub("guild", p.sub("list")),), c.ListGuilds(), OWNER),
+    ("admin", (p.sub("killswitch", p.sub("on")),), c.SwitchOn(switch=KILL), OWNER),
     (
         "admin",
         (p.sub("killswitch", p.sub("on", p.string("reason", "leaked token"))),),
-        "/admin killswitch on leaked token",
+        c.SwitchOn(switch=KILL, reason="leaked token"),
         OWNER,
     ),
-    ("admin", (p.sub("killswitch", p.sub("off")),), "/admin killswitch off", OWNER),
-    ("admin", (p.sub("killswitch", p.sub("status")),), "/admin killswitch status", OWNER),
-    ("admin", (p.sub("audit", p.sub("recent")),), "/admin audit recent", OWNER),
+    ("admin", (p.sub("killswitch", p.sub("off")),), c.SwitchOff(switch=KILL), OWNER),
+    ("admin", (p.sub("killswitch", p.sub("status")),), c.SwitchStatus(switch=KILL), OWNER),
+    (
+        "admin",
+        (p.sub("audit", p.sub("recent")),),
+        attrs.evolve(_audit(""), recent=True),
+        OWNER,
+    ),
     (
         "admin",
         (p.sub("audit", p.sub("recent", p.integer("count", 5))),),
-        "/admin audit recent 5",
+        attrs.evolve(_audit("limit:5"), recent=True),
         OWNER,
     ),
     (
         "admin",
         (p.sub("audit", p.sub("query", p.string("filters", "kind:admin since:7d"))),),
-        "/admin audit query kind:admin since:7d",
+        _audit("kind:admin since:7d"),
         OWNER,
     ),
-    ("admin", (p.sub("audit", p.sub("verify")),), "/admin audit verify", OWNER),
+    (
+        "admin",
+        (p.sub("audit", p.sub("verify")),),
+        c.VerifyAudit(start=_audit("").start, end=_audit("").end),
+        OWNER,
+    ),
     (
         "admin",
         (p.sub("audit", p.sub("verify", p.string("filters", "since:7d"))),),
-        "/admin audit verify since:7d",
+        c.VerifyAudit(start=_audit("since:7d").start, end=_audit("since:7d").end),
         OWNER,
     ),
     (
@@ -159,34 +193,32 @@ FORWARDED_AS = [
                 "incident", p.sub("declare", p.string("severity", "P2"), p.string("title", "Slow"))
             ),
         ),
-        "/admin incident declare P2 Slow",
+        c.DeclareIncident(severity=Severity.P2, title="Slow"),
         OWNER,
     ),
-    ("admin", (p.sub("rotation", p.sub("run")),), "/admin rotation run", OWNER),
+    ("admin", (p.sub("rotation", p.sub("run")),), c.RunRotation(), OWNER),
 ]
 
 
-@pytest.mark.parametrize(("name", "options", "line", "user"), FORWARDED_AS)
-async def test_each_slash_command_runs_the_console_command_line(
+@pytest.mark.parametrize(("name", "options", "command", "user"), BUILDS)
+async def test_each_slash_command_builds_its_typed_command(
     discord_bot: Harness,
     forwarded: list[Forwarded],
     name: str,
     options: tuple[dict[str, Any], ...],
-    line: str,
+    command: c.Command,
     user: int,
 ) -> None:
     requests = await discord_bot.slash(name, *options, user=user, roles=(OTHER_ROLE,))
     assert len(forwarded) == 1
     call = forwarded[0]
-    assert f"/{call.name} {call.args}".strip() == line
-    # The guard hook already ran, so run_command does not guard again; the
-    # invoker is the interaction's user, guild and roles (not @everyone).
-    assert call.check_access is False
+    assert call.command == command
+    # The invoker is the interaction's user, guild and roles (not @everyone).
     assert call.invocation == Invocation(
         user_id=user, guild_id=ALLOWED_GUILD, role_ids=frozenset({OTHER_ROLE})
     )
-    # Whatever run_command answered is what reached Discord (or, for a
-    # direct message or a confirmation, the first message sent).
+    # Whatever the bus answered is what reached Discord (or, for a direct
+    # message or a confirmation, the first message sent).
     texts = [sent.content for sent in requests if sent.content is not None]
     assert texts, requests
     if not (call.reply.direct or call.reply.confirmation):

@@ -18,6 +18,8 @@ from tests.e2e.discord.conftest import (
     only,
 )
 from timmybot_adapters.memory import MemorySecurityMetrics
+from timmybot_bot.app.commands import ShowLinks, SwitchOff, SwitchOn
+from timmybot_core import Switch
 
 LINK = (p.string("platform", "spotify"),)
 
@@ -27,7 +29,7 @@ async def test_an_allowed_guild_runs_the_command(
 ) -> None:
     sent = only(await discord_bot.slash("linked"))
     assert sent.content == "You have not linked any account. Use /link <platform>."
-    assert [call.name for call in forwarded] == ["linked"]
+    assert [call.command for call in forwarded] == [ShowLinks()]
 
 
 async def test_a_guild_not_on_the_allowlist_is_denied_before_the_command_runs(
@@ -37,7 +39,7 @@ async def test_a_guild_not_on_the_allowlist_is_denied_before_the_command_runs(
     assert sent.kind == "reply"
     assert sent.ephemeral
     assert sent.content == "Denied: This server is not authorized to use TimmyBot."
-    # The command never ran: nothing reached run_command, no link was started.
+    # The command never ran: the bus stopped it before its handler.
     assert forwarded == []
     assert isinstance(discord_bot.services.metrics, MemorySecurityMetrics)
     assert discord_bot.services.metrics.snapshot().unauthorized_access == 1
@@ -94,9 +96,9 @@ async def test_the_kill_switch_stops_everyone_but_the_owners(
     only(await discord_bot.slash("admin", p.sub("killswitch", p.sub("off")), user=OWNER))
     back = only(await discord_bot.slash("linked"))
     assert back.content == "You have not linked any account. Use /link <platform>."
-    assert [call.args for call in forwarded if call.name == "admin"] == [
-        "killswitch on incident",
-        "killswitch off",
+    assert [call.command for call in forwarded if type(call.command).admin_only] == [
+        SwitchOn(switch=Switch.KILL_SWITCH, reason="incident"),
+        SwitchOff(switch=Switch.KILL_SWITCH),
     ]
 
 

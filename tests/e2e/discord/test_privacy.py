@@ -12,7 +12,7 @@ import pytest
 
 from tests.e2e.discord import payloads as p
 from tests.e2e.discord.conftest import OTHER_USER, STRANGER_GUILD, USER, Harness, only
-from timmybot_bot.commands import COMMANDS
+from timmybot_bot.console.lines import COMMANDS
 
 pytestmark = pytest.mark.skipif(
     "privacy" not in {command.name for command in COMMANDS},

@@ -1,7 +1,7 @@
 """How replies reach Discord: errors, deferral, direct messages with files, confirmations.
 
-Some tests stand a scripted command in for ``/privacy`` (through the
-registry ``run_command`` reads), to pin the Discord layer's side of the
+Some tests stand a scripted reply in for ``/privacy`` (in place of the
+runner's ``chat`` step), to pin the Discord layer's side of the
 ``Reply`` contract (``direct`` + ``attachment``, ``confirmation``) whatever
 the real privacy handler does; ``test_privacy.py`` drives the real one.
 """
@@ -13,7 +13,9 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
+import attrs
 import pytest
 
 from tests.e2e.discord import payloads as p
@@ -25,20 +27,27 @@ from tests.e2e.discord.conftest import (
     MakeBot,
     only,
 )
-from timmybot_bot import commands as commands_module
-from timmybot_bot.commands import Attachment, Command, Confirmation, Invocation, Reply
-from timmybot_bot.discord.guard import UNEXPECTED
+from timmybot_bot.app.commands import Command, Invocation, ShowLinks
+from timmybot_bot.app.replies import Attachment, Confirmation, Reply
+from timmybot_bot.discord import runner as runner_module
+from timmybot_bot.discord.errors import UNEXPECTED
 from timmybot_core import StoreUnavailable, Switch, VersionConflict
 
 Handler = Callable[..., object]
 
 
-def stand_in(monkeypatch: pytest.MonkeyPatch, name: str, handler: Handler) -> None:
-    monkeypatch.setitem(
-        commands_module._BY_NAME,
-        name,
-        Command(name=name, usage=f"/{name}", summary="scripted for a test", handler=handler),  # type: ignore[arg-type]
-    )
+def stand_in(monkeypatch: pytest.MonkeyPatch, name: str, scripted: Handler) -> None:
+    """Answer the slash command ``name`` with ``scripted(bus, invocation, "")``'s reply."""
+    chat = runner_module.chat
+
+    async def scripted_chat(
+        bus: Any, sanitizer: Any, invocation: Invocation, command: Command
+    ) -> Reply:
+        if type(command).guard_name == name:
+            return await scripted(bus, invocation, "")  # type: ignore[misc]
+        return await chat(bus, sanitizer, invocation, command)
+
+    monkeypatch.setattr(runner_module, "chat", scripted_chat)
 
 
 # -- the error handler -------------------------------------------------------
@@ -56,7 +65,7 @@ async def test_an_unexpected_error_gets_a_friendly_private_reply_and_a_log_witho
     assert sent.kind == "reply"
     assert sent.ephemeral
     assert sent.content == UNEXPECTED
-    lines = [r.getMessage() for r in caplog.records if r.name.startswith("timmybot.discord")]
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("timmybot")]
     assert any("/linked failed: RuntimeError at " in line for line in lines), lines
     everything = " ".join(lines) + " ".join(str(r.exc_info) for r in caplog.records)
     assert "canary-rt-secret" not in everything
@@ -314,7 +323,21 @@ async def test_the_guard_is_asked_again_when_confirming_a_guarded_command(
     discord_bot: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     deletion = Deletion()
-    stand_in(monkeypatch, "unlink", deletion)  # /unlink is guarded
+    chat = runner_module.chat
+
+    async def guarded(bus: Any, invocation: Invocation, args: str) -> Reply:
+        asked = await deletion(bus, invocation, args)
+        assert asked.confirmation is not None
+        action = asked.confirmation.action
+
+        async def confirmed() -> Reply:
+            # What a confirmed command does: it goes through the bus again.
+            reply = await chat(bus, discord_bot.services.sanitizer, invocation, ShowLinks())
+            return reply if reply.text.startswith("Denied") else await action()
+
+        return attrs.evolve(asked, confirmation=attrs.evolve(asked.confirmation, action=confirmed))
+
+    stand_in(monkeypatch, "unlink", guarded)  # /unlink is guarded
     prompt = only(await discord_bot.slash("unlink", p.string("platform", "spotify")))
     confirm = prompt.custom_ids[0]
     await discord_bot.services.access.set_switch(

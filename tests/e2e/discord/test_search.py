@@ -17,7 +17,7 @@ import pytest
 
 from tests.e2e.discord import payloads as p
 from tests.e2e.discord.conftest import Harness, MakeBot, only, settings
-from timmybot_bot.demo_provider import DemoOAuthProvider, hostile_tracks
+from timmybot_bot.demo.provider import DemoOAuthProvider, hostile_tracks
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from tests.e2e.discord import payloads
 from tests.e2e.discord.conftest import assert_mentions_disabled
 from tests.e2e.discord.fake_discord import FakeDiscord, Sent
 from tests.unit.fake_oauth import FakeOAuthClient
-from timmybot_bot.bootstrap import bootstrap
 from timmybot_bot.integrate import Integration, ReplySender, Settings, compose
+from timmybot_bot.runtime.bootstrap import bootstrap
 from timmybot_core import FakeClock, SystemClock
 
 ALLOWED_GUILD = 222_222_222_222_222_222

@@ -29,12 +29,14 @@ from typing import Any
 import aiohttp
 import attrs
 import pytest
+import watchtower
 
 from tests import aws_servers
-from timmybot_bot.bootstrap import Services, Settings, bootstrap
-from timmybot_bot.commands import Invocation, run_command
-from timmybot_bot.demo_provider import DemoOAuthProvider
-from timmybot_bot.web import WebServer, build_app
+from timmybot_bot.app.commands import Invocation
+from timmybot_bot.console.lines import run_command
+from timmybot_bot.demo.provider import DemoOAuthProvider
+from timmybot_bot.runtime.bootstrap import Services, Settings, bootstrap
+from timmybot_bot.web.server import WebServer, build_app
 from timmybot_core.ports.audit import AuditKind
 
 # Snowflake-sized IDs: "not in" checks on logs and alerts must be able to fail.
@@ -219,8 +221,12 @@ async def test_link_refresh_deny_ban_audit_and_erase(world: World) -> None:
     assert await services.retention.resume_pending_erasures() == 0  # nothing left pending
 
     # The security log lines went to their CloudWatch Logs group too.
-    [handler] = [h for h in logging.getLogger("timmybot.security").handlers if hasattr(h, "drain")]
-    assert await asyncio.to_thread(handler.drain, 10.0)
+    [handler] = [
+        h
+        for h in logging.getLogger("timmybot.security").handlers
+        if isinstance(h, watchtower.CloudWatchLogHandler)
+    ]
+    await asyncio.to_thread(handler.flush)
     logs = world.aws.client("logs", endpoint_url=aws_servers.moto_endpoint())
     group = services.settings.aws_security_log_group
     streams = logs.describe_log_streams(logGroupName=group)["logStreams"]

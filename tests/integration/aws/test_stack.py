@@ -26,6 +26,7 @@ from typing import Any
 
 import attrs
 import pytest
+import watchtower
 from cfnlint.api import lint
 from cfnlint.decode import decode_str
 
@@ -43,12 +44,11 @@ from timmybot_adapters.aws import (
     TableNames,
     table_specs,
 )
-from timmybot_adapters.aws.cloudwatch_logs import CloudWatchLogsHandler
 from timmybot_adapters.aws.tables import TTL_ATTRIBUTE
 from timmybot_adapters.otel import OtelSecurityMetrics
 from timmybot_adapters.otel.emf import DEFAULT_NAMESPACE
 from timmybot_adapters.otel.exporters import build_meter_provider
-from timmybot_bot.keys import parse_key
+from timmybot_bot.runtime.keys import parse_key
 from timmybot_core.domain.tokens import OAuthTokens, PlatformLink, UserTokens
 from timmybot_core.ports.access import Ban
 from timmybot_core.ports.alerts import Alert, Severity
@@ -695,17 +695,20 @@ def test_security_log_lines_reach_the_stack_log_group(
     deployed: Deployed, aws: AwsClients, tmp_path: Path
 ) -> None:
     group = deployed.outputs["SecurityLogGroupName"]
-    handler = CloudWatchLogsHandler(
-        client=aws.logs, log_group=group, spool_path=tmp_path / "spool.jsonl", flush_interval=0.05
+    handler = watchtower.CloudWatchLogHandler(
+        log_group_name=group,
+        log_stream_name="test-stream",
+        boto3_client=aws.logs,
+        create_log_group=False,
     )
     try:
         handler.handle(
             logging.makeLogRecord({"name": "timmybot.security", "msg": '{"event": "ban"}'})
         )
-        assert handler.drain(10)
+        handler.flush()
     finally:
         handler.close()
     events = client("logs").get_log_events(
-        logGroupName=group, logStreamName=handler.log_stream, startFromHead=True
+        logGroupName=group, logStreamName="test-stream", startFromHead=True
     )["events"]
     assert [e["message"] for e in events] == ['{"event": "ban"}']

@@ -1,0 +1,144 @@
+"""``/admin audit ...``: reading and verifying the audit trail from Discord or the console.
+
+Filters are written ``name:value`` (``kind:security action:guild.allow
+since:7d limit:20``), the same on Discord (one text option) and on the
+console. Every text in a reply is escaped for Discord: actions and
+resources were cleaned when recorded, but were typed by someone once.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from timmybot_bot.app.commands import QueryAudit
+from timmybot_core import AuditKind, AuditPage, AuditRecord, ResponseSanitizer
+from timmybot_core.domain.snowflake import SnowflakeError, parse_snowflake, parse_whole_number
+
+__all__ = [
+    "AuditQueryError",
+    "parse_audit_query",
+    "render_page",
+    "render_verification",
+]
+
+_DURATION: Final = re.compile(r"^([0-9]{1,6})([mhdw])$", re.ASCII)
+_UNITS: Final = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_FILTERS: Final = ("kind", "action", "admin", "since", "until", "limit", "cursor")
+MAX_SHOWN: Final = 25
+_EVER: Final = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+class AuditQueryError(ValueError):
+    """An ``/admin audit`` argument is malformed; the message says how to write it."""
+
+
+def _moment(name: str, value: str, now: datetime) -> datetime:
+    match = _DURATION.match(value)
+    if match:
+        amount, unit = match.groups()
+        return now - timedelta(**{_UNITS[unit]: int(amount)})
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise AuditQueryError(
+            f"{name}: must be a duration back from now (30m, 12h, 7d, 2w) or a date "
+            "(2026-11-01 or 2026-11-01T12:00)"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def parse_audit_query(words: list[str], *, now: datetime, default_limit: int = 10) -> QueryAudit:
+    """Parse ``name:value`` words into a :class:`~timmybot_bot.app.commands.QueryAudit`.
+
+    Raises ``AuditQueryError`` naming the filter that is wrong and how to write it.
+    """
+    values: dict[str, str] = {}
+    for word in words:
+        name, sep, value = word.partition(":")
+        name = name.lower()
+        if not sep or name not in _FILTERS or not value:
+            raise AuditQueryError(
+                f"Filters are name:value with name one of {', '.join(_FILTERS)} "
+                "(for example kind:security since:7d)."
+            )
+        if name in values:
+            raise AuditQueryError(f"{name}: given twice.")
+        values[name] = value
+    kind: AuditKind | None = None
+    if "kind" in values:
+        try:
+            kind = AuditKind(values["kind"].lower())
+        except ValueError:
+            raise AuditQueryError(
+                f"kind: must be one of {', '.join(k.value for k in AuditKind)}."
+            ) from None
+    admin_id: int | None = None
+    if "admin" in values:
+        raw = values["admin"]
+        try:
+            admin_id = parse_snowflake(raw)
+        except SnowflakeError:
+            raise AuditQueryError(
+                "admin: must be a Discord user ID (the digits 0-9, no leading zero)."
+            ) from None
+    limit = default_limit
+    if "limit" in values:
+        raw = values["limit"]
+        try:
+            limit = parse_whole_number(raw, minimum=1, maximum=MAX_SHOWN)
+        except SnowflakeError:
+            raise AuditQueryError(f"limit: must be a number from 1 to {MAX_SHOWN}.") from None
+    start = _moment("since", values["since"], now) if "since" in values else _EVER
+    end = (
+        _moment("until", values["until"], now) if "until" in values else now + timedelta(seconds=1)
+    )
+    if end <= start:
+        raise AuditQueryError("until: must be after since.")
+    return QueryAudit(
+        start=start,
+        end=end,
+        kind=kind,
+        action_name=values.get("action"),
+        admin_id=admin_id,
+        limit=limit,
+        cursor=values.get("cursor"),
+    )
+
+
+def _line(sanitizer: ResponseSanitizer, record: AuditRecord) -> str:
+    who = record.actor or record.subject or "-"
+    short = who if len(who) <= 14 else who[:14] + "…"
+    clean = sanitizer.for_discord
+    parts = [
+        f"{record.timestamp:%Y-%m-%d %H:%M:%S}",
+        record.kind.value,
+        clean(record.action, limit=60) or "-",
+        f"by {clean(short, limit=20)}",
+    ]
+    if record.resource:
+        parts.append(f"on {clean(record.resource, limit=60)}")
+    if record.source:
+        parts.append(f"({clean(record.source, limit=20)})")
+    return " ".join(parts)
+
+
+def render_page(sanitizer: ResponseSanitizer, page: AuditPage, *, title: str) -> str:
+    """Return a page of records as reply text, newest first, with the next page's cursor."""
+    if not page.records:
+        return f"{title}: no audit records match."
+    lines = [f"{title} (newest first, UTC):"]
+    lines += [f"• {_line(sanitizer, record)}" for record in page.records]
+    if page.next_cursor is not None:
+        lines.append(f"More: add cursor:{page.next_cursor}")
+    return "\n".join(lines)
+
+
+def render_verification(sanitizer: ResponseSanitizer, report_text: str, problems: list[str]) -> str:
+    """Return a verification report as reply text (at most 10 problems listed)."""
+    lines = [report_text]
+    lines += [f"  ✗ {sanitizer.for_discord(p, limit=200)}" for p in problems[:10]]
+    if len(problems) > 10:
+        lines.append(f"  … and {len(problems) - 10} more (timmybot-admin audit verify lists all)")
+    return "\n".join(lines)

@@ -1,0 +1,360 @@
+"""The chat replies: how Discord and the offline console show a command's result.
+
+:func:`chat` runs one command through the bus and returns the :class:`Reply`
+both front-ends show, failures included (through the failure table). A
+reply's text is always safe to send to Discord: every user-derived part has
+passed through ``ResponseSanitizer.for_discord``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Final
+
+import attrs
+
+from timmybot_bot.app.audit_query import render_page, render_verification
+from timmybot_bot.app.commands import Command, Invocation, ListGuilds, QueryAudit
+from timmybot_bot.app.failures import UsageError, describe, failure_for
+from timmybot_bot.app.handlers import access, incidents, music, privacy, tokens
+from timmybot_bot.app.messagebus import MessageBus
+from timmybot_bot.app.search_results import render_results
+from timmybot_core import AuditPage, ResponseSanitizer, Switch, SwitchState
+from timmybot_core.services.audit_verify import VerificationReport
+
+__all__ = [
+    "EXPORT_FILENAME",
+    "Attachment",
+    "Confirmation",
+    "Reply",
+    "chat",
+    "failure_reply",
+    "refused",
+    "reply_for",
+]
+
+_log = logging.getLogger("timmybot.commands")
+
+EXPORT_FILENAME: Final = "timmybot-data.json"
+_NOT_RECORDED: Final = "\n(Warning: the audit trail could not record this.)"
+
+
+@attrs.frozen(kw_only=True)
+class Attachment:
+    """A file sent with a reply (``/privacy export``'s JSON)."""
+
+    filename: str
+    content: bytes = attrs.field(repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class Confirmation:
+    """A destructive step that waits for the caller to confirm.
+
+    Discord shows ``prompt`` with a button labelled ``label``; the console
+    asks on the terminal. ``action`` runs only once the same caller confirms
+    (through the bus, so the guard is asked again then).
+    """
+
+    prompt: str
+    label: str
+    action: Callable[[], Awaitable[Reply]] = attrs.field(repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class Reply:
+    """What a command answers.
+
+    ``text`` is always safe to send; ``ephemeral`` means only the caller sees
+    it; ``direct`` asks for a direct message to the caller (with the
+    ``attachment``, if any) instead of a reply in the channel; ``confirmation``
+    holds a step that runs only after the caller confirms it.
+    """
+
+    text: str
+    ephemeral: bool = False
+    direct: bool = False
+    attachment: Attachment | None = None
+    confirmation: Confirmation | None = None
+
+
+def _private(text: str) -> Reply:
+    return Reply(text=text, ephemeral=True)
+
+
+def _recorded(text: str, recorded: bool) -> Reply:
+    # The action happened; saying so is better than a reply that hides it.
+    return Reply(text=text if recorded else text + _NOT_RECORDED)
+
+
+@functools.singledispatch
+def reply_for(result: object, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    """Return the chat reply for a handler's ``result``."""
+    raise TypeError(f"no chat reply for {type(result).__name__}")  # pragma: no cover
+
+
+@reply_for.register
+def _(result: music.Judged, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    if result.value is None:  # rejected: the validator named the problem
+        return _private(f"{result.label} rejected: {result.error}")
+    shown = sanitizer.for_discord(result.value, limit=result.limit)
+    return _private(f"{result.label} accepted: {shown}")
+
+
+@reply_for.register
+def _(result: music.Searched, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    others = ", ".join(result.others)
+    footer = f"Add platform:<name> to search {others} instead." if others else None
+    text = render_results(
+        sanitizer, platform=result.platform, query=result.query, tracks=result.tracks, footer=footer
+    )
+    return _private(text)
+
+
+@reply_for.register
+def _(result: music.NeedsLink, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    return _private(
+        "Link a music account first with /link <platform> "
+        f"(one of: {', '.join(result.available)}), then search again."
+    )
+
+
+@reply_for.register
+def _(result: music.RateLimited, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    return _private(
+        f"{result.platform} is receiving too many searches; try again in {result.seconds} seconds."
+    )
+
+
+@reply_for.register
+def _(result: music.Identity, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    where = f"guild {result.guild_id}" if result.guild_id else "a direct message"
+    if result.trusted_operator:
+        return _private(
+            f"You are the local operator in {where}: the access guard does not apply. "
+            "Start the console with --guild and --user to act as someone else."
+        )
+    owner = " (owner)" if result.owner else ""
+    return _private(f"You are user {result.user_id}{owner} in {where}.")
+
+
+@reply_for.register
+def _(result: music.LinkStarted, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    # The URL is ours (provider, client ID, state), not user text; angle
+    # brackets keep Discord from unfurling it.
+    return _private(
+        f"Open this link within {result.minutes} minutes to link your {result.platform} "
+        f"account:\n<{result.url}>"
+    )
+
+
+@reply_for.register
+def _(result: music.Links, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    if not result.links:
+        return _private("You have not linked any account. Use /link <platform>.")
+    lines = ["Linked accounts:"]
+    for name, entry in result.links:
+        state = "needs /link again" if entry.needs_relink else "active"
+        scopes = ", ".join(entry.tokens.scopes) or "no scopes"
+        lines.append(f"• {name}: {state}, linked {entry.linked_at:%Y-%m-%d}, scopes: {scopes}")
+    return _private(sanitizer.for_discord("\n".join(lines)))
+
+
+@reply_for.register
+def _(result: music.Unlinked, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    shown = sanitizer.for_discord(result.platform, limit=40)
+    if not result.removed:
+        return _private(f"You have no {shown} account linked.")
+    return _private(f"Your {shown} account is unlinked and its tokens deleted.")
+
+
+@reply_for.register
+def _(result: privacy.PrivacyStatement, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    return _private(sanitizer.for_discord(result.text))
+
+
+@reply_for.register
+def _(result: privacy.Export, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    content = json.dumps(result.document, ensure_ascii=False, indent=2).encode("utf-8")
+    return Reply(
+        text=f"Here is a copy of the data TimmyBot keeps about you ({EXPORT_FILENAME}). "
+        "It never contains your tokens.",
+        ephemeral=True,
+        direct=True,
+        attachment=Attachment(filename=EXPORT_FILENAME, content=content),
+    )
+
+
+@reply_for.register
+def _(result: privacy.Erasure, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    if result.problem is not None:
+        if result.report is None or result.report.retry_helps:
+            advice = "Run /privacy delete again to finish."
+        else:
+            advice = (
+                "Everything is deleted here, but a platform did not confirm the "
+                "revocation: remove TimmyBot's access in that platform's account settings."
+            )
+        lines = [f"Your data was only partly deleted: {', '.join(result.failed)} failed. {advice}"]
+        if result.report is not None:
+            lines.append(result.report.as_text())
+        return _private(sanitizer.for_discord("\n".join(lines)))
+    report_text = result.report.as_text() if result.report is not None else ""
+    return _private(
+        sanitizer.for_discord(
+            "Your data is deleted.\n"
+            + report_text
+            + "\nAudit records about you are kept under a pseudonym only (see /privacy info)."
+        )
+    )
+
+
+@reply_for.register
+def _(result: access.GuildChanged, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    guild, verb = result.guild_id, type(command).action
+    if verb == "guild.allow":
+        text = f"Guild {guild} {'is now allowed' if result.changed else 'was already allowed'}."
+    elif verb == "guild.unban":
+        text = f"Guild {guild} {'is unbanned' if result.changed else 'was not banned'}."
+    elif result.configured:
+        text = (
+            f"Guild {guild} is allowed by configuration (TIMMYBOT_ALLOWED_GUILDS); remove it there."
+        )
+    else:
+        outcome = "was removed from the allowlist" if result.changed else "was not on the allowlist"
+        text = f"Guild {guild} {outcome}."
+    return _recorded(text, result.recorded)
+
+
+@reply_for.register
+def _(result: access.Guilds, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    lines = ["Allowed guilds: " + (", ".join(map(str, result.allowed)) or "none")]
+    lines += [f"Banned: {ban.guild_id} until {ban.until:%Y-%m-%d %H:%M} UTC" for ban in result.bans]
+    return Reply(text="\n".join(lines))
+
+
+def _switch_line(state: SwitchState, sanitizer: ResponseSanitizer, now: datetime) -> str:
+    name = "Kill switch" if state.switch is Switch.KILL_SWITCH else state.switch.value
+    if not state.active(now):
+        return f"{name} is off."
+    why = sanitizer.for_discord(state.reason or "", limit=200)
+    return f"{name} is ON since {state.changed_at:%Y-%m-%d %H:%M} UTC: {why}"
+
+
+@reply_for.register
+def _(result: access.SwitchChanged, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    state = result.state
+    if state.switch is Switch.KILL_SWITCH:
+        text = (
+            "Kill switch ON: only owners can run commands."
+            if state.active(result.now)
+            else "Kill switch OFF: commands are back."
+        )
+    else:
+        text = f"{state.switch.value}: {'ON' if state.active(result.now) else 'off'}."
+    return _recorded(text, result.recorded)
+
+
+@reply_for.register
+def _(result: access.Switches, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    lines = [_switch_line(state, sanitizer, result.now) for state in result.states]
+    return Reply(text="\n".join(lines))
+
+
+@reply_for.register
+def _(result: incidents.IncidentDeclared, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    report = result.report
+    lines = [
+        f"Incident {report.incident_id} ({report.severity.value}, respond by "
+        f"{report.respond_by:%Y-%m-%d %H:%M} UTC): "
+        + sanitizer.for_discord(report.title, limit=200)
+    ]
+    lines += [
+        f"  {'ok  ' if step.ok else 'FAIL'} {step.name}: "
+        + sanitizer.for_discord(step.detail, limit=200)
+        for step in report.steps
+    ]
+    return _recorded("\n".join(lines), result.recorded)
+
+
+@reply_for.register
+def _(result: AuditPage, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    title = "Audit records"
+    if isinstance(command, QueryAudit) and command.recent:
+        title = "Recent audit records"
+    return Reply(text=render_page(sanitizer, result, title=title))
+
+
+@reply_for.register
+def _(result: VerificationReport, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    problems = [str(problem) for problem in result.problems]
+    return Reply(text=render_verification(sanitizer, result.summary(), problems))
+
+
+@reply_for.register
+def _(result: tokens.Rotated, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    report = result.report
+    if report.paused:
+        return _recorded(
+            "Token rotation is paused (incident isolation); nothing ran.", result.recorded
+        )
+    return _recorded(
+        f"Token rotation: {report.users} user(s), {report.refreshed} refreshed, "
+        f"{report.unchanged} unchanged, {report.needs_relink} need /link again, "
+        f"{report.failed} failed.",
+        result.recorded,
+    )
+
+
+def failure_reply(error: BaseException, sanitizer: ResponseSanitizer, *, where: str) -> Reply:
+    """Return the reply for a failure, from the failure table; log what needs logging."""
+    failure = failure_for(error)
+    if failure.log_level is not None:
+        _log.log(failure.log_level, "%s failed: %s", where, describe(error))
+    text = failure.message(error)
+    if failure.quotes_error:
+        text = sanitizer.for_discord(text, limit=300)
+    return _private(text)
+
+
+async def refused(
+    bus: MessageBus, sanitizer: ResponseSanitizer, invocation: Invocation, error: UsageError
+) -> Reply:
+    """Answer an admin command line no command could be built from.
+
+    Only admin commands' options can be malformed (IDs, filters): the caller
+    is checked as for an admin command first, so only admins see the usage.
+    """
+    try:
+        await bus.guard(ListGuilds(), invocation)
+    except Exception as refusal:  # noqa: BLE001 - the failure table knows it
+        return failure_reply(refusal, sanitizer, where="/admin")
+    return failure_reply(error, sanitizer, where="/admin")
+
+
+async def chat(
+    bus: MessageBus, sanitizer: ResponseSanitizer, invocation: Invocation, command: Command
+) -> Reply:
+    """Run ``command`` for ``invocation``; every failure becomes a short reply."""
+    where = f"/{type(command).guard_name}"
+    try:
+        result: Any = await bus.handle(command, invocation)
+    except Exception as error:  # noqa: BLE001 - the failure table knows every kind
+        return failure_reply(error, sanitizer, where=where)
+    if isinstance(result, privacy.ConfirmErasure):
+        then = result.then
+        return Reply(
+            text="This deletes your linked accounts (their tokens are revoked first), your "
+            "preferences and your pending links. It cannot be undone.",
+            ephemeral=True,
+            confirmation=Confirmation(
+                prompt="Delete all your TimmyBot data?",
+                label="Delete my data",
+                action=lambda: chat(bus, sanitizer, invocation, then),
+            ),
+        )
+    return reply_for(result, sanitizer, command)

@@ -1,0 +1,1 @@
+"""``timmybot-admin``: the operator's command line over the application layer."""

@@ -1,0 +1,1 @@
+"""The offline console: the bot's commands on a terminal, without Discord."""

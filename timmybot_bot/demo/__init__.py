@@ -1,0 +1,1 @@
+"""The offline demo OAuth provider, loaded only with ``--demo-provider``."""

@@ -1,0 +1,1 @@
+"""The runtime: composition root, settings, keys, scheduler and the entry point."""

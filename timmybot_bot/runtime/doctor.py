@@ -1,0 +1,237 @@
+"""``timmybot-admin doctor``: is this data directory whole? One line per check.
+
+Checks, each independent of the others (a damaged part does not hide the
+rest, and nothing here needs the bot's services to start):
+
+* ``identity``: the database, the key files and the key ring belong
+  together (what start-up refuses otherwise; see :mod:`timmybot_bot.runtime.data_dir`);
+* ``modes``: the database, key ring, keys and directories are not open to
+  other users;
+* ``integrity``: SQLite's ``PRAGMA integrity_check``;
+* ``vault`` and ``preferences``: every record decrypts with a configured key;
+* ``processes``: whether a bot holds the run lock, and each job lease's
+  holder (alive, gone, on another host);
+* ``audit``: the audit log verifies (chains, signatures, coverage: a dead
+  writer left unsealed shows here).
+
+Exit 0 when every check passes, 1 otherwise. ``--json`` prints the checks
+as a list of ``{"check", "ok", "detail"}``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import attrs
+
+from timmybot_adapters.sqlite import VaultKeys
+from timmybot_bot.cli.commands import EXIT_FAILED, EXIT_OK, Context
+from timmybot_bot.runtime import data_dir, liveness
+from timmybot_bot.runtime.keys import load_or_create_key, parse_key
+from timmybot_bot.runtime.settings import ConfigurationError, Settings
+from timmybot_bot.runtime.vault_rekey import running_vault_keys
+from timmybot_core.domain.errors import TimmyBotError
+
+__all__ = ["Check", "doctor", "run_checks", "vault_keys"]
+
+
+@attrs.frozen(kw_only=True)
+class Check:
+    """One check's name, verdict and one-line detail."""
+
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        """Return the check as the line the command prints."""
+        return f"{'ok  ' if self.ok else 'FAIL'} {self.name}: {self.detail}"
+
+
+def vault_keys(settings: Settings) -> VaultKeys:
+    """Return the keys the bot would read the vault with; create none."""
+    if settings.vault_key is not None:
+        current = parse_key("TIMMYBOT_VAULT_KEY", settings.vault_key, exact=32)
+    else:
+        path = settings.data_dir / "keys" / "vault.key"
+        if not path.exists():
+            raise ConfigurationError(f"key file {path} is missing")
+        current = load_or_create_key(path, purpose="vault")
+    return running_vault_keys(settings, current)
+
+
+def _identity(settings: Settings) -> Check:
+    try:
+        data_dir.check(settings)
+    except ConfigurationError as error:
+        return Check(name="identity", ok=False, detail=str(error))
+    identity = data_dir.read_identity_file(data_dir.identity_path(settings))
+    if identity is None:
+        return Check(name="identity", ok=True, detail="not set up yet (the first start does)")
+    return Check(name="identity", ok=True, detail=f"database, keys and key ring match ({identity})")
+
+
+def _modes(settings: Settings) -> Check:
+    problems = data_dir.mode_problems(settings)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return Check(name="modes", ok=False, detail=problems[0] + more)
+    return Check(name="modes", ok=True, detail="nothing is open to other users")
+
+
+def _integrity(settings: Settings) -> Check:
+    path = data_dir.database_path(settings)
+    if not path.exists():
+        return Check(name="integrity", ok=True, detail=f"no database yet ({path})")
+    try:
+        connection = sqlite3.connect(path, timeout=10)
+        try:
+            rows = connection.execute("PRAGMA integrity_check").fetchall()
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        code = getattr(error, "sqlite_errorname", None) or type(error).__name__
+        return Check(name="integrity", ok=False, detail=f"{path} cannot be read ({code})")
+    found = [str(row[0]) for row in rows]
+    if found == ["ok"]:
+        return Check(name="integrity", ok=True, detail=f"{path}: integrity_check ok")
+    return Check(
+        name="integrity",
+        ok=False,
+        detail=f"{path}: {len(found)} problem(s), first: {found[0][:200]}",
+    )
+
+
+async def _records(settings: Settings) -> list[Check]:
+    """Decrypt every vault record and every user's preferences with the configured keys."""
+    from timmybot_adapters.sqlite import SqliteDatabase, SqliteTokenVault, SqliteUserDataStore
+
+    path = data_dir.database_path(settings)
+    if not path.exists() or path.stat().st_size == 0:
+        return [
+            Check(name="vault", ok=True, detail="no database"),
+            Check(name="preferences", ok=True, detail="no database"),
+        ]
+    try:
+        keys = vault_keys(settings)
+    except ConfigurationError as error:
+        detail = f"no key to read them with: {error}"
+        return [
+            Check(name="vault", ok=False, detail=detail),
+            Check(name="preferences", ok=False, detail=detail),
+        ]
+    checks: list[Check] = []
+    async with SqliteDatabase(path) as db:
+        vault = SqliteTokenVault(db, keys)
+        prefs = SqliteUserDataStore(db, keys=keys)
+
+        async def every_record() -> tuple[int, list[str]]:
+            seen, bad = 0, []
+            async for user_id in vault.user_ids():
+                seen += 1
+                try:
+                    await vault.get(user_id)
+                except TimmyBotError as error:
+                    bad.append(type(error).__name__)
+            return seen, bad
+
+        async def every_user() -> tuple[int, list[str]]:
+            seen, bad = 0, []
+            async for user_id in prefs.user_ids():
+                seen += 1
+                try:
+                    await prefs.get_preferences(user_id)
+                except (TimmyBotError, ValueError) as error:
+                    bad.append(type(error).__name__)
+            return seen, bad
+
+        for name, walk in (("vault", every_record), ("preferences", every_user)):
+            checks.append(await _decrypts(name, walk))
+    return checks
+
+
+async def _decrypts(name: str, walk: Callable[[], Awaitable[tuple[int, list[str]]]]) -> Check:
+    try:
+        seen, bad = await walk()
+    except TimmyBotError as error:
+        return Check(name=name, ok=False, detail=f"cannot be read ({error})")
+    if bad:
+        return Check(
+            name=name,
+            ok=False,
+            detail=f"{len(bad)} of {seen} record(s) do not decrypt with a configured key "
+            f"({bad[0]}): see the recovery section of docs/operations.md",
+        )
+    return Check(name=name, ok=True, detail=f"{seen} record(s), each decrypts")
+
+
+def _processes(settings: Settings) -> Check:
+    now = datetime.now(UTC)
+    parts = ["a bot process is running" if data_dir.bot_running(settings) else "no bot running"]
+    try:
+        parts += [lease.describe(now) for lease in liveness.job_leases(settings)]
+    except sqlite3.Error as error:
+        detail = f"leases unreadable ({type(error).__name__})"
+        return Check(name="processes", ok=False, detail=detail)
+    return Check(name="processes", ok=True, detail="; ".join(parts))
+
+
+async def _audit(settings: Settings) -> Check:
+    from timmybot_adapters.sqlite import SqliteAuditLog, SqliteDatabase
+    from timmybot_bot.runtime.audit_keys import KEYRING_FILE, load_keyring
+    from timmybot_core.services.audit_verify import verify_log
+
+    path = data_dir.database_path(settings)
+    if not path.exists() or path.stat().st_size == 0:
+        return Check(name="audit", ok=True, detail="no database")
+    try:
+        ring = load_keyring(settings.data_dir / "keys" / KEYRING_FILE)
+    except ConfigurationError as error:
+        return Check(name="audit", ok=False, detail=str(error))
+    now = datetime.now(UTC)
+    try:
+        async with SqliteDatabase(path) as db:
+            report = await verify_log(
+                SqliteAuditLog(db),
+                ring,
+                now=now,
+                retention=settings.audit_retention,
+                digest_interval=settings.audit_digest_interval,
+            )
+    except TimmyBotError as error:
+        return Check(name="audit", ok=False, detail=f"cannot be read ({error})")
+    detail = report.summary()
+    if report.problems:
+        detail += f"; first: {report.problems[0]}"
+    return Check(name="audit", ok=report.ok, detail=detail)
+
+
+async def run_checks(settings: Settings) -> list[Check]:
+    """Run every check that applies to ``settings``' backend."""
+    checks = [_identity(settings), _modes(settings)]
+    if settings.backend == "sqlite":
+        checks.append(_integrity(settings))
+        checks += await _records(settings)
+        checks.append(_processes(settings))
+        checks.append(await _audit(settings))
+    else:
+        checks.append(_processes(settings))
+    return checks
+
+
+async def doctor(ctx: Context) -> int:
+    """``doctor``: run every check; print one line each; exit 1 if any failed."""
+    checks = await run_checks(ctx.settings)
+    if ctx.out.json:
+        ctx.out.data(
+            {
+                "ok": all(check.ok for check in checks),
+                "checks": [attrs.asdict(check) for check in checks],
+            }
+        )
+    else:
+        for check in checks:
+            ctx.out.line(check.line())
+    return EXIT_OK if all(check.ok for check in checks) else EXIT_FAILED

@@ -1,0 +1,41 @@
+"""Where log lines go: JSON lines on stdout for a container's log driver.
+
+On Discord, one JSON object per line on standard output, which ECS's
+``awslogs`` driver (or any log driver) ships. The offline console keeps
+stdout for its replies and logs text on stderr. Shipping to CloudWatch Logs
+directly is watchtower's job (``bootstrap``, docs/deploy-aws.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+__all__ = ["JsonLines", "configure_logging"]
+
+_TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per record; an exception shows as its type only (never its text)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the record as one line of JSON."""
+        line: dict[str, object] = {
+            "at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            line["error"] = record.exc_info[0].__name__
+        return json.dumps(line, ensure_ascii=False)
+
+
+def configure_logging(level: str, *, json_lines: bool) -> None:
+    """Send every log line to stdout as JSON (``json_lines``) or to stderr as text."""
+    handler = logging.StreamHandler(sys.stdout if json_lines else sys.stderr)
+    handler.setFormatter(JsonLines() if json_lines else logging.Formatter(_TEXT))
+    logging.basicConfig(level=level, handlers=[handler])

@@ -1,0 +1,1 @@
+"""The web server: the OAuth callback, ``/healthz`` and ``/metrics``."""
