@@ -51,8 +51,8 @@ test: $(VENV)/.installed-dev $(DYNALITE)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check timmybot_core timmybot_adapters timmybot_bot tests bench
-	$(BIN)/ruff format --check timmybot_core timmybot_adapters timmybot_bot tests bench
+	$(BIN)/ruff check timmybot_core timmybot_adapters timmybot_bot tests bench examples
+	$(BIN)/ruff format --check timmybot_core timmybot_adapters timmybot_bot tests bench examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/cfn-lint deploy/cloudformation/timmybot.yaml

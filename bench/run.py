@@ -93,6 +93,11 @@ Then the AWS tables
     ``aws-secretsmanager-caching``'s ``SecretCache`` at the same refresh
     interval, and the latency of a cached read of both; DynamoDB calls and
     wall time per 1,000 audit appends). No verdict either.
+
+Then the import-time table
+    ``bench/import_time.py`` (``import timmybot_core`` and the validators'
+    import against ``import attrs``, fresh interpreters, in the same run). Its
+    verdict (at most 1.5 times ``import attrs``) counts in the exit status.
 """
 
 from __future__ import annotations
@@ -514,9 +519,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     aws_main(["--quick"] if quick else [])
     print()
+    # What importing the core costs, against attrs: its verdict counts.
+    from import_time import main as import_time_main
+
+    imports_light = import_time_main(["--quick"] if quick else []) == 0
+    print()
     print(f"Total bench time: {time.perf_counter() - started:.1f} s")
     # A superlinear row of our own code fails the run, so a regression is loud.
-    return 0 if linear else 1
+    return 0 if linear and imports_light else 1
 
 
 if __name__ == "__main__":

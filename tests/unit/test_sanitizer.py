@@ -28,9 +28,23 @@ class TestSanitizeString:
         assert len(out) == 200
         assert out.endswith("…")
 
-    def test_none_and_non_text(self) -> None:
-        assert sanitizer.sanitize_string(None) == ""
-        assert sanitizer.sanitize_string(42) == "42"
+    @pytest.mark.parametrize("value", [None, 42, b"bytes", ["list"]])
+    def test_none_and_non_text_raise_a_type_error_naming_the_type(self, value: object) -> None:
+        # str in, str out: None is a caller's bug, not an empty reply.
+        kind = type(value).__name__
+        with pytest.raises(TypeError, match=rf"sanitize_string takes a str, got {kind}\b"):
+            sanitizer.sanitize_string(value)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=rf"for_discord takes a str, got {kind}\b"):
+            sanitizer.for_discord(value)  # type: ignore[arg-type]
+
+    def test_the_type_error_never_shows_the_value(self) -> None:
+        class Secretive:
+            def __str__(self) -> str:
+                return "s3cr3t-token"
+
+        with pytest.raises(TypeError) as caught:
+            sanitizer.for_discord(Secretive())  # type: ignore[arg-type]
+        assert "s3cr3t" not in str(caught.value)
 
     def test_max_length_is_configurable_and_checked(self) -> None:
         assert ResponseSanitizer(max_string_length=5).sanitize_string("abcdefgh") == "abcd…"
@@ -140,5 +154,6 @@ class TestForDiscord:
         with pytest.raises(ValueError, match="limit"):
             sanitizer.for_discord("x", limit=0)
 
-    def test_none_gives_empty_text(self) -> None:
-        assert sanitizer.for_discord(None) == ""
+    def test_none_is_refused_before_the_limit_is_judged(self) -> None:
+        with pytest.raises(TypeError, match="got NoneType"):
+            sanitizer.for_discord(None, limit=0)  # type: ignore[arg-type]

@@ -99,7 +99,7 @@ def reply_for(result: object, sanitizer: ResponseSanitizer, command: Command) ->
 
 @reply_for.register
 def _(result: music.Judged, sanitizer: ResponseSanitizer, command: Command) -> Reply:
-    if result.error is not None:
+    if result.value is None:  # rejected: the validator named the problem
         return _private(f"{result.label} rejected: {result.error}")
     shown = sanitizer.for_discord(result.value, limit=result.limit)
     return _private(f"{result.label} accepted: {shown}")

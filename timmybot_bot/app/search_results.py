@@ -67,7 +67,7 @@ def split_platform_option(args: str) -> tuple[str | None, str]:
     return match.group(1).lower(), args[match.end() :]
 
 
-def safe_text(sanitizer: ResponseSanitizer, text: object, *, limit: int) -> str:
+def safe_text(sanitizer: ResponseSanitizer, text: str, *, limit: int) -> str:
     """Return provider text as one safe line of at most ``limit`` characters (maybe empty)."""
     line = sanitizer.sanitize_string(text)
     return sanitizer.for_discord(_SCHEME.sub(r"\1" + _RATIO, line), limit=limit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import typing
 from collections.abc import Awaitable, Callable, Sequence
@@ -89,6 +90,7 @@ class DiscordBot:
         self._on_starting = on_starting
         self._on_stopping = on_stopping
         self._startup_failure: Exception | None = None
+        self._closing: asyncio.Future[None] | None = None
         app.subscribe(hikari.StartingEvent, self._starting)
         app.subscribe(hikari.StartedEvent, self._started)
         app.subscribe(hikari.StoppingEvent, self._stopping)
@@ -129,7 +131,15 @@ class DiscordBot:
             await self.close()
 
     async def close(self) -> None:
-        """Disconnect; :meth:`run` then returns. Safe to call more than once."""
+        """Disconnect; :meth:`run` then returns. Safe to call more than once, concurrently too."""
+        # One close for all callers: a SIGTERM's close and run()'s own final
+        # close overlap, and hikari's close() of a bot already closing joins
+        # shards that are gone (ComponentStateConflictError).
+        if self._closing is None or (self._closing.done() and self.app.is_alive):
+            self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
         await self._runner.confirmations.close()
         if self.app.is_alive:
             await self.app.close()
@@ -190,9 +200,17 @@ def build_discord_bot(
     token = settings.discord_token
     if not token:
         raise ConfigurationError("DISCORD_TOKEN is not set: the Discord bot needs its bot token")
+    rest_url = settings.test_discord_api_url
+    if rest_url is not None:
+        _log.warning(
+            "TIMMYBOT_TEST_DISCORD_API_URL is set: talking to the Discord stand-in at %s "
+            "(tests only), not to Discord",
+            rest_url,
+        )
     try:
         app = hikari.GatewayBot(
             token,
+            rest_url=rest_url,
             intents=INTENTS,
             banner=None,
             # Logging belongs to the runtime; hikari must not configure it.

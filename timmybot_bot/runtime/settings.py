@@ -12,6 +12,7 @@ never echoed.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import socket
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -283,6 +285,26 @@ def _endpoint_url(name: str, raw: str) -> str:
         raise ConfigurationError(
             f"{name} must be an http(s) URL such as http://127.0.0.1:4566 (got {value[:80]!r})"
         )
+    return value
+
+
+def _loopback_url(name: str, raw: str) -> str:
+    """Parse the test-only Discord API URL: loopback only, never a real host."""
+    value = raw.strip().rstrip("/")
+    # Credentials in a URL stay out of the message.
+    shown = "a URL with credentials" if "@" in value else repr(value[:80])
+    refused = ConfigurationError(
+        f"{name} is for tests only and must be an http(s) URL on a loopback address, such as "
+        f"http://127.0.0.1:8080/api/v10 (got {shown})"
+    )
+    try:
+        parts = urlsplit(value)
+        host = ipaddress.ip_address(parts.hostname or "")
+        _ = parts.port  # a malformed port raises ValueError
+    except ValueError:
+        raise refused from None
+    if parts.scheme not in ("http", "https") or not host.is_loopback or parts.username:
+        raise refused
     return value
 
 
@@ -628,6 +650,14 @@ class Settings:
         "S3 bucket name",
         "not set",
         default=None,
+    )
+    test_discord_api_url: str | None = setting(
+        _loopback_url,
+        "`http(s)` URL on a loopback address (`127.0.0.0/8`, `::1`)",
+        "not set",
+        default=None,
+        # A test-only setting must never go unnoticed when it is set.
+        describe=lambda url: f"{url} (TESTS ONLY)" if url else "(Discord)",
     )
 
     def __attrs_post_init__(self) -> None:

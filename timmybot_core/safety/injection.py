@@ -14,13 +14,41 @@ collapsed before it gets here. ``bench/`` checks that the cost stays linear.
 
 from __future__ import annotations
 
-import html
 import re
-from urllib.parse import unquote
+from collections.abc import Iterator
 
 from timmybot_core.safety.text import collapse_whitespace, strip_invisible
 
 __all__ = ["detection_forms", "find_forbidden_word", "find_injection"]
+
+
+class _LazyPattern:
+    """A regular expression compiled on first use, not at import.
+
+    Compiling these patterns is most of what importing this module would
+    cost; a bot that imports the validator and never validates (or imports
+    it for the sanitizer) should not pay for it.
+    """
+
+    __slots__ = ("_compiled", "_source")
+
+    def __init__(self, source: str) -> None:
+        self._source = source
+        self._compiled: re.Pattern[str] | None = None
+
+    def _pattern(self) -> re.Pattern[str]:
+        if self._compiled is None:
+            self._compiled = re.compile(self._source)
+        return self._compiled
+
+    def search(self, text: str) -> re.Match[str] | None:
+        """``re.Pattern.search``."""
+        return self._pattern().search(text)
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        """``re.Pattern.finditer``."""
+        return self._pattern().finditer(text)
+
 
 # -- script shapes --------------------------------------------------------
 
@@ -29,23 +57,25 @@ __all__ = ["detection_forms", "find_forbidden_word", "find_injection"]
 # between any two letters; a scheme starts a token, so "olive script:" or
 # "Big Data: ..." are not schemes.
 _SCHEME_START = r"(?<![\w+.-])"
-_SCRIPT_SCHEME = re.compile(_SCHEME_START + r"(?:j\s?a\s?v\s?a|v\s?b)\s?s\s?c\s?r\s?i\s?p\s?t\s?:")
+_SCRIPT_SCHEME = _LazyPattern(
+    _SCHEME_START + r"(?:j\s?a\s?v\s?a|v\s?b)\s?s\s?c\s?r\s?i\s?p\s?t\s?:"
+)
 # data: URLs whose media type (right after the colon) renders as a document
 # that can hold script.
-_DATA_DOCUMENT = re.compile(
+_DATA_DOCUMENT = _LazyPattern(
     _SCHEME_START + r"d\s?a\s?t\s?a\s?:\s?(?:text/(?:html|xml|javascript|ecmascript)"
     r"|application/(?:xhtml\+xml|xml|javascript|ecmascript)|image/svg\+xml)"
 )
 # Elements that run script or load another document on their own.
-_ACTIVE_ELEMENT = re.compile(r"<\s?/?\s?(script|iframe)\b")
+_ACTIVE_ELEMENT = _LazyPattern(r"<\s?/?\s?(script|iframe)\b")
 # A tag-like segment: '<' and a name, up to the next angle bracket. Segments
 # never contain '<', so finditer visits each character once.
-_TAG_SEGMENT = re.compile(r"<[a-z!/?][^<>]*")
-_HANDLER_IN_TAG = re.compile(r"[\s/\"'`]on[a-z]{3,}\s?=")
+_TAG_SEGMENT = _LazyPattern(r"<[a-z!/?][^<>]*")
+_HANDLER_IN_TAG = _LazyPattern(r"[\s/\"'`]on[a-z]{3,}\s?=")
 # An attribute break-out without a tag: `" onmouseover="...`, or right after
 # the quote when the value calls something (`"onfocus=alert(1)`); 'he said
 # "online=yes"' is neither.
-_HANDLER_AFTER_QUOTE = re.compile(
+_HANDLER_AFTER_QUOTE = _LazyPattern(
     r"[\"'`](?:[\s/]on[a-z]{3,}\s?=|on[a-z]{3,}\s?=\s?[\"'`]?[\w.$]+\s?[(`])"
 )
 
@@ -61,7 +91,7 @@ _SQL_FUNCTIONS = (
     r"sleep|benchmark|pg_sleep|waitfor|ascii|ord|substr|substring|mid|char|chr|concat|"
     r"extractvalue|updatexml|load_file|version|database|user|current_user|if|count|length"
 )
-_QUOTE_CONDITION = re.compile(
+_QUOTE_CONDITION = _LazyPattern(
     _QUOTE
     + r"[\s)]*(?:\b(?:or|and|xor)\b|\|\||&&)[\s(]*(?:not\s)?"
     + r"(?:"
@@ -78,9 +108,9 @@ _QUOTE_CONDITION = re.compile(
 # SQL's "--", C-style "/*" (MySQL's "/*!" too), MySQL's "#" ("admin'#",
 # "x') #"). A "#" followed by a letter or digit is a hashtag or a number
 # ('"Hello" #1 hit'), not a comment, and passes.
-_QUOTE_COMMENT = re.compile(_QUOTE + r"[\s);]*(?:--|/\*|#(?!\w))")
+_QUOTE_COMMENT = _LazyPattern(_QUOTE + r"[\s);]*(?:--|/\*|#(?!\w))")
 # A second statement stacked after a semicolon.
-_STACKED_STATEMENT = re.compile(
+_STACKED_STATEMENT = _LazyPattern(
     r";[\s(]*(?:"
     r"select\s[^;]{0,200}?\bfrom\b"
     r"|select\s(?:\*|@@|\d|null\b|sleep\s?\(|pg_sleep|version\s?\(|user\s?\(|load_file|char\s?\()"
@@ -96,7 +126,7 @@ _STACKED_STATEMENT = re.compile(
     r"|(?:grant|revoke)\s[\w\s,]{1,60}\bon\b"
     r")"
 )
-_UNION_SELECT = re.compile(r"\bunion(?:\s(?:all|distinct))?\s?\(?\s?select\b")
+_UNION_SELECT = _LazyPattern(r"\bunion(?:\s(?:all|distinct))?\s?\(?\s?select\b")
 
 _FORBIDDEN_WORD_TEMPLATE = r"\b(?:{})\b"
 
@@ -122,9 +152,15 @@ def _strip_sql_comments(text: str) -> str:
 
 
 def _decode_once(text: str) -> str:
+    # Imported on first need: html (with its entity table) and urllib.parse
+    # are a large share of what importing the validator would otherwise cost.
     if "%" in text:
+        from urllib.parse import unquote
+
         text = unquote(text, errors="replace")
     if "&" in text:
+        import html
+
         text = html.unescape(text)
     return text
 

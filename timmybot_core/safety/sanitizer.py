@@ -14,7 +14,6 @@ from typing import Final
 import attrs
 
 from timmybot_core.safety.text import collapse_whitespace, limit_combining_marks, strip_invisible
-from timmybot_core.safety.urls import safe_url
 
 __all__ = ["DiscordLimits", "ResponseSanitizer", "TrackInfo"]
 
@@ -95,7 +94,11 @@ class ResponseSanitizer:
     """Makes text safe to show: plain strings, track metadata, URLs, Discord messages.
 
     Every method accepts arbitrary text (lone surrogates included) and never
-    raises; outputs always encode as UTF-8.
+    raises on it; outputs always encode as UTF-8. Text means ``str``: ``None``
+    or any other object is a programming error and raises ``TypeError`` naming
+    its type, rather than silently becoming ``""`` (an empty reply hides the bug,
+    and ``str()`` of an arbitrary object could show what was never meant to be
+    shown).
     """
 
     __slots__ = ("_allow_http", "_max_string_length")
@@ -106,17 +109,19 @@ class ResponseSanitizer:
         self._allow_http = allow_http
         self._max_string_length = max_string_length
 
-    def sanitize_string(self, text: object) -> str:
+    def sanitize_string(self, text: str) -> str:
         """Return ``text`` as one clean line of at most ``max_string_length`` characters.
 
         Control and format characters (bidi, zero-width) and ``<``/``>`` are
         removed and whitespace collapsed; letters of every script,
         apostrophes, quotes and ampersands stay ("Don't Stop Me Now"). A
-        longer text is cut and ends with an ellipsis. ``None`` gives ``""``.
+        longer text is cut and ends with an ellipsis.
+
+        Raises:
+            TypeError: ``text`` is not a ``str`` (``None`` included).
+
         """
-        if text is None:
-            return ""
-        raw = text if isinstance(text, str) else _safe_str(text)
+        raw = _require_text("sanitize_string", text)
         visible = limit_combining_marks(strip_invisible(raw))
         cleaned = collapse_whitespace(visible.replace("<", "").replace(">", ""))
         limit = self._max_string_length
@@ -131,6 +136,10 @@ class ResponseSanitizer:
         ``http`` is accepted only when the sanitizer was built with
         ``allow_http=True``.
         """
+        # Imported here: the URL rules (and ipaddress) cost import time that a
+        # bot which only escapes messages should not pay.
+        from timmybot_core.safety.urls import safe_url
+
         return safe_url(url, allow_http=self._allow_http)
 
     def sanitize_track_info(self, track: TrackInfo) -> TrackInfo:
@@ -146,7 +155,7 @@ class ResponseSanitizer:
             url=self.validate_url(track.url),
         )
 
-    def for_discord(self, text: object, limit: int = DiscordLimits.MESSAGE) -> str:
+    def for_discord(self, text: str, limit: int = DiscordLimits.MESSAGE) -> str:
         """Return ``text`` safe to put in a Discord message of at most ``limit`` characters.
 
         Mentions (``@everyone``, ``@here``, ``<@user>``, ``<@&role>``,
@@ -154,12 +163,15 @@ class ResponseSanitizer:
         look-alike characters, Discord markdown is escaped, control, bidi and
         zero-width characters are removed (line breaks stay), and the result
         is cut to ``limit`` characters with an ellipsis. Idempotent.
+
+        Raises:
+            TypeError: ``text`` is not a ``str`` (``None`` included).
+            ValueError: ``limit`` is below 1.
+
         """
+        raw = _require_text("for_discord", text)
         if limit < 1:
             raise ValueError(f"limit must be at least 1 (got {limit})")
-        if text is None:
-            return ""
-        raw = text if isinstance(text, str) else _safe_str(text)
         visible = limit_combining_marks(strip_invisible(raw, keep_newlines=True))
         cleaned = _MENTION_AT.sub(lambda match: _NEUTRAL[match.group()], visible)
         tokens = _escape_markdown(cleaned)
@@ -178,8 +190,12 @@ class ResponseSanitizer:
         return "".join(kept) + ELLIPSIS
 
 
-def _safe_str(value: object) -> str:
-    try:
-        return str(value)
-    except Exception:  # noqa: BLE001 - a broken __str__ must not crash a reply
-        return ""
+def _require_text(method: str, text: object) -> str:
+    # Only the type's name goes into the message: the value may be anything,
+    # a secret included.
+    if not isinstance(text, str):
+        raise TypeError(
+            f"ResponseSanitizer.{method} takes a str, got {type(text).__name__}"
+            " (pass text; there is no default for None)"
+        )
+    return text

@@ -8,7 +8,8 @@ design's keyword blocklist for deployers who prefer it (see docs/validation.md).
 from __future__ import annotations
 
 import unicodedata
-from typing import Any, Literal, overload
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import attrs
 
@@ -25,89 +26,144 @@ from timmybot_core.safety.text import (
     strip_invisible,
 )
 
-__all__ = ["InputValidator", "ValidationPolicy", "ValidationResult"]
+__all__ = ["Accepted", "InputValidator", "Rejected", "ValidationPolicy", "ValidationResult"]
 
 _SEED_FORBIDDEN_WORDS = ("SELECT", "INSERT", "UPDATE", "DELETE", "DROP", "UNION")
 # Removed by every policy; a policy may remove more.
 _ALWAYS_REMOVED = "<>"
 
 
-class _ErrorAccessor:
-    """``ValidationResult.error(msg)`` builds a result; ``result.error`` reads the message.
+class _ErrorFactory:
+    """``ValidationResult.error(message)`` builds a rejection; ``result.error`` reads it.
 
     The seed spells both with one name, and readers of the seed expect it, so
-    a descriptor serves the constructor on the class and the message on an
-    instance.
+    this descriptor serves the constructor on the class; on an instance the
+    ``error`` field of :class:`Accepted` or :class:`Rejected` answers first.
     """
 
-    @overload
-    def __get__(self, instance: None, owner: type[ValidationResult]) -> _ErrorFactory: ...
-
-    @overload
-    def __get__(self, instance: ValidationResult, owner: type[ValidationResult]) -> str | None: ...
-
-    def __get__(
-        self, instance: ValidationResult | None, owner: type[ValidationResult]
-    ) -> _ErrorFactory | str | None:
-        if instance is None:
-            return _ErrorFactory(owner)
-        return instance._error
+    def __get__(self, instance: object, owner: type) -> Callable[[str], Rejected]:
+        return _reject
 
 
-@attrs.frozen
-class _ErrorFactory:
-    owner: type[ValidationResult]
-
-    def __call__(self, message: str) -> ValidationResult:
-        return self.owner(ok=False, value=None, error=message)
+def _reject(message: str) -> Rejected:
+    return Rejected(error=message)
 
 
-@attrs.frozen(kw_only=True)
-class ValidationResult:
-    """The outcome of validating one input.
+class _ResultBase:
+    """The runtime base of :class:`Accepted` and :class:`Rejected` (see ``ValidationResult``)."""
 
-    ``ok`` tells whether the input was accepted; then ``value`` holds the
-    cleaned text to use instead of the raw input. Otherwise ``error`` names
-    the problem in words fit to show the user.
-    """
+    __slots__ = ()
 
-    ok: bool
-    value: str | None
-    _error: str | None = attrs.field(alias="error")
+    error: Any = _ErrorFactory()
 
-    error = _ErrorAccessor()
-
-    def __repr__(self) -> str:
-        if self.ok:
-            return f"ValidationResult.success({self.value!r})"
-        return f"ValidationResult.error({self._error!r})"
-
-    def __attrs_post_init__(self) -> None:
-        if self.ok and (self.value is None or self._error is not None):
-            raise ValueError("an accepted ValidationResult needs a value and no error")
-        if not self.ok and (self._error is None or self.value is not None):
-            raise ValueError("a rejected ValidationResult needs an error and no value")
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        # ``ValidationResult(ok=..., value=..., error=...)`` as in the seed:
+        # the base hands back the right subclass, or refuses an inconsistent one.
+        if cls is not _ResultBase:
+            return super().__new__(cls)
+        ok, value, error = kwargs.get("ok"), kwargs.get("value"), kwargs.get("error")
+        if args or set(kwargs) - {"ok", "value", "error"}:
+            raise TypeError("ValidationResult takes the keywords ok, value and error")
+        if ok is True:
+            if not isinstance(value, str) or error is not None:
+                raise ValueError("an accepted ValidationResult needs a value and no error")
+            return Accepted(value=value)
+        if ok is False:
+            if not isinstance(error, str) or value is not None:
+                raise ValueError("a rejected ValidationResult needs an error and no value")
+            return Rejected(error=error)
+        raise TypeError("ValidationResult needs ok=True or ok=False")
 
     @classmethod
-    def success(cls, value: str) -> ValidationResult:
+    def success(cls, value: str) -> Accepted:
         """Build an accepted result holding the cleaned ``value``."""
-        return cls(ok=True, value=value, error=None)
+        return Accepted(value=value)
+
+
+@attrs.frozen(kw_only=True, init=False)
+class Accepted(_ResultBase):
+    """An accepted input: ``value`` holds the cleaned text to use instead of the raw input.
+
+    ``ok`` is ``Literal[True]`` and ``error`` is ``None``, so a type checker
+    narrows a :data:`ValidationResult` on ``if result.ok:``.
+    """
+
+    value: str
+    ok: Literal[True] = True
+    error: None = None
+
+    def __init__(self, *, value: str, ok: Literal[True] = True, error: None = None) -> None:
+        if not isinstance(value, str) or ok is not True or error is not None:
+            raise ValueError("an accepted ValidationResult needs a value and no error")
+        self.__attrs_init__(value=value)
+
+    def __repr__(self) -> str:
+        return f"ValidationResult.success({self.value!r})"
 
     # Names from the seed design, so its readers find their way.
     @property
-    def is_valid(self) -> bool:
+    def is_valid(self) -> Literal[True]:
         """Alias of ``ok``."""
-        return self.ok
+        return True
 
     @property
-    def sanitized_value(self) -> str | None:
+    def sanitized_value(self) -> str:
         """Alias of ``value``."""
         return self.value
 
     @property
-    def error_message(self) -> str | None:
+    def error_message(self) -> None:
         """Alias of ``error``."""
-        return self._error
+        return None
+
+
+@attrs.frozen(kw_only=True, init=False)
+class Rejected(_ResultBase):
+    """A rejected input: ``error`` names the problem in words fit to show the user.
+
+    ``ok`` is ``Literal[False]`` and ``value`` is ``None``.
+    """
+
+    error: str
+    ok: Literal[False] = False
+    value: None = None
+
+    def __init__(self, *, error: str, ok: Literal[False] = False, value: None = None) -> None:
+        if not isinstance(error, str) or ok is not False or value is not None:
+            raise ValueError("a rejected ValidationResult needs an error and no value")
+        self.__attrs_init__(error=error)
+
+    def __repr__(self) -> str:
+        return f"ValidationResult.error({self.error!r})"
+
+    @property
+    def is_valid(self) -> Literal[False]:
+        """Alias of ``ok``."""
+        return False
+
+    @property
+    def sanitized_value(self) -> None:
+        """Alias of ``value``."""
+        return None
+
+    @property
+    def error_message(self) -> str:
+        """Alias of ``error``."""
+        return self.error
+
+
+if TYPE_CHECKING:
+    #: The outcome of validating one input: :class:`Accepted` or :class:`Rejected`.
+    #: ``if result.ok:`` narrows it, so ``result.value`` is a ``str`` there and
+    #: ``result.error`` a ``str`` otherwise. Type-checked code builds results
+    #: with ``Accepted(value=...)`` and ``Rejected(error=...)``.
+    ValidationResult: TypeAlias = Accepted | Rejected
+else:
+    # At run time the name is the common base, so the seed's spellings work:
+    # ``ValidationResult.success(v)``, ``ValidationResult.error(m)``,
+    # ``ValidationResult(ok=..., value=..., error=...)`` and isinstance().
+    ValidationResult = _ResultBase
+    _ResultBase.__name__ = _ResultBase.__qualname__ = "ValidationResult"
 
 
 def _as_word_tuple(words: Any) -> tuple[str, ...]:
@@ -175,10 +231,14 @@ class ValidationPolicy:
         )
 
 
-@attrs.frozen
 class _Field:
-    label: str
-    max_length: int
+    # A plain class, not attrs: it is internal, and each attrs class costs
+    # import time (code generation) that the validator's users pay.
+    __slots__ = ("label", "max_length")
+
+    def __init__(self, label: str, max_length: int) -> None:
+        self.label = label
+        self.max_length = max_length
 
 
 class InputValidator:
@@ -235,15 +295,15 @@ class InputValidator:
 
     def _validate(self, text: object, field: _Field) -> ValidationResult:
         if not isinstance(text, str):
-            return ValidationResult.error(f"{field.label} must be text")
+            return Rejected(error=f"{field.label} must be text")
         too_long = f"{field.label} too long (max {field.max_length} characters)"
         # A cheap guard before any Unicode work: a megabyte of input is
         # refused in constant time.
         if len(text) > self._policy.max_raw_length:
-            return ValidationResult.error(too_long)
+            return Rejected(error=too_long)
         normalized = self.normalize(text)
         if normalized is None:
-            return ValidationResult.error(f"{field.label} contains text that cannot be normalized")
+            return Rejected(error=f"{field.label} contains text that cannot be normalized")
         # ``base`` is what the default policy would hand out; a policy that
         # removes more characters is judged on it too, so that removing a
         # quote can never hide a shape the default policy would have seen
@@ -251,19 +311,19 @@ class InputValidator:
         base = self._clean_value(normalized, self._drop_base)
         value = base if self._drop == self._drop_base else self._clean_value(normalized, self._drop)
         if base is None or value is None:
-            return ValidationResult.error(f"{field.label} contains text that cannot be normalized")
+            return Rejected(error=f"{field.label} contains text that cannot be normalized")
         if not value:
-            return ValidationResult.error(f"{field.label} cannot be empty")
+            return Rejected(error=f"{field.label} cannot be empty")
         if len(base) > field.max_length or len(value) > field.max_length:
-            return ValidationResult.error(too_long)
+            return Rejected(error=too_long)
         # Judge the text as typed and every value derived from it: dropping
         # characters must never assemble a shape ("java<>script:").
         candidates = list(dict.fromkeys((normalized, base, value)))
         for candidate in candidates:
             problem = self._find_problem(candidate)
             if problem is not None:
-                return ValidationResult.error(f"{field.label} contains {problem}")
-        return ValidationResult.success(value)
+                return Rejected(error=f"{field.label} contains {problem}")
+        return Accepted(value=value)
 
     def _find_problem(self, text: str) -> str | None:
         forms = detection_forms(text)

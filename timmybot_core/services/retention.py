@@ -61,6 +61,7 @@ __all__ = [
     "DataRetentionService",
     "DeletionReport",
     "ErasureReport",
+    "HostUserData",
     "PrivacyAuditTrail",
     "Requester",
     "RetentionSettings",
@@ -120,6 +121,36 @@ class UserDataEraser(Protocol):
     async def erase_user(self, user_id: int) -> int:
         """Delete everything of ``user_id``; return how many items. Idempotent."""
         ...
+
+
+@runtime_checkable
+class HostUserData(Protocol):
+    """A store of the host bot's own that takes part in the user's rights.
+
+    After Red-DiscordBot's end-user data API (``red_get_data_for_user`` and
+    ``red_delete_data_for_user``): a bot that embeds TimmyBot passes its
+    stores keyed by the Discord user to :class:`DataRetentionService`
+    (``participants=``), and ``/privacy export`` includes what
+    :meth:`export_user` returns under ``host_data[name]``, while
+    ``/privacy delete`` calls :meth:`erase_user` and lists the store in the
+    erasure's per-store report.
+    """
+
+    @property
+    def name(self) -> str:
+        """The store's name in exports, reports and errors (letters, digits, ``_``, ``-``)."""
+        ...
+
+    async def export_user(self, user_id: int) -> Mapping[str, Any]:
+        """Return everything this store keeps about ``user_id``, as JSON-compatible data."""
+        ...
+
+    async def erase_user(self, user_id: int) -> int:
+        """Delete everything of ``user_id``; return how many items. Idempotent."""
+        ...
+
+
+_STORE_NAME = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
 @attrs.frozen(kw_only=True)
@@ -265,6 +296,8 @@ class DataRetentionService:
         clock: the time.
         settings: retention periods.
         erasers: other stores keyed by the user, erased too.
+        participants: the host bot's stores (:class:`HostUserData`),
+            exported and erased with the rest.
         journal: where erasure requests are journaled (without one, a
             request a crash interrupts is not resumed: tests only).
         sealer: seals abandoned audit writers during clean-up.
@@ -282,6 +315,7 @@ class DataRetentionService:
         clock: Clock,
         settings: RetentionSettings | None = None,
         erasers: Sequence[UserDataEraser] = (),
+        participants: Sequence[HostUserData] = (),
         journal: ErasureJournal | None = None,
         sealer: AbandonedWriterSealer | None = None,
     ) -> None:
@@ -295,7 +329,20 @@ class DataRetentionService:
         self._audit = audit
         self._clock = clock
         self._settings = settings if settings is not None else RetentionSettings()
-        self._erasers = tuple(erasers)
+        for participant in participants:
+            if not isinstance(participant, HostUserData):
+                raise TypeError(
+                    f"{type(participant).__name__} is not a HostUserData store "
+                    "(it needs name, export_user and erase_user)"
+                )
+            if not participant.name or not set(participant.name) <= _STORE_NAME:
+                raise ValueError(
+                    f"a host store's name must be letters, digits, '_' or '-' "
+                    f"(got {participant.name!r})"
+                )
+        self._participants = tuple(participants)
+        # A participant is erased like any other store keyed by the user.
+        self._erasers = (*tuple(erasers), *self._participants)
         names = [name for name, _ in self._steps()] + ["audit"]
         if len(set(names)) != len(names):
             raise ValueError(f"every erased store needs its own name (got {names})")
@@ -567,6 +614,10 @@ class DataRetentionService:
         links = [_link_json(link) for link in record.links.values()] if record else []
         preferences = await self._user_data.get_preferences(user)
         events = await self._audit.events_about(user, limit=self._settings.export_event_limit)
+        host_data = {
+            participant.name: _json(dict(await participant.export_user(user)))
+            for participant in self._participants
+        }
         export: dict[str, Any] = {
             "format": EXPORT_FORMAT,
             "version": EXPORT_VERSION,
@@ -583,6 +634,8 @@ class DataRetentionService:
             "events": [_event_json(event) for event in events],
             "data_statement": data_statement(audit_retention=self._settings.audit_retention),
         }
+        if self._participants:
+            export["host_data"] = host_data
         await self._audit.record_privacy_request(
             user_id=user,
             action="export",
@@ -591,7 +644,8 @@ class DataRetentionService:
                 "linked_platforms": len(links),
                 "preferences": len(preferences),
                 "events": len(events),
-            },
+            }
+            | ({"host_data": sorted(host_data)} if host_data else {}),
         )
         return export
 

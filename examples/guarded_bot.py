@@ -1,0 +1,92 @@
+"""Juke: a tiny hikari-lightbulb bot with TimmyBot's guard, token vault and audit trail.
+
+Run it with a bot token and TimmyBot's settings (TIMMYBOT_* variables, see
+docs/configuration.md), for example::
+
+    DISCORD_TOKEN=... TIMMYBOT_ALLOWED_GUILDS=123456789012345678 python examples/guarded_bot.py
+
+Every command is guarded (allowlist, counted attempts, bans, kill switch)
+except /ping, which this bot exempts explicitly, by its class: a command is
+never exempt because of what it is called.
+"""
+
+from __future__ import annotations
+
+import os
+
+import hikari
+import lightbulb
+
+from timmybot_bot.integrate import Integration, ReplySender, Settings, compose
+from timmybot_core import AuditTrailService, SecureTokenService
+
+settings = Settings.from_env()
+# The guard, the vault and its token service, the audit trail: nothing else.
+security = compose(settings, guard=True, vault=True, audit=True)
+
+bot = hikari.GatewayBot(
+    os.environ["DISCORD_TOKEN"],
+    intents=hikari.Intents.NONE,
+    # None: Discord itself (tests point it at a stand-in on 127.0.0.1).
+    rest_url=settings.test_discord_api_url,
+)
+client = lightbulb.client_from_app(bot)
+
+
+class Ping(lightbulb.SlashCommand, name="ping", description="Is Juke awake?"):
+    """Answer pong, wherever it is asked (exempt from the guard)."""
+
+    @lightbulb.invoke
+    async def invoke(
+        self, ctx: lightbulb.Context, sender: ReplySender = lightbulb.di.INJECTED
+    ) -> None:
+        """Reply through TimmyBot's sender: mentions disabled, text escaped."""
+        await sender.respond(ctx, "pong")
+
+
+class Whoami(lightbulb.SlashCommand, name="whoami", description="What Juke keeps about you"):
+    """Juke's own /whoami: named like a TimmyBot command, and guarded like any other."""
+
+    @lightbulb.invoke
+    async def invoke(
+        self,
+        ctx: lightbulb.Context,
+        sender: ReplySender = lightbulb.di.INJECTED,
+        tokens: SecureTokenService = lightbulb.di.INJECTED,
+        audit: AuditTrailService = lightbulb.di.INJECTED,
+    ) -> None:
+        """Read the vault, write the audit trail, answer privately."""
+        record = await tokens.get_user_tokens(int(ctx.user.id))
+        linked = ", ".join(sorted(record.links)) if record else "nothing"
+        await audit.record_admin_action(int(ctx.user.id), "juke.whoami", "juke", source="juke")
+        await sender.respond(ctx, f"Juke keeps your links to: {linked}.", ephemeral=True)
+
+
+client.register(Ping)
+client.register(Whoami)
+# Ping is exempt because this bot says so; Whoami is guarded like every other command.
+integration = Integration(security, exempt=[Ping], bot_name="Juke")
+
+
+@bot.listen(hikari.StartingEvent)
+async def starting(_: hikari.StartingEvent) -> None:
+    """Open the stores, then put the guard on every command (before the client starts)."""
+    await security.open()
+    await integration.install(client)
+
+
+@bot.listen(hikari.StartedEvent)
+async def started(_: hikari.StartedEvent) -> None:
+    """Start the client: it syncs the commands with Discord."""
+    await client.start()
+
+
+@bot.listen(hikari.StoppingEvent)
+async def stopping(_: hikari.StoppingEvent) -> None:
+    """Stop the client; close the stores (the audit trail signs its last digest)."""
+    await client.stop()
+    await security.aclose()
+
+
+if __name__ == "__main__":
+    bot.run(check_for_updates=False)

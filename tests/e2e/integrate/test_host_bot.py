@@ -1,0 +1,252 @@
+"""A host hikari-lightbulb bot with TimmyBot's integration, Discord faked at REST.
+
+The host's own commands are named like TimmyBot's (``whoami``, ``privacy``,
+``search``): the guard checks them all, since it never decides by name. A
+command the host exempts explicitly (by its class) runs anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import attrs
+import hikari
+import lightbulb
+import pytest
+
+from tests.e2e.discord import payloads
+from tests.e2e.discord.conftest import assert_mentions_disabled
+from tests.e2e.discord.fake_discord import FakeDiscord, Sent
+from tests.unit.fake_oauth import FakeOAuthClient
+from timmybot_bot.integrate import Integration, ReplySender, Settings, compose
+from timmybot_bot.runtime.bootstrap import bootstrap
+from timmybot_core import FakeClock, SystemClock
+
+ALLOWED_GUILD = 222_222_222_222_222_222
+STRANGER_GUILD = 333_333_333_333_333_333
+USER = 444_444_444_444_444_444
+
+
+def settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "backend": "memory",
+        "discord_token": payloads.TOKEN,
+        "allowed_guilds": {ALLOWED_GUILD},
+    }
+    return Settings(**(values | overrides))
+
+
+@attrs.define
+class Host:
+    bot: hikari.GatewayBot
+    client: lightbulb.GatewayEnabledClient
+    discord: FakeDiscord
+    ran: list[str]
+
+    async def slash(self, name: str, *options: dict[str, Any], guild: int | None) -> list[Sent]:
+        payload = payloads.command(name, *options, user_id=USER, guild_id=guild)
+        interaction = self.bot.entity_factory.deserialize_interaction(payload)
+        await self.client.handle_interaction_create(interaction)
+        return self.discord.take()
+
+
+def host_commands(ran: list[str]) -> dict[str, type[lightbulb.SlashCommand]]:
+    """The host bot's own commands; each notes that it ran."""
+    built = {}
+    for name in ("whoami", "privacy", "search", "ping"):
+
+        class Command(lightbulb.SlashCommand, name=name, description=f"the host's /{name}"):
+            @lightbulb.invoke
+            async def invoke(
+                self, ctx: lightbulb.Context, sender: ReplySender = lightbulb.di.INJECTED
+            ) -> None:
+                ran.append(ctx.command_data.name)
+                await sender.respond(ctx, f"host {ctx.command_data.name} ran")
+
+        built[name] = Command
+    return built
+
+
+@pytest.fixture
+async def host(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Host]:
+    discord = FakeDiscord()
+    discord.install(monkeypatch)
+    bot = hikari.GatewayBot(payloads.TOKEN, banner=None, logs=None)
+    client = lightbulb.client_from_app(bot)
+    ran: list[str] = []
+    commands = host_commands(ran)
+    for command in commands.values():
+        client.register(command)
+    security = compose(settings(), guard=True, clock=SystemClock())
+    integration = Integration(security, exempt=[commands["ping"]], bot_name="Juke")
+    await integration.install(client)
+    await client.start()
+    discord.take()
+    yield Host(bot=bot, client=client, discord=discord, ran=ran)
+    await client.stop()
+    await security.aclose()
+    assert_mentions_disabled(discord)
+
+
+@pytest.mark.parametrize("name", ["whoami", "privacy", "search"])
+@pytest.mark.parametrize("guild", [STRANGER_GUILD, None], ids=["stranger-guild", "dm"])
+async def test_a_host_command_named_like_ours_is_guarded(
+    host: Host, name: str, guild: int | None
+) -> None:
+    (reply,) = await host.slash(name, guild=guild)
+    assert reply.kind == "reply"
+    assert reply.ephemeral
+    assert (reply.content or "").startswith("Denied: ")
+    assert "Juke" in (reply.content or "") and "TimmyBot" not in (reply.content or "")
+    assert host.ran == []  # the host's invoke never ran
+
+
+@pytest.mark.parametrize("name", ["whoami", "privacy", "search"])
+async def test_a_host_command_runs_where_the_guard_allows_it(host: Host, name: str) -> None:
+    (reply,) = await host.slash(name, guild=ALLOWED_GUILD)
+    assert reply.content == f"host {name} ran"
+    assert host.ran == [name]
+
+
+@pytest.mark.parametrize("guild", [STRANGER_GUILD, None, ALLOWED_GUILD])
+async def test_the_command_the_host_exempts_explicitly_is_not_guarded(
+    host: Host, guild: int | None
+) -> None:
+    (reply,) = await host.slash("ping", guild=guild)
+    assert reply.content == "host ping ran"
+    assert host.ran == ["ping"]
+
+
+async def test_exempting_a_command_by_name_does_not_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Strings are not commands: only the objects named count.
+    discord = FakeDiscord()
+    discord.install(monkeypatch)
+    bot = hikari.GatewayBot(payloads.TOKEN, banner=None, logs=None)
+    client = lightbulb.client_from_app(bot)
+    ran: list[str] = []
+    client.register(host_commands(ran)["whoami"])
+    security = compose(settings(), guard=True)
+    await Integration(security, exempt=["whoami"]).install(client)
+    await client.start()
+    discord.take()
+    host = Host(bot=bot, client=client, discord=discord, ran=ran)
+    try:
+        (reply,) = await host.slash("whoami", guild=STRANGER_GUILD)
+        assert reply.content == "Denied: This server is not authorized to use TimmyBot."
+        assert ran == []
+    finally:
+        await client.stop()
+        await security.aclose()
+
+
+async def test_without_the_integration_services_the_guard_fails_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The hook alone, without the loader's services in DI: the command does not run.
+    discord = FakeDiscord()
+    discord.install(monkeypatch)
+    bot = hikari.GatewayBot(payloads.TOKEN, banner=None, logs=None)
+    security = compose(settings(), guard=True)
+    integration = Integration(security)
+    client = lightbulb.client_from_app(bot, hooks=[integration.guard_hook])
+    ran: list[str] = []
+    client.register(host_commands(ran)["whoami"])
+    await client.start()
+    discord.take()
+    host = Host(bot=bot, client=client, discord=discord, ran=ran)
+    try:
+        await host.slash("whoami", guild=ALLOWED_GUILD)
+        assert ran == []
+    finally:
+        await client.stop()
+        await security.aclose()
+
+
+async def test_timmybots_own_commands_are_a_second_optional_loader(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    discord = FakeDiscord()
+    discord.install(monkeypatch)
+    bot = hikari.GatewayBot(payloads.TOKEN, banner=None, logs=None)
+    client = lightbulb.client_from_app(bot)
+    ran: list[str] = []
+    client.register(host_commands(ran)["whoami"])
+    clock = FakeClock()
+    services = bootstrap(
+        settings(), clock=clock, oauth=FakeOAuthClient(clock, platforms=("spotify",))
+    )
+    security = compose(settings(), guard=True, clock=clock)
+    integration = Integration(security)
+    await integration.install(client)
+    await integration.commands_loader(services).add_to_client(client)
+    await client.start()
+    synced = discord.take()
+    host = Host(bot=bot, client=client, discord=discord, ran=ran)
+    try:
+        (put,) = [s for s in synced if s.method == "PUT"]
+        names = sorted(command["name"] for command in put.body["commands"])
+        assert names == ["admin", "link", "linked", "privacy", "search", "unlink", "whoami"]
+        # Our /privacy is exempt as an object: it answers in a stranger guild.
+        (reply,) = await host.slash("privacy", payloads.sub("info"), guild=STRANGER_GUILD)
+        assert not (reply.content or "").startswith("Denied")
+        # Our /linked is guarded, and so is the host's /whoami.
+        (reply,) = await host.slash("linked", guild=STRANGER_GUILD)
+        assert (reply.content or "").startswith("Denied")
+        (reply,) = await host.slash("whoami", guild=STRANGER_GUILD)
+        assert (reply.content or "").startswith("Denied")
+        assert ran == []
+    finally:
+        await client.stop()
+        await services.aclose()
+        await security.aclose()
+
+
+def test_the_bot_name_must_be_a_plain_name() -> None:
+    security = compose(settings(), guard=True)
+    for bad in ("", "@everyone", "a" * 33, "Juke\nBot", "**Juke**"):
+        with pytest.raises(ValueError, match="bot_name"):
+            Integration(security, bot_name=bad)
+
+
+def test_the_integration_needs_the_guard() -> None:
+    with pytest.raises(ValueError, match="needs the guard"):
+        Integration(compose(settings(), guard=False, audit=True))
+
+
+async def test_exempting_a_group_exempts_its_subcommands_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    discord = FakeDiscord()
+    discord.install(monkeypatch)
+    bot = hikari.GatewayBot(payloads.TOKEN, banner=None, logs=None)
+    client = lightbulb.client_from_app(bot)
+    ran: list[str] = []
+    open_group = lightbulb.Group("open", "anyone may")
+    closed_group = lightbulb.Group("closed", "guarded")
+    for group in (open_group, closed_group):
+
+        @group.register
+        class Info(lightbulb.SlashCommand, name="info", description="a subcommand"):
+            @lightbulb.invoke
+            async def invoke(
+                self, ctx: lightbulb.Context, sender: ReplySender = lightbulb.di.INJECTED
+            ) -> None:
+                ran.append(ctx.command_data.qualified_name)
+                await sender.respond(ctx, "info")
+
+        client.register(group)
+    security = compose(settings(), guard=True)
+    await Integration(security, exempt=[open_group]).install(client)
+    await client.start()
+    discord.take()
+    host = Host(bot=bot, client=client, discord=discord, ran=ran)
+    try:
+        (reply,) = await host.slash("open", payloads.sub("info"), guild=STRANGER_GUILD)
+        assert reply.content == "info"
+        (reply,) = await host.slash("closed", payloads.sub("info"), guild=STRANGER_GUILD)
+        assert (reply.content or "").startswith("Denied")
+        assert ran == ["open info"]
+    finally:
+        await client.stop()
+        await security.aclose()

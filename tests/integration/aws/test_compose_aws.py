@@ -1,0 +1,70 @@
+"""compose() on the aws backend: real HTTP to moto's server and dynalite on 127.0.0.1."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests import aws_servers
+from tests.unit.fake_oauth import FakeOAuthClient
+from timmybot_bot.integrate import Settings, compose
+from timmybot_core import FakeClock, OAuthTokens
+
+HOME = 222_222_222_222_222_222
+STRANGER = 999_999_999_999_999_999
+USER = 444_444_444_444_444_444
+
+
+async def test_the_guard_vault_and_audit_trail_on_aws(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in aws_servers.CREDENTIAL_ENV.items():
+        monkeypatch.setenv(name, value)
+    async with aws_servers.fresh_tables() as tables:
+        settings = Settings(
+            backend="aws",
+            data_dir=tmp_path / "var",
+            allowed_guilds={HOME},
+            aws_region=aws_servers.REGION,
+            aws_endpoint_url=aws_servers.moto_endpoint(),
+            aws_dynamodb_endpoint_url=aws_servers.dynalite_endpoint(),
+            aws_table_prefix=tables.access.removesuffix("access"),
+            aws_secret_prefix=f"/compose/{aws_servers.unique('c')}/users/",
+            aws_kms_key_id=aws_servers.kms_key_id(),
+        )
+        clock = FakeClock(datetime.now(UTC))
+        security = compose(
+            settings,
+            guard=True,
+            vault=True,
+            audit=True,
+            clock=clock,
+            oauth=FakeOAuthClient(clock, platforms=("spotify",)),
+        )
+        await security.open()  # every table exists and is active
+        try:
+            assert security.access is not None and security.tokens is not None
+            assert security.audit is not None and security.privacy is None
+            assert not (await security.access.check(STRANGER, USER, "ping")).allowed
+            assert (await security.access.check(HOME, USER, "ping")).allowed
+            await security.tokens.store_user_tokens(
+                USER,
+                OAuthTokens(
+                    platform="spotify",
+                    access_token="at-compose",
+                    refresh_token="rt-compose",
+                    expires_at=clock.now() + timedelta(hours=1),
+                ),
+            )
+            record = await security.tokens.get_user_tokens(USER, force_fetch=True)
+            assert record is not None and "spotify" in record.links
+            await security.audit.record_admin_action(USER, "host.action", "juke", source="juke")
+            report = await security.audit.verify()
+            assert report.ok, report
+            # On AWS the secrets live in Secrets Manager: no local vault key is made.
+            keys = {p.name for p in (settings.data_dir / "keys").iterdir()}
+            assert "vault.key" not in keys
+        finally:
+            await security.aclose()
