@@ -125,6 +125,11 @@ if TYPE_CHECKING:
     from timmybot_core.ports.oauth import (
         OAuthClient,
     )
+    from timmybot_core.ports.rate_limits import (
+        RateDecision,
+        RateLimit,
+        RateLimitStore,
+    )
     from timmybot_core.ports.signing import (
         DigestSigner,
         SignatureVerifier,
@@ -299,6 +304,9 @@ _EXPORTS: dict[str, str] = {
     "ProviderUnavailable": "timmybot_core.domain.errors",
     "PseudonymKind": "timmybot_core.safety.pseudonymizer",
     "Pseudonymizer": "timmybot_core.safety.pseudonymizer",
+    "RateDecision": "timmybot_core.ports.rate_limits",
+    "RateLimit": "timmybot_core.ports.rate_limits",
+    "RateLimitStore": "timmybot_core.ports.rate_limits",
     "ReLinkRequired": "timmybot_core.domain.errors",
     "RefreshOutcome": "timmybot_core.services.tokens",
     "RefreshOutcomeUnknown": "timmybot_core.domain.errors",
@@ -424,6 +432,9 @@ __all__ = [
     "ProviderUnavailable",
     "PseudonymKind",
     "Pseudonymizer",
+    "RateDecision",
+    "RateLimit",
+    "RateLimitStore",
     "ReLinkRequired",
     "RefreshOutcome",
     "RefreshOutcomeUnknown",

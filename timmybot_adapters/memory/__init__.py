@@ -13,6 +13,7 @@ from timmybot_adapters.memory.erasure import MemoryErasureJournal
 from timmybot_adapters.memory.incidents import MemoryIncidentStore
 from timmybot_adapters.memory.link_states import MemoryLinkStateStore
 from timmybot_adapters.memory.metrics import MemorySecurityMetrics
+from timmybot_adapters.memory.rate_limits import MemoryRateLimitStore
 from timmybot_adapters.memory.user_data import MemoryUserDataStore
 from timmybot_adapters.memory.vault import MemoryTokenVault
 
@@ -23,6 +24,7 @@ __all__ = [
     "MemoryErasureJournal",
     "MemoryIncidentStore",
     "MemoryLinkStateStore",
+    "MemoryRateLimitStore",
     "MemorySecurityMetrics",
     "MemoryTokenVault",
     "MemoryUserDataStore",

@@ -27,6 +27,7 @@ from timmybot_core.ports.metrics import (
     bounded_platform,
 )
 from timmybot_core.ports.oauth import OAuthClient
+from timmybot_core.ports.rate_limits import RateDecision, RateLimit, RateLimitStore
 from timmybot_core.ports.user_data import Preference, PreferenceError, UserDataStore
 from timmybot_core.ports.vault import TokenVault
 
@@ -54,6 +55,9 @@ __all__ = [
     "OAuthClient",
     "Preference",
     "PreferenceError",
+    "RateDecision",
+    "RateLimit",
+    "RateLimitStore",
     "RetentionHold",
     "SecurityMetrics",
     "Severity",
