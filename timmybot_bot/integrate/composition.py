@@ -382,42 +382,52 @@ class _Backend:
 
     # -- the stores -------------------------------------------------------------
 
+    def _store(self, name: str) -> object:
+        """Build (once) the store ``name`` of :data:`_STORES` on the settings' backend."""
+
+        def build() -> object:
+            spec = _STORES[name]
+            backend = self._settings.backend
+            if backend == "memory":
+                return spec.memory()
+            if backend == "sqlite":
+                import timmybot_adapters.sqlite
+
+                cls = getattr(timmybot_adapters.sqlite, spec.sqlite)
+                db = self._database()
+                extra = {"keys": self._vault_keys()} if spec.encrypted else {}
+                self._opener(lambda: cls.open(db, **extra))
+                return cls(db, **extra)
+            import timmybot_adapters.aws
+
+            cls = getattr(timmybot_adapters.aws, spec.aws)
+            return cls(self._clients(), self._table(spec.table))
+
+        return self._once(name, build)
+
     def access(self) -> AccessPolicyStore:
         """Return the access store: attempts, bans, switches, the allowlist."""
-        store = self._once("access", self._build_access)
-        return store  # type: ignore[return-value]
-
-    def _build_access(self) -> object:
-        backend = self._settings.backend
-        if backend == "memory":
-            return MemoryAccessPolicyStore()
-        if backend == "sqlite":
-            from timmybot_adapters.sqlite import SqliteAccessPolicyStore
-
-            db = self._database()
-            self._opener(lambda: SqliteAccessPolicyStore.open(db))
-            return SqliteAccessPolicyStore(db)
-        from timmybot_adapters.aws import DynamoAccessPolicyStore
-
-        return DynamoAccessPolicyStore(self._clients(), self._table("access"))
+        return self._store("access")  # type: ignore[return-value]
 
     def incidents(self) -> IncidentStore:
         """Return the incident store (also where retention holds are kept)."""
-        return self._once("incidents", self._build_incidents)  # type: ignore[return-value]
+        return self._store("incidents")  # type: ignore[return-value]
 
-    def _build_incidents(self) -> object:
-        backend = self._settings.backend
-        if backend == "memory":
-            return MemoryIncidentStore()
-        if backend == "sqlite":
-            from timmybot_adapters.sqlite import SqliteIncidentStore
+    def link_states(self) -> LinkStateStore:
+        """Return the pending account links (encrypted PKCE verifiers on SQLite)."""
+        return self._store("link_states")  # type: ignore[return-value]
 
-            db = self._database()
-            self._opener(lambda: SqliteIncidentStore.open(db))
-            return SqliteIncidentStore(db)
-        from timmybot_adapters.aws import DynamoIncidentStore
+    def audit(self) -> AuditLog:
+        """Return the audit log the trail writes to."""
+        return self._store("audit")  # type: ignore[return-value]
 
-        return DynamoIncidentStore(self._clients(), self._table("incidents"))
+    def user_data(self) -> UserDataStore:
+        """Return users' preferences."""
+        return self._store("user_data")  # type: ignore[return-value]
+
+    def erasures(self) -> ErasureJournal:
+        """Return the erasure journal (a request a crash interrupts is resumed)."""
+        return self._store("erasures")  # type: ignore[return-value]
 
     def vault(self) -> TokenVault:
         """Return the token vault (AES-256-GCM on SQLite; Secrets Manager on AWS)."""
@@ -457,78 +467,6 @@ class _Backend:
 
         return DirectoryDigestAnchor(settings.audit_digest_dir)
 
-    def link_states(self) -> LinkStateStore:
-        """Return the pending account links (encrypted PKCE verifiers on SQLite)."""
-        return self._once("link_states", self._build_link_states)  # type: ignore[return-value]
-
-    def _build_link_states(self) -> object:
-        backend = self._settings.backend
-        if backend == "memory":
-            return MemoryLinkStateStore()
-        if backend == "sqlite":
-            from timmybot_adapters.sqlite import SqliteLinkStateStore
-
-            db, keys = self._database(), self._vault_keys()
-            self._opener(lambda: SqliteLinkStateStore.open(db, keys=keys))
-            return SqliteLinkStateStore(db, keys=keys)
-        from timmybot_adapters.aws import DynamoLinkStateStore
-
-        return DynamoLinkStateStore(self._clients(), self._table("link_states"))
-
-    def audit(self) -> AuditLog:
-        """Return the audit log the trail writes to."""
-        return self._once("audit", self._build_audit)  # type: ignore[return-value]
-
-    def _build_audit(self) -> object:
-        backend = self._settings.backend
-        if backend == "memory":
-            return MemoryAuditLog()
-        if backend == "sqlite":
-            from timmybot_adapters.sqlite import SqliteAuditLog
-
-            db = self._database()
-            self._opener(lambda: SqliteAuditLog.open(db))
-            return SqliteAuditLog(db)
-        from timmybot_adapters.aws import DynamoAuditLog
-
-        return DynamoAuditLog(self._clients(), self._table("audit"))
-
-    def user_data(self) -> UserDataStore:
-        """Return users' preferences."""
-        return self._once("user_data", self._build_user_data)  # type: ignore[return-value]
-
-    def _build_user_data(self) -> object:
-        backend = self._settings.backend
-        if backend == "memory":
-            return MemoryUserDataStore()
-        if backend == "sqlite":
-            from timmybot_adapters.sqlite import SqliteUserDataStore
-
-            db, keys = self._database(), self._vault_keys()
-            self._opener(lambda: SqliteUserDataStore.open(db, keys=keys))
-            return SqliteUserDataStore(db, keys=keys)
-        from timmybot_adapters.aws import DynamoUserDataStore
-
-        return DynamoUserDataStore(self._clients(), self._table("user_data"))
-
-    def erasures(self) -> ErasureJournal:
-        """Return the erasure journal (a request a crash interrupts is resumed)."""
-        return self._once("erasures", self._build_erasures)  # type: ignore[return-value]
-
-    def _build_erasures(self) -> object:
-        backend = self._settings.backend
-        if backend == "memory":
-            return MemoryErasureJournal()
-        if backend == "sqlite":
-            from timmybot_adapters.sqlite import SqliteErasureJournal
-
-            db = self._database()
-            self._opener(lambda: SqliteErasureJournal.open(db))
-            return SqliteErasureJournal(db)
-        from timmybot_adapters.aws import DynamoErasureJournal
-
-        return DynamoErasureJournal(self._clients(), self._table("access"))
-
     def alerter(self) -> Alerter:
         """Return SNS when a topic is configured on the ``aws`` backend, else the log."""
         topic = self._settings.aws_alert_topic_arn
@@ -537,6 +475,58 @@ class _Backend:
 
             return SnsAlerter(self._clients(), topic_arn=topic)
         return LoggingAlerter()
+
+
+@attrs.frozen
+class _StoreSpec:
+    """One store on each backend: the memory class, the SQLite and AWS class names."""
+
+    memory: Callable[[], object]
+    sqlite: str
+    aws: str
+    table: str  # the DynamoDB table (a field of TableNames)
+    encrypted: bool = False  # the SQLite store encrypts with the vault keys
+
+
+_STORES: Final = {
+    "access": _StoreSpec(
+        memory=MemoryAccessPolicyStore,
+        sqlite="SqliteAccessPolicyStore",
+        aws="DynamoAccessPolicyStore",
+        table="access",
+    ),
+    "incidents": _StoreSpec(
+        memory=MemoryIncidentStore,
+        sqlite="SqliteIncidentStore",
+        aws="DynamoIncidentStore",
+        table="incidents",
+    ),
+    "link_states": _StoreSpec(
+        memory=MemoryLinkStateStore,
+        sqlite="SqliteLinkStateStore",
+        aws="DynamoLinkStateStore",
+        table="link_states",
+        encrypted=True,
+    ),
+    "audit": _StoreSpec(
+        memory=MemoryAuditLog, sqlite="SqliteAuditLog", aws="DynamoAuditLog", table="audit"
+    ),
+    "user_data": _StoreSpec(
+        memory=MemoryUserDataStore,
+        sqlite="SqliteUserDataStore",
+        aws="DynamoUserDataStore",
+        table="user_data",
+        encrypted=True,
+    ),
+    # The erasure journal's items live in the access table.
+    "erasures": _StoreSpec(
+        memory=MemoryErasureJournal,
+        sqlite="SqliteErasureJournal",
+        aws="DynamoErasureJournal",
+        table="access",
+    ),
+}
+"""The stores built the same way on every backend (the vault is built apart)."""
 
 
 def _attach_log_groups(settings: Settings, aws: AwsClients, closers: list[Closer]) -> None:
