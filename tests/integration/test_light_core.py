@@ -72,6 +72,24 @@ def test_every_lazy_export_resolves_to_the_object_of_its_module() -> None:
     assert set(timmybot_core.__all__) <= set(dir(timmybot_core))
 
 
+def test_type_checkers_see_the_same_exports_as_the_lazy_table() -> None:
+    # The imports under TYPE_CHECKING are what mypy and pyright read; the
+    # table is what runs. A name in one and not the other is a drift.
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(timmybot_core.__file__).read_text(encoding="utf-8"))
+    block = next(n for n in tree.body if isinstance(n, ast.If))
+    seen = {
+        alias.name: node.module
+        for node in block.body
+        if isinstance(node, ast.ImportFrom) and node.module != "typing"
+        for alias in node.names
+        if alias.asname == alias.name  # ``X as X``: an explicit re-export
+    }
+    assert seen == timmybot_core._EXPORTS
+
+
 def test_an_unknown_name_is_an_attribute_error_naming_it() -> None:
     with pytest.raises(AttributeError, match="'NoSuchThing'"):
         _ = timmybot_core.NoSuchThing  # type: ignore[attr-defined]
