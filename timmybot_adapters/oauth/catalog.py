@@ -24,7 +24,6 @@ the API.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -37,8 +36,20 @@ from urllib.parse import urlsplit
 import aiohttp
 import attrs
 
-from timmybot_adapters.oauth.providers import OAuthProvider, is_loopback_host, normalize_pins
-from timmybot_adapters.oauth.session import MinTLS, OwnedSession
+from timmybot_adapters.oauth.providers import (
+    OAuthProvider,
+    check_endpoint_url,
+    is_loopback_host,
+    normalize_pins,
+)
+from timmybot_adapters.oauth.session import (
+    NOT_JSON,
+    MinTLS,
+    OwnedSession,
+    is_header_token,
+    load_json,
+    read_bounded,
+)
 from timmybot_core.domain.clock import Clock, SystemClock
 from timmybot_core.domain.errors import (
     OAuthError,
@@ -84,12 +95,8 @@ _MAX_IMAGES: Final = 20
 _MAX_DURATION_MS: Final = 24 * 3600 * 1000
 # Smallest image width worth showing as a thumbnail (Spotify sends 640, 300, 64).
 _THUMBNAIL_WIDTH: Final = 160
-_MAX_TOKEN_LENGTH: Final = 8192
-# Visible ASCII only: the token goes into an HTTP header.
-_TOKEN_CHARS = re.compile(r"^[\x21-\x7e]+$")
 _MARKET = re.compile(r"^(?:[A-Z]{2}|from_token)$")
 _DELTA_SECONDS = re.compile(r"^[0-9]{1,10}$")
-_NOT_JSON: Final = object()
 
 
 def _market(value: str | None) -> str | None:
@@ -118,28 +125,12 @@ class CatalogApi:
     market: str | None = attrs.field(default=None, converter=_market)
 
     def __attrs_post_init__(self) -> None:
-        url = self.api_base_url
-        if not isinstance(url, str):
-            raise ValueError(f"{self.name}: api_base_url must be a string")
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if parts.scheme not in ("https", "http") or not host:
-            raise ValueError(f"{self.name}: api_base_url must be an absolute https URL")
-        if parts.username is not None or parts.password is not None:
-            raise ValueError(f"{self.name}: api_base_url must not carry credentials")
-        if parts.query or parts.fragment:
-            raise ValueError(f"{self.name}: api_base_url must not have a query or fragment")
-        if parts.scheme == "http":
-            if not self.allow_insecure_http:
-                raise ValueError(
-                    f"{self.name}: api_base_url must use https "
-                    "(plain http is for loopback tests only)"
-                )
-            if not is_loopback_host(host):
-                raise ValueError(
-                    f"{self.name}: plain http is refused for {host!r}; "
-                    "only 127.0.0.1, localhost and ::1 may use it"
-                )
+        check_endpoint_url(
+            self.name,
+            "api_base_url",
+            self.api_base_url,
+            allow_insecure_http=self.allow_insecure_http,
+        )
 
     @property
     def search_url(self) -> str:
@@ -262,19 +253,14 @@ class SpotifyWebApiCatalog(OwnedSession):
         clock: Clock | None = None,
         cafile: str | os.PathLike[str] | None = None,
     ) -> None:
-        by_name: dict[str, CatalogApi] = {}
-        for api in apis:
-            if api.name in by_name:
-                raise ValueError(f"two catalog APIs are named {api.name!r}")
-            by_name[api.name] = api
-        self._apis = by_name
-        self._init_transport(
+        self._apis = self._init_transport(
+            apis,
             what="catalog",
+            named="catalog APIs",
             timeout=timeout,
             min_tls=min_tls,
             session=session,
             cafile=cafile,
-            pins={name: entry.pins for name, entry in by_name.items()},
         )
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._blocked_until: dict[str, datetime] = {}
@@ -337,11 +323,7 @@ class SpotifyWebApiCatalog(OwnedSession):
             raise ValueError(
                 f"the search limit must be a whole number from 1 to {MAX_SEARCH_LIMIT}"
             )
-        if (
-            not isinstance(access_token, str)
-            or not 0 < len(access_token) <= _MAX_TOKEN_LENGTH
-            or not _TOKEN_CHARS.match(access_token)
-        ):
+        if not is_header_token(access_token):
             raise OAuthError(
                 f"{api.name}: the access token is empty or has invalid characters",
                 platform=api.name,
@@ -378,7 +360,16 @@ class SpotifyWebApiCatalog(OwnedSession):
             ) as response:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
-                body = await self._read(api, response) if 200 <= status < 300 else b""
+                body = (
+                    await read_bounded(
+                        response,
+                        limit=MAX_SEARCH_RESPONSE_BYTES,
+                        too_large=f"{name}: the search endpoint's answer is too large",
+                        platform=name,
+                    )
+                    if 200 <= status < 300
+                    else b""
+                )
         except OAuthError:
             raise
         except aiohttp.ClientConnectorCertificateError:
@@ -408,21 +399,6 @@ class SpotifyWebApiCatalog(OwnedSession):
         _log.debug("catalog platform=%s status=%d", name, status)
         self._raise_for_status(api, status, retry_after)
         return body
-
-    @staticmethod
-    async def _read(api: CatalogApi, response: aiohttp.ClientResponse) -> bytes:
-        too_large = f"{api.name}: the search endpoint's answer is too large"
-        length = response.content_length
-        if length is not None and length > MAX_SEARCH_RESPONSE_BYTES:
-            raise OAuthError(too_large, platform=api.name)
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_chunked(16384):
-            size += len(chunk)
-            if size > MAX_SEARCH_RESPONSE_BYTES:
-                raise OAuthError(too_large, platform=api.name)
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _raise_for_status(self, api: CatalogApi, status: int, retry_after: str | None) -> None:
         name = api.name
@@ -484,13 +460,8 @@ class SpotifyWebApiCatalog(OwnedSession):
 
     @classmethod
     def _parse(cls, api: CatalogApi, body: bytes, limit: int) -> tuple[CatalogTrack, ...]:
-        data: Any
-        try:
-            data = json.loads(body)
-        except (ValueError, RecursionError):
-            # Not raised in here: a decode error holds the body (``doc``).
-            data = _NOT_JSON
-        if data is _NOT_JSON:
+        data = load_json(body)
+        if data is NOT_JSON:
             cls._malformed(api, "not JSON")
         if not isinstance(data, dict):
             cls._malformed(api, "not a JSON object")

@@ -34,7 +34,6 @@ for OAuth errors, the RFC 6749 error code when it is a known one.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import re
@@ -48,10 +47,14 @@ import aiohttp
 
 from timmybot_adapters.oauth.providers import OAuthProvider
 from timmybot_adapters.oauth.session import (
+    NOT_JSON,
     MinTLS,
     OwnedSession,
     PinnedSSLContext,
+    is_header_token,
+    load_json,
     make_ssl_context,
+    read_bounded,
 )
 from timmybot_core.domain.clock import Clock, SystemClock
 from timmybot_core.domain.errors import (
@@ -97,11 +100,7 @@ KNOWN_OAUTH_ERRORS: Final = frozenset(
 MAX_RESPONSE_BYTES: Final = 64 * 1024
 # Ten years: beyond that an expiry is nonsense (and datetime arithmetic overflows).
 _MAX_EXPIRES_IN: Final = 10 * 366 * 24 * 3600
-_MAX_TOKEN_LENGTH: Final = 8192
-# Visible ASCII only: a token is sent in an HTTP header later.
-_TOKEN_CHARS = re.compile(r"^[\x21-\x7e]+$")
 _CODE_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
-_NOT_JSON: Final = object()
 
 
 def _form_encode(value: str) -> str:
@@ -115,20 +114,6 @@ def _basic_auth(provider: OAuthProvider) -> str:
     return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
 
 
-def _load_json(body: bytes) -> Any:
-    """Return the decoded ``body``, or ``_NOT_JSON``: never raises, whatever the body.
-
-    A hostile endpoint's answer may nest 60,000 ``[`` (``RecursionError``),
-    hold a 5,000-digit number (``ValueError``) or not be UTF-8; all of
-    these are "not JSON". Nothing is raised from in here, because the
-    decode error holds the body (``doc``).
-    """
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError, MemoryError):
-        return _NOT_JSON
-
-
 def _parse_scope_or_none(text: str) -> tuple[str, ...] | None:
     # Not raised from the handler: the malformed-answer error carries no context.
     try:
@@ -138,8 +123,8 @@ def _parse_scope_or_none(text: str) -> tuple[str, ...] | None:
 
 
 def _error_code(body: bytes) -> str:
-    data = _load_json(body)
-    if data is _NOT_JSON:
+    data = load_json(body)
+    if data is NOT_JSON:
         return "unknown_error"
     code = data.get("error") if isinstance(data, dict) else None
     return code if isinstance(code, str) and code in KNOWN_OAUTH_ERRORS else "unknown_error"
@@ -169,19 +154,14 @@ class AiohttpOAuthClient(OwnedSession):
         clock: Clock | None = None,
         cafile: str | os.PathLike[str] | None = None,
     ) -> None:
-        by_name: dict[str, OAuthProvider] = {}
-        for provider in providers:
-            if provider.name in by_name:
-                raise ValueError(f"two OAuth providers are named {provider.name!r}")
-            by_name[provider.name] = provider
-        self._providers = by_name
-        self._init_transport(
+        self._providers = self._init_transport(
+            providers,
             what="OAuth",
+            named="OAuth providers",
             timeout=timeout,
             min_tls=min_tls,
             session=session,
             cafile=cafile,
-            pins={name: entry.pins for name, entry in by_name.items()},
         )
         self._clock: Clock = clock if clock is not None else SystemClock()
 
@@ -327,7 +307,12 @@ class AiohttpOAuthClient(OwnedSession):
                 trace_request_ctx=phase,
             ) as response:
                 status = response.status
-                body = await self._read(provider, kind, response)
+                body = await read_bounded(
+                    response,
+                    limit=MAX_RESPONSE_BYTES,
+                    too_large=f"{name}: the {kind} endpoint's answer is too large",
+                    platform=name,
+                )
         except OAuthError:
             raise
         except aiohttp.ClientConnectorCertificateError as error:
@@ -416,28 +401,6 @@ class AiohttpOAuthClient(OwnedSession):
         return [trace]
 
     @staticmethod
-    async def _read(
-        provider: OAuthProvider, kind: EndpointKind, response: aiohttp.ClientResponse
-    ) -> bytes:
-        length = response.content_length
-        if length is not None and length > MAX_RESPONSE_BYTES:
-            raise OAuthError(
-                f"{provider.name}: the {kind} endpoint's answer is too large",
-                platform=provider.name,
-            )
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_chunked(16384):
-            size += len(chunk)
-            if size > MAX_RESPONSE_BYTES:
-                raise OAuthError(
-                    f"{provider.name}: the {kind} endpoint's answer is too large",
-                    platform=provider.name,
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    @staticmethod
     def _raise_for_status(
         provider: OAuthProvider, kind: EndpointKind, status: int, body: bytes
     ) -> None:
@@ -491,7 +454,7 @@ class AiohttpOAuthClient(OwnedSession):
         value = data.get(field)
         if not isinstance(value, str) or not value:
             cls._malformed(provider, f"{field} is missing or not a non-empty string")
-        if len(value) > _MAX_TOKEN_LENGTH or not _TOKEN_CHARS.match(value):
+        if not is_header_token(value):
             cls._malformed(provider, f"{field} has an invalid length or characters")
         return value
 
@@ -499,8 +462,8 @@ class AiohttpOAuthClient(OwnedSession):
     def _parse_tokens(
         cls, provider: OAuthProvider, body: bytes, *, issued_at: datetime
     ) -> OAuthTokens:
-        data = _load_json(body)
-        if data is _NOT_JSON:
+        data = load_json(body)
+        if data is NOT_JSON:
             cls._malformed(provider, "not JSON")
         if not isinstance(data, dict):
             cls._malformed(provider, "not a JSON object")

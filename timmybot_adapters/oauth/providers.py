@@ -41,6 +41,7 @@ __all__ = [
     "SPOTIFY_DEFAULT_SCOPES",
     "OAuthProvider",
     "TokenAuth",
+    "check_endpoint_url",
     "discord",
     "is_loopback_host",
     "normalize_pins",
@@ -89,6 +90,38 @@ def is_loopback_host(host: str) -> bool:
         )
     except ValueError:
         return False
+
+
+def check_endpoint_url(
+    owner: str, kind: str, url: object, *, allow_insecure_http: bool, query_allowed: bool = False
+) -> None:
+    """Raise ``ValueError`` naming ``owner`` and ``kind`` unless ``url`` is a fit endpoint.
+
+    Absolute ``https`` with a host, no credentials, no fragment (and no query
+    unless ``query_allowed``); plain ``http`` only on a loopback host and only
+    with ``allow_insecure_http``.
+    """
+    if not isinstance(url, str):
+        raise ValueError(f"{owner}: {kind} must be a string")
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("https", "http") or not host:
+        raise ValueError(f"{owner}: {kind} must be an absolute https URL")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{owner}: {kind} must not carry credentials")
+    if parts.fragment or (parts.query and not query_allowed):
+        what = "a fragment" if query_allowed else "a query or fragment"
+        raise ValueError(f"{owner}: {kind} must not have {what}")
+    if parts.scheme == "http":
+        if not allow_insecure_http:
+            raise ValueError(
+                f"{owner}: {kind} must use https (plain http is for loopback tests only)"
+            )
+        if not is_loopback_host(host):
+            raise ValueError(
+                f"{owner}: plain http is refused for {host!r}; "
+                "only 127.0.0.1, localhost and ::1 may use it"
+            )
 
 
 def normalize_pins(values: Iterable[str]) -> frozenset[str]:
@@ -191,30 +224,12 @@ class OAuthProvider:
             ("revoke_url", self.revoke_url),
         ):
             if url is not None:
-                self._check_url(kind, url)
-
-    def _check_url(self, kind: str, url: str) -> None:
-        if not isinstance(url, str):
-            raise ValueError(f"{self.name}: {kind} must be a string")
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if parts.scheme not in ("https", "http") or not host:
-            raise ValueError(f"{self.name}: {kind} must be an absolute https URL")
-        if parts.username is not None or parts.password is not None:
-            raise ValueError(f"{self.name}: {kind} must not carry credentials")
-        if parts.fragment:
-            raise ValueError(f"{self.name}: {kind} must not have a fragment")
-        if kind != "authorize_url" and parts.query:
-            raise ValueError(f"{self.name}: {kind} must not have a query")
-        if parts.scheme == "http":
-            if not self.allow_insecure_http:
-                raise ValueError(
-                    f"{self.name}: {kind} must use https (plain http is for loopback tests only)"
-                )
-            if not is_loopback_host(host):
-                raise ValueError(
-                    f"{self.name}: plain http is refused for {host!r}; "
-                    "only 127.0.0.1, localhost and ::1 may use it"
+                check_endpoint_url(
+                    self.name,
+                    kind,
+                    url,
+                    allow_insecure_http=self.allow_insecure_http,
+                    query_allowed=kind == "authorize_url",
                 )
 
     @property

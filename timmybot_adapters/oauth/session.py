@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from hashlib import sha256
 from types import TracebackType
-from typing import ClassVar, Final, Literal, Self
+from typing import Any, ClassVar, Final, Literal, Protocol, Self, TypeVar
 
 import aiohttp
 
 from timmybot_adapters.oauth.providers import normalize_pins
+from timmybot_core.domain.errors import OAuthError
 
 __all__ = ["MinTLS", "OwnedSession", "PinnedSSLContext", "make_ssl_context"]
 
@@ -21,6 +24,66 @@ _TLS_VERSIONS: Final[Mapping[str, ssl.TLSVersion]] = {
     "1.2": ssl.TLSVersion.TLSv1_2,
     "1.3": ssl.TLSVersion.TLSv1_3,
 }
+#: What :func:`load_json` returns for a body that is not JSON (``None`` is JSON's ``null``).
+NOT_JSON: Final = object()
+_MAX_TOKEN_LENGTH: Final = 8192
+# Visible ASCII only: a token goes into an HTTP header.
+_TOKEN_CHARS = re.compile(r"^[\x21-\x7e]+$")
+
+
+class _Endpoint(Protocol):  # an OAuthProvider or a CatalogApi
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def pins(self) -> frozenset[str]: ...
+
+
+_E = TypeVar("_E", bound=_Endpoint)
+
+
+def is_header_token(value: object) -> bool:
+    """Tell whether ``value`` is a token fit for an HTTP header (1 to 8192 visible ASCII)."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= _MAX_TOKEN_LENGTH
+        and _TOKEN_CHARS.match(value) is not None
+    )
+
+
+def load_json(body: bytes) -> Any:
+    """Return the decoded ``body``, or :data:`NOT_JSON`: never raises, whatever the body.
+
+    A hostile endpoint's answer may nest 60,000 ``[`` (``RecursionError``),
+    hold a 5,000-digit number (``ValueError``) or not be UTF-8; all of
+    these are "not JSON". Nothing is raised from in here, because the
+    decode error holds the body (``doc``).
+    """
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError, MemoryError):
+        return NOT_JSON
+
+
+async def read_bounded(
+    response: aiohttp.ClientResponse, *, limit: int, too_large: str, platform: str
+) -> bytes:
+    """Return the body, or raise :class:`OAuthError` (``too_large``) past ``limit`` bytes.
+
+    Both the declared length and the bytes that arrive count: a server may
+    declare nothing, or send more than it declared.
+    """
+    length = response.content_length
+    if length is not None and length > limit:
+        raise OAuthError(too_large, platform=platform)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(16384):
+        size += len(chunk)
+        if size > limit:
+            raise OAuthError(too_large, platform=platform)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class _PinnedSSLObject(ssl.SSLObject):
@@ -97,15 +160,25 @@ class OwnedSession:
 
     def _init_transport(
         self,
+        endpoints: Sequence[_E],
         *,
         what: str,
+        named: str,
         timeout: timedelta,
         min_tls: MinTLS,
         session: aiohttp.ClientSession | None,
         cafile: str | os.PathLike[str] | None,
-        pins: Mapping[str, frozenset[str]],
-    ) -> None:
-        """Set the timeout, one TLS context per platform (pinned where it has pins), the session."""
+    ) -> dict[str, _E]:
+        """Set the timeout, one TLS context per platform (pinned where it has pins), the session.
+
+        Return ``endpoints`` by name; two of one name are refused
+        (``named`` says what they are, in the message).
+        """
+        by_name: dict[str, _E] = {}
+        for endpoint in endpoints:
+            if endpoint.name in by_name:
+                raise ValueError(f"two {named} are named {endpoint.name!r}")
+            by_name[endpoint.name] = endpoint
         seconds = timeout.total_seconds()
         if seconds <= 0:
             raise ValueError(f"the {what} timeout must be positive")
@@ -114,13 +187,14 @@ class OwnedSession:
         self._min_tls = min_tls
         base = make_ssl_context(min_tls, cafile=cafile)
         self._contexts = {
-            name: make_ssl_context(min_tls, cafile=cafile, pins=platform_pins)
-            if platform_pins
+            name: make_ssl_context(min_tls, cafile=cafile, pins=endpoint.pins)
+            if endpoint.pins
             else base
-            for name, platform_pins in pins.items()
+            for name, endpoint in by_name.items()
         }
         self._session = session
         self._owns_session = session is None
+        return by_name
 
     async def __aenter__(self) -> Self:
         return self
