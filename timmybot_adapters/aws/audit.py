@@ -685,13 +685,12 @@ class DynamoAuditLog(DynamoStore):
                 if after is not None and item["at"]["S"] >= high:
                     continue  # the cursor's own record
                 record = await self._indexed(item)
-                if not _passes(record, actor, action, kind, subject):
+                if not record.matches(actor=actor, action=action, kind=kind, subject=subject):
                     continue  # an attribute disagrees with the body: verify reports it
                 found.append(record)
                 if len(found) > limit:
-                    page = tuple(found[:limit])
-                    return AuditPage(records=page, next_cursor=AuditCursor.of(page[-1]).encode())
-        return AuditPage(records=tuple(found))
+                    return AuditPage.first(found, limit)
+        return AuditPage.first(found, limit)
 
     def _plan(
         self,
@@ -790,21 +789,6 @@ class DynamoAuditLog(DynamoStore):
                 if len(found) >= limit:
                     return found
         return found
-
-
-def _passes(
-    record: AuditRecord,
-    actor: str | None,
-    action: str | None,
-    kind: AuditKind | None,
-    subject: str | None,
-) -> bool:
-    return (
-        (actor is None or record.actor == actor)
-        and (action is None or record.action == action)
-        and (kind is None or record.kind == kind)
-        and (subject is None or record.subject == subject)
-    )
 
 
 _INDEX_NAMES: Final = ("by-day", "by-kind", "by-actor", "by-action", "by-subject")

@@ -72,20 +72,13 @@ class MemoryAuditLog:
                 for record in self._records.values()
                 if not record.pruned
                 and start <= record.timestamp < end
-                and (actor is None or record.actor == actor)
-                and (action is None or record.action == action)
-                and (kind is None or record.kind == kind)
-                and (subject is None or record.subject == subject)
+                and record.matches(actor=actor, action=action, kind=kind, subject=subject)
                 and (after is None or record_sort_key(record) < after)
             ),
             key=record_sort_key,
             reverse=True,
         )
-        page = tuple(matching[: max(limit, 0)])
-        more = bool(page) and len(matching) > len(page)
-        return AuditPage(
-            records=page, next_cursor=AuditCursor.of(page[-1]).encode() if more else None
-        )
+        return AuditPage.first(matching, limit)
 
     async def chain(
         self, writer_id: str, *, after: int = 0, limit: int | None = None

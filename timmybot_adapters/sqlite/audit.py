@@ -239,12 +239,7 @@ class SqliteAuditLog(SqliteStore):
         def select(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
             return connection.execute(sql, params).fetchall()
 
-        rows = await self._read("query", select)
-        page = tuple(_record(row) for row in rows[:size])
-        more = len(rows) > size and bool(page)
-        return AuditPage(
-            records=page, next_cursor=AuditCursor.of(page[-1]).encode() if more else None
-        )
+        return AuditPage.first([_record(row) for row in await self._read("query", select)], size)
 
     async def chain(
         self, writer_id: str, *, after: int = 0, limit: int | None = None

@@ -10,7 +10,7 @@ import base64
 import binascii
 import enum
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -81,6 +81,22 @@ class AuditRecord:
     # argument, so ``attrs.evolve`` (a changed record) never carries stale
     # bytes along. See :func:`timmybot_core.domain.audit_chain.record_bytes`.
     _body: bytes | None = attrs.field(default=None, init=False, eq=False, repr=False)
+
+    def matches(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        kind: AuditKind | None = None,
+        subject: str | None = None,
+    ) -> bool:
+        """Tell whether the record has every field given (``None``: any value)."""
+        return (
+            (actor is None or self.actor == actor)
+            and (action is None or self.action == action)
+            and (kind is None or self.kind == kind)
+            and (subject is None or self.subject == subject)
+        )
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -160,6 +176,17 @@ class AuditPage:
     records: tuple[AuditRecord, ...]
     next_cursor: str | None = None
     """Opaque; pass it back to get the next page. ``None``: no more."""
+
+    @classmethod
+    def first(cls, found: Sequence[AuditRecord], limit: int) -> AuditPage:
+        """Return the first ``limit`` of ``found`` (sorted newest first) as a page.
+
+        A store fetches one record past ``limit``: if ``found`` holds more,
+        the page carries the cursor to the next one.
+        """
+        page = tuple(found[: max(limit, 0)])
+        more = bool(page) and len(found) > len(page)
+        return cls(records=page, next_cursor=AuditCursor.of(page[-1]).encode() if more else None)
 
 
 @attrs.frozen(kw_only=True)
