@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from timmybot_adapters.aws.clients import AwsClients, aws_errors
+from timmybot_core.domain.clock import as_utc
 from timmybot_core.domain.errors import StoreUnavailable
 from timmybot_core.domain.snowflake import MAX_SNOWFLAKE, check_snowflake
 
@@ -40,9 +41,7 @@ _BATCH_TRIES: Final = 10
 
 def micros(moment: datetime) -> int:
     """Microseconds since 0001-01-01 UTC: never negative, so it sorts as zero-padded text."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("timestamps must be timezone-aware")
-    return (moment - _ORIGIN) // _US
+    return (as_utc(moment, "timestamps") - _ORIGIN) // _US
 
 
 def from_micros(value: int) -> datetime:

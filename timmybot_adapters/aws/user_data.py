@@ -35,16 +35,17 @@ from botocore.exceptions import ClientError
 
 from timmybot_adapters.aws._dynamo import DynamoStore, Item, from_micros, micros, num, s, text
 from timmybot_adapters.aws.clients import aws_errors, error_code
+from timmybot_core.domain.clock import as_utc
 from timmybot_core.domain.errors import StoreUnavailable
 from timmybot_core.ports.user_data import (
     MAX_PREFERENCES,
     Preference,
-    PreferenceError,
     PreferenceValue,
     check_preference_key,
     check_user_id,
     decode_preference,
     encode_preference,
+    too_many_preferences,
 )
 
 __all__ = ["DynamoUserDataStore"]
@@ -56,12 +57,6 @@ _TRIES: Final = 10
 
 def _key(user_id: int) -> Item:
     return {"pk": s(f"{check_user_id(user_id):020d}"), "sk": s(_SK)}
-
-
-def _aware(moment: datetime) -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("preference times must be timezone-aware")
-    return moment
 
 
 def _preference(key: str, entry: Any) -> Preference:
@@ -108,7 +103,8 @@ class DynamoUserDataStore(DynamoStore):
     ) -> None:
         """Set a preference; the limit check and the write are one conditional update."""
         user_key = _key(user_id)
-        entry = {"M": {"v": s(encode_preference(key, value)), "t": num(micros(_aware(at)))}}
+        at = as_utc(at, "preference times")
+        entry = {"M": {"v": s(encode_preference(key, value)), "t": num(micros(at))}}
         for _ in range(_TRIES):
             with aws_errors(self.LABEL, "set_preference"):
                 try:
@@ -144,10 +140,7 @@ class DynamoUserDataStore(DynamoStore):
                         continue  # another writer created the item: update it instead
                 stored = current["prefs"].get("M", {})
                 if key not in stored and len(stored) >= MAX_PREFERENCES:
-                    raise PreferenceError(
-                        f"a user keeps at most {MAX_PREFERENCES} preferences; "
-                        f"delete one before adding {key!r}"
-                    )
+                    raise too_many_preferences(key)
         raise StoreUnavailable(
             f"{self.LABEL}: set_preference failed: the item kept changing under "
             f"{_TRIES} conditional writes"

@@ -6,6 +6,7 @@ import bisect
 import threading
 from datetime import UTC, datetime, timedelta
 
+from timmybot_core.domain.clock import as_utc
 from timmybot_core.ports.access import Ban, PurgeCounts, Switch, SwitchState
 
 __all__ = ["MemoryAccessPolicyStore"]
@@ -145,8 +146,7 @@ class MemoryAccessPolicyStore:
     async def acquire_lease(self, name: str, holder: str, *, now: datetime, ttl: timedelta) -> bool:
         """Take or renew the lease ``name`` for ``holder`` until ``now + ttl``."""
         _check_lease(name, holder, ttl)
-        if now.tzinfo is None or now.utcoffset() is None:
-            raise ValueError("timestamps must be timezone-aware")
+        as_utc(now, "timestamps")
         with self._lock:
             current = self._leases.get(name)
             if current is not None and current[0] != holder and now < current[1]:
@@ -172,8 +172,7 @@ class MemoryAccessPolicyStore:
         """Record that ``job``'s schedule is satisfied up to ``at`` (only forward)."""
         if not job:
             raise ValueError("a job needs a name")
-        if at.tzinfo is None or at.utcoffset() is None:
-            raise ValueError("timestamps must be timezone-aware")
+        as_utc(at, "timestamps")
         with self._lock:
             current = self._job_runs.get(job)
             if current is not None and current >= at:

@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 
+from timmybot_core.domain.clock import as_utc
 from timmybot_core.ports.user_data import (
     MAX_PREFERENCES,
     Preference,
-    PreferenceError,
     PreferenceValue,
     check_preference_key,
     check_user_id,
     decode_preference,
     encode_preference,
+    too_many_preferences,
 )
 
 __all__ = ["MemoryUserDataStore"]
-
-
-def _aware(moment: datetime) -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("preference times must be timezone-aware")
-    return moment.astimezone(UTC)
 
 
 class MemoryUserDataStore:
@@ -67,14 +62,11 @@ class MemoryUserDataStore:
         """Set a preference (the limit check and the write hold one lock)."""
         user = check_user_id(user_id)
         text = encode_preference(key, value)
-        moment = _aware(at)
+        moment = as_utc(at, "preference times")
         with self._lock:
             preferences = self._users.setdefault(user, {})
             if key not in preferences and len(preferences) >= MAX_PREFERENCES:
-                raise PreferenceError(
-                    f"a user keeps at most {MAX_PREFERENCES} preferences; "
-                    f"delete one before adding {key!r}"
-                )
+                raise too_many_preferences(key)
             preferences[key] = (text, moment)
 
     async def delete_preference(self, user_id: int, key: str) -> bool:

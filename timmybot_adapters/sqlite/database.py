@@ -42,6 +42,7 @@ from typing import Self, TypeVar
 
 import attrs
 
+from timmybot_core.domain.clock import as_utc
 from timmybot_core.domain.errors import StoreUnavailable
 
 __all__ = [
@@ -89,9 +90,7 @@ def datetime_to_micros(moment: datetime) -> int:
         ValueError: ``moment`` is naive; its instant would be a guess.
 
     """
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("timestamps must be timezone-aware")
-    return (moment - _EPOCH) // _MICROSECOND
+    return (as_utc(moment, "timestamps") - _EPOCH) // _MICROSECOND
 
 
 def micros_to_datetime(micros: int) -> datetime:

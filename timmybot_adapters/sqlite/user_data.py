@@ -40,12 +40,12 @@ from timmybot_core.domain.errors import StoreUnavailable
 from timmybot_core.ports.user_data import (
     MAX_PREFERENCES,
     Preference,
-    PreferenceError,
     PreferenceValue,
     check_preference_key,
     check_user_id,
     decode_preference,
     encode_preference,
+    too_many_preferences,
 )
 
 __all__ = ["SqliteUserDataStore"]
@@ -193,10 +193,7 @@ class SqliteUserDataStore(SqliteStore):
                     "SELECT COUNT(*) FROM user_preferences WHERE user_id = ?", (user,)
                 ).fetchone()
                 if count >= MAX_PREFERENCES:
-                    raise PreferenceError(
-                        f"a user keeps at most {MAX_PREFERENCES} preferences; "
-                        f"delete one before adding {key!r}"
-                    )
+                    raise too_many_preferences(key)
             connection.execute(
                 "INSERT INTO user_preferences (user_id, key, key_id, nonce, value, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)"

@@ -28,6 +28,7 @@ from typing import Any
 import attrs
 
 from timmybot_core.domain.audit_records import AuditKind, AuditRecord, ChainHead, SignedDigest
+from timmybot_core.domain.clock import as_utc
 
 __all__ = [
     "RECORD_FORMAT",
@@ -55,9 +56,7 @@ def format_timestamp(moment: datetime) -> str:
 
     Raises ``ValueError`` for a naive datetime: an audit time must be absolute.
     """
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("audit timestamps must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return as_utc(moment, "audit timestamps").strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_timestamp(text: str) -> datetime:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "FakeClock", "SystemClock"]
+__all__ = ["Clock", "FakeClock", "SystemClock", "as_utc"]
 
 
 @runtime_checkable
@@ -30,7 +30,12 @@ class SystemClock:
         return "SystemClock()"
 
 
-def _as_utc(moment: datetime, what: str) -> datetime:
+def as_utc(moment: datetime, what: str) -> datetime:
+    """Return ``moment`` in UTC; ``ValueError`` naming ``what`` if it is naive.
+
+    A naive time's instant would be a guess, so every stored or compared
+    time goes through here.
+    """
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware (got naive {moment.isoformat()})")
     return moment.astimezone(UTC)
@@ -47,7 +52,7 @@ class FakeClock:
 
     def __init__(self, start: datetime | None = None) -> None:
         self._now = (
-            _as_utc(start, "FakeClock start")
+            as_utc(start, "FakeClock start")
             if start is not None
             else datetime(2026, 1, 1, tzinfo=UTC)
         )
@@ -69,7 +74,7 @@ class FakeClock:
 
     def set(self, moment: datetime) -> None:
         """Jump to ``moment`` (timezone-aware), forwards or backwards."""
-        self._now = _as_utc(moment, "FakeClock.set moment")
+        self._now = as_utc(moment, "FakeClock.set moment")
 
     def __repr__(self) -> str:
         return f"FakeClock({self._now.isoformat()})"

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Final
 
 import attrs
 
+from timmybot_core.domain.clock import as_utc
 from timmybot_core.domain.errors import VaultIntegrityError
 from timmybot_core.domain.scopes import check_scopes, salvage_scopes
 
@@ -33,9 +34,7 @@ def valid_platform(platform: str) -> str:
 
 
 def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("token times must be timezone-aware")
-    return moment.astimezone(UTC)
+    return as_utc(moment, "token times")
 
 
 def _scopes(values: Any) -> tuple[str, ...]:

@@ -39,6 +39,7 @@ __all__ = [
     "check_user_id",
     "decode_preference",
     "encode_preference",
+    "too_many_preferences",
 ]
 
 PreferenceValue: TypeAlias = (
@@ -177,6 +178,13 @@ def decode_preference(text: str) -> PreferenceValue:
     """Return the value that :func:`encode_preference` encoded as ``text``."""
     value: PreferenceValue = json.loads(text)
     return value
+
+
+def too_many_preferences(key: str) -> PreferenceError:
+    """Return the error for adding ``key`` to a user who has :data:`MAX_PREFERENCES` already."""
+    return PreferenceError(
+        f"a user keeps at most {MAX_PREFERENCES} preferences; delete one before adding {key!r}"
+    )
 
 
 @attrs.frozen(kw_only=True)
