@@ -29,25 +29,19 @@ minutes a pending state lives, or those links fail and must be started again.
 
 from __future__ import annotations
 
-import logging
 import sqlite3
-from collections.abc import Callable
 from datetime import datetime
-from typing import Final, Self, TypeVar
+from typing import Final
 
-from timmybot_adapters.sqlite.crypto import AeadCipher, IntegrityFailure, Sealed, VaultKeys
 from timmybot_adapters.sqlite.database import (
-    SqliteDatabase,
     datetime_to_micros,
     micros_to_datetime,
 )
-from timmybot_core.domain.errors import StoreUnavailable
+from timmybot_adapters.sqlite.store import SqliteSealedStore
 from timmybot_core.domain.snowflake import check_snowflake
 from timmybot_core.ports.link_states import LinkState, TakeOutcome, TakeResult
 
 __all__ = ["SqliteLinkStateStore"]
-
-T = TypeVar("T")
 
 COMPONENT: Final = "link_states"
 CONTEXT: Final = "timmybot/link-state/v1"
@@ -76,8 +70,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-_log = logging.getLogger("timmybot.link_states")
-
 
 def _user(user_id: int) -> str:
     return str(check_snowflake(user_id, what="a user ID", allow_zero=True))
@@ -89,50 +81,26 @@ def _subject(
     return (state_hash, user, platform, str(created_at), str(expires_at))
 
 
-class SqliteLinkStateStore:
+class SqliteLinkStateStore(SqliteSealedStore):
     """Pending link states of every process sharing one SQLite file.
 
     :meth:`take` runs in one ``BEGIN IMMEDIATE`` transaction: of any number
     of callers, in any number of processes, exactly one gets ``TAKEN``.
     """
 
-    def __init__(self, db: SqliteDatabase, *, keys: VaultKeys | None = None) -> None:
-        """Use ``db``; encrypt verifiers with ``keys`` if given. No I/O happens here."""
-        self._db = db
-        self._cipher = AeadCipher(keys, context=CONTEXT) if keys is not None else None
-
-    def __repr__(self) -> str:
-        keys = self._cipher.keys if self._cipher is not None else None
-        return f"SqliteLinkStateStore(db={self._db!r}, keys={keys!r})"
-
-    @classmethod
-    async def open(cls, db: SqliteDatabase, *, keys: VaultKeys | None = None) -> Self:
-        """Create or upgrade the store's tables in ``db`` and return the store.
-
-        Raises:
-            SchemaVersionError: ``db`` was written by a newer release.
-            StoreUnavailable: the database could not be opened or migrated.
-
-        """
-        await db.migrate(COMPONENT, MIGRATIONS)
-        return cls(db, keys=keys)
-
-    async def _write(self, name: str, fn: Callable[[sqlite3.Connection], T]) -> T:
-        await self._db.ensure_migrated(COMPONENT, MIGRATIONS)
-        return await self._db.write(fn, operation=f"link state store: {name}")
+    COMPONENT = COMPONENT
+    MIGRATIONS = MIGRATIONS
+    LABEL = "link state store"
+    CONTEXT = CONTEXT
+    WHAT = _WHAT
 
     async def add(self, state: LinkState) -> None:
         """Store a new state (a state with the same hash is replaced)."""
         user = _user(state.user_id)
         created_at = datetime_to_micros(state.created_at)
         expires_at = datetime_to_micros(state.expires_at)
-        verifier = state.code_verifier.encode("utf-8")
-        key_id: str | None = None
-        nonce: bytes | None = None
-        if self._cipher is not None:
-            subject = _subject(state.state_hash, user, state.platform, created_at, expires_at)
-            sealed = self._cipher.seal(subject, verifier)
-            key_id, nonce, verifier = sealed.key_id, sealed.nonce, sealed.ciphertext
+        subject = _subject(state.state_hash, user, state.platform, created_at, expires_at)
+        key_id, nonce, verifier = self._seal(subject, state.code_verifier.encode("utf-8"))
         values = (
             state.state_hash,
             user,
@@ -158,33 +126,14 @@ class SqliteLinkStateStore:
         await self._write("add", insert)
 
     def _verifier(
-        self,
-        subject: tuple[str, ...],
-        key_id: str | None,
-        nonce: bytes | None,
-        stored: bytes,
+        self, subject: tuple[str, ...], key_id: str | None, nonce: bytes | None, stored: bytes
     ) -> str:
         """Return the stored verifier, decrypted and authenticated when keys are configured."""
+        plain = self._unseal(subject, key_id, nonce, stored)
         try:
-            if self._cipher is None:
-                if key_id is not None:
-                    raise IntegrityFailure(
-                        f"{_WHAT} is encrypted, but this store has no keys", unknown_key=True
-                    )
-                return bytes(stored).decode("utf-8")
-            if key_id is None or nonce is None:
-                raise IntegrityFailure(
-                    f"{_WHAT} is stored unencrypted, but this store encrypts", unknown_key=False
-                )
-            sealed = Sealed(key_id=key_id, nonce=nonce, ciphertext=stored)
-            return self._cipher.open(subject, sealed, what=_WHAT).decode("utf-8")
-        except IntegrityFailure as failure:
-            _log.error("link state store: %s", failure)
-            raise StoreUnavailable(f"link state store: {failure}") from None
-        except (UnicodeDecodeError, TypeError):
-            message = f"{_WHAT} holds a malformed verifier"
-            _log.error("link state store: %s", message)
-            raise StoreUnavailable(f"link state store: {message}") from None
+            return plain.decode("utf-8")
+        except UnicodeDecodeError:
+            self._fail(f"{_WHAT} holds a malformed verifier")
 
     async def take(self, state_hash: str, *, now: datetime) -> TakeResult:
         """Consume a state atomically: exactly one caller ever gets ``TAKEN``.

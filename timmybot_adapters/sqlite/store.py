@@ -1,14 +1,17 @@
-"""The part every SQLite store shares: lazy migration and labelled calls."""
+"""The part every SQLite store shares: lazy migration, labelled calls, optional sealing."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import ClassVar, Self, TypeVar
+from typing import ClassVar, NoReturn, Self, TypeVar
 
+from timmybot_adapters.sqlite.crypto import AeadCipher, IntegrityFailure, Sealed, VaultKeys
 from timmybot_adapters.sqlite.database import SqliteDatabase
+from timmybot_core.domain.errors import StoreUnavailable
 
-__all__ = ["SqliteStore"]
+__all__ = ["SqliteSealedStore", "SqliteStore"]
 
 T = TypeVar("T")
 
@@ -51,3 +54,74 @@ class SqliteStore:
     async def _write(self, name: str, fn: Callable[[sqlite3.Connection], T]) -> T:
         await self._db.ensure_migrated(self.COMPONENT, self.MIGRATIONS)
         return await self._db.write(fn, operation=f"{self.LABEL}: {name}")
+
+
+class SqliteSealedStore(SqliteStore):
+    """A store whose one secret column is sealed with AES-256-GCM when ``keys`` are given.
+
+    Subclasses also name the ``CONTEXT`` their ciphertexts are bound to and
+    ``WHAT`` one sealed value is, for messages. Without keys values are
+    stored as they are, and rows are not authenticated: for tests.
+    """
+
+    CONTEXT: ClassVar[str]
+    WHAT: ClassVar[str]
+
+    def __init__(self, db: SqliteDatabase, *, keys: VaultKeys | None = None) -> None:
+        """Use ``db``; encrypt with ``keys`` if given. No I/O happens here."""
+        super().__init__(db)
+        self._cipher = AeadCipher(keys, context=self.CONTEXT) if keys is not None else None
+
+    def __repr__(self) -> str:
+        keys = self._cipher.keys if self._cipher is not None else None
+        return f"{type(self).__name__}(db={self._db!r}, keys={keys!r})"
+
+    @classmethod
+    async def open(cls, db: SqliteDatabase, *, keys: VaultKeys | None = None) -> Self:
+        """Create or upgrade the store's tables in ``db`` and return the store.
+
+        Raises:
+            SchemaVersionError: ``db`` was written by a newer release.
+            StoreUnavailable: the database could not be opened or migrated.
+        """
+        await db.migrate(cls.COMPONENT, cls.MIGRATIONS)
+        return cls(db, keys=keys)
+
+    def _seal(
+        self, subject: tuple[str, ...], plain: bytes
+    ) -> tuple[str | None, bytes | None, bytes]:
+        """Return ``(key_id, nonce, stored)`` for ``plain`` bound to ``subject``."""
+        if self._cipher is None:
+            return (None, None, plain)
+        sealed = self._cipher.seal(subject, plain)
+        return (sealed.key_id, sealed.nonce, sealed.ciphertext)
+
+    def _unseal(
+        self, subject: tuple[str, ...], key_id: str | None, nonce: bytes | None, stored: bytes
+    ) -> bytes:
+        """Return what :meth:`_seal` stored; :meth:`_fail` if it fails its integrity check.
+
+        A row sealed under keys this store lacks, or plain where this store
+        encrypts, fails as well: either is a configuration or tampering problem.
+        """
+        try:
+            if self._cipher is None:
+                if key_id is not None:
+                    raise IntegrityFailure(
+                        f"{self.WHAT} is encrypted, but this store has no keys", unknown_key=True
+                    )
+                return bytes(stored)
+            if key_id is None or nonce is None:
+                raise IntegrityFailure(
+                    f"{self.WHAT} is stored unencrypted, but this store encrypts",
+                    unknown_key=False,
+                )
+            sealed = Sealed(key_id=key_id, nonce=nonce, ciphertext=stored)
+            return self._cipher.open(subject, sealed, what=self.WHAT)
+        except IntegrityFailure as failure:
+            self._fail(str(failure))
+
+    def _fail(self, message: str) -> NoReturn:
+        """Log ``message`` (it names no user and no value) and raise ``StoreUnavailable``."""
+        logging.getLogger(f"timmybot.{self.COMPONENT}").error("%s: %s", self.LABEL, message)
+        raise StoreUnavailable(f"{self.LABEL}: {message}") from None

@@ -23,20 +23,16 @@ been set again or deleted.
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any, Final, Self
+from typing import Any, Final
 
-from timmybot_adapters.sqlite.crypto import AeadCipher, IntegrityFailure, Sealed, VaultKeys
 from timmybot_adapters.sqlite.database import (
-    SqliteDatabase,
     datetime_to_micros,
     micros_to_datetime,
 )
-from timmybot_adapters.sqlite.store import SqliteStore
-from timmybot_core.domain.errors import StoreUnavailable
+from timmybot_adapters.sqlite.store import SqliteSealedStore
 from timmybot_core.ports.user_data import (
     MAX_PREFERENCES,
     Preference,
@@ -70,14 +66,12 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-_log = logging.getLogger("timmybot.user_data")
-
 
 def _subject(user: str, key: str, updated_at: int) -> tuple[str, ...]:
     return (user, key, str(updated_at))
 
 
-class SqliteUserDataStore(SqliteStore):
+class SqliteUserDataStore(SqliteSealedStore):
     """Preferences of every process sharing one SQLite file.
 
     Setting a preference checks the user's count and writes in one
@@ -87,62 +81,16 @@ class SqliteUserDataStore(SqliteStore):
     COMPONENT = COMPONENT
     MIGRATIONS = MIGRATIONS
     LABEL = "user data store"
-
-    def __init__(self, db: SqliteDatabase, *, keys: VaultKeys | None = None) -> None:
-        """Use ``db``; encrypt values with ``keys`` if given. No I/O happens here."""
-        super().__init__(db)
-        self._cipher = AeadCipher(keys, context=CONTEXT) if keys is not None else None
-
-    def __repr__(self) -> str:
-        keys = self._cipher.keys if self._cipher is not None else None
-        return f"SqliteUserDataStore(db={self._db!r}, keys={keys!r})"
-
-    @classmethod
-    async def open(cls, db: SqliteDatabase, *, keys: VaultKeys | None = None) -> Self:
-        """Create or upgrade the store's tables in ``db`` and return the store.
-
-        Raises:
-            SchemaVersionError: ``db`` was written by a newer release.
-            StoreUnavailable: the database could not be opened or migrated.
-
-        """
-        await db.migrate(COMPONENT, MIGRATIONS)
-        return cls(db, keys=keys)
-
-    def _seal(self, user: str, key: str, updated_at: int, text: str) -> tuple[Any, ...]:
-        plain = text.encode("utf-8")
-        if self._cipher is None:
-            return (None, None, plain)
-        sealed = self._cipher.seal(_subject(user, key, updated_at), plain)
-        return (sealed.key_id, sealed.nonce, sealed.ciphertext)
+    CONTEXT = CONTEXT
+    WHAT = _WHAT
 
     def _open(self, row: tuple[Any, ...]) -> Preference:
         user, key, key_id, nonce, stored, updated_at = row
+        plain = self._unseal(_subject(str(user), str(key), int(updated_at)), key_id, nonce, stored)
         try:
-            if self._cipher is None:
-                if key_id is not None:
-                    raise IntegrityFailure(
-                        f"{_WHAT} is encrypted, but this store has no keys", unknown_key=True
-                    )
-                plain = bytes(stored)
-            else:
-                if key_id is None or nonce is None:
-                    raise IntegrityFailure(
-                        f"{_WHAT} is stored unencrypted, but this store encrypts",
-                        unknown_key=False,
-                    )
-                sealed = Sealed(key_id=key_id, nonce=nonce, ciphertext=stored)
-                plain = self._cipher.open(
-                    _subject(str(user), str(key), int(updated_at)), sealed, what=_WHAT
-                )
             value = decode_preference(plain.decode("utf-8"))
-        except IntegrityFailure as failure:
-            _log.error("user data store: %s", failure)
-            raise StoreUnavailable(f"user data store: {failure}") from None
         except (UnicodeDecodeError, ValueError, TypeError):
-            message = f"{_WHAT} is malformed"
-            _log.error("user data store: %s", message)
-            raise StoreUnavailable(f"user data store: {message}") from None
+            self._fail(f"{_WHAT} is malformed")
         return Preference(key=str(key), value=value, updated_at=micros_to_datetime(updated_at))
 
     async def get_preferences(self, user_id: int) -> list[Preference]:
@@ -182,7 +130,7 @@ class SqliteUserDataStore(SqliteStore):
         user = str(check_user_id(user_id))
         text = encode_preference(key, value)
         updated_at = datetime_to_micros(at)
-        key_id, nonce, stored = self._seal(user, key, updated_at, text)
+        key_id, nonce, stored = self._seal(_subject(user, key, updated_at), text.encode("utf-8"))
 
         def upsert(connection: sqlite3.Connection) -> None:
             exists = connection.execute(
