@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from timmybot_adapters.aws.clients import AwsClients, aws_errors
+from botocore.exceptions import ClientError
+
+from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code
 from timmybot_core.domain.clock import as_utc
 from timmybot_core.domain.errors import StoreUnavailable
 from timmybot_core.domain.snowflake import MAX_SNOWFLAKE, check_snowflake
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 __all__ = [
+    "CHECK_FAILED",
     "MAX_SNOWFLAKE",
     "DynamoStore",
     "Item",
@@ -37,6 +40,8 @@ _ORIGIN: Final = datetime(1, 1, 1, tzinfo=UTC)
 _US: Final = timedelta(microseconds=1)
 _BATCH: Final = 25
 _BATCH_TRIES: Final = 10
+#: The error code of a write whose ``ConditionExpression`` did not hold.
+CHECK_FAILED: Final = "ConditionalCheckFailedException"
 
 
 def micros(moment: datetime) -> int:
@@ -135,6 +140,21 @@ class DynamoStore:
             start = page.get("LastEvaluatedKey")
             if not start:
                 return
+
+    async def _write_if(self, operation: str, call: Callable[..., Any], **params: Any) -> bool:
+        """Run the conditional write ``call`` on the table; ``False`` if its check failed.
+
+        A failed condition is an expected outcome (someone else got there
+        first); any other error is ``StoreUnavailable``.
+        """
+        with aws_errors(self.LABEL, operation):
+            try:
+                await self._aws.run(call, TableName=self._table, **params)
+            except ClientError as error:
+                if error_code(error) != CHECK_FAILED:
+                    raise
+                return False
+        return True
 
     async def _all(self, operation: str, *, scan: bool = False, **params: Any) -> list[Item]:
         """Every item of a ``Query`` (or a ``Scan``), all pages."""

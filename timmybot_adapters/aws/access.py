@@ -70,6 +70,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import ClientError
 
 from timmybot_adapters.aws._dynamo import (
+    CHECK_FAILED,
     DynamoStore,
     Item,
     from_micros,
@@ -93,7 +94,6 @@ if TYPE_CHECKING:
 __all__ = ["DynamoAccessPolicyStore"]
 
 _US: Final = timedelta(microseconds=1)
-_CHECK_FAILED: Final = "ConditionalCheckFailedException"
 _ALLOW: Final = "allow"
 _BAN: Final = "ban"
 _SWITCH: Final = "switch"
@@ -156,25 +156,16 @@ class DynamoAccessPolicyStore(DynamoStore):
         names: dict[str, str],
     ) -> bool:
         """``PutItem`` under ``condition``; ``True`` if written (a retry of ours included)."""
-        params: dict[str, Any] = {
-            "TableName": self._table,
-            "Item": item,
-            "ConditionExpression": condition,
-        }
+        params: dict[str, Any] = {"Item": item, "ConditionExpression": condition}
         if values:
             params["ExpressionAttributeValues"] = values
         if names:
             params["ExpressionAttributeNames"] = names
-        with aws_errors(self.LABEL, operation):
-            try:
-                await self._aws.run(self._db.put_item, **params)
-            except ClientError as error:
-                if error_code(error) != _CHECK_FAILED:
-                    raise
-                stored = await self._get(operation, text(item, "pk"), text(item, "sk"))
-                # Our own token: a retry of a write whose first try succeeded.
-                return stored is not None and stored.get("token") == item["token"]
-        return True
+        if await self._write_if(operation, self._db.put_item, **params):
+            return True
+        stored = await self._get(operation, text(item, "pk"), text(item, "sk"))
+        # Our own token: a retry of a write whose first try succeeded.
+        return stored is not None and stored.get("token") == item["token"]
 
     # Allowlist
 
@@ -261,7 +252,7 @@ class DynamoAccessPolicyStore(DynamoStore):
                 )
                 stored = answer["Attributes"]
             except ClientError as error:
-                if error_code(error) != _CHECK_FAILED:
+                if error_code(error) != CHECK_FAILED:
                     raise
                 stored = await self._get("record_attempt", pk, _SEQUENCE) or {}
         sequence = num_or_none(stored, "last") or 1
@@ -271,27 +262,22 @@ class DynamoAccessPolicyStore(DynamoStore):
         self, pk: str, moment: int, sequence: int, expires: AttributeValueTypeDef
     ) -> None:
         """Count the attempt at its time, noting the highest number seen there."""
-        with aws_errors(self.LABEL, "record_attempt"):
-            try:
-                await self._aws.run(
-                    self._db.update_item,
-                    TableName=self._table,
-                    Key=self._key(pk, time_key(moment)),
-                    UpdateExpression="SET #ttl = :ttl, #first = if_not_exists(#first, :seq) "
-                    "ADD #n :one, #seqs :seqset",
-                    # A retry of a stamp that was applied changes nothing.
-                    ConditionExpression="attribute_not_exists(#seqs) OR NOT contains(#seqs, :seq)",
-                    ExpressionAttributeNames=_names("#ttl", "#first", "#n", "#seqs"),
-                    ExpressionAttributeValues={
-                        ":ttl": expires,
-                        ":seq": num(sequence),
-                        ":one": num(1),
-                        ":seqset": {"NS": [str(sequence)]},
-                    },
-                )
-            except ClientError as error:
-                if error_code(error) != _CHECK_FAILED:
-                    raise
+        await self._write_if(
+            "record_attempt",
+            self._db.update_item,
+            Key=self._key(pk, time_key(moment)),
+            UpdateExpression="SET #ttl = :ttl, #first = if_not_exists(#first, :seq) "
+            "ADD #n :one, #seqs :seqset",
+            # A retry of a stamp that was applied changes nothing.
+            ConditionExpression="attribute_not_exists(#seqs) OR NOT contains(#seqs, :seq)",
+            ExpressionAttributeNames=_names("#ttl", "#first", "#n", "#seqs"),
+            ExpressionAttributeValues={
+                ":ttl": expires,
+                ":seq": num(sequence),
+                ":one": num(1),
+                ":seqset": {"NS": [str(sequence)]},
+            },
+        )
 
     async def _sequence_before(self, pk: str, start: int) -> int:
         """Return the highest attempt number stamped at or before ``start`` (0 if none).
@@ -507,21 +493,16 @@ class DynamoAccessPolicyStore(DynamoStore):
 
     async def _raise_base(self, pk: str, base: int) -> None:
         """Note on the guild's counter that attempts up to number ``base`` are purged."""
-        with aws_errors(self.LABEL, "purge_expired"):
-            try:
-                await self._aws.run(
-                    self._db.update_item,
-                    TableName=self._table,
-                    Key=self._key(pk, _SEQUENCE),
-                    UpdateExpression="SET #base = :base",
-                    ConditionExpression="attribute_exists(#last) AND "
-                    "(attribute_not_exists(#base) OR #base < :base)",
-                    ExpressionAttributeNames=_names("#base", "#last"),
-                    ExpressionAttributeValues={":base": num(base)},
-                )
-            except ClientError as error:
-                if error_code(error) != _CHECK_FAILED:
-                    raise
+        await self._write_if(
+            "purge_expired",
+            self._db.update_item,
+            Key=self._key(pk, _SEQUENCE),
+            UpdateExpression="SET #base = :base",
+            ConditionExpression="attribute_exists(#last) AND "
+            "(attribute_not_exists(#base) OR #base < :base)",
+            ExpressionAttributeNames=_names("#base", "#last"),
+            ExpressionAttributeValues={":base": num(base)},
+        )
 
     # Leases and job runs
 
@@ -541,39 +522,25 @@ class DynamoAccessPolicyStore(DynamoStore):
             # Garbage collection only; an expired lease is free either way.
             "ttl": num(ttl_of(expires) + _LEASE_TTL_SLACK),
         }
-        with aws_errors(self.LABEL, "acquire_lease"):
-            try:
-                await self._aws.run(
-                    self._db.put_item,
-                    TableName=self._table,
-                    Item=item,
-                    ConditionExpression=(
-                        "attribute_not_exists(pk) OR expires_at <= :now OR holder = :holder"
-                    ),
-                    ExpressionAttributeValues={":now": num(moment), ":holder": s(holder)},
-                )
-            except ClientError as error:
-                if error_code(error) != _CHECK_FAILED:
-                    raise
-                return False
-        return True
+        return await self._write_if(
+            "acquire_lease",
+            self._db.put_item,
+            Item=item,
+            ConditionExpression=(
+                "attribute_not_exists(pk) OR expires_at <= :now OR holder = :holder"
+            ),
+            ExpressionAttributeValues={":now": num(moment), ":holder": s(holder)},
+        )
 
     async def release_lease(self, name: str, holder: str) -> bool:
         """Give up the lease ``name`` if ``holder`` holds it, expired or not."""
-        with aws_errors(self.LABEL, "release_lease"):
-            try:
-                await self._aws.run(
-                    self._db.delete_item,
-                    TableName=self._table,
-                    Key=self._key(_LEASE, name),
-                    ConditionExpression="holder = :holder",
-                    ExpressionAttributeValues={":holder": s(holder)},
-                )
-            except ClientError as error:
-                if error_code(error) != _CHECK_FAILED:
-                    raise
-                return False
-        return True
+        return await self._write_if(
+            "release_lease",
+            self._db.delete_item,
+            Key=self._key(_LEASE, name),
+            ConditionExpression="holder = :holder",
+            ExpressionAttributeValues={":holder": s(holder)},
+        )
 
     async def last_job_run(self, job: str) -> datetime | None:
         """Return how far ``job``'s schedule is satisfied, or ``None``."""
@@ -586,40 +553,28 @@ class DynamoAccessPolicyStore(DynamoStore):
         """Record that ``job``'s schedule is satisfied up to ``at``; it only moves forward."""
         if not job:
             raise ValueError("a job needs a name")
-        with aws_errors(self.LABEL, "record_job_run"):
-            try:
-                await self._aws.run(
-                    self._db.update_item,
-                    TableName=self._table,
-                    Key=self._key(_JOB, job),
-                    UpdateExpression="SET last_run = :at",
-                    ConditionExpression="attribute_not_exists(last_run) OR last_run < :at",
-                    ExpressionAttributeValues={":at": num(micros(at))},
-                )
-            except ClientError as error:
-                if error_code(error) != _CHECK_FAILED:
-                    raise
-                return False
-        return True
+        return await self._write_if(
+            "record_job_run",
+            self._db.update_item,
+            Key=self._key(_JOB, job),
+            UpdateExpression="SET last_run = :at",
+            ConditionExpression="attribute_not_exists(last_run) OR last_run < :at",
+            ExpressionAttributeValues={":at": num(micros(at))},
+        )
 
     async def _delete_if(
         self, pk: str, sk: str, condition: str, values: dict[str, Any], names: dict[str, str]
     ) -> int:
-        with aws_errors(self.LABEL, "purge_expired"):
-            try:
-                await self._aws.run(
-                    self._db.delete_item,
-                    TableName=self._table,
-                    Key=self._key(pk, sk),
-                    ConditionExpression=condition,
-                    ExpressionAttributeValues=values,
-                    ExpressionAttributeNames=names,
-                )
-            except ClientError as error:
-                if error_code(error) != _CHECK_FAILED:
-                    raise
-                return 0
-        return 1
+        return int(
+            await self._write_if(
+                "purge_expired",
+                self._db.delete_item,
+                Key=self._key(pk, sk),
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+                ExpressionAttributeNames=names,
+            )
+        )
 
 
 def _check_lease(name: str, holder: str, ttl: timedelta) -> None:

@@ -104,8 +104,6 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
-from botocore.exceptions import ClientError
-
 from timmybot_adapters.aws._dynamo import (
     DynamoStore,
     Item,
@@ -117,7 +115,7 @@ from timmybot_adapters.aws._dynamo import (
     text,
     text_or_none,
 )
-from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code
+from timmybot_adapters.aws.clients import AwsClients, aws_errors
 from timmybot_core.domain.audit_chain import record_bytes, record_from_bytes
 from timmybot_core.domain.errors import AuditConflict, StoreUnavailable
 from timmybot_core.ports.audit import (
@@ -131,7 +129,6 @@ from timmybot_core.ports.audit import (
 
 __all__ = ["DynamoAuditLog"]
 
-_CHECK_FAILED: Final = "ConditionalCheckFailedException"
 _INDEX_KEYS: Final = ("day_pk", "kind_pk", "actor_pk", "action_pk", "subject_pk")
 _TOP: Final = "~"  # sorts above every character of an ``at`` key after its timestamp
 _PAGE: Final = 200
@@ -434,41 +431,27 @@ class DynamoAuditLog(DynamoStore):
         """Make this log the only one writing ``writer``'s positions (once per writer)."""
         if writer in self._claimed:
             return
-        with aws_errors(self.LABEL, "append"):
-            try:
-                await self._aws.run(
-                    self._db.update_item,
-                    TableName=self._table,
-                    Key={"pk": s("writers"), "sk": s(writer)},
-                    UpdateExpression="SET #owner = :me",
-                    ConditionExpression="attribute_not_exists(#owner) OR #owner = :me",
-                    ExpressionAttributeNames={"#owner": "owner"},
-                    ExpressionAttributeValues={":me": s(self._owner)},
-                )
-            except ClientError as error:
-                if error_code(error) != _CHECK_FAILED:
-                    raise
-                raise AuditConflict(
-                    f"audit writer {writer} is written by another process"
-                ) from None
+        if not await self._write_if(
+            "append",
+            self._db.update_item,
+            Key={"pk": s("writers"), "sk": s(writer)},
+            UpdateExpression="SET #owner = :me",
+            ConditionExpression="attribute_not_exists(#owner) OR #owner = :me",
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues={":me": s(self._owner)},
+        ):
+            raise AuditConflict(f"audit writer {writer} is written by another process")
         self._claimed.add(writer)
         self._registered.add(writer)
 
     async def _put_new(self, operation: str, item: Item) -> bool:
         """``PutItem`` unless the key exists; ``False`` if it did."""
-        with aws_errors(self.LABEL, operation):
-            try:
-                await self._aws.run(
-                    self._db.put_item,
-                    TableName=self._table,
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(pk)",
-                )
-            except ClientError as error:
-                if error_code(error) != _CHECK_FAILED:
-                    raise
-                return False
-        return True
+        return await self._write_if(
+            operation,
+            self._db.put_item,
+            Item=item,
+            ConditionExpression="attribute_not_exists(pk)",
+        )
 
     async def _get(self, operation: str, key: Item) -> Item | None:
         with aws_errors(self.LABEL, operation):
@@ -478,22 +461,17 @@ class DynamoAuditLog(DynamoStore):
         return answer.get("Item")
 
     async def _delete_guard(self, key: Item, position: Item) -> None:
-        with aws_errors(self.LABEL, "append"):
-            try:
-                await self._aws.run(
-                    self._db.delete_item,
-                    TableName=self._table,
-                    Key=key,
-                    ConditionExpression="writer_id = :w AND #seq = :n",
-                    ExpressionAttributeNames={"#seq": "sequence"},
-                    ExpressionAttributeValues={
-                        ":w": position["writer_id"],
-                        ":n": position["sequence"],
-                    },
-                )
-            except ClientError as error:
-                if error_code(error) != _CHECK_FAILED:
-                    raise
+        await self._write_if(
+            "append",
+            self._db.delete_item,
+            Key=key,
+            ConditionExpression="writer_id = :w AND #seq = :n",
+            ExpressionAttributeNames={"#seq": "sequence"},
+            ExpressionAttributeValues={
+                ":w": position["writer_id"],
+                ":n": position["sequence"],
+            },
+        )
 
     async def _register(self, writer: str) -> None:
         if writer in self._registered:
@@ -507,22 +485,15 @@ class DynamoAuditLog(DynamoStore):
         known = self._known
         if known is not None and known[0] <= day <= known[1]:
             return
-        with aws_errors(self.LABEL, "append"):
-            for bound, widen in (("first_day", ">"), ("last_day", "<")):
-                try:
-                    await self._aws.run(
-                        self._db.update_item,
-                        TableName=self._table,
-                        Key={"pk": s("meta"), "sk": s("days")},
-                        UpdateExpression=f"SET {bound} = :day",
-                        ConditionExpression=(
-                            f"attribute_not_exists({bound}) OR {bound} {widen} :day"
-                        ),
-                        ExpressionAttributeValues={":day": s(day)},
-                    )
-                except ClientError as error:
-                    if error_code(error) != _CHECK_FAILED:
-                        raise
+        for bound, widen in (("first_day", ">"), ("last_day", "<")):
+            await self._write_if(
+                "append",
+                self._db.update_item,
+                Key={"pk": s("meta"), "sk": s("days")},
+                UpdateExpression=f"SET {bound} = :day",
+                ConditionExpression=f"attribute_not_exists({bound}) OR {bound} {widen} :day",
+                ExpressionAttributeValues={":day": s(day)},
+            )
         first, last = (day, day) if known is None else (min(known[0], day), max(known[1], day))
         self._known = (first, last)
 
@@ -569,38 +540,33 @@ class DynamoAuditLog(DynamoStore):
         """Replace each stored record by its pruned form; return how many changed."""
         changed = 0
         for record in records:
-            with aws_errors(self.LABEL, "prune"):
-                try:
-                    await self._aws.run(
-                        self._db.update_item,
-                        TableName=self._table,
-                        Key={
-                            "pk": s(f"chain#{record.writer_id}"),
-                            "sk": s(f"{record.sequence:020d}"),
-                        },
-                        UpdateExpression=(
-                            "SET pruned = :true, #action = :empty, #resource = :empty, "
-                            "#source = :empty, details = :nothing "
-                            "REMOVE actor, subject, body, #at, " + ", ".join(_INDEX_KEYS)
-                        ),
-                        ConditionExpression="attribute_exists(pk) AND pruned = :false",
-                        ExpressionAttributeNames={
-                            "#action": "action",
-                            "#resource": "resource",
-                            "#source": "source",
-                            "#at": "at",
-                        },
-                        ExpressionAttributeValues={
-                            ":true": {"BOOL": True},
-                            ":false": {"BOOL": False},
-                            ":empty": s(""),
-                            ":nothing": s("{}"),
-                        },
-                    )
-                    changed += 1
-                except ClientError as error:
-                    if error_code(error) != _CHECK_FAILED:
-                        raise
+            if await self._write_if(
+                "prune",
+                self._db.update_item,
+                Key={
+                    "pk": s(f"chain#{record.writer_id}"),
+                    "sk": s(f"{record.sequence:020d}"),
+                },
+                UpdateExpression=(
+                    "SET pruned = :true, #action = :empty, #resource = :empty, "
+                    "#source = :empty, details = :nothing "
+                    "REMOVE actor, subject, body, #at, " + ", ".join(_INDEX_KEYS)
+                ),
+                ConditionExpression="attribute_exists(pk) AND pruned = :false",
+                ExpressionAttributeNames={
+                    "#action": "action",
+                    "#resource": "resource",
+                    "#source": "source",
+                    "#at": "at",
+                },
+                ExpressionAttributeValues={
+                    ":true": {"BOOL": True},
+                    ":false": {"BOOL": False},
+                    ":empty": s(""),
+                    ":nothing": s("{}"),
+                },
+            ):
+                changed += 1
         return changed
 
     # Reading

@@ -15,16 +15,13 @@ from __future__ import annotations
 
 from typing import Final
 
-from botocore.exceptions import ClientError
-
 from timmybot_adapters.aws._dynamo import DynamoStore, Item, from_micros, micros, num, s, text
-from timmybot_adapters.aws.clients import aws_errors, error_code
+from timmybot_adapters.aws.clients import aws_errors
 from timmybot_core.ports.erasure import ErasureEntry, ErasureStep, decode_steps, encode_steps
 
 __all__ = ["DynamoErasureJournal"]
 
 _PK: Final = "erasure"
-_CHECK_FAILED: Final = "ConditionalCheckFailedException"
 
 
 class DynamoErasureJournal(DynamoStore):
@@ -54,17 +51,12 @@ class DynamoErasureJournal(DynamoStore):
             "requested_at": num(moment),
             "steps": s(encode_steps(entry.steps)),
         }
-        with aws_errors(self.LABEL, "begin"):
-            try:
-                await self._aws.run(
-                    self._db.put_item,
-                    TableName=self._table,
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(pk)",
-                )
-            except ClientError as error:
-                if error_code(error) != _CHECK_FAILED:
-                    raise
+        await self._write_if(
+            "begin",
+            self._db.put_item,
+            Item=item,
+            ConditionExpression="attribute_not_exists(pk)",
+        )
 
     async def record_step(self, request_id: str, store: str, step: ErasureStep) -> bool:
         """Record one store's outcome; ``False`` if the request is not pending.
@@ -79,23 +71,18 @@ class DynamoErasureJournal(DynamoStore):
                 return False
             old = text(item, "steps")
             steps = {**decode_steps(old), store: step}
-            with aws_errors(self.LABEL, "record step"):
-                try:
-                    await self._aws.run(
-                        self._db.update_item,
-                        TableName=self._table,
-                        Key={"pk": item["pk"], "sk": item["sk"]},
-                        UpdateExpression="SET steps = :new",
-                        ConditionExpression="steps = :old",
-                        ExpressionAttributeValues={
-                            ":new": s(encode_steps(steps)),
-                            ":old": s(old),
-                        },
-                    )
-                    return True
-                except ClientError as error:
-                    if error_code(error) != _CHECK_FAILED:
-                        raise
+            if await self._write_if(
+                "record step",
+                self._db.update_item,
+                Key={"pk": item["pk"], "sk": item["sk"]},
+                UpdateExpression="SET steps = :new",
+                ConditionExpression="steps = :old",
+                ExpressionAttributeValues={
+                    ":new": s(encode_steps(steps)),
+                    ":old": s(old),
+                },
+            ):
+                return True
         return False
 
     async def finish(self, request_id: str) -> bool:

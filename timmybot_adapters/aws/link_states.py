@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import ClientError
 
 from timmybot_adapters.aws._dynamo import (
+    CHECK_FAILED,
     DynamoStore,
     Item,
     from_micros,
@@ -56,7 +57,6 @@ __all__ = ["DynamoLinkStateStore"]
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
-_CHECK_FAILED: Final = "ConditionalCheckFailedException"
 _PENDING: Final = "pending"
 _SPENT: Final = "spent"
 _NAMES: Final = {"#status": "status", "#expires": "expires_at"}
@@ -117,7 +117,7 @@ class DynamoLinkStateStore(DynamoStore):
                 )
                 return TakeResult(outcome=TakeOutcome.TAKEN, state=_state(answer["Attributes"]))
             except ClientError as error:
-                if error_code(error) != _CHECK_FAILED:
+                if error_code(error) != CHECK_FAILED:
                     raise
         item = await self._read(state_hash)
         if item is None:
@@ -133,21 +133,14 @@ class DynamoLinkStateStore(DynamoStore):
         return TakeResult(outcome=TakeOutcome.EXPIRED)
 
     async def _delete_if_expired(self, operation: str, state_hash: str, moment: int) -> bool:
-        with aws_errors(self.LABEL, operation):
-            try:
-                await self._aws.run(
-                    self._db.delete_item,
-                    TableName=self._table,
-                    Key={"pk": s(state_hash)},
-                    ConditionExpression="#expires <= :now",
-                    ExpressionAttributeNames={"#expires": "expires_at"},
-                    ExpressionAttributeValues={":now": num(moment)},
-                )
-            except ClientError as error:
-                if error_code(error) != _CHECK_FAILED:
-                    raise
-                return False
-        return True
+        return await self._write_if(
+            operation,
+            self._db.delete_item,
+            Key={"pk": s(state_hash)},
+            ConditionExpression="#expires <= :now",
+            ExpressionAttributeNames={"#expires": "expires_at"},
+            ExpressionAttributeValues={":now": num(moment)},
+        )
 
     async def delete_user(self, user_id: int) -> int:
         """Delete every pending state of ``user_id``; return how many."""
@@ -161,41 +154,32 @@ class DynamoLinkStateStore(DynamoStore):
         )
         deleted = 0
         for item in items:
-            with aws_errors(self.LABEL, "delete_user"):
-                try:
-                    await self._aws.run(
-                        self._db.delete_item,
-                        TableName=self._table,
-                        Key={"pk": item["pk"]},
-                        # Only if still pending for this user: a state taken
-                        # meanwhile stays as the spent marker.
-                        ConditionExpression="#status = :pending AND user_id = :user",
-                        ExpressionAttributeNames={"#status": "status"},
-                        ExpressionAttributeValues={":pending": s(_PENDING), ":user": s(user)},
-                    )
-                    deleted += 1
-                except ClientError as error:
-                    if error_code(error) != _CHECK_FAILED:
-                        raise
-                    await self._scrub_spent(item["pk"], user)
+            if await self._write_if(
+                "delete_user",
+                self._db.delete_item,
+                Key={"pk": item["pk"]},
+                # Only if still pending for this user: a state taken
+                # meanwhile stays as the spent marker.
+                ConditionExpression="#status = :pending AND user_id = :user",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":pending": s(_PENDING), ":user": s(user)},
+            ):
+                deleted += 1
+            else:
+                await self._scrub_spent(item["pk"], user)
         return deleted
 
     async def _scrub_spent(self, pk: AttributeValueTypeDef, user: str) -> None:
         """Strip a spent marker of the user's ID and verifier; it still answers ``USED``."""
-        with aws_errors(self.LABEL, "delete_user"):
-            try:
-                await self._aws.run(
-                    self._db.update_item,
-                    TableName=self._table,
-                    Key={"pk": pk},
-                    UpdateExpression="REMOVE user_id, verifier, #user",
-                    ConditionExpression="#status = :spent AND user_id = :user",
-                    ExpressionAttributeNames={"#status": "status", "#user": "user_pk"},
-                    ExpressionAttributeValues={":spent": s(_SPENT), ":user": s(user)},
-                )
-            except ClientError as error:
-                if error_code(error) != _CHECK_FAILED:
-                    raise
+        await self._write_if(
+            "delete_user",
+            self._db.update_item,
+            Key={"pk": pk},
+            UpdateExpression="REMOVE user_id, verifier, #user",
+            ConditionExpression="#status = :spent AND user_id = :user",
+            ExpressionAttributeNames={"#status": "status", "#user": "user_pk"},
+            ExpressionAttributeValues={":spent": s(_SPENT), ":user": s(user)},
+        )
 
     async def purge_expired(self, *, now: datetime) -> int:
         """Delete expired states and spent markers; return how many."""

@@ -33,7 +33,16 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from timmybot_adapters.aws._dynamo import DynamoStore, Item, from_micros, micros, num, s, text
+from timmybot_adapters.aws._dynamo import (
+    CHECK_FAILED,
+    DynamoStore,
+    Item,
+    from_micros,
+    micros,
+    num,
+    s,
+    text,
+)
 from timmybot_adapters.aws.clients import aws_errors, error_code
 from timmybot_core.domain.clock import as_utc
 from timmybot_core.domain.errors import StoreUnavailable
@@ -50,7 +59,6 @@ from timmybot_core.ports.user_data import (
 
 __all__ = ["DynamoUserDataStore"]
 
-_CHECK_FAILED: Final = "ConditionalCheckFailedException"
 _SK: Final = "prefs"
 _TRIES: Final = 10
 
@@ -106,41 +114,32 @@ class DynamoUserDataStore(DynamoStore):
         at = as_utc(at, "preference times")
         entry = {"M": {"v": s(encode_preference(key, value)), "t": num(micros(at))}}
         for _ in range(_TRIES):
-            with aws_errors(self.LABEL, "set_preference"):
-                try:
-                    await self._aws.run(
-                        self._db.update_item,
-                        TableName=self._table,
-                        Key=user_key,
-                        UpdateExpression="SET prefs.#name = :entry",
-                        ConditionExpression=(
-                            "attribute_exists(prefs) AND "
-                            "(attribute_exists(prefs.#name) OR size(prefs) < :limit)"
-                        ),
-                        ExpressionAttributeNames={"#name": key},
-                        ExpressionAttributeValues={":entry": entry, ":limit": num(MAX_PREFERENCES)},
-                    )
+            if await self._write_if(
+                "set_preference",
+                self._db.update_item,
+                Key=user_key,
+                UpdateExpression="SET prefs.#name = :entry",
+                ConditionExpression=(
+                    "attribute_exists(prefs) AND "
+                    "(attribute_exists(prefs.#name) OR size(prefs) < :limit)"
+                ),
+                ExpressionAttributeNames={"#name": key},
+                ExpressionAttributeValues={":entry": entry, ":limit": num(MAX_PREFERENCES)},
+            ):
+                return
+            current = await self._item("set_preference", user_key)
+            if current is None or "prefs" not in current:
+                if await self._write_if(
+                    "set_preference",
+                    self._db.put_item,
+                    Item={**user_key, "prefs": {"M": {key: entry}}},
+                    ConditionExpression="attribute_not_exists(pk)",
+                ):
                     return
-                except ClientError as error:
-                    if error_code(error) != _CHECK_FAILED:
-                        raise
-                current = await self._item("set_preference", user_key)
-                if current is None or "prefs" not in current:
-                    try:
-                        await self._aws.run(
-                            self._db.put_item,
-                            TableName=self._table,
-                            Item={**user_key, "prefs": {"M": {key: entry}}},
-                            ConditionExpression="attribute_not_exists(pk)",
-                        )
-                        return
-                    except ClientError as error:
-                        if error_code(error) != _CHECK_FAILED:
-                            raise
-                        continue  # another writer created the item: update it instead
-                stored = current["prefs"].get("M", {})
-                if key not in stored and len(stored) >= MAX_PREFERENCES:
-                    raise too_many_preferences(key)
+                continue  # another writer created the item: update it instead
+            stored = current["prefs"].get("M", {})
+            if key not in stored and len(stored) >= MAX_PREFERENCES:
+                raise too_many_preferences(key)
         raise StoreUnavailable(
             f"{self.LABEL}: set_preference failed: the item kept changing under "
             f"{_TRIES} conditional writes"
@@ -162,7 +161,7 @@ class DynamoUserDataStore(DynamoStore):
                     ReturnValues="ALL_NEW",
                 )
             except ClientError as error:
-                if error_code(error) != _CHECK_FAILED:
+                if error_code(error) != CHECK_FAILED:
                     raise
                 return False
             if not answer.get("Attributes", {}).get("prefs", {}).get("M"):
@@ -176,7 +175,7 @@ class DynamoUserDataStore(DynamoStore):
                         ExpressionAttributeValues={":zero": num(0)},
                     )
                 except ClientError as error:
-                    if error_code(error) != _CHECK_FAILED:
+                    if error_code(error) != CHECK_FAILED:
                         raise
         return True
 
