@@ -196,20 +196,22 @@ def _head(head: ChainHead) -> dict[str, Any]:
     return {"writer_id": head.writer_id, "sequence": head.sequence, "hash": head.hash}
 
 
+def _digest_fields(digest: SignedDigest, form: str) -> dict[str, Any]:
+    return {
+        "format": form,
+        "writer_id": digest.writer_id,
+        "digest_sequence": digest.digest_sequence,
+        "created_at": format_timestamp(digest.created_at),
+        "head": _head(digest.head),
+        "covers_from": digest.covers_from,
+        "prev_digest_hash": digest.prev_digest_hash,
+        "key_id": digest.key_id,
+    }
+
+
 def digest_message(digest: SignedDigest) -> bytes:
     """Return the bytes a digest's signature covers: every field but ``hash`` and ``signature``."""
-    return canonical_bytes(
-        {
-            "format": DIGEST_FORMAT,
-            "writer_id": digest.writer_id,
-            "digest_sequence": digest.digest_sequence,
-            "created_at": format_timestamp(digest.created_at),
-            "head": _head(digest.head),
-            "covers_from": digest.covers_from,
-            "prev_digest_hash": digest.prev_digest_hash,
-            "key_id": digest.key_id,
-        }
-    )
+    return canonical_bytes(_digest_fields(digest, DIGEST_FORMAT))
 
 
 def digest_hash(digest: SignedDigest) -> str:
@@ -224,14 +226,7 @@ def digest_bytes(digest: SignedDigest) -> bytes:
     """Return a digest as canonical JSON with its hash and signature (what anchors keep)."""
     return canonical_bytes(
         {
-            "format": ANCHOR_FORMAT,
-            "writer_id": digest.writer_id,
-            "digest_sequence": digest.digest_sequence,
-            "created_at": format_timestamp(digest.created_at),
-            "head": _head(digest.head),
-            "covers_from": digest.covers_from,
-            "prev_digest_hash": digest.prev_digest_hash,
-            "key_id": digest.key_id,
+            **_digest_fields(digest, ANCHOR_FORMAT),
             "hash": digest.hash,
             "signature": base64.b64encode(digest.signature).decode("ascii"),
         }
