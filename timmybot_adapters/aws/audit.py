@@ -367,6 +367,10 @@ class DynamoAuditLog(DynamoStore):
                 await self.flush()
             except StoreUnavailable as error:
                 _log.warning("audit batch not written yet, retrying: %s", error)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        """Flush the buffer after the batch interval, unless that is arranged already."""
         if self._pending and self._timer is None:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(self._batch_interval, self._flush_later)
@@ -382,9 +386,7 @@ class DynamoAuditLog(DynamoStore):
         except StoreUnavailable as error:
             # The records stay buffered; try again after another interval.
             _log.warning("audit batch not written yet, retrying: %s", error)
-            if self._pending and self._timer is None:
-                loop = asyncio.get_running_loop()
-                self._timer = loop.call_later(self._batch_interval, self._flush_later)
+            self._schedule_flush()
 
     async def flush(self) -> None:
         """Write every buffered record now (``StoreUnavailable`` if DynamoDB will not take them).

@@ -85,25 +85,11 @@ _FILTERS = ("subject", "actor", "action", "kind")
 
 
 def _row(record: AuditRecord) -> tuple[Any, ...]:
+    columns = _columns_of(record)
+    # Kept beside the body for tools that read the columns (reads use the body).
+    details = json.dumps(json_value(record.details), ensure_ascii=True, separators=(",", ":"))
     body = None if record.pruned else record_bytes(record)
-    return (
-        record.writer_id,
-        record.sequence,
-        record.event_id,
-        datetime_to_micros(record.timestamp),
-        record.kind.value,
-        record.action,
-        record.actor,
-        record.subject,
-        record.resource,
-        # Kept beside the body for tools that read the columns (reads use the body).
-        json.dumps(json_value(record.details), ensure_ascii=True, separators=(",", ":")),
-        record.source,
-        record.prev_hash,
-        record.hash,
-        int(record.pruned),
-        body,
-    )
+    return (*columns[:9], details, *columns[9:], record.hash, int(record.pruned), body)
 
 
 def _record(row: sqlite3.Row | tuple[Any, ...]) -> AuditRecord:
