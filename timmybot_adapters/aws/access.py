@@ -86,7 +86,7 @@ from timmybot_adapters.aws._dynamo import (
     ttl_of,
 )
 from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code
-from timmybot_core.ports.access import Ban, PurgeCounts, Switch, SwitchState
+from timmybot_core.ports.access import Ban, PurgeCounts, Switch, SwitchState, check_lease
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
@@ -512,7 +512,7 @@ class DynamoAccessPolicyStore(DynamoStore):
         One conditional ``PutItem``: free, expired, or already ``holder``'s.
         A retry of a write that had succeeded passes the same condition.
         """
-        _check_lease(name, holder, ttl)
+        check_lease(name, holder, ttl)
         moment = micros(now)
         expires = now + ttl
         item: Item = {
@@ -575,13 +575,6 @@ class DynamoAccessPolicyStore(DynamoStore):
                 ExpressionAttributeNames=names,
             )
         )
-
-
-def _check_lease(name: str, holder: str, ttl: timedelta) -> None:
-    if not name or not holder:
-        raise ValueError("a lease needs a name and a holder")
-    if ttl <= timedelta(0):
-        raise ValueError(f"a lease's ttl must be positive (got {ttl})")
 
 
 def _ban(item: Item) -> Ban:

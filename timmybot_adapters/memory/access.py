@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from timmybot_core.domain.clock import as_utc
-from timmybot_core.ports.access import Ban, PurgeCounts, Switch, SwitchState
+from timmybot_core.ports.access import Ban, PurgeCounts, Switch, SwitchState, check_lease
 
 __all__ = ["MemoryAccessPolicyStore"]
 
@@ -145,7 +145,7 @@ class MemoryAccessPolicyStore:
 
     async def acquire_lease(self, name: str, holder: str, *, now: datetime, ttl: timedelta) -> bool:
         """Take or renew the lease ``name`` for ``holder`` until ``now + ttl``."""
-        _check_lease(name, holder, ttl)
+        check_lease(name, holder, ttl)
         as_utc(now, "timestamps")
         with self._lock:
             current = self._leases.get(name)
@@ -179,10 +179,3 @@ class MemoryAccessPolicyStore:
                 return False
             self._job_runs[job] = at.astimezone(UTC)
             return True
-
-
-def _check_lease(name: str, holder: str, ttl: timedelta) -> None:
-    if not name or not holder:
-        raise ValueError("a lease needs a name and a holder")
-    if ttl <= timedelta(0):
-        raise ValueError(f"a lease's ttl must be positive (got {ttl})")

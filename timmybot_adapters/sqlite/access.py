@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 from timmybot_adapters.sqlite.database import (
     clamp_int64,
@@ -24,11 +23,9 @@ from timmybot_adapters.sqlite.database import (
 )
 from timmybot_adapters.sqlite.store import SqliteStore
 from timmybot_core.domain.snowflake import check_snowflake
-from timmybot_core.ports.access import Ban, PurgeCounts, Switch, SwitchState
+from timmybot_core.ports.access import Ban, PurgeCounts, Switch, SwitchState, check_lease
 
 __all__ = ["SqliteAccessPolicyStore"]
-
-T = TypeVar("T")
 
 COMPONENT = "access_policy"
 
@@ -367,10 +364,7 @@ class SqliteAccessPolicyStore(SqliteStore):
         One conditional upsert: the row is written when absent, expired or
         ``holder``'s own, and left alone otherwise.
         """
-        if not name or not holder:
-            raise ValueError("a lease needs a name and a holder")
-        if ttl <= timedelta(0):
-            raise ValueError(f"a lease's ttl must be positive (got {ttl})")
+        check_lease(name, holder, ttl)
         current, expires = datetime_to_micros(now), datetime_to_micros(now + ttl)
 
         def upsert(connection: sqlite3.Connection) -> bool:

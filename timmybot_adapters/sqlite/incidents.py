@@ -11,7 +11,7 @@ exactly (:mod:`timmybot_core.domain.incident_data`, shared with the DynamoDB sto
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, TypeVar
+from typing import Any
 
 from timmybot_adapters.sqlite.database import (
     datetime_to_micros,
@@ -24,8 +24,6 @@ from timmybot_core.ports.alerts import Severity
 from timmybot_core.ports.incidents import IncidentRecord, RetentionHold
 
 __all__ = ["SqliteIncidentStore"]
-
-T = TypeVar("T")
 
 COMPONENT = "incidents"
 

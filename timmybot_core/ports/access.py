@@ -21,7 +21,15 @@ import attrs
 
 from timmybot_core.domain.switches import Switch
 
-__all__ = ["AccessPolicyStore", "Ban", "PurgeCounts", "Switch", "SwitchState"]
+__all__ = ["AccessPolicyStore", "Ban", "PurgeCounts", "Switch", "SwitchState", "check_lease"]
+
+
+def check_lease(name: str, holder: str, ttl: timedelta) -> None:
+    """Raise ``ValueError`` unless a lease has a name, a holder and a positive ``ttl``."""
+    if not name or not holder:
+        raise ValueError("a lease needs a name and a holder")
+    if ttl <= timedelta(0):
+        raise ValueError(f"a lease's ttl must be positive (got {ttl})")
 
 
 @attrs.frozen(kw_only=True)
