@@ -138,15 +138,9 @@ class TokenRotationService:
             for _ in workers:
                 await queue.put(None)
             await asyncio.gather(*workers)
+        # The report's fields are the tally's counts; its working sets stay behind.
         report = RotationReport(
-            users=tally.users,
-            refreshed=tally.refreshed,
-            unchanged=tally.unchanged,
-            needs_relink=tally.needs_relink,
-            failed=tally.failed,
-            misconfigured=tally.misconfigured,
-            paused=tally.paused,
-            incomplete=tally.incomplete,
+            **{field.name: getattr(tally, field.name) for field in attrs.fields(RotationReport)}
         )
         _log.info("token rotation: %s", report.as_dict())
         if tally.unconfigured_platforms:
