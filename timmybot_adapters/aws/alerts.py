@@ -67,17 +67,7 @@ class SnsAlerter:
 
     async def send(self, alert: Alert) -> None:
         """Publish ``alert``; raise ``AlertDeliveryError`` if SNS does not take it."""
-        body = json.dumps(
-            {
-                "alert": alert.title,
-                "severity": alert.severity.value,
-                "at": alert.at.isoformat(),
-                "details": dict(alert.details),
-            },
-            ensure_ascii=False,
-            separators=(",", ":"),
-            default=str,
-        )
+        body = json.dumps(alert.as_dict(), ensure_ascii=False, separators=(",", ":"), default=str)
         with aws_errors("alerter", "send", AlertDeliveryError):
             await self._aws.run(
                 self._aws.sns.publish,

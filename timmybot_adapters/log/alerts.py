@@ -26,12 +26,7 @@ class LoggingAlerter:
     async def send(self, alert: Alert) -> None:
         """Write ``alert`` as one JSON line at a level matching its severity."""
         line = json.dumps(
-            {
-                "alert": alert.title,
-                "severity": alert.severity.value,
-                "at": alert.at.isoformat(),
-                "details": dict(alert.details),
-            },
+            alert.as_dict(),
             ensure_ascii=True,  # escapes every control character: one alert, one line
             separators=(",", ":"),
             default=str,

@@ -30,6 +30,15 @@ class Alert:
     at: datetime
     details: Mapping[str, DetailValue] = attrs.field(factory=dict, converter=_freeze)
 
+    def as_dict(self) -> dict[str, object]:
+        """Return the alert as the JSON object every alerter sends."""
+        return {
+            "alert": self.title,
+            "severity": self.severity.value,
+            "at": self.at.isoformat(),
+            "details": dict(self.details),
+        }
+
 
 @runtime_checkable
 class Alerter(Protocol):
