@@ -141,6 +141,15 @@ class DynamoStore:
             if not start:
                 return
 
+    async def _get_item(self, operation: str, key: Item, **params: Any) -> Item | None:
+        """Read the item at ``key`` (a consistent read), or ``None`` if there is none."""
+        with aws_errors(self.LABEL, operation):
+            answer = await self._aws.run(
+                self._db.get_item, TableName=self._table, Key=key, ConsistentRead=True, **params
+            )
+        item: Item | None = answer.get("Item")
+        return item
+
     async def _write_if(self, operation: str, call: Callable[..., Any], **params: Any) -> bool:
         """Run the conditional write ``call`` on the table; ``False`` if its check failed.
 

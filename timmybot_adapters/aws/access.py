@@ -141,11 +141,7 @@ class DynamoAccessPolicyStore(DynamoStore):
         return {"pk": s(pk), "sk": s(sk)}
 
     async def _get(self, operation: str, pk: str, sk: str) -> Item | None:
-        with aws_errors(self.LABEL, operation):
-            answer = await self._aws.run(
-                self._db.get_item, TableName=self._table, Key=self._key(pk, sk), ConsistentRead=True
-            )
-        return answer.get("Item")
+        return await self._get_item(operation, self._key(pk, sk))
 
     async def _put_unless(
         self,

@@ -339,13 +339,13 @@ class DynamoAuditLog(DynamoStore):
         position = {"writer_id": s(record.writer_id), "sequence": num(record.sequence)}
         wrote_guard = await self._put_new("append", {**guard_key, **position})
         if not wrote_guard:
-            guard = await self._get("append", guard_key)
+            guard = await self._get_item("append", guard_key)
             if guard is None or any(guard.get(k) != v for k, v in position.items()):
                 raise AuditConflict(
                     f"audit record {record.writer_id}#{record.sequence}: its event ID is taken"
                 )
         if not await self._put_new("append", item):
-            stored = await self._get("append", {"pk": item["pk"], "sk": item["sk"]})
+            stored = await self._get_item("append", {"pk": item["pk"], "sk": item["sk"]})
             if stored == item:
                 return  # this very record, appended before (a retry)
             if wrote_guard:
@@ -455,13 +455,6 @@ class DynamoAuditLog(DynamoStore):
             ConditionExpression="attribute_not_exists(pk)",
         )
 
-    async def _get(self, operation: str, key: Item) -> Item | None:
-        with aws_errors(self.LABEL, operation):
-            answer = await self._aws.run(
-                self._db.get_item, TableName=self._table, Key=key, ConsistentRead=True
-            )
-        return answer.get("Item")
-
     async def _delete_guard(self, key: Item, position: Item) -> None:
         await self._write_if(
             "append",
@@ -501,7 +494,7 @@ class DynamoAuditLog(DynamoStore):
 
     async def _bounds(self, operation: str) -> tuple[date, date] | None:
         """Return the first and last day holding records, or ``None`` if there are none."""
-        item = await self._get(operation, {"pk": s("meta"), "sk": s("days")})
+        item = await self._get_item(operation, {"pk": s("meta"), "sk": s("days")})
         if item is None or "first_day" not in item or "last_day" not in item:
             return None
         return date.fromisoformat(text(item, "first_day")), date.fromisoformat(
@@ -530,7 +523,7 @@ class DynamoAuditLog(DynamoStore):
             "signature": {"B": digest.signature},
         }
         if not await self._put_new("put_digest", item):
-            stored = await self._get("put_digest", {"pk": item["pk"], "sk": item["sk"]})
+            stored = await self._get_item("put_digest", {"pk": item["pk"], "sk": item["sk"]})
             if stored != item:
                 raise AuditConflict(
                     f"audit digest {digest.writer_id}#{digest.digest_sequence} already exists"
@@ -728,7 +721,7 @@ class DynamoAuditLog(DynamoStore):
         decoded = _from_body(item)
         if decoded is not None:
             return decoded
-        full = await self._get("query", {"pk": item["pk"], "sk": item["sk"]})
+        full = await self._get_item("query", {"pk": item["pk"], "sk": item["sk"]})
         if full is None:
             raise StoreUnavailable("audit log: an indexed record is gone from the table")
         return _record(full)

@@ -118,14 +118,7 @@ class DynamoIncidentStore(DynamoStore):
 
     async def get(self, incident_id: str) -> IncidentRecord | None:
         """Return the incident, or ``None``."""
-        with aws_errors(self.LABEL, "get"):
-            answer = await self._aws.run(
-                self._db.get_item,
-                TableName=self._table,
-                Key={"pk": s(_INCIDENT), "sk": s(incident_id)},
-                ConsistentRead=True,
-            )
-        item = answer.get("Item")
+        item = await self._get_item("get", {"pk": s(_INCIDENT), "sk": s(incident_id)})
         return None if item is None else _incident(item)
 
     async def list_recent(self, *, limit: int = 20) -> list[IncidentRecord]:

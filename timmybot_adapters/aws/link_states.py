@@ -85,14 +85,7 @@ class DynamoLinkStateStore(DynamoStore):
             await self._aws.run(self._db.put_item, TableName=self._table, Item=item)
 
     async def _read(self, state_hash: str) -> Item | None:
-        with aws_errors(self.LABEL, "take"):
-            answer = await self._aws.run(
-                self._db.get_item,
-                TableName=self._table,
-                Key={"pk": s(state_hash)},
-                ConsistentRead=True,
-            )
-        return answer.get("Item")
+        return await self._get_item("take", {"pk": s(state_hash)})
 
     async def take(self, state_hash: str, *, now: datetime) -> TakeResult:
         """Consume a pending state atomically: exactly one caller ever gets ``TAKEN``."""

@@ -82,13 +82,14 @@ class DynamoUserDataStore(DynamoStore):
 
     async def _item(self, operation: str, key: Item, name: str | None = None) -> Item | None:
         """Read the user's item (only the preference ``name`` if given)."""
-        params: dict[str, Any] = {"TableName": self._table, "Key": key, "ConsistentRead": True}
-        if name is not None:
-            params["ProjectionExpression"] = "prefs.#name"
-            params["ExpressionAttributeNames"] = {"#name": name}
-        with aws_errors(self.LABEL, operation):
-            answer = await self._aws.run(self._db.get_item, **params)
-        return answer.get("Item")
+        if name is None:
+            return await self._get_item(operation, key)
+        return await self._get_item(
+            operation,
+            key,
+            ProjectionExpression="prefs.#name",
+            ExpressionAttributeNames={"#name": name},
+        )
 
     async def get_preferences(self, user_id: int) -> list[Preference]:
         """Return every preference of ``user_id``, sorted by name (empty if none)."""
