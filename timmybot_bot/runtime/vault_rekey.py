@@ -47,7 +47,12 @@ from timmybot_adapters.sqlite import (
     VaultKeys,
 )
 from timmybot_adapters.sqlite.crypto import KEY_BYTES
-from timmybot_bot.runtime.keys import key_id_for, load_or_create_key, parse_key
+from timmybot_bot.runtime.keys import (
+    key_id_for,
+    load_or_create_key,
+    parse_key,
+    write_private_file,
+)
 from timmybot_bot.runtime.settings import ConfigurationError, Settings
 from timmybot_core.domain.errors import StoreUnavailable, VaultIntegrityError
 
@@ -207,9 +212,7 @@ def retired_file(settings: Settings, key_id: str) -> Path:
 def _retired_keys(settings: Settings) -> dict[str, bytes]:
     keys: dict[str, bytes] = {}
     for path in sorted(_keys_dir(settings).glob(f"{_RETIRED_PREFIX}*.key")):
-        key = load_or_create_key(path, purpose="vault")
-        if len(key) != KEY_BYTES:
-            raise ConfigurationError(f"key file {path} does not hold a {KEY_BYTES}-byte vault key")
+        key = _load(path)
         keys[key_id_for(key, "v")] = key
     return keys
 
@@ -229,9 +232,7 @@ def running_vault_keys(settings: Settings, current: bytes) -> VaultKeys:
             keys = VaultKeys(current=keys.current, keys={**keys.keys, key_id: key})
     staged = _keys_dir(settings) / STAGED_FILE
     if staged.exists():
-        key = load_or_create_key(staged, purpose="vault")
-        if len(key) != KEY_BYTES:
-            raise ConfigurationError(f"key file {staged} does not hold a {KEY_BYTES}-byte key")
+        key = _load(staged)
         keys = keys.with_new_current(key_id_for(key, "v"), key)
     return keys
 
@@ -404,21 +405,8 @@ def _key_document(key: bytes) -> str:
 
 def _write_private(path: Path, text: str, *, replace: bool) -> None:
     """Write ``text`` to ``path`` (mode 0600) atomically; exclusive unless ``replace``."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if replace:
-            os.replace(temporary, path)
-        else:
-            # link() refuses an existing name: never overwrite a key.
-            os.link(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    # Linked when exclusive: link() refuses an existing name, so a key is never overwritten.
+    write_private_file(path, text, replace=replace)
     _sync_directory(path.parent)
 
 
