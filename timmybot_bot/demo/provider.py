@@ -121,13 +121,9 @@ class Faults:
 
     def reset(self) -> None:
         """Clear every fault."""
-        self.latency = 0.0
-        self.latency_jitter = 0.0
-        self.fail_with_500 = 0
-        self.drop_connection = 0
-        self.invalid_grant_for = set()
-        self.answer_delay = 0.0
-        self.answer_after_timeout = 0
+        fresh = Faults()
+        for field in attrs.fields(Faults):
+            setattr(self, field.name, getattr(fresh, field.name))
 
     def delay(self) -> float:
         """Return the delay before processing one call (latency with its jitter)."""
@@ -136,33 +132,22 @@ class Faults:
         spread = random.uniform(-self.latency_jitter, self.latency_jitter)  # noqa: S311 - timing
         return max(0.0, self.latency + spread)
 
-    def take_answer_after_timeout(self) -> bool:
-        """Consume one "answer after the client's timeout" if one is due."""
-        hit, self.answer_after_timeout = self._take(self.answer_after_timeout)
-        return hit
-
     def rejects(self, refresh_token: str) -> bool:
         """Tell whether ``refresh_token`` is to be answered ``invalid_grant``."""
         wanted = self.invalid_grant_for
         return wanted == "all" or (not isinstance(wanted, str) and refresh_token in wanted)
 
-    def take_500(self) -> bool:
-        """Consume one "fail with 500" if one is due."""
-        hit, self.fail_with_500 = self._take(self.fail_with_500)
-        return hit
-
-    def take_drop(self) -> bool:
-        """Consume one "drop the connection" if one is due."""
-        hit, self.drop_connection = self._take(self.drop_connection)
-        return hit
-
-    @staticmethod
-    def _take(countdown: Countdown) -> tuple[bool, Countdown]:
+    def take(
+        self, fault: Literal["fail_with_500", "drop_connection", "answer_after_timeout"]
+    ) -> bool:
+        """Consume one call of the countdown ``fault``; tell whether this call is hit."""
+        countdown: Countdown = getattr(self, fault)
         if countdown == "always":
-            return True, countdown
+            return True
         if countdown > 0:
-            return True, countdown - 1
-        return False, countdown
+            setattr(self, fault, countdown - 1)
+            return True
+        return False
 
 
 _TRACK_URL: Final = object()
@@ -747,19 +732,26 @@ class DemoOAuthProvider:
 
     # -- token and revocation endpoints -----------------------------------
 
-    async def _faulted(self, request: web.Request) -> web.Response | None:
+    async def _refused(self, request: web.Request, form: dict[str, str]) -> web.Response | None:
+        """Apply the injected faults, then authenticate the client; the answer if refused."""
         delay = self.faults.delay()
         if delay > 0:
             await asyncio.sleep(delay)
-        if self.faults.take_drop():
+        if self.faults.take("drop_connection"):
             transport = request.transport
             if transport is not None:
                 transport.abort()
             # The connection is gone: handler cancellation ends this handler.
             await asyncio.sleep(3600)
-        if self.faults.take_500():
+        if self.faults.take("fail_with_500"):
             return _json_error("server_error", status=500)
-        return None
+        if self._authenticate(request, form):
+            return None
+        if "Authorization" in request.headers:
+            return _json_error(
+                "invalid_client", status=401, **{"WWW-Authenticate": 'Basic realm="demo"'}
+            )
+        return _json_error("invalid_client", status=401)
 
     def _authenticate(self, request: web.Request, form: dict[str, str]) -> bool:
         header = request.headers.get("Authorization")
@@ -796,13 +788,6 @@ class DemoOAuthProvider:
             form[name] = values[0]
         return form
 
-    def _unauthorized(self, request: web.Request) -> web.Response:
-        if "Authorization" in request.headers:
-            return _json_error(
-                "invalid_client", status=401, **{"WWW-Authenticate": 'Basic realm="demo"'}
-            )
-        return _json_error("invalid_client", status=401)
-
     async def _token(self, request: web.Request) -> web.Response:
         self.token_calls += 1
         form = await self._form(request)
@@ -815,11 +800,9 @@ class DemoOAuthProvider:
                 self._presented.append(form["refresh_token"])
         elif grant_type == "authorization_code":
             self.code_exchanges += 1
-        faulted = await self._faulted(request)
-        if faulted is not None:
-            return faulted
-        if not self._authenticate(request, form):
-            return self._unauthorized(request)
+        refused = await self._refused(request, form)
+        if refused is not None:
+            return refused
         if grant_type == "authorization_code":
             return self._code_grant(form)
         if grant_type == "refresh_token":
@@ -830,7 +813,7 @@ class DemoOAuthProvider:
         """Process the refresh now (rotating the token), then answer, maybe late."""
         response = self._refresh_grant(form)
         if response.status == 200:
-            if self.faults.take_answer_after_timeout():
+            if self.faults.take("answer_after_timeout"):
                 # Rotated, and the answer never comes in time: the client gives
                 # up and disconnects, which cancels this handler.
                 await asyncio.sleep(3600)
@@ -913,11 +896,9 @@ class DemoOAuthProvider:
         form = await self._form(request)
         if form is None:
             return _json_error("invalid_request")
-        faulted = await self._faulted(request)
-        if faulted is not None:
-            return faulted
-        if not self._authenticate(request, form):
-            return self._unauthorized(request)
+        refused = await self._refused(request, form)
+        if refused is not None:
+            return refused
         token = form.get("token")
         if not token:
             return _json_error("invalid_request")
