@@ -109,13 +109,7 @@ async def backup(ctx: Context) -> int:
     """``backup DEST``: write the copy; print what went where."""
     result = make_backup(ctx.settings, Path(ctx.args.destination))
     if ctx.out.json:
-        ctx.out.data(
-            {
-                "destination": str(result.destination),
-                "database_pages": result.database_pages,
-                "files": list(result.files),
-            }
-        )
+        ctx.out.data({**attrs.asdict(result), "destination": str(result.destination)})
     else:
         ctx.out.line(f"Backup written to {result.destination} ({result.database_pages} pages):")
         for name in result.files:
