@@ -26,7 +26,7 @@ time through :attr:`DemoOAuthProvider.faults`. Issued tokens carry
 recognizable prefixes (``canary-at-``, ``canary-rt-``, ``canary-code-``) so a
 test can search captured output for any of them.
 
-It binds to loopback only unless told otherwise, and never logs a secret.
+It binds to loopback only, and never logs a secret.
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
 _APPROVAL_LIFETIME: Final = timedelta(minutes=10)
+_CODE_LIFETIME: Final = timedelta(seconds=60)
 _MAX_STATE: Final = 1024
 
 Countdown = int | Literal["always"]
@@ -372,8 +373,7 @@ class DemoOAuthProvider:
     """An OAuth 2.0 provider (authorization code + PKCE, rotating refresh, RFC 7009).
 
     ``client_secret=None`` registers a public client (``client_id`` only).
-    ``redirect_uris`` must match exactly; more can be added with
-    :meth:`register_redirect_uri`. ``rotate_refresh_tokens`` and
+    ``redirect_uris`` must match exactly. ``rotate_refresh_tokens`` and
     ``revoke_family_on_reuse`` can be changed at run time, as can
     :attr:`faults`. ``clock`` decides code and token expiry.
     """
@@ -388,13 +388,8 @@ class DemoOAuthProvider:
         auto_approve: bool = False,
         rotate_refresh_tokens: bool = True,
         revoke_family_on_reuse: bool = True,
-        access_token_prefix: str = ACCESS_TOKEN_PREFIX,
-        refresh_token_prefix: str = REFRESH_TOKEN_PREFIX,
-        code_prefix: str = CODE_PREFIX,
         expires_in: int = 3600,
-        code_lifetime: timedelta = timedelta(seconds=60),
         clock: Clock | None = None,
-        allow_non_loopback: bool = False,
     ) -> None:
         if expires_in <= 0:
             raise ValueError("expires_in must be positive")
@@ -404,14 +399,9 @@ class DemoOAuthProvider:
         self.auto_approve = auto_approve
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.revoke_family_on_reuse = revoke_family_on_reuse
-        self.access_token_prefix = access_token_prefix
-        self.refresh_token_prefix = refresh_token_prefix
-        self.code_prefix = code_prefix
         self.expires_in = expires_in
-        self.code_lifetime = code_lifetime
         self.faults = Faults()
         self._clock: Clock = clock if clock is not None else SystemClock()
-        self._allow_non_loopback = allow_non_loopback
         self._redirect_uris: set[str] = {_check_redirect_uri(uri) for uri in redirect_uris}
         self._families: dict[str, _Family] = {}
         self._codes: dict[str, _Code] = {}
@@ -454,11 +444,8 @@ class DemoOAuthProvider:
         """
         if self._runner is not None:
             raise RuntimeError("the demo provider is already running")
-        if not self._allow_non_loopback and not is_loopback_host(host):
-            raise ValueError(
-                "the demo provider binds to loopback only (127.0.0.1, localhost, ::1); "
-                "pass allow_non_loopback=True to override"
-            )
+        if not is_loopback_host(host):
+            raise ValueError("the demo provider binds to loopback only (127.0.0.1, localhost, ::1)")
         runner = web.AppRunner(
             self._app(), access_log=None, handler_cancellation=True, shutdown_timeout=0.25
         )
@@ -501,10 +488,6 @@ class DemoOAuthProvider:
         if self._base_url is None:
             raise RuntimeError("the demo provider has not been started")
         return self._base_url
-
-    def register_redirect_uri(self, uri: str) -> None:
-        """Register one more redirect URI (matched exactly)."""
-        self._redirect_uris.add(_check_redirect_uri(uri))
 
     def oauth_provider(self, name: str = "demo") -> OAuthProvider:
         """Return the client-side configuration that matches this running provider."""
@@ -720,7 +703,7 @@ class DemoOAuthProvider:
     ) -> str:
         family = f"family-{next(self._family_ids)}"
         self._families[family] = _Family(scopes=scopes)
-        code = self.code_prefix + secrets.token_urlsafe(24)
+        code = CODE_PREFIX + secrets.token_urlsafe(24)
         self._codes[code] = _Code(
             family=family,
             client_id=client_id,
@@ -837,7 +820,7 @@ class DemoOAuthProvider:
             self._families[grant.family].revoked = True
             return _json_error("invalid_grant")
         grant.used = True  # spent by any attempt, so a verifier cannot be guessed
-        if self._clock.now() - grant.issued_at > self.code_lifetime:
+        if self._clock.now() - grant.issued_at > _CODE_LIFETIME:
             return _json_error("invalid_grant")
         if grant.client_id != self.client_id or form["redirect_uri"] != grant.redirect_uri:
             return _json_error("invalid_grant")
@@ -872,7 +855,7 @@ class DemoOAuthProvider:
 
     def _tokens(self, family: str, scopes: tuple[str, ...], *, rotate: bool) -> web.Response:
         now = self._clock.now()
-        access = self.access_token_prefix + secrets.token_urlsafe(32)
+        access = ACCESS_TOKEN_PREFIX + secrets.token_urlsafe(32)
         self._access[access] = _Access(
             family=family, expires_at=now + timedelta(seconds=self.expires_in)
         )
@@ -883,7 +866,7 @@ class DemoOAuthProvider:
             "scope": " ".join(scopes),
         }
         if rotate:
-            refresh = self.refresh_token_prefix + secrets.token_urlsafe(32)
+            refresh = REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
             self._refresh[refresh] = _Refresh(family=family)
             payload["refresh_token"] = refresh
         response = web.json_response(payload)
@@ -1028,8 +1011,7 @@ def demo_provider_config(
     Plain ``http`` is allowed because the demo provider serves on loopback
     only (any other host is refused by :class:`OAuthProvider`). The
     ``redirect_uri``, when given, is checked to be an absolute URL: it must
-    also be registered with the :class:`DemoOAuthProvider` (its
-    ``redirect_uris`` or :meth:`DemoOAuthProvider.register_redirect_uri`).
+    also be one of the :class:`DemoOAuthProvider`'s ``redirect_uris``.
     """
     if redirect_uri is not None:
         _check_redirect_uri(redirect_uri)
