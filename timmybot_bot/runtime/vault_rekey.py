@@ -339,7 +339,7 @@ def plan_rekey(settings: Settings, source: NewKeySource, environ: Mapping[str, s
     if settings.backend != "sqlite":
         raise RekeyUsageError(f"vault rekey works on the sqlite backend, not {settings.backend}")
     env_managed = settings.vault_key is not None
-    retired = _retired_keys(settings)
+    every_retired = _retired_keys(settings)
     if settings.vault_key is not None:
         old = parse_key(_ENV_KEY, settings.vault_key, exact=KEY_BYTES)
     else:
@@ -348,6 +348,8 @@ def plan_rekey(settings: Settings, source: NewKeySource, environ: Mapping[str, s
             raise RekeyError(f"there is no vault key yet ({current}): nothing to rekey")
         old = load_or_create_key(current, purpose="vault")
     old_id = key_id_for(old, "v")
+    # The current key may also sit in a retired file (a key brought back): it is not retired.
+    retired = {kid: key for kid, key in every_retired.items() if kid != old_id}
     staged_path = _keys_dir(settings) / STAGED_FILE
     staged = None if env_managed or not staged_path.exists() else _load(staged_path)
     if staged is not None:
@@ -371,8 +373,7 @@ def plan_rekey(settings: Settings, source: NewKeySource, environ: Mapping[str, s
         if hmac.compare_digest(new, old):
             raise RekeyUsageError(f"the new key is the key in use ({old_id})")
     else:
-        others = {kid: key for kid, key in retired.items() if kid != old_id}
-        if not others:
+        if not retired:
             raise RekeyUsageError(
                 "no new key given and nothing to finish: give the new key with "
                 "--new-key-file PATH, --new-key-env NAME or --generate"
@@ -383,7 +384,7 @@ def plan_rekey(settings: Settings, source: NewKeySource, environ: Mapping[str, s
         old_key=old,
         new_key_id=key_id_for(new, "v"),
         new_key=new,
-        retired={kid: key for kid, key in retired.items() if kid not in {old_id}},
+        retired=retired,
         env_managed=env_managed,
         staged=is_staged,
         write_to=source.file if source.generate and not is_staged else None,
