@@ -20,6 +20,7 @@ as a list of ``{"check", "ok", "detail"}``.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -87,11 +88,8 @@ def _integrity(settings: Settings) -> Check:
     if not path.exists():
         return Check(name="integrity", ok=True, detail=f"no database yet ({path})")
     try:
-        connection = sqlite3.connect(path, timeout=10)
-        try:
+        with contextlib.closing(sqlite3.connect(path, timeout=10)) as connection:
             rows = connection.execute("PRAGMA integrity_check").fetchall()
-        finally:
-            connection.close()
     except sqlite3.DatabaseError as error:
         code = getattr(error, "sqlite_errorname", None) or type(error).__name__
         return Check(name="integrity", ok=False, detail=f"{path} cannot be read ({code})")
