@@ -228,13 +228,17 @@ def _record_line(record: AuditRecord) -> str:
     return "  ".join(parts)
 
 
-async def audit_query(ctx: Context) -> int:
-    """``audit query``: records matching the filters, newest first; ``--all`` follows every page."""
-    services, out, args = ctx.svc, ctx.out, ctx.args
+def _parse_filters(ctx: Context) -> c.QueryAudit:
     try:
-        query = parse_audit_query(list(args.filters), now=services.clock.now())
+        return parse_audit_query(list(ctx.args.filters), now=ctx.svc.clock.now())
     except AuditQueryError as error:
         raise UsageProblem(str(error)) from None
+
+
+async def audit_query(ctx: Context) -> int:
+    """``audit query``: records matching the filters, newest first; ``--all`` follows every page."""
+    out, args = ctx.out, ctx.args
+    query = _parse_filters(ctx)
     if args.limit is not None:
         query = attrs.evolve(query, limit=args.limit)
     elif args.all:
@@ -333,14 +337,11 @@ def _verification_json(report: VerificationReport) -> dict[str, object]:
 
 async def audit_verify(ctx: Context) -> int:
     """``audit verify``: check every chain and digest; exit 1 if a problem is found."""
-    services, out, args = ctx.svc, ctx.out, ctx.args
+    out, args = ctx.out, ctx.args
     names = {word.partition(":")[0].lower() for word in args.filters}
     if names - {"since", "until"}:
         raise UsageProblem("audit verify takes since:<when> and until:<when> only")
-    try:
-        query = parse_audit_query(list(args.filters), now=services.clock.now())
-    except AuditQueryError as error:
-        raise UsageProblem(str(error)) from None
+    query = _parse_filters(ctx)
     start = query.start if "since" in names else None
     end = query.end if "until" in names else None
     with out.progress("verify", unit="writers") as progress:
