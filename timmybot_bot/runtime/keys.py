@@ -27,6 +27,7 @@ __all__ = [
     "PRIMARY_KEY_FILES",
     "RECOVERY",
     "check_private",
+    "key_document",
     "key_id_for",
     "load_or_create_key",
     "parse_key",
@@ -114,19 +115,19 @@ def load_or_create_key(path: Path, *, purpose: str) -> bytes:
             f"(a new key would orphan what the old one protects): {RECOVERY}"
         )
     key = secrets.token_bytes(MIN_KEY_BYTES)
-    document = {
-        "v": 1,
-        "purpose": purpose,
-        "created": datetime.now(UTC).isoformat(),
-        "key": key.hex(),
-    }
     # link() fails if the name exists: of several processes starting at
     # once, exactly one creates the key and the others read it.
     try:
-        write_private_file(path, json.dumps(document), replace=False)
+        write_private_file(path, key_document(key, purpose=purpose), replace=False)
     except FileExistsError:
         return _read(path)
     return key
+
+
+def key_document(key: bytes, *, purpose: str) -> str:
+    """Return the text of a key file holding ``key`` (JSON: format, purpose, creation, hex key)."""
+    created = datetime.now(UTC).isoformat()
+    return json.dumps({"v": 1, "purpose": purpose, "created": created, "key": key.hex()})
 
 
 def write_private_file(path: Path, text: str, *, replace: bool = True) -> None:

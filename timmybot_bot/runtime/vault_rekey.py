@@ -34,7 +34,6 @@ import secrets
 import sqlite3
 import stat
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
@@ -48,6 +47,7 @@ from timmybot_adapters.sqlite import (
 )
 from timmybot_adapters.sqlite.crypto import KEY_BYTES
 from timmybot_bot.runtime.keys import (
+    key_document,
     key_id_for,
     load_or_create_key,
     parse_key,
@@ -398,16 +398,10 @@ def _load(path: Path) -> bytes:
     return key
 
 
-def _key_document(key: bytes) -> str:
-    return json.dumps(
-        {"v": 1, "purpose": "vault", "created": datetime.now(UTC).isoformat(), "key": key.hex()}
-    )
-
-
-def _write_private(path: Path, text: str, *, replace: bool) -> None:
-    """Write ``text`` to ``path`` (mode 0600) atomically; exclusive unless ``replace``."""
+def _write_key(path: Path, key: bytes, *, replace: bool) -> None:
+    """Write the key file for ``key`` (mode 0600) atomically; exclusive unless ``replace``."""
     # Linked when exclusive: link() refuses an existing name, so a key is never overwritten.
-    write_private_file(path, text, replace=replace)
+    write_private_file(path, key_document(key, purpose="vault"), replace=replace)
     _sync_directory(path.parent)
 
 
@@ -425,7 +419,7 @@ def _stage(settings: Settings, plan: RekeyPlan) -> None:
     """Put the new key where it survives a crash, before any record is under it."""
     if plan.write_to is not None:
         try:
-            _write_private(plan.write_to, _key_document(plan.new_key), replace=False)
+            _write_key(plan.write_to, plan.new_key, replace=False)
         except FileExistsError:
             raise RekeyUsageError(f"--new-key-file {plan.write_to} exists") from None
         except OSError as error:
@@ -436,9 +430,7 @@ def _stage(settings: Settings, plan: RekeyPlan) -> None:
     if plan.env_managed or plan.staged or plan.sweep:
         return
     try:
-        _write_private(
-            _keys_dir(settings) / STAGED_FILE, _key_document(plan.new_key), replace=False
-        )
+        _write_key(_keys_dir(settings) / STAGED_FILE, plan.new_key, replace=False)
     except OSError as error:
         raise RekeyError(
             f"could not stage the new key in {_keys_dir(settings) / STAGED_FILE} "
@@ -452,7 +444,7 @@ def _promote(settings: Settings, plan: RekeyPlan) -> Path:
     retired = retired_file(settings, plan.old_key_id)
     # Old key kept first: a crash in between leaves both keys on disk and
     # vault.key still current, which the next run simply finishes.
-    _write_private(retired, _key_document(plan.old_key), replace=True)
+    _write_key(retired, plan.old_key, replace=True)
     os.replace(keys / STAGED_FILE, keys / CURRENT_FILE)
     _sync_directory(keys)
     return retired
