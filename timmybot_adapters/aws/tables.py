@@ -28,6 +28,15 @@ The audit indexes share the sort key ``at`` and differ by partition key:
 ``AUDIT_INDEX_PROJECTION`` only (what a query reads: the record's bytes, its
 hash and the filter attributes), so an index entry is a third of the item.
 The layout of the items is described in each adapter's module.
+
+The access table also holds items of other stores that share its keys and
+TTL, each under partitions of its own: the erasure journal
+(:mod:`.erasure`) and the token refresh leases (:mod:`.refresh_leases`,
+``pk="refresh#<user>"``, ``sk=<platform>``). The leases live there, not in
+a table of their own, because they need exactly what the access table
+already has (conditional updates, strongly consistent reads, TTL, the
+task role's grants, encryption, point-in-time recovery, replicas), and a
+refresh of the vault's secret then costs one secret version, not two.
 """
 
 from __future__ import annotations
