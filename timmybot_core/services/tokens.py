@@ -255,6 +255,8 @@ class SecureTokenService:
         updated = await self._update(user_id, change)
         if not updated.links:
             await self._vault.delete(user_id)
+            if self._leases is not None:
+                await self._leases.forget(user_id)
             self.invalidate(user_id)
         return True
 
@@ -265,16 +267,20 @@ class SecureTokenService:
         even when a revocation fails (erasure comes first); the platforms
         whose revocation failed are appended to ``unrevoked``.
         """
-        record = await self._vault.get(user_id)
         platforms: list[str] = []
-        if record is not None:
-            for link in record.links.values():
-                platforms.append(link.tokens.platform)
-                if not await self._revoke(link.tokens) and unrevoked is not None:
-                    unrevoked.append(link.tokens.platform)
-            await self._vault.delete(user_id)
-        if self._leases is not None:
-            await self._leases.forget(user_id)
+        try:
+            record = await self._vault.get(user_id)
+            if record is not None:
+                for link in record.links.values():
+                    platforms.append(link.tokens.platform)
+                    if not await self._revoke(link.tokens) and unrevoked is not None:
+                        unrevoked.append(link.tokens.platform)
+                await self._vault.delete(user_id)
+        finally:
+            # Even when the record is unreadable (the caller then deletes it
+            # as it is): the leases name the user and fence their tokens.
+            if self._leases is not None:
+                await self._leases.forget(user_id)
         self.invalidate(user_id)
         return platforms
 
