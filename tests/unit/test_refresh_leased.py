@@ -259,3 +259,29 @@ def test_the_fence_names_the_token_without_containing_it() -> None:
     assert len(fence) == 32 and fence == _fence(USER, issued)
     assert fence != _fence(USER + 1, issued)
     assert fence != _fence(USER, attrs.evolve(issued, refresh_token="other"))
+
+
+async def test_a_claim_left_in_the_record_by_an_older_release_is_honoured() -> None:
+    w, vault, leases = parts()
+    oauth = FakeOAuthClient(w.clock)
+    a = process(w, vault, leases, oauth)
+    await linked(w, a, oauth, vault)
+    record = await vault.get(USER)
+    assert record is not None
+    # An older release (claims in the record) was refreshing when it was replaced.
+    left = record.with_link(
+        attrs.evolve(record.links["spotify"], refresh_claim=("older", w.clock.now())),
+        now=w.clock.now(),
+    )
+    await vault.put(USER, left, expected_version=record.version)
+    waiting = asyncio.ensure_future(a.tokens.refresh(USER, "spotify", within=LEEWAY))
+    await until(lambda: a.monotonic.seconds - 5000.0 >= 20)
+    assert not waiting.done()
+    with pytest.raises(ReLinkRequired, match="interrupted"):
+        await waiting  # its holder may have presented the token
+    assert oauth.presented == []
+    stored = await vault.get(USER)
+    assert stored is not None
+    link = stored.links["spotify"]
+    assert link.needs_relink and link.refresh_claim is None
+    assert await leases.holder(USER, "spotify") is None
