@@ -68,13 +68,27 @@ Table 3: DynamoDB calls, wall time and write units per 1,000 audit appends
     appears in (3 to 5), plus 1 for the guard item of a durable append.
     Wall time is moto's and this process's.
 
+Table 4: Secrets Manager writes per refresh
+    N users (20, 6 with ``--quick``) linked through the demo OAuth provider
+    (``DemoOAuthProvider``, real code flows over HTTP on 127.0.0.1), their
+    records in Secrets Manager; then ``SecureTokenService.refresh`` of each,
+    half of them with the claim in a DynamoDB lease (``DynamoRefreshLeases``
+    on moto's access table: the aws backend's composition) and half with
+    the claim in the secret (as the memory and SQLite vaults keep it).
+    Counted per refresh: ``PutSecretValue``, the versions each secret gained
+    (``ListSecretVersionIds``), every Secrets Manager call, and the DynamoDB
+    calls of the lease.
+
 JSON (``--json``)
     The tables' figures as one JSON object instead of the tables:
     ``secrets_calls_per_1000_reads`` (reader -> interval -> calls),
     ``cached_read_us``, ``audit_calls_per_append``,
     ``audit_calls_per_durable_append``, ``audit_calls_by_operation``,
     ``audit_write_units_per_record`` (stream and durable),
-    ``audit_index_entry_bytes`` and ``audit_item_bytes`` (means).
+    ``audit_index_entry_bytes`` and ``audit_item_bytes`` (means),
+    ``secret_versions_per_refresh`` and ``secret_writes_per_refresh``
+    (claim -> figure: ``lease``, ``claim_in_secret``),
+    ``secrets_calls_per_refresh`` and ``lease_dynamodb_calls_per_refresh``.
 """
 
 from __future__ import annotations
@@ -92,6 +106,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import attrs
 import boto3
 from aws_secretsmanager_caching import SecretCache, SecretCacheConfig
@@ -102,6 +117,7 @@ from timmybot_adapters.aws import (
     AwsClients,
     AwsConfig,
     DynamoAuditLog,
+    DynamoRefreshLeases,
     SecretsManagerTokenVault,
     TableNames,
     create_tables,
@@ -110,6 +126,7 @@ from timmybot_adapters.aws.tables import AUDIT_INDEX_PROJECTION, AUDIT_INDEXES
 from timmybot_adapters.memory import MemorySecurityMetrics
 from timmybot_adapters.oauth import AiohttpOAuthClient
 from timmybot_adapters.signing import Ed25519KeyRing, Ed25519Signer
+from timmybot_bot.demo.provider import DemoOAuthProvider
 from timmybot_core import (
     AuditSettings,
     AuditTrailService,
@@ -127,6 +144,7 @@ from timmybot_core.domain.audit_chain import sealed
 from timmybot_core.domain.events import SecurityEvent, SecurityEventType
 from timmybot_core.ports.audit import GENESIS_HASH, AuditKind, AuditRecord
 from timmybot_core.services.tokens import TokenSettings
+from tokens import REDIRECT_URI, issue_tokens
 
 REGION = "eu-west-1"
 PLATFORM = "demo"
@@ -558,6 +576,101 @@ async def table_audit(aws: AwsClients, quick: bool) -> None:
     )
 
 
+async def table_refresh(aws: AwsClients, quick: bool) -> None:
+    """Refresh N users with the claim in a lease and in the secret; count the writes."""
+    users = 6 if quick else 20
+    provider = DemoOAuthProvider(redirect_uris=[REDIRECT_URI], auto_approve=True)
+    await provider.start()
+    client = AiohttpOAuthClient([provider.oauth_provider(PLATFORM)], clock=SystemClock())
+    names = TableNames.with_prefix(f"bench-refresh-{time.monotonic_ns()}-")
+    await asyncio.to_thread(create_tables, aws.dynamodb, names, only=[names.access])
+    vault = SecretsManagerTokenVault(aws, prefix="/timmybot-bench/refresh/")
+    rows: list[list[str]] = []
+    try:
+        async with aiohttp.ClientSession() as http:
+            issued = await issue_tokens(client, http, users)
+        now = datetime.now(UTC)
+        for user_id, tokens in enumerate(issued, start=1):
+            fresh = UserTokens.new(user_id, now=now).with_link(
+                PlatformLink(tokens=tokens, linked_at=now), now=now
+            )
+            await vault.put(user_id, fresh, expected_version=None)
+        halves = {
+            "lease": (range(1, users // 2 + 1), DynamoRefreshLeases(aws, names.access)),
+            "claim_in_secret": (range(users // 2 + 1, users + 1), None),
+        }
+        figures: dict[str, dict[str, float]] = {
+            "secret_versions_per_refresh": {},
+            "secret_writes_per_refresh": {},
+            "secrets_calls_per_refresh": {},
+            "lease_dynamodb_calls_per_refresh": {},
+        }
+        for label, (group, leases) in halves.items():
+            clock = SystemClock()
+            service = SecureTokenService(
+                vault=vault,
+                oauth=client,
+                security_log=SecurityAuditLogger(
+                    pseudonymizer=Pseudonymizer(key=b"b" * 32, key_id="bench"), clock=clock
+                ),
+                metrics=MemorySecurityMetrics(),
+                clock=clock,
+                leases=leases,
+            )
+            before = {u: await _versions(aws, vault.secret_name(u)) for u in group}
+            secrets_calls = counted(aws.secretsmanager, "secrets-manager")
+            dynamo_calls = counted(aws.dynamodb, "dynamodb")
+            for user_id in group:
+                # Within a day: every token (valid an hour) is due, so each is refreshed.
+                outcome = await service.refresh(user_id, PLATFORM, within=timedelta(days=1))
+                assert outcome.refreshed
+            aws.secretsmanager.meta.events.unregister("before-send.secrets-manager", secrets_calls)
+            aws.dynamodb.meta.events.unregister("before-send.dynamodb", dynamo_calls)
+            added = sum([await _versions(aws, vault.secret_name(u)) - before[u] for u in group])
+            count = len(group)
+            puts = secrets_calls.by_operation["PutSecretValue"]
+            figures["secret_versions_per_refresh"][label] = added / count
+            figures["secret_writes_per_refresh"][label] = puts / count
+            figures["secrets_calls_per_refresh"][label] = secrets_calls.total() / count
+            figures["lease_dynamodb_calls_per_refresh"][label] = dynamo_calls.total() / count
+            rows.append(
+                [
+                    "DynamoDB lease (aws backend)" if leases else "claim in the secret",
+                    f"{count}",
+                    f"{added / count:.2f}",
+                    f"{puts / count:.2f}",
+                    f"{secrets_calls.total() / count:.2f}",
+                    f"{dynamo_calls.total() / count:.2f}",
+                ]
+            )
+        FIGURES.update(figures)
+        lease, claim = (figures["secret_versions_per_refresh"][k] for k in halves)
+        show(
+            "Table 4: Secrets Manager writes per refresh (demo provider, moto)",
+            [
+                "refresh claim",
+                "refreshes",
+                "versions/refresh",
+                "PutSecretValue/refresh",
+                "Secrets Manager calls/refresh",
+                "DynamoDB calls/refresh",
+            ],
+            rows,
+            f"The lease writes {lease / claim:.2f}x the secret versions of the claim in the "
+            "secret (same run, same provider).",
+        )
+    finally:
+        await client.close()
+        await provider.stop()
+
+
+async def _versions(aws: AwsClients, name: str) -> int:
+    answer = await aws.run(
+        aws.secretsmanager.list_secret_version_ids, SecretId=name, IncludeDeprecated=True
+    )
+    return len(answer["Versions"])
+
+
 async def run_tables(endpoint: str, quick: bool) -> None:
     session = boto3.Session(
         region_name=REGION,
@@ -576,6 +689,7 @@ async def run_tables(endpoint: str, quick: bool) -> None:
         fast = await table_calls(aws, oauth, endpoint, quick)
         await table_latency(fast, quick)
         await table_audit(aws, quick)
+        await table_refresh(aws, quick)
     finally:
         await oauth.close()
         await aws.aclose()

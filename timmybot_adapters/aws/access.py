@@ -11,6 +11,7 @@ microseconds since 0001-01-01 UTC, 20-digit text in keys)::
     pk="attempts#<guild>"  sk="sequence"  last, req, base?, ttl
     pk="lease"             sk=<name>   holder, expires_at, ttl
     pk="job"               sk=<job>    last_run
+    pk="refresh#<user>"    sk=<platform>  (refresh leases: see refresh_leases.py)
 
 Counting attempts
     Each guild has a sequence counter (``sk="sequence"``): an attempt takes

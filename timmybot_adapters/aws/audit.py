@@ -52,6 +52,17 @@ Batched appends
     raises ``StoreUnavailable``). With 1,000 records waiting, a buffered
     append flushes first and raises if that fails, so the buffer stays
     bounded and the caller's chain does not move past what was refused.
+    A writer sealed as abandoned while it was only stalled must not batch
+    onto its sealed chain (a batch's put would replace the seal): the seal's
+    append first takes the writer item's ``owner`` away (``sealed``), and a
+    log re-checks its claim with the same conditional update before it
+    buffers a record whenever the last check is ``reclaim_after`` (5 s) old
+    on its monotonic clock, which a writer idle long enough to be sealed
+    always is. The refusal is :class:`~timmybot_core.domain.errors.AuditConflict`
+    at the seal's position, and the trail continues under a new writer ID.
+    Left open: a stall of more than the seal's grace between buffering a
+    record and sending its batch (the batch then replaces the seal, and
+    verify reports the seal's digest not matching that record).
     Buffered records carry no event-ID guard item: their IDs are random
     UUIDs. What a crash loses is the buffer: at most
     ``batch_interval`` or 25 records of security events, never an admin
@@ -100,6 +111,7 @@ import contextlib
 import json
 import logging
 import secrets
+import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
@@ -126,6 +138,7 @@ from timmybot_core.ports.audit import (
     ChainHead,
     SignedDigest,
 )
+from timmybot_core.services.audit_verify import SEAL_ACTION
 
 __all__ = ["DynamoAuditLog"]
 
@@ -134,6 +147,7 @@ _TOP: Final = "~"  # sorts above every character of an ``at`` key after its time
 _PAGE: Final = 200
 _BATCH: Final = 25  # BatchWriteItem's limit
 _BATCH_TRIES: Final = 10
+_SEALED: Final = "sealed"  # the owner of a sealed writer: no log's token
 _MAX_PENDING: Final = 1000  # records buffered at most while DynamoDB takes none
 _log = logging.getLogger("timmybot.audit")
 
@@ -295,17 +309,30 @@ class DynamoAuditLog(DynamoStore):
         aws: the clients.
         table: the audit table's name.
         batch_interval: the longest a buffered record waits (seconds).
+        reclaim_after: how old (seconds, monotonic) this log's last check of
+            a writer's claim may be before buffering re-checks it.
     """
 
     LABEL = "audit log"
 
-    def __init__(self, aws: AwsClients, table: str, *, batch_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        aws: AwsClients,
+        table: str,
+        *,
+        batch_interval: float = 1.0,
+        reclaim_after: float = 5.0,
+    ) -> None:
         super().__init__(aws, table)
         if batch_interval <= 0:
             raise ValueError("audit log: batch_interval must be positive")
+        if reclaim_after < 0:
+            raise ValueError("audit log: reclaim_after cannot be negative")
         self._batch_interval = batch_interval
+        self._reclaim_after = reclaim_after
         self._registered: set[str] = set()
-        self._claimed: set[str] = set()
+        # Writer -> when (monotonic, before the request) its claim was last confirmed.
+        self._claimed: dict[str, float] = {}
         self._owner = secrets.token_hex(16)
         # Days this process knows to lie within the stored first..last day.
         self._known: tuple[str, str] | None = None
@@ -332,6 +359,18 @@ class DynamoAuditLog(DynamoStore):
             return
         await self.flush()  # the writer's earlier records first
         item = _record_item(record)
+        revoked: Item | None = None
+        if record.action == SEAL_ACTION and record.writer_id not in self._claimed:
+            revoked = await self._revoke(record.writer_id)
+        try:
+            await self._append_now(record, item)
+        except AuditConflict:
+            if revoked is not None:
+                # It wrote again: alive after all, and its claim goes back to it.
+                await self._restore(record.writer_id, revoked)
+            raise
+
+    async def _append_now(self, record: AuditRecord, item: Item) -> None:
         # The day range first: a record is never stored outside the days
         # that queries read (a failed append only widens the range).
         await self._cover(_day(record.timestamp))
@@ -430,8 +469,10 @@ class DynamoAuditLog(DynamoStore):
         )
 
     async def _claim(self, writer: str) -> None:
-        """Make this log the only one writing ``writer``'s positions (once per writer)."""
-        if writer in self._claimed:
+        """Make this log the only one writing ``writer``'s positions (re-checked when stale)."""
+        checked = self._claimed.get(writer)
+        now = time.monotonic()
+        if checked is not None and now - checked < self._reclaim_after:
             return
         if not await self._write_if(
             "append",
@@ -442,9 +483,44 @@ class DynamoAuditLog(DynamoStore):
             ExpressionAttributeNames={"#owner": "owner"},
             ExpressionAttributeValues={":me": s(self._owner)},
         ):
-            raise AuditConflict(f"audit writer {writer} is written by another process")
-        self._claimed.add(writer)
+            self._claimed.pop(writer, None)
+            raise AuditConflict(f"audit writer {writer} is written by another process, or sealed")
+        self._claimed[writer] = now
         self._registered.add(writer)
+
+    async def _revoke(self, writer: str) -> Item:
+        """Take ``writer``'s claim from whoever holds it (its chain is being sealed).
+
+        Returns the writer item's attributes as they were, for :meth:`_restore`.
+        """
+        with aws_errors(self.LABEL, "append"):
+            answer = await self._aws.run(
+                self._db.update_item,
+                TableName=self._table,
+                Key={"pk": s("writers"), "sk": s(writer)},
+                UpdateExpression="SET #owner = :sealed",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":sealed": s(_SEALED)},
+                ReturnValues="UPDATED_OLD",
+            )
+        return dict(answer.get("Attributes", {}))
+
+    async def _restore(self, writer: str, old: Item) -> None:
+        """Give ``writer``'s claim back after a seal that did not happen."""
+        owner = old.get("owner")
+        update = "SET #owner = :old" if owner is not None else "REMOVE #owner"
+        values: dict[str, Any] = {":sealed": s(_SEALED)}
+        if owner is not None:
+            values[":old"] = owner
+        await self._write_if(
+            "append",
+            self._db.update_item,
+            Key={"pk": s("writers"), "sk": s(writer)},
+            UpdateExpression=update,
+            ConditionExpression="#owner = :sealed",
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues=values,
+        )
 
     async def _put_new(self, operation: str, item: Item) -> bool:
         """``PutItem`` unless the key exists; ``False`` if it did."""

@@ -27,7 +27,17 @@ The audit indexes share the sort key ``at`` and differ by partition key:
 ``subject_pk`` (all strings). Each projects the keys and
 ``AUDIT_INDEX_PROJECTION`` only (what a query reads: the record's bytes, its
 hash and the filter attributes), so an index entry is a third of the item.
-The layout of the items is described in each adapter's module.
+The layout of the items is described in each adapter's module. The access
+table holds the partitions of several stores, told apart by ``pk``: the
+access policy (``allow``, ``ban``, ``switch``, ``attempts#<guild>``,
+``lease``, ``job``: ``access.py``), the erasure journal (``erasure``:
+``erasure.py``), the rate limits (``rate#<key>``, ``sk="window"``, with
+``ttl``: ``rate_limits.py``) and the token refresh leases
+(``refresh#<user>``, ``sk=<platform>``: ``refresh_leases.py``). The leases
+live there, not in a table of their own, because they need exactly what the
+access table already has (conditional updates, strongly consistent reads,
+TTL, the task role's grants, encryption, point-in-time recovery, replicas),
+and a refresh of the vault's secret then costs one secret version, not two.
 """
 
 from __future__ import annotations

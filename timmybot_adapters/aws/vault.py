@@ -35,6 +35,13 @@ Versions and compare-and-set
     also names them, so every user's record is replicated there from its
     first version on; Secrets Manager copies each later version.
 
+Refresh claims
+    On the aws backend the token service keeps its cross-process refresh
+    claim in a DynamoDB lease (:mod:`.refresh_leases`), not in the secret:
+    a refresh is one ``put`` here (one ``PutSecretValue``, one version, one
+    ``UpdateSecretVersionStage``) after the provider's answer, and a failed
+    refresh whose token is unspent writes nothing.
+
 Reading, listing, deleting
     ``get`` reads ``AWSCURRENT``; a missing secret, or one scheduled for
     deletion, is ``None``. ``user_ids`` pages through ``ListSecrets``

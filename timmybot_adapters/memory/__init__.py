@@ -14,6 +14,7 @@ from timmybot_adapters.memory.incidents import MemoryIncidentStore
 from timmybot_adapters.memory.link_states import MemoryLinkStateStore
 from timmybot_adapters.memory.metrics import MemorySecurityMetrics
 from timmybot_adapters.memory.rate_limits import MemoryRateLimitStore
+from timmybot_adapters.memory.refresh_leases import MemoryRefreshLeases
 from timmybot_adapters.memory.user_data import MemoryUserDataStore
 from timmybot_adapters.memory.vault import MemoryTokenVault
 
@@ -25,6 +26,7 @@ __all__ = [
     "MemoryIncidentStore",
     "MemoryLinkStateStore",
     "MemoryRateLimitStore",
+    "MemoryRefreshLeases",
     "MemorySecurityMetrics",
     "MemoryTokenVault",
     "MemoryUserDataStore",

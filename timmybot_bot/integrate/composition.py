@@ -94,6 +94,7 @@ if TYPE_CHECKING:
     from timmybot_adapters.sqlite import SqliteDatabase
     from timmybot_adapters.sqlite.crypto import VaultKeys
     from timmybot_core.ports.digest_anchor import DigestAnchor
+    from timmybot_core.ports.refresh_leases import RefreshLeases
 
 __all__ = [
     "VAULT_WRITE_BUDGET",
@@ -452,6 +453,24 @@ class _Backend:
             replica_regions=settings.aws_replica_regions,
         )
 
+    def refresh_leases(self) -> RefreshLeases | None:
+        """Return where refresh claims live apart from the vault (aws: the access table).
+
+        ``None`` elsewhere: the memory and SQLite vaults keep the claim in the
+        record, where a write costs nothing; on Secrets Manager every write is
+        a secret version, so the claim is a DynamoDB lease and a refresh is
+        one ``PutSecretValue``.
+        """
+        if self._settings.backend != "aws":
+            return None
+
+        def build() -> object:
+            from timmybot_adapters.aws import DynamoRefreshLeases
+
+            return DynamoRefreshLeases(self._clients(), self._table("access"))
+
+        return self._once("refresh_leases", build)  # type: ignore[return-value]
+
     def digest_anchor(self) -> DigestAnchor | None:
         """Return where digests are also copied: S3 Object Lock on AWS, else a digest directory."""
         settings = self._settings
@@ -709,6 +728,7 @@ def compose(
                 metrics=metrics,
                 clock=clock,
                 settings=token_settings,
+                leases=backend.refresh_leases(),
             )
             if paused is None
             else SecureTokenService(
@@ -718,6 +738,7 @@ def compose(
                 metrics=metrics,
                 clock=clock,
                 settings=token_settings,
+                leases=backend.refresh_leases(),
                 # The kill switch's flag lives in the guard's store.
                 refresh_paused=paused,
             )

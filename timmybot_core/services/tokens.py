@@ -8,7 +8,13 @@ the user out for good. So:
   refresh (single flight).
 - Across processes, a refresh first *claims* the link with a compare-and-set
   on the vault record (a claim ID). Only the claim's winner calls the
-  provider; the others wait, re-read, and use the winner's tokens.
+  provider; the others wait, re-read, and use the winner's tokens. With
+  :class:`~timmybot_core.ports.refresh_leases.RefreshLeases` (the aws
+  backend: a vault write is a Secrets Manager version), the claim is a
+  lease beside the vault instead, and a refresh is one vault write. The
+  lease keeps a *fence* (a digest of the refresh token presented), so a
+  process whose read of the vault is stale never presents a token a
+  finished refresh has already spent.
 - A waiting process judges a claim expired only from its own monotonic
   observations: the same claim ID seen unchanged for ``claim_timeout``.
   Wall clocks of different hosts are never compared.
@@ -29,6 +35,7 @@ the user out for good. So:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import uuid
@@ -48,11 +55,13 @@ from timmybot_core.domain.errors import (
     RefreshOutcomeUnknown,
     RefreshPaused,
     ReLinkRequired,
+    StoreUnavailable,
     VersionConflict,
 )
 from timmybot_core.domain.tokens import OAuthTokens, PlatformLink, UserTokens
 from timmybot_core.ports.metrics import AuthFailureReason, SecurityMetrics
 from timmybot_core.ports.oauth import OAuthClient
+from timmybot_core.ports.refresh_leases import RefreshLeases
 from timmybot_core.ports.vault import TokenVault
 from timmybot_core.services.security_log import SecurityAuditLogger
 
@@ -114,8 +123,10 @@ class SecureTokenService:
         refresh_paused: Paused = _never_paused,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        leases: RefreshLeases | None = None,
     ) -> None:
         self._vault = vault
+        self._leases = leases
         self._oauth = oauth
         self._log = security_log
         self._metrics = metrics
@@ -244,6 +255,8 @@ class SecureTokenService:
         updated = await self._update(user_id, change)
         if not updated.links:
             await self._vault.delete(user_id)
+            if self._leases is not None:
+                await self._leases.forget(user_id)
             self.invalidate(user_id)
         return True
 
@@ -254,14 +267,20 @@ class SecureTokenService:
         even when a revocation fails (erasure comes first); the platforms
         whose revocation failed are appended to ``unrevoked``.
         """
-        record = await self._vault.get(user_id)
         platforms: list[str] = []
-        if record is not None:
-            for link in record.links.values():
-                platforms.append(link.tokens.platform)
-                if not await self._revoke(link.tokens) and unrevoked is not None:
-                    unrevoked.append(link.tokens.platform)
-            await self._vault.delete(user_id)
+        try:
+            record = await self._vault.get(user_id)
+            if record is not None:
+                for link in record.links.values():
+                    platforms.append(link.tokens.platform)
+                    if not await self._revoke(link.tokens) and unrevoked is not None:
+                        unrevoked.append(link.tokens.platform)
+                await self._vault.delete(user_id)
+        finally:
+            # Even when the record is unreadable (the caller then deletes it
+            # as it is): the leases name the user and fence their tokens.
+            if self._leases is not None:
+                await self._leases.forget(user_id)
         self.invalidate(user_id)
         return platforms
 
@@ -358,6 +377,8 @@ class SecureTokenService:
         return await asyncio.shield(task)
 
     async def _refresh(self, user_id: int, platform: str, within: timedelta) -> RefreshOutcome:
+        if self._leases is not None:
+            return await self._refresh_leased(user_id, platform, within, self._leases)
         delay = 0.02
         timeout = self._settings.claim_timeout.total_seconds()
         # The claim seen on the record, and when (on our monotonic clock) we
@@ -409,6 +430,66 @@ class SecureTokenService:
             )
         raise ProviderUnavailable("token refresh did not settle", platform=platform)
 
+    async def _refresh_leased(
+        self, user_id: int, platform: str, within: timedelta, leases: RefreshLeases
+    ) -> RefreshOutcome:
+        """:meth:`_refresh` with the claim in a lease: no vault write before the answer."""
+        delay = 0.02
+        timeout = self._settings.claim_timeout.total_seconds()
+        observed: tuple[str, float] | None = None
+        for _ in range(100_000):  # bounded; each turn sleeps or makes progress
+            now = self._clock.now()
+            record = await self._vault.get(user_id)
+            link = record.link(platform) if record is not None else None
+            if record is None or link is None:
+                self.invalidate(user_id)
+                raise NotLinked(f"{platform} is not linked", platform=platform)
+            if link.needs_relink:
+                self._remember(user_id, record, now)
+                raise ReLinkRequired(_relink_message(platform, link), platform=platform)
+            if not link.tokens.expires_within(now, within):
+                self._remember(user_id, record, now)
+                return RefreshOutcome(tokens=link.tokens, refreshed=False)
+            if self._stopping:
+                if link.tokens.expires_at <= now:
+                    raise RefreshPaused("token refresh stopped: the process is shutting down")
+                return RefreshOutcome(tokens=link.tokens, refreshed=False)
+            # A claim left in the record by a release that kept claims there
+            # is honoured like a lease (and cleared by this refresh's write).
+            legacy = link.refresh_claim[0] if link.refresh_claim is not None else None
+            holder = legacy if legacy is not None else await leases.holder(user_id, platform)
+            if holder is not None:
+                seen = self._monotonic()
+                if observed is None or observed[0] != holder:
+                    observed = (holder, seen)
+                if seen - observed[1] < timeout:
+                    await self._sleep(delay)
+                    delay = min(delay * 2, 0.5)
+                    continue
+            if await self._paused():
+                if link.tokens.expires_at <= now:
+                    raise RefreshPaused("token refresh is paused while an incident is handled")
+                return RefreshOutcome(tokens=link.tokens, refreshed=False)
+            claim_id = str(uuid.uuid4())
+            acquired = await leases.acquire(
+                user_id,
+                platform,
+                claim_id=claim_id,
+                fence=_fence(user_id, link.tokens),
+                until=now + self._settings.claim_timeout,
+                replaces=holder if legacy is None else None,
+            )
+            if not acquired:
+                # Taken a moment ago, or our read shows a refresh token a
+                # finished refresh has spent (a stale read): look again.
+                await self._sleep(delay)
+                delay = min(delay * 2, 0.5)
+                continue
+            return await self._refresh_claimed(
+                record, link, claim_id, taken_over=holder is not None
+            )
+        raise ProviderUnavailable("token refresh did not settle", platform=platform)
+
     async def _refresh_claimed(
         self, record: UserTokens, link: PlatformLink, claim_id: str, *, taken_over: bool
     ) -> RefreshOutcome:
@@ -439,7 +520,7 @@ class SecureTokenService:
             except OAuthNotConfigured:
                 # This process's configuration, not the user's grant: release
                 # the claim (nothing was presented) and count no auth failure.
-                await self._settle(record, platform, claim_id, lambda old: old)
+                await self._settle(record, platform, claim_id, lambda old: old, spent=False)
                 raise
             except ReLinkRequired:
                 await self._settle(
@@ -450,13 +531,13 @@ class SecureTokenService:
             except ProviderUnavailable:
                 # The provider answered with an error, or the request never
                 # left: the refresh token is unspent and the claim released.
-                await self._settle(record, platform, claim_id, lambda old: old)
+                await self._settle(record, platform, claim_id, lambda old: old, spent=False)
                 await self._auth_event(
                     user_id, platform, False, AuthFailureReason.PROVIDER_UNAVAILABLE
                 )
                 raise
             except OAuthError:
-                await self._settle(record, platform, claim_id, lambda old: old)
+                await self._settle(record, platform, claim_id, lambda old: old, spent=False)
                 await self._auth_event(user_id, platform, False, AuthFailureReason.OTHER)
                 raise
             except Exception:
@@ -464,7 +545,7 @@ class SecureTokenService:
                 # whether the request left is unknown, so the claim is released
                 # with the token marked spent unless the preset allows reuse.
                 if retry_safe:
-                    await self._settle(record, platform, claim_id, lambda old: old)
+                    await self._settle(record, platform, claim_id, lambda old: old, spent=False)
                 else:
                     await self._settle(
                         record,
@@ -490,6 +571,8 @@ class SecureTokenService:
                 needs_relink=False,
                 refresh_claim=None,
             ),
+            spent=fresh.refresh_token != refresh_token,
+            refreshed=True,
         )
         await self._auth_event(user_id, platform, True, None)
         return RefreshOutcome(tokens=fresh, refreshed=True)
@@ -519,13 +602,23 @@ class SecureTokenService:
         platform: str,
         claim_id: str,
         change: Callable[[PlatformLink], PlatformLink],
+        *,
+        spent: bool = True,
+        refreshed: bool = False,
     ) -> None:
         """Write the refresh's result into the link we claimed, and release the claim.
 
         Other fields of the record may have changed meanwhile (another
         platform linked): re-read and re-apply on conflict, as long as the
-        claim is still ours.
+        claim is still ours. ``spent``: the refresh token presented is no
+        longer good (it was rotated away, or the link needs re-linking);
+        ``refreshed``: ``change`` stores new tokens.
         """
+        if self._leases is not None:
+            await self._settle_leased(
+                self._leases, record, platform, claim_id, change, spent=spent, refreshed=refreshed
+            )
+            return
         user_id = record.user_id
         current: UserTokens | None = record
         for _ in range(self._settings.max_write_attempts):
@@ -551,6 +644,66 @@ class SecureTokenService:
             return
         self.invalidate(user_id)
         raise VersionConflict("could not store the refreshed tokens; the record kept changing")
+
+    async def _settle_leased(
+        self,
+        leases: RefreshLeases,
+        record: UserTokens,
+        platform: str,
+        claim_id: str,
+        change: Callable[[PlatformLink], PlatformLink],
+        *,
+        spent: bool,
+        refreshed: bool,
+    ) -> None:
+        """:meth:`_settle` with the claim in a lease: at most one vault write, then the release.
+
+        A result that changes nothing (the provider was unavailable) writes
+        nothing. If the write fails, the lease is kept: whoever takes it over
+        applies the possibly-spent rule, as with a claim left in the record.
+        """
+        user_id = record.user_id
+        presented = link.tokens.refresh_token if (link := record.link(platform)) else None
+        current: UserTokens | None = record
+        for _ in range(self._settings.max_write_attempts):
+            now = self._clock.now()
+            link = current.link(platform) if current is not None else None
+            if current is None or link is None:
+                self.invalidate(user_id)
+                await self._release(leases, user_id, platform, claim_id, spent=True)
+                raise NotLinked(f"{platform} was unlinked during the refresh", platform=platform)
+            if not refreshed and link.tokens.refresh_token != presented:
+                # Newer tokens landed (from a holder we took over): a failure
+                # of ours says nothing about them.
+                break
+            updated_link = attrs.evolve(change(link), refresh_claim=None)
+            if updated_link == link:
+                break
+            updated = current.with_link(updated_link, now=now)
+            try:
+                version = await self._vault.put(user_id, updated, expected_version=current.version)
+            except VersionConflict:
+                current = await self._vault.get(user_id)
+                continue
+            self._remember(user_id, attrs.evolve(updated, version=version), now)
+            break
+        else:
+            self.invalidate(user_id)
+            raise VersionConflict("could not store the refreshed tokens; the record kept changing")
+        await self._release(leases, user_id, platform, claim_id, spent=spent)
+
+    async def _release(
+        self, leases: RefreshLeases, user_id: int, platform: str, claim_id: str, *, spent: bool
+    ) -> None:
+        try:
+            released = await leases.release(user_id, platform, claim_id=claim_id, spent=spent)
+        except StoreUnavailable as error:
+            # The result is durable (or there was none); a lease left held is
+            # taken over after the claim timeout, under the possibly-spent rule.
+            _log.warning("refresh lease on %s not released: %s", platform, error)
+            return
+        if not released:
+            _log.warning("a refresh lease on %s was taken over before the refresh ended", platform)
 
     async def _auth_event(
         self, user_id: int, platform: str, success: bool, reason: AuthFailureReason | None
@@ -579,6 +732,17 @@ _FAILED: Final = (
     "a refresh failed unexpectedly after its request may have reached the provider; "
     "the token is not presented again: link the account again"
 )
+
+
+def _fence(user_id: int, tokens: OAuthTokens) -> str:
+    """Name the refresh token in a lease without revealing it: a keyless digest.
+
+    Refresh tokens are long random strings that a provider honours only in
+    full, so the digest cannot be turned back into a usable token; the user
+    and platform in the input keep equal tokens of two links apart.
+    """
+    material = f"timmybot-refresh-fence\0{user_id}\0{tokens.platform}\0{tokens.refresh_token or ''}"
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
 def _relink_message(platform: str, link: PlatformLink) -> str:

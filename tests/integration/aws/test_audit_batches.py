@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.httpsession import URLLib3Session
@@ -35,6 +36,7 @@ from timmybot_core import (
     Pseudonymizer,
     ResponseSanitizer,
 )
+from timmybot_core.domain.audit_chain import sealed
 from timmybot_core.domain.errors import AuditConflict, StoreUnavailable
 from timmybot_core.domain.events import SecurityEvent, SecurityEventType
 
@@ -258,3 +260,80 @@ async def test_another_process_cannot_write_a_claimed_writer(
     with pytest.raises(AuditConflict, match="another process"):
         await flood(intruder, clock, 1)
     await mine.close()
+
+
+async def test_a_batch_of_a_writer_sealed_while_stalled_never_overwrites_the_seal(
+    aws: AwsClients, tables: TableNames
+) -> None:
+    """A live writer wrongly sealed (it was stalled) continues under a new ID.
+
+    Batches are unconditional puts; without the seal revoking the writer's
+    claim, the stalled writer's next batch would land on the seal's position
+    and replace it.
+    """
+    clock = FakeClock(START)
+    settings = AuditSettings(digest_interval=timedelta(minutes=5))
+    stalled_log = DynamoAuditLog(aws, tables.audit, reclaim_after=0.0)
+    stalled = AuditTrailService(
+        log=stalled_log,
+        pseudonymizer=Pseudonymizer(key=b"batch-test-pseudonym-key-32bytes", key_id="t1"),
+        sanitizer=ResponseSanitizer(),
+        signer=SIGNER,
+        verifier=RING,
+        clock=clock,
+        settings=settings,
+        writer_id="w-stalled",
+    )
+    await flood(stalled, clock, 3)
+    await stalled_log.flush()
+    clock.advance(timedelta(minutes=15))  # silent for longer than the seal's grace
+    sealer = AuditTrailService(
+        log=DynamoAuditLog(aws, tables.audit),
+        pseudonymizer=Pseudonymizer(key=b"batch-test-pseudonym-key-32bytes", key_id="t1"),
+        sanitizer=ResponseSanitizer(),
+        signer=SIGNER,
+        verifier=RING,
+        clock=clock,
+        settings=settings,
+        writer_id="w-sealer",
+    )
+    assert await sealer.seal_abandoned() == 1
+    await flood(stalled, clock, 2)  # it resumes: its records go in a batch
+    await stalled_log.flush()
+    old = await stalled_log.chain("w-stalled")
+    assert [r.action for r in old][-1] == "audit.writer_sealed"
+    assert len(old) == 4  # three records and the seal, untouched
+    assert stalled.writer_id != "w-stalled"
+    assert [r.sequence for r in await stalled_log.chain(stalled.writer_id)] == [1, 2]
+    await stalled.close()
+    report = await sealer.verify()
+    assert report.ok, [str(p) for p in report.problems]
+    await sealer.close()
+
+
+async def test_a_seal_that_loses_to_a_live_writer_gives_its_claim_back(
+    aws: AwsClients, tables: TableNames
+) -> None:
+    clock = FakeClock(START)
+    live_log = DynamoAuditLog(aws, tables.audit, reclaim_after=0.0)
+    live = trail(live_log, clock, writer="w-live")
+    await flood(live, clock, 3)
+    await live_log.flush()
+    (*_, last) = await live_log.chain("w-live")
+    # Another process's seal, drafted from an older view: its position is taken.
+    seal = sealed(
+        attrs.evolve(
+            last,
+            event_id="seal-event",
+            action="audit.writer_sealed",
+            details={"reason": "abandoned writer: its process is gone"},
+            hash="",
+        )
+    )
+    with pytest.raises(AuditConflict):
+        await DynamoAuditLog(aws, tables.audit).append(seal)
+    await flood(live, clock, 2)  # the live writer's claim is its own again
+    await live_log.flush()
+    assert live.writer_id == "w-live"
+    await assert_whole(live_log, live, 5)
+    await live.close()

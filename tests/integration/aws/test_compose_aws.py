@@ -35,14 +35,8 @@ async def test_the_guard_vault_and_audit_trail_on_aws(
             aws_kms_key_id=aws_servers.kms_key_id(),
         )
         clock = FakeClock(datetime.now(UTC))
-        security = compose(
-            settings,
-            guard=True,
-            vault=True,
-            audit=True,
-            clock=clock,
-            oauth=FakeOAuthClient(clock, platforms=("spotify",)),
-        )
+        oauth = FakeOAuthClient(clock, platforms=("spotify",))
+        security = compose(settings, guard=True, vault=True, audit=True, clock=clock, oauth=oauth)
         await security.open()  # every table exists and is active
         try:
             assert security.access is not None and security.tokens is not None
@@ -63,6 +57,25 @@ async def test_the_guard_vault_and_audit_trail_on_aws(
             await security.audit.record_admin_action(USER, "host.action", "juke", source="juke")
             report = await security.audit.verify()
             assert report.ok, report
+            # The refresh claim is a lease in the access table: one version per refresh.
+            await security.tokens.store_user_tokens(USER + 1, oauth.issue())
+            secrets = aws_servers.session().client(
+                "secretsmanager", endpoint_url=aws_servers.moto_endpoint()
+            )
+            name = f"{settings.aws_secret_prefix}{USER + 1}/oauth"
+            before = len(secrets.list_secret_version_ids(SecretId=name)["Versions"])
+            clock.advance(timedelta(minutes=58))
+            refreshed = await security.tokens.refresh(
+                USER + 1, "spotify", within=timedelta(minutes=5)
+            )
+            assert refreshed.refreshed
+            assert len(secrets.list_secret_version_ids(SecretId=name)["Versions"]) == before + 1
+            lease = aws_servers.shared_clients().dynamodb.get_item(
+                TableName=tables.access,
+                Key={"pk": {"S": f"refresh#{USER + 1:020d}"}, "sk": {"S": "spotify"}},
+                ConsistentRead=True,
+            )
+            assert "Item" in lease and "holder" not in lease["Item"]  # taken, then released
             # On AWS the secrets live in Secrets Manager: no local vault key is made.
             keys = {p.name for p in (settings.data_dir / "keys").iterdir()}
             assert "vault.key" not in keys

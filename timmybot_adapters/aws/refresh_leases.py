@@ -1,0 +1,178 @@
+"""RefreshLeases on DynamoDB: one conditional item per (user, platform), in the access table.
+
+A refresh on the aws backend claims its link here, not in the secret, so a
+refresh writes exactly one secret version (in the manner of Powertools'
+idempotency records: a conditional put of "in progress" with the
+claimant's ID, a conditional release). Items (table ``timmybot-access``)::
+
+    pk="refresh#<user>"  sk=<platform>  holder?, fence?, until?, ttl?
+
+``<user>`` is the 20-digit zero-padded ID. ``holder`` is the claim ID of
+the refresh running now (absent: free). ``fence`` is the digest of the
+refresh token the last holder presented (see
+:mod:`timmybot_core.ports.refresh_leases`). ``until`` is the holder's own
+deadline in microseconds (for operators; never compared with any clock).
+
+Conditions
+    * Acquire a free lease: ``UpdateItem`` ``SET holder, fence, until
+      REMOVE ttl`` if ``attribute_not_exists(holder) AND
+      (attribute_not_exists(fence) OR fence <> :fence)``.
+    * Take over a holder watched for the claim timeout: the same update if
+      ``holder = :replaces AND fence = :fence``.
+    * Release: ``UpdateItem`` ``REMOVE holder, until`` (and ``fence``
+      unless spent) ``SET ttl`` if ``holder = :claim``.
+
+    A held lease has no ``ttl``: DynamoDB never deletes a claim whose holder
+    may have presented a refresh token, so its takeover rule always applies.
+    A released item carries ``ttl`` one day ahead (garbage collection: a
+    fence only matters while a stale read of the vault is possible).
+
+    A request botocore retried after its first try was applied fails its
+    own condition; the item is then read back (strongly consistent) and the
+    claim ID decides. ``purge_expired`` of the access store ignores these
+    items; erasure deletes them (:meth:`DynamoRefreshLeases.forget`).
+
+Every DynamoDB error surfaces as
+:class:`~timmybot_core.domain.errors.StoreUnavailable`, naming the operation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+
+from timmybot_adapters.aws._dynamo import DynamoStore, Item, id_key, micros, num, s, text_or_none
+from timmybot_adapters.aws.clients import aws_errors, error_code
+from timmybot_core.domain.tokens import valid_platform
+
+__all__ = ["REFRESH_PARTITION", "DynamoRefreshLeases"]
+
+REFRESH_PARTITION: Final = "refresh#"
+_CHECK_FAILED: Final = "ConditionalCheckFailedException"
+_RELEASED_TTL: Final = 86_400
+_NAMES: Final = {"#ttl": "ttl", "#until": "until"}
+
+
+class DynamoRefreshLeases(DynamoStore):
+    """The refresh leases on DynamoDB (see the module docstring for the design)."""
+
+    LABEL = "refresh leases"
+
+    def _key(self, user_id: int, platform: str) -> Item:
+        return {"pk": s(f"{REFRESH_PARTITION}{id_key(user_id)}"), "sk": s(valid_platform(platform))}
+
+    async def _read(self, user_id: int, platform: str, operation: str) -> Item | None:
+        with aws_errors(self.LABEL, operation):
+            answer = await self._aws.run(
+                self._db.get_item,
+                TableName=self._table,
+                Key=self._key(user_id, platform),
+                ConsistentRead=True,
+            )
+        item = answer.get("Item")
+        return None if item is None else dict(item)
+
+    async def holder(self, user_id: int, platform: str) -> str | None:
+        """Return the claim ID holding the lease now, or ``None`` (strongly consistent)."""
+        item = await self._read(user_id, platform, "holder")
+        return None if item is None else text_or_none(item, "holder")
+
+    async def acquire(
+        self,
+        user_id: int,
+        platform: str,
+        *,
+        claim_id: str,
+        fence: str,
+        until: datetime,
+        replaces: str | None = None,
+    ) -> bool:
+        """Take the lease for ``claim_id`` (one conditional ``UpdateItem``)."""
+        if not claim_id or not fence:
+            raise ValueError("a refresh lease needs a claim ID and a fence")
+        values: dict[str, Any] = {":claim": s(claim_id), ":fence": s(fence)}
+        values[":until"] = num(micros(until))
+        if replaces is None:
+            condition = (
+                "attribute_not_exists(holder) AND (attribute_not_exists(fence) OR fence <> :fence)"
+            )
+        else:
+            condition = "holder = :replaces AND fence = :fence"
+            values[":replaces"] = s(replaces)
+        return await self._update(
+            user_id,
+            platform,
+            "acquire",
+            claim_id,
+            update="SET holder = :claim, fence = :fence, #until = :until REMOVE #ttl",
+            condition=condition,
+            values=values,
+            mine=lambda item: text_or_none(item, "holder") == claim_id,
+        )
+
+    async def release(self, user_id: int, platform: str, *, claim_id: str, spent: bool) -> bool:
+        """Free the lease if ``claim_id`` holds it; keep the fence if ``spent``."""
+        removed = "holder, #until" if spent else "holder, #until, fence"
+        return await self._update(
+            user_id,
+            platform,
+            "release",
+            claim_id,
+            update=f"REMOVE {removed} SET #ttl = :ttl",
+            condition="holder = :claim",
+            values={":claim": s(claim_id), ":ttl": num(int(time.time()) + _RELEASED_TTL)},
+            # A retried release that had been applied leaves the lease free.
+            mine=lambda item: text_or_none(item, "holder") is None,
+        )
+
+    async def _update(
+        self,
+        user_id: int,
+        platform: str,
+        operation: str,
+        claim_id: str,
+        *,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        mine: Callable[[Item], bool],
+    ) -> bool:
+        with aws_errors(self.LABEL, operation):
+            try:
+                await self._aws.run(
+                    self._db.update_item,
+                    TableName=self._table,
+                    Key=self._key(user_id, platform),
+                    UpdateExpression=update,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames={k: v for k, v in _NAMES.items() if k in update},
+                    ExpressionAttributeValues=values,
+                )
+            except ClientError as error:
+                if error_code(error) != _CHECK_FAILED:
+                    raise
+                if not _retried(error):
+                    return False
+                item = await self._read(user_id, platform, operation)
+                return item is not None and mine(item)
+        return True
+
+    async def forget(self, user_id: int) -> None:
+        """Delete every lease of ``user_id`` (one ``Query``, then batched deletes)."""
+        items = await self._all(
+            "forget",
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": s(f"{REFRESH_PARTITION}{id_key(user_id)}")},
+            ProjectionExpression="pk, sk",
+            ConsistentRead=True,
+        )
+        await self._delete_keys("forget", [{"pk": item["pk"], "sk": item["sk"]} for item in items])
+
+
+def _retried(error: ClientError) -> bool:
+    """Whether botocore sent the request more than once (an earlier try may have applied)."""
+    return int(error.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) > 0
