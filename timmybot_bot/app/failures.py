@@ -9,6 +9,7 @@ secret (a hikari HTTP error quotes the webhook URL holding the interaction token
 from __future__ import annotations
 
 import logging
+import math
 import os
 import traceback
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from timmybot_core import (
     LinkError,
     NotLinked,
     OAuthError,
+    RateVerdict,
     RefreshPaused,
     ReLinkRequired,
     StoreUnavailable,
@@ -38,6 +40,8 @@ __all__ = [
     "Failure",
     "NotAdmin",
     "OperationFailed",
+    "RateLimited",
+    "RateLimitedAgain",
     "UsageError",
     "describe",
     "failure_for",
@@ -78,6 +82,23 @@ class NotAdmin(Exception):
         self.command = command
 
 
+class RateLimited(Exception):
+    """The rate limiter refused a command; ``verdict.retry_after`` says for how long."""
+
+    def __init__(self, verdict: RateVerdict) -> None:
+        super().__init__(verdict.scope)
+        self.verdict = verdict
+
+    @property
+    def seconds(self) -> int:
+        """The wait, in whole seconds (at least 1)."""
+        return max(1, math.ceil(self.verdict.retry_after))
+
+
+class RateLimitedAgain(RateLimited):
+    """A later refusal of the same episode: the member was already told (answered quietly)."""
+
+
 @attrs.frozen(kw_only=True)
 class Failure:
     """How one kind of failure reads: to the user, in the log, as an exit code."""
@@ -88,6 +109,9 @@ class Failure:
     log_level: int | None = None
     #: Whether ``message`` quotes the error's own text (escape it before showing).
     quotes_error: bool = False
+    #: Shown nowhere if it can be helped: Discord leaves the interaction
+    #: unanswered (unless it was deferred already), the console prints nothing.
+    quiet: bool = False
 
 
 def _platform(error: BaseException) -> str:
@@ -103,6 +127,14 @@ FAILURES: Final[tuple[tuple[type[BaseException], Failure], ...]] = (
     (
         NotAdmin,
         Failure(message=lambda e: f"Only TimmyBot owners and admins can use /{e.command}."),  # type: ignore[attr-defined]
+    ),
+    (
+        RateLimitedAgain,
+        Failure(message=lambda e: f"Slow down: try again in {e.seconds} s.", quiet=True),  # type: ignore[attr-defined]
+    ),
+    (
+        RateLimited,
+        Failure(message=lambda e: f"Slow down: try again in {e.seconds} s."),  # type: ignore[attr-defined]
     ),
     (UsageError, Failure(message=str, exit_code=EXIT_USAGE)),
     (OperationFailed, Failure(message=str)),
