@@ -14,6 +14,7 @@ from timmybot_adapters.aws.clients import AwsClients, AwsConfig, aws_errors, des
 from timmybot_adapters.aws.erasure import DynamoErasureJournal
 from timmybot_adapters.aws.incidents import DynamoIncidentStore
 from timmybot_adapters.aws.link_states import DynamoLinkStateStore
+from timmybot_adapters.aws.rate_limits import DynamoRateLimitStore
 from timmybot_adapters.aws.tables import TableNames, create_tables, delete_tables, table_specs
 from timmybot_adapters.aws.user_data import DynamoUserDataStore
 from timmybot_adapters.aws.vault import DEFAULT_SECRET_PREFIX, SecretsManagerTokenVault
@@ -27,6 +28,7 @@ __all__ = [
     "DynamoErasureJournal",
     "DynamoIncidentStore",
     "DynamoLinkStateStore",
+    "DynamoRateLimitStore",
     "DynamoUserDataStore",
     "SecretsManagerTokenVault",
     "SnsAlerter",

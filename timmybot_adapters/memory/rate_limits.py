@@ -1,16 +1,36 @@
-"""RateLimitStore in memory: the counters of one process."""
+"""RateLimitStore in memory: the counters of one process.
+
+Each key maps to its window and its hit log, in a dictionary ordered by
+when the key was last written. Every acquire looks at a few keys at the
+front (the least recently written): an expired one is dropped, a live one
+moves to the back (the key being acquired is left to its own call). So the
+sweep costs a bounded amount per call and every key is looked at again
+after at most ``len / _SWEEP_PER_CALL`` calls: keys whose last hit left its
+window do not pile up.
+"""
 
 from __future__ import annotations
 
 import secrets
 import threading
+from collections import OrderedDict
 
-from timmybot_core.ports.rate_limits import RateDecision, RateLimit
+from timmybot_core.ports.rate_limits import (
+    Hit,
+    RateDecision,
+    RateLimit,
+    check_hit_id,
+    check_key,
+    check_moment,
+    drop_hit,
+    expiry_of,
+    take_hit,
+)
 
 __all__ = ["MemoryRateLimitStore"]
 
-# Every so many hits, keys whose last hit left its window are dropped.
-_SWEEP_EVERY = 1024
+# Keys looked at by the sweep of one acquire.
+_SWEEP_PER_CALL = 8
 
 
 class MemoryRateLimitStore:
@@ -18,38 +38,42 @@ class MemoryRateLimitStore:
 
     def __init__(self) -> None:
         """Start with no key."""
-        # key -> (window of its last hit, [(moment, hit id), ...] oldest first)
-        self._keys: dict[str, tuple[float, list[tuple[float, str]]]] = {}
+        # key -> (window of its last write, [(moment, hit id), ...] by moment)
+        self._keys: OrderedDict[str, tuple[float, list[Hit]]] = OrderedDict()
         self._lock = threading.Lock()
-        self._calls = 0
+
+    def __repr__(self) -> str:
+        return "MemoryRateLimitStore()"
 
     async def acquire(self, key: str, rate: RateLimit, *, now: float) -> RateDecision:
         """Count one hit of ``key`` at ``now`` if the window has room."""
+        check_key(key)
+        moment = check_moment(now)
+        hit_id = secrets.token_hex(8)
         with self._lock:
-            self._calls += 1
-            if self._calls % _SWEEP_EVERY == 0:
-                self._sweep(now)
+            self._sweep(moment, keep=key)
             _, hits = self._keys.get(key, (rate.window, []))
-            hits = [hit for hit in hits if hit[0] > now - rate.window]
-            if len(hits) >= rate.limit:
-                self._keys[key] = (rate.window, hits)
-                oldest = hits[-rate.limit][0]
-                return RateDecision(
-                    allowed=False, retry_after=max(float(oldest + rate.window - now), 0.0)
-                )
-            hit_id = secrets.token_hex(8)
-            hits.append((now, hit_id))
-            self._keys[key] = (rate.window, hits)
-            return RateDecision(allowed=True, remaining=rate.limit - len(hits), hit_id=hit_id)
+            decision, kept = take_hit(hits, rate, now=moment, hit_id=hit_id)
+            if kept:
+                self._keys[key] = (rate.window, kept)
+                self._keys.move_to_end(key)
+            else:
+                self._keys.pop(key, None)
+            return decision
 
     async def release(self, key: str, hit_id: str) -> bool:
         """Give back a counted hit; ``True`` if it was still counted."""
+        check_key(key)
+        check_hit_id(hit_id)
         with self._lock:
             window, hits = self._keys.get(key, (0.0, []))
-            kept = [hit for hit in hits if hit[1] != hit_id]
-            if len(kept) == len(hits):
+            kept = drop_hit(hits, hit_id)
+            if kept is None:
                 return False
-            self._keys[key] = (window, kept)
+            if kept:
+                self._keys[key] = (window, kept)
+            else:
+                del self._keys[key]
             return True
 
     def __len__(self) -> int:
@@ -57,9 +81,11 @@ class MemoryRateLimitStore:
         with self._lock:
             return len(self._keys)
 
-    def _sweep(self, now: float) -> None:
-        self._keys = {
-            key: (window, hits)
-            for key, (window, hits) in self._keys.items()
-            if hits and hits[-1][0] > now - window
-        }
+    def _sweep(self, now: float, *, keep: str) -> None:
+        # The key being acquired is judged by its own call's rate, not swept.
+        for _ in range(min(_SWEEP_PER_CALL, len(self._keys))):
+            key, (window, hits) = next(iter(self._keys.items()))
+            if key != keep and expiry_of(hits, window) <= now:
+                del self._keys[key]
+            else:
+                self._keys.move_to_end(key)

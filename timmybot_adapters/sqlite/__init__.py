@@ -25,6 +25,7 @@ from timmybot_adapters.sqlite.database import SchemaVersionError, SqliteDatabase
 from timmybot_adapters.sqlite.erasure import SqliteErasureJournal
 from timmybot_adapters.sqlite.incidents import SqliteIncidentStore
 from timmybot_adapters.sqlite.link_states import SqliteLinkStateStore
+from timmybot_adapters.sqlite.rate_limits import SqliteRateLimitStore
 from timmybot_adapters.sqlite.user_data import SqliteUserDataStore
 from timmybot_adapters.sqlite.vault import SqliteTokenVault
 
@@ -36,6 +37,7 @@ __all__ = [
     "SqliteErasureJournal",
     "SqliteIncidentStore",
     "SqliteLinkStateStore",
+    "SqliteRateLimitStore",
     "SqliteTokenVault",
     "SqliteUserDataStore",
     "VaultKeys",
