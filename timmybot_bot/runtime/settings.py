@@ -29,6 +29,7 @@ import attrs
 from timmybot_bot.runtime.schedules import CronError, CronSchedule
 from timmybot_bot.web.clients import IPNetwork, parse_networks
 from timmybot_core import RateLimit, RateLimitSettings, TimmyBotError
+from timmybot_core.ports.rate_limits import MAX_LIMIT
 from timmybot_core.domain.snowflake import (
     MAX_SNOWFLAKE,
     SnowflakeError,
@@ -142,14 +143,18 @@ def _duration(name: str, raw: str) -> timedelta:
 def _rate(name: str, raw: str) -> RateLimit:
     count, slash, window = raw.strip().partition("/")
     try:
-        limit = parse_whole_number(count.strip(), minimum=1, maximum=10**6)
+        limit = parse_whole_number(count.strip(), minimum=1, maximum=MAX_LIMIT)
         if not slash:
             raise SnowflakeError("no window")
     except SnowflakeError:
         raise ConfigurationError(
-            f"{name} must be a count and a window such as 5/10s or 20/1m (got {raw.strip()[:30]!r})"
+            f"{name} must be a count from 1 to {MAX_LIMIT}, '/' and a window, such as 5/10s "
+            f"or 20/1m (got {raw.strip()[:30]!r})"
         ) from None
-    return RateLimit(limit=limit, window=_duration(name, window).total_seconds())
+    seconds = _duration(name, window).total_seconds()
+    if seconds > _MAX_RATE_WINDOW:
+        raise ConfigurationError(f"{name}: the window must be at most 1d (got {window.strip()!r})")
+    return RateLimit(limit=limit, window=seconds)
 
 
 def _show_rate(rate: RateLimit) -> str:
@@ -157,6 +162,7 @@ def _show_rate(rate: RateLimit) -> str:
 
 
 _RATES: Final = RateLimitSettings()
+_MAX_RATE_WINDOW: Final = 86_400
 
 
 def _port(name: str, raw: str) -> int:
