@@ -29,13 +29,13 @@ import attrs
 from timmybot_bot.runtime.schedules import CronError, CronSchedule
 from timmybot_bot.web.clients import IPNetwork, parse_networks
 from timmybot_core import RateLimit, RateLimitSettings, TimmyBotError
-from timmybot_core.ports.rate_limits import MAX_LIMIT
 from timmybot_core.domain.snowflake import (
     MAX_SNOWFLAKE,
     SnowflakeError,
     parse_snowflake,
     parse_whole_number,
 )
+from timmybot_core.ports.rate_limits import MAX_LIMIT
 
 __all__ = [
     "MAX_SNOWFLAKE",
