@@ -231,7 +231,7 @@ async def test_a_store_failure_fails_as_the_command_class_says(
     assert event.details["fail"] == ("open" if passes else "closed")
     # The store's own words (which can quote a path or a row) are not logged.
     assert "database is locked" not in caplog.text
-    assert "failing " + event.details["fail"] in caplog.text  # type: ignore[operator]
+    assert "failing " + event.details["fail"] in caplog.text
 
 
 async def test_a_store_failure_that_persists_raises_the_p2_alarm() -> None:

@@ -27,7 +27,7 @@ async def test_a_limited_member_is_told_once_then_sent_nothing(discord_bot: Harn
     assert later == [[], [], []]
     # Once the wait has passed, the command runs again.
     discord_bot.clock.advance(timedelta(seconds=10))
-    assert only(await discord_bot.slash("linked")).content.startswith("You have not linked")
+    assert (only(await discord_bot.slash("linked")).content or "").startswith("You have not linked")
 
 
 async def test_the_reply_reads_exactly_like_the_consoles(discord_bot: Harness) -> None:
@@ -62,4 +62,4 @@ async def test_a_deferred_interaction_is_still_closed_with_the_wait(
 async def test_owners_are_never_limited(discord_bot: Harness) -> None:
     for _ in range(12):
         sent = only(await discord_bot.slash("linked", user=OWNER))
-        assert sent.content.startswith("You have not linked")
+        assert (sent.content or "").startswith("You have not linked")
