@@ -94,6 +94,12 @@ class RateLimited(Exception):
         """The wait, in whole seconds (at least 1)."""
         return max(1, math.ceil(self.verdict.retry_after))
 
+    @staticmethod
+    def raise_for(verdict: RateVerdict) -> None:
+        """Raise for a refused ``verdict``: ``RateLimitedAgain`` once the member was told."""
+        if not verdict.allowed:
+            raise (RateLimited if verdict.first else RateLimitedAgain)(verdict)
+
 
 class RateLimitedAgain(RateLimited):
     """A later refusal of the same episode: the member was already told (answered quietly)."""

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from timmybot_bot.app.commands import Command, Invocation
-from timmybot_bot.app.failures import AccessDenied, NotAdmin, RateLimited, RateLimitedAgain
+from timmybot_bot.app.failures import AccessDenied, NotAdmin, RateLimited
 from timmybot_bot.app.handlers import HANDLERS
 from timmybot_core import RateLimiter, SecurityAuditLogger, SecurityMetrics, ServerAccessControl
 
@@ -116,8 +116,7 @@ class MessageBus:
             command=type(command).guard_name,
             spends_quota=type(command).spends_quota,
         )
-        if not verdict.allowed:
-            raise (RateLimited if verdict.first else RateLimitedAgain)(verdict)
+        RateLimited.raise_for(verdict)
 
     async def handle(self, command: Command, invocation: Invocation) -> Any:
         """Guard and rate-limit ``command``, then run its handler and return its result."""

@@ -29,14 +29,15 @@ from typing import TYPE_CHECKING, Any
 import hikari
 import lightbulb
 
-from timmybot_bot.app.failures import AccessDenied
+from timmybot_bot.app.failures import AccessDenied, RateLimited
 from timmybot_bot.discord.errors import reply_to_failure
 from timmybot_bot.discord.replies import ReplySender, Responder, SafeText
 from timmybot_bot.integrate.composition import Security
-from timmybot_bot.integrate.guard import access_guard_for
+from timmybot_bot.integrate.guard import access_guard_for, rate_limit_hook
 from timmybot_core import (
     AuditTrailService,
     DataRetentionService,
+    RateLimiter,
     ResponseSanitizer,
     SecureTokenService,
     SecurityAuditLogger,
@@ -151,7 +152,7 @@ class Integration:
         bot_name: str = PRODUCT_NAME,
         reply_to_errors: bool = True,
     ) -> None:
-        if security.access is None:
+        if security.access is None or security.limiter is None:
             raise ValueError("the integration needs the guard: compose(settings, guard=True, ...)")
         self.security = security
         self.sender = BrandedReplySender(security.sanitizer, bot_name=bot_name)
@@ -159,6 +160,8 @@ class Integration:
         # TimmyBot's own exemptions to it.
         self._exempt: list[object] = list(exempt)
         self.guard_hook = access_guard_for(self._exempt)
+        self._rate_hook = rate_limit_hook()
+        self._quota_hook = rate_limit_hook(spends_quota=True)
         self._reply_to_errors = reply_to_errors
 
     @property
@@ -176,6 +179,7 @@ class Integration:
             ResponseSanitizer: security.sanitizer,
             SecurityAuditLogger: security.security_log,
             ServerAccessControl: security.access,
+            RateLimiter: security.limiter,
         }
         optional: dict[type[Any], object | None] = {
             TokenVault: security.vault,
@@ -185,6 +189,15 @@ class Integration:
         }
         values.update({kind: value for kind, value in optional.items() if value is not None})
         return values
+
+    def rate_limit(self, *, spends_quota: bool = False) -> lightbulb.ExecutionHook:
+        """Return the rate-limit hook to put on the host's own commands (``hooks=[...]``).
+
+        The limits are TimmyBot's settings (``TIMMYBOT_RATE_LIMIT_*``), shared
+        with TimmyBot's own commands and every process on the same store.
+        ``spends_quota=True`` for commands that call a music provider.
+        """
+        return self._quota_hook if spends_quota else self._rate_hook
 
     def loader(self) -> lightbulb.Loader:
         """Return the guard on every command, the error handler and the services, as a Loader."""
@@ -204,9 +217,11 @@ class Integration:
     async def on_command_error(
         self, failure: lightbulb.exceptions.ExecutionPipelineFailedException
     ) -> bool:
-        """Answer a denial (and, with ``reply_to_errors``, any failure) privately."""
+        """Answer a denial or a rate limit (with ``reply_to_errors``: any failure) privately."""
         causes = failure.causes or [failure]
-        denial = next((cause for cause in causes if isinstance(cause, AccessDenied)), None)
+        denial = next(
+            (cause for cause in causes if isinstance(cause, AccessDenied | RateLimited)), None
+        )
         if denial is None and not self._reply_to_errors:
             return False
         where = "/" + failure.context.command_data.qualified_name

@@ -7,6 +7,7 @@ command the host exempts explicitly (by its class) runs anywhere.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -250,3 +251,69 @@ async def test_exempting_a_group_exempts_its_subcommands_only(
     finally:
         await client.stop()
         await security.aclose()
+
+
+@pytest.fixture
+async def limited_host(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Host]:
+    """A host whose /roll carries the rate-limit hook, and /spend the provider-quota one."""
+    discord = FakeDiscord()
+    discord.install(monkeypatch)
+    bot = hikari.GatewayBot(payloads.TOKEN, banner=None, logs=None)
+    client = lightbulb.client_from_app(bot)
+    security = compose(settings(), guard=True)
+    integration = Integration(security, bot_name="Juke", reply_to_errors=False)
+    ran: list[str] = []
+    for name, quota in (("roll", False), ("spend", True)):
+
+        class Command(
+            lightbulb.SlashCommand,
+            name=name,
+            description=f"the host's /{name}",
+            hooks=[integration.rate_limit(spends_quota=quota)],
+        ):
+            @lightbulb.invoke
+            async def invoke(
+                self, ctx: lightbulb.Context, sender: ReplySender = lightbulb.di.INJECTED
+            ) -> None:
+                ran.append(ctx.command_data.name)
+                await sender.respond(ctx, f"host {ctx.command_data.name} ran")
+
+        client.register(Command)
+    await integration.install(client)
+    await client.start()
+    discord.take()
+    yield Host(bot=bot, client=client, discord=discord, ran=ran)
+    await client.stop()
+    await security.aclose()
+    assert_mentions_disabled(discord)
+
+
+async def test_the_rate_limit_hook_limits_a_host_command_and_tells_once(
+    limited_host: Host,
+) -> None:
+    answered = [await limited_host.slash("roll", guild=ALLOWED_GUILD) for _ in range(8)]
+
+    assert [reply.content for (reply,) in answered[:5]] == ["host roll ran"] * 5
+    (told,) = answered[5]
+    assert told.ephemeral
+    assert re.fullmatch(r"Slow down: try again in (9|10) s\.", told.content or "")
+    assert answered[6:] == [[], []]  # nothing sent for the rest of the episode
+    assert limited_host.ran == ["roll"] * 5
+
+
+async def test_the_provider_quota_hook_is_stricter(limited_host: Host) -> None:
+    answered = [await limited_host.slash("spend", guild=ALLOWED_GUILD) for _ in range(4)]
+
+    assert limited_host.ran == ["spend"] * 3
+    (told,) = answered[3]
+    assert (told.content or "").startswith("Slow down: try again in")
+
+
+async def test_the_rate_limit_hook_runs_after_the_guard(limited_host: Host) -> None:
+    for _ in range(10):
+        (denied,) = await limited_host.slash("roll", guild=STRANGER_GUILD)
+        assert (denied.content or "").startswith("Denied: ")
+
+    # The denials used up none of the member's windows.
+    answered = [await limited_host.slash("roll", guild=ALLOWED_GUILD) for _ in range(5)]
+    assert [reply.content for (reply,) in answered] == ["host roll ran"] * 5
