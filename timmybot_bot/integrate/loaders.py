@@ -9,7 +9,9 @@ gives it two loaders:
   error handler that answers a denial (and, by default, any failure) with a
   short private reply; the reply sender with mentions disabled; and the
   composed services in lightbulb's dependency injection, so the host's
-  commands can ask for ``SecureTokenService``, ``AuditTrailService``... A
+  commands can ask for ``SecureTokenService``, ``AuditTrailService``... (and
+  the ``RateLimiter`` that :func:`~timmybot_bot.integrate.rate_limit_hook`
+  uses on the host commands it is put on). A
   command is exempt from the guard only if the host names it in
   ``exempt=`` (its class, or a ``lightbulb.Group``), never by its name.
 * :meth:`Integration.commands_loader`: TimmyBot's own slash commands
@@ -33,7 +35,7 @@ from timmybot_bot.app.failures import AccessDenied, RateLimited
 from timmybot_bot.discord.errors import reply_to_failure
 from timmybot_bot.discord.replies import ReplySender, Responder, SafeText
 from timmybot_bot.integrate.composition import Security
-from timmybot_bot.integrate.guard import access_guard_for, rate_limit_hook
+from timmybot_bot.integrate.guard import access_guard_for
 from timmybot_core import (
     AuditTrailService,
     DataRetentionService,
@@ -160,8 +162,6 @@ class Integration:
         # TimmyBot's own exemptions to it.
         self._exempt: list[object] = list(exempt)
         self.guard_hook = access_guard_for(self._exempt)
-        self._rate_hook = rate_limit_hook()
-        self._quota_hook = rate_limit_hook(spends_quota=True)
         self._reply_to_errors = reply_to_errors
 
     @property
@@ -189,15 +189,6 @@ class Integration:
         }
         values.update({kind: value for kind, value in optional.items() if value is not None})
         return values
-
-    def rate_limit(self, *, spends_quota: bool = False) -> lightbulb.ExecutionHook:
-        """Return the rate-limit hook to put on the host's own commands (``hooks=[...]``).
-
-        The limits are TimmyBot's settings (``TIMMYBOT_RATE_LIMIT_*``), shared
-        with TimmyBot's own commands and every process on the same store.
-        ``spends_quota=True`` for commands that call a music provider.
-        """
-        return self._quota_hook if spends_quota else self._rate_hook
 
     def loader(self) -> lightbulb.Loader:
         """Return the guard on every command, the error handler and the services, as a Loader."""

@@ -20,7 +20,7 @@ from tests.e2e.discord import payloads
 from tests.e2e.discord.conftest import assert_mentions_disabled
 from tests.e2e.discord.fake_discord import FakeDiscord, Sent
 from tests.unit.fake_oauth import FakeOAuthClient
-from timmybot_bot.integrate import Integration, ReplySender, Settings, compose
+from timmybot_bot.integrate import Integration, ReplySender, Settings, compose, rate_limit_hook
 from timmybot_bot.runtime.bootstrap import bootstrap
 from timmybot_core import FakeClock, SystemClock
 
@@ -269,7 +269,7 @@ async def limited_host(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Host]:
             lightbulb.SlashCommand,
             name=name,
             description=f"the host's /{name}",
-            hooks=[integration.rate_limit(spends_quota=quota)],
+            hooks=[rate_limit_hook(spends_quota=quota)],
         ):
             @lightbulb.invoke
             async def invoke(
