@@ -29,8 +29,8 @@ writes are thus a sequence of versions, each one made from the one before,
 so exactly ``limit`` hits are allowed in a window, across any number of
 processes. A refusal writes nothing (the read it was made from is its
 answer), so a key under a flood costs one read per refused call and only
-the allowed hits contend. A release removes the hit the same way, and
-deletes the item (conditioned on the version) when the log is left empty.
+the allowed hits contend. A release removes the hit the same way; a log
+left empty stays as an empty item until its ``ttl``.
 
 A request whose first try was applied but whose answer was lost is
 retried by botocore and fails its condition: the re-read then finds the
@@ -155,8 +155,9 @@ class DynamoRateLimitStore(DynamoStore):
     async def release(self, key: str, hit_id: str) -> bool:
         """Give back a counted hit; ``True`` if it was still counted.
 
-        Should a lost answer and another shard's write coincide, a release
-        that did remove the hit may answer ``False``; the hit is gone either way.
+        A retried request whose first try was applied is recognised by its
+        ``writer`` unless another shard wrote the key in between; then the
+        hit is gone and the answer is ``False``.
         """
         check_key(key)
         check_hit_id(hit_id)
@@ -168,16 +169,16 @@ class DynamoRateLimitStore(DynamoStore):
             if kept is None:
                 return False
             writer = uuid.uuid4().hex
-            if kept:
-                new: Item = {
-                    **item,
-                    "hits": s(encode_hits(kept)),
-                    "version": num(_version(item) + 1),
-                    "writer": s(writer),
-                }
-                written = await self._put(key, new, item, operation="release")
-            else:
-                written = await self._delete(key, item)
+            # An emptied log is written, not deleted: the ``writer`` of an
+            # item is what tells a retried release that its write was applied.
+            # The empty item keeps its ``ttl`` and goes with it.
+            new: Item = {
+                **item,
+                "hits": s(encode_hits(kept)),
+                "version": num(_version(item) + 1),
+                "writer": s(writer),
+            }
+            written = await self._put(key, new, item, operation="release")
             if written:
                 return True
             item = await self._read("release", key)
@@ -205,21 +206,6 @@ class DynamoRateLimitStore(DynamoStore):
         with aws_errors(self.LABEL, operation):
             try:
                 await self._aws.run(self._db.put_item, **params)
-            except ClientError as error:
-                if error_code(error) != _CHECK_FAILED:
-                    raise
-                return False
-        return True
-
-    async def _delete(self, key: str, old: Item) -> bool:
-        with aws_errors(self.LABEL, "release"):
-            try:
-                await self._aws.run(
-                    self._db.delete_item,
-                    TableName=self._table,
-                    Key=self._key(key),
-                    **_unchanged(old),
-                )
             except ClientError as error:
                 if error_code(error) != _CHECK_FAILED:
                     raise

@@ -27,7 +27,12 @@ The audit indexes share the sort key ``at`` and differ by partition key:
 ``subject_pk`` (all strings). Each projects the keys and
 ``AUDIT_INDEX_PROJECTION`` only (what a query reads: the record's bytes, its
 hash and the filter attributes), so an index entry is a third of the item.
-The layout of the items is described in each adapter's module.
+The layout of the items is described in each adapter's module. The access
+table holds the partitions of several stores, told apart by ``pk``: the
+access policy (``allow``, ``ban``, ``switch``, ``attempts#<guild>``,
+``lease``, ``job``: ``access.py``), the erasure journal (``erasure``:
+``erasure.py``) and the rate limits (``rate#<key>``, ``sk="window"``, with
+``ttl``: ``rate_limits.py``).
 """
 
 from __future__ import annotations
