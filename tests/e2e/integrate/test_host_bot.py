@@ -69,12 +69,19 @@ def host_commands(ran: list[str]) -> dict[str, type[lightbulb.SlashCommand]]:
     return built
 
 
-@pytest.fixture
-async def host(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Host]:
+def new_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[FakeDiscord, hikari.GatewayBot, lightbulb.GatewayEnabledClient]:
+    """Discord faked at REST, a bot and its lightbulb client."""
     discord = FakeDiscord()
     discord.install(monkeypatch)
     bot = hikari.GatewayBot(payloads.TOKEN, banner=None, logs=None)
-    client = lightbulb.client_from_app(bot)
+    return discord, bot, lightbulb.client_from_app(bot)
+
+
+@pytest.fixture
+async def host(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Host]:
+    discord, bot, client = new_client(monkeypatch)
     ran: list[str] = []
     commands = host_commands(ran)
     for command in commands.values():
@@ -121,10 +128,7 @@ async def test_the_command_the_host_exempts_explicitly_is_not_guarded(
 
 async def test_exempting_a_command_by_name_does_not_work(monkeypatch: pytest.MonkeyPatch) -> None:
     # Strings are not commands: only the objects named count.
-    discord = FakeDiscord()
-    discord.install(monkeypatch)
-    bot = hikari.GatewayBot(payloads.TOKEN, banner=None, logs=None)
-    client = lightbulb.client_from_app(bot)
+    discord, bot, client = new_client(monkeypatch)
     ran: list[str] = []
     client.register(host_commands(ran)["whoami"])
     security = compose(settings(), guard=True)
@@ -167,10 +171,7 @@ async def test_without_the_integration_services_the_guard_fails_closed(
 async def test_timmybots_own_commands_are_a_second_optional_loader(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    discord = FakeDiscord()
-    discord.install(monkeypatch)
-    bot = hikari.GatewayBot(payloads.TOKEN, banner=None, logs=None)
-    client = lightbulb.client_from_app(bot)
+    discord, bot, client = new_client(monkeypatch)
     ran: list[str] = []
     client.register(host_commands(ran)["whoami"])
     clock = FakeClock()
@@ -218,10 +219,7 @@ def test_the_integration_needs_the_guard() -> None:
 async def test_exempting_a_group_exempts_its_subcommands_only(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    discord = FakeDiscord()
-    discord.install(monkeypatch)
-    bot = hikari.GatewayBot(payloads.TOKEN, banner=None, logs=None)
-    client = lightbulb.client_from_app(bot)
+    discord, bot, client = new_client(monkeypatch)
     ran: list[str] = []
     open_group = lightbulb.Group("open", "anyone may")
     closed_group = lightbulb.Group("closed", "guarded")
@@ -256,10 +254,7 @@ async def test_exempting_a_group_exempts_its_subcommands_only(
 @pytest.fixture
 async def limited_host(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Host]:
     """A host whose /roll carries the rate-limit hook, and /spend the provider-quota one."""
-    discord = FakeDiscord()
-    discord.install(monkeypatch)
-    bot = hikari.GatewayBot(payloads.TOKEN, banner=None, logs=None)
-    client = lightbulb.client_from_app(bot)
+    discord, bot, client = new_client(monkeypatch)
     security = compose(settings(), guard=True)
     integration = Integration(security, bot_name="Juke", reply_to_errors=False)
     ran: list[str] = []
