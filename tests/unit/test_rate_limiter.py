@@ -316,3 +316,16 @@ async def test_decisions_match_an_all_or_nothing_sliding_window_model(
                 hits.setdefault(key, []).append(now)
 
         assert await run(limiter, user=user, guild=guild, command=command) is expected
+
+
+async def test_the_memory_of_who_was_told_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import timmybot_core.services.rate_limits as module
+
+    monkeypatch.setattr(module, "_MAX_TOLD", 10)
+    wired = wire()
+    limiter, _ = limiter_for(wired, RateLimitSettings(command=RateLimit(limit=1, window=60)))
+    for user in range(1, 40):
+        assert await run(limiter, user=user, guild=None)
+        assert not (await limiter.check(user_id=user, guild_id=None, command="playlist")).allowed
+
+    assert len(limiter._told) == 10  # the oldest episodes were forgotten

@@ -257,7 +257,7 @@ class RateLimiter:
             self._told[key] = now + retry_after
             if len(self._told) > _MAX_TOLD:
                 # Drop what has expired, else the oldest: the cost is one more reply.
-                self._told = {k: t for k, t in self._told.items() if t > now} or self._told
+                self._told = {k: t for k, t in self._told.items() if t > now}
                 while len(self._told) > _MAX_TOLD:
                     del self._told[next(iter(self._told))]
         return RateVerdict(allowed=False, retry_after=retry_after, first=first)
