@@ -73,7 +73,7 @@ class Services:
 
     settings: Settings
     clock: Clock
-    #: Runs every use case: guard, admin check, handler (see :mod:`timmybot_bot.app`).
+    #: Runs every use case: guard, admin check, rate limit, handler (see :mod:`timmybot_bot.app`).
     bus: MessageBus
     validator: InputValidator
     sanitizer: ResponseSanitizer
