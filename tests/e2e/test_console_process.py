@@ -173,9 +173,15 @@ def test_the_rate_limit_shows_the_wait_and_a_second_process_shares_it() -> None:
     assert lines[:3] == ["Playlist name accepted: Halo"] * 3
     # Told once, with the wait; the two refusals after it print nothing.
     (refusal,) = lines[3:]
-    assert re.fullmatch(r"Slow down: try again in ([1-9]|[1-5][0-9]|60) s\.", refusal)
+    assert re.fullmatch(
+        r"Slow down \(3 uses of this command per 60 s\): try again in ([1-9]|[1-5][0-9]|60) s\.",
+        refusal,
+    )
     # The other process counts in the same window: refused at once, told once.
-    assert re.fullmatch(r"Slow down: try again in [0-9]+ s\.", second.stdout.splitlines()[0])
+    assert re.fullmatch(
+        r"Slow down \(3 uses of this command per 60 s\): try again in [0-9]+ s\.",
+        second.stdout.splitlines()[0],
+    )
     assert second.stdout.splitlines()[1] == "You are user 7 in guild 42."
 
 

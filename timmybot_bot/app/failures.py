@@ -124,6 +124,23 @@ def _platform(error: BaseException) -> str:
     return str(getattr(error, "platform", "the platform"))
 
 
+_WHAT_IS_LIMITED: Final = {
+    "command": "uses of this command",
+    "user": "commands",
+    "guild": "commands in this server",
+}
+
+
+def _slow_down(error: RateLimited) -> str:
+    verdict, rate = error.verdict, error.verdict.rate
+    if rate is None or verdict.scope not in _WHAT_IS_LIMITED:
+        return f"Slow down: try again in {error.seconds} s."
+    limited = _WHAT_IS_LIMITED[verdict.scope]
+    return (
+        f"Slow down ({rate.limit} {limited} per {rate.window:g} s): try again in {error.seconds} s."
+    )
+
+
 # Most specific first: the first row whose class matches is the failure.
 FAILURES: Final[tuple[tuple[type[BaseException], Failure], ...]] = (
     (
@@ -134,14 +151,8 @@ FAILURES: Final[tuple[tuple[type[BaseException], Failure], ...]] = (
         NotAdmin,
         Failure(message=lambda e: f"Only TimmyBot owners and admins can use /{e.command}."),  # type: ignore[attr-defined]
     ),
-    (
-        RateLimitedAgain,
-        Failure(message=lambda e: f"Slow down: try again in {e.seconds} s.", quiet=True),  # type: ignore[attr-defined]
-    ),
-    (
-        RateLimited,
-        Failure(message=lambda e: f"Slow down: try again in {e.seconds} s."),  # type: ignore[attr-defined]
-    ),
+    (RateLimitedAgain, Failure(message=_slow_down, quiet=True)),  # type: ignore[arg-type]
+    (RateLimited, Failure(message=_slow_down)),  # type: ignore[arg-type]
     (UsageError, Failure(message=str, exit_code=EXIT_USAGE)),
     (OperationFailed, Failure(message=str)),
     # From domain constructors (an incident with an empty title): our own

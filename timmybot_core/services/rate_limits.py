@@ -102,6 +102,7 @@ class RateVerdict:
         allowed: the request may run.
         retry_after: seconds until it would be allowed (the longest wait), 0 if allowed.
         scope: what refused: ``command``, ``user`` or ``guild`` (``None`` if allowed).
+        rate: the refusing window's limit (``None`` if allowed).
         first: the first refusal of this episode (tell the member); later ones are quiet.
         degraded: allowed because the store failed and the command fails open.
     """
@@ -109,6 +110,7 @@ class RateVerdict:
     allowed: bool
     retry_after: float = 0.0
     scope: str | None = None
+    rate: RateLimit | None = None
     first: bool = True
     degraded: bool = False
 
@@ -176,7 +178,7 @@ class RateLimiter:
         """
         now = self._clock.now().timestamp()
         held: list[tuple[str, str]] = []
-        refused: list[tuple[str, str, RateDecision]] = []
+        refused: list[tuple[str, str, RateLimit, RateDecision]] = []
         try:
             for scope, key, rate in self.keys(
                 user_id=user_id, guild_id=guild_id, command=command, spends_quota=spends_quota
@@ -185,7 +187,7 @@ class RateLimiter:
                 if decision.allowed and decision.hit_id is not None:
                     held.append((key, decision.hit_id))
                 elif not decision.allowed:
-                    refused.append((scope, key, decision))
+                    refused.append((scope, key, rate, decision))
             if not refused:
                 return _ALLOWED
             await self._release(held)
@@ -196,10 +198,10 @@ class RateLimiter:
             if not fail_open:
                 raise
             return RateVerdict(allowed=True, degraded=True)
-        scope, key, decision = max(refused, key=lambda item: item[2].retry_after)
+        scope, key, rate, decision = max(refused, key=lambda item: item[3].retry_after)
         reason = f"command:{_name_part(command)}" if scope == "command" else scope
         verdict = await self._refused(key, reason, decision.retry_after, now, guild_id, user_id)
-        return attrs.evolve(verdict, scope=scope)
+        return attrs.evolve(verdict, scope=scope, rate=rate)
 
     async def _release(self, held: list[tuple[str, str]]) -> None:
         for key, hit_id in held:

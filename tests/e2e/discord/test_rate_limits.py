@@ -12,7 +12,7 @@ from tests.e2e.discord.conftest import OWNER, Harness, MakeBot, only
 from timmybot_adapters.memory import MemoryRateLimitStore
 from timmybot_core import RateLimit
 
-TOLD = "Slow down: try again in 10 s."
+TOLD = "Slow down (5 uses of this command per 10 s): try again in 10 s."
 
 
 async def test_a_limited_member_is_told_once_then_sent_nothing(discord_bot: Harness) -> None:

@@ -291,7 +291,10 @@ async def test_the_rate_limit_hook_limits_a_host_command_and_tells_once(
     assert [reply.content for (reply,) in answered[:5]] == ["host roll ran"] * 5
     (told,) = answered[5]
     assert told.ephemeral
-    assert re.fullmatch(r"Slow down: try again in (9|10) s\.", told.content or "")
+    assert re.fullmatch(
+        r"Slow down \(5 uses of this command per 10 s\): try again in (9|10) s\.",
+        told.content or "",
+    )
     assert answered[6:] == [[], []]  # nothing sent for the rest of the episode
     assert limited_host.ran == ["roll"] * 5
 
@@ -301,7 +304,9 @@ async def test_the_provider_quota_hook_is_stricter(limited_host: Host) -> None:
 
     assert limited_host.ran == ["spend"] * 3
     (told,) = answered[3]
-    assert (told.content or "").startswith("Slow down: try again in")
+    assert (told.content or "").startswith(
+        "Slow down (3 uses of this command per 30 s): try again in"
+    )
 
 
 async def test_the_rate_limit_hook_runs_after_the_guard(limited_host: Host) -> None:

@@ -8,15 +8,16 @@ from datetime import timedelta
 import pytest
 
 from timmybot_bot.app.commands import CheckPlaylistName, Invocation, ListGuilds, SearchTracks
-from timmybot_bot.app.failures import AccessDenied, RateLimited, RateLimitedAgain
+from timmybot_bot.app.failures import AccessDenied, RateLimited, RateLimitedAgain, failure_for
 from timmybot_bot.app.replies import chat
 from timmybot_bot.console.offline import LOCAL_OPERATOR, OfflineConsole
 from timmybot_bot.runtime.bootstrap import Services
-from timmybot_core import FakeClock
+from timmybot_core import FakeClock, RateLimit, RateVerdict
 
 from .conftest import AS_OWNER, AS_USER, USER
 
 PLAYLIST = CheckPlaylistName(name="Halo")
+TOLD = "Slow down (5 uses of this command per 10 s): try again in 10 s."
 STRANGER = Invocation(user_id=USER, guild_id=999_999_999_999_999_999)
 
 
@@ -39,7 +40,7 @@ async def test_one_reply_with_the_wait_then_quiet_replies(services: Services) ->
 
     assert [reply.text for reply in replies[:5]] == ["Playlist name accepted: Halo"] * 5
     told, *later = replies[5:]
-    assert (told.text, told.ephemeral, told.quiet) == ("Slow down: try again in 10 s.", True, False)
+    assert (told.text, told.ephemeral, told.quiet) == (TOLD, True, False)
     assert all(reply.quiet and reply.ephemeral for reply in later)
 
 
@@ -80,5 +81,18 @@ async def test_the_console_prints_the_wait_once(services: Services) -> None:
 
     assert out.getvalue().splitlines() == [
         *["Playlist name accepted: Halo"] * 5,
-        "Slow down: try again in 10 s.",
+        TOLD,
     ]
+
+
+@pytest.mark.parametrize(
+    ("scope", "limited"),
+    [("user", "20 commands per 60 s"), ("guild", "120 commands in this server per 60 s")],
+)
+def test_the_reply_names_the_window_that_refused(scope: str, limited: str) -> None:
+    rate = RateLimit(limit=int(limited.split()[0]), window=60)
+    verdict = RateVerdict(allowed=False, retry_after=0.2, scope=scope, rate=rate)
+
+    text = failure_for(RateLimited(verdict)).message(RateLimited(verdict))
+
+    assert text == f"Slow down ({limited}): try again in 1 s."
