@@ -127,6 +127,17 @@ async def test_a_direct_message_has_no_guild_window() -> None:
     assert all(key.isascii() and len(key) <= 200 for _, key, _ in keys)
 
 
+def test_keys_hold_pseudonyms_never_discord_ids() -> None:
+    limiter, _ = limiter_for(wire())
+
+    keys = [key for _, key, _ in limiter.keys(user_id=USER, guild_id=GUILD, command="search")]
+
+    assert not any(str(USER) in key or str(GUILD) in key for key in keys)
+    # The same pseudonymizer key gives the same keys in every process.
+    again, _ = limiter_for(wire())
+    assert [key for _, key, _ in again.keys(user_id=USER, guild_id=GUILD, command="search")] == keys
+
+
 def test_a_command_named_in_any_script_makes_a_short_ascii_key() -> None:
     limiter, _ = limiter_for(wire())
 
@@ -274,7 +285,12 @@ async def test_a_failure_midway_gives_the_earlier_hits_back() -> None:
     with pytest.raises(StoreUnavailable):
         await run(limiter)
 
-    assert sorted(store.released) == [f"cmd:playlist:user:{USER}", f"user:{USER}"]
+    member_keys = [
+        key
+        for scope, key, _ in limiter.keys(user_id=USER, guild_id=GUILD, command="playlist")
+        if scope != "guild"
+    ]
+    assert sorted(store.released) == sorted(member_keys)
 
 
 # -- the model: what "allowed" means, checked against an independent reference ------

@@ -10,7 +10,9 @@ that refused. Commands that spend a provider's quota (``/search``,
 per-command window.
 
 Who is exempt (owners, the local operator) is the caller's business: the
-application layer knows them.
+application layer knows them. Keys name the member and the guild by their
+pseudonyms (the security log's keyed pseudonymizer, the same in every
+process of one deployment), so the store never holds a Discord ID.
 
 What a refusal leaves behind:
 
@@ -45,6 +47,7 @@ from timmybot_core.domain.errors import StoreUnavailable
 from timmybot_core.domain.events import SecurityEventType
 from timmybot_core.ports.metrics import SecurityMetrics
 from timmybot_core.ports.rate_limits import RateDecision, RateLimit, RateLimitStore
+from timmybot_core.safety.pseudonymizer import PseudonymKind
 from timmybot_core.services.refusals import RefusalLedger
 from timmybot_core.services.security_log import SecurityAuditLogger
 
@@ -158,14 +161,16 @@ class RateLimiter:
         self, *, user_id: int, guild_id: int | None, command: str, spends_quota: bool = False
     ) -> list[tuple[str, str, RateLimit]]:
         """Return ``(scope, key, rate)`` of each window a request is counted in, in order."""
-        settings = self._settings
+        settings, pseudonyms = self._settings, self._log.pseudonymizer
         per_command = settings.quota_command if spends_quota else settings.command
+        user = pseudonyms.pseudonymize(PseudonymKind.USER, user_id)
         keys = [
-            ("command", f"cmd:{_name_part(command)}:user:{user_id}", per_command),
-            ("user", f"user:{user_id}", settings.user),
+            ("command", f"cmd:{_name_part(command)}:{user}", per_command),
+            ("user", f"user:{user}", settings.user),
         ]
         if guild_id is not None:
-            keys.append(("guild", f"guild:{guild_id}", settings.guild))
+            guild = pseudonyms.pseudonymize(PseudonymKind.GUILD, guild_id)
+            keys.append(("guild", f"guild:{guild}", settings.guild))
         return keys
 
     async def check(
