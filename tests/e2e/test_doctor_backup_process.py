@@ -168,6 +168,32 @@ def test_doctor_names_a_missing_key(used: Path) -> None:
     assert not (used / "keys" / "vault.key").exists()
 
 
+def test_doctor_counts_records_that_do_not_decrypt(used: Path) -> None:
+    db = used / "timmybot.db"
+    connection = sqlite3.connect(db)
+    try:
+        # One bit flipped in one token record and in one user's preference:
+        # the stores refuse them, and doctor counts each as not decrypting.
+        for table, column in (("vault_records", "ciphertext"), ("user_preferences", "value")):
+            user, sealed = connection.execute(
+                f"SELECT user_id, {column} FROM {table} ORDER BY user_id LIMIT 1"  # noqa: S608
+            ).fetchone()
+            flipped = bytes([*sealed[:-1], sealed[-1] ^ 1])
+            connection.execute(
+                f"UPDATE {table} SET {column} = ? WHERE user_id = ?",  # noqa: S608 - fixed names
+                (flipped, user),
+            )
+        connection.commit()
+    finally:
+        connection.close()
+    status, checks = doctor(used)
+    assert status == 1
+    for name in ("vault", "preferences"):
+        assert checks[name]["ok"] is False
+        assert "1 of 40 record(s) do not decrypt" in str(checks[name]["detail"]), checks[name]
+    assert checks["integrity"]["ok"] is True
+
+
 def test_doctor_names_a_mode_too_open(used: Path) -> None:
     (used / "keys" / "audit-keyring.json").chmod(0o666)
     status, checks = doctor(used)

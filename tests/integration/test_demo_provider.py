@@ -117,7 +117,7 @@ async def refresh_call(
 # -- binding ---------------------------------------------------------------
 
 
-async def test_binds_to_loopback_only_unless_allowed() -> None:
+async def test_binds_to_loopback_only() -> None:
     provider = DemoOAuthProvider()
     for host in ("0.0.0.0", "::", "192.168.1.10", "example.com"):
         with pytest.raises(ValueError, match="loopback"):

@@ -34,7 +34,7 @@ from timmybot_bot.app.failures import (
 )
 from timmybot_bot.app.failures import OperationFailed as AppOperationFailed
 from timmybot_bot.app.handlers import access, audit, incidents, privacy, tokens
-from timmybot_bot.cli.progress import Progress
+from timmybot_bot.cli.progress import Progress, is_terminal
 from timmybot_bot.runtime.audit_keys import KEYRING_FILE, SIGNING_KEY_FILE, load_keyring
 from timmybot_bot.runtime.bootstrap import Services, check_settings
 from timmybot_bot.runtime.keys import key_id_for, load_or_create_key, parse_key
@@ -151,19 +151,12 @@ class Output:
         """
         if yes:
             return True
-        if not _is_terminal(self.stdin):
+        if not is_terminal(self.stdin):
             raise UsageProblem("standard input is not a terminal, so nobody can confirm; add --yes")
         self.stderr.write(question)
         self.stderr.flush()
         answer = self.stdin.readline()
         return answer.strip().lower() == expected.lower()
-
-
-def _is_terminal(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 # -- context -----------------------------------------------------------------------
@@ -235,13 +228,17 @@ def _record_line(record: AuditRecord) -> str:
     return "  ".join(parts)
 
 
-async def audit_query(ctx: Context) -> int:
-    """``audit query``: records matching the filters, newest first; ``--all`` follows every page."""
-    services, out, args = ctx.svc, ctx.out, ctx.args
+def _parse_filters(ctx: Context) -> c.QueryAudit:
     try:
-        query = parse_audit_query(list(args.filters), now=services.clock.now())
+        return parse_audit_query(list(ctx.args.filters), now=ctx.svc.clock.now())
     except AuditQueryError as error:
         raise UsageProblem(str(error)) from None
+
+
+async def audit_query(ctx: Context) -> int:
+    """``audit query``: records matching the filters, newest first; ``--all`` follows every page."""
+    out, args = ctx.out, ctx.args
+    query = _parse_filters(ctx)
     if args.limit is not None:
         query = attrs.evolve(query, limit=args.limit)
     elif args.all:
@@ -340,14 +337,11 @@ def _verification_json(report: VerificationReport) -> dict[str, object]:
 
 async def audit_verify(ctx: Context) -> int:
     """``audit verify``: check every chain and digest; exit 1 if a problem is found."""
-    services, out, args = ctx.svc, ctx.out, ctx.args
+    out, args = ctx.out, ctx.args
     names = {word.partition(":")[0].lower() for word in args.filters}
     if names - {"since", "until"}:
         raise UsageProblem("audit verify takes since:<when> and until:<when> only")
-    try:
-        query = parse_audit_query(list(args.filters), now=services.clock.now())
-    except AuditQueryError as error:
-        raise UsageProblem(str(error)) from None
+    query = _parse_filters(ctx)
     start = query.start if "since" in names else None
     end = query.end if "until" in names else None
     with out.progress("verify", unit="writers") as progress:
@@ -810,13 +804,17 @@ def _key_ids(settings: Settings) -> dict[str, object]:
             return None
         return key_id_for(load_or_create_key(path, purpose=purpose), prefix)
 
-    ids: dict[str, object] = {}
+    def key_id(value: str | None, setting: str, name: str, purpose: str, prefix: str) -> str:
+        """Return the ID of the key a setting holds, else of its key file."""
+        if value is not None:
+            return key_id_for(parse_key(setting, value), prefix)
+        return from_file(name, purpose, prefix) or "(created on first start)"
+
     if settings.backend == "memory":
         return {"note": "memory backend: keys are made per process"}
-    if settings.vault_key is not None:
-        ids["vault"] = key_id_for(parse_key("TIMMYBOT_VAULT_KEY", settings.vault_key), "v")
-    else:
-        ids["vault"] = from_file(CURRENT_FILE, "vault", "v") or "(created on first start)"
+    ids: dict[str, object] = {
+        "vault": key_id(settings.vault_key, "TIMMYBOT_VAULT_KEY", CURRENT_FILE, "vault", "v")
+    }
     staged = from_file(STAGED_FILE, "vault", "v")
     if staged is not None:
         ids["vault_staged"] = staged
@@ -826,14 +824,9 @@ def _key_ids(settings: Settings) -> dict[str, object]:
     )
     if retired:
         ids["vault_retired"] = retired
-    if settings.pseudonym_key is not None:
-        ids["pseudonym"] = key_id_for(
-            parse_key("TIMMYBOT_PSEUDONYM_KEY", settings.pseudonym_key), "p"
-        )
-    else:
-        ids["pseudonym"] = (
-            from_file("pseudonym.key", "pseudonym", "p") or "(created on first start)"
-        )
+    ids["pseudonym"] = key_id(
+        settings.pseudonym_key, "TIMMYBOT_PSEUDONYM_KEY", "pseudonym.key", "pseudonym", "p"
+    )
     if settings.audit_signing_key is not None:
         seed = parse_key("TIMMYBOT_AUDIT_SIGNING_KEY", settings.audit_signing_key, exact=32)
         ids["audit_signing"] = Ed25519Signer(seed).key_id

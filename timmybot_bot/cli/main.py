@@ -34,7 +34,7 @@ import os
 import re
 import sys
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -104,18 +104,16 @@ def _duration(text: str) -> timedelta:
     return duration
 
 
-def _page_size(text: str) -> int:
-    try:
-        return parse_whole_number(text, minimum=1, maximum=MAX_PAGE)
-    except SnowflakeError:
-        raise argparse.ArgumentTypeError(f"must be a number from 1 to {MAX_PAGE}") from None
+def _count_up_to(maximum: int) -> Callable[[str], int]:
+    """Return the argument type of a whole number from 1 to ``maximum``."""
 
+    def count(text: str) -> int:
+        try:
+            return parse_whole_number(text, minimum=1, maximum=maximum)
+        except SnowflakeError:
+            raise argparse.ArgumentTypeError(f"must be a number from 1 to {maximum}") from None
 
-def _batch(text: str) -> int:
-    try:
-        return parse_whole_number(text, minimum=1, maximum=10_000)
-    except SnowflakeError:
-        raise argparse.ArgumentTypeError("must be a number from 1 to 10000") from None
+    return count
 
 
 def _switch(text: str) -> Switch:
@@ -304,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     query.add_argument(
         "--limit",
-        type=_page_size,
+        type=_count_up_to(MAX_PAGE),
         metavar="N",
         help=f"records per page, 1 to {MAX_PAGE} (default 10, or {MAX_PAGE} with --all)",
     )
@@ -450,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rekey.add_argument(
         "--batch",
-        type=_batch,
+        type=_count_up_to(10_000),
         default=100,
         metavar="N",
         help="records per transaction (default 100)",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -37,36 +37,31 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in rows]
+
+
 def markdown_section() -> str:
     """Return the generated part of ``docs/privacy.md`` (between the markers, exclusive)."""
-    lines = [
-        "### What is stored",
-        "",
-        "| store | field | class | purpose | kept for | on erasure | exported |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for entry in CLASSIFICATION:
-        store = _BY_STORE[entry.store]
-        lines.append(
-            "| "
-            + " | ".join(
-                _cell(cell)
-                for cell in (
-                    store.title,
-                    entry.field,
-                    entry.data_class.value,
-                    entry.purpose,
-                    entry.retention,
-                    entry.on_erasure.value,
-                    "yes" if entry.exported else "no",
-                )
-            )
-            + " |"
+    stored = (
+        (
+            _BY_STORE[entry.store].title,
+            entry.field,
+            entry.data_class.value,
+            entry.purpose,
+            entry.retention,
+            entry.on_erasure.value,
+            "yes" if entry.exported else "no",
         )
-    lines += ["", "### Where each store lives", "", "| store | where |", "|---|---|"]
-    lines += [f"| {_cell(store.title)} | {_cell(store.where)} |" for store in STORES]
-    lines += ["", "### Not collected", "", "| what | how it is avoided |", "|---|---|"]
-    lines += [f"| {_cell(item.what)} | {_cell(item.note)} |" for item in NOT_COLLECTED]
+        for entry in CLASSIFICATION
+    )
+    header = ("store", "field", "class", "purpose", "kept for", "on erasure", "exported")
+    lines = ["### What is stored", "", *_table(header, stored)]
+    lines += ["", "### Where each store lives", ""]
+    lines += _table(("store", "where"), [(store.title, store.where) for store in STORES])
+    lines += ["", "### Not collected", ""]
+    lines += _table(("what", "how it is avoided"), [(i.what, i.note) for i in NOT_COLLECTED])
     return "\n".join(lines) + "\n"
 
 

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager, suppress
 from types import TracebackType
 from typing import Final, TextIO
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "is_terminal"]
 
 _SPINNER: Final = "|/-\\"
 _REDRAW_EVERY: Final = 0.1
@@ -51,7 +51,7 @@ class Progress:
     ) -> None:
         self._label = label
         self._stream = stream
-        self._enabled = _is_terminal(stream) if enabled is None else enabled
+        self._enabled = is_terminal(stream) if enabled is None else enabled
         self._total = total
         self._unit = unit
         self._width = width
@@ -162,8 +162,9 @@ class Progress:
                 await ticker
 
 
-def _is_terminal(stream: TextIO) -> bool:
+def is_terminal(stream: TextIO) -> bool:
+    """Tell whether ``stream`` is a terminal (a closed or unusual stream is not)."""
     try:
         return stream.isatty()
-    except (AttributeError, ValueError):  # a closed or unusual stream draws nothing
+    except (AttributeError, ValueError):
         return False

@@ -26,7 +26,7 @@ time through :attr:`DemoOAuthProvider.faults`. Issued tokens carry
 recognizable prefixes (``canary-at-``, ``canary-rt-``, ``canary-code-``) so a
 test can search captured output for any of them.
 
-It binds to loopback only unless told otherwise, and never logs a secret.
+It binds to loopback only, and never logs a secret.
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
 _APPROVAL_LIFETIME: Final = timedelta(minutes=10)
+_CODE_LIFETIME: Final = timedelta(seconds=60)
 _MAX_STATE: Final = 1024
 
 Countdown = int | Literal["always"]
@@ -121,13 +122,9 @@ class Faults:
 
     def reset(self) -> None:
         """Clear every fault."""
-        self.latency = 0.0
-        self.latency_jitter = 0.0
-        self.fail_with_500 = 0
-        self.drop_connection = 0
-        self.invalid_grant_for = set()
-        self.answer_delay = 0.0
-        self.answer_after_timeout = 0
+        fresh = Faults()
+        for field in attrs.fields(Faults):
+            setattr(self, field.name, getattr(fresh, field.name))
 
     def delay(self) -> float:
         """Return the delay before processing one call (latency with its jitter)."""
@@ -136,33 +133,22 @@ class Faults:
         spread = random.uniform(-self.latency_jitter, self.latency_jitter)  # noqa: S311 - timing
         return max(0.0, self.latency + spread)
 
-    def take_answer_after_timeout(self) -> bool:
-        """Consume one "answer after the client's timeout" if one is due."""
-        hit, self.answer_after_timeout = self._take(self.answer_after_timeout)
-        return hit
-
     def rejects(self, refresh_token: str) -> bool:
         """Tell whether ``refresh_token`` is to be answered ``invalid_grant``."""
         wanted = self.invalid_grant_for
         return wanted == "all" or (not isinstance(wanted, str) and refresh_token in wanted)
 
-    def take_500(self) -> bool:
-        """Consume one "fail with 500" if one is due."""
-        hit, self.fail_with_500 = self._take(self.fail_with_500)
-        return hit
-
-    def take_drop(self) -> bool:
-        """Consume one "drop the connection" if one is due."""
-        hit, self.drop_connection = self._take(self.drop_connection)
-        return hit
-
-    @staticmethod
-    def _take(countdown: Countdown) -> tuple[bool, Countdown]:
+    def take(
+        self, fault: Literal["fail_with_500", "drop_connection", "answer_after_timeout"]
+    ) -> bool:
+        """Consume one call of the countdown ``fault``; tell whether this call is hit."""
+        countdown: Countdown = getattr(self, fault)
         if countdown == "always":
-            return True, countdown
+            return True
         if countdown > 0:
-            return True, countdown - 1
-        return False, countdown
+            setattr(self, fault, countdown - 1)
+            return True
+        return False
 
 
 _TRACK_URL: Final = object()
@@ -387,8 +373,7 @@ class DemoOAuthProvider:
     """An OAuth 2.0 provider (authorization code + PKCE, rotating refresh, RFC 7009).
 
     ``client_secret=None`` registers a public client (``client_id`` only).
-    ``redirect_uris`` must match exactly; more can be added with
-    :meth:`register_redirect_uri`. ``rotate_refresh_tokens`` and
+    ``redirect_uris`` must match exactly. ``rotate_refresh_tokens`` and
     ``revoke_family_on_reuse`` can be changed at run time, as can
     :attr:`faults`. ``clock`` decides code and token expiry.
     """
@@ -403,13 +388,8 @@ class DemoOAuthProvider:
         auto_approve: bool = False,
         rotate_refresh_tokens: bool = True,
         revoke_family_on_reuse: bool = True,
-        access_token_prefix: str = ACCESS_TOKEN_PREFIX,
-        refresh_token_prefix: str = REFRESH_TOKEN_PREFIX,
-        code_prefix: str = CODE_PREFIX,
         expires_in: int = 3600,
-        code_lifetime: timedelta = timedelta(seconds=60),
         clock: Clock | None = None,
-        allow_non_loopback: bool = False,
     ) -> None:
         if expires_in <= 0:
             raise ValueError("expires_in must be positive")
@@ -419,14 +399,9 @@ class DemoOAuthProvider:
         self.auto_approve = auto_approve
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.revoke_family_on_reuse = revoke_family_on_reuse
-        self.access_token_prefix = access_token_prefix
-        self.refresh_token_prefix = refresh_token_prefix
-        self.code_prefix = code_prefix
         self.expires_in = expires_in
-        self.code_lifetime = code_lifetime
         self.faults = Faults()
         self._clock: Clock = clock if clock is not None else SystemClock()
-        self._allow_non_loopback = allow_non_loopback
         self._redirect_uris: set[str] = {_check_redirect_uri(uri) for uri in redirect_uris}
         self._families: dict[str, _Family] = {}
         self._codes: dict[str, _Code] = {}
@@ -469,11 +444,8 @@ class DemoOAuthProvider:
         """
         if self._runner is not None:
             raise RuntimeError("the demo provider is already running")
-        if not self._allow_non_loopback and not is_loopback_host(host):
-            raise ValueError(
-                "the demo provider binds to loopback only (127.0.0.1, localhost, ::1); "
-                "pass allow_non_loopback=True to override"
-            )
+        if not is_loopback_host(host):
+            raise ValueError("the demo provider binds to loopback only (127.0.0.1, localhost, ::1)")
         runner = web.AppRunner(
             self._app(), access_log=None, handler_cancellation=True, shutdown_timeout=0.25
         )
@@ -516,10 +488,6 @@ class DemoOAuthProvider:
         if self._base_url is None:
             raise RuntimeError("the demo provider has not been started")
         return self._base_url
-
-    def register_redirect_uri(self, uri: str) -> None:
-        """Register one more redirect URI (matched exactly)."""
-        self._redirect_uris.add(_check_redirect_uri(uri))
 
     def oauth_provider(self, name: str = "demo") -> OAuthProvider:
         """Return the client-side configuration that matches this running provider."""
@@ -735,7 +703,7 @@ class DemoOAuthProvider:
     ) -> str:
         family = f"family-{next(self._family_ids)}"
         self._families[family] = _Family(scopes=scopes)
-        code = self.code_prefix + secrets.token_urlsafe(24)
+        code = CODE_PREFIX + secrets.token_urlsafe(24)
         self._codes[code] = _Code(
             family=family,
             client_id=client_id,
@@ -747,19 +715,26 @@ class DemoOAuthProvider:
 
     # -- token and revocation endpoints -----------------------------------
 
-    async def _faulted(self, request: web.Request) -> web.Response | None:
+    async def _refused(self, request: web.Request, form: dict[str, str]) -> web.Response | None:
+        """Apply the injected faults, then authenticate the client; the answer if refused."""
         delay = self.faults.delay()
         if delay > 0:
             await asyncio.sleep(delay)
-        if self.faults.take_drop():
+        if self.faults.take("drop_connection"):
             transport = request.transport
             if transport is not None:
                 transport.abort()
             # The connection is gone: handler cancellation ends this handler.
             await asyncio.sleep(3600)
-        if self.faults.take_500():
+        if self.faults.take("fail_with_500"):
             return _json_error("server_error", status=500)
-        return None
+        if self._authenticate(request, form):
+            return None
+        if "Authorization" in request.headers:
+            return _json_error(
+                "invalid_client", status=401, **{"WWW-Authenticate": 'Basic realm="demo"'}
+            )
+        return _json_error("invalid_client", status=401)
 
     def _authenticate(self, request: web.Request, form: dict[str, str]) -> bool:
         header = request.headers.get("Authorization")
@@ -796,13 +771,6 @@ class DemoOAuthProvider:
             form[name] = values[0]
         return form
 
-    def _unauthorized(self, request: web.Request) -> web.Response:
-        if "Authorization" in request.headers:
-            return _json_error(
-                "invalid_client", status=401, **{"WWW-Authenticate": 'Basic realm="demo"'}
-            )
-        return _json_error("invalid_client", status=401)
-
     async def _token(self, request: web.Request) -> web.Response:
         self.token_calls += 1
         form = await self._form(request)
@@ -815,11 +783,9 @@ class DemoOAuthProvider:
                 self._presented.append(form["refresh_token"])
         elif grant_type == "authorization_code":
             self.code_exchanges += 1
-        faulted = await self._faulted(request)
-        if faulted is not None:
-            return faulted
-        if not self._authenticate(request, form):
-            return self._unauthorized(request)
+        refused = await self._refused(request, form)
+        if refused is not None:
+            return refused
         if grant_type == "authorization_code":
             return self._code_grant(form)
         if grant_type == "refresh_token":
@@ -830,7 +796,7 @@ class DemoOAuthProvider:
         """Process the refresh now (rotating the token), then answer, maybe late."""
         response = self._refresh_grant(form)
         if response.status == 200:
-            if self.faults.take_answer_after_timeout():
+            if self.faults.take("answer_after_timeout"):
                 # Rotated, and the answer never comes in time: the client gives
                 # up and disconnects, which cancels this handler.
                 await asyncio.sleep(3600)
@@ -854,7 +820,7 @@ class DemoOAuthProvider:
             self._families[grant.family].revoked = True
             return _json_error("invalid_grant")
         grant.used = True  # spent by any attempt, so a verifier cannot be guessed
-        if self._clock.now() - grant.issued_at > self.code_lifetime:
+        if self._clock.now() - grant.issued_at > _CODE_LIFETIME:
             return _json_error("invalid_grant")
         if grant.client_id != self.client_id or form["redirect_uri"] != grant.redirect_uri:
             return _json_error("invalid_grant")
@@ -889,7 +855,7 @@ class DemoOAuthProvider:
 
     def _tokens(self, family: str, scopes: tuple[str, ...], *, rotate: bool) -> web.Response:
         now = self._clock.now()
-        access = self.access_token_prefix + secrets.token_urlsafe(32)
+        access = ACCESS_TOKEN_PREFIX + secrets.token_urlsafe(32)
         self._access[access] = _Access(
             family=family, expires_at=now + timedelta(seconds=self.expires_in)
         )
@@ -900,7 +866,7 @@ class DemoOAuthProvider:
             "scope": " ".join(scopes),
         }
         if rotate:
-            refresh = self.refresh_token_prefix + secrets.token_urlsafe(32)
+            refresh = REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
             self._refresh[refresh] = _Refresh(family=family)
             payload["refresh_token"] = refresh
         response = web.json_response(payload)
@@ -913,11 +879,9 @@ class DemoOAuthProvider:
         form = await self._form(request)
         if form is None:
             return _json_error("invalid_request")
-        faulted = await self._faulted(request)
-        if faulted is not None:
-            return faulted
-        if not self._authenticate(request, form):
-            return self._unauthorized(request)
+        refused = await self._refused(request, form)
+        if refused is not None:
+            return refused
         token = form.get("token")
         if not token:
             return _json_error("invalid_request")
@@ -1047,8 +1011,7 @@ def demo_provider_config(
     Plain ``http`` is allowed because the demo provider serves on loopback
     only (any other host is refused by :class:`OAuthProvider`). The
     ``redirect_uri``, when given, is checked to be an absolute URL: it must
-    also be registered with the :class:`DemoOAuthProvider` (its
-    ``redirect_uris`` or :meth:`DemoOAuthProvider.register_redirect_uri`).
+    also be one of the :class:`DemoOAuthProvider`'s ``redirect_uris``.
     """
     if redirect_uri is not None:
         _check_redirect_uri(redirect_uri)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypedDict, TypeVar
 
 import hikari
 import lightbulb
@@ -37,6 +37,16 @@ Responder = lightbulb.Context | MenuContext
 """Something an interaction reply can be sent through: a command or a button press."""
 
 _ELLIPSIS: Final = "…"
+
+
+class _Mentions(TypedDict):
+    user_mentions: bool
+    role_mentions: bool
+    mentions_everyone: bool
+
+
+#: Sent with every message: nothing the bot writes may ping anyone.
+_SILENT: Final = _Mentions(user_mentions=False, role_mentions=False, mentions_everyone=False)
 
 
 class SafeText(str):
@@ -94,22 +104,9 @@ class ReplySender:
         )
         if isinstance(target, MenuContext):
             return await target.respond(
-                content,
-                ephemeral=ephemeral and not edit,
-                edit=edit,
-                components=built,
-                user_mentions=False,
-                role_mentions=False,
-                mentions_everyone=False,
+                content, ephemeral=ephemeral and not edit, edit=edit, components=built, **_SILENT
             )
-        return await target.respond(
-            content,
-            ephemeral=ephemeral,
-            components=built,
-            user_mentions=False,
-            role_mentions=False,
-            mentions_everyone=False,
-        )
+        return await target.respond(content, ephemeral=ephemeral, components=built, **_SILENT)
 
     async def defer(
         self, target: Responder, *, ephemeral: bool = False, edit: bool = False
@@ -125,19 +122,11 @@ class ReplySender:
         flags = hikari.MessageFlag.EPHEMERAL if ephemeral and not edit else hikari.MessageFlag.NONE
         if edit and isinstance(target, MenuContext):
             await target.interaction.create_initial_response(
-                hikari.ResponseType.DEFERRED_MESSAGE_UPDATE,
-                flags=flags,
-                user_mentions=False,
-                role_mentions=False,
-                mentions_everyone=False,
+                hikari.ResponseType.DEFERRED_MESSAGE_UPDATE, flags=flags, **_SILENT
             )
         else:
             await target.interaction.create_initial_response(
-                hikari.ResponseType.DEFERRED_MESSAGE_CREATE,
-                flags=flags,
-                user_mentions=False,
-                role_mentions=False,
-                mentions_everyone=False,
+                hikari.ResponseType.DEFERRED_MESSAGE_CREATE, flags=flags, **_SILENT
             )
         target.initial_response_sent.set()
 
@@ -151,12 +140,7 @@ class ReplySender:
     ) -> None:
         """Replace a response sent earlier for ``target`` (buttons removed by default)."""
         await target.edit_response(
-            response_id,
-            _fit(self.safe(text)),
-            components=list(components),
-            user_mentions=False,
-            role_mentions=False,
-            mentions_everyone=False,
+            response_id, _fit(self.safe(text)), components=list(components), **_SILENT
         )
 
     async def direct(
@@ -171,13 +155,7 @@ class ReplySender:
         if attachment is not None:
             file = hikari.Bytes(attachment.content, attachment.filename)
         try:
-            await user.send(
-                _fit(self.safe(text)),
-                attachment=file,
-                user_mentions=False,
-                role_mentions=False,
-                mentions_everyone=False,
-            )
+            await user.send(_fit(self.safe(text)), attachment=file, **_SILENT)
         except hikari.ForbiddenError as error:
             # 50007 is "Cannot send messages to this user" (DMs closed, bot
             # blocked, no shared server); any 403 here means the same to the user.

@@ -14,6 +14,7 @@ tokens: keep it as private as the original (see docs/operations.md).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -42,18 +43,14 @@ class BackupResult:
 def _copy_database(source: Path, target: Path) -> int:
     descriptor = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     os.close(descriptor)
-    src = sqlite3.connect(source, timeout=10)
-    try:
-        dst = sqlite3.connect(target)
-        try:
-            src.backup(dst)
-            # A self-contained file: no WAL beside the copy.
-            dst.execute("PRAGMA journal_mode = DELETE")
-            pages = int(dst.execute("PRAGMA page_count").fetchone()[0])
-        finally:
-            dst.close()
-    finally:
-        src.close()
+    with (
+        contextlib.closing(sqlite3.connect(source, timeout=10)) as src,
+        contextlib.closing(sqlite3.connect(target)) as dst,
+    ):
+        src.backup(dst)
+        # A self-contained file: no WAL beside the copy.
+        dst.execute("PRAGMA journal_mode = DELETE")
+        pages = int(dst.execute("PRAGMA page_count").fetchone()[0])
     os.chmod(target, 0o600)
     return pages
 
@@ -109,13 +106,7 @@ async def backup(ctx: Context) -> int:
     """``backup DEST``: write the copy; print what went where."""
     result = make_backup(ctx.settings, Path(ctx.args.destination))
     if ctx.out.json:
-        ctx.out.data(
-            {
-                "destination": str(result.destination),
-                "database_pages": result.database_pages,
-                "files": list(result.files),
-            }
-        )
+        ctx.out.data({**attrs.asdict(result), "destination": str(result.destination)})
     else:
         ctx.out.line(f"Backup written to {result.destination} ({result.database_pages} pages):")
         for name in result.files:

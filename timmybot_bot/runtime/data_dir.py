@@ -33,7 +33,6 @@ import contextlib
 import fcntl
 import json
 import os
-import secrets
 import sqlite3
 import stat
 import uuid
@@ -49,7 +48,12 @@ from timmybot_bot.runtime.audit_keys import (
     audit_keys,
     check_keyring,
 )
-from timmybot_bot.runtime.keys import IDENTITY_FILE, RECOVERY, load_or_create_key
+from timmybot_bot.runtime.keys import (
+    IDENTITY_FILE,
+    RECOVERY,
+    load_or_create_key,
+    write_private_file,
+)
 from timmybot_bot.runtime.settings import ConfigurationError, Settings
 
 __all__ = [
@@ -186,16 +190,7 @@ def read_identity_file(path: Path) -> str | None:
 
 def _write_identity_file(path: Path, identity: str) -> None:
     document = {"v": 1, "id": identity, "created": datetime.now(UTC).isoformat()}
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(document, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_private_file(path, json.dumps(document))
 
 
 @attrs.frozen(kw_only=True)

@@ -20,9 +20,11 @@ as a list of ``{"check", "ok", "detail"}``.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Final
 
 import attrs
 
@@ -86,11 +88,8 @@ def _integrity(settings: Settings) -> Check:
     if not path.exists():
         return Check(name="integrity", ok=True, detail=f"no database yet ({path})")
     try:
-        connection = sqlite3.connect(path, timeout=10)
-        try:
+        with contextlib.closing(sqlite3.connect(path, timeout=10)) as connection:
             rows = connection.execute("PRAGMA integrity_check").fetchall()
-        finally:
-            connection.close()
     except sqlite3.DatabaseError as error:
         code = getattr(error, "sqlite_errorname", None) or type(error).__name__
         return Check(name="integrity", ok=False, detail=f"{path} cannot be read ({code})")
@@ -104,57 +103,49 @@ def _integrity(settings: Settings) -> Check:
     )
 
 
+_STORES: Final = ("vault", "preferences")
+
+
 async def _records(settings: Settings) -> list[Check]:
     """Decrypt every vault record and every user's preferences with the configured keys."""
     from timmybot_adapters.sqlite import SqliteDatabase, SqliteTokenVault, SqliteUserDataStore
 
     path = data_dir.database_path(settings)
     if not path.exists() or path.stat().st_size == 0:
-        return [
-            Check(name="vault", ok=True, detail="no database"),
-            Check(name="preferences", ok=True, detail="no database"),
-        ]
+        return [Check(name=name, ok=True, detail="no database") for name in _STORES]
     try:
         keys = vault_keys(settings)
     except ConfigurationError as error:
         detail = f"no key to read them with: {error}"
-        return [
-            Check(name="vault", ok=False, detail=detail),
-            Check(name="preferences", ok=False, detail=detail),
-        ]
+        return [Check(name=name, ok=False, detail=detail) for name in _STORES]
     checks: list[Check] = []
     async with SqliteDatabase(path) as db:
         vault = SqliteTokenVault(db, keys)
         prefs = SqliteUserDataStore(db, keys=keys)
 
-        async def every_record() -> tuple[int, list[str]]:
-            seen, bad = 0, []
-            async for user_id in vault.user_ids():
-                seen += 1
-                try:
-                    await vault.get(user_id)
-                except TimmyBotError as error:
-                    bad.append(type(error).__name__)
-            return seen, bad
-
-        async def every_user() -> tuple[int, list[str]]:
-            seen, bad = 0, []
-            async for user_id in prefs.user_ids():
-                seen += 1
-                try:
-                    await prefs.get_preferences(user_id)
-                except (TimmyBotError, ValueError) as error:
-                    bad.append(type(error).__name__)
-            return seen, bad
-
-        for name, walk in (("vault", every_record), ("preferences", every_user)):
-            checks.append(await _decrypts(name, walk))
+        for name, ids, read, errors in (
+            ("vault", vault.user_ids, vault.get, (TimmyBotError,)),
+            ("preferences", prefs.user_ids, prefs.get_preferences, (TimmyBotError, ValueError)),
+        ):
+            checks.append(await _decrypts(name, ids, read, errors))
     return checks
 
 
-async def _decrypts(name: str, walk: Callable[[], Awaitable[tuple[int, list[str]]]]) -> Check:
+async def _decrypts(
+    name: str,
+    ids: Callable[[], AsyncIterator[int]],
+    read: Callable[[int], Awaitable[object]],
+    errors: tuple[type[Exception], ...],
+) -> Check:
+    """Read every user's entry; a failure in ``errors`` counts the entry as not decrypting."""
+    seen, bad = 0, []
     try:
-        seen, bad = await walk()
+        async for user_id in ids():
+            seen += 1
+            try:
+                await read(user_id)
+            except errors as error:
+                bad.append(type(error).__name__)
     except TimmyBotError as error:
         return Check(name=name, ok=False, detail=f"cannot be read ({error})")
     if bad:

@@ -27,9 +27,11 @@ __all__ = [
     "PRIMARY_KEY_FILES",
     "RECOVERY",
     "check_private",
+    "key_document",
     "key_id_for",
     "load_or_create_key",
     "parse_key",
+    "write_private_file",
 ]
 
 MIN_KEY_BYTES = 32
@@ -112,27 +114,40 @@ def load_or_create_key(path: Path, *, purpose: str) -> bytes:
             f"({path.parent / IDENTITY_FILE}); restore the key from a backup "
             f"(a new key would orphan what the old one protects): {RECOVERY}"
         )
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_bytes(MIN_KEY_BYTES)
-    document = {
-        "v": 1,
-        "purpose": purpose,
-        "created": datetime.now(UTC).isoformat(),
-        "key": key.hex(),
-    }
+    # link() fails if the name exists: of several processes starting at
+    # once, exactly one creates the key and the others read it.
+    try:
+        write_private_file(path, key_document(key, purpose=purpose), replace=False)
+    except FileExistsError:
+        return _read(path)
+    return key
+
+
+def key_document(key: bytes, *, purpose: str) -> str:
+    """Return the text of a key file holding ``key`` (JSON: format, purpose, creation, hex key)."""
+    created = datetime.now(UTC).isoformat()
+    return json.dumps({"v": 1, "purpose": purpose, "created": created, "key": key.hex()})
+
+
+def write_private_file(path: Path, text: str, *, replace: bool = True) -> None:
+    """Write ``text`` to ``path`` (mode 0600) atomically: a temporary file, synced, renamed.
+
+    Readers see the old file or the whole new one, never a part. With
+    ``replace=False`` the file is linked into place instead, which raises
+    :class:`FileExistsError` when ``path`` exists (a key is never overwritten).
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(document, handle)
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        # link() fails if the name exists: of several processes starting at
-        # once, exactly one creates the key and the others read it.
-        try:
+        if replace:
+            os.replace(temporary, path)
+        else:
             os.link(temporary, path)
-        except FileExistsError:
-            return _read(path)
     finally:
         temporary.unlink(missing_ok=True)
-    return key

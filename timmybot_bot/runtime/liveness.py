@@ -9,6 +9,7 @@ cannot be checked from here (``None``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sqlite3
@@ -64,16 +65,13 @@ def job_leases(settings: Settings) -> list[Lease]:
     path = database_path(settings)
     if settings.backend != "sqlite" or not path.exists() or path.stat().st_size == 0:
         return []
-    connection = sqlite3.connect(path, timeout=10)
-    try:
+    with contextlib.closing(sqlite3.connect(path, timeout=10)) as connection:
         exists = connection.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'access_leases'"
         ).fetchone()
         if exists is None:
             return []
         rows = connection.execute("SELECT name, holder, expires_at FROM access_leases").fetchall()
-    finally:
-        connection.close()
     return [
         Lease(
             name=str(name),

@@ -34,7 +34,6 @@ import secrets
 import sqlite3
 import stat
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
@@ -47,7 +46,13 @@ from timmybot_adapters.sqlite import (
     VaultKeys,
 )
 from timmybot_adapters.sqlite.crypto import KEY_BYTES
-from timmybot_bot.runtime.keys import key_id_for, load_or_create_key, parse_key
+from timmybot_bot.runtime.keys import (
+    key_document,
+    key_id_for,
+    load_or_create_key,
+    parse_key,
+    write_private_file,
+)
 from timmybot_bot.runtime.settings import ConfigurationError, Settings
 from timmybot_core.domain.errors import StoreUnavailable, VaultIntegrityError
 
@@ -207,9 +212,7 @@ def retired_file(settings: Settings, key_id: str) -> Path:
 def _retired_keys(settings: Settings) -> dict[str, bytes]:
     keys: dict[str, bytes] = {}
     for path in sorted(_keys_dir(settings).glob(f"{_RETIRED_PREFIX}*.key")):
-        key = load_or_create_key(path, purpose="vault")
-        if len(key) != KEY_BYTES:
-            raise ConfigurationError(f"key file {path} does not hold a {KEY_BYTES}-byte vault key")
+        key = _load(path)
         keys[key_id_for(key, "v")] = key
     return keys
 
@@ -229,9 +232,7 @@ def running_vault_keys(settings: Settings, current: bytes) -> VaultKeys:
             keys = VaultKeys(current=keys.current, keys={**keys.keys, key_id: key})
     staged = _keys_dir(settings) / STAGED_FILE
     if staged.exists():
-        key = load_or_create_key(staged, purpose="vault")
-        if len(key) != KEY_BYTES:
-            raise ConfigurationError(f"key file {staged} does not hold a {KEY_BYTES}-byte key")
+        key = _load(staged)
         keys = keys.with_new_current(key_id_for(key, "v"), key)
     return keys
 
@@ -338,7 +339,7 @@ def plan_rekey(settings: Settings, source: NewKeySource, environ: Mapping[str, s
     if settings.backend != "sqlite":
         raise RekeyUsageError(f"vault rekey works on the sqlite backend, not {settings.backend}")
     env_managed = settings.vault_key is not None
-    retired = _retired_keys(settings)
+    every_retired = _retired_keys(settings)
     if settings.vault_key is not None:
         old = parse_key(_ENV_KEY, settings.vault_key, exact=KEY_BYTES)
     else:
@@ -347,6 +348,8 @@ def plan_rekey(settings: Settings, source: NewKeySource, environ: Mapping[str, s
             raise RekeyError(f"there is no vault key yet ({current}): nothing to rekey")
         old = load_or_create_key(current, purpose="vault")
     old_id = key_id_for(old, "v")
+    # The current key may also sit in a retired file (a key brought back): it is not retired.
+    retired = {kid: key for kid, key in every_retired.items() if kid != old_id}
     staged_path = _keys_dir(settings) / STAGED_FILE
     staged = None if env_managed or not staged_path.exists() else _load(staged_path)
     if staged is not None:
@@ -370,8 +373,7 @@ def plan_rekey(settings: Settings, source: NewKeySource, environ: Mapping[str, s
         if hmac.compare_digest(new, old):
             raise RekeyUsageError(f"the new key is the key in use ({old_id})")
     else:
-        others = {kid: key for kid, key in retired.items() if kid != old_id}
-        if not others:
+        if not retired:
             raise RekeyUsageError(
                 "no new key given and nothing to finish: give the new key with "
                 "--new-key-file PATH, --new-key-env NAME or --generate"
@@ -382,7 +384,7 @@ def plan_rekey(settings: Settings, source: NewKeySource, environ: Mapping[str, s
         old_key=old,
         new_key_id=key_id_for(new, "v"),
         new_key=new,
-        retired={kid: key for kid, key in retired.items() if kid not in {old_id}},
+        retired=retired,
         env_managed=env_managed,
         staged=is_staged,
         write_to=source.file if source.generate and not is_staged else None,
@@ -396,29 +398,10 @@ def _load(path: Path) -> bytes:
     return key
 
 
-def _key_document(key: bytes) -> str:
-    return json.dumps(
-        {"v": 1, "purpose": "vault", "created": datetime.now(UTC).isoformat(), "key": key.hex()}
-    )
-
-
-def _write_private(path: Path, text: str, *, replace: bool) -> None:
-    """Write ``text`` to ``path`` (mode 0600) atomically; exclusive unless ``replace``."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if replace:
-            os.replace(temporary, path)
-        else:
-            # link() refuses an existing name: never overwrite a key.
-            os.link(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+def _write_key(path: Path, key: bytes, *, replace: bool) -> None:
+    """Write the key file for ``key`` (mode 0600) atomically; exclusive unless ``replace``."""
+    # Linked when exclusive: link() refuses an existing name, so a key is never overwritten.
+    write_private_file(path, key_document(key, purpose="vault"), replace=replace)
     _sync_directory(path.parent)
 
 
@@ -436,7 +419,7 @@ def _stage(settings: Settings, plan: RekeyPlan) -> None:
     """Put the new key where it survives a crash, before any record is under it."""
     if plan.write_to is not None:
         try:
-            _write_private(plan.write_to, _key_document(plan.new_key), replace=False)
+            _write_key(plan.write_to, plan.new_key, replace=False)
         except FileExistsError:
             raise RekeyUsageError(f"--new-key-file {plan.write_to} exists") from None
         except OSError as error:
@@ -447,9 +430,7 @@ def _stage(settings: Settings, plan: RekeyPlan) -> None:
     if plan.env_managed or plan.staged or plan.sweep:
         return
     try:
-        _write_private(
-            _keys_dir(settings) / STAGED_FILE, _key_document(plan.new_key), replace=False
-        )
+        _write_key(_keys_dir(settings) / STAGED_FILE, plan.new_key, replace=False)
     except OSError as error:
         raise RekeyError(
             f"could not stage the new key in {_keys_dir(settings) / STAGED_FILE} "
@@ -463,7 +444,7 @@ def _promote(settings: Settings, plan: RekeyPlan) -> Path:
     retired = retired_file(settings, plan.old_key_id)
     # Old key kept first: a crash in between leaves both keys on disk and
     # vault.key still current, which the next run simply finishes.
-    _write_private(retired, _key_document(plan.old_key), replace=True)
+    _write_key(retired, plan.old_key, replace=True)
     os.replace(keys / STAGED_FILE, keys / CURRENT_FILE)
     _sync_directory(keys)
     return retired
