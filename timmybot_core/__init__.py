@@ -198,6 +198,11 @@ if TYPE_CHECKING:
         LinkStart,
         pkce_challenge,
     )
+    from timmybot_core.services.rate_limits import (
+        RateLimiter,
+        RateLimitSettings,
+        RateVerdict,
+    )
     from timmybot_core.services.retention import (
         CleanupReport,
         DataRetentionService,
@@ -307,6 +312,9 @@ _EXPORTS: dict[str, str] = {
     "RateDecision": "timmybot_core.ports.rate_limits",
     "RateLimit": "timmybot_core.ports.rate_limits",
     "RateLimitStore": "timmybot_core.ports.rate_limits",
+    "RateLimitSettings": "timmybot_core.services.rate_limits",
+    "RateLimiter": "timmybot_core.services.rate_limits",
+    "RateVerdict": "timmybot_core.services.rate_limits",
     "ReLinkRequired": "timmybot_core.domain.errors",
     "RefreshOutcome": "timmybot_core.services.tokens",
     "RefreshOutcomeUnknown": "timmybot_core.domain.errors",
@@ -434,7 +442,10 @@ __all__ = [
     "Pseudonymizer",
     "RateDecision",
     "RateLimit",
+    "RateLimitSettings",
     "RateLimitStore",
+    "RateLimiter",
+    "RateVerdict",
     "ReLinkRequired",
     "RefreshOutcome",
     "RefreshOutcomeUnknown",
