@@ -1,6 +1,7 @@
 """Cost of the access guard: ``await ServerAccessControl.check(guild, user, "search")``.
 
-Run ``.venv/bin/python bench/access.py`` (``--quick`` for a smoke run);
+Run ``.venv/bin/python bench/access.py`` (``--quick`` for a smoke run,
+``--json`` for the figures as one JSON object instead of the tables);
 ``make bench`` runs it after the validator tables of ``bench/run.py``. The
 tables go to stdout; there is no pass/fail, the exit status is always 0.
 
@@ -85,14 +86,29 @@ Table 2: a banned guild that keeps flooding
     (through the store's API for memory, with one ``executemany`` into the
     store's table for SQLite, since 100,000 ``record_attempt`` calls would
     take many seconds). Ratios are to the row with no prior attempts.
+
+Table 3: the rate limiter's cost on top of the guard
+    What the bus does for a member's command: the guard (allowed, cached),
+    then ``RateLimiter.check`` (three windows: the command, the member, the
+    guild), on ``MemoryRateLimitStore`` and on ``SqliteRateLimitStore`` (its
+    own file). Ratios are to the guard alone on the same store's row, in the
+    same run. *Allowed*: the limiter's clock steps 1 ms per read and the
+    windows are 0.5 ms, so each key holds one hit at most: every check is an
+    allowed acquire of each key (three writes on SQLite). *Limited*: a frozen
+    clock, the command's window full (1 per minute) and room in the member's
+    and the guild's: the command's key refuses, the other two hits are taken
+    and given back (three acquires and two releases), and the refusal is
+    counted in the refusal ledger, as when a member hammers one command.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import gc
 import itertools
+import json
 import logging
 import math
 import platform
@@ -108,9 +124,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from run import FULL, QUICK, Settings, fmt_us, parse_quick, print_table
-from timmybot_adapters.memory import MemoryAccessPolicyStore, MemoryAlerter, MemorySecurityMetrics
-from timmybot_adapters.sqlite import SqliteAccessPolicyStore, SqliteDatabase
+from run import FULL, QUICK, Settings, fmt_us, print_table
+from timmybot_adapters.memory import (
+    MemoryAccessPolicyStore,
+    MemoryAlerter,
+    MemoryRateLimitStore,
+    MemorySecurityMetrics,
+)
+from timmybot_adapters.sqlite import (
+    SqliteAccessPolicyStore,
+    SqliteDatabase,
+    SqliteRateLimitStore,
+)
 from timmybot_adapters.sqlite.database import datetime_to_micros
 from timmybot_core import (
     AccessPolicyStore,
@@ -119,10 +144,15 @@ from timmybot_core import (
     Clock,
     FakeClock,
     Pseudonymizer,
+    RateLimit,
+    RateLimiter,
+    RateLimitSettings,
+    RateLimitStore,
     SecurityAuditLogger,
     ServerAccessControl,
     SystemClock,
 )
+from timmybot_core.services.refusals import RefusalLedger
 
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 ALLOWED_GUILD = 222_222_222_222_222_222
@@ -154,6 +184,19 @@ RECORD_ATTEMPT = "reference: sqlite store record_attempt"
 
 AsyncBody = Callable[[int], Awaitable[None]]
 Hook = Callable[[], Awaitable[None]]
+Figures = dict[str, Any]
+
+#: Table 3's windows: allowed (a stepping clock leaves every window empty) and limited.
+ALLOWED_RATES = RateLimitSettings(
+    command=RateLimit(limit=5, window=5e-4),
+    user=RateLimit(limit=20, window=5e-4),
+    guild=RateLimit(limit=120, window=5e-4),
+)
+LIMITED_RATES = RateLimitSettings(
+    command=RateLimit(limit=1, window=60),
+    user=RateLimit(limit=1000, window=60),
+    guild=RateLimit(limit=1000, window=60),
+)
 
 
 # -- timing ---------------------------------------------------------------
@@ -263,6 +306,43 @@ def checks(access: ServerAccessControl, guild: int) -> AsyncBody:
     async def body(number: int) -> None:
         for _ in itertools.repeat(None, number):
             await access.check(guild, USER, "search")
+
+    return body
+
+
+class _SteppingClock:
+    """A clock that moves 1 ms forward at every read (table 3's allowed path)."""
+
+    def __init__(self) -> None:
+        self._now = START
+
+    def now(self) -> datetime:
+        self._now += timedelta(milliseconds=1)
+        return self._now
+
+
+def limiter(store: RateLimitStore, clock: Clock, rates: RateLimitSettings) -> RateLimiter:
+    """A RateLimiter wired like the bot's (security log and refusal ledger on ``clock``)."""
+    security_log = SecurityAuditLogger(
+        pseudonymizer=Pseudonymizer(key=KEY, key_id="bench"), clock=clock
+    )
+    return RateLimiter(
+        store=store,
+        clock=clock,
+        security_log=security_log,
+        metrics=MemorySecurityMetrics(),
+        refusals=RefusalLedger(security_log=security_log, clock=clock),
+        settings=rates,
+    )
+
+
+def limited_checks(access: ServerAccessControl, limits: RateLimiter) -> AsyncBody:
+    """What the bus does: the guard, then the rate limit, for one member's command."""
+
+    async def body(number: int) -> None:
+        for _ in itertools.repeat(None, number):
+            await access.check(ALLOWED_GUILD, USER, "search")
+            await limits.check(user_id=USER, guild_id=ALLOWED_GUILD, command="search")
 
     return body
 
@@ -497,10 +577,11 @@ class Row:
     probe: Probe | None = None
 
 
-async def run_tables(settings: Settings, directory: Path) -> None:
-    """Build both stores, measure, print both tables."""
+async def run_tables(settings: Settings, directory: Path, *, as_json: bool) -> Figures:
+    """Build the stores, measure, print the tables (or only return their figures)."""
     memory = MemoryAccessPolicyStore()
     db = SqliteDatabase(directory / "access-bench.db")
+    rate_db = SqliteDatabase(directory / "rate-limits-bench.db")
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-hand-off")
     try:
         sqlite = SqliteAccessPolicyStore(db)
@@ -553,7 +634,11 @@ async def run_tables(settings: Settings, directory: Path) -> None:
                     raise RuntimeError(f"{row.label}: the guard answered {row.probe.decision}")
 
         await measure_all([row.case for row in rows], settings)
-        print_table_1(rows, _filesystem(directory))
+        figures: Figures = {
+            "guard": {f"{row.label} [{row.ttl}]": row.case.per_call_us for row in rows}
+        }
+        if not as_json:
+            print_table_1(rows, _filesystem(directory))
 
         # Table 2: a banned guild that keeps flooding, with the real default
         # limit. The guard records each attempt without counting it.
@@ -582,10 +667,76 @@ async def run_tables(settings: Settings, directory: Path) -> None:
             for count in PRIOR_ATTEMPTS
         ]
         await measure_all([case for _, *cases in table_2 for case in cases], settings)
-        print_table_2(table_2)
+        figures["flood"] = {
+            f"{count}": {"memory": memory_case.per_call_us, "sqlite": sqlite_case.per_call_us}
+            for count, memory_case, sqlite_case in table_2
+        }
+        if not as_json:
+            print_table_2(table_2)
+
+        figures["limiter"] = await run_table_3(settings, memory, sqlite, rate_db)
+        if not as_json:
+            print_table_3(figures["limiter"])
+        return figures
     finally:
         executor.shutdown(wait=True)
         await db.close()
+        await rate_db.close()
+
+
+async def run_table_3(
+    settings: Settings,
+    memory: MemoryAccessPolicyStore,
+    sqlite: SqliteAccessPolicyStore,
+    rate_db: SqliteDatabase,
+) -> dict[str, dict[str, float]]:
+    """Table 3: the guard alone, and the guard then the limiter (allowed, limited)."""
+    rate_stores: dict[str, Callable[[], RateLimitStore]] = {
+        "memory": MemoryRateLimitStore,
+        "sqlite": lambda: SqliteRateLimitStore(rate_db),
+    }
+    await SqliteRateLimitStore.open(rate_db)
+    cases: dict[str, dict[str, AsyncCase]] = {}
+    for name, store in (("memory", memory), ("sqlite", sqlite)):
+        access = guard(store, FakeClock(START), CACHED)
+        allowed = limiter(rate_stores[name](), _SteppingClock(), ALLOWED_RATES)
+        limited = limiter(rate_stores[name](), FakeClock(START), LIMITED_RATES)
+        await limited.check(user_id=USER, guild_id=ALLOWED_GUILD, command="search")
+        cases[name] = {
+            "guard alone": AsyncCase(checks(access, ALLOWED_GUILD)),
+            "guard + limiter, allowed": AsyncCase(limited_checks(access, allowed)),
+            "guard + limiter, limited": AsyncCase(limited_checks(access, limited)),
+        }
+        verdicts = [
+            await allowed.check(user_id=USER, guild_id=ALLOWED_GUILD, command="search"),
+            await limited.check(user_id=USER, guild_id=ALLOWED_GUILD, command="search"),
+        ]
+        if [verdict.allowed for verdict in verdicts] != [True, False]:
+            raise RuntimeError(f"table 3 on {name}: the limiter answered {verdicts}")
+    await measure_all([case for row in cases.values() for case in row.values()], settings)
+    return {
+        name: {label: case.per_call_us for label, case in row.items()}
+        for name, row in cases.items()
+    }
+
+
+def print_table_3(figures: dict[str, dict[str, float]]) -> None:
+    """Table 3: the limiter's cost, as a ratio to the guard alone on the same store."""
+    print_table(
+        "Table 3: the guard, then RateLimiter.check (three windows), microseconds per call",
+        ["store", "case", "us per call", "x guard alone"],
+        [
+            [name, label, fmt_us(us), f"{us / row['guard alone']:.2f}"]
+            for name, row in figures.items()
+            for label, us in row.items()
+        ],
+    )
+    say(
+        "Allowed: three acquires, each a write on SQLite (one transaction per key). Limited: "
+        "three acquires and two releases (the member's and the guild's hits given back), and "
+        "the refusal counted in the ledger (its security line is written once per window)."
+    )
+    print()
 
 
 def print_table_1(rows: Sequence[Row], filesystem: str) -> None:
@@ -676,10 +827,26 @@ def print_table_2(rows: Sequence[tuple[int, AsyncCase, AsyncCase]]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the access benchmark and print its tables; always 0 (no verdict)."""
-    quick = parse_quick(argv, __doc__)
+    """Run the access benchmark and print its tables (or JSON); always 0 (no verdict)."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: ~2 ms per repeat and 2 repeats (numbers are noisy)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    options = parser.parse_args(argv)
+    quick = bool(options.quick)
     settings = QUICK if quick else FULL
     started = time.perf_counter()
+    if options.json:
+        with (
+            security_log_discarded(),
+            tempfile.TemporaryDirectory(prefix="timmybot-bench-") as directory,
+        ):
+            figures = asyncio.run(run_tables(settings, Path(directory), as_json=True))
+        print(json.dumps({"quick": quick, "us_per_call": figures}, sort_keys=True))
+        return 0
     print(
         f"timmybot access bench: Python {platform.python_version()} "
         f"({platform.python_implementation()}) on {platform.machine()}, SQLite "
@@ -692,7 +859,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         security_log_discarded(),
         tempfile.TemporaryDirectory(prefix="timmybot-bench-") as directory,
     ):
-        asyncio.run(run_tables(settings, Path(directory)))
+        asyncio.run(run_tables(settings, Path(directory), as_json=False))
     print(f"Access bench time: {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -7,7 +7,8 @@ docs/configuration.md), for example::
 
 Every command is guarded (allowlist, counted attempts, bans, kill switch)
 except /ping, which this bot exempts explicitly, by its class: a command is
-never exempt because of what it is called.
+never exempt because of what it is called. /whoami, which reads the vault,
+is also rate-limited (TimmyBot's TIMMYBOT_RATE_LIMIT_* settings).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 import hikari
 import lightbulb
 
-from timmybot_bot.integrate import Integration, ReplySender, Settings, compose
+from timmybot_bot.integrate import Integration, ReplySender, Settings, compose, rate_limit_hook
 from timmybot_core import AuditTrailService, SecureTokenService
 
 settings = Settings.from_env()
@@ -44,8 +45,14 @@ class Ping(lightbulb.SlashCommand, name="ping", description="Is Juke awake?"):
         await sender.respond(ctx, "pong")
 
 
-class Whoami(lightbulb.SlashCommand, name="whoami", description="What Juke keeps about you"):
-    """Juke's own /whoami: named like a TimmyBot command, and guarded like any other."""
+class Whoami(
+    lightbulb.SlashCommand,
+    name="whoami",
+    description="What Juke keeps about you",
+    # After the guard: at most so many per member, per guild, shared by every shard.
+    hooks=[rate_limit_hook()],
+):
+    """Juke's own /whoami: named like a TimmyBot command, guarded and rate-limited."""
 
     @lightbulb.invoke
     async def invoke(

@@ -138,6 +138,9 @@ if TYPE_CHECKING:
     from timmybot_core.services.linking import LinkResult as LinkResult
     from timmybot_core.services.linking import LinkStart as LinkStart
     from timmybot_core.services.linking import pkce_challenge as pkce_challenge
+    from timmybot_core.services.rate_limits import RateLimiter as RateLimiter
+    from timmybot_core.services.rate_limits import RateLimitSettings as RateLimitSettings
+    from timmybot_core.services.rate_limits import RateVerdict as RateVerdict
     from timmybot_core.services.retention import CleanupReport as CleanupReport
     from timmybot_core.services.retention import DataRetentionService as DataRetentionService
     from timmybot_core.services.retention import DeletionReport as DeletionReport
@@ -239,6 +242,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "StepResult",
     ),
     "services.linking": ("AccountLinkService", "LinkResult", "LinkStart", "pkce_challenge"),
+    "services.rate_limits": ("RateLimitSettings", "RateLimiter", "RateVerdict"),
     "services.retention": (
         "CleanupReport",
         "DataRetentionService",

@@ -146,8 +146,16 @@ def test_a_source_that_raises_gives_zero_and_never_raises(metrics: SecurityMetri
         ),
         lambda m: m.record_auth_failure(platform=None, reason=AuthFailureReason.OTHER),
         lambda m: m.observe_suspicious_activity(lambda: 1 / 0),
+        lambda m: m.record_rate_limit_failure(),
     ],
-    ids=["unauthorized", "auth-failure", "hostile-platform", "not-a-string-platform", "bad-source"],
+    ids=[
+        "unauthorized",
+        "rate-limit-failure",
+        "auth-failure",
+        "hostile-platform",
+        "not-a-string-platform",
+        "bad-source",
+    ],
 )
 def test_recording_never_raises(
     metrics: SecurityMetrics, record: Callable[[SecurityMetrics], None]
@@ -167,6 +175,7 @@ def test_counts_are_exact_under_concurrent_recording(metrics: SecurityMetrics) -
         for _ in range(per_thread):
             metrics.record_unauthorized_access()
             metrics.record_auth_failure(platform="spotify", reason=AuthFailureReason.TIMEOUT)
+            metrics.record_rate_limit_failure()
 
     threads = [threading.Thread(target=work) for _ in range(threads_count)]
     for thread in threads:
@@ -177,6 +186,7 @@ def test_counts_are_exact_under_concurrent_recording(metrics: SecurityMetrics) -
     snapshot = metrics.snapshot()
     assert snapshot.unauthorized_access == threads_count * per_thread
     assert dict(snapshot.auth_failures) == {("spotify", "timeout"): threads_count * per_thread}
+    assert snapshot.rate_limit_failures == threads_count * per_thread
 
 
 def test_a_snapshot_is_a_copy(metrics: SecurityMetrics) -> None:
@@ -199,4 +209,15 @@ def test_the_snapshot_serializes(metrics: SecurityMetrics) -> None:
         "unauthorized_access": 1,
         "auth_failures": [{"platform": "spotify", "reason": "revoked", "count": 1}],
         "suspicious_activity": 33.0,
+        "rate_limit_failures": 0,
     }
+
+
+def test_counts_rate_limit_failures_apart(metrics: SecurityMetrics) -> None:
+    metrics.record_rate_limit_failure()
+    metrics.record_rate_limit_failure()
+
+    snapshot = metrics.snapshot()
+    assert snapshot.rate_limit_failures == 2
+    assert snapshot.unauthorized_access == 0
+    assert snapshot.as_dict()["rate_limit_failures"] == 2

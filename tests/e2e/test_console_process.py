@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -156,3 +157,47 @@ def test_check_config_reports_what_start_up_would_refuse() -> None:
     done = run_bot("", "--check-config", TIMMYBOT_WEB_HOST="0.0.0.0")
     assert done.returncode == 2
     assert "TIMMYBOT_PUBLIC_URL is needed" in done.stderr
+
+
+def test_the_rate_limit_shows_the_wait_and_a_second_process_shares_it() -> None:
+    # One minute's window: the processes' start-up time cannot end it.
+    limit = {"TIMMYBOT_RATE_LIMIT_COMMAND": "3/1m"}
+    run_bot("/admin guild allow 42\n")
+    member = ("--guild", "42", "--user", "7")
+
+    first = run_bot("/playlist Halo\n" * 6, *member, **limit)
+    second = run_bot("/playlist Halo\n/whoami\n", *member, **limit)
+
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    lines = first.stdout.splitlines()
+    assert lines[:3] == ["Playlist name accepted: Halo"] * 3
+    # Told once, with the wait; the two refusals after it print nothing.
+    (refusal,) = lines[3:]
+    assert re.fullmatch(
+        r"Slow down \(3 uses of this command per 60 s\): try again in ([1-9]|[1-5][0-9]|60) s\.",
+        refusal,
+    )
+    # The other process counts in the same window: refused at once, told once.
+    assert re.fullmatch(
+        r"Slow down \(3 uses of this command per 60 s\): try again in [0-9]+ s\.",
+        second.stdout.splitlines()[0],
+    )
+    assert second.stdout.splitlines()[1] == "You are user 7 in guild 42."
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TIMMYBOT_RATE_LIMIT_COMMAND", "5"),
+        ("TIMMYBOT_RATE_LIMIT_USER", "0/1m"),
+        ("TIMMYBOT_RATE_LIMIT_GUILD", "5000/1m"),
+        ("TIMMYBOT_RATE_LIMIT_PROVIDER_COMMAND", "3/2d"),
+        ("TIMMYBOT_RATE_LIMIT_FAIL_MODE", "maybe"),
+    ],
+)
+def test_a_bad_rate_limit_is_one_line_naming_the_setting(variable: str, value: str) -> None:
+    done = run_bot("", "--check-config", **{variable: value})
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"timmybot: configuration error: {variable}")

@@ -106,6 +106,9 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "guild_id": ("access", "unauthorized attempts"),
         "at": ("access", "unauthorized attempts"),
     },
+    "rate_limit_keys": {
+        column: ("access", "rate-limit windows") for column in ("key", "hits", "expires")
+    },
     "access_bans": {
         column: ("access", "guild bans") for column in ("guild_id", "until", "reason", "placed_at")
     },

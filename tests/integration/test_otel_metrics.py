@@ -46,6 +46,7 @@ from timmybot_adapters.otel import exporters as exporters_module
 from timmybot_adapters.otel.emf import cloudwatch_unit
 from timmybot_core.ports.metrics import (
     AUTH_FAILURES,
+    RATE_LIMIT_FAILURES,
     SUSPICIOUS_ACTIVITY,
     UNAUTHORIZED_ACCESS,
     AuthFailureReason,
@@ -188,6 +189,19 @@ def test_instruments_have_kinds_units_and_descriptions(
     assert type(found[UNAUTHORIZED_ACCESS].data).__name__ == "Sum"
     assert found[AUTH_FAILURES].data.is_monotonic  # type: ignore[union-attr]
     assert type(found[SUSPICIOUS_ACTIVITY].data).__name__ == "Gauge"
+
+
+def test_rate_limit_failures_are_a_plain_counter(
+    metrics: OtelSecurityMetrics, reader: InMemoryMetricReader
+) -> None:
+    metrics.record_rate_limit_failure()
+    metrics.record_rate_limit_failure()
+
+    found = collect(reader)[RATE_LIMIT_FAILURES]
+
+    assert points(found) == {(): 2}
+    assert found.unit == "{failure}"
+    assert found.data.is_monotonic  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(("raw", "reported"), [(150.0, 100.0), (-3, 0.0), (99.5, 99.5)])

@@ -59,6 +59,7 @@ from timmybot_core import (
     OAuthError,
     ProviderRateLimited,
     ProviderUnavailable,
+    RateLimit,
     ReLinkRequired,
     ResponseSanitizer,
 )
@@ -563,7 +564,13 @@ async def test_search_command_against_the_demo_provider(tmp_path: Path) -> None:
     clock = FakeClock(START)
     async with DemoOAuthProvider(redirect_uris=[REDIRECT], auto_approve=True, clock=clock) as demo:
         services = bootstrap(
-            Settings(backend="memory", data_dir=tmp_path, allowed_guilds={GUILD}),
+            Settings(
+                backend="memory",
+                data_dir=tmp_path,
+                allowed_guilds={GUILD},
+                # Room for the provider's own 429 below: our limit would refuse first.
+                rate_limit_provider_command=RateLimit(limit=10, window=30),
+            ),
             clock=clock,
             extra_providers=[demo.oauth_provider()],
         )

@@ -30,6 +30,10 @@ async def test_every_local_backend_composes_working_services(backend: str, tmp_p
             AccessReason.NOT_ALLOWLISTED
         )
         assert services.metrics.snapshot().unauthorized_access == 1
+        # The rate limits on the backend's own store (SQLite: the same database file).
+        for _ in range(5):
+            assert (await services.limiter.check(user_id=1, guild_id=42, command="p")).allowed
+        assert not (await services.limiter.check(user_id=1, guild_id=42, command="p")).allowed
     finally:
         await services.aclose()
 

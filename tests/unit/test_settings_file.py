@@ -282,3 +282,36 @@ def test_schedules_may_be_given_as_text_in_code() -> None:
     assert Settings(cleanup_schedule="0 4 * * *").cleanup_schedule == CronSchedule.parse(
         "0 4 * * *"
     )
+
+
+def test_rate_limits_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, 'rate_limit_command = "2/30s"\nrate_limit_provider_fail_mode = "open"\n')
+
+    settings = Settings.from_env({"TIMMYBOT_RATE_LIMIT_GUILD": " 50 / 1h30m "}, config_file=path)
+
+    assert (settings.rate_limit_command.limit, settings.rate_limit_command.window) == (2, 30.0)
+    assert (settings.rate_limit_guild.limit, settings.rate_limit_guild.window) == (50, 5400.0)
+    assert settings.rate_limit_provider_fail_mode == "open"
+    assert settings.rate_limit_fail_mode == "open"  # the default
+    assert settings.describe()["rate_limit_user"] == "20 per 60s"
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ("5", "a count from 1 to 1000, '/' and a window"),
+        ("1001/1m", "a count from 1 to 1000"),
+        ("٥/10s", "a count from 1 to 1000"),
+        ("5/1.5s", "must be a duration"),
+        ("5/2d", "at most 1d"),
+    ],
+)
+def test_a_bad_rate_limit_names_the_setting(raw: str, says: str) -> None:
+    message = error_of({"TIMMYBOT_RATE_LIMIT_USER": raw})
+    assert message.startswith("TIMMYBOT_RATE_LIMIT_USER")
+    assert says in message
+
+
+def test_a_rate_limit_in_the_file_must_be_a_string(tmp_path: Path) -> None:
+    message = error_of({}, write(tmp_path, "rate_limit_user = 5\n"))
+    assert message.startswith("rate_limit_user in config file") and "a string" in message

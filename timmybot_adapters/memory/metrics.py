@@ -18,6 +18,7 @@ class MemorySecurityMetrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._unauthorized = 0
+        self._rate_limit_failures = 0
         self._auth_failures: Counter[tuple[str, str]] = Counter()
         self._source: Callable[[], float] | None = None
 
@@ -25,6 +26,11 @@ class MemorySecurityMetrics:
         """Add one to the unauthorized-access counter."""
         with self._lock:
             self._unauthorized += 1
+
+    def record_rate_limit_failure(self) -> None:
+        """Add one to the rate-limit failure counter."""
+        with self._lock:
+            self._rate_limit_failures += 1
 
     def record_auth_failure(self, *, platform: str, reason: AuthFailureReason) -> None:
         """Add one to the auth-failure counter for ``platform`` and ``reason``."""
@@ -51,4 +57,5 @@ class MemorySecurityMetrics:
                 unauthorized_access=self._unauthorized,
                 auth_failures=dict(self._auth_failures),
                 suspicious_activity=level,
+                rate_limit_failures=self._rate_limit_failures,
             )

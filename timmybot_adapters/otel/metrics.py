@@ -1,12 +1,13 @@
 """SecurityMetrics on the OpenTelemetry SDK.
 
-Three instruments, named by the port's constants:
+Four instruments, named by the port's constants:
 
 ========================================  ===============  ==================  ==========
 instrument                                kind             attributes          unit
 ========================================  ===============  ==================  ==========
 ``timmybot.security.unauthorized_access``  Counter          none                ``{attempt}``
 ``timmybot.security.auth_failures``        Counter          platform, reason    ``{failure}``
+``timmybot.security.rate_limit_failures``  Counter          none                ``{failure}``
 ``timmybot.security.suspicious_activity``  ObservableGauge  none                ``1``
 ========================================  ===============  ==================  ==========
 
@@ -29,6 +30,7 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
 from timmybot_core.ports.metrics import (
     AUTH_FAILURES,
+    RATE_LIMIT_FAILURES,
     SUSPICIOUS_ACTIVITY,
     UNAUTHORIZED_ACCESS,
     AuthFailureReason,
@@ -39,7 +41,7 @@ from timmybot_core.ports.metrics import (
 __all__ = ["METER_NAME", "OtelSecurityMetrics"]
 
 METER_NAME: Final = "timmybot.security"
-"""The instrumentation scope of the three instruments (``otel_scope_name`` in Prometheus)."""
+"""The instrumentation scope of the instruments (``otel_scope_name`` in Prometheus)."""
 
 _LOW: Final = 0.0
 _HIGH: Final = 100.0
@@ -64,6 +66,7 @@ class OtelSecurityMetrics:
     def __init__(self, meter_provider: MeterProvider) -> None:
         self._lock = threading.Lock()
         self._unauthorized = 0
+        self._rate_limit_failures = 0
         self._auth_failures: Tally[tuple[str, str]] = Tally()
         self._source: Callable[[], float] | None = None
 
@@ -77,6 +80,11 @@ class OtelSecurityMetrics:
             AUTH_FAILURES,
             unit="{failure}",
             description="Failed music-platform authentications, by platform and reason.",
+        )
+        self._rate_limit_counter = meter.create_counter(
+            RATE_LIMIT_FAILURES,
+            unit="{failure}",
+            description="Failures of the rate-limit store (the seed's P2 rate limiting failure).",
         )
         # Kept so the callback stays registered as long as this object lives.
         self._suspicious_gauge = meter.create_observable_gauge(
@@ -94,6 +102,15 @@ class OtelSecurityMetrics:
             self._unauthorized_counter.add(1)
         except Exception:  # noqa: BLE001 - recording never raises
             _logger.debug("could not record %s", UNAUTHORIZED_ACCESS)
+
+    def record_rate_limit_failure(self) -> None:
+        """Add one to ``timmybot.security.rate_limit_failures``."""
+        with self._lock:
+            self._rate_limit_failures += 1
+        try:
+            self._rate_limit_counter.add(1)
+        except Exception:  # noqa: BLE001 - recording never raises
+            _logger.debug("could not record %s", RATE_LIMIT_FAILURES)
 
     def record_auth_failure(self, *, platform: str, reason: AuthFailureReason) -> None:
         """Add one to ``timmybot.security.auth_failures`` with ``platform`` and ``reason``.
@@ -130,6 +147,7 @@ class OtelSecurityMetrics:
                 unauthorized_access=self._unauthorized,
                 auth_failures=dict(self._auth_failures),
                 suspicious_activity=_LOW if level is None else level,
+                rate_limit_failures=self._rate_limit_failures,
             )
 
     def _observe(self, options: CallbackOptions) -> Iterable[Observation]:

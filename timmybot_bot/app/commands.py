@@ -5,8 +5,9 @@ A front-end builds a command from its typed options (a guild ID is an
 and hands it to the :class:`~timmybot_bot.app.messagebus.MessageBus`. Class
 variables say what the bus checks first (``guarded``: the access guard;
 ``admin_only``: owners, admin roles and the local operator only), the fixed
-audit ``action`` its handler records, and ``guard_name``, the name the guard
-and the security log know it by.
+audit ``action`` its handler records, ``guard_name``, the name the guard,
+the rate limiter and the security log know it by, and ``spends_quota``
+(it calls a music provider: the stricter rate limit and failure mode).
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class Command:
     admin_only: ClassVar[bool] = False
     action: ClassVar[str | None] = None
     guard_name: ClassVar[str] = "admin"
+    spends_quota: ClassVar[bool] = False
 
 
 @attrs.frozen(kw_only=True)
@@ -117,6 +119,7 @@ class SearchTracks(Command):
     """``/search``: the top tracks for ``query`` on a linked platform (``None``: the first)."""
 
     guard_name: ClassVar[str] = "search"
+    spends_quota: ClassVar[bool] = True
     query: str
     platform: str | None = None
 
@@ -142,6 +145,7 @@ class LinkAccount(Command):
     """``/link``: start linking a music account (an authorization URL)."""
 
     guard_name: ClassVar[str] = "link"
+    spends_quota: ClassVar[bool] = True
     platform: str
 
 

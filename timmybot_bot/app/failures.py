@@ -9,6 +9,7 @@ secret (a hikari HTTP error quotes the webhook URL holding the interaction token
 from __future__ import annotations
 
 import logging
+import math
 import os
 import traceback
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from timmybot_core import (
     LinkError,
     NotLinked,
     OAuthError,
+    RateVerdict,
     RefreshPaused,
     ReLinkRequired,
     StoreUnavailable,
@@ -38,6 +40,8 @@ __all__ = [
     "Failure",
     "NotAdmin",
     "OperationFailed",
+    "RateLimited",
+    "RateLimitedAgain",
     "UsageError",
     "describe",
     "failure_for",
@@ -78,6 +82,29 @@ class NotAdmin(Exception):
         self.command = command
 
 
+class RateLimited(Exception):
+    """The rate limiter refused a command; ``verdict.retry_after`` says for how long."""
+
+    def __init__(self, verdict: RateVerdict) -> None:
+        super().__init__(verdict.scope)
+        self.verdict = verdict
+
+    @property
+    def seconds(self) -> int:
+        """The wait, in whole seconds (at least 1)."""
+        return max(1, math.ceil(self.verdict.retry_after))
+
+    @staticmethod
+    def raise_for(verdict: RateVerdict) -> None:
+        """Raise for a refused ``verdict``: ``RateLimitedAgain`` once the member was told."""
+        if not verdict.allowed:
+            raise (RateLimited if verdict.first else RateLimitedAgain)(verdict)
+
+
+class RateLimitedAgain(RateLimited):
+    """A later refusal of the same episode: the member was already told (answered quietly)."""
+
+
 @attrs.frozen(kw_only=True)
 class Failure:
     """How one kind of failure reads: to the user, in the log, as an exit code."""
@@ -88,10 +115,30 @@ class Failure:
     log_level: int | None = None
     #: Whether ``message`` quotes the error's own text (escape it before showing).
     quotes_error: bool = False
+    #: Shown nowhere if it can be helped: Discord leaves the interaction
+    #: unanswered (unless it was deferred already), the console prints nothing.
+    quiet: bool = False
 
 
 def _platform(error: BaseException) -> str:
     return str(getattr(error, "platform", "the platform"))
+
+
+_WHAT_IS_LIMITED: Final = {
+    "command": "uses of this command",
+    "user": "commands",
+    "guild": "commands in this server",
+}
+
+
+def _slow_down(error: RateLimited) -> str:
+    verdict, rate = error.verdict, error.verdict.rate
+    if rate is None or verdict.scope not in _WHAT_IS_LIMITED:
+        return f"Slow down: try again in {error.seconds} s."
+    limited = _WHAT_IS_LIMITED[verdict.scope]
+    return (
+        f"Slow down ({rate.limit} {limited} per {rate.window:g} s): try again in {error.seconds} s."
+    )
 
 
 # Most specific first: the first row whose class matches is the failure.
@@ -104,6 +151,8 @@ FAILURES: Final[tuple[tuple[type[BaseException], Failure], ...]] = (
         NotAdmin,
         Failure(message=lambda e: f"Only TimmyBot owners and admins can use /{e.command}."),  # type: ignore[attr-defined]
     ),
+    (RateLimitedAgain, Failure(message=_slow_down, quiet=True)),  # type: ignore[arg-type]
+    (RateLimited, Failure(message=_slow_down)),  # type: ignore[arg-type]
     (UsageError, Failure(message=str, exit_code=EXIT_USAGE)),
     (OperationFailed, Failure(message=str)),
     # From domain constructors (an incident with an empty title): our own

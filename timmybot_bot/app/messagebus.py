@@ -1,8 +1,11 @@
-"""The message bus: the guard, then the admin check, then the command's handler.
+"""The message bus: the guard, the admin check, the rate limit, then the command's handler.
 
 ``await bus.handle(command, invocation)`` raises
-:class:`~timmybot_bot.app.failures.AccessDenied` or
-:class:`~timmybot_bot.app.failures.NotAdmin` before a refused handler runs.
+:class:`~timmybot_bot.app.failures.AccessDenied`,
+:class:`~timmybot_bot.app.failures.NotAdmin` or
+:class:`~timmybot_bot.app.failures.RateLimited` before a refused handler runs.
+The rate limit comes after the guard, so a stranger's refused commands
+never use up a member's or a guild's window.
 Handlers receive the services their keyword parameters name, bound once at
 start-up, as in cosmicpython's ``bootstrap.inject_dependencies``.
 """
@@ -15,9 +18,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from timmybot_bot.app.commands import Command, Invocation
-from timmybot_bot.app.failures import AccessDenied, NotAdmin
+from timmybot_bot.app.failures import AccessDenied, NotAdmin, RateLimited
 from timmybot_bot.app.handlers import HANDLERS
-from timmybot_core import SecurityAuditLogger, SecurityMetrics, ServerAccessControl
+from timmybot_core import RateLimiter, SecurityAuditLogger, SecurityMetrics, ServerAccessControl
 
 __all__ = ["MessageBus", "inject_dependencies"]
 
@@ -43,10 +46,11 @@ def inject_dependencies(handler: Callable[..., Any], dependencies: Mapping[str, 
 
 
 class MessageBus:
-    """Runs commands: guard, admin check, handler.
+    """Runs commands: guard, admin check, rate limit, handler.
 
     Args:
         access: the access guard and the owner list.
+        limiter: the command rate limits (owners and the local operator are exempt).
         security_log, metrics: where a refused admin command is reported.
         admin_role_ids: roles whose members may run admin commands in their guild.
         dependencies: what handlers may ask for, by parameter name.
@@ -56,12 +60,14 @@ class MessageBus:
         self,
         *,
         access: ServerAccessControl,
+        limiter: RateLimiter,
         security_log: SecurityAuditLogger,
         metrics: SecurityMetrics,
         admin_role_ids: frozenset[int],
         dependencies: Mapping[str, object],
     ) -> None:
         self._access = access
+        self._limiter = limiter
         self._security_log = security_log
         self._metrics = metrics
         self._admin_roles = admin_role_ids
@@ -100,7 +106,20 @@ class MessageBus:
             )
             raise NotAdmin(type(command).guard_name)
 
+    async def limit(self, command: Command, invocation: Invocation) -> None:
+        """Raise ``RateLimited`` if the caller has run commands too often (owners never have)."""
+        if invocation.trusted_operator or self._access.is_owner(invocation.user_id):
+            return
+        verdict = await self._limiter.check(
+            user_id=invocation.user_id,
+            guild_id=invocation.guild_id,
+            command=type(command).guard_name,
+            spends_quota=type(command).spends_quota,
+        )
+        RateLimited.raise_for(verdict)
+
     async def handle(self, command: Command, invocation: Invocation) -> Any:
-        """Guard ``command``, then run its handler and return its result."""
+        """Guard and rate-limit ``command``, then run its handler and return its result."""
         await self.guard(command, invocation)
+        await self.limit(command, invocation)
         return await self._handlers[type(command)](command, invocation)

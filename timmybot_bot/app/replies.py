@@ -72,7 +72,8 @@ class Reply:
     ``text`` is always safe to send; ``ephemeral`` means only the caller sees
     it; ``direct`` asks for a direct message to the caller (with the
     ``attachment``, if any) instead of a reply in the channel; ``confirmation``
-    holds a step that runs only after the caller confirms it.
+    holds a step that runs only after the caller confirms it; ``quiet``
+    replies (a repeated rate-limit refusal) are not shown if it can be helped.
     """
 
     text: str
@@ -80,6 +81,7 @@ class Reply:
     direct: bool = False
     attachment: Attachment | None = None
     confirmation: Confirmation | None = None
+    quiet: bool = False
 
 
 def _private(text: str) -> Reply:
@@ -318,7 +320,7 @@ def failure_reply(error: BaseException, sanitizer: ResponseSanitizer, *, where: 
     text = failure.message(error)
     if failure.quotes_error:
         text = sanitizer.for_discord(text, limit=300)
-    return _private(text)
+    return Reply(text=text, ephemeral=True, quiet=failure.quiet)
 
 
 async def refused(

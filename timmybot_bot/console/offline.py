@@ -84,6 +84,8 @@ class OfflineConsole:
 
     def _render(self, reply: Reply) -> str:
         """Return what the terminal shows: the text, an attachment's content, a question."""
+        if reply.quiet:
+            return ""  # a repeated rate-limit refusal: the member was told once already
         parts = [reply.text]
         if reply.attachment is not None:
             # The console is local: the file's content (the export's JSON) is printed.

@@ -29,12 +29,18 @@ async def reply_to_failure(
 ) -> None:
     """Log ``error`` when the table says so and answer ``target`` with a short private text.
 
+    A quiet failure (a repeated rate-limit refusal) sends nothing unless the
+    interaction was deferred already.
+
     ``edit`` (button presses) shows the text in place of the message the
     button was on, without its buttons. Outside the bus, a row that quotes
     the error would quote a library (a malformed interaction): such a
     failure reads as unexpected.
     """
-    if failure_for(error).quotes_error:
+    failure = failure_for(error)
+    if failure.quiet and not target.initial_response_sent.is_set():
+        return  # a repeated rate-limit refusal: the member was told once already
+    if failure.quotes_error:
         _log.error("%s failed: %s", where, describe(error))
         text = UNEXPECTED
     else:

@@ -96,7 +96,14 @@ class CommandRunner:
         )
 
     async def deliver(self, context: lightbulb.Context, reply: Reply) -> None:
-        """Send ``reply``: in the channel, as a direct message, or with buttons."""
+        """Send ``reply``: in the channel, as a direct message, or with buttons.
+
+        A quiet reply (a rate-limit refusal the member was already told
+        about) sends nothing, unless the interaction was deferred: then it
+        must be closed with the text.
+        """
+        if reply.quiet and not context.initial_response_sent.is_set():
+            return
         if reply.confirmation is not None:
             await self.confirmations.ask(context, reply, reply.confirmation)
             return

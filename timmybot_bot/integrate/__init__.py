@@ -7,6 +7,7 @@
     security = compose(Settings.from_env(), guard=True, vault=True, audit=True)
     integration = Integration(security, exempt=[Ping], bot_name="Juke")
     await integration.install(client)   # the guard on every command, fail closed
+    # and hooks=[rate_limit_hook()] on the commands to rate-limit
 
 See docs/integrate.md and examples/guarded_bot.py. Exports are lazy (PEP
 562): importing this package loads neither hikari nor lightbulb until
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
     from timmybot_bot.discord.replies import ReplySender
     from timmybot_bot.integrate.composition import Security, compose
+    from timmybot_bot.integrate.guard import rate_limit_hook
     from timmybot_bot.integrate.loaders import BrandedReplySender, Integration
     from timmybot_bot.runtime.settings import ConfigurationError, Settings
     from timmybot_core import HostUserData
@@ -37,6 +39,7 @@ __all__ = [
     "Security",
     "Settings",
     "compose",
+    "rate_limit_hook",
 ]
 
 _EXPORTS: dict[str, str] = {
@@ -48,6 +51,7 @@ _EXPORTS: dict[str, str] = {
     "Security": "timmybot_bot.integrate.composition",
     "Settings": "timmybot_bot.runtime.settings",
     "compose": "timmybot_bot.integrate.composition",
+    "rate_limit_hook": "timmybot_bot.integrate.guard",
 }
 
 

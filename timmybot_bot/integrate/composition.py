@@ -6,7 +6,9 @@ too. Ask for any of:
 
 ``guard``
     :class:`~timmybot_core.ServerAccessControl` over the access store: the
-    allowlist, counted attempts, bans, the kill switch and lockdown.
+    allowlist, counted attempts, bans, the kill switch and lockdown; and the
+    command rate limits, :class:`~timmybot_core.RateLimiter`, over the
+    rate-limit store.
 ``vault``
     the token vault and :class:`~timmybot_core.SecureTokenService` (needs an
     OAuth client: pass ``oauth=``, or the one built from the settings'
@@ -48,6 +50,7 @@ from timmybot_adapters.memory import (
     MemoryErasureJournal,
     MemoryIncidentStore,
     MemoryLinkStateStore,
+    MemoryRateLimitStore,
     MemorySecurityMetrics,
     MemoryTokenVault,
     MemoryUserDataStore,
@@ -73,6 +76,9 @@ from timmybot_core import (
     LinkStateStore,
     OAuthClient,
     Pseudonymizer,
+    RateLimiter,
+    RateLimitSettings,
+    RateLimitStore,
     ResponseSanitizer,
     RetentionSettings,
     SecureTokenService,
@@ -107,6 +113,7 @@ __all__ = [
     "check_settings",
     "compose",
     "oauth_providers",
+    "rate_limit_settings",
 ]
 
 Closer = Callable[[], Awaitable[None]]
@@ -146,6 +153,8 @@ class Security:
     #: Unauthenticated refusals, counted per reason and window (never alarms).
     refusals: RefusalLedger
     access: ServerAccessControl | None = None
+    #: The command rate limits (built with the guard).
+    limiter: RateLimiter | None = None
     access_store: AccessPolicyStore | None = attrs.field(default=None, repr=False)
     incident_store: IncidentStore | None = attrs.field(default=None, repr=False)
     vault: TokenVault | None = None
@@ -410,6 +419,10 @@ class _Backend:
         """Return the access store: attempts, bans, switches, the allowlist."""
         return self._store("access")  # type: ignore[return-value]
 
+    def rate_limits(self) -> RateLimitStore:
+        """Return the rate-limit store (sliding windows shared by every process)."""
+        return self._store("rate_limits")  # type: ignore[return-value]
+
     def incidents(self) -> IncidentStore:
         """Return the incident store (also where retention holds are kept)."""
         return self._store("incidents")  # type: ignore[return-value]
@@ -537,7 +550,13 @@ _STORES: Final = {
         table="user_data",
         encrypted=True,
     ),
-    # The erasure journal's items live in the access table.
+    # The rate-limit and erasure journal items live in the access table.
+    "rate_limits": _StoreSpec(
+        memory=MemoryRateLimitStore,
+        sqlite="SqliteRateLimitStore",
+        aws="DynamoRateLimitStore",
+        table="access",
+    ),
     "erasures": _StoreSpec(
         memory=MemoryErasureJournal,
         sqlite="SqliteErasureJournal",
@@ -614,6 +633,18 @@ def _access_settings(settings: Settings) -> AccessSettings:
         ban_duration=settings.ban_duration,
         lockdown_attempt_limit=settings.lockdown_attempt_limit,
         allow_direct_messages=settings.allow_direct_messages,
+    )
+
+
+def rate_limit_settings(settings: Settings) -> RateLimitSettings:
+    """Return the rate limiter's settings from the bot's."""
+    return RateLimitSettings(
+        command=settings.rate_limit_command,
+        quota_command=settings.rate_limit_provider_command,
+        user=settings.rate_limit_user,
+        guild=settings.rate_limit_guild,
+        fail_open=settings.rate_limit_fail_mode == "open",
+        quota_fail_open=settings.rate_limit_provider_fail_mode == "open",
     )
 
 
@@ -700,7 +731,16 @@ def compose(
     closers.append(flush_refusals)
 
     access: ServerAccessControl | None = None
+    limiter: RateLimiter | None = None
     if guard:
+        limiter = RateLimiter(
+            store=backend.rate_limits(),
+            clock=clock,
+            security_log=security_log,
+            metrics=metrics,
+            refusals=refusals,
+            settings=rate_limit_settings(settings),
+        )
         access = ServerAccessControl(
             refusals=refusals,
             store=backend.access(),
@@ -779,6 +819,7 @@ def compose(
         alerter=alerter,
         refusals=refusals,
         access=access,
+        limiter=limiter,
         access_store=backend.access() if guard else None,
         incident_store=backend.incidents() if privacy else None,
         vault=backend.vault() if vault else None,

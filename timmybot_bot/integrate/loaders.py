@@ -9,7 +9,9 @@ gives it two loaders:
   error handler that answers a denial (and, by default, any failure) with a
   short private reply; the reply sender with mentions disabled; and the
   composed services in lightbulb's dependency injection, so the host's
-  commands can ask for ``SecureTokenService``, ``AuditTrailService``... A
+  commands can ask for ``SecureTokenService``, ``AuditTrailService``... (and
+  the ``RateLimiter`` that :func:`~timmybot_bot.integrate.rate_limit_hook`
+  uses on the host commands it is put on). A
   command is exempt from the guard only if the host names it in
   ``exempt=`` (its class, or a ``lightbulb.Group``), never by its name.
 * :meth:`Integration.commands_loader`: TimmyBot's own slash commands
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import hikari
 import lightbulb
 
-from timmybot_bot.app.failures import AccessDenied
+from timmybot_bot.app.failures import AccessDenied, RateLimited
 from timmybot_bot.discord.errors import reply_to_failure
 from timmybot_bot.discord.replies import ReplySender, Responder, SafeText
 from timmybot_bot.integrate.composition import Security
@@ -37,6 +39,7 @@ from timmybot_bot.integrate.guard import access_guard_for
 from timmybot_core import (
     AuditTrailService,
     DataRetentionService,
+    RateLimiter,
     ResponseSanitizer,
     SecureTokenService,
     SecurityAuditLogger,
@@ -151,7 +154,7 @@ class Integration:
         bot_name: str = PRODUCT_NAME,
         reply_to_errors: bool = True,
     ) -> None:
-        if security.access is None:
+        if security.access is None or security.limiter is None:
             raise ValueError("the integration needs the guard: compose(settings, guard=True, ...)")
         self.security = security
         self.sender = BrandedReplySender(security.sanitizer, bot_name=bot_name)
@@ -176,6 +179,7 @@ class Integration:
             ResponseSanitizer: security.sanitizer,
             SecurityAuditLogger: security.security_log,
             ServerAccessControl: security.access,
+            RateLimiter: security.limiter,
         }
         optional: dict[type[Any], object | None] = {
             TokenVault: security.vault,
@@ -204,9 +208,11 @@ class Integration:
     async def on_command_error(
         self, failure: lightbulb.exceptions.ExecutionPipelineFailedException
     ) -> bool:
-        """Answer a denial (and, with ``reply_to_errors``, any failure) privately."""
+        """Answer a denial or a rate limit (with ``reply_to_errors``: any failure) privately."""
         causes = failure.causes or [failure]
-        denial = next((cause for cause in causes if isinstance(cause, AccessDenied)), None)
+        denial = next(
+            (cause for cause in causes if isinstance(cause, AccessDenied | RateLimited)), None
+        )
         if denial is None and not self._reply_to_errors:
             return False
         where = "/" + failure.context.command_data.qualified_name

@@ -38,6 +38,7 @@ from timmybot_core import (
     MusicCatalog,
     OAuthClient,
     Pseudonymizer,
+    RateLimiter,
     ResponseSanitizer,
     SecureTokenService,
     SecurityAuditLogger,
@@ -72,7 +73,7 @@ class Services:
 
     settings: Settings
     clock: Clock
-    #: Runs every use case: guard, admin check, handler (see :mod:`timmybot_bot.app`).
+    #: Runs every use case: guard, admin check, rate limit, handler (see :mod:`timmybot_bot.app`).
     bus: MessageBus
     validator: InputValidator
     sanitizer: ResponseSanitizer
@@ -82,6 +83,7 @@ class Services:
     metrics: SecurityMetrics
     alerter: Alerter
     access: ServerAccessControl
+    limiter: RateLimiter
     incidents: IncidentResponseService
     alarms: AlarmMonitor
     vault: TokenVault
@@ -167,8 +169,10 @@ def bootstrap(
     access, tokens, audit = security.access, security.tokens, security.audit
     retention, access_store = security.privacy, security.access_store
     incident_store, link_states = security.incident_store, security.link_states
+    limiter = security.limiter
     if (
         access is None
+        or limiter is None
         or tokens is None
         or audit is None
         or retention is None
@@ -216,6 +220,7 @@ def bootstrap(
     # Each handler receives the services it names, and nothing else.
     bus = MessageBus(
         access=access,
+        limiter=limiter,
         security_log=security_log,
         metrics=metrics,
         admin_role_ids=settings.admin_role_ids,
@@ -248,6 +253,7 @@ def bootstrap(
         metrics=metrics,
         alerter=alerter,
         access=access,
+        limiter=limiter,
         incidents=incidents,
         alarms=alarms,
         vault=security.vault,

@@ -28,13 +28,14 @@ import attrs
 
 from timmybot_bot.runtime.schedules import CronError, CronSchedule
 from timmybot_bot.web.clients import IPNetwork, parse_networks
-from timmybot_core import TimmyBotError
+from timmybot_core import RateLimit, RateLimitSettings, TimmyBotError
 from timmybot_core.domain.snowflake import (
     MAX_SNOWFLAKE,
     SnowflakeError,
     parse_snowflake,
     parse_whole_number,
 )
+from timmybot_core.ports.rate_limits import MAX_LIMIT
 
 __all__ = [
     "MAX_SNOWFLAKE",
@@ -52,6 +53,7 @@ PolicyName = Literal["default", "strict"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 MetricsExporter = Literal["none", "console", "otlp", "prometheus", "emf"]
 TlsVersion = Literal["1.2", "1.3"]
+FailMode = Literal["open", "closed"]
 
 PREFIX: Final = "TIMMYBOT_"
 
@@ -136,6 +138,31 @@ def _duration(name: str, raw: str) -> timedelta:
     if seconds > _MAX_DURATION_SECONDS:
         raise ConfigurationError(f"{name} must be at most 100 years (got {value[:30]!r})")
     return timedelta(seconds=seconds)
+
+
+def _rate(name: str, raw: str) -> RateLimit:
+    count, slash, window = raw.strip().partition("/")
+    try:
+        limit = parse_whole_number(count.strip(), minimum=1, maximum=MAX_LIMIT)
+        if not slash:
+            raise SnowflakeError("no window")
+    except SnowflakeError:
+        raise ConfigurationError(
+            f"{name} must be a count from 1 to {MAX_LIMIT}, '/' and a window, such as 5/10s "
+            f"or 20/1m (got {raw.strip()[:30]!r})"
+        ) from None
+    seconds = _duration(name, window).total_seconds()
+    if seconds > _MAX_RATE_WINDOW:
+        raise ConfigurationError(f"{name}: the window must be at most 1d (got {window.strip()!r})")
+    return RateLimit(limit=limit, window=seconds)
+
+
+def _show_rate(rate: RateLimit) -> str:
+    return f"{rate.limit} per {rate.window:g}s"
+
+
+_RATES: Final = RateLimitSettings()
+_MAX_RATE_WINDOW: Final = 86_400
 
 
 def _port(name: str, raw: str) -> int:
@@ -478,6 +505,24 @@ class Settings:
     )
     lockdown_duration: timedelta = setting(
         _duration, "duration", "`6h`", default=timedelta(hours=6)
+    )
+    rate_limit_command: RateLimit = setting(
+        _rate, "count/duration", "`5/10s`", default=_RATES.command, describe=_show_rate
+    )
+    rate_limit_provider_command: RateLimit = setting(
+        _rate, "count/duration", "`3/30s`", default=_RATES.quota_command, describe=_show_rate
+    )
+    rate_limit_user: RateLimit = setting(
+        _rate, "count/duration", "`20/1m`", default=_RATES.user, describe=_show_rate
+    )
+    rate_limit_guild: RateLimit = setting(
+        _rate, "count/duration", "`120/1m`", default=_RATES.guild, describe=_show_rate
+    )
+    rate_limit_fail_mode: FailMode = setting(
+        _choice(get_args(FailMode)), "`open` or `closed`", "`open`", default="open"
+    )
+    rate_limit_provider_fail_mode: FailMode = setting(
+        _choice(get_args(FailMode)), "`open` or `closed`", "`closed`", default="closed"
     )
     metrics_exporter: MetricsExporter = setting(
         _choice(get_args(MetricsExporter)),

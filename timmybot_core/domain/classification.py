@@ -124,7 +124,7 @@ STORES: Final[tuple[StoreInfo, ...]] = (
         name="access",
         title="Access control",
         where="SQLite `access_allowlist`, `access_attempts`, `access_bans`, `access_switches`, "
-        "`access_leases`, `access_job_runs`",
+        "`access_leases`, `access_job_runs`, `rate_limit_keys`",
     ),
     StoreInfo(
         name="incidents",
@@ -333,6 +333,15 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="counts attempts for temporary bans",
         retention="the attempt window (1 hour by default), then purged",
         on_erasure=OnErasure.NOT_PERSONAL,
+        exported=False,
+    ),
+    StoredField(
+        store="access",
+        field="rate-limit windows (member and guild pseudonyms, command name, hit times)",
+        data_class=DataClass.PUBLIC,
+        purpose="limits how often a member or a guild may run commands, across processes",
+        retention="one window after the last hit (at most 1 day), then pruned",
+        on_erasure=OnErasure.KEPT_PSEUDONYMOUS,
         exported=False,
     ),
     StoredField(

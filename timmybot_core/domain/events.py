@@ -34,6 +34,7 @@ class SecurityEventType(enum.StrEnum):
     ALERT_FAILED = "ALERT_FAILED"
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     REQUESTS_REFUSED = "REQUESTS_REFUSED"
+    RATE_LIMIT_ABUSE = "RATE_LIMIT_ABUSE"
 
 
 def _freeze(details: Mapping[str, DetailValue]) -> Mapping[str, DetailValue]:

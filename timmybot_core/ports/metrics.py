@@ -1,4 +1,4 @@
-"""The security-metrics port: the seed design's three instruments.
+"""The security-metrics port: the seed design's three instruments, and rate-limit failures.
 
 No instrument carries a guild or user attribute: every distinct attribute
 set is a separate, billed CloudWatch metric, and guild IDs are unbounded.
@@ -16,6 +16,7 @@ import attrs
 
 __all__ = [
     "AUTH_FAILURES",
+    "RATE_LIMIT_FAILURES",
     "SUSPICIOUS_ACTIVITY",
     "UNAUTHORIZED_ACCESS",
     "AuthFailureReason",
@@ -27,6 +28,7 @@ __all__ = [
 UNAUTHORIZED_ACCESS: Final = "timmybot.security.unauthorized_access"
 AUTH_FAILURES: Final = "timmybot.security.auth_failures"
 SUSPICIOUS_ACTIVITY: Final = "timmybot.security.suspicious_activity"
+RATE_LIMIT_FAILURES: Final = "timmybot.security.rate_limit_failures"
 
 _PLATFORM = re.compile(r"^[a-z0-9_]{1,24}$")
 
@@ -60,6 +62,7 @@ class MetricsSnapshot:
     unauthorized_access: int = 0
     auth_failures: Mapping[tuple[str, str], int] = attrs.field(factory=dict)
     suspicious_activity: float = 0.0
+    rate_limit_failures: int = 0
 
     def as_dict(self) -> dict[str, object]:
         """Return a JSON-serializable form."""
@@ -70,6 +73,7 @@ class MetricsSnapshot:
                 for (platform, reason), count in sorted(self.auth_failures.items())
             ],
             "suspicious_activity": self.suspicious_activity,
+            "rate_limit_failures": self.rate_limit_failures,
         }
 
 
@@ -89,6 +93,10 @@ class SecurityMetrics(Protocol):
 
     def record_auth_failure(self, *, platform: str, reason: AuthFailureReason) -> None:
         """Add one to ``timmybot.security.auth_failures`` with ``platform`` and ``reason``."""
+        ...
+
+    def record_rate_limit_failure(self) -> None:
+        """Add one to ``timmybot.security.rate_limit_failures`` (the rate-limit store failed)."""
         ...
 
     def observe_suspicious_activity(self, source: Callable[[], float]) -> None:

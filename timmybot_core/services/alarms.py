@@ -2,6 +2,9 @@
 
 - ``UnauthorizedAccess``: more than 10 unauthorized attempts in 5 minutes.
 - ``AuthFailures``: more than 20 authentication failures in 15 minutes.
+- ``RateLimitFailures``: more than 5 failures of the rate-limit store in 5
+  minutes (the seed's P2 "rate limiting failure"). Members hammering a
+  command raise no rule: they feed the suspicion meter only.
 
 The rules count what nothing has handled yet. A guild's attempts stop
 counting once it is banned (the ban and its alert already answer them), and
@@ -51,6 +54,13 @@ def _is_auth_failure(event: SecurityEvent) -> bool:
     )
 
 
+def _is_rate_limit_failure(event: SecurityEvent) -> bool:
+    return (
+        event.type is SecurityEventType.STORE_UNAVAILABLE
+        and event.details.get("store") == "rate_limits"
+    )
+
+
 def _never(event: SecurityEvent) -> str | None:
     return None
 
@@ -87,6 +97,14 @@ DEFAULT_RULES: tuple[AlarmRule, ...] = (
         threshold=20,
         window=timedelta(minutes=15),
         title="Surge of authentication failures",
+    ),
+    AlarmRule(
+        name="RateLimitFailures",
+        matches=_is_rate_limit_failure,
+        threshold=5,
+        window=timedelta(minutes=5),
+        title="Rate limiting failure",
+        severity=Severity.P2,
     ),
 )
 

@@ -6,7 +6,7 @@ its own security event gave a stranger two levers: one audit row per request
 (kept a year), and, when they counted as authentication failures, the
 ``AuthFailures`` alarm with its P1 lockdown.
 
-So such refusals are tallied here by ``(source, reason, guild)`` and written
+So such refusals are tallied here by ``(source, reason, guild, user)`` and written
 as **one** ``REQUESTS_REFUSED`` event per key and window, carrying the count
 and the first and last time. That event type feeds neither the alarm rules
 nor the suspicion meter: only failures tied to a real pending link or a real
@@ -15,7 +15,10 @@ token exchange count as authentication failures.
 A window's record is written when the next refusal arrives after the window
 ended, or when :meth:`flush_due` (the web server calls it every few seconds)
 or :meth:`flush` (on shutdown) runs. The number of open keys is bounded:
-beyond ``max_keys``, new guilds are folded into one key without a guild.
+beyond ``max_keys``, new guilds and users are folded into one key without them.
+
+The command rate limiter aggregates its refusals here too (source
+``rate_limit``): a member hammering a command is one line per window.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ __all__ = ["REFUSAL_WINDOW", "RefusalLedger"]
 
 REFUSAL_WINDOW = timedelta(minutes=5)
 
-_Key = tuple[str, str, int | None, str | None]
+_Key = tuple[str, str, int | None, int | None, str | None]
 
 
 @attrs.define(kw_only=True)
@@ -85,9 +88,10 @@ class RefusalLedger:
         source: str,
         reason: str,
         guild_id: int | None = None,
+        user_id: int | None = None,
         platform: str | None = None,
-    ) -> None:
-        """Count one refusal; record the windows that have ended.
+    ) -> int:
+        """Count one refusal; record the windows that have ended; return the key's count so far.
 
         ``source`` and ``reason`` are the caller's fixed names (code, not
         input); ``platform`` must be a configured platform's name or ``None``.
@@ -95,14 +99,15 @@ class RefusalLedger:
         # Ended windows are written first, so this refusal opens a new one.
         await self.flush_due()
         now = self._clock.now()
-        key: _Key = (source, reason, guild_id, platform)
+        key: _Key = (source, reason, guild_id, user_id, platform)
         if key not in self._open and len(self._open) >= self._max_keys:
-            key = (source, reason, None, platform)
+            key = (source, reason, None, None, platform)
         tally = self._open.get(key)
         if tally is None:
             tally = self._open[key] = _Tally(first_at=now, last_at=now)
         tally.count += 1
         tally.last_at = max(tally.last_at, now)
+        return tally.count
 
     async def flush_due(self) -> int:
         """Record every window that has ended; return how many records were written."""
@@ -119,10 +124,11 @@ class RefusalLedger:
         ready = [(key, tally) for key, tally in self._open.items() if due(tally)]
         for key, _ in ready:
             del self._open[key]
-        for (source, reason, guild_id, platform), tally in ready:
+        for (source, reason, guild_id, user_id, platform), tally in ready:
             await self._log.record(
                 SecurityEventType.REQUESTS_REFUSED,
                 guild_id=guild_id,
+                user_id=user_id,
                 details={
                     "source": source,
                     "reason": reason,

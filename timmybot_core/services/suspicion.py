@@ -32,6 +32,7 @@ class Signal(enum.StrEnum):
     AUTH_FAILURE = "auth_failure"
     VALIDATION_REJECTED = "validation_rejected"
     BAN = "ban"
+    RATE_LIMIT_ABUSE = "rate_limit_abuse"
 
 
 @attrs.frozen(kw_only=True)
@@ -54,6 +55,9 @@ def _default_thresholds() -> dict[Signal, SignalThreshold]:
         Signal.AUTH_FAILURE: SignalThreshold(count=20, window=timedelta(minutes=15)),
         Signal.VALIDATION_REJECTED: SignalThreshold(count=30, window=timedelta(minutes=5)),
         Signal.BAN: SignalThreshold(count=3, window=timedelta(hours=1)),
+        # A member refused again and again for a whole refusal window (see
+        # services/rate_limits.py); one such member reads 20.
+        Signal.RATE_LIMIT_ABUSE: SignalThreshold(count=5, window=timedelta(minutes=15)),
     }
 
 
@@ -68,6 +72,7 @@ _EVENT_SIGNALS = {
     SecurityEventType.UNAUTHORIZED_ACCESS: Signal.UNAUTHORIZED_ACCESS,
     SecurityEventType.VALIDATION_REJECTED: Signal.VALIDATION_REJECTED,
     SecurityEventType.BAN_PLACED: Signal.BAN,
+    SecurityEventType.RATE_LIMIT_ABUSE: Signal.RATE_LIMIT_ABUSE,
 }
 
 

@@ -7,6 +7,7 @@ command the host exempts explicitly (by its class) runs anywhere.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,7 +20,7 @@ from tests.e2e.discord import payloads
 from tests.e2e.discord.conftest import assert_mentions_disabled
 from tests.e2e.discord.fake_discord import FakeDiscord, Sent
 from tests.unit.fake_oauth import FakeOAuthClient
-from timmybot_bot.integrate import Integration, ReplySender, Settings, compose
+from timmybot_bot.integrate import Integration, ReplySender, Settings, compose, rate_limit_hook
 from timmybot_bot.runtime.bootstrap import bootstrap
 from timmybot_core import FakeClock, SystemClock
 
@@ -68,12 +69,19 @@ def host_commands(ran: list[str]) -> dict[str, type[lightbulb.SlashCommand]]:
     return built
 
 
-@pytest.fixture
-async def host(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Host]:
+def new_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[FakeDiscord, hikari.GatewayBot, lightbulb.GatewayEnabledClient]:
+    """Discord faked at REST, a bot and its lightbulb client."""
     discord = FakeDiscord()
     discord.install(monkeypatch)
     bot = hikari.GatewayBot(payloads.TOKEN, banner=None, logs=None)
-    client = lightbulb.client_from_app(bot)
+    return discord, bot, lightbulb.client_from_app(bot)
+
+
+@pytest.fixture
+async def host(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Host]:
+    discord, bot, client = new_client(monkeypatch)
     ran: list[str] = []
     commands = host_commands(ran)
     for command in commands.values():
@@ -120,10 +128,7 @@ async def test_the_command_the_host_exempts_explicitly_is_not_guarded(
 
 async def test_exempting_a_command_by_name_does_not_work(monkeypatch: pytest.MonkeyPatch) -> None:
     # Strings are not commands: only the objects named count.
-    discord = FakeDiscord()
-    discord.install(monkeypatch)
-    bot = hikari.GatewayBot(payloads.TOKEN, banner=None, logs=None)
-    client = lightbulb.client_from_app(bot)
+    discord, bot, client = new_client(monkeypatch)
     ran: list[str] = []
     client.register(host_commands(ran)["whoami"])
     security = compose(settings(), guard=True)
@@ -166,10 +171,7 @@ async def test_without_the_integration_services_the_guard_fails_closed(
 async def test_timmybots_own_commands_are_a_second_optional_loader(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    discord = FakeDiscord()
-    discord.install(monkeypatch)
-    bot = hikari.GatewayBot(payloads.TOKEN, banner=None, logs=None)
-    client = lightbulb.client_from_app(bot)
+    discord, bot, client = new_client(monkeypatch)
     ran: list[str] = []
     client.register(host_commands(ran)["whoami"])
     clock = FakeClock()
@@ -217,10 +219,7 @@ def test_the_integration_needs_the_guard() -> None:
 async def test_exempting_a_group_exempts_its_subcommands_only(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    discord = FakeDiscord()
-    discord.install(monkeypatch)
-    bot = hikari.GatewayBot(payloads.TOKEN, banner=None, logs=None)
-    client = lightbulb.client_from_app(bot)
+    discord, bot, client = new_client(monkeypatch)
     ran: list[str] = []
     open_group = lightbulb.Group("open", "anyone may")
     closed_group = lightbulb.Group("closed", "guarded")
@@ -250,3 +249,71 @@ async def test_exempting_a_group_exempts_its_subcommands_only(
     finally:
         await client.stop()
         await security.aclose()
+
+
+@pytest.fixture
+async def limited_host(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Host]:
+    """A host whose /roll carries the rate-limit hook, and /spend the provider-quota one."""
+    discord, bot, client = new_client(monkeypatch)
+    security = compose(settings(), guard=True)
+    integration = Integration(security, bot_name="Juke", reply_to_errors=False)
+    ran: list[str] = []
+    for name, quota in (("roll", False), ("spend", True)):
+
+        class Command(
+            lightbulb.SlashCommand,
+            name=name,
+            description=f"the host's /{name}",
+            hooks=[rate_limit_hook(spends_quota=quota)],
+        ):
+            @lightbulb.invoke
+            async def invoke(
+                self, ctx: lightbulb.Context, sender: ReplySender = lightbulb.di.INJECTED
+            ) -> None:
+                ran.append(ctx.command_data.name)
+                await sender.respond(ctx, f"host {ctx.command_data.name} ran")
+
+        client.register(Command)
+    await integration.install(client)
+    await client.start()
+    discord.take()
+    yield Host(bot=bot, client=client, discord=discord, ran=ran)
+    await client.stop()
+    await security.aclose()
+    assert_mentions_disabled(discord)
+
+
+async def test_the_rate_limit_hook_limits_a_host_command_and_tells_once(
+    limited_host: Host,
+) -> None:
+    answered = [await limited_host.slash("roll", guild=ALLOWED_GUILD) for _ in range(8)]
+
+    assert [reply.content for (reply,) in answered[:5]] == ["host roll ran"] * 5
+    (told,) = answered[5]
+    assert told.ephemeral
+    assert re.fullmatch(
+        r"Slow down \(5 uses of this command per 10 s\): try again in (9|10) s\.",
+        told.content or "",
+    )
+    assert answered[6:] == [[], []]  # nothing sent for the rest of the episode
+    assert limited_host.ran == ["roll"] * 5
+
+
+async def test_the_provider_quota_hook_is_stricter(limited_host: Host) -> None:
+    answered = [await limited_host.slash("spend", guild=ALLOWED_GUILD) for _ in range(4)]
+
+    assert limited_host.ran == ["spend"] * 3
+    (told,) = answered[3]
+    assert (told.content or "").startswith(
+        "Slow down (3 uses of this command per 30 s): try again in"
+    )
+
+
+async def test_the_rate_limit_hook_runs_after_the_guard(limited_host: Host) -> None:
+    for _ in range(10):
+        (denied,) = await limited_host.slash("roll", guild=STRANGER_GUILD)
+        assert (denied.content or "").startswith("Denied: ")
+
+    # The denials used up none of the member's windows.
+    answered = [await limited_host.slash("roll", guild=ALLOWED_GUILD) for _ in range(5)]
+    assert [reply.content for (reply,) in answered] == ["host roll ran"] * 5

@@ -43,6 +43,14 @@ async def test_the_guard_vault_and_audit_trail_on_aws(
             assert security.audit is not None and security.privacy is None
             assert not (await security.access.check(STRANGER, USER, "ping")).allowed
             assert (await security.access.check(HOME, USER, "ping")).allowed
+            # The rate limits live in the access table (DynamoRateLimitStore).
+            assert security.limiter is not None
+            for _ in range(5):
+                assert (
+                    await security.limiter.check(user_id=USER, guild_id=HOME, command="p")
+                ).allowed
+            refused = await security.limiter.check(user_id=USER, guild_id=HOME, command="p")
+            assert not refused.allowed and refused.scope == "command"
             await security.tokens.store_user_tokens(
                 USER,
                 OAuthTokens(

@@ -530,6 +530,7 @@ def emitted_metrics() -> set[tuple[str, str, frozenset[str]]]:
     metrics = OtelSecurityMetrics(handle.meter_provider)
     metrics.record_unauthorized_access()
     metrics.record_auth_failure(platform="spotify", reason=AuthFailureReason.TIMEOUT)
+    metrics.record_rate_limit_failure()
     metrics.observe_suspicious_activity(lambda: 12.0)
     handle.shutdown()
     found = set()
@@ -568,7 +569,11 @@ def test_the_alarms_watch_the_metrics_our_emf_exporter_emits(deployed: Deployed)
     }
     unauthorized = alarms[f"{deployed.prefix}-UnauthorizedAccess"]
     failures = alarms[f"{deployed.prefix}-AuthFailures"]
+    rate_limits = alarms[f"{deployed.prefix}-RateLimitFailures"]
 
+    assert watched_metric(rate_limits) in emitted
+    assert watched_metric(rate_limits)[1] == "timmybot.security.rate_limit_failures"
+    assert (rate_limits["Statistic"], rate_limits["Period"]) == ("Sum", 300)
     assert watched_metric(unauthorized) in emitted
     assert watched_metric(unauthorized)[1] == "timmybot.security.unauthorized_access"
     assert watched_metric(failures) in emitted
@@ -576,7 +581,7 @@ def test_the_alarms_watch_the_metrics_our_emf_exporter_emits(deployed: Deployed)
 
     assert (unauthorized["Statistic"], unauthorized["Period"]) == ("Sum", 300)
     assert [m["Period"] for m in failures["Metrics"] if m.get("ReturnData")] == [900]
-    for alarm, threshold in ((unauthorized, 10), (failures, 20)):
+    for alarm, threshold in ((unauthorized, 10), (failures, 20), (rate_limits, 5)):
         assert alarm["Threshold"] == threshold
         assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
         assert alarm["EvaluationPeriods"] == 1
