@@ -376,6 +376,25 @@ class SecureTokenService:
         # must not cancel the refresh the others, and the vault, depend on.
         return await asyncio.shield(task)
 
+    async def _current(
+        self, user_id: int, platform: str, within: timedelta, now: datetime
+    ) -> tuple[UserTokens, PlatformLink] | RefreshOutcome:
+        """Return the record and link to refresh, or the outcome when none is due or allowed."""
+        record = await self._vault.get(user_id)
+        link = record.link(platform) if record is not None else None
+        if record is None or link is None:
+            self.invalidate(user_id)
+            raise NotLinked(f"{platform} is not linked", platform=platform)
+        if link.needs_relink:
+            self._remember(user_id, record, now)
+            raise ReLinkRequired(_relink_message(platform, link), platform=platform)
+        if not link.tokens.expires_within(now, within):
+            self._remember(user_id, record, now)
+            return RefreshOutcome(tokens=link.tokens, refreshed=False)
+        if self._stopping:
+            return _unrefreshed(link, now, "stopped: the process is shutting down")
+        return record, link
+
     async def _refresh(self, user_id: int, platform: str, within: timedelta) -> RefreshOutcome:
         if self._leases is not None:
             return await self._refresh_leased(user_id, platform, within, self._leases)
@@ -386,21 +405,10 @@ class SecureTokenService:
         observed: tuple[str, float] | None = None
         for _ in range(100_000):  # bounded; each turn sleeps or makes progress
             now = self._clock.now()
-            record = await self._vault.get(user_id)
-            link = record.link(platform) if record is not None else None
-            if record is None or link is None:
-                self.invalidate(user_id)
-                raise NotLinked(f"{platform} is not linked", platform=platform)
-            if link.needs_relink:
-                self._remember(user_id, record, now)
-                raise ReLinkRequired(_relink_message(platform, link), platform=platform)
-            if not link.tokens.expires_within(now, within):
-                self._remember(user_id, record, now)
-                return RefreshOutcome(tokens=link.tokens, refreshed=False)
-            if self._stopping:
-                if link.tokens.expires_at <= now:
-                    raise RefreshPaused("token refresh stopped: the process is shutting down")
-                return RefreshOutcome(tokens=link.tokens, refreshed=False)
+            current = await self._current(user_id, platform, within, now)
+            if isinstance(current, RefreshOutcome):
+                return current
+            record, link = current
             taken_over = False
             if link.refresh_claim is not None:
                 seen = self._monotonic()
@@ -416,9 +424,7 @@ class SecureTokenService:
                 # died or hung, possibly after presenting the refresh token.
                 taken_over = True
             if await self._paused():
-                if link.tokens.expires_at <= now:
-                    raise RefreshPaused("token refresh is paused while an incident is handled")
-                return RefreshOutcome(tokens=link.tokens, refreshed=False)
+                return _unrefreshed(link, now, "is paused while an incident is handled")
             claim = (str(uuid.uuid4()), now + self._settings.claim_timeout)
             claimed = record.with_link(attrs.evolve(link, refresh_claim=claim), now=now)
             try:
@@ -439,21 +445,10 @@ class SecureTokenService:
         observed: tuple[str, float] | None = None
         for _ in range(100_000):  # bounded; each turn sleeps or makes progress
             now = self._clock.now()
-            record = await self._vault.get(user_id)
-            link = record.link(platform) if record is not None else None
-            if record is None or link is None:
-                self.invalidate(user_id)
-                raise NotLinked(f"{platform} is not linked", platform=platform)
-            if link.needs_relink:
-                self._remember(user_id, record, now)
-                raise ReLinkRequired(_relink_message(platform, link), platform=platform)
-            if not link.tokens.expires_within(now, within):
-                self._remember(user_id, record, now)
-                return RefreshOutcome(tokens=link.tokens, refreshed=False)
-            if self._stopping:
-                if link.tokens.expires_at <= now:
-                    raise RefreshPaused("token refresh stopped: the process is shutting down")
-                return RefreshOutcome(tokens=link.tokens, refreshed=False)
+            current = await self._current(user_id, platform, within, now)
+            if isinstance(current, RefreshOutcome):
+                return current
+            record, link = current
             # A claim left in the record by a release that kept claims there
             # is honoured like a lease (and cleared by this refresh's write).
             legacy = link.refresh_claim[0] if link.refresh_claim is not None else None
@@ -467,9 +462,7 @@ class SecureTokenService:
                     delay = min(delay * 2, 0.5)
                     continue
             if await self._paused():
-                if link.tokens.expires_at <= now:
-                    raise RefreshPaused("token refresh is paused while an incident is handled")
-                return RefreshOutcome(tokens=link.tokens, refreshed=False)
+                return _unrefreshed(link, now, "is paused while an incident is handled")
             claim_id = str(uuid.uuid4())
             acquired = await leases.acquire(
                 user_id,
@@ -743,6 +736,13 @@ def _fence(user_id: int, tokens: OAuthTokens) -> str:
     """
     material = f"timmybot-refresh-fence\0{user_id}\0{tokens.platform}\0{tokens.refresh_token or ''}"
     return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+def _unrefreshed(link: PlatformLink, now: datetime, why: str) -> RefreshOutcome:
+    """Return the current tokens while no refresh may run; ``RefreshPaused`` once expired."""
+    if link.tokens.expires_at <= now:
+        raise RefreshPaused(f"token refresh {why}")
+    return RefreshOutcome(tokens=link.tokens, refreshed=False)
 
 
 def _relink_message(platform: str, link: PlatformLink) -> str:
