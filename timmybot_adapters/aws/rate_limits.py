@@ -55,10 +55,8 @@ import secrets
 import uuid
 from typing import Any, Final
 
-from botocore.exceptions import ClientError
-
 from timmybot_adapters.aws._dynamo import DynamoStore, Item, num, number, s, text
-from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code
+from timmybot_adapters.aws.clients import AwsClients
 from timmybot_core.domain.errors import StoreUnavailable
 from timmybot_core.ports.rate_limits import (
     Hit,
@@ -81,7 +79,6 @@ RATE_PK_PREFIX: Final = "rate#"
 RATE_SK: Final = "window"
 """The sort key of every rate-limit item."""
 
-_CHECK_FAILED: Final = "ConditionalCheckFailedException"
 _FIRST_PAUSE: Final = 0.005
 _LONGEST_PAUSE: Final = 0.25
 _NAMES: Final = {"#version": "version"}
@@ -191,26 +188,13 @@ class DynamoRateLimitStore(DynamoStore):
         )
 
     async def _read(self, operation: str, key: str) -> Item | None:
-        with aws_errors(self.LABEL, operation):
-            answer = await self._aws.run(
-                self._db.get_item, TableName=self._table, Key=self._key(key), ConsistentRead=True
-            )
-        return answer.get("Item")
+        return await self._get_item(operation, self._key(key))
 
     async def _put(
         self, key: str, new: Item, old: Item | None, *, operation: str = "acquire"
     ) -> bool:
         """Write ``new`` if the item is still ``old``; ``False`` if another write came first."""
-        params: dict[str, Any] = {"TableName": self._table, "Item": new}
-        params.update(_unchanged(old))
-        with aws_errors(self.LABEL, operation):
-            try:
-                await self._aws.run(self._db.put_item, **params)
-            except ClientError as error:
-                if error_code(error) != _CHECK_FAILED:
-                    raise
-                return False
-        return True
+        return await self._write_if(operation, self._db.put_item, Item=new, **_unchanged(old))
 
 
 def _unchanged(old: Item | None) -> dict[str, Any]:

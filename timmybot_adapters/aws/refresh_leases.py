@@ -45,14 +45,22 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from timmybot_adapters.aws._dynamo import DynamoStore, Item, id_key, micros, num, s, text_or_none
+from timmybot_adapters.aws._dynamo import (
+    CHECK_FAILED,
+    DynamoStore,
+    Item,
+    id_key,
+    micros,
+    num,
+    s,
+    text_or_none,
+)
 from timmybot_adapters.aws.clients import aws_errors, error_code
 from timmybot_core.domain.tokens import valid_platform
 
 __all__ = ["REFRESH_PARTITION", "DynamoRefreshLeases"]
 
 REFRESH_PARTITION: Final = "refresh#"
-_CHECK_FAILED: Final = "ConditionalCheckFailedException"
 _RELEASED_TTL: Final = 86_400
 _NAMES: Final = {"#ttl": "ttl", "#until": "until"}
 
@@ -66,15 +74,7 @@ class DynamoRefreshLeases(DynamoStore):
         return {"pk": s(f"{REFRESH_PARTITION}{id_key(user_id)}"), "sk": s(valid_platform(platform))}
 
     async def _read(self, user_id: int, platform: str, operation: str) -> Item | None:
-        with aws_errors(self.LABEL, operation):
-            answer = await self._aws.run(
-                self._db.get_item,
-                TableName=self._table,
-                Key=self._key(user_id, platform),
-                ConsistentRead=True,
-            )
-        item = answer.get("Item")
-        return None if item is None else dict(item)
+        return await self._get_item(operation, self._key(user_id, platform))
 
     async def holder(self, user_id: int, platform: str) -> str | None:
         """Return the claim ID holding the lease now, or ``None`` (strongly consistent)."""
@@ -153,7 +153,7 @@ class DynamoRefreshLeases(DynamoStore):
                     ExpressionAttributeValues=values,
                 )
             except ClientError as error:
-                if error_code(error) != _CHECK_FAILED:
+                if error_code(error) != CHECK_FAILED:
                     raise
                 if not _retried(error):
                     return False
