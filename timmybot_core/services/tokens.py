@@ -396,12 +396,12 @@ class SecureTokenService:
         return record, link
 
     async def _refresh(self, user_id: int, platform: str, within: timedelta) -> RefreshOutcome:
-        if self._leases is not None:
-            return await self._refresh_leased(user_id, platform, within, self._leases)
+        leases = self._leases
         delay = 0.02
         timeout = self._settings.claim_timeout.total_seconds()
-        # The claim seen on the record, and when (on our monotonic clock) we
-        # first saw it: the only clock a claim's expiry is judged on.
+        # The claim seen (on the record, or with leases in a lease), and when
+        # (on our monotonic clock) we first saw it: the only clock a claim's
+        # expiry is judged on.
         observed: tuple[str, float] | None = None
         for _ in range(100_000):  # bounded; each turn sleeps or makes progress
             now = self._clock.now()
@@ -409,11 +409,17 @@ class SecureTokenService:
             if isinstance(current, RefreshOutcome):
                 return current
             record, link = current
-            taken_over = False
-            if link.refresh_claim is not None:
+            # With leases, a claim left in the record by a release that kept
+            # claims there is honoured like a lease (and cleared by this
+            # refresh's write).
+            legacy = link.refresh_claim[0] if link.refresh_claim is not None else None
+            holder = legacy
+            if holder is None and leases is not None:
+                holder = await leases.holder(user_id, platform)
+            if holder is not None:
                 seen = self._monotonic()
-                if observed is None or observed[0] != link.refresh_claim[0]:
-                    observed = (link.refresh_claim[0], seen)
+                if observed is None or observed[0] != holder:
+                    observed = (holder, seen)
                 if seen - observed[1] < timeout:
                     # Another refresh is running (here or elsewhere): wait for
                     # its result, or for its claim to outlive the timeout.
@@ -422,57 +428,27 @@ class SecureTokenService:
                     continue
                 # Unchanged for the whole timeout on our own clock: its holder
                 # died or hung, possibly after presenting the refresh token.
-                taken_over = True
-            if await self._paused():
-                return _unrefreshed(link, now, "is paused while an incident is handled")
-            claim = (str(uuid.uuid4()), now + self._settings.claim_timeout)
-            claimed = record.with_link(attrs.evolve(link, refresh_claim=claim), now=now)
-            try:
-                version = await self._vault.put(user_id, claimed, expected_version=record.version)
-            except VersionConflict:
-                continue  # someone else changed the record: look again
-            return await self._refresh_claimed(
-                attrs.evolve(claimed, version=version), link, claim[0], taken_over=taken_over
-            )
-        raise ProviderUnavailable("token refresh did not settle", platform=platform)
-
-    async def _refresh_leased(
-        self, user_id: int, platform: str, within: timedelta, leases: RefreshLeases
-    ) -> RefreshOutcome:
-        """:meth:`_refresh` with the claim in a lease: no vault write before the answer."""
-        delay = 0.02
-        timeout = self._settings.claim_timeout.total_seconds()
-        observed: tuple[str, float] | None = None
-        for _ in range(100_000):  # bounded; each turn sleeps or makes progress
-            now = self._clock.now()
-            current = await self._current(user_id, platform, within, now)
-            if isinstance(current, RefreshOutcome):
-                return current
-            record, link = current
-            # A claim left in the record by a release that kept claims there
-            # is honoured like a lease (and cleared by this refresh's write).
-            legacy = link.refresh_claim[0] if link.refresh_claim is not None else None
-            holder = legacy if legacy is not None else await leases.holder(user_id, platform)
-            if holder is not None:
-                seen = self._monotonic()
-                if observed is None or observed[0] != holder:
-                    observed = (holder, seen)
-                if seen - observed[1] < timeout:
-                    await self._sleep(delay)
-                    delay = min(delay * 2, 0.5)
-                    continue
             if await self._paused():
                 return _unrefreshed(link, now, "is paused while an incident is handled")
             claim_id = str(uuid.uuid4())
-            acquired = await leases.acquire(
+            if leases is None:
+                claim = (claim_id, now + self._settings.claim_timeout)
+                claimed = record.with_link(attrs.evolve(link, refresh_claim=claim), now=now)
+                try:
+                    version = await self._vault.put(
+                        user_id, claimed, expected_version=record.version
+                    )
+                except VersionConflict:
+                    continue  # someone else changed the record: look again
+                record = attrs.evolve(claimed, version=version)
+            elif not await leases.acquire(
                 user_id,
                 platform,
                 claim_id=claim_id,
                 fence=_fence(user_id, link.tokens),
                 until=now + self._settings.claim_timeout,
                 replaces=holder if legacy is None else None,
-            )
-            if not acquired:
+            ):
                 # Taken a moment ago, or our read shows a refresh token a
                 # finished refresh has spent (a stale read): look again.
                 await self._sleep(delay)
@@ -606,55 +582,13 @@ class SecureTokenService:
         claim is still ours. ``spent``: the refresh token presented is no
         longer good (it was rotated away, or the link needs re-linking);
         ``refreshed``: ``change`` stores new tokens.
-        """
-        if self._leases is not None:
-            await self._settle_leased(
-                self._leases, record, platform, claim_id, change, spent=spent, refreshed=refreshed
-            )
-            return
-        user_id = record.user_id
-        current: UserTokens | None = record
-        for _ in range(self._settings.max_write_attempts):
-            now = self._clock.now()
-            link = current.link(platform) if current is not None else None
-            if current is None or link is None:
-                self.invalidate(user_id)
-                raise NotLinked(f"{platform} was unlinked during the refresh", platform=platform)
-            if link.refresh_claim is None or link.refresh_claim[0] != claim_id:
-                # Our claim was taken over. Our tokens are newer than anything
-                # the taker can get with the spent refresh token, so they are
-                # still written; the taker's attempt fails or was refused.
-                _log.warning(
-                    "a refresh claim on %s was taken over before the refresh ended", platform
-                )
-            updated = current.with_link(attrs.evolve(change(link), refresh_claim=None), now=now)
-            try:
-                version = await self._vault.put(user_id, updated, expected_version=current.version)
-            except VersionConflict:
-                current = await self._vault.get(user_id)
-                continue
-            self._remember(user_id, attrs.evolve(updated, version=version), now)
-            return
-        self.invalidate(user_id)
-        raise VersionConflict("could not store the refreshed tokens; the record kept changing")
 
-    async def _settle_leased(
-        self,
-        leases: RefreshLeases,
-        record: UserTokens,
-        platform: str,
-        claim_id: str,
-        change: Callable[[PlatformLink], PlatformLink],
-        *,
-        spent: bool,
-        refreshed: bool,
-    ) -> None:
-        """:meth:`_settle` with the claim in a lease: at most one vault write, then the release.
-
+        With the claim in a lease: at most one vault write, then the release.
         A result that changes nothing (the provider was unavailable) writes
         nothing. If the write fails, the lease is kept: whoever takes it over
         applies the possibly-spent rule, as with a claim left in the record.
         """
+        leases = self._leases
         user_id = record.user_id
         presented = link.tokens.refresh_token if (link := record.link(platform)) else None
         current: UserTokens | None = record
@@ -663,14 +597,23 @@ class SecureTokenService:
             link = current.link(platform) if current is not None else None
             if current is None or link is None:
                 self.invalidate(user_id)
-                await self._release(leases, user_id, platform, claim_id, spent=True)
+                if leases is not None:
+                    await self._release(leases, user_id, platform, claim_id, spent=True)
                 raise NotLinked(f"{platform} was unlinked during the refresh", platform=platform)
-            if not refreshed and link.tokens.refresh_token != presented:
+            if leases is None:
+                if link.refresh_claim is None or link.refresh_claim[0] != claim_id:
+                    # Our claim was taken over. Our tokens are newer than anything
+                    # the taker can get with the spent refresh token, so they are
+                    # still written; the taker's attempt fails or was refused.
+                    _log.warning(
+                        "a refresh claim on %s was taken over before the refresh ended", platform
+                    )
+            elif not refreshed and link.tokens.refresh_token != presented:
                 # Newer tokens landed (from a holder we took over): a failure
                 # of ours says nothing about them.
                 break
             updated_link = attrs.evolve(change(link), refresh_claim=None)
-            if updated_link == link:
+            if leases is not None and updated_link == link:
                 break
             updated = current.with_link(updated_link, now=now)
             try:
@@ -683,7 +626,8 @@ class SecureTokenService:
         else:
             self.invalidate(user_id)
             raise VersionConflict("could not store the refreshed tokens; the record kept changing")
-        await self._release(leases, user_id, platform, claim_id, spent=spent)
+        if leases is not None:
+            await self._release(leases, user_id, platform, claim_id, spent=spent)
 
     async def _release(
         self, leases: RefreshLeases, user_id: int, platform: str, claim_id: str, *, spent: bool
