@@ -216,17 +216,7 @@ class CleanupReport:
 
     def as_dict(self) -> dict[str, object]:
         """Return the counts as JSON data."""
-        return {
-            "attempts": self.attempts,
-            "bans": self.bans,
-            "switches": self.switches,
-            "link_states": self.link_states,
-            "orphaned_vault_records": self.orphaned_vault_records,
-            "audit_records": self.audit_records,
-            "erasures_resumed": self.erasures_resumed,
-            "writers_sealed": self.writers_sealed,
-            "failed": list(self.failed),
-        }
+        return {**attrs.asdict(self), "failed": list(self.failed)}
 
 
 _AUDIT_FAILED: Final = DeletionReport(
@@ -280,6 +270,15 @@ def _event_json(record: AuditRecord) -> dict[str, Any]:
 
 
 _Step = Callable[[int], Awaitable[DeletionReport]]
+
+
+def _counted(store: str, erase: Callable[[int], Awaitable[int]]) -> _Step:
+    """Return a step that reports how many items ``erase`` deleted from ``store``."""
+
+    async def step(user_id: int) -> DeletionReport:
+        return DeletionReport(store=store, deleted=await erase(user_id))
+
+    return step
 
 
 class DataRetentionService:
@@ -358,18 +357,13 @@ class DataRetentionService:
         # Pending links first: once they are gone, no link started before the
         # request can complete and write new tokens after the vault is erased.
         steps: list[tuple[str, _Step]] = [
-            ("link_states", self._erase_link_states),
+            ("link_states", _counted("link_states", self._link_states.delete_user)),
             ("vault", self._erase_tokens),
-            ("preferences", self._erase_preferences),
+            ("preferences", _counted("preferences", self._user_data.delete_user)),
         ]
         for eraser in self._erasers:
-            steps.append((eraser.name, self._extra(eraser)))
+            steps.append((eraser.name, _counted(eraser.name, eraser.erase_user)))
         return steps
-
-    async def _erase_link_states(self, user_id: int) -> DeletionReport:
-        return DeletionReport(
-            store="link_states", deleted=await self._link_states.delete_user(user_id)
-        )
 
     async def _erase_tokens(self, user_id: int) -> DeletionReport:
         unrevoked: list[str] = []
@@ -397,17 +391,6 @@ class DataRetentionService:
             )
         detail = f"revoked where supported: {', '.join(platforms)}" if platforms else ""
         return DeletionReport(store="vault", deleted=len(platforms), detail=detail)
-
-    async def _erase_preferences(self, user_id: int) -> DeletionReport:
-        return DeletionReport(
-            store="preferences", deleted=await self._user_data.delete_user(user_id)
-        )
-
-    def _extra(self, eraser: UserDataEraser) -> _Step:
-        async def erase(user_id: int) -> DeletionReport:
-            return DeletionReport(store=eraser.name, deleted=await eraser.erase_user(user_id))
-
-        return erase
 
     async def delete_user_data(self, user_id: int, requester: Requester | str) -> ErasureReport:
         """Erase everything keyed by ``user_id``; return what each store did.
