@@ -55,6 +55,7 @@ from timmybot_core.services.audit_anchor import compare_with_anchor
 from timmybot_core.services.audit_verify import (
     SEAL_ACTION,
     VerificationReport,
+    _in_range,
     coverage_grace,
     verify_log,
 )
@@ -255,10 +256,7 @@ class AuditTrailService:
             # The head moves only once the store has the record: a failed
             # append is retried at the same position, leaving no gap.
             try:
-                if wait:
-                    await self._log.append(record)
-                else:
-                    await self._log.append(record, wait=False)
+                await self._log.append(record, wait=wait)
             except AuditConflict:
                 if head is None or not await self._sealed_under_us(head.sequence + 1):
                     raise
@@ -548,12 +546,7 @@ class AuditTrailService:
         if self._anchor is None:
             return report
         differences, _ = await compare_with_anchor(self._log, self._anchor)
-        located = [
-            problem
-            for problem in differences
-            if problem.at is None
-            or ((start is None or problem.at >= start) and (end is None or problem.at < end))
-        ]
+        located = [problem for problem in differences if _in_range(problem.at, start, end)]
         return attrs.evolve(
             report, problems=report.problems + tuple(located), anchor=self._anchor.location
         )

@@ -467,12 +467,8 @@ def _coverage(
     if open_tail and uncovered_before is not None:
         tail = records[len(records) - open_tail :]
         if tail[0].timestamp < uncovered_before:
-            last = tail[-1].sequence
-            span = (
-                f"record {tail[0].sequence}"
-                if open_tail == 1
-                else (f"records {tail[0].sequence}-{last}")
-            )
+            first, last = tail[0].sequence, tail[-1].sequence
+            span = f"record {first}" if open_tail == 1 else f"records {first}-{last}"
             problems.append(
                 Problem(
                     kind=ProblemKind.UNCOVERED,
