@@ -140,9 +140,7 @@ class AlarmMonitor:
             settled = rule.handled(event)
             if settled is not None:
                 state = self._state[rule.name]
-                kept = [entry for entry in state.seen if entry[1] != settled]
-                state.seen.clear()
-                state.seen.extend(kept)
+                state.seen = deque((e for e in state.seen if e[1] != settled), state.seen.maxlen)
             if rule.matches(event):
                 await self._count(rule, event)
 

@@ -395,15 +395,9 @@ class DataRetentionService:
     async def delete_user_data(self, user_id: int, requester: Requester | str) -> ErasureReport:
         """Erase everything keyed by ``user_id``; return what each store did.
 
-        Tokens are revoked at their platform where it supports revocation,
-        then deleted from the vault and this process's cache (a revocation
-        that failed does not stop the deletion; the step is then reported as
-        failed). Other processes' caches forget them within their cache age
-        (60 seconds by default). Audit records are kept: they hold
-        pseudonyms only. With a journal, the request is recorded before the
-        first store is touched (journal, then audit trail), each outcome as
-        it is known, and it is complete only once the final audit record is
-        written; a crash leaves it pending for the clean-up to finish.
+        Revocation, the audit records kept and the journal are as the module
+        docs say. Tokens leave this process's cache at once, other processes'
+        caches within their cache age (60 seconds by default).
 
         Raises:
             DataDeletionError: a store failed, or the request could not be
