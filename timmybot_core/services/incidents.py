@@ -25,7 +25,7 @@ import attrs
 from timmybot_core.domain.clock import Clock
 from timmybot_core.domain.errors import TimmyBotError
 from timmybot_core.domain.events import SecurityEventType
-from timmybot_core.ports.access import Switch
+from timmybot_core.ports.access import Switch, SwitchState
 from timmybot_core.ports.alerts import Alert, Alerter, Severity
 from timmybot_core.ports.incidents import IncidentRecord, IncidentStore, RetentionHold
 from timmybot_core.ports.metrics import SecurityMetrics
@@ -188,30 +188,28 @@ class IncidentResponseService:
 
     # -- steps ---------------------------------------------------------------
 
-    def _reason(self, run: _Run) -> str:
-        return f"incident {run.incident_id} ({run.incident.severity.value}): {run.incident.title}"
+    async def _switch_on(
+        self, run: _Run, switch: Switch, duration: timedelta | None = None
+    ) -> SwitchState:
+        incident = run.incident
+        return await self._access.set_switch(
+            switch,
+            True,
+            reason=f"incident {run.incident_id} ({incident.severity.value}): {incident.title}",
+            actor=incident.declared_by,
+            duration=duration,
+        )
 
     async def _kill_switch(self, run: _Run) -> str:
-        await self._access.set_switch(
-            Switch.KILL_SWITCH, True, reason=self._reason(run), actor=run.incident.declared_by
-        )
+        await self._switch_on(run, Switch.KILL_SWITCH)
         return "kill switch on: only owners can run commands"
 
     async def _pause_refresh(self, run: _Run) -> str:
-        await self._access.set_switch(
-            Switch.REFRESH_PAUSED, True, reason=self._reason(run), actor=run.incident.declared_by
-        )
+        await self._switch_on(run, Switch.REFRESH_PAUSED)
         return "token refresh paused"
 
     async def _lockdown(self, run: _Run) -> str:
-        duration = self._settings.lockdown_duration
-        state = await self._access.set_switch(
-            Switch.LOCKDOWN,
-            True,
-            reason=self._reason(run),
-            actor=run.incident.declared_by,
-            duration=duration,
-        )
+        state = await self._switch_on(run, Switch.LOCKDOWN, self._settings.lockdown_duration)
         limit = self._access.settings.lockdown_attempt_limit
         until = state.expires_at.isoformat() if state.expires_at else "released"
         return f"attempt limit {limit} and detailed security logging until {until}"
