@@ -224,10 +224,6 @@ _AUDIT_FAILED: Final = DeletionReport(
 )
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
-
-
 def _json(value: object) -> Any:
     # Audit details are JSON data already, in read-only mappings; copy them
     # into plain containers json.dumps accepts.
@@ -250,7 +246,7 @@ def _link_json(link: PlatformLink) -> dict[str, Any]:
         "token_type": tokens.token_type,
         "access_token_expires_at": tokens.expires_at.isoformat(),
         "linked_at": link.linked_at.isoformat(),
-        "refreshed_at": _iso(link.refreshed_at),
+        "refreshed_at": None if link.refreshed_at is None else link.refreshed_at.isoformat(),
         "needs_relink": link.needs_relink,
     }
 
