@@ -1,4 +1,4 @@
-"""``/admin audit ...``: reading and verifying the audit trail from Discord or the console.
+"""``/admin audit ...`` and ``/admin guild ...``: their arguments, and the audit trail shown.
 
 Filters are written ``name:value`` (``kind:security action:guild.allow
 since:7d limit:20``), the same on Discord (one text option) and on the
@@ -13,12 +13,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from timmybot_bot.app.commands import QueryAudit
+from timmybot_bot.app.failures import UsageError
 from timmybot_core import AuditKind, AuditPage, AuditRecord, ResponseSanitizer
 from timmybot_core.domain.snowflake import SnowflakeError, parse_snowflake, parse_whole_number
 
 __all__ = [
     "AuditQueryError",
     "parse_audit_query",
+    "parse_guild_id",
     "render_page",
     "render_verification",
 ]
@@ -30,8 +32,18 @@ MAX_SHOWN: Final = 25
 _EVER: Final = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-class AuditQueryError(ValueError):
+class AuditQueryError(UsageError):
     """An ``/admin audit`` argument is malformed; the message says how to write it."""
+
+
+def parse_guild_id(text: str) -> int:
+    """Return the guild ID written in ``text``; raises ``UsageError`` saying how to write one."""
+    try:
+        return parse_snowflake(text.strip())
+    except SnowflakeError:
+        raise UsageError(
+            "The guild must be a Discord ID (the digits 0-9, no leading zero, up to 2**64 - 1)."
+        ) from None
 
 
 def _moment(name: str, value: str, now: datetime) -> datetime:

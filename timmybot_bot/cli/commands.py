@@ -24,7 +24,7 @@ import attrs
 
 from timmybot_adapters.signing import Ed25519Signer
 from timmybot_bot.app import commands as c
-from timmybot_bot.app.audit_query import AuditQueryError, parse_audit_query
+from timmybot_bot.app.audit_query import parse_audit_query
 from timmybot_bot.app.failures import (
     EXIT_CONFIG,
     EXIT_FAILED,
@@ -229,10 +229,7 @@ def _record_line(record: AuditRecord) -> str:
 
 
 def _parse_filters(ctx: Context) -> c.QueryAudit:
-    try:
-        return parse_audit_query(list(ctx.args.filters), now=ctx.svc.clock.now())
-    except AuditQueryError as error:
-        raise UsageProblem(str(error)) from None
+    return parse_audit_query(list(ctx.args.filters), now=ctx.svc.clock.now())
 
 
 async def audit_query(ctx: Context) -> int:

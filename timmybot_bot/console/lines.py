@@ -14,13 +14,12 @@ from typing import Final
 import attrs
 
 from timmybot_bot.app import commands as c
-from timmybot_bot.app.audit_query import AuditQueryError, parse_audit_query
+from timmybot_bot.app.audit_query import parse_audit_query, parse_guild_id
 from timmybot_bot.app.failures import UsageError
 from timmybot_bot.app.replies import Reply, chat, failure_reply, refused
 from timmybot_bot.app.search_results import split_platform_option
 from timmybot_bot.runtime.bootstrap import Services
 from timmybot_core import Severity, Switch
-from timmybot_core.domain.snowflake import SnowflakeError, parse_snowflake
 
 __all__ = ["COMMANDS", "ConsoleCommand", "parse_line", "run_command"]
 
@@ -67,20 +66,7 @@ _ADMIN_USAGE: Final = (
 )
 
 
-def _snowflake(text: str, what: str) -> int:
-    try:
-        return parse_snowflake(text.strip())
-    except SnowflakeError:
-        raise UsageError(
-            f"{what} must be a Discord ID (the digits 0-9, no leading zero, up to 2**64 - 1)."
-        ) from None
-
-
-def _audit(words: list[str], now: datetime) -> c.QueryAudit:
-    try:
-        return parse_audit_query(words, now=now)
-    except AuditQueryError as error:
-        raise UsageError(str(error)) from None
+_GUILD_COMMANDS: Final = {"allow": c.AllowGuild, "remove": c.RemoveGuild, "unban": c.UnbanGuild}
 
 
 def _privacy(args: str, now: datetime) -> c.Command:
@@ -97,12 +83,8 @@ def _privacy(args: str, now: datetime) -> c.Command:
 
 def _admin(args: str, now: datetime) -> c.Command:
     match args.split():
-        case ["guild", "allow", guild]:
-            return c.AllowGuild(guild_id=_snowflake(guild, "The guild"))
-        case ["guild", "remove", guild]:
-            return c.RemoveGuild(guild_id=_snowflake(guild, "The guild"))
-        case ["guild", "unban", guild]:
-            return c.UnbanGuild(guild_id=_snowflake(guild, "The guild"))
+        case ["guild", verb, guild] if verb in _GUILD_COMMANDS:
+            return _GUILD_COMMANDS[verb](guild_id=parse_guild_id(guild))
         case ["guild", "list"]:
             return c.ListGuilds()
         case ["killswitch", "on", *reason]:
@@ -116,12 +98,12 @@ def _admin(args: str, now: datetime) -> c.Command:
                 raise UsageError("Severity must be one of P0, P1, P2, P3.")
             return c.DeclareIncident(severity=Severity(severity.upper()), title=" ".join(title))
         case ["audit", "recent", *count]:
-            query = _audit([f"limit:{count[0]}"] if count else [], now)
+            query = parse_audit_query([f"limit:{count[0]}"] if count else [], now=now)
             return attrs.evolve(query, recent=True)
         case ["audit", "query", *filters]:
-            return _audit(filters, now)
+            return parse_audit_query(filters, now=now)
         case ["audit", "verify", *filters]:
-            query = _audit(filters, now)
+            query = parse_audit_query(filters, now=now)
             return c.VerifyAudit(start=query.start, end=query.end)
         case ["rotation", "run"]:
             return c.RunRotation()

@@ -8,7 +8,6 @@ start-up, so ``/link`` offers the configured platforms as choices.
 
 from __future__ import annotations
 
-import functools
 import types
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -19,11 +18,10 @@ import hikari
 import lightbulb
 
 from timmybot_bot.app import commands as c
-from timmybot_bot.app.audit_query import AuditQueryError, parse_audit_query
+from timmybot_bot.app.audit_query import parse_audit_query, parse_guild_id
 from timmybot_bot.app.failures import UsageError
 from timmybot_bot.discord.runner import CommandRunner
 from timmybot_core import Severity, Switch
-from timmybot_core.domain.snowflake import SnowflakeError, parse_snowflake
 
 __all__ = ["build_commands"]
 
@@ -75,26 +73,12 @@ def _slash(
     return made
 
 
-def _guild(text: str) -> int:
-    try:
-        return parse_snowflake(text.strip())
-    except SnowflakeError:
-        raise UsageError(
-            "The guild must be a Discord ID (the digits 0-9, no leading zero, up to 2**64 - 1)."
-        ) from None
-
-
 def _filters(text: str, now: datetime) -> c.QueryAudit:
-    try:
-        return parse_audit_query(text.split(), now=now)
-    except AuditQueryError as error:
-        raise UsageError(str(error)) from None
+    return parse_audit_query(text.split(), now=now)
 
 
-def _guild_command(
-    kind: type[c.AllowGuild | c.RemoveGuild | c.UnbanGuild], options: Any, now: datetime
-) -> c.Command:
-    return kind(guild_id=_guild(options.guild))
+def _change_guild(kind: type[c.AllowGuild | c.RemoveGuild | c.UnbanGuild]) -> Build:
+    return lambda options, now: kind(guild_id=parse_guild_id(options.guild))
 
 
 def build_commands(
@@ -180,7 +164,7 @@ def build_commands(
             _slash(
                 verb,
                 description,
-                functools.partial(_guild_command, kind),
+                _change_guild(kind),
                 guild=lightbulb.string(
                     "guild",
                     f"The ID of the guild to {verb}",
