@@ -81,6 +81,13 @@ def _change_guild(kind: type[c.AllowGuild | c.RemoveGuild | c.UnbanGuild]) -> Bu
     return lambda options, now: kind(guild_id=parse_guild_id(options.guild))
 
 
+def _register(
+    group: lightbulb.Group | lightbulb.SubGroup, *commands: type[lightbulb.SlashCommand]
+) -> None:
+    for command in commands:
+        group.register(command)
+
+
 def build_commands(
     platforms: Sequence[str],
 ) -> list[type[lightbulb.SlashCommand] | lightbulb.Group]:
@@ -128,22 +135,19 @@ def build_commands(
     privacy = lightbulb.Group(
         "privacy", "Your data held by TimmyBot", contexts=_CONTEXTS, integration_types=_INSTALL
     )
-    privacy.register(
-        _slash("info", "What TimmyBot keeps about you, and why", lambda o, now: c.PrivacyInfo())
-    )
-    privacy.register(
+    _register(
+        privacy,
+        _slash("info", "What TimmyBot keeps about you, and why", lambda o, now: c.PrivacyInfo()),
         _slash(
             "export",
             "Get a copy of your data as a JSON file in a direct message",
             lambda o, now: c.ExportMyData(),
-        )
-    )
-    privacy.register(
+        ),
         _slash(
             "delete",
             "Delete your data (asks you to confirm first)",
             lambda o, now: c.RequestErasure(),
-        )
+        ),
     )
 
     admin = lightbulb.Group(
@@ -176,28 +180,28 @@ def build_commands(
     guild.register(_slash("list", "List allowed and banned guilds", lambda o, now: c.ListGuilds()))
 
     kill = Switch.KILL_SWITCH
-    killswitch = admin.subgroup("killswitch", "Stop every command for everyone but the owners")
-    killswitch.register(
+    _register(
+        admin.subgroup("killswitch", "Stop every command for everyone but the owners"),
         _slash(
             "on",
             "Turn the kill switch on",
             lambda o, now: c.SwitchOn(switch=kill, reason=o.reason or None),
             reason=lightbulb.string("reason", "Why (shown to owners)", default="", max_length=200),
-        )
-    )
-    killswitch.register(
-        _slash("off", "Turn the kill switch off", lambda o, now: c.SwitchOff(switch=kill))
-    )
-    killswitch.register(
+        ),
+        _slash("off", "Turn the kill switch off", lambda o, now: c.SwitchOff(switch=kill)),
         _slash(
             "status",
             "Show whether the kill switch is on",
             lambda o, now: c.SwitchStatus(switch=kill),
-        )
+        ),
     )
 
-    audit = admin.subgroup("audit", "The admin audit trail")
-    audit.register(
+    def verify(options: Any, now: datetime) -> c.Command:
+        query = _filters(options.filters, now)
+        return c.VerifyAudit(start=query.start, end=query.end)
+
+    _register(
+        admin.subgroup("audit", "The admin audit trail"),
         _slash(
             "recent",
             "The latest admin actions",
@@ -207,32 +211,22 @@ def build_commands(
             count=lightbulb.integer(
                 "count", "How many records (default 10)", default=0, min_value=1, max_value=100
             ),
-        )
-    )
-    audit.register(
+        ),
         _slash(
             "query",
             "Search the audit trail (same filters as the console)",
             lambda o, now: _filters(o.filters, now),
             filters=lightbulb.string("filters", _AUDIT_FILTERS, default="", max_length=300),
-        )
-    )
-
-    def verify(options: Any, now: datetime) -> c.Command:
-        query = _filters(options.filters, now)
-        return c.VerifyAudit(start=query.start, end=query.end)
-
-    audit.register(
+        ),
         _slash(
             "verify",
             "Check the audit trail for tampering",
             verify,
             filters=lightbulb.string("filters", _AUDIT_FILTERS, default="", max_length=300),
-        )
+        ),
     )
 
-    incident = admin.subgroup("incident", "Incident response")
-    incident.register(
+    admin.subgroup("incident", "Incident response").register(
         _slash(
             "declare",
             "Declare an incident (P0 to P3)",
@@ -245,8 +239,7 @@ def build_commands(
             title=lightbulb.string("title", "What is happening", max_length=200),
         )
     )
-    rotation = admin.subgroup("rotation", "OAuth token rotation")
-    rotation.register(
+    admin.subgroup("rotation", "OAuth token rotation").register(
         _slash("run", "Refresh expiring OAuth tokens now", lambda o, now: c.RunRotation())
     )
     return [link, linked, unlink, search, privacy, admin]
