@@ -28,7 +28,6 @@ from urllib.parse import quote
 from timmybot_core import CatalogTrack, DiscordLimits, ResponseSanitizer
 
 __all__ = [
-    "PLATFORM_OPTION",
     "format_duration",
     "render_results",
     "safe_link",
@@ -36,8 +35,7 @@ __all__ = [
     "split_platform_option",
 ]
 
-#: The optional leading ``platform:<name>`` of the console's ``/search``.
-PLATFORM_OPTION: Final = "platform:"
+# The optional leading ``platform:<name>`` of the console's ``/search``.
 _PLATFORM_PREFIX = re.compile(r"^\s*platform:(\S+)", re.IGNORECASE)
 # "scheme://": after a scheme, ':' becomes U+2236 RATIO, which no client
 # parses as a URL, so "http://evil" in a title stays text.

@@ -41,6 +41,7 @@ import html
 import logging
 import math
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -154,7 +155,7 @@ def build_app(
     callback_rate_limit: int = CALLBACK_RATE_LIMIT,
     trusted_proxies: Sequence[IPNetwork] = (),
     metrics_client_certificates: bool = False,
-    rate_clock: Callable[[], float] | None = None,
+    rate_clock: Callable[[], float] = time.monotonic,
 ) -> web.Application:
     """Build the aiohttp application.
 
@@ -174,11 +175,7 @@ def build_app(
         rate_clock: The rate limiter's monotonic clock (tests).
     """
     checks = dict(health or {})
-    limiter = (
-        ClientRateLimiter(callback_rate_limit)
-        if rate_clock is None
-        else ClientRateLimiter(callback_rate_limit, clock=rate_clock)
-    )
+    limiter = ClientRateLimiter(callback_rate_limit, clock=rate_clock)
     proxies = tuple(trusted_proxies)
 
     async def callback(request: web.Request) -> web.Response:
