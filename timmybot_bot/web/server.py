@@ -46,6 +46,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+import attrs
 from aiohttp import hdrs, web
 from aiohttp.web_protocol import RequestHandler
 
@@ -422,23 +423,16 @@ def build_web_app(services: Services) -> web.Application:
     )
 
 
+@attrs.define(eq=False)
 class WebServer:
     """Runs an application from :func:`build_app` on a host and port (127.0.0.1 by default)."""
 
-    def __init__(
-        self,
-        app: web.Application,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 8080,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        self._app = app
-        self._host = host
-        self._port = port
-        self._ssl = ssl_context
-        self._runner: web.AppRunner | None = None
-        self.port: int | None = None
+    _app: web.Application
+    _host: str = attrs.field(default="127.0.0.1", kw_only=True)
+    _port: int = attrs.field(default=8080, kw_only=True)
+    _ssl: ssl.SSLContext | None = attrs.field(default=None, kw_only=True, alias="ssl_context")
+    _runner: web.AppRunner | None = attrs.field(default=None, init=False)
+    port: int | None = attrs.field(default=None, init=False)
 
     def __repr__(self) -> str:
         return f"WebServer(host={self._host!r}, port={self.port or self._port})"
