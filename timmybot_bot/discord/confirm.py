@@ -81,13 +81,13 @@ class _ConfirmMenu(Menu):
         label = owner.sender.safe(pending.confirmation.label)[:_LABEL_LIMIT] or "Confirm"
         self.confirm = self.add_interactive_button(
             hikari.ButtonStyle.DANGER,
-            self._on_confirm,
+            lambda ctx: owner._confirmed(ctx, pending),
             custom_id=f"{CUSTOM_ID_PREFIX}confirm:{token}",
             label=label,
         )
         self.cancel = self.add_interactive_button(
             hikari.ButtonStyle.SECONDARY,
-            self._on_cancel,
+            lambda ctx: owner._cancelled(ctx, pending),
             custom_id=f"{CUSTOM_ID_PREFIX}cancel:{token}",
             label="Cancel",
         )
@@ -102,12 +102,6 @@ class _ConfirmMenu(Menu):
             # with it the interaction token.
             _log.error("a confirmation press failed: %s", describe(error))
             return False
-
-    async def _on_confirm(self, ctx: MenuContext) -> None:
-        await self._owner._confirmed(ctx, self._pending)
-
-    async def _on_cancel(self, ctx: MenuContext) -> None:
-        await self._owner._cancelled(ctx, self._pending)
 
 
 class Confirmations:
