@@ -12,7 +12,9 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from timmybot_bot.app.commands import QueryAudit
+import attrs
+
+from timmybot_bot.app.commands import QueryAudit, VerifyAudit
 from timmybot_bot.app.failures import UsageError
 from timmybot_core import AuditKind, AuditPage, AuditRecord, ResponseSanitizer
 from timmybot_core.domain.snowflake import SnowflakeError, parse_snowflake, parse_whole_number
@@ -21,6 +23,8 @@ __all__ = [
     "AuditQueryError",
     "parse_audit_query",
     "parse_guild_id",
+    "parse_recent",
+    "parse_verify",
     "render_page",
     "render_verification",
 ]
@@ -117,6 +121,19 @@ def parse_audit_query(words: list[str], *, now: datetime, default_limit: int = 1
         limit=limit,
         cursor=values.get("cursor"),
     )
+
+
+def parse_recent(count: int | str | None, *, now: datetime) -> QueryAudit:
+    """``/admin audit recent [count]``: the latest records (``count`` falsy: the default)."""
+    return attrs.evolve(
+        parse_audit_query([f"limit:{count}"] if count else [], now=now), recent=True
+    )
+
+
+def parse_verify(words: list[str], *, now: datetime) -> VerifyAudit:
+    """``/admin audit verify [filters]``: verify, reporting problems within the filters' times."""
+    query = parse_audit_query(words, now=now)
+    return VerifyAudit(start=query.start, end=query.end)
 
 
 def _line(sanitizer: ResponseSanitizer, record: AuditRecord) -> str:

@@ -13,8 +13,8 @@ from typing import Final
 
 import attrs
 
+from timmybot_bot.app import audit_query as aq
 from timmybot_bot.app import commands as c
-from timmybot_bot.app.audit_query import parse_audit_query, parse_guild_id
 from timmybot_bot.app.failures import UsageError
 from timmybot_bot.app.replies import Reply, chat, failure_reply, refused
 from timmybot_bot.app.search_results import split_platform_option
@@ -84,7 +84,7 @@ def _privacy(args: str, now: datetime) -> c.Command:
 def _admin(args: str, now: datetime) -> c.Command:
     match args.split():
         case ["guild", verb, guild] if verb in _GUILD_COMMANDS:
-            return _GUILD_COMMANDS[verb](guild_id=parse_guild_id(guild))
+            return _GUILD_COMMANDS[verb](guild_id=aq.parse_guild_id(guild))
         case ["guild", "list"]:
             return c.ListGuilds()
         case ["killswitch", "on", *reason]:
@@ -98,13 +98,11 @@ def _admin(args: str, now: datetime) -> c.Command:
                 raise UsageError("Severity must be one of P0, P1, P2, P3.")
             return c.DeclareIncident(severity=Severity(severity.upper()), title=" ".join(title))
         case ["audit", "recent", *count]:
-            query = parse_audit_query([f"limit:{count[0]}"] if count else [], now=now)
-            return attrs.evolve(query, recent=True)
+            return aq.parse_recent(count[0] if count else None, now=now)
         case ["audit", "query", *filters]:
-            return parse_audit_query(filters, now=now)
+            return aq.parse_audit_query(filters, now=now)
         case ["audit", "verify", *filters]:
-            query = parse_audit_query(filters, now=now)
-            return c.VerifyAudit(start=query.start, end=query.end)
+            return aq.parse_verify(filters, now=now)
         case ["rotation", "run"]:
             return c.RunRotation()
         case _:

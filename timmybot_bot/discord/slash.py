@@ -13,12 +13,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-import attrs
 import hikari
 import lightbulb
 
+from timmybot_bot.app import audit_query as aq
 from timmybot_bot.app import commands as c
-from timmybot_bot.app.audit_query import parse_audit_query, parse_guild_id
 from timmybot_bot.app.failures import UsageError
 from timmybot_bot.discord.runner import CommandRunner
 from timmybot_core import Severity, Switch
@@ -73,12 +72,8 @@ def _slash(
     return made
 
 
-def _filters(text: str, now: datetime) -> c.QueryAudit:
-    return parse_audit_query(text.split(), now=now)
-
-
 def _change_guild(kind: type[c.AllowGuild | c.RemoveGuild | c.UnbanGuild]) -> Build:
-    return lambda options, now: kind(guild_id=parse_guild_id(options.guild))
+    return lambda options, now: kind(guild_id=aq.parse_guild_id(options.guild))
 
 
 def _register(
@@ -196,18 +191,12 @@ def build_commands(
         ),
     )
 
-    def verify(options: Any, now: datetime) -> c.Command:
-        query = _filters(options.filters, now)
-        return c.VerifyAudit(start=query.start, end=query.end)
-
     _register(
         admin.subgroup("audit", "The admin audit trail"),
         _slash(
             "recent",
             "The latest admin actions",
-            lambda o, now: attrs.evolve(
-                _filters(f"limit:{o.count}" if o.count else "", now), recent=True
-            ),
+            lambda o, now: aq.parse_recent(o.count, now=now),
             count=lightbulb.integer(
                 "count", "How many records (default 10)", default=0, min_value=1, max_value=100
             ),
@@ -215,13 +204,13 @@ def build_commands(
         _slash(
             "query",
             "Search the audit trail (same filters as the console)",
-            lambda o, now: _filters(o.filters, now),
+            lambda o, now: aq.parse_audit_query(o.filters.split(), now=now),
             filters=lightbulb.string("filters", _AUDIT_FILTERS, default="", max_length=300),
         ),
         _slash(
             "verify",
             "Check the audit trail for tampering",
-            verify,
+            lambda o, now: aq.parse_verify(o.filters.split(), now=now),
             filters=lightbulb.string("filters", _AUDIT_FILTERS, default="", max_length=300),
         ),
     )
