@@ -104,26 +104,20 @@ class _ConfirmMenu(Menu):
             return False
 
 
+@attrs.define(kw_only=True, eq=False, repr=False)
 class Confirmations:
     """Sends confirmation prompts and runs their actions when confirmed."""
 
-    def __init__(
-        self,
-        *,
-        sender: ReplySender,
-        clock: Clock,
-        timeout: timedelta,
-        defer_after: float,
-        deliver: Deliver,
-    ) -> None:
-        if timeout <= timedelta(0):
-            raise ValueError(f"the confirmation timeout must be positive (got {timeout})")
-        self.sender = sender
-        self._deliver = deliver
-        self._clock = clock
-        self._timeout = timeout
-        self._defer_after = defer_after
-        self._pending: set[_Pending] = set()
+    sender: ReplySender
+    _clock: Clock
+    _timeout: timedelta
+    _defer_after: float
+    _deliver: Deliver
+    _pending: set[_Pending] = attrs.field(factory=set, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self._timeout <= timedelta(0):
+            raise ValueError(f"the confirmation timeout must be positive (got {self._timeout})")
 
     async def ask(
         self,
