@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import itertools
 import logging
 import math
 import ssl
@@ -246,9 +247,7 @@ def build_app(
         return name, {"ready": True}
 
     async def healthz(_: web.Request) -> web.Response:
-        results = dict(
-            await asyncio.gather(*(probe(name, check) for name, check in checks.items()))
-        )
+        results = dict(await asyncio.gather(*itertools.starmap(probe, checks.items())))
         ready = all(result["ready"] for result in results.values())
         return web.json_response(
             {
