@@ -26,33 +26,29 @@ __all__ = ["COMMANDS", "ConsoleCommand", "parse_line", "run_command"]
 
 @attrs.frozen(kw_only=True)
 class ConsoleCommand:
-    """A console command's name, usage and help text."""
+    """A console command's name, usage and help text (who may run it is the bus's business)."""
 
     name: str
     usage: str
     summary: str
-    guarded: bool = True
-    admin_only: bool = False
 
 
 COMMANDS: Final = tuple(
-    ConsoleCommand(name=name, usage=usage, summary=summary, guarded=guarded, admin_only=admin)
-    for name, usage, summary, guarded, admin in (
+    ConsoleCommand(name=name, usage=usage, summary=summary)
+    for name, usage, summary in (
         ("search", "/search <query>",
-         "search your linked music platform (platform:<name> first to pick one)", True, False),
-        ("playlist", "/playlist <name>", "check a playlist name and show the cleaned value",
-         True, False),
-        ("link", "/link <platform>", "link a music account (prints an authorization URL)",
-         True, False),
-        ("linked", "/linked", "show your linked accounts", True, False),
-        ("unlink", "/unlink <platform>", "unlink an account and delete its tokens", True, False),
-        ("whoami", "/whoami", "show the guild and user commands run as", False, False),
+         "search your linked music platform (platform:<name> first to pick one)"),
+        ("playlist", "/playlist <name>", "check a playlist name and show the cleaned value"),
+        ("link", "/link <platform>", "link a music account (prints an authorization URL)"),
+        ("linked", "/linked", "show your linked accounts"),
+        ("unlink", "/unlink <platform>", "unlink an account and delete its tokens"),
+        ("whoami", "/whoami", "show the guild and user commands run as"),
         ("privacy", "/privacy info|export|delete",
-         "what TimmyBot keeps about you; a JSON copy of it; or its deletion", False, False),
+         "what TimmyBot keeps about you; a JSON copy of it; or its deletion"),
         ("admin", "/admin guild allow|remove|unban <id>",
          "manage the allowlist and bans; also: guild list, killswitch on|off|status, "
          "incident declare <P0-P3> <title>, audit recent|query|verify, rotation run "
-         "(owners and admin roles)", True, True),
+         "(owners and admin roles)"),
     )
 )  # fmt: skip
 
