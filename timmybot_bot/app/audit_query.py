@@ -33,6 +33,7 @@ _DURATION: Final = re.compile(r"^([0-9]{1,6})([mhdw])$", re.ASCII)
 _UNITS: Final = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _FILTERS: Final = ("kind", "action", "admin", "since", "until", "limit", "cursor")
 MAX_SHOWN: Final = 25
+_DEFAULT_SHOWN: Final = 10
 _EVER: Final = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -65,7 +66,7 @@ def _moment(name: str, value: str, now: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def parse_audit_query(words: list[str], *, now: datetime, default_limit: int = 10) -> QueryAudit:
+def parse_audit_query(words: list[str], *, now: datetime) -> QueryAudit:
     """Parse ``name:value`` words into a :class:`~timmybot_bot.app.commands.QueryAudit`.
 
     Raises ``AuditQueryError`` naming the filter that is wrong and how to write it.
@@ -92,18 +93,16 @@ def parse_audit_query(words: list[str], *, now: datetime, default_limit: int = 1
             ) from None
     admin_id: int | None = None
     if "admin" in values:
-        raw = values["admin"]
         try:
-            admin_id = parse_snowflake(raw)
+            admin_id = parse_snowflake(values["admin"])
         except SnowflakeError:
             raise AuditQueryError(
                 "admin: must be a Discord user ID (the digits 0-9, no leading zero)."
             ) from None
-    limit = default_limit
+    limit = _DEFAULT_SHOWN
     if "limit" in values:
-        raw = values["limit"]
         try:
-            limit = parse_whole_number(raw, minimum=1, maximum=MAX_SHOWN)
+            limit = parse_whole_number(values["limit"], minimum=1, maximum=MAX_SHOWN)
         except SnowflakeError:
             raise AuditQueryError(f"limit: must be a number from 1 to {MAX_SHOWN}.") from None
     start = _moment("since", values["since"], now) if "since" in values else _EVER
