@@ -127,12 +127,10 @@ def render_results(
     """
     shown_query = safe_text(sanitizer, query, limit=_QUERY_LIMIT)
     shown_platform = safe_text(sanitizer, platform, limit=40)
-    if not tracks:
-        text = f'No tracks found on {shown_platform} for "{shown_query}".'
-        return text + (f"\n{footer}" if footer else "")
-    header = f'Top results on {shown_platform} for "{shown_query}":'
     tail = f"\n{footer}" if footer else ""
-    reply = header
+    if not tracks:
+        return f'No tracks found on {shown_platform} for "{shown_query}".' + tail
+    reply = f'Top results on {shown_platform} for "{shown_query}":'
     for number, track in enumerate(tracks, start=1):
         entry = "\n" + _result(sanitizer, number, track)
         if len(reply) + len(entry) + len(tail) > limit:
