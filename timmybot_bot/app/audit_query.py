@@ -1,4 +1,4 @@
-"""``/admin audit ...``: reading and verifying the audit trail from Discord or the console.
+"""``/admin audit ...`` and ``/admin guild ...``: their arguments, and the audit trail shown.
 
 Filters are written ``name:value`` (``kind:security action:guild.allow
 since:7d limit:20``), the same on Discord (one text option) and on the
@@ -12,13 +12,19 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from timmybot_bot.app.commands import QueryAudit
+import attrs
+
+from timmybot_bot.app.commands import QueryAudit, VerifyAudit
+from timmybot_bot.app.failures import UsageError
 from timmybot_core import AuditKind, AuditPage, AuditRecord, ResponseSanitizer
 from timmybot_core.domain.snowflake import SnowflakeError, parse_snowflake, parse_whole_number
 
 __all__ = [
     "AuditQueryError",
     "parse_audit_query",
+    "parse_guild_id",
+    "parse_recent",
+    "parse_verify",
     "render_page",
     "render_verification",
 ]
@@ -27,11 +33,22 @@ _DURATION: Final = re.compile(r"^([0-9]{1,6})([mhdw])$", re.ASCII)
 _UNITS: Final = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _FILTERS: Final = ("kind", "action", "admin", "since", "until", "limit", "cursor")
 MAX_SHOWN: Final = 25
+_DEFAULT_SHOWN: Final = 10
 _EVER: Final = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-class AuditQueryError(ValueError):
+class AuditQueryError(UsageError):
     """An ``/admin audit`` argument is malformed; the message says how to write it."""
+
+
+def parse_guild_id(text: str) -> int:
+    """Return the guild ID written in ``text``; raises ``UsageError`` saying how to write one."""
+    try:
+        return parse_snowflake(text.strip())
+    except SnowflakeError:
+        raise UsageError(
+            "The guild must be a Discord ID (the digits 0-9, no leading zero, up to 2**64 - 1)."
+        ) from None
 
 
 def _moment(name: str, value: str, now: datetime) -> datetime:
@@ -49,7 +66,7 @@ def _moment(name: str, value: str, now: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def parse_audit_query(words: list[str], *, now: datetime, default_limit: int = 10) -> QueryAudit:
+def parse_audit_query(words: list[str], *, now: datetime) -> QueryAudit:
     """Parse ``name:value`` words into a :class:`~timmybot_bot.app.commands.QueryAudit`.
 
     Raises ``AuditQueryError`` naming the filter that is wrong and how to write it.
@@ -76,18 +93,16 @@ def parse_audit_query(words: list[str], *, now: datetime, default_limit: int = 1
             ) from None
     admin_id: int | None = None
     if "admin" in values:
-        raw = values["admin"]
         try:
-            admin_id = parse_snowflake(raw)
+            admin_id = parse_snowflake(values["admin"])
         except SnowflakeError:
             raise AuditQueryError(
                 "admin: must be a Discord user ID (the digits 0-9, no leading zero)."
             ) from None
-    limit = default_limit
+    limit = _DEFAULT_SHOWN
     if "limit" in values:
-        raw = values["limit"]
         try:
-            limit = parse_whole_number(raw, minimum=1, maximum=MAX_SHOWN)
+            limit = parse_whole_number(values["limit"], minimum=1, maximum=MAX_SHOWN)
         except SnowflakeError:
             raise AuditQueryError(f"limit: must be a number from 1 to {MAX_SHOWN}.") from None
     start = _moment("since", values["since"], now) if "since" in values else _EVER
@@ -105,6 +120,19 @@ def parse_audit_query(words: list[str], *, now: datetime, default_limit: int = 1
         limit=limit,
         cursor=values.get("cursor"),
     )
+
+
+def parse_recent(count: int | str | None, *, now: datetime) -> QueryAudit:
+    """``/admin audit recent [count]``: the latest records (``count`` falsy: the default)."""
+    return attrs.evolve(
+        parse_audit_query([f"limit:{count}"] if count else [], now=now), recent=True
+    )
+
+
+def parse_verify(words: list[str], *, now: datetime) -> VerifyAudit:
+    """``/admin audit verify [filters]``: verify, reporting problems within the filters' times."""
+    query = parse_audit_query(words, now=now)
+    return VerifyAudit(start=query.start, end=query.end)
 
 
 def _line(sanitizer: ResponseSanitizer, record: AuditRecord) -> str:

@@ -143,14 +143,8 @@ def _slow_down(error: RateLimited) -> str:
 
 # Most specific first: the first row whose class matches is the failure.
 FAILURES: Final[tuple[tuple[type[BaseException], Failure], ...]] = (
-    (
-        AccessDenied,
-        Failure(message=lambda e: f"Denied: {e.decision.message}", exit_code=EXIT_FAILED),  # type: ignore[attr-defined]
-    ),
-    (
-        NotAdmin,
-        Failure(message=lambda e: f"Only TimmyBot owners and admins can use /{e.command}."),  # type: ignore[attr-defined]
-    ),
+    (AccessDenied, Failure(message=lambda e: f"Denied: {e.decision.message}")),  # type: ignore[attr-defined]
+    (NotAdmin, Failure(message=lambda e: f"Only TimmyBot owners and admins can use /{e.command}.")),  # type: ignore[attr-defined]
     (RateLimitedAgain, Failure(message=_slow_down, quiet=True)),  # type: ignore[arg-type]
     (RateLimited, Failure(message=_slow_down)),  # type: ignore[arg-type]
     (UsageError, Failure(message=str, exit_code=EXIT_USAGE)),

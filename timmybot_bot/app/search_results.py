@@ -28,7 +28,6 @@ from urllib.parse import quote
 from timmybot_core import CatalogTrack, DiscordLimits, ResponseSanitizer
 
 __all__ = [
-    "PLATFORM_OPTION",
     "format_duration",
     "render_results",
     "safe_link",
@@ -36,8 +35,7 @@ __all__ = [
     "split_platform_option",
 ]
 
-#: The optional leading ``platform:<name>`` of the console's ``/search``.
-PLATFORM_OPTION: Final = "platform:"
+# The optional leading ``platform:<name>`` of the console's ``/search``.
 _PLATFORM_PREFIX = re.compile(r"^\s*platform:(\S+)", re.IGNORECASE)
 # "scheme://": after a scheme, ':' becomes U+2236 RATIO, which no client
 # parses as a URL, so "http://evil" in a title stays text.
@@ -129,12 +127,10 @@ def render_results(
     """
     shown_query = safe_text(sanitizer, query, limit=_QUERY_LIMIT)
     shown_platform = safe_text(sanitizer, platform, limit=40)
-    if not tracks:
-        text = f'No tracks found on {shown_platform} for "{shown_query}".'
-        return text + (f"\n{footer}" if footer else "")
-    header = f'Top results on {shown_platform} for "{shown_query}":'
     tail = f"\n{footer}" if footer else ""
-    reply = header
+    if not tracks:
+        return f'No tracks found on {shown_platform} for "{shown_query}".' + tail
+    reply = f'Top results on {shown_platform} for "{shown_query}":'
     for number, track in enumerate(tracks, start=1):
         entry = "\n" + _result(sanitizer, number, track)
         if len(reply) + len(entry) + len(tail) > limit:

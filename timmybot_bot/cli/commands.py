@@ -24,7 +24,7 @@ import attrs
 
 from timmybot_adapters.signing import Ed25519Signer
 from timmybot_bot.app import commands as c
-from timmybot_bot.app.audit_query import AuditQueryError, parse_audit_query
+from timmybot_bot.app.audit_query import parse_audit_query
 from timmybot_bot.app.failures import (
     EXIT_CONFIG,
     EXIT_FAILED,
@@ -228,17 +228,10 @@ def _record_line(record: AuditRecord) -> str:
     return "  ".join(parts)
 
 
-def _parse_filters(ctx: Context) -> c.QueryAudit:
-    try:
-        return parse_audit_query(list(ctx.args.filters), now=ctx.svc.clock.now())
-    except AuditQueryError as error:
-        raise UsageProblem(str(error)) from None
-
-
 async def audit_query(ctx: Context) -> int:
     """``audit query``: records matching the filters, newest first; ``--all`` follows every page."""
     out, args = ctx.out, ctx.args
-    query = _parse_filters(ctx)
+    query = parse_audit_query(list(args.filters), now=ctx.svc.clock.now())
     if args.limit is not None:
         query = attrs.evolve(query, limit=args.limit)
     elif args.all:
@@ -341,7 +334,7 @@ async def audit_verify(ctx: Context) -> int:
     names = {word.partition(":")[0].lower() for word in args.filters}
     if names - {"since", "until"}:
         raise UsageProblem("audit verify takes since:<when> and until:<when> only")
-    query = _parse_filters(ctx)
+    query = parse_audit_query(list(args.filters), now=ctx.svc.clock.now())
     start = query.start if "since" in names else None
     end = query.end if "until" in names else None
     with out.progress("verify", unit="writers") as progress:

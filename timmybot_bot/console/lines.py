@@ -13,47 +13,42 @@ from typing import Final
 
 import attrs
 
+from timmybot_bot.app import audit_query as aq
 from timmybot_bot.app import commands as c
-from timmybot_bot.app.audit_query import AuditQueryError, parse_audit_query
 from timmybot_bot.app.failures import UsageError
 from timmybot_bot.app.replies import Reply, chat, failure_reply, refused
 from timmybot_bot.app.search_results import split_platform_option
 from timmybot_bot.runtime.bootstrap import Services
 from timmybot_core import Severity, Switch
-from timmybot_core.domain.snowflake import SnowflakeError, parse_snowflake
 
 __all__ = ["COMMANDS", "ConsoleCommand", "parse_line", "run_command"]
 
 
 @attrs.frozen(kw_only=True)
 class ConsoleCommand:
-    """A console command's name, usage and help text."""
+    """A console command's name, usage and help text (who may run it is the bus's business)."""
 
     name: str
     usage: str
     summary: str
-    guarded: bool = True
-    admin_only: bool = False
 
 
 COMMANDS: Final = tuple(
-    ConsoleCommand(name=name, usage=usage, summary=summary, guarded=guarded, admin_only=admin)
-    for name, usage, summary, guarded, admin in (
+    ConsoleCommand(name=name, usage=usage, summary=summary)
+    for name, usage, summary in (
         ("search", "/search <query>",
-         "search your linked music platform (platform:<name> first to pick one)", True, False),
-        ("playlist", "/playlist <name>", "check a playlist name and show the cleaned value",
-         True, False),
-        ("link", "/link <platform>", "link a music account (prints an authorization URL)",
-         True, False),
-        ("linked", "/linked", "show your linked accounts", True, False),
-        ("unlink", "/unlink <platform>", "unlink an account and delete its tokens", True, False),
-        ("whoami", "/whoami", "show the guild and user commands run as", False, False),
+         "search your linked music platform (platform:<name> first to pick one)"),
+        ("playlist", "/playlist <name>", "check a playlist name and show the cleaned value"),
+        ("link", "/link <platform>", "link a music account (prints an authorization URL)"),
+        ("linked", "/linked", "show your linked accounts"),
+        ("unlink", "/unlink <platform>", "unlink an account and delete its tokens"),
+        ("whoami", "/whoami", "show the guild and user commands run as"),
         ("privacy", "/privacy info|export|delete",
-         "what TimmyBot keeps about you; a JSON copy of it; or its deletion", False, False),
+         "what TimmyBot keeps about you; a JSON copy of it; or its deletion"),
         ("admin", "/admin guild allow|remove|unban <id>",
          "manage the allowlist and bans; also: guild list, killswitch on|off|status, "
          "incident declare <P0-P3> <title>, audit recent|query|verify, rotation run "
-         "(owners and admin roles)", True, True),
+         "(owners and admin roles)"),
     )
 )  # fmt: skip
 
@@ -67,20 +62,7 @@ _ADMIN_USAGE: Final = (
 )
 
 
-def _snowflake(text: str, what: str) -> int:
-    try:
-        return parse_snowflake(text.strip())
-    except SnowflakeError:
-        raise UsageError(
-            f"{what} must be a Discord ID (the digits 0-9, no leading zero, up to 2**64 - 1)."
-        ) from None
-
-
-def _audit(words: list[str], now: datetime) -> c.QueryAudit:
-    try:
-        return parse_audit_query(words, now=now)
-    except AuditQueryError as error:
-        raise UsageError(str(error)) from None
+_GUILD_COMMANDS: Final = {"allow": c.AllowGuild, "remove": c.RemoveGuild, "unban": c.UnbanGuild}
 
 
 def _privacy(args: str, now: datetime) -> c.Command:
@@ -97,12 +79,8 @@ def _privacy(args: str, now: datetime) -> c.Command:
 
 def _admin(args: str, now: datetime) -> c.Command:
     match args.split():
-        case ["guild", "allow", guild]:
-            return c.AllowGuild(guild_id=_snowflake(guild, "The guild"))
-        case ["guild", "remove", guild]:
-            return c.RemoveGuild(guild_id=_snowflake(guild, "The guild"))
-        case ["guild", "unban", guild]:
-            return c.UnbanGuild(guild_id=_snowflake(guild, "The guild"))
+        case ["guild", verb, guild] if verb in _GUILD_COMMANDS:
+            return _GUILD_COMMANDS[verb](guild_id=aq.parse_guild_id(guild))
         case ["guild", "list"]:
             return c.ListGuilds()
         case ["killswitch", "on", *reason]:
@@ -116,13 +94,11 @@ def _admin(args: str, now: datetime) -> c.Command:
                 raise UsageError("Severity must be one of P0, P1, P2, P3.")
             return c.DeclareIncident(severity=Severity(severity.upper()), title=" ".join(title))
         case ["audit", "recent", *count]:
-            query = _audit([f"limit:{count[0]}"] if count else [], now)
-            return attrs.evolve(query, recent=True)
+            return aq.parse_recent(count[0] if count else None, now=now)
         case ["audit", "query", *filters]:
-            return _audit(filters, now)
+            return aq.parse_audit_query(filters, now=now)
         case ["audit", "verify", *filters]:
-            query = _audit(filters, now)
-            return c.VerifyAudit(start=query.start, end=query.end)
+            return aq.parse_verify(filters, now=now)
         case ["rotation", "run"]:
             return c.RunRotation()
         case _:

@@ -8,6 +8,7 @@ import typing
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
+import attrs
 import hikari
 import lightbulb
 
@@ -65,35 +66,27 @@ def build_lightbulb_client(
     return client, runner
 
 
+@attrs.define(kw_only=True, eq=False, repr=False)
 class DiscordBot:
     """The bot on Discord: a hikari ``GatewayBot`` driven by a lightbulb client.
 
     Build it with :func:`build_discord_bot`, then ``await run()``.
     """
 
-    def __init__(
-        self,
-        *,
-        app: hikari.GatewayBot,
-        client: lightbulb.GatewayEnabledClient,
-        runner: CommandRunner,
-        shard_ids: Sequence[int] | None,
-        shard_count: int | None,
-        on_starting: Lifecycle | None = None,
-        on_stopping: Lifecycle | None = None,
-    ) -> None:
-        self.app = app
-        self.client = client
-        self._runner = runner
-        self._shard_ids = shard_ids
-        self._shard_count = shard_count
-        self._on_starting = on_starting
-        self._on_stopping = on_stopping
-        self._startup_failure: Exception | None = None
-        self._closing: asyncio.Future[None] | None = None
-        app.subscribe(hikari.StartingEvent, self._starting)
-        app.subscribe(hikari.StartedEvent, self._started)
-        app.subscribe(hikari.StoppingEvent, self._stopping)
+    app: hikari.GatewayBot
+    client: lightbulb.GatewayEnabledClient
+    _runner: CommandRunner
+    _shard_ids: Sequence[int] | None
+    _shard_count: int | None
+    _on_starting: Lifecycle | None = None
+    _on_stopping: Lifecycle | None = None
+    _startup_failure: Exception | None = attrs.field(default=None, init=False)
+    _closing: asyncio.Future[None] | None = attrs.field(default=None, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.app.subscribe(hikari.StartingEvent, self._starting)
+        self.app.subscribe(hikari.StartedEvent, self._started)
+        self.app.subscribe(hikari.StoppingEvent, self._stopping)
 
     async def run(self) -> None:
         """Connect this process's shards and serve until the bot is closed.

@@ -81,13 +81,13 @@ class _ConfirmMenu(Menu):
         label = owner.sender.safe(pending.confirmation.label)[:_LABEL_LIMIT] or "Confirm"
         self.confirm = self.add_interactive_button(
             hikari.ButtonStyle.DANGER,
-            self._on_confirm,
+            lambda ctx: owner._confirmed(ctx, pending),
             custom_id=f"{CUSTOM_ID_PREFIX}confirm:{token}",
             label=label,
         )
         self.cancel = self.add_interactive_button(
             hikari.ButtonStyle.SECONDARY,
-            self._on_cancel,
+            lambda ctx: owner._cancelled(ctx, pending),
             custom_id=f"{CUSTOM_ID_PREFIX}cancel:{token}",
             label="Cancel",
         )
@@ -103,33 +103,21 @@ class _ConfirmMenu(Menu):
             _log.error("a confirmation press failed: %s", describe(error))
             return False
 
-    async def _on_confirm(self, ctx: MenuContext) -> None:
-        await self._owner._confirmed(ctx, self._pending)
 
-    async def _on_cancel(self, ctx: MenuContext) -> None:
-        await self._owner._cancelled(ctx, self._pending)
-
-
+@attrs.define(kw_only=True, eq=False, repr=False)
 class Confirmations:
     """Sends confirmation prompts and runs their actions when confirmed."""
 
-    def __init__(
-        self,
-        *,
-        sender: ReplySender,
-        clock: Clock,
-        timeout: timedelta,
-        defer_after: float,
-        deliver: Deliver,
-    ) -> None:
-        if timeout <= timedelta(0):
-            raise ValueError(f"the confirmation timeout must be positive (got {timeout})")
-        self.sender = sender
-        self._deliver = deliver
-        self._clock = clock
-        self._timeout = timeout
-        self._defer_after = defer_after
-        self._pending: set[_Pending] = set()
+    sender: ReplySender
+    _clock: Clock
+    _timeout: timedelta
+    _defer_after: float
+    _deliver: Deliver
+    _pending: set[_Pending] = attrs.field(factory=set, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self._timeout <= timedelta(0):
+            raise ValueError(f"the confirmation timeout must be positive (got {self._timeout})")
 
     async def ask(
         self,

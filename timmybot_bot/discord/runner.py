@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import attrs
 import hikari
 import lightbulb
 from lightbulb.components import MenuContext
@@ -43,38 +44,34 @@ def invocation_for(target: Responder) -> Invocation:
     )
 
 
+@attrs.define(kw_only=True, eq=False, repr=False)
 class CommandRunner:
     """Runs a slash command's command through the bus and sends the reply."""
 
-    def __init__(
-        self,
-        *,
-        bus: MessageBus,
-        sanitizer: ResponseSanitizer,
-        clock: Clock,
-        sender: ReplySender,
-        defer_after: float = 2.0,
-        confirm_timeout: timedelta = timedelta(minutes=5),
-    ) -> None:
-        if not 0 <= defer_after < 3:
+    _bus: MessageBus
+    _sanitizer: ResponseSanitizer
+    clock: Clock
+    _sender: ReplySender
+    _defer_after: float = 2.0
+    _confirm_timeout: timedelta = timedelta(minutes=5)
+    confirmations: Confirmations = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 <= self._defer_after < 3:
             raise ValueError(
-                f"defer_after must be at least 0 and under Discord's 3 seconds (got {defer_after})"
+                "defer_after must be at least 0 and under Discord's 3 seconds "
+                f"(got {self._defer_after})"
             )
-        if confirm_timeout > timedelta(minutes=15):
+        if self._confirm_timeout > timedelta(minutes=15):
             raise ValueError(
                 "confirm_timeout must not exceed 15 minutes, the life of an interaction token "
-                f"(got {confirm_timeout})"
+                f"(got {self._confirm_timeout})"
             )
-        self._bus = bus
-        self._sanitizer = sanitizer
-        self.clock = clock
-        self._sender = sender
-        self._defer_after = defer_after
         self.confirmations = Confirmations(
-            sender=sender,
-            clock=clock,
-            timeout=confirm_timeout,
-            defer_after=defer_after,
+            sender=self._sender,
+            clock=self.clock,
+            timeout=self._confirm_timeout,
+            defer_after=self._defer_after,
             deliver=self._deliver_confirmed,
         )
 

@@ -8,22 +8,19 @@ start-up, so ``/link`` offers the configured platforms as choices.
 
 from __future__ import annotations
 
-import functools
 import types
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-import attrs
 import hikari
 import lightbulb
 
+from timmybot_bot.app import audit_query as aq
 from timmybot_bot.app import commands as c
-from timmybot_bot.app.audit_query import AuditQueryError, parse_audit_query
 from timmybot_bot.app.failures import UsageError
 from timmybot_bot.discord.runner import CommandRunner
 from timmybot_core import Severity, Switch
-from timmybot_core.domain.snowflake import SnowflakeError, parse_snowflake
 
 __all__ = ["build_commands"]
 
@@ -75,26 +72,15 @@ def _slash(
     return made
 
 
-def _guild(text: str) -> int:
-    try:
-        return parse_snowflake(text.strip())
-    except SnowflakeError:
-        raise UsageError(
-            "The guild must be a Discord ID (the digits 0-9, no leading zero, up to 2**64 - 1)."
-        ) from None
+def _change_guild(kind: type[c.AllowGuild | c.RemoveGuild | c.UnbanGuild]) -> Build:
+    return lambda options, now: kind(guild_id=aq.parse_guild_id(options.guild))
 
 
-def _filters(text: str, now: datetime) -> c.QueryAudit:
-    try:
-        return parse_audit_query(text.split(), now=now)
-    except AuditQueryError as error:
-        raise UsageError(str(error)) from None
-
-
-def _guild_command(
-    kind: type[c.AllowGuild | c.RemoveGuild | c.UnbanGuild], options: Any, now: datetime
-) -> c.Command:
-    return kind(guild_id=_guild(options.guild))
+def _register(
+    group: lightbulb.Group | lightbulb.SubGroup, *commands: type[lightbulb.SlashCommand]
+) -> None:
+    for command in commands:
+        group.register(command)
 
 
 def build_commands(
@@ -144,22 +130,19 @@ def build_commands(
     privacy = lightbulb.Group(
         "privacy", "Your data held by TimmyBot", contexts=_CONTEXTS, integration_types=_INSTALL
     )
-    privacy.register(
-        _slash("info", "What TimmyBot keeps about you, and why", lambda o, now: c.PrivacyInfo())
-    )
-    privacy.register(
+    _register(
+        privacy,
+        _slash("info", "What TimmyBot keeps about you, and why", lambda o, now: c.PrivacyInfo()),
         _slash(
             "export",
             "Get a copy of your data as a JSON file in a direct message",
             lambda o, now: c.ExportMyData(),
-        )
-    )
-    privacy.register(
+        ),
         _slash(
             "delete",
             "Delete your data (asks you to confirm first)",
             lambda o, now: c.RequestErasure(),
-        )
+        ),
     )
 
     admin = lightbulb.Group(
@@ -180,7 +163,7 @@ def build_commands(
             _slash(
                 verb,
                 description,
-                functools.partial(_guild_command, kind),
+                _change_guild(kind),
                 guild=lightbulb.string(
                     "guild",
                     f"The ID of the guild to {verb}",
@@ -192,63 +175,47 @@ def build_commands(
     guild.register(_slash("list", "List allowed and banned guilds", lambda o, now: c.ListGuilds()))
 
     kill = Switch.KILL_SWITCH
-    killswitch = admin.subgroup("killswitch", "Stop every command for everyone but the owners")
-    killswitch.register(
+    _register(
+        admin.subgroup("killswitch", "Stop every command for everyone but the owners"),
         _slash(
             "on",
             "Turn the kill switch on",
             lambda o, now: c.SwitchOn(switch=kill, reason=o.reason or None),
             reason=lightbulb.string("reason", "Why (shown to owners)", default="", max_length=200),
-        )
-    )
-    killswitch.register(
-        _slash("off", "Turn the kill switch off", lambda o, now: c.SwitchOff(switch=kill))
-    )
-    killswitch.register(
+        ),
+        _slash("off", "Turn the kill switch off", lambda o, now: c.SwitchOff(switch=kill)),
         _slash(
             "status",
             "Show whether the kill switch is on",
             lambda o, now: c.SwitchStatus(switch=kill),
-        )
+        ),
     )
 
-    audit = admin.subgroup("audit", "The admin audit trail")
-    audit.register(
+    _register(
+        admin.subgroup("audit", "The admin audit trail"),
         _slash(
             "recent",
             "The latest admin actions",
-            lambda o, now: attrs.evolve(
-                _filters(f"limit:{o.count}" if o.count else "", now), recent=True
-            ),
+            lambda o, now: aq.parse_recent(o.count, now=now),
             count=lightbulb.integer(
                 "count", "How many records (default 10)", default=0, min_value=1, max_value=100
             ),
-        )
-    )
-    audit.register(
+        ),
         _slash(
             "query",
             "Search the audit trail (same filters as the console)",
-            lambda o, now: _filters(o.filters, now),
+            lambda o, now: aq.parse_audit_query(o.filters.split(), now=now),
             filters=lightbulb.string("filters", _AUDIT_FILTERS, default="", max_length=300),
-        )
-    )
-
-    def verify(options: Any, now: datetime) -> c.Command:
-        query = _filters(options.filters, now)
-        return c.VerifyAudit(start=query.start, end=query.end)
-
-    audit.register(
+        ),
         _slash(
             "verify",
             "Check the audit trail for tampering",
-            verify,
+            lambda o, now: aq.parse_verify(o.filters.split(), now=now),
             filters=lightbulb.string("filters", _AUDIT_FILTERS, default="", max_length=300),
-        )
+        ),
     )
 
-    incident = admin.subgroup("incident", "Incident response")
-    incident.register(
+    admin.subgroup("incident", "Incident response").register(
         _slash(
             "declare",
             "Declare an incident (P0 to P3)",
@@ -261,8 +228,7 @@ def build_commands(
             title=lightbulb.string("title", "What is happening", max_length=200),
         )
     )
-    rotation = admin.subgroup("rotation", "OAuth token rotation")
-    rotation.register(
+    admin.subgroup("rotation", "OAuth token rotation").register(
         _slash("run", "Refresh expiring OAuth tokens now", lambda o, now: c.RunRotation())
     )
     return [link, linked, unlink, search, privacy, admin]

@@ -38,13 +38,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import itertools
 import logging
 import math
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+import attrs
 from aiohttp import hdrs, web
 from aiohttp.web_protocol import RequestHandler
 
@@ -154,7 +157,7 @@ def build_app(
     callback_rate_limit: int = CALLBACK_RATE_LIMIT,
     trusted_proxies: Sequence[IPNetwork] = (),
     metrics_client_certificates: bool = False,
-    rate_clock: Callable[[], float] | None = None,
+    rate_clock: Callable[[], float] = time.monotonic,
 ) -> web.Application:
     """Build the aiohttp application.
 
@@ -174,11 +177,7 @@ def build_app(
         rate_clock: The rate limiter's monotonic clock (tests).
     """
     checks = dict(health or {})
-    limiter = (
-        ClientRateLimiter(callback_rate_limit)
-        if rate_clock is None
-        else ClientRateLimiter(callback_rate_limit, clock=rate_clock)
-    )
+    limiter = ClientRateLimiter(callback_rate_limit, clock=rate_clock)
     proxies = tuple(trusted_proxies)
 
     async def callback(request: web.Request) -> web.Response:
@@ -248,9 +247,7 @@ def build_app(
         return name, {"ready": True}
 
     async def healthz(_: web.Request) -> web.Response:
-        results = dict(
-            await asyncio.gather(*(probe(name, check) for name, check in checks.items()))
-        )
+        results = dict(await asyncio.gather(*itertools.starmap(probe, checks.items())))
         ready = all(result["ready"] for result in results.values())
         return web.json_response(
             {
@@ -425,23 +422,16 @@ def build_web_app(services: Services) -> web.Application:
     )
 
 
+@attrs.define(eq=False)
 class WebServer:
     """Runs an application from :func:`build_app` on a host and port (127.0.0.1 by default)."""
 
-    def __init__(
-        self,
-        app: web.Application,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 8080,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        self._app = app
-        self._host = host
-        self._port = port
-        self._ssl = ssl_context
-        self._runner: web.AppRunner | None = None
-        self.port: int | None = None
+    _app: web.Application
+    _host: str = attrs.field(default="127.0.0.1", kw_only=True)
+    _port: int = attrs.field(default=8080, kw_only=True)
+    _ssl: ssl.SSLContext | None = attrs.field(default=None, kw_only=True, alias="ssl_context")
+    _runner: web.AppRunner | None = attrs.field(default=None, init=False)
+    port: int | None = attrs.field(default=None, init=False)
 
     def __repr__(self) -> str:
         return f"WebServer(host={self._host!r}, port={self.port or self._port})"

@@ -31,11 +31,8 @@ def server_tls_context(settings: Settings) -> ssl.SSLContext | None:
     missing, unreadable or not what it should be, or when the settings do
     not go together (a key without a certificate, a client CA without TLS).
     """
-    cert, key, client_ca = (
-        settings.web_tls_cert,
-        settings.web_tls_key,
-        settings.web_metrics_client_ca,
-    )
+    cert, key = settings.web_tls_cert, settings.web_tls_key
+    client_ca = settings.web_metrics_client_ca
     if cert is None:
         if key is not None:
             raise ConfigurationError("TIMMYBOT_WEB_TLS_KEY is set without TIMMYBOT_WEB_TLS_CERT")
