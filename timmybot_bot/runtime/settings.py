@@ -441,8 +441,41 @@ def _schedule(value: CronSchedule | str) -> CronSchedule:
     return value if isinstance(value, CronSchedule) else CronSchedule.parse(value)
 
 
-DEFAULT_ROTATION_SCHEDULE: Final = CronSchedule.parse("0 2 * * *")
-DEFAULT_CLEANUP_SCHEDULE: Final = CronSchedule.parse("0 3 * * *")
+def _duration_setting(default: str) -> Any:
+    return setting(_duration, "duration", f"`{default}`", default=_duration(default, default))
+
+
+def _count_setting(default: int) -> Any:
+    return setting(_positive_int, "whole number, at least 1", f"`{default}`", default=default)
+
+
+def _ids_setting() -> Any:
+    return setting(_snowflakes, "list of Discord IDs", "none", factory=frozenset, converter=_id_set)
+
+
+def _rate_setting(shown: str, default: RateLimit) -> Any:
+    return setting(_rate, "count/duration", f"`{shown}`", default=default, describe=_show_rate)
+
+
+def _fail_mode_setting(default: FailMode) -> Any:
+    return setting(
+        _choice(get_args(FailMode)), "`open` or `closed`", f"`{default}`", default=default
+    )
+
+
+def _key_setting(kind: str) -> Any:
+    return setting(_secret, kind, "not set", default=None, secret=True, describe=_key_file)
+
+
+def _schedule_setting(default: str) -> Any:
+    return setting(
+        _cron,
+        "cron expression, UTC",
+        f"`{default}`",
+        default=CronSchedule.parse(default),
+        converter=_schedule,
+        describe=lambda schedule: f"{schedule} (UTC)",
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -485,84 +518,35 @@ class Settings:
         variables=("DISCORD_TOKEN", "TIMMYBOT_DISCORD_TOKEN"),
         secret=True,
     )
-    owner_ids: frozenset[int] = setting(
-        _snowflakes, "list of Discord IDs", "none", factory=frozenset, converter=_id_set
-    )
-    admin_role_ids: frozenset[int] = setting(
-        _snowflakes, "list of Discord IDs", "none", factory=frozenset, converter=_id_set
-    )
-    allowed_guilds: frozenset[int] = setting(
-        _snowflakes, "list of Discord IDs", "none", factory=frozenset, converter=_id_set
-    )
+    owner_ids: frozenset[int] = _ids_setting()
+    admin_role_ids: frozenset[int] = _ids_setting()
+    allowed_guilds: frozenset[int] = _ids_setting()
     allow_direct_messages: bool = setting(
         _boolean, "boolean", "`false`", default=False, variables=("TIMMYBOT_ALLOW_DMS",)
     )
-    attempt_limit: int = setting(_positive_int, "whole number, at least 1", "`10`", default=10)
-    attempt_window: timedelta = setting(_duration, "duration", "`1h`", default=timedelta(hours=1))
-    ban_duration: timedelta = setting(_duration, "duration", "`1h`", default=timedelta(hours=1))
-    lockdown_attempt_limit: int = setting(
-        _positive_int, "whole number, at least 1", "`3`", default=3
-    )
-    lockdown_duration: timedelta = setting(
-        _duration, "duration", "`6h`", default=timedelta(hours=6)
-    )
-    rate_limit_command: RateLimit = setting(
-        _rate, "count/duration", "`5/10s`", default=_RATES.command, describe=_show_rate
-    )
-    rate_limit_provider_command: RateLimit = setting(
-        _rate, "count/duration", "`3/30s`", default=_RATES.quota_command, describe=_show_rate
-    )
-    rate_limit_user: RateLimit = setting(
-        _rate, "count/duration", "`20/1m`", default=_RATES.user, describe=_show_rate
-    )
-    rate_limit_guild: RateLimit = setting(
-        _rate, "count/duration", "`120/1m`", default=_RATES.guild, describe=_show_rate
-    )
-    rate_limit_fail_mode: FailMode = setting(
-        _choice(get_args(FailMode)), "`open` or `closed`", "`open`", default="open"
-    )
-    rate_limit_provider_fail_mode: FailMode = setting(
-        _choice(get_args(FailMode)), "`open` or `closed`", "`closed`", default="closed"
-    )
+    attempt_limit: int = _count_setting(10)
+    attempt_window: timedelta = _duration_setting("1h")
+    ban_duration: timedelta = _duration_setting("1h")
+    lockdown_attempt_limit: int = _count_setting(3)
+    lockdown_duration: timedelta = _duration_setting("6h")
+    rate_limit_command: RateLimit = _rate_setting("5/10s", _RATES.command)
+    rate_limit_provider_command: RateLimit = _rate_setting("3/30s", _RATES.quota_command)
+    rate_limit_user: RateLimit = _rate_setting("20/1m", _RATES.user)
+    rate_limit_guild: RateLimit = _rate_setting("120/1m", _RATES.guild)
+    rate_limit_fail_mode: FailMode = _fail_mode_setting("open")
+    rate_limit_provider_fail_mode: FailMode = _fail_mode_setting("closed")
     metrics_exporter: MetricsExporter = setting(
         _choice(get_args(MetricsExporter)),
         "one of `none`, `console`, `otlp`, `prometheus`, `emf`",
         "`none`",
         default="none",
     )
-    metrics_interval: timedelta = setting(
-        _duration, "duration", "`60s`", default=timedelta(seconds=60)
-    )
-    pseudonym_key: str | None = setting(
-        _secret,
-        "secret: hex or base64, at least 32 bytes",
-        "not set",
-        default=None,
-        secret=True,
-        describe=_key_file,
-    )
-    vault_key: str | None = setting(
-        _secret,
-        "secret: hex or base64, exactly 32 bytes",
-        "not set",
-        default=None,
-        secret=True,
-        describe=_key_file,
-    )
-    audit_signing_key: str | None = setting(
-        _secret,
-        "secret: hex or base64, exactly 32 bytes",
-        "not set",
-        default=None,
-        secret=True,
-        describe=_key_file,
-    )
-    audit_retention: timedelta = setting(
-        _duration, "duration", "`365d`", default=timedelta(days=365)
-    )
-    audit_digest_interval: timedelta = setting(
-        _duration, "duration", "`5m`", default=timedelta(minutes=5)
-    )
+    metrics_interval: timedelta = _duration_setting("60s")
+    pseudonym_key: str | None = _key_setting("secret: hex or base64, at least 32 bytes")
+    vault_key: str | None = _key_setting("secret: hex or base64, exactly 32 bytes")
+    audit_signing_key: str | None = _key_setting("secret: hex or base64, exactly 32 bytes")
+    audit_retention: timedelta = _duration_setting("365d")
+    audit_digest_interval: timedelta = _duration_setting("5m")
     audit_digest_dir: Path | None = setting(
         _path, "directory path (`~` is expanded)", "not set", default=None
     )
@@ -579,9 +563,7 @@ class Settings:
         converter=_network_tuple,
         describe=lambda networks: ", ".join(map(str, networks)) or "(none)",
     )
-    web_callback_rate_limit: int = setting(
-        _positive_int, "whole number, at least 1", "`30`", default=30
-    )
+    web_callback_rate_limit: int = _count_setting(30)
     web_tls_cert: Path | None = setting(_file, "PEM file path", "not set", default=None)
     web_tls_key: Path | None = setting(_file, "PEM file path", "not set", default=None)
     web_metrics_client_ca: Path | None = setting(
@@ -590,12 +572,8 @@ class Settings:
     oauth_min_tls: TlsVersion = setting(
         _choice(get_args(TlsVersion)), "`1.2` or `1.3`", "`1.2`", default="1.2"
     )
-    oauth_timeout: timedelta = setting(
-        _duration, "duration", "`10s`", default=timedelta(seconds=10)
-    )
-    token_claim_timeout: timedelta = setting(
-        _duration, "duration", "`30s`", default=timedelta(seconds=30)
-    )
+    oauth_timeout: timedelta = _duration_setting("10s")
+    token_claim_timeout: timedelta = _duration_setting("30s")
     spotify_client_id: str | None = setting(_secret, "string", "not set", default=None)
     spotify_client_secret: str | None = setting(
         _secret, "secret string", "not set", default=None, secret=True
@@ -622,22 +600,8 @@ class Settings:
         default=None,
         describe=lambda count: str(count) if count else "(Discord's choice)",
     )
-    rotation_schedule: CronSchedule = setting(
-        _cron,
-        "cron expression, UTC",
-        "`0 2 * * *`",
-        default=DEFAULT_ROTATION_SCHEDULE,
-        converter=_schedule,
-        describe=lambda schedule: f"{schedule} (UTC)",
-    )
-    cleanup_schedule: CronSchedule = setting(
-        _cron,
-        "cron expression, UTC",
-        "`0 3 * * *`",
-        default=DEFAULT_CLEANUP_SCHEDULE,
-        converter=_schedule,
-        describe=lambda schedule: f"{schedule} (UTC)",
-    )
+    rotation_schedule: CronSchedule = _schedule_setting("0 2 * * *")
+    cleanup_schedule: CronSchedule = _schedule_setting("0 3 * * *")
     aws_region: str | None = setting(
         _pattern(_AWS_REGION, "eu-west-1"),
         "AWS region name",
@@ -674,13 +638,9 @@ class Settings:
         "none (alerts are log lines)",
         default=None,
     )
-    aws_connect_timeout: timedelta = setting(
-        _duration, "duration", "`3s`", default=timedelta(seconds=3)
-    )
-    aws_read_timeout: timedelta = setting(
-        _duration, "duration", "`10s`", default=timedelta(seconds=10)
-    )
-    aws_max_attempts: int = setting(_positive_int, "whole number, at least 1", "`4`", default=4)
+    aws_connect_timeout: timedelta = _duration_setting("3s")
+    aws_read_timeout: timedelta = _duration_setting("10s")
+    aws_max_attempts: int = _count_setting(4)
     aws_security_log_group: str | None = setting(
         _log_group, "CloudWatch Logs group names", "not set", default=None
     )
@@ -732,21 +692,13 @@ class Settings:
         env = os.environ if environ is None else environ
         unknown = sorted(name for name in env if name.startswith(PREFIX) and name not in _VARIABLES)
         if unknown:
-            hints = []
-            for name in unknown:
-                close = difflib.get_close_matches(name, list(_VARIABLES), n=1, cutoff=0.8)
-                hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
-            raise ConfigurationError(
-                "unknown setting " + ", ".join(hints) + "; known: " + ", ".join(sorted(_VARIABLES))
-            )
+            raise ConfigurationError(_unknown(unknown, _VARIABLES))
         values: dict[str, Any] = {}
         names = {field: name for name, (field, _) in reversed(_VARIABLES.items())}
         for name, (field, parse) in _VARIABLES.items():
             raw = env.get(name)
-            if raw is None:
-                continue
-            if field in values:
-                continue  # DISCORD_TOKEN wins over its alias
+            if raw is None or field in values:
+                continue  # unset, or DISCORD_TOKEN won over its alias
             values[field] = parse(name, raw)
             names[field] = name
         path = config_file if config_file is not None else values.get("config_file")
@@ -799,6 +751,16 @@ def settings_rows() -> list[tuple[str, str, str, str]]:
         )
         for field in attrs.fields(Settings)
     ]
+
+
+def _unknown(names: list[str], known: Iterable[str]) -> str:
+    """Name the unknown settings, each with the known one it is likely a typo of."""
+    known = sorted(known)
+    hints = []
+    for name in names:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return "unknown setting " + ", ".join(hints) + "; known: " + ", ".join(known)
 
 
 def _check_shards(
@@ -899,13 +861,7 @@ def _read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
         raise ConfigurationError(f"{where}: config_file cannot be set inside a config file")
     unknown = sorted(key for key in data if key not in keys)
     if unknown:
-        hints = []
-        for key in unknown:
-            close = difflib.get_close_matches(key, list(keys), n=1, cutoff=0.8)
-            hints.append(f"{key} (did you mean {close[0]}?)" if close else key)
-        raise ConfigurationError(
-            f"{where}: unknown setting " + ", ".join(hints) + "; known: " + ", ".join(sorted(keys))
-        )
+        raise ConfigurationError(f"{where}: {_unknown(unknown, keys)}")
     secret_fields = {field.name for field in attrs.fields(Settings) if not field.repr}
     secrets_held = sorted(key for key in data if keys[key][0] in secret_fields)
     if secrets_held and stat.S_IMODE(mode) & 0o077:
