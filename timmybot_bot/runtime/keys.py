@@ -130,8 +130,8 @@ def key_document(key: bytes, *, purpose: str) -> str:
     return json.dumps({"v": 1, "purpose": purpose, "created": created, "key": key.hex()})
 
 
-def write_private_file(path: Path, text: str, *, replace: bool = True) -> None:
-    """Write ``text`` to ``path`` (mode 0600) atomically: a temporary file, synced, renamed.
+def write_private_file(path: Path, text: str, *, replace: bool = True, mode: int = 0o600) -> None:
+    """Write ``text`` to ``path`` (``mode``: 0600) atomically: a temporary file, synced, renamed.
 
     Readers see the old file or the whole new one, never a part. With
     ``replace=False`` the file is linked into place instead, which raises
@@ -139,7 +139,7 @@ def write_private_file(path: Path, text: str, *, replace: bool = True) -> None:
     """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
