@@ -457,14 +457,18 @@ def _rate_setting(shown: str, default: RateLimit) -> Any:
     return setting(_rate, "count/duration", f"`{shown}`", default=default, describe=_show_rate)
 
 
-def _fail_mode_setting(default: FailMode) -> Any:
-    return setting(
-        _choice(get_args(FailMode)), "`open` or `closed`", f"`{default}`", default=default
-    )
+def _choice_setting(options: Any, default: str) -> Any:
+    names = [f"`{option}`" for option in get_args(options)]
+    kind = " or ".join(names) if len(names) == 2 else f"one of {', '.join(names)}"
+    return setting(_choice(get_args(options)), kind, f"`{default}`", default=default)
+
+
+def _unset_setting(parse: Parser, kind: str, **more: Any) -> Any:
+    return setting(parse, kind, "not set", default=None, **more)
 
 
 def _key_setting(kind: str) -> Any:
-    return setting(_secret, kind, "not set", default=None, secret=True, describe=_key_file)
+    return _unset_setting(_secret, kind, secret=True, describe=_key_file)
 
 
 def _schedule_setting(default: str) -> Any:
@@ -491,30 +495,19 @@ class Settings:
     written in that table.
     """
 
-    backend: Backend = setting(
-        _choice(get_args(Backend)), "one of `memory`, `sqlite`, `aws`", "`sqlite`", default="sqlite"
-    )
+    backend: Backend = _choice_setting(Backend, "sqlite")
     data_dir: Path = setting(
         _path,
         "directory path (`~` is expanded)",
         "`var` (relative to the working directory)",
         default=Path("var"),
     )
-    validation_policy: PolicyName = setting(
-        _choice(get_args(PolicyName)), "`default` or `strict`", "`default`", default="default"
-    )
+    validation_policy: PolicyName = _choice_setting(PolicyName, "default")
     allow_http_urls: bool = setting(_boolean, "boolean", "`false`", default=False)
-    log_level: LogLevel = setting(
-        _choice(get_args(LogLevel)),
-        "one of `DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`",
-        "`INFO`",
-        default="INFO",
-    )
-    discord_token: str | None = setting(
+    log_level: LogLevel = _choice_setting(LogLevel, "INFO")
+    discord_token: str | None = _unset_setting(
         _secret,
         "secret string",
-        "not set",
-        default=None,
         variables=("DISCORD_TOKEN", "TIMMYBOT_DISCORD_TOKEN"),
         secret=True,
     )
@@ -533,28 +526,19 @@ class Settings:
     rate_limit_provider_command: RateLimit = _rate_setting("3/30s", _RATES.quota_command)
     rate_limit_user: RateLimit = _rate_setting("20/1m", _RATES.user)
     rate_limit_guild: RateLimit = _rate_setting("120/1m", _RATES.guild)
-    rate_limit_fail_mode: FailMode = _fail_mode_setting("open")
-    rate_limit_provider_fail_mode: FailMode = _fail_mode_setting("closed")
-    metrics_exporter: MetricsExporter = setting(
-        _choice(get_args(MetricsExporter)),
-        "one of `none`, `console`, `otlp`, `prometheus`, `emf`",
-        "`none`",
-        default="none",
-    )
+    rate_limit_fail_mode: FailMode = _choice_setting(FailMode, "open")
+    rate_limit_provider_fail_mode: FailMode = _choice_setting(FailMode, "closed")
+    metrics_exporter: MetricsExporter = _choice_setting(MetricsExporter, "none")
     metrics_interval: timedelta = _duration_setting("60s")
     pseudonym_key: str | None = _key_setting("secret: hex or base64, at least 32 bytes")
     vault_key: str | None = _key_setting("secret: hex or base64, exactly 32 bytes")
     audit_signing_key: str | None = _key_setting("secret: hex or base64, exactly 32 bytes")
     audit_retention: timedelta = _duration_setting("365d")
     audit_digest_interval: timedelta = _duration_setting("5m")
-    audit_digest_dir: Path | None = setting(
-        _path, "directory path (`~` is expanded)", "not set", default=None
-    )
+    audit_digest_dir: Path | None = _unset_setting(_path, "directory path (`~` is expanded)")
     web_host: str = setting(_host, "host name or IP address", "`127.0.0.1`", default="127.0.0.1")
     web_port: int = setting(_port, "TCP port, 0 to 65535", "`8080`", default=8080)
-    public_url: str | None = setting(
-        _public_url, "absolute `http` or `https` URL", "not set", default=None
-    )
+    public_url: str | None = _unset_setting(_public_url, "absolute `http` or `https` URL")
     web_trusted_proxies: tuple[IPNetwork, ...] = setting(
         _networks,
         "IP addresses and CIDR networks, separated by commas",
@@ -564,40 +548,26 @@ class Settings:
         describe=lambda networks: ", ".join(map(str, networks)) or "(none)",
     )
     web_callback_rate_limit: int = _count_setting(30)
-    web_tls_cert: Path | None = setting(_file, "PEM file path", "not set", default=None)
-    web_tls_key: Path | None = setting(_file, "PEM file path", "not set", default=None)
-    web_metrics_client_ca: Path | None = setting(
-        _file, "PEM file path (CA certificates)", "not set", default=None
-    )
-    oauth_min_tls: TlsVersion = setting(
-        _choice(get_args(TlsVersion)), "`1.2` or `1.3`", "`1.2`", default="1.2"
-    )
+    web_tls_cert: Path | None = _unset_setting(_file, "PEM file path")
+    web_tls_key: Path | None = _unset_setting(_file, "PEM file path")
+    web_metrics_client_ca: Path | None = _unset_setting(_file, "PEM file path (CA certificates)")
+    oauth_min_tls: TlsVersion = _choice_setting(TlsVersion, "1.2")
     oauth_timeout: timedelta = _duration_setting("10s")
     token_claim_timeout: timedelta = _duration_setting("30s")
-    spotify_client_id: str | None = setting(_secret, "string", "not set", default=None)
-    spotify_client_secret: str | None = setting(
-        _secret, "secret string", "not set", default=None, secret=True
-    )
-    discord_client_id: str | None = setting(_secret, "string", "not set", default=None)
-    discord_client_secret: str | None = setting(
-        _secret, "secret string", "not set", default=None, secret=True
-    )
-    config_file: Path | None = setting(
-        _path, "file path (`~` is expanded)", "not set", default=None
-    )
-    shard_ids: tuple[int, ...] | None = setting(
+    spotify_client_id: str | None = _unset_setting(_secret, "string")
+    spotify_client_secret: str | None = _unset_setting(_secret, "secret string", secret=True)
+    discord_client_id: str | None = _unset_setting(_secret, "string")
+    discord_client_secret: str | None = _unset_setting(_secret, "secret string", secret=True)
+    config_file: Path | None = _unset_setting(_path, "file path (`~` is expanded)")
+    shard_ids: tuple[int, ...] | None = _unset_setting(
         _shard_ids,
         "shard numbers and ranges: `0,1` or `0-3`",
-        "not set",
-        default=None,
         converter=_shard_tuple,
         describe=lambda ids: ",".join(map(str, ids)) if ids else "(all)",
     )
-    shard_count: int | None = setting(
+    shard_count: int | None = _unset_setting(
         _positive_int,
         "whole number, at least 1",
-        "not set",
-        default=None,
         describe=lambda count: str(count) if count else "(Discord's choice)",
     )
     rotation_schedule: CronSchedule = _schedule_setting("0 2 * * *")
@@ -641,26 +611,18 @@ class Settings:
     aws_connect_timeout: timedelta = _duration_setting("3s")
     aws_read_timeout: timedelta = _duration_setting("10s")
     aws_max_attempts: int = _count_setting(4)
-    aws_security_log_group: str | None = setting(
-        _log_group, "CloudWatch Logs group names", "not set", default=None
-    )
-    aws_audit_log_group: str | None = setting(
-        _log_group, "CloudWatch Logs group names", "not set", default=None
-    )
+    aws_security_log_group: str | None = _unset_setting(_log_group, "CloudWatch Logs group names")
+    aws_audit_log_group: str | None = _unset_setting(_log_group, "CloudWatch Logs group names")
     aws_replica_regions: tuple[str, ...] = setting(
         _regions, "AWS regions separated by commas", "none", default=(), converter=tuple
     )
-    aws_digest_bucket: str | None = setting(
+    aws_digest_bucket: str | None = _unset_setting(
         _pattern(_BUCKET, "timmybot-digests-123456789012-eu-west-1 (an S3 bucket name)"),
         "S3 bucket name",
-        "not set",
-        default=None,
     )
-    test_discord_api_url: str | None = setting(
+    test_discord_api_url: str | None = _unset_setting(
         _loopback_url,
         "`http(s)` URL on a loopback address (`127.0.0.0/8`, `::1`)",
-        "not set",
-        default=None,
         # A test-only setting must never go unnoticed when it is set.
         describe=lambda url: f"{url} (TESTS ONLY)" if url else "(Discord)",
     )
