@@ -369,7 +369,7 @@ def _text(value: object) -> str:
     return str(value)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class Setting:
     """What one field of :class:`Settings` is: how it is read, named and documented."""
 
@@ -404,13 +404,7 @@ def setting(
     **field: Any,
 ) -> Any:
     """Declare a field of :class:`Settings` (``field``: attrs' default, factory, converter)."""
-    spec = Setting(
-        parse=parse,
-        kind=kind,
-        shown_default=shown_default,
-        variables=variables,
-        describe=describe,
-    )
+    spec = Setting(parse, kind, shown_default, variables, describe)
     return attrs.field(repr=not secret, metadata={_SPEC: spec}, **field)
 
 
