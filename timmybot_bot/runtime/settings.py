@@ -91,9 +91,7 @@ def _path(name: str, raw: str) -> Path:
 
 def _snowflakes(name: str, raw: str) -> frozenset[int]:
     ids: set[int] = set()
-    for part in re.split(r"[\s,]+", raw.strip()):
-        if not part:
-            continue
+    for part in filter(None, re.split(r"[\s,]+", raw.strip())):
         try:
             ids.add(parse_snowflake(part))
         except SnowflakeError:
@@ -252,9 +250,7 @@ _MAX_SHARD: Final = 65_535
 
 def _shard_ids(name: str, raw: str) -> tuple[int, ...]:
     ids: set[int] = set()
-    for part in re.split(r"[\s,]+", raw.strip()):
-        if not part:
-            continue
+    for part in filter(None, re.split(r"[\s,]+", raw.strip())):
         first, dash, last = part.partition("-")
         try:
             low = parse_whole_number(first, maximum=_MAX_SHARD)
