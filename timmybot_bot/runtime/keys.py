@@ -11,7 +11,6 @@ new key would silently orphan what the lost one protects.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import os
@@ -46,20 +45,20 @@ RECOVERY = "see the recovery section of docs/operations.md"
 def parse_key(name: str, raw: str, *, exact: int | None = None) -> bytes:
     """Decode a key given as hex or base64; at least 32 bytes (exactly ``exact`` if given)."""
     text = raw.strip()
-    decoded: bytes | None = None
+    padded = text + "=" * (-len(text) % 4)
+    decoded: bytes | None
     try:
         decoded = bytes.fromhex(text)
     except ValueError:
+        # binascii.Error is a ValueError.
         try:
-            decoded = base64.b64decode(
-                text + "=" * (-len(text) % 4), altchars=b"-_", validate=False
-            )
-        except (binascii.Error, ValueError):
+            decoded = base64.b64decode(padded, altchars=b"-_", validate=False)
+        except ValueError:
             decoded = None
         if decoded is not None and len(decoded) < MIN_KEY_BYTES:
             try:
-                decoded = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-            except (binascii.Error, ValueError):
+                decoded = base64.b64decode(padded, validate=True)
+            except ValueError:
                 decoded = None
     if decoded is None:
         raise ConfigurationError(f"{name} must be hex or base64")
