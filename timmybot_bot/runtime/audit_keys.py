@@ -10,14 +10,17 @@ machine (see docs/audit.md).
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-from datetime import UTC, datetime
 from pathlib import Path
 
 from timmybot_adapters.signing import Ed25519KeyRing, Ed25519Signer
-from timmybot_bot.runtime.keys import IDENTITY_FILE, RECOVERY, load_or_create_key, parse_key
+from timmybot_bot.runtime.keys import (
+    IDENTITY_FILE,
+    RECOVERY,
+    key_document,
+    load_or_create_key,
+    parse_key,
+    write_private_file,
+)
 from timmybot_bot.runtime.settings import ConfigurationError, Settings
 
 __all__ = [
@@ -34,20 +37,6 @@ KEYRING_FILE = "audit-keyring.json"
 
 def _keys_dir(settings: Settings) -> Path:
     return settings.data_dir / "keys"
-
-
-def _write_atomically(path: Path, text: str, *, mode: int) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def load_keyring(path: Path) -> Ed25519KeyRing:
@@ -117,7 +106,7 @@ def audit_keys(settings: Settings) -> tuple[Ed25519Signer, Ed25519KeyRing]:
             raise _mismatch(settings, ring_path, signer.key_id)
         ring.add(signer.public_key)
         if settings.backend != "memory":
-            _write_atomically(ring_path, ring.to_json(), mode=0o644)
+            write_private_file(ring_path, ring.to_json(), mode=0o644)
     return signer, ring
 
 
@@ -139,12 +128,7 @@ def rotate_audit_signing_key(settings: Settings) -> tuple[str, str]:
     keys = _keys_dir(settings)
     # The ring first: a crash in between leaves an extra public key, never a
     # signing key whose public half is unknown.
-    _write_atomically(keys / KEYRING_FILE, ring.to_json(), mode=0o644)
-    document = {
-        "v": 1,
-        "purpose": "audit-signing",
-        "created": datetime.now(UTC).isoformat(),
-        "key": new_signer.seed_hex(),
-    }
-    _write_atomically(keys / SIGNING_KEY_FILE, json.dumps(document), mode=0o600)
+    write_private_file(keys / KEYRING_FILE, ring.to_json(), mode=0o644)
+    seed = bytes.fromhex(new_signer.seed_hex())
+    write_private_file(keys / SIGNING_KEY_FILE, key_document(seed, purpose="audit-signing"))
     return old_signer.key_id, new_signer.key_id

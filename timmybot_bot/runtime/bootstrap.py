@@ -118,12 +118,6 @@ class Services:
             await close()
 
 
-def _policy(settings: Settings) -> ValidationPolicy:
-    if settings.validation_policy == "strict":
-        return ValidationPolicy.strict()
-    return ValidationPolicy.default()
-
-
 def _catalog(
     settings: Settings, extra: Sequence[OAuthProvider], clock: Clock, closers: list[Closer]
 ) -> MusicCatalog:
@@ -216,7 +210,8 @@ def bootstrap(
     music_catalog = (
         catalog if catalog is not None else _catalog(settings, extra_providers, clock, closers)
     )
-    validator = InputValidator(_policy(settings))
+    strict = settings.validation_policy == "strict"
+    validator = InputValidator(ValidationPolicy.strict() if strict else ValidationPolicy.default())
     # Each handler receives the services it names, and nothing else.
     bus = MessageBus(
         access=access,

@@ -39,6 +39,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -55,6 +56,9 @@ from timmybot_bot.runtime.keys import (
     write_private_file,
 )
 from timmybot_bot.runtime.settings import ConfigurationError, Settings
+
+if TYPE_CHECKING:
+    from timmybot_adapters.sqlite.database import DatabaseShape
 
 __all__ = [
     "DATABASE_FILE",
@@ -201,30 +205,14 @@ class _Assessment:
     """The identity file exists and everything matches: nothing to create."""
 
 
-def _database_shape(settings: Settings) -> _Shape:
+def _database_shape(settings: Settings) -> DatabaseShape | None:
+    """Return what the database file holds; ``None`` if it is not a readable database."""
     from timmybot_adapters.sqlite.database import inspect_database
 
-    path = database_path(settings)
     try:
-        shape = inspect_database(path)
+        return inspect_database(database_path(settings))
     except sqlite3.DatabaseError:
-        return _Shape(exists=True, empty=False, identity=None, has_data=True, readable=False)
-    return _Shape(
-        exists=shape.exists,
-        empty=shape.exists and shape.size == 0,
-        identity=shape.identity,
-        has_data=shape.has_data,
-        readable=True,
-    )
-
-
-@attrs.frozen(kw_only=True)
-class _Shape:
-    exists: bool
-    empty: bool
-    identity: str | None
-    has_data: bool
-    readable: bool
+        return None
 
 
 def _assess(settings: Settings) -> _Assessment:
@@ -235,6 +223,7 @@ def _assess(settings: Settings) -> _Assessment:
     missing = [path for path in required_key_files(settings) if not path.exists()]
     sqlite = settings.backend == "sqlite"
     shape = _database_shape(settings) if sqlite else None
+    empty = shape is not None and shape.exists and shape.size == 0
     db = database_path(settings)
     if identity is not None:
         if missing:
@@ -243,14 +232,14 @@ def _assess(settings: Settings) -> _Assessment:
                 f"{missing[0]} is missing, but this data directory has been used ({id_path}); "
                 f"restore it from a backup: {RECOVERY}"
             )
-        if shape is not None:
-            if not shape.exists or shape.empty:
+        if shape is not None:  # sqlite, and a readable database (or none)
+            if not shape.exists or empty:
                 state = "missing" if not shape.exists else "empty (0 bytes)"
                 raise ConfigurationError(
                     f"database {db} is {state}, but the keys beside it belong to a used data "
                     f"directory ({id_path}); restore the database from a backup: {RECOVERY}"
                 )
-            if shape.readable and shape.identity != identity:
+            if shape.identity != identity:
                 other = "carries no identity" if shape.identity is None else "is another one's"
                 raise ConfigurationError(
                     f"database {db} does not belong to this data directory ({other}; the keys "
@@ -258,9 +247,9 @@ def _assess(settings: Settings) -> _Assessment:
                 )
         check_keyring(settings)
         return _Assessment(identity=identity, initialized=True)
-    if shape is None:
+    if not sqlite:
         return _Assessment(identity=None, initialized=False)
-    if not shape.readable:
+    if shape is None:
         # Not a database (or badly damaged): nothing is set up beside it;
         # opening the stores reports it, doctor says more.
         return _Assessment(identity=None, initialized=True)
@@ -274,7 +263,7 @@ def _assess(settings: Settings) -> _Assessment:
             )
         return _Assessment(identity=shape.identity, initialized=False)
     present = [path for path in required_key_files(settings) if path.exists()]
-    if present and shape.empty:
+    if present and empty:
         # A directory of an earlier release (no identity yet) whose database
         # was emptied. (One without a database file at all cannot be told
         # from keys made before a first database; it is set up anew.)

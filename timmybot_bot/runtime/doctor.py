@@ -118,17 +118,15 @@ async def _records(settings: Settings) -> list[Check]:
     except ConfigurationError as error:
         detail = f"no key to read them with: {error}"
         return [Check(name=name, ok=False, detail=detail) for name in _STORES]
-    checks: list[Check] = []
     async with SqliteDatabase(path) as db:
         vault = SqliteTokenVault(db, keys)
         prefs = SqliteUserDataStore(db, keys=keys)
-
-        for name, ids, read, errors in (
-            ("vault", vault.user_ids, vault.get, (TimmyBotError,)),
-            ("preferences", prefs.user_ids, prefs.get_preferences, (TimmyBotError, ValueError)),
-        ):
-            checks.append(await _decrypts(name, ids, read, errors))
-    return checks
+        return [
+            await _decrypts("vault", vault.user_ids, vault.get, (TimmyBotError,)),
+            await _decrypts(
+                "preferences", prefs.user_ids, prefs.get_preferences, (TimmyBotError, ValueError)
+            ),
+        ]
 
 
 async def _decrypts(
@@ -215,14 +213,10 @@ async def run_checks(settings: Settings) -> list[Check]:
 async def doctor(ctx: Context) -> int:
     """``doctor``: run every check; print one line each; exit 1 if any failed."""
     checks = await run_checks(ctx.settings)
+    ok = all(check.ok for check in checks)
     if ctx.out.json:
-        ctx.out.data(
-            {
-                "ok": all(check.ok for check in checks),
-                "checks": [attrs.asdict(check) for check in checks],
-            }
-        )
+        ctx.out.data({"ok": ok, "checks": [attrs.asdict(check) for check in checks]})
     else:
         for check in checks:
             ctx.out.line(check.line())
-    return EXIT_OK if all(check.ok for check in checks) else EXIT_FAILED
+    return EXIT_OK if ok else EXIT_FAILED

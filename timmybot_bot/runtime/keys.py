@@ -11,7 +11,6 @@ new key would silently orphan what the lost one protects.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import os
@@ -46,20 +45,20 @@ RECOVERY = "see the recovery section of docs/operations.md"
 def parse_key(name: str, raw: str, *, exact: int | None = None) -> bytes:
     """Decode a key given as hex or base64; at least 32 bytes (exactly ``exact`` if given)."""
     text = raw.strip()
-    decoded: bytes | None = None
+    padded = text + "=" * (-len(text) % 4)
+    decoded: bytes | None
     try:
         decoded = bytes.fromhex(text)
     except ValueError:
+        # binascii.Error is a ValueError.
         try:
-            decoded = base64.b64decode(
-                text + "=" * (-len(text) % 4), altchars=b"-_", validate=False
-            )
-        except (binascii.Error, ValueError):
+            decoded = base64.b64decode(padded, altchars=b"-_", validate=False)
+        except ValueError:
             decoded = None
         if decoded is not None and len(decoded) < MIN_KEY_BYTES:
             try:
-                decoded = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-            except (binascii.Error, ValueError):
+                decoded = base64.b64decode(padded, validate=True)
+            except ValueError:
                 decoded = None
     if decoded is None:
         raise ConfigurationError(f"{name} must be hex or base64")
@@ -130,8 +129,8 @@ def key_document(key: bytes, *, purpose: str) -> str:
     return json.dumps({"v": 1, "purpose": purpose, "created": created, "key": key.hex()})
 
 
-def write_private_file(path: Path, text: str, *, replace: bool = True) -> None:
-    """Write ``text`` to ``path`` (mode 0600) atomically: a temporary file, synced, renamed.
+def write_private_file(path: Path, text: str, *, replace: bool = True, mode: int = 0o600) -> None:
+    """Write ``text`` to ``path`` (``mode``: 0600) atomically: a temporary file, synced, renamed.
 
     Readers see the old file or the whole new one, never a part. With
     ``replace=False`` the file is linked into place instead, which raises
@@ -139,7 +138,7 @@ def write_private_file(path: Path, text: str, *, replace: bool = True) -> None:
     """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)

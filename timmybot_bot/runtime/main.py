@@ -237,10 +237,7 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
             extra.append(demo.oauth_provider())
     stop = GracefulStop()
     try:
-        try:
-            services = bootstrap(settings, extra_providers=extra)
-        except ConfigurationError as error:
-            return _fail(f"configuration error: {error}", EXIT_CONFIGURATION)
+        services = bootstrap(settings, extra_providers=extra)  # refusals: the except below
         try:
             try:
                 await services.open()
@@ -273,12 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env(config_file=args.config)
-    except ConfigurationError as error:
-        return _fail(f"configuration error: {error}", EXIT_CONFIGURATION)
-    # On Discord, JSON lines on stdout for the container's log driver; the
-    # console keeps stdout for its replies.
-    configure_logging(settings.log_level, json_lines=bool(settings.discord_token))
-    try:
+        # On Discord, JSON lines on stdout for the container's log driver; the
+        # console keeps stdout for its replies.
+        configure_logging(settings.log_level, json_lines=bool(settings.discord_token))
         check_settings(settings)
     except ConfigurationError as error:
         return _fail(f"configuration error: {error}", EXIT_CONFIGURATION)

@@ -91,9 +91,7 @@ def _path(name: str, raw: str) -> Path:
 
 def _snowflakes(name: str, raw: str) -> frozenset[int]:
     ids: set[int] = set()
-    for part in re.split(r"[\s,]+", raw.strip()):
-        if not part:
-            continue
+    for part in filter(None, re.split(r"[\s,]+", raw.strip())):
         try:
             ids.add(parse_snowflake(part))
         except SnowflakeError:
@@ -252,9 +250,7 @@ _MAX_SHARD: Final = 65_535
 
 def _shard_ids(name: str, raw: str) -> tuple[int, ...]:
     ids: set[int] = set()
-    for part in re.split(r"[\s,]+", raw.strip()):
-        if not part:
-            continue
+    for part in filter(None, re.split(r"[\s,]+", raw.strip())):
         first, dash, last = part.partition("-")
         try:
             low = parse_whole_number(first, maximum=_MAX_SHARD)
@@ -369,7 +365,7 @@ def _text(value: object) -> str:
     return str(value)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class Setting:
     """What one field of :class:`Settings` is: how it is read, named and documented."""
 
@@ -404,13 +400,7 @@ def setting(
     **field: Any,
 ) -> Any:
     """Declare a field of :class:`Settings` (``field``: attrs' default, factory, converter)."""
-    spec = Setting(
-        parse=parse,
-        kind=kind,
-        shown_default=shown_default,
-        variables=variables,
-        describe=describe,
-    )
+    spec = Setting(parse, kind, shown_default, variables, describe)
     return attrs.field(repr=not secret, metadata={_SPEC: spec}, **field)
 
 
@@ -441,8 +431,45 @@ def _schedule(value: CronSchedule | str) -> CronSchedule:
     return value if isinstance(value, CronSchedule) else CronSchedule.parse(value)
 
 
-DEFAULT_ROTATION_SCHEDULE: Final = CronSchedule.parse("0 2 * * *")
-DEFAULT_CLEANUP_SCHEDULE: Final = CronSchedule.parse("0 3 * * *")
+def _duration_setting(default: str) -> Any:
+    return setting(_duration, "duration", f"`{default}`", default=_duration(default, default))
+
+
+def _count_setting(default: int) -> Any:
+    return setting(_positive_int, "whole number, at least 1", f"`{default}`", default=default)
+
+
+def _ids_setting() -> Any:
+    return setting(_snowflakes, "list of Discord IDs", "none", factory=frozenset, converter=_id_set)
+
+
+def _rate_setting(shown: str, default: RateLimit) -> Any:
+    return setting(_rate, "count/duration", f"`{shown}`", default=default, describe=_show_rate)
+
+
+def _choice_setting(options: Any, default: str) -> Any:
+    names = [f"`{option}`" for option in get_args(options)]
+    kind = " or ".join(names) if len(names) == 2 else f"one of {', '.join(names)}"
+    return setting(_choice(get_args(options)), kind, f"`{default}`", default=default)
+
+
+def _unset_setting(parse: Parser, kind: str, **more: Any) -> Any:
+    return setting(parse, kind, "not set", default=None, **more)
+
+
+def _key_setting(kind: str) -> Any:
+    return _unset_setting(_secret, kind, secret=True, describe=_key_file)
+
+
+def _schedule_setting(default: str) -> Any:
+    return setting(
+        _cron,
+        "cron expression, UTC",
+        f"`{default}`",
+        default=CronSchedule.parse(default),
+        converter=_schedule,
+        describe=lambda schedule: f"{schedule} (UTC)",
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -458,119 +485,50 @@ class Settings:
     written in that table.
     """
 
-    backend: Backend = setting(
-        _choice(get_args(Backend)), "one of `memory`, `sqlite`, `aws`", "`sqlite`", default="sqlite"
-    )
+    backend: Backend = _choice_setting(Backend, "sqlite")
     data_dir: Path = setting(
         _path,
         "directory path (`~` is expanded)",
         "`var` (relative to the working directory)",
         default=Path("var"),
     )
-    validation_policy: PolicyName = setting(
-        _choice(get_args(PolicyName)), "`default` or `strict`", "`default`", default="default"
-    )
+    validation_policy: PolicyName = _choice_setting(PolicyName, "default")
     allow_http_urls: bool = setting(_boolean, "boolean", "`false`", default=False)
-    log_level: LogLevel = setting(
-        _choice(get_args(LogLevel)),
-        "one of `DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`",
-        "`INFO`",
-        default="INFO",
-    )
-    discord_token: str | None = setting(
+    log_level: LogLevel = _choice_setting(LogLevel, "INFO")
+    discord_token: str | None = _unset_setting(
         _secret,
         "secret string",
-        "not set",
-        default=None,
         variables=("DISCORD_TOKEN", "TIMMYBOT_DISCORD_TOKEN"),
         secret=True,
     )
-    owner_ids: frozenset[int] = setting(
-        _snowflakes, "list of Discord IDs", "none", factory=frozenset, converter=_id_set
-    )
-    admin_role_ids: frozenset[int] = setting(
-        _snowflakes, "list of Discord IDs", "none", factory=frozenset, converter=_id_set
-    )
-    allowed_guilds: frozenset[int] = setting(
-        _snowflakes, "list of Discord IDs", "none", factory=frozenset, converter=_id_set
-    )
+    owner_ids: frozenset[int] = _ids_setting()
+    admin_role_ids: frozenset[int] = _ids_setting()
+    allowed_guilds: frozenset[int] = _ids_setting()
     allow_direct_messages: bool = setting(
         _boolean, "boolean", "`false`", default=False, variables=("TIMMYBOT_ALLOW_DMS",)
     )
-    attempt_limit: int = setting(_positive_int, "whole number, at least 1", "`10`", default=10)
-    attempt_window: timedelta = setting(_duration, "duration", "`1h`", default=timedelta(hours=1))
-    ban_duration: timedelta = setting(_duration, "duration", "`1h`", default=timedelta(hours=1))
-    lockdown_attempt_limit: int = setting(
-        _positive_int, "whole number, at least 1", "`3`", default=3
-    )
-    lockdown_duration: timedelta = setting(
-        _duration, "duration", "`6h`", default=timedelta(hours=6)
-    )
-    rate_limit_command: RateLimit = setting(
-        _rate, "count/duration", "`5/10s`", default=_RATES.command, describe=_show_rate
-    )
-    rate_limit_provider_command: RateLimit = setting(
-        _rate, "count/duration", "`3/30s`", default=_RATES.quota_command, describe=_show_rate
-    )
-    rate_limit_user: RateLimit = setting(
-        _rate, "count/duration", "`20/1m`", default=_RATES.user, describe=_show_rate
-    )
-    rate_limit_guild: RateLimit = setting(
-        _rate, "count/duration", "`120/1m`", default=_RATES.guild, describe=_show_rate
-    )
-    rate_limit_fail_mode: FailMode = setting(
-        _choice(get_args(FailMode)), "`open` or `closed`", "`open`", default="open"
-    )
-    rate_limit_provider_fail_mode: FailMode = setting(
-        _choice(get_args(FailMode)), "`open` or `closed`", "`closed`", default="closed"
-    )
-    metrics_exporter: MetricsExporter = setting(
-        _choice(get_args(MetricsExporter)),
-        "one of `none`, `console`, `otlp`, `prometheus`, `emf`",
-        "`none`",
-        default="none",
-    )
-    metrics_interval: timedelta = setting(
-        _duration, "duration", "`60s`", default=timedelta(seconds=60)
-    )
-    pseudonym_key: str | None = setting(
-        _secret,
-        "secret: hex or base64, at least 32 bytes",
-        "not set",
-        default=None,
-        secret=True,
-        describe=_key_file,
-    )
-    vault_key: str | None = setting(
-        _secret,
-        "secret: hex or base64, exactly 32 bytes",
-        "not set",
-        default=None,
-        secret=True,
-        describe=_key_file,
-    )
-    audit_signing_key: str | None = setting(
-        _secret,
-        "secret: hex or base64, exactly 32 bytes",
-        "not set",
-        default=None,
-        secret=True,
-        describe=_key_file,
-    )
-    audit_retention: timedelta = setting(
-        _duration, "duration", "`365d`", default=timedelta(days=365)
-    )
-    audit_digest_interval: timedelta = setting(
-        _duration, "duration", "`5m`", default=timedelta(minutes=5)
-    )
-    audit_digest_dir: Path | None = setting(
-        _path, "directory path (`~` is expanded)", "not set", default=None
-    )
+    attempt_limit: int = _count_setting(10)
+    attempt_window: timedelta = _duration_setting("1h")
+    ban_duration: timedelta = _duration_setting("1h")
+    lockdown_attempt_limit: int = _count_setting(3)
+    lockdown_duration: timedelta = _duration_setting("6h")
+    rate_limit_command: RateLimit = _rate_setting("5/10s", _RATES.command)
+    rate_limit_provider_command: RateLimit = _rate_setting("3/30s", _RATES.quota_command)
+    rate_limit_user: RateLimit = _rate_setting("20/1m", _RATES.user)
+    rate_limit_guild: RateLimit = _rate_setting("120/1m", _RATES.guild)
+    rate_limit_fail_mode: FailMode = _choice_setting(FailMode, "open")
+    rate_limit_provider_fail_mode: FailMode = _choice_setting(FailMode, "closed")
+    metrics_exporter: MetricsExporter = _choice_setting(MetricsExporter, "none")
+    metrics_interval: timedelta = _duration_setting("60s")
+    pseudonym_key: str | None = _key_setting("secret: hex or base64, at least 32 bytes")
+    vault_key: str | None = _key_setting("secret: hex or base64, exactly 32 bytes")
+    audit_signing_key: str | None = _key_setting("secret: hex or base64, exactly 32 bytes")
+    audit_retention: timedelta = _duration_setting("365d")
+    audit_digest_interval: timedelta = _duration_setting("5m")
+    audit_digest_dir: Path | None = _unset_setting(_path, "directory path (`~` is expanded)")
     web_host: str = setting(_host, "host name or IP address", "`127.0.0.1`", default="127.0.0.1")
     web_port: int = setting(_port, "TCP port, 0 to 65535", "`8080`", default=8080)
-    public_url: str | None = setting(
-        _public_url, "absolute `http` or `https` URL", "not set", default=None
-    )
+    public_url: str | None = _unset_setting(_public_url, "absolute `http` or `https` URL")
     web_trusted_proxies: tuple[IPNetwork, ...] = setting(
         _networks,
         "IP addresses and CIDR networks, separated by commas",
@@ -579,65 +537,31 @@ class Settings:
         converter=_network_tuple,
         describe=lambda networks: ", ".join(map(str, networks)) or "(none)",
     )
-    web_callback_rate_limit: int = setting(
-        _positive_int, "whole number, at least 1", "`30`", default=30
-    )
-    web_tls_cert: Path | None = setting(_file, "PEM file path", "not set", default=None)
-    web_tls_key: Path | None = setting(_file, "PEM file path", "not set", default=None)
-    web_metrics_client_ca: Path | None = setting(
-        _file, "PEM file path (CA certificates)", "not set", default=None
-    )
-    oauth_min_tls: TlsVersion = setting(
-        _choice(get_args(TlsVersion)), "`1.2` or `1.3`", "`1.2`", default="1.2"
-    )
-    oauth_timeout: timedelta = setting(
-        _duration, "duration", "`10s`", default=timedelta(seconds=10)
-    )
-    token_claim_timeout: timedelta = setting(
-        _duration, "duration", "`30s`", default=timedelta(seconds=30)
-    )
-    spotify_client_id: str | None = setting(_secret, "string", "not set", default=None)
-    spotify_client_secret: str | None = setting(
-        _secret, "secret string", "not set", default=None, secret=True
-    )
-    discord_client_id: str | None = setting(_secret, "string", "not set", default=None)
-    discord_client_secret: str | None = setting(
-        _secret, "secret string", "not set", default=None, secret=True
-    )
-    config_file: Path | None = setting(
-        _path, "file path (`~` is expanded)", "not set", default=None
-    )
-    shard_ids: tuple[int, ...] | None = setting(
+    web_callback_rate_limit: int = _count_setting(30)
+    web_tls_cert: Path | None = _unset_setting(_file, "PEM file path")
+    web_tls_key: Path | None = _unset_setting(_file, "PEM file path")
+    web_metrics_client_ca: Path | None = _unset_setting(_file, "PEM file path (CA certificates)")
+    oauth_min_tls: TlsVersion = _choice_setting(TlsVersion, "1.2")
+    oauth_timeout: timedelta = _duration_setting("10s")
+    token_claim_timeout: timedelta = _duration_setting("30s")
+    spotify_client_id: str | None = _unset_setting(_secret, "string")
+    spotify_client_secret: str | None = _unset_setting(_secret, "secret string", secret=True)
+    discord_client_id: str | None = _unset_setting(_secret, "string")
+    discord_client_secret: str | None = _unset_setting(_secret, "secret string", secret=True)
+    config_file: Path | None = _unset_setting(_path, "file path (`~` is expanded)")
+    shard_ids: tuple[int, ...] | None = _unset_setting(
         _shard_ids,
         "shard numbers and ranges: `0,1` or `0-3`",
-        "not set",
-        default=None,
         converter=_shard_tuple,
         describe=lambda ids: ",".join(map(str, ids)) if ids else "(all)",
     )
-    shard_count: int | None = setting(
+    shard_count: int | None = _unset_setting(
         _positive_int,
         "whole number, at least 1",
-        "not set",
-        default=None,
         describe=lambda count: str(count) if count else "(Discord's choice)",
     )
-    rotation_schedule: CronSchedule = setting(
-        _cron,
-        "cron expression, UTC",
-        "`0 2 * * *`",
-        default=DEFAULT_ROTATION_SCHEDULE,
-        converter=_schedule,
-        describe=lambda schedule: f"{schedule} (UTC)",
-    )
-    cleanup_schedule: CronSchedule = setting(
-        _cron,
-        "cron expression, UTC",
-        "`0 3 * * *`",
-        default=DEFAULT_CLEANUP_SCHEDULE,
-        converter=_schedule,
-        describe=lambda schedule: f"{schedule} (UTC)",
-    )
+    rotation_schedule: CronSchedule = _schedule_setting("0 2 * * *")
+    cleanup_schedule: CronSchedule = _schedule_setting("0 3 * * *")
     aws_region: str | None = setting(
         _pattern(_AWS_REGION, "eu-west-1"),
         "AWS region name",
@@ -674,33 +598,21 @@ class Settings:
         "none (alerts are log lines)",
         default=None,
     )
-    aws_connect_timeout: timedelta = setting(
-        _duration, "duration", "`3s`", default=timedelta(seconds=3)
-    )
-    aws_read_timeout: timedelta = setting(
-        _duration, "duration", "`10s`", default=timedelta(seconds=10)
-    )
-    aws_max_attempts: int = setting(_positive_int, "whole number, at least 1", "`4`", default=4)
-    aws_security_log_group: str | None = setting(
-        _log_group, "CloudWatch Logs group names", "not set", default=None
-    )
-    aws_audit_log_group: str | None = setting(
-        _log_group, "CloudWatch Logs group names", "not set", default=None
-    )
+    aws_connect_timeout: timedelta = _duration_setting("3s")
+    aws_read_timeout: timedelta = _duration_setting("10s")
+    aws_max_attempts: int = _count_setting(4)
+    aws_security_log_group: str | None = _unset_setting(_log_group, "CloudWatch Logs group names")
+    aws_audit_log_group: str | None = _unset_setting(_log_group, "CloudWatch Logs group names")
     aws_replica_regions: tuple[str, ...] = setting(
         _regions, "AWS regions separated by commas", "none", default=(), converter=tuple
     )
-    aws_digest_bucket: str | None = setting(
+    aws_digest_bucket: str | None = _unset_setting(
         _pattern(_BUCKET, "timmybot-digests-123456789012-eu-west-1 (an S3 bucket name)"),
         "S3 bucket name",
-        "not set",
-        default=None,
     )
-    test_discord_api_url: str | None = setting(
+    test_discord_api_url: str | None = _unset_setting(
         _loopback_url,
         "`http(s)` URL on a loopback address (`127.0.0.0/8`, `::1`)",
-        "not set",
-        default=None,
         # A test-only setting must never go unnoticed when it is set.
         describe=lambda url: f"{url} (TESTS ONLY)" if url else "(Discord)",
     )
@@ -732,21 +644,13 @@ class Settings:
         env = os.environ if environ is None else environ
         unknown = sorted(name for name in env if name.startswith(PREFIX) and name not in _VARIABLES)
         if unknown:
-            hints = []
-            for name in unknown:
-                close = difflib.get_close_matches(name, list(_VARIABLES), n=1, cutoff=0.8)
-                hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
-            raise ConfigurationError(
-                "unknown setting " + ", ".join(hints) + "; known: " + ", ".join(sorted(_VARIABLES))
-            )
+            raise ConfigurationError(_unknown(unknown, _VARIABLES))
         values: dict[str, Any] = {}
         names = {field: name for name, (field, _) in reversed(_VARIABLES.items())}
         for name, (field, parse) in _VARIABLES.items():
             raw = env.get(name)
-            if raw is None:
-                continue
-            if field in values:
-                continue  # DISCORD_TOKEN wins over its alias
+            if raw is None or field in values:
+                continue  # unset, or DISCORD_TOKEN won over its alias
             values[field] = parse(name, raw)
             names[field] = name
         path = config_file if config_file is not None else values.get("config_file")
@@ -799,6 +703,16 @@ def settings_rows() -> list[tuple[str, str, str, str]]:
         )
         for field in attrs.fields(Settings)
     ]
+
+
+def _unknown(names: list[str], known: Iterable[str]) -> str:
+    """Name the unknown settings, each with the known one it is likely a typo of."""
+    known = sorted(known)
+    hints = []
+    for name in names:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return "unknown setting " + ", ".join(hints) + "; known: " + ", ".join(known)
 
 
 def _check_shards(
@@ -899,13 +813,7 @@ def _read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
         raise ConfigurationError(f"{where}: config_file cannot be set inside a config file")
     unknown = sorted(key for key in data if key not in keys)
     if unknown:
-        hints = []
-        for key in unknown:
-            close = difflib.get_close_matches(key, list(keys), n=1, cutoff=0.8)
-            hints.append(f"{key} (did you mean {close[0]}?)" if close else key)
-        raise ConfigurationError(
-            f"{where}: unknown setting " + ", ".join(hints) + "; known: " + ", ".join(sorted(keys))
-        )
+        raise ConfigurationError(f"{where}: {_unknown(unknown, keys)}")
     secret_fields = {field.name for field in attrs.fields(Settings) if not field.repr}
     secrets_held = sorted(key for key in data if keys[key][0] in secret_fields)
     if secrets_held and stat.S_IMODE(mode) & 0o077:

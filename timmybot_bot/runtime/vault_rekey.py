@@ -451,10 +451,7 @@ def _promote(settings: Settings, plan: RekeyPlan) -> Path:
 
 
 async def _count(vault: SqliteTokenVault) -> int:
-    total = 0
-    async for _ in vault.user_ids():
-        total += 1
-    return total
+    return len([_ async for _ in vault.user_ids()])
 
 
 async def _rekey_preferences(
@@ -536,19 +533,16 @@ async def rekey_vault(
             damaged.update(await vault.find_damaged())
         preferences, damaged_preferences = await _rekey_preferences(db, plan, tell)
         damaged |= damaged_preferences
-    records = moved[0]
-    promoted = False
     retired: Path | None = None
     if not damaged and not plan.env_managed and not plan.sweep:
         retired = _promote(settings, plan)
-        promoted = True
     return RekeyOutcome(
         old_key_id=plan.old_key_id,
         new_key_id=plan.new_key_id,
         total=total,
-        records=records,
+        records=moved[0],
         preferences=preferences,
-        promoted=promoted,
+        promoted=retired is not None,
         env_managed=plan.env_managed,
         retired_file=retired,
         damaged=tuple(sorted(damaged)),
