@@ -104,7 +104,9 @@ def test_settings_refuse_bad_ids_naming_the_variable(variable: str, bad: str) ->
         Settings.from_env({variable: bad})
 
 
+# "~0" and "~nobody-here": a path whose "~user" names no home made pathlib raise.
 HOSTILE_VALUES = ["²", "١٢٣", "𝟷", "-1", "0", str(2**64), "9" * 400, "\x00", "1e9", "１"]
+HOSTILE_VALUES += ["~0", "~nobody-here/x"]
 
 
 def _parses_or_names(variable: str, value: str) -> None:

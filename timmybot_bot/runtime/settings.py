@@ -83,10 +83,20 @@ def _boolean(name: str, raw: str) -> bool:
     raise ConfigurationError(f"{name} must be true or false (got {raw.strip()!r})")
 
 
-def _path(name: str, raw: str) -> Path:
+def _expanded(name: str, raw: str, what: str) -> Path:
     if not raw.strip():
-        raise ConfigurationError(f"{name} must be a directory path (got an empty value)")
-    return Path(raw.strip()).expanduser()
+        raise ConfigurationError(f"{name} must be {what} (got an empty value)")
+    try:
+        return Path(raw.strip()).expanduser()
+    except RuntimeError:
+        # pathlib raises RuntimeError for "~name" when no such user (or home) exists.
+        raise ConfigurationError(
+            f"{name} must be {what}: its '~' names no home here (got {raw.strip()[:30]!r})"
+        ) from None
+
+
+def _path(name: str, raw: str) -> Path:
+    return _expanded(name, raw, "a directory path")
 
 
 def _snowflakes(name: str, raw: str) -> frozenset[int]:
@@ -233,9 +243,7 @@ def _networks(name: str, raw: str) -> tuple[IPNetwork, ...]:
 
 
 def _file(name: str, raw: str) -> Path:
-    if not raw.strip():
-        raise ConfigurationError(f"{name} must be a file path (got an empty value)")
-    return Path(raw.strip()).expanduser()
+    return _expanded(name, raw, "a file path")
 
 
 def _secret(name: str, raw: str) -> str:
