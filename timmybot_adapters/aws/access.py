@@ -68,10 +68,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from botocore.exceptions import ClientError
-
 from timmybot_adapters.aws._dynamo import (
-    CHECK_FAILED,
     DynamoStore,
     Item,
     from_micros,
@@ -86,7 +83,7 @@ from timmybot_adapters.aws._dynamo import (
     time_key,
     ttl_of,
 )
-from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code
+from timmybot_adapters.aws.clients import AwsClients
 from timmybot_core.ports.access import Ban, PurgeCounts, Switch, SwitchState, check_lease
 
 if TYPE_CHECKING:
@@ -177,14 +174,7 @@ class DynamoAccessPolicyStore(DynamoStore):
 
     async def remove_guild(self, guild_id: int) -> bool:
         """Remove ``guild_id`` from the allowlist; ``True`` if it was there."""
-        with aws_errors(self.LABEL, "remove_guild"):
-            answer = await self._aws.run(
-                self._db.delete_item,
-                TableName=self._table,
-                Key=self._key(_ALLOW, id_key(guild_id)),
-                ReturnValues="ALL_OLD",
-            )
-        return bool(answer.get("Attributes"))
+        return bool(await self._delete("remove_guild", self._key(_ALLOW, id_key(guild_id))))
 
     async def is_guild_allowed(self, guild_id: int) -> bool:
         """Tell whether ``guild_id`` is on the allowlist."""
@@ -192,13 +182,7 @@ class DynamoAccessPolicyStore(DynamoStore):
 
     async def list_allowed_guilds(self) -> list[int]:
         """Return the allowlist, sorted."""
-        items = await self._all(
-            "list_allowed_guilds",
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": s(_ALLOW)},
-            ProjectionExpression="sk",
-            ConsistentRead=True,
-        )
+        items = await self._partition("list_allowed_guilds", _ALLOW, ProjectionExpression="sk")
         return sorted(int(text(item, "sk")) for item in items)
 
     # Attempts
@@ -235,23 +219,20 @@ class DynamoAccessPolicyStore(DynamoStore):
         errs towards the ban, never away from it.)
         """
         request = uuid.uuid4().hex
-        with aws_errors(self.LABEL, "record_attempt"):
-            try:
-                answer = await self._aws.run(
-                    self._db.update_item,
-                    TableName=self._table,
-                    Key=self._key(pk, _SEQUENCE),
-                    UpdateExpression="SET #ttl = :ttl, #req = :id ADD #last :one",
-                    ConditionExpression="attribute_not_exists(#req) OR #req <> :id",
-                    ExpressionAttributeNames=_names("#ttl", "#req", "#last"),
-                    ExpressionAttributeValues={":ttl": expires, ":one": num(1), ":id": s(request)},
-                    ReturnValues="ALL_NEW",
-                )
-                stored = answer["Attributes"]
-            except ClientError as error:
-                if error_code(error) != CHECK_FAILED:
-                    raise
-                stored = await self._get("record_attempt", pk, _SEQUENCE) or {}
+        answer = await self._try_write(
+            "record_attempt",
+            self._db.update_item,
+            Key=self._key(pk, _SEQUENCE),
+            UpdateExpression="SET #ttl = :ttl, #req = :id ADD #last :one",
+            ConditionExpression="attribute_not_exists(#req) OR #req <> :id",
+            ExpressionAttributeNames=_names("#ttl", "#req", "#last"),
+            ExpressionAttributeValues={":ttl": expires, ":one": num(1), ":id": s(request)},
+            ReturnValues="ALL_NEW",
+        )
+        if answer is not None:
+            stored = answer["Attributes"]
+        else:
+            stored = await self._get("record_attempt", pk, _SEQUENCE) or {}
         sequence = num_or_none(stored, "last") or 1
         return sequence, num_or_none(stored, "base") or 0
 
@@ -283,22 +264,21 @@ class DynamoAccessPolicyStore(DynamoStore):
         """
         if start < 0:
             return 0
-        with aws_errors(self.LABEL, "record_attempt"):
-            answer = await self._aws.run(
-                self._db.query,
-                TableName=self._table,
-                KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
-                ExpressionAttributeValues={
-                    ":pk": s(pk),
-                    ":low": s(time_key(0)),
-                    ":high": s(time_key(start)),
-                },
-                ExpressionAttributeNames=_names("#seqs"),
-                ProjectionExpression="#seqs",
-                ConsistentRead=True,
-                ScanIndexForward=False,
-                Limit=1,
-            )
+        answer = await self._call(
+            "record_attempt",
+            self._db.query,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+            ExpressionAttributeValues={
+                ":pk": s(pk),
+                ":low": s(time_key(0)),
+                ":high": s(time_key(start)),
+            },
+            ExpressionAttributeNames=_names("#seqs"),
+            ProjectionExpression="#seqs",
+            ConsistentRead=True,
+            ScanIndexForward=False,
+            Limit=1,
+        )
         items = answer.get("Items") or []
         return max(int(n) for n in items[0]["seqs"]["NS"]) if items else 0
 
@@ -335,13 +315,11 @@ class DynamoAccessPolicyStore(DynamoStore):
         being counted, or survive it.
         """
         pk = _ATTEMPTS + id_key(guild_id)
-        items = await self._all(
+        items = await self._partition(
             "clear_attempts",
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": s(pk)},
+            pk,
             ExpressionAttributeNames=_names("#n"),
             ProjectionExpression="pk, sk, #n",
-            ConsistentRead=True,
         )
         await self._delete_keys("clear_attempts", [self._key(pk, text(i, "sk")) for i in items])
         return sum(num_or_none(item, "n") or 0 for item in items)
@@ -377,14 +355,7 @@ class DynamoAccessPolicyStore(DynamoStore):
     async def lift_ban(self, guild_id: int, *, now: datetime) -> bool:
         """Remove the guild's ban; ``True`` if an active ban was lifted."""
         moment = micros(now)
-        with aws_errors(self.LABEL, "lift_ban"):
-            answer = await self._aws.run(
-                self._db.delete_item,
-                TableName=self._table,
-                Key=self._key(_BAN, id_key(guild_id)),
-                ReturnValues="ALL_OLD",
-            )
-        old = answer.get("Attributes")
+        old = await self._delete("lift_ban", self._key(_BAN, id_key(guild_id)))
         return bool(old) and moment < number(old, "until")
 
     async def get_ban(self, guild_id: int, *, now: datetime) -> Ban | None:
@@ -398,12 +369,7 @@ class DynamoAccessPolicyStore(DynamoStore):
     async def list_bans(self, *, now: datetime) -> list[Ban]:
         """Return every active ban at ``now``, by guild ID."""
         moment = micros(now)
-        items = await self._all(
-            "list_bans",
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": s(_BAN)},
-            ConsistentRead=True,
-        )
+        items = await self._partition("list_bans", _BAN)
         return [_ban(item) for item in items if number(item, "until") > moment]
 
     # Switches
@@ -421,8 +387,7 @@ class DynamoAccessPolicyStore(DynamoStore):
             item["expires_at"] = num(micros(state.expires_at))
             if state.on:
                 item["ttl"] = num(ttl_of(state.expires_at))
-        with aws_errors(self.LABEL, "set_switch"):
-            await self._aws.run(self._db.put_item, TableName=self._table, Item=item)
+        await self._call("set_switch", self._db.put_item, Item=item)
 
     async def get_switch(self, switch: Switch) -> SwitchState:
         """Return a switch's state; a never-set switch is off."""

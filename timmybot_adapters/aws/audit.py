@@ -117,6 +117,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
 from timmybot_adapters.aws._dynamo import (
+    BATCH,
+    BATCH_TRIES,
     DynamoStore,
     Item,
     from_micros,
@@ -127,7 +129,7 @@ from timmybot_adapters.aws._dynamo import (
     text,
     text_or_none,
 )
-from timmybot_adapters.aws.clients import AwsClients, aws_errors
+from timmybot_adapters.aws.clients import AwsClients
 from timmybot_core.domain.audit_chain import record_bytes, record_from_bytes
 from timmybot_core.domain.errors import AuditConflict, StoreUnavailable
 from timmybot_core.ports.audit import (
@@ -145,8 +147,6 @@ __all__ = ["DynamoAuditLog"]
 _INDEX_KEYS: Final = ("day_pk", "kind_pk", "actor_pk", "action_pk", "subject_pk")
 _TOP: Final = "~"  # sorts above every character of an ``at`` key after its timestamp
 _PAGE: Final = 200
-_BATCH: Final = 25  # BatchWriteItem's limit
-_BATCH_TRIES: Final = 10
 _SEALED: Final = "sealed"  # the owner of a sealed writer: no log's token
 _MAX_PENDING: Final = 1000  # records buffered at most while DynamoDB takes none
 _log = logging.getLogger("timmybot.audit")
@@ -401,7 +401,7 @@ class DynamoAuditLog(DynamoStore):
         await self._cover(_day(record.timestamp))
         # From here on the record is accepted: a failed flush keeps it buffered.
         self._pending.append(record)
-        if len(self._pending) >= _BATCH and not self._flushing.locked():
+        if len(self._pending) >= BATCH and not self._flushing.locked():
             try:
                 await self.flush()
             except StoreUnavailable as error:
@@ -434,7 +434,7 @@ class DynamoAuditLog(DynamoStore):
         """
         async with self._flushing:
             while self._pending:
-                batch = self._pending[:_BATCH]
+                batch = self._pending[:BATCH]
                 await self._write_batch(batch)
                 del self._pending[: len(batch)]
             if self._timer is not None:
@@ -450,23 +450,13 @@ class DynamoAuditLog(DynamoStore):
         await self.flush()
 
     async def _write_batch(self, records: Sequence[AuditRecord]) -> None:
-        requests: list[Any] = [{"PutRequest": {"Item": _record_item(r)}} for r in records]
-        delay = 0.05
-        for _ in range(_BATCH_TRIES):
-            with aws_errors(self.LABEL, "append"):
-                answer = await self._aws.run(
-                    self._db.batch_write_item, RequestItems={self._table: requests}
-                )
-            requests = list(answer.get("UnprocessedItems", {}).get(self._table, []))
-            if not requests:
-                return
-            # Unprocessed items mean throttling: back off before sending them again.
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-        raise StoreUnavailable(
-            f"{self.LABEL}: append failed: DynamoDB left {len(requests)} of {len(records)} "
-            f"records unprocessed after {_BATCH_TRIES} tries (throttled); they stay buffered"
-        )
+        requests = [{"PutRequest": {"Item": _record_item(r)}} for r in records]
+        left = await self._send_batch("append", requests)
+        if left:
+            raise StoreUnavailable(
+                f"{self.LABEL}: append failed: DynamoDB left {len(left)} of {len(records)} "
+                f"records unprocessed after {BATCH_TRIES} tries (throttled); they stay buffered"
+            )
 
     async def _claim(self, writer: str) -> None:
         """Make this log the only one writing ``writer``'s positions (re-checked when stale)."""
@@ -493,16 +483,15 @@ class DynamoAuditLog(DynamoStore):
 
         Returns the writer item's attributes as they were, for :meth:`_restore`.
         """
-        with aws_errors(self.LABEL, "append"):
-            answer = await self._aws.run(
-                self._db.update_item,
-                TableName=self._table,
-                Key={"pk": s("writers"), "sk": s(writer)},
-                UpdateExpression="SET #owner = :sealed",
-                ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":sealed": s(_SEALED)},
-                ReturnValues="UPDATED_OLD",
-            )
+        answer = await self._call(
+            "append",
+            self._db.update_item,
+            Key={"pk": s("writers"), "sk": s(writer)},
+            UpdateExpression="SET #owner = :sealed",
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues={":sealed": s(_SEALED)},
+            ReturnValues="UPDATED_OLD",
+        )
         return dict(answer.get("Attributes", {}))
 
     async def _restore(self, writer: str, old: Item) -> None:
@@ -668,24 +657,12 @@ class DynamoAuditLog(DynamoStore):
 
     async def writers(self) -> list[str]:
         """Return every writer that has a record or a digest, sorted."""
-        items = await self._all(
-            "writers",
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": s("writers")},
-            ProjectionExpression="sk",
-            ConsistentRead=True,
-        )
+        items = await self._partition("writers", "writers", ProjectionExpression="sk")
         return sorted(text(item, "sk") for item in items)
 
     async def digests(self, writer_id: str) -> list[SignedDigest]:
         """Return the writer's digests in ``digest_sequence`` order."""
-        items = await self._all(
-            "digests",
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": s(f"digest#{writer_id}")},
-            ConsistentRead=True,
-        )
-        return [_digest(item) for item in items]
+        return [_digest(item) for item in await self._partition("digests", f"digest#{writer_id}")]
 
     async def query(
         self,

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
 
-__all__ = ["AwsClients", "AwsConfig", "aws_errors", "describe_error", "error_code"]
+__all__ = ["AwsClients", "AwsConfig", "aws_errors", "describe_error", "error_code", "retried"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -271,6 +271,11 @@ class AwsClients:
 def error_code(error: ClientError) -> str:
     """Return the AWS error code of ``error`` (``ConditionalCheckFailedException``, ...)."""
     return str(error.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def retried(error: ClientError) -> bool:
+    """Whether botocore sent the request more than once (an earlier try may have succeeded)."""
+    return int(error.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) > 0
 
 
 def _client_error(error: ClientError) -> str:
