@@ -99,18 +99,6 @@ _ATTEMPTS: Final = "attempts#"
 _LEASE: Final = "lease"
 _JOB: Final = "job"
 _LEASE_TTL_SLACK: Final = 86_400
-_NAMES: Final = {
-    "#n": "n",
-    "#ttl": "ttl",
-    "#reqs": "reqs",
-    "#until": "until",
-    "#on": "on",
-    "#req": "req",
-    "#last": "last",
-    "#first": "first",
-    "#seqs": "seqs",
-    "#base": "base",
-}
 # The guild's attempt counter, beside its time-keyed items (digits sort first).
 _SEQUENCE: Final = "sequence"
 # TTL far beyond any retention: keeps epoch arithmetic in range for huge windows.
@@ -119,7 +107,19 @@ _PAGE: Final = 1000
 
 
 def _names(*keys: str) -> dict[str, str]:
-    return {key: _NAMES[key] for key in keys}
+    return {key: key.removeprefix("#") for key in keys}
+
+
+def _between(pk: str, low: int, high: int) -> dict[str, Any]:
+    """Return the key condition of the items of ``pk`` with times in ``[low, high]``."""
+    return {
+        "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+        "ExpressionAttributeValues": {
+            ":pk": s(pk),
+            ":low": s(time_key(low)),
+            ":high": s(time_key(high)),
+        },
+    }
 
 
 class DynamoAccessPolicyStore(DynamoStore):
@@ -267,12 +267,7 @@ class DynamoAccessPolicyStore(DynamoStore):
         answer = await self._call(
             "record_attempt",
             self._db.query,
-            KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
-            ExpressionAttributeValues={
-                ":pk": s(pk),
-                ":low": s(time_key(0)),
-                ":high": s(time_key(start)),
-            },
+            **_between(pk, 0, start),
             ExpressionAttributeNames=_names("#seqs"),
             ProjectionExpression="#seqs",
             ConsistentRead=True,
@@ -288,12 +283,7 @@ class DynamoAccessPolicyStore(DynamoStore):
         if low > high:
             return 0
         params: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
-            "ExpressionAttributeValues": {
-                ":pk": s(pk),
-                ":low": s(time_key(low)),
-                ":high": s(time_key(high)),
-            },
+            **_between(pk, low, high),
             "ExpressionAttributeNames": _names("#n"),
             "ProjectionExpression": "#n",
             "ConsistentRead": True,
