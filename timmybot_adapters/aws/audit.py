@@ -130,6 +130,7 @@ from timmybot_adapters.aws._dynamo import (
     text_or_none,
 )
 from timmybot_adapters.aws.clients import AwsClients
+from timmybot_adapters.aws.tables import AUDIT_INDEXES
 from timmybot_core.domain.audit_chain import record_bytes, record_from_bytes
 from timmybot_core.domain.errors import AuditConflict, StoreUnavailable
 from timmybot_core.ports.audit import (
@@ -144,7 +145,6 @@ from timmybot_core.services.audit_verify import SEAL_ACTION
 
 __all__ = ["DynamoAuditLog"]
 
-_INDEX_KEYS: Final = ("day_pk", "kind_pk", "actor_pk", "action_pk", "subject_pk")
 _TOP: Final = "~"  # sorts above every character of an ``at`` key after its timestamp
 _PAGE: Final = 200
 _SEALED: Final = "sealed"  # the owner of a sealed writer: no log's token
@@ -610,7 +610,7 @@ class DynamoAuditLog(DynamoStore):
                 UpdateExpression=(
                     "SET pruned = :true, #action = :empty, #resource = :empty, "
                     "#source = :empty, details = :nothing "
-                    "REMOVE actor, subject, body, #at, " + ", ".join(_INDEX_KEYS)
+                    "REMOVE actor, subject, body, #at, " + ", ".join(AUDIT_INDEXES.values())
                 ),
                 ConditionExpression="attribute_exists(pk) AND pruned = :false",
                 ExpressionAttributeNames={
@@ -748,7 +748,7 @@ class DynamoAuditLog(DynamoStore):
         *,
         forward: bool,
     ) -> Any:
-        names = {"#p": _INDEX_KEYS[list(_INDEX_NAMES).index(index)], "#at": "at"}
+        names = {"#p": AUDIT_INDEXES[index], "#at": "at"}
         values: dict[str, Any] = {":p": s(partition), ":low": s(low), ":high": s(high)}
         params: dict[str, Any] = {
             "IndexName": index,
@@ -803,6 +803,3 @@ class DynamoAuditLog(DynamoStore):
                 if len(found) >= limit:
                     return found
         return found
-
-
-_INDEX_NAMES: Final = ("by-day", "by-kind", "by-actor", "by-action", "by-subject")
