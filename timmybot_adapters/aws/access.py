@@ -141,21 +141,9 @@ class DynamoAccessPolicyStore(DynamoStore):
     async def _get(self, operation: str, pk: str, sk: str) -> Item | None:
         return await self._get_item(operation, self._key(pk, sk))
 
-    async def _put_unless(
-        self,
-        operation: str,
-        item: Item,
-        condition: str,
-        values: dict[str, Any],
-        names: dict[str, str],
-    ) -> bool:
+    async def _put_unless(self, operation: str, item: Item, **condition: Any) -> bool:
         """``PutItem`` under ``condition``; ``True`` if written (a retry of ours included)."""
-        params: dict[str, Any] = {"Item": item, "ConditionExpression": condition}
-        if values:
-            params["ExpressionAttributeValues"] = values
-        if names:
-            params["ExpressionAttributeNames"] = names
-        if await self._write_if(operation, self._db.put_item, **params):
+        if await self._write_if(operation, self._db.put_item, Item=item, **condition):
             return True
         stored = await self._get(operation, text(item, "pk"), text(item, "sk"))
         # Our own token: a retry of a write whose first try succeeded.
@@ -170,7 +158,9 @@ class DynamoAccessPolicyStore(DynamoStore):
             "added_at": num(micros(at)),
             "token": s(uuid.uuid4().hex),
         }
-        return await self._put_unless("allow_guild", item, "attribute_not_exists(pk)", {}, {})
+        return await self._put_unless(
+            "allow_guild", item, ConditionExpression="attribute_not_exists(pk)"
+        )
 
     async def remove_guild(self, guild_id: int) -> bool:
         """Remove ``guild_id`` from the allowlist; ``True`` if it was there."""
@@ -190,12 +180,7 @@ class DynamoAccessPolicyStore(DynamoStore):
     async def record_attempt(
         self, guild_id: int, *, at: datetime, window: timedelta, cap: int | None = None
     ) -> int:
-        """Record one attempt and return the count after ``at - window`` (at most ``cap``).
-
-        The guild's sequence counter gives the attempt its number ``N``
-        (an atomic ``ADD``, so every number is given once); the count is
-        ``N`` less the number reached at the window's start.
-        """
+        """Record one attempt and return the count after ``at - window`` (at most ``cap``)."""
         guild, moment = id_key(guild_id), micros(at)
         pk = _ATTEMPTS + guild
         keep = min(max(window, self._retention), _MAX_RETENTION)
@@ -209,14 +194,10 @@ class DynamoAccessPolicyStore(DynamoStore):
         return count if cap is None else min(count, max(cap, 0))
 
     async def _next_sequence(self, pk: str, expires: AttributeValueTypeDef) -> tuple[int, int]:
-        """Take the guild's next attempt number.
+        """Take the guild's next attempt number (a retried request reads its own back).
 
-        The item remembers the request that took the last number: if
-        botocore retries a request whose first try was applied (its answer
-        lost), the retry fails the condition and reads its number back
-        instead of taking a second one. (Should another attempt have come
-        in between, the retry takes a new number: an attempt counted twice
-        errs towards the ban, never away from it.)
+        Should another attempt have come in between, the retry takes a new
+        number: an attempt counted twice errs towards the ban, never away from it.
         """
         request = uuid.uuid4().hex
         answer = await self._try_write(
@@ -337,9 +318,9 @@ class DynamoAccessPolicyStore(DynamoStore):
         return await self._put_unless(
             "place_ban",
             item,
-            "attribute_not_exists(pk) OR #until <= :now",
-            {":now": num(micros(now))},
-            _names("#until"),
+            ConditionExpression="attribute_not_exists(pk) OR #until <= :now",
+            ExpressionAttributeValues={":now": num(micros(now))},
+            ExpressionAttributeNames=_names("#until"),
         )
 
     async def lift_ban(self, guild_id: int, *, now: datetime) -> bool:
@@ -461,7 +442,6 @@ class DynamoAccessPolicyStore(DynamoStore):
     async def acquire_lease(self, name: str, holder: str, *, now: datetime, ttl: timedelta) -> bool:
         """Take or renew the lease ``name`` for ``holder`` until ``now + ttl``.
 
-        One conditional ``PutItem``: free, expired, or already ``holder``'s.
         A retry of a write that had succeeded passes the same condition.
         """
         check_lease(name, holder, ttl)
