@@ -164,10 +164,6 @@ def _day(moment: datetime) -> str:
     return moment.astimezone(UTC).date().isoformat()
 
 
-def _month(moment: datetime) -> str:
-    return _day(moment)[:7]
-
-
 def _days(first: date, last: date) -> list[str]:
     """Every day from ``last`` down to ``first``."""
     count = (last - first).days
@@ -176,12 +172,9 @@ def _days(first: date, last: date) -> list[str]:
 
 def _months(first: date, last: date) -> list[str]:
     """Every month from ``last``'s down to ``first``'s, as ``YYYY-MM``."""
-    months: list[str] = []
-    year, month = last.year, last.month
-    while (year, month) >= (first.year, first.month):
-        months.append(f"{year:04d}-{month:02d}")
-        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
-    return months
+    top = last.year * 12 + last.month - 1  # months since year 0, counted from 0
+    bottom = first.year * 12 + first.month - 1
+    return [f"{n // 12:04d}-{n % 12 + 1:02d}" for n in range(top, bottom - 1, -1)]
 
 
 def _record_item(record: AuditRecord) -> Item:
@@ -201,7 +194,8 @@ def _record_item(record: AuditRecord) -> Item:
     if record.pruned:
         item["resource"] = s(record.resource)
         item["source"] = s(record.source)
-        item["details"] = s(_details_text(record))
+        details = json.dumps(dict(record.details), ensure_ascii=False, separators=(",", ":"))
+        item["details"] = s(details)
     else:
         item["body"] = {"B": record_bytes(record)}
     if record.actor is not None:
@@ -209,7 +203,8 @@ def _record_item(record: AuditRecord) -> Item:
     if record.subject is not None:
         item["subject"] = s(record.subject)
     if not record.pruned:
-        day, month = _day(record.timestamp), _month(record.timestamp)
+        day = _day(record.timestamp)
+        month = day[:7]
         item["at"] = s(_at(record.timestamp, record.writer_id, record.sequence))
         item["day_pk"] = s(f"day#{day}")
         item["kind_pk"] = s(f"kind#{record.kind.value}#{day}")
@@ -219,10 +214,6 @@ def _record_item(record: AuditRecord) -> Item:
         if record.subject is not None:
             item["subject_pk"] = s(f"subject#{record.subject}#{month}")
     return item
-
-
-def _details_text(record: AuditRecord) -> str:
-    return json.dumps(dict(record.details), ensure_ascii=False, separators=(",", ":"))
 
 
 def _matches(record: AuditRecord, item: Item) -> bool:
