@@ -76,20 +76,9 @@ class DynamoUserDataStore(DynamoStore):
 
     LABEL = "user data store"
 
-    async def _item(self, operation: str, key: Item, name: str | None = None) -> Item | None:
-        """Read the user's item (only the preference ``name`` if given)."""
-        if name is None:
-            return await self._get_item(operation, key)
-        return await self._get_item(
-            operation,
-            key,
-            ProjectionExpression="prefs.#name",
-            ExpressionAttributeNames={"#name": name},
-        )
-
     async def get_preferences(self, user_id: int) -> list[Preference]:
         """Return every preference of ``user_id``, sorted by name (empty if none)."""
-        item = await self._item("get_preferences", _key(user_id))
+        item = await self._get_item("get_preferences", _key(user_id))
         if item is None:
             return []
         stored = item.get("prefs", {}).get("M", {})
@@ -99,7 +88,12 @@ class DynamoUserDataStore(DynamoStore):
         """Return one preference, or ``None`` if the user has not set it."""
         user_key = _key(user_id)
         check_preference_key(key)
-        item = await self._item("get_preference", user_key, key)
+        item = await self._get_item(
+            "get_preference",
+            user_key,
+            ProjectionExpression="prefs.#name",
+            ExpressionAttributeNames={"#name": key},
+        )
         entry = None if item is None else item.get("prefs", {}).get("M", {}).get(key)
         return None if entry is None else _preference(key, entry)
 
@@ -124,7 +118,7 @@ class DynamoUserDataStore(DynamoStore):
                 ExpressionAttributeValues={":entry": entry, ":limit": num(MAX_PREFERENCES)},
             ):
                 return
-            current = await self._item("set_preference", user_key)
+            current = await self._get_item("set_preference", user_key)
             if current is None or "prefs" not in current:
                 if await self._write_if(
                     "set_preference",
