@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code
 from timmybot_core.domain.clock import as_utc
 from timmybot_core.domain.errors import StoreUnavailable
-from timmybot_core.domain.snowflake import MAX_SNOWFLAKE, check_snowflake
+from timmybot_core.domain.snowflake import check_snowflake
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -23,7 +23,6 @@ __all__ = [
     "BATCH",
     "BATCH_TRIES",
     "CHECK_FAILED",
-    "MAX_SNOWFLAKE",
     "DynamoStore",
     "Item",
     "from_micros",
@@ -193,10 +192,7 @@ class DynamoStore:
 
     async def _all(self, operation: str, *, scan: bool = False, **params: Any) -> list[Item]:
         """Every item of a ``Query`` (or a ``Scan``), all pages."""
-        items: list[Item] = []
-        async for page in self._pages(operation, scan=scan, **params):
-            items.extend(page)
-        return items
+        return [item async for page in self._pages(operation, scan=scan, **params) for item in page]
 
     async def _send_batch(self, operation: str, requests: list[Any]) -> list[Any]:
         """Send a ``BatchWriteItem``, retrying unprocessed requests; return those still left."""
