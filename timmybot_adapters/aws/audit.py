@@ -191,6 +191,10 @@ def _record_item(record: AuditRecord) -> Item:
         "hash": s(record.hash),
         "pruned": {"BOOL": record.pruned},
     }
+    if record.actor is not None:
+        item["actor"] = s(record.actor)
+    if record.subject is not None:
+        item["subject"] = s(record.subject)
     if record.pruned:
         item["resource"] = s(record.resource)
         item["source"] = s(record.source)
@@ -198,11 +202,6 @@ def _record_item(record: AuditRecord) -> Item:
         item["details"] = s(details)
     else:
         item["body"] = {"B": record_bytes(record)}
-    if record.actor is not None:
-        item["actor"] = s(record.actor)
-    if record.subject is not None:
-        item["subject"] = s(record.subject)
-    if not record.pruned:
         day = _day(record.timestamp)
         month = day[:7]
         item["at"] = s(_at(record.timestamp, record.writer_id, record.sequence))
