@@ -236,9 +236,7 @@ class SecretsManagerTokenVault:
         if expected_version is not None and not _VERSION.match(expected_version):
             # No stored version looks like this one: a conflict, without a call.
             raise VersionConflict("the token record changed since it was read")
-        lock = self._locks.get(user_id)
-        if lock is None:
-            lock = self._locks[user_id] = asyncio.Lock()
+        lock = self._locks.setdefault(user_id, asyncio.Lock())
         # One write per user at a time in this process: writers that lose a
         # race to a sibling fail on the retired version below, without a call.
         async with lock:
