@@ -30,7 +30,7 @@ import functools
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, cast
 
 import attrs
 import boto3
@@ -222,26 +222,22 @@ class AwsClients:
     @property
     def secretsmanager(self) -> SecretsManagerClient:
         """The Secrets Manager client."""
-        client: SecretsManagerClient = self.client("secretsmanager")
-        return client
+        return cast("SecretsManagerClient", self.client("secretsmanager"))
 
     @property
     def dynamodb(self) -> DynamoDBClient:
         """The DynamoDB client."""
-        client: DynamoDBClient = self.client("dynamodb")
-        return client
+        return cast("DynamoDBClient", self.client("dynamodb"))
 
     @property
     def sns(self) -> SNSClient:
         """The SNS client."""
-        client: SNSClient = self.client("sns")
-        return client
+        return cast("SNSClient", self.client("sns"))
 
     @property
     def logs(self) -> CloudWatchLogsClient:
         """The CloudWatch Logs client."""
-        client: CloudWatchLogsClient = self.client("logs")
-        return client
+        return cast("CloudWatchLogsClient", self.client("logs"))
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run the blocking call ``fn(*args, **kwargs)`` on the pool and await its result.
