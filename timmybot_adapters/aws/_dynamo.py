@@ -13,15 +13,16 @@ from botocore.exceptions import ClientError
 from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code
 from timmybot_core.domain.clock import as_utc
 from timmybot_core.domain.errors import StoreUnavailable
-from timmybot_core.domain.snowflake import MAX_SNOWFLAKE, check_snowflake
+from timmybot_core.domain.snowflake import check_snowflake
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 __all__ = [
+    "BATCH",
+    "BATCH_TRIES",
     "CHECK_FAILED",
-    "MAX_SNOWFLAKE",
     "DynamoStore",
     "Item",
     "from_micros",
@@ -38,8 +39,9 @@ Item = dict[str, "AttributeValueTypeDef"]
 
 _ORIGIN: Final = datetime(1, 1, 1, tzinfo=UTC)
 _US: Final = timedelta(microseconds=1)
-_BATCH: Final = 25
-_BATCH_TRIES: Final = 10
+#: ``BatchWriteItem``'s limit, and the tries of :meth:`DynamoStore._send_batch`.
+BATCH: Final = 25
+BATCH_TRIES: Final = 10
 #: The error code of a write whose ``ConditionExpression`` did not hold.
 CHECK_FAILED: Final = "ConditionalCheckFailedException"
 
@@ -131,67 +133,90 @@ class DynamoStore:
         call: Callable[..., Any] = self._db.scan if scan else self._db.query
         start: Item | None = None
         while True:
-            request = dict(params, TableName=self._table)
-            if start is not None:
-                request["ExclusiveStartKey"] = start
-            with aws_errors(self.LABEL, operation):
-                page = await self._aws.run(call, **request)
+            request = dict(params) if start is None else dict(params, ExclusiveStartKey=start)
+            page = await self._call(operation, call, **request)
             yield list(page.get("Items", []))
             start = page.get("LastEvaluatedKey")
             if not start:
                 return
 
+    async def _call(self, operation: str, call: Callable[..., Any], **params: Any) -> Any:
+        """Run ``call`` (a ``PutItem``, a ``DeleteItem`` ...) on the table and return its answer."""
+        with aws_errors(self.LABEL, operation):
+            return await self._aws.run(call, TableName=self._table, **params)
+
     async def _get_item(self, operation: str, key: Item, **params: Any) -> Item | None:
         """Read the item at ``key`` (a consistent read), or ``None`` if there is none."""
-        with aws_errors(self.LABEL, operation):
-            answer = await self._aws.run(
-                self._db.get_item, TableName=self._table, Key=key, ConsistentRead=True, **params
-            )
+        answer = await self._call(
+            operation, self._db.get_item, Key=key, ConsistentRead=True, **params
+        )
         item: Item | None = answer.get("Item")
         return item
 
-    async def _write_if(self, operation: str, call: Callable[..., Any], **params: Any) -> bool:
-        """Run the conditional write ``call`` on the table; ``False`` if its check failed.
+    async def _delete(self, operation: str, key: Item) -> Item:
+        """Delete the item at ``key``; return its attributes as they were (empty if none)."""
+        answer = await self._call(operation, self._db.delete_item, Key=key, ReturnValues="ALL_OLD")
+        return dict(answer.get("Attributes", {}))
+
+    async def _try_write(
+        self, operation: str, call: Callable[..., Any], **params: Any
+    ) -> dict[str, Any] | None:
+        """Run the conditional write ``call``; its answer, or ``None`` if its check failed.
 
         A failed condition is an expected outcome (someone else got there
         first); any other error is ``StoreUnavailable``.
         """
         with aws_errors(self.LABEL, operation):
             try:
-                await self._aws.run(call, TableName=self._table, **params)
+                answer: dict[str, Any] = await self._aws.run(call, TableName=self._table, **params)
             except ClientError as error:
                 if error_code(error) != CHECK_FAILED:
                     raise
-                return False
-        return True
+                return None
+        return answer
+
+    async def _write_if(self, operation: str, call: Callable[..., Any], **params: Any) -> bool:
+        """Run the conditional write ``call`` on the table; ``False`` if its check failed."""
+        return await self._try_write(operation, call, **params) is not None
+
+    async def _partition(self, operation: str, pk: str, **params: Any) -> list[Item]:
+        """Every item of the partition ``pk`` (a strongly consistent ``Query``, all pages)."""
+        values = {":pk": s(pk), **params.pop("ExpressionAttributeValues", {})}
+        return await self._all(
+            operation,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=values,
+            ConsistentRead=True,
+            **params,
+        )
 
     async def _all(self, operation: str, *, scan: bool = False, **params: Any) -> list[Item]:
         """Every item of a ``Query`` (or a ``Scan``), all pages."""
-        items: list[Item] = []
-        async for page in self._pages(operation, scan=scan, **params):
-            items.extend(page)
-        return items
+        return [item async for page in self._pages(operation, scan=scan, **params) for item in page]
+
+    async def _send_batch(self, operation: str, requests: list[Any]) -> list[Any]:
+        """Send a ``BatchWriteItem``, retrying unprocessed requests; return those still left."""
+        delay = 0.05
+        for _ in range(BATCH_TRIES):
+            with aws_errors(self.LABEL, operation):
+                answer = await self._aws.run(
+                    self._db.batch_write_item, RequestItems={self._table: requests}
+                )
+            requests = list(answer.get("UnprocessedItems", {}).get(self._table, []))
+            if not requests:
+                break
+            # Unprocessed items mean throttling: back off before retrying them.
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        return requests
 
     async def _delete_keys(self, operation: str, keys: Sequence[Item]) -> None:
         """Delete items by key, 25 per ``BatchWriteItem``, retrying unprocessed ones."""
-        for offset in range(0, len(keys), _BATCH):
-            requests: list[Any] = [
-                {"DeleteRequest": {"Key": key}} for key in keys[offset : offset + _BATCH]
-            ]
-            delay = 0.05
-            for _ in range(_BATCH_TRIES):
-                with aws_errors(self.LABEL, operation):
-                    answer = await self._aws.run(
-                        self._db.batch_write_item, RequestItems={self._table: requests}
-                    )
-                requests = list(answer.get("UnprocessedItems", {}).get(self._table, []))
-                if not requests:
-                    break
-                # Unprocessed items mean throttling: back off before retrying them.
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-            else:
+        for offset in range(0, len(keys), BATCH):
+            chunk = keys[offset : offset + BATCH]
+            left = await self._send_batch(operation, [{"DeleteRequest": {"Key": k}} for k in chunk])
+            if left:
                 raise StoreUnavailable(
-                    f"{self.LABEL}: {operation} failed: DynamoDB left {len(requests)} deletes "
-                    f"unprocessed after {_BATCH_TRIES} tries (throttled)"
+                    f"{self.LABEL}: {operation} failed: DynamoDB left {len(left)} deletes "
+                    f"unprocessed after {BATCH_TRIES} tries (throttled)"
                 )

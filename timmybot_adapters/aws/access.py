@@ -68,10 +68,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from botocore.exceptions import ClientError
-
 from timmybot_adapters.aws._dynamo import (
-    CHECK_FAILED,
     DynamoStore,
     Item,
     from_micros,
@@ -86,7 +83,7 @@ from timmybot_adapters.aws._dynamo import (
     time_key,
     ttl_of,
 )
-from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code
+from timmybot_adapters.aws.clients import AwsClients
 from timmybot_core.ports.access import Ban, PurgeCounts, Switch, SwitchState, check_lease
 
 if TYPE_CHECKING:
@@ -102,18 +99,6 @@ _ATTEMPTS: Final = "attempts#"
 _LEASE: Final = "lease"
 _JOB: Final = "job"
 _LEASE_TTL_SLACK: Final = 86_400
-_NAMES: Final = {
-    "#n": "n",
-    "#ttl": "ttl",
-    "#reqs": "reqs",
-    "#until": "until",
-    "#on": "on",
-    "#req": "req",
-    "#last": "last",
-    "#first": "first",
-    "#seqs": "seqs",
-    "#base": "base",
-}
 # The guild's attempt counter, beside its time-keyed items (digits sort first).
 _SEQUENCE: Final = "sequence"
 # TTL far beyond any retention: keeps epoch arithmetic in range for huge windows.
@@ -122,7 +107,19 @@ _PAGE: Final = 1000
 
 
 def _names(*keys: str) -> dict[str, str]:
-    return {key: _NAMES[key] for key in keys}
+    return {key: key.removeprefix("#") for key in keys}
+
+
+def _between(pk: str, low: int, high: int) -> dict[str, Any]:
+    """Return the key condition of the items of ``pk`` with times in ``[low, high]``."""
+    return {
+        "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+        "ExpressionAttributeValues": {
+            ":pk": s(pk),
+            ":low": s(time_key(low)),
+            ":high": s(time_key(high)),
+        },
+    }
 
 
 class DynamoAccessPolicyStore(DynamoStore):
@@ -144,21 +141,9 @@ class DynamoAccessPolicyStore(DynamoStore):
     async def _get(self, operation: str, pk: str, sk: str) -> Item | None:
         return await self._get_item(operation, self._key(pk, sk))
 
-    async def _put_unless(
-        self,
-        operation: str,
-        item: Item,
-        condition: str,
-        values: dict[str, Any],
-        names: dict[str, str],
-    ) -> bool:
+    async def _put_unless(self, operation: str, item: Item, **condition: Any) -> bool:
         """``PutItem`` under ``condition``; ``True`` if written (a retry of ours included)."""
-        params: dict[str, Any] = {"Item": item, "ConditionExpression": condition}
-        if values:
-            params["ExpressionAttributeValues"] = values
-        if names:
-            params["ExpressionAttributeNames"] = names
-        if await self._write_if(operation, self._db.put_item, **params):
+        if await self._write_if(operation, self._db.put_item, Item=item, **condition):
             return True
         stored = await self._get(operation, text(item, "pk"), text(item, "sk"))
         # Our own token: a retry of a write whose first try succeeded.
@@ -173,18 +158,13 @@ class DynamoAccessPolicyStore(DynamoStore):
             "added_at": num(micros(at)),
             "token": s(uuid.uuid4().hex),
         }
-        return await self._put_unless("allow_guild", item, "attribute_not_exists(pk)", {}, {})
+        return await self._put_unless(
+            "allow_guild", item, ConditionExpression="attribute_not_exists(pk)"
+        )
 
     async def remove_guild(self, guild_id: int) -> bool:
         """Remove ``guild_id`` from the allowlist; ``True`` if it was there."""
-        with aws_errors(self.LABEL, "remove_guild"):
-            answer = await self._aws.run(
-                self._db.delete_item,
-                TableName=self._table,
-                Key=self._key(_ALLOW, id_key(guild_id)),
-                ReturnValues="ALL_OLD",
-            )
-        return bool(answer.get("Attributes"))
+        return bool(await self._delete("remove_guild", self._key(_ALLOW, id_key(guild_id))))
 
     async def is_guild_allowed(self, guild_id: int) -> bool:
         """Tell whether ``guild_id`` is on the allowlist."""
@@ -192,13 +172,7 @@ class DynamoAccessPolicyStore(DynamoStore):
 
     async def list_allowed_guilds(self) -> list[int]:
         """Return the allowlist, sorted."""
-        items = await self._all(
-            "list_allowed_guilds",
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": s(_ALLOW)},
-            ProjectionExpression="sk",
-            ConsistentRead=True,
-        )
+        items = await self._partition("list_allowed_guilds", _ALLOW, ProjectionExpression="sk")
         return sorted(int(text(item, "sk")) for item in items)
 
     # Attempts
@@ -206,12 +180,7 @@ class DynamoAccessPolicyStore(DynamoStore):
     async def record_attempt(
         self, guild_id: int, *, at: datetime, window: timedelta, cap: int | None = None
     ) -> int:
-        """Record one attempt and return the count after ``at - window`` (at most ``cap``).
-
-        The guild's sequence counter gives the attempt its number ``N``
-        (an atomic ``ADD``, so every number is given once); the count is
-        ``N`` less the number reached at the window's start.
-        """
+        """Record one attempt and return the count after ``at - window`` (at most ``cap``)."""
         guild, moment = id_key(guild_id), micros(at)
         pk = _ATTEMPTS + guild
         keep = min(max(window, self._retention), _MAX_RETENTION)
@@ -225,33 +194,26 @@ class DynamoAccessPolicyStore(DynamoStore):
         return count if cap is None else min(count, max(cap, 0))
 
     async def _next_sequence(self, pk: str, expires: AttributeValueTypeDef) -> tuple[int, int]:
-        """Take the guild's next attempt number.
+        """Take the guild's next attempt number (a retried request reads its own back).
 
-        The item remembers the request that took the last number: if
-        botocore retries a request whose first try was applied (its answer
-        lost), the retry fails the condition and reads its number back
-        instead of taking a second one. (Should another attempt have come
-        in between, the retry takes a new number: an attempt counted twice
-        errs towards the ban, never away from it.)
+        Should another attempt have come in between, the retry takes a new
+        number: an attempt counted twice errs towards the ban, never away from it.
         """
         request = uuid.uuid4().hex
-        with aws_errors(self.LABEL, "record_attempt"):
-            try:
-                answer = await self._aws.run(
-                    self._db.update_item,
-                    TableName=self._table,
-                    Key=self._key(pk, _SEQUENCE),
-                    UpdateExpression="SET #ttl = :ttl, #req = :id ADD #last :one",
-                    ConditionExpression="attribute_not_exists(#req) OR #req <> :id",
-                    ExpressionAttributeNames=_names("#ttl", "#req", "#last"),
-                    ExpressionAttributeValues={":ttl": expires, ":one": num(1), ":id": s(request)},
-                    ReturnValues="ALL_NEW",
-                )
-                stored = answer["Attributes"]
-            except ClientError as error:
-                if error_code(error) != CHECK_FAILED:
-                    raise
-                stored = await self._get("record_attempt", pk, _SEQUENCE) or {}
+        answer = await self._try_write(
+            "record_attempt",
+            self._db.update_item,
+            Key=self._key(pk, _SEQUENCE),
+            UpdateExpression="SET #ttl = :ttl, #req = :id ADD #last :one",
+            ConditionExpression="attribute_not_exists(#req) OR #req <> :id",
+            ExpressionAttributeNames=_names("#ttl", "#req", "#last"),
+            ExpressionAttributeValues={":ttl": expires, ":one": num(1), ":id": s(request)},
+            ReturnValues="ALL_NEW",
+        )
+        if answer is not None:
+            stored = answer["Attributes"]
+        else:
+            stored = await self._get("record_attempt", pk, _SEQUENCE) or {}
         sequence = num_or_none(stored, "last") or 1
         return sequence, num_or_none(stored, "base") or 0
 
@@ -283,22 +245,16 @@ class DynamoAccessPolicyStore(DynamoStore):
         """
         if start < 0:
             return 0
-        with aws_errors(self.LABEL, "record_attempt"):
-            answer = await self._aws.run(
-                self._db.query,
-                TableName=self._table,
-                KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
-                ExpressionAttributeValues={
-                    ":pk": s(pk),
-                    ":low": s(time_key(0)),
-                    ":high": s(time_key(start)),
-                },
-                ExpressionAttributeNames=_names("#seqs"),
-                ProjectionExpression="#seqs",
-                ConsistentRead=True,
-                ScanIndexForward=False,
-                Limit=1,
-            )
+        answer = await self._call(
+            "record_attempt",
+            self._db.query,
+            **_between(pk, 0, start),
+            ExpressionAttributeNames=_names("#seqs"),
+            ProjectionExpression="#seqs",
+            ConsistentRead=True,
+            ScanIndexForward=False,
+            Limit=1,
+        )
         items = answer.get("Items") or []
         return max(int(n) for n in items[0]["seqs"]["NS"]) if items else 0
 
@@ -308,12 +264,7 @@ class DynamoAccessPolicyStore(DynamoStore):
         if low > high:
             return 0
         params: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
-            "ExpressionAttributeValues": {
-                ":pk": s(pk),
-                ":low": s(time_key(low)),
-                ":high": s(time_key(high)),
-            },
+            **_between(pk, low, high),
             "ExpressionAttributeNames": _names("#n"),
             "ProjectionExpression": "#n",
             "ConsistentRead": True,
@@ -335,13 +286,11 @@ class DynamoAccessPolicyStore(DynamoStore):
         being counted, or survive it.
         """
         pk = _ATTEMPTS + id_key(guild_id)
-        items = await self._all(
+        items = await self._partition(
             "clear_attempts",
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": s(pk)},
+            pk,
             ExpressionAttributeNames=_names("#n"),
             ProjectionExpression="pk, sk, #n",
-            ConsistentRead=True,
         )
         await self._delete_keys("clear_attempts", [self._key(pk, text(i, "sk")) for i in items])
         return sum(num_or_none(item, "n") or 0 for item in items)
@@ -369,22 +318,15 @@ class DynamoAccessPolicyStore(DynamoStore):
         return await self._put_unless(
             "place_ban",
             item,
-            "attribute_not_exists(pk) OR #until <= :now",
-            {":now": num(micros(now))},
-            _names("#until"),
+            ConditionExpression="attribute_not_exists(pk) OR #until <= :now",
+            ExpressionAttributeValues={":now": num(micros(now))},
+            ExpressionAttributeNames=_names("#until"),
         )
 
     async def lift_ban(self, guild_id: int, *, now: datetime) -> bool:
         """Remove the guild's ban; ``True`` if an active ban was lifted."""
         moment = micros(now)
-        with aws_errors(self.LABEL, "lift_ban"):
-            answer = await self._aws.run(
-                self._db.delete_item,
-                TableName=self._table,
-                Key=self._key(_BAN, id_key(guild_id)),
-                ReturnValues="ALL_OLD",
-            )
-        old = answer.get("Attributes")
+        old = await self._delete("lift_ban", self._key(_BAN, id_key(guild_id)))
         return bool(old) and moment < number(old, "until")
 
     async def get_ban(self, guild_id: int, *, now: datetime) -> Ban | None:
@@ -398,12 +340,7 @@ class DynamoAccessPolicyStore(DynamoStore):
     async def list_bans(self, *, now: datetime) -> list[Ban]:
         """Return every active ban at ``now``, by guild ID."""
         moment = micros(now)
-        items = await self._all(
-            "list_bans",
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": s(_BAN)},
-            ConsistentRead=True,
-        )
+        items = await self._partition("list_bans", _BAN)
         return [_ban(item) for item in items if number(item, "until") > moment]
 
     # Switches
@@ -421,8 +358,7 @@ class DynamoAccessPolicyStore(DynamoStore):
             item["expires_at"] = num(micros(state.expires_at))
             if state.on:
                 item["ttl"] = num(ttl_of(state.expires_at))
-        with aws_errors(self.LABEL, "set_switch"):
-            await self._aws.run(self._db.put_item, TableName=self._table, Item=item)
+        await self._call("set_switch", self._db.put_item, Item=item)
 
     async def get_switch(self, switch: Switch) -> SwitchState:
         """Return a switch's state; a never-set switch is off."""
@@ -506,7 +442,6 @@ class DynamoAccessPolicyStore(DynamoStore):
     async def acquire_lease(self, name: str, holder: str, *, now: datetime, ttl: timedelta) -> bool:
         """Take or renew the lease ``name`` for ``holder`` until ``now + ttl``.
 
-        One conditional ``PutItem``: free, expired, or already ``holder``'s.
         A retry of a write that had succeeded passes the same condition.
         """
         check_lease(name, holder, ttl)

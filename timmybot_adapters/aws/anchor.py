@@ -109,8 +109,8 @@ class S3DigestAnchor:
             except ClientError as error:
                 if error_code(error) not in {"PreconditionFailed", "412"}:
                     raise
-        held = await self._first_version(key)
-        if held != data:
+        versions = await self._versions(key)
+        if key not in versions or await self._read(key, versions[key]) != data:
             raise AuditConflict(
                 f"{_LABEL}: {digest.writer_id}#{digest.digest_sequence} holds another digest"
             )
@@ -142,11 +142,6 @@ class S3DigestAnchor:
             )
             body: bytes = await self._aws.run(answer["Body"].read)
         return body
-
-    async def _first_version(self, key: str) -> bytes | None:
-        versions = await self._versions(key)
-        version = versions.get(key)
-        return None if version is None else await self._read(key, version)
 
     async def digests(self, writer_id: str) -> list[SignedDigest]:
         """Return the writer's copies (each key's first version) in ``digest_sequence`` order."""

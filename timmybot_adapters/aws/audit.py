@@ -117,6 +117,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
 from timmybot_adapters.aws._dynamo import (
+    BATCH,
+    BATCH_TRIES,
     DynamoStore,
     Item,
     from_micros,
@@ -127,7 +129,8 @@ from timmybot_adapters.aws._dynamo import (
     text,
     text_or_none,
 )
-from timmybot_adapters.aws.clients import AwsClients, aws_errors
+from timmybot_adapters.aws.clients import AwsClients
+from timmybot_adapters.aws.tables import AUDIT_INDEXES
 from timmybot_core.domain.audit_chain import record_bytes, record_from_bytes
 from timmybot_core.domain.errors import AuditConflict, StoreUnavailable
 from timmybot_core.ports.audit import (
@@ -142,11 +145,8 @@ from timmybot_core.services.audit_verify import SEAL_ACTION
 
 __all__ = ["DynamoAuditLog"]
 
-_INDEX_KEYS: Final = ("day_pk", "kind_pk", "actor_pk", "action_pk", "subject_pk")
 _TOP: Final = "~"  # sorts above every character of an ``at`` key after its timestamp
 _PAGE: Final = 200
-_BATCH: Final = 25  # BatchWriteItem's limit
-_BATCH_TRIES: Final = 10
 _SEALED: Final = "sealed"  # the owner of a sealed writer: no log's token
 _MAX_PENDING: Final = 1000  # records buffered at most while DynamoDB takes none
 _log = logging.getLogger("timmybot.audit")
@@ -164,10 +164,6 @@ def _day(moment: datetime) -> str:
     return moment.astimezone(UTC).date().isoformat()
 
 
-def _month(moment: datetime) -> str:
-    return _day(moment)[:7]
-
-
 def _days(first: date, last: date) -> list[str]:
     """Every day from ``last`` down to ``first``."""
     count = (last - first).days
@@ -176,12 +172,9 @@ def _days(first: date, last: date) -> list[str]:
 
 def _months(first: date, last: date) -> list[str]:
     """Every month from ``last``'s down to ``first``'s, as ``YYYY-MM``."""
-    months: list[str] = []
-    year, month = last.year, last.month
-    while (year, month) >= (first.year, first.month):
-        months.append(f"{year:04d}-{month:02d}")
-        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
-    return months
+    top = last.year * 12 + last.month - 1  # months since year 0, counted from 0
+    bottom = first.year * 12 + first.month - 1
+    return [f"{n // 12:04d}-{n % 12 + 1:02d}" for n in range(top, bottom - 1, -1)]
 
 
 def _record_item(record: AuditRecord) -> Item:
@@ -198,18 +191,19 @@ def _record_item(record: AuditRecord) -> Item:
         "hash": s(record.hash),
         "pruned": {"BOOL": record.pruned},
     }
-    if record.pruned:
-        item["resource"] = s(record.resource)
-        item["source"] = s(record.source)
-        item["details"] = s(_details_text(record))
-    else:
-        item["body"] = {"B": record_bytes(record)}
     if record.actor is not None:
         item["actor"] = s(record.actor)
     if record.subject is not None:
         item["subject"] = s(record.subject)
-    if not record.pruned:
-        day, month = _day(record.timestamp), _month(record.timestamp)
+    if record.pruned:
+        item["resource"] = s(record.resource)
+        item["source"] = s(record.source)
+        details = json.dumps(dict(record.details), ensure_ascii=False, separators=(",", ":"))
+        item["details"] = s(details)
+    else:
+        item["body"] = {"B": record_bytes(record)}
+        day = _day(record.timestamp)
+        month = day[:7]
         item["at"] = s(_at(record.timestamp, record.writer_id, record.sequence))
         item["day_pk"] = s(f"day#{day}")
         item["kind_pk"] = s(f"kind#{record.kind.value}#{day}")
@@ -219,10 +213,6 @@ def _record_item(record: AuditRecord) -> Item:
         if record.subject is not None:
             item["subject_pk"] = s(f"subject#{record.subject}#{month}")
     return item
-
-
-def _details_text(record: AuditRecord) -> str:
-    return json.dumps(dict(record.details), ensure_ascii=False, separators=(",", ":"))
 
 
 def _matches(record: AuditRecord, item: Item) -> bool:
@@ -401,7 +391,7 @@ class DynamoAuditLog(DynamoStore):
         await self._cover(_day(record.timestamp))
         # From here on the record is accepted: a failed flush keeps it buffered.
         self._pending.append(record)
-        if len(self._pending) >= _BATCH and not self._flushing.locked():
+        if len(self._pending) >= BATCH and not self._flushing.locked():
             try:
                 await self.flush()
             except StoreUnavailable as error:
@@ -434,7 +424,7 @@ class DynamoAuditLog(DynamoStore):
         """
         async with self._flushing:
             while self._pending:
-                batch = self._pending[:_BATCH]
+                batch = self._pending[:BATCH]
                 await self._write_batch(batch)
                 del self._pending[: len(batch)]
             if self._timer is not None:
@@ -450,23 +440,13 @@ class DynamoAuditLog(DynamoStore):
         await self.flush()
 
     async def _write_batch(self, records: Sequence[AuditRecord]) -> None:
-        requests: list[Any] = [{"PutRequest": {"Item": _record_item(r)}} for r in records]
-        delay = 0.05
-        for _ in range(_BATCH_TRIES):
-            with aws_errors(self.LABEL, "append"):
-                answer = await self._aws.run(
-                    self._db.batch_write_item, RequestItems={self._table: requests}
-                )
-            requests = list(answer.get("UnprocessedItems", {}).get(self._table, []))
-            if not requests:
-                return
-            # Unprocessed items mean throttling: back off before sending them again.
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-        raise StoreUnavailable(
-            f"{self.LABEL}: append failed: DynamoDB left {len(requests)} of {len(records)} "
-            f"records unprocessed after {_BATCH_TRIES} tries (throttled); they stay buffered"
-        )
+        requests = [{"PutRequest": {"Item": _record_item(r)}} for r in records]
+        left = await self._send_batch("append", requests)
+        if left:
+            raise StoreUnavailable(
+                f"{self.LABEL}: append failed: DynamoDB left {len(left)} of {len(records)} "
+                f"records unprocessed after {BATCH_TRIES} tries (throttled); they stay buffered"
+            )
 
     async def _claim(self, writer: str) -> None:
         """Make this log the only one writing ``writer``'s positions (re-checked when stale)."""
@@ -493,16 +473,15 @@ class DynamoAuditLog(DynamoStore):
 
         Returns the writer item's attributes as they were, for :meth:`_restore`.
         """
-        with aws_errors(self.LABEL, "append"):
-            answer = await self._aws.run(
-                self._db.update_item,
-                TableName=self._table,
-                Key={"pk": s("writers"), "sk": s(writer)},
-                UpdateExpression="SET #owner = :sealed",
-                ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":sealed": s(_SEALED)},
-                ReturnValues="UPDATED_OLD",
-            )
+        answer = await self._call(
+            "append",
+            self._db.update_item,
+            Key={"pk": s("writers"), "sk": s(writer)},
+            UpdateExpression="SET #owner = :sealed",
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues={":sealed": s(_SEALED)},
+            ReturnValues="UPDATED_OLD",
+        )
         return dict(answer.get("Attributes", {}))
 
     async def _restore(self, writer: str, old: Item) -> None:
@@ -621,7 +600,7 @@ class DynamoAuditLog(DynamoStore):
                 UpdateExpression=(
                     "SET pruned = :true, #action = :empty, #resource = :empty, "
                     "#source = :empty, details = :nothing "
-                    "REMOVE actor, subject, body, #at, " + ", ".join(_INDEX_KEYS)
+                    "REMOVE actor, subject, body, #at, " + ", ".join(AUDIT_INDEXES.values())
                 ),
                 ConditionExpression="attribute_exists(pk) AND pruned = :false",
                 ExpressionAttributeNames={
@@ -668,24 +647,12 @@ class DynamoAuditLog(DynamoStore):
 
     async def writers(self) -> list[str]:
         """Return every writer that has a record or a digest, sorted."""
-        items = await self._all(
-            "writers",
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": s("writers")},
-            ProjectionExpression="sk",
-            ConsistentRead=True,
-        )
+        items = await self._partition("writers", "writers", ProjectionExpression="sk")
         return sorted(text(item, "sk") for item in items)
 
     async def digests(self, writer_id: str) -> list[SignedDigest]:
         """Return the writer's digests in ``digest_sequence`` order."""
-        items = await self._all(
-            "digests",
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": s(f"digest#{writer_id}")},
-            ConsistentRead=True,
-        )
-        return [_digest(item) for item in items]
+        return [_digest(item) for item in await self._partition("digests", f"digest#{writer_id}")]
 
     async def query(
         self,
@@ -771,7 +738,7 @@ class DynamoAuditLog(DynamoStore):
         *,
         forward: bool,
     ) -> Any:
-        names = {"#p": _INDEX_KEYS[list(_INDEX_NAMES).index(index)], "#at": "at"}
+        names = {"#p": AUDIT_INDEXES[index], "#at": "at"}
         values: dict[str, Any] = {":p": s(partition), ":low": s(low), ":high": s(high)}
         params: dict[str, Any] = {
             "IndexName": index,
@@ -826,6 +793,3 @@ class DynamoAuditLog(DynamoStore):
                 if len(found) >= limit:
                     return found
         return found
-
-
-_INDEX_NAMES: Final = ("by-day", "by-kind", "by-actor", "by-action", "by-subject")

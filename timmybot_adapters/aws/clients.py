@@ -30,7 +30,7 @@ import functools
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, cast
 
 import attrs
 import boto3
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
 
-__all__ = ["AwsClients", "AwsConfig", "aws_errors", "describe_error", "error_code"]
+__all__ = ["AwsClients", "AwsConfig", "aws_errors", "describe_error", "error_code", "retried"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -222,26 +222,22 @@ class AwsClients:
     @property
     def secretsmanager(self) -> SecretsManagerClient:
         """The Secrets Manager client."""
-        client: SecretsManagerClient = self.client("secretsmanager")
-        return client
+        return cast("SecretsManagerClient", self.client("secretsmanager"))
 
     @property
     def dynamodb(self) -> DynamoDBClient:
         """The DynamoDB client."""
-        client: DynamoDBClient = self.client("dynamodb")
-        return client
+        return cast("DynamoDBClient", self.client("dynamodb"))
 
     @property
     def sns(self) -> SNSClient:
         """The SNS client."""
-        client: SNSClient = self.client("sns")
-        return client
+        return cast("SNSClient", self.client("sns"))
 
     @property
     def logs(self) -> CloudWatchLogsClient:
         """The CloudWatch Logs client."""
-        client: CloudWatchLogsClient = self.client("logs")
-        return client
+        return cast("CloudWatchLogsClient", self.client("logs"))
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run the blocking call ``fn(*args, **kwargs)`` on the pool and await its result.
@@ -271,6 +267,11 @@ class AwsClients:
 def error_code(error: ClientError) -> str:
     """Return the AWS error code of ``error`` (``ConditionalCheckFailedException``, ...)."""
     return str(error.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def retried(error: ClientError) -> bool:
+    """Whether botocore sent the request more than once (an earlier try may have succeeded)."""
+    return int(error.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) > 0
 
 
 def _client_error(error: ClientError) -> str:

@@ -207,13 +207,13 @@ def create_skipped(
         if resource["Type"] not in MOTO_SKIPS:
             continue
         props = resolve(resolve_conditions(resource["Properties"], conditions))
+        created[name] = name  # the ID of what has none of its own
         if resource["Type"] == "AWS::SecretsManager::ResourcePolicy":
             secrets.put_resource_policy(
                 SecretId=props["SecretId"],
                 ResourcePolicy=json.dumps(props["ResourcePolicy"]),
                 BlockPublicPolicy=props["BlockPublicPolicy"],
             )
-            created[name] = name
         elif resource["Type"] == "AWS::SecretsManager::Secret":
             value = "placeholder-until-the-operator-puts-one"
             if "GenerateSecretString" in props:
@@ -244,7 +244,6 @@ def create_skipped(
                 statement for statement in document["Statement"] if "Condition" not in statement
             ]
             clients("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(document))
-            created[name] = name
         elif resource["Type"] == "AWS::CloudWatch::Alarm":
             cloudwatch.put_metric_alarm(**props)
             created[name] = props["AlarmName"]
@@ -255,7 +254,6 @@ def create_skipped(
                     AttributeName="Policy",
                     AttributeValue=json.dumps(props["PolicyDocument"]),
                 )
-            created[name] = name
     return created
 
 

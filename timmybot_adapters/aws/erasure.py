@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Final
 
 from timmybot_adapters.aws._dynamo import DynamoStore, Item, from_micros, micros, num, s, text
-from timmybot_adapters.aws.clients import aws_errors
 from timmybot_core.ports.erasure import ErasureEntry, ErasureStep, decode_steps, encode_steps
 
 __all__ = ["DynamoErasureJournal"]
@@ -30,12 +29,11 @@ class DynamoErasureJournal(DynamoStore):
     LABEL = "erasure journal"
 
     async def _find(self, operation: str, request_id: str) -> Item | None:
-        items = await self._all(
+        items = await self._partition(
             operation,
-            KeyConditionExpression="pk = :pk",
+            _PK,
             FilterExpression="request_id = :id",
-            ExpressionAttributeValues={":pk": s(_PK), ":id": s(request_id)},
-            ConsistentRead=True,
+            ExpressionAttributeValues={":id": s(request_id)},
         )
         return items[0] if items else None
 
@@ -90,25 +88,13 @@ class DynamoErasureJournal(DynamoStore):
         item = await self._find("finish", request_id)
         if item is None:
             return False
-        with aws_errors(self.LABEL, "finish"):
-            answer = await self._aws.run(
-                self._db.delete_item,
-                TableName=self._table,
-                Key={"pk": item["pk"], "sk": item["sk"]},
-                ReturnValues="ALL_OLD",
-            )
-        return bool(answer.get("Attributes"))
+        return bool(await self._delete("finish", {"pk": item["pk"], "sk": item["sk"]}))
 
     async def pending(self, *, limit: int = 100) -> list[ErasureEntry]:
         """Return up to ``limit`` pending requests, oldest first."""
         if limit <= 0:
             return []
-        items = await self._all(
-            "pending",
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": s(_PK)},
-            ConsistentRead=True,
-        )
+        items = await self._partition("pending", _PK)
         return [
             ErasureEntry(
                 request_id=text(item, "request_id"),

@@ -36,7 +36,6 @@ from timmybot_adapters.aws._dynamo import (
     text,
     text_or_none,
 )
-from timmybot_adapters.aws.clients import aws_errors
 from timmybot_core.domain.errors import StoreUnavailable
 from timmybot_core.domain.incident_data import dumps_incident_data, loads_incident_data
 from timmybot_core.ports.alerts import Severity
@@ -113,8 +112,7 @@ class DynamoIncidentStore(DynamoStore):
             item["declared_by"] = s(record.declared_by)
         if record.snapshot is not None:
             item["snapshot"] = s(dumps_incident_data(record.snapshot))
-        with aws_errors(self.LABEL, "save"):
-            await self._aws.run(self._db.put_item, TableName=self._table, Item=item)
+        await self._call("save", self._db.put_item, Item=item)
 
     async def get(self, incident_id: str) -> IncidentRecord | None:
         """Return the incident, or ``None``."""
@@ -125,12 +123,7 @@ class DynamoIncidentStore(DynamoStore):
         """Return up to ``limit`` incidents, newest first (ties: highest ID first)."""
         if limit <= 0:
             return []
-        items = await self._all(
-            "list_recent",
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": s(_INCIDENT)},
-            ConsistentRead=True,
-        )
+        items = await self._partition("list_recent", _INCIDENT)
         items.sort(key=lambda item: (number(item, "declared_at"), text(item, "sk")), reverse=True)
         return [_incident(item) for item in items[:limit]]
 
@@ -145,27 +138,13 @@ class DynamoIncidentStore(DynamoStore):
         }
         if hold.end is not None:
             item["end"] = num(micros(hold.end))
-        with aws_errors(self.LABEL, "add_hold"):
-            await self._aws.run(self._db.put_item, TableName=self._table, Item=item)
+        await self._call("add_hold", self._db.put_item, Item=item)
 
     async def list_holds(self) -> list[RetentionHold]:
         """Return every hold not yet released, oldest first (ties by ID)."""
-        items = await self._all(
-            "list_holds",
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": s(_HOLD)},
-            ConsistentRead=True,
-        )
-        holds = [_hold(item) for item in items]
+        holds = [_hold(item) for item in await self._partition("list_holds", _HOLD)]
         return sorted(holds, key=lambda hold: (hold.placed_at, hold.hold_id))
 
     async def release_hold(self, hold_id: str) -> bool:
         """Release a hold; ``True`` if it existed."""
-        with aws_errors(self.LABEL, "release_hold"):
-            answer = await self._aws.run(
-                self._db.delete_item,
-                TableName=self._table,
-                Key={"pk": s(_HOLD), "sk": s(hold_id)},
-                ReturnValues="ALL_OLD",
-            )
-        return bool(answer.get("Attributes"))
+        return bool(await self._delete("release_hold", {"pk": s(_HOLD), "sk": s(hold_id)}))

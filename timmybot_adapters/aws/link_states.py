@@ -34,10 +34,7 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from botocore.exceptions import ClientError
-
 from timmybot_adapters.aws._dynamo import (
-    CHECK_FAILED,
     DynamoStore,
     Item,
     from_micros,
@@ -49,7 +46,6 @@ from timmybot_adapters.aws._dynamo import (
     text,
     ttl_of,
 )
-from timmybot_adapters.aws.clients import aws_errors, error_code
 from timmybot_core.ports.link_states import LinkState, TakeOutcome, TakeResult
 
 __all__ = ["DynamoLinkStateStore"]
@@ -81,38 +77,30 @@ class DynamoLinkStateStore(DynamoStore):
             "expires_at": num(micros(state.expires_at)),
             "ttl": num(ttl_of(state.expires_at)),
         }
-        with aws_errors(self.LABEL, "add"):
-            await self._aws.run(self._db.put_item, TableName=self._table, Item=item)
-
-    async def _read(self, state_hash: str) -> Item | None:
-        return await self._get_item("take", {"pk": s(state_hash)})
+        await self._call("add", self._db.put_item, Item=item)
 
     async def take(self, state_hash: str, *, now: datetime) -> TakeResult:
         """Consume a pending state atomically: exactly one caller ever gets ``TAKEN``."""
         moment = micros(now)
         taker = uuid.uuid4().hex
-        with aws_errors(self.LABEL, "take"):
-            try:
-                answer = await self._aws.run(
-                    self._db.update_item,
-                    TableName=self._table,
-                    Key={"pk": s(state_hash)},
-                    UpdateExpression="SET #status = :spent, taken_by = :taker",
-                    ConditionExpression="#status = :pending AND #expires > :now",
-                    ExpressionAttributeNames=_NAMES,
-                    ExpressionAttributeValues={
-                        ":spent": s(_SPENT),
-                        ":pending": s(_PENDING),
-                        ":now": num(moment),
-                        ":taker": s(taker),
-                    },
-                    ReturnValues="ALL_OLD",
-                )
-                return TakeResult(outcome=TakeOutcome.TAKEN, state=_state(answer["Attributes"]))
-            except ClientError as error:
-                if error_code(error) != CHECK_FAILED:
-                    raise
-        item = await self._read(state_hash)
+        answer = await self._try_write(
+            "take",
+            self._db.update_item,
+            Key={"pk": s(state_hash)},
+            UpdateExpression="SET #status = :spent, taken_by = :taker",
+            ConditionExpression="#status = :pending AND #expires > :now",
+            ExpressionAttributeNames=_NAMES,
+            ExpressionAttributeValues={
+                ":spent": s(_SPENT),
+                ":pending": s(_PENDING),
+                ":now": num(moment),
+                ":taker": s(taker),
+            },
+            ReturnValues="ALL_OLD",
+        )
+        if answer is not None:
+            return TakeResult(outcome=TakeOutcome.TAKEN, state=_state(answer["Attributes"]))
+        item = await self._get_item("take", {"pk": s(state_hash)})
         if item is None:
             return TakeResult(outcome=TakeOutcome.UNKNOWN)
         expired = number(item, "expires_at") <= moment

@@ -129,25 +129,21 @@ class DynamoRateLimitStore(DynamoStore):
             decision, kept = take_hit(_hits(item), rate, now=moment, hit_id=hit_id)
             if not decision.allowed:
                 return decision
-            writer = uuid.uuid4().hex
             new: Item = {
                 **self._key(key),
                 "hits": s(encode_hits(kept)),
                 "version": num(_version(item) + 1),
-                "writer": s(writer),
+                "writer": s(uuid.uuid4().hex),
                 "ttl": num(math.ceil(expiry_of(kept, rate.window) + self._margin)),
             }
-            if await self._put(key, new, item):
+            if await self._put("acquire", new, item):
                 return decision
             item = await self._read("acquire", key)
             if any(hit[1] == hit_id for hit in _hits(item)):
                 # A retried request of ours that had been applied.
                 return decision
             await _pause(attempt)
-        raise StoreUnavailable(
-            f"{self.LABEL}: acquire failed: the key was written by others on each of "
-            f"{self._tries} tries (contended)"
-        )
+        raise self._contended("acquire")
 
     async def release(self, key: str, hit_id: str) -> bool:
         """Give back a counted hit; ``True`` if it was still counted.
@@ -175,24 +171,24 @@ class DynamoRateLimitStore(DynamoStore):
                 "version": num(_version(item) + 1),
                 "writer": s(writer),
             }
-            written = await self._put(key, new, item, operation="release")
-            if written:
+            if await self._put("release", new, item):
                 return True
             item = await self._read("release", key)
             if item is not None and item.get("writer") == s(writer):
                 return True
             await _pause(attempt)
-        raise StoreUnavailable(
-            f"{self.LABEL}: release failed: the key was written by others on each of "
+        raise self._contended("release")
+
+    def _contended(self, operation: str) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"{self.LABEL}: {operation} failed: the key was written by others on each of "
             f"{self._tries} tries (contended)"
         )
 
     async def _read(self, operation: str, key: str) -> Item | None:
         return await self._get_item(operation, self._key(key))
 
-    async def _put(
-        self, key: str, new: Item, old: Item | None, *, operation: str = "acquire"
-    ) -> bool:
+    async def _put(self, operation: str, new: Item, old: Item | None) -> bool:
         """Write ``new`` if the item is still ``old``; ``False`` if another write came first."""
         return await self._write_if(operation, self._db.put_item, Item=new, **_unchanged(old))
 

@@ -55,7 +55,7 @@ from timmybot_adapters.aws._dynamo import (
     s,
     text_or_none,
 )
-from timmybot_adapters.aws.clients import aws_errors, error_code
+from timmybot_adapters.aws.clients import aws_errors, error_code, retried
 from timmybot_core.domain.tokens import valid_platform
 
 __all__ = ["REFRESH_PARTITION", "DynamoRefreshLeases"]
@@ -155,7 +155,7 @@ class DynamoRefreshLeases(DynamoStore):
             except ClientError as error:
                 if error_code(error) != CHECK_FAILED:
                     raise
-                if not _retried(error):
+                if not retried(error):
                     return False
                 item = await self._read(user_id, platform, operation)
                 return item is not None and mine(item)
@@ -163,16 +163,7 @@ class DynamoRefreshLeases(DynamoStore):
 
     async def forget(self, user_id: int) -> None:
         """Delete every lease of ``user_id`` (one ``Query``, then batched deletes)."""
-        items = await self._all(
-            "forget",
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": s(f"{REFRESH_PARTITION}{id_key(user_id)}")},
-            ProjectionExpression="pk, sk",
-            ConsistentRead=True,
+        items = await self._partition(
+            "forget", f"{REFRESH_PARTITION}{id_key(user_id)}", ProjectionExpression="pk, sk"
         )
         await self._delete_keys("forget", [{"pk": item["pk"], "sk": item["sk"]} for item in items])
-
-
-def _retried(error: ClientError) -> bool:
-    """Whether botocore sent the request more than once (an earlier try may have applied)."""
-    return int(error.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) > 0

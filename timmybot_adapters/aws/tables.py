@@ -97,17 +97,11 @@ class TableNames:
     @classmethod
     def with_prefix(cls, prefix: str = DEFAULT_TABLE_PREFIX) -> TableNames:
         """Name every table ``{prefix}{role}``: ``timmybot-access`` and so on."""
-        return cls(
-            access=f"{prefix}access",
-            link_states=f"{prefix}link-states",
-            incidents=f"{prefix}incidents",
-            audit=f"{prefix}audit",
-            user_data=f"{prefix}user-data",
-        )
+        return cls(**{f.name: prefix + f.name.replace("_", "-") for f in attrs.fields(cls)})
 
     def all(self) -> tuple[str, ...]:
         """Every table name."""
-        return (self.access, self.link_states, self.incidents, self.audit, self.user_data)
+        return attrs.astuple(self)
 
 
 @attrs.frozen(kw_only=True)

@@ -31,10 +31,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Final
 
-from botocore.exceptions import ClientError
-
 from timmybot_adapters.aws._dynamo import (
-    CHECK_FAILED,
     DynamoStore,
     Item,
     from_micros,
@@ -43,7 +40,6 @@ from timmybot_adapters.aws._dynamo import (
     s,
     text,
 )
-from timmybot_adapters.aws.clients import aws_errors, error_code
 from timmybot_core.domain.clock import as_utc
 from timmybot_core.domain.errors import StoreUnavailable
 from timmybot_core.ports.user_data import (
@@ -80,20 +76,9 @@ class DynamoUserDataStore(DynamoStore):
 
     LABEL = "user data store"
 
-    async def _item(self, operation: str, key: Item, name: str | None = None) -> Item | None:
-        """Read the user's item (only the preference ``name`` if given)."""
-        if name is None:
-            return await self._get_item(operation, key)
-        return await self._get_item(
-            operation,
-            key,
-            ProjectionExpression="prefs.#name",
-            ExpressionAttributeNames={"#name": name},
-        )
-
     async def get_preferences(self, user_id: int) -> list[Preference]:
         """Return every preference of ``user_id``, sorted by name (empty if none)."""
-        item = await self._item("get_preferences", _key(user_id))
+        item = await self._get_item("get_preferences", _key(user_id))
         if item is None:
             return []
         stored = item.get("prefs", {}).get("M", {})
@@ -103,7 +88,12 @@ class DynamoUserDataStore(DynamoStore):
         """Return one preference, or ``None`` if the user has not set it."""
         user_key = _key(user_id)
         check_preference_key(key)
-        item = await self._item("get_preference", user_key, key)
+        item = await self._get_item(
+            "get_preference",
+            user_key,
+            ProjectionExpression="prefs.#name",
+            ExpressionAttributeNames={"#name": key},
+        )
         entry = None if item is None else item.get("prefs", {}).get("M", {}).get(key)
         return None if entry is None else _preference(key, entry)
 
@@ -128,7 +118,7 @@ class DynamoUserDataStore(DynamoStore):
                 ExpressionAttributeValues={":entry": entry, ":limit": num(MAX_PREFERENCES)},
             ):
                 return
-            current = await self._item("set_preference", user_key)
+            current = await self._get_item("set_preference", user_key)
             if current is None or "prefs" not in current:
                 if await self._write_if(
                     "set_preference",
@@ -150,44 +140,32 @@ class DynamoUserDataStore(DynamoStore):
         """Delete one preference; ``True`` if it existed."""
         user_key = _key(user_id)
         check_preference_key(key)
-        with aws_errors(self.LABEL, "delete_preference"):
-            try:
-                answer = await self._aws.run(
-                    self._db.update_item,
-                    TableName=self._table,
-                    Key=user_key,
-                    UpdateExpression="REMOVE prefs.#name",
-                    ConditionExpression="attribute_exists(prefs.#name)",
-                    ExpressionAttributeNames={"#name": key},
-                    ReturnValues="ALL_NEW",
-                )
-            except ClientError as error:
-                if error_code(error) != CHECK_FAILED:
-                    raise
-                return False
-            if not answer.get("Attributes", {}).get("prefs", {}).get("M"):
-                # The last one: drop the item, unless a writer added one meanwhile.
-                try:
-                    await self._aws.run(
-                        self._db.delete_item,
-                        TableName=self._table,
-                        Key=user_key,
-                        ConditionExpression="size(prefs) = :zero",
-                        ExpressionAttributeValues={":zero": num(0)},
-                    )
-                except ClientError as error:
-                    if error_code(error) != CHECK_FAILED:
-                        raise
+        answer = await self._try_write(
+            "delete_preference",
+            self._db.update_item,
+            Key=user_key,
+            UpdateExpression="REMOVE prefs.#name",
+            ConditionExpression="attribute_exists(prefs.#name)",
+            ExpressionAttributeNames={"#name": key},
+            ReturnValues="ALL_NEW",
+        )
+        if answer is None:
+            return False
+        if not answer.get("Attributes", {}).get("prefs", {}).get("M"):
+            # The last one: drop the item, unless a writer added one meanwhile.
+            await self._write_if(
+                "delete_preference",
+                self._db.delete_item,
+                Key=user_key,
+                ConditionExpression="size(prefs) = :zero",
+                ExpressionAttributeValues={":zero": num(0)},
+            )
         return True
 
     async def delete_user(self, user_id: int) -> int:
         """Delete every preference of ``user_id``; return how many. Idempotent."""
-        user_key = _key(user_id)
-        with aws_errors(self.LABEL, "delete_user"):
-            answer = await self._aws.run(
-                self._db.delete_item, TableName=self._table, Key=user_key, ReturnValues="ALL_OLD"
-            )
-        return len(answer.get("Attributes", {}).get("prefs", {}).get("M", {}))
+        old = await self._delete("delete_user", _key(user_id))
+        return len(old.get("prefs", {}).get("M", {}))
 
     async def user_ids(self) -> AsyncIterator[int]:
         """Iterate over every user with at least one preference, each once, in no set order."""

@@ -76,13 +76,13 @@ import re
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from botocore.exceptions import ClientError
 
-from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code
+from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code, retried
 from timmybot_core.domain.errors import VaultIntegrityError, VaultUnavailable, VersionConflict
 from timmybot_core.domain.snowflake import MAX_SNOWFLAKE, check_snowflake
 from timmybot_core.domain.tokens import UserTokens
@@ -100,6 +100,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger("timmybot.aws.vault")
+T = TypeVar("T")
 
 DEFAULT_SECRET_PREFIX: Final = "/timmybot/users/"  # noqa: S105 - a name, not a secret
 PENDING_STAGE: Final = "TIMMYBOT_PENDING"
@@ -191,16 +192,14 @@ class SecretsManagerTokenVault:
             VaultUnavailable: Secrets Manager could not answer.
 
         """
-        name = self.secret_name(user_id)
         with aws_errors(_WHAT, "get", VaultUnavailable):
-            try:
-                answer = await self._aws.run(
-                    self._aws.secretsmanager.get_secret_value, SecretId=name, VersionStage=CURRENT
-                )
-            except ClientError as error:
-                if _missing(error):
-                    return None
-                raise
+            answer = await self._unless_missing(
+                self._aws.secretsmanager.get_secret_value,
+                SecretId=self.secret_name(user_id),
+                VersionStage=CURRENT,
+            )
+        if answer is None:
+            return None
         self._retired.pop(answer["VersionId"], None)
         text = answer.get("SecretString")
         if text is None:
@@ -237,9 +236,7 @@ class SecretsManagerTokenVault:
         if expected_version is not None and not _VERSION.match(expected_version):
             # No stored version looks like this one: a conflict, without a call.
             raise VersionConflict("the token record changed since it was read")
-        lock = self._locks.get(user_id)
-        if lock is None:
-            lock = self._locks[user_id] = asyncio.Lock()
+        lock = self._locks.setdefault(user_id, asyncio.Lock())
         # One write per user at a time in this process: writers that lose a
         # race to a sibling fail on the retired version below, without a call.
         async with lock:
@@ -255,18 +252,15 @@ class SecretsManagerTokenVault:
             # for certain, and no call (nor orphan version) is needed to say so.
             raise VersionConflict("the token record changed since it was read")
         with aws_errors(_WHAT, "put", VaultUnavailable):
-            try:
-                await self._aws.run(
-                    self._aws.secretsmanager.put_secret_value,
-                    SecretId=name,
-                    ClientRequestToken=token,
-                    SecretString=text,
-                    VersionStages=[PENDING_STAGE],
-                )
-            except ClientError as error:
-                if _missing(error):
-                    raise VersionConflict("the token record changed since it was read") from None
-                raise
+            added = await self._unless_missing(
+                self._aws.secretsmanager.put_secret_value,
+                SecretId=name,
+                ClientRequestToken=token,
+                SecretString=text,
+                VersionStages=[PENDING_STAGE],
+            )
+            if added is None:
+                raise VersionConflict("the token record changed since it was read")
             try:
                 await self._aws.run(
                     self._aws.secretsmanager.update_secret_version_stage,
@@ -281,7 +275,7 @@ class SecretsManagerTokenVault:
                     "ResourceNotFoundException",
                 }:
                     raise
-                if not (_retried(error) and await self._current_version(name) == token):
+                if not (retried(error) and await self._current_version(name) == token):
                     raise VersionConflict("the token record changed since it was read") from None
                 # Else: a retry of our own move, which had succeeded.
         self._retire(expected_version)
@@ -314,7 +308,7 @@ class SecretsManagerTokenVault:
             except ClientError as error:
                 code = error_code(error)
                 if code == "ResourceExistsException":
-                    if _retried(error) and await self._current_version(name) == token:
+                    if retried(error) and await self._current_version(name) == token:
                         return  # a retry of our own create, which had succeeded
                     raise VersionConflict("the token record changed since it was read") from None
                 if code == "InvalidRequestException":
@@ -325,15 +319,19 @@ class SecretsManagerTokenVault:
                     ) from None
                 raise
 
-    async def _current_version(self, name: str) -> str | None:
-        """Return the version ID labelled ``AWSCURRENT``, or ``None`` if the secret is gone."""
+    async def _unless_missing(self, call: Callable[..., T], **params: Any) -> T | None:
+        """Run ``call`` on a secret; ``None`` if there is no such secret."""
         try:
-            answer = await self._aws.run(self._aws.secretsmanager.describe_secret, SecretId=name)
+            return await self._aws.run(call, **params)
         except ClientError as error:
             if _missing(error):
                 return None
             raise
-        if answer.get("DeletedDate") is not None:
+
+    async def _current_version(self, name: str) -> str | None:
+        """Return the version ID labelled ``AWSCURRENT``, or ``None`` if the secret is gone."""
+        answer = await self._unless_missing(self._aws.secretsmanager.describe_secret, SecretId=name)
+        if answer is None or answer.get("DeletedDate") is not None:
             return None
         for version, stages in answer.get("VersionIdsToStages", {}).items():
             if CURRENT in stages:
@@ -348,14 +346,11 @@ class SecretsManagerTokenVault:
         """
         name = self.secret_name(user_id)
         with aws_errors(_WHAT, "delete", VaultUnavailable):
-            try:
-                answer = await self._aws.run(
-                    self._aws.secretsmanager.describe_secret, SecretId=name
-                )
-            except ClientError as error:
-                if _missing(error):
-                    return False
-                raise
+            answer = await self._unless_missing(
+                self._aws.secretsmanager.describe_secret, SecretId=name
+            )
+            if answer is None:
+                return False
             existed = answer.get("DeletedDate") is None
             replicas = [r["Region"] for r in answer.get("ReplicationStatus", [])]
             if replicas:
@@ -366,15 +361,11 @@ class SecretsManagerTokenVault:
                     SecretId=name,
                     RemoveReplicaRegions=replicas,
                 )
-            try:
-                await self._aws.run(
-                    self._aws.secretsmanager.delete_secret,
-                    SecretId=name,
-                    ForceDeleteWithoutRecovery=True,
-                )
-            except ClientError as error:
-                if not _missing(error):
-                    raise
+            await self._unless_missing(
+                self._aws.secretsmanager.delete_secret,
+                SecretId=name,
+                ForceDeleteWithoutRecovery=True,
+            )
         return existed
 
     async def user_ids(self) -> AsyncIterator[int]:
@@ -407,11 +398,6 @@ class SecretsManagerTokenVault:
             token = page.get("NextToken")
             if not token:
                 return
-
-
-def _retried(error: ClientError) -> bool:
-    """Whether botocore sent the request more than once (an earlier try may have succeeded)."""
-    return int(error.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) > 0
 
 
 def _missing(error: ClientError) -> bool:
