@@ -328,9 +328,7 @@ class InputValidator:
     def _find_problem(self, text: str) -> str | None:
         forms = detection_forms(text)
         found = find_injection(
-            forms,
-            scripts=self._policy.block_script_shapes,
-            sql=self._policy.block_sql_shapes,
+            forms, scripts=self._policy.block_script_shapes, sql=self._policy.block_sql_shapes
         )
         if found is not None:
             return found
