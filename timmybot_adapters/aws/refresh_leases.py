@@ -57,6 +57,7 @@ from timmybot_adapters.aws._dynamo import (
 )
 from timmybot_adapters.aws.clients import aws_errors, error_code, retried
 from timmybot_core.domain.tokens import valid_platform
+from timmybot_core.ports.refresh_leases import check_claim
 
 __all__ = ["REFRESH_PARTITION", "DynamoRefreshLeases"]
 
@@ -92,8 +93,7 @@ class DynamoRefreshLeases(DynamoStore):
         replaces: str | None = None,
     ) -> bool:
         """Take the lease for ``claim_id`` (one conditional ``UpdateItem``)."""
-        if not claim_id or not fence:
-            raise ValueError("a refresh lease needs a claim ID and a fence")
+        check_claim(claim_id, fence)
         values: dict[str, Any] = {":claim": s(claim_id), ":fence": s(fence)}
         values[":until"] = num(micros(until))
         if replaces is None:

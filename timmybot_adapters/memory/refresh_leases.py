@@ -9,6 +9,7 @@ import attrs
 
 from timmybot_core.domain.snowflake import check_snowflake
 from timmybot_core.domain.tokens import valid_platform
+from timmybot_core.ports.refresh_leases import check_claim
 
 __all__ = ["MemoryRefreshLeases"]
 
@@ -48,7 +49,7 @@ class MemoryRefreshLeases:
         replaces: str | None = None,
     ) -> bool:
         """Take the lease for ``claim_id`` if free (or held by ``replaces`` with ``fence``)."""
-        _check(claim_id, fence)
+        check_claim(claim_id, fence)
         key = _key(user_id, platform)
         with self._lock:
             lease = self._leases.get(key)
@@ -82,8 +83,3 @@ class MemoryRefreshLeases:
 
 def _key(user_id: int, platform: str) -> tuple[int, str]:
     return check_snowflake(user_id, what="a user ID", allow_zero=True), valid_platform(platform)
-
-
-def _check(claim_id: str, fence: str) -> None:
-    if not claim_id or not fence:
-        raise ValueError("a refresh lease needs a claim ID and a fence")

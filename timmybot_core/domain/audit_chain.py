@@ -192,17 +192,13 @@ def record_from_bytes(body: bytes, *, hash: str) -> AuditRecord:
     return record
 
 
-def _head(head: ChainHead) -> dict[str, Any]:
-    return {"writer_id": head.writer_id, "sequence": head.sequence, "hash": head.hash}
-
-
 def _digest_fields(digest: SignedDigest, form: str) -> dict[str, Any]:
     return {
         "format": form,
         "writer_id": digest.writer_id,
         "digest_sequence": digest.digest_sequence,
         "created_at": format_timestamp(digest.created_at),
-        "head": _head(digest.head),
+        "head": attrs.asdict(digest.head),
         "covers_from": digest.covers_from,
         "prev_digest_hash": digest.prev_digest_hash,
         "key_id": digest.key_id,

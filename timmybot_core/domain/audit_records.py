@@ -135,13 +135,8 @@ class AuditCursor:
         try:
             padded = text + "=" * (-len(text) % 4)
             micros, writer_id, sequence = json.loads(base64.urlsafe_b64decode(padded.encode()))
-            if not (
-                isinstance(micros, int)
-                and isinstance(writer_id, str)
-                and isinstance(sequence, int)
-                and not isinstance(sequence, bool)
-                and not isinstance(micros, bool)
-            ):
+            # Exact types: JSON's true and false would pass as ints.
+            if (type(micros), type(writer_id), type(sequence)) != (int, str, int):
                 raise TypeError
             moment = _EPOCH + timedelta(microseconds=micros)
         except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeError) as error:

@@ -85,7 +85,8 @@ class StoredField:
     purpose: str
     retention: str
     on_erasure: OnErasure
-    exported: bool
+    exported: bool = False
+    """Part of the user's ``/privacy export``."""
     identifies_user: bool = False
     """Holds the user's Discord ID itself (not a pseudonym of it)."""
 
@@ -193,7 +194,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="calls the music platform on the user's behalf",
         retention=_UNTIL_UNLINKED,
         on_erasure=OnErasure.DELETED,
-        exported=False,
     ),
     StoredField(
         store="vault",
@@ -202,7 +202,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="renews the access token without asking the user again",
         retention=_UNTIL_UNLINKED,
         on_erasure=OnErasure.DELETED,
-        exported=False,
     ),
     StoredField(
         store="vault",
@@ -229,7 +228,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="lets one process at a time refresh, so a refresh token is never used twice",
         retention="seconds, while a refresh runs",
         on_erasure=OnErasure.DELETED,
-        exported=False,
     ),
     StoredField(
         store="vault",
@@ -238,7 +236,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="compare-and-set writes; which key encrypted the record and what it is bound to",
         retention=_UNTIL_UNLINKED,
         on_erasure=OnErasure.DELETED,
-        exported=False,
     ),
     # -- pending links ----------------------------------------------------------------
     StoredField(
@@ -248,7 +245,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="binds a started account link to the user who started it",
         retention=_TEN_MINUTES,
         on_erasure=OnErasure.DELETED,
-        exported=False,
         identifies_user=True,
     ),
     StoredField(
@@ -258,7 +254,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="recognizes the OAuth callback",
         retention=_TEN_MINUTES,
         on_erasure=OnErasure.DELETED,
-        exported=False,
     ),
     StoredField(
         store="link_states",
@@ -267,7 +262,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="proves to the platform that the callback finishes our own request",
         retention=_TEN_MINUTES,
         on_erasure=OnErasure.DELETED,
-        exported=False,
     ),
     StoredField(
         store="link_states",
@@ -276,7 +270,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="tells a replayed callback from an unknown one",
         retention="until the state would have expired",
         on_erasure=OnErasure.NOT_PERSONAL,
-        exported=False,
     ),
     # -- preferences ------------------------------------------------------------------
     StoredField(
@@ -314,7 +307,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="which key encrypted a value",
         retention="until the user deletes them, or the user's data is erased",
         on_erasure=OnErasure.DELETED,
-        exported=False,
     ),
     # -- access control ---------------------------------------------------------------
     StoredField(
@@ -324,7 +316,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="decides which servers may use the bot",
         retention="until an admin removes the guild",
         on_erasure=OnErasure.NOT_PERSONAL,
-        exported=False,
     ),
     StoredField(
         store="access",
@@ -333,7 +324,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="counts attempts for temporary bans",
         retention="the attempt window (1 hour by default), then purged",
         on_erasure=OnErasure.NOT_PERSONAL,
-        exported=False,
     ),
     StoredField(
         store="access",
@@ -342,7 +332,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="limits how often a member or a guild may run commands, across processes",
         retention="one window after the last hit (at most 1 day), then pruned",
         on_erasure=OnErasure.KEPT_PSEUDONYMOUS,
-        exported=False,
     ),
     StoredField(
         store="access",
@@ -351,7 +340,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="blocks a guild after repeated unauthorized attempts",
         retention="until the ban ends, then purged",
         on_erasure=OnErasure.NOT_PERSONAL,
-        exported=False,
     ),
     StoredField(
         store="access",
@@ -360,7 +348,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="emergency controls every shard obeys",
         retention="until changed or expired",
         on_erasure=OnErasure.NOT_PERSONAL,
-        exported=False,
     ),
     StoredField(
         store="access",
@@ -369,7 +356,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="accountability for emergency controls",
         retention="until the switch changes again",
         on_erasure=OnErasure.KEPT_PSEUDONYMOUS,
-        exported=False,
     ),
     StoredField(
         store="access",
@@ -378,7 +364,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="runs each scheduled job (token rotation, clean-up) once across processes",
         retention="replaced at each run",
         on_erasure=OnErasure.NOT_PERSONAL,
-        exported=False,
     ),
     # -- incidents --------------------------------------------------------------------
     StoredField(
@@ -388,7 +373,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="incident response and review",
         retention=_OPERATOR,
         on_erasure=OnErasure.NOT_PERSONAL,
-        exported=False,
     ),
     StoredField(
         store="incidents",
@@ -397,7 +381,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="accountability for incident response",
         retention=_OPERATOR,
         on_erasure=OnErasure.KEPT_PSEUDONYMOUS,
-        exported=False,
     ),
     StoredField(
         store="incidents",
@@ -406,7 +389,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="evidence of what happened and what the playbook did",
         retention=_OPERATOR,
         on_erasure=OnErasure.KEPT_PSEUDONYMOUS,
-        exported=False,
     ),
     StoredField(
         store="incidents",
@@ -415,7 +397,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="keeps audit evidence of an incident past the retention period",
         retention="until released",
         on_erasure=OnErasure.NOT_PERSONAL,
-        exported=False,
     ),
     # -- audit trail ------------------------------------------------------------------
     StoredField(
@@ -434,7 +415,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="who did it, without storing the Discord ID",
         retention=_AUDIT,
         on_erasure=OnErasure.KEPT_PSEUDONYMOUS,
-        exported=False,
     ),
     StoredField(
         store="audit",
@@ -443,7 +423,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="which user a security or privacy event was about",
         retention=_AUDIT,
         on_erasure=OnErasure.KEPT_PSEUDONYMOUS,
-        exported=False,
     ),
     StoredField(
         store="audit",
@@ -461,7 +440,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="tamper evidence: what a record said, exactly as it was hashed",
         retention=_AUDIT,
         on_erasure=OnErasure.KEPT_PSEUDONYMOUS,
-        exported=False,
     ),
     StoredField(
         store="audit",
@@ -470,7 +448,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="tamper evidence: each writer's hash chain",
         retention=_AUDIT_CHAIN,
         on_erasure=OnErasure.NOT_PERSONAL,
-        exported=False,
     ),
     StoredField(
         store="audit",
@@ -479,7 +456,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="tamper evidence: signed statements of each chain's head",
         retention=_AUDIT_CHAIN,
         on_erasure=OnErasure.NOT_PERSONAL,
-        exported=False,
     ),
     # -- security log -----------------------------------------------------------------
     StoredField(
@@ -489,7 +465,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="security monitoring and alarms",
         retention="the log handler's retention, set by the operator",
         on_erasure=OnErasure.KEPT_PSEUDONYMOUS,
-        exported=False,
     ),
     StoredField(
         store="security_log",
@@ -498,7 +473,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="correlates events without storing Discord IDs or addresses",
         retention="the log handler's retention, set by the operator",
         on_erasure=OnErasure.KEPT_PSEUDONYMOUS,
-        exported=False,
     ),
     # -- metrics ----------------------------------------------------------------------
     StoredField(
@@ -508,7 +482,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="anonymous security statistics and alarms",
         retention="the metrics backend's retention",
         on_erasure=OnErasure.NOT_PERSONAL,
-        exported=False,
     ),
     # -- keys -------------------------------------------------------------------------
     StoredField(
@@ -518,7 +491,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="encrypts tokens and preferences; computes pseudonyms",
         retention="until rotated",
         on_erasure=OnErasure.NOT_PERSONAL,
-        exported=False,
     ),
     StoredField(
         store="keys",
@@ -527,7 +499,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="signs audit digests",
         retention="until rotated (public keys stay to verify old digests)",
         on_erasure=OnErasure.NOT_PERSONAL,
-        exported=False,
     ),
     StoredField(
         store="erasure_journal",
@@ -537,7 +508,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="finishing an erasure a crash or a failed store interrupted",
         retention="until the erasure is complete (the clean-up resumes it)",
         on_erasure=OnErasure.DELETED,
-        exported=False,
     ),
     StoredField(
         store="schema",
@@ -546,7 +516,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="database migrations",
         retention="for good",
         on_erasure=OnErasure.NOT_PERSONAL,
-        exported=False,
     ),
     StoredField(
         store="schema",
@@ -555,7 +524,6 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="refusing a database replaced or emptied under existing keys",
         retention="for good",
         on_erasure=OnErasure.NOT_PERSONAL,
-        exported=False,
     ),
 )
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["DetailValue", "SecurityEvent", "SecurityEventType"]
+__all__ = ["DetailValue", "SecurityEvent", "SecurityEventType", "freeze_details"]
 
 DetailValue = str | int | float | bool | None
 _IDENTITY = ("guild", "user", "ip")
@@ -37,7 +37,8 @@ class SecurityEventType(enum.StrEnum):
     RATE_LIMIT_ABUSE = "RATE_LIMIT_ABUSE"
 
 
-def _freeze(details: Mapping[str, DetailValue]) -> Mapping[str, DetailValue]:
+def freeze_details(details: Mapping[str, DetailValue]) -> Mapping[str, DetailValue]:
+    """Return a read-only copy of ``details`` (events and alerts never change after the fact)."""
     return MappingProxyType(dict(details))
 
 
@@ -54,7 +55,7 @@ class SecurityEvent:
     guild: str | None = None
     user: str | None = None
     ip: str | None = None
-    details: Mapping[str, DetailValue] = attrs.field(factory=dict, converter=_freeze)
+    details: Mapping[str, DetailValue] = attrs.field(factory=dict, converter=freeze_details)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the JSON form written to the log."""

@@ -37,11 +37,6 @@ def _utc(moment: datetime) -> datetime:
     return as_utc(moment, "token times")
 
 
-def _scopes(values: Any) -> tuple[str, ...]:
-    # RFC 6749's grammar with caps on length and count (domain/scopes.py).
-    return check_scopes(values)
-
-
 @attrs.frozen(kw_only=True, repr=False)
 class OAuthTokens:
     """One platform's OAuth tokens. Both tokens stay out of ``repr`` and ``str``."""
@@ -50,7 +45,8 @@ class OAuthTokens:
     access_token: str = attrs.field(repr=False)
     refresh_token: str | None = attrs.field(default=None, repr=False)
     token_type: str = "Bearer"  # noqa: S105 - a token type, not a secret
-    scopes: tuple[str, ...] = attrs.field(default=(), converter=_scopes)
+    # RFC 6749's grammar with caps on length and count (domain/scopes.py).
+    scopes: tuple[str, ...] = attrs.field(default=(), converter=check_scopes)
     expires_at: datetime = attrs.field(converter=_utc)
 
     def __attrs_post_init__(self) -> None:
@@ -181,8 +177,7 @@ class UserTokens:
 
     def with_link(self, link: PlatformLink, *, now: datetime) -> UserTokens:
         """Return a copy with ``link`` added or replaced."""
-        links = dict(self.links)
-        links[link.tokens.platform] = link
+        links = {**self.links, link.tokens.platform: link}
         return attrs.evolve(self, links=links, updated_at=now)
 
     def without(self, platform: str, *, now: datetime) -> UserTokens:

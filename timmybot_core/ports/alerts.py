@@ -4,21 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
 import attrs
 
+from timmybot_core.domain.events import DetailValue, freeze_details
 from timmybot_core.domain.severity import Severity
 
 __all__ = ["Alert", "Alerter", "Severity"]
-
-
-DetailValue = str | int | float | bool | None
-
-
-def _freeze(details: Mapping[str, DetailValue]) -> Mapping[str, DetailValue]:
-    return MappingProxyType(dict(details))
 
 
 @attrs.frozen(kw_only=True)
@@ -28,7 +21,7 @@ class Alert:
     severity: Severity
     title: str
     at: datetime
-    details: Mapping[str, DetailValue] = attrs.field(factory=dict, converter=_freeze)
+    details: Mapping[str, DetailValue] = attrs.field(factory=dict, converter=freeze_details)
 
     def as_dict(self) -> dict[str, object]:
         """Return the alert as the JSON object every alerter sends."""

@@ -18,12 +18,7 @@ import attrs
 from timmybot_core.domain.tokens import valid_platform
 from timmybot_core.safety.sanitizer import TrackInfo
 
-__all__ = [
-    "DEFAULT_SEARCH_LIMIT",
-    "MAX_SEARCH_LIMIT",
-    "CatalogTrack",
-    "MusicCatalog",
-]
+__all__ = ["DEFAULT_SEARCH_LIMIT", "MAX_SEARCH_LIMIT", "CatalogTrack", "MusicCatalog"]
 
 #: How many results a search returns unless asked otherwise.
 DEFAULT_SEARCH_LIMIT: Final = 5
@@ -62,10 +57,7 @@ class CatalogTrack:
     def track_info(self) -> TrackInfo:
         """Return the track as the sanitizer's :class:`TrackInfo` (still unsanitized)."""
         return TrackInfo(
-            title=self.title,
-            artist=self.artist,
-            thumbnail_url=self.thumbnail_url,
-            url=self.url,
+            title=self.title, artist=self.artist, thumbnail_url=self.thumbnail_url, url=self.url
         )
 
 
@@ -89,12 +81,7 @@ class MusicCatalog(Protocol):
         ...
 
     async def search(
-        self,
-        platform: str,
-        query: str,
-        *,
-        access_token: str,
-        limit: int = DEFAULT_SEARCH_LIMIT,
+        self, platform: str, query: str, *, access_token: str, limit: int = DEFAULT_SEARCH_LIMIT
     ) -> tuple[CatalogTrack, ...]:
         """Return at most ``limit`` (1 to :data:`MAX_SEARCH_LIMIT`) tracks matching ``query``.
 

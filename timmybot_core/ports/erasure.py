@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import attrs
 
@@ -61,10 +61,7 @@ class ErasureEntry:
 
 def encode_steps(steps: Mapping[str, ErasureStep]) -> str:
     """Return ``steps`` as canonical JSON text (for stores that keep text)."""
-    data: dict[str, Any] = {
-        name: {"ok": step.ok, "deleted": step.deleted, "detail": step.detail, "final": step.final}
-        for name, step in steps.items()
-    }
+    data = {name: attrs.asdict(step) for name, step in steps.items()}
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 

@@ -22,7 +22,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-__all__ = ["RefreshLeases"]
+__all__ = ["RefreshLeases", "check_claim"]
+
+
+def check_claim(claim_id: str, fence: str) -> None:
+    """Refuse an acquire without a claim ID or a fence (every store's first check)."""
+    if not claim_id or not fence:
+        raise ValueError("a refresh lease needs a claim ID and a fence")
 
 
 @runtime_checkable

@@ -107,9 +107,7 @@ def looks_like_secret_value(text: str) -> bool:
 
 
 def redact_details(
-    details: Mapping[str, object] | None,
-    *,
-    clean: Callable[[str], str],
+    details: Mapping[str, object] | None, *, clean: Callable[[str], str]
 ) -> dict[str, Any]:
     """Return ``details`` as bounded JSON data with every secret replaced by ``[redacted]``.
 
@@ -150,6 +148,5 @@ def _value(value: object, clean: Callable[[str], str], depth: int) -> Any:
     if isinstance(value, Mapping):
         return _mapping(value, clean, depth)
     if isinstance(value, list | tuple | set | frozenset):
-        items = list(value)[:_MAX_ITEMS]
-        return [_value(item, clean, depth + 1) for item in items]
+        return [_value(item, clean, depth + 1) for item in list(value)[:_MAX_ITEMS]]
     return f"[{type(value).__name__}]"

@@ -54,9 +54,7 @@ class SpecialBlock:
     source: str
 
 
-def _blocks(
-    rows: tuple[tuple[str, str, str], ...],
-) -> tuple[SpecialBlock, ...]:
+def _blocks(rows: tuple[tuple[str, str, str], ...]) -> tuple[SpecialBlock, ...]:
     return tuple(
         SpecialBlock(network=ipaddress.ip_network(cidr), name=name, source=source)
         for cidr, name, source in rows

@@ -69,21 +69,13 @@ def _whatwg_ipv4(host: str) -> ipaddress.IPv4Address | bool | None:
         return False
     if len(labels) > 4 or not all(_IPV4_PART.match(label) for label in labels):
         return None
-    numbers = [_parse_ipv4_part(label) for label in labels]
-    if any(n is None for n in numbers):
+    values = [n for n in map(_parse_ipv4_part, labels) if n is not None]
+    if len(values) < len(labels):
         return None
-    values = [n for n in numbers if n is not None]
     *head, last = values
     if any(n > 255 for n in head) or last >= 256 ** (5 - len(values)):
         return None
-    address = last
-    for index, number in enumerate(head):
-        address += number * 256 ** (3 - index)
-    return ipaddress.IPv4Address(address)
-
-
-def _is_public(address: _IPAddress) -> bool:
-    return is_public_address(address)
+    return ipaddress.IPv4Address(last + sum(n * 256 ** (3 - i) for i, n in enumerate(head)))
 
 
 def _ascii_host(hostname: str) -> str | None:
@@ -124,16 +116,15 @@ def _safe_host(split: SplitResult) -> str | None:
             address: _IPAddress = ipaddress.IPv6Address(hostname)
         except ValueError:
             return None
-        return f"[{address.compressed}]" if _is_public(address) else None
+        return f"[{address.compressed}]" if is_public_address(address) else None
     host = _ascii_host(hostname)
     if host is None:
         return None
     ipv4 = _whatwg_ipv4(host)
     if ipv4 is None:
         return None
-    if ipv4 is not False:
-        assert isinstance(ipv4, ipaddress.IPv4Address)  # noqa: S101 - narrowing
-        return str(ipv4) if _is_public(ipv4) else None
+    if isinstance(ipv4, ipaddress.IPv4Address):
+        return str(ipv4) if is_public_address(ipv4) else None
     bare = host.rstrip(".")
     if not bare or bare in _LOCAL_NAMES or bare.endswith(_LOCAL_SUFFIXES) or "." not in bare:
         # A dotless name resolves through the local search domain.
@@ -162,9 +153,7 @@ def safe_url(url: object, *, allow_http: bool = False) -> str | None:
     except ValueError:
         return None
     schemes = ("https", "http") if allow_http else ("https",)
-    if split.scheme.lower() not in schemes:
-        return None
-    if port == 0:
+    if split.scheme.lower() not in schemes or port == 0:
         return None
     host = _safe_host(split)
     if host is None:

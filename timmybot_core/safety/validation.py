@@ -231,16 +231,6 @@ class ValidationPolicy:
         )
 
 
-class _Field:
-    # A plain class, not attrs: it is internal, and each attrs class costs
-    # import time (code generation) that the validator's users pay.
-    __slots__ = ("label", "max_length")
-
-    def __init__(self, label: str, max_length: int) -> None:
-        self.label = label
-        self.max_length = max_length
-
-
 class InputValidator:
     """Validates user input against a :class:`ValidationPolicy`.
 
@@ -264,11 +254,11 @@ class InputValidator:
 
     def validate_search_query(self, text: object) -> ValidationResult:
         """Validate a music search query (at most ``max_search_length`` characters)."""
-        return self._validate(text, _Field("Search query", self._policy.max_search_length))
+        return self._validate(text, "Search query", self._policy.max_search_length)
 
     def validate_playlist_name(self, text: object) -> ValidationResult:
         """Validate a playlist name: single line, at most ``max_playlist_length`` characters."""
-        return self._validate(text, _Field("Playlist name", self._policy.max_playlist_length))
+        return self._validate(text, "Playlist name", self._policy.max_playlist_length)
 
     def normalize(self, text: str) -> str | None:
         """Apply the policy's normalization without judging the result.
@@ -293,17 +283,17 @@ class InputValidator:
 
         return fixed_point(step, normalized)
 
-    def _validate(self, text: object, field: _Field) -> ValidationResult:
+    def _validate(self, text: object, label: str, max_length: int) -> ValidationResult:
         if not isinstance(text, str):
-            return Rejected(error=f"{field.label} must be text")
-        too_long = f"{field.label} too long (max {field.max_length} characters)"
+            return Rejected(error=f"{label} must be text")
+        too_long = f"{label} too long (max {max_length} characters)"
         # A cheap guard before any Unicode work: a megabyte of input is
         # refused in constant time.
         if len(text) > self._policy.max_raw_length:
             return Rejected(error=too_long)
         normalized = self.normalize(text)
         if normalized is None:
-            return Rejected(error=f"{field.label} contains text that cannot be normalized")
+            return Rejected(error=f"{label} contains text that cannot be normalized")
         # ``base`` is what the default policy would hand out; a policy that
         # removes more characters is judged on it too, so that removing a
         # quote can never hide a shape the default policy would have seen
@@ -311,26 +301,23 @@ class InputValidator:
         base = self._clean_value(normalized, self._drop_base)
         value = base if self._drop == self._drop_base else self._clean_value(normalized, self._drop)
         if base is None or value is None:
-            return Rejected(error=f"{field.label} contains text that cannot be normalized")
+            return Rejected(error=f"{label} contains text that cannot be normalized")
         if not value:
-            return Rejected(error=f"{field.label} cannot be empty")
-        if len(base) > field.max_length or len(value) > field.max_length:
+            return Rejected(error=f"{label} cannot be empty")
+        if len(base) > max_length or len(value) > max_length:
             return Rejected(error=too_long)
         # Judge the text as typed and every value derived from it: dropping
         # characters must never assemble a shape ("java<>script:").
-        candidates = list(dict.fromkeys((normalized, base, value)))
-        for candidate in candidates:
+        for candidate in dict.fromkeys((normalized, base, value)):
             problem = self._find_problem(candidate)
             if problem is not None:
-                return Rejected(error=f"{field.label} contains {problem}")
+                return Rejected(error=f"{label} contains {problem}")
         return Accepted(value=value)
 
     def _find_problem(self, text: str) -> str | None:
         forms = detection_forms(text)
         found = find_injection(
-            forms,
-            scripts=self._policy.block_script_shapes,
-            sql=self._policy.block_sql_shapes,
+            forms, scripts=self._policy.block_script_shapes, sql=self._policy.block_sql_shapes
         )
         if found is not None:
             return found
