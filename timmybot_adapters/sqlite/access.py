@@ -94,18 +94,13 @@ def _window_start(at: datetime, window: timedelta) -> int:
 def _count(
     connection: sqlite3.Connection, guild: str, start: int, end: int, cap: int | None = None
 ) -> int:
-    if cap is None:
-        row = connection.execute(
-            "SELECT count(*) FROM access_attempts WHERE guild_id = ? AND at > ? AND at <= ?",
-            (guild, start, end),
-        ).fetchone()
-        return int(row[0])
     # Counting stops at the cap: a flood from one guild costs O(cap), not
-    # O(attempts in the window), on the single database thread.
+    # O(attempts in the window), on the single database thread. No cap is
+    # LIMIT -1, which SQLite reads as no limit.
     row = connection.execute(
         "SELECT count(*) FROM (SELECT 1 FROM access_attempts"
         " WHERE guild_id = ? AND at > ? AND at <= ? LIMIT ?)",
-        (guild, start, end, max(cap, 0)),
+        (guild, start, end, -1 if cap is None else max(cap, 0)),
     ).fetchone()
     return int(row[0])
 

@@ -328,7 +328,7 @@ class SqliteDatabase:
     def _connect(self) -> sqlite3.Connection:
         if self._connection is not None:
             return self._connection
-        self._create_private_file()
+        create_private_file(self._path)
         connection = sqlite3.connect(
             self._path,
             timeout=self._busy_timeout,
@@ -349,9 +349,6 @@ class SqliteDatabase:
             raise
         self._connection = connection
         return connection
-
-    def _create_private_file(self) -> None:
-        create_private_file(self._path)
 
     def _close_connection(self) -> None:
         if self._connection is not None:
