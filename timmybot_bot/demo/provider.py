@@ -43,10 +43,11 @@ import re
 import secrets
 import ssl
 import time
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Final, Literal, Self
+from typing import Any, Final, Literal, Self, TypeGuard, TypeVar
 from urllib.parse import unquote_plus, urlencode, urlsplit
 
 import attrs
@@ -332,6 +333,9 @@ class _Access:
     revoked: bool = False
 
 
+_Grant = TypeVar("_Grant", _Refresh, _Access)
+
+
 @attrs.define
 class _Pending:
     """An authorization shown on the approval page, waiting for a decision."""
@@ -356,10 +360,8 @@ def _s256(verifier: str) -> str:
 
 
 def _json_error(error: str, status: int = 400, **headers: str) -> web.Response:
-    response = web.json_response({"error": error}, status=status)
-    response.headers.update(headers)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    headers["Cache-Control"] = "no-store"
+    return web.json_response({"error": error}, status=status, headers=headers)
 
 
 def _check_redirect_uri(uri: str) -> str:
@@ -512,11 +514,7 @@ class DemoOAuthProvider:
     @property
     def presented_twice(self) -> frozenset[str]:
         """The refresh tokens presented more than once."""
-        seen: set[str] = set()
-        twice: set[str] = set()
-        for token in self._presented:
-            (twice if token in seen else seen).add(token)
-        return frozenset(twice)
+        return frozenset(token for token, n in Counter(self._presented).items() if n > 1)
 
     def answered_at(self, refresh_token: str) -> float | None:
         """When (``time.monotonic()``) the successful answer to ``refresh_token`` was sent."""
@@ -550,21 +548,17 @@ class DemoOAuthProvider:
     def is_valid_refresh_token(self, token: str) -> bool:
         """Tell whether ``token`` would be accepted by a refresh now."""
         record = self._refresh.get(token)
-        return (
-            record is not None
-            and not record.spent
-            and not record.revoked
-            and not self._families[record.family].revoked
-        )
+        return self._live(record) and not record.spent
 
     def is_valid_access_token(self, token: str) -> bool:
         """Tell whether ``token`` is an unexpired, unrevoked access token."""
         record = self._access.get(token)
+        return self._live(record) and self._clock.now() < record.expires_at
+
+    def _live(self, record: _Grant | None) -> TypeGuard[_Grant]:
+        """Tell whether ``record`` exists and neither it nor its family is revoked."""
         return (
-            record is not None
-            and not record.revoked
-            and not self._families[record.family].revoked
-            and self._clock.now() < record.expires_at
+            record is not None and not record.revoked and not self._families[record.family].revoked
         )
 
     # -- the application ---------------------------------------------------
@@ -588,21 +582,18 @@ class DemoOAuthProvider:
             '<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(title)}</title></head><body>{body}</body></html>"
         )
-        response = web.Response(text=page, status=status, content_type="text/html")
-        response.headers.update(
-            {
-                # The form posts to us, and our redirect goes to the client's origin.
-                "Content-Security-Policy": (
-                    f"default-src 'none'; form-action {form_action}; "
-                    "frame-ancestors 'none'; base-uri 'none'"
-                ),
-                "X-Frame-Options": "DENY",
-                "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "no-referrer",
-                "Cache-Control": "no-store",
-            }
-        )
-        return response
+        headers = {
+            # The form posts to us, and our redirect goes to the client's origin.
+            "Content-Security-Policy": (
+                f"default-src 'none'; form-action {form_action}; "
+                "frame-ancestors 'none'; base-uri 'none'"
+            ),
+            "X-Frame-Options": "DENY",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store",
+        }
+        return web.Response(text=page, status=status, content_type="text/html", headers=headers)
 
     def _error_page(self, message: str, status: int = 400) -> web.Response:
         return self._page(
@@ -643,15 +634,9 @@ class DemoOAuthProvider:
         requested = tuple(query["scope"].split()) if "scope" in query else self.scopes
         if not requested or not set(requested) <= set(self.scopes):
             return self._redirect(redirect_uri, {"error": "invalid_scope", "state": state})
-        if self.auto_approve:
-            code = self._issue_code(client_id, redirect_uri, challenge, requested)
-            return self._redirect(redirect_uri, {"code": code, "state": state})
         now = self._clock.now()
-        self._pending = {k: v for k, v in self._pending.items() if v.expires_at > now}
-        request_id = secrets.token_urlsafe(24)
-        csrf = secrets.token_urlsafe(24)
-        self._pending[request_id] = _Pending(
-            csrf=csrf,
+        pending = _Pending(
+            csrf=secrets.token_urlsafe(24),
             client_id=client_id,
             redirect_uri=redirect_uri,
             state=state,
@@ -659,6 +644,11 @@ class DemoOAuthProvider:
             scopes=requested,
             expires_at=now + _APPROVAL_LIFETIME,
         )
+        if self.auto_approve:
+            return self._redirect(redirect_uri, {"code": self._issue_code(pending), "state": state})
+        self._pending = {k: v for k, v in self._pending.items() if v.expires_at > now}
+        request_id = secrets.token_urlsafe(24)
+        self._pending[request_id] = pending
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(redirect_uri))
         body = (
             "<h1>Demo OAuth provider</h1>"
@@ -667,7 +657,7 @@ class DemoOAuthProvider:
             f"<p>After your answer you go back to <code>{html.escape(redirect_uri)}</code>.</p>"
             '<form method="post" action="/authorize/approve">'
             f'<input type="hidden" name="request" value="{html.escape(request_id)}">'
-            f'<input type="hidden" name="csrf" value="{html.escape(csrf)}">'
+            f'<input type="hidden" name="csrf" value="{html.escape(pending.csrf)}">'
             '<button type="submit" name="decision" value="approve">Approve</button> '
             '<button type="submit" name="decision" value="deny">Deny</button>'
             "</form>"
@@ -693,22 +683,18 @@ class DemoOAuthProvider:
             return self._redirect(
                 pending.redirect_uri, {"error": "access_denied", "state": pending.state}
             )
-        code = self._issue_code(
-            pending.client_id, pending.redirect_uri, pending.code_challenge, pending.scopes
-        )
+        code = self._issue_code(pending)
         return self._redirect(pending.redirect_uri, {"code": code, "state": pending.state})
 
-    def _issue_code(
-        self, client_id: str, redirect_uri: str, challenge: str, scopes: tuple[str, ...]
-    ) -> str:
+    def _issue_code(self, approved: _Pending) -> str:
         family = f"family-{next(self._family_ids)}"
-        self._families[family] = _Family(scopes=scopes)
+        self._families[family] = _Family(scopes=approved.scopes)
         code = CODE_PREFIX + secrets.token_urlsafe(24)
         self._codes[code] = _Code(
             family=family,
-            client_id=client_id,
-            redirect_uri=redirect_uri,
-            code_challenge=challenge,
+            client_id=approved.client_id,
+            redirect_uri=approved.redirect_uri,
+            code_challenge=approved.code_challenge,
             issued_at=self._clock.now(),
         )
         return code
@@ -730,11 +716,9 @@ class DemoOAuthProvider:
             return _json_error("server_error", status=500)
         if self._authenticate(request, form):
             return None
-        if "Authorization" in request.headers:
-            return _json_error(
-                "invalid_client", status=401, **{"WWW-Authenticate": 'Basic realm="demo"'}
-            )
-        return _json_error("invalid_client", status=401)
+        tried_basic = "Authorization" in request.headers
+        challenge = {"WWW-Authenticate": 'Basic realm="demo"'} if tried_basic else {}
+        return _json_error("invalid_client", status=401, **challenge)
 
     def _authenticate(self, request: web.Request, form: dict[str, str]) -> bool:
         header = request.headers.get("Authorization")
@@ -837,7 +821,7 @@ class DemoOAuthProvider:
         if self.faults.rejects(token):
             return _json_error("invalid_grant")
         record = self._refresh.get(token)
-        if record is None or record.revoked or self._families[record.family].revoked:
+        if not self._live(record):
             return _json_error("invalid_grant")
         if record.spent:
             if self.revoke_family_on_reuse:
@@ -869,10 +853,9 @@ class DemoOAuthProvider:
             refresh = REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
             self._refresh[refresh] = _Refresh(family=family)
             payload["refresh_token"] = refresh
-        response = web.json_response(payload)
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["Pragma"] = "no-cache"
-        return response
+        return web.json_response(
+            payload, headers={"Cache-Control": "no-store", "Pragma": "no-cache"}
+        )
 
     async def _revoke(self, request: web.Request) -> web.Response:
         self.revoke_calls += 1
@@ -927,15 +910,13 @@ class DemoOAuthProvider:
             return _api_error(400, "No search query")
         if "track" not in query.get("type", "").split(","):
             return _api_error(400, "Bad search type field")
-        limit, offset = query.get("limit", "20"), query.get("offset", "0")
-        try:
-            count = parse_whole_number(limit, maximum=50)
-        except SnowflakeError:
-            return _api_error(400, "Invalid limit")
-        try:
-            start = parse_whole_number(offset, maximum=1000)
-        except SnowflakeError:
-            return _api_error(400, "Invalid offset")
+        numbers: dict[str, int] = {}
+        for name, default, maximum in (("limit", "20", 50), ("offset", "0", 1000)):
+            try:
+                numbers[name] = parse_whole_number(query.get(name, default), maximum=maximum)
+            except SnowflakeError:
+                return _api_error(400, f"Invalid {name}")
+        count, start = numbers["limit"], numbers["offset"]
         words = text.casefold().split()
         found = [track for track in self.tracks if _matches(track, words)]
         payload = {
@@ -954,22 +935,16 @@ class DemoOAuthProvider:
 
 def _api_error(status: int, message: str, **headers: str) -> web.Response:
     """Answer like Spotify's Web API: ``{"error": {"status": ..., "message": ...}}``."""
-    response = web.json_response({"error": {"status": status, "message": message}}, status=status)
-    response.headers.update(headers)
-    return response
+    error = {"status": status, "message": message}
+    return web.json_response({"error": error}, status=status, headers=headers)
 
 
 async def _scripted(request: web.Request, answer: SearchAnswer) -> web.StreamResponse:
     body = answer.body if answer.body is not None else b""
+    headers = {"Content-Type": "application/json", **answer.headers}
     if not answer.chunked:
-        return web.Response(
-            status=answer.status,
-            body=body,
-            headers={"Content-Type": "application/json", **answer.headers},
-        )
-    response = web.StreamResponse(
-        status=answer.status, headers={"Content-Type": "application/json", **answer.headers}
-    )
+        return web.Response(status=answer.status, body=body, headers=headers)
+    response = web.StreamResponse(status=answer.status, headers=headers)
     response.enable_chunked_encoding()
     await response.prepare(request)
     for start in range(0, len(body), 16384):
