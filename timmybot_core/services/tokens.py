@@ -597,8 +597,7 @@ class SecureTokenService:
             link = current.link(platform) if current is not None else None
             if current is None or link is None:
                 self.invalidate(user_id)
-                if leases is not None:
-                    await self._release(leases, user_id, platform, claim_id, spent=True)
+                await self._release(user_id, platform, claim_id, spent=True)
                 raise NotLinked(f"{platform} was unlinked during the refresh", platform=platform)
             if leases is None:
                 if link.refresh_claim is None or link.refresh_claim[0] != claim_id:
@@ -626,12 +625,13 @@ class SecureTokenService:
         else:
             self.invalidate(user_id)
             raise VersionConflict("could not store the refreshed tokens; the record kept changing")
-        if leases is not None:
-            await self._release(leases, user_id, platform, claim_id, spent=spent)
+        await self._release(user_id, platform, claim_id, spent=spent)
 
-    async def _release(
-        self, leases: RefreshLeases, user_id: int, platform: str, claim_id: str, *, spent: bool
-    ) -> None:
+    async def _release(self, user_id: int, platform: str, claim_id: str, *, spent: bool) -> None:
+        # Without leases the claim lives in the record, cleared by the write.
+        leases = self._leases
+        if leases is None:
+            return
         try:
             released = await leases.release(user_id, platform, claim_id=claim_id, spent=spent)
         except StoreUnavailable as error:
