@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import attrs
 import pytest
 
+from timmybot_bot.app.audit_query import MAX_SHOWN, AuditQueryError, parse_recent
 from timmybot_bot.app.commands import Invocation
 from timmybot_bot.console.lines import run_command
 from timmybot_bot.runtime.bootstrap import Services, Settings, bootstrap
@@ -159,3 +160,18 @@ async def test_rotation_can_be_run_by_hand(services: Services) -> None:
     reply = await admin(services, "rotation run")
 
     assert reply.startswith("Token rotation: 0 user(s)")
+
+
+@pytest.mark.parametrize(("count", "limit"), [(None, 10), (0, 10), (7, 7), ("7", 7), (25, 25)])
+def test_recent_takes_the_count_as_given_by_each_front_end(
+    count: int | str | None, limit: int
+) -> None:
+    # Discord gives an integer option, the console a word: no "limit:N" text in between.
+    query = parse_recent(count, now=START)
+    assert query.recent and query.limit == limit
+
+
+@pytest.mark.parametrize("count", [MAX_SHOWN + 1, -1, "x", "٥"])
+def test_recent_refuses_a_count_outside_what_is_shown(count: int | str) -> None:
+    with pytest.raises(AuditQueryError, match=f"from 1 to {MAX_SHOWN}"):
+        parse_recent(count, now=START)

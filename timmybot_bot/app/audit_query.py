@@ -20,6 +20,7 @@ from timmybot_core import AuditKind, AuditPage, AuditRecord, ResponseSanitizer
 from timmybot_core.domain.snowflake import SnowflakeError, parse_snowflake, parse_whole_number
 
 __all__ = [
+    "MAX_SHOWN",
     "AuditQueryError",
     "parse_audit_query",
     "parse_guild_id",
@@ -66,6 +67,13 @@ def _moment(name: str, value: str, now: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def _limit(value: str | int) -> int:
+    try:
+        return parse_whole_number(str(value), minimum=1, maximum=MAX_SHOWN)
+    except SnowflakeError:
+        raise AuditQueryError(f"limit: must be a number from 1 to {MAX_SHOWN}.") from None
+
+
 def parse_audit_query(words: list[str], *, now: datetime) -> QueryAudit:
     """Parse ``name:value`` words into a :class:`~timmybot_bot.app.commands.QueryAudit`.
 
@@ -99,12 +107,7 @@ def parse_audit_query(words: list[str], *, now: datetime) -> QueryAudit:
             raise AuditQueryError(
                 "admin: must be a Discord user ID (the digits 0-9, no leading zero)."
             ) from None
-    limit = _DEFAULT_SHOWN
-    if "limit" in values:
-        try:
-            limit = parse_whole_number(values["limit"], minimum=1, maximum=MAX_SHOWN)
-        except SnowflakeError:
-            raise AuditQueryError(f"limit: must be a number from 1 to {MAX_SHOWN}.") from None
+    limit = _limit(values["limit"]) if "limit" in values else _DEFAULT_SHOWN
     start = _moment("since", values["since"], now) if "since" in values else _EVER
     end = (
         _moment("until", values["until"], now) if "until" in values else now + timedelta(seconds=1)
@@ -124,9 +127,8 @@ def parse_audit_query(words: list[str], *, now: datetime) -> QueryAudit:
 
 def parse_recent(count: int | str | None, *, now: datetime) -> QueryAudit:
     """``/admin audit recent [count]``: the latest records (``count`` falsy: the default)."""
-    return attrs.evolve(
-        parse_audit_query([f"limit:{count}"] if count else [], now=now), recent=True
-    )
+    query = parse_audit_query([], now=now)
+    return attrs.evolve(query, recent=True, limit=_limit(count) if count else query.limit)
 
 
 def parse_verify(words: list[str], *, now: datetime) -> VerifyAudit:

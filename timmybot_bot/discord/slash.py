@@ -198,7 +198,11 @@ def build_commands(
             "The latest admin actions",
             lambda o, now: aq.parse_recent(o.count, now=now),
             count=lightbulb.integer(
-                "count", "How many records (default 10)", default=0, min_value=1, max_value=100
+                "count",
+                "How many records (default 10)",
+                default=0,
+                min_value=1,
+                max_value=aq.MAX_SHOWN,
             ),
         ),
         _slash(

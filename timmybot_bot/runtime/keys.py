@@ -130,7 +130,7 @@ def key_document(key: bytes, *, purpose: str) -> str:
 
 
 def write_private_file(path: Path, text: str, *, replace: bool = True, mode: int = 0o600) -> None:
-    """Write ``text`` to ``path`` (``mode``: 0600) atomically: a temporary file, synced, renamed.
+    """Write ``text`` to ``path`` (``mode``, 0600 unless given) atomically: synced, renamed.
 
     Readers see the old file or the whole new one, never a part. With
     ``replace=False`` the file is linked into place instead, which raises
