@@ -1,9 +1,11 @@
 """Throughput and growth benchmarks for the validator and the sanitizer.
 
 Run ``make bench`` (or ``.venv/bin/python bench/run.py``; ``--quick`` for a
-smoke run with fewer, shorter repeats). Only the standard library and
-``timmybot_core`` are used; the tables go to stdout; the exit status is 1
-when a row of our own code grows superlinearly, else 0.
+smoke run with fewer, shorter repeats; ``--json`` for the figures of every
+bench it runs as one JSON object, keyed by bench, instead of the tables).
+This script's own tables use only the standard library and
+``timmybot_core``; the tables go to stdout; the exit status is 1 when a row
+of our own code grows superlinearly or importing the core is heavy, else 0.
 
 How it measures
     Every case is timed like ``timeit``: the number of calls per repeat is
@@ -103,8 +105,11 @@ Then the import-time table
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import io
 import itertools
+import json
 import math
 import platform
 import sys
@@ -220,15 +225,24 @@ def nfkc(text: str) -> str:
 # -- command line ------------------------------------------------------------
 
 
-def parse_quick(
+def parse_options(
     argv: Sequence[str] | None,
     doc: str | None,
     help_text: str = "smoke run: ~2 ms per repeat and 2 repeats (numbers are noisy)",
-) -> bool:
-    """Parse a bench script's command line (``--quick`` only); return whether it is quick."""
+) -> argparse.Namespace:
+    """Parse a bench script's command line: ``--quick`` and ``--json``."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
     parser.add_argument("--quick", action="store_true", help=help_text)
-    return bool(parser.parse_args(argv).quick)
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    return parser.parse_args(argv)
+
+
+def json_of(main: Callable[[list[str]], int], argv: list[str]) -> tuple[int, object]:
+    """Run another bench script's ``main`` with ``--json``: its exit status and its figures."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = main([*argv, "--json"])
+    return status, json.loads(printed.getvalue())
 
 
 # -- output ---------------------------------------------------------------
@@ -279,8 +293,8 @@ def outcome(result: object) -> str:
 # -- table 1 --------------------------------------------------------------
 
 
-def table_corpus(settings: Settings) -> None:
-    """Table 1: time per call over the realistic corpus."""
+def table_corpus(settings: Settings) -> dict[str, dict[str, float]]:
+    """Table 1: time per call over the realistic corpus; return its figures by function."""
     default = InputValidator()
     strict = InputValidator(ValidationPolicy.strict())
     sanitizer = ResponseSanitizer()
@@ -304,9 +318,16 @@ def table_corpus(settings: Settings) -> None:
     measure_all([case for pair in pair_cases for case in pair] + single_cases, settings)
 
     rows: list[list[str]] = []
+    figures: dict[str, dict[str, float]] = {}
     for (label, d, s), (d_case, s_case) in zip(pairs, pair_cases, strict=True):
         ok_default = sum(bool(getattr(d(text), "ok", False)) for text in corpus)
         ok_strict = sum(bool(getattr(s(text), "ok", False)) for text in corpus)
+        figures[label] = {
+            "default_us": d_case.per_call_us,
+            "strict_us": s_case.per_call_us,
+            "accepted_default": ok_default,
+            "accepted_strict": ok_strict,
+        }
         rows.append(
             [
                 label,
@@ -319,6 +340,7 @@ def table_corpus(settings: Settings) -> None:
         )
     for (label, _), case in zip(singles, single_cases, strict=True):
         rows.append([label, fmt_us(case.per_call_us), "", "", "", ""])
+        figures[label] = {"default_us": case.per_call_us}
     chars = sum(len(text) for text in corpus)
     print_table(
         f"Table 1: time per call on the realistic corpus ({size} inputs, "
@@ -328,6 +350,7 @@ def table_corpus(settings: Settings) -> None:
     )
     print("The baseline and the sanitizer have no policy: their one time is in the default column.")
     print()
+    return figures
 
 
 # -- table 2 --------------------------------------------------------------
@@ -484,49 +507,80 @@ def summarize(results: Sequence[GrowthRow]) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run both tables and print them."""
-    quick = parse_quick(argv, __doc__)
-    settings = QUICK if quick else FULL
+    """Run every bench and print its tables (or, with ``--json``, all figures as one object).
+
+    The exit status is 1 when a row of our own code grows superlinearly or
+    importing the core is heavy, else 0: a regression is loud.
+    """
+    options = parse_options(argv, __doc__)
     started = time.perf_counter()
+    if options.json:
+        # This script's tables are computed as usual and their text discarded;
+        # the figures are what the tables show, as numbers rather than text.
+        with contextlib.redirect_stdout(io.StringIO()):
+            figures, passed = run_all(options.quick, as_json=True)
+        print(json.dumps(figures, sort_keys=True))
+    else:
+        figures, passed = run_all(options.quick, as_json=False)
+        print(f"Total bench time: {time.perf_counter() - started:.1f} s")
+    return 0 if passed else 1
+
+
+def run_all(quick: bool, *, as_json: bool) -> tuple[dict[str, object], bool]:
+    """This script's tables, then every other bench's; the figures and whether all passed."""
+    settings = QUICK if quick else FULL
     print(
         f"timmybot bench: Python {platform.python_version()} ({platform.python_implementation()}) "
         f"on {platform.machine()}, {settings.repeats} interleaved repeats of ~"
         f"{settings.target_ns / 1e6:g} ms, best kept{' [--quick]' if quick else ''}"
     )
     print()
-    table_corpus(settings)
+    corpus = table_corpus(settings)
     results = table_growth(settings)
     linear = summarize(results)
     print()
-    # The access guard's tables (bench/access.py) have no verdict: they never
-    # change the exit status. Imported here because access.py imports this module.
+    figures: dict[str, object] = {
+        "quick": quick,
+        "linear": linear,
+        "corpus_us_per_call": corpus,
+        "growth": [
+            {
+                "family": row.family,
+                "function": row.function,
+                "lengths": list(LENGTHS),
+                "us_per_call": list(row.times),
+                "growth": row.growth,
+                "verdict": row.verdict,
+            }
+            for row in results
+        ],
+    }
+    # Imported here because these scripts import this module.
     from access import main as access_main
-
-    access_main(["--quick"] if quick else [])
-    print()
-    # The token service's tables (bench/tokens.py): no verdict either.
+    from audit import main as audit_main
+    from aws import main as aws_main
+    from import_time import main as import_time_main
     from tokens import main as tokens_main
 
-    tokens_main(["--quick"] if quick else [])
-    print()
-    # The audit trail's tables (bench/audit.py): no verdict either.
-    from audit import main as audit_main
-
-    audit_main(["--quick"] if quick else [])
-    print()
-    # The AWS adapters' tables (bench/aws.py), against moto's server: no verdict.
-    from aws import main as aws_main
-
-    aws_main(["--quick"] if quick else [])
-    print()
-    # What importing the core costs, against attrs: its verdict counts.
-    from import_time import main as import_time_main
-
-    imports_light = import_time_main(["--quick"] if quick else []) == 0
-    print()
-    print(f"Total bench time: {time.perf_counter() - started:.1f} s")
-    # A superlinear row of our own code fails the run, so a regression is loud.
-    return 0 if linear and imports_light else 1
+    sub_argv = ["--quick"] if quick else []
+    # access, tokens, audit and aws have no verdict: they never change the exit
+    # status. What importing the core costs, against attrs, has one.
+    imports_light = True
+    for name, sub_main in (
+        ("access", access_main),  # the access guard (bench/access.py)
+        ("tokens", tokens_main),  # the token service (bench/tokens.py)
+        ("audit", audit_main),  # the audit trail (bench/audit.py)
+        ("aws", aws_main),  # the AWS adapters, against moto's server (bench/aws.py)
+        ("import_time", import_time_main),  # importing the core (bench/import_time.py)
+    ):
+        if as_json:
+            status, figures[name] = json_of(sub_main, sub_argv)
+        else:
+            status = sub_main(sub_argv)
+            print()
+        imports_light &= name != "import_time" or status == 0
+    figures["passed"] = linear and imports_light
+    return figures, linear and imports_light
 
 
 if __name__ == "__main__":

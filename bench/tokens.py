@@ -1,6 +1,7 @@
 """Cost of the token service: rotation against a real OAuth provider, and token reads.
 
-Run ``.venv/bin/python bench/tokens.py`` (``--quick`` for a smoke run);
+Run ``.venv/bin/python bench/tokens.py`` (``--quick`` for a smoke run,
+``--json`` for the figures as one JSON object instead of the tables);
 ``make bench`` runs it after the access tables of ``bench/access.py``. The
 tables go to stdout; there is no pass/fail, the exit status is always 0.
 
@@ -99,8 +100,11 @@ terminal. The previous handlers are restored afterwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import io
 import itertools
+import json
 import platform
 import secrets
 import sqlite3
@@ -126,7 +130,7 @@ from access import (
     security_log_discarded,
     trivial_awaits,
 )
-from run import FULL, QUICK, Settings, fmt_us, parse_quick, print_table
+from run import FULL, QUICK, Settings, fmt_us, parse_options, print_table
 from timmybot_adapters.memory import MemoryAlerter, MemorySecurityMetrics, MemoryTokenVault
 from timmybot_adapters.oauth import AiohttpOAuthClient
 from timmybot_adapters.sqlite import SqliteDatabase, SqliteTokenVault, VaultKeys
@@ -289,8 +293,8 @@ async def stored_tokens_valid(vault: TokenVault, provider: DemoOAuthProvider) ->
     return valid, total
 
 
-async def table_rotation(users: int, repeats: int, directory: Path) -> None:
-    """Seed both vaults through the provider, rotate them, print table 1."""
+async def table_rotation(users: int, repeats: int, directory: Path) -> list[dict[str, object]]:
+    """Seed both vaults through the provider, rotate them, print table 1; return its figures."""
     provider = DemoOAuthProvider(redirect_uris=[REDIRECT_URI], auto_approve=True)
     await provider.start()
     client = AiohttpOAuthClient([provider.oauth_provider(PLATFORM)], clock=SystemClock())
@@ -324,6 +328,21 @@ async def table_rotation(users: int, repeats: int, directory: Path) -> None:
             for name, vault in (("memory", memory), ("sqlite", sqlite))
         }
         print_rotation(rows, repeats, validity, seeding, _filesystem(directory))
+        return [
+            {
+                "vault": row.vault_name,
+                "latency_s": row.latency,
+                "best_wall_s": row.best,
+                "worst_wall_s": max(row.walls),
+                "ideal_s": row.ideal,
+                "wall_over_ideal": row.best / row.ideal if row.ideal else None,
+                "us_per_user": row.best / row.users * 1e6,
+                "refreshed": row.reports[-1].refreshed,
+                "failed": row.reports[-1].failed,
+                "stored_tokens_valid": validity[row.vault_name][0],
+            }
+            for row in rows
+        ]
     finally:
         await client.close()
         await db.close()
@@ -491,8 +510,8 @@ class ReadRow:
     calls: str = ""
 
 
-async def table_reads(settings: Settings, directory: Path) -> None:
-    """Measure token reads on both vaults and print table 2."""
+async def table_reads(settings: Settings, directory: Path) -> dict[str, float]:
+    """Measure token reads on both vaults and print table 2; return microseconds per case."""
     db = SqliteDatabase(directory / "reads-bench.db")
     # Never called (the token is far from expiry): a port where nothing listens.
     client = AiohttpOAuthClient([demo_provider_config("http://127.0.0.1:9", name=PLATFORM)])
@@ -534,6 +553,7 @@ async def table_reads(settings: Settings, directory: Path) -> None:
             )
         await measure_all([row.case for row in rows], settings)
         print_reads(rows)
+        return {row.label: row.case.per_call_us for row in rows}
     finally:
         await client.close()
         await db.close()
@@ -576,35 +596,44 @@ def print_reads(rows: Sequence[ReadRow]) -> None:
 # -- main -------------------------------------------------------------------------
 
 
-async def run_tables(settings: Settings, users: int, repeats: int, directory: Path) -> None:
-    """Both tables, in one event loop."""
-    await table_rotation(users, repeats, directory)
-    await table_reads(settings, directory)
+async def run_tables(
+    settings: Settings, users: int, repeats: int, directory: Path
+) -> dict[str, object]:
+    """Both tables, in one event loop; their figures."""
+    rotation = await table_rotation(users, repeats, directory)
+    reads = await table_reads(settings, directory)
+    return {"users": users, "repeats": repeats, "rotation": rotation, "reads_us_per_call": reads}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the token benchmark and print its tables; always 0 (no verdict)."""
-    quick = parse_quick(
+    """Run the token benchmark and print its tables (or JSON); always 0 (no verdict)."""
+    options = parse_options(
         argv,
         __doc__,
         "smoke run: 200 users, 2 rotation runs, ~2 ms per read repeat (numbers are noisy)",
     )
+    quick = bool(options.quick)
     settings = QUICK if quick else FULL
     users, repeats = (200, 2) if quick else (2_000, 3)
     started = time.perf_counter()
-    print(
-        f"timmybot token bench: Python {platform.python_version()} "
-        f"({platform.python_implementation()}) on {platform.machine()}, SQLite "
-        f"{sqlite3.sqlite_version}, aiohttp {aiohttp.__version__}, asyncio default loop"
-        f"{' [--quick]' if quick else ''}"
-    )
-    print()
+    # With --json the tables are computed as usual and their text discarded.
+    text = contextlib.redirect_stdout(io.StringIO()) if options.json else contextlib.nullcontext()
     with (
+        text,
         security_log_discarded(),
         tempfile.TemporaryDirectory(prefix="timmybot-bench-") as directory,
     ):
-        asyncio.run(run_tables(settings, users, repeats, Path(directory)))
-    print(f"Token bench time: {time.perf_counter() - started:.1f} s")
+        print(
+            f"timmybot token bench: Python {platform.python_version()} "
+            f"({platform.python_implementation()}) on {platform.machine()}, SQLite "
+            f"{sqlite3.sqlite_version}, aiohttp {aiohttp.__version__}, asyncio default loop"
+            f"{' [--quick]' if quick else ''}"
+        )
+        print()
+        figures = asyncio.run(run_tables(settings, users, repeats, Path(directory)))
+        print(f"Token bench time: {time.perf_counter() - started:.1f} s")
+    if options.json:
+        print(json.dumps({"quick": quick, **figures}, sort_keys=True))
     return 0
 
 
