@@ -145,9 +145,7 @@ def spotify_api(*, pins: Iterable[str] = (), market: str | None = "from_token") 
     their own country (it needs the ``user-read-private`` scope, which the
     Spotify OAuth preset asks for).
     """
-    return CatalogApi(
-        name="spotify", api_base_url=SPOTIFY_API_BASE, pins=frozenset(pins), market=market
-    )
+    return CatalogApi(name="spotify", api_base_url=SPOTIFY_API_BASE, pins=pins, market=market)
 
 
 def catalog_api_for(provider: OAuthProvider) -> CatalogApi | None:
