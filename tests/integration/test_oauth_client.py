@@ -975,6 +975,16 @@ def test_presets_follow_the_public_documentation() -> None:
     assert _config(scopes="a b a").scopes == ("a", "b")
 
 
+def test_presets_read_scopes_and_pins_as_the_provider_does() -> None:
+    # A space-separated string of scopes and a single pin string, as
+    # OAuthProvider itself takes them (not one scope or pin per character).
+    pin = "ab" * 32
+    for preset in (spotify, discord):
+        provider = preset("id", None, scopes="streaming user-read-private", pins=pin)
+        assert provider.scopes == ("streaming", "user-read-private")
+        assert provider.pins == frozenset({pin})
+
+
 # -- secrets never leak ----------------------------------------------------------------
 
 

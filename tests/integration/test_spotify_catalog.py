@@ -508,6 +508,7 @@ def test_catalog_apis_follow_the_oauth_providers() -> None:
     assert spotify_catalog == spotify_api()
     assert spotify_catalog is not None
     assert spotify_catalog.search_url == SPOTIFY_API_BASE + "/v1/search"
+    assert spotify_api(pins="ab" * 32).pins == frozenset({"ab" * 32})  # one pin, not 64 letters
     assert spotify_catalog.market == "from_token"
     assert catalog_api_for(discord("client-id", None)) is None
     demo = catalog_api_for(

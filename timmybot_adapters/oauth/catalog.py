@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Final, NoReturn
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -43,12 +43,12 @@ from timmybot_adapters.oauth.providers import (
     normalize_pins,
 )
 from timmybot_adapters.oauth.session import (
-    NOT_JSON,
     MinTLS,
     OwnedSession,
     is_header_token,
-    load_json,
-    read_bounded,
+    json_object,
+    malformed,
+    not_configured,
 )
 from timmybot_core.domain.clock import Clock, SystemClock
 from timmybot_core.domain.errors import (
@@ -145,9 +145,7 @@ def spotify_api(*, pins: Iterable[str] = (), market: str | None = "from_token") 
     their own country (it needs the ``user-read-private`` scope, which the
     Spotify OAuth preset asks for).
     """
-    return CatalogApi(
-        name="spotify", api_base_url=SPOTIFY_API_BASE, pins=frozenset(pins), market=market
-    )
+    return CatalogApi(name="spotify", api_base_url=SPOTIFY_API_BASE, pins=pins, market=market)
 
 
 def catalog_api_for(provider: OAuthProvider) -> CatalogApi | None:
@@ -281,13 +279,7 @@ class SpotifyWebApiCatalog(OwnedSession):
         """Return ``platform``'s API, or raise :class:`OAuthError` if it has none."""
         api = self._apis.get(platform)
         if api is None:
-            try:
-                name = valid_platform(platform)
-            except ValueError:
-                raise OAuthError(
-                    "search is not configured for that platform", platform="unknown"
-                ) from None
-            raise OAuthError(f"search is not configured for {name!r}", platform=name)
+            not_configured(platform, "search", OAuthError)
         return api
 
     def rate_limited_for(self, platform: str) -> timedelta:
@@ -338,67 +330,23 @@ class SpotifyWebApiCatalog(OwnedSession):
         params = {"q": query, "type": "track", "limit": str(limit)}
         if api.market is not None:
             params["market"] = api.market
-        body = await self._get(api, params, access_token)
+        response, body = await self._send(
+            "GET",
+            api.search_url,
+            api,
+            "search",
+            limit=MAX_SEARCH_RESPONSE_BYTES,
+            read_errors=False,
+            params=params,
+            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+        )
+        _log.debug("catalog platform=%s status=%d", api.name, response.status)
+        self._raise_for_status(api, response.status, response.headers.get("Retry-After"))
         tracks = self._parse(api, body, limit)
         _log.debug("catalog platform=%s results=%d", api.name, len(tracks))
         return tracks
 
     # -- HTTP --------------------------------------------------------------
-
-    async def _get(self, api: CatalogApi, params: dict[str, str], access_token: str) -> bytes:
-        """GET the search endpoint; return the body of a 2xx answer."""
-        name = api.name
-        headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
-        try:
-            async with self._http().get(
-                api.search_url,
-                params=params,
-                headers=headers,
-                ssl=self._contexts[name],
-                timeout=self._timeout,
-                allow_redirects=False,
-            ) as response:
-                status = response.status
-                retry_after = response.headers.get("Retry-After")
-                body = (
-                    await read_bounded(
-                        response,
-                        limit=MAX_SEARCH_RESPONSE_BYTES,
-                        too_large=f"{name}: the search endpoint's answer is too large",
-                        platform=name,
-                    )
-                    if 200 <= status < 300
-                    else b""
-                )
-        except OAuthError:
-            raise
-        except aiohttp.ClientConnectorCertificateError:
-            raise OAuthError(
-                f"{name}: certificate check failed at the search endpoint", platform=name
-            ) from None
-        except aiohttp.ClientSSLError:
-            raise OAuthError(
-                f"{name}: the TLS handshake with the search endpoint failed", platform=name
-            ) from None
-        except TimeoutError:
-            raise ProviderUnavailable(
-                f"{name}: the search endpoint did not answer within {self._timeout_seconds:g} s",
-                platform=name,
-            ) from None
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as error:
-            raise ProviderUnavailable(
-                f"{name}: the search endpoint could not be reached ({type(error).__name__})",
-                platform=name,
-            ) from None
-        except aiohttp.ClientError as error:
-            # ClientResponseError and kin carry the request headers (the
-            # bearer token) in their repr: never chain them.
-            raise OAuthError(
-                f"{name}: the search request failed ({type(error).__name__})", platform=name
-            ) from None
-        _log.debug("catalog platform=%s status=%d", name, status)
-        self._raise_for_status(api, status, retry_after)
-        return body
 
     def _raise_for_status(self, api: CatalogApi, status: int, retry_after: str | None) -> None:
         name = api.name
@@ -451,26 +399,14 @@ class SpotifyWebApiCatalog(OwnedSession):
 
     # -- parsing -----------------------------------------------------------
 
-    @staticmethod
-    def _malformed(api: CatalogApi, problem: str) -> NoReturn:
-        raise OAuthError(
-            f"{api.name}: the search endpoint sent a malformed response ({problem})",
-            platform=api.name,
-        )
-
     @classmethod
     def _parse(cls, api: CatalogApi, body: bytes, limit: int) -> tuple[CatalogTrack, ...]:
-        data = load_json(body)
-        if data is NOT_JSON:
-            cls._malformed(api, "not JSON")
-        if not isinstance(data, dict):
-            cls._malformed(api, "not a JSON object")
-        page = data.get("tracks")
+        page = json_object(body, api.name, "search").get("tracks")
         if not isinstance(page, dict):
-            cls._malformed(api, "no tracks object")
+            malformed(api.name, "search", "no tracks object")
         items = page.get("items")
         if not isinstance(items, list):
-            cls._malformed(api, "tracks.items is not a list")
+            malformed(api.name, "search", "tracks.items is not a list")
         tracks: list[CatalogTrack] = []
         for item in items:
             if len(tracks) >= limit:

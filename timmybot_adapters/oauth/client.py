@@ -38,7 +38,7 @@ import logging
 import os
 import re
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal, NoReturn
 from urllib.parse import quote, quote_plus, urlencode, urlsplit
@@ -52,9 +52,11 @@ from timmybot_adapters.oauth.session import (
     OwnedSession,
     PinnedSSLContext,
     is_header_token,
+    json_object,
     load_json,
     make_ssl_context,
-    read_bounded,
+    malformed,
+    not_configured,
 )
 from timmybot_core.domain.clock import Clock, SystemClock
 from timmybot_core.domain.errors import (
@@ -65,7 +67,7 @@ from timmybot_core.domain.errors import (
     ReLinkRequired,
 )
 from timmybot_core.domain.scopes import ScopeError, parse_scope
-from timmybot_core.domain.tokens import OAuthTokens, valid_platform
+from timmybot_core.domain.tokens import OAuthTokens
 
 __all__ = [
     "KNOWN_OAUTH_ERRORS",
@@ -143,6 +145,7 @@ class AiohttpOAuthClient(OwnedSession):
     """
 
     USER_AGENT = "timmybot-oauth"
+    CERTIFICATE_DETAIL = True
 
     def __init__(
         self,
@@ -181,13 +184,7 @@ class AiohttpOAuthClient(OwnedSession):
         """Return ``platform``'s provider, or raise :class:`OAuthError`."""
         provider = self._providers.get(platform)
         if provider is None:
-            try:
-                name = valid_platform(platform)
-            except ValueError:
-                raise OAuthNotConfigured(
-                    "OAuth is not configured for that platform", platform="unknown"
-                ) from None
-            raise OAuthNotConfigured(f"OAuth is not configured for {name!r}", platform=name)
+            not_configured(platform, "OAuth", OAuthNotConfigured)
         return provider
 
     def refresh_retry_safe(self, platform: str) -> bool:
@@ -295,64 +292,24 @@ class AiohttpOAuthClient(OwnedSession):
         else:
             form["client_id"] = provider.client_id
             form["client_secret"] = provider.client_secret
-        phase: dict[str, bool] = {"traced": False, "sent": False}
-        try:
-            async with self._http().post(
-                url,
-                data=form,
-                headers=headers,
-                ssl=self._contexts[name],
-                timeout=self._timeout,
-                allow_redirects=False,
-                trace_request_ctx=phase,
-            ) as response:
-                status = response.status
-                body = await read_bounded(
-                    response,
-                    limit=MAX_RESPONSE_BYTES,
-                    too_large=f"{name}: the {kind} endpoint's answer is too large",
-                    platform=name,
-                )
-        except OAuthError:
-            raise
-        except aiohttp.ClientConnectorCertificateError as error:
-            detail = getattr(error.certificate_error, "verify_message", None) or str(
-                error.certificate_error
-            )
-            raise OAuthError(
-                f"{name}: certificate check failed at the {kind} endpoint ({detail})",
-                platform=name,
-            ) from None
-        except aiohttp.ServerFingerprintMismatch:
-            raise OAuthError(
-                f"{name}: certificate check failed at the {kind} endpoint (pin mismatch)",
-                platform=name,
-            ) from None
-        except aiohttp.ClientSSLError:
-            raise OAuthError(
-                f"{name}: the TLS handshake with the {kind} endpoint failed", platform=name
-            ) from None
-        except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as error:
-            self._raise_transport(provider, kind, error, phase)
-        except aiohttp.ClientError as error:
-            # ClientResponseError and kin carry the request headers (the
-            # client credentials) in their repr: never chain them.
-            raise OAuthError(
-                f"{name}: the {kind} request failed ({type(error).__name__})", platform=name
-            ) from None
-        _log.debug("oauth platform=%s endpoint=%s status=%d", name, kind, status)
-        self._raise_for_status(provider, kind, status, body)
+        response, body = await self._send(
+            "POST",
+            url,
+            provider,
+            kind,
+            limit=MAX_RESPONSE_BYTES,
+            read_errors=True,
+            data=form,
+            headers=headers,
+        )
+        _log.debug("oauth platform=%s endpoint=%s status=%d", name, kind, response.status)
+        self._raise_for_status(provider, kind, response.status, body)
         return body
 
     def _raise_transport(
-        self,
-        provider: OAuthProvider,
-        kind: EndpointKind,
-        error: BaseException,
-        phase: Mapping[str, bool],
+        self, name: str, kind: str, error: BaseException, phase: Mapping[str, bool]
     ) -> NoReturn:
         """Raise "unavailable" if the request never left, "outcome unknown" if it did."""
-        name = provider.name
         if phase["traced"]:
             left = phase["sent"]
         else:
@@ -385,19 +342,17 @@ class AiohttpOAuthClient(OwnedSession):
     def _trace_configs(self) -> list[aiohttp.TraceConfig]:
         """Note, per request, when the request's headers left (see :meth:`_raise_transport`)."""
 
-        async def started(_: object, context: Any, __: object) -> None:
-            phase = context.trace_request_ctx
-            if isinstance(phase, dict):
-                phase["traced"] = True
+        def note(key: str) -> Callable[[object, Any, object], Awaitable[None]]:
+            async def hook(_: object, context: Any, __: object) -> None:
+                phase = context.trace_request_ctx
+                if isinstance(phase, dict):
+                    phase[key] = True
 
-        async def sent(_: object, context: Any, __: object) -> None:
-            phase = context.trace_request_ctx
-            if isinstance(phase, dict):
-                phase["sent"] = True
+            return hook
 
         trace = aiohttp.TraceConfig()
-        trace.on_request_start.append(started)
-        trace.on_request_headers_sent.append(sent)
+        trace.on_request_start.append(note("traced"))
+        trace.on_request_headers_sent.append(note("sent"))
         return [trace]
 
     @staticmethod
@@ -444,10 +399,7 @@ class AiohttpOAuthClient(OwnedSession):
 
     @staticmethod
     def _malformed(provider: OAuthProvider, problem: str) -> NoReturn:
-        raise OAuthError(
-            f"{provider.name}: the token endpoint sent a malformed response ({problem})",
-            platform=provider.name,
-        )
+        malformed(provider.name, "token", problem)
 
     @classmethod
     def _token(cls, provider: OAuthProvider, data: Mapping[str, Any], field: str) -> str:
@@ -462,11 +414,7 @@ class AiohttpOAuthClient(OwnedSession):
     def _parse_tokens(
         cls, provider: OAuthProvider, body: bytes, *, issued_at: datetime
     ) -> OAuthTokens:
-        data = load_json(body)
-        if data is NOT_JSON:
-            cls._malformed(provider, "not JSON")
-        if not isinstance(data, dict):
-            cls._malformed(provider, "not a JSON object")
+        data = json_object(body, provider.name, "token")
         access_token = cls._token(provider, data, "access_token")
         token_type = data.get("token_type")
         if not isinstance(token_type, str) or token_type.lower() != "bearer":

@@ -256,9 +256,9 @@ def spotify(
         revoke_url=None,
         client_id=client_id,
         client_secret=client_secret,
-        scopes=tuple(scopes),
+        scopes=scopes,
         token_auth="basic",  # noqa: S106 - a method name
-        pins=frozenset(pins),
+        pins=pins,
         refresh_retry_safe=True,
     )
 
@@ -278,8 +278,8 @@ def discord(
         revoke_url="https://discord.com/api/oauth2/token/revoke",
         client_id=client_id,
         client_secret=client_secret,
-        scopes=tuple(scopes),
+        scopes=scopes,
         token_auth="basic",  # noqa: S106 - a method name
-        pins=frozenset(pins),
+        pins=pins,
         refresh_retry_safe=False,
     )

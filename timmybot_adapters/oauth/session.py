@@ -10,12 +10,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from hashlib import sha256
 from types import TracebackType
-from typing import Any, ClassVar, Final, Literal, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Final, Literal, NoReturn, Protocol, Self, TypeVar
 
 import aiohttp
 
 from timmybot_adapters.oauth.providers import normalize_pins
-from timmybot_core.domain.errors import OAuthError
+from timmybot_core.domain.errors import OAuthError, ProviderUnavailable
+from timmybot_core.domain.tokens import valid_platform
 
 __all__ = ["MinTLS", "OwnedSession", "PinnedSSLContext", "make_ssl_context"]
 
@@ -63,6 +64,32 @@ def load_json(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, RecursionError, MemoryError):
         return NOT_JSON
+
+
+def json_object(body: bytes, name: str, kind: str) -> dict[str, Any]:
+    """Return ``body`` decoded as a JSON object; raise :func:`malformed` if it is not one."""
+    data = load_json(body)
+    if data is NOT_JSON:
+        malformed(name, kind, "not JSON")
+    if not isinstance(data, dict):
+        malformed(name, kind, "not a JSON object")
+    return data
+
+
+def malformed(name: str, kind: str, problem: str) -> NoReturn:
+    """Raise :class:`OAuthError`: ``name``'s ``kind`` endpoint sent a malformed answer."""
+    raise OAuthError(
+        f"{name}: the {kind} endpoint sent a malformed response ({problem})", platform=name
+    )
+
+
+def not_configured(platform: str, what: str, error: type[OAuthError]) -> NoReturn:
+    """Raise ``error``: ``what`` is not configured for ``platform`` (named only if a slug)."""
+    try:
+        name = valid_platform(platform)
+    except ValueError:
+        raise error(f"{what} is not configured for that platform", platform="unknown") from None
+    raise error(f"{what} is not configured for {name!r}", platform=name)
 
 
 async def read_bounded(
@@ -151,6 +178,8 @@ class OwnedSession:
     """
 
     USER_AGENT: ClassVar[str]
+    #: Whether a failed certificate check names the TLS library's reason.
+    CERTIFICATE_DETAIL: ClassVar[bool] = False
     _timeout: aiohttp.ClientTimeout
     _timeout_seconds: float
     _min_tls: MinTLS
@@ -216,6 +245,84 @@ class OwnedSession:
     def _trace_configs(self) -> list[aiohttp.TraceConfig]:
         """Return the trace hooks of a session made here (none by default)."""
         return []
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        endpoint: _Endpoint,
+        kind: str,
+        *,
+        limit: int,
+        read_errors: bool,
+        **request: Any,
+    ) -> tuple[aiohttp.ClientResponse, bytes]:
+        """Send one request to ``endpoint``'s ``kind`` endpoint; return the answer and its body.
+
+        The body is read (at most ``limit`` bytes) for a 2xx answer, and for
+        any other one with ``read_errors``; otherwise it is empty. No redirect
+        is followed. Every transport failure becomes an :class:`OAuthError`
+        naming the platform and ``kind``, never the request.
+        """
+        name = endpoint.name
+        phase: dict[str, bool] = {"traced": False, "sent": False}
+        try:
+            async with self._http().request(
+                method,
+                url,
+                ssl=self._contexts[name],
+                timeout=self._timeout,
+                allow_redirects=False,
+                trace_request_ctx=phase,
+                **request,
+            ) as response:
+                body = b""
+                if read_errors or 200 <= response.status < 300:
+                    body = await read_bounded(
+                        response,
+                        limit=limit,
+                        too_large=f"{name}: the {kind} endpoint's answer is too large",
+                        platform=name,
+                    )
+        except OAuthError:
+            raise
+        except aiohttp.ClientConnectorCertificateError as error:
+            detail = ""
+            if self.CERTIFICATE_DETAIL:
+                reason = getattr(error.certificate_error, "verify_message", None)
+                detail = f" ({reason or error.certificate_error})"
+            raise OAuthError(
+                f"{name}: certificate check failed at the {kind} endpoint{detail}", platform=name
+            ) from None
+        except aiohttp.ServerFingerprintMismatch:
+            raise OAuthError(
+                f"{name}: certificate check failed at the {kind} endpoint (pin mismatch)",
+                platform=name,
+            ) from None
+        except aiohttp.ClientSSLError:
+            raise OAuthError(
+                f"{name}: the TLS handshake with the {kind} endpoint failed", platform=name
+            ) from None
+        except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as error:
+            self._raise_transport(name, kind, error, phase)
+        except aiohttp.ClientError as error:
+            # ClientResponseError and kin carry the request headers (the
+            # credentials, a bearer token) in their repr: never chain them.
+            raise OAuthError(
+                f"{name}: the {kind} request failed ({type(error).__name__})", platform=name
+            ) from None
+        return response, body
+
+    def _raise_transport(
+        self, name: str, kind: str, error: BaseException, phase: Mapping[str, bool]
+    ) -> NoReturn:
+        """Raise :class:`ProviderUnavailable` for a timeout or a broken connection."""
+        what = (
+            f"did not answer within {self._timeout_seconds:g} s"
+            if isinstance(error, TimeoutError)
+            else f"could not be reached ({type(error).__name__})"
+        )
+        raise ProviderUnavailable(f"{name}: the {kind} endpoint {what}", platform=name) from None
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or (self._owns_session and self._session.closed):

@@ -190,13 +190,7 @@ class EmfMetricExporter(MetricExporter):
             return MetricExportResult.FAILURE
         if not lines:
             return MetricExportResult.SUCCESS
-        payload = "".join(line + "\n" for line in lines)
-        stream = self._stream if self._stream is not None else sys.stdout
-        try:
-            with self._lock:
-                stream.write(payload)
-                stream.flush()
-        except (OSError, ValueError):  # closed or broken stream
+        if not self._write("".join(line + "\n" for line in lines)):
             _logger.debug("could not write EMF lines")
             return MetricExportResult.FAILURE
         return MetricExportResult.SUCCESS
@@ -209,13 +203,10 @@ class EmfMetricExporter(MetricExporter):
             for scope_metrics in resource_metrics.scope_metrics:
                 for metric in scope_metrics.metrics:
                     data = metric.data
-                    if isinstance(data, Sum):
-                        unit = cloudwatch_unit(metric.unit or "", is_sum=True)
-                    elif isinstance(data, Gauge):
-                        unit = cloudwatch_unit(metric.unit or "", is_sum=False)
-                    else:
+                    if not isinstance(data, Sum | Gauge):
                         _logger.debug("EMF skips %s: unsupported data type", metric.name)
                         continue
+                    unit = cloudwatch_unit(metric.unit or "", is_sum=isinstance(data, Sum))
                     for point in data.data_points:
                         value = point.value
                         if not math.isfinite(value):
@@ -234,17 +225,22 @@ class EmfMetricExporter(MetricExporter):
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         """Flush the stream; nothing is buffered here."""
-        stream = self._stream if self._stream is not None else sys.stdout
-        try:
-            with self._lock:
-                stream.flush()
-        except (OSError, ValueError):
-            return False
-        return True
+        return self._write("")
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         """Refuse further exports; the stream is the caller's and stays open."""
         self._shutdown = True
+
+    def _write(self, payload: str) -> bool:
+        stream = self._stream if self._stream is not None else sys.stdout
+        try:
+            with self._lock:
+                if payload:
+                    stream.write(payload)
+                stream.flush()
+        except (OSError, ValueError):  # closed or broken stream
+            return False
+        return True
 
 
 class _Group:

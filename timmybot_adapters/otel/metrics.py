@@ -23,10 +23,10 @@ import logging
 import math
 import threading
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
-from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+from opentelemetry.metrics import CallbackOptions, Counter, MeterProvider, Observation
 
 from timmybot_core.ports.metrics import (
     AUTH_FAILURES,
@@ -98,19 +98,13 @@ class OtelSecurityMetrics:
         """Add one to ``timmybot.security.unauthorized_access``."""
         with self._lock:
             self._unauthorized += 1
-        try:
-            self._unauthorized_counter.add(1)
-        except Exception:  # noqa: BLE001 - recording never raises
-            _logger.debug("could not record %s", UNAUTHORIZED_ACCESS)
+        _add(self._unauthorized_counter, UNAUTHORIZED_ACCESS)
 
     def record_rate_limit_failure(self) -> None:
         """Add one to ``timmybot.security.rate_limit_failures``."""
         with self._lock:
             self._rate_limit_failures += 1
-        try:
-            self._rate_limit_counter.add(1)
-        except Exception:  # noqa: BLE001 - recording never raises
-            _logger.debug("could not record %s", RATE_LIMIT_FAILURES)
+        _add(self._rate_limit_counter, RATE_LIMIT_FAILURES)
 
     def record_auth_failure(self, *, platform: str, reason: AuthFailureReason) -> None:
         """Add one to ``timmybot.security.auth_failures`` with ``platform`` and ``reason``.
@@ -125,10 +119,7 @@ class OtelSecurityMetrics:
         }
         with self._lock:
             self._auth_failures[(attributes["platform"], attributes["reason"])] += 1
-        try:
-            self._auth_failure_counter.add(1, attributes)
-        except Exception:  # noqa: BLE001 - recording never raises
-            _logger.debug("could not record %s", AUTH_FAILURES)
+        _add(self._auth_failure_counter, AUTH_FAILURES, attributes)
 
     def observe_suspicious_activity(self, source: Callable[[], float]) -> None:
         """Report ``source()``, clamped to 0..100, as ``timmybot.security.suspicious_activity``.
@@ -168,3 +159,10 @@ class OtelSecurityMetrics:
             _logger.debug("the %s source returned NaN; no observation", SUSPICIOUS_ACTIVITY)
             return None
         return min(max(level, _LOW), _HIGH)
+
+
+def _add(counter: Counter, name: str, attributes: Mapping[str, str] | None = None) -> None:
+    try:
+        counter.add(1, attributes)
+    except Exception:  # noqa: BLE001 - recording never raises
+        _logger.debug("could not record %s", name)

@@ -14,40 +14,21 @@ collapsed before it gets here. ``bench/`` checks that the cost stays linear.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator
 
 from timmybot_core.safety.text import collapse_whitespace, strip_invisible
 
 __all__ = ["detection_forms", "find_forbidden_word", "find_injection"]
 
 
-class _LazyPattern:
-    """A regular expression compiled on first use, not at import.
-
-    Compiling these patterns is most of what importing this module would
-    cost; a bot that imports the validator and never validates (or imports
-    it for the sanitizer) should not pay for it.
-    """
-
-    __slots__ = ("_compiled", "_source")
-
-    def __init__(self, source: str) -> None:
-        self._source = source
-        self._compiled: re.Pattern[str] | None = None
-
-    def _pattern(self) -> re.Pattern[str]:
-        if self._compiled is None:
-            self._compiled = re.compile(self._source)
-        return self._compiled
-
-    def search(self, text: str) -> re.Match[str] | None:
-        """``re.Pattern.search``."""
-        return self._pattern().search(text)
-
-    def finditer(self, text: str) -> Iterator[re.Match[str]]:
-        """``re.Pattern.finditer``."""
-        return self._pattern().finditer(text)
+@functools.cache
+def _pattern(source: str) -> re.Pattern[str]:
+    # Compiled on first use, not at import: compiling these patterns is most
+    # of what importing this module would cost, and a bot that imports the
+    # validator and never validates (or imports it for the sanitizer) should
+    # not pay for it.
+    return re.compile(source)
 
 
 # -- script shapes --------------------------------------------------------
@@ -57,27 +38,23 @@ class _LazyPattern:
 # between any two letters; a scheme starts a token, so "olive script:" or
 # "Big Data: ..." are not schemes.
 _SCHEME_START = r"(?<![\w+.-])"
-_SCRIPT_SCHEME = _LazyPattern(
-    _SCHEME_START + r"(?:j\s?a\s?v\s?a|v\s?b)\s?s\s?c\s?r\s?i\s?p\s?t\s?:"
-)
+_SCRIPT_SCHEME = _SCHEME_START + r"(?:j\s?a\s?v\s?a|v\s?b)\s?s\s?c\s?r\s?i\s?p\s?t\s?:"
 # data: URLs whose media type (right after the colon) renders as a document
 # that can hold script.
-_DATA_DOCUMENT = _LazyPattern(
+_DATA_DOCUMENT = (
     _SCHEME_START + r"d\s?a\s?t\s?a\s?:\s?(?:text/(?:html|xml|javascript|ecmascript)"
     r"|application/(?:xhtml\+xml|xml|javascript|ecmascript)|image/svg\+xml)"
 )
 # Elements that run script or load another document on their own.
-_ACTIVE_ELEMENT = _LazyPattern(r"<\s?/?\s?(script|iframe)\b")
+_ACTIVE_ELEMENT = r"<\s?/?\s?(script|iframe)\b"
 # A tag-like segment: '<' and a name, up to the next angle bracket. Segments
 # never contain '<', so finditer visits each character once.
-_TAG_SEGMENT = _LazyPattern(r"<[a-z!/?][^<>]*")
-_HANDLER_IN_TAG = _LazyPattern(r"[\s/\"'`]on[a-z]{3,}\s?=")
+_TAG_SEGMENT = r"<[a-z!/?][^<>]*"
+_HANDLER_IN_TAG = r"[\s/\"'`]on[a-z]{3,}\s?="
 # An attribute break-out without a tag: `" onmouseover="...`, or right after
 # the quote when the value calls something (`"onfocus=alert(1)`); 'he said
 # "online=yes"' is neither.
-_HANDLER_AFTER_QUOTE = _LazyPattern(
-    r"[\"'`](?:[\s/]on[a-z]{3,}\s?=|on[a-z]{3,}\s?=\s?[\"'`]?[\w.$]+\s?[(`])"
-)
+_HANDLER_AFTER_QUOTE = r"[\"'`](?:[\s/]on[a-z]{3,}\s?=|on[a-z]{3,}\s?=\s?[\"'`]?[\w.$]+\s?[(`])"
 
 # -- SQL shapes -----------------------------------------------------------
 
@@ -91,7 +68,7 @@ _SQL_FUNCTIONS = (
     r"sleep|benchmark|pg_sleep|waitfor|ascii|ord|substr|substring|mid|char|chr|concat|"
     r"extractvalue|updatexml|load_file|version|database|user|current_user|if|count|length"
 )
-_QUOTE_CONDITION = _LazyPattern(
+_QUOTE_CONDITION = (
     _QUOTE
     + r"[\s)]*(?:\b(?:or|and|xor)\b|\|\||&&)[\s(]*(?:not\s)?"
     + r"(?:"
@@ -108,9 +85,9 @@ _QUOTE_CONDITION = _LazyPattern(
 # SQL's "--", C-style "/*" (MySQL's "/*!" too), MySQL's "#" ("admin'#",
 # "x') #"). A "#" followed by a letter or digit is a hashtag or a number
 # ('"Hello" #1 hit'), not a comment, and passes.
-_QUOTE_COMMENT = _LazyPattern(_QUOTE + r"[\s);]*(?:--|/\*|#(?!\w))")
+_QUOTE_COMMENT = _QUOTE + r"[\s);]*(?:--|/\*|#(?!\w))"
 # A second statement stacked after a semicolon.
-_STACKED_STATEMENT = _LazyPattern(
+_STACKED_STATEMENT = (
     r";[\s(]*(?:"
     r"select\s[^;]{0,200}?\bfrom\b"
     r"|select\s(?:\*|@@|\d|null\b|sleep\s?\(|pg_sleep|version\s?\(|user\s?\(|load_file|char\s?\()"
@@ -126,7 +103,7 @@ _STACKED_STATEMENT = _LazyPattern(
     r"|(?:grant|revoke)\s[\w\s,]{1,60}\bon\b"
     r")"
 )
-_UNION_SELECT = _LazyPattern(r"\bunion(?:\s(?:all|distinct))?\s?\(?\s?select\b")
+_UNION_SELECT = r"\bunion(?:\s(?:all|distinct))?\s?\(?\s?select\b"
 
 _FORBIDDEN_WORD_TEMPLATE = r"\b(?:{})\b"
 
@@ -185,30 +162,30 @@ def detection_forms(normalized: str) -> list[str]:
 
 
 def _find_script(form: str) -> str | None:
-    if match := _SCRIPT_SCHEME.search(form):
+    if match := _pattern(_SCRIPT_SCHEME).search(form):
         return f"a script URL ({''.join(match.group().split())})"
-    if _DATA_DOCUMENT.search(form):
+    if _pattern(_DATA_DOCUMENT).search(form):
         return "a data: URL that holds a document"
-    if match := _ACTIVE_ELEMENT.search(form):
+    if match := _pattern(_ACTIVE_ELEMENT).search(form):
         return f"an HTML <{match.group(1)}> element"
     if "<" in form:
-        for segment in _TAG_SEGMENT.finditer(form):
-            if _HANDLER_IN_TAG.search(segment.group()):
+        for segment in _pattern(_TAG_SEGMENT).finditer(form):
+            if _pattern(_HANDLER_IN_TAG).search(segment.group()):
                 return "an HTML event handler (on...=)"
-    if _HANDLER_AFTER_QUOTE.search(form):
+    if _pattern(_HANDLER_AFTER_QUOTE).search(form):
         return "an HTML event handler (on...=)"
     return None
 
 
 def _find_sql(form: str) -> str | None:
-    if _QUOTE_COMMENT.search(form):
+    if _pattern(_QUOTE_COMMENT).search(form):
         return "SQL injection (a quote followed by a comment)"
     uncommented = collapse_whitespace(_strip_sql_comments(form))
-    if _QUOTE_CONDITION.search(uncommented):
+    if _pattern(_QUOTE_CONDITION).search(uncommented):
         return "SQL injection (a quote followed by an OR/AND condition)"
-    if ";" in uncommented and _STACKED_STATEMENT.search(uncommented):
+    if ";" in uncommented and _pattern(_STACKED_STATEMENT).search(uncommented):
         return "SQL injection (a statement after ';')"
-    if _UNION_SELECT.search(uncommented):
+    if _pattern(_UNION_SELECT).search(uncommented):
         return "SQL injection (UNION SELECT)"
     return None
 

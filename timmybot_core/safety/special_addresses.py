@@ -122,21 +122,16 @@ def _embedded(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
 def refusing_block(address: _IPAddress) -> str | None:
     """Return why ``address`` is not public (a block's name), or ``None`` if it is."""
     if isinstance(address, ipaddress.IPv4Address):
-        for block in IPV4_SPECIAL:
-            if address in block.network:
-                return block.name
-        return None
+        return next((block.name for block in IPV4_SPECIAL if address in block.network), None)
     inner = _embedded(address)
     if inner is not None:
         # The embedded address is the one reached: judge it instead.
         reason = refusing_block(inner)
         return f"embeds {inner} ({reason})" if reason is not None else None
-    for block in IPV6_SPECIAL:
-        if address in block.network:
-            return block.name
-    if address not in GLOBAL_UNICAST:
+    name = next((block.name for block in IPV6_SPECIAL if address in block.network), None)
+    if name is None and address not in GLOBAL_UNICAST:
         return "not global unicast (outside 2000::/3)"
-    return None
+    return name
 
 
 def is_public_address(address: _IPAddress) -> bool:
