@@ -111,22 +111,6 @@ class _Install(lightbulb.loaders.Loadable):
         client.hooks = [h for h in client.hooks if h is not hook]
 
 
-class _ErrorHandler(lightbulb.loaders.Loadable):
-    def __init__(self, integration: Integration) -> None:
-        self._integration = integration
-        self._clients: set[int] = set()  # load() must be idempotent
-
-    async def load(self, client: lightbulb.Client) -> None:
-        if id(client) not in self._clients:
-            client.error_handler(self._integration.on_command_error)
-            self._clients.add(id(client))
-
-    async def unload(self, client: lightbulb.Client) -> None:
-        if id(client) in self._clients:
-            client.remove_error_handler(self._integration.on_command_error)
-            self._clients.discard(id(client))
-
-
 class Integration:
     """TimmyBot's security in a host hikari-lightbulb bot.
 
@@ -194,7 +178,9 @@ class Integration:
         """Return the guard on every command, the error handler and the services, as a Loader."""
         loader = lightbulb.Loader()
         loader.add(_Install(self))
-        loader.add(_ErrorHandler(self))
+        # lightbulb's own loadable: idempotent, and unload removes the very
+        # handler it added (a bound method fetched again is another object).
+        loader.error_handler(self.on_command_error)
         return loader
 
     async def install(self, client: lightbulb.Client) -> None:
