@@ -113,7 +113,6 @@ __all__ = [
     "check_settings",
     "compose",
     "oauth_providers",
-    "rate_limit_settings",
 ]
 
 Closer = Callable[[], Awaitable[object]]
@@ -618,30 +617,6 @@ def build_oauth_client(
     return client
 
 
-def _access_settings(settings: Settings) -> AccessSettings:
-    return AccessSettings(
-        owner_ids=settings.owner_ids,
-        allowed_guilds=settings.allowed_guilds,
-        attempt_limit=settings.attempt_limit,
-        attempt_window=settings.attempt_window,
-        ban_duration=settings.ban_duration,
-        lockdown_attempt_limit=settings.lockdown_attempt_limit,
-        allow_direct_messages=settings.allow_direct_messages,
-    )
-
-
-def rate_limit_settings(settings: Settings) -> RateLimitSettings:
-    """Return the rate limiter's settings from the bot's."""
-    return RateLimitSettings(
-        command=settings.rate_limit_command,
-        quota_command=settings.rate_limit_provider_command,
-        user=settings.rate_limit_user,
-        guild=settings.rate_limit_guild,
-        fail_open=settings.rate_limit_fail_mode == "open",
-        quota_fail_open=settings.rate_limit_provider_fail_mode == "open",
-    )
-
-
 def compose(
     settings: Settings,
     *,
@@ -730,7 +705,14 @@ def compose(
             security_log=security_log,
             metrics=metrics,
             refusals=refusals,
-            settings=rate_limit_settings(settings),
+            settings=RateLimitSettings(
+                command=settings.rate_limit_command,
+                quota_command=settings.rate_limit_provider_command,
+                user=settings.rate_limit_user,
+                guild=settings.rate_limit_guild,
+                fail_open=settings.rate_limit_fail_mode == "open",
+                quota_fail_open=settings.rate_limit_provider_fail_mode == "open",
+            ),
         )
         access = ServerAccessControl(
             refusals=refusals,
@@ -739,7 +721,15 @@ def compose(
             metrics=metrics,
             alerter=alerter,
             clock=clock,
-            settings=_access_settings(settings),
+            settings=AccessSettings(
+                owner_ids=settings.owner_ids,
+                allowed_guilds=settings.allowed_guilds,
+                attempt_limit=settings.attempt_limit,
+                attempt_window=settings.attempt_window,
+                ban_duration=settings.ban_duration,
+                lockdown_attempt_limit=settings.lockdown_attempt_limit,
+                allow_direct_messages=settings.allow_direct_messages,
+            ),
         )
 
     tokens: SecureTokenService | None = None
