@@ -91,24 +91,34 @@ class BrandedReplySender(ReplySender):
         )
 
 
-class _Install(lightbulb.loaders.Loadable):
-    """Puts the guard hook first among the client's hooks, the services into DI."""
+class _GuardFirst(lightbulb.loaders.Loadable):
+    """Puts the guard hook first among the client's hooks."""
 
-    def __init__(self, integration: Integration) -> None:
-        self._integration = integration
+    def __init__(self, hook: lightbulb.ExecutionHook) -> None:
+        self._hook = hook
 
     async def load(self, client: lightbulb.Client) -> None:
-        hook = self._integration.guard_hook
-        if hook not in client.hooks:
+        if self._hook not in client.hooks:
             # Client-wide hooks run before every command's own hooks.
-            client.hooks = [hook, *client.hooks]
+            client.hooks = [self._hook, *client.hooks]
+
+    async def unload(self, client: lightbulb.Client) -> None:
+        client.hooks = [h for h in client.hooks if h is not self._hook]
+
+
+class _Register(lightbulb.loaders.Loadable):
+    """Puts ``values`` into the client's dependency injection, by type."""
+
+    def __init__(self, values: dict[type[Any], object]) -> None:
+        self._values = values
+
+    async def load(self, client: lightbulb.Client) -> None:
         registry = client.di.registry_for(lightbulb.di.Contexts.DEFAULT)
-        for kind, value in self._integration.dependencies().items():
+        for kind, value in self._values.items():
             registry.register_value(kind, value)
 
     async def unload(self, client: lightbulb.Client) -> None:
-        hook = self._integration.guard_hook
-        client.hooks = [h for h in client.hooks if h is not hook]
+        return None
 
 
 class Integration:
@@ -177,7 +187,8 @@ class Integration:
     def loader(self) -> lightbulb.Loader:
         """Return the guard on every command, the error handler and the services, as a Loader."""
         loader = lightbulb.Loader()
-        loader.add(_Install(self))
+        loader.add(_GuardFirst(self.guard_hook))
+        loader.add(_Register(self.dependencies()))
         # lightbulb's own loadable: idempotent, and unload removes the very
         # handler it added (a bound method fetched again is another object).
         loader.error_handler(self.on_command_error)
@@ -227,16 +238,3 @@ class Integration:
         for command in commands:
             loader.command(command)
         return loader
-
-
-class _Register(lightbulb.loaders.Loadable):
-    def __init__(self, values: dict[type, object]) -> None:
-        self._values = values
-
-    async def load(self, client: lightbulb.Client) -> None:
-        registry = client.di.registry_for(lightbulb.di.Contexts.DEFAULT)
-        for kind, value in self._values.items():
-            registry.register_value(kind, value)
-
-    async def unload(self, client: lightbulb.Client) -> None:
-        return None
