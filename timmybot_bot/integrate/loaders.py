@@ -166,7 +166,8 @@ class Integration:
     def dependencies(self) -> dict[type[Any], object]:
         """Return what the loader puts into lightbulb's dependency injection, by type."""
         security = self.security
-        values: dict[type[Any], object] = {
+        # The parts compose() was not asked for are None, and left out.
+        values: dict[type[Any], object | None] = {
             Security: security,
             ReplySender: self.sender,
             BrandedReplySender: self.sender,
@@ -174,15 +175,12 @@ class Integration:
             SecurityAuditLogger: security.security_log,
             ServerAccessControl: security.access,
             RateLimiter: security.limiter,
-        }
-        optional: dict[type[Any], object | None] = {
             TokenVault: security.vault,
             SecureTokenService: security.tokens,
             AuditTrailService: security.audit,
             DataRetentionService: security.privacy,
         }
-        values.update({kind: value for kind, value in optional.items() if value is not None})
-        return values
+        return {kind: value for kind, value in values.items() if value is not None}
 
     def loader(self) -> lightbulb.Loader:
         """Return the guard on every command, the error handler and the services, as a Loader."""
