@@ -113,10 +113,9 @@ __all__ = [
     "check_settings",
     "compose",
     "oauth_providers",
-    "rate_limit_settings",
 ]
 
-Closer = Callable[[], Awaitable[None]]
+Closer = Callable[[], Awaitable[object]]
 
 
 class PrometheusSource(Protocol):
@@ -376,12 +375,6 @@ class _Backend:
             self._openers.append(open_aws)
         return self._aws
 
-    def _opener(self, start: Callable[[], Awaitable[object]]) -> None:
-        async def open_store() -> None:
-            await start()
-
-        self._openers.append(open_store)
-
     def _table(self, name: str) -> str:
         return str(getattr(aws_config(self._settings)[1], name))
 
@@ -406,7 +399,7 @@ class _Backend:
                 cls = getattr(timmybot_adapters.sqlite, spec.sqlite)
                 db = self._database()
                 extra = {"keys": self._vault_keys()} if spec.encrypted else {}
-                self._opener(lambda: cls.open(db, **extra))
+                self._openers.append(lambda: cls.open(db, **extra))
                 return cls(db, **extra)
             import timmybot_adapters.aws
 
@@ -455,7 +448,7 @@ class _Backend:
             from timmybot_adapters.sqlite import SqliteTokenVault
 
             db, keys = self._database(), self._vault_keys()
-            self._opener(lambda: SqliteTokenVault.open(db, keys))
+            self._openers.append(lambda: SqliteTokenVault.open(db, keys))
             return SqliteTokenVault(db, keys)
         from timmybot_adapters.aws import SecretsManagerTokenVault
 
@@ -624,30 +617,6 @@ def build_oauth_client(
     return client
 
 
-def _access_settings(settings: Settings) -> AccessSettings:
-    return AccessSettings(
-        owner_ids=settings.owner_ids,
-        allowed_guilds=settings.allowed_guilds,
-        attempt_limit=settings.attempt_limit,
-        attempt_window=settings.attempt_window,
-        ban_duration=settings.ban_duration,
-        lockdown_attempt_limit=settings.lockdown_attempt_limit,
-        allow_direct_messages=settings.allow_direct_messages,
-    )
-
-
-def rate_limit_settings(settings: Settings) -> RateLimitSettings:
-    """Return the rate limiter's settings from the bot's."""
-    return RateLimitSettings(
-        command=settings.rate_limit_command,
-        quota_command=settings.rate_limit_provider_command,
-        user=settings.rate_limit_user,
-        guild=settings.rate_limit_guild,
-        fail_open=settings.rate_limit_fail_mode == "open",
-        quota_fail_open=settings.rate_limit_provider_fail_mode == "open",
-    )
-
-
 def compose(
     settings: Settings,
     *,
@@ -725,10 +694,7 @@ def compose(
     # alarm. Flushed before the audit trail closes (closers run in reverse).
     refusals = RefusalLedger(security_log=security_log, clock=clock)
 
-    async def flush_refusals() -> None:
-        await refusals.flush()
-
-    closers.append(flush_refusals)
+    closers.append(refusals.flush)
 
     access: ServerAccessControl | None = None
     limiter: RateLimiter | None = None
@@ -739,7 +705,14 @@ def compose(
             security_log=security_log,
             metrics=metrics,
             refusals=refusals,
-            settings=rate_limit_settings(settings),
+            settings=RateLimitSettings(
+                command=settings.rate_limit_command,
+                quota_command=settings.rate_limit_provider_command,
+                user=settings.rate_limit_user,
+                guild=settings.rate_limit_guild,
+                fail_open=settings.rate_limit_fail_mode == "open",
+                quota_fail_open=settings.rate_limit_provider_fail_mode == "open",
+            ),
         )
         access = ServerAccessControl(
             refusals=refusals,
@@ -748,40 +721,31 @@ def compose(
             metrics=metrics,
             alerter=alerter,
             clock=clock,
-            settings=_access_settings(settings),
+            settings=AccessSettings(
+                owner_ids=settings.owner_ids,
+                allowed_guilds=settings.allowed_guilds,
+                attempt_limit=settings.attempt_limit,
+                attempt_window=settings.attempt_window,
+                ban_duration=settings.ban_duration,
+                lockdown_attempt_limit=settings.lockdown_attempt_limit,
+                allow_direct_messages=settings.allow_direct_messages,
+            ),
         )
 
     tokens: SecureTokenService | None = None
     if vault:
-        oauth_client = (
-            oauth
-            if oauth is not None
-            else (build_oauth_client(settings, extra_providers, clock, closers))
-        )
-        paused = _refresh_paused(access, clock)
-        token_settings = TokenSettings(claim_timeout=settings.token_claim_timeout)
-        tokens = (
-            SecureTokenService(
-                vault=backend.vault(),
-                oauth=oauth_client,
-                security_log=security_log,
-                metrics=metrics,
-                clock=clock,
-                settings=token_settings,
-                leases=backend.refresh_leases(),
-            )
-            if paused is None
-            else SecureTokenService(
-                vault=backend.vault(),
-                oauth=oauth_client,
-                security_log=security_log,
-                metrics=metrics,
-                clock=clock,
-                settings=token_settings,
-                leases=backend.refresh_leases(),
-                # The kill switch's flag lives in the guard's store.
-                refresh_paused=paused,
-            )
+        if oauth is None:
+            oauth = build_oauth_client(settings, extra_providers, clock, closers)
+        tokens = SecureTokenService(
+            vault=backend.vault(),
+            oauth=oauth,
+            security_log=security_log,
+            metrics=metrics,
+            clock=clock,
+            settings=TokenSettings(claim_timeout=settings.token_claim_timeout),
+            leases=backend.refresh_leases(),
+            # The kill switch's flag lives in the guard's store.
+            refresh_paused=_refresh_paused(access, clock),
         )
 
     retention: DataRetentionService | None = None
@@ -835,12 +799,12 @@ def compose(
 
 def _refresh_paused(
     access: ServerAccessControl | None, clock: Clock
-) -> Callable[[], Awaitable[bool]] | None:
-    """Return the kill switch's ``refresh_paused`` flag, if the guard's store can hold it."""
-    if access is None:
-        return None
+) -> Callable[[], Awaitable[bool]]:
+    """Return the kill switch's ``refresh_paused`` flag (never on without the guard's store)."""
 
     async def refresh_paused() -> bool:
+        if access is None:
+            return False
         return (await access.switch_state(Switch.REFRESH_PAUSED)).active(clock.now())
 
     return refresh_paused

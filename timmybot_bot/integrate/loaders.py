@@ -91,40 +91,34 @@ class BrandedReplySender(ReplySender):
         )
 
 
-class _Install(lightbulb.loaders.Loadable):
-    """Puts the guard hook first among the client's hooks, the services into DI."""
+class _GuardFirst(lightbulb.loaders.Loadable):
+    """Puts the guard hook first among the client's hooks."""
 
-    def __init__(self, integration: Integration) -> None:
-        self._integration = integration
+    def __init__(self, hook: lightbulb.ExecutionHook) -> None:
+        self._hook = hook
 
     async def load(self, client: lightbulb.Client) -> None:
-        hook = self._integration.guard_hook
-        if hook not in client.hooks:
+        if self._hook not in client.hooks:
             # Client-wide hooks run before every command's own hooks.
-            client.hooks = [hook, *client.hooks]
+            client.hooks = [self._hook, *client.hooks]
+
+    async def unload(self, client: lightbulb.Client) -> None:
+        client.hooks = [h for h in client.hooks if h is not self._hook]
+
+
+class _Register(lightbulb.loaders.Loadable):
+    """Puts ``values`` into the client's dependency injection, by type."""
+
+    def __init__(self, values: dict[type[Any], object]) -> None:
+        self._values = values
+
+    async def load(self, client: lightbulb.Client) -> None:
         registry = client.di.registry_for(lightbulb.di.Contexts.DEFAULT)
-        for kind, value in self._integration.dependencies().items():
+        for kind, value in self._values.items():
             registry.register_value(kind, value)
 
     async def unload(self, client: lightbulb.Client) -> None:
-        hook = self._integration.guard_hook
-        client.hooks = [h for h in client.hooks if h is not hook]
-
-
-class _ErrorHandler(lightbulb.loaders.Loadable):
-    def __init__(self, integration: Integration) -> None:
-        self._integration = integration
-        self._clients: set[int] = set()  # load() must be idempotent
-
-    async def load(self, client: lightbulb.Client) -> None:
-        if id(client) not in self._clients:
-            client.error_handler(self._integration.on_command_error)
-            self._clients.add(id(client))
-
-    async def unload(self, client: lightbulb.Client) -> None:
-        if id(client) in self._clients:
-            client.remove_error_handler(self._integration.on_command_error)
-            self._clients.discard(id(client))
+        return None
 
 
 class Integration:
@@ -172,7 +166,8 @@ class Integration:
     def dependencies(self) -> dict[type[Any], object]:
         """Return what the loader puts into lightbulb's dependency injection, by type."""
         security = self.security
-        values: dict[type[Any], object] = {
+        # The parts compose() was not asked for are None, and left out.
+        values: dict[type[Any], object | None] = {
             Security: security,
             ReplySender: self.sender,
             BrandedReplySender: self.sender,
@@ -180,21 +175,21 @@ class Integration:
             SecurityAuditLogger: security.security_log,
             ServerAccessControl: security.access,
             RateLimiter: security.limiter,
-        }
-        optional: dict[type[Any], object | None] = {
             TokenVault: security.vault,
             SecureTokenService: security.tokens,
             AuditTrailService: security.audit,
             DataRetentionService: security.privacy,
         }
-        values.update({kind: value for kind, value in optional.items() if value is not None})
-        return values
+        return {kind: value for kind, value in values.items() if value is not None}
 
     def loader(self) -> lightbulb.Loader:
         """Return the guard on every command, the error handler and the services, as a Loader."""
         loader = lightbulb.Loader()
-        loader.add(_Install(self))
-        loader.add(_ErrorHandler(self))
+        loader.add(_GuardFirst(self.guard_hook))
+        loader.add(_Register(self.dependencies()))
+        # lightbulb's own loadable: idempotent, and unload removes the very
+        # handler it added (a bound method fetched again is another object).
+        loader.error_handler(self.on_command_error)
         return loader
 
     async def install(self, client: lightbulb.Client) -> None:
@@ -241,16 +236,3 @@ class Integration:
         for command in commands:
             loader.command(command)
         return loader
-
-
-class _Register(lightbulb.loaders.Loadable):
-    def __init__(self, values: dict[type, object]) -> None:
-        self._values = values
-
-    async def load(self, client: lightbulb.Client) -> None:
-        registry = client.di.registry_for(lightbulb.di.Contexts.DEFAULT)
-        for kind, value in self._values.items():
-            registry.register_value(kind, value)
-
-    async def unload(self, client: lightbulb.Client) -> None:
-        return None

@@ -45,7 +45,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 from aiohttp import hdrs, web
@@ -62,12 +62,12 @@ from timmybot_core.ports.access import Switch
 from timmybot_core.services.linking import AccountLinkService
 
 if TYPE_CHECKING:
+    from timmybot_bot.integrate.composition import PrometheusSource
     from timmybot_bot.runtime.bootstrap import Services
 
 __all__ = [
     "CALLBACK_PATH",
     "HealthCheck",
-    "MetricsSource",
     "WebServer",
     "build_app",
     "build_web_app",
@@ -113,19 +113,6 @@ HealthCheck = Callable[[], Awaitable[object]]
 """A readiness probe: returns (anything) when the backend answers, raises when not."""
 
 
-class MetricsSource(Protocol):
-    """What ``/metrics`` needs: the OpenTelemetry handle of the composition root."""
-
-    @property
-    def serves_prometheus(self) -> bool:
-        """Whether :meth:`prometheus_text` has anything to serve."""
-        ...
-
-    def prometheus_text(self) -> bytes:
-        """Return the metrics in the Prometheus text format."""
-        ...
-
-
 def _page(title: str, message: str, *, status: int) -> web.Response:
     body = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
@@ -151,7 +138,7 @@ def build_app(
     links: AccountLinkService,
     *,
     health: Mapping[str, HealthCheck] | None = None,
-    metrics: MetricsSource | None = None,
+    metrics: PrometheusSource | None = None,
     request_timeout: float = REQUEST_TIMEOUT,
     health_timeout: float = HEALTH_CHECK_TIMEOUT,
     callback_rate_limit: int = CALLBACK_RATE_LIMIT,

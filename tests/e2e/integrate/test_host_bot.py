@@ -317,3 +317,33 @@ async def test_the_rate_limit_hook_runs_after_the_guard(limited_host: Host) -> N
     # The denials used up none of the member's windows.
     answered = [await limited_host.slash("roll", guild=ALLOWED_GUILD) for _ in range(5)]
     assert [reply.content for (reply,) in answered] == ["host roll ran"] * 5
+
+
+async def test_removing_the_loader_removes_the_guard_and_the_error_handler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A host that takes the integration out again answers its own failures.
+    discord, bot, client = new_client(monkeypatch)
+    ran: list[str] = []
+
+    class Broken(lightbulb.SlashCommand, name="broken", description="the host's failing command"):
+        @lightbulb.invoke
+        async def invoke(self, ctx: lightbulb.Context) -> None:
+            ran.append("broken")
+            raise RuntimeError("the host's bug")
+
+    client.register(Broken)
+    security = compose(settings(), guard=True)
+    loader = Integration(security).loader()
+    await loader.add_to_client(client)
+    await loader.remove_from_client(client)
+    await client.start()
+    discord.take()
+    host = Host(bot=bot, client=client, discord=discord, ran=ran)
+    try:
+        # No guard: the command runs in a stranger guild; no error handler of ours answers.
+        assert await host.slash("broken", guild=STRANGER_GUILD) == []
+        assert ran == ["broken"]
+    finally:
+        await client.stop()
+        await security.aclose()
