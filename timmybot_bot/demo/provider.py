@@ -44,7 +44,7 @@ import secrets
 import ssl
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, Literal, Self, TypeGuard, TypeVar
@@ -359,6 +359,13 @@ def _s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+def _single_valued(params: Mapping[str, object]) -> dict[str, str] | None:
+    """Return ``params`` as a dict; None if a name repeats (RFC 6749 3.1, 3.2) or holds a file."""
+    # A multidict's items() and len() count every pair: a repeated name makes it longer.
+    single = {name: value for name, value in params.items() if isinstance(value, str)}
+    return single if len(single) == len(params) else None
+
+
 def _json_error(error: str, status: int = 400, **headers: str) -> web.Response:
     headers["Cache-Control"] = "no-store"
     return web.json_response({"error": error}, status=status, headers=headers)
@@ -611,8 +618,8 @@ class DemoOAuthProvider:
         return response
 
     async def _authorize(self, request: web.Request) -> web.Response:
-        query = request.query
-        if any(len(query.getall(name)) > 1 for name in set(query)):
+        query = _single_valued(request.query)
+        if query is None:
             return self._error_page("A parameter was given more than once.")
         client_id = query.get("client_id", "")
         redirect_uri = query.get("redirect_uri", "")
@@ -746,14 +753,7 @@ class DemoOAuthProvider:
     async def _form(request: web.Request) -> dict[str, str] | None:
         if request.content_type != "application/x-www-form-urlencoded":
             return None
-        posted = await request.post()
-        form: dict[str, str] = {}
-        for name in set(posted):
-            values = posted.getall(name)
-            if len(values) != 1 or not isinstance(values[0], str):
-                return None  # RFC 6749 3.2: no repeated parameters
-            form[name] = values[0]
-        return form
+        return _single_valued(await request.post())
 
     async def _token(self, request: web.Request) -> web.Response:
         self.token_calls += 1
@@ -883,8 +883,7 @@ class DemoOAuthProvider:
 
     async def _search(self, request: web.Request) -> web.StreamResponse:
         self.search_calls += 1
-        query = request.query
-        self.search_requests.append({name: query[name] for name in set(query)})
+        self.search_requests.append(dict(request.query))
         header = request.headers.get("Authorization", "")
         token = header[7:] if header.startswith("Bearer ") else ""
         if not self.is_valid_access_token(token):
