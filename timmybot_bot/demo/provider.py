@@ -187,9 +187,7 @@ def spotify_track(
         "album": {
             "name": album,
             "images": [
-                {"url": image_url, "width": 640, "height": 640},
-                {"url": image_url, "width": 300, "height": 300},
-                {"url": image_url, "width": 64, "height": 64},
+                {"url": image_url, "width": size, "height": size} for size in (640, 300, 64)
             ],
         },
         "duration_ms": duration_ms,
@@ -349,11 +347,6 @@ class _Pending:
     expires_at: datetime
 
 
-def _with_params(uri: str, params: dict[str, str]) -> str:
-    separator = "&" if urlsplit(uri).query else "?"
-    return uri + separator + urlencode(params)
-
-
 def _s256(verifier: str) -> str:
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
@@ -502,7 +495,6 @@ class DemoOAuthProvider:
         """Return the client-side configuration that matches this running provider."""
         return demo_provider_config(
             self.base_url,
-            None,
             name=name,
             client_id=self.client_id,
             client_secret=self.client_secret,
@@ -602,20 +594,22 @@ class DemoOAuthProvider:
         }
         return web.Response(text=page, status=status, content_type="text/html", headers=headers)
 
-    def _error_page(self, message: str, status: int = 400) -> web.Response:
+    def _error_page(self, message: str) -> web.Response:
         return self._page(
             "Authorization failed",
             f"<h1>Authorization failed</h1><p>{html.escape(message)}</p>",
-            status=status,
+            status=400,
         )
 
     @staticmethod
     def _redirect(uri: str, params: dict[str, str]) -> web.Response:
-        response = web.Response(status=302)
-        response.headers["Location"] = _with_params(uri, params)
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
+        location = uri + ("&" if urlsplit(uri).query else "?") + urlencode(params)
+        headers = {
+            "Location": location,
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+        }
+        return web.Response(status=302, headers=headers)
 
     async def _authorize(self, request: web.Request) -> web.Response:
         query = _single_valued(request.query)
