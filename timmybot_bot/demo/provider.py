@@ -310,7 +310,6 @@ class _Family:
 @attrs.define
 class _Code:
     family: str
-    client_id: str
     redirect_uri: str
     code_challenge: str
     issued_at: datetime
@@ -339,7 +338,6 @@ class _Pending:
     """An authorization shown on the approval page, waiting for a decision."""
 
     csrf: str
-    client_id: str
     redirect_uri: str
     state: str
     code_challenge: str
@@ -638,7 +636,6 @@ class DemoOAuthProvider:
         now = self._clock.now()
         pending = _Pending(
             csrf=secrets.token_urlsafe(24),
-            client_id=client_id,
             redirect_uri=redirect_uri,
             state=state,
             code_challenge=challenge,
@@ -693,7 +690,6 @@ class DemoOAuthProvider:
         code = CODE_PREFIX + secrets.token_urlsafe(24)
         self._codes[code] = _Code(
             family=family,
-            client_id=approved.client_id,
             redirect_uri=approved.redirect_uri,
             code_challenge=approved.code_challenge,
             issued_at=self._clock.now(),
@@ -800,7 +796,8 @@ class DemoOAuthProvider:
         grant.used = True  # spent by any attempt, so a verifier cannot be guessed
         if self._clock.now() - grant.issued_at > _CODE_LIFETIME:
             return _json_error("invalid_grant")
-        if grant.client_id != self.client_id or form["redirect_uri"] != grant.redirect_uri:
+        # One client is registered: the authenticated client is the one the code was issued to.
+        if form["redirect_uri"] != grant.redirect_uri:
             return _json_error("invalid_grant")
         if not _VERIFIER.match(verifier) or not hmac.compare_digest(
             _s256(verifier), grant.code_challenge
