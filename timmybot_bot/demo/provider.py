@@ -320,7 +320,6 @@ class _Code:
 class _Refresh:
     family: str
     spent: bool = False
-    revoked: bool = False
 
 
 @attrs.define
@@ -388,18 +387,16 @@ class DemoOAuthProvider:
         auto_approve: bool = False,
         rotate_refresh_tokens: bool = True,
         revoke_family_on_reuse: bool = True,
-        expires_in: int = 3600,
         clock: Clock | None = None,
     ) -> None:
-        if expires_in <= 0:
-            raise ValueError("expires_in must be positive")
         self.client_id = client_id
         self.client_secret = client_secret
         self.scopes: tuple[str, ...] = tuple(scopes)
         self.auto_approve = auto_approve
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.revoke_family_on_reuse = revoke_family_on_reuse
-        self.expires_in = expires_in
+        #: The lifetime of the access tokens issued, in seconds.
+        self.expires_in = 3600
         self.faults = Faults()
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._redirect_uris: set[str] = {_check_redirect_uri(uri) for uri in redirect_uris}
@@ -550,13 +547,12 @@ class DemoOAuthProvider:
     def is_valid_access_token(self, token: str) -> bool:
         """Tell whether ``token`` is an unexpired, unrevoked access token."""
         record = self._access.get(token)
-        return self._live(record) and self._clock.now() < record.expires_at
+        return self._live(record) and not record.revoked and self._clock.now() < record.expires_at
 
     def _live(self, record: _Grant | None) -> TypeGuard[_Grant]:
-        """Tell whether ``record`` exists and neither it nor its family is revoked."""
-        return (
-            record is not None and not record.revoked and not self._families[record.family].revoked
-        )
+        """Tell whether ``record`` exists and its family is not revoked."""
+        # Refresh tokens are revoked only with their family (RFC 7009 2.1), access tokens alone too.
+        return record is not None and not self._families[record.family].revoked
 
     # -- the application ---------------------------------------------------
 
@@ -769,17 +765,17 @@ class DemoOAuthProvider:
     async def _answer_refresh(self, request: web.Request, form: dict[str, str]) -> web.Response:
         """Process the refresh now (rotating the token), then answer, maybe late."""
         response = self._refresh_grant(form)
-        if response.status == 200:
-            if self.faults.take("answer_after_timeout"):
-                # Rotated, and the answer never comes in time: the client gives
-                # up and disconnects, which cancels this handler.
-                await asyncio.sleep(3600)
-            if self.faults.answer_delay > 0:
-                await asyncio.sleep(self.faults.answer_delay)
+        if response.status != 200:
+            return response
+        if self.faults.take("answer_after_timeout"):
+            # Rotated, and the answer never comes in time: the client gives
+            # up and disconnects, which cancels this handler.
+            await asyncio.sleep(3600)
+        if self.faults.answer_delay > 0:
+            await asyncio.sleep(self.faults.answer_delay)
         await response.prepare(request)
         await response.write_eof()
-        if response.status == 200:
-            self._answered[form.get("refresh_token", "")] = time.monotonic()
+        self._answered[form["refresh_token"]] = time.monotonic()
         return response
 
     def _code_grant(self, form: dict[str, str]) -> web.Response:
