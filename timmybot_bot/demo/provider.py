@@ -37,7 +37,6 @@ import copy
 import hashlib
 import hmac
 import html
-import itertools
 import random
 import re
 import secrets
@@ -309,7 +308,7 @@ class _Family:
 
 @attrs.define
 class _Code:
-    family: str
+    family: _Family
     redirect_uri: str
     code_challenge: str
     issued_at: datetime
@@ -318,13 +317,13 @@ class _Code:
 
 @attrs.define
 class _Refresh:
-    family: str
+    family: _Family
     spent: bool = False
 
 
 @attrs.define
 class _Access:
-    family: str
+    family: _Family
     expires_at: datetime
     revoked: bool = False
 
@@ -400,12 +399,10 @@ class DemoOAuthProvider:
         self.faults = Faults()
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._redirect_uris: set[str] = {_check_redirect_uri(uri) for uri in redirect_uris}
-        self._families: dict[str, _Family] = {}
         self._codes: dict[str, _Code] = {}
         self._refresh: dict[str, _Refresh] = {}
         self._access: dict[str, _Access] = {}
         self._pending: dict[str, _Pending] = {}
-        self._family_ids = itertools.count(1)
         self._presented: list[str] = []
         self._answered: dict[str, float] = {}
         self._revoked_via_endpoint: list[str] = []
@@ -552,7 +549,7 @@ class DemoOAuthProvider:
     def _live(self, record: _Grant | None) -> TypeGuard[_Grant]:
         """Tell whether ``record`` exists and its family is not revoked."""
         # Refresh tokens are revoked only with their family (RFC 7009 2.1), access tokens alone too.
-        return record is not None and not self._families[record.family].revoked
+        return record is not None and not record.family.revoked
 
     # -- the application ---------------------------------------------------
 
@@ -681,11 +678,9 @@ class DemoOAuthProvider:
         return self._redirect(pending.redirect_uri, {"code": code, "state": pending.state})
 
     def _issue_code(self, approved: _Pending) -> str:
-        family = f"family-{next(self._family_ids)}"
-        self._families[family] = _Family(scopes=approved.scopes)
         code = CODE_PREFIX + secrets.token_urlsafe(24)
         self._codes[code] = _Code(
-            family=family,
+            family=_Family(scopes=approved.scopes),
             redirect_uri=approved.redirect_uri,
             code_challenge=approved.code_challenge,
             issued_at=self._clock.now(),
@@ -787,7 +782,7 @@ class DemoOAuthProvider:
             return _json_error("invalid_grant")
         if grant.used:
             # RFC 6749 4.1.2: a replayed code revokes what it granted.
-            self._families[grant.family].revoked = True
+            grant.family.revoked = True
             return _json_error("invalid_grant")
         grant.used = True  # spent by any attempt, so a verifier cannot be guessed
         if self._clock.now() - grant.issued_at > _CODE_LIFETIME:
@@ -799,7 +794,7 @@ class DemoOAuthProvider:
             _s256(verifier), grant.code_challenge
         ):
             return _json_error("invalid_grant")
-        return self._tokens(grant.family, self._families[grant.family].scopes, rotate=True)
+        return self._tokens(grant.family, grant.family.scopes, rotate=True)
 
     def _refresh_grant(self, form: dict[str, str]) -> web.Response:
         token = form.get("refresh_token")
@@ -812,19 +807,18 @@ class DemoOAuthProvider:
             return _json_error("invalid_grant")
         if record.spent:
             if self.revoke_family_on_reuse:
-                self._families[record.family].revoked = True
+                record.family.revoked = True
             return _json_error("invalid_grant")
-        family = self._families[record.family]
-        scopes = family.scopes
+        scopes = record.family.scopes
         if "scope" in form:
             scopes = tuple(form["scope"].split())
-            if not scopes or not set(scopes) <= set(family.scopes):
+            if not scopes or not set(scopes) <= set(record.family.scopes):
                 return _json_error("invalid_scope")
         if self.rotate_refresh_tokens:
             record.spent = True
         return self._tokens(record.family, scopes, rotate=self.rotate_refresh_tokens)
 
-    def _tokens(self, family: str, scopes: tuple[str, ...], *, rotate: bool) -> web.Response:
+    def _tokens(self, family: _Family, scopes: tuple[str, ...], *, rotate: bool) -> web.Response:
         now = self._clock.now()
         access = ACCESS_TOKEN_PREFIX + secrets.token_urlsafe(32)
         self._access[access] = _Access(
@@ -859,7 +853,7 @@ class DemoOAuthProvider:
         refresh = self._refresh.get(token)
         if refresh is not None:
             # RFC 7009 2.1: revoking a refresh token revokes its grant's access tokens.
-            self._families[refresh.family].revoked = True
+            refresh.family.revoked = True
         access = self._access.get(token)
         if access is not None:
             access.revoked = True
