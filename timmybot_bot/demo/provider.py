@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
-import hashlib
 import hmac
 import html
 import random
@@ -55,6 +54,7 @@ from aiohttp import web
 from timmybot_adapters.oauth import OAuthProvider, is_loopback_host
 from timmybot_core.domain.clock import Clock, SystemClock
 from timmybot_core.domain.snowflake import SnowflakeError, parse_whole_number
+from timmybot_core.services.linking import pkce_challenge
 
 __all__ = [
     "ACCESS_TOKEN_PREFIX",
@@ -341,11 +341,6 @@ class _Pending:
     code_challenge: str
     scopes: tuple[str, ...]
     expires_at: datetime
-
-
-def _s256(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def _single_valued(params: Mapping[str, object]) -> dict[str, str] | None:
@@ -791,7 +786,7 @@ class DemoOAuthProvider:
         if form["redirect_uri"] != grant.redirect_uri:
             return _json_error("invalid_grant")
         if not _VERIFIER.match(verifier) or not hmac.compare_digest(
-            _s256(verifier), grant.code_challenge
+            pkce_challenge(verifier), grant.code_challenge
         ):
             return _json_error("invalid_grant")
         return self._tokens(grant.family, grant.family.scopes, rotate=True)
