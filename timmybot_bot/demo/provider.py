@@ -543,7 +543,7 @@ class DemoOAuthProvider:
 
     def _live(self, record: _Grant | None) -> TypeGuard[_Grant]:
         """Tell whether ``record`` exists and its family is not revoked."""
-        # Refresh tokens are revoked only with their family (RFC 7009 2.1), access tokens alone too.
+        # A refresh token is revoked only with its family (RFC 7009 2.1), an access token alone too.
         return record is not None and not record.family.revoked
 
     # -- the application ---------------------------------------------------
