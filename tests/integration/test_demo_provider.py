@@ -415,6 +415,20 @@ async def test_the_token_endpoint_authenticates_the_client(
     assert provider.is_valid_refresh_token(body["refresh_token"])
 
 
+async def test_token_refuses_a_repeated_parameter(
+    http: aiohttp.ClientSession, provider: DemoOAuthProvider
+) -> None:
+    body = await linked(http, provider)
+    form = f"grant_type=refresh_token&refresh_token={body['refresh_token']}&scope=profile"
+    async with http.post(
+        f"{provider.base_url}/token",
+        data=form + "&scope=profile",
+        headers={**basic(), "Content-Type": "application/x-www-form-urlencoded"},
+    ) as response:
+        assert (response.status, await response.json()) == (400, {"error": "invalid_request"})
+    assert provider.is_valid_refresh_token(body["refresh_token"])
+
+
 async def test_client_credentials_in_the_form_are_accepted_but_not_twice(
     http: aiohttp.ClientSession, provider: DemoOAuthProvider
 ) -> None:

@@ -34,17 +34,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
-import hashlib
 import hmac
 import html
-import itertools
 import random
 import re
 import secrets
 import ssl
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, Literal, Self, TypeGuard, TypeVar
@@ -56,6 +54,7 @@ from aiohttp import web
 from timmybot_adapters.oauth import OAuthProvider, is_loopback_host
 from timmybot_core.domain.clock import Clock, SystemClock
 from timmybot_core.domain.snowflake import SnowflakeError, parse_whole_number
+from timmybot_core.services.linking import pkce_challenge
 
 __all__ = [
     "ACCESS_TOKEN_PREFIX",
@@ -187,9 +186,7 @@ def spotify_track(
         "album": {
             "name": album,
             "images": [
-                {"url": image_url, "width": 640, "height": 640},
-                {"url": image_url, "width": 300, "height": 300},
-                {"url": image_url, "width": 64, "height": 64},
+                {"url": image_url, "width": size, "height": size} for size in (640, 300, 64)
             ],
         },
         "duration_ms": duration_ms,
@@ -311,8 +308,7 @@ class _Family:
 
 @attrs.define
 class _Code:
-    family: str
-    client_id: str
+    family: _Family
     redirect_uri: str
     code_challenge: str
     issued_at: datetime
@@ -321,14 +317,13 @@ class _Code:
 
 @attrs.define
 class _Refresh:
-    family: str
+    family: _Family
     spent: bool = False
-    revoked: bool = False
 
 
 @attrs.define
 class _Access:
-    family: str
+    family: _Family
     expires_at: datetime
     revoked: bool = False
 
@@ -341,7 +336,6 @@ class _Pending:
     """An authorization shown on the approval page, waiting for a decision."""
 
     csrf: str
-    client_id: str
     redirect_uri: str
     state: str
     code_challenge: str
@@ -349,14 +343,11 @@ class _Pending:
     expires_at: datetime
 
 
-def _with_params(uri: str, params: dict[str, str]) -> str:
-    separator = "&" if urlsplit(uri).query else "?"
-    return uri + separator + urlencode(params)
-
-
-def _s256(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+def _single_valued(params: Mapping[str, object]) -> dict[str, str] | None:
+    """Return ``params`` as a dict; None if a name repeats (RFC 6749 3.1, 3.2) or holds a file."""
+    # A multidict's items() and len() count every pair: a repeated name makes it longer.
+    single = {name: value for name, value in params.items() if isinstance(value, str)}
+    return single if len(single) == len(params) else None
 
 
 def _json_error(error: str, status: int = 400, **headers: str) -> web.Response:
@@ -390,27 +381,23 @@ class DemoOAuthProvider:
         auto_approve: bool = False,
         rotate_refresh_tokens: bool = True,
         revoke_family_on_reuse: bool = True,
-        expires_in: int = 3600,
         clock: Clock | None = None,
     ) -> None:
-        if expires_in <= 0:
-            raise ValueError("expires_in must be positive")
         self.client_id = client_id
         self.client_secret = client_secret
         self.scopes: tuple[str, ...] = tuple(scopes)
         self.auto_approve = auto_approve
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.revoke_family_on_reuse = revoke_family_on_reuse
-        self.expires_in = expires_in
+        #: The lifetime of the access tokens issued, in seconds.
+        self.expires_in = 3600
         self.faults = Faults()
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._redirect_uris: set[str] = {_check_redirect_uri(uri) for uri in redirect_uris}
-        self._families: dict[str, _Family] = {}
         self._codes: dict[str, _Code] = {}
         self._refresh: dict[str, _Refresh] = {}
         self._access: dict[str, _Access] = {}
         self._pending: dict[str, _Pending] = {}
-        self._family_ids = itertools.count(1)
         self._presented: list[str] = []
         self._answered: dict[str, float] = {}
         self._revoked_via_endpoint: list[str] = []
@@ -495,7 +482,6 @@ class DemoOAuthProvider:
         """Return the client-side configuration that matches this running provider."""
         return demo_provider_config(
             self.base_url,
-            None,
             name=name,
             client_id=self.client_id,
             client_secret=self.client_secret,
@@ -553,13 +539,12 @@ class DemoOAuthProvider:
     def is_valid_access_token(self, token: str) -> bool:
         """Tell whether ``token`` is an unexpired, unrevoked access token."""
         record = self._access.get(token)
-        return self._live(record) and self._clock.now() < record.expires_at
+        return self._live(record) and not record.revoked and self._clock.now() < record.expires_at
 
     def _live(self, record: _Grant | None) -> TypeGuard[_Grant]:
-        """Tell whether ``record`` exists and neither it nor its family is revoked."""
-        return (
-            record is not None and not record.revoked and not self._families[record.family].revoked
-        )
+        """Tell whether ``record`` exists and its family is not revoked."""
+        # A refresh token is revoked only with its family (RFC 7009 2.1), an access token alone too.
+        return record is not None and not record.family.revoked
 
     # -- the application ---------------------------------------------------
 
@@ -595,24 +580,26 @@ class DemoOAuthProvider:
         }
         return web.Response(text=page, status=status, content_type="text/html", headers=headers)
 
-    def _error_page(self, message: str, status: int = 400) -> web.Response:
+    def _error_page(self, message: str) -> web.Response:
         return self._page(
             "Authorization failed",
             f"<h1>Authorization failed</h1><p>{html.escape(message)}</p>",
-            status=status,
+            status=400,
         )
 
     @staticmethod
     def _redirect(uri: str, params: dict[str, str]) -> web.Response:
-        response = web.Response(status=302)
-        response.headers["Location"] = _with_params(uri, params)
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
+        location = uri + ("&" if urlsplit(uri).query else "?") + urlencode(params)
+        headers = {
+            "Location": location,
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+        }
+        return web.Response(status=302, headers=headers)
 
     async def _authorize(self, request: web.Request) -> web.Response:
-        query = request.query
-        if any(len(query.getall(name)) > 1 for name in set(query)):
+        query = _single_valued(request.query)
+        if query is None:
             return self._error_page("A parameter was given more than once.")
         client_id = query.get("client_id", "")
         redirect_uri = query.get("redirect_uri", "")
@@ -637,7 +624,6 @@ class DemoOAuthProvider:
         now = self._clock.now()
         pending = _Pending(
             csrf=secrets.token_urlsafe(24),
-            client_id=client_id,
             redirect_uri=redirect_uri,
             state=state,
             code_challenge=challenge,
@@ -687,12 +673,9 @@ class DemoOAuthProvider:
         return self._redirect(pending.redirect_uri, {"code": code, "state": pending.state})
 
     def _issue_code(self, approved: _Pending) -> str:
-        family = f"family-{next(self._family_ids)}"
-        self._families[family] = _Family(scopes=approved.scopes)
         code = CODE_PREFIX + secrets.token_urlsafe(24)
         self._codes[code] = _Code(
-            family=family,
-            client_id=approved.client_id,
+            family=_Family(scopes=approved.scopes),
             redirect_uri=approved.redirect_uri,
             code_challenge=approved.code_challenge,
             issued_at=self._clock.now(),
@@ -746,14 +729,7 @@ class DemoOAuthProvider:
     async def _form(request: web.Request) -> dict[str, str] | None:
         if request.content_type != "application/x-www-form-urlencoded":
             return None
-        posted = await request.post()
-        form: dict[str, str] = {}
-        for name in set(posted):
-            values = posted.getall(name)
-            if len(values) != 1 or not isinstance(values[0], str):
-                return None  # RFC 6749 3.2: no repeated parameters
-            form[name] = values[0]
-        return form
+        return _single_valued(await request.post())
 
     async def _token(self, request: web.Request) -> web.Response:
         self.token_calls += 1
@@ -779,17 +755,17 @@ class DemoOAuthProvider:
     async def _answer_refresh(self, request: web.Request, form: dict[str, str]) -> web.Response:
         """Process the refresh now (rotating the token), then answer, maybe late."""
         response = self._refresh_grant(form)
-        if response.status == 200:
-            if self.faults.take("answer_after_timeout"):
-                # Rotated, and the answer never comes in time: the client gives
-                # up and disconnects, which cancels this handler.
-                await asyncio.sleep(3600)
-            if self.faults.answer_delay > 0:
-                await asyncio.sleep(self.faults.answer_delay)
+        if response.status != 200:
+            return response
+        if self.faults.take("answer_after_timeout"):
+            # Rotated, and the answer never comes in time: the client gives
+            # up and disconnects, which cancels this handler.
+            await asyncio.sleep(3600)
+        if self.faults.answer_delay > 0:
+            await asyncio.sleep(self.faults.answer_delay)
         await response.prepare(request)
         await response.write_eof()
-        if response.status == 200:
-            self._answered[form.get("refresh_token", "")] = time.monotonic()
+        self._answered[form["refresh_token"]] = time.monotonic()
         return response
 
     def _code_grant(self, form: dict[str, str]) -> web.Response:
@@ -801,18 +777,19 @@ class DemoOAuthProvider:
             return _json_error("invalid_grant")
         if grant.used:
             # RFC 6749 4.1.2: a replayed code revokes what it granted.
-            self._families[grant.family].revoked = True
+            grant.family.revoked = True
             return _json_error("invalid_grant")
         grant.used = True  # spent by any attempt, so a verifier cannot be guessed
         if self._clock.now() - grant.issued_at > _CODE_LIFETIME:
             return _json_error("invalid_grant")
-        if grant.client_id != self.client_id or form["redirect_uri"] != grant.redirect_uri:
+        # One client is registered: the authenticated client is the one the code was issued to.
+        if form["redirect_uri"] != grant.redirect_uri:
             return _json_error("invalid_grant")
         if not _VERIFIER.match(verifier) or not hmac.compare_digest(
-            _s256(verifier), grant.code_challenge
+            pkce_challenge(verifier), grant.code_challenge
         ):
             return _json_error("invalid_grant")
-        return self._tokens(grant.family, self._families[grant.family].scopes, rotate=True)
+        return self._tokens(grant.family, grant.family.scopes, rotate=True)
 
     def _refresh_grant(self, form: dict[str, str]) -> web.Response:
         token = form.get("refresh_token")
@@ -825,19 +802,18 @@ class DemoOAuthProvider:
             return _json_error("invalid_grant")
         if record.spent:
             if self.revoke_family_on_reuse:
-                self._families[record.family].revoked = True
+                record.family.revoked = True
             return _json_error("invalid_grant")
-        family = self._families[record.family]
-        scopes = family.scopes
+        scopes = record.family.scopes
         if "scope" in form:
             scopes = tuple(form["scope"].split())
-            if not scopes or not set(scopes) <= set(family.scopes):
+            if not scopes or not set(scopes) <= set(record.family.scopes):
                 return _json_error("invalid_scope")
         if self.rotate_refresh_tokens:
             record.spent = True
         return self._tokens(record.family, scopes, rotate=self.rotate_refresh_tokens)
 
-    def _tokens(self, family: str, scopes: tuple[str, ...], *, rotate: bool) -> web.Response:
+    def _tokens(self, family: _Family, scopes: tuple[str, ...], *, rotate: bool) -> web.Response:
         now = self._clock.now()
         access = ACCESS_TOKEN_PREFIX + secrets.token_urlsafe(32)
         self._access[access] = _Access(
@@ -872,7 +848,7 @@ class DemoOAuthProvider:
         refresh = self._refresh.get(token)
         if refresh is not None:
             # RFC 7009 2.1: revoking a refresh token revokes its grant's access tokens.
-            self._families[refresh.family].revoked = True
+            refresh.family.revoked = True
         access = self._access.get(token)
         if access is not None:
             access.revoked = True
@@ -883,8 +859,7 @@ class DemoOAuthProvider:
 
     async def _search(self, request: web.Request) -> web.StreamResponse:
         self.search_calls += 1
-        query = request.query
-        self.search_requests.append({name: query[name] for name in set(query)})
+        self.search_requests.append(dict(request.query))
         header = request.headers.get("Authorization", "")
         token = header[7:] if header.startswith("Bearer ") else ""
         if not self.is_valid_access_token(token):
