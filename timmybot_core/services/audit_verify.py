@@ -42,6 +42,7 @@ __all__ = [
     "ProblemKind",
     "VerificationReport",
     "coverage_grace",
+    "in_range",
     "verify_chain",
     "verify_log",
 ]
@@ -371,7 +372,8 @@ async def _all_records(log: AuditLog, writer_id: str) -> list[AuditRecord]:
         after = page[-1].sequence
 
 
-def _in_range(moment: datetime | None, start: datetime | None, end: datetime | None) -> bool:
+def in_range(moment: datetime | None, start: datetime | None, end: datetime | None) -> bool:
+    """Whether ``moment`` lies in ``[start, end)`` (an open bound, or no moment, always does)."""
     if moment is None:
         return True
     return (start is None or moment >= start) and (end is None or moment < end)
@@ -423,9 +425,9 @@ async def verify_log(
             sealed += 1
         elif open_tail:
             open_writers += 1
-        problems += [problem for problem in found if _in_range(problem.at, start, end)]
-        records_checked += sum(1 for r in records if _in_range(r.timestamp, start, end))
-        digests_checked += sum(1 for d in digests if _in_range(d.created_at, start, end))
+        problems += [problem for problem in found if in_range(problem.at, start, end)]
+        records_checked += sum(1 for r in records if in_range(r.timestamp, start, end))
+        digests_checked += sum(1 for d in digests if in_range(d.created_at, start, end))
         uncovered += open_tail
     return VerificationReport(
         writers=len(writers),
