@@ -545,7 +545,7 @@ class AuditTrailService:
         )
         if self._anchor is None:
             return report
-        differences, _ = await compare_with_anchor(self._log, self._anchor)
+        differences = await compare_with_anchor(self._log, self._anchor)
         located = [problem for problem in differences if in_range(problem.at, start, end)]
         return attrs.evolve(
             report, problems=report.problems + tuple(located), anchor=self._anchor.location
