@@ -157,6 +157,19 @@ class VerificationReport:
         )
 
 
+def _record_problem(
+    writer_id: str, kind: ProblemKind, record: AuditRecord, detail: str, sequence: int | None = None
+) -> Problem:
+    """Return a problem at ``record`` of ``writer_id``'s chain (or at ``sequence``, next to it)."""
+    return Problem(
+        kind=kind,
+        writer_id=writer_id,
+        sequence=record.sequence if sequence is None else sequence,
+        at=record.timestamp,
+        detail=detail,
+    )
+
+
 def _hash_ok(record: AuditRecord, sequence: int | None = None) -> bool:
     # A pruned record's content is gone: its stored hash is taken as given
     # and checked only through the links around it.
@@ -192,15 +205,7 @@ def _check_records(
     def report(
         kind: ProblemKind, record: AuditRecord, detail: str, sequence: int | None = None
     ) -> None:
-        problems.append(
-            Problem(
-                kind=kind,
-                writer_id=writer_id,
-                sequence=record.sequence if sequence is None else sequence,
-                at=record.timestamp,
-                detail=detail,
-            )
-        )
+        problems.append(_record_problem(writer_id, kind, record, detail, sequence))
 
     # First the content of each record on its own, so that the walk below
     # knows which oddities one tampering explains.
@@ -334,15 +339,8 @@ def _check_digests(
             report(ProblemKind.DIGEST_MODIFIED, digest, "names another writer's chain")
         head = by_sequence.get(digest.head.sequence)
         if head is not None and head.hash != digest.head.hash:
-            problems.append(
-                Problem(
-                    kind=ProblemKind.HEAD_MISMATCH,
-                    writer_id=writer_id,
-                    sequence=digest.head.sequence,
-                    at=head.timestamp,
-                    detail=f"differs from the record digest {digest.digest_sequence} signed",
-                )
-            )
+            detail = f"differs from the record digest {digest.digest_sequence} signed"
+            problems.append(_record_problem(writer_id, ProblemKind.HEAD_MISMATCH, head, detail))
         if signed and intact:
             covered = max(covered, digest.head.sequence)
         previous = digest
@@ -455,31 +453,21 @@ def _coverage(
     problems: list[Problem] = []
     seals = [index for index, r in enumerate(records) if r.action == SEAL_ACTION and not r.pruned]
     if seals and seals[0] < len(records) - 1:
-        after = records[seals[0] + 1]
-        problems.append(
-            Problem(
-                kind=ProblemKind.AFTER_SEAL,
-                writer_id=writer_id,
-                sequence=after.sequence,
-                at=after.timestamp,
-                detail=f"{len(records) - seals[0] - 1} record(s) after the seal of record "
-                f"{records[seals[0]].sequence}: nothing writes to a sealed chain",
-            )
+        detail = (
+            f"{len(records) - seals[0] - 1} record(s) after the seal of record "
+            f"{records[seals[0]].sequence}: nothing writes to a sealed chain"
         )
+        after = records[seals[0] + 1]
+        problems.append(_record_problem(writer_id, ProblemKind.AFTER_SEAL, after, detail))
     if open_tail and uncovered_before is not None:
         tail = records[len(records) - open_tail :]
         if tail[0].timestamp < uncovered_before:
             first, last = tail[0].sequence, tail[-1].sequence
             span = f"record {first}" if open_tail == 1 else f"records {first}-{last}"
-            problems.append(
-                Problem(
-                    kind=ProblemKind.UNCOVERED,
-                    writer_id=writer_id,
-                    sequence=tail[0].sequence,
-                    at=tail[0].timestamp,
-                    detail=f"{span} have no digest, longer than a live writer takes: the "
-                    "writer died unsealed, or digests were deleted (a start or the daily "
-                    "clean-up seals a dead writer)",
-                )
+            detail = (
+                f"{span} have no digest, longer than a live writer takes: the writer died "
+                "unsealed, or digests were deleted (a start or the daily clean-up seals a dead "
+                "writer)"
             )
+            problems.append(_record_problem(writer_id, ProblemKind.UNCOVERED, tail[0], detail))
     return problems
