@@ -48,21 +48,20 @@ from timmybot_core.domain.tokens import PlatformLink
 from timmybot_core.ports.access import AccessPolicyStore
 from timmybot_core.ports.audit import AuditRecord
 from timmybot_core.ports.erasure import ErasureEntry, ErasureJournal, ErasureStep
-from timmybot_core.ports.incidents import IncidentStore, RetentionHold
+from timmybot_core.ports.incidents import IncidentStore
 from timmybot_core.ports.link_states import LinkStateStore
 from timmybot_core.ports.user_data import UserDataStore, check_user_id
+from timmybot_core.services.audit import AuditTrailService
 from timmybot_core.services.tokens import SecureTokenService
 
 __all__ = [
     "EXPORT_FORMAT",
     "EXPORT_VERSION",
-    "AbandonedWriterSealer",
     "CleanupReport",
     "DataRetentionService",
     "DeletionReport",
     "ErasureReport",
     "HostUserData",
-    "PrivacyAuditTrail",
     "Requester",
     "RetentionSettings",
     "UserDataEraser",
@@ -73,41 +72,6 @@ EXPORT_VERSION: Final = 1
 
 _log = logging.getLogger("timmybot.retention")
 _T = TypeVar("_T")
-
-
-@runtime_checkable
-class PrivacyAuditTrail(Protocol):
-    """What this service needs of the audit trail (``AuditTrailService`` has it)."""
-
-    async def record_privacy_request(
-        self,
-        *,
-        user_id: int,
-        action: str,
-        requester: str,
-        details: Mapping[str, object] | None = None,
-    ) -> AuditRecord:
-        """Append a privacy request about ``user_id`` (stored under its pseudonym)."""
-        ...
-
-    async def events_about(self, user_id: int, *, limit: int = 1000) -> list[AuditRecord]:
-        """Return the security and privacy records about ``user_id``, newest first."""
-        ...
-
-    async def prune_expired(
-        self, *, now: datetime, retention: timedelta, holds: Sequence[RetentionHold]
-    ) -> int:
-        """Prune records older than ``now - retention`` that no hold covers; return how many."""
-        ...
-
-
-@runtime_checkable
-class AbandonedWriterSealer(Protocol):
-    """The audit trail's sealing of writers whose process is gone (``AuditTrailService``)."""
-
-    async def seal_abandoned(self) -> int:
-        """Seal every abandoned writer's uncovered tail; return how many writers."""
-        ...
 
 
 @runtime_checkable
@@ -307,13 +271,13 @@ class DataRetentionService:
         link_states: LinkStateStore,
         access_store: AccessPolicyStore,
         incidents: IncidentStore,
-        audit: PrivacyAuditTrail,
+        audit: AuditTrailService,
         clock: Clock,
         settings: RetentionSettings | None = None,
         erasers: Sequence[UserDataEraser] = (),
         participants: Sequence[HostUserData] = (),
         journal: ErasureJournal | None = None,
-        sealer: AbandonedWriterSealer | None = None,
+        sealer: AuditTrailService | None = None,
     ) -> None:
         self._tokens = tokens
         self._journal = journal
