@@ -89,7 +89,7 @@ class UserDataEraser(Protocol):
 
 
 @runtime_checkable
-class HostUserData(Protocol):
+class HostUserData(UserDataEraser, Protocol):
     """A store of the host bot's own that takes part in the user's rights.
 
     After Red-DiscordBot's end-user data API (``red_get_data_for_user`` and
@@ -98,20 +98,12 @@ class HostUserData(Protocol):
     (``participants=``), and ``/privacy export`` includes what
     :meth:`export_user` returns under ``host_data[name]``, while
     ``/privacy delete`` calls :meth:`erase_user` and lists the store in the
-    erasure's per-store report.
+    erasure's per-store report. Its ``name`` (letters, digits, ``_``, ``-``)
+    is also its key in exports.
     """
-
-    @property
-    def name(self) -> str:
-        """The store's name in exports, reports and errors (letters, digits, ``_``, ``-``)."""
-        ...
 
     async def export_user(self, user_id: int) -> Mapping[str, Any]:
         """Return everything this store keeps about ``user_id``, as JSON-compatible data."""
-        ...
-
-    async def erase_user(self, user_id: int) -> int:
-        """Delete everything of ``user_id``; return how many items. Idempotent."""
         ...
 
 
