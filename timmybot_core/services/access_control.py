@@ -425,13 +425,8 @@ class ServerAccessControl:
         )
         await self._store.set_switch(state)
         self._forget(switch)
-        event_type = {
-            Switch.KILL_SWITCH: SecurityEventType.KILL_SWITCH,
-            Switch.LOCKDOWN: SecurityEventType.LOCKDOWN,
-            Switch.REFRESH_PAUSED: SecurityEventType.REFRESH_PAUSED,
-        }[switch]
         await self._log.record(
-            event_type,
+            SecurityEventType[switch.name],  # each switch's event type has its name
             details={
                 "on": on,
                 "reason": reason,
