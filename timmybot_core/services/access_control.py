@@ -199,35 +199,29 @@ class ServerAccessControl:
     async def _check(self, guild_id: int | None, user_id: int, command: str) -> AccessDecision:
         now = self._clock.now()
         if (await self._switch(Switch.KILL_SWITCH)).active(now):
-            await self._deny_event(guild_id, user_id, command, AccessReason.KILL_SWITCH)
-            return AccessDecision(allowed=False, reason=AccessReason.KILL_SWITCH)
+            return await self._deny(guild_id, user_id, command, AccessReason.KILL_SWITCH)
         if guild_id is None:
             if self._settings.allow_direct_messages:
                 return await self._granted(None, user_id, command, now)
-            await self._deny_event(None, user_id, command, AccessReason.DIRECT_MESSAGE)
-            return AccessDecision(allowed=False, reason=AccessReason.DIRECT_MESSAGE)
+            return await self._deny(None, user_id, command, AccessReason.DIRECT_MESSAGE)
         if await self.is_guild_allowed(guild_id):
             return await self._granted(guild_id, user_id, command, now)
         ban = await self._store.get_ban(guild_id, now=now)
-        if ban is not None:
-            # Recorded (a persistent guild is banned again when this ban
-            # ends) but not counted: the count is not needed here.
-            await self._store.record_attempt(
-                guild_id, at=now, window=self._settings.attempt_window, cap=0
-            )
-            if self._refusals is not None:
-                # The ban and its alert already answered this guild: its
-                # further denials are one record per window, not one each.
-                self._metrics.record_unauthorized_access()
-                await self._refusals.refuse(
-                    source="access", reason=AccessReason.GUILD_BANNED.value, guild_id=guild_id
-                )
-            else:
-                await self._deny_event(guild_id, user_id, command, AccessReason.GUILD_BANNED)
-            return AccessDecision(
-                allowed=False, reason=AccessReason.GUILD_BANNED, retry_after=ban.until - now
-            )
-        return await self._unauthorized(guild_id, user_id, command, now)
+        if ban is None:
+            return await self._unauthorized(guild_id, user_id, command, now)
+        # Recorded (a persistent guild is banned again when this ban
+        # ends) but not counted: the count is not needed here.
+        await self._store.record_attempt(
+            guild_id, at=now, window=self._settings.attempt_window, cap=0
+        )
+        banned = AccessReason.GUILD_BANNED
+        if self._refusals is None:
+            return await self._deny(guild_id, user_id, command, banned, ban.until - now)
+        # The ban and its alert already answered this guild: its
+        # further denials are one record per window, not one each.
+        self._metrics.record_unauthorized_access()
+        await self._refusals.refuse(source="access", reason=banned.value, guild_id=guild_id)
+        return AccessDecision(allowed=False, reason=banned, retry_after=ban.until - now)
 
     async def _granted(
         self, guild_id: int | None, user_id: int, command: str, now: datetime
@@ -255,10 +249,8 @@ class ServerAccessControl:
             guild_id, at=now, window=settings.attempt_window, cap=limit + 1
         )
         if count <= limit:
-            await self._deny_event(
-                guild_id, user_id, command, AccessReason.NOT_ALLOWLISTED, attempts=count
-            )
-            return AccessDecision(allowed=False, reason=AccessReason.NOT_ALLOWLISTED)
+            reason = AccessReason.NOT_ALLOWLISTED
+            return await self._deny(guild_id, user_id, command, reason, attempts=count)
         ban = Ban(
             guild_id=guild_id,
             until=now + settings.ban_duration,
@@ -272,11 +264,8 @@ class ServerAccessControl:
         else:
             # Another process placed it first: report the time its ban has left.
             ban = await self._store.get_ban(guild_id, now=now) or ban
-        await self._deny_event(
-            guild_id, user_id, command, AccessReason.GUILD_BANNED, attempts=count
-        )
-        return AccessDecision(
-            allowed=False, reason=AccessReason.GUILD_BANNED, retry_after=ban.until - now
+        return await self._deny(
+            guild_id, user_id, command, AccessReason.GUILD_BANNED, ban.until - now, attempts=count
         )
 
     async def _ban_placed(self, ban: Ban, attempts: int) -> None:
@@ -298,18 +287,21 @@ class ServerAccessControl:
             )
         )
 
-    async def _deny_event(
+    async def _deny(
         self,
         guild_id: int | None,
         user_id: int,
         command: str,
         reason: AccessReason,
+        retry_after: timedelta | None = None,
         **extra: object,
-    ) -> None:
+    ) -> AccessDecision:
+        """Count and log a denied command; return the denial."""
         self._metrics.record_unauthorized_access()
         await self._log.unauthorized_access(
             guild_id=guild_id, user_id=user_id, command=command, reason=reason.value, **extra
         )
+        return AccessDecision(allowed=False, reason=reason, retry_after=retry_after)
 
     async def send_alert(self, alert: Alert) -> bool:
         """Send ``alert``; a delivery failure is logged, never raised. ``True`` if sent."""
@@ -358,7 +350,7 @@ class ServerAccessControl:
 
     async def allow_guild(self, guild_id: int, *, actor: int) -> bool:
         """Allowlist ``guild_id`` and lift any ban on it; ``True`` if newly allowed."""
-        _check_snowflake(guild_id)
+        check_snowflake(guild_id, what="a guild ID")
         now = self._clock.now()
         added = await self._store.allow_guild(guild_id, at=now)
         await self._store.lift_ban(guild_id, now=now)
@@ -376,7 +368,7 @@ class ServerAccessControl:
 
         A guild allowed by configuration stays allowed; change the settings.
         """
-        _check_snowflake(guild_id)
+        check_snowflake(guild_id, what="a guild ID")
         removed = await self._store.remove_guild(guild_id)
         self._forget(("guild", guild_id))
         await self._log.record(
@@ -397,7 +389,7 @@ class ServerAccessControl:
         The attempts go too: otherwise the next attempt would count the old
         ones and ban the guild again at once.
         """
-        _check_snowflake(guild_id)
+        check_snowflake(guild_id, what="a guild ID")
         lifted = await self._store.lift_ban(guild_id, now=self._clock.now())
         await self._store.clear_attempts(guild_id)
         if lifted:
@@ -427,19 +419,14 @@ class ServerAccessControl:
             switch=switch,
             on=on,
             reason=reason if on else None,
-            actor=self._actor(actor) if actor is not None else None,
+            actor=self._actor(actor),
             changed_at=now,
             expires_at=now + duration if on and duration is not None else None,
         )
         await self._store.set_switch(state)
         self._forget(switch)
-        event_type = {
-            Switch.KILL_SWITCH: SecurityEventType.KILL_SWITCH,
-            Switch.LOCKDOWN: SecurityEventType.LOCKDOWN,
-            Switch.REFRESH_PAUSED: SecurityEventType.REFRESH_PAUSED,
-        }[switch]
         await self._log.record(
-            event_type,
+            SecurityEventType[switch.name],  # each switch's event type has its name
             details={
                 "on": on,
                 "reason": reason,
@@ -458,7 +445,3 @@ class ServerAccessControl:
         if user_id is None:
             return None
         return self._log.pseudonymizer.pseudonymize(PseudonymKind.ADMIN, user_id)
-
-
-def _check_snowflake(guild_id: int) -> None:
-    check_snowflake(guild_id, what="a guild ID")

@@ -29,6 +29,7 @@ from timmybot_core.domain.clock import Clock
 from timmybot_core.domain.events import SecurityEvent, SecurityEventType
 from timmybot_core.ports.alerts import Severity
 from timmybot_core.services.incidents import Incident, IncidentReport, IncidentResponseService
+from timmybot_core.services.suspicion import is_auth_failure
 
 __all__ = ["DEFAULT_RULES", "AlarmMonitor", "AlarmRule"]
 
@@ -45,13 +46,6 @@ def _is_unauthorized(event: SecurityEvent) -> bool:
 
 def _banned_guild(event: SecurityEvent) -> str | None:
     return event.guild if event.type is SecurityEventType.BAN_PLACED else None
-
-
-def _is_auth_failure(event: SecurityEvent) -> bool:
-    return (
-        event.type is SecurityEventType.AUTHENTICATION_ATTEMPT
-        and event.details.get("success") is False
-    )
 
 
 def _is_rate_limit_failure(event: SecurityEvent) -> bool:
@@ -93,7 +87,7 @@ DEFAULT_RULES: tuple[AlarmRule, ...] = (
     ),
     AlarmRule(
         name="AuthFailures",
-        matches=_is_auth_failure,
+        matches=is_auth_failure,
         threshold=20,
         window=timedelta(minutes=15),
         title="Surge of authentication failures",

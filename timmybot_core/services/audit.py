@@ -55,8 +55,8 @@ from timmybot_core.services.audit_anchor import compare_with_anchor
 from timmybot_core.services.audit_verify import (
     SEAL_ACTION,
     VerificationReport,
-    _in_range,
     coverage_grace,
+    in_range,
     verify_log,
 )
 
@@ -545,8 +545,8 @@ class AuditTrailService:
         )
         if self._anchor is None:
             return report
-        differences, _ = await compare_with_anchor(self._log, self._anchor)
-        located = [problem for problem in differences if _in_range(problem.at, start, end)]
+        differences = await compare_with_anchor(self._log, self._anchor)
+        located = [problem for problem in differences if in_range(problem.at, start, end)]
         return attrs.evolve(
             report, problems=report.problems + tuple(located), anchor=self._anchor.location
         )

@@ -36,16 +36,14 @@ def _differs(ours: SignedDigest, theirs: SignedDigest) -> str:
     return "differs from the anchor's copy"
 
 
-async def compare_with_anchor(log: AuditLog, anchor: DigestAnchor) -> tuple[list[Problem], int]:
-    """Return every difference between the store's and the anchor's digests, and how many."""
+async def compare_with_anchor(log: AuditLog, anchor: DigestAnchor) -> list[Problem]:
+    """Return every difference between the store's and the anchor's digests."""
     problems: list[Problem] = []
-    compared = 0
     writers = sorted(set(await log.writers()) | set(await anchor.writers()))
     for writer_id in writers:
         ours = {d.digest_sequence: d for d in await log.digests(writer_id)}
         theirs = {d.digest_sequence: d for d in await anchor.digests(writer_id)}
         for sequence in sorted(ours.keys() | theirs.keys()):
-            compared += 1
             mine, copy = ours.get(sequence), theirs.get(sequence)
             at: datetime
             if mine is not None and copy is None:
@@ -74,4 +72,4 @@ async def compare_with_anchor(log: AuditLog, anchor: DigestAnchor) -> tuple[list
                     kind=kind, writer_id=writer_id, digest_sequence=sequence, at=at, detail=detail
                 )
             )
-    return problems, compared
+    return problems

@@ -42,6 +42,7 @@ __all__ = [
     "ProblemKind",
     "VerificationReport",
     "coverage_grace",
+    "in_range",
     "verify_chain",
     "verify_log",
 ]
@@ -156,6 +157,19 @@ class VerificationReport:
         )
 
 
+def _record_problem(
+    writer_id: str, kind: ProblemKind, record: AuditRecord, detail: str, sequence: int | None = None
+) -> Problem:
+    """Return a problem at ``record`` of ``writer_id``'s chain (or at ``sequence``, next to it)."""
+    return Problem(
+        kind=kind,
+        writer_id=writer_id,
+        sequence=record.sequence if sequence is None else sequence,
+        at=record.timestamp,
+        detail=detail,
+    )
+
+
 def _hash_ok(record: AuditRecord, sequence: int | None = None) -> bool:
     # A pruned record's content is gone: its stored hash is taken as given
     # and checked only through the links around it.
@@ -191,15 +205,7 @@ def _check_records(
     def report(
         kind: ProblemKind, record: AuditRecord, detail: str, sequence: int | None = None
     ) -> None:
-        problems.append(
-            Problem(
-                kind=kind,
-                writer_id=writer_id,
-                sequence=record.sequence if sequence is None else sequence,
-                at=record.timestamp,
-                detail=detail,
-            )
-        )
+        problems.append(_record_problem(writer_id, kind, record, detail, sequence))
 
     # First the content of each record on its own, so that the walk below
     # knows which oddities one tampering explains.
@@ -333,15 +339,8 @@ def _check_digests(
             report(ProblemKind.DIGEST_MODIFIED, digest, "names another writer's chain")
         head = by_sequence.get(digest.head.sequence)
         if head is not None and head.hash != digest.head.hash:
-            problems.append(
-                Problem(
-                    kind=ProblemKind.HEAD_MISMATCH,
-                    writer_id=writer_id,
-                    sequence=digest.head.sequence,
-                    at=head.timestamp,
-                    detail=f"differs from the record digest {digest.digest_sequence} signed",
-                )
-            )
+            detail = f"differs from the record digest {digest.digest_sequence} signed"
+            problems.append(_record_problem(writer_id, ProblemKind.HEAD_MISMATCH, head, detail))
         if signed and intact:
             covered = max(covered, digest.head.sequence)
         previous = digest
@@ -371,7 +370,8 @@ async def _all_records(log: AuditLog, writer_id: str) -> list[AuditRecord]:
         after = page[-1].sequence
 
 
-def _in_range(moment: datetime | None, start: datetime | None, end: datetime | None) -> bool:
+def in_range(moment: datetime | None, start: datetime | None, end: datetime | None) -> bool:
+    """Whether ``moment`` lies in ``[start, end)`` (an open bound, or no moment, always does)."""
     if moment is None:
         return True
     return (start is None or moment >= start) and (end is None or moment < end)
@@ -423,9 +423,9 @@ async def verify_log(
             sealed += 1
         elif open_tail:
             open_writers += 1
-        problems += [problem for problem in found if _in_range(problem.at, start, end)]
-        records_checked += sum(1 for r in records if _in_range(r.timestamp, start, end))
-        digests_checked += sum(1 for d in digests if _in_range(d.created_at, start, end))
+        problems += [problem for problem in found if in_range(problem.at, start, end)]
+        records_checked += sum(1 for r in records if in_range(r.timestamp, start, end))
+        digests_checked += sum(1 for d in digests if in_range(d.created_at, start, end))
         uncovered += open_tail
     return VerificationReport(
         writers=len(writers),
@@ -453,31 +453,21 @@ def _coverage(
     problems: list[Problem] = []
     seals = [index for index, r in enumerate(records) if r.action == SEAL_ACTION and not r.pruned]
     if seals and seals[0] < len(records) - 1:
-        after = records[seals[0] + 1]
-        problems.append(
-            Problem(
-                kind=ProblemKind.AFTER_SEAL,
-                writer_id=writer_id,
-                sequence=after.sequence,
-                at=after.timestamp,
-                detail=f"{len(records) - seals[0] - 1} record(s) after the seal of record "
-                f"{records[seals[0]].sequence}: nothing writes to a sealed chain",
-            )
+        detail = (
+            f"{len(records) - seals[0] - 1} record(s) after the seal of record "
+            f"{records[seals[0]].sequence}: nothing writes to a sealed chain"
         )
+        after = records[seals[0] + 1]
+        problems.append(_record_problem(writer_id, ProblemKind.AFTER_SEAL, after, detail))
     if open_tail and uncovered_before is not None:
         tail = records[len(records) - open_tail :]
         if tail[0].timestamp < uncovered_before:
             first, last = tail[0].sequence, tail[-1].sequence
             span = f"record {first}" if open_tail == 1 else f"records {first}-{last}"
-            problems.append(
-                Problem(
-                    kind=ProblemKind.UNCOVERED,
-                    writer_id=writer_id,
-                    sequence=tail[0].sequence,
-                    at=tail[0].timestamp,
-                    detail=f"{span} have no digest, longer than a live writer takes: the "
-                    "writer died unsealed, or digests were deleted (a start or the daily "
-                    "clean-up seals a dead writer)",
-                )
+            detail = (
+                f"{span} have no digest, longer than a live writer takes: the writer died "
+                "unsealed, or digests were deleted (a start or the daily clean-up seals a dead "
+                "writer)"
             )
+            problems.append(_record_problem(writer_id, ProblemKind.UNCOVERED, tail[0], detail))
     return problems

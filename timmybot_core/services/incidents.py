@@ -47,8 +47,7 @@ _log = logging.getLogger("timmybot.incidents")
 
 
 def _clean_title(value: str) -> str:
-    text = collapse_whitespace(strip_invisible(str(value)))
-    return text[:200]
+    return collapse_whitespace(strip_invisible(str(value)))[:200]
 
 
 @attrs.frozen(kw_only=True)
@@ -306,5 +305,5 @@ class IncidentResponseService:
 
 
 def _describe(error: Exception) -> str:
-    text = collapse_whitespace(strip_invisible(str(error)))[:200]
+    text = _clean_title(str(error))
     return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -36,7 +36,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
@@ -48,21 +48,20 @@ from timmybot_core.domain.tokens import PlatformLink
 from timmybot_core.ports.access import AccessPolicyStore
 from timmybot_core.ports.audit import AuditRecord
 from timmybot_core.ports.erasure import ErasureEntry, ErasureJournal, ErasureStep
-from timmybot_core.ports.incidents import IncidentStore, RetentionHold
+from timmybot_core.ports.incidents import IncidentStore
 from timmybot_core.ports.link_states import LinkStateStore
 from timmybot_core.ports.user_data import UserDataStore, check_user_id
+from timmybot_core.services.audit import AuditTrailService
 from timmybot_core.services.tokens import SecureTokenService
 
 __all__ = [
     "EXPORT_FORMAT",
     "EXPORT_VERSION",
-    "AbandonedWriterSealer",
     "CleanupReport",
     "DataRetentionService",
     "DeletionReport",
     "ErasureReport",
     "HostUserData",
-    "PrivacyAuditTrail",
     "Requester",
     "RetentionSettings",
     "UserDataEraser",
@@ -72,41 +71,7 @@ EXPORT_FORMAT: Final = "timmybot.user-export"
 EXPORT_VERSION: Final = 1
 
 _log = logging.getLogger("timmybot.retention")
-
-
-@runtime_checkable
-class PrivacyAuditTrail(Protocol):
-    """What this service needs of the audit trail (``AuditTrailService`` has it)."""
-
-    async def record_privacy_request(
-        self,
-        *,
-        user_id: int,
-        action: str,
-        requester: str,
-        details: Mapping[str, object] | None = None,
-    ) -> AuditRecord:
-        """Append a privacy request about ``user_id`` (stored under its pseudonym)."""
-        ...
-
-    async def events_about(self, user_id: int, *, limit: int = 1000) -> list[AuditRecord]:
-        """Return the security and privacy records about ``user_id``, newest first."""
-        ...
-
-    async def prune_expired(
-        self, *, now: datetime, retention: timedelta, holds: Sequence[RetentionHold]
-    ) -> int:
-        """Prune records older than ``now - retention`` that no hold covers; return how many."""
-        ...
-
-
-@runtime_checkable
-class AbandonedWriterSealer(Protocol):
-    """The audit trail's sealing of writers whose process is gone (``AuditTrailService``)."""
-
-    async def seal_abandoned(self) -> int:
-        """Seal every abandoned writer's uncovered tail; return how many writers."""
-        ...
+_T = TypeVar("_T")
 
 
 @runtime_checkable
@@ -124,7 +89,7 @@ class UserDataEraser(Protocol):
 
 
 @runtime_checkable
-class HostUserData(Protocol):
+class HostUserData(UserDataEraser, Protocol):
     """A store of the host bot's own that takes part in the user's rights.
 
     After Red-DiscordBot's end-user data API (``red_get_data_for_user`` and
@@ -133,20 +98,12 @@ class HostUserData(Protocol):
     (``participants=``), and ``/privacy export`` includes what
     :meth:`export_user` returns under ``host_data[name]``, while
     ``/privacy delete`` calls :meth:`erase_user` and lists the store in the
-    erasure's per-store report.
+    erasure's per-store report. Its ``name`` (letters, digits, ``_``, ``-``)
+    is also its key in exports.
     """
-
-    @property
-    def name(self) -> str:
-        """The store's name in exports, reports and errors (letters, digits, ``_``, ``-``)."""
-        ...
 
     async def export_user(self, user_id: int) -> Mapping[str, Any]:
         """Return everything this store keeps about ``user_id``, as JSON-compatible data."""
-        ...
-
-    async def erase_user(self, user_id: int) -> int:
-        """Delete everything of ``user_id``; return how many items. Idempotent."""
         ...
 
 
@@ -306,13 +263,13 @@ class DataRetentionService:
         link_states: LinkStateStore,
         access_store: AccessPolicyStore,
         incidents: IncidentStore,
-        audit: PrivacyAuditTrail,
+        audit: AuditTrailService,
         clock: Clock,
         settings: RetentionSettings | None = None,
         erasers: Sequence[UserDataEraser] = (),
         participants: Sequence[HostUserData] = (),
         journal: ErasureJournal | None = None,
-        sealer: AbandonedWriterSealer | None = None,
+        sealer: AuditTrailService | None = None,
     ) -> None:
         self._tokens = tokens
         self._journal = journal
@@ -437,15 +394,20 @@ class DataRetentionService:
         requested = await self._record_requested(entry)
         return await self._carry_out(entry, extra=() if requested else (_AUDIT_FAILED,))
 
-    async def _pending_of(self, user_id: int) -> ErasureEntry | None:
+    async def _journaled(self, call: Callable[[ErasureJournal], Awaitable[_T]]) -> _T | None:
+        """Run ``call`` on the journal, if there is one; a failure is logged and gives ``None``."""
         if self._journal is None:
             return None
         try:
-            pending = await self._journal.pending(limit=1000)
-        except Exception as error:  # noqa: BLE001 - begin() below reports the journal failing
+            return await call(self._journal)
+        except Exception as error:  # noqa: BLE001 - each caller says why a failure can wait
             _log.warning("erasure: the journal failed (%s)", type(error).__name__)
             return None
-        return next((entry for entry in pending if entry.user_id == user_id), None)
+
+    async def _pending_of(self, user_id: int) -> ErasureEntry | None:
+        # A journal failing here is reported by begin(), which comes next.
+        pending = await self._journaled(lambda journal: journal.pending(limit=1000))
+        return next((entry for entry in pending or () if entry.user_id == user_id), None)
 
     async def _record_requested(self, entry: ErasureEntry) -> bool:
         """Write "erasure requested" to the audit trail; ``False`` if it failed."""
@@ -501,8 +463,6 @@ class DataRetentionService:
         except Exception as error:  # noqa: BLE001 - reported as the audit store failing
             _log.warning("erasure: the outcome could not be recorded (%s)", type(error).__name__)
             reports.append(DeletionReport(store="audit", ok=False, detail=type(error).__name__))
-        else:
-            await self._finish_if_done(entry, reports)
         report = ErasureReport(
             requester=Requester(entry.requester),
             completed_at=self._clock.now(),
@@ -510,6 +470,11 @@ class DataRetentionService:
             audit_event_id=event_id,
             request_id=entry.request_id if self._journal is not None else None,
         )
+        if not report.retry_helps:
+            # Done, or failed only where running it again cannot help; else it
+            # stays pending: the clean-up (or a new request) tries again. A
+            # finish that fails is finished again by the next clean-up.
+            await self._journaled(lambda journal: journal.finish(entry.request_id))
         if not report.ok:
             names = ", ".join(report.failed)
             if report.retry_helps:
@@ -528,27 +493,12 @@ class DataRetentionService:
         return report
 
     async def _journal_step(self, entry: ErasureEntry, name: str, report: DeletionReport) -> None:
-        if self._journal is None:
-            return
         # A vault whose tokens went but could not be revoked cannot be
         # mended by running the step again (there is nothing left to revoke).
-        final = not report.ok and name == "vault" and report.deleted > 0
+        final = not report.ok and report.final
         step = ErasureStep(ok=report.ok, deleted=report.deleted, detail=report.detail, final=final)
-        try:
-            await self._journal.record_step(entry.request_id, name, step)
-        except Exception as error:  # noqa: BLE001 - the step is redone on resume, harmlessly
-            _log.warning("erasure: the journal failed (%s)", type(error).__name__)
-
-    async def _finish_if_done(self, entry: ErasureEntry, reports: Sequence[DeletionReport]) -> None:
-        if self._journal is None:
-            return
-        retryable = [r for r in reports if not r.ok and not r.final]
-        if retryable:
-            return  # stays pending: the clean-up (or a new request) tries again
-        try:
-            await self._journal.finish(entry.request_id)
-        except Exception as error:  # noqa: BLE001 - finished again by the next clean-up
-            _log.warning("erasure: the journal failed (%s)", type(error).__name__)
+        # A step not journaled is redone on resume, harmlessly.
+        await self._journaled(lambda journal: journal.record_step(entry.request_id, name, step))
 
     async def resume_pending_erasures(self) -> int:
         """Carry out every erasure a crash or a failed store left pending; return how many finished.

@@ -22,7 +22,7 @@ import attrs
 from timmybot_core.domain.clock import Clock
 from timmybot_core.domain.events import SecurityEvent, SecurityEventType
 
-__all__ = ["Signal", "SignalThreshold", "SuspicionMeter", "SuspicionThresholds"]
+__all__ = ["Signal", "SignalThreshold", "SuspicionMeter", "SuspicionThresholds", "is_auth_failure"]
 
 
 class Signal(enum.StrEnum):
@@ -68,6 +68,14 @@ class SuspicionThresholds:
     by_signal: dict[Signal, SignalThreshold] = attrs.field(factory=_default_thresholds)
 
 
+def is_auth_failure(event: SecurityEvent) -> bool:
+    """Whether ``event`` is a failed authentication (the meter's and the alarm rule's signal)."""
+    return (
+        event.type is SecurityEventType.AUTHENTICATION_ATTEMPT
+        and event.details.get("success") is False
+    )
+
+
 _EVENT_SIGNALS = {
     SecurityEventType.UNAUTHORIZED_ACCESS: Signal.UNAUTHORIZED_ACCESS,
     SecurityEventType.VALIDATION_REJECTED: Signal.VALIDATION_REJECTED,
@@ -94,11 +102,7 @@ class SuspicionMeter:
 
     async def on_event(self, event: SecurityEvent) -> None:
         """Count the signal ``event`` carries (a SecurityAuditLogger listener)."""
-        if event.type is SecurityEventType.AUTHENTICATION_ATTEMPT:
-            if event.details.get("success") is False:
-                self.record(Signal.AUTH_FAILURE)
-            return
-        signal = _EVENT_SIGNALS.get(event.type)
+        signal = Signal.AUTH_FAILURE if is_auth_failure(event) else _EVENT_SIGNALS.get(event.type)
         if signal is not None:
             self.record(signal)
 

@@ -495,19 +495,17 @@ class SecureTokenService:
                 await self._settle(
                     record, platform, claim_id, lambda old: attrs.evolve(old, needs_relink=True)
                 )
-                await self._auth_event(user_id, platform, False, AuthFailureReason.INVALID_GRANT)
+                await self._auth_event(user_id, platform, AuthFailureReason.INVALID_GRANT)
                 raise
             except ProviderUnavailable:
                 # The provider answered with an error, or the request never
                 # left: the refresh token is unspent and the claim released.
                 await self._settle(record, platform, claim_id, lambda old: old, spent=False)
-                await self._auth_event(
-                    user_id, platform, False, AuthFailureReason.PROVIDER_UNAVAILABLE
-                )
+                await self._auth_event(user_id, platform, AuthFailureReason.PROVIDER_UNAVAILABLE)
                 raise
             except OAuthError:
                 await self._settle(record, platform, claim_id, lambda old: old, spent=False)
-                await self._auth_event(user_id, platform, False, AuthFailureReason.OTHER)
+                await self._auth_event(user_id, platform, AuthFailureReason.OTHER)
                 raise
             except Exception:
                 # A bug or a hostile answer (a RecursionError from nested JSON):
@@ -543,7 +541,7 @@ class SecureTokenService:
             spent=fresh.refresh_token != refresh_token,
             refreshed=True,
         )
-        await self._auth_event(user_id, platform, True, None)
+        await self._auth_event(user_id, platform, None)
         return RefreshOutcome(tokens=fresh, refreshed=True)
 
     async def _spent(self, record: UserTokens, platform: str, claim_id: str, reason: str) -> None:
@@ -643,15 +641,16 @@ class SecureTokenService:
             _log.warning("a refresh lease on %s was taken over before the refresh ended", platform)
 
     async def _auth_event(
-        self, user_id: int, platform: str, success: bool, reason: AuthFailureReason | None
+        self, user_id: int, platform: str, failure: AuthFailureReason | None
     ) -> None:
-        if not success and reason is not None:
-            self._metrics.record_auth_failure(platform=platform, reason=reason)
+        """Count and log a refresh's outcome: a success when ``failure`` is ``None``."""
+        if failure is not None:
+            self._metrics.record_auth_failure(platform=platform, reason=failure)
         await self._log.authentication_attempt(
             user_id=user_id,
             platform=platform,
-            success=success,
-            reason=f"refresh:{reason.value}" if reason else "refresh",
+            success=failure is None,
+            reason=f"refresh:{failure.value}" if failure else "refresh",
         )
 
 
