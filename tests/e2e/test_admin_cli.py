@@ -225,9 +225,9 @@ def stored(admin: Admin, user_id: int, **env: str) -> tuple[UserTokens | None, l
     return result
 
 
-def seed_audit(admin: Admin, count: int) -> None:
+def seed_audit(admin: Admin, count: int, **env: str) -> None:
     async def go() -> None:
-        services = bootstrap(admin.settings())
+        services = bootstrap(admin.settings(**env))
         try:
             for n in range(count):
                 await services.audit.record_admin_action(
@@ -890,3 +890,29 @@ def test_a_database_that_cannot_be_opened_exits_1_with_the_reason(admin: Admin) 
     done = admin("guild", "list")
     assert done.code == 1
     assert one_error_line(done).startswith("timmybot-admin: error: cannot open the sqlite stores")
+
+
+def test_verify_compares_the_digests_with_the_anchor_as_every_front_end_does(
+    admin: Admin, tmp_path: Path
+) -> None:
+    # The progress bar wraps the log verification reads; it must not skip the
+    # anchor, the one copy of the digests an attacker with the store lacks.
+    anchor = tmp_path / "digest-anchor"
+    seed_audit(admin, 2, TIMMYBOT_AUDIT_DIGEST_DIR=str(anchor))
+    clean = admin("audit", "verify", "--json", TIMMYBOT_AUDIT_DIGEST_DIR=str(anchor))
+    assert clean.code == 0, clean.out
+    assert clean.json()["anchor"] == str(anchor)
+    copies = sorted(anchor.rglob("*.json"))
+    assert copies
+    for copy in copies:
+        copy.chmod(0o644)
+        copy.unlink()
+    for terminal in (True, False):  # with and without the progress bar
+        done = admin(
+            "audit",
+            "verify",
+            stderr=FakeTerminal() if terminal else None,
+            TIMMYBOT_AUDIT_DIGEST_DIR=str(anchor),
+        )
+        assert done.code == 1, done.out
+        assert "anchor" in done.out

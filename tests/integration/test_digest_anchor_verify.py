@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import attrs
 
@@ -26,7 +27,7 @@ from timmybot_core import (
 )
 from timmybot_core.domain.audit_chain import digest_hash, digest_message, sealed
 from timmybot_core.domain.errors import StoreUnavailable
-from timmybot_core.ports.audit import ChainHead, SignedDigest
+from timmybot_core.ports.audit import AuditLog, ChainHead, SignedDigest
 from timmybot_core.ports.digest_anchor import DigestAnchor
 
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -138,6 +139,39 @@ async def test_a_deleted_digest_and_a_deleted_writer_are_reported(tmp_path: Path
     found = {(p.kind, p.writer_id, p.digest_sequence) for p in report.problems}
     assert (ProblemKind.ANCHOR_ONLY, "w-a", 2) in found
     assert (ProblemKind.ANCHOR_ONLY, "w-gone", 1) in found
+
+
+class CountingLog:
+    """A pass-through log counting the digest reads, as a front-end's progress bar does."""
+
+    def __init__(self, log: AuditLog) -> None:
+        self._log = log
+        self.digest_reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._log, name)
+
+    async def digests(self, writer_id: str) -> list[SignedDigest]:
+        self.digest_reads += 1
+        return await self._log.digests(writer_id)
+
+
+async def test_an_observed_verification_still_compares_with_the_anchor(tmp_path: Path) -> None:
+    log, anchor = await written(tmp_path)
+    stripped = MemoryAuditLog()
+    for record in await log.chain("w-a"):
+        await stripped.append(record)
+    observed: list[CountingLog] = []
+
+    def observe(inner: AuditLog) -> AuditLog:
+        observed.append(CountingLog(inner))
+        return cast(AuditLog, observed[-1])
+
+    report = await trail(stripped, anchor, writer="w-v").verify(observe=observe)
+    assert observed[0].digest_reads == 1  # the chain check read through the wrapper
+    assert report.anchor == str(tmp_path / "digests")
+    found = {(p.kind, p.digest_sequence) for p in report.problems}
+    assert {(ProblemKind.ANCHOR_ONLY, n) for n in (1, 2, 3)} <= found
 
 
 async def test_a_digest_the_anchor_did_not_take_is_retried_and_reported_until_then(

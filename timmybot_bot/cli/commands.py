@@ -313,6 +313,7 @@ def _verification_json(report: VerificationReport) -> dict[str, object]:
         "uncovered": report.uncovered,
         "sealed_writers": report.sealed_writers,
         "open_writers": report.open_writers,
+        "anchor": report.anchor,
         "problems": [
             {
                 "kind": problem.kind.value,

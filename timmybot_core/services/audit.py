@@ -26,7 +26,7 @@ import logging
 import os
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -526,15 +526,21 @@ class AuditTrailService:
         return found
 
     async def verify(
-        self, start: datetime | None = None, end: datetime | None = None
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        observe: Callable[[AuditLog], AuditLog] | None = None,
     ) -> VerificationReport:
         """Check every writer's chain and digests; report problems located in ``[start, end)``.
 
         With a digest anchor, the store's digests are also compared with the
-        anchor's copies (:mod:`timmybot_core.services.audit_anchor`).
+        anchor's copies (:mod:`timmybot_core.services.audit_anchor`), whoever
+        asks. ``observe`` wraps the log that the chain check reads (a
+        front-end's progress bar); it changes nothing of what is checked.
         """
         report = await verify_log(
-            self._log,
+            self._log if observe is None else observe(self._log),
             self._verifier,
             start=start,
             end=end,

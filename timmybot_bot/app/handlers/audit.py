@@ -6,10 +6,10 @@ import attrs
 
 from timmybot_bot.app.commands import Invocation, QueryAudit, RotateAuditKey, VerifyAudit
 from timmybot_bot.app.recorder import AdminRecorder
-from timmybot_bot.runtime.audit_keys import audit_keys, rotate_audit_signing_key
+from timmybot_bot.runtime.audit_keys import rotate_audit_signing_key
 from timmybot_bot.runtime.settings import Settings
-from timmybot_core import AuditPage, AuditTrailService, Clock
-from timmybot_core.services.audit_verify import VerificationReport, verify_log
+from timmybot_core import AuditPage, AuditTrailService
+from timmybot_core.services.audit_verify import VerificationReport
 
 __all__ = ["KeyRotated", "query_audit", "rotate_audit_key", "verify_audit"]
 
@@ -39,29 +39,10 @@ async def query_audit(
 
 
 async def verify_audit(
-    command: VerifyAudit,
-    invocation: Invocation,
-    *,
-    audit: AuditTrailService,
-    settings: Settings,
-    clock: Clock,
+    command: VerifyAudit, invocation: Invocation, *, audit: AuditTrailService
 ) -> VerificationReport:
-    """Check every chain and digest, with the key ring the trail verifies with."""
-    if command.observe is None:
-        return await audit.verify(command.start, command.end)
-    # The same key ring the trail verifies with (bootstrap loaded it from the
-    # same settings); reading it again has no side effect.
-    _, ring = audit_keys(settings)
-    return await verify_log(
-        command.observe(audit.log),
-        ring,
-        start=command.start,
-        end=command.end,
-        now=clock.now(),
-        retention=audit.settings.retention,
-        digest_interval=audit.settings.digest_interval,
-        live=(audit.writer_id,),
-    )
+    """Check every chain and digest, and the digests against the anchor, as the trail does."""
+    return await audit.verify(command.start, command.end, observe=command.observe)
 
 
 async def rotate_audit_key(
