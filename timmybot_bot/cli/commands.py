@@ -30,10 +30,11 @@ from timmybot_bot.app.failures import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
-    UsageError,
+    OperationFailed,
 )
-from timmybot_bot.app.failures import OperationFailed as AppOperationFailed
+from timmybot_bot.app.failures import UsageError as UsageProblem
 from timmybot_bot.app.handlers import access, audit, incidents, privacy, tokens
+from timmybot_bot.app.replies import guild_changed_text, incident_lines, rotation_text
 from timmybot_bot.cli.progress import Progress, is_terminal
 from timmybot_bot.runtime.audit_keys import KEYRING_FILE, SIGNING_KEY_FILE, load_keyring
 from timmybot_bot.runtime.bootstrap import Services, check_settings
@@ -96,10 +97,6 @@ __all__ = [
 PROG: Final = "timmybot-admin"
 LOCAL_OPERATOR: Final = 0
 MAX_PAGE: Final = 500
-
-# The app layer's failures, under the names this module has always used.
-UsageProblem = UsageError
-OperationFailed = AppOperationFailed
 
 
 # -- output ------------------------------------------------------------------------
@@ -287,11 +284,6 @@ class _ProgressLog:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._log, name)
-
-    @classmethod
-    def of(cls, log: AuditLog, progress: Progress) -> AuditLog:
-        """Wrap ``log`` (it keeps the port's methods: the rest pass through)."""
-        return cast(AuditLog, cls(log, progress))
 
     async def writers(self) -> list[str]:
         writers = await self._log.writers()
@@ -482,43 +474,32 @@ async def user_delete(ctx: Context) -> int:
 # -- guilds ------------------------------------------------------------------------
 
 
-async def guild_allow(ctx: Context) -> int:
-    """``guild allow``: allowlist a guild and lift any ban on it."""
-    done: access.GuildChanged = await ctx.run(c.AllowGuild(guild_id=ctx.args.guild_id))
-    outcome = "is now allowed" if done.changed else "was already allowed"
-    _say(ctx, f"Guild {done.guild_id} {outcome}.", _guild_json(done))
-    return EXIT_OK if ctx.unrecorded(done.recorded) else EXIT_FAILED
+def _guild_change(kind: type[c.AllowGuild | c.RemoveGuild | c.UnbanGuild]) -> Handler:
+    """Return the handler of ``guild allow``, ``remove`` or ``unban``, in the chat's words.
+
+    Exit 1 if the audit trail could not record it, or if configuration allows
+    the guild that ``remove`` was asked to take off.
+    """
+
+    async def change(ctx: Context) -> int:
+        command = kind(guild_id=ctx.args.guild_id)
+        done: access.GuildChanged = await ctx.run(command)
+        data: dict[str, object] = {"guild_id": str(done.guild_id), "changed": done.changed}
+        if isinstance(command, c.RemoveGuild):
+            data["allowed_by_configuration"] = done.configured
+        if ctx.out.json:
+            ctx.out.data(data)
+        else:
+            ctx.out.line(guild_changed_text(done, command))
+        recorded = ctx.unrecorded(done.recorded)
+        return EXIT_OK if recorded and not done.configured else EXIT_FAILED
+
+    return change
 
 
-async def guild_remove(ctx: Context) -> int:
-    """``guild remove``: take a guild off the allowlist (exit 1 if configuration allows it)."""
-    done: access.GuildChanged = await ctx.run(c.RemoveGuild(guild_id=ctx.args.guild_id))
-    guild_id = done.guild_id
-    if done.configured:
-        text = (
-            f"Guild {guild_id} is allowed by configuration (TIMMYBOT_ALLOWED_GUILDS); "
-            "remove it there."
-        )
-    else:
-        verb = "was removed from" if done.changed else "was not on"
-        text = f"Guild {guild_id} {verb} the allowlist."
-    _say(ctx, text, {**_guild_json(done), "allowed_by_configuration": done.configured})
-    recorded = ctx.unrecorded(done.recorded)
-    if done.configured:
-        return EXIT_FAILED
-    return EXIT_OK if recorded else EXIT_FAILED
-
-
-async def guild_unban(ctx: Context) -> int:
-    """``guild unban``: lift a guild's ban and forget its attempts."""
-    done: access.GuildChanged = await ctx.run(c.UnbanGuild(guild_id=ctx.args.guild_id))
-    outcome = "is unbanned" if done.changed else "was not banned"
-    _say(ctx, f"Guild {done.guild_id} {outcome}.", _guild_json(done))
-    return EXIT_OK if ctx.unrecorded(done.recorded) else EXIT_FAILED
-
-
-def _guild_json(done: access.GuildChanged) -> dict[str, object]:
-    return {"guild_id": str(done.guild_id), "changed": done.changed}
+guild_allow: Final = _guild_change(c.AllowGuild)
+guild_remove: Final = _guild_change(c.RemoveGuild)
+guild_unban: Final = _guild_change(c.UnbanGuild)
 
 
 async def guild_list(ctx: Context) -> int:
@@ -559,13 +540,6 @@ async def guild_list(ctx: Context) -> int:
                 f"  {ban.guild_id} until {ban.until:%Y-%m-%d %H:%M} UTC: {safe_text(ban.reason)}"
             )
     return EXIT_OK
-
-
-def _say(ctx: Context, text: str, data: Mapping[str, object]) -> None:
-    if ctx.out.json:
-        ctx.out.data(dict(data))
-    else:
-        ctx.out.line(text)
 
 
 # -- switches ----------------------------------------------------------------------
@@ -727,15 +701,9 @@ async def rotation_run(ctx: Context) -> int:
     report, recorded = rotated.report, ctx.unrecorded(rotated.recorded)
     if out.json:
         out.data(report.as_dict())
-    elif report.paused:
-        out.line("Token rotation is paused (incident isolation); nothing ran.")
     else:
-        out.line(
-            f"Token rotation: {report.users} user(s), {report.refreshed} refreshed, "
-            f"{report.unchanged} unchanged, {report.needs_relink} need /link again, "
-            f"{report.failed} failed."
-        )
-        if report.misconfigured:
+        out.line(rotation_text(report))
+        if report.misconfigured and not report.paused:
             out.line(
                 f"Configuration problem: {report.misconfigured} link(s) are to a platform this "
                 "process has no usable OAuth client for (check its client ID and secret)."
@@ -772,13 +740,8 @@ async def incident_declare(ctx: Context) -> int:
             }
         )
     else:
-        out.line(
-            f"Incident {safe_text(report.incident_id)} ({report.severity.value}, respond by "
-            f"{report.respond_by:%Y-%m-%d %H:%M} UTC): {safe_text(report.title)}"
-        )
-        for step in report.steps:
-            state = "ok  " if step.ok else "FAIL"
-            out.line(f"  {state} {safe_text(step.name)}: {safe_text(step.detail)}")
+        for text in incident_lines(report, safe_text):
+            out.line(text)
     if not report.ok:
         return EXIT_FAILED
     return EXIT_OK if recorded else EXIT_FAILED
