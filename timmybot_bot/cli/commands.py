@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TextIO, cast
@@ -124,6 +124,14 @@ class Output:
     def data(self, value: object) -> None:
         """Write ``value`` as a JSON document (ASCII only, so no terminal escapes)."""
         self.stdout.write(json.dumps(value, indent=2, ensure_ascii=True, sort_keys=False) + "\n")
+
+    def result(self, data: object, lines: Iterable[str]) -> None:
+        """Write a result: ``data`` as JSON with ``--json``, else ``lines`` (terminal-safe)."""
+        if self.json:
+            self.data(data)
+        else:
+            for text in lines:
+                self.line(text)
 
     def note(self, text: str) -> None:
         """Write a remark for the person at the terminal (standard error)."""
@@ -337,12 +345,8 @@ async def audit_verify(ctx: Context) -> int:
                 observe=lambda log: cast(AuditLog, _ProgressLog(log, progress)),
             )
         )
-    if out.json:
-        out.data(_verification_json(report))
-    else:
-        out.line(safe_text(report.summary()))
-        for problem in report.problems:
-            out.line(f"  x {safe_text(problem)}")
+    problems = [f"  x {safe_text(problem)}" for problem in report.problems]
+    out.result(_verification_json(report), [safe_text(report.summary()), *problems])
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -487,10 +491,7 @@ def _guild_change(kind: type[c.AllowGuild | c.RemoveGuild | c.UnbanGuild]) -> Ha
         data: dict[str, object] = {"guild_id": str(done.guild_id), "changed": done.changed}
         if isinstance(command, c.RemoveGuild):
             data["allowed_by_configuration"] = done.configured
-        if ctx.out.json:
-            ctx.out.data(data)
-        else:
-            ctx.out.line(guild_changed_text(done, command))
+        ctx.out.result(data, [guild_changed_text(done, command)])
         recorded = ctx.unrecorded(done.recorded)
         return EXIT_OK if recorded and not done.configured else EXIT_FAILED
 
@@ -568,11 +569,10 @@ async def switch_list(ctx: Context) -> int:
     """``switch list``: each process-wide switch and why it is on."""
     switches: access.Switches = await ctx.run(c.ListSwitches())
     states, now = switches.states, switches.now
-    if ctx.out.json:
-        ctx.out.data({"switches": [_switch_json(state, now) for state in states]})
-    else:
-        for state in states:
-            ctx.out.line(_switch_line(state, now))
+    ctx.out.result(
+        {"switches": [_switch_json(state, now) for state in states]},
+        [_switch_line(state, now) for state in states],
+    )
     return EXIT_OK
 
 
@@ -681,11 +681,7 @@ async def vault_rekey(ctx: Context) -> int:
         for bar in bars.values():
             bar.close()
     outcome, recorded = rekeyed.outcome, ctx.unrecorded(rekeyed.recorded)
-    if out.json:
-        out.data(outcome.as_dict())
-    else:
-        for text in _rekey_summary(ctx, outcome):
-            out.line(text)
+    out.result(outcome.as_dict(), _rekey_summary(ctx, outcome))
     return EXIT_OK if outcome.ok and recorded else EXIT_FAILED
 
 
@@ -727,21 +723,18 @@ async def incident_declare(ctx: Context) -> int:
         except ValueError as error:
             raise UsageProblem(str(error)) from None
     report, recorded = declared.report, ctx.unrecorded(declared.recorded)
-    if out.json:
-        out.data(
-            {
-                "ok": report.ok,
-                "incident_id": report.incident_id,
-                "severity": report.severity.value,
-                "title": report.title,
-                "declared_at": report.declared_at.isoformat(),
-                "respond_by": report.respond_by.isoformat(),
-                "steps": [step.as_dict() for step in report.steps],
-            }
-        )
-    else:
-        for text in incident_lines(report, safe_text):
-            out.line(text)
+    out.result(
+        {
+            "ok": report.ok,
+            "incident_id": report.incident_id,
+            "severity": report.severity.value,
+            "title": report.title,
+            "declared_at": report.declared_at.isoformat(),
+            "respond_by": report.respond_by.isoformat(),
+            "steps": [step.as_dict() for step in report.steps],
+        },
+        incident_lines(report, safe_text),
+    )
     if not report.ok:
         return EXIT_FAILED
     return EXIT_OK if recorded else EXIT_FAILED
