@@ -23,7 +23,14 @@ from timmybot_bot.app.failures import UsageError, describe, failure_for
 from timmybot_bot.app.handlers import access, incidents, music, privacy, tokens
 from timmybot_bot.app.messagebus import MessageBus
 from timmybot_bot.app.search_results import render_results
-from timmybot_core import AuditPage, ResponseSanitizer, Switch, SwitchState
+from timmybot_core import (
+    AuditPage,
+    IncidentReport,
+    ResponseSanitizer,
+    RotationReport,
+    Switch,
+    SwitchState,
+)
 from timmybot_core.services.audit_verify import VerificationReport
 
 __all__ = [
@@ -33,8 +40,11 @@ __all__ = [
     "Reply",
     "chat",
     "failure_reply",
+    "guild_changed_text",
+    "incident_lines",
     "refused",
     "reply_for",
+    "rotation_text",
 ]
 
 _log = logging.getLogger("timmybot.commands")
@@ -215,21 +225,24 @@ def _(result: privacy.Erasure, sanitizer: ResponseSanitizer, command: Command) -
     )
 
 
-@reply_for.register
-def _(result: access.GuildChanged, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+def guild_changed_text(result: access.GuildChanged, command: Command) -> str:
+    """Return what an allowlist change did, in words (every front-end says it so)."""
     guild, verb = result.guild_id, type(command).action
     if verb == "guild.allow":
-        text = f"Guild {guild} {'is now allowed' if result.changed else 'was already allowed'}."
-    elif verb == "guild.unban":
-        text = f"Guild {guild} {'is unbanned' if result.changed else 'was not banned'}."
-    elif result.configured:
-        text = (
+        return f"Guild {guild} {'is now allowed' if result.changed else 'was already allowed'}."
+    if verb == "guild.unban":
+        return f"Guild {guild} {'is unbanned' if result.changed else 'was not banned'}."
+    if result.configured:
+        return (
             f"Guild {guild} is allowed by configuration (TIMMYBOT_ALLOWED_GUILDS); remove it there."
         )
-    else:
-        outcome = "was removed from the allowlist" if result.changed else "was not on the allowlist"
-        text = f"Guild {guild} {outcome}."
-    return _recorded(text, result.recorded)
+    outcome = "was removed from the allowlist" if result.changed else "was not on the allowlist"
+    return f"Guild {guild} {outcome}."
+
+
+@reply_for.register
+def _(result: access.GuildChanged, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    return _recorded(guild_changed_text(result, command), result.recorded)
 
 
 @reply_for.register
@@ -267,19 +280,22 @@ def _(result: access.Switches, sanitizer: ResponseSanitizer, command: Command) -
     return Reply(text="\n".join(lines))
 
 
-@reply_for.register
-def _(result: incidents.IncidentDeclared, sanitizer: ResponseSanitizer, command: Command) -> Reply:
-    report = result.report
+def incident_lines(report: IncidentReport, clean: Callable[[str], str]) -> list[str]:
+    """Return a playbook's report as lines; ``clean`` makes the title and step details safe."""
     lines = [
         f"Incident {report.incident_id} ({report.severity.value}, respond by "
-        f"{report.respond_by:%Y-%m-%d %H:%M} UTC): "
-        + sanitizer.for_discord(report.title, limit=200)
+        f"{report.respond_by:%Y-%m-%d %H:%M} UTC): " + clean(report.title)
     ]
     lines += [
-        f"  {'ok  ' if step.ok else 'FAIL'} {step.name}: "
-        + sanitizer.for_discord(step.detail, limit=200)
+        f"  {'ok  ' if step.ok else 'FAIL'} {step.name}: " + clean(step.detail)
         for step in report.steps
     ]
+    return lines
+
+
+@reply_for.register
+def _(result: incidents.IncidentDeclared, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    lines = incident_lines(result.report, lambda text: sanitizer.for_discord(text, limit=200))
     return _recorded("\n".join(lines), result.recorded)
 
 
@@ -297,19 +313,20 @@ def _(result: VerificationReport, sanitizer: ResponseSanitizer, command: Command
     return Reply(text=render_verification(sanitizer, result.summary(), problems))
 
 
-@reply_for.register
-def _(result: tokens.Rotated, sanitizer: ResponseSanitizer, command: Command) -> Reply:
-    report = result.report
+def rotation_text(report: RotationReport) -> str:
+    """Return what a rotation run did, in words (every front-end says it so)."""
     if report.paused:
-        return _recorded(
-            "Token rotation is paused (incident isolation); nothing ran.", result.recorded
-        )
-    return _recorded(
+        return "Token rotation is paused (incident isolation); nothing ran."
+    return (
         f"Token rotation: {report.users} user(s), {report.refreshed} refreshed, "
         f"{report.unchanged} unchanged, {report.needs_relink} need /link again, "
-        f"{report.failed} failed.",
-        result.recorded,
+        f"{report.failed} failed."
     )
+
+
+@reply_for.register
+def _(result: tokens.Rotated, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    return _recorded(rotation_text(result.report), result.recorded)
 
 
 def failure_reply(error: BaseException, sanitizer: ResponseSanitizer, *, where: str) -> Reply:

@@ -98,13 +98,11 @@ def _result(sanitizer: ResponseSanitizer, number: int, track: CatalogTrack) -> s
     duration = format_duration(track.duration)
     if duration is not None:
         line += f" ({duration})"
-    links = []
-    track_url = safe_link(sanitizer, info.url)
-    if track_url is not None:
-        links.append(f"listen: <{track_url}>")
-    cover = safe_link(sanitizer, info.thumbnail_url)
-    if cover is not None:
-        links.append(f"cover: <{cover}>")
+    links = [
+        f"{label}: <{url}>"
+        for label, raw in (("listen", info.url), ("cover", info.thumbnail_url))
+        if (url := safe_link(sanitizer, raw)) is not None
+    ]
     if links:
         line += "\n   " + " · ".join(links)
     return line

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TextIO, cast
@@ -30,10 +30,11 @@ from timmybot_bot.app.failures import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
-    UsageError,
+    OperationFailed,
 )
-from timmybot_bot.app.failures import OperationFailed as AppOperationFailed
+from timmybot_bot.app.failures import UsageError as UsageProblem
 from timmybot_bot.app.handlers import access, audit, incidents, privacy, tokens
+from timmybot_bot.app.replies import guild_changed_text, incident_lines, rotation_text
 from timmybot_bot.cli.progress import Progress, is_terminal
 from timmybot_bot.runtime.audit_keys import KEYRING_FILE, SIGNING_KEY_FILE, load_keyring
 from timmybot_bot.runtime.bootstrap import Services, check_settings
@@ -97,10 +98,6 @@ PROG: Final = "timmybot-admin"
 LOCAL_OPERATOR: Final = 0
 MAX_PAGE: Final = 500
 
-# The app layer's failures, under the names this module has always used.
-UsageProblem = UsageError
-OperationFailed = AppOperationFailed
-
 
 # -- output ------------------------------------------------------------------------
 
@@ -127,6 +124,14 @@ class Output:
     def data(self, value: object) -> None:
         """Write ``value`` as a JSON document (ASCII only, so no terminal escapes)."""
         self.stdout.write(json.dumps(value, indent=2, ensure_ascii=True, sort_keys=False) + "\n")
+
+    def result(self, data: object, lines: Iterable[str]) -> None:
+        """Write a result: ``data`` as JSON with ``--json``, else ``lines`` (terminal-safe)."""
+        if self.json:
+            self.data(data)
+        else:
+            for text in lines:
+                self.line(text)
 
     def note(self, text: str) -> None:
         """Write a remark for the person at the terminal (standard error)."""
@@ -288,11 +293,6 @@ class _ProgressLog:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._log, name)
 
-    @classmethod
-    def of(cls, log: AuditLog, progress: Progress) -> AuditLog:
-        """Wrap ``log`` (it keeps the port's methods: the rest pass through)."""
-        return cast(AuditLog, cls(log, progress))
-
     async def writers(self) -> list[str]:
         writers = await self._log.writers()
         self._progress.update(0, total=len(writers))
@@ -346,12 +346,8 @@ async def audit_verify(ctx: Context) -> int:
                 observe=lambda log: cast(AuditLog, _ProgressLog(log, progress)),
             )
         )
-    if out.json:
-        out.data(_verification_json(report))
-    else:
-        out.line(safe_text(report.summary()))
-        for problem in report.problems:
-            out.line(f"  x {safe_text(problem)}")
+    problems = [f"  x {safe_text(problem)}" for problem in report.problems]
+    out.result(_verification_json(report), [safe_text(report.summary()), *problems])
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -483,43 +479,29 @@ async def user_delete(ctx: Context) -> int:
 # -- guilds ------------------------------------------------------------------------
 
 
-async def guild_allow(ctx: Context) -> int:
-    """``guild allow``: allowlist a guild and lift any ban on it."""
-    done: access.GuildChanged = await ctx.run(c.AllowGuild(guild_id=ctx.args.guild_id))
-    outcome = "is now allowed" if done.changed else "was already allowed"
-    _say(ctx, f"Guild {done.guild_id} {outcome}.", _guild_json(done))
-    return EXIT_OK if ctx.unrecorded(done.recorded) else EXIT_FAILED
+def _guild_change(kind: type[c.AllowGuild | c.RemoveGuild | c.UnbanGuild]) -> Handler:
+    """Return the handler of ``guild allow``, ``remove`` or ``unban``, in the chat's words.
+
+    Exit 1 if the audit trail could not record it, or if configuration allows
+    the guild that ``remove`` was asked to take off.
+    """
+
+    async def change(ctx: Context) -> int:
+        command = kind(guild_id=ctx.args.guild_id)
+        done: access.GuildChanged = await ctx.run(command)
+        data: dict[str, object] = {"guild_id": str(done.guild_id), "changed": done.changed}
+        if isinstance(command, c.RemoveGuild):
+            data["allowed_by_configuration"] = done.configured
+        ctx.out.result(data, [guild_changed_text(done, command)])
+        recorded = ctx.unrecorded(done.recorded)
+        return EXIT_OK if recorded and not done.configured else EXIT_FAILED
+
+    return change
 
 
-async def guild_remove(ctx: Context) -> int:
-    """``guild remove``: take a guild off the allowlist (exit 1 if configuration allows it)."""
-    done: access.GuildChanged = await ctx.run(c.RemoveGuild(guild_id=ctx.args.guild_id))
-    guild_id = done.guild_id
-    if done.configured:
-        text = (
-            f"Guild {guild_id} is allowed by configuration (TIMMYBOT_ALLOWED_GUILDS); "
-            "remove it there."
-        )
-    else:
-        verb = "was removed from" if done.changed else "was not on"
-        text = f"Guild {guild_id} {verb} the allowlist."
-    _say(ctx, text, {**_guild_json(done), "allowed_by_configuration": done.configured})
-    recorded = ctx.unrecorded(done.recorded)
-    if done.configured:
-        return EXIT_FAILED
-    return EXIT_OK if recorded else EXIT_FAILED
-
-
-async def guild_unban(ctx: Context) -> int:
-    """``guild unban``: lift a guild's ban and forget its attempts."""
-    done: access.GuildChanged = await ctx.run(c.UnbanGuild(guild_id=ctx.args.guild_id))
-    outcome = "is unbanned" if done.changed else "was not banned"
-    _say(ctx, f"Guild {done.guild_id} {outcome}.", _guild_json(done))
-    return EXIT_OK if ctx.unrecorded(done.recorded) else EXIT_FAILED
-
-
-def _guild_json(done: access.GuildChanged) -> dict[str, object]:
-    return {"guild_id": str(done.guild_id), "changed": done.changed}
+guild_allow: Final = _guild_change(c.AllowGuild)
+guild_remove: Final = _guild_change(c.RemoveGuild)
+guild_unban: Final = _guild_change(c.UnbanGuild)
 
 
 async def guild_list(ctx: Context) -> int:
@@ -562,13 +544,6 @@ async def guild_list(ctx: Context) -> int:
     return EXIT_OK
 
 
-def _say(ctx: Context, text: str, data: Mapping[str, object]) -> None:
-    if ctx.out.json:
-        ctx.out.data(dict(data))
-    else:
-        ctx.out.line(text)
-
-
 # -- switches ----------------------------------------------------------------------
 
 
@@ -595,11 +570,10 @@ async def switch_list(ctx: Context) -> int:
     """``switch list``: each process-wide switch and why it is on."""
     switches: access.Switches = await ctx.run(c.ListSwitches())
     states, now = switches.states, switches.now
-    if ctx.out.json:
-        ctx.out.data({"switches": [_switch_json(state, now) for state in states]})
-    else:
-        for state in states:
-            ctx.out.line(_switch_line(state, now))
+    ctx.out.result(
+        {"switches": [_switch_json(state, now) for state in states]},
+        [_switch_line(state, now) for state in states],
+    )
     return EXIT_OK
 
 
@@ -708,11 +682,7 @@ async def vault_rekey(ctx: Context) -> int:
         for bar in bars.values():
             bar.close()
     outcome, recorded = rekeyed.outcome, ctx.unrecorded(rekeyed.recorded)
-    if out.json:
-        out.data(outcome.as_dict())
-    else:
-        for text in _rekey_summary(ctx, outcome):
-            out.line(text)
+    out.result(outcome.as_dict(), _rekey_summary(ctx, outcome))
     return EXIT_OK if outcome.ok and recorded else EXIT_FAILED
 
 
@@ -728,15 +698,9 @@ async def rotation_run(ctx: Context) -> int:
     report, recorded = rotated.report, ctx.unrecorded(rotated.recorded)
     if out.json:
         out.data(report.as_dict())
-    elif report.paused:
-        out.line("Token rotation is paused (incident isolation); nothing ran.")
     else:
-        out.line(
-            f"Token rotation: {report.users} user(s), {report.refreshed} refreshed, "
-            f"{report.unchanged} unchanged, {report.needs_relink} need /link again, "
-            f"{report.failed} failed."
-        )
-        if report.misconfigured:
+        out.line(rotation_text(report))
+        if report.misconfigured and not report.paused:
             out.line(
                 f"Configuration problem: {report.misconfigured} link(s) are to a platform this "
                 "process has no usable OAuth client for (check its client ID and secret)."
@@ -760,26 +724,18 @@ async def incident_declare(ctx: Context) -> int:
         except ValueError as error:
             raise UsageProblem(str(error)) from None
     report, recorded = declared.report, ctx.unrecorded(declared.recorded)
-    if out.json:
-        out.data(
-            {
-                "ok": report.ok,
-                "incident_id": report.incident_id,
-                "severity": report.severity.value,
-                "title": report.title,
-                "declared_at": report.declared_at.isoformat(),
-                "respond_by": report.respond_by.isoformat(),
-                "steps": [step.as_dict() for step in report.steps],
-            }
-        )
-    else:
-        out.line(
-            f"Incident {safe_text(report.incident_id)} ({report.severity.value}, respond by "
-            f"{report.respond_by:%Y-%m-%d %H:%M} UTC): {safe_text(report.title)}"
-        )
-        for step in report.steps:
-            state = "ok  " if step.ok else "FAIL"
-            out.line(f"  {state} {safe_text(step.name)}: {safe_text(step.detail)}")
+    out.result(
+        {
+            "ok": report.ok,
+            "incident_id": report.incident_id,
+            "severity": report.severity.value,
+            "title": report.title,
+            "declared_at": report.declared_at.isoformat(),
+            "respond_by": report.respond_by.isoformat(),
+            "steps": [step.as_dict() for step in report.steps],
+        },
+        incident_lines(report, safe_text),
+    )
     if not report.ok:
         return EXIT_FAILED
     return EXIT_OK if recorded else EXIT_FAILED

@@ -41,6 +41,8 @@ from typing import Any, Final, TextIO
 
 import attrs
 
+from timmybot_bot.app.audit_query import parse_guild_id
+from timmybot_bot.app.failures import failure_for
 from timmybot_bot.cli import commands
 from timmybot_bot.cli.commands import (
     EXIT_CONFIG,
@@ -74,6 +76,14 @@ def _snowflake(text: str) -> int:
             "must be a Discord ID (the digits 0-9, no leading zero, up to 2**64-1), "
             f"got {safe_text(text)[:40]!r}"
         ) from None
+
+
+def _guild_id(text: str) -> int:
+    # The one guild-ID parser (and message) of every front-end.
+    try:
+        return parse_guild_id(text)
+    except UsageProblem as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _severity(text: str) -> Severity:
@@ -178,17 +188,14 @@ def _common_options(*, leaf: bool) -> argparse.ArgumentParser:
     On the subcommands their defaults are suppressed, so that an option
     given before the command name is not reset by the subcommand's parser.
     """
-
-    def default(value: object) -> object:
-        return argparse.SUPPRESS if leaf else value
-
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = argparse.ArgumentParser(
+        add_help=False, argument_default=argparse.SUPPRESS if leaf else None
+    )
     group = parser.add_argument_group("common options")
     group.add_argument(
         "--config",
         type=Path,
         metavar="PATH",
-        default=default(None),
         help="read settings from this TOML file too (environment variables override it; "
         "default: TIMMYBOT_CONFIG_FILE if set)",
     )
@@ -197,24 +204,19 @@ def _common_options(*, leaf: bool) -> argparse.ArgumentParser:
         dest="as_user",
         type=_snowflake,
         metavar="ID",
-        default=default(None),
         help="record changes in the audit trail as this Discord user ID "
         "(default: 0, the local operator)",
     )
-    group.add_argument(
-        "--json", action="store_true", default=default(False), help="print results as JSON"
-    )
+    group.add_argument("--json", action="store_true", help="print results as JSON")
     group.add_argument(
         "--no-progress",
         action="store_true",
-        default=default(False),
         help="never draw progress bars (they are drawn only when standard error is a terminal)",
     )
     group.add_argument(
         "-v",
         "--verbose",
         action="store_true",
-        default=default(False),
         help="show the services' log lines (warnings and information) on standard error",
     )
     return parser
@@ -386,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
             description=summary[0].upper() + summary[1:] + ". Recorded in the audit trail.",
             handler=handler,
         )
-        leaf.add_argument("guild_id", type=_snowflake, metavar="GUILD_ID", help="the guild ID")
+        leaf.add_argument("guild_id", type=_guild_id, metavar="GUILD_ID", help="the guild ID")
     _leaf(
         guild,
         "list",
@@ -716,12 +718,9 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
         except ConfigurationError as error:
             _fail(stderr, "configuration error", error)
             return EXIT_CONFIG
-        except UsageProblem as error:
+        except (UsageProblem, OperationFailed, TimmyBotError) as error:
             _fail(stderr, "error", error)
-            return EXIT_USAGE
-        except (OperationFailed, TimmyBotError) as error:
-            _fail(stderr, "error", error)
-            return EXIT_FAILED
+            return failure_for(error).exit_code
         except BrokenPipeError:
             # The reader went away (``| head``): stop quietly, as other tools
             # do, and keep the interpreter from failing on its final flush.

@@ -67,11 +67,6 @@ class Progress:
         """Whether anything is drawn."""
         return self._enabled
 
-    @property
-    def done(self) -> int:
-        """The units done so far."""
-        return self._done
-
     def update(self, done: int, *, total: int | None = None) -> None:
         """Set the units done (and the total, if it became known); redraw if due."""
         self._done = done

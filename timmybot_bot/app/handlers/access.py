@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 
@@ -34,10 +34,8 @@ __all__ = [
     "Switches",
     "change_guild",
     "list_guilds",
-    "list_switches",
-    "switch_off",
-    "switch_on",
-    "switch_status",
+    "set_switch",
+    "switch_states",
 ]
 
 
@@ -113,8 +111,8 @@ async def list_guilds(
     )
 
 
-async def switch_on(
-    command: SwitchOn,
+async def set_switch(
+    command: SwitchOn | SwitchOff,
     invocation: Invocation,
     *,
     access: ServerAccessControl,
@@ -122,47 +120,36 @@ async def switch_on(
     clock: Clock,
     recorder: AdminRecorder,
 ) -> SwitchChanged:
-    """Turn a switch on for every process, optionally for a while."""
-    reason = sanitizer.sanitize_string(command.reason or "") or None
+    """Turn a switch on for every process, optionally for a while, or off."""
+    reason: str | None = None
+    duration: timedelta | None = None
+    if isinstance(command, SwitchOn):
+        reason = sanitizer.sanitize_string(command.reason or "") or None
+        duration = command.duration
     state = await access.set_switch(
-        command.switch, True, reason=reason, actor=invocation.user_id, duration=command.duration
+        command.switch,
+        isinstance(command, SwitchOn),
+        reason=reason,
+        actor=invocation.user_id,
+        duration=duration,
     )
-    duration = command.duration.total_seconds() if command.duration else None
     recorded = await recorder.record(
         command,
         invocation,
         f"switch:{command.switch.value}",
-        {"reason": reason, "for_seconds": duration},
+        {"reason": reason, "for_seconds": duration.total_seconds() if duration else None},
     )
     return SwitchChanged(state=state, now=clock.now(), recorded=recorded)
 
 
-async def switch_off(
-    command: SwitchOff,
+async def switch_states(
+    command: SwitchStatus | ListSwitches,
     invocation: Invocation,
     *,
     access: ServerAccessControl,
     clock: Clock,
-    recorder: AdminRecorder,
-) -> SwitchChanged:
-    """Turn a switch off for every process."""
-    state = await access.set_switch(command.switch, False, reason=None, actor=invocation.user_id)
-    recorded = await recorder.record(
-        command, invocation, f"switch:{command.switch.value}", {"reason": None, "for_seconds": None}
-    )
-    return SwitchChanged(state=state, now=clock.now(), recorded=recorded)
-
-
-async def switch_status(
-    command: SwitchStatus, invocation: Invocation, *, access: ServerAccessControl, clock: Clock
 ) -> Switches:
-    """One switch's state."""
-    return Switches(states=(await access.switch_state(command.switch),), now=clock.now())
-
-
-async def list_switches(
-    command: ListSwitches, invocation: Invocation, *, access: ServerAccessControl, clock: Clock
-) -> Switches:
-    """Every switch's state."""
-    states = tuple([await access.switch_state(switch) for switch in Switch])
+    """One switch's state (``SwitchStatus``), or every switch's."""
+    asked = (command.switch,) if isinstance(command, SwitchStatus) else tuple(Switch)
+    states = tuple([await access.switch_state(switch) for switch in asked])
     return Switches(states=states, now=clock.now())
