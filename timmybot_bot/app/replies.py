@@ -315,13 +315,16 @@ def _(result: VerificationReport, sanitizer: ResponseSanitizer, command: Command
 
 def rotation_text(report: RotationReport) -> str:
     """Return what a rotation run did, in words (every front-end says it so)."""
-    if report.paused:
+    if report.paused and not report.users:
         return "Token rotation is paused (incident isolation); nothing ran."
-    return (
+    counts = (
         f"Token rotation: {report.users} user(s), {report.refreshed} refreshed, "
         f"{report.unchanged} unchanged, {report.needs_relink} need /link again, "
         f"{report.failed} failed."
     )
+    if report.paused:  # an incident paused refresh while the run went on
+        return counts + " Refresh was paused during the run; the rest were left unchanged."
+    return counts
 
 
 @reply_for.register

@@ -8,8 +8,9 @@ from tests.unit.handlers.conftest import AS_OWNER, admin_records
 from timmybot_bot.app import commands as c
 from timmybot_bot.app.handlers.incidents import IncidentDeclared
 from timmybot_bot.app.handlers.tokens import Rotated
+from timmybot_bot.app.replies import rotation_text
 from timmybot_bot.runtime.bootstrap import Services
-from timmybot_core import Severity, Switch
+from timmybot_core import RotationReport, Severity, Switch
 
 
 async def test_declaring_runs_the_playbook_and_records_its_outcome(services: Services) -> None:
@@ -38,3 +39,23 @@ async def test_rotation_reports_and_records_its_counts(services: Services) -> No
     [record] = await admin_records(services)
     assert (record.action, record.resource) == ("rotation.run", "tokens")
     assert record.details == rotated.report.as_dict()
+
+
+@pytest.mark.parametrize(
+    ("report", "said"),
+    [
+        (RotationReport(paused=True), "is paused (incident isolation); nothing ran."),
+        (
+            RotationReport(users=5, refreshed=2, unchanged=3, paused=True),
+            "5 user(s), 2 refreshed, 3 unchanged, 0 need /link again, 0 failed. "
+            "Refresh was paused during the run; the rest were left unchanged.",
+        ),
+        (RotationReport(users=1, refreshed=1), "1 user(s), 1 refreshed, 0 unchanged"),
+    ],
+)
+def test_the_rotation_text_says_what_ran_even_when_a_pause_stopped_it_midway(
+    report: RotationReport, said: str
+) -> None:
+    text = rotation_text(report)
+    assert said in text
+    assert ("nothing ran" in text) == (report.users == 0)
