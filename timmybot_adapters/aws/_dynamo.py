@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code
+from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code, retried
 from timmybot_core.domain.clock import as_utc
 from timmybot_core.domain.errors import StoreUnavailable
 from timmybot_core.domain.snowflake import check_snowflake
@@ -159,12 +159,20 @@ class DynamoStore:
         return dict(answer.get("Attributes", {}))
 
     async def _try_write(
-        self, operation: str, call: Callable[..., Any], **params: Any
+        self,
+        operation: str,
+        call: Callable[..., Any],
+        *,
+        applied_if: Callable[[Item], bool] | None = None,
+        **params: Any,
     ) -> dict[str, Any] | None:
         """Run the conditional write ``call``; its answer, or ``None`` if its check failed.
 
         A failed condition is an expected outcome (someone else got there
-        first); any other error is ``StoreUnavailable``.
+        first); any other error is ``StoreUnavailable``. With ``applied_if``,
+        a request botocore sent more than once whose check failed reads the
+        item at ``Key`` back: if ``applied_if`` holds for it, an earlier try
+        was applied and the answer is ``{}``.
         """
         with aws_errors(self.LABEL, operation):
             try:
@@ -172,7 +180,10 @@ class DynamoStore:
             except ClientError as error:
                 if error_code(error) != CHECK_FAILED:
                     raise
-                return None
+                if applied_if is None or not retried(error):
+                    return None
+                item = await self._get_item(operation, params["Key"])
+                return {} if item is not None and applied_if(item) else None
         return answer
 
     async def _write_if(self, operation: str, call: Callable[..., Any], **params: Any) -> bool:

@@ -35,6 +35,7 @@ from timmybot_adapters.aws import (
     AwsClients,
     DynamoAccessPolicyStore,
     DynamoAuditLog,
+    DynamoRefreshLeases,
     SecretsManagerTokenVault,
     SnsAlerter,
     TableNames,
@@ -209,6 +210,30 @@ async def test_one_lost_answer_is_recognised_as_our_own_write(
     assert faults.sent["PutItem"] == 4
     assert await store.list_allowed_guilds() == [GUILD]
     assert await store.place_ban(ban, now=T0) is False
+
+
+async def test_a_lost_answer_is_recognised_by_a_refresh_lease(
+    aws: AwsClients, tables: TableNames
+) -> None:
+    leases = DynamoRefreshLeases(aws, tables.access)
+    until = T0 + HOUR
+    # The first try of the acquire and of the release is applied and its
+    # answer lost; each retry fails its condition and reads the lease back.
+    faults = dynamodb_faults(
+        aws, kinds=["lost"], operations=["UpdateItem"], schedule=[True, False, True, False]
+    )
+
+    assert await leases.acquire(USER, "spotify", claim_id="c1", fence="f1", until=until) is True
+    assert await leases.holder(USER, "spotify") == "c1"
+    assert await leases.release(USER, "spotify", claim_id="c1", spent=False) is True
+    assert faults.counts["lost"] == 2
+    assert faults.sent["UpdateItem"] == 4
+    assert await leases.holder(USER, "spotify") is None
+    # Not retried: a failed condition is a plain refusal, whatever the lease holds.
+    assert await leases.acquire(USER, "spotify", claim_id="c2", fence="f2", until=until) is True
+    assert await leases.release(USER, "spotify", claim_id="c1", spent=False) is False
+    assert await leases.acquire(USER, "spotify", claim_id="c3", fence="f3", until=until) is False
+    assert await leases.holder(USER, "spotify") == "c2"
 
 
 async def test_a_lost_answer_leaves_one_vault_version_and_no_false_conflict(
