@@ -103,7 +103,6 @@ _LEASE_TTL_SLACK: Final = 86_400
 _SEQUENCE: Final = "sequence"
 # TTL far beyond any retention: keeps epoch arithmetic in range for huge windows.
 _MAX_RETENTION: Final = timedelta(days=3650)
-_PAGE: Final = 1000
 
 
 def _names(*keys: str) -> dict[str, str]:
@@ -258,27 +257,6 @@ class DynamoAccessPolicyStore(DynamoStore):
         items = answer.get("Items") or []
         return max(int(n) for n in items[0]["seqs"]["NS"]) if items else 0
 
-    async def _sum(self, operation: str, pk: str, low: int, high: int, need: int | None) -> int:
-        """Sum the counters with times in ``[low, high]``, newest first, stopping at ``need``."""
-        low = max(low, 0)
-        if low > high:
-            return 0
-        params: dict[str, Any] = {
-            **_between(pk, low, high),
-            "ExpressionAttributeNames": _names("#n"),
-            "ProjectionExpression": "#n",
-            "ConsistentRead": True,
-            "ScanIndexForward": False,
-        }
-        if need is not None:
-            params["Limit"] = max(1, min(need, _PAGE))
-        total = 0
-        async for page in self._pages(operation, **params):
-            total += sum(number(item, "n") for item in page)
-            if need is not None and total >= need:
-                break
-        return total
-
     async def clear_attempts(self, guild_id: int) -> int:
         """Forget every recorded attempt of ``guild_id``; return how many.
 
@@ -301,7 +279,14 @@ class DynamoAccessPolicyStore(DynamoStore):
         if window <= timedelta(0):
             return 0
         pk = _ATTEMPTS + id_key(guild_id)
-        return await self._sum("count_attempts", pk, moment - window // _US + 1, moment, None)
+        items = await self._all(
+            "count_attempts",
+            **_between(pk, moment - window // _US + 1, moment),
+            ExpressionAttributeNames=_names("#n"),
+            ProjectionExpression="#n",
+            ConsistentRead=True,
+        )
+        return sum(number(item, "n") for item in items)
 
     # Bans
 
