@@ -128,6 +128,7 @@ from timmybot_adapters.aws._dynamo import (
     s,
     text,
     text_or_none,
+    time_key,
 )
 from timmybot_adapters.aws.clients import AwsClients
 from timmybot_adapters.aws.tables import AUDIT_INDEXES
@@ -153,7 +154,7 @@ _log = logging.getLogger("timmybot.audit")
 
 
 def _ts(moment: datetime) -> str:
-    return f"{max(micros(moment), 0):020d}"
+    return time_key(micros(moment))
 
 
 def _at(moment: datetime, writer: str, sequence: int) -> str:
