@@ -216,21 +216,6 @@ def _record_item(record: AuditRecord) -> Item:
     return item
 
 
-def _matches(record: AuditRecord, item: Item) -> bool:
-    """Whether the item's own attributes say what its body says."""
-    return (
-        text(item, "writer_id") == record.writer_id
-        and number(item, "sequence") == record.sequence
-        and text(item, "event_id") == record.event_id
-        and number(item, "ts") == micros(record.timestamp)
-        and text(item, "kind") == record.kind.value
-        and text(item, "action") == record.action
-        and text_or_none(item, "actor") == record.actor
-        and text_or_none(item, "subject") == record.subject
-        and text(item, "prev_hash") == record.prev_hash
-    )
-
-
 def _from_body(item: Item) -> AuditRecord | None:
     """Return the record an item's ``body`` holds, or ``None`` (no body, or unreadable)."""
     body = item.get("body")
@@ -245,14 +230,12 @@ def _from_body(item: Item) -> AuditRecord | None:
 def _record(item: Item) -> AuditRecord:
     decoded = _from_body(item)
     try:
-        if decoded is not None and _matches(decoded, item):
-            return decoded
         if decoded is not None:
             resource, source, details = decoded.resource, decoded.source, decoded.details
         else:
             resource, source = text(item, "resource"), text(item, "source")
             details = json.loads(text(item, "details"))
-        return AuditRecord(
+        stored = AuditRecord(
             event_id=text(item, "event_id"),
             writer_id=text(item, "writer_id"),
             sequence=number(item, "sequence"),
@@ -266,12 +249,15 @@ def _record(item: Item) -> AuditRecord:
             source=source,
             prev_hash=text(item, "prev_hash"),
             hash=text(item, "hash"),
-            pruned=bool(item["pruned"]["BOOL"]),
+            # A body is read only from an unpruned item.
+            pruned=decoded is None and bool(item["pruned"]["BOOL"]),
         )
     except (KeyError, ValueError, TypeError) as error:
         raise StoreUnavailable(
             f"audit log: a stored record is unreadable ({type(error).__name__})"
         ) from None
+    # The body's record, unless the item's own attributes say otherwise.
+    return decoded if decoded == stored else stored
 
 
 def _digest(item: Item) -> SignedDigest:

@@ -275,6 +275,36 @@ async def test_an_audit_append_retried_after_a_lost_answer_stores_one_record(
     assert await log.chain("w-faults") == [audit_record(1)]
 
 
+# Damaged items: the attributes are read where they disagree with the body
+
+
+async def test_an_audit_attribute_that_disagrees_with_the_body_is_what_is_read(
+    aws: AwsClients, tables: TableNames
+) -> None:
+    log = DynamoAuditLog(aws, tables.audit)
+    for sequence in (1, 2, 3):
+        await log.append(audit_record(sequence))
+    key = {"pk": {"S": "chain#w-faults"}, "sk": {"S": f"{2:020d}"}}
+    aws.dynamodb.update_item(
+        TableName=tables.audit,
+        Key=key,
+        UpdateExpression="SET #a = :a",
+        ExpressionAttributeNames={"#a": "action"},
+        ExpressionAttributeValues={":a": {"S": "guild.hidden"}},
+    )
+    aws.dynamodb.update_item(
+        TableName=tables.audit, Key={**key, "sk": {"S": f"{3:020d}"}}, UpdateExpression="REMOVE ts"
+    )
+
+    with pytest.raises(StoreUnavailable, match=r"unreadable \(KeyError\)"):
+        await log.chain("w-faults")
+    [intact, changed] = await log.chain("w-faults", limit=2)
+    # An intact item is the record its body holds, bytes and all.
+    assert intact == audit_record(1) and intact._body is not None
+    assert changed == attrs.evolve(audit_record(2), action="guild.hidden")
+    assert changed._body is None and record_hash(changed) != changed.hash
+
+
 # Persistent failures
 
 
