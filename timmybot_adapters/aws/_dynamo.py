@@ -126,16 +126,17 @@ class DynamoStore:
     def _db(self) -> DynamoDBClient:
         return self._aws.dynamodb
 
-    async def _pages(
+    async def _items(
         self, operation: str, *, scan: bool = False, **params: Any
-    ) -> AsyncIterator[list[Item]]:
-        """Yield each page of a ``Query`` (or a ``Scan``) until the last."""
+    ) -> AsyncIterator[Item]:
+        """Yield each item of a ``Query`` (or a ``Scan``), page after page until the last."""
         call: Callable[..., Any] = self._db.scan if scan else self._db.query
         start: Item | None = None
         while True:
             request = dict(params) if start is None else dict(params, ExclusiveStartKey=start)
             page = await self._call(operation, call, **request)
-            yield list(page.get("Items", []))
+            for item in page.get("Items", []):
+                yield item
             start = page.get("LastEvaluatedKey")
             if not start:
                 return
@@ -203,7 +204,7 @@ class DynamoStore:
 
     async def _all(self, operation: str, *, scan: bool = False, **params: Any) -> list[Item]:
         """Every item of a ``Query`` (or a ``Scan``), all pages."""
-        return [item async for page in self._pages(operation, scan=scan, **params) for item in page]
+        return [item async for item in self._items(operation, scan=scan, **params)]
 
     async def _send_batch(self, operation: str, requests: list[Any]) -> list[Any]:
         """Send a ``BatchWriteItem``, retrying unprocessed requests; return those still left."""

@@ -112,7 +112,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
@@ -626,10 +626,10 @@ class DynamoAuditLog(DynamoStore):
         if limit is not None:
             params["Limit"] = min(limit, 1000)
         found: list[AuditRecord] = []
-        async for page in self._pages("chain", **params):
-            found.extend(_record(item) for item in page)
-            if limit is not None and len(found) >= limit:
-                return found[:limit]
+        async for item in self._items("chain", **params):
+            found.append(_record(item))
+            if len(found) == limit:
+                return found
         return found
 
     async def writers(self) -> list[str]:
@@ -715,7 +715,7 @@ class DynamoAuditLog(DynamoStore):
             return "by-kind", [f"kind#{value}#{d}" for d in _days(first, last)], filters
         return "by-day", [f"day#{d}" for d in _days(first, last)], filters
 
-    async def _index_items(
+    def _index_items(
         self,
         index: str,
         partition: str,
@@ -724,7 +724,7 @@ class DynamoAuditLog(DynamoStore):
         filters: dict[str, str],
         *,
         forward: bool,
-    ) -> Any:
+    ) -> AsyncIterator[Item]:
         names = {"#p": AUDIT_INDEXES[index], "#at": "at"}
         values: dict[str, Any] = {":p": s(partition), ":low": s(low), ":high": s(high)}
         params: dict[str, Any] = {
@@ -742,9 +742,7 @@ class DynamoAuditLog(DynamoStore):
             params["FilterExpression"] = " AND ".join(clauses)
         params["ExpressionAttributeNames"] = names
         params["ExpressionAttributeValues"] = values
-        async for page in self._pages("query", **params):
-            for item in page:
-                yield item
+        return self._items("query", **params)
 
     async def _indexed(self, item: Item) -> AuditRecord:
         """Return an index item's record: from its body, else (an older item) from the table."""

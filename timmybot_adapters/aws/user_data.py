@@ -169,12 +169,11 @@ class DynamoUserDataStore(DynamoStore):
 
     async def user_ids(self) -> AsyncIterator[int]:
         """Iterate over every user with at least one preference, each once, in no set order."""
-        async for page in self._pages(
+        async for item in self._items(
             "user_ids",
             scan=True,
             ProjectionExpression="pk",
             FilterExpression="size(prefs) > :zero",
             ExpressionAttributeValues={":zero": num(0)},
         ):
-            for item in page:
-                yield int(text(item, "pk"))
+            yield int(text(item, "pk"))
