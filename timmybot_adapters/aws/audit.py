@@ -360,10 +360,7 @@ class DynamoAuditLog(DynamoStore):
                 raise AuditConflict(
                     f"audit record {record.writer_id}#{record.sequence}: its event ID is taken"
                 )
-        if not await self._put_new("append", item):
-            stored = await self._get_item("append", {"pk": item["pk"], "sk": item["sk"]})
-            if stored == item:
-                return  # this very record, appended before (a retry)
+        if not await self._put_once("append", item):
             if wrote_guard:
                 await self._delete_guard(guard_key, position)
             raise AuditConflict(f"audit record {record.writer_id}#{record.sequence} already exists")
@@ -497,6 +494,16 @@ class DynamoAuditLog(DynamoStore):
             ConditionExpression="attribute_not_exists(pk)",
         )
 
+    async def _put_once(self, operation: str, item: Item) -> bool:
+        """Put ``item`` unless its key exists; ``False`` if another item holds the key.
+
+        Finding this very item there is success: a retry of a put that was
+        applied (the caller then finishes what that put began).
+        """
+        if await self._put_new(operation, item):
+            return True
+        return await self._get_item(operation, {"pk": item["pk"], "sk": item["sk"]}) == item
+
     async def _delete_guard(self, key: Item, position: Item) -> None:
         await self._write_if(
             "append",
@@ -564,13 +571,10 @@ class DynamoAuditLog(DynamoStore):
             "hash": s(digest.hash),
             "signature": {"B": digest.signature},
         }
-        if not await self._put_new("put_digest", item):
-            stored = await self._get_item("put_digest", {"pk": item["pk"], "sk": item["sk"]})
-            if stored != item:
-                raise AuditConflict(
-                    f"audit digest {digest.writer_id}#{digest.digest_sequence} already exists"
-                )
-            # Else: this very digest, stored before (a retry).
+        if not await self._put_once("put_digest", item):
+            raise AuditConflict(
+                f"audit digest {digest.writer_id}#{digest.digest_sequence} already exists"
+            )
         await self._register(digest.writer_id)
 
     async def prune(self, records: list[AuditRecord]) -> int:

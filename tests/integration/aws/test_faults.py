@@ -273,6 +273,8 @@ async def test_an_audit_append_retried_after_a_lost_answer_stores_one_record(
 
     assert faults.counts["lost"] == 2
     assert await log.chain("w-faults") == [audit_record(1)]
+    # The writer is listed, so verification reads its chain.
+    assert await log.writers() == ["w-faults"]
 
 
 # Damaged items: the attributes are read where they disagree with the body
