@@ -46,9 +46,9 @@ Expiry
     has ended; TTL only collects garbage. ``purge_expired`` deletes exactly
     what the port says, with a ``Scan`` of the table: a maintenance job
     that is cheap because TTL keeps the table small. Attempt counters live
-    at least ``attempt_retention`` (default one day) beyond their time, so
-    a count over a longer window than the one recorded with still finds them
-    until they are purged.
+    at least a day (``_RETENTION``) beyond their time, so a count over a
+    longer window than the one recorded with still finds them until they
+    are purged.
 
 Leases and job runs
     The scheduler's lease is one ``PutItem`` conditioned on "free, expired,
@@ -83,7 +83,6 @@ from timmybot_adapters.aws._dynamo import (
     time_key,
     ttl_of,
 )
-from timmybot_adapters.aws.clients import AwsClients
 from timmybot_core.ports.access import Ban, PurgeCounts, Switch, SwitchState, check_lease
 
 if TYPE_CHECKING:
@@ -101,6 +100,7 @@ _JOB: Final = "job"
 _LEASE_TTL_SLACK: Final = 86_400
 # The guild's attempt counter, beside its time-keyed items (digits sort first).
 _SEQUENCE: Final = "sequence"
+_RETENTION: Final = timedelta(days=1)
 # TTL far beyond any retention: keeps epoch arithmetic in range for huge windows.
 _MAX_RETENTION: Final = timedelta(days=3650)
 
@@ -125,14 +125,6 @@ class DynamoAccessPolicyStore(DynamoStore):
     """The access-policy store on a DynamoDB table (see the module docstring)."""
 
     LABEL = "access policy store"
-
-    def __init__(
-        self, aws: AwsClients, table: str, *, attempt_retention: timedelta = timedelta(days=1)
-    ) -> None:
-        super().__init__(aws, table)
-        if attempt_retention <= timedelta(0):
-            raise ValueError("attempt_retention must be positive")
-        self._retention = min(attempt_retention, _MAX_RETENTION)
 
     def _key(self, pk: str, sk: str) -> Item:
         return {"pk": s(pk), "sk": s(sk)}
@@ -182,7 +174,7 @@ class DynamoAccessPolicyStore(DynamoStore):
         """Record one attempt and return the count after ``at - window`` (at most ``cap``)."""
         guild, moment = id_key(guild_id), micros(at)
         pk = _ATTEMPTS + guild
-        keep = min(max(window, self._retention), _MAX_RETENTION)
+        keep = min(max(window, _RETENTION), _MAX_RETENTION)
         expires = num(ttl_of(at) + int(keep.total_seconds()))
         sequence, base = await self._next_sequence(pk, expires)
         await self._stamp(pk, moment, sequence, expires)
