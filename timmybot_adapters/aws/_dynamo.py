@@ -191,6 +191,23 @@ class DynamoStore:
         """Run the conditional write ``call`` on the table; ``False`` if its check failed."""
         return await self._try_write(operation, call, **params) is not None
 
+    async def _put_new(self, operation: str, item: Item) -> bool:
+        """``PutItem`` unless an item has that key; ``False`` if one did."""
+        return await self._write_if(
+            operation, self._db.put_item, Item=item, ConditionExpression="attribute_not_exists(pk)"
+        )
+
+    async def _put_once(self, operation: str, item: Item, **condition: Any) -> bool:
+        """``PutItem`` under ``condition`` (default: no item has that key); ``False`` if it failed.
+
+        Finding this very item stored is success: a retry of a put that was
+        applied (the caller then finishes what that put began).
+        """
+        condition = condition or {"ConditionExpression": "attribute_not_exists(pk)"}
+        if await self._write_if(operation, self._db.put_item, Item=item, **condition):
+            return True
+        return await self._get_item(operation, {"pk": item["pk"], "sk": item["sk"]}) == item
+
     async def _partition(self, operation: str, pk: str, **params: Any) -> list[Item]:
         """Every item of the partition ``pk`` (a strongly consistent ``Query``, all pages)."""
         values = {":pk": s(pk), **params.pop("ExpressionAttributeValues", {})}

@@ -35,9 +35,9 @@ Bans, allowlist
     A ban is a ``PutItem`` conditioned on "no ban, or one that has ended",
     so exactly one of several racing shards gets ``True``. Each write
     carries a random ``token``; a retried write that finds the condition
-    false re-reads the item, and if the token is its own, the first try had
-    succeeded and the answer is still ``True``. Adding a guild to the
-    allowlist works the same way.
+    false re-reads the item, and if it is the very item it wrote (the token
+    makes it unique), the first try had succeeded and the answer is still
+    ``True``. Adding a guild to the allowlist works the same way.
 
 Expiry
     Attempt counters, bans and expiring switches carry ``ttl`` (epoch
@@ -132,14 +132,6 @@ class DynamoAccessPolicyStore(DynamoStore):
     async def _get(self, operation: str, pk: str, sk: str) -> Item | None:
         return await self._get_item(operation, self._key(pk, sk))
 
-    async def _put_unless(self, operation: str, item: Item, **condition: Any) -> bool:
-        """``PutItem`` under ``condition``; ``True`` if written (a retry of ours included)."""
-        if await self._write_if(operation, self._db.put_item, Item=item, **condition):
-            return True
-        stored = await self._get(operation, text(item, "pk"), text(item, "sk"))
-        # Our own token: a retry of a write whose first try succeeded.
-        return stored is not None and stored.get("token") == item["token"]
-
     # Allowlist
 
     async def allow_guild(self, guild_id: int, *, at: datetime) -> bool:
@@ -149,9 +141,7 @@ class DynamoAccessPolicyStore(DynamoStore):
             "added_at": num(micros(at)),
             "token": s(uuid.uuid4().hex),
         }
-        return await self._put_unless(
-            "allow_guild", item, ConditionExpression="attribute_not_exists(pk)"
-        )
+        return await self._put_once("allow_guild", item)
 
     async def remove_guild(self, guild_id: int) -> bool:
         """Remove ``guild_id`` from the allowlist; ``True`` if it was there."""
@@ -292,7 +282,7 @@ class DynamoAccessPolicyStore(DynamoStore):
             "token": s(uuid.uuid4().hex),
             "ttl": num(ttl_of(ban.until)),
         }
-        return await self._put_unless(
+        return await self._put_once(
             "place_ban",
             item,
             ConditionExpression="attribute_not_exists(pk) OR #until <= :now",

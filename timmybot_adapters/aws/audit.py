@@ -485,25 +485,6 @@ class DynamoAuditLog(DynamoStore):
             ExpressionAttributeValues=values,
         )
 
-    async def _put_new(self, operation: str, item: Item) -> bool:
-        """``PutItem`` unless the key exists; ``False`` if it did."""
-        return await self._write_if(
-            operation,
-            self._db.put_item,
-            Item=item,
-            ConditionExpression="attribute_not_exists(pk)",
-        )
-
-    async def _put_once(self, operation: str, item: Item) -> bool:
-        """Put ``item`` unless its key exists; ``False`` if another item holds the key.
-
-        Finding this very item there is success: a retry of a put that was
-        applied (the caller then finishes what that put began).
-        """
-        if await self._put_new(operation, item):
-            return True
-        return await self._get_item(operation, {"pk": item["pk"], "sk": item["sk"]}) == item
-
     async def _delete_guard(self, key: Item, position: Item) -> None:
         await self._write_if(
             "append",
