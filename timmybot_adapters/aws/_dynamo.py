@@ -1,4 +1,4 @@
-"""What the DynamoDB stores share: value encodings, paging, batch deletes."""
+"""What the DynamoDB stores share: value encodings, paging, conditional and batch writes."""
 
 from __future__ import annotations
 
