@@ -1,4 +1,4 @@
-"""What the DynamoDB stores share: value encodings, paging, batch deletes."""
+"""What the DynamoDB stores share: value encodings, paging, conditional and batch writes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code
+from timmybot_adapters.aws.clients import AwsClients, aws_errors, error_code, retried
 from timmybot_core.domain.clock import as_utc
 from timmybot_core.domain.errors import StoreUnavailable
 from timmybot_core.domain.snowflake import check_snowflake
@@ -126,16 +126,17 @@ class DynamoStore:
     def _db(self) -> DynamoDBClient:
         return self._aws.dynamodb
 
-    async def _pages(
+    async def _items(
         self, operation: str, *, scan: bool = False, **params: Any
-    ) -> AsyncIterator[list[Item]]:
-        """Yield each page of a ``Query`` (or a ``Scan``) until the last."""
+    ) -> AsyncIterator[Item]:
+        """Yield each item of a ``Query`` (or a ``Scan``), page after page until the last."""
         call: Callable[..., Any] = self._db.scan if scan else self._db.query
         start: Item | None = None
         while True:
             request = dict(params) if start is None else dict(params, ExclusiveStartKey=start)
             page = await self._call(operation, call, **request)
-            yield list(page.get("Items", []))
+            for item in page.get("Items", []):
+                yield item
             start = page.get("LastEvaluatedKey")
             if not start:
                 return
@@ -159,12 +160,20 @@ class DynamoStore:
         return dict(answer.get("Attributes", {}))
 
     async def _try_write(
-        self, operation: str, call: Callable[..., Any], **params: Any
+        self,
+        operation: str,
+        call: Callable[..., Any],
+        *,
+        applied_if: Callable[[Item], bool] | None = None,
+        **params: Any,
     ) -> dict[str, Any] | None:
         """Run the conditional write ``call``; its answer, or ``None`` if its check failed.
 
         A failed condition is an expected outcome (someone else got there
-        first); any other error is ``StoreUnavailable``.
+        first); any other error is ``StoreUnavailable``. With ``applied_if``,
+        a request botocore sent more than once whose check failed reads the
+        item at ``Key`` back: if ``applied_if`` holds for it, an earlier try
+        was applied and the answer is ``{}``.
         """
         with aws_errors(self.LABEL, operation):
             try:
@@ -172,12 +181,32 @@ class DynamoStore:
             except ClientError as error:
                 if error_code(error) != CHECK_FAILED:
                     raise
-                return None
+                if applied_if is None or not retried(error):
+                    return None
+                item = await self._get_item(operation, params["Key"])
+                return {} if item is not None and applied_if(item) else None
         return answer
 
     async def _write_if(self, operation: str, call: Callable[..., Any], **params: Any) -> bool:
         """Run the conditional write ``call`` on the table; ``False`` if its check failed."""
         return await self._try_write(operation, call, **params) is not None
+
+    async def _put_new(self, operation: str, item: Item) -> bool:
+        """``PutItem`` unless an item has that key; ``False`` if one did."""
+        return await self._write_if(
+            operation, self._db.put_item, Item=item, ConditionExpression="attribute_not_exists(pk)"
+        )
+
+    async def _put_once(self, operation: str, item: Item, **condition: Any) -> bool:
+        """``PutItem`` under ``condition`` (default: no item has that key); ``False`` if it failed.
+
+        Finding this very item stored is success: a retry of a put that was
+        applied (the caller then finishes what that put began).
+        """
+        condition = condition or {"ConditionExpression": "attribute_not_exists(pk)"}
+        if await self._write_if(operation, self._db.put_item, Item=item, **condition):
+            return True
+        return await self._get_item(operation, {"pk": item["pk"], "sk": item["sk"]}) == item
 
     async def _partition(self, operation: str, pk: str, **params: Any) -> list[Item]:
         """Every item of the partition ``pk`` (a strongly consistent ``Query``, all pages)."""
@@ -192,7 +221,7 @@ class DynamoStore:
 
     async def _all(self, operation: str, *, scan: bool = False, **params: Any) -> list[Item]:
         """Every item of a ``Query`` (or a ``Scan``), all pages."""
-        return [item async for page in self._pages(operation, scan=scan, **params) for item in page]
+        return [item async for item in self._items(operation, scan=scan, **params)]
 
     async def _send_batch(self, operation: str, requests: list[Any]) -> list[Any]:
         """Send a ``BatchWriteItem``, retrying unprocessed requests; return those still left."""

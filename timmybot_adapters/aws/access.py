@@ -35,9 +35,9 @@ Bans, allowlist
     A ban is a ``PutItem`` conditioned on "no ban, or one that has ended",
     so exactly one of several racing shards gets ``True``. Each write
     carries a random ``token``; a retried write that finds the condition
-    false re-reads the item, and if the token is its own, the first try had
-    succeeded and the answer is still ``True``. Adding a guild to the
-    allowlist works the same way.
+    false re-reads the item, and if it is the very item it wrote (the token
+    makes it unique), the first try had succeeded and the answer is still
+    ``True``. Adding a guild to the allowlist works the same way.
 
 Expiry
     Attempt counters, bans and expiring switches carry ``ttl`` (epoch
@@ -46,9 +46,9 @@ Expiry
     has ended; TTL only collects garbage. ``purge_expired`` deletes exactly
     what the port says, with a ``Scan`` of the table: a maintenance job
     that is cheap because TTL keeps the table small. Attempt counters live
-    at least ``attempt_retention`` (default one day) beyond their time, so
-    a count over a longer window than the one recorded with still finds them
-    until they are purged.
+    at least a day (``_RETENTION``) beyond their time, so a count over a
+    longer window than the one recorded with still finds them until they
+    are purged.
 
 Leases and job runs
     The scheduler's lease is one ``PutItem`` conditioned on "free, expired,
@@ -83,7 +83,6 @@ from timmybot_adapters.aws._dynamo import (
     time_key,
     ttl_of,
 )
-from timmybot_adapters.aws.clients import AwsClients
 from timmybot_core.ports.access import Ban, PurgeCounts, Switch, SwitchState, check_lease
 
 if TYPE_CHECKING:
@@ -101,9 +100,9 @@ _JOB: Final = "job"
 _LEASE_TTL_SLACK: Final = 86_400
 # The guild's attempt counter, beside its time-keyed items (digits sort first).
 _SEQUENCE: Final = "sequence"
+_RETENTION: Final = timedelta(days=1)
 # TTL far beyond any retention: keeps epoch arithmetic in range for huge windows.
 _MAX_RETENTION: Final = timedelta(days=3650)
-_PAGE: Final = 1000
 
 
 def _names(*keys: str) -> dict[str, str]:
@@ -127,27 +126,11 @@ class DynamoAccessPolicyStore(DynamoStore):
 
     LABEL = "access policy store"
 
-    def __init__(
-        self, aws: AwsClients, table: str, *, attempt_retention: timedelta = timedelta(days=1)
-    ) -> None:
-        super().__init__(aws, table)
-        if attempt_retention <= timedelta(0):
-            raise ValueError("attempt_retention must be positive")
-        self._retention = min(attempt_retention, _MAX_RETENTION)
-
     def _key(self, pk: str, sk: str) -> Item:
         return {"pk": s(pk), "sk": s(sk)}
 
     async def _get(self, operation: str, pk: str, sk: str) -> Item | None:
         return await self._get_item(operation, self._key(pk, sk))
-
-    async def _put_unless(self, operation: str, item: Item, **condition: Any) -> bool:
-        """``PutItem`` under ``condition``; ``True`` if written (a retry of ours included)."""
-        if await self._write_if(operation, self._db.put_item, Item=item, **condition):
-            return True
-        stored = await self._get(operation, text(item, "pk"), text(item, "sk"))
-        # Our own token: a retry of a write whose first try succeeded.
-        return stored is not None and stored.get("token") == item["token"]
 
     # Allowlist
 
@@ -158,9 +141,7 @@ class DynamoAccessPolicyStore(DynamoStore):
             "added_at": num(micros(at)),
             "token": s(uuid.uuid4().hex),
         }
-        return await self._put_unless(
-            "allow_guild", item, ConditionExpression="attribute_not_exists(pk)"
-        )
+        return await self._put_once("allow_guild", item)
 
     async def remove_guild(self, guild_id: int) -> bool:
         """Remove ``guild_id`` from the allowlist; ``True`` if it was there."""
@@ -183,7 +164,7 @@ class DynamoAccessPolicyStore(DynamoStore):
         """Record one attempt and return the count after ``at - window`` (at most ``cap``)."""
         guild, moment = id_key(guild_id), micros(at)
         pk = _ATTEMPTS + guild
-        keep = min(max(window, self._retention), _MAX_RETENTION)
+        keep = min(max(window, _RETENTION), _MAX_RETENTION)
         expires = num(ttl_of(at) + int(keep.total_seconds()))
         sequence, base = await self._next_sequence(pk, expires)
         await self._stamp(pk, moment, sequence, expires)
@@ -258,27 +239,6 @@ class DynamoAccessPolicyStore(DynamoStore):
         items = answer.get("Items") or []
         return max(int(n) for n in items[0]["seqs"]["NS"]) if items else 0
 
-    async def _sum(self, operation: str, pk: str, low: int, high: int, need: int | None) -> int:
-        """Sum the counters with times in ``[low, high]``, newest first, stopping at ``need``."""
-        low = max(low, 0)
-        if low > high:
-            return 0
-        params: dict[str, Any] = {
-            **_between(pk, low, high),
-            "ExpressionAttributeNames": _names("#n"),
-            "ProjectionExpression": "#n",
-            "ConsistentRead": True,
-            "ScanIndexForward": False,
-        }
-        if need is not None:
-            params["Limit"] = max(1, min(need, _PAGE))
-        total = 0
-        async for page in self._pages(operation, **params):
-            total += sum(number(item, "n") for item in page)
-            if need is not None and total >= need:
-                break
-        return total
-
     async def clear_attempts(self, guild_id: int) -> int:
         """Forget every recorded attempt of ``guild_id``; return how many.
 
@@ -301,7 +261,14 @@ class DynamoAccessPolicyStore(DynamoStore):
         if window <= timedelta(0):
             return 0
         pk = _ATTEMPTS + id_key(guild_id)
-        return await self._sum("count_attempts", pk, moment - window // _US + 1, moment, None)
+        items = await self._all(
+            "count_attempts",
+            **_between(pk, moment - window // _US + 1, moment),
+            ExpressionAttributeNames=_names("#n"),
+            ProjectionExpression="#n",
+            ConsistentRead=True,
+        )
+        return sum(number(item, "n") for item in items)
 
     # Bans
 
@@ -315,7 +282,7 @@ class DynamoAccessPolicyStore(DynamoStore):
             "token": s(uuid.uuid4().hex),
             "ttl": num(ttl_of(ban.until)),
         }
-        return await self._put_unless(
+        return await self._put_once(
             "place_ban",
             item,
             ConditionExpression="attribute_not_exists(pk) OR #until <= :now",

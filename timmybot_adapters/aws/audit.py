@@ -112,7 +112,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
@@ -128,6 +128,7 @@ from timmybot_adapters.aws._dynamo import (
     s,
     text,
     text_or_none,
+    time_key,
 )
 from timmybot_adapters.aws.clients import AwsClients
 from timmybot_adapters.aws.tables import AUDIT_INDEXES
@@ -153,7 +154,7 @@ _log = logging.getLogger("timmybot.audit")
 
 
 def _ts(moment: datetime) -> str:
-    return f"{max(micros(moment), 0):020d}"
+    return time_key(micros(moment))
 
 
 def _at(moment: datetime, writer: str, sequence: int) -> str:
@@ -215,21 +216,6 @@ def _record_item(record: AuditRecord) -> Item:
     return item
 
 
-def _matches(record: AuditRecord, item: Item) -> bool:
-    """Whether the item's own attributes say what its body says."""
-    return (
-        text(item, "writer_id") == record.writer_id
-        and number(item, "sequence") == record.sequence
-        and text(item, "event_id") == record.event_id
-        and number(item, "ts") == micros(record.timestamp)
-        and text(item, "kind") == record.kind.value
-        and text(item, "action") == record.action
-        and text_or_none(item, "actor") == record.actor
-        and text_or_none(item, "subject") == record.subject
-        and text(item, "prev_hash") == record.prev_hash
-    )
-
-
 def _from_body(item: Item) -> AuditRecord | None:
     """Return the record an item's ``body`` holds, or ``None`` (no body, or unreadable)."""
     body = item.get("body")
@@ -244,14 +230,12 @@ def _from_body(item: Item) -> AuditRecord | None:
 def _record(item: Item) -> AuditRecord:
     decoded = _from_body(item)
     try:
-        if decoded is not None and _matches(decoded, item):
-            return decoded
         if decoded is not None:
             resource, source, details = decoded.resource, decoded.source, decoded.details
         else:
             resource, source = text(item, "resource"), text(item, "source")
             details = json.loads(text(item, "details"))
-        return AuditRecord(
+        stored = AuditRecord(
             event_id=text(item, "event_id"),
             writer_id=text(item, "writer_id"),
             sequence=number(item, "sequence"),
@@ -265,12 +249,15 @@ def _record(item: Item) -> AuditRecord:
             source=source,
             prev_hash=text(item, "prev_hash"),
             hash=text(item, "hash"),
-            pruned=bool(item["pruned"]["BOOL"]),
+            # A body is read only from an unpruned item.
+            pruned=decoded is None and bool(item["pruned"]["BOOL"]),
         )
     except (KeyError, ValueError, TypeError) as error:
         raise StoreUnavailable(
             f"audit log: a stored record is unreadable ({type(error).__name__})"
         ) from None
+    # The body's record, unless the item's own attributes say otherwise.
+    return decoded if decoded == stored else stored
 
 
 def _digest(item: Item) -> SignedDigest:
@@ -373,10 +360,7 @@ class DynamoAuditLog(DynamoStore):
                 raise AuditConflict(
                     f"audit record {record.writer_id}#{record.sequence}: its event ID is taken"
                 )
-        if not await self._put_new("append", item):
-            stored = await self._get_item("append", {"pk": item["pk"], "sk": item["sk"]})
-            if stored == item:
-                return  # this very record, appended before (a retry)
+        if not await self._put_once("append", item):
             if wrote_guard:
                 await self._delete_guard(guard_key, position)
             raise AuditConflict(f"audit record {record.writer_id}#{record.sequence} already exists")
@@ -501,15 +485,6 @@ class DynamoAuditLog(DynamoStore):
             ExpressionAttributeValues=values,
         )
 
-    async def _put_new(self, operation: str, item: Item) -> bool:
-        """``PutItem`` unless the key exists; ``False`` if it did."""
-        return await self._write_if(
-            operation,
-            self._db.put_item,
-            Item=item,
-            ConditionExpression="attribute_not_exists(pk)",
-        )
-
     async def _delete_guard(self, key: Item, position: Item) -> None:
         await self._write_if(
             "append",
@@ -577,13 +552,10 @@ class DynamoAuditLog(DynamoStore):
             "hash": s(digest.hash),
             "signature": {"B": digest.signature},
         }
-        if not await self._put_new("put_digest", item):
-            stored = await self._get_item("put_digest", {"pk": item["pk"], "sk": item["sk"]})
-            if stored != item:
-                raise AuditConflict(
-                    f"audit digest {digest.writer_id}#{digest.digest_sequence} already exists"
-                )
-            # Else: this very digest, stored before (a retry).
+        if not await self._put_once("put_digest", item):
+            raise AuditConflict(
+                f"audit digest {digest.writer_id}#{digest.digest_sequence} already exists"
+            )
         await self._register(digest.writer_id)
 
     async def prune(self, records: list[AuditRecord]) -> int:
@@ -639,10 +611,10 @@ class DynamoAuditLog(DynamoStore):
         if limit is not None:
             params["Limit"] = min(limit, 1000)
         found: list[AuditRecord] = []
-        async for page in self._pages("chain", **params):
-            found.extend(_record(item) for item in page)
-            if limit is not None and len(found) >= limit:
-                return found[:limit]
+        async for item in self._items("chain", **params):
+            found.append(_record(item))
+            if len(found) == limit:
+                return found
         return found
 
     async def writers(self) -> list[str]:
@@ -728,7 +700,7 @@ class DynamoAuditLog(DynamoStore):
             return "by-kind", [f"kind#{value}#{d}" for d in _days(first, last)], filters
         return "by-day", [f"day#{d}" for d in _days(first, last)], filters
 
-    async def _index_items(
+    def _index_items(
         self,
         index: str,
         partition: str,
@@ -737,7 +709,7 @@ class DynamoAuditLog(DynamoStore):
         filters: dict[str, str],
         *,
         forward: bool,
-    ) -> Any:
+    ) -> AsyncIterator[Item]:
         names = {"#p": AUDIT_INDEXES[index], "#at": "at"}
         values: dict[str, Any] = {":p": s(partition), ":low": s(low), ":high": s(high)}
         params: dict[str, Any] = {
@@ -755,9 +727,7 @@ class DynamoAuditLog(DynamoStore):
             params["FilterExpression"] = " AND ".join(clauses)
         params["ExpressionAttributeNames"] = names
         params["ExpressionAttributeValues"] = values
-        async for page in self._pages("query", **params):
-            for item in page:
-                yield item
+        return self._items("query", **params)
 
     async def _indexed(self, item: Item) -> AuditRecord:
         """Return an index item's record: from its body, else (an older item) from the table."""

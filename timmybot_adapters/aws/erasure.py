@@ -49,12 +49,7 @@ class DynamoErasureJournal(DynamoStore):
             "requested_at": num(moment),
             "steps": s(encode_steps(entry.steps)),
         }
-        await self._write_if(
-            "begin",
-            self._db.put_item,
-            Item=item,
-            ConditionExpression="attribute_not_exists(pk)",
-        )
+        await self._put_new("begin", item)
 
     async def record_step(self, request_id: str, store: str, step: ErasureStep) -> bool:
         """Record one store's outcome; ``False`` if the request is not pending.

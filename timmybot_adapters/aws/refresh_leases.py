@@ -39,14 +39,10 @@ Every DynamoDB error surfaces as
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
 
-from botocore.exceptions import ClientError
-
 from timmybot_adapters.aws._dynamo import (
-    CHECK_FAILED,
     DynamoStore,
     Item,
     id_key,
@@ -55,7 +51,6 @@ from timmybot_adapters.aws._dynamo import (
     s,
     text_or_none,
 )
-from timmybot_adapters.aws.clients import aws_errors, error_code, retried
 from timmybot_core.domain.tokens import valid_platform
 from timmybot_core.ports.refresh_leases import check_claim
 
@@ -74,12 +69,9 @@ class DynamoRefreshLeases(DynamoStore):
     def _key(self, user_id: int, platform: str) -> Item:
         return {"pk": s(f"{REFRESH_PARTITION}{id_key(user_id)}"), "sk": s(valid_platform(platform))}
 
-    async def _read(self, user_id: int, platform: str, operation: str) -> Item | None:
-        return await self._get_item(operation, self._key(user_id, platform))
-
     async def holder(self, user_id: int, platform: str) -> str | None:
         """Return the claim ID holding the lease now, or ``None`` (strongly consistent)."""
-        item = await self._read(user_id, platform, "holder")
+        item = await self._get_item("holder", self._key(user_id, platform))
         return None if item is None else text_or_none(item, "holder")
 
     async def acquire(
@@ -103,63 +95,34 @@ class DynamoRefreshLeases(DynamoStore):
         else:
             condition = "holder = :replaces AND fence = :fence"
             values[":replaces"] = s(replaces)
-        return await self._update(
-            user_id,
-            platform,
+        return await self._write_if(
             "acquire",
-            claim_id,
-            update="SET holder = :claim, fence = :fence, #until = :until REMOVE #ttl",
-            condition=condition,
-            values=values,
-            mine=lambda item: text_or_none(item, "holder") == claim_id,
+            self._db.update_item,
+            Key=self._key(user_id, platform),
+            UpdateExpression="SET holder = :claim, fence = :fence, #until = :until REMOVE #ttl",
+            ConditionExpression=condition,
+            ExpressionAttributeNames=_NAMES,
+            ExpressionAttributeValues=values,
+            applied_if=lambda item: text_or_none(item, "holder") == claim_id,
         )
 
     async def release(self, user_id: int, platform: str, *, claim_id: str, spent: bool) -> bool:
         """Free the lease if ``claim_id`` holds it; keep the fence if ``spent``."""
         removed = "holder, #until" if spent else "holder, #until, fence"
-        return await self._update(
-            user_id,
-            platform,
+        return await self._write_if(
             "release",
-            claim_id,
-            update=f"REMOVE {removed} SET #ttl = :ttl",
-            condition="holder = :claim",
-            values={":claim": s(claim_id), ":ttl": num(int(time.time()) + _RELEASED_TTL)},
+            self._db.update_item,
+            Key=self._key(user_id, platform),
+            UpdateExpression=f"REMOVE {removed} SET #ttl = :ttl",
+            ConditionExpression="holder = :claim",
+            ExpressionAttributeNames=_NAMES,
+            ExpressionAttributeValues={
+                ":claim": s(claim_id),
+                ":ttl": num(int(time.time()) + _RELEASED_TTL),
+            },
             # A retried release that had been applied leaves the lease free.
-            mine=lambda item: text_or_none(item, "holder") is None,
+            applied_if=lambda item: text_or_none(item, "holder") is None,
         )
-
-    async def _update(
-        self,
-        user_id: int,
-        platform: str,
-        operation: str,
-        claim_id: str,
-        *,
-        update: str,
-        condition: str,
-        values: dict[str, Any],
-        mine: Callable[[Item], bool],
-    ) -> bool:
-        with aws_errors(self.LABEL, operation):
-            try:
-                await self._aws.run(
-                    self._db.update_item,
-                    TableName=self._table,
-                    Key=self._key(user_id, platform),
-                    UpdateExpression=update,
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames={k: v for k, v in _NAMES.items() if k in update},
-                    ExpressionAttributeValues=values,
-                )
-            except ClientError as error:
-                if error_code(error) != CHECK_FAILED:
-                    raise
-                if not retried(error):
-                    return False
-                item = await self._read(user_id, platform, operation)
-                return item is not None and mine(item)
-        return True
 
     async def forget(self, user_id: int) -> None:
         """Delete every lease of ``user_id`` (one ``Query``, then batched deletes)."""

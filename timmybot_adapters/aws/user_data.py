@@ -120,12 +120,8 @@ class DynamoUserDataStore(DynamoStore):
                 return
             current = await self._get_item("set_preference", user_key)
             if current is None or "prefs" not in current:
-                if await self._write_if(
-                    "set_preference",
-                    self._db.put_item,
-                    Item={**user_key, "prefs": {"M": {key: entry}}},
-                    ConditionExpression="attribute_not_exists(pk)",
-                ):
+                created: Item = {**user_key, "prefs": {"M": {key: entry}}}
+                if await self._put_new("set_preference", created):
                     return
                 continue  # another writer created the item: update it instead
             stored = current["prefs"].get("M", {})
@@ -169,12 +165,11 @@ class DynamoUserDataStore(DynamoStore):
 
     async def user_ids(self) -> AsyncIterator[int]:
         """Iterate over every user with at least one preference, each once, in no set order."""
-        async for page in self._pages(
+        async for item in self._items(
             "user_ids",
             scan=True,
             ProjectionExpression="pk",
             FilterExpression="size(prefs) > :zero",
             ExpressionAttributeValues={":zero": num(0)},
         ):
-            for item in page:
-                yield int(text(item, "pk"))
+            yield int(text(item, "pk"))

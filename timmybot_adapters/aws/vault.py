@@ -376,15 +376,12 @@ class SecretsManagerTokenVault:
         Secrets Manager's pages overlap.
         """
         seen: set[int] = set()
-        token: str | None = None
+        params: dict[str, object] = {
+            "Filters": [{"Key": "name", "Values": [self._prefix]}],
+            "MaxResults": 100,
+            "IncludePlannedDeletion": False,
+        }
         while True:
-            params: dict[str, object] = {
-                "Filters": [{"Key": "name", "Values": [self._prefix]}],
-                "MaxResults": 100,
-                "IncludePlannedDeletion": False,
-            }
-            if token is not None:
-                params["NextToken"] = token
             with aws_errors(_WHAT, "user_ids", VaultUnavailable):
                 page = await self._aws.run(self._aws.secretsmanager.list_secrets, **params)  # type: ignore[arg-type]
             for secret in page.get("SecretList", []):
@@ -395,9 +392,9 @@ class SecretsManagerTokenVault:
                 if user_id <= MAX_SNOWFLAKE and user_id not in seen:
                     seen.add(user_id)
                     yield user_id
-            token = page.get("NextToken")
-            if not token:
+            if not page.get("NextToken"):
                 return
+            params["NextToken"] = page["NextToken"]
 
 
 def _missing(error: ClientError) -> bool:

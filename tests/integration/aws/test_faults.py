@@ -35,6 +35,7 @@ from timmybot_adapters.aws import (
     AwsClients,
     DynamoAccessPolicyStore,
     DynamoAuditLog,
+    DynamoRefreshLeases,
     SecretsManagerTokenVault,
     SnsAlerter,
     TableNames,
@@ -211,6 +212,30 @@ async def test_one_lost_answer_is_recognised_as_our_own_write(
     assert await store.place_ban(ban, now=T0) is False
 
 
+async def test_a_lost_answer_is_recognised_by_a_refresh_lease(
+    aws: AwsClients, tables: TableNames
+) -> None:
+    leases = DynamoRefreshLeases(aws, tables.access)
+    until = T0 + HOUR
+    # The first try of the acquire and of the release is applied and its
+    # answer lost; each retry fails its condition and reads the lease back.
+    faults = dynamodb_faults(
+        aws, kinds=["lost"], operations=["UpdateItem"], schedule=[True, False, True, False]
+    )
+
+    assert await leases.acquire(USER, "spotify", claim_id="c1", fence="f1", until=until) is True
+    assert await leases.holder(USER, "spotify") == "c1"
+    assert await leases.release(USER, "spotify", claim_id="c1", spent=False) is True
+    assert faults.counts["lost"] == 2
+    assert faults.sent["UpdateItem"] == 4
+    assert await leases.holder(USER, "spotify") is None
+    # Not retried: a failed condition is a plain refusal, whatever the lease holds.
+    assert await leases.acquire(USER, "spotify", claim_id="c2", fence="f2", until=until) is True
+    assert await leases.release(USER, "spotify", claim_id="c1", spent=False) is False
+    assert await leases.acquire(USER, "spotify", claim_id="c3", fence="f3", until=until) is False
+    assert await leases.holder(USER, "spotify") == "c2"
+
+
 async def test_a_lost_answer_leaves_one_vault_version_and_no_false_conflict(
     aws: AwsClients,
 ) -> None:
@@ -248,6 +273,38 @@ async def test_an_audit_append_retried_after_a_lost_answer_stores_one_record(
 
     assert faults.counts["lost"] == 2
     assert await log.chain("w-faults") == [audit_record(1)]
+    # The writer is listed, so verification reads its chain.
+    assert await log.writers() == ["w-faults"]
+
+
+# Damaged items: the attributes are read where they disagree with the body
+
+
+async def test_an_audit_attribute_that_disagrees_with_the_body_is_what_is_read(
+    aws: AwsClients, tables: TableNames
+) -> None:
+    log = DynamoAuditLog(aws, tables.audit)
+    for sequence in (1, 2, 3):
+        await log.append(audit_record(sequence))
+    key = {"pk": {"S": "chain#w-faults"}, "sk": {"S": f"{2:020d}"}}
+    aws.dynamodb.update_item(
+        TableName=tables.audit,
+        Key=key,
+        UpdateExpression="SET #a = :a",
+        ExpressionAttributeNames={"#a": "action"},
+        ExpressionAttributeValues={":a": {"S": "guild.hidden"}},
+    )
+    aws.dynamodb.update_item(
+        TableName=tables.audit, Key={**key, "sk": {"S": f"{3:020d}"}}, UpdateExpression="REMOVE ts"
+    )
+
+    with pytest.raises(StoreUnavailable, match=r"unreadable \(KeyError\)"):
+        await log.chain("w-faults")
+    [intact, changed] = await log.chain("w-faults", limit=2)
+    # An intact item is the record its body holds, bytes and all.
+    assert intact == audit_record(1) and intact._body is not None
+    assert changed == attrs.evolve(audit_record(2), action="guild.hidden")
+    assert changed._body is None and record_hash(changed) != changed.hash
 
 
 # Persistent failures
