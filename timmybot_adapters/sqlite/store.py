@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import ClassVar, NoReturn, Self, TypeVar
+from typing import ClassVar, NoReturn, ParamSpec, TypeVar
 
 from timmybot_adapters.sqlite.crypto import AeadCipher, IntegrityFailure, Sealed, VaultKeys
 from timmybot_adapters.sqlite.database import SqliteDatabase
@@ -14,6 +14,8 @@ from timmybot_core.domain.errors import StoreUnavailable
 __all__ = ["SqliteSealedStore", "SqliteStore"]
 
 T = TypeVar("T")
+S = TypeVar("S", bound="SqliteStore")
+P = ParamSpec("P")
 
 
 class SqliteStore:
@@ -37,23 +39,29 @@ class SqliteStore:
         return f"{type(self).__name__}(db={self._db!r})"
 
     @classmethod
-    async def open(cls, db: SqliteDatabase) -> Self:
-        """Create or upgrade the store's tables in ``db`` and return the store.
+    async def open(cls: Callable[P, S], *args: P.args, **kwargs: P.kwargs) -> S:
+        """Build the store (its database first, then what its constructor takes) and migrate.
+
+        The store's tables in the database are created or upgraded at once.
 
         Raises:
             SchemaVersionError: ``db`` was written by a newer release.
             StoreUnavailable: the database could not be opened or migrated.
         """
-        await db.migrate(cls.COMPONENT, cls.MIGRATIONS)
-        return cls(db)
+        store = cls(*args, **kwargs)
+        await store._db.migrate(store.COMPONENT, store.MIGRATIONS)
+        return store
 
     async def _read(self, name: str, fn: Callable[[sqlite3.Connection], T]) -> T:
-        await self._db.ensure_migrated(self.COMPONENT, self.MIGRATIONS)
-        return await self._db.read(fn, operation=f"{self.LABEL}: {name}")
+        return await self._call(name, fn, write=False)
 
     async def _write(self, name: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._call(name, fn, write=True)
+
+    async def _call(self, name: str, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
         await self._db.ensure_migrated(self.COMPONENT, self.MIGRATIONS)
-        return await self._db.write(fn, operation=f"{self.LABEL}: {name}")
+        run = self._db.write if write else self._db.read
+        return await run(fn, operation=f"{self.LABEL}: {name}")
 
 
 class SqliteSealedStore(SqliteStore):
@@ -75,17 +83,6 @@ class SqliteSealedStore(SqliteStore):
     def __repr__(self) -> str:
         keys = self._cipher.keys if self._cipher is not None else None
         return f"{type(self).__name__}(db={self._db!r}, keys={keys!r})"
-
-    @classmethod
-    async def open(cls, db: SqliteDatabase, *, keys: VaultKeys | None = None) -> Self:
-        """Create or upgrade the store's tables in ``db`` and return the store.
-
-        Raises:
-            SchemaVersionError: ``db`` was written by a newer release.
-            StoreUnavailable: the database could not be opened or migrated.
-        """
-        await db.migrate(cls.COMPONENT, cls.MIGRATIONS)
-        return cls(db, keys=keys)
 
     def _seal(
         self, subject: tuple[str, ...], plain: bytes

@@ -45,7 +45,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from typing import Final, NamedTuple, Self, TypeVar
+from typing import Final, NamedTuple, TypeVar
 
 from timmybot_adapters.sqlite.crypto import (
     AeadCipher,
@@ -55,6 +55,7 @@ from timmybot_adapters.sqlite.crypto import (
     safe_key_id,
 )
 from timmybot_adapters.sqlite.database import SqliteDatabase, datetime_to_micros
+from timmybot_adapters.sqlite.store import SqliteStore
 from timmybot_core.domain.errors import (
     StoreUnavailable,
     VaultIntegrityError,
@@ -152,7 +153,7 @@ class _Batch(NamedTuple):
     last: str | None
 
 
-class SqliteTokenVault:
+class SqliteTokenVault(SqliteStore):
     """The token vault of every process sharing one SQLite file.
 
     Compare-and-set writes run in ``BEGIN IMMEDIATE`` transactions, so of
@@ -161,13 +162,17 @@ class SqliteTokenVault:
     :class:`~timmybot_core.domain.errors.VersionConflict`.
     """
 
+    COMPONENT = COMPONENT
+    MIGRATIONS = MIGRATIONS
+    LABEL = "token vault"
+
     def __init__(self, db: SqliteDatabase, keys: VaultKeys) -> None:
         """Use ``db`` and ``keys``; the tables are created or upgraded on the first call.
 
         No I/O happens here. :meth:`open` migrates at once instead, so a
         broken or too-new database fails at start-up rather than later.
         """
-        self._db = db
+        super().__init__(db)
         self._cipher = AeadCipher(keys, context=CONTEXT)
         self._legacy_open = True
         self._upgraded = False
@@ -175,32 +180,17 @@ class SqliteTokenVault:
     def __repr__(self) -> str:
         return f"SqliteTokenVault(db={self._db!r}, keys={self._cipher.keys!r})"
 
-    @classmethod
-    async def open(cls, db: SqliteDatabase, keys: VaultKeys) -> Self:
-        """Create or upgrade the vault's tables in ``db`` and return the vault.
-
-        Raises:
-            SchemaVersionError: ``db`` was written by a newer release.
-            StoreUnavailable: the database could not be opened or migrated.
-
-        """
-        await db.migrate(COMPONENT, MIGRATIONS)
-        return cls(db, keys)
-
     @property
     def keys(self) -> VaultKeys:
         """The keys in use: the current one encrypts every write."""
         return self._cipher.keys
 
     async def _call(self, name: str, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
-        operation = f"token vault: {name}"
         try:
-            await self._db.ensure_migrated(COMPONENT, MIGRATIONS)
             if not self._upgraded:
+                await self._db.ensure_migrated(COMPONENT, MIGRATIONS)
                 await self._upgrade_legacy()
-            if write:
-                return await self._db.write(fn, operation=operation)
-            return await self._db.read(fn, operation=operation)
+            return await super()._call(name, fn, write=write)
         except VaultUnavailable:
             raise
         except StoreUnavailable as error:
@@ -311,7 +301,7 @@ class SqliteTokenVault:
             ).fetchone()
             return None if row is None else _Row(*row)
 
-        row = await self._call("get", select, write=False)
+        row = await self._read("get", select)
         if row is None:
             return None
         return self._open(self._cipher, row)
@@ -369,7 +359,7 @@ class SqliteTokenVault:
                 )
             return str(version)
 
-        return await self._call("put", store, write=True)
+        return await self._write("put", store)
 
     async def delete(self, user_id: int) -> bool:
         """Delete the user's record; ``True`` if there was one."""
@@ -379,7 +369,7 @@ class SqliteTokenVault:
             cursor = connection.execute("DELETE FROM vault_records WHERE user_id = ?", (key,))
             return cursor.rowcount > 0
 
-        return await self._call("delete", remove, write=True)
+        return await self._write("delete", remove)
 
     async def _page(self, after: str) -> list[_Row]:
         def select(connection: sqlite3.Connection) -> list[_Row]:
@@ -390,7 +380,7 @@ class SqliteTokenVault:
             ).fetchall()
             return [_Row(*row) for row in rows]
 
-        return await self._call("list", select, write=False)
+        return await self._read("list", select)
 
     async def _ids(self, after: str) -> list[str]:
         def select(connection: sqlite3.Connection) -> list[str]:
@@ -400,7 +390,7 @@ class SqliteTokenVault:
             ).fetchall()
             return [str(row[0]) for row in rows]
 
-        return await self._call("user_ids", select, write=False)
+        return await self._read("user_ids", select)
 
     async def user_ids(self) -> AsyncIterator[int]:
         """Iterate over the IDs of every user with a record, in increasing order.
@@ -497,7 +487,7 @@ class SqliteTokenVault:
             rows = connection.execute("SELECT DISTINCT key_id FROM vault_records").fetchall()
             return [row[0] for row in rows]
 
-        in_use = await self._call("rekey", key_ids_in_use, write=False)
+        in_use = await self._read("rekey", key_ids_in_use)
         unknown = sorted({str(k) for k in in_use if k not in working_keys.keys})
         if unknown:
             names = ", ".join(safe_key_id(key_id) for key_id in unknown)
@@ -518,9 +508,7 @@ class SqliteTokenVault:
             rekeyed_this_pass = damaged = 0
             after = ""
             while True:
-                done = await self._call(
-                    "rekey", self._rekey_batch(working, target, after, batch), write=True
-                )
+                done = await self._write("rekey", self._rekey_batch(working, target, after, batch))
                 rekeyed_this_pass += done.rekeyed
                 damaged += done.damaged
                 if done.rekeyed:
