@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
-from typing import ClassVar, NoReturn, ParamSpec, TypeVar
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, ClassVar, NoReturn, ParamSpec, TypeVar
 
 from timmybot_adapters.sqlite.crypto import AeadCipher, IntegrityFailure, Sealed, VaultKeys
 from timmybot_adapters.sqlite.database import SqliteDatabase
@@ -62,6 +62,26 @@ class SqliteStore:
         await self._db.ensure_migrated(self.COMPONENT, self.MIGRATIONS)
         run = self._db.write if write else self._db.read
         return await run(fn, operation=f"{self.LABEL}: {name}")
+
+    async def _paged(self, name: str, sql: str, size: int) -> AsyncIterator[tuple[Any, ...]]:
+        """Yield the rows of ``sql``, read ``size`` per query, each page its own snapshot.
+
+        ``sql`` selects the key first and ends ``WHERE key > ? ORDER BY key
+        LIMIT ?``: it is given the last key read so far (``""`` at first)
+        and ``size``.
+        """
+        after = ""
+        while True:
+
+            def select(connection: sqlite3.Connection, after: str = after) -> list[Any]:
+                return connection.execute(sql, (after, size)).fetchall()
+
+            page = await self._read(name, select)
+            for row in page:
+                yield row
+            if len(page) < size:
+                return
+            after = page[-1][0]
 
 
 class SqliteSealedStore(SqliteStore):

@@ -185,22 +185,9 @@ class SqliteUserDataStore(SqliteSealedStore):
         Each page is its own snapshot: a user added or removed while the
         iteration runs may or may not be seen; every other user is seen once.
         """
-        after = ""
-        while True:
-
-            def page(connection: sqlite3.Connection, after: str = after) -> list[str]:
-                return [
-                    str(row[0])
-                    for row in connection.execute(
-                        "SELECT DISTINCT user_id FROM user_preferences WHERE user_id > ?"
-                        " ORDER BY user_id LIMIT ?",
-                        (after, PAGE),
-                    )
-                ]
-
-            ids = await self._read("user_ids", page)
-            for user in ids:
-                yield int(user)
-            if len(ids) < PAGE:
-                return
-            after = ids[-1]
+        sql = (
+            "SELECT DISTINCT user_id FROM user_preferences WHERE user_id > ?"
+            " ORDER BY user_id LIMIT ?"
+        )
+        async for (user,) in self._paged("user_ids", sql, PAGE):
+            yield int(user)
