@@ -125,13 +125,12 @@ class MemoryAccessPolicyStore:
         """Delete attempts older than ``window``, ended bans and expired switches."""
         with self._lock:
             attempts = 0
-            for guild_id in list(self._attempts):
-                kept = [at for at in self._attempts[guild_id] if at > now - window]
-                attempts += len(self._attempts[guild_id]) - len(kept)
-                if kept:
-                    self._attempts[guild_id] = kept
-                else:
-                    del self._attempts[guild_id]
+            for stamps in self._attempts.values():
+                # Sorted (record_attempt inserts in order): the old ones lead.
+                old = bisect.bisect_right(stamps, now - window)
+                del stamps[:old]
+                attempts += old
+            delete_where(self._attempts, lambda _, stamps: not stamps)
             bans = delete_where(self._bans, lambda _, ban: not ban.active(now))
             # A deleted switch reads back as the default (off) state, as in the SQLite store.
             switches = delete_where(
