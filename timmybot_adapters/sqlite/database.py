@@ -326,38 +326,34 @@ class SqliteDatabase:
         return result
 
     def _connect(self) -> sqlite3.Connection:
-        if self._connection is None:
-            self._connection = _open(self._path, wait=self._busy_timeout)
-        return self._connection
+        if self._connection is not None:
+            return self._connection
+        create_private_file(self._path)
+        connection = sqlite3.connect(
+            self._path,
+            timeout=self._busy_timeout,
+            # Autocommit at the driver level: transactions are begun and
+            # ended explicitly, so the driver never opens one behind our back.
+            isolation_level=None,
+        )
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            set_wal_mode(connection, wait=self._busy_timeout)
+            connection.execute("PRAGMA synchronous = NORMAL")
+            connection.execute("PRAGMA foreign_keys = ON")
+            # Erasure must not leave deleted tokens or preferences in free
+            # pages: the default varies between SQLite builds, so say it.
+            connection.execute("PRAGMA secure_delete = ON")
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
+        return connection
 
     def _close_connection(self) -> None:
         if self._connection is not None:
             connection, self._connection = self._connection, None
             connection.close()
-
-
-def _open(path: Path, *, wait: float) -> sqlite3.Connection:
-    """Connect to ``path`` (created 0600 if missing) in WAL mode, locks awaited ``wait`` s."""
-    create_private_file(path)
-    connection = sqlite3.connect(
-        path,
-        timeout=wait,
-        # Autocommit at the driver level: transactions are begun and
-        # ended explicitly, so the driver never opens one behind our back.
-        isolation_level=None,
-    )
-    try:
-        connection.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
-        set_wal_mode(connection, wait=wait)
-        connection.execute("PRAGMA synchronous = NORMAL")
-        connection.execute("PRAGMA foreign_keys = ON")
-        # Erasure must not leave deleted tokens or preferences in free
-        # pages: the default varies between SQLite builds, so say it.
-        connection.execute("PRAGMA secure_delete = ON")
-    except BaseException:
-        connection.close()
-        raise
-    return connection
 
 
 def create_private_file(path: Path) -> None:
@@ -477,8 +473,11 @@ def inspect_database(path: Path, *, wait: float = 10.0) -> DatabaseShape:
 
 def write_identity(path: Path, identity: str, *, wait: float = 10.0) -> str:
     """Write ``identity`` into ``path`` (0600, WAL) unless one is there; return the stored one."""
-    connection = _open(path, wait=wait)
+    create_private_file(path)
+    connection = sqlite3.connect(path, timeout=wait, isolation_level=None)
     try:
+        connection.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+        set_wal_mode(connection, wait=wait)
         connection.execute("BEGIN IMMEDIATE")
         try:
             connection.execute(_IDENTITY_TABLE)
