@@ -6,6 +6,7 @@ import bisect
 import threading
 from datetime import UTC, datetime, timedelta
 
+from timmybot_adapters.memory._dicts import delete_where
 from timmybot_core.domain.clock import as_utc
 from timmybot_core.ports.access import Ban, PurgeCounts, Switch, SwitchState, check_lease
 
@@ -124,24 +125,21 @@ class MemoryAccessPolicyStore:
         """Delete attempts older than ``window``, ended bans and expired switches."""
         with self._lock:
             attempts = 0
-            for guild_id in list(self._attempts):
-                kept = [at for at in self._attempts[guild_id] if at > now - window]
-                attempts += len(self._attempts[guild_id]) - len(kept)
-                if kept:
-                    self._attempts[guild_id] = kept
-                else:
-                    del self._attempts[guild_id]
-            ended = [guild for guild, ban in self._bans.items() if not ban.active(now)]
-            for guild_id in ended:
-                del self._bans[guild_id]
-            expired = [
-                switch
-                for switch, state in self._switches.items()
-                if state.on and state.expires_at is not None and state.expires_at <= now
-            ]
-            for switch in expired:
-                self._switches[switch] = SwitchState(switch=switch)
-            return PurgeCounts(attempts=attempts, bans=len(ended), switches=len(expired))
+            for stamps in self._attempts.values():
+                # Sorted (record_attempt inserts in order): the old ones lead.
+                old = bisect.bisect_right(stamps, now - window)
+                del stamps[:old]
+                attempts += old
+            delete_where(self._attempts, lambda _, stamps: not stamps)
+            bans = delete_where(self._bans, lambda _, ban: not ban.active(now))
+            # A deleted switch reads back as the default (off) state, as in the SQLite store.
+            switches = delete_where(
+                self._switches,
+                lambda _, state: (
+                    state.on and state.expires_at is not None and state.expires_at <= now
+                ),
+            )
+            return PurgeCounts(attempts=attempts, bans=bans, switches=switches)
 
     async def acquire_lease(self, name: str, holder: str, *, now: datetime, ttl: timedelta) -> bool:
         """Take or renew the lease ``name`` for ``holder`` until ``now + ttl``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 
+from timmybot_adapters.memory._dicts import delete_where
 from timmybot_core.ports.link_states import LinkState, TakeOutcome, TakeResult
 
 __all__ = ["MemoryLinkStateStore"]
@@ -40,18 +41,10 @@ class MemoryLinkStateStore:
     async def delete_user(self, user_id: int) -> int:
         """Delete every state of ``user_id``."""
         with self._lock:
-            doomed = [h for h, s in self._states.items() if s.user_id == user_id]
-            for state_hash in doomed:
-                del self._states[state_hash]
-            return len(doomed)
+            return delete_where(self._states, lambda _, state: state.user_id == user_id)
 
     async def purge_expired(self, *, now: datetime) -> int:
         """Delete expired states and spent markers."""
         with self._lock:
-            states = [h for h, s in self._states.items() if now >= s.expires_at]
-            spent = [h for h, until in self._spent.items() if now >= until]
-            for state_hash in states:
-                del self._states[state_hash]
-            for state_hash in spent:
-                del self._spent[state_hash]
-            return len(states) + len(spent)
+            states = delete_where(self._states, lambda _, state: now >= state.expires_at)
+            return states + delete_where(self._spent, lambda _, until: now >= until)

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import attrs
 
+from timmybot_adapters.memory._dicts import delete_where
 from timmybot_core.domain.snowflake import check_snowflake
 from timmybot_core.domain.tokens import valid_platform
 from timmybot_core.ports.refresh_leases import check_claim
@@ -77,8 +78,7 @@ class MemoryRefreshLeases:
         """Delete every lease of ``user_id``."""
         check_snowflake(user_id, what="a user ID", allow_zero=True)
         with self._lock:
-            for key in [key for key in self._leases if key[0] == user_id]:
-                del self._leases[key]
+            delete_where(self._leases, lambda key, _: key[0] == user_id)
 
 
 def _key(user_id: int, platform: str) -> tuple[int, str]:

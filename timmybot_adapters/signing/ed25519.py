@@ -14,12 +14,6 @@ from collections.abc import Mapping
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    PublicFormat,
-)
 
 __all__ = ["Ed25519KeyRing", "Ed25519Signer", "public_key_id"]
 
@@ -45,15 +39,13 @@ class Ed25519Signer:
             raise ValueError(f"an Ed25519 signing key is a {SEED_BYTES}-byte seed")
         self._seed = bytes(seed)
         self._key = Ed25519PrivateKey.from_private_bytes(self._seed)
-        self._public = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self._public = self._key.public_key().public_bytes_raw()
         self._key_id = public_key_id(self._public)
 
     @classmethod
     def generate(cls) -> Ed25519Signer:
         """Return a signer with a fresh random key (tests, the memory backend)."""
-        private = Ed25519PrivateKey.generate()
-        seed = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-        return cls(seed)
+        return cls(Ed25519PrivateKey.generate().private_bytes_raw())
 
     def __repr__(self) -> str:
         return f"Ed25519Signer(key_id={self._key_id!r}, key=<redacted>)"
@@ -82,7 +74,6 @@ class Ed25519KeyRing:
 
     def __init__(self, public_keys: Mapping[str, bytes] | None = None) -> None:
         self._keys: dict[str, Ed25519PublicKey] = {}
-        self._raw: dict[str, bytes] = {}
         for key_id, raw in (public_keys or {}).items():
             self.add(raw, expected_id=key_id)
 
@@ -101,7 +92,6 @@ class Ed25519KeyRing:
         if expected_id is not None and expected_id != key_id:
             raise ValueError(f"key ring entry {expected_id!r} does not hold the key it names")
         self._keys[key_id] = Ed25519PublicKey.from_public_bytes(bytes(public_key))
-        self._raw[key_id] = bytes(public_key)
         return key_id
 
     def key_ids(self) -> list[str]:
@@ -125,10 +115,8 @@ class Ed25519KeyRing:
 
     def to_json(self) -> str:
         """Return the ring as JSON (public keys only: safe to publish)."""
-        return json.dumps(
-            {"v": 1, "keys": {key_id: raw.hex() for key_id, raw in sorted(self._raw.items())}},
-            indent=2,
-        )
+        keys = {key_id: key.public_bytes_raw().hex() for key_id, key in self._keys.items()}
+        return json.dumps({"v": 1, "keys": dict(sorted(keys.items()))}, indent=2)
 
     @classmethod
     def from_json(cls, text: str) -> Ed25519KeyRing:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -215,31 +215,19 @@ class SqliteAuditLog(SqliteStore):
             clauses.append("(ts, writer_id, sequence) < (?, ?, ?)")
             params += [datetime_to_micros(after.timestamp), after.writer_id, after.sequence]
         size = max(limit, 0)
-        sql = (
-            f"SELECT {_COLUMNS} FROM audit_records WHERE "  # noqa: S608 - constant parts
-            + " AND ".join(clauses)
-            + " ORDER BY ts DESC, writer_id DESC, sequence DESC LIMIT ?"
-        )
         params.append(size + 1)
-
-        def select(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            return connection.execute(sql, params).fetchall()
-
-        return AuditPage.first([_record(row) for row in await self._read("query", select)], size)
+        where = " AND ".join(clauses) + " ORDER BY ts DESC, writer_id DESC, sequence DESC LIMIT ?"
+        return AuditPage.first(await self._records("query", where, params), size)
 
     async def chain(
         self, writer_id: str, *, after: int = 0, limit: int | None = None
     ) -> list[AuditRecord]:
         """Return the writer's records after ``after``, in sequence order."""
-
-        def select(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            return connection.execute(
-                f"SELECT {_COLUMNS} FROM audit_records "  # noqa: S608 - constant
-                "WHERE writer_id = ? AND sequence > ? ORDER BY sequence LIMIT ?",
-                (writer_id, after, -1 if limit is None else limit),
-            ).fetchall()
-
-        return [_record(row) for row in await self._read("chain", select)]
+        return await self._records(
+            "chain",
+            "writer_id = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+            (writer_id, after, -1 if limit is None else limit),
+        )
 
     async def writers(self) -> list[str]:
         """Return every writer with a record or digest."""
@@ -321,13 +309,13 @@ class SqliteAuditLog(SqliteStore):
             clauses.append("(ts, writer_id, sequence) > (?, ?, ?)")
             params += [datetime_to_micros(after[0]), after[1], after[2]]
         params.append(limit)
-        sql = (
-            f"SELECT {_COLUMNS} FROM audit_records WHERE "  # noqa: S608 - constant parts
-            + " AND ".join(clauses)
-            + " ORDER BY ts, writer_id, sequence LIMIT ?"
-        )
+        where = " AND ".join(clauses) + " ORDER BY ts, writer_id, sequence LIMIT ?"
+        return await self._records("older than", where, params)
+
+    async def _records(self, name: str, where: str, params: Sequence[Any]) -> list[AuditRecord]:
+        sql = f"SELECT {_COLUMNS} FROM audit_records WHERE {where}"  # noqa: S608 - constant parts
 
         def select(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
             return connection.execute(sql, params).fetchall()
 
-        return [_record(row) for row in await self._read("older than", select)]
+        return [_record(row) for row in await self._read(name, select)]

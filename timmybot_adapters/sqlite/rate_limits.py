@@ -77,7 +77,8 @@ MIGRATIONS: tuple[str, ...] = (
 _PRUNE_PER_CALL: Final = 8
 
 
-def _hits(row: tuple[str] | None) -> list[Hit]:
+def _hits(connection: sqlite3.Connection, key: str) -> list[Hit]:
+    row = connection.execute("SELECT hits FROM rate_limit_keys WHERE key = ?", (key,)).fetchone()
     if row is None:
         return []
     try:
@@ -105,10 +106,7 @@ class SqliteRateLimitStore(SqliteStore):
                 " WHERE expires <= ? AND key <> ? LIMIT ?)",
                 (moment, key, _PRUNE_PER_CALL),
             )
-            row = connection.execute(
-                "SELECT hits FROM rate_limit_keys WHERE key = ?", (key,)
-            ).fetchone()
-            decision, kept = take_hit(_hits(row), rate, now=moment, hit_id=hit_id)
+            decision, kept = take_hit(_hits(connection, key), rate, now=moment, hit_id=hit_id)
             if decision.allowed:
                 connection.execute(
                     "INSERT INTO rate_limit_keys (key, hits, expires) VALUES (?, ?, ?)"
@@ -128,10 +126,7 @@ class SqliteRateLimitStore(SqliteStore):
         check_hit_id(hit_id)
 
         def step(connection: sqlite3.Connection) -> bool:
-            row = connection.execute(
-                "SELECT hits FROM rate_limit_keys WHERE key = ?", (key,)
-            ).fetchone()
-            kept = drop_hit(_hits(row), hit_id)
+            kept = drop_hit(_hits(connection, key), hit_id)
             if kept is None:
                 return False
             if kept:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
-from typing import ClassVar, NoReturn, Self, TypeVar
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, ClassVar, NoReturn, ParamSpec, TypeVar
 
 from timmybot_adapters.sqlite.crypto import AeadCipher, IntegrityFailure, Sealed, VaultKeys
 from timmybot_adapters.sqlite.database import SqliteDatabase
@@ -14,6 +14,8 @@ from timmybot_core.domain.errors import StoreUnavailable
 __all__ = ["SqliteSealedStore", "SqliteStore"]
 
 T = TypeVar("T")
+S = TypeVar("S", bound="SqliteStore")
+P = ParamSpec("P")
 
 
 class SqliteStore:
@@ -37,23 +39,49 @@ class SqliteStore:
         return f"{type(self).__name__}(db={self._db!r})"
 
     @classmethod
-    async def open(cls, db: SqliteDatabase) -> Self:
-        """Create or upgrade the store's tables in ``db`` and return the store.
+    async def open(cls: Callable[P, S], *args: P.args, **kwargs: P.kwargs) -> S:
+        """Build the store (its database first, then what its constructor takes) and migrate.
+
+        The store's tables in the database are created or upgraded at once.
 
         Raises:
             SchemaVersionError: ``db`` was written by a newer release.
             StoreUnavailable: the database could not be opened or migrated.
         """
-        await db.migrate(cls.COMPONENT, cls.MIGRATIONS)
-        return cls(db)
+        store = cls(*args, **kwargs)
+        await store._db.migrate(store.COMPONENT, store.MIGRATIONS)
+        return store
 
     async def _read(self, name: str, fn: Callable[[sqlite3.Connection], T]) -> T:
-        await self._db.ensure_migrated(self.COMPONENT, self.MIGRATIONS)
-        return await self._db.read(fn, operation=f"{self.LABEL}: {name}")
+        return await self._call(name, fn, write=False)
 
     async def _write(self, name: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._call(name, fn, write=True)
+
+    async def _call(self, name: str, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
         await self._db.ensure_migrated(self.COMPONENT, self.MIGRATIONS)
-        return await self._db.write(fn, operation=f"{self.LABEL}: {name}")
+        run = self._db.write if write else self._db.read
+        return await run(fn, operation=f"{self.LABEL}: {name}")
+
+    async def _paged(self, name: str, sql: str, size: int) -> AsyncIterator[tuple[Any, ...]]:
+        """Yield the rows of ``sql``, read ``size`` per query, each page its own snapshot.
+
+        ``sql`` selects the key first and ends ``WHERE key > ? ORDER BY key
+        LIMIT ?``: it is given the last key read so far (``""`` at first)
+        and ``size``.
+        """
+        after = ""
+        while True:
+
+            def select(connection: sqlite3.Connection, after: str = after) -> list[Any]:
+                return connection.execute(sql, (after, size)).fetchall()
+
+            page = await self._read(name, select)
+            for row in page:
+                yield row
+            if len(page) < size:
+                return
+            after = page[-1][0]
 
 
 class SqliteSealedStore(SqliteStore):
@@ -75,17 +103,6 @@ class SqliteSealedStore(SqliteStore):
     def __repr__(self) -> str:
         keys = self._cipher.keys if self._cipher is not None else None
         return f"{type(self).__name__}(db={self._db!r}, keys={keys!r})"
-
-    @classmethod
-    async def open(cls, db: SqliteDatabase, *, keys: VaultKeys | None = None) -> Self:
-        """Create or upgrade the store's tables in ``db`` and return the store.
-
-        Raises:
-            SchemaVersionError: ``db`` was written by a newer release.
-            StoreUnavailable: the database could not be opened or migrated.
-        """
-        await db.migrate(cls.COMPONENT, cls.MIGRATIONS)
-        return cls(db, keys=keys)
 
     def _seal(
         self, subject: tuple[str, ...], plain: bytes

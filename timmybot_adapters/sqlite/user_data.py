@@ -67,6 +67,9 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+_SELECT: Final = "SELECT user_id, key, key_id, nonce, value, updated_at FROM user_preferences"
+
+
 def _subject(user: str, key: str, updated_at: int) -> tuple[str, ...]:
     return (user, key, str(updated_at))
 
@@ -99,9 +102,7 @@ class SqliteUserDataStore(SqliteSealedStore):
 
         def select(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
             return connection.execute(
-                "SELECT user_id, key, key_id, nonce, value, updated_at FROM user_preferences"
-                " WHERE user_id = ? ORDER BY key",
-                (user,),
+                f"{_SELECT} WHERE user_id = ? ORDER BY key", (user,)
             ).fetchall()
 
         rows = await self._read("get_preferences", select)
@@ -114,9 +115,7 @@ class SqliteUserDataStore(SqliteSealedStore):
 
         def select(connection: sqlite3.Connection) -> tuple[Any, ...] | None:
             row: tuple[Any, ...] | None = connection.execute(
-                "SELECT user_id, key, key_id, nonce, value, updated_at FROM user_preferences"
-                " WHERE user_id = ? AND key = ?",
-                (user, key),
+                f"{_SELECT} WHERE user_id = ? AND key = ?", (user, key)
             ).fetchone()
             return row
 
@@ -185,22 +184,9 @@ class SqliteUserDataStore(SqliteSealedStore):
         Each page is its own snapshot: a user added or removed while the
         iteration runs may or may not be seen; every other user is seen once.
         """
-        after = ""
-        while True:
-
-            def page(connection: sqlite3.Connection, after: str = after) -> list[str]:
-                return [
-                    str(row[0])
-                    for row in connection.execute(
-                        "SELECT DISTINCT user_id FROM user_preferences WHERE user_id > ?"
-                        " ORDER BY user_id LIMIT ?",
-                        (after, PAGE),
-                    )
-                ]
-
-            ids = await self._read("user_ids", page)
-            for user in ids:
-                yield int(user)
-            if len(ids) < PAGE:
-                return
-            after = ids[-1]
+        sql = (
+            "SELECT DISTINCT user_id FROM user_preferences WHERE user_id > ?"
+            " ORDER BY user_id LIMIT ?"
+        )
+        async for (user,) in self._paged("user_ids", sql, PAGE):
+            yield int(user)

@@ -45,7 +45,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from typing import Final, NamedTuple, Self, TypeVar
+from typing import Final, NamedTuple, TypeVar
 
 from timmybot_adapters.sqlite.crypto import (
     AeadCipher,
@@ -55,6 +55,7 @@ from timmybot_adapters.sqlite.crypto import (
     safe_key_id,
 )
 from timmybot_adapters.sqlite.database import SqliteDatabase, datetime_to_micros
+from timmybot_adapters.sqlite.store import SqliteStore
 from timmybot_core.domain.errors import (
     StoreUnavailable,
     VaultIntegrityError,
@@ -139,11 +140,27 @@ class _Row(NamedTuple):
     aad: int
 
 
-_COLUMNS: Final = "user_id, key_id, nonce, ciphertext, version, aad"
+_SELECT: Final = "SELECT user_id, key_id, nonce, ciphertext, version, aad FROM vault_records"
+
+
+def _rows(connection: sqlite3.Connection, where: str, *params: object) -> list[_Row]:
+    return [_Row(*row) for row in connection.execute(f"{_SELECT} {where}", params)]
 
 
 def _sealed(row: _Row) -> Sealed:
     return Sealed(key_id=row.key_id, nonce=row.nonce, ciphertext=row.ciphertext)
+
+
+def _reseal(
+    connection: sqlite3.Connection, cipher: AeadCipher, row: _Row, plaintext: bytes, version: int
+) -> None:
+    """Seal ``plaintext`` anew in ``row``'s place, in format 2 bound to ``version``."""
+    sealed = cipher.seal(_subject(int(row.user_id), version), plaintext)
+    connection.execute(
+        "UPDATE vault_records SET key_id = ?, nonce = ?, ciphertext = ?, version = ?, aad = ?"
+        " WHERE user_id = ?",
+        (sealed.key_id, sealed.nonce, sealed.ciphertext, version, _AAD_VERSIONED, row.user_id),
+    )
 
 
 class _Batch(NamedTuple):
@@ -152,7 +169,7 @@ class _Batch(NamedTuple):
     last: str | None
 
 
-class SqliteTokenVault:
+class SqliteTokenVault(SqliteStore):
     """The token vault of every process sharing one SQLite file.
 
     Compare-and-set writes run in ``BEGIN IMMEDIATE`` transactions, so of
@@ -161,13 +178,17 @@ class SqliteTokenVault:
     :class:`~timmybot_core.domain.errors.VersionConflict`.
     """
 
+    COMPONENT = COMPONENT
+    MIGRATIONS = MIGRATIONS
+    LABEL = "token vault"
+
     def __init__(self, db: SqliteDatabase, keys: VaultKeys) -> None:
         """Use ``db`` and ``keys``; the tables are created or upgraded on the first call.
 
         No I/O happens here. :meth:`open` migrates at once instead, so a
         broken or too-new database fails at start-up rather than later.
         """
-        self._db = db
+        super().__init__(db)
         self._cipher = AeadCipher(keys, context=CONTEXT)
         self._legacy_open = True
         self._upgraded = False
@@ -175,32 +196,17 @@ class SqliteTokenVault:
     def __repr__(self) -> str:
         return f"SqliteTokenVault(db={self._db!r}, keys={self._cipher.keys!r})"
 
-    @classmethod
-    async def open(cls, db: SqliteDatabase, keys: VaultKeys) -> Self:
-        """Create or upgrade the vault's tables in ``db`` and return the vault.
-
-        Raises:
-            SchemaVersionError: ``db`` was written by a newer release.
-            StoreUnavailable: the database could not be opened or migrated.
-
-        """
-        await db.migrate(COMPONENT, MIGRATIONS)
-        return cls(db, keys)
-
     @property
     def keys(self) -> VaultKeys:
         """The keys in use: the current one encrypts every write."""
         return self._cipher.keys
 
     async def _call(self, name: str, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
-        operation = f"token vault: {name}"
         try:
-            await self._db.ensure_migrated(COMPONENT, MIGRATIONS)
             if not self._upgraded:
+                await self._db.ensure_migrated(COMPONENT, MIGRATIONS)
                 await self._upgrade_legacy()
-            if write:
-                return await self._db.write(fn, operation=operation)
-            return await self._db.read(fn, operation=operation)
+            return await super()._call(name, fn, write=write)
         except VaultUnavailable:
             raise
         except StoreUnavailable as error:
@@ -227,14 +233,7 @@ class SqliteTokenVault:
             if not legacy_open:
                 return 0, False
             upgraded, missing_key = 0, False
-            rows = [
-                _Row(*row)
-                for row in connection.execute(
-                    f"SELECT {_COLUMNS} FROM vault_records WHERE aad = ?",  # noqa: S608
-                    (_AAD_LEGACY,),
-                ).fetchall()
-            ]
-            for row in rows:
+            for row in _rows(connection, "WHERE aad = ?", _AAD_LEGACY):
                 try:
                     plaintext = cipher.open(
                         _legacy_subject(int(row.user_id)), _sealed(row), what=_WHAT
@@ -243,12 +242,7 @@ class SqliteTokenVault:
                     _log.error("token vault: a record could not be upgraded: %s", failure)
                     missing_key = missing_key or failure.unknown_key
                     continue
-                sealed = cipher.seal(_subject(int(row.user_id), row.version), plaintext)
-                connection.execute(
-                    "UPDATE vault_records SET key_id = ?, nonce = ?, ciphertext = ?, aad = ?"
-                    " WHERE user_id = ?",
-                    (sealed.key_id, sealed.nonce, sealed.ciphertext, _AAD_VERSIONED, row.user_id),
-                )
+                _reseal(connection, cipher, row, plaintext, row.version)
                 upgraded += 1
             if not missing_key:
                 connection.execute("UPDATE vault_aad SET legacy_open = 0 WHERE id = 1")
@@ -260,7 +254,7 @@ class SqliteTokenVault:
         self._legacy_open = still_open
         self._upgraded = not still_open
 
-    def _open(self, cipher: AeadCipher, row: _Row) -> UserTokens:
+    def _open(self, row: _Row) -> UserTokens:
         """Decrypt and parse one row, or raise ``VaultIntegrityError`` (logged)."""
         user_id = int(row.user_id)
         try:
@@ -274,7 +268,7 @@ class SqliteTokenVault:
                     "not bound): it may be an old record put back",
                     unknown_key=False,
                 )
-            plaintext = cipher.open(subject, _sealed(row), what=_WHAT)
+            plaintext = self._cipher.open(subject, _sealed(row), what=_WHAT)
         except IntegrityFailure as failure:
             _log.error("token vault: %s", failure)
             raise VaultIntegrityError(str(failure)) from None
@@ -304,17 +298,11 @@ class SqliteTokenVault:
         """
         key = _key(user_id)
 
-        def select(connection: sqlite3.Connection) -> _Row | None:
-            row = connection.execute(
-                f"SELECT {_COLUMNS} FROM vault_records WHERE user_id = ?",  # noqa: S608
-                (key,),
-            ).fetchone()
-            return None if row is None else _Row(*row)
+        def select(connection: sqlite3.Connection) -> list[_Row]:
+            return _rows(connection, "WHERE user_id = ?", key)
 
-        row = await self._call("get", select, write=False)
-        if row is None:
-            return None
-        return self._open(self._cipher, row)
+        rows = await self._read("get", select)
+        return self._open(rows[0]) if rows else None
 
     async def put(self, user_id: int, record: UserTokens, *, expected_version: str | None) -> str:
         """Store ``record`` if the stored version is ``expected_version``; return the new version.
@@ -345,31 +333,18 @@ class SqliteTokenVault:
             version = _next_version(connection)
             # Sealed here: the version it is bound to is drawn in this transaction.
             sealed = cipher.seal(_subject(user_id, version), plaintext)
-            values = (
-                sealed.key_id,
-                sealed.nonce,
-                sealed.ciphertext,
-                version,
-                updated_at,
-                _AAD_VERSIONED,
-                key,
+            connection.execute(
+                "INSERT INTO vault_records"
+                " (user_id, key_id, nonce, ciphertext, version, updated_at, aad)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET"
+                " key_id = excluded.key_id, nonce = excluded.nonce,"
+                " ciphertext = excluded.ciphertext, version = excluded.version,"
+                " updated_at = excluded.updated_at, aad = excluded.aad",
+                (key, *sealed, version, updated_at, _AAD_VERSIONED),
             )
-            if row is None:
-                connection.execute(
-                    "INSERT INTO vault_records"
-                    " (key_id, nonce, ciphertext, version, updated_at, aad, user_id)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    values,
-                )
-            else:
-                connection.execute(
-                    "UPDATE vault_records SET key_id = ?, nonce = ?, ciphertext = ?,"
-                    " version = ?, updated_at = ?, aad = ? WHERE user_id = ?",
-                    values,
-                )
             return str(version)
 
-        return await self._call("put", store, write=True)
+        return await self._write("put", store)
 
     async def delete(self, user_id: int) -> bool:
         """Delete the user's record; ``True`` if there was one."""
@@ -379,28 +354,7 @@ class SqliteTokenVault:
             cursor = connection.execute("DELETE FROM vault_records WHERE user_id = ?", (key,))
             return cursor.rowcount > 0
 
-        return await self._call("delete", remove, write=True)
-
-    async def _page(self, after: str) -> list[_Row]:
-        def select(connection: sqlite3.Connection) -> list[_Row]:
-            rows = connection.execute(
-                f"SELECT {_COLUMNS} FROM vault_records"  # noqa: S608
-                " WHERE user_id > ? ORDER BY user_id LIMIT ?",
-                (after, PAGE),
-            ).fetchall()
-            return [_Row(*row) for row in rows]
-
-        return await self._call("list", select, write=False)
-
-    async def _ids(self, after: str) -> list[str]:
-        def select(connection: sqlite3.Connection) -> list[str]:
-            rows = connection.execute(
-                "SELECT user_id FROM vault_records WHERE user_id > ? ORDER BY user_id LIMIT ?",
-                (after, PAGE),
-            ).fetchall()
-            return [str(row[0]) for row in rows]
-
-        return await self._call("user_ids", select, write=False)
+        return await self._write("delete", remove)
 
     async def user_ids(self) -> AsyncIterator[int]:
         """Iterate over the IDs of every user with a record, in increasing order.
@@ -410,14 +364,9 @@ class SqliteTokenVault:
         the iteration runs may or may not be seen, every other user is seen
         exactly once.
         """
-        after = ""
-        while True:
-            page = await self._ids(after)
-            for user_id in page:
-                yield int(user_id)
-            if len(page) < PAGE:
-                return
-            after = page[-1]
+        sql = "SELECT user_id FROM vault_records WHERE user_id > ? ORDER BY user_id LIMIT ?"
+        async for (user_id,) in self._paged("user_ids", sql, PAGE):
+            yield int(user_id)
 
     async def find_damaged(self) -> list[int]:
         """Return the IDs of users whose record fails to decrypt or parse.
@@ -427,17 +376,13 @@ class SqliteTokenVault:
         are logged (without user IDs) like in :meth:`get`.
         """
         damaged: list[int] = []
-        after = ""
-        while True:
-            page = await self._page(after)
-            for row in page:
-                try:
-                    self._open(self._cipher, row)
-                except VaultIntegrityError:
-                    damaged.append(int(row.user_id))
-            if len(page) < PAGE:
-                return damaged
-            after = page[-1].user_id
+        sql = _SELECT + " WHERE user_id > ? ORDER BY user_id LIMIT ?"
+        async for row in self._paged("list", sql, PAGE):
+            try:
+                self._open(_Row(*row))
+            except VaultIntegrityError:
+                damaged.append(int(row[0]))
+        return damaged
 
     async def rekey(
         self,
@@ -497,7 +442,7 @@ class SqliteTokenVault:
             rows = connection.execute("SELECT DISTINCT key_id FROM vault_records").fetchall()
             return [row[0] for row in rows]
 
-        in_use = await self._call("rekey", key_ids_in_use, write=False)
+        in_use = await self._read("rekey", key_ids_in_use)
         unknown = sorted({str(k) for k in in_use if k not in working_keys.keys})
         if unknown:
             names = ", ".join(safe_key_id(key_id) for key_id in unknown)
@@ -518,9 +463,7 @@ class SqliteTokenVault:
             rekeyed_this_pass = damaged = 0
             after = ""
             while True:
-                done = await self._call(
-                    "rekey", self._rekey_batch(working, target, after, batch), write=True
-                )
+                done = await self._write("rekey", self._rekey_batch(working, target, after, batch))
                 rekeyed_this_pass += done.rekeyed
                 damaged += done.damaged
                 if done.rekeyed:
@@ -545,14 +488,13 @@ class SqliteTokenVault:
         self, cipher: AeadCipher, target: str, after: str, size: int
     ) -> Callable[[sqlite3.Connection], _Batch]:
         def rekey(connection: sqlite3.Connection) -> _Batch:
-            rows = [
-                _Row(*row)
-                for row in connection.execute(
-                    f"SELECT {_COLUMNS} FROM vault_records"  # noqa: S608
-                    " WHERE user_id > ? AND key_id != ? ORDER BY user_id LIMIT ?",
-                    (after, target, size),
-                ).fetchall()
-            ]
+            rows = _rows(
+                connection,
+                "WHERE user_id > ? AND key_id != ? ORDER BY user_id LIMIT ?",
+                after,
+                target,
+                size,
+            )
             rekeyed = damaged = 0
             for row in rows:
                 user_id = int(row.user_id)
@@ -568,13 +510,7 @@ class SqliteTokenVault:
                     _log.error("token vault: rekey skipped a record: %s", failure)
                     damaged += 1
                     continue
-                version = _next_version(connection)
-                sealed = cipher.seal(_subject(user_id, version), plaintext)
-                connection.execute(
-                    "UPDATE vault_records SET key_id = ?, nonce = ?, ciphertext = ?, version = ?"
-                    " WHERE user_id = ?",
-                    (sealed.key_id, sealed.nonce, sealed.ciphertext, version, row.user_id),
-                )
+                _reseal(connection, cipher, row, plaintext, _next_version(connection))
                 rekeyed += 1
             last = rows[-1].user_id if len(rows) == size else None
             return _Batch(rekeyed=rekeyed, damaged=damaged, last=last)
