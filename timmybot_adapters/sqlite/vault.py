@@ -308,7 +308,8 @@ class SqliteTokenVault(SqliteStore):
         """Store ``record`` if the stored version is ``expected_version``; return the new version.
 
         ``expected_version=None`` means "only if there is no record yet". The
-        record is encrypted under the current key before the transaction.
+        record is encrypted under the current key inside the transaction, bound to
+        the version it draws there.
 
         Raises:
             ValueError: ``record`` belongs to another user.
