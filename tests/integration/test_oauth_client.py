@@ -30,6 +30,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.unit.conftest import USER, wire
+from timmybot_adapters.memory import MemoryTokenVault
 from timmybot_adapters.oauth import (
     KNOWN_OAUTH_ERRORS,
     AiohttpOAuthClient,
@@ -50,6 +52,7 @@ from timmybot_core.domain.errors import (
 )
 from timmybot_core.domain.tokens import OAuthTokens
 from timmybot_core.ports.oauth import OAuthClient
+from timmybot_core.services.tokens import SecureTokenService
 
 REDIRECT = "http://127.0.0.1:8765/oauth/callback"
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -498,16 +501,30 @@ async def test_the_client_sends_what_rfc_6749_asks(
         ({**GOOD, "scope": "caf\u00e9"}, "scope breaks"),
     ],
 )
+@pytest.mark.parametrize("grant", ["refresh", "code"])
 async def test_malformed_token_responses_are_oauth_errors(
-    scripted: tuple[Script, OAuthProvider], payload: Any, problem: str
+    scripted: tuple[Script, OAuthProvider], payload: Any, problem: str, grant: str
 ) -> None:
     script, config = scripted
     script.answer(200, payload)
     async with AiohttpOAuthClient([config]) as oauth:
+        call = (
+            oauth.refresh("scripted", refresh_token="canary-rt-sent")
+            if grant == "refresh"
+            else oauth.exchange_code(
+                "scripted",
+                code="canary-code-sent",
+                redirect_uri="https://bot.example/cb",
+                code_verifier="canary-verifier-" + "v" * 40,
+            )
+        )
         with pytest.raises(OAuthError, match=problem) as caught:
-            await oauth.refresh("scripted", refresh_token="canary-rt-sent")
+            await call
     error = caught.value
-    assert type(error) is OAuthError
+    # The endpoint answered 2xx, so it acted: after a refresh, the token it
+    # was given may be spent (rotated), an unknown outcome, never a refusal
+    # that lets the same token be presented again. A code is spent anyway.
+    assert type(error) is (RefreshOutcomeUnknown if grant == "refresh" else OAuthError)
     assert str(error).startswith("scripted: the token endpoint sent a malformed response")
     assert "canary" not in str(error) and "canary" not in repr(error)
     assert error.__cause__ is None
@@ -602,12 +619,20 @@ def test_the_error_allowlist_is_rfc_6749_and_7009() -> None:
     assert all(code.isidentifier() and code.islower() for code in KNOWN_OAUTH_ERRORS)
 
 
-async def test_an_oversized_answer_is_refused(scripted: tuple[Script, OAuthProvider]) -> None:
+@pytest.mark.parametrize(
+    ("status", "kind"), [(200, RefreshOutcomeUnknown), (400, OAuthError), (503, OAuthError)]
+)
+async def test_an_oversized_answer_is_refused(
+    scripted: tuple[Script, OAuthProvider], status: int, kind: type[OAuthError]
+) -> None:
     script, config = scripted
-    script.answer(200, {**GOOD, "padding": "x" * 100_000})
+    script.answer(status, {**GOOD, "error": "invalid_grant", "padding": "x" * 100_000})
     async with AiohttpOAuthClient([config]) as oauth:
-        with pytest.raises(OAuthError, match="too large"):
+        with pytest.raises(OAuthError, match="too large") as caught:
             await oauth.refresh("scripted", refresh_token="canary-rt-x")
+    # A 2xx the client cannot read is an unknown outcome (the token may be
+    # rotated); an error answer means the provider did not act.
+    assert type(caught.value) is kind
 
 
 # -- sessions ---------------------------------------------------------------------
@@ -1063,3 +1088,36 @@ async def test_presets_say_whether_a_refresh_token_may_be_presented_again(
         assert not oauth.refresh_retry_safe("tidal")  # not configured: never safe
         with pytest.raises(OAuthNotConfigured):
             await oauth.refresh("tidal", refresh_token="canary-rt-x")
+
+
+async def test_a_malformed_refresh_answer_never_gets_its_token_presented_again(
+    scripted: tuple[Script, OAuthProvider],
+) -> None:
+    # The provider rotated the token and answered 2xx with a field we refuse
+    # (a string expires_in is common in the wild): the token is spent there.
+    script, config = scripted
+    script.answer(200, {**GOOD, "expires_in": "3600"})
+    w = wire()
+    vault = MemoryTokenVault()
+    async with AiohttpOAuthClient([config], clock=w.clock) as oauth:
+        tokens = SecureTokenService(
+            vault=vault, oauth=oauth, security_log=w.security_log, metrics=w.metrics, clock=w.clock
+        )
+        await tokens.store_user_tokens(
+            USER,
+            OAuthTokens(
+                platform="scripted",
+                access_token="canary-at-0",
+                refresh_token="canary-rt-0",
+                scopes=("one",),
+                expires_at=w.clock.now() + timedelta(minutes=1),
+            ),
+        )
+        for _ in range(2):
+            with pytest.raises(ReLinkRequired, match="malformed answer"):
+                await tokens.refresh(USER, "scripted", within=timedelta(hours=1))
+    assert [form["refresh_token"] for form, _ in script.requests] == ["canary-rt-0"]
+    record = await vault.get(USER)
+    assert record is not None
+    link = record.link("scripted")
+    assert link is not None and link.needs_relink

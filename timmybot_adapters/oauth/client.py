@@ -23,7 +23,8 @@ Transport security:
   sent. Before that (refused, DNS, connect timeout) the provider cannot
   have acted: :class:`ProviderUnavailable`, safe to retry. After it (read
   timeout, reset, truncated answer) the provider may have rotated the
-  refresh token: :class:`RefreshOutcomeUnknown`. With a session given by
+  refresh token: :class:`RefreshOutcomeUnknown`. So may a 2xx answer to a
+  refresh that cannot be used (malformed, too large): the same error. With a session given by
   the caller (no hook), only connect errors count as "not sent".
 
 Errors never contain a token, a code, a verifier, a client secret or a
@@ -259,13 +260,22 @@ class AiohttpOAuthClient(OwnedSession):
         if not refresh_token:
             raise OAuthError(f"{platform}: a refresh token is required", platform=platform)
         issued_at = self._clock.now()
+        # A 2xx answer we cannot use still means the provider acted: it may
+        # have rotated the refresh token, so presenting it again may be a
+        # reuse. Such an answer is an unknown outcome, not a refusal.
         body = await self._post(
             provider,
             "token",
             provider.token_url,
             {"grant_type": "refresh_token", "refresh_token": refresh_token},
+            unreadable=RefreshOutcomeUnknown,
         )
-        return self._parse_tokens(provider, body, issued_at=issued_at)
+        try:
+            return self._parse_tokens(provider, body, issued_at=issued_at)
+        except OAuthError as error:
+            raise RefreshOutcomeUnknown(
+                f"{error}; the provider may have rotated the refresh token", platform=platform
+            ) from None
 
     async def revoke(self, platform: str, *, token: str) -> bool:
         """Revoke ``token`` (RFC 7009); ``False`` if the provider has no revocation."""
@@ -280,9 +290,18 @@ class AiohttpOAuthClient(OwnedSession):
     # -- HTTP --------------------------------------------------------------
 
     async def _post(
-        self, provider: OAuthProvider, kind: EndpointKind, url: str, form: dict[str, str]
+        self,
+        provider: OAuthProvider,
+        kind: EndpointKind,
+        url: str,
+        form: dict[str, str],
+        *,
+        unreadable: type[OAuthError] = OAuthError,
     ) -> bytes:
-        """POST ``form`` with client authentication; return the body of a 2xx answer."""
+        """POST ``form`` with client authentication; return the body of a 2xx answer.
+
+        A 2xx body too large to read raises ``unreadable``.
+        """
         name = provider.name
         headers = {"Accept": "application/json"}
         if provider.client_secret is None:
@@ -299,6 +318,7 @@ class AiohttpOAuthClient(OwnedSession):
             kind,
             limit=MAX_RESPONSE_BYTES,
             read_errors=True,
+            unreadable=unreadable,
             data=form,
             headers=headers,
         )

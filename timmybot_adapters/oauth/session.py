@@ -93,22 +93,27 @@ def not_configured(platform: str, what: str, error: type[OAuthError]) -> NoRetur
 
 
 async def read_bounded(
-    response: aiohttp.ClientResponse, *, limit: int, too_large: str, platform: str
+    response: aiohttp.ClientResponse,
+    *,
+    limit: int,
+    too_large: str,
+    platform: str,
+    error: type[OAuthError] = OAuthError,
 ) -> bytes:
-    """Return the body, or raise :class:`OAuthError` (``too_large``) past ``limit`` bytes.
+    """Return the body, or raise ``error`` (``too_large``) past ``limit`` bytes.
 
     Both the declared length and the bytes that arrive count: a server may
     declare nothing, or send more than it declared.
     """
     length = response.content_length
     if length is not None and length > limit:
-        raise OAuthError(too_large, platform=platform)
+        raise error(too_large, platform=platform)
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(16384):
         size += len(chunk)
         if size > limit:
-            raise OAuthError(too_large, platform=platform)
+            raise error(too_large, platform=platform)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -255,6 +260,7 @@ class OwnedSession:
         *,
         limit: int,
         read_errors: bool,
+        unreadable: type[OAuthError] = OAuthError,
         **request: Any,
     ) -> tuple[aiohttp.ClientResponse, bytes]:
         """Send one request to ``endpoint``'s ``kind`` endpoint; return the answer and its body.
@@ -262,7 +268,8 @@ class OwnedSession:
         The body is read (at most ``limit`` bytes) for a 2xx answer, and for
         any other one with ``read_errors``; otherwise it is empty. No redirect
         is followed. Every transport failure becomes an :class:`OAuthError`
-        naming the platform and ``kind``, never the request.
+        naming the platform and ``kind``, never the request; a 2xx body too
+        large to read raises ``unreadable`` (the endpoint did act).
         """
         name = endpoint.name
         phase: dict[str, bool] = {"traced": False, "sent": False}
@@ -277,12 +284,14 @@ class OwnedSession:
                 **request,
             ) as response:
                 body = b""
-                if read_errors or 200 <= response.status < 300:
+                succeeded = 200 <= response.status < 300
+                if read_errors or succeeded:
                     body = await read_bounded(
                         response,
                         limit=limit,
                         too_large=f"{name}: the {kind} endpoint's answer is too large",
                         platform=name,
+                        error=unreadable if succeeded else OAuthError,
                     )
         except OAuthError:
             raise

@@ -655,8 +655,9 @@ class SecureTokenService:
 
 
 _UNKNOWN: Final = (
-    "the provider may have rotated the refresh token, but its answer was lost "
-    "(timeout or broken connection); the token is not presented again: link the account again"
+    "the provider may have rotated the refresh token, but its answer was lost or unreadable "
+    "(timeout, broken connection or malformed answer); the token is not presented again: "
+    "link the account again"
 )
 _INTERRUPTED: Final = (
     "a refresh was interrupted after its request may have reached the provider; "
