@@ -156,7 +156,13 @@ class SecureTokenService:
         """
         now = self._clock.now()
         cached = self._cache.get(user_id)
-        if not force_fetch and cached is not None and now - cached[1] < self._settings.cache_ttl:
+        # A negative age is a wall clock set back since the read: the entry is
+        # stale, or it would be served for as long as the clock went back.
+        if (
+            not force_fetch
+            and cached is not None
+            and timedelta(0) <= now - cached[1] < self._settings.cache_ttl
+        ):
             self._cache.move_to_end(user_id)
             return cached[0]
         record = await self._vault.get(user_id)
