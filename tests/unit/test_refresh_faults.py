@@ -253,6 +253,41 @@ class TestClaimsOnMonotonicTime:
         assert b.monotonic.seconds - seen >= CLAIM_TIMEOUT.total_seconds()
 
 
+class TestRelinkDuringRefresh:
+    """The user links the platform again (on the web server's process) while a refresh runs."""
+
+    @pytest.mark.parametrize("answer", ["rotated", "invalid_grant", "lost"])
+    async def test_the_refresh_never_replaces_or_spoils_the_new_link(self, answer: str) -> None:
+        w = wire()
+        vault = MemoryTokenVault()
+        oauth = BlockingOAuth(w.clock)
+        a = process(w, vault, oauth)
+        issued = await link_expiring(w, a)
+        running = asyncio.ensure_future(
+            a.tokens.refresh(USER, "spotify", within=timedelta(hours=1))
+        )
+        await oauth.entered.wait()
+        relinked = oauth.issue()  # a new grant, perhaps of another account
+        await process(w, vault, oauth).tokens.store_user_tokens(USER, relinked)
+        if answer == "invalid_grant":
+            oauth.valid_refresh.discard(issued.refresh_token or "")
+        elif answer == "lost":
+            oauth.lose_answers = 1
+        oauth.answer.set()
+        if answer == "rotated":
+            # The caller is handed the new link's tokens, not the old grant's.
+            assert (await running).tokens.access_token == relinked.access_token
+        else:
+            with pytest.raises(ReLinkRequired):
+                await running
+        record = await vault.get(USER)
+        assert record is not None
+        link = record.links["spotify"]
+        assert link.tokens.refresh_token == relinked.refresh_token
+        assert not link.needs_relink and link.refresh_claim is None
+        assert await a.tokens.get_valid_access_token(USER, "spotify") == relinked.access_token
+
+
 class TestStop:
     async def test_drain_waits_for_the_refresh_in_flight_and_starts_no_other(self) -> None:
         w = wire()

@@ -235,6 +235,23 @@ async def test_a_stop_drains_the_refresh_in_flight_to_its_one_write() -> None:
     assert vault.puts == 1 and await leases.holder(USER, "spotify") is None
 
 
+async def test_a_refresh_that_ends_after_a_relink_keeps_the_new_link() -> None:
+    w, vault, leases = parts()
+    oauth = BlockingOAuth(w.clock)
+    a = process(w, vault, leases, oauth)
+    await linked(w, a, oauth, vault)
+    running = asyncio.ensure_future(a.tokens.refresh(USER, "spotify", within=timedelta(hours=1)))
+    await oauth.entered.wait()
+    relinked = oauth.issue()  # the user links again (a new grant) meanwhile
+    await process(w, vault, leases, oauth).tokens.store_user_tokens(USER, relinked)
+    oauth.answer.set()
+    assert (await running).tokens.access_token == relinked.access_token
+    record = await vault.get(USER)
+    assert record is not None
+    assert record.links["spotify"].tokens.refresh_token == relinked.refresh_token
+    assert await leases.holder(USER, "spotify") is None
+
+
 async def test_erasure_forgets_the_users_leases() -> None:
     w, vault, leases = parts()
     oauth = FakeOAuthClient(w.clock)

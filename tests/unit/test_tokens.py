@@ -119,6 +119,21 @@ class TestStorageAndCache:
         await k.tokens.get_valid_access_token(USER, "spotify")
         assert k.vault.gets == gets + 1
 
+    async def test_a_wall_clock_set_back_does_not_keep_a_cached_record(self) -> None:
+        k = kit()
+        await linked(k)
+        await k.tokens.get_valid_access_token(USER, "spotify")  # cached now
+        # Another process marks the link for re-linking; then this host's
+        # clock is stepped back an hour (NTP, a VM resumed). The cached record
+        # must still be dropped within cache_ttl, not an hour and more later.
+        record = await k.vault.get(USER)
+        assert record is not None
+        link = attrs.evolve(record.links["spotify"], needs_relink=True)
+        await k.vault.put(USER, record.with_link(link, now=START), expected_version=record.version)
+        k.w.clock.set(START - timedelta(hours=1))
+        with pytest.raises(ReLinkRequired):
+            await k.tokens.get_valid_access_token(USER, "spotify")
+
     async def test_an_outage_is_never_not_linked(self) -> None:
         k = kit()
 

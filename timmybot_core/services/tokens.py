@@ -156,7 +156,13 @@ class SecureTokenService:
         """
         now = self._clock.now()
         cached = self._cache.get(user_id)
-        if not force_fetch and cached is not None and now - cached[1] < self._settings.cache_ttl:
+        # A negative age is a wall clock set back since the read: the entry is
+        # stale, or it would be served for as long as the clock went back.
+        if (
+            not force_fetch
+            and cached is not None
+            and timedelta(0) <= now - cached[1] < self._settings.cache_ttl
+        ):
             self._cache.move_to_end(user_id)
             return cached[0]
         record = await self._vault.get(user_id)
@@ -527,7 +533,7 @@ class SecureTokenService:
         if fresh.refresh_token is None:
             fresh = attrs.evolve(fresh, refresh_token=refresh_token)
         now = self._clock.now()
-        await self._settle(
+        stored = await self._settle(
             record,
             platform,
             claim_id,
@@ -542,7 +548,8 @@ class SecureTokenService:
             refreshed=True,
         )
         await self._auth_event(user_id, platform, None)
-        return RefreshOutcome(tokens=fresh, refreshed=True)
+        # The stored tokens: a re-link during the refresh replaced ours.
+        return RefreshOutcome(tokens=stored.tokens, refreshed=True)
 
     async def _spent(self, record: UserTokens, platform: str, claim_id: str, reason: str) -> None:
         """Record that the refresh token may be spent (needs re-link); raise ``ReLinkRequired``.
@@ -572,8 +579,8 @@ class SecureTokenService:
         *,
         spent: bool = True,
         refreshed: bool = False,
-    ) -> None:
-        """Write the refresh's result into the link we claimed, and release the claim.
+    ) -> PlatformLink:
+        """Write the refresh's result into the link we claimed, release the claim; return the link.
 
         Other fields of the record may have changed meanwhile (another
         platform linked): re-read and re-apply on conflict, as long as the
@@ -585,6 +592,9 @@ class SecureTokenService:
         A result that changes nothing (the provider was unavailable) writes
         nothing. If the write fails, the lease is kept: whoever takes it over
         applies the possibly-spent rule, as with a claim left in the record.
+
+        The link returned is the one left in the vault: newer tokens than the
+        ones presented (a re-link) are kept as they are, whatever our result.
         """
         leases = self._leases
         user_id = record.user_id
@@ -597,18 +607,19 @@ class SecureTokenService:
                 self.invalidate(user_id)
                 await self._release(user_id, platform, claim_id, spent=True)
                 raise NotLinked(f"{platform} was unlinked during the refresh", platform=platform)
-            if leases is None:
-                if link.refresh_claim is None or link.refresh_claim[0] != claim_id:
-                    # Our claim was taken over. Our tokens are newer than anything
-                    # the taker can get with the spent refresh token, so they are
-                    # still written; the taker's attempt fails or was refused.
-                    _log.warning(
-                        "a refresh claim on %s was taken over before the refresh ended", platform
-                    )
-            elif not refreshed and link.tokens.refresh_token != presented:
-                # Newer tokens landed (from a holder we took over): a failure
-                # of ours says nothing about them.
+            if link.tokens.refresh_token != presented:
+                # Newer tokens landed since we claimed the link: the user linked
+                # it again (a new grant, perhaps another account), or a holder
+                # we took over finished. Our result, success or failure, is
+                # about the token we presented and must not replace them.
                 break
+            if leases is None and (link.refresh_claim is None or link.refresh_claim[0] != claim_id):
+                # Our claim was taken over. Our tokens are newer than anything
+                # the taker can get with the spent refresh token, so they are
+                # still written; the taker's attempt fails or was refused.
+                _log.warning(
+                    "a refresh claim on %s was taken over before the refresh ended", platform
+                )
             updated_link = attrs.evolve(change(link), refresh_claim=None)
             if leases is not None and updated_link == link:
                 break
@@ -619,11 +630,13 @@ class SecureTokenService:
                 current = await self._vault.get(user_id)
                 continue
             self._remember(user_id, attrs.evolve(updated, version=version), now)
+            link = updated_link
             break
         else:
             self.invalidate(user_id)
             raise VersionConflict("could not store the refreshed tokens; the record kept changing")
         await self._release(user_id, platform, claim_id, spent=spent)
+        return link
 
     async def _release(self, user_id: int, platform: str, claim_id: str, *, spent: bool) -> None:
         # Without leases the claim lives in the record, cleared by the write.
