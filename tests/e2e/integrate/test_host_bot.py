@@ -347,3 +347,29 @@ async def test_removing_the_loader_removes_the_guard_and_the_error_handler(
     finally:
         await client.stop()
         await security.aclose()
+
+
+async def test_our_direct_messages_carry_the_host_bots_name_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # /privacy export answers by direct message: that text is ours as well.
+    discord, bot, client = new_client(monkeypatch)
+    clock = FakeClock()
+    services = bootstrap(
+        settings(), clock=clock, oauth=FakeOAuthClient(clock, platforms=("spotify",))
+    )
+    security = compose(settings(), guard=True, clock=clock)
+    integration = Integration(security, bot_name="Juke")
+    await integration.install(client)
+    await integration.commands_loader(services).add_to_client(client)
+    await client.start()
+    discord.take()
+    host = Host(bot=bot, client=client, discord=discord, ran=[])
+    try:
+        sent = await host.slash("privacy", payloads.sub("export"), guild=ALLOWED_GUILD)
+        (dm,) = [s for s in sent if s.kind == "dm-message"]
+        assert "Juke" in (dm.content or "") and "TimmyBot" not in (dm.content or "")
+    finally:
+        await client.stop()
+        await services.aclose()
+        await security.aclose()
