@@ -146,6 +146,17 @@ def test_a_command_named_in_any_script_makes_a_short_ascii_key() -> None:
     assert key.isascii() and len(key) < 60
 
 
+async def test_a_command_name_with_a_trailing_newline_is_hashed_like_any_other() -> None:
+    # ``$`` also matches before a final newline: such a name passed the
+    # plain-name check and made a key the store refuses (ValueError).
+    limiter, _ = limiter_for(wire())
+
+    (_, key, _), *_ = limiter.keys(user_id=USER, guild_id=GUILD, command="playlist\n")
+
+    assert "\n" not in key
+    assert await run(limiter, command="playlist\n")
+
+
 async def test_the_member_is_told_once_per_episode() -> None:
     wired = wire()
     limiter, _ = limiter_for(wired, RateLimitSettings(command=RateLimit(limit=1, window=10)))

@@ -63,7 +63,8 @@ _MAX_TOLD: Final = 10_000
 
 def _name_part(command: str) -> str:
     # Keys are short ASCII; a host bot's command may be named in any script.
-    if _NAME.match(command):
+    # fullmatch: ``$`` in match() would also accept a name ending in a newline.
+    if _NAME.fullmatch(command):
         return command
     return "h" + hashlib.sha256(command.encode("utf-8")).hexdigest()[:16]
 
