@@ -66,7 +66,8 @@ class BrandedReplySender(ReplySender):
 
     def __init__(self, sanitizer: ResponseSanitizer, *, bot_name: str = PRODUCT_NAME) -> None:
         super().__init__(sanitizer)
-        if not _BOT_NAME.match(bot_name):
+        # fullmatch: ``$`` in match() would also accept a name ending in a newline.
+        if not _BOT_NAME.fullmatch(bot_name):
             raise ValueError(
                 "bot_name must be 1 to 32 letters, digits, spaces, '_', '.' or '-', "
                 f"starting with a letter or digit (got {bot_name[:40]!r})"

@@ -211,6 +211,13 @@ def test_the_bot_name_must_be_a_plain_name() -> None:
             Integration(security, bot_name=bad)
 
 
+def test_a_bot_name_ending_in_a_newline_is_refused() -> None:
+    # ``$`` also matches before a final newline; the name would break our lines.
+    security = compose(settings(), guard=True)
+    with pytest.raises(ValueError, match="bot_name"):
+        Integration(security, bot_name="Juke\n")
+
+
 def test_the_integration_needs_the_guard() -> None:
     with pytest.raises(ValueError, match="needs the guard"):
         Integration(compose(settings(), guard=False, audit=True))
