@@ -146,6 +146,17 @@ def test_a_command_named_in_any_script_makes_a_short_ascii_key() -> None:
     assert key.isascii() and len(key) < 60
 
 
+async def test_a_command_name_with_a_trailing_newline_is_hashed_like_any_other() -> None:
+    # ``$`` also matches before a final newline: such a name passed the
+    # plain-name check and made a key the store refuses (ValueError).
+    limiter, _ = limiter_for(wire())
+
+    (_, key, _), *_ = limiter.keys(user_id=USER, guild_id=GUILD, command="playlist\n")
+
+    assert "\n" not in key
+    assert await run(limiter, command="playlist\n")
+
+
 async def test_the_member_is_told_once_per_episode() -> None:
     wired = wire()
     limiter, _ = limiter_for(wired, RateLimitSettings(command=RateLimit(limit=1, window=10)))
@@ -345,3 +356,20 @@ async def test_the_memory_of_who_was_told_is_bounded(monkeypatch: pytest.MonkeyP
         assert not (await limiter.check(user_id=user, guild_id=None, command="playlist")).allowed
 
     assert len(limiter._told) == 10  # the oldest episodes were forgotten
+
+
+async def test_a_window_that_refused_is_not_overruled_by_a_later_store_failure() -> None:
+    # The member's command window answered "full"; the guild's key then
+    # failed (a contended DynamoDB item, a damaged row). Failing open means
+    # passing when no answer could be had, not when one window said no.
+    wired = wire()
+    store = HalfBrokenStore()
+    limiter, _ = limiter_for(wired, RateLimitSettings(command=RateLimit(limit=1, window=60)), store)
+    assert await run(limiter, guild=None)  # a DM: no guild key, the command window is full
+
+    verdict = await limiter.check(user_id=USER, guild_id=GUILD, command="playlist")
+
+    assert (verdict.allowed, verdict.scope, verdict.degraded) == (False, "command", False)
+    assert verdict.retry_after == 60.0
+    # The failure is still the P2 it always is: counted and logged.
+    assert wired.metrics.snapshot().rate_limit_failures == 1

@@ -32,6 +32,7 @@ import hikari
 import lightbulb
 
 from timmybot_bot.app.failures import AccessDenied, RateLimited
+from timmybot_bot.app.replies import Attachment
 from timmybot_bot.discord.errors import reply_to_failure
 from timmybot_bot.discord.replies import ReplySender, Responder, SafeText
 from timmybot_bot.integrate.composition import Security
@@ -57,11 +58,16 @@ _BOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,31}$")
 
 
 class BrandedReplySender(ReplySender):
-    """The reply sender, with TimmyBot's name in our messages replaced by the host's."""
+    """The reply sender, with TimmyBot's name in our messages replaced by the host's.
+
+    Every way out is branded: responses, edits (an expired confirmation)
+    and direct messages (``/privacy export``).
+    """
 
     def __init__(self, sanitizer: ResponseSanitizer, *, bot_name: str = PRODUCT_NAME) -> None:
         super().__init__(sanitizer)
-        if not _BOT_NAME.match(bot_name):
+        # fullmatch: ``$`` in match() would also accept a name ending in a newline.
+        if not _BOT_NAME.fullmatch(bot_name):
             raise ValueError(
                 "bot_name must be 1 to 32 letters, digits, spaces, '_', '.' or '-', "
                 f"starting with a letter or digit (got {bot_name[:40]!r})"
@@ -89,6 +95,23 @@ class BrandedReplySender(ReplySender):
         return await super().respond(
             target, self.brand(text), ephemeral=ephemeral, components=components, edit=edit
         )
+
+    async def edit(
+        self,
+        target: lightbulb.Context,
+        response_id: hikari.Snowflakeish,
+        text: str,
+        *,
+        components: Sequence[hikari.api.ComponentBuilder] = (),
+    ) -> None:
+        """Replace a response as :meth:`ReplySender.edit` does, in the host's name."""
+        await super().edit(target, response_id, self.brand(text), components=components)
+
+    async def direct(
+        self, user: hikari.PartialUser, text: str, attachment: Attachment | None = None
+    ) -> bool:
+        """Send a direct message as :meth:`ReplySender.direct` does, in the host's name."""
+        return await super().direct(user, self.brand(text), attachment)
 
 
 class _GuardFirst(lightbulb.loaders.Loadable):

@@ -30,7 +30,8 @@ failure": logged, counted (``timmybot.security.rate_limit_failures``), and
 recorded as ``STORE_UNAVAILABLE`` with ``store=rate_limits``, which the
 ``RateLimitFailures`` alarm rule turns into an incident when it persists.
 The request then passes (fail open: read-only commands by default) or the
-error propagates (fail closed: commands that spend provider quota).
+error propagates (fail closed: commands that spend provider quota), unless
+another of its windows answered that it is full: then it is refused.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ _MAX_TOLD: Final = 10_000
 
 def _name_part(command: str) -> str:
     # Keys are short ASCII; a host bot's command may be named in any script.
-    if _NAME.match(command):
+    # fullmatch: ``$`` in match() would also accept a name ending in a newline.
+    if _NAME.fullmatch(command):
         return command
     return "h" + hashlib.sha256(command.encode("utf-8")).hexdigest()[:16]
 
@@ -179,7 +181,8 @@ class RateLimiter:
         """Count one request of ``user_id`` running ``command`` in ``guild_id`` (``None``: a DM).
 
         Raises:
-            StoreUnavailable: the store failed and the command fails closed.
+            StoreUnavailable: the store failed, no window refused, and the
+                command fails closed.
         """
         now = self._clock.now().timestamp()
         held: list[tuple[str, str]] = []
@@ -200,9 +203,12 @@ class RateLimiter:
             await self._release(held)
             fail_open = self._settings.quota_fail_open if spends_quota else self._settings.fail_open
             await self._failed(guild_id, user_id, command, fail_open)
-            if not fail_open:
-                raise
-            return RateVerdict(allowed=True, degraded=True)
+            # A window that answered "full" still refuses: the fail mode
+            # covers the answers the store could not give, not this one.
+            if not refused:
+                if not fail_open:
+                    raise
+                return RateVerdict(allowed=True, degraded=True)
         scope, key, rate, decision = max(refused, key=lambda item: item[3].retry_after)
         reason = f"command:{_name_part(command)}" if scope == "command" else scope
         verdict = await self._refused(key, reason, decision.retry_after, now, guild_id, user_id)

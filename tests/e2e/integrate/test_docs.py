@@ -55,3 +55,14 @@ def test_the_example_is_type_clean_under_mypy_strict(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_integration_method_the_docs_name_exists() -> None:
+    from timmybot_bot.integrate import Integration
+
+    named = {
+        name
+        for page in [*(ROOT / "docs").glob("*.md"), ROOT / "README.md"]
+        for name in re.findall(r"`Integration\.(\w+)", page.read_text(encoding="utf-8"))
+    }
+    assert [name for name in sorted(named) if not hasattr(Integration, name)] == []

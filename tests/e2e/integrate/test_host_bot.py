@@ -211,6 +211,13 @@ def test_the_bot_name_must_be_a_plain_name() -> None:
             Integration(security, bot_name=bad)
 
 
+def test_a_bot_name_ending_in_a_newline_is_refused() -> None:
+    # ``$`` also matches before a final newline; the name would break our lines.
+    security = compose(settings(), guard=True)
+    with pytest.raises(ValueError, match="bot_name"):
+        Integration(security, bot_name="Juke\n")
+
+
 def test_the_integration_needs_the_guard() -> None:
     with pytest.raises(ValueError, match="needs the guard"):
         Integration(compose(settings(), guard=False, audit=True))
@@ -346,4 +353,30 @@ async def test_removing_the_loader_removes_the_guard_and_the_error_handler(
         assert ran == ["broken"]
     finally:
         await client.stop()
+        await security.aclose()
+
+
+async def test_our_direct_messages_carry_the_host_bots_name_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # /privacy export answers by direct message: that text is ours as well.
+    discord, bot, client = new_client(monkeypatch)
+    clock = FakeClock()
+    services = bootstrap(
+        settings(), clock=clock, oauth=FakeOAuthClient(clock, platforms=("spotify",))
+    )
+    security = compose(settings(), guard=True, clock=clock)
+    integration = Integration(security, bot_name="Juke")
+    await integration.install(client)
+    await integration.commands_loader(services).add_to_client(client)
+    await client.start()
+    discord.take()
+    host = Host(bot=bot, client=client, discord=discord, ran=[])
+    try:
+        sent = await host.slash("privacy", payloads.sub("export"), guild=ALLOWED_GUILD)
+        (dm,) = [s for s in sent if s.kind == "dm-message"]
+        assert "Juke" in (dm.content or "") and "TimmyBot" not in (dm.content or "")
+    finally:
+        await client.stop()
+        await services.aclose()
         await security.aclose()
