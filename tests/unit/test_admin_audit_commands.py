@@ -92,6 +92,11 @@ async def test_recent_lists_newest_first_and_pages(services: Services, clock: Fa
         ("audit query kind:admin kind:security", "kind: given twice"),
         ("audit query color:red", "Filters are name:value"),
         ("audit query cursor:%%%", "malformed audit page cursor"),
+        # Out of the calendar: a usage error, not an OverflowError out of the bus.
+        ("audit query since:999999w", "since: must lie between the years 1 and 9999"),
+        ("audit query since:999999d", "since: must lie between the years 1 and 9999"),
+        ("audit verify since:0001-01-01T00:00+01:00", "since: must lie between the years"),
+        ("audit query until:9999-12-31T23:59-01:00", "until: must lie between the years"),
     ],
 )
 async def test_a_bad_filter_gets_a_reply_naming_it(

@@ -54,17 +54,22 @@ def parse_guild_id(text: str) -> int:
 
 def _moment(name: str, value: str, now: datetime) -> datetime:
     match = _DURATION.match(value)
-    if match:
-        amount, unit = match.groups()
-        return now - timedelta(**{_UNITS[unit]: int(amount)})
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise AuditQueryError(
-            f"{name}: must be a duration back from now (30m, 12h, 7d, 2w) or a date "
-            "(2026-11-01 or 2026-11-01T12:00)"
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        if match:
+            amount, unit = match.groups()
+            return now - timedelta(**{_UNITS[unit]: int(amount)})
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise AuditQueryError(
+                f"{name}: must be a duration back from now (30m, 12h, 7d, 2w) or a date "
+                "(2026-11-01 or 2026-11-01T12:00)"
+            ) from None
+        # In UTC here, so that no store meets an instant it cannot convert.
+        return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        # 999999w back from now, or 0001-01-01T00:00+01:00: before year 1 or after 9999 in UTC.
+        raise AuditQueryError(f"{name}: must lie between the years 1 and 9999 (UTC).") from None
 
 
 def _limit(value: str | int) -> int:
