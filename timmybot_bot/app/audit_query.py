@@ -142,10 +142,20 @@ def parse_verify(words: list[str], *, now: datetime) -> VerifyAudit:
     return VerifyAudit(start=query.start, end=query.end)
 
 
+def _one_line(sanitizer: ResponseSanitizer, text: str, *, limit: int) -> str:
+    # Stored text is one line only if nobody wrote the store but the trail: a
+    # writer ID read from the store reaches a seal record's resource and every
+    # problem's place, and a line break there would forge lines of the reply.
+    return sanitizer.for_discord(sanitizer.sanitize_string(text), limit=limit)
+
+
 def _line(sanitizer: ResponseSanitizer, record: AuditRecord) -> str:
     who = record.actor or record.subject or "-"
     short = who if len(who) <= 14 else who[:14] + "…"
-    clean = sanitizer.for_discord
+
+    def clean(text: str, *, limit: int) -> str:
+        return _one_line(sanitizer, text, limit=limit)
+
     parts = [
         f"{record.timestamp:%Y-%m-%d %H:%M:%S}",
         record.kind.value,
@@ -173,7 +183,7 @@ def render_page(sanitizer: ResponseSanitizer, page: AuditPage, *, title: str) ->
 def render_verification(sanitizer: ResponseSanitizer, report_text: str, problems: list[str]) -> str:
     """Return a verification report as reply text (at most 10 problems listed)."""
     lines = [report_text]
-    lines += [f"  ✗ {sanitizer.for_discord(p, limit=200)}" for p in problems[:10]]
+    lines += [f"  ✗ {_one_line(sanitizer, p, limit=200)}" for p in problems[:10]]
     if len(problems) > 10:
         lines.append(f"  … and {len(problems) - 10} more (timmybot-admin audit verify lists all)")
     return "\n".join(lines)
