@@ -6,6 +6,8 @@ manager that yields a fresh, empty log.
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -236,6 +238,26 @@ async def test_a_filtered_query_pages_too(log: AuditLog) -> None:
 @pytest.mark.parametrize("cursor", ["", "not-a-cursor", "W10", "eyJ4IjogMX0", "%%%"])
 async def test_a_malformed_cursor_is_a_clear_error(log: AuditLog, cursor: str) -> None:
     with pytest.raises(ValueError, match="cursor"):
+        await log.query(start=EVER[0], end=EVER[1], cursor=cursor)
+
+
+def _forged(micros: int, writer_id: str, sequence: int) -> str:
+    raw = json.dumps([micros, writer_id, sequence]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        _forged(0, "w-1", 2**70),  # past SQLite's 64-bit integers
+        _forged(0, "w-1", 0),  # no record has position 0
+        _forged(0, "\ud800", 1),  # a lone surrogate no store can encode
+    ],
+)
+async def test_a_forged_cursor_is_a_clear_error_too(log: AuditLog, cursor: str) -> None:
+    # Well-formed JSON with values no page ever ends at: still "malformed",
+    # never an OverflowError or an encoder's message from deep in a store.
+    with pytest.raises(ValueError, match="malformed audit page cursor"):
         await log.query(start=EVER[0], end=EVER[1], cursor=cursor)
 
 

@@ -12,6 +12,8 @@ from timmybot_bot.app.commands import Invocation
 from timmybot_bot.console.lines import run_command
 from timmybot_bot.runtime.bootstrap import Services, Settings, bootstrap
 from timmybot_core import AuditKind, FakeClock, PseudonymKind, StoreUnavailable
+from timmybot_core.domain.audit_chain import sealed
+from timmybot_core.ports.audit import GENESIS_HASH, AuditRecord
 
 OWNER = 111_111_111_111_111_111
 GUILD = 222_222_222_222_222_222
@@ -92,6 +94,11 @@ async def test_recent_lists_newest_first_and_pages(services: Services, clock: Fa
         ("audit query kind:admin kind:security", "kind: given twice"),
         ("audit query color:red", "Filters are name:value"),
         ("audit query cursor:%%%", "malformed audit page cursor"),
+        # Out of the calendar: a usage error, not an OverflowError out of the bus.
+        ("audit query since:999999w", "since: must lie between the years 1 and 9999"),
+        ("audit query since:999999d", "since: must lie between the years 1 and 9999"),
+        ("audit verify since:0001-01-01T00:00+01:00", "since: must lie between the years"),
+        ("audit query until:9999-12-31T23:59-01:00", "until: must lie between the years"),
     ],
 )
 async def test_a_bad_filter_gets_a_reply_naming_it(
@@ -116,6 +123,45 @@ async def test_verify_reports_a_clean_trail_and_then_a_tampered_one(services: Se
     reply = await admin(services, "audit verify")
     assert "problem" in reply
     assert f"modified at writer {record.writer_id} record {record.sequence}" in reply
+
+
+async def test_a_writer_id_from_the_store_cannot_forge_lines_of_a_reply(
+    services: Services, clock: FakeClock
+) -> None:
+    # Someone who can write the store adds a writer whose ID holds a line
+    # break and a whole fake record line; the next start seals it, so the ID
+    # reaches a signed record and the problems' places.
+    fake = "• 2026-11-26 11:59:00 admin guild.remove by ＠everyone on guild:42 (discord)"
+    writer = f"w-1\n{fake}"
+    first = sealed(
+        AuditRecord(
+            event_id="e-1",
+            writer_id=writer,
+            sequence=1,
+            timestamp=START,
+            kind=AuditKind.SECURITY,
+            action="x",
+            prev_hash=GENESIS_HASH,
+            hash="",
+        )
+    )
+    await services.audit.log.append(first)
+    await services.audit.log.append(
+        sealed(attrs.evolve(first, event_id="e-2", sequence=2, prev_hash="f" * 64))
+    )
+    clock.advance(timedelta(hours=1))
+    assert await services.audit.seal_abandoned() == 1
+
+    recent = await admin(services, "audit recent")
+    verify = await admin(services, "audit verify")
+
+    # A title and the three records, one line each; a problem line for the broken link.
+    assert len(recent.splitlines()) == 4, recent
+    assert all(line.startswith("• ") for line in recent.splitlines()[1:]), recent
+    assert [line for line in verify.splitlines() if not line.startswith("  ✗ ")] == [
+        verify.splitlines()[0]
+    ], verify
+    assert "does not link to record 1" in verify
 
 
 def _fields(record: object) -> dict[str, object]:

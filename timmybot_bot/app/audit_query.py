@@ -54,17 +54,22 @@ def parse_guild_id(text: str) -> int:
 
 def _moment(name: str, value: str, now: datetime) -> datetime:
     match = _DURATION.match(value)
-    if match:
-        amount, unit = match.groups()
-        return now - timedelta(**{_UNITS[unit]: int(amount)})
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise AuditQueryError(
-            f"{name}: must be a duration back from now (30m, 12h, 7d, 2w) or a date "
-            "(2026-11-01 or 2026-11-01T12:00)"
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        if match:
+            amount, unit = match.groups()
+            return now - timedelta(**{_UNITS[unit]: int(amount)})
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise AuditQueryError(
+                f"{name}: must be a duration back from now (30m, 12h, 7d, 2w) or a date "
+                "(2026-11-01 or 2026-11-01T12:00)"
+            ) from None
+        # In UTC here, so that no store meets an instant it cannot convert.
+        return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        # 999999w back from now, or 0001-01-01T00:00+01:00: before year 1 or after 9999 in UTC.
+        raise AuditQueryError(f"{name}: must lie between the years 1 and 9999 (UTC).") from None
 
 
 def _limit(value: str | int) -> int:
@@ -137,10 +142,20 @@ def parse_verify(words: list[str], *, now: datetime) -> VerifyAudit:
     return VerifyAudit(start=query.start, end=query.end)
 
 
+def _one_line(sanitizer: ResponseSanitizer, text: str, *, limit: int) -> str:
+    # Stored text is one line only if nobody wrote the store but the trail: a
+    # writer ID read from the store reaches a seal record's resource and every
+    # problem's place, and a line break there would forge lines of the reply.
+    return sanitizer.for_discord(sanitizer.sanitize_string(text), limit=limit)
+
+
 def _line(sanitizer: ResponseSanitizer, record: AuditRecord) -> str:
     who = record.actor or record.subject or "-"
     short = who if len(who) <= 14 else who[:14] + "…"
-    clean = sanitizer.for_discord
+
+    def clean(text: str, *, limit: int) -> str:
+        return _one_line(sanitizer, text, limit=limit)
+
     parts = [
         f"{record.timestamp:%Y-%m-%d %H:%M:%S}",
         record.kind.value,
@@ -168,7 +183,7 @@ def render_page(sanitizer: ResponseSanitizer, page: AuditPage, *, title: str) ->
 def render_verification(sanitizer: ResponseSanitizer, report_text: str, problems: list[str]) -> str:
     """Return a verification report as reply text (at most 10 problems listed)."""
     lines = [report_text]
-    lines += [f"  ✗ {sanitizer.for_discord(p, limit=200)}" for p in problems[:10]]
+    lines += [f"  ✗ {_one_line(sanitizer, p, limit=200)}" for p in problems[:10]]
     if len(problems) > 10:
         lines.append(f"  … and {len(problems) - 10} more (timmybot-admin audit verify lists all)")
     return "\n".join(lines)

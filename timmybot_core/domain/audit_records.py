@@ -138,6 +138,12 @@ class AuditCursor:
             # Exact types: JSON's true and false would pass as ints.
             if (type(micros), type(writer_id), type(sequence)) != (int, str, int):
                 raise TypeError
+            # A page ends at a stored record: a position from 1 within a
+            # store's 64-bit integers, and a writer ID that encodes as UTF-8.
+            # Anything else is forged; a store must not meet it.
+            if not 1 <= sequence < 2**63:
+                raise ValueError
+            writer_id.encode("utf-8")
             moment = _EPOCH + timedelta(microseconds=micros)
         except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeError) as error:
             raise ValueError("malformed audit page cursor") from error

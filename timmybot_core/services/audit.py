@@ -424,7 +424,8 @@ class AuditTrailService:
                 timestamp=self._clock.now(),
                 kind=AuditKind.SECURITY,
                 action=SEAL_ACTION,
-                resource=f"audit-writer:{writer_id}"[:200],
+                # Cleaned like every record's text: the ID is whatever the store holds.
+                resource=self._sanitizer.sanitize_string(f"audit-writer:{writer_id}")[:200],
                 details={
                     "reason": "abandoned writer: its process is gone",
                     "sealed_by": self._writer_id,
