@@ -55,6 +55,7 @@ from timmybot_bot.demo.provider import (
 from timmybot_bot.runtime.bootstrap import Settings, bootstrap
 from timmybot_core import (
     FakeClock,
+    InputValidator,
     MusicCatalog,
     OAuthError,
     ProviderRateLimited,
@@ -151,6 +152,21 @@ async def test_the_limit_is_sent_and_respected(stage: Stage) -> None:
 
 async def test_the_query_reaches_the_provider_exactly(stage: Stage) -> None:
     query = "Drop It Like It's Hot & more/?#=+%"
+    await stage.catalog.search("demo", query, access_token=stage.token)
+    assert stage.provider.search_requests[-1]["q"] == query
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "halo \U0001fae8",  # SHAKING FACE, Unicode 15: unassigned to Python 3.11's database
+        "halo \uf8ff",  # private use: the Apple logo, typed on every Mac
+    ],
+)
+async def test_text_python_does_not_know_reaches_the_provider(stage: Stage, query: str) -> None:
+    # The validator accepts these; the adapter refused them as "not one
+    # printable line", and /search answered a length error to a short query.
+    assert InputValidator().validate_search_query(query).value == query
     await stage.catalog.search("demo", query, access_token=stage.token)
     assert stage.provider.search_requests[-1]["q"] == query
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from tests.strategies import any_text
 from tests.unit.fake_oauth import FakeOAuthClient, unavailable
-from timmybot_bot.app.commands import Invocation
+from timmybot_bot.app.commands import QUERY_LIMIT, Invocation
 from timmybot_bot.app.search_results import (
     format_duration,
     render_results,
@@ -174,6 +174,19 @@ async def test_a_rejected_query_is_a_security_event_and_reaches_no_platform(worl
     assert world.catalog.calls == []
     assert [event.type for event in world.events] == [SecurityEventType.VALIDATION_REJECTED]
     assert world.events[0].details["field"] == "search"
+
+
+async def test_a_query_at_the_limit_is_searched_and_one_past_it_is_rejected(
+    world: World,
+) -> None:
+    # Issue 14: the query limit is defined once, and it is the limit applied.
+    await world.link()
+
+    await world.run("a" * QUERY_LIMIT)
+    text = await world.run("a" * (QUERY_LIMIT + 1))
+
+    assert [call.query for call in world.catalog.calls] == ["a" * QUERY_LIMIT]
+    assert text == f"Search rejected: Search query too long (max {QUERY_LIMIT} characters)"
 
 
 async def test_an_empty_query_is_rejected_even_with_a_platform(world: World) -> None:

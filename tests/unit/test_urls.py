@@ -264,6 +264,37 @@ def test_the_returned_host_is_always_the_host_given(label: str) -> None:
     assert host.encode("ascii").decode("idna") == given_host
 
 
+@pytest.mark.parametrize(
+    ("host", "browser_host"),
+    [
+        ("\u1d2cpple.com", "apple.com"),  # MODIFIER LETTER CAPITAL A (Unicode 4.0)
+        ("\u2c7cava.com", "java.com"),  # LATIN SUBSCRIPT SMALL LETTER J (Unicode 5.1)
+        ("\u13a0bc.com", "xn--bc-x8l.com"),  # CHEROKEE LETTER A: lower() gives U+AB70
+        ("a\u115fb.com", "ab.com"),  # HANGUL CHOSEONG FILLER, a default ignorable
+        ("a\u17b4b.com", "ab.com"),  # KHMER VOWEL INHERENT AQ, a default ignorable
+    ],
+)
+def test_hosts_a_browser_maps_to_another_name_are_refused(host: str, browser_host: str) -> None:
+    # IDNA 2003 knows only Unicode 3.2 and passes these through unchanged, so
+    # its round trip cannot tell; UTS 46 (what a browser runs) maps them to
+    # ``browser_host``, and the punycode we returned would name another host.
+    result = sanitizer.validate_url(f"https://{host}/")
+    assert result is None, f"{result} is not {browser_host}, which a browser opens"
+
+
+@given(st.text(min_size=1, max_size=8))
+def test_an_accepted_international_host_is_the_host_a_browser_opens(label: str) -> None:
+    idna = pytest.importorskip("idna")  # UTS 46, as browsers map hosts
+    result = sanitizer.validate_url(f"https://{label}.example.com/")
+    if result is None or label.isascii():
+        return
+    try:
+        browser = idna.encode(f"{label}.example.com", uts46=True, transitional=False)
+    except idna.IDNAError:
+        return  # a browser refuses the host: it opens nothing, not another host
+    assert browser.decode("ascii") == urlsplit(result).hostname
+
+
 def test_international_names_both_standards_agree_on_pass() -> None:
     assert sanitizer.validate_url("https://bücher.de/") == "https://xn--bcher-kva.de/"
     assert sanitizer.validate_url("https://BÜCHER.de/") == "https://xn--bcher-kva.de/"

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -97,6 +98,22 @@ _MAX_DURATION_MS: Final = 24 * 3600 * 1000
 _THUMBNAIL_WIDTH: Final = 160
 _MARKET = re.compile(r"^(?:[A-Z]{2}|from_token)$")
 _DELTA_SECONDS = re.compile(r"^[0-9]{1,10}$")
+# Not printable to str.isprintable(), yet ordinary text in a query: private
+# use (U+F8FF, the Apple logo) and code points this interpreter's Unicode
+# database does not know yet (emoji newer than it, such as U+1FAE8). The
+# validator lets them through; refusing them here answered "one line of at
+# most 500 characters" to a one-word query.
+_TEXT_UNKNOWN_TO_PYTHON: Final = frozenset({"Co", "Cn"})
+
+
+def _one_printable_line(query: str) -> bool:
+    """Whether ``query`` has no control, format, separator or surrogate character."""
+    if query.isprintable():
+        return True
+    return all(
+        char.isprintable() or unicodedata.category(char) in _TEXT_UNKNOWN_TO_PYTHON
+        for char in query
+    )
 
 
 def _market(value: str | None) -> str | None:
@@ -303,7 +320,7 @@ class SpotifyWebApiCatalog(OwnedSession):
         api = self.api(platform)
         if not isinstance(query, str) or not query.strip():
             raise ValueError("the search query cannot be empty")
-        if len(query) > MAX_QUERY_LENGTH or not query.isprintable():
+        if len(query) > MAX_QUERY_LENGTH or not _one_printable_line(query):
             raise ValueError(
                 f"the search query must be one line of at most {MAX_QUERY_LENGTH} characters"
             )

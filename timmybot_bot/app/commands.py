@@ -19,7 +19,7 @@ from typing import ClassVar, Final
 import attrs
 
 from timmybot_bot.runtime.vault_rekey import RekeyPlan, Report
-from timmybot_core import AuditKind, AuditLog, Severity, Switch
+from timmybot_core import AuditKind, AuditLog, Severity, Switch, ValidationPolicy
 
 __all__ = [
     "QUERY_LIMIT",
@@ -55,9 +55,11 @@ __all__ = [
     "WhoAmI",
 ]
 
-#: The longest ``/search`` query, in characters: Discord's option, the
-#: console and the validator all take it from here.
-QUERY_LIMIT: Final = 500
+#: The longest ``/search`` query, in characters. It is the validator's own
+#: limit (after normalization), read here rather than written again, so that
+#: Discord's option never lets through a query the validator then calls too
+#: long; the console has no limit of its own and meets the validator's.
+QUERY_LIMIT: Final = ValidationPolicy.default().max_search_length
 
 
 def _id_set(values: Iterable[int]) -> frozenset[int]:

@@ -28,6 +28,7 @@ import unicodedata
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from timmybot_core.safety.special_addresses import is_public_address
+from timmybot_core.safety.text import is_invisible
 
 __all__ = ["MAX_URL_LENGTH", "safe_url"]
 
@@ -43,6 +44,11 @@ _ASCII_HOST = re.compile(r"^[a-z0-9_.-]+$")
 _DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
 # What IDNA 2008 can hold (PVALID is a subset of these): letters, marks, digits.
 _IDNA_CATEGORIES = frozenset({"Ll", "Lo", "Lm", "Mn", "Mc", "Nd"})
+# IDNA 2003 is defined on Unicode 3.2: the codec passes later characters
+# through unmapped, while UTS 46 maps them (U+1D2C MODIFIER LETTER CAPITAL A
+# to "a", so "\u1d2cpple.com" is apple.com to a browser). The same holds
+# for the Cherokee small letters that str.lower() produces since Unicode 8.
+_UNICODE_3_2 = unicodedata.ucd_3_2_0
 
 _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -78,6 +84,18 @@ def _whatwg_ipv4(host: str) -> ipaddress.IPv4Address | bool | None:
     return ipaddress.IPv4Address(last + sum(n * 256 ** (3 - i) for i, n in enumerate(head)))
 
 
+def _both_standards_keep(char: str) -> bool:
+    """Whether IDNA 2003 and UTS 46 both keep ``char`` as it is (non-ASCII ``char``)."""
+    return (
+        unicodedata.category(char) in _IDNA_CATEGORIES
+        # Unassigned in Unicode 3.2: IDNA 2003 cannot have mapped it.
+        and _UNICODE_3_2.category(char) != "Cn"
+        # Default ignorables that are letters or marks (Hangul fillers, Khmer
+        # inherent vowels, Mongolian selectors): UTS 46 deletes them.
+        and not is_invisible(char)
+    )
+
+
 def _ascii_host(hostname: str) -> str | None:
     if hostname.isascii():
         try:
@@ -97,9 +115,7 @@ def _ascii_host(hostname: str) -> str | None:
         # joiners dropped, compatibility forms folded): a browser, with
         # IDNA 2008, would open a different host. Refused, never rewritten.
         return None
-    labels_ok = all(
-        char.isascii() or unicodedata.category(char) in _IDNA_CATEGORIES for char in back
-    )
+    labels_ok = all(char.isascii() or _both_standards_keep(char) for char in back)
     return host if labels_ok and _ASCII_HOST.match(host) else None
 
 

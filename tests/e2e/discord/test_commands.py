@@ -81,6 +81,21 @@ async def test_the_command_tree_is_registered_with_discord(discord_bot: Harness)
         assert sorted(command["contexts"]) == [0, 1]
 
 
+async def test_the_longest_query_discord_lets_through_is_not_too_long(discord_bot: Harness) -> None:
+    # Issue 14: one query limit. Discord enforces the option's max_length
+    # before the bot sees the interaction; a query that long must not then
+    # be refused by the validator as too long.
+    put = next(sent for sent in discord_bot.synced if sent.method == "PUT")
+    search = next(command for command in put.body["commands"] if command["name"] == "search")
+    limit = next(option for option in search["options"] if option["name"] == "query")["max_length"]
+    assert limit == c.QUERY_LIMIT
+
+    sent = only(await discord_bot.slash("search", p.string("query", "a" * limit)))
+
+    # Past the validator: this harness has no catalog, which is said next.
+    assert (sent.content or "").startswith("Search needs a music platform"), sent.content
+
+
 def test_every_console_command_has_a_discord_counterpart_or_is_console_only() -> None:
     console = {command.name for command in COMMANDS}
     discord = {"link", "linked", "unlink", "search", "privacy", "admin"}
