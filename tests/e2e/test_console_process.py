@@ -153,6 +153,25 @@ def test_the_demo_provider_is_refused_beside_a_discord_token() -> None:
     assert token not in done.stderr + done.stdout
 
 
+def test_a_demo_provider_url_is_refused_beside_a_discord_token() -> None:
+    # The same public client secret as --demo-provider: --check-config shows the
+    # refusal without connecting to Discord.
+    token = "canary-discord-token-0123456789"
+    done = run_bot(
+        "",
+        "--check-config",
+        "--demo-provider-url",
+        "http://127.0.0.1:9",
+        DISCORD_TOKEN=token,
+    )
+    assert done.returncode == 2, done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("timmybot: configuration error: DISCORD_TOKEN is set")
+    assert "--demo-provider-url" in lines[0]
+    assert token not in done.stderr + done.stdout
+
+
 def test_check_config_reports_what_start_up_would_refuse() -> None:
     done = run_bot("", "--check-config", TIMMYBOT_WEB_HOST="0.0.0.0")
     assert done.returncode == 2

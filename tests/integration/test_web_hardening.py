@@ -526,6 +526,40 @@ async def test_tls_is_served_and_metrics_needs_a_client_certificate(site: Site, 
         await web.stop()
 
 
+async def test_the_tls_server_never_writes_session_keys_to_sslkeylogfile(
+    site: Site, pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ssl.create_default_context obeys SSLKEYLOGFILE: every session key, and so
+    # every callback's OAuth code, could be decrypted from a capture.
+    keylog = tmp_path / "keys.log"
+    monkeypatch.setenv("SSLKEYLOGFILE", str(keylog))
+    context = server_tls_context(
+        Settings(backend="memory", web_tls_cert=pki.cert, web_tls_key=pki.key)
+    )
+    assert context is not None
+    assert context.keylog_filename is None
+    web = WebServer(build_app(site.services.links), port=0, ssl_context=context)
+    await web.start()
+    assert web.port is not None
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # by hand: no key log of its own
+    client.load_verify_locations(cafile=str(pki.ca))
+    try:
+        reader, writer = await asyncio.open_connection(
+            "localhost", web.port, ssl=client, server_hostname="localhost"
+        )
+        try:
+            writer.write(
+                b"GET /healthz/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            )
+            answer = await asyncio.wait_for(reader.read(), timeout=10)
+        finally:
+            writer.close()
+    finally:
+        await web.stop()
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert not keylog.exists()
+
+
 def test_tls_settings_that_do_not_go_together_name_the_setting(pki: Pki, tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="TIMMYBOT_WEB_TLS_KEY is set without"):
         server_tls_context(Settings(web_tls_key=pki.key))

@@ -132,6 +132,28 @@ def test_malformed_or_deceptive_urls_are_refused(url: str) -> None:
     assert sanitizer.validate_url(url) is None
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://[2606:4700::1]evil.com/",
+        "https://[2606:4700::1].evil.com/",
+        "https://[2606:4700::1]evil.com:8443/x",
+        "https://[2606:4700::1]]/",
+    ],
+)
+def test_text_after_a_bracketed_address_is_refused_never_dropped(url: str) -> None:
+    # urlsplit's hostname is only what is inside the brackets: returning it
+    # would turn a URL that browsers refuse into one naming another host.
+    assert sanitizer.validate_url(url) is None
+
+
+def test_a_bracketed_address_keeps_its_port() -> None:
+    assert sanitizer.validate_url("https://[2606:4700::1]:8443/x") == (
+        "https://[2606:4700::1]:8443/x"
+    )
+    assert sanitizer.validate_url("https://[2606:4700::1]:/") == "https://[2606:4700::1]/"
+
+
 @pytest.mark.parametrize("value", [None, 42, b"https://example.com"])
 def test_non_text_is_refused(value: object) -> None:
     assert sanitizer.validate_url(value) is None

@@ -276,11 +276,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_settings(settings)
     except ConfigurationError as error:
         return _fail(f"configuration error: {error}", EXIT_CONFIGURATION)
-    if args.demo_provider and settings.discord_token:
+    demo = args.demo_provider or args.demo_provider_url is not None
+    if demo and settings.discord_token:
+        demo_option = "--demo-provider" if args.demo_provider else "--demo-provider-url"
         # The demo provider's client secret is public by design: it must
-        # never stand behind a bot real users reach.
+        # never stand behind a bot real users reach, started here or not.
         return _fail(
-            "configuration error: DISCORD_TOKEN is set, and --demo-provider (whose client "
+            f"configuration error: DISCORD_TOKEN is set, and {demo_option} (whose client "
             "secret is public) runs only with the offline console; unset one of them",
             EXIT_CONFIGURATION,
         )

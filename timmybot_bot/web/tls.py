@@ -1,7 +1,10 @@
 """TLS for the bot's own web server, for deployments without a TLS-terminating proxy.
 
 With ``TIMMYBOT_WEB_TLS_CERT`` and ``TIMMYBOT_WEB_TLS_KEY`` the server speaks
-HTTPS (TLS 1.2 at least, the ``ssl`` module's secure defaults). With
+HTTPS (TLS 1.2 at least, the ``ssl`` module's secure defaults; the context
+is built by hand, so an ``SSLKEYLOGFILE`` in the environment cannot make
+the process write the session keys of callbacks, which carry OAuth codes,
+to disk). With
 ``TIMMYBOT_WEB_METRICS_CLIENT_CA`` as well, the server asks every client for
 a certificate (optional at the handshake, so browsers on the callback are not
 refused) and ``/metrics`` answers 403 unless the client presented one that
@@ -44,7 +47,9 @@ def server_tls_context(settings: Settings) -> ssl.SSLContext | None:
         return None
     if key is None:
         raise ConfigurationError("TIMMYBOT_WEB_TLS_CERT is set without TIMMYBOT_WEB_TLS_KEY")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    # Not ssl.create_default_context: it obeys SSLKEYLOGFILE, which would write
+    # every session key (and so every callback's OAuth code) to that file.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(cert, key)

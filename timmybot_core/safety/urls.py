@@ -128,6 +128,11 @@ def _safe_host(split: SplitResult) -> str | None:
     if not hostname:
         return None
     if netloc.startswith("["):
+        after = netloc[netloc.find("]") + 1 :]
+        if after and not after.startswith(":"):
+            # "[2606:4700::1]evil.com": urlsplit's hostname is only the
+            # bracketed part, browsers refuse the whole; never drop the rest.
+            return None
         try:
             address: _IPAddress = ipaddress.IPv6Address(hostname)
         except ValueError:
