@@ -13,6 +13,7 @@ import jsonschema
 import pytest
 
 from timmybot_bot.integrate import ConfigurationError, HostUserData, Security, Settings, compose
+from timmybot_bot.integrate.composition import close_all
 from timmybot_bot.runtime import bootstrap as bootstrap_module
 from timmybot_core import DataDeletionError, StoreUnavailable
 
@@ -191,3 +192,25 @@ def test_a_host_store_needs_a_plain_unique_name() -> None:
         compose(Settings(backend="memory"), privacy=True, host_data=[clash])
     with pytest.raises(TypeError, match="HostUserData"):
         compose(Settings(backend="memory"), privacy=True, host_data=[object()])  # type: ignore[list-item]
+
+
+async def test_a_closer_that_fails_does_not_skip_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    closed: list[str] = []
+
+    async def database() -> None:
+        closed.append("database")
+
+    async def exporter() -> None:
+        closed.append("exporter")
+        raise OSError("the exporter's socket is gone")
+
+    async def audit() -> None:
+        closed.append("audit")
+
+    with pytest.raises(OSError, match="socket is gone"):
+        await close_all([database, exporter, audit])
+    # Last created first, every one of them, and the failure named in the log.
+    assert closed == ["audit", "exporter", "database"]
+    assert "closing" in caplog.text and "OSError" in caplog.text

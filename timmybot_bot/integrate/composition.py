@@ -111,11 +111,36 @@ __all__ = [
     "build_oauth_client",
     "check_claim_timeout",
     "check_settings",
+    "close_all",
     "compose",
     "oauth_providers",
 ]
 
 Closer = Callable[[], Awaitable[object]]
+
+_log = logging.getLogger(__name__)
+
+
+async def close_all(closers: Sequence[Closer]) -> None:
+    """Run every closer, last created first; then raise the first failure, if any.
+
+    One closer failing (an exporter that cannot flush) must not skip the
+    rest: the audit trail's last digest and the database close come after.
+    """
+    failures: list[Exception] = []
+    for close in reversed(closers):
+        try:
+            await close()
+        except Exception as error:  # noqa: BLE001 - re-raised once every closer ran
+            _log.error("closing %s failed (%s)", _name_of(close), type(error).__name__)
+            failures.append(error)
+    if failures:
+        raise failures[0]
+
+
+def _name_of(close: Closer) -> str:
+    owner = getattr(close, "__self__", None)
+    return type(owner).__name__ if owner is not None else getattr(close, "__qualname__", "?")
 
 
 class PrometheusSource(Protocol):
@@ -171,9 +196,8 @@ class Security:
             await open_store()
 
     async def aclose(self) -> None:
-        """Close stores and flush exporters, in reverse order of creation."""
-        for close in reversed(self.closers):
-            await close()
+        """Close stores and flush exporters, last created first (see :func:`close_all`)."""
+        await close_all(self.closers)
 
 
 def aws_config(settings: Settings) -> tuple[AwsConfig, TableNames]:
