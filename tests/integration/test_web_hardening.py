@@ -212,6 +212,20 @@ def test_forwarded_for_is_believed_only_from_a_configured_proxy() -> None:
         parse_networks("10.0.0.0/8, proxy.example")
 
 
+def test_a_hop_with_a_port_and_a_proxy_in_mapped_form_are_understood() -> None:
+    proxies = parse_networks("10.0.0.0/8")
+    # Some proxies (Azure Application Gateway) write the client's port too;
+    # refusing such a hop would put every client in the proxy's one bucket.
+    assert client_address("10.0.0.1", ["198.51.100.1:5555"], proxies) == "198.51.100.1"
+    assert client_address("10.0.0.1", ["[2001:db8::7]:5555"], proxies) == "2001:db8::7"
+    assert client_address("10.0.0.1", ["198.51.100.1:port"], proxies) == "10.0.0.1"
+    assert client_address("10.0.0.1", ["198.51.100.1:"], proxies) == "10.0.0.1"
+    # Peers are compared unmapped, so a proxy network written mapped must be too.
+    mapped = parse_networks("::ffff:10.0.0.0/104")
+    assert mapped == parse_networks("10.0.0.0/8")
+    assert client_address("::ffff:10.0.0.1", ["203.0.113.5"], mapped) == "203.0.113.5"
+
+
 async def test_a_trusted_proxy_gives_each_client_its_own_bucket(site: Site) -> None:
     app = build_app(
         site.services.links,

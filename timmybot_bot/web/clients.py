@@ -33,10 +33,24 @@ def parse_networks(text: str) -> tuple[IPNetwork, ...]:
         if not part.isascii():
             raise ValueError(f"{part[:40]!r} is not an IP address or network")
         try:
-            networks.append(ipaddress.ip_network(part, strict=False))
+            network = ipaddress.ip_network(part, strict=False)
         except ValueError:
             raise ValueError(f"{part[:40]!r} is not an IP address or network") from None
+        networks.append(_unmapped(network))
     return tuple(networks)
+
+
+def _unmapped(network: IPNetwork) -> IPNetwork:
+    """Return an IPv4-mapped network (``::ffff:10.0.0.0/104``) as the IPv4 one it names.
+
+    Peers are compared unmapped (see :func:`_address`), so a mapped network
+    as configured would never match one.
+    """
+    mapped = ipaddress.ip_network("::ffff:0:0/96")
+    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(mapped):
+        low_32_bits = int(network.network_address) & 0xFFFF_FFFF
+        return ipaddress.IPv4Network((low_32_bits, network.prefixlen - 96))
+    return network
 
 
 def _address(text: str | None) -> _Address | None:
@@ -45,6 +59,11 @@ def _address(text: str | None) -> _Address | None:
     value = text.strip()
     if value.startswith("[") and "]" in value:  # [2001:db8::1]:443
         value = value[1 : value.index("]")]
+    elif value.count(":") == 1:  # 198.51.100.1:5555, as some proxies write a hop
+        host, _, port = value.partition(":")
+        if not (port.isascii() and port.isdigit()):
+            return None
+        value = host
     if not value.isascii():
         return None
     try:
