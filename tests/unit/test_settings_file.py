@@ -126,6 +126,16 @@ def test_a_wrong_value_names_the_key_and_the_file(tmp_path: Path, text: str, mes
     assert message.format(path=path) in error_of({}, path)
 
 
+@pytest.mark.parametrize(
+    "key", ["data_dir", "audit_digest_dir", "web_tls_cert", "web_metrics_client_ca", "web_host"]
+)
+def test_a_nul_character_in_a_path_or_host_names_the_key(tmp_path: Path, key: str) -> None:
+    # TOML's \u0000 escape is the one way to get a NUL into a setting; a path
+    # or a host holding one made the start fail with a ValueError traceback.
+    path = write(tmp_path, f'{key} = "a\\u0000b"\n')
+    assert error_of({}, path).startswith(f"{key} in config file {path} must be a ")
+
+
 def test_an_unknown_key_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
     path = write(tmp_path, 'validaton_policy = "strict"\nfoo = 1\n')
     message = error_of({}, path)

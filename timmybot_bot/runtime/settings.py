@@ -86,6 +86,10 @@ def _boolean(name: str, raw: str) -> bool:
 def _expanded(name: str, raw: str, what: str) -> Path:
     if not raw.strip():
         raise ConfigurationError(f"{name} must be {what} (got an empty value)")
+    if "\0" in raw:
+        # Only a TOML escape (\u0000) can put one here; every file call
+        # would raise ValueError on it, past the configuration errors.
+        raise ConfigurationError(f"{name} must be {what} (got one with a NUL character)")
     try:
         return Path(raw.strip()).expanduser()
     except RuntimeError:
@@ -185,7 +189,8 @@ def _port(name: str, raw: str) -> int:
 
 def _host(name: str, raw: str) -> str:
     value = raw.strip()
-    if not value or any(c.isspace() or c in "/@" for c in value):
+    # Not printable: a NUL would reach the socket layer as a ValueError.
+    if not value or any(c.isspace() or not c.isprintable() or c in "/@" for c in value):
         raise ConfigurationError(f"{name} must be a host name or IP address (got {value!r})")
     return value
 
