@@ -161,6 +161,12 @@ def test_a_missing_file_a_directory_and_bad_toml_are_errors(tmp_path: Path) -> N
     assert TOKEN not in message
 
 
+@pytest.mark.parametrize("nesting", ["[" * 5000 + "]" * 5000, "{a = " * 5000 + "1" + "}" * 5000])
+def test_a_file_nested_too_deeply_is_an_error_not_a_recursion(tmp_path: Path, nesting: str) -> None:
+    path = write(tmp_path, f"owner_ids = {nesting}\n")
+    assert error_of({}, path) == f"config file {path} is not valid TOML: nested too deeply"
+
+
 def test_the_variable_names_a_missing_file_too(tmp_path: Path) -> None:
     message = error_of({"TIMMYBOT_CONFIG_FILE": str(tmp_path / "gone.toml")})
     assert "gone.toml does not exist" in message

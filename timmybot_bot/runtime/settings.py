@@ -821,6 +821,10 @@ def _read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     except tomllib.TOMLDecodeError as error:
         # tomllib's messages give the position, never the file's content.
         raise ConfigurationError(f"{where} is not valid TOML: {error}") from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively: a few
+        # thousand levels exhaust the stack before it finds any error.
+        raise ConfigurationError(f"{where} is not valid TOML: nested too deeply") from None
     keys = _file_keys()
     if "config_file" in data:
         raise ConfigurationError(f"{where}: config_file cannot be set inside a config file")
