@@ -167,6 +167,12 @@ def test_a_file_nested_too_deeply_is_an_error_not_a_recursion(tmp_path: Path, ne
     assert error_of({}, path) == f"config file {path} is not valid TOML: nested too deeply"
 
 
+def test_an_empty_config_file_variable_asks_for_a_file_not_a_directory() -> None:
+    assert error_of({"TIMMYBOT_CONFIG_FILE": " "}) == (
+        "TIMMYBOT_CONFIG_FILE must be a file path (got an empty value)"
+    )
+
+
 def test_the_variable_names_a_missing_file_too(tmp_path: Path) -> None:
     message = error_of({"TIMMYBOT_CONFIG_FILE": str(tmp_path / "gone.toml")})
     assert "gone.toml does not exist" in message

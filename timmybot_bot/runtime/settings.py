@@ -561,7 +561,7 @@ class Settings:
     spotify_client_secret: str | None = _unset_setting(_secret, "secret string", secret=True)
     discord_client_id: str | None = _unset_setting(_secret, "string")
     discord_client_secret: str | None = _unset_setting(_secret, "secret string", secret=True)
-    config_file: Path | None = _unset_setting(_path, "file path (`~` is expanded)")
+    config_file: Path | None = _unset_setting(_file, "file path (`~` is expanded)")
     shard_ids: tuple[int, ...] | None = _unset_setting(
         _shard_ids,
         "shard numbers and ranges: `0,1` or `0-3`",
