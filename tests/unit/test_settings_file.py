@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -171,6 +172,22 @@ def test_an_empty_config_file_variable_asks_for_a_file_not_a_directory() -> None
     assert error_of({"TIMMYBOT_CONFIG_FILE": " "}) == (
         "TIMMYBOT_CONFIG_FILE must be a file path (got an empty value)"
     )
+
+
+def test_a_fifo_is_refused_at_once_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "timmybot.toml"
+    os.mkfifo(fifo)
+    errors: list[str] = []
+    reader = threading.Thread(target=lambda: errors.append(error_of({}, fifo)), daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    if reader.is_alive():
+        # Opened without O_NONBLOCK, it waits for a writer: be that writer.
+        with open(fifo, "wb"):
+            pass
+        reader.join(timeout=10)
+        pytest.fail("reading a FIFO as the config file waited for a writer")
+    assert errors == [f"config file {fifo} is not a regular file"]
 
 
 def test_the_variable_names_a_missing_file_too(tmp_path: Path) -> None:

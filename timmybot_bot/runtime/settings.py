@@ -803,7 +803,9 @@ def _read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     """Read a TOML settings file; return values by field, and the name each came under."""
     where = f"config file {path}"
     try:
-        with path.open("rb") as handle:
+        # O_NONBLOCK: opening a FIFO would otherwise wait for a writer, before
+        # the check below could refuse it; reading a regular file is unaffected.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
             mode = os.fstat(handle.fileno()).st_mode
             if not stat.S_ISREG(mode):
                 raise ConfigurationError(f"{where} is not a regular file")
