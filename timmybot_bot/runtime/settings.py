@@ -230,11 +230,18 @@ def format_host(host: str) -> str:
 
 def _public_url(name: str, raw: str) -> str:
     value = raw.strip().rstrip("/")
-    if not re.match(r"^https?://[^\s/@]+(?::[0-9]{1,5})?(?:/[^\s]*)?$", value):
-        raise ConfigurationError(
-            f"{name} must be the URL users' browsers reach the bot at, such as "
-            f"https://bot.example.com (got {value!r})"
-        )
+    refused = ConfigurationError(
+        f"{name} must be the URL users' browsers reach the bot at, such as "
+        f"https://bot.example.com (got {value!r})"
+    )
+    # "/oauth/callback" is appended to it: after a query or a fragment it
+    # would not be the path (and the OAuth client refuses a fragment).
+    if not re.match(r"^https?://[^\s/@?#]+(?::[0-9]{1,5})?(?:/[^\s?#]*)?$", value):
+        raise refused
+    try:
+        _ = urlsplit(value).port  # a port above 65535, or a broken [IPv6] host
+    except ValueError:
+        raise refused from None
     return value
 
 
