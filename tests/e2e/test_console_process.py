@@ -172,6 +172,29 @@ def test_a_demo_provider_url_is_refused_beside_a_discord_token() -> None:
     assert token not in done.stderr + done.stdout
 
 
+@pytest.mark.parametrize("args", [(), ("--check-config",)])
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TIMMYBOT_SPOTIFY_CLIENT_ID", "c" * 257),
+        ("TIMMYBOT_DISCORD_CLIENT_ID", "client\x1bid"),
+    ],
+)
+def test_a_client_id_the_provider_refuses_is_a_configuration_error(
+    args: tuple[str, ...], variable: str, value: str
+) -> None:
+    # The settings take any text; the OAuth provider refuses it when the
+    # services are built. That must be the configuration status and one
+    # line naming the setting, at start-up and in --check-config alike.
+    done = run_bot("", *args, **{variable: value})
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"timmybot: configuration error: {variable}")
+    assert value not in done.stderr
+    assert done.stdout == ""
+
+
 def test_check_config_reports_what_start_up_would_refuse() -> None:
     done = run_bot("", "--check-config", TIMMYBOT_WEB_HOST="0.0.0.0")
     assert done.returncode == 2

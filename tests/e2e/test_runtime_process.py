@@ -154,6 +154,30 @@ def test_settings_come_from_a_config_file(tmp_path: Path) -> None:
     assert f"config_file = {config}\n" in done.stdout
 
 
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("timmybot.toml", '"web\\nport" = 1\n'),
+        ("timmybot.toml", '"web\\u001b[2Jport" = 1\n'),
+        ("new\nline.toml", None),
+    ],
+)
+def test_a_configuration_error_is_one_line_whatever_the_file_holds(
+    tmp_path: Path, name: str, text: str | None
+) -> None:
+    # A file's key or its path can hold a line break or a terminal escape;
+    # the error still has to be the one line (no escape) a supervisor logs.
+    config = tmp_path / name
+    if text is not None:
+        config.write_text(text)
+    done = run(tmp_path, "--check-config", "--config", str(config))
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("timmybot: configuration error: config file ")
+    assert "\x1b" not in done.stderr
+    assert done.stdout == ""
+
+
 def test_a_config_file_that_leaks_its_secrets_is_refused(tmp_path: Path) -> None:
     token = "canary-token.in-a.world-readable-file"
     config = tmp_path / "timmybot.toml"

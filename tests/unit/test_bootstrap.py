@@ -177,6 +177,17 @@ def test_check_settings_finds_a_bad_key_without_side_effects(tmp_path: Path) -> 
     assert not (tmp_path / "v").exists()
 
 
+@pytest.mark.parametrize("client_id", ["c" * 257, "tab\tinside", "zero\u200bwidth"])
+def test_a_client_id_the_provider_refuses_names_the_setting(tmp_path: Path, client_id: str) -> None:
+    settings = Settings(backend="sqlite", data_dir=tmp_path / "v", spotify_client_id=client_id)
+    with pytest.raises(ConfigurationError, match=r"^TIMMYBOT_SPOTIFY_CLIENT_ID: ") as caught:
+        check_settings(settings)
+    assert client_id not in str(caught.value)
+    with pytest.raises(ConfigurationError, match=r"^TIMMYBOT_SPOTIFY_CLIENT_ID: "):
+        bootstrap(settings)
+    assert not (tmp_path / "v").exists()
+
+
 async def test_the_prometheus_exporter_is_reachable_for_the_web_server(tmp_path: Path) -> None:
     services = bootstrap(Settings(backend="memory", metrics_exporter="prometheus"))
     try:

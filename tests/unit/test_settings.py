@@ -157,3 +157,29 @@ def test_definite_hosts_do_not_listen_everywhere(host: str) -> None:
 def test_an_ipv6_web_host_is_bracketed_in_the_redirect_uri() -> None:
     settings = Settings.from_env({"TIMMYBOT_WEB_HOST": "::1", "TIMMYBOT_WEB_PORT": "8080"})
     assert settings.redirect_uri == "http://[::1]:8080/oauth/callback"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://bot.example.com#frag",
+        "https://bot.example.com/?next=1",
+        "https://bot.example.com/base#x",
+        "https://bot.example.com:99999",
+        "https://[::1",
+    ],
+)
+def test_a_public_url_the_redirect_uri_cannot_be_built_on_is_refused(url: str) -> None:
+    # The redirect URI is the URL with /oauth/callback appended: after a
+    # query or a fragment that is no path, and the OAuth client refused the
+    # fragment only when /link ran (with --demo-provider, at start-up).
+    with pytest.raises(ConfigurationError, match=r"^TIMMYBOT_PUBLIC_URL must be the URL users'"):
+        Settings.from_env({"TIMMYBOT_PUBLIC_URL": url})
+
+
+@pytest.mark.parametrize(
+    "url", ["https://bot.example.com", "http://127.0.0.1:8080/", "https://[::1]:8443/tb"]
+)
+def test_a_public_url_with_a_host_port_and_path_is_kept(url: str) -> None:
+    settings = Settings.from_env({"TIMMYBOT_PUBLIC_URL": url})
+    assert settings.redirect_uri == url.rstrip("/") + "/oauth/callback"

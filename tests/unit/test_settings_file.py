@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -126,6 +127,16 @@ def test_a_wrong_value_names_the_key_and_the_file(tmp_path: Path, text: str, mes
     assert message.format(path=path) in error_of({}, path)
 
 
+@pytest.mark.parametrize(
+    "key", ["data_dir", "audit_digest_dir", "web_tls_cert", "web_metrics_client_ca", "web_host"]
+)
+def test_a_nul_character_in_a_path_or_host_names_the_key(tmp_path: Path, key: str) -> None:
+    # TOML's \u0000 escape is the one way to get a NUL into a setting; a path
+    # or a host holding one made the start fail with a ValueError traceback.
+    path = write(tmp_path, f'{key} = "a\\u0000b"\n')
+    assert error_of({}, path).startswith(f"{key} in config file {path} must be a ")
+
+
 def test_an_unknown_key_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
     path = write(tmp_path, 'validaton_policy = "strict"\nfoo = 1\n')
     message = error_of({}, path)
@@ -149,6 +160,34 @@ def test_a_missing_file_a_directory_and_bad_toml_are_errors(tmp_path: Path) -> N
     message = error_of({}, broken)
     assert re.search(r"is not valid TOML: .*line 1", message)
     assert TOKEN not in message
+
+
+@pytest.mark.parametrize("nesting", ["[" * 5000 + "]" * 5000, "{a = " * 5000 + "1" + "}" * 5000])
+def test_a_file_nested_too_deeply_is_an_error_not_a_recursion(tmp_path: Path, nesting: str) -> None:
+    path = write(tmp_path, f"owner_ids = {nesting}\n")
+    assert error_of({}, path) == f"config file {path} is not valid TOML: nested too deeply"
+
+
+def test_an_empty_config_file_variable_asks_for_a_file_not_a_directory() -> None:
+    assert error_of({"TIMMYBOT_CONFIG_FILE": " "}) == (
+        "TIMMYBOT_CONFIG_FILE must be a file path (got an empty value)"
+    )
+
+
+def test_a_fifo_is_refused_at_once_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "timmybot.toml"
+    os.mkfifo(fifo)
+    errors: list[str] = []
+    reader = threading.Thread(target=lambda: errors.append(error_of({}, fifo)), daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    if reader.is_alive():
+        # Opened without O_NONBLOCK, it waits for a writer: be that writer.
+        with open(fifo, "wb"):
+            pass
+        reader.join(timeout=10)
+        pytest.fail("reading a FIFO as the config file waited for a writer")
+    assert errors == [f"config file {fifo} is not a regular file"]
 
 
 def test_the_variable_names_a_missing_file_too(tmp_path: Path) -> None:

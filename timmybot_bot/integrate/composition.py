@@ -237,10 +237,19 @@ def oauth_providers(settings: Settings, extra: Sequence[OAuthProvider]) -> list[
     from timmybot_adapters.oauth import discord, spotify
 
     providers = list(extra)
-    if settings.spotify_client_id:
-        providers.append(spotify(settings.spotify_client_id, settings.spotify_client_secret))
-    if settings.discord_client_id:
-        providers.append(discord(settings.discord_client_id, settings.discord_client_secret))
+    for platform, build, client_id, secret in (
+        ("SPOTIFY", spotify, settings.spotify_client_id, settings.spotify_client_secret),
+        ("DISCORD", discord, settings.discord_client_id, settings.discord_client_secret),
+    ):
+        if not client_id:
+            continue
+        try:
+            providers.append(build(client_id, secret))
+        except ValueError as error:
+            # The provider refuses the client ID (too long, not printable):
+            # a setting's error, not a traceback at start-up. No value is
+            # quoted: the message says what is wrong without it.
+            raise ConfigurationError(f"TIMMYBOT_{platform}_CLIENT_ID: {error}") from None
     return providers
 
 
@@ -271,6 +280,8 @@ def check_settings(settings: Settings) -> None:
             "or TIMMYBOT_WEB_PORT is 0: browsers must reach a definite callback address"
         )
     server_tls_context(settings)  # the files load, and the settings go together
+    if settings.spotify_client_id or settings.discord_client_id:
+        oauth_providers(settings, ())  # the providers accept the client IDs
     for platform, client_id, secret in (
         ("SPOTIFY", settings.spotify_client_id, settings.spotify_client_secret),
         ("DISCORD", settings.discord_client_id, settings.discord_client_secret),

@@ -39,6 +39,7 @@ from timmybot_bot.runtime.settings import ConfigurationError, Settings
 from timmybot_bot.runtime.shutdown import GracefulStop, drain_refreshes, stopping_then
 from timmybot_core.domain.errors import StoreUnavailable
 from timmybot_core.domain.snowflake import SnowflakeError, parse_snowflake
+from timmybot_core.safety.text import strip_invisible
 
 if TYPE_CHECKING:
     from timmybot_adapters.oauth import OAuthProvider
@@ -126,7 +127,9 @@ def _invocation(guild: int | None, user: int | None) -> Invocation:
 
 
 def _fail(message: str, status: int) -> int:
-    print(f"timmybot: {message}", file=sys.stderr)
+    # One line, fit for a terminal: a file's key or a path named in the
+    # message may hold a line break or an escape sequence.
+    print(f"timmybot: {strip_invisible(message)}", file=sys.stderr)
     return status
 
 

@@ -86,6 +86,10 @@ def _boolean(name: str, raw: str) -> bool:
 def _expanded(name: str, raw: str, what: str) -> Path:
     if not raw.strip():
         raise ConfigurationError(f"{name} must be {what} (got an empty value)")
+    if "\0" in raw:
+        # Only a TOML escape (\u0000) can put one here; every file call
+        # would raise ValueError on it, past the configuration errors.
+        raise ConfigurationError(f"{name} must be {what} (got one with a NUL character)")
     try:
         return Path(raw.strip()).expanduser()
     except RuntimeError:
@@ -185,7 +189,8 @@ def _port(name: str, raw: str) -> int:
 
 def _host(name: str, raw: str) -> str:
     value = raw.strip()
-    if not value or any(c.isspace() or c in "/@" for c in value):
+    # Not printable: a NUL would reach the socket layer as a ValueError.
+    if not value or any(c.isspace() or not c.isprintable() or c in "/@" for c in value):
         raise ConfigurationError(f"{name} must be a host name or IP address (got {value!r})")
     return value
 
@@ -225,11 +230,18 @@ def format_host(host: str) -> str:
 
 def _public_url(name: str, raw: str) -> str:
     value = raw.strip().rstrip("/")
-    if not re.match(r"^https?://[^\s/@]+(?::[0-9]{1,5})?(?:/[^\s]*)?$", value):
-        raise ConfigurationError(
-            f"{name} must be the URL users' browsers reach the bot at, such as "
-            f"https://bot.example.com (got {value!r})"
-        )
+    refused = ConfigurationError(
+        f"{name} must be the URL users' browsers reach the bot at, such as "
+        f"https://bot.example.com (got {value!r})"
+    )
+    # "/oauth/callback" is appended to it: after a query or a fragment it
+    # would not be the path (and the OAuth client refuses a fragment).
+    if not re.match(r"^https?://[^\s/@?#]+(?::[0-9]{1,5})?(?:/[^\s?#]*)?$", value):
+        raise refused
+    try:
+        _ = urlsplit(value).port  # a port above 65535, or a broken [IPv6] host
+    except ValueError:
+        raise refused from None
     return value
 
 
@@ -556,7 +568,7 @@ class Settings:
     spotify_client_secret: str | None = _unset_setting(_secret, "secret string", secret=True)
     discord_client_id: str | None = _unset_setting(_secret, "string")
     discord_client_secret: str | None = _unset_setting(_secret, "secret string", secret=True)
-    config_file: Path | None = _unset_setting(_path, "file path (`~` is expanded)")
+    config_file: Path | None = _unset_setting(_file, "file path (`~` is expanded)")
     shard_ids: tuple[int, ...] | None = _unset_setting(
         _shard_ids,
         "shard numbers and ranges: `0,1` or `0-3`",
@@ -798,7 +810,9 @@ def _read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     """Read a TOML settings file; return values by field, and the name each came under."""
     where = f"config file {path}"
     try:
-        with path.open("rb") as handle:
+        # O_NONBLOCK: opening a FIFO would otherwise wait for a writer, before
+        # the check below could refuse it; reading a regular file is unaffected.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
             mode = os.fstat(handle.fileno()).st_mode
             if not stat.S_ISREG(mode):
                 raise ConfigurationError(f"{where} is not a regular file")
@@ -816,6 +830,10 @@ def _read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     except tomllib.TOMLDecodeError as error:
         # tomllib's messages give the position, never the file's content.
         raise ConfigurationError(f"{where} is not valid TOML: {error}") from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively: a few
+        # thousand levels exhaust the stack before it finds any error.
+        raise ConfigurationError(f"{where} is not valid TOML: nested too deeply") from None
     keys = _file_keys()
     if "config_file" in data:
         raise ConfigurationError(f"{where}: config_file cannot be set inside a config file")

@@ -46,7 +46,7 @@ def _unmapped(network: IPNetwork) -> IPNetwork:
     Peers are compared unmapped (see :func:`_address`), so a mapped network
     as configured would never match one.
     """
-    mapped = ipaddress.ip_network("::ffff:0:0/96")
+    mapped = ipaddress.IPv6Network("::ffff:0:0/96")
     if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(mapped):
         low_32_bits = int(network.network_address) & 0xFFFF_FFFF
         return ipaddress.IPv4Network((low_32_bits, network.prefixlen - 96))
