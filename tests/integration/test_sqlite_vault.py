@@ -24,6 +24,7 @@ import pytest
 from tests.integration import processes
 from timmybot_adapters.sqlite import (
     SqliteDatabase,
+    SqliteErasureJournal,
     SqliteLinkStateStore,
     SqliteTokenVault,
     VaultKeys,
@@ -38,6 +39,7 @@ from timmybot_core.domain.errors import (
     VersionConflict,
 )
 from timmybot_core.domain.tokens import OAuthTokens, PlatformLink, UserTokens
+from timmybot_core.ports.erasure import ErasureEntry
 from timmybot_core.ports.link_states import LinkState, TakeOutcome
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -877,3 +879,73 @@ async def test_records_of_the_previous_format_are_migrated_then_the_format_is_re
         with pytest.raises(VaultIntegrityError, match="refused since the upgrade"):
             await vault.get(USER)
         assert await vault.get(USER + 1) is not None
+
+
+# -- durability: vault writes outlive a power cut ----------------------------------
+
+
+async def test_a_durable_write_waits_for_the_disk_and_others_do_not(db_path: Path) -> None:
+    # SQLite's synchronous level: 1 = NORMAL (WAL: a crash loses nothing, a
+    # power cut may lose the last commits), 2 = FULL (a power cut neither).
+    db = SqliteDatabase(db_path)
+    try:
+
+        def level(connection: sqlite3.Connection) -> int:
+            return int(connection.execute("PRAGMA synchronous").fetchone()[0])
+
+        assert await db.write(level) == 1
+        assert await db.write(level, durable=True) == 2
+        assert await db.write(level) == 1  # set back after the durable one
+        with pytest.raises(RuntimeError):
+            await db.write(lambda connection: (_ for _ in ()).throw(RuntimeError()), durable=True)
+        assert await db.write(level) == 1  # and after one that rolled back
+    finally:
+        await db.close()
+
+
+async def test_the_vault_and_the_erasure_journal_write_durably(
+    db_path: Path, keys1: VaultKeys
+) -> None:
+    db = SqliteDatabase(db_path)
+    statements: list[str] = []
+    try:
+        await db.write(lambda connection: connection.set_trace_callback(statements.append))
+        vault = await SqliteTokenVault.open(db, keys1)
+        journal = await SqliteErasureJournal.open(db)
+        links = await SqliteLinkStateStore.open(db, keys=keys1)
+
+        def durable_commits() -> list[bool]:
+            # Each write transaction, and whether FULL was set just before it.
+            found = [
+                index > 0 and statements[index - 1] == "PRAGMA synchronous = FULL"
+                for index, text in enumerate(statements)
+                if text == "BEGIN IMMEDIATE"
+            ]
+            statements.clear()
+            return found
+
+        durable_commits()
+        await vault.put(USER, record(USER), expected_version=None)  # (and its first upgrade)
+        written = durable_commits()
+        assert written and all(written)
+        now = datetime.now(UTC)
+        await journal.begin(
+            ErasureEntry(request_id="r-durable", user_id=USER, requester="user", requested_at=now)
+        )
+        written = durable_commits()
+        assert written and all(written)
+        # A pending link state lost to a power cut only means /link again.
+        await links.add(
+            LinkState(
+                state_hash="s" * 43,
+                user_id=USER,
+                platform="spotify",
+                code_verifier="v" * 43,
+                created_at=now,
+                expires_at=now + timedelta(minutes=10),
+            )
+        )
+        written = durable_commits()
+        assert written and not any(written)
+    finally:
+        await db.close()

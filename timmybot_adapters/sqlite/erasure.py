@@ -22,6 +22,10 @@ class SqliteErasureJournal(SqliteStore):
 
     COMPONENT = "erasure_journal"
     LABEL = "erasure journal"
+    # An erasure the user was told of must not come back after a power cut:
+    # a durable journal write also makes the deletions committed before it
+    # durable (they are earlier in the same write-ahead log).
+    DURABLE = True
     MIGRATIONS = (
         """
         CREATE TABLE erasure_journal (

@@ -31,6 +31,9 @@ class SqliteStore:
     COMPONENT: ClassVar[str]
     MIGRATIONS: ClassVar[Sequence[str]]
     LABEL: ClassVar[str]
+    #: Writes that must outlive a power cut, not only a crash (see
+    #: :meth:`SqliteDatabase.write`): what losing would undo a promise.
+    DURABLE: ClassVar[bool] = False
 
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
@@ -60,8 +63,10 @@ class SqliteStore:
 
     async def _call(self, name: str, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
         await self._db.ensure_migrated(self.COMPONENT, self.MIGRATIONS)
-        run = self._db.write if write else self._db.read
-        return await run(fn, operation=f"{self.LABEL}: {name}")
+        operation = f"{self.LABEL}: {name}"
+        if write:
+            return await self._db.write(fn, operation=operation, durable=self.DURABLE)
+        return await self._db.read(fn, operation=operation)
 
     async def _paged(self, name: str, sql: str, size: int) -> AsyncIterator[tuple[Any, ...]]:
         """Yield the rows of ``sql``, read ``size`` per query, each page its own snapshot.

@@ -181,6 +181,9 @@ class SqliteTokenVault(SqliteStore):
     COMPONENT = COMPONENT
     MIGRATIONS = MIGRATIONS
     LABEL = "token vault"
+    # A rotated refresh token lost to a power cut leaves the spent one in
+    # the record, to be presented again: vault writes wait for the disk.
+    DURABLE = True
 
     def __init__(self, db: SqliteDatabase, keys: VaultKeys) -> None:
         """Use ``db`` and ``keys``; the tables are created or upgraded on the first call.
@@ -248,7 +251,9 @@ class SqliteTokenVault(SqliteStore):
                 connection.execute("UPDATE vault_aad SET legacy_open = 0 WHERE id = 1")
             return upgraded, missing_key
 
-        upgraded, still_open = await self._db.write(upgrade, operation="token vault: upgrade")
+        upgraded, still_open = await self._db.write(
+            upgrade, operation="token vault: upgrade", durable=True
+        )
         if upgraded:
             _log.info("token vault: %d records re-sealed with their version bound", upgraded)
         self._legacy_open = still_open
