@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -265,3 +266,57 @@ def test_vault_rekey_refuses_while_a_bot_runs_unless_forced(used: Path) -> None:
     assert bot.returncode == 0
     assert not data_dir_module.bot_running(settings)
     assert admin(used, "vault", "rekey", "--generate", "--yes").returncode == 0
+
+
+# Runs timmybot-admin with the copy of one key file interrupted: by SIGKILL
+# (the process dies there) or by Ctrl-C (KeyboardInterrupt), after the
+# database is already copied.
+INTERRUPTED_BACKUP = r"""
+import os, shutil, signal, sys
+from timmybot_bot.cli.main import main
+
+name, how, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+real_copyfile = shutil.copyfile
+
+
+def copyfile(source, target, *args, **kwargs):
+    if os.path.basename(str(source)) == name:
+        if how == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise KeyboardInterrupt
+    return real_copyfile(source, target, *args, **kwargs)
+
+
+shutil.copyfile = copyfile
+sys.exit(main(argv))
+"""
+
+
+@pytest.mark.parametrize("how", ["kill", "interrupt"])
+def test_an_interrupted_backup_leaves_no_half_copy_under_its_name(
+    used: Path, tmp_path: Path, how: str
+) -> None:
+    copy = tmp_path / "backups" / "nightly"
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_BACKUP, "vault.key", how, "backup", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=RUN_LIMIT,
+        env=environment(used),
+        cwd=ROOT,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr
+    if how == "kill":
+        assert done.returncode == -signal.SIGKILL, done.stderr
+    else:
+        assert done.returncode == 130, done.stderr
+        # Interrupted in the process itself: nothing of the copy is left anywhere.
+        assert list(copy.parent.iterdir()) == []
+    # A half copy (the database without the vault key) must never pass for a
+    # backup; DEST appears only once it is whole, so the next run can write it.
+    assert not copy.exists()
+    again = admin(used, "backup", str(copy))
+    assert again.returncode == 0, again.stderr
+    status, checks = doctor(copy)
+    assert status == 0, checks
