@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from timmybot_adapters.sqlite.database import write_identity
 
 ROOT = Path(__file__).resolve().parents[2]
 BOT_CONFIG_STATUS = 2  # timmybot_bot.__main__.EXIT_CONFIGURATION
@@ -213,3 +217,48 @@ def test_a_used_directory_that_is_intact_starts_every_time(used: Path) -> None:
     listed = run_admin(used, "guild", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert "123456789012345678" in listed.stdout
+
+
+def _no_file_may_grow() -> None:
+    # As on a full disk: every write that would grow a file fails (EFBIG).
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+
+def test_a_full_disk_while_the_keys_are_made_is_one_line_and_the_next_start_finishes(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "var"
+    data_dir.mkdir(mode=0o700)
+    # A first start that stopped after its database step: the ID is in the
+    # database, no key file exists yet, so the next start must write them.
+    write_identity(data_dir / "timmybot.db", str(uuid.uuid4()))
+    commands = {
+        "timmybot": ([sys.executable, "-m", "timmybot_bot"], BOT_CONFIG_STATUS),
+        "timmybot-admin": (
+            [sys.executable, "-m", "timmybot_bot.cli.main", "guild", "list"],
+            ADMIN_CONFIG_STATUS,
+        ),
+    }
+    for name, (command, status) in commands.items():
+        done = subprocess.run(
+            command,
+            input="",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=environment(data_dir),
+            cwd=ROOT,
+            check=False,
+            preexec_fn=_no_file_may_grow,
+        )
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == status, (name, done.returncode, done.stderr)
+        assert len(lines) == 1, (name, done.stderr)
+        assert "Traceback" not in done.stderr
+        assert str(data_dir / "keys") in lines[0], (name, lines[0])
+        assert "EFBIG" in lines[0], (name, lines[0])
+        # Nothing half-written: no key file, no temporary file, no identity file.
+        assert sorted(path.name for path in (data_dir / "keys").iterdir()) == [], name
+    again = start_bot(data_dir)
+    assert again.returncode == 0, again.stderr
+    assert (data_dir / "keys" / "data-identity.json").is_file()

@@ -18,6 +18,7 @@ from timmybot_bot.runtime.keys import (
     RECOVERY,
     key_document,
     load_or_create_key,
+    not_written,
     parse_key,
     write_private_file,
 )
@@ -106,7 +107,10 @@ def audit_keys(settings: Settings) -> tuple[Ed25519Signer, Ed25519KeyRing]:
             raise _mismatch(settings, ring_path, signer.key_id)
         ring.add(signer.public_key)
         if settings.backend != "memory":
-            write_private_file(ring_path, ring.to_json(), mode=0o644)
+            try:
+                write_private_file(ring_path, ring.to_json(), mode=0o644)
+            except OSError as error:
+                raise not_written("audit key ring", ring_path, error) from None
     return signer, ring
 
 
