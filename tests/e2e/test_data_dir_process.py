@@ -161,6 +161,14 @@ def _foreign(name: str) -> Callable[[Path], Path]:
     return breaking
 
 
+def _keys_replaced_by_a_file(data_dir: Path) -> Path:
+    keys = data_dir / "keys"
+    shutil.rmtree(keys)
+    keys.write_text("not a directory\n")
+    keys.chmod(0o600)
+    return keys
+
+
 def _chmod(name: str, mode: int) -> Callable[[Path], Path]:
     def breaking(data_dir: Path) -> Path:
         path = data_dir / name if name else data_dir
@@ -182,6 +190,7 @@ BREAKAGES = {
     "key ring world-writable": _chmod("keys/audit-keyring.json", 0o666),
     "key directory open to others": _chmod("keys", 0o755),
     "data directory world-writable": _chmod("", 0o777),
+    "key directory replaced by a file": _keys_replaced_by_a_file,
 }
 
 

@@ -204,6 +204,30 @@ def test_doctor_names_a_mode_too_open(used: Path) -> None:
     assert "chmod 644" in str(checks["modes"]["detail"])
 
 
+def test_doctor_reports_every_check_when_the_key_directory_is_a_file(used: Path) -> None:
+    keys = used / "keys"
+    for path in keys.iterdir():
+        path.unlink()
+    keys.rmdir()
+    keys.write_text("not a directory\n")
+    keys.chmod(0o600)
+    status, checks = doctor(used)
+    assert status == 1
+    assert set(checks) == {
+        "identity",
+        "modes",
+        "integrity",
+        "vault",
+        "preferences",
+        "processes",
+        "audit",
+    }
+    assert not checks["identity"]["ok"]
+    assert str(keys) in str(checks["identity"]["detail"])
+    assert not checks["vault"]["ok"]
+    assert checks["integrity"]["ok"]
+
+
 def test_a_backup_is_a_data_directory_doctor_passes(used: Path, tmp_path: Path) -> None:
     copy = tmp_path / "backup"
     done = admin(used, "backup", str(copy), "--json")

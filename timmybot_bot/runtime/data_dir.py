@@ -123,7 +123,9 @@ class ModeRule:
         """Return the problem as one line, or ``None`` if the path is absent or fine."""
         try:
             mode = stat.S_IMODE(self.path.stat().st_mode)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
+            # Absent, or under something that is not a directory (a ``keys``
+            # file): that something is checked, and reported, on its own.
             return None
         if not mode & self.forbidden:
             return None
