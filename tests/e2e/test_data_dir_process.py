@@ -161,6 +161,13 @@ def _foreign(name: str) -> Callable[[Path], Path]:
     return breaking
 
 
+def _empty_key_ring(data_dir: Path) -> Path:
+    # A valid ring with no keys: it does not know the signing key either.
+    path = data_dir / "keys" / "audit-keyring.json"
+    path.write_text('{"v": 1, "keys": {}}')
+    return path
+
+
 def _keys_replaced_by_a_file(data_dir: Path) -> Path:
     keys = data_dir / "keys"
     shutil.rmtree(keys)
@@ -186,6 +193,7 @@ BREAKAGES = {
     "database emptied": _empty_database,
     "database from another directory": _foreign("timmybot.db"),
     "key ring from another directory": _foreign("keys/audit-keyring.json"),
+    "key ring emptied": _empty_key_ring,
     "database world-writable": _chmod("timmybot.db", 0o666),
     "key ring world-writable": _chmod("keys/audit-keyring.json", 0o666),
     "key directory open to others": _chmod("keys", 0o755),
