@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from timmybot_adapters.sqlite.database import write_identity
 
 ROOT = Path(__file__).resolve().parents[2]
 BOT_CONFIG_STATUS = 2  # timmybot_bot.__main__.EXIT_CONFIGURATION
@@ -157,6 +161,21 @@ def _foreign(name: str) -> Callable[[Path], Path]:
     return breaking
 
 
+def _empty_key_ring(data_dir: Path) -> Path:
+    # A valid ring with no keys: it does not know the signing key either.
+    path = data_dir / "keys" / "audit-keyring.json"
+    path.write_text('{"v": 1, "keys": {}}')
+    return path
+
+
+def _keys_replaced_by_a_file(data_dir: Path) -> Path:
+    keys = data_dir / "keys"
+    shutil.rmtree(keys)
+    keys.write_text("not a directory\n")
+    keys.chmod(0o600)
+    return keys
+
+
 def _chmod(name: str, mode: int) -> Callable[[Path], Path]:
     def breaking(data_dir: Path) -> Path:
         path = data_dir / name if name else data_dir
@@ -174,10 +193,12 @@ BREAKAGES = {
     "database emptied": _empty_database,
     "database from another directory": _foreign("timmybot.db"),
     "key ring from another directory": _foreign("keys/audit-keyring.json"),
+    "key ring emptied": _empty_key_ring,
     "database world-writable": _chmod("timmybot.db", 0o666),
     "key ring world-writable": _chmod("keys/audit-keyring.json", 0o666),
     "key directory open to others": _chmod("keys", 0o755),
     "data directory world-writable": _chmod("", 0o777),
+    "key directory replaced by a file": _keys_replaced_by_a_file,
 }
 
 
@@ -213,3 +234,48 @@ def test_a_used_directory_that_is_intact_starts_every_time(used: Path) -> None:
     listed = run_admin(used, "guild", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert "123456789012345678" in listed.stdout
+
+
+def _no_file_may_grow() -> None:
+    # As on a full disk: every write that would grow a file fails (EFBIG).
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+
+def test_a_full_disk_while_the_keys_are_made_is_one_line_and_the_next_start_finishes(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "var"
+    data_dir.mkdir(mode=0o700)
+    # A first start that stopped after its database step: the ID is in the
+    # database, no key file exists yet, so the next start must write them.
+    write_identity(data_dir / "timmybot.db", str(uuid.uuid4()))
+    commands = {
+        "timmybot": ([sys.executable, "-m", "timmybot_bot"], BOT_CONFIG_STATUS),
+        "timmybot-admin": (
+            [sys.executable, "-m", "timmybot_bot.cli.main", "guild", "list"],
+            ADMIN_CONFIG_STATUS,
+        ),
+    }
+    for name, (command, status) in commands.items():
+        done = subprocess.run(
+            command,
+            input="",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=environment(data_dir),
+            cwd=ROOT,
+            check=False,
+            preexec_fn=_no_file_may_grow,
+        )
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == status, (name, done.returncode, done.stderr)
+        assert len(lines) == 1, (name, done.stderr)
+        assert "Traceback" not in done.stderr
+        assert str(data_dir / "keys") in lines[0], (name, lines[0])
+        assert "EFBIG" in lines[0], (name, lines[0])
+        # Nothing half-written: no key file, no temporary file, no identity file.
+        assert sorted(path.name for path in (data_dir / "keys").iterdir()) == [], name
+    again = start_bot(data_dir)
+    assert again.returncode == 0, again.stderr
+    assert (data_dir / "keys" / "data-identity.json").is_file()

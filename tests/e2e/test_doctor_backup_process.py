@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -203,6 +204,30 @@ def test_doctor_names_a_mode_too_open(used: Path) -> None:
     assert "chmod 644" in str(checks["modes"]["detail"])
 
 
+def test_doctor_reports_every_check_when_the_key_directory_is_a_file(used: Path) -> None:
+    keys = used / "keys"
+    for path in keys.iterdir():
+        path.unlink()
+    keys.rmdir()
+    keys.write_text("not a directory\n")
+    keys.chmod(0o600)
+    status, checks = doctor(used)
+    assert status == 1
+    assert set(checks) == {
+        "identity",
+        "modes",
+        "integrity",
+        "vault",
+        "preferences",
+        "processes",
+        "audit",
+    }
+    assert not checks["identity"]["ok"]
+    assert str(keys) in str(checks["identity"]["detail"])
+    assert not checks["vault"]["ok"]
+    assert checks["integrity"]["ok"]
+
+
 def test_a_backup_is_a_data_directory_doctor_passes(used: Path, tmp_path: Path) -> None:
     copy = tmp_path / "backup"
     done = admin(used, "backup", str(copy), "--json")
@@ -265,3 +290,57 @@ def test_vault_rekey_refuses_while_a_bot_runs_unless_forced(used: Path) -> None:
     assert bot.returncode == 0
     assert not data_dir_module.bot_running(settings)
     assert admin(used, "vault", "rekey", "--generate", "--yes").returncode == 0
+
+
+# Runs timmybot-admin with the copy of one key file interrupted: by SIGKILL
+# (the process dies there) or by Ctrl-C (KeyboardInterrupt), after the
+# database is already copied.
+INTERRUPTED_BACKUP = r"""
+import os, shutil, signal, sys
+from timmybot_bot.cli.main import main
+
+name, how, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+real_copyfile = shutil.copyfile
+
+
+def copyfile(source, target, *args, **kwargs):
+    if os.path.basename(str(source)) == name:
+        if how == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise KeyboardInterrupt
+    return real_copyfile(source, target, *args, **kwargs)
+
+
+shutil.copyfile = copyfile
+sys.exit(main(argv))
+"""
+
+
+@pytest.mark.parametrize("how", ["kill", "interrupt"])
+def test_an_interrupted_backup_leaves_no_half_copy_under_its_name(
+    used: Path, tmp_path: Path, how: str
+) -> None:
+    copy = tmp_path / "backups" / "nightly"
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_BACKUP, "vault.key", how, "backup", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=RUN_LIMIT,
+        env=environment(used),
+        cwd=ROOT,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr
+    if how == "kill":
+        assert done.returncode == -signal.SIGKILL, done.stderr
+    else:
+        assert done.returncode == 130, done.stderr
+        # Interrupted in the process itself: nothing of the copy is left anywhere.
+        assert list(copy.parent.iterdir()) == []
+    # A half copy (the database without the vault key) must never pass for a
+    # backup; DEST appears only once it is whole, so the next run can write it.
+    assert not copy.exists()
+    again = admin(used, "backup", str(copy))
+    assert again.returncode == 0, again.stderr
+    status, checks = doctor(copy)
+    assert status == 0, checks

@@ -18,6 +18,7 @@ from timmybot_bot.runtime.keys import (
     RECOVERY,
     key_document,
     load_or_create_key,
+    not_written,
     parse_key,
     write_private_file,
 )
@@ -70,8 +71,21 @@ def check_keyring(settings: Settings) -> None:
         return
     signer = Ed25519Signer(load_or_create_key(key_file, purpose="audit-signing")[:32])
     ring = load_keyring(ring_path)
-    if ring.key_ids() and not ring.knows(signer.key_id):
+    if not _matches(settings, ring, signer):
         raise _mismatch(settings, ring_path, signer.key_id)
+
+
+def _matches(settings: Settings, ring: Ed25519KeyRing, signer: Ed25519Signer) -> bool:
+    """Tell whether a ring file of this directory may be used with the signing key file.
+
+    The key file and the ring are made together, so a ring that does not
+    know the key is another directory's, or was replaced; an empty one too,
+    once the directory has been used (before that, a ring with no keys yet is
+    simply being set up).
+    """
+    if ring.knows(signer.key_id):
+        return True
+    return not ring.key_ids() and not (_keys_dir(settings) / IDENTITY_FILE).exists()
 
 
 def audit_keys(settings: Settings) -> tuple[Ed25519Signer, Ed25519KeyRing]:
@@ -100,13 +114,14 @@ def audit_keys(settings: Settings) -> tuple[Ed25519Signer, Ed25519KeyRing]:
         )
     ring = load_keyring(ring_path)
     if not ring.knows(signer.key_id):
-        if settings.audit_signing_key is None and ring.key_ids():
-            # The key file and the ring were made together: a ring that does
-            # not know the key is another directory's, or was replaced.
+        if settings.audit_signing_key is None and not _matches(settings, ring, signer):
             raise _mismatch(settings, ring_path, signer.key_id)
         ring.add(signer.public_key)
         if settings.backend != "memory":
-            write_private_file(ring_path, ring.to_json(), mode=0o644)
+            try:
+                write_private_file(ring_path, ring.to_json(), mode=0o644)
+            except OSError as error:
+                raise not_written("audit key ring", ring_path, error) from None
     return signer, ring
 
 

@@ -4,8 +4,12 @@ The database is copied with SQLite's online backup API, page by page under
 SQLite's own locking, so the copy is a consistent snapshot even while bots
 write (a file copy of a database in WAL mode can miss or tear what is in
 the WAL). The key files, the key ring and the identity file are copied
-with their modes (0600, the ring 0644), into ``DEST/keys`` (0700). DEST is
-created (0700) and must not exist yet, so a backup never overwrites one.
+with their modes (0600, the ring 0644), into ``DEST/keys`` (0700). DEST
+must not exist yet, so a backup never overwrites one. The copy is written
+in a hidden sibling directory (0700) and renamed to DEST only once it is
+whole: a backup interrupted at any point, SIGKILL included, never leaves a
+half copy under DEST's name (only, after a SIGKILL, the hidden
+``.DEST.partial-*`` directory, which can be deleted).
 
 The copy is itself a data directory: point ``TIMMYBOT_DATA_DIR`` at it and
 ``timmybot-admin doctor`` checks it. It holds the keys that decrypt the
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import sqlite3
 import stat
@@ -81,11 +86,14 @@ def make_backup(settings: Settings, destination: Path) -> BackupResult:
     if destination.exists():
         raise UsageProblem(f"{destination} exists: a backup goes to a new directory")
     destination.parent.mkdir(parents=True, exist_ok=True)
-    destination.mkdir(mode=0o700)
+    # Written under another name and renamed when whole: a half copy (the
+    # database without its keys, say) must never sit where a backup is expected.
+    partial = destination.with_name(f".{destination.name}.partial-{secrets.token_hex(4)}")
+    partial.mkdir(mode=0o700)
     try:
-        os.chmod(destination, 0o700)
-        pages = _copy_database(source, destination / data_dir.DATABASE_FILE)
-        keys = destination / "keys"
+        os.chmod(partial, 0o700)
+        pages = _copy_database(source, partial / data_dir.DATABASE_FILE)
+        keys = partial / "keys"
         keys.mkdir(mode=0o700)
         os.chmod(keys, 0o700)
         copied = [data_dir.DATABASE_FILE]
@@ -94,11 +102,17 @@ def make_backup(settings: Settings, destination: Path) -> BackupResult:
             shutil.copyfile(path, target)
             os.chmod(target, stat.S_IMODE(path.stat().st_mode))
             copied.append(f"keys/{path.name}")
+        # Fails if DEST appeared meanwhile with anything in it: never overwritten.
+        os.rename(partial, destination)
     except (OSError, sqlite3.Error) as error:
-        shutil.rmtree(destination, ignore_errors=True)
+        shutil.rmtree(partial, ignore_errors=True)
         raise OperationFailed(
             f"the backup failed ({type(error).__name__}); nothing was kept"
         ) from None
+    except BaseException:
+        # Ctrl-C: the half copy goes too.
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     return BackupResult(destination=destination, database_pages=pages, files=tuple(copied))
 
 

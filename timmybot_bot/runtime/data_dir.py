@@ -53,6 +53,7 @@ from timmybot_bot.runtime.keys import (
     IDENTITY_FILE,
     RECOVERY,
     load_or_create_key,
+    not_written,
     write_private_file,
 )
 from timmybot_bot.runtime.settings import ConfigurationError, Settings
@@ -122,7 +123,9 @@ class ModeRule:
         """Return the problem as one line, or ``None`` if the path is absent or fine."""
         try:
             mode = stat.S_IMODE(self.path.stat().st_mode)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
+            # Absent, or under something that is not a directory (a ``keys``
+            # file): that something is checked, and reported, on its own.
             return None
         if not mode & self.forbidden:
             return None
@@ -326,7 +329,10 @@ def prepare(settings: Settings) -> str | None:
             load_or_create_key(keys / "vault.key", purpose="vault")
         audit_keys(settings)
         # Last: from now on the directory counts as used.
-        _write_identity_file(identity_path(settings), identity)
+        try:
+            _write_identity_file(identity_path(settings), identity)
+        except OSError as error:
+            raise not_written("identity file", identity_path(settings), error) from None
         return identity
 
 

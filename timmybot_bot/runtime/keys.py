@@ -11,6 +11,7 @@ new key would silently orphan what the lost one protects.
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import json
 import os
@@ -29,6 +30,7 @@ __all__ = [
     "key_document",
     "key_id_for",
     "load_or_create_key",
+    "not_written",
     "parse_key",
     "write_private_file",
 ]
@@ -120,7 +122,23 @@ def load_or_create_key(path: Path, *, purpose: str) -> bytes:
         write_private_file(path, key_document(key, purpose=purpose), replace=False)
     except FileExistsError:
         return _read(path)
+    except OSError as error:
+        raise not_written("key file", path, error) from None
     return key
+
+
+def not_written(what: str, path: Path, error: OSError) -> ConfigurationError:
+    """Return the refusal for a file of the data directory that could not be written.
+
+    A full disk or a directory that cannot be written: the file was written
+    whole or not at all (:func:`write_private_file`), so the next start
+    finishes the job.
+    """
+    reason = errno.errorcode.get(error.errno or 0, type(error).__name__)
+    return ConfigurationError(
+        f"{what} {path} cannot be written ({reason}); nothing was left half-written: "
+        "free space or fix the directory's permissions, then start again"
+    )
 
 
 def key_document(key: bytes, *, purpose: str) -> str:
