@@ -112,14 +112,21 @@ def _snowflakes(name: str, raw: str) -> frozenset[int]:
     return frozenset(ids)
 
 
-def _positive_int(name: str, raw: str) -> int:
-    value = raw.strip()
-    try:
-        return parse_whole_number(value, minimum=1, maximum=10**12)
-    except SnowflakeError:
-        raise ConfigurationError(
-            f"{name} must be a whole number of at least 1, in the digits 0-9 (got {value[:30]!r})"
-        ) from None
+def _whole_number(what: str, *, minimum: int, maximum: int) -> Callable[[str, str], int]:
+    def parse(name: str, raw: str) -> int:
+        value = raw.strip()
+        try:
+            return parse_whole_number(value, minimum=minimum, maximum=maximum)
+        except SnowflakeError:
+            raise ConfigurationError(f"{name} must be {what} (got {value[:30]!r})") from None
+
+    return parse
+
+
+_positive_int: Final = _whole_number(
+    "a whole number of at least 1, in the digits 0-9", minimum=1, maximum=10**12
+)
+_port: Final = _whole_number("a TCP port, 0 to 65535", minimum=0, maximum=65535)
 
 
 # ASCII digits only (``\d`` would take any script's digits); at most 9 per part.
@@ -171,16 +178,6 @@ def _show_rate(rate: RateLimit) -> str:
 
 _RATES: Final = RateLimitSettings()
 _MAX_RATE_WINDOW: Final = 86_400
-
-
-def _port(name: str, raw: str) -> int:
-    value = raw.strip()
-    try:
-        return parse_whole_number(value, maximum=65535)
-    except SnowflakeError:
-        raise ConfigurationError(
-            f"{name} must be a TCP port, 0 to 65535 (got {value[:30]!r})"
-        ) from None
 
 
 def _host(name: str, raw: str) -> str:
@@ -427,10 +424,6 @@ def _network_tuple(values: str | Iterable[IPNetwork | str]) -> tuple[IPNetwork, 
     return tuple(parse_networks(value)[0] if isinstance(value, str) else value for value in values)
 
 
-def _id_set(values: Iterable[int]) -> frozenset[int]:
-    return frozenset(values)
-
-
 def _shard_tuple(values: Iterable[int] | None) -> tuple[int, ...] | None:
     return None if values is None else tuple(sorted(set(values)))
 
@@ -448,7 +441,9 @@ def _count_setting(default: int) -> Any:
 
 
 def _ids_setting() -> Any:
-    return setting(_snowflakes, "list of Discord IDs", "none", factory=frozenset, converter=_id_set)
+    return setting(
+        _snowflakes, "list of Discord IDs", "none", factory=frozenset, converter=frozenset
+    )
 
 
 def _rate_setting(shown: str, default: RateLimit) -> Any:
