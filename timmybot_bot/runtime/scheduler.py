@@ -136,11 +136,6 @@ def _loggable(value: object, depth: int = 0) -> object:
     return f"<{type(value).__name__}>"
 
 
-@attrs.define
-class _Attempt:
-    lost: bool = False
-
-
 class Scheduler:
     """Runs :class:`Job` objects on their schedules, once across every process.
 
@@ -321,10 +316,9 @@ class Scheduler:
                 _log.warning("scheduler: could not release %s: %s", lease, error)
 
     async def _run(self, job: Job, due: datetime, lease: str) -> JobRun:
-        attempt = _Attempt()
         started = time.monotonic()
         work: asyncio.Future[Report] = asyncio.ensure_future(job.run())
-        keeper = asyncio.create_task(self._keep(lease, work, attempt))
+        keeper = asyncio.create_task(self._keep(lease, work))
         entry: dict[str, object] = {
             "job": job.name,
             "scheduled_for": due.isoformat(),
@@ -334,7 +328,9 @@ class Scheduler:
             report = await work
         except asyncio.CancelledError:
             current = asyncio.current_task()
-            if not attempt.lost or (current is not None and current.cancelling()):
+            # The keeper returns (it is done by now) only when it lost the lease.
+            lost = keeper.done() and not keeper.cancelled() and keeper.exception() is None
+            if not lost or (current is not None and current.cancelling()):
                 raise
             _log.error("%s", _line("JOB_LEASE_LOST", entry, started))
             return JobRun(job=job.name, scheduled_for=due, outcome=Outcome.LEASE_LOST)
@@ -356,8 +352,8 @@ class Scheduler:
             job=job.name, scheduled_for=due, outcome=Outcome.RAN, report=dict(report.items())
         )
 
-    async def _keep(self, lease: str, work: asyncio.Future[Report], attempt: _Attempt) -> None:
-        """Renew the lease every third of its lifetime; cancel ``work`` if it is lost."""
+    async def _keep(self, lease: str, work: asyncio.Future[Report]) -> None:
+        """Renew the lease every third of its lifetime; cancel ``work`` and return if it is lost."""
         valid_until = self._clock.now() + self._ttl
         while True:
             await self._sleeper.sleep_until(self._clock.now() + self._ttl / 3)
@@ -372,7 +368,6 @@ class Scheduler:
             if kept:
                 valid_until = now + self._ttl
             elif kept is False or now >= valid_until:
-                attempt.lost = True
                 work.cancel()
                 return
 
