@@ -137,10 +137,8 @@ class GracefulStop:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
 
-    def status(self, ok: int, interrupted: int) -> int | None:
-        """Return the exit status a signal asks for (``ok`` for SIGTERM), or ``None``."""
-        if self.signal is signal.SIGINT:
-            return interrupted
-        if self.signal is signal.SIGTERM:
-            return ok
-        return None
+    def status(self, otherwise: int) -> int:
+        """Return the exit status: 0 after SIGTERM, 130 after SIGINT, else ``otherwise``."""
+        if self.signal is None:
+            return otherwise
+        return 130 if self.signal is signal.SIGINT else 0
