@@ -361,13 +361,9 @@ def bot_running(settings: Settings) -> bool:
     path = settings.data_dir / _RUN_LOCK
     if not path.exists():
         return False
-    descriptor = os.open(path, os.O_RDWR)
     try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(descriptor, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(descriptor)
+        # Taken only if no bot shares it; closing the file gives it back.
+        with _locked(path, fcntl.LOCK_EX | fcntl.LOCK_NB):
+            return False
+    except BlockingIOError:
+        return True
