@@ -44,8 +44,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import TYPE_CHECKING, Final, Self
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
@@ -185,11 +184,6 @@ class Scheduler:
         return f"Scheduler(holder={self._holder!r}, jobs=[{jobs}])"
 
     @property
-    def holder(self) -> str:
-        """Name of this process in leases."""
-        return self._holder
-
-    @property
     def jobs(self) -> Sequence[Job]:
         """The scheduled jobs."""
         return self._jobs
@@ -232,18 +226,6 @@ class Scheduler:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def run_pending(self) -> list[JobRun]:
         """Run every job that is owed a run now, one after the other; return the attempts."""
