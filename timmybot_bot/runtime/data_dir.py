@@ -319,12 +319,10 @@ def prepare(settings: Settings) -> str | None:
                     f"database {database_path(settings)} cannot be set up "
                     f"({type(error).__name__}): {RECOVERY}"
                 ) from None
-        keys = settings.data_dir / "keys"
-        if settings.pseudonym_key is None:
-            load_or_create_key(keys / "pseudonym.key", purpose="pseudonym")
-        if settings.backend == "sqlite" and settings.vault_key is None:
-            load_or_create_key(keys / "vault.key", purpose="vault")
-        audit_keys(settings)
+        for path in required_key_files(settings):
+            if path.suffix == ".key":  # each named for its purpose: vault.key, ...
+                load_or_create_key(path, purpose=path.stem)
+        audit_keys(settings)  # the key ring, which must know the signing key
         # Last: from now on the directory counts as used.
         _write_identity_file(identity_path(settings), identity)
         return identity
