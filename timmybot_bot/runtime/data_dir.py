@@ -163,12 +163,6 @@ def mode_problems(settings: Settings) -> list[str]:
     return [problem for rule in _mode_rules(settings) if (problem := rule.problem()) is not None]
 
 
-def _check_modes(settings: Settings) -> None:
-    problems = mode_problems(settings)
-    if problems:
-        raise ConfigurationError(problems[0])
-
-
 # -- identity ------------------------------------------------------------------------
 
 
@@ -217,7 +211,8 @@ def _database_shape(settings: Settings) -> DatabaseShape | None:
 
 def _assess(settings: Settings) -> _Assessment:
     """Decide whether the directory is new, half set up, or used; refuse what does not match."""
-    _check_modes(settings)
+    if problems := mode_problems(settings):
+        raise ConfigurationError(problems[0])
     id_path = identity_path(settings)
     identity = read_identity_file(id_path)
     missing = [path for path in required_key_files(settings) if not path.exists()]

@@ -457,10 +457,6 @@ def _promote(settings: Settings, plan: RekeyPlan) -> Path:
     return retired
 
 
-async def _count(vault: SqliteTokenVault) -> int:
-    return len([_ async for _ in vault.user_ids()])
-
-
 async def _rekey_preferences(
     db: SqliteDatabase, plan: RekeyPlan, report: Report
 ) -> tuple[int, set[int]]:
@@ -520,7 +516,7 @@ async def rekey_vault(
     async with SqliteDatabase(settings.data_dir / "timmybot.db") as db:
         old_keys = plan.old_keys()
         vault = await SqliteTokenVault.open(db, old_keys)
-        total = await _count(vault)
+        total = len([_ async for _ in vault.user_ids()])
         tell("records", 0, total)
         damaged: set[int] = set()
         moved = [0]
