@@ -12,6 +12,7 @@ never echoed.
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 import os
 import re
@@ -95,8 +96,8 @@ def _expanded(name: str, raw: str, what: str) -> Path:
         ) from None
 
 
-def _path(name: str, raw: str) -> Path:
-    return _expanded(name, raw, "a directory path")
+_path: Final = functools.partial(_expanded, what="a directory path")
+_file: Final = functools.partial(_expanded, what="a file path")
 
 
 def _snowflakes(name: str, raw: str) -> frozenset[int]:
@@ -237,10 +238,6 @@ def _networks(name: str, raw: str) -> tuple[IPNetwork, ...]:
         raise ConfigurationError(
             f"{name} must be IP addresses or CIDR networks separated by commas: {error}"
         ) from None
-
-
-def _file(name: str, raw: str) -> Path:
-    return _expanded(name, raw, "a file path")
 
 
 def _secret(name: str, raw: str) -> str:
