@@ -63,7 +63,6 @@ if TYPE_CHECKING:
 __all__ = [
     "DATABASE_FILE",
     "ModeRule",
-    "RunLock",
     "bot_running",
     "check",
     "database_path",
@@ -72,6 +71,7 @@ __all__ = [
     "prepare",
     "read_identity_file",
     "required_key_files",
+    "run_lock",
 ]
 
 DATABASE_FILE = "timmybot.db"
@@ -326,27 +326,12 @@ def prepare(settings: Settings) -> str | None:
 # -- the running-process lock ----------------------------------------------------------
 
 
-class RunLock:
-    """A shared lock on ``run.lock`` that a bot process holds while it runs."""
+def run_lock(settings: Settings) -> contextlib.AbstractContextManager[int]:
+    """Return the shared lock on ``run.lock`` a bot process holds while it runs.
 
-    def __init__(self, settings: Settings) -> None:
-        """Prepare the lock for ``settings``' data directory (nothing is taken yet)."""
-        self._path = settings.data_dir / _RUN_LOCK
-        self._descriptor: int | None = None
-
-    def acquire(self) -> None:
-        """Take the shared lock (any number of bot processes share it)."""
-        if self._descriptor is not None:
-            return
-        descriptor = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(descriptor, fcntl.LOCK_SH)
-        self._descriptor = descriptor
-
-    def release(self) -> None:
-        """Give the lock back; idempotent."""
-        if self._descriptor is not None:
-            descriptor, self._descriptor = self._descriptor, None
-            os.close(descriptor)
+    Any number of bot processes share it; leaving the context gives it back.
+    """
+    return _locked(settings.data_dir / _RUN_LOCK, fcntl.LOCK_SH)
 
 
 def bot_running(settings: Settings) -> bool:

@@ -1,7 +1,7 @@
 """Is a bot process alive? The run lock, and the scheduler's job leases.
 
 A bot process holds the data directory's run lock while it runs (see
-:class:`timmybot_bot.runtime.data_dir.RunLock`), and a process running a job holds
+:func:`timmybot_bot.runtime.data_dir.run_lock`), and a process running a job holds
 the job's lease in the shared store, named ``host/pid/tag``. A lease
 holder on this host is alive if its process exists; one on another host
 cannot be checked from here (``None``).
