@@ -109,7 +109,7 @@ class NewKeySource:
         return self.file is not None or self.env is not None or self.generate
 
 
-@attrs.frozen(kw_only=True, repr=False)
+@attrs.frozen(kw_only=True)
 class RekeyPlan:
     """The keys a rekey works with, resolved and checked, before anything changes.
 
@@ -126,19 +126,14 @@ class RekeyPlan:
     """
 
     old_key_id: str
-    old_key: bytes
+    old_key: bytes = attrs.field(repr=False)
     new_key_id: str
-    new_key: bytes
-    retired: Mapping[str, bytes] = attrs.field(factory=dict)
+    new_key: bytes = attrs.field(repr=False)
+    #: Shown by key ID only, like the keys above: a repr never holds a key.
+    retired: Mapping[str, bytes] = attrs.field(factory=dict, repr=lambda keys: repr(sorted(keys)))
     env_managed: bool = False
     staged: bool = False
     write_to: Path | None = None
-
-    def __repr__(self) -> str:
-        return (
-            f"RekeyPlan(old_key_id={self.old_key_id!r}, new_key_id={self.new_key_id!r}, "
-            f"retired={sorted(self.retired)!r}, env_managed={self.env_managed!r})"
-        )
 
     @property
     def sweep(self) -> bool:
