@@ -382,7 +382,7 @@ class Setting:
         """Return the environment variables of the field, the first one winning."""
         return self.variables or (f"{PREFIX}{field.upper()}",)
 
-    def show(self, value: object, *, secret: bool) -> str | None:
+    def show(self, value: object, *, secret: bool) -> str:
         """Return the value for ``--check-config``: a secret only says whether it is set."""
         if self.describe is not None:
             return self.describe(value)
@@ -671,13 +671,11 @@ class Settings:
 
     def describe(self) -> dict[str, str]:
         """Return the settings as text, secrets replaced by whether they are set."""
-        shown: dict[str, str] = {}
-        for field in attrs.fields(Settings):
-            text = _spec(field).show(getattr(self, field.name), secret=not field.repr)
-            if text is not None:
-                shown[field.name] = text
-        shown["redirect_uri"] = self.redirect_uri
-        return shown
+        shown = {
+            field.name: _spec(field).show(getattr(self, field.name), secret=not field.repr)
+            for field in attrs.fields(Settings)
+        }
+        return {**shown, "redirect_uri": self.redirect_uri}
 
 
 def _variables() -> dict[str, tuple[str, Parser]]:
