@@ -8,10 +8,11 @@ reading its first line.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from timmybot_bot.runtime.bootstrap import Services
-from timmybot_bot.runtime.data_dir import RunLock
+from timmybot_bot.runtime.data_dir import run_lock
 from timmybot_bot.runtime.scheduler import Scheduler, build_jobs
 from timmybot_bot.runtime.timers import Sleeper
 from timmybot_bot.web.server import WebServer, build_web_app
@@ -49,7 +50,7 @@ class Runtime:
     ) -> None:
         self._services = services
         self._web_required = web_required
-        self._run_lock = RunLock(services.settings)
+        self._run_lock = contextlib.ExitStack()
         settings = services.settings
         self.web: WebServer | None = None
         self._web = WebServer(
@@ -81,7 +82,7 @@ class Runtime:
         """
         settings = self._services.settings
         if settings.backend != "memory":
-            self._run_lock.acquire()
+            self._run_lock.enter_context(run_lock(settings))
         await self._seal_abandoned_writers()
         try:
             await self._web.start()
@@ -105,7 +106,7 @@ class Runtime:
         if self.web is not None:
             web, self.web = self.web, None
             await web.stop()
-        self._run_lock.release()
+        self._run_lock.close()
 
     async def _seal_abandoned_writers(self) -> None:
         # A writer killed before its final digest left an unsigned tail.

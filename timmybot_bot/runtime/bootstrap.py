@@ -18,7 +18,6 @@ from timmybot_bot.integrate.composition import (
     Closer,
     PrometheusSource,
     build_oauth_client,
-    check_claim_timeout,
     check_settings,
     compose,
     oauth_providers,
@@ -58,11 +57,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "VAULT_WRITE_BUDGET",
-    "PrometheusSource",
     "Services",
     "Settings",
     "bootstrap",
-    "check_claim_timeout",
     "check_settings",
 ]
 

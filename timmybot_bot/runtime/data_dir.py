@@ -64,7 +64,6 @@ if TYPE_CHECKING:
 __all__ = [
     "DATABASE_FILE",
     "ModeRule",
-    "RunLock",
     "bot_running",
     "check",
     "database_path",
@@ -73,6 +72,7 @@ __all__ = [
     "prepare",
     "read_identity_file",
     "required_key_files",
+    "run_lock",
 ]
 
 DATABASE_FILE = "timmybot.db"
@@ -166,12 +166,6 @@ def mode_problems(settings: Settings) -> list[str]:
     return [problem for rule in _mode_rules(settings) if (problem := rule.problem()) is not None]
 
 
-def _check_modes(settings: Settings) -> None:
-    problems = mode_problems(settings)
-    if problems:
-        raise ConfigurationError(problems[0])
-
-
 # -- identity ------------------------------------------------------------------------
 
 
@@ -220,7 +214,8 @@ def _database_shape(settings: Settings) -> DatabaseShape | None:
 
 def _assess(settings: Settings) -> _Assessment:
     """Decide whether the directory is new, half set up, or used; refuse what does not match."""
-    _check_modes(settings)
+    if problems := mode_problems(settings):
+        raise ConfigurationError(problems[0])
     id_path = identity_path(settings)
     identity = read_identity_file(id_path)
     missing = [path for path in required_key_files(settings) if not path.exists()]
@@ -322,12 +317,10 @@ def prepare(settings: Settings) -> str | None:
                     f"database {database_path(settings)} cannot be set up "
                     f"({type(error).__name__}): {RECOVERY}"
                 ) from None
-        keys = settings.data_dir / "keys"
-        if settings.pseudonym_key is None:
-            load_or_create_key(keys / "pseudonym.key", purpose="pseudonym")
-        if settings.backend == "sqlite" and settings.vault_key is None:
-            load_or_create_key(keys / "vault.key", purpose="vault")
-        audit_keys(settings)
+        for path in required_key_files(settings):
+            if path.suffix == ".key":  # each named for its purpose: vault.key, ...
+                load_or_create_key(path, purpose=path.stem)
+        audit_keys(settings)  # the key ring, which must know the signing key
         # Last: from now on the directory counts as used.
         try:
             _write_identity_file(identity_path(settings), identity)
@@ -339,27 +332,12 @@ def prepare(settings: Settings) -> str | None:
 # -- the running-process lock ----------------------------------------------------------
 
 
-class RunLock:
-    """A shared lock on ``run.lock`` that a bot process holds while it runs."""
+def run_lock(settings: Settings) -> contextlib.AbstractContextManager[int]:
+    """Return the shared lock on ``run.lock`` a bot process holds while it runs.
 
-    def __init__(self, settings: Settings) -> None:
-        """Prepare the lock for ``settings``' data directory (nothing is taken yet)."""
-        self._path = settings.data_dir / _RUN_LOCK
-        self._descriptor: int | None = None
-
-    def acquire(self) -> None:
-        """Take the shared lock (any number of bot processes share it)."""
-        if self._descriptor is not None:
-            return
-        descriptor = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(descriptor, fcntl.LOCK_SH)
-        self._descriptor = descriptor
-
-    def release(self) -> None:
-        """Give the lock back; idempotent."""
-        if self._descriptor is not None:
-            descriptor, self._descriptor = self._descriptor, None
-            os.close(descriptor)
+    Any number of bot processes share it; leaving the context gives it back.
+    """
+    return _locked(settings.data_dir / _RUN_LOCK, fcntl.LOCK_SH)
 
 
 def bot_running(settings: Settings) -> bool:
@@ -367,13 +345,9 @@ def bot_running(settings: Settings) -> bool:
     path = settings.data_dir / _RUN_LOCK
     if not path.exists():
         return False
-    descriptor = os.open(path, os.O_RDWR)
     try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(descriptor, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(descriptor)
+        # Taken only if no bot shares it; closing the file gives it back.
+        with _locked(path, fcntl.LOCK_EX | fcntl.LOCK_NB):
+            return False
+    except BlockingIOError:
+        return True

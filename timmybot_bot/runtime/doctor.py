@@ -31,9 +31,8 @@ import attrs
 from timmybot_adapters.sqlite import VaultKeys
 from timmybot_bot.cli.commands import EXIT_FAILED, EXIT_OK, Context
 from timmybot_bot.runtime import data_dir, liveness
-from timmybot_bot.runtime.keys import load_or_create_key, parse_key
 from timmybot_bot.runtime.settings import ConfigurationError, Settings
-from timmybot_bot.runtime.vault_rekey import running_vault_keys
+from timmybot_bot.runtime.vault_rekey import CURRENT_FILE, current_vault_key, running_vault_keys
 from timmybot_core.domain.errors import TimmyBotError
 
 __all__ = ["Check", "doctor", "run_checks", "vault_keys"]
@@ -54,13 +53,9 @@ class Check:
 
 def vault_keys(settings: Settings) -> VaultKeys:
     """Return the keys the bot would read the vault with; create none."""
-    if settings.vault_key is not None:
-        current = parse_key("TIMMYBOT_VAULT_KEY", settings.vault_key, exact=32)
-    else:
-        path = settings.data_dir / "keys" / "vault.key"
-        if not path.exists():
-            raise ConfigurationError(f"key file {path} is missing")
-        current = load_or_create_key(path, purpose="vault")
+    current = current_vault_key(settings)
+    if current is None:
+        raise ConfigurationError(f"key file {settings.data_dir / 'keys' / CURRENT_FILE} is missing")
     return running_vault_keys(settings, current)
 
 

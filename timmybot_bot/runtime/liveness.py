@@ -1,7 +1,7 @@
 """Is a bot process alive? The run lock, and the scheduler's job leases.
 
 A bot process holds the data directory's run lock while it runs (see
-:class:`timmybot_bot.runtime.data_dir.RunLock`), and a process running a job holds
+:func:`timmybot_bot.runtime.data_dir.run_lock`), and a process running a job holds
 the job's lease in the shared store, named ``host/pid/tag``. A lease
 holder on this host is alive if its process exists; one on another host
 cannot be checked from here (``None``).
@@ -83,12 +83,12 @@ def job_leases(settings: Settings) -> list[Lease]:
     ]
 
 
-def live_process(settings: Settings, *, now: datetime | None = None) -> str | None:
+def live_process(settings: Settings) -> str | None:
     """Return why a live bot process is believed to use the data directory, or ``None``."""
     if bot_running(settings):
         return f"a bot process holds {settings.data_dir / 'run.lock'}"
-    moment = now if now is not None else datetime.now(UTC)
+    now = datetime.now(UTC)
     for lease in job_leases(settings):
-        if lease.expires_at > moment and lease.alive is not False:
-            return f"the job lease {lease.describe(moment)}"
+        if lease.expires_at > now and lease.alive is not False:
+            return f"the job lease {lease.describe(now)}"
     return None

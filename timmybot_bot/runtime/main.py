@@ -187,8 +187,7 @@ async def _run_console(services: Services, args: argparse.Namespace, stop: Grace
     finally:
         services.tokens.stop_refreshing()
         await runtime.stop()
-    signalled = stop.status(EXIT_OK, EXIT_INTERRUPTED)
-    return signalled if signalled is not None else status
+    return stop.status(status)
 
 
 async def _run_discord(services: Services, stop: GracefulStop) -> int:
@@ -215,8 +214,7 @@ async def _run_discord(services: Services, stop: GracefulStop) -> int:
         # on_stopping normally did this already; a failed start may not have.
         services.tokens.stop_refreshing()
         await runtime.stop()
-    signalled = stop.status(EXIT_OK, EXIT_INTERRUPTED)
-    return signalled if signalled is not None else EXIT_OK
+    return stop.status(EXIT_OK)
 
 
 async def _serve(settings: Settings, args: argparse.Namespace) -> int:

@@ -44,8 +44,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import TYPE_CHECKING, Final, Self
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
@@ -136,11 +135,6 @@ def _loggable(value: object, depth: int = 0) -> object:
     return f"<{type(value).__name__}>"
 
 
-@attrs.define
-class _Attempt:
-    lost: bool = False
-
-
 class Scheduler:
     """Runs :class:`Job` objects on their schedules, once across every process.
 
@@ -190,11 +184,6 @@ class Scheduler:
         return f"Scheduler(holder={self._holder!r}, jobs=[{jobs}])"
 
     @property
-    def holder(self) -> str:
-        """Name of this process in leases."""
-        return self._holder
-
-    @property
     def jobs(self) -> Sequence[Job]:
         """The scheduled jobs."""
         return self._jobs
@@ -237,18 +226,6 @@ class Scheduler:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def run_pending(self) -> list[JobRun]:
         """Run every job that is owed a run now, one after the other; return the attempts."""
@@ -321,10 +298,9 @@ class Scheduler:
                 _log.warning("scheduler: could not release %s: %s", lease, error)
 
     async def _run(self, job: Job, due: datetime, lease: str) -> JobRun:
-        attempt = _Attempt()
         started = time.monotonic()
         work: asyncio.Future[Report] = asyncio.ensure_future(job.run())
-        keeper = asyncio.create_task(self._keep(lease, work, attempt))
+        keeper = asyncio.create_task(self._keep(lease, work))
         entry: dict[str, object] = {
             "job": job.name,
             "scheduled_for": due.isoformat(),
@@ -334,7 +310,9 @@ class Scheduler:
             report = await work
         except asyncio.CancelledError:
             current = asyncio.current_task()
-            if not attempt.lost or (current is not None and current.cancelling()):
+            # The keeper returns (it is done by now) only when it lost the lease.
+            lost = keeper.done() and not keeper.cancelled() and keeper.exception() is None
+            if not lost or (current is not None and current.cancelling()):
                 raise
             _log.error("%s", _line("JOB_LEASE_LOST", entry, started))
             return JobRun(job=job.name, scheduled_for=due, outcome=Outcome.LEASE_LOST)
@@ -356,8 +334,8 @@ class Scheduler:
             job=job.name, scheduled_for=due, outcome=Outcome.RAN, report=dict(report.items())
         )
 
-    async def _keep(self, lease: str, work: asyncio.Future[Report], attempt: _Attempt) -> None:
-        """Renew the lease every third of its lifetime; cancel ``work`` if it is lost."""
+    async def _keep(self, lease: str, work: asyncio.Future[Report]) -> None:
+        """Renew the lease every third of its lifetime; cancel ``work`` and return if it is lost."""
         valid_until = self._clock.now() + self._ttl
         while True:
             await self._sleeper.sleep_until(self._clock.now() + self._ttl / 3)
@@ -372,7 +350,6 @@ class Scheduler:
             if kept:
                 valid_until = now + self._ttl
             elif kept is False or now >= valid_until:
-                attempt.lost = True
                 work.cancel()
                 return
 

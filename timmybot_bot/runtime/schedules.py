@@ -135,8 +135,7 @@ class CronSchedule:
 
     def latest_at_or_before(self, moment: datetime) -> datetime:
         """Return the last firing time at or before ``moment``, in UTC (its minute counts)."""
+        # croniter's previous firing is strictly before its start: the next minute.
         minute = _as_utc(moment).replace(second=0, microsecond=0)
-        if self.matches(minute):
-            return minute
-        found: datetime = self._iterator(minute + timedelta(seconds=1)).get_prev(datetime)
+        found: datetime = self._iterator(minute + timedelta(minutes=1)).get_prev(datetime)
         return found.astimezone(UTC)

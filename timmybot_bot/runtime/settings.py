@@ -12,6 +12,7 @@ never echoed.
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 import os
 import re
@@ -99,8 +100,8 @@ def _expanded(name: str, raw: str, what: str) -> Path:
         ) from None
 
 
-def _path(name: str, raw: str) -> Path:
-    return _expanded(name, raw, "a directory path")
+_path: Final = functools.partial(_expanded, what="a directory path")
+_file: Final = functools.partial(_expanded, what="a file path")
 
 
 def _snowflakes(name: str, raw: str) -> frozenset[int]:
@@ -116,14 +117,21 @@ def _snowflakes(name: str, raw: str) -> frozenset[int]:
     return frozenset(ids)
 
 
-def _positive_int(name: str, raw: str) -> int:
-    value = raw.strip()
-    try:
-        return parse_whole_number(value, minimum=1, maximum=10**12)
-    except SnowflakeError:
-        raise ConfigurationError(
-            f"{name} must be a whole number of at least 1, in the digits 0-9 (got {value[:30]!r})"
-        ) from None
+def _whole_number(what: str, *, minimum: int, maximum: int) -> Callable[[str, str], int]:
+    def parse(name: str, raw: str) -> int:
+        value = raw.strip()
+        try:
+            return parse_whole_number(value, minimum=minimum, maximum=maximum)
+        except SnowflakeError:
+            raise ConfigurationError(f"{name} must be {what} (got {value[:30]!r})") from None
+
+    return parse
+
+
+_positive_int: Final = _whole_number(
+    "a whole number of at least 1, in the digits 0-9", minimum=1, maximum=10**12
+)
+_port: Final = _whole_number("a TCP port, 0 to 65535", minimum=0, maximum=65535)
 
 
 # ASCII digits only (``\d`` would take any script's digits); at most 9 per part.
@@ -175,16 +183,6 @@ def _show_rate(rate: RateLimit) -> str:
 
 _RATES: Final = RateLimitSettings()
 _MAX_RATE_WINDOW: Final = 86_400
-
-
-def _port(name: str, raw: str) -> int:
-    value = raw.strip()
-    try:
-        return parse_whole_number(value, maximum=65535)
-    except SnowflakeError:
-        raise ConfigurationError(
-            f"{name} must be a TCP port, 0 to 65535 (got {value[:30]!r})"
-        ) from None
 
 
 def _host(name: str, raw: str) -> str:
@@ -252,10 +250,6 @@ def _networks(name: str, raw: str) -> tuple[IPNetwork, ...]:
         raise ConfigurationError(
             f"{name} must be IP addresses or CIDR networks separated by commas: {error}"
         ) from None
-
-
-def _file(name: str, raw: str) -> Path:
-    return _expanded(name, raw, "a file path")
 
 
 def _secret(name: str, raw: str) -> str:
@@ -400,7 +394,7 @@ class Setting:
         """Return the environment variables of the field, the first one winning."""
         return self.variables or (f"{PREFIX}{field.upper()}",)
 
-    def show(self, value: object, *, secret: bool) -> str | None:
+    def show(self, value: object, *, secret: bool) -> str:
         """Return the value for ``--check-config``: a secret only says whether it is set."""
         if self.describe is not None:
             return self.describe(value)
@@ -439,10 +433,6 @@ def _network_tuple(values: str | Iterable[IPNetwork | str]) -> tuple[IPNetwork, 
     return tuple(parse_networks(value)[0] if isinstance(value, str) else value for value in values)
 
 
-def _id_set(values: Iterable[int]) -> frozenset[int]:
-    return frozenset(values)
-
-
 def _shard_tuple(values: Iterable[int] | None) -> tuple[int, ...] | None:
     return None if values is None else tuple(sorted(set(values)))
 
@@ -460,7 +450,9 @@ def _count_setting(default: int) -> Any:
 
 
 def _ids_setting() -> Any:
-    return setting(_snowflakes, "list of Discord IDs", "none", factory=frozenset, converter=_id_set)
+    return setting(
+        _snowflakes, "list of Discord IDs", "none", factory=frozenset, converter=frozenset
+    )
 
 
 def _rate_setting(shown: str, default: RateLimit) -> Any:
@@ -691,13 +683,11 @@ class Settings:
 
     def describe(self) -> dict[str, str]:
         """Return the settings as text, secrets replaced by whether they are set."""
-        shown: dict[str, str] = {}
-        for field in attrs.fields(Settings):
-            text = _spec(field).show(getattr(self, field.name), secret=not field.repr)
-            if text is not None:
-                shown[field.name] = text
-        shown["redirect_uri"] = self.redirect_uri
-        return shown
+        shown = {
+            field.name: _spec(field).show(getattr(self, field.name), secret=not field.repr)
+            for field in attrs.fields(Settings)
+        }
+        return {**shown, "redirect_uri": self.redirect_uri}
 
 
 def _variables() -> dict[str, tuple[str, Parser]]:

@@ -99,11 +99,10 @@ def stopping_then(
 class GracefulStop:
     """Turns SIGTERM and SIGINT into a graceful stop, and a second one into an immediate exit."""
 
-    def __init__(self, exit_now: Callable[[int], None] = os._exit) -> None:
+    def __init__(self) -> None:
         self.signal: signal.Signals | None = None
         self._on_signal: Callable[[], None] | None = None
         self._services: Services | None = None
-        self._exit_now = exit_now
 
     def install(self, on_signal: Callable[[], None], services: Services | None = None) -> None:
         """Call ``on_signal`` on the first SIGTERM or SIGINT (and stop ``services`` refreshing)."""
@@ -121,8 +120,7 @@ class GracefulStop:
         if self.signal is not None:
             _log.warning("%s received again: stopping at once", sig.name)
             sys.stderr.flush()
-            self._exit_now(128 + int(sig))
-            return
+            os._exit(128 + int(sig))
         _log.warning("%s received: shutting down (refreshes in flight are drained)", sig.name)
         self.signal = sig
         if self._services is not None:
@@ -137,10 +135,8 @@ class GracefulStop:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
 
-    def status(self, ok: int, interrupted: int) -> int | None:
-        """Return the exit status a signal asks for (``ok`` for SIGTERM), or ``None``."""
-        if self.signal is signal.SIGINT:
-            return interrupted
-        if self.signal is signal.SIGTERM:
-            return ok
-        return None
+    def status(self, otherwise: int) -> int:
+        """Return the exit status: 0 after SIGTERM, 130 after SIGINT, else ``otherwise``."""
+        if self.signal is None:
+            return otherwise
+        return 130 if self.signal is signal.SIGINT else 0

@@ -64,6 +64,7 @@ __all__ = [
     "RekeyOutcome",
     "RekeyPlan",
     "RekeyUsageError",
+    "current_vault_key",
     "plan_rekey",
     "refuse_while_running",
     "rekey_vault",
@@ -108,7 +109,7 @@ class NewKeySource:
         return self.file is not None or self.env is not None or self.generate
 
 
-@attrs.frozen(kw_only=True, repr=False)
+@attrs.frozen(kw_only=True)
 class RekeyPlan:
     """The keys a rekey works with, resolved and checked, before anything changes.
 
@@ -125,19 +126,14 @@ class RekeyPlan:
     """
 
     old_key_id: str
-    old_key: bytes
+    old_key: bytes = attrs.field(repr=False)
     new_key_id: str
-    new_key: bytes
-    retired: Mapping[str, bytes] = attrs.field(factory=dict)
+    new_key: bytes = attrs.field(repr=False)
+    #: Shown by key ID only, like the keys above: a repr never holds a key.
+    retired: Mapping[str, bytes] = attrs.field(factory=dict, repr=lambda keys: repr(sorted(keys)))
     env_managed: bool = False
     staged: bool = False
     write_to: Path | None = None
-
-    def __repr__(self) -> str:
-        return (
-            f"RekeyPlan(old_key_id={self.old_key_id!r}, new_key_id={self.new_key_id!r}, "
-            f"retired={sorted(self.retired)!r}, env_managed={self.env_managed!r})"
-        )
 
     @property
     def sweep(self) -> bool:
@@ -217,6 +213,17 @@ def _retired_keys(settings: Settings) -> dict[str, bytes]:
     return keys
 
 
+def current_vault_key(settings: Settings) -> bytes | None:
+    """Return the vault key in use (``TIMMYBOT_VAULT_KEY`` or ``vault.key``); create none.
+
+    ``None`` when the key comes from the file and there is no file yet.
+    """
+    if settings.vault_key is not None:
+        return parse_key(_ENV_KEY, settings.vault_key, exact=KEY_BYTES)
+    path = _keys_dir(settings) / CURRENT_FILE
+    return load_or_create_key(path, purpose="vault") if path.exists() else None
+
+
 def running_vault_keys(settings: Settings, current: bytes) -> VaultKeys:
     """Return the keys a running bot uses: ``current`` plus the retired and staged keys.
 
@@ -226,10 +233,8 @@ def running_vault_keys(settings: Settings, current: bytes) -> VaultKeys:
     the rekey must redo nor fail on records it already moved: a rekey no
     longer needs every process stopped, only restarted once it is staged.
     """
-    keys = VaultKeys.single(key_id_for(current, "v"), current)
-    for key_id, key in _retired_keys(settings).items():
-        if key_id not in keys.keys:
-            keys = VaultKeys(current=keys.current, keys={**keys.keys, key_id: key})
+    current_id = key_id_for(current, "v")
+    keys = VaultKeys(current=current_id, keys={**_retired_keys(settings), current_id: current})
     staged = _keys_dir(settings) / STAGED_FILE
     if staged.exists():
         key = _load(staged)
@@ -340,13 +345,10 @@ def plan_rekey(settings: Settings, source: NewKeySource, environ: Mapping[str, s
         raise RekeyUsageError(f"vault rekey works on the sqlite backend, not {settings.backend}")
     env_managed = settings.vault_key is not None
     every_retired = _retired_keys(settings)
-    if settings.vault_key is not None:
-        old = parse_key(_ENV_KEY, settings.vault_key, exact=KEY_BYTES)
-    else:
+    old = current_vault_key(settings)
+    if old is None:
         current = _keys_dir(settings) / CURRENT_FILE
-        if not current.exists():
-            raise RekeyError(f"there is no vault key yet ({current}): nothing to rekey")
-        old = load_or_create_key(current, purpose="vault")
+        raise RekeyError(f"there is no vault key yet ({current}): nothing to rekey")
     old_id = key_id_for(old, "v")
     # The current key may also sit in a retired file (a key brought back): it is not retired.
     retired = {kid: key for kid, key in every_retired.items() if kid != old_id}
@@ -450,10 +452,6 @@ def _promote(settings: Settings, plan: RekeyPlan) -> Path:
     return retired
 
 
-async def _count(vault: SqliteTokenVault) -> int:
-    return len([_ async for _ in vault.user_ids()])
-
-
 async def _rekey_preferences(
     db: SqliteDatabase, plan: RekeyPlan, report: Report
 ) -> tuple[int, set[int]]:
@@ -513,7 +511,7 @@ async def rekey_vault(
     async with SqliteDatabase(settings.data_dir / "timmybot.db") as db:
         old_keys = plan.old_keys()
         vault = await SqliteTokenVault.open(db, old_keys)
-        total = await _count(vault)
+        total = len([_ async for _ in vault.user_ids()])
         tell("records", 0, total)
         damaged: set[int] = set()
         moved = [0]
