@@ -19,6 +19,7 @@ from timmybot_bot.integrate.composition import (
     PrometheusSource,
     build_oauth_client,
     check_settings,
+    close_all,
     compose,
     oauth_providers,
 )
@@ -110,9 +111,8 @@ class Services:
             await open_store()
 
     async def aclose(self) -> None:
-        """Close stores and flush exporters, in reverse order of creation."""
-        for close in reversed(self._closers):
-            await close()
+        """Close stores and flush exporters, last created first (see ``close_all``)."""
+        await close_all(self._closers)
 
 
 def _catalog(
