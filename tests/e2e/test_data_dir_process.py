@@ -10,10 +10,12 @@ the directory as it was.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import resource
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -272,10 +274,86 @@ def test_a_full_disk_while_the_keys_are_made_is_one_line_and_the_next_start_fini
         assert done.returncode == status, (name, done.returncode, done.stderr)
         assert len(lines) == 1, (name, done.stderr)
         assert "Traceback" not in done.stderr
-        assert str(data_dir / "keys") in lines[0], (name, lines[0])
-        assert "EFBIG" in lines[0], (name, lines[0])
+        # The first file the full disk refuses is named: the database's
+        # shared-memory file (WAL) before any key; see the next test for keys.
+        assert f"database {data_dir / 'timmybot.db'} cannot be read" in lines[0], lines[0]
+        assert "SQLITE_IOERR" in lines[0], (name, lines[0])
         # Nothing half-written: no key file, no temporary file, no identity file.
-        assert sorted(path.name for path in (data_dir / "keys").iterdir()) == [], name
+        keys = data_dir / "keys"
+        assert not keys.exists() or list(keys.iterdir()) == [], name
     again = start_bot(data_dir)
     assert again.returncode == 0, again.stderr
     assert (data_dir / "keys" / "data-identity.json").is_file()
+
+
+@pytest.mark.parametrize("purpose", ["vault", "pseudonym"])
+def test_a_key_file_the_full_disk_refuses_is_named_and_never_half_written(
+    tmp_path: Path, purpose: str
+) -> None:
+    path = tmp_path / "keys" / f"{purpose}.key"
+    path.parent.mkdir(mode=0o700)
+    probe = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from timmybot_bot.runtime.keys import load_or_create_key\n"
+        "from timmybot_bot.runtime.settings import ConfigurationError\n"
+        "try:\n"
+        f"    load_or_create_key(Path({str(path)!r}), purpose={purpose!r})\n"
+        "except ConfigurationError as error:\n"
+        "    print(error)\n"
+        "    sys.exit(3)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+        preexec_fn=_no_file_may_grow,
+    )
+    assert done.returncode == 3, done.stderr
+    assert f"key file {path} cannot be written (EFBIG)" in done.stdout
+    assert "Traceback" not in done.stderr
+    assert list(path.parent.iterdir()) == []  # no key, no temporary file
+
+
+def test_a_database_that_cannot_be_read_now_is_refused_not_taken_for_none(
+    used: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process holds the database exclusively: reading it fails with
+    # SQLITE_BUSY. That is no reason to skip the directory's identity checks.
+    from timmybot_adapters.sqlite import database
+    from timmybot_bot.runtime import data_dir
+    from timmybot_bot.runtime.settings import ConfigurationError, Settings
+
+    monkeypatch.setattr(
+        database, "inspect_database", functools.partial(database.inspect_database, wait=0.2)
+    )
+    holder = sqlite3.connect(used / "timmybot.db", isolation_level=None)
+    try:
+        holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("DELETE FROM data_identity WHERE 0")
+        settings = Settings.from_env(environment(used))
+        with pytest.raises(ConfigurationError, match=r"cannot be read \(SQLITE_BUSY\)"):
+            data_dir.prepare(settings)
+    finally:
+        holder.close()
+    assert data_dir.prepare(settings) is not None  # once free, it checks out as before
+
+
+@pytest.mark.parametrize("lock", ["run.lock", ".init.lock"])
+def test_a_lock_file_that_cannot_be_opened_is_one_line_naming_it(used: Path, lock: str) -> None:
+    path = used / lock
+    path.unlink(missing_ok=True)
+    path.mkdir()
+    done = start_bot(used)
+    assert done.returncode == BOT_CONFIG_STATUS, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"lock file {path} cannot be opened (IsADirectoryError)" in lines[0]
+    # doctor still answers every check: it only probes the run lock, read-only.
+    doctor = run_admin(used, "doctor")
+    assert "Traceback" not in doctor.stderr
+    assert "processes" in doctor.stdout or "processes" in doctor.stderr

@@ -203,13 +203,25 @@ class _Assessment:
 
 
 def _database_shape(settings: Settings) -> DatabaseShape | None:
-    """Return what the database file holds; ``None`` if it is not a readable database."""
-    from timmybot_adapters.sqlite.database import inspect_database
+    """Return what the database file holds; ``None`` if it is not a database at all.
 
+    A database that cannot be read just now (busy, an I/O error) is refused:
+    taking it for "not a database" would skip every identity check.
+    """
+    from timmybot_adapters.sqlite import database
+
+    path = database_path(settings)
     try:
-        return inspect_database(database_path(settings))
-    except sqlite3.DatabaseError:
-        return None
+        return database.inspect_database(path)
+    except sqlite3.DatabaseError as error:
+        code = getattr(error, "sqlite_errorcode", 0) & 0xFF  # the primary result code
+        if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+            return None
+        name = getattr(error, "sqlite_errorname", None) or type(error).__name__
+        raise ConfigurationError(
+            f"database {path} cannot be read ({name}), so this data directory cannot be "
+            "checked; try again, or see what holds it (timmybot-admin doctor)"
+        ) from None
 
 
 def _assess(settings: Settings) -> _Assessment:
@@ -280,8 +292,16 @@ def check(settings: Settings) -> None:
 
 
 @contextlib.contextmanager
-def _locked(path: Path, operation: int) -> Iterator[int]:
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+def _locked(path: Path, operation: int, flags: int = os.O_RDWR | os.O_CREAT) -> Iterator[int]:
+    try:
+        descriptor = os.open(path, flags, 0o600)
+    except OSError as error:
+        # A lock that cannot be taken leaves unknown who else uses the
+        # directory: refuse, naming the file, rather than go on unlocked.
+        raise ConfigurationError(
+            f"lock file {path} cannot be opened ({type(error).__name__}); it must be a file "
+            f"this user can write: {RECOVERY}"
+        ) from None
     try:
         fcntl.flock(descriptor, operation)
         yield descriptor
@@ -347,7 +367,8 @@ def bot_running(settings: Settings) -> bool:
         return False
     try:
         # Taken only if no bot shares it; closing the file gives it back.
-        with _locked(path, fcntl.LOCK_EX | fcntl.LOCK_NB):
+        # Read-only: probing needs no write access to the lock file.
+        with _locked(path, fcntl.LOCK_EX | fcntl.LOCK_NB, os.O_RDONLY):
             return False
     except BlockingIOError:
         return True

@@ -153,7 +153,11 @@ async def _decrypts(
 
 def _processes(settings: Settings) -> Check:
     now = datetime.now(UTC)
-    parts = ["a bot process is running" if data_dir.bot_running(settings) else "no bot running"]
+    try:
+        running = data_dir.bot_running(settings)
+    except ConfigurationError as error:
+        return Check(name="processes", ok=False, detail=str(error))
+    parts = ["a bot process is running" if running else "no bot running"]
     try:
         parts += [lease.describe(now) for lease in liveness.job_leases(settings)]
     except sqlite3.Error as error:
