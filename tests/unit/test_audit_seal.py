@@ -113,3 +113,33 @@ async def test_the_live_writers_own_tail_is_never_a_coverage_problem() -> None:
     one.clock.advance(10 * INTERVAL)
     assert (await one.service.verify()).ok
     assert one.clock.now() > START
+
+
+async def test_a_host_action_named_like_the_seal_is_an_ordinary_record() -> None:
+    # A host bot may name its own admin action anything, the seal's name too.
+    one = trail(AuditSettings(digest_interval=INTERVAL), writer_id="w-host")
+    await one.service.record_admin_action(1, SEAL_ACTION, "thing:1")
+    await one.service.record_admin_action(1, "guild.allow", "guild:1")
+    await one.service.write_digest()
+    report = await one.service.verify()
+    assert report.ok, [str(p) for p in report.problems]
+    assert report.sealed_writers == 0
+
+
+async def test_a_dead_writer_whose_last_action_is_named_like_the_seal_is_still_sealed() -> None:
+    dead, later = pair()
+    await die_with_unsigned_tail(dead, records=2)
+    # An invisible character the cleaning removes: the stored action is the seal's name.
+    await dead.service.record_admin_action(1, SEAL_ACTION + "\u200b", "thing:last")
+    dead.clock.advance(3 * INTERVAL)
+    assert await later.service.seal_abandoned() == 1
+    chain = await later.log.chain("w-dead")
+    assert [r.action for r in chain] == ["test.append", "test.append", SEAL_ACTION, SEAL_ACTION]
+    assert chain[-1].source == "audit"
+    # It was only stalled: the seal's position is taken, so it moves to a new ID.
+    record = await dead.service.record_admin_action(1, "test.append", "late")
+    assert record.writer_id != "w-dead"
+    await dead.service.close()
+    report = await later.service.verify()
+    assert report.ok, [str(p) for p in report.problems]
+    assert report.sealed_writers == 1

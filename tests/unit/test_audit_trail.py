@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 
 import attrs
@@ -116,6 +117,50 @@ async def test_secrets_in_details_are_redacted_and_text_is_cleaned(t: Trail) -> 
     assert details["note"] == "line one line two"
     assert details["token_type"] == "Bearer"
     assert "canary" not in repr(record)
+
+
+async def test_no_integer_in_the_details_can_break_an_append(t: Trail) -> None:
+    huge = 10**5000  # more digits than Python writes as text: json.dumps raises on it
+    record = await t.service.record_admin_action(
+        ADMIN,
+        "guild.allow",
+        f"guild:{GUILD}",
+        {"count": huge, "nested": {"n": -huge, huge: 1}, "items": [huge, 7], "id": GUILD},
+    )
+
+    details = dict(record.details)
+    assert details["count"] == "[integer of 16610 bits]"
+    assert details["nested"] == {"n": "[integer of 16610 bits]", "[integer of 16610 bits]": 1}
+    assert details["items"] == ["[integer of 16610 bits]", 7]
+    assert details["id"] == GUILD  # a snowflake is nowhere near the bound
+    assert record.hash == record_hash(record)
+    assert (await t.service.verify()).ok
+
+
+async def test_an_integer_is_bounded_below_the_lowest_text_limit_a_host_may_set(
+    t: Trail,
+) -> None:
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(640)  # the smallest Python allows
+    try:
+        record = await t.service.record_admin_action(ADMIN, "guild.allow", "x", {"n": 10**600})
+    finally:
+        sys.set_int_max_str_digits(limit)
+    assert record.details["n"] == "[integer of 1994 bits]"
+    kept = await t.service.record_admin_action(ADMIN, "guild.allow", "x", {"n": 10**499})
+    assert kept.details["n"] == 10**499  # 500 digits: kept as it is
+
+
+async def test_a_security_event_with_a_huge_integer_is_logged_and_recorded(t: Trail) -> None:
+    security_log = SecurityAuditLogger(pseudonymizer=PSEUDONYMS, clock=t.clock)
+    security_log.subscribe(t.service.on_security_event)
+
+    event = await security_log.record(SecurityEventType.LOCKDOWN, details={"n": 10**5000})
+
+    assert event.details["n"] == "[integer of 16610 bits]"
+    page = await t.service.get_audit_history(START, START + timedelta(seconds=1))
+    [record] = page.records
+    assert record.details["n"] == "[integer of 16610 bits]"
 
 
 async def test_security_events_join_the_same_log(t: Trail) -> None:

@@ -142,7 +142,7 @@ from timmybot_core.ports.audit import (
     ChainHead,
     SignedDigest,
 )
-from timmybot_core.services.audit_verify import SEAL_ACTION
+from timmybot_core.services.audit_verify import is_seal
 
 __all__ = ["DynamoAuditLog"]
 
@@ -337,7 +337,7 @@ class DynamoAuditLog(DynamoStore):
         await self.flush()  # the writer's earlier records first
         item = _record_item(record)
         revoked: Item | None = None
-        if record.action == SEAL_ACTION and record.writer_id not in self._claimed:
+        if is_seal(record) and record.writer_id not in self._claimed:
             revoked = await self._revoke(record.writer_id)
         try:
             await self._append_now(record, item)

@@ -10,11 +10,16 @@ from typing import Any
 
 import attrs
 
-__all__ = ["DetailValue", "SecurityEvent", "SecurityEventType", "freeze_details"]
+__all__ = ["DetailValue", "SecurityEvent", "SecurityEventType", "bound_integer", "freeze_details"]
 
 DetailValue = str | int | float | bool | None
 _IDENTITY = ("guild", "user", "ip")
 _RESERVED = frozenset({"event", "at", *_IDENTITY})
+# Python writes no integer of more than 4,300 digits as text (a host may lower
+# that to 640), so json.dumps raises ValueError on one: 500 digits, as many as
+# a detail text has characters, stays below every limit.
+_MAX_INT_DIGITS = 500
+_INT_BOUND = 10**_MAX_INT_DIGITS
 
 
 class SecurityEventType(enum.StrEnum):
@@ -37,9 +42,28 @@ class SecurityEventType(enum.StrEnum):
     RATE_LIMIT_ABUSE = "RATE_LIMIT_ABUSE"
 
 
+def bound_integer(value: int) -> int | str:
+    """Return ``value``, or a short text in its place if it has more than 500 digits.
+
+    Details are bounded like texts, so that none can break the JSON encoding
+    of an audit record, a log line or an alert.
+    """
+    if -_INT_BOUND < value < _INT_BOUND:
+        return value
+    return f"[integer of {value.bit_length()} bits]"
+
+
 def freeze_details(details: Mapping[str, DetailValue]) -> Mapping[str, DetailValue]:
-    """Return a read-only copy of ``details`` (events and alerts never change after the fact)."""
-    return MappingProxyType(dict(details))
+    """Return a read-only copy of ``details`` (events and alerts never change after the fact).
+
+    Integers are bounded (:func:`bound_integer`).
+    """
+    return MappingProxyType(
+        {
+            key: bound_integer(value) if isinstance(value, int) else value
+            for key, value in details.items()
+        }
+    )
 
 
 @attrs.frozen(kw_only=True)

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Final
 
+from timmybot_core.domain.events import bound_integer
+
 __all__ = ["REDACTED", "looks_like_secret_key", "looks_like_secret_value", "redact_details"]
 
 REDACTED: Final = "[redacted]"
@@ -115,7 +117,7 @@ def redact_details(
     one line, no control characters). Keys are cleaned too. Values that are
     not JSON data (objects, bytes) become their type's name, never their
     ``repr``, which might hold a secret. At most 32 keys per mapping, 50
-    items per list and 6 levels are kept.
+    items per list and 6 levels are kept, and integers of at most 500 digits.
     """
     if not details:
         return {}
@@ -127,14 +129,18 @@ def _mapping(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for raw_key, item in list(value.items())[:_MAX_KEYS]:
+        if isinstance(raw_key, int):
+            raw_key = bound_integer(raw_key)  # str() of a huge one raises ValueError
         key = clean(str(raw_key))[:100] or "_"
         out[key] = REDACTED if looks_like_secret_key(key) else _value(item, clean, depth + 1)
     return out
 
 
 def _value(value: object, clean: Callable[[str], str], depth: int) -> Any:
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, int):
+        return bound_integer(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, str):

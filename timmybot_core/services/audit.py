@@ -54,9 +54,11 @@ from timmybot_core.safety.sanitizer import ResponseSanitizer
 from timmybot_core.services.audit_anchor import compare_with_anchor
 from timmybot_core.services.audit_verify import (
     SEAL_ACTION,
+    SEAL_SOURCE,
     VerificationReport,
     coverage_grace,
     in_range,
+    is_seal,
     verify_log,
 )
 
@@ -272,7 +274,7 @@ class AuditTrailService:
 
     async def _sealed_under_us(self, sequence: int) -> bool:
         taken = await self._log.chain(self._writer_id, after=sequence - 1, limit=1)
-        return bool(taken) and taken[0].action == SEAL_ACTION
+        return bool(taken) and is_seal(taken[0])
 
     async def _restart_chain(self, draft: AuditRecord) -> AuditRecord:
         """Continue under a new writer ID: another process sealed this chain as abandoned."""
@@ -416,7 +418,7 @@ class AuditTrailService:
             return False  # nothing to seal, or it may still be running
         last = tail[-1]
         seal = last
-        if last.action != SEAL_ACTION:
+        if not is_seal(last):
             draft = AuditRecord(
                 event_id=str(uuid.uuid4()),
                 writer_id=writer_id,
@@ -432,7 +434,7 @@ class AuditTrailService:
                     "unsigned_from": covered + 1,
                     "unsigned_to": last.sequence,
                 },
-                source="audit",
+                source=SEAL_SOURCE,
                 prev_hash=last.hash,
                 hash="",
             )

@@ -10,7 +10,9 @@ each digest was written, where the store's writer cannot change them, so
 every difference is reported, at its digest:
 
 * ``anchor_missing``: a digest of the store has no copy in the anchor (its
-  copy failed and was not yet retried, or the store holds a forged digest);
+  copy failed and was not yet retried, or never will be because the process
+  that wrote it ended first, or the store holds a forged digest; nothing
+  copies a digest after the fact, see ``docs/audit.md``);
 * ``anchor_only``: a copy in the anchor has no digest in the store (the
   digest, or its whole writer, was deleted from the store);
 * ``anchor_mismatch``: both exist and differ (the store's was rewritten).

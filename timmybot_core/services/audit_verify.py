@@ -33,16 +33,18 @@ from datetime import datetime, timedelta
 import attrs
 
 from timmybot_core.domain.audit_chain import digest_hash, digest_message, record_hash
-from timmybot_core.ports.audit import GENESIS_HASH, AuditLog, AuditRecord, SignedDigest
+from timmybot_core.ports.audit import GENESIS_HASH, AuditKind, AuditLog, AuditRecord, SignedDigest
 from timmybot_core.ports.signing import SignatureVerifier
 
 __all__ = [
     "SEAL_ACTION",
+    "SEAL_SOURCE",
     "Problem",
     "ProblemKind",
     "VerificationReport",
     "coverage_grace",
     "in_range",
+    "is_seal",
     "verify_chain",
     "verify_log",
 ]
@@ -50,6 +52,24 @@ __all__ = [
 _PAGE = 1000
 #: The action of the record that seals an abandoned writer's chain.
 SEAL_ACTION = "audit.writer_sealed"
+#: The source of that record: no recording method a host bot calls writes it.
+SEAL_SOURCE = "audit"
+
+
+def is_seal(record: AuditRecord) -> bool:
+    """Whether ``record`` is the seal of an abandoned writer's chain.
+
+    The action alone does not tell: a host bot may record an admin action
+    or a privacy request under any name, ``audit.writer_sealed`` too (even
+    one that only cleans to it). Only :meth:`AuditTrailService.seal_abandoned`
+    writes a ``security`` record from the source ``audit`` (security events
+    are ``security-log``), so the three together do.
+    """
+    return (
+        record.action == SEAL_ACTION
+        and record.kind is AuditKind.SECURITY
+        and record.source == SEAL_SOURCE
+    )
 
 
 def coverage_grace(digest_interval: timedelta) -> timedelta:
@@ -440,7 +460,7 @@ async def verify_log(
 
 def _sealed(records: Sequence[AuditRecord], open_tail: int) -> bool:
     """Whether the chain ends with a seal record that a valid digest covers."""
-    return bool(records) and open_tail == 0 and records[-1].action == SEAL_ACTION
+    return bool(records) and open_tail == 0 and is_seal(records[-1])
 
 
 def _coverage(
@@ -451,7 +471,7 @@ def _coverage(
 ) -> list[Problem]:
     """Return records after a seal, and an uncovered tail older than the grace, as problems."""
     problems: list[Problem] = []
-    seals = [index for index, r in enumerate(records) if r.action == SEAL_ACTION and not r.pruned]
+    seals = [index for index, r in enumerate(records) if is_seal(r) and not r.pruned]
     if seals and seals[0] < len(records) - 1:
         detail = (
             f"{len(records) - seals[0] - 1} record(s) after the seal of record "

@@ -311,6 +311,21 @@ async def test_a_batch_of_a_writer_sealed_while_stalled_never_overwrites_the_sea
     await sealer.close()
 
 
+async def test_an_admin_action_named_like_the_seal_does_not_take_the_writers_claim(
+    aws: AwsClients, tables: TableNames
+) -> None:
+    clock = FakeClock(START)
+    log = DynamoAuditLog(aws, tables.audit, reclaim_after=0.0)
+    host = trail(log, clock, writer="w-host")
+    # A host bot's own action under the seal's name, written before any claim.
+    await host.record_admin_action(1, "audit.writer_sealed", "thing:1")
+    await flood(host, clock, 3)
+    await log.flush()
+    assert host.writer_id == "w-host"
+    await assert_whole(log, host, 4)
+    await host.close()
+
+
 async def test_a_seal_that_loses_to_a_live_writer_gives_its_claim_back(
     aws: AwsClients, tables: TableNames
 ) -> None:
