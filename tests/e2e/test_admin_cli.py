@@ -27,6 +27,7 @@ from typing import Any
 import attrs
 import pytest
 
+from timmybot_adapters.sqlite import SqliteAuditLog
 from timmybot_bot.cli import commands as admin_commands
 from timmybot_bot.cli.main import main
 from timmybot_bot.runtime.audit_keys import load_keyring
@@ -34,6 +35,7 @@ from timmybot_bot.runtime.bootstrap import bootstrap
 from timmybot_bot.runtime.keys import key_id_for
 from timmybot_bot.runtime.settings import Settings
 from timmybot_bot.runtime.vault_rekey import NewKeySource, plan_rekey, rekey_vault
+from timmybot_core import StoreUnavailable
 from timmybot_core.domain.tokens import OAuthTokens, PlatformLink, UserTokens
 
 SCRIPT = Path(sys.executable).parent / "timmybot-admin"
@@ -468,6 +470,80 @@ def test_audit_query_filters_and_pages_like_the_discord_command(admin: Admin) ->
     assert [r["resource"] for r in document["records"]] == [f"thing:{n}" for n in range(6, -1, -1)]
     assert document["next_cursor"] is None
     assert admin("audit", "query", "action:nothing.like.this").out == "No audit records match.\n"
+
+
+@pytest.mark.parametrize("failing", [2, 3])
+def test_a_later_page_failing_still_prints_a_whole_json_document_to_resume_from(
+    admin: Admin, monkeypatch: pytest.MonkeyPatch, failing: int
+) -> None:
+    # --all --json streams page by page; a store fault after the first page
+    # must not leave '{"records": [' unfinished for the jq reading it.
+    seed_audit(admin, 5)
+    query = SqliteAuditLog.query
+    calls = 0
+
+    async def flaky(self: SqliteAuditLog, **filters: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == failing:
+            raise StoreUnavailable("sqlite audit query: database is locked")
+        return await query(self, **filters)
+
+    monkeypatch.setattr(SqliteAuditLog, "query", flaky)
+    options = ("--all", "--limit", "2", "--json")
+    done = admin("audit", "query", "action:test.action", *options)
+    assert done.code == 1
+    assert "database is locked" in one_error_line(done)
+    document = done.json()
+    assert document["error"] == "sqlite audit query: database is locked"
+    read = [r["resource"] for r in document["records"]]
+    assert read == [f"thing:{n}" for n in range(4, 4 - 2 * (failing - 1), -1)]
+    monkeypatch.setattr(SqliteAuditLog, "query", query)
+    resumed = admin(
+        "audit", "query", "action:test.action", f"cursor:{document['next_cursor']}", *options
+    )
+    assert resumed.code == 0, resumed.err
+    rest = resumed.json()
+    assert "error" not in rest
+    assert read + [r["resource"] for r in rest["records"]] == [
+        f"thing:{n}" for n in range(4, -1, -1)
+    ]
+
+
+def test_an_interrupted_query_still_prints_a_whole_json_document(
+    admin: Admin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_audit(admin, 3)
+    query = SqliteAuditLog.query
+    calls = 0
+
+    async def interrupted(self: SqliteAuditLog, **filters: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise KeyboardInterrupt
+        return await query(self, **filters)
+
+    monkeypatch.setattr(SqliteAuditLog, "query", interrupted)
+    done = admin("audit", "query", "action:test.action", "--all", "--limit", "2", "--json")
+    assert done.code == 130
+    document = done.json()
+    assert (len(document["records"]), document["error"]) == (2, "interrupted")
+    assert document["next_cursor"] is not None
+
+
+def test_a_first_page_failing_prints_no_json_at_all(
+    admin: Admin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_audit(admin, 1)
+
+    async def down(self: SqliteAuditLog, **filters: Any) -> Any:
+        raise StoreUnavailable("sqlite audit query: database is locked")
+
+    monkeypatch.setattr(SqliteAuditLog, "query", down)
+    done = admin("audit", "query", "--all", "--json")
+    assert done.code == 1
+    assert done.out == ""
 
 
 @pytest.mark.parametrize(
