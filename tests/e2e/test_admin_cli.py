@@ -34,7 +34,12 @@ from timmybot_bot.runtime.audit_keys import load_keyring
 from timmybot_bot.runtime.bootstrap import bootstrap
 from timmybot_bot.runtime.keys import key_id_for
 from timmybot_bot.runtime.settings import Settings
-from timmybot_bot.runtime.vault_rekey import NewKeySource, plan_rekey, rekey_vault
+from timmybot_bot.runtime.vault_rekey import (
+    NewKeySource,
+    RekeyUsageError,
+    plan_rekey,
+    rekey_vault,
+)
 from timmybot_core import StoreUnavailable
 from timmybot_core.domain.tokens import OAuthTokens, PlatformLink, UserTokens
 
@@ -741,6 +746,38 @@ def test_rekey_takes_the_new_key_from_an_environment_variable(admin: Admin) -> N
     unset = admin("vault", "rekey", "--new-key-env", "NOT_SET_ANYWHERE", "--yes")
     assert unset.code == 2
     assert "NOT_SET_ANYWHERE is not set" in one_error_line(unset)
+
+
+def test_a_key_from_a_variable_conflicts_with_generating_or_reading_one(
+    admin: Admin, tmp_path: Path
+) -> None:
+    seed(admin, USER)
+    before = vault_key_ids(admin)
+    new_hex = "5b" * 32
+    admin.secrets.add(new_hex)
+    key_file = tmp_path / "new.key"
+    key_file.write_text("6c" * 32 + "\n")
+    key_file.chmod(0o600)
+    generate = admin("vault", "rekey", "--generate", "--new-key-env", "NEW_KEY", "--yes")
+    assert generate.code == 2
+    assert "argument --new-key-env: not allowed with argument --generate" in generate.err
+    assert "is not set" not in generate.err
+    # The key in the variable would win, and the file be silently ignored.
+    done = admin(
+        "vault", "rekey", "--new-key-file", str(key_file), "--new-key-env", "NEW_KEY", "--yes",
+        NEW_KEY=new_hex,
+    )  # fmt: skip
+    assert done.code == 2
+    assert one_error_line(done) == (
+        "timmybot-admin: error: --new-key-env and --new-key-file both name the new key; "
+        "give only one of them"
+    )
+    both = NewKeySource(env="NEW_KEY", generate=True, file=tmp_path / "other.key")
+    with pytest.raises(RekeyUsageError, match="--new-key-env and --new-key-file"):
+        plan_rekey(admin.settings(), both, {"NEW_KEY": new_hex})
+    assert vault_key_ids(admin) == before
+    assert not (admin.data_dir / "keys" / "vault.next.key").exists()
+    assert not (tmp_path / "other.key").exists()
 
 
 def test_rekey_needs_a_key_or_something_to_finish(admin: Admin) -> None:
