@@ -983,6 +983,29 @@ def test_an_incident_needs_a_known_severity_and_a_title(admin: Admin) -> None:
 # -- failures ----------------------------------------------------------------------
 
 
+ESCAPES = {"\x1b", "\x07", "\u202e", "\r"}
+
+
+def test_paths_with_escape_sequences_reach_no_terminal_raw(admin: Admin, tmp_path: Path) -> None:
+    # The data directory and a backup's destination are printed back: doctor,
+    # backup, rotate-key and rekey's prompt clean them as config check does.
+    hostile = tmp_path / "var\x1b[2J\x1b]0;owned\x07\u202e"
+    env = {"TIMMYBOT_DATA_DIR": str(hostile)}
+    seed(admin, USER, **env)
+    printed = [
+        admin("doctor", **env),
+        admin("audit", "rotate-key", **env),
+        admin("backup", str(tmp_path / "copy\x1b[31m"), **env),
+        admin("vault", "rekey", "--generate", stdin="n\n", tty=True, **env),
+    ]
+    for done in printed:
+        assert done.out or done.err
+        assert not set(done.out + done.err) & ESCAPES, done
+    assert "[2J]0;owned" in printed[0].out
+    assert "copy[31m" in printed[2].out
+    assert "cancelled: nothing was changed" in printed[3].err
+
+
 def test_an_unexpected_error_is_one_line_without_its_message(
     admin: Admin, monkeypatch: pytest.MonkeyPatch
 ) -> None:

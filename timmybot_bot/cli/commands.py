@@ -121,8 +121,14 @@ class Output:
     progress_enabled: bool | None = None
 
     def line(self, text: str = "") -> None:
-        """Write one line of result text (already terminal-safe)."""
-        self.stdout.write(text + "\n")
+        """Write one line of result text, made terminal-safe here.
+
+        Cleaned again although most callers clean what came from a store: a
+        line may also name a path of the settings (``TIMMYBOT_DATA_DIR``) or
+        the command line, or quote SQLite (``doctor``), which could carry an
+        escape sequence. Cleaning is idempotent.
+        """
+        self.stdout.write(safe_text(text) + "\n")
 
     def data(self, value: object) -> None:
         """Write ``value`` as a JSON document (ASCII only, so no terminal escapes)."""
@@ -138,7 +144,7 @@ class Output:
 
     def note(self, text: str) -> None:
         """Write a remark for the person at the terminal (standard error)."""
-        self.stderr.write(f"{PROG}: {text}\n")
+        self.stderr.write(f"{PROG}: {safe_text(text)}\n")
         self.stderr.flush()
 
     def progress(self, label: str, *, total: int | None = None, unit: str = "") -> Progress:
@@ -161,7 +167,7 @@ class Output:
             return True
         if not is_terminal(self.stdin):
             raise UsageProblem("standard input is not a terminal, so nobody can confirm; add --yes")
-        self.stderr.write(question)
+        self.stderr.write(safe_text(question))  # it may name the data directory
         self.stderr.flush()
         answer = self.stdin.readline()
         return answer.strip().lower() == expected.lower()
