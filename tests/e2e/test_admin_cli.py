@@ -27,13 +27,20 @@ from typing import Any
 import attrs
 import pytest
 
+from timmybot_adapters.sqlite import SqliteAuditLog
 from timmybot_bot.cli import commands as admin_commands
 from timmybot_bot.cli.main import main
 from timmybot_bot.runtime.audit_keys import load_keyring
 from timmybot_bot.runtime.bootstrap import bootstrap
 from timmybot_bot.runtime.keys import key_id_for
 from timmybot_bot.runtime.settings import Settings
-from timmybot_bot.runtime.vault_rekey import NewKeySource, plan_rekey, rekey_vault
+from timmybot_bot.runtime.vault_rekey import (
+    NewKeySource,
+    RekeyUsageError,
+    plan_rekey,
+    rekey_vault,
+)
+from timmybot_core import StoreUnavailable
 from timmybot_core.domain.tokens import OAuthTokens, PlatformLink, UserTokens
 
 SCRIPT = Path(sys.executable).parent / "timmybot-admin"
@@ -470,6 +477,80 @@ def test_audit_query_filters_and_pages_like_the_discord_command(admin: Admin) ->
     assert admin("audit", "query", "action:nothing.like.this").out == "No audit records match.\n"
 
 
+@pytest.mark.parametrize("failing", [2, 3])
+def test_a_later_page_failing_still_prints_a_whole_json_document_to_resume_from(
+    admin: Admin, monkeypatch: pytest.MonkeyPatch, failing: int
+) -> None:
+    # --all --json streams page by page; a store fault after the first page
+    # must not leave '{"records": [' unfinished for the jq reading it.
+    seed_audit(admin, 5)
+    query = SqliteAuditLog.query
+    calls = 0
+
+    async def flaky(self: SqliteAuditLog, **filters: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == failing:
+            raise StoreUnavailable("sqlite audit query: database is locked")
+        return await query(self, **filters)
+
+    monkeypatch.setattr(SqliteAuditLog, "query", flaky)
+    options = ("--all", "--limit", "2", "--json")
+    done = admin("audit", "query", "action:test.action", *options)
+    assert done.code == 1
+    assert "database is locked" in one_error_line(done)
+    document = done.json()
+    assert document["error"] == "sqlite audit query: database is locked"
+    read = [r["resource"] for r in document["records"]]
+    assert read == [f"thing:{n}" for n in range(4, 4 - 2 * (failing - 1), -1)]
+    monkeypatch.setattr(SqliteAuditLog, "query", query)
+    resumed = admin(
+        "audit", "query", "action:test.action", f"cursor:{document['next_cursor']}", *options
+    )
+    assert resumed.code == 0, resumed.err
+    rest = resumed.json()
+    assert "error" not in rest
+    assert read + [r["resource"] for r in rest["records"]] == [
+        f"thing:{n}" for n in range(4, -1, -1)
+    ]
+
+
+def test_an_interrupted_query_still_prints_a_whole_json_document(
+    admin: Admin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_audit(admin, 3)
+    query = SqliteAuditLog.query
+    calls = 0
+
+    async def interrupted(self: SqliteAuditLog, **filters: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise KeyboardInterrupt
+        return await query(self, **filters)
+
+    monkeypatch.setattr(SqliteAuditLog, "query", interrupted)
+    done = admin("audit", "query", "action:test.action", "--all", "--limit", "2", "--json")
+    assert done.code == 130
+    document = done.json()
+    assert (len(document["records"]), document["error"]) == (2, "interrupted")
+    assert document["next_cursor"] is not None
+
+
+def test_a_first_page_failing_prints_no_json_at_all(
+    admin: Admin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_audit(admin, 1)
+
+    async def down(self: SqliteAuditLog, **filters: Any) -> Any:
+        raise StoreUnavailable("sqlite audit query: database is locked")
+
+    monkeypatch.setattr(SqliteAuditLog, "query", down)
+    done = admin("audit", "query", "--all", "--json")
+    assert done.code == 1
+    assert done.out == ""
+
+
 @pytest.mark.parametrize(
     ("filters", "message"),
     [
@@ -665,6 +746,38 @@ def test_rekey_takes_the_new_key_from_an_environment_variable(admin: Admin) -> N
     unset = admin("vault", "rekey", "--new-key-env", "NOT_SET_ANYWHERE", "--yes")
     assert unset.code == 2
     assert "NOT_SET_ANYWHERE is not set" in one_error_line(unset)
+
+
+def test_a_key_from_a_variable_conflicts_with_generating_or_reading_one(
+    admin: Admin, tmp_path: Path
+) -> None:
+    seed(admin, USER)
+    before = vault_key_ids(admin)
+    new_hex = "5b" * 32
+    admin.secrets.add(new_hex)
+    key_file = tmp_path / "new.key"
+    key_file.write_text("6c" * 32 + "\n")
+    key_file.chmod(0o600)
+    generate = admin("vault", "rekey", "--generate", "--new-key-env", "NEW_KEY", "--yes")
+    assert generate.code == 2
+    assert "argument --new-key-env: not allowed with argument --generate" in generate.err
+    assert "is not set" not in generate.err
+    # The key in the variable would win, and the file be silently ignored.
+    done = admin(
+        "vault", "rekey", "--new-key-file", str(key_file), "--new-key-env", "NEW_KEY", "--yes",
+        NEW_KEY=new_hex,
+    )  # fmt: skip
+    assert done.code == 2
+    assert one_error_line(done) == (
+        "timmybot-admin: error: --new-key-env and --new-key-file both name the new key; "
+        "give only one of them"
+    )
+    both = NewKeySource(env="NEW_KEY", generate=True, file=tmp_path / "other.key")
+    with pytest.raises(RekeyUsageError, match="--new-key-env and --new-key-file"):
+        plan_rekey(admin.settings(), both, {"NEW_KEY": new_hex})
+    assert vault_key_ids(admin) == before
+    assert not (admin.data_dir / "keys" / "vault.next.key").exists()
+    assert not (tmp_path / "other.key").exists()
 
 
 def test_rekey_needs_a_key_or_something_to_finish(admin: Admin) -> None:
@@ -868,6 +981,29 @@ def test_an_incident_needs_a_known_severity_and_a_title(admin: Admin) -> None:
 
 
 # -- failures ----------------------------------------------------------------------
+
+
+ESCAPES = {"\x1b", "\x07", "\u202e", "\r"}
+
+
+def test_paths_with_escape_sequences_reach_no_terminal_raw(admin: Admin, tmp_path: Path) -> None:
+    # The data directory and a backup's destination are printed back: doctor,
+    # backup, rotate-key and rekey's prompt clean them as config check does.
+    hostile = tmp_path / "var\x1b[2J\x1b]0;owned\x07\u202e"
+    env = {"TIMMYBOT_DATA_DIR": str(hostile)}
+    seed(admin, USER, **env)
+    printed = [
+        admin("doctor", **env),
+        admin("audit", "rotate-key", **env),
+        admin("backup", str(tmp_path / "copy\x1b[31m"), **env),
+        admin("vault", "rekey", "--generate", stdin="n\n", tty=True, **env),
+    ]
+    for done in printed:
+        assert done.out or done.err
+        assert not set(done.out + done.err) & ESCAPES, done
+    assert "[2J]0;owned" in printed[0].out
+    assert "copy[31m" in printed[2].out
+    assert "cancelled: nothing was changed" in printed[3].err
 
 
 def test_an_unexpected_error_is_one_line_without_its_message(

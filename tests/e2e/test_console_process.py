@@ -91,6 +91,17 @@ def test_check_config_never_prints_the_token() -> None:
     assert token not in done.stdout + done.stderr
 
 
+def test_check_config_prints_no_escape_sequence_a_setting_holds(data_dir: Path) -> None:
+    # The same cleaning as timmybot-admin config check: a value reaches the
+    # terminal without its control, escape and bidi characters.
+    hostile = f"{data_dir}\x1b[2J\r\x1b]0;owned\x07\u202eend"
+    done = run_bot("", "--check-config", TIMMYBOT_DATA_DIR=hostile)
+    assert done.returncode == 0, done.stderr
+    shown = [line for line in done.stdout.splitlines() if line.startswith("data_dir = ")]
+    assert shown == [f"data_dir = {data_dir}[2J ]0;ownedend"]
+    assert not set(done.stdout) & {"\x1b", "\x07", "\u202e", "\r"}
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_run_answers_on_a_pipe() -> None:
     venv_python = ROOT / ".venv" / "bin" / "python"

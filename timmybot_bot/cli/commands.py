@@ -13,6 +13,8 @@ a terminal. The parser and the process around them are in
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -57,6 +59,7 @@ from timmybot_core import (
     ErasureReport,
     SignedDigest,
     SwitchState,
+    TimmyBotError,
 )
 from timmybot_core.safety.text import strip_invisible
 from timmybot_core.services.audit import record_as_json
@@ -118,8 +121,14 @@ class Output:
     progress_enabled: bool | None = None
 
     def line(self, text: str = "") -> None:
-        """Write one line of result text (already terminal-safe)."""
-        self.stdout.write(text + "\n")
+        """Write one line of result text, made terminal-safe here.
+
+        Cleaned again although most callers clean what came from a store: a
+        line may also name a path of the settings (``TIMMYBOT_DATA_DIR``) or
+        the command line, or quote SQLite (``doctor``), which could carry an
+        escape sequence. Cleaning is idempotent.
+        """
+        self.stdout.write(safe_text(text) + "\n")
 
     def data(self, value: object) -> None:
         """Write ``value`` as a JSON document (ASCII only, so no terminal escapes)."""
@@ -135,7 +144,7 @@ class Output:
 
     def note(self, text: str) -> None:
         """Write a remark for the person at the terminal (standard error)."""
-        self.stderr.write(f"{PROG}: {text}\n")
+        self.stderr.write(f"{PROG}: {safe_text(text)}\n")
         self.stderr.flush()
 
     def progress(self, label: str, *, total: int | None = None, unit: str = "") -> Progress:
@@ -158,7 +167,7 @@ class Output:
             return True
         if not is_terminal(self.stdin):
             raise UsageProblem("standard input is not a terminal, so nobody can confirm; add --yes")
-        self.stderr.write(question)
+        self.stderr.write(safe_text(question))  # it may name the data directory
         self.stderr.flush()
         answer = self.stdin.readline()
         return answer.strip().lower() == expected.lower()
@@ -233,6 +242,23 @@ def _record_line(record: AuditRecord) -> str:
     return "  ".join(parts)
 
 
+def _records_end(next_cursor: str | None, *, error: str | None = None) -> str:
+    """Return the end of ``audit query --json``'s document; ``error`` if it stopped early."""
+    end = f"\n], {json.dumps('next_cursor')}: {json.dumps(next_cursor)}"
+    if error is not None:
+        end += f", {json.dumps('error')}: {json.dumps(error, ensure_ascii=True)}"
+    return end + "}\n"
+
+
+def _stopped_by(error: BaseException) -> str:
+    """Say why a query stopped, as the one-line error does: never an unexpected message."""
+    if isinstance(error, UsageProblem | OperationFailed | TimmyBotError):
+        return safe_text(str(error).replace("\n", " "))[:600]
+    if isinstance(error, KeyboardInterrupt | asyncio.CancelledError):
+        return "interrupted"
+    return f"{type(error).__name__} (nothing more is shown)"
+
+
 async def audit_query(ctx: Context) -> int:
     """``audit query``: records matching the filters, newest first; ``--all`` follows every page."""
     out, args = ctx.out, ctx.args
@@ -248,9 +274,18 @@ async def audit_query(ctx: Context) -> int:
     while True:
         try:
             page: AuditPage = await ctx.run(attrs.evolve(query, cursor=cursor))
-        except ValueError as error:
-            # A malformed cursor: the only argument the store judges itself.
-            raise UsageProblem(f"cursor: {error}") from None
+        except BaseException as error:
+            if opened:
+                # A later page failed (or Ctrl-C): close the document, so that
+                # whoever reads standard output (jq) still gets JSON, with the
+                # cursor to resume from and why it stopped (the exit status still
+                # says it failed).
+                with contextlib.suppress(OSError, ValueError):
+                    out.stdout.write(_records_end(cursor, error=_stopped_by(error)))
+            if isinstance(error, ValueError):
+                # A malformed cursor: the only argument the store judges itself.
+                raise UsageProblem(f"cursor: {error}") from None
+            raise
         if out.json and not opened:
             # Opened once the first page is in: a refused query prints no half document.
             out.stdout.write('{"records": [')
@@ -271,7 +306,7 @@ async def audit_query(ctx: Context) -> int:
             break
         cursor = next_cursor
     if out.json:
-        out.stdout.write(f"\n], {json.dumps('next_cursor')}: {json.dumps(next_cursor)}}}\n")
+        out.stdout.write(_records_end(next_cursor))
     elif shown == 0:
         out.line("No audit records match.")
     elif next_cursor is not None:

@@ -438,12 +438,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="read the new key from this file (32 bytes as hex or base64, or a TimmyBot key "
         "file; mode 0600); with --generate, write a new key to it",
     )
-    rekey.add_argument(
+    # A key from a variable is neither generated nor read from a file: say so
+    # (exit 2) instead of reading the variable and ignoring the other option
+    # (plan_rekey refuses --new-key-file with it, which --generate may take).
+    one_key = rekey.add_mutually_exclusive_group()
+    one_key.add_argument(
         "--new-key-env",
         metavar="NAME",
         help="read the new key (hex or base64) from this environment variable",
     )
-    rekey.add_argument(
+    one_key.add_argument(
         "--generate",
         action="store_true",
         help="generate a new random key (kept in keys/vault.next.key, or --new-key-file)",

@@ -14,8 +14,8 @@ rest, and nothing here needs the bot's services to start):
 * ``audit``: the audit log verifies (chains, signatures, coverage: a dead
   writer left unsealed shows here).
 
-Exit 0 when every check passes, 1 otherwise. ``--json`` prints the checks
-as a list of ``{"check", "ok", "detail"}``.
+Exit 0 when every check passes, 1 otherwise. ``--json`` prints
+``{"ok": <every check passed>, "checks": [{"name", "ok", "detail"}, ...]}``.
 """
 
 from __future__ import annotations

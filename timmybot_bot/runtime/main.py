@@ -289,7 +289,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.check_config:
         for key, value in settings.describe().items():
-            print(f"{key} = {value}")
+            # As timmybot-admin config check: a value (a path, a URL) may hold an
+            # escape sequence, and this prints to the operator's terminal.
+            print(f"{key} = {strip_invisible(value)}")
         print("configuration OK")
         return EXIT_OK
     try:

@@ -341,6 +341,12 @@ def plan_rekey(settings: Settings, source: NewKeySource, environ: Mapping[str, s
         ConfigurationError: a key file of the data directory is unreadable.
 
     """
+    if source.env is not None and (source.file is not None or source.generate):
+        # The CLI refuses --generate with it; a file would be silently ignored.
+        other = "--new-key-file" if source.file is not None else "--generate"
+        raise RekeyUsageError(
+            f"--new-key-env and {other} both name the new key; give only one of them"
+        )
     if settings.backend != "sqlite":
         raise RekeyUsageError(f"vault rekey works on the sqlite backend, not {settings.backend}")
     env_managed = settings.vault_key is not None
