@@ -260,11 +260,34 @@ class SecureTokenService:
 
         updated = await self._update(user_id, change)
         if not updated.links:
-            await self._vault.delete(user_id)
+            await self._delete_empty(updated)
+        return True
+
+    async def _delete_empty(self, record: UserTokens) -> None:
+        """Delete ``record``, left with no link, unless a link was written since.
+
+        The delete is checked against the version read: another process
+        (the web server's) may link a platform from the emptied record
+        between our write and the delete, and that link must stay. Given
+        up after ``max_write_attempts`` conflicts: the unlink is done, and
+        the clean-up removes an empty record later.
+        """
+        user_id = record.user_id
+        current: UserTokens | None = record
+        for _ in range(self._settings.max_write_attempts):
+            if current is None or current.links:
+                break  # deleted by someone else, or linked again: keep it
+            try:
+                await self._vault.delete(user_id, expected_version=current.version)
+            except VersionConflict:
+                current = await self._vault.get(user_id)
+                continue
             if self._leases is not None:
                 await self._leases.forget(user_id)
-            self.invalidate(user_id)
-        return True
+            break
+        else:
+            _log.warning("an emptied token record kept changing; left to the clean-up")
+        self.invalidate(user_id)
 
     async def delete_user(self, user_id: int, *, unrevoked: list[str] | None = None) -> list[str]:
         """Revoke every link of the user where possible and delete the record.
@@ -274,14 +297,36 @@ class SecureTokenService:
         whose revocation failed are appended to ``unrevoked``.
         """
         platforms: list[str] = []
+        revoked: set[OAuthTokens] = set()
         try:
             record = await self._vault.get(user_id)
-            if record is not None:
+            attempts = max(self._settings.max_write_attempts, 1)
+            for attempt in range(attempts):
+                if record is None:
+                    break
                 for link in record.links.values():
-                    platforms.append(link.tokens.platform)
-                    if not await self._revoke(link.tokens) and unrevoked is not None:
-                        unrevoked.append(link.tokens.platform)
-                await self._vault.delete(user_id)
+                    if link.tokens in revoked:
+                        continue
+                    revoked.add(link.tokens)
+                    platform = link.tokens.platform
+                    if platform not in platforms:
+                        platforms.append(platform)
+                    failed = not await self._revoke(link.tokens)
+                    if failed and unrevoked is not None and platform not in unrevoked:
+                        unrevoked.append(platform)
+                # Checked against the version whose tokens were just revoked:
+                # tokens written meanwhile (a link completed, a refresh) are
+                # revoked on the next turn rather than deleted unrevoked. The
+                # last turn deletes whatever is there: erasure comes first.
+                last = attempt == attempts - 1
+                try:
+                    await self._vault.delete(
+                        user_id, expected_version=None if last else record.version
+                    )
+                except VersionConflict:
+                    record = await self._vault.get(user_id)
+                    continue
+                break
         finally:
             # Even when the record is unreadable (the caller then deletes it
             # as it is): the leases name the user and fence their tokens.
