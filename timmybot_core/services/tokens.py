@@ -575,26 +575,56 @@ class SecureTokenService:
         # From here to the durable write nothing else is awaited: no log
         # shipping, no audit record, no metric export. The remaining window
         # is the vault write itself.
+        issued = fresh
         if fresh.refresh_token is None:
             fresh = attrs.evolve(fresh, refresh_token=refresh_token)
         now = self._clock.now()
-        stored = await self._settle(
-            record,
-            platform,
-            claim_id,
-            lambda old: PlatformLink(
-                tokens=fresh,
-                linked_at=old.linked_at,
-                refreshed_at=now,
-                needs_relink=False,
-                refresh_claim=None,
-            ),
-            spent=fresh.refresh_token != refresh_token,
-            refreshed=True,
-        )
+        try:
+            stored = await self._settle(
+                record,
+                platform,
+                claim_id,
+                lambda old: PlatformLink(
+                    tokens=fresh,
+                    linked_at=old.linked_at,
+                    refreshed_at=now,
+                    needs_relink=False,
+                    refresh_claim=None,
+                ),
+                spent=fresh.refresh_token != refresh_token,
+                refreshed=True,
+            )
+        except NotLinked:
+            await self._revoke_discarded(issued, None)
+            raise
+        if stored.tokens != fresh:
+            await self._revoke_discarded(issued, stored.tokens)
         await self._auth_event(user_id, platform, None)
         # The stored tokens: a re-link during the refresh replaced ours.
         return RefreshOutcome(tokens=stored.tokens, refreshed=True)
+
+    async def _revoke_discarded(self, issued: OAuthTokens, kept: OAuthTokens | None) -> None:
+        """Revoke, best effort, the tokens a refresh was issued but did not store.
+
+        The link was unlinked, or linked again, while the provider answered:
+        the new tokens would stay live there, unused by anyone. Called after
+        the durable write (or the decision not to write); tokens equal to the
+        ones ``kept`` in the vault are left alone, and nothing raised here
+        reaches the caller.
+        """
+        for token in (issued.refresh_token, issued.access_token):
+            if not token or (kept is not None and token in (kept.refresh_token, kept.access_token)):
+                continue
+            try:
+                await self._oauth.revoke(issued.platform, token=token)
+            except ReLinkRequired:
+                continue  # the provider no longer honours the grant: nothing left to revoke
+            except Exception as error:  # noqa: BLE001 - best effort: the refresh's result stands
+                _log.warning(
+                    "revocation of unused tokens at %s failed: %s",
+                    issued.platform,
+                    type(error).__name__,
+                )
 
     async def _spent(self, record: UserTokens, platform: str, claim_id: str, reason: str) -> None:
         """Record that the refresh token may be spent (needs re-link); raise ``ReLinkRequired``.
