@@ -441,9 +441,9 @@ class CountingVault:
         self._count("put")
         return await self._inner.put(user_id, record, expected_version=expected_version)
 
-    async def delete(self, user_id: int) -> bool:
+    async def delete(self, user_id: int, *, expected_version: str | None = None) -> bool:
         self._count("delete")
-        return await self._inner.delete(user_id)
+        return await self._inner.delete(user_id, expected_version=expected_version)
 
     async def user_ids(self) -> AsyncIterator[int]:
         self._count("user_ids")

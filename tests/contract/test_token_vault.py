@@ -336,3 +336,81 @@ async def test_a_version_from_before_a_delete_cannot_overwrite_a_new_record(
     await vault.put(USER, record(), expected_version=None)
     with pytest.raises(VersionConflict):
         await vault.put(USER, record(), expected_version=first)
+
+
+# Version-checked delete: a link written since the deleter's read survives
+
+
+async def test_a_delete_at_the_current_version_removes_the_record(vault: TokenVault) -> None:
+    version = await vault.put(USER, UserTokens.new(USER, now=T0), expected_version=None)
+    assert await vault.delete(USER, expected_version=version) is True
+    assert await vault.get(USER) is None
+    assert USER not in await all_ids(vault)
+    # The user can link again at once (on aws after the deletion settles).
+    await vault.put(USER, record(USER, "tidal"), expected_version=None)
+
+
+async def test_a_delete_at_a_stale_version_conflicts_and_keeps_the_new_link(
+    vault: TokenVault,
+) -> None:
+    # An unlink emptied the record (version ``emptied``); another process
+    # linked again from that version before the unlink's delete ran.
+    emptied = await vault.put(USER, UserTokens.new(USER, now=T0), expected_version=None)
+    relinked = await vault.put(USER, record(USER, "spotify"), expected_version=emptied)
+    with pytest.raises(VersionConflict):
+        await vault.delete(USER, expected_version=emptied)
+    stored = await vault.get(USER)
+    assert stored is not None
+    assert stored.version == relinked
+    assert list(stored.links) == ["spotify"]
+    # Its version still works: the refused delete wrote nothing.
+    await vault.put(USER, record(USER, "spotify", "deezer"), expected_version=relinked)
+
+
+async def test_a_version_checked_delete_of_a_missing_record_conflicts(vault: TokenVault) -> None:
+    with pytest.raises(VersionConflict):
+        await vault.delete(USER, expected_version="1")
+    version = await vault.put(USER, record(), expected_version=None)
+    assert await vault.delete(USER) is True
+    with pytest.raises(VersionConflict):
+        await vault.delete(USER, expected_version=version)
+    assert await vault.get(USER) is None
+
+
+async def test_no_write_from_a_version_read_before_a_checked_delete_succeeds(
+    vault: TokenVault,
+) -> None:
+    first = await vault.put(USER, record(), expected_version=None)
+    assert await vault.delete(USER, expected_version=first) is True
+    with pytest.raises(VersionConflict):
+        await vault.put(USER, record(USER, "tidal"), expected_version=first)
+    assert await vault.get(USER) is None
+
+
+async def test_racing_checked_deletes_and_writes_from_one_version_have_one_winner(
+    vault: TokenVault,
+) -> None:
+    base = await vault.put(USER, UserTokens.new(USER, now=T0), expected_version=None)
+
+    async def delete() -> str:
+        try:
+            await vault.delete(USER, expected_version=base)
+        except VersionConflict:
+            return "conflict"
+        return "deleted"
+
+    async def link() -> str:
+        try:
+            await vault.put(USER, record(USER, "spotify"), expected_version=base)
+        except VersionConflict:
+            return "conflict"
+        return "linked"
+
+    results = await asyncio.gather(delete(), link(), delete(), link())
+    assert sorted(results).count("conflict") == 3
+    stored = await vault.get(USER)
+    if "linked" in results:
+        assert stored is not None
+        assert list(stored.links) == ["spotify"]
+    else:
+        assert stored is None

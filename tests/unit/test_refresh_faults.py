@@ -19,6 +19,7 @@ from tests.unit.fake_oauth import FakeOAuthClient, unavailable
 from timmybot_adapters.memory import MemoryTokenVault
 from timmybot_core.domain.clock import FakeClock
 from timmybot_core.domain.errors import (
+    NotLinked,
     ProviderUnavailable,
     RefreshOutcomeUnknown,
     RefreshPaused,
@@ -286,6 +287,110 @@ class TestRelinkDuringRefresh:
         assert link.tokens.refresh_token == relinked.refresh_token
         assert not link.needs_relink and link.refresh_claim is None
         assert await a.tokens.get_valid_access_token(USER, "spotify") == relinked.access_token
+
+
+class AnswerLateOAuth(FakeOAuthClient):
+    """A provider that rotates at once and holds its answer until the test lets it go."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.answer = asyncio.Event()
+
+    async def refresh(self, platform: str, *, refresh_token: str) -> OAuthTokens:
+        fresh = await super().refresh(platform, refresh_token=refresh_token)
+        self.entered.set()
+        await self.answer.wait()
+        return fresh
+
+
+class TestDiscardedRefreshResult:
+    """The provider's answer arrives after the link was replaced or removed: its tokens die."""
+
+    async def relinked_during_refresh(
+        self, *, rotate: bool = True
+    ) -> tuple[Wired, MemoryTokenVault, BlockingOAuth, Process, OAuthTokens, OAuthTokens]:
+        w = wire()
+        vault = MemoryTokenVault()
+        oauth = BlockingOAuth(w.clock)
+        oauth.rotate = rotate
+        a = process(w, vault, oauth)
+        issued = await link_expiring(w, a)
+        return w, vault, oauth, a, issued, oauth.issue()
+
+    async def test_tokens_issued_for_a_replaced_link_are_revoked(self) -> None:
+        w, vault, oauth, a, issued, relinked = await self.relinked_during_refresh()
+        running = asyncio.ensure_future(
+            a.tokens.refresh(USER, "spotify", within=timedelta(hours=1))
+        )
+        await oauth.entered.wait()
+        await process(w, vault, oauth).tokens.store_user_tokens(USER, relinked)
+        oauth.answer.set()
+        assert (await running).tokens.access_token == relinked.access_token
+        unused = oauth.issued[-2:]  # what the refresh was given
+        assert sorted(oauth.revoked) == sorted(unused)
+        assert issued.refresh_token not in oauth.revoked  # spent already: left alone
+        assert relinked.refresh_token in oauth.valid_refresh
+        record = await vault.get(USER)
+        assert record is not None
+        assert record.links["spotify"].tokens == relinked
+
+    async def test_a_provider_that_does_not_rotate_keeps_the_presented_token_out_of_it(
+        self,
+    ) -> None:
+        w, vault, oauth, a, issued, relinked = await self.relinked_during_refresh(rotate=False)
+        running = asyncio.ensure_future(
+            a.tokens.refresh(USER, "spotify", within=timedelta(hours=1))
+        )
+        await oauth.entered.wait()
+        await process(w, vault, oauth).tokens.store_user_tokens(USER, relinked)
+        oauth.answer.set()
+        assert (await running).tokens == relinked
+        # Only the new access token: no refresh token was issued, and the one
+        # presented belongs to the old grant, not to this refresh.
+        assert oauth.revoked == [oauth.issued[-2]]
+        assert issued.refresh_token not in oauth.revoked
+
+    @pytest.mark.parametrize(
+        "error",
+        [RuntimeError("bug in revoke"), unavailable(), ReLinkRequired("gone", platform="spotify")],
+    )
+    async def test_a_failing_revocation_never_reaches_the_caller(self, error: Exception) -> None:
+        w, vault, oauth, a, _, relinked = await self.relinked_during_refresh()
+        attempts: list[str] = []
+
+        async def broken(platform: str, *, token: str) -> bool:
+            attempts.append(token)
+            raise error
+
+        oauth.revoke = broken  # type: ignore[method-assign]
+        running = asyncio.ensure_future(
+            a.tokens.refresh(USER, "spotify", within=timedelta(hours=1))
+        )
+        await oauth.entered.wait()
+        await process(w, vault, oauth).tokens.store_user_tokens(USER, relinked)
+        oauth.answer.set()
+        assert (await running).tokens == relinked
+        assert sorted(attempts) == sorted(oauth.issued[-2:])  # each tried once
+        assert await a.tokens.get_valid_access_token(USER, "spotify") == relinked.access_token
+
+    async def test_tokens_issued_for_a_link_unlinked_meanwhile_are_revoked(self) -> None:
+        w = wire()
+        vault = MemoryTokenVault()
+        oauth = AnswerLateOAuth(w.clock)
+        a = process(w, vault, oauth)
+        await link_expiring(w, a)
+        running = asyncio.ensure_future(
+            a.tokens.refresh(USER, "spotify", within=timedelta(hours=1))
+        )
+        await oauth.entered.wait()
+        await process(w, vault, oauth).tokens.unlink(USER, "spotify")
+        oauth.answer.set()
+        with pytest.raises(NotLinked):
+            await running
+        unused = oauth.issued[-2:]
+        assert set(unused) <= set(oauth.revoked)
+        assert not set(unused) & oauth.valid_refresh
+        assert await vault.get(USER) is None
 
 
 class TestStop:

@@ -584,6 +584,31 @@ async def test_cleanup_removes_vault_records_with_no_linked_platform() -> None:
     assert await k.vault.get(OWNER) is not None  # empty, but within the grace period
 
 
+async def test_cleanup_keeps_an_orphan_linked_right_before_its_delete() -> None:
+    k = kit()
+    orphan = UserTokens.new(OTHER, now=k.clock.now())
+    await k.vault.put(OTHER, orphan, expected_version=None)
+    k.clock.advance(timedelta(days=2))
+    delete = k.vault.delete
+    linked: list[OAuthTokens] = []
+
+    async def racing_delete(user_id: int, *, expected_version: str | None = None) -> bool:
+        if not linked:
+            # The web server's process completes a link from the empty record
+            # after the clean-up's last look and before its delete.
+            linked.append(await link(k, user_id))
+        return await delete(user_id, expected_version=expected_version)
+
+    k.vault.delete = racing_delete  # type: ignore[method-assign]
+    report = await k.retention.cleanup_expired_data()
+
+    assert report.orphaned_vault_records == 0
+    assert "vault" not in report.failed
+    stored = await k.vault.get(OTHER)
+    assert stored is not None
+    assert stored.links["spotify"].tokens == linked[0]
+
+
 async def test_a_failing_cleanup_step_does_not_stop_the_others() -> None:
     k = kit()
     await pending_link(k, USER, "ab" * 32)

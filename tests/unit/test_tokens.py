@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import attrs
@@ -37,6 +38,19 @@ class CountingVault(MemoryTokenVault):
         return await super().put(user_id, record, expected_version=expected_version)
 
 
+class RacingVault(CountingVault):
+    """A vault where another process writes right before each of our first deletes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.before_delete: list[Callable[[], Awaitable[None]]] = []
+
+    async def delete(self, user_id: int, *, expected_version: str | None = None) -> bool:
+        if self.before_delete:
+            await self.before_delete.pop(0)()
+        return await super().delete(user_id, expected_version=expected_version)
+
+
 @attrs.define
 class Monotonic:
     """A process's monotonic clock: advances only when the process sleeps."""
@@ -54,7 +68,7 @@ class Monotonic:
 @attrs.define
 class Kit:
     w: Wired
-    vault: CountingVault
+    vault: RacingVault
     oauth: FakeOAuthClient
     tokens: SecureTokenService
     paused: list[bool]
@@ -63,7 +77,7 @@ class Kit:
 
 def kit(*, retry_safe: bool = False, **settings: object) -> Kit:
     w = wire()
-    vault = CountingVault()
+    vault = RacingVault()
     oauth = FakeOAuthClient(w.clock, retry_safe=retry_safe)
     paused = [False]
     monotonic = Monotonic()
@@ -345,4 +359,84 @@ class TestUnlink:
 
         k.oauth.revoke = broken  # type: ignore[method-assign]
         assert await k.tokens.unlink(USER, "spotify")
+        assert await k.vault.get(USER) is None
+
+    async def test_a_link_completed_between_the_unlink_and_its_delete_stays(self) -> None:
+        k = kit()
+        await linked(k)
+        # Another process (the web server's) links a platform from the record
+        # the unlink just emptied, before the unlink deletes it.
+        other = SecureTokenService(
+            vault=k.vault,
+            oauth=k.oauth,
+            security_log=k.w.security_log,
+            metrics=k.w.metrics,
+            clock=k.w.clock,
+        )
+        relinked = k.oauth.issue()
+
+        async def link_elsewhere() -> None:
+            await other.store_user_tokens(USER, relinked)
+
+        k.vault.before_delete.append(link_elsewhere)
+        assert await k.tokens.unlink(USER, "spotify")
+        record = await k.vault.get(USER)
+        assert record is not None
+        assert record.links["spotify"].tokens == relinked
+        assert relinked.access_token not in k.oauth.revoked
+        stored = await k.tokens.get_user_tokens(USER)
+        assert stored is not None and stored.links["spotify"].tokens == relinked
+
+    async def test_an_emptied_record_changed_meanwhile_is_still_deleted(self) -> None:
+        k = kit()
+        await linked(k)
+
+        async def touch() -> None:
+            # Another write that leaves the record empty (a newer version).
+            record = await k.vault.get(USER)
+            assert record is not None and not record.links
+            await k.vault.put(USER, record, expected_version=record.version)
+
+        k.vault.before_delete.append(touch)
+        assert await k.tokens.unlink(USER, "spotify")
+        assert await k.vault.get(USER) is None
+
+    async def test_erasure_revokes_a_link_completed_before_its_delete_and_deletes_it(
+        self,
+    ) -> None:
+        k = kit()
+        k.oauth._platforms = ("spotify", "discord")
+        first = await linked(k)
+        late = k.oauth.issue("discord")
+
+        async def link_elsewhere() -> None:
+            record = await k.vault.get(USER)
+            assert record is not None
+            link = PlatformLink(tokens=late, linked_at=k.w.clock.now())
+            updated = record.with_link(link, now=k.w.clock.now())
+            await k.vault.put(USER, updated, expected_version=record.version)
+
+        k.vault.before_delete.append(link_elsewhere)
+        unrevoked: list[str] = []
+        platforms = await k.tokens.delete_user(USER, unrevoked=unrevoked)
+        assert platforms == ["spotify", "discord"]
+        assert await k.vault.get(USER) is None
+        # Nothing was deleted unrevoked, and nothing revoked twice.
+        expected = [first.refresh_token, first.access_token, late.refresh_token, late.access_token]
+        assert k.oauth.revoked == expected
+        assert unrevoked == []
+
+    async def test_erasure_deletes_whatever_is_there_when_the_record_keeps_changing(
+        self,
+    ) -> None:
+        k = kit(max_write_attempts=3)
+        await linked(k)
+
+        async def touch() -> None:
+            record = await k.vault.get(USER)
+            assert record is not None
+            await k.vault.put(USER, record, expected_version=record.version)
+
+        k.vault.before_delete.extend([touch, touch, touch, touch])
+        assert await k.tokens.delete_user(USER) == ["spotify"]
         assert await k.vault.get(USER) is None

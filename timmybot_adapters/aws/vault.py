@@ -53,7 +53,12 @@ Reading, listing, deleting
     replicas are removed first (``RemoveRegionsFromReplication``), since
     Secrets Manager refuses to delete a secret that still has some. Secrets Manager finishes a
     deletion asynchronously; a new link for the same user in the next
-    seconds may be refused with a clear ``VaultUnavailable``.
+    seconds may be refused with a clear ``VaultUnavailable``. A delete
+    with ``expected_version`` first makes a tombstone (:data:`TOMBSTONE`)
+    current by the compare-and-set above, so a version written since
+    conflicts and nothing written after the check is deleted; ``get``
+    reads a tombstone as ``None``, and a create that finds one left behind
+    (the deleter stopped before ``DeleteSecret``) finishes the delete.
 
 Failures
     Access denied, throttling that outlasts the retries, a KMS key that
@@ -94,6 +99,7 @@ __all__ = [
     "DEFAULT_SECRET_PREFIX",
     "DEFAULT_TAGS",
     "PENDING_STAGE",
+    "TOMBSTONE",
     "SecretsManagerTokenVault",
     "check_secret_prefix",
     "replica_key",
@@ -104,6 +110,9 @@ T = TypeVar("T")
 
 DEFAULT_SECRET_PREFIX: Final = "/timmybot/users/"  # noqa: S105 - a name, not a secret
 PENDING_STAGE: Final = "TIMMYBOT_PENDING"
+# The value a version-checked delete makes current before DeleteSecret; no
+# record's JSON form (``{"v": 1, ...}``) is ever equal to it.
+TOMBSTONE: Final = '{"timmybot": "deleted"}'
 CURRENT: Final = "AWSCURRENT"
 DEFAULT_TAGS: Final[Mapping[str, str]] = MappingProxyType(
     {"application": "timmybot", "timmybot:purpose": "user-oauth-tokens"}
@@ -204,6 +213,10 @@ class SecretsManagerTokenVault:
         text = answer.get("SecretString")
         if text is None:
             raise VaultIntegrityError("a stored token record has no text value")
+        if text == TOMBSTONE:
+            # A version-checked delete in progress, or one whose process
+            # stopped before DeleteSecret: the record is gone.
+            return None
         try:
             record = UserTokens.from_json(text, version=answer["VersionId"])
         except VaultIntegrityError as error:
@@ -310,6 +323,15 @@ class SecretsManagerTokenVault:
                 if code == "ResourceExistsException":
                     if retried(error) and await self._current_version(name) == token:
                         return  # a retry of our own create, which had succeeded
+                    if await self._tombstoned(name):
+                        # A deleter stopped between its tombstone and DeleteSecret
+                        # (or is about to call it): no writer can ever match a
+                        # tombstone, so finish the delete for it.
+                        await self._delete_secret(name)
+                        raise VaultUnavailable(
+                            "token vault: put failed: the previous record of this user is "
+                            "still being deleted; try again in a few seconds"
+                        ) from None
                     raise VersionConflict("the token record changed since it was read") from None
                 if code == "InvalidRequestException":
                     raise VaultUnavailable(
@@ -328,6 +350,13 @@ class SecretsManagerTokenVault:
                 return None
             raise
 
+    async def _tombstoned(self, name: str) -> bool:
+        """Whether the secret's current value is a delete's tombstone."""
+        answer = await self._unless_missing(
+            self._aws.secretsmanager.get_secret_value, SecretId=name, VersionStage=CURRENT
+        )
+        return answer is not None and answer.get("SecretString") == TOMBSTONE
+
     async def _current_version(self, name: str) -> str | None:
         """Return the version ID labelled ``AWSCURRENT``, or ``None`` if the secret is gone."""
         answer = await self._unless_missing(self._aws.secretsmanager.describe_secret, SecretId=name)
@@ -338,13 +367,32 @@ class SecretsManagerTokenVault:
                 return version
         return None
 
-    async def delete(self, user_id: int) -> bool:
+    async def delete(self, user_id: int, *, expected_version: str | None = None) -> bool:
         """Delete the user's secret at once, without a recovery window; ``True`` if there was one.
 
         A secret already scheduled for deletion (by an operator, with a
         recovery window) is force-deleted too, and counts as absent.
+
+        With ``expected_version``, the secret goes only if that version is
+        current. ``DeleteSecret`` takes no condition, so a tombstone is first
+        made current by the same compare-and-set as :meth:`put` (moving
+        ``AWSCURRENT`` *from* ``expected_version``); from then on no writer's
+        version matches and :meth:`get` reads ``None``, so nothing written
+        after that check can be deleted. A mismatch, or no secret, raises
+        :class:`VersionConflict` and changes nothing.
         """
         name = self.secret_name(user_id)
+        if expected_version is not None:
+            if not _VERSION.match(expected_version):
+                raise VersionConflict("the token record changed since it was read")
+            lock = self._locks.setdefault(user_id, asyncio.Lock())
+            async with lock:
+                await self._replace(name, str(uuid.uuid4()), TOMBSTONE, expected_version)
+            await self._delete_secret(name)
+            return True
+        return await self._delete_secret(name)
+
+    async def _delete_secret(self, name: str) -> bool:
         with aws_errors(_WHAT, "delete", VaultUnavailable):
             answer = await self._unless_missing(
                 self._aws.secretsmanager.describe_secret, SecretId=name

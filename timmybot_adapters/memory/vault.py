@@ -45,9 +45,13 @@ class MemoryTokenVault:
             self._records[user_id] = (self._counter, text)
             return str(self._counter)
 
-    async def delete(self, user_id: int) -> bool:
-        """Delete the user's record; ``True`` if there was one."""
+    async def delete(self, user_id: int, *, expected_version: str | None = None) -> bool:
+        """Delete the user's record (only at ``expected_version`` if given); ``True`` if one was."""
         with self._lock:
+            if expected_version is not None:
+                stored = self._records.get(user_id)
+                if stored is None or str(stored[0]) != expected_version:
+                    raise VersionConflict("the token record changed since it was read")
             return self._records.pop(user_id, None) is not None
 
     async def user_ids(self) -> AsyncIterator[int]:

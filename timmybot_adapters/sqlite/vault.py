@@ -352,11 +352,27 @@ class SqliteTokenVault(SqliteStore):
 
         return await self._write("put", store)
 
-    async def delete(self, user_id: int) -> bool:
-        """Delete the user's record; ``True`` if there was one."""
+    async def delete(self, user_id: int, *, expected_version: str | None = None) -> bool:
+        """Delete the user's record; ``True`` if there was one.
+
+        With ``expected_version``, only if the stored version is that one,
+        checked in the same transaction as the delete.
+
+        Raises:
+            VersionConflict: the stored version differs (or there is no
+                record); nothing changed.
+            VaultUnavailable: the database could not answer.
+
+        """
         key = _key(user_id)
 
         def remove(connection: sqlite3.Connection) -> bool:
+            if expected_version is not None:
+                row = connection.execute(
+                    "SELECT version FROM vault_records WHERE user_id = ?", (key,)
+                ).fetchone()
+                if row is None or str(row[0]) != expected_version:
+                    raise VersionConflict("the token record changed since it was read")
             cursor = connection.execute("DELETE FROM vault_records WHERE user_id = ?", (key,))
             return cursor.rowcount > 0
 

@@ -33,8 +33,15 @@ class TokenVault(Protocol):
         """
         ...
 
-    async def delete(self, user_id: int) -> bool:
-        """Delete the user's record; ``True`` if there was one."""
+    async def delete(self, user_id: int, *, expected_version: str | None = None) -> bool:
+        """Delete the user's record; ``True`` if there was one.
+
+        ``expected_version=None`` deletes whatever is stored (erasure).
+        Otherwise the record goes only if its stored version is
+        ``expected_version``: a mismatch, or no record at all, raises
+        :class:`~timmybot_core.domain.errors.VersionConflict` and changes
+        nothing, so a link written since the caller's read is never deleted.
+        """
         ...
 
     def user_ids(self) -> AsyncIterator[int]:

@@ -43,7 +43,7 @@ import attrs
 from timmybot_core.domain.classification import DEFAULT_AUDIT_RETENTION, data_statement
 from timmybot_core.domain.clock import Clock
 from timmybot_core.domain.erasure import DeletionReport, ErasureReport, Requester
-from timmybot_core.domain.errors import DataDeletionError, VaultIntegrityError
+from timmybot_core.domain.errors import DataDeletionError, VaultIntegrityError, VersionConflict
 from timmybot_core.domain.tokens import PlatformLink
 from timmybot_core.ports.access import AccessPolicyStore
 from timmybot_core.ports.audit import AuditRecord
@@ -646,11 +646,17 @@ class DataRetentionService:
             if record is None or record.links or record.updated_at > cutoff:
                 continue
             # Look again right before deleting: a link written since the
-            # first read changes the version, and the record then stays.
+            # first read changes the version, and the record then stays. The
+            # delete checks the version too: a link written after this look
+            # (the web server's process) must not be deleted with it.
             current = await vault.get(user_id)
             if current is None or current.links or current.version != record.version:
                 continue
-            if await vault.delete(user_id):
+            try:
+                deleted = await vault.delete(user_id, expected_version=current.version)
+            except VersionConflict:
+                continue
+            if deleted:
                 self._tokens.invalidate(user_id)
                 removed += 1
         if unreadable:

@@ -260,11 +260,34 @@ class SecureTokenService:
 
         updated = await self._update(user_id, change)
         if not updated.links:
-            await self._vault.delete(user_id)
+            await self._delete_empty(updated)
+        return True
+
+    async def _delete_empty(self, record: UserTokens) -> None:
+        """Delete ``record``, left with no link, unless a link was written since.
+
+        The delete is checked against the version read: another process
+        (the web server's) may link a platform from the emptied record
+        between our write and the delete, and that link must stay. Given
+        up after ``max_write_attempts`` conflicts: the unlink is done, and
+        the clean-up removes an empty record later.
+        """
+        user_id = record.user_id
+        current: UserTokens | None = record
+        for _ in range(self._settings.max_write_attempts):
+            if current is None or current.links:
+                break  # deleted by someone else, or linked again: keep it
+            try:
+                await self._vault.delete(user_id, expected_version=current.version)
+            except VersionConflict:
+                current = await self._vault.get(user_id)
+                continue
             if self._leases is not None:
                 await self._leases.forget(user_id)
-            self.invalidate(user_id)
-        return True
+            break
+        else:
+            _log.warning("an emptied token record kept changing; left to the clean-up")
+        self.invalidate(user_id)
 
     async def delete_user(self, user_id: int, *, unrevoked: list[str] | None = None) -> list[str]:
         """Revoke every link of the user where possible and delete the record.
@@ -274,14 +297,36 @@ class SecureTokenService:
         whose revocation failed are appended to ``unrevoked``.
         """
         platforms: list[str] = []
+        revoked: set[OAuthTokens] = set()
         try:
             record = await self._vault.get(user_id)
-            if record is not None:
+            attempts = max(self._settings.max_write_attempts, 1)
+            for attempt in range(attempts):
+                if record is None:
+                    break
                 for link in record.links.values():
-                    platforms.append(link.tokens.platform)
-                    if not await self._revoke(link.tokens) and unrevoked is not None:
-                        unrevoked.append(link.tokens.platform)
-                await self._vault.delete(user_id)
+                    if link.tokens in revoked:
+                        continue
+                    revoked.add(link.tokens)
+                    platform = link.tokens.platform
+                    if platform not in platforms:
+                        platforms.append(platform)
+                    failed = not await self._revoke(link.tokens)
+                    if failed and unrevoked is not None and platform not in unrevoked:
+                        unrevoked.append(platform)
+                # Checked against the version whose tokens were just revoked:
+                # tokens written meanwhile (a link completed, a refresh) are
+                # revoked on the next turn rather than deleted unrevoked. The
+                # last turn deletes whatever is there: erasure comes first.
+                last = attempt == attempts - 1
+                try:
+                    await self._vault.delete(
+                        user_id, expected_version=None if last else record.version
+                    )
+                except VersionConflict:
+                    record = await self._vault.get(user_id)
+                    continue
+                break
         finally:
             # Even when the record is unreadable (the caller then deletes it
             # as it is): the leases name the user and fence their tokens.
@@ -530,26 +575,56 @@ class SecureTokenService:
         # From here to the durable write nothing else is awaited: no log
         # shipping, no audit record, no metric export. The remaining window
         # is the vault write itself.
+        issued = fresh
         if fresh.refresh_token is None:
             fresh = attrs.evolve(fresh, refresh_token=refresh_token)
         now = self._clock.now()
-        stored = await self._settle(
-            record,
-            platform,
-            claim_id,
-            lambda old: PlatformLink(
-                tokens=fresh,
-                linked_at=old.linked_at,
-                refreshed_at=now,
-                needs_relink=False,
-                refresh_claim=None,
-            ),
-            spent=fresh.refresh_token != refresh_token,
-            refreshed=True,
-        )
+        try:
+            stored = await self._settle(
+                record,
+                platform,
+                claim_id,
+                lambda old: PlatformLink(
+                    tokens=fresh,
+                    linked_at=old.linked_at,
+                    refreshed_at=now,
+                    needs_relink=False,
+                    refresh_claim=None,
+                ),
+                spent=fresh.refresh_token != refresh_token,
+                refreshed=True,
+            )
+        except NotLinked:
+            await self._revoke_discarded(issued, None)
+            raise
+        if stored.tokens != fresh:
+            await self._revoke_discarded(issued, stored.tokens)
         await self._auth_event(user_id, platform, None)
         # The stored tokens: a re-link during the refresh replaced ours.
         return RefreshOutcome(tokens=stored.tokens, refreshed=True)
+
+    async def _revoke_discarded(self, issued: OAuthTokens, kept: OAuthTokens | None) -> None:
+        """Revoke, best effort, the tokens a refresh was issued but did not store.
+
+        The link was unlinked, or linked again, while the provider answered:
+        the new tokens would stay live there, unused by anyone. Called after
+        the durable write (or the decision not to write); tokens equal to the
+        ones ``kept`` in the vault are left alone, and nothing raised here
+        reaches the caller.
+        """
+        for token in (issued.refresh_token, issued.access_token):
+            if not token or (kept is not None and token in (kept.refresh_token, kept.access_token)):
+                continue
+            try:
+                await self._oauth.revoke(issued.platform, token=token)
+            except ReLinkRequired:
+                continue  # the provider no longer honours the grant: nothing left to revoke
+            except Exception as error:  # noqa: BLE001 - best effort: the refresh's result stands
+                _log.warning(
+                    "revocation of unused tokens at %s failed: %s",
+                    issued.platform,
+                    type(error).__name__,
+                )
 
     async def _spent(self, record: UserTokens, platform: str, claim_id: str, reason: str) -> None:
         """Record that the refresh token may be spent (needs re-link); raise ``ReLinkRequired``.

@@ -41,7 +41,12 @@ from timmybot_adapters.aws import (
     TableNames,
 )
 from timmybot_core.domain.audit_chain import record_hash
-from timmybot_core.domain.errors import AlertDeliveryError, StoreUnavailable, VaultUnavailable
+from timmybot_core.domain.errors import (
+    AlertDeliveryError,
+    StoreUnavailable,
+    VaultUnavailable,
+    VersionConflict,
+)
 from timmybot_core.domain.tokens import OAuthTokens, PlatformLink, UserTokens
 from timmybot_core.ports.access import Ban
 from timmybot_core.ports.alerts import Alert, Severity
@@ -384,6 +389,32 @@ async def test_a_failed_vault_write_leaves_the_record_as_it_was(aws: AwsClients)
         await vault.put(USER, changed, expected_version=version)
 
     faults.always = None
+    stored = await vault.get(USER)
+    assert stored is not None
+    assert stored.version == version
+    assert list(stored.links) == ["spotify"]
+
+
+async def test_a_checked_delete_stopped_before_delete_secret_leaves_no_record_behind(
+    aws: AwsClients,
+) -> None:
+    # The tombstone is current, then DeleteSecret fails (the process stops
+    # there): the user reads as unlinked, and linking again finishes the delete.
+    vault = SecretsManagerTokenVault(aws, prefix=f"/faults/{aws_servers.unique()}/")
+    emptied = await vault.put(USER, UserTokens.new(USER, now=T0), expected_version=None)
+    faults = secrets_faults(aws, operations=["DeleteSecret"])
+    faults.always = (500, "InternalServiceError")
+    with pytest.raises(VaultUnavailable, match="delete failed"):
+        await vault.delete(USER, expected_version=emptied)
+    faults.always = None
+
+    assert await vault.get(USER) is None
+    with pytest.raises(VersionConflict):
+        await vault.put(USER, record_for(USER), expected_version=emptied)
+    with pytest.raises(VaultUnavailable, match="still being deleted") as caught:
+        await vault.put(USER, record_for(USER), expected_version=None)
+    assert_clean_message(str(caught.value))
+    version = await vault.put(USER, record_for(USER), expected_version=None)
     stored = await vault.get(USER)
     assert stored is not None
     assert stored.version == version
