@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime, timedelta
 
@@ -345,3 +346,27 @@ async def test_a_record_emptied_before_its_time_is_reported() -> None:
 
     report = await t.service.verify()
     assert [(p.kind, p.sequence) for p in report.problems] == [(ProblemKind.PRUNED_EARLY, 1)]
+
+
+async def test_details_past_the_total_budget_keep_what_fits_and_say_what_was_left(
+    t: Trail,
+) -> None:
+    # Every single bound holds (32 keys, 50 items, 500 characters), yet
+    # together they would make one record of megabytes.
+    big = {f"k{n}": ["x" * 500] * 50 for n in range(32)}
+    record = await t.service.record_admin_action(
+        ADMIN, "guild.allow", "x", {"first": "kept", **big}
+    )
+    details = dict(record.details)
+    assert len(json.dumps(details)) <= 16_384 + 32 * 40
+    assert details["first"] == "kept"
+    assert isinstance(details["k0"], list) and len(details["k0"]) == 50  # fits whole
+    assert details["k30"].endswith(" bytes, not kept]")  # past the budget: its size only
+    assert record.hash == record_hash(record)
+    assert (await t.service.verify()).ok
+
+
+async def test_a_security_event_with_a_huge_integer_key_is_logged(t: Trail) -> None:
+    security_log = SecurityAuditLogger(pseudonymizer=PSEUDONYMS, clock=t.clock)
+    event = await security_log.record(SecurityEventType.LOCKDOWN, details={10**5000: "n"})
+    assert event.details == {"[integer of 16610 bits]": "n"}

@@ -9,6 +9,7 @@ be removed again.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -82,6 +83,7 @@ _MAX_KEYS: Final = 32
 _MAX_ITEMS: Final = 50
 _MAX_TEXT: Final = 500
 _MAX_DEPTH: Final = 6
+_MAX_TOTAL: Final = 16_384  # bytes of JSON, the details of one record
 
 
 def looks_like_secret_key(key: str) -> bool:
@@ -117,11 +119,33 @@ def redact_details(
     one line, no control characters). Keys are cleaned too. Values that are
     not JSON data (objects, bytes) become their type's name, never their
     ``repr``, which might hold a secret. At most 32 keys per mapping, 50
-    items per list and 6 levels are kept, and integers of at most 500 digits.
+    items per list and 6 levels are kept, and integers of at most 500 digits;
+    past 16 KiB in all, a top-level value is replaced by a note of its size.
     """
     if not details:
         return {}
-    return _mapping(details, clean, 0)
+    return _within_budget(_mapping(details, clean, 0))
+
+
+def _within_budget(details: dict[str, Any]) -> dict[str, Any]:
+    """Keep the encoded details under ``_MAX_TOTAL`` bytes, whole top-level values first.
+
+    Each bound above holds, yet together they allow megabytes (32 keys of 50
+    items, six levels deep), more than a store takes in one record (DynamoDB:
+    400 KB): a value past the budget is replaced by a note of its size.
+    """
+    sizes = {key: len(json.dumps(value).encode("utf-8")) for key, value in details.items()}
+    if sum(sizes.values()) <= _MAX_TOTAL:
+        return details
+    kept: dict[str, Any] = {}
+    spent = 0
+    for key, value in details.items():
+        if spent + sizes[key] <= _MAX_TOTAL:
+            kept[key] = value
+            spent += sizes[key]
+        else:
+            kept[key] = f"[{sizes[key]} bytes, not kept]"
+    return kept
 
 
 def _mapping(

@@ -14,7 +14,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
 from timmybot_core.domain.clock import Clock
-from timmybot_core.domain.events import DetailValue, SecurityEvent, SecurityEventType
+from timmybot_core.domain.events import (
+    DetailValue,
+    SecurityEvent,
+    SecurityEventType,
+    bound_integer,
+)
 from timmybot_core.safety.pseudonymizer import Pseudonymizer, PseudonymKind
 from timmybot_core.safety.text import collapse_whitespace, strip_invisible
 
@@ -91,7 +96,8 @@ class SecurityAuditLogger:
         cleaned of control characters and cut to 200 characters.
         """
         cleaned = {
-            str(key): _clean_detail(value)
+            # str() of an integer key past Python's digit limit raises.
+            str(bound_integer(key) if isinstance(key, int) else key): _clean_detail(value)
             for key, value in list((details or {}).items())[:_MAX_DETAILS]
         }
         pseudo = self._pseudonymizer
