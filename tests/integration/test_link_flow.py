@@ -176,3 +176,34 @@ async def test_healthz_reports_ready(flow: Flow) -> None:
     async with flow.http.get(f"{flow.web.base_url}/healthz") as response:
         assert response.status == 200
         assert (await response.json())["status"] == "ok"
+
+
+async def test_a_vault_failure_after_the_exchange_revokes_the_tokens_and_says_link_again(
+    flow: Flow, caplog: pytest.LogCaptureFixture
+) -> None:
+    from timmybot_core.domain.errors import VaultUnavailable
+    from timmybot_core.domain.events import SecurityEventType
+
+    async def broken(*_: object, **__: object) -> str:
+        raise VaultUnavailable("the token vault is locked")
+
+    flow.services.vault.put = broken  # type: ignore[method-assign]
+    reply = await flow.say("/link demo")
+    url = re.search(r"<(http[^>]+)>", reply).group(1)  # type: ignore[union-attr]
+    status, body, _ = await flow.open(url)
+    assert status == 503
+    assert "could not save the link" in body
+    assert "/link" in body
+    assert flow.demo.code_exchanges == 1
+    # The grant the provider issued is revoked, not left live with nothing holding it.
+    issued = flow.demo.issued_refresh_tokens
+    assert issued
+    assert not [token for token in issued if flow.demo.is_valid_refresh_token(token)]
+    assert not [t for t in flow.demo.issued_access_tokens if flow.demo.is_valid_access_token(t)]
+    events = flow.services.security_log.recent(50)
+    (failed,) = [e for e in events if e.type is SecurityEventType.STORE_UNAVAILABLE]
+    assert failed.details["store"] == "token_vault"
+    assert not [e for e in events if e.type is SecurityEventType.AUTHENTICATION_ATTEMPT]
+    assert flow.services.metrics.snapshot().auth_failures == {}
+    text = "\n".join(flow.seen) + caplog.text
+    assert [secret for secret in flow.demo.issued_secrets() if secret in text] == []

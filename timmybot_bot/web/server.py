@@ -57,6 +57,7 @@ from timmybot_core.domain.errors import (
     OAuthError,
     OAuthNotConfigured,
     StoreUnavailable,
+    VersionConflict,
 )
 from timmybot_core.ports.access import Switch
 from timmybot_core.services.linking import AccountLinkService
@@ -209,9 +210,15 @@ def build_app(
                 f"{error.platform} could not be reached. Please try again with /link.",
                 status=502,
             )
-        except StoreUnavailable as error:
+        except (StoreUnavailable, VersionConflict) as error:
             _log.error("link completion failed: %s", error)
-            return _page("Link failed", "TimmyBot could not save the link; try again.", status=503)
+            # The state is spent (and tokens issued are revoked): reloading
+            # this page cannot succeed, only a new /link can.
+            return _page(
+                "Link failed",
+                "TimmyBot could not save the link. Start again with /link.",
+                status=503,
+            )
         return _page(
             "Account linked",
             f"Your {result.platform} account is now linked to TimmyBot. It is linked to "
