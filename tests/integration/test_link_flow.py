@@ -176,3 +176,130 @@ async def test_healthz_reports_ready(flow: Flow) -> None:
     async with flow.http.get(f"{flow.web.base_url}/healthz") as response:
         assert response.status == 200
         assert (await response.json())["status"] == "ok"
+
+
+async def test_a_vault_failure_after_the_exchange_revokes_the_tokens_and_says_link_again(
+    flow: Flow, caplog: pytest.LogCaptureFixture
+) -> None:
+    from timmybot_core.domain.errors import VaultUnavailable
+    from timmybot_core.domain.events import SecurityEventType
+
+    async def broken(*_: object, **__: object) -> str:
+        raise VaultUnavailable("the token vault is locked")
+
+    flow.services.vault.put = broken  # type: ignore[method-assign]
+    reply = await flow.say("/link demo")
+    url = re.search(r"<(http[^>]+)>", reply).group(1)  # type: ignore[union-attr]
+    status, body, _ = await flow.open(url)
+    assert status == 503
+    assert "could not save the link" in body
+    assert "/link" in body
+    assert flow.demo.code_exchanges == 1
+    # The grant the provider issued is revoked, not left live with nothing holding it.
+    issued = flow.demo.issued_refresh_tokens
+    assert issued
+    assert not [token for token in issued if flow.demo.is_valid_refresh_token(token)]
+    assert not [t for t in flow.demo.issued_access_tokens if flow.demo.is_valid_access_token(t)]
+    events = flow.services.security_log.recent(50)
+    (failed,) = [e for e in events if e.type is SecurityEventType.STORE_UNAVAILABLE]
+    assert failed.details["store"] == "token_vault"
+    assert not [e for e in events if e.type is SecurityEventType.AUTHENTICATION_ATTEMPT]
+    assert flow.services.metrics.snapshot().auth_failures == {}
+    text = "\n".join(flow.seen) + caplog.text
+    assert [secret for secret in flow.demo.issued_secrets() if secret in text] == []
+
+
+async def approved_callback(flow: Flow) -> str:
+    """Run /link and approve at the provider; return the callback URL, not yet opened."""
+    reply = await flow.say("/link demo")
+    url = re.search(r"<(http[^>]+)>", reply).group(1)  # type: ignore[union-attr]
+    async with flow.http.get(url, allow_redirects=False) as response:
+        return response.headers["Location"]
+
+
+async def linked_tokens(flow: Flow, within: float = 5.0) -> str | None:
+    """Wait (bounded) for the demo link to reach the vault; return its refresh token."""
+    for _ in range(int(within / 0.05)):
+        record = await flow.services.vault.get(USER.user_id)
+        if record is not None and "demo" in record.links:
+            return record.links["demo"].tokens.refresh_token
+        await asyncio.sleep(0.05)
+    return None
+
+
+@pytest.mark.parametrize("slow", ["provider", "vault"])
+async def test_a_browser_that_goes_away_mid_callback_still_gets_its_link_stored(
+    flow: Flow, slow: str
+) -> None:
+    callback = await approved_callback(flow)
+    if slow == "provider":
+        flow.demo.faults.latency = 0.5
+    else:
+        put = flow.services.vault.put
+
+        async def slow_put(*args: object, **kwargs: object) -> str:
+            await asyncio.sleep(0.5)
+            return await put(*args, **kwargs)  # type: ignore[arg-type]
+
+        flow.services.vault.put = slow_put  # type: ignore[method-assign]
+    # The browser closes the connection while the state is spent and the
+    # exchange (or the vault write) is under way: the server cancels the handler.
+    with pytest.raises(TimeoutError):
+        async with flow.http.get(callback, timeout=aiohttp.ClientTimeout(total=0.15)):
+            pass
+    refresh = await linked_tokens(flow)
+    assert refresh is not None, "the spent state's tokens never reached the vault"
+    assert flow.demo.is_valid_refresh_token(refresh)
+    live = [t for t in flow.demo.issued_refresh_tokens if flow.demo.is_valid_refresh_token(t)]
+    assert live == [refresh]
+
+
+async def test_a_stop_after_the_browser_went_away_waits_for_the_link_to_be_stored(
+    flow: Flow,
+) -> None:
+    callback = await approved_callback(flow)
+    flow.demo.faults.latency = 0.8
+    with pytest.raises(TimeoutError):
+        async with flow.http.get(callback, timeout=aiohttp.ClientTimeout(total=0.15)):
+            pass
+    # The request is gone, its completion is not: the stop waits for it
+    # before the stores close under it.
+    await flow.web.stop()
+    record = await flow.services.vault.get(USER.user_id)
+    assert record is not None
+    assert "demo" in record.links
+    refresh = record.links["demo"].tokens.refresh_token
+    assert refresh is not None
+    assert flow.demo.is_valid_refresh_token(refresh)
+
+
+async def test_the_callback_time_limit_covers_what_the_oauth_timeout_allows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from timmybot_bot.web import server
+
+    # A stand-in for the 15 s limit against a TIMMYBOT_OAUTH_TIMEOUT above it:
+    # the general limit is shorter than one provider call may take.
+    monkeypatch.setattr(server, "REQUEST_TIMEOUT", 0.2)
+    port = free_port()
+    settings = Settings(
+        backend="memory", web_port=port, allowed_guilds={42}, oauth_timeout=timedelta(seconds=2)
+    )
+    async with DemoOAuthProvider(redirect_uris=[settings.redirect_uri], auto_approve=True) as demo:
+        services = bootstrap(settings, extra_providers=[demo.oauth_provider()])
+        web = WebServer(server.build_web_app(services), port=port)
+        await web.start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                flow = Flow(services=services, demo=demo, web=web, http=http, seen=[])
+                callback = await approved_callback(flow)
+                demo.faults.latency = 0.5  # within the OAuth timeout, beyond the general limit
+                async with http.get(callback) as response:
+                    body = await response.text()
+                    assert response.status == 200, body
+                    assert "Account linked" in body
+        finally:
+            await web.stop()
+            await services.aclose()

@@ -244,10 +244,23 @@ async def test_an_unexpected_error_is_a_plain_500_page_without_a_trace(
 async def test_a_request_that_takes_too_long_is_answered_503(
     serve: Serve, http: aiohttp.ClientSession
 ) -> None:
-    server = await serve(ExplodingLinks("hang"), request_timeout=0.2)
+    server = await serve(ExplodingLinks("hang"), request_timeout=0.2, link_timeout=0.5)
     async with http.get(f"{server.base_url}/oauth/callback?state=s&code=c") as response:
         assert response.status == 503
         assert "took too long" in await response.text()
+
+
+async def test_a_stop_cuts_off_a_link_completion_only_after_the_link_budget(
+    serve: Serve, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await serve(ExplodingLinks("hang"), request_timeout=0.2, link_timeout=0.5)
+    async with http.get(f"{server.base_url}/oauth/callback?state=s&code=c") as response:
+        assert response.status == 503
+    # The request ended; its completion still runs, and the stop waits for it,
+    # then gives up (bounded) and says so.
+    await server.stop()
+    assert "stop: 1 link completion(s) cut off after 0.5 s" in caplog.text
+    assert CANARY not in caplog.text
 
 
 async def test_a_body_over_16_kib_is_refused_413(serve: Serve, http: aiohttp.ClientSession) -> None:

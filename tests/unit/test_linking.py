@@ -11,7 +11,12 @@ import pytest
 from tests.unit.conftest import USER, wire
 from tests.unit.fake_oauth import FakeOAuthClient
 from timmybot_adapters.memory import MemoryLinkStateStore, MemoryTokenVault
-from timmybot_core.domain.errors import LinkError, OAuthNotConfigured
+from timmybot_core.domain.errors import (
+    LinkError,
+    OAuthNotConfigured,
+    VaultUnavailable,
+    VersionConflict,
+)
 from timmybot_core.domain.events import SecurityEventType
 from timmybot_core.services.linking import AccountLinkService, pkce_challenge
 from timmybot_core.services.tokens import SecureTokenService
@@ -171,3 +176,41 @@ async def test_a_platform_not_configured_here_is_no_auth_failure() -> None:
     with pytest.raises(OAuthNotConfigured):
         await links.complete(state, code)
     assert w.metrics.snapshot().auth_failures == {}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [VaultUnavailable("vault down"), VersionConflict("the token record kept changing")],
+    ids=["vault_unavailable", "version_conflict"],
+)
+async def test_tokens_the_vault_cannot_store_are_revoked_and_recorded_as_our_failure(
+    failure: Exception,
+) -> None:
+    links, oauth, vault, w = service()
+
+    async def broken(*_: object, **__: object) -> str:
+        raise failure
+
+    vault.put = broken  # type: ignore[method-assign]
+    for _ in range(25):  # past the AuthFailures threshold (20 in 15 minutes)
+        start = await links.begin(USER, "spotify")
+        state, code = oauth.approve(start.url)
+        issued = len(oauth.issued)
+        with pytest.raises(type(failure)):
+            await links.complete(state, code)
+        # Both tokens of the grant nothing holds are revoked at the provider.
+        assert set(oauth.issued[issued:]) <= set(oauth.revoked)
+        assert len(oauth.issued) > issued
+    events = w.security_log.recent(200)  # type: ignore[attr-defined]
+    failed = [e for e in events if e.type is SecurityEventType.STORE_UNAVAILABLE]
+    assert len(failed) == 25
+    assert failed[0].details["store"] == "token_vault"
+    assert failed[0].details["platform"] == "spotify"
+    assert failed[0].user is not None  # pseudonymized, never the raw ID
+    assert str(USER) not in str(failed[0].as_dict())
+    # Our failure, not the user's: no authentication attempt, no auth
+    # failure metric, and so no AuthFailures incident.
+    assert not [e for e in events if e.type is SecurityEventType.AUTHENTICATION_ATTEMPT]
+    assert w.metrics.snapshot().auth_failures == {}  # type: ignore[attr-defined]
+    assert list(w.alarms.raised) == []  # type: ignore[attr-defined]
+    assert oauth.valid_refresh == set()

@@ -28,3 +28,16 @@ def test_systemd_and_ecs_wait_longer_than_a_stop_takes() -> None:
     for seconds in [int(systemd), *map(int, ecs)]:
         assert seconds > budget
         assert seconds <= 120  # ECS's maximum
+
+
+def test_the_callback_time_limit_and_the_stop_wait_follow_the_oauth_timeout() -> None:
+    from timmybot_bot.web.server import LINK_TIMEOUT, REQUEST_TIMEOUT, link_budget
+
+    # An exchange, the vault write, and a revocation of what the vault refused.
+    slow = Settings(oauth_timeout=timedelta(seconds=20))
+    assert link_budget(slow) == timedelta(seconds=45)
+    assert link_budget(slow).total_seconds() > REQUEST_TIMEOUT  # so the limit must follow it
+    assert link_budget(Settings()).total_seconds() == LINK_TIMEOUT
+    # No longer than the drain it runs beside: the stop budget still holds.
+    for settings in (Settings(), slow):
+        assert link_budget(settings) <= drain_budget(settings)

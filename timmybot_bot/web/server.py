@@ -25,6 +25,13 @@ every request has a time limit, and an unexpected error becomes a plain 500
 page: no stack trace ever reaches a response. The access log is off,
 because callback URLs carry OAuth codes.
 
+A link completion, once started, runs to its end even when its request is
+cancelled (the browser went away, the time limit, a stop): cut off between
+spending the state and storing the tokens, the state would be spent and the
+provider's tokens neither stored nor revoked. The server keeps the
+completions in flight and a stop waits for them, up to the link budget
+(:func:`link_budget`), which the time limit is never shorter than.
+
 No log line of the web stack holds request data: our own lines name the
 route template, never the path or query; aiohttp's protocol layer (a request
 line or header over 8,190 bytes, a malformed request) is replaced by
@@ -51,19 +58,24 @@ import attrs
 from aiohttp import hdrs, web
 from aiohttp.web_protocol import RequestHandler
 
+from timmybot_bot.runtime.bootstrap import VAULT_WRITE_BUDGET
 from timmybot_bot.web.clients import ClientRateLimiter, IPNetwork, client_address
 from timmybot_core.domain.errors import (
     LinkError,
     OAuthError,
     OAuthNotConfigured,
     StoreUnavailable,
+    VersionConflict,
 )
 from timmybot_core.ports.access import Switch
-from timmybot_core.services.linking import AccountLinkService
+from timmybot_core.services.linking import AccountLinkService, LinkResult
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from timmybot_bot.integrate.composition import PrometheusSource
     from timmybot_bot.runtime.bootstrap import Services
+    from timmybot_bot.runtime.settings import Settings
 
 __all__ = [
     "CALLBACK_PATH",
@@ -72,6 +84,7 @@ __all__ = [
     "build_app",
     "build_web_app",
     "health_checks",
+    "link_budget",
 ]
 
 _log = logging.getLogger("timmybot.web")
@@ -92,6 +105,8 @@ SECURITY_HEADERS: Final = {
 }
 MAX_REQUEST_BYTES: Final = 16 * 1024
 REQUEST_TIMEOUT: Final = 15.0
+# link_budget() of the default settings (TIMMYBOT_OAUTH_TIMEOUT 10 s).
+LINK_TIMEOUT: Final = 25.0
 HEALTH_CHECK_TIMEOUT: Final = 3.0
 CALLBACK_RATE_LIMIT: Final = 30  # requests per minute per client address
 REFUSAL_FLUSH_INTERVAL: Final = 10.0
@@ -111,6 +126,16 @@ _OAUTH_ERRORS: Final = frozenset(
 
 HealthCheck = Callable[[], Awaitable[object]]
 """A readiness probe: returns (anything) when the backend answers, raises when not."""
+
+
+def link_budget(settings: Settings) -> timedelta:
+    """How long one link completion may take once its state is spent.
+
+    The code exchange (one provider call; it is never retried), the vault
+    write, and, when the vault fails, the revocation of the issued tokens
+    (one provider call: both tokens at once).
+    """
+    return 2 * settings.oauth_timeout + VAULT_WRITE_BUDGET
 
 
 def _page(title: str, message: str, *, status: int) -> web.Response:
@@ -139,7 +164,8 @@ def build_app(
     *,
     health: Mapping[str, HealthCheck] | None = None,
     metrics: PrometheusSource | None = None,
-    request_timeout: float = REQUEST_TIMEOUT,
+    request_timeout: float | None = None,
+    link_timeout: float = LINK_TIMEOUT,
     health_timeout: float = HEALTH_CHECK_TIMEOUT,
     callback_rate_limit: int = CALLBACK_RATE_LIMIT,
     trusted_proxies: Sequence[IPNetwork] = (),
@@ -153,7 +179,12 @@ def build_app(
         health: Readiness probes by component name, for ``/healthz``.
         metrics: Serves ``/metrics`` when it serves Prometheus text.
         request_timeout: Seconds a request may take before it is answered
-            with 503.
+            with 503; by default :data:`REQUEST_TIMEOUT`, or ``link_timeout``
+            when that is longer, so that a callback is answered with its
+            outcome. A link completion outlives its request either way.
+        link_timeout: Seconds a link completion may take (:func:`link_budget`);
+            a stop waits this long for the completions in flight, then
+            cancels them.
         health_timeout: Seconds one readiness probe may take before its
             component counts as not ready.
         callback_rate_limit: Callback requests per minute per client
@@ -166,6 +197,50 @@ def build_app(
     checks = dict(health or {})
     limiter = ClientRateLimiter(callback_rate_limit, clock=rate_clock)
     proxies = tuple(trusted_proxies)
+    time_limit = (
+        request_timeout if request_timeout is not None else max(REQUEST_TIMEOUT, link_timeout)
+    )
+    completions: set[asyncio.Task[LinkResult]] = set()
+
+    async def complete(state: str, code: str) -> LinkResult:
+        # Shielded: once the state is spent, cancelling the request (the
+        # browser went away, the time limit, a stop) must not cut the
+        # exchange and the vault write (or the revocation) short.
+        task = asyncio.get_running_loop().create_task(links.complete(state, code))
+        completions.add(task)
+        task.add_done_callback(completions.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_finished_alone)
+            raise
+
+    def _finished_alone(task: asyncio.Task[LinkResult]) -> None:
+        # Nobody awaits it any more. The service recorded refusals and
+        # failures itself; anything else is a bug, logged by class only.
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is None:
+            _log.info("a link completed after its request was gone")
+        elif not isinstance(error, (LinkError, OAuthError, StoreUnavailable, VersionConflict)):
+            _log.error(
+                "link completion failed after its request was gone: %s", type(error).__name__
+            )
+
+    async def finish_links(_: web.Application) -> None:
+        # At a stop, before the handlers are cancelled and the stores close:
+        # the completions in flight store (or revoke) their tokens.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + link_timeout
+        while completions and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(set(completions), timeout=left)
+        if completions:
+            cut = list(completions)
+            for task in cut:
+                task.cancel()
+            await asyncio.gather(*cut, return_exceptions=True)
+            _log.warning("stop: %d link completion(s) cut off after %g s", len(cut), link_timeout)
 
     async def callback(request: web.Request) -> web.Response:
         client = client_address(
@@ -191,7 +266,7 @@ def build_app(
             await links.refusals.refuse(source="oauth_callback", reason="missing_state_or_code")
             return _page("Link failed", "The link is missing its state or code.", status=400)
         try:
-            result = await links.complete(state, code)
+            result = await complete(state, code)
         except LinkError as error:
             return _page("Link failed", str(error), status=400)
         except OAuthNotConfigured as error:
@@ -209,9 +284,15 @@ def build_app(
                 f"{error.platform} could not be reached. Please try again with /link.",
                 status=502,
             )
-        except StoreUnavailable as error:
+        except (StoreUnavailable, VersionConflict) as error:
             _log.error("link completion failed: %s", error)
-            return _page("Link failed", "TimmyBot could not save the link; try again.", status=503)
+            # The state is spent (and tokens issued are revoked): reloading
+            # this page cannot succeed, only a new /link can.
+            return _page(
+                "Link failed",
+                "TimmyBot could not save the link. Start again with /link.",
+                status=503,
+            )
         return _page(
             "Account linked",
             f"Your {result.platform} account is now linked to TimmyBot. It is linked to "
@@ -262,12 +343,12 @@ def build_app(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         try:
-            async with asyncio.timeout(request_timeout):
+            async with asyncio.timeout(time_limit):
                 return await handler(request)
         except web.HTTPException:
             raise
         except TimeoutError:
-            _log.warning("request to %s timed out after %s s", _route(request), request_timeout)
+            _log.warning("request to %s timed out after %s s", _route(request), time_limit)
             return _page("Try again later", "TimmyBot took too long to answer.", status=503)
         except Exception as error:  # noqa: BLE001 - the last line of defence: no traceback leaves
             # The class only: a message may quote what the request carried.
@@ -296,6 +377,7 @@ def build_app(
     app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[guard])
     app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.append(flush_refusals)
+    app.on_shutdown.append(finish_links)
     # No HEAD: aiohttp would answer it from the GET handler, completing the link.
     app.router.add_get(CALLBACK_PATH, callback, allow_head=False)
     app.router.add_get("/healthz", healthz)
@@ -397,10 +479,15 @@ def health_checks(services: Services) -> dict[str, HealthCheck]:
 
 
 def build_web_app(services: Services) -> web.Application:
-    """Build the application over ``services``: callback, health of every backend, metrics."""
+    """Build the application over ``services``: callback, health of every backend, metrics.
+
+    The time limit of a request is never shorter than a link completion may
+    take under ``TIMMYBOT_OAUTH_TIMEOUT`` (:func:`link_budget`).
+    """
     settings = services.settings
     return build_app(
         services.links,
+        link_timeout=link_budget(settings).total_seconds(),
         health=health_checks(services),
         metrics=services.metrics_source,
         callback_rate_limit=settings.web_callback_rate_limit,

@@ -14,11 +14,16 @@ a provider failing during the exchange. A malformed, unknown, expired or
 replayed state, or a missing code, is what anyone can send to a public
 callback: it is counted by the :class:`RefusalLedger` (one record per
 reason and window) and raises nothing. A platform this process has no
-provider for is a configuration problem, logged as one.
+provider for is a configuration problem, logged as one. A vault that cannot
+store the tokens the provider issued is our failure, not the user's: a
+``STORE_UNAVAILABLE`` event (``store=token_vault``), no authentication
+failure, and the issued tokens are revoked so that no grant is left that
+nothing holds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -30,7 +35,16 @@ from datetime import datetime, timedelta
 import attrs
 
 from timmybot_core.domain.clock import Clock
-from timmybot_core.domain.errors import LinkError, OAuthError, OAuthNotConfigured, ReLinkRequired
+from timmybot_core.domain.errors import (
+    LinkError,
+    OAuthError,
+    OAuthNotConfigured,
+    ReLinkRequired,
+    StoreUnavailable,
+    VersionConflict,
+)
+from timmybot_core.domain.events import SecurityEventType
+from timmybot_core.domain.tokens import OAuthTokens
 from timmybot_core.ports.link_states import LinkState, LinkStateStore, TakeOutcome
 from timmybot_core.ports.metrics import AuthFailureReason, SecurityMetrics
 from timmybot_core.ports.oauth import OAuthClient
@@ -224,11 +238,53 @@ class AccountLinkService:
         except OAuthError:
             await self._refused(pending.user_id, "provider_error", pending.platform)
             raise
-        await self._tokens.store_user_tokens(pending.user_id, tokens)
+        try:
+            await self._tokens.store_user_tokens(pending.user_id, tokens)
+        except (StoreUnavailable, VersionConflict) as error:
+            await self._not_stored(pending, tokens, error)
+            raise
         await self._log.authentication_attempt(
             user_id=pending.user_id, platform=pending.platform, success=True, reason="link"
         )
         return LinkResult(user_id=pending.user_id, platform=pending.platform, scopes=tokens.scopes)
+
+    async def _not_stored(self, pending: LinkState, tokens: OAuthTokens, error: Exception) -> None:
+        """Record tokens the vault could not store, and revoke them (best effort).
+
+        Our failure, not the user's: a ``STORE_UNAVAILABLE`` event and no
+        authentication failure (no metric, no ``AuthFailures`` alarm). The
+        state is spent, so the user starts again with /link; until then the
+        provider would keep a grant that nothing holds.
+        """
+        _log.error(
+            "link completion: the tokens from %s could not be stored (%s); revoking them",
+            pending.platform,
+            type(error).__name__,  # the class only: a store's message may name files
+        )
+        await self._log.record(
+            SecurityEventType.STORE_UNAVAILABLE,
+            user_id=pending.user_id,
+            details={"command": "link", "store": "token_vault", "platform": pending.platform},
+            level=logging.ERROR,
+        )
+        issued = [token for token in (tokens.refresh_token, tokens.access_token) if token]
+        # Both at once: the revocation costs one provider call's time, not two.
+        outcomes = await asyncio.gather(
+            *(self._oauth.revoke(pending.platform, token=token) for token in issued),
+            return_exceptions=True,
+        )
+        failed = [
+            outcome
+            for outcome in outcomes
+            # ReLinkRequired: the provider no longer honours the grant; nothing to revoke.
+            if isinstance(outcome, BaseException) and not isinstance(outcome, ReLinkRequired)
+        ]
+        if failed:
+            _log.warning(
+                "link completion: revoking the unstored tokens at %s failed: %s",
+                pending.platform,
+                type(failed[0]).__name__,
+            )
 
     async def _unauthenticated(self, reason: str) -> None:
         # The platform the caller named is not trusted here: it came with
