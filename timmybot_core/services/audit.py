@@ -452,7 +452,7 @@ class AuditTrailService:
         await self._anchor_digests(digest)  # a seal's digest is anchored like any other
         _log.warning(
             "audit writer %s sealed as abandoned: records %d-%d were unsigned (digest %d, key %s)",
-            writer_id,
+            self._sanitizer.sanitize_string(writer_id)[:200],
             covered + 1,
             last.sequence,
             digest.digest_sequence,
