@@ -18,13 +18,19 @@ from tests.unit.conftest import OWNER, START, USER, Wired, wire
 from tests.unit.fake_oauth import CANARY_AT, CANARY_RT, FakeOAuthClient
 from timmybot_adapters.memory import (
     MemoryAuditLog,
+    MemoryErasureJournal,
     MemoryLinkStateStore,
     MemoryTokenVault,
     MemoryUserDataStore,
 )
 from timmybot_adapters.signing import Ed25519KeyRing, Ed25519Signer
 from timmybot_core import FakeClock, PseudonymKind, ResponseSanitizer
-from timmybot_core.domain.errors import DataDeletionError, StoreUnavailable, VaultIntegrityError
+from timmybot_core.domain.errors import (
+    DataDeletionError,
+    ProviderUnavailable,
+    StoreUnavailable,
+    VaultIntegrityError,
+)
 from timmybot_core.domain.tokens import OAuthTokens, UserTokens
 from timmybot_core.ports.access import Ban
 from timmybot_core.ports.audit import AuditKind, AuditRecord
@@ -303,6 +309,51 @@ async def test_a_failing_store_is_named_the_others_are_erased_and_a_retry_finish
     assert retry.ok
     assert retry.store("preferences").deleted == 2
     assert retry.store("vault").deleted == 0
+    assert await k.prefs.get_preferences(USER) == []
+
+
+async def test_a_new_request_resuming_a_pending_one_erases_a_platform_linked_since() -> None:
+    # The first request fails in one store and stays pending; the user links
+    # a platform again, then asks again. That request finishes the pending
+    # one, and must not skip the vault because the earlier run had emptied it.
+    k = kit(journal=MemoryErasureJournal())
+    await populate(k, USER)
+    k.prefs.failures = 1
+    with pytest.raises(DataDeletionError, match="preferences failed"):
+        await k.retention.delete_user_data(USER, Requester.USER)
+    relinked = await link(k, USER, "spotify")
+
+    again = await k.retention.delete_user_data(USER, Requester.USER)
+
+    assert again.ok
+    assert again.store("vault").deleted == 1
+    assert await k.vault.get(USER) is None
+    assert relinked.refresh_token in k.oauth.revoked
+    assert relinked.access_token in k.oauth.revoked
+    assert await k.prefs.get_preferences(USER) == []
+
+
+async def test_a_grant_left_unrevoked_stays_reported_when_a_new_request_resumes() -> None:
+    k = kit(journal=MemoryErasureJournal())
+    await link(k, USER, "spotify")
+    await k.prefs.set_preference(USER, "volume", 70, at=k.clock.now())
+    k.prefs.failures = 1
+
+    async def refuse(platform: str, *, token: str) -> bool:
+        raise ProviderUnavailable(f"{platform}: revocation failed", platform=platform)
+
+    revoke, k.oauth.revoke = k.oauth.revoke, refuse  # type: ignore[method-assign]
+    with pytest.raises(DataDeletionError, match="vault, preferences failed"):
+        await k.retention.delete_user_data(USER, Requester.USER)
+    k.oauth.revoke = revoke  # type: ignore[method-assign]
+
+    with pytest.raises(DataDeletionError, match="vault failed; everything is erased") as raised:
+        await k.retention.delete_user_data(USER, Requester.USER)
+
+    report = raised.value.report
+    assert report is not None
+    assert "revocation failed at spotify" in report.store("vault").detail
+    assert report.store("preferences").ok
     assert await k.prefs.get_preferences(USER) == []
 
 

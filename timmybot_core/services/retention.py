@@ -364,9 +364,11 @@ class DataRetentionService:
         earlier = await self._pending_of(user)
         if earlier is not None:
             # A request of this user is pending (a crash, a failed store):
-            # this one finishes it rather than starting a second.
+            # this one finishes it rather than starting a second. Every step
+            # runs again (each is idempotent): the user asks now, and what was
+            # stored since the earlier run (a platform linked again) must go too.
             _log.info("erasure: resuming request %s", earlier.request_id)
-            return await self._carry_out(earlier)
+            return await self._carry_out(earlier, redo=True)
         entry = ErasureEntry(
             request_id=str(uuid.uuid4()),
             user_id=user,
@@ -424,13 +426,17 @@ class DataRetentionService:
         return True
 
     async def _carry_out(
-        self, entry: ErasureEntry, *, extra: Sequence[DeletionReport] = ()
+        self, entry: ErasureEntry, *, extra: Sequence[DeletionReport] = (), redo: bool = False
     ) -> ErasureReport:
-        """Run every step not yet done, record each outcome, and finish the request."""
+        """Run every step not yet done (every step, with ``redo``), record each outcome, and finish.
+
+        A grant recorded as not revoked at its platform stays a failed step
+        when a redo finds nothing left: it is still live there.
+        """
         reports: list[DeletionReport] = []
         for name, step in self._steps():
             recorded = entry.steps.get(name)
-            if recorded is not None and recorded.done:
+            if recorded is not None and recorded.done and not redo:
                 reports.append(
                     DeletionReport(
                         store=name, deleted=recorded.deleted, ok=recorded.ok, detail=recorded.detail
@@ -442,6 +448,13 @@ class DataRetentionService:
             except Exception as error:  # noqa: BLE001 - one store failing must not spare the others
                 _log.warning("erasure: the %s store failed (%s)", name, type(error).__name__)
                 outcome = DeletionReport(store=name, ok=False, detail=type(error).__name__)
+            if recorded is not None and recorded.final and outcome.ok:
+                outcome = attrs.evolve(
+                    outcome,
+                    ok=False,
+                    deleted=outcome.deleted + recorded.deleted,
+                    detail=recorded.detail,
+                )
             reports.append(outcome)
             await self._journal_step(entry, name, outcome)
         reports.extend(extra)
