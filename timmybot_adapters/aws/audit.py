@@ -373,13 +373,24 @@ class DynamoAuditLog(DynamoStore):
             await self.flush()
         await self._claim(record.writer_id)
         await self._cover(_day(record.timestamp))
-        # From here on the record is accepted: a failed flush keeps it buffered.
+        # From here on the record is accepted (unless this call is cancelled
+        # below): a failed flush keeps it buffered.
         self._pending.append(record)
         if len(self._pending) >= BATCH and not self._flushing.locked():
             try:
                 await self.flush()
             except StoreUnavailable as error:
                 _log.warning("audit batch not written yet, retrying: %s", error)
+            except asyncio.CancelledError:
+                # The caller sees this append fail and appends again at the
+                # same position: left buffered, the record would share a
+                # batch with its replacement, and DynamoDB refuses a batch
+                # with a key twice (every later flush would fail). Already
+                # written, it is gone from the buffer; the replacement's put
+                # then overwrites it.
+                with contextlib.suppress(ValueError):
+                    self._pending.remove(record)
+                raise
         self._schedule_flush()
 
     def _schedule_flush(self) -> None:

@@ -58,7 +58,9 @@ Reading, listing, deleting
     current by the compare-and-set above, so a version written since
     conflicts and nothing written after the check is deleted; ``get``
     reads a tombstone as ``None``, and a create that finds one left behind
-    (the deleter stopped before ``DeleteSecret``) finishes the delete.
+    (the deleter stopped before ``DeleteSecret``) finishes the delete; so
+    does a create that finds the secret scheduled for deletion with a
+    recovery window (an operator's), which ``get`` reads as ``None`` too.
 
 Failures
     Access denied, throttling that outlasts the retries, a KMS key that
@@ -323,10 +325,12 @@ class SecretsManagerTokenVault:
                 if code == "ResourceExistsException":
                     if retried(error) and await self._current_version(name) == token:
                         return  # a retry of our own create, which had succeeded
-                    if await self._tombstoned(name):
+                    if await self._tombstoned(name) or await self._scheduled(name):
                         # A deleter stopped between its tombstone and DeleteSecret
-                        # (or is about to call it): no writer can ever match a
-                        # tombstone, so finish the delete for it.
+                        # (or is about to call it), or an operator scheduled the
+                        # secret for deletion with a recovery window (get reads it
+                        # as no record): no writer can ever match either, so
+                        # finish the delete for it.
                         await self._delete_secret(name)
                         raise VaultUnavailable(
                             "token vault: put failed: the previous record of this user is "
@@ -334,6 +338,11 @@ class SecretsManagerTokenVault:
                         ) from None
                     raise VersionConflict("the token record changed since it was read") from None
                 if code == "InvalidRequestException":
+                    if await self._scheduled(name):
+                        # AWS's answer for a name scheduled for deletion: with an
+                        # operator's recovery window it would refuse every link
+                        # until the window ends, so delete it now, as delete() does.
+                        await self._delete_secret(name)
                     raise VaultUnavailable(
                         "token vault: put failed: Secrets Manager refused to create the secret, "
                         "usually because a secret of that name is still being deleted; try "
@@ -356,6 +365,11 @@ class SecretsManagerTokenVault:
             self._aws.secretsmanager.get_secret_value, SecretId=name, VersionStage=CURRENT
         )
         return answer is not None and answer.get("SecretString") == TOMBSTONE
+
+    async def _scheduled(self, name: str) -> bool:
+        """Whether the secret is scheduled for deletion (it still holds its name)."""
+        answer = await self._unless_missing(self._aws.secretsmanager.describe_secret, SecretId=name)
+        return answer is not None and answer.get("DeletedDate") is not None
 
     async def _current_version(self, name: str) -> str | None:
         """Return the version ID labelled ``AWSCURRENT``, or ``None`` if the secret is gone."""

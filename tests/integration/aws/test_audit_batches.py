@@ -352,3 +352,53 @@ async def test_a_seal_that_loses_to_a_live_writer_gives_its_claim_back(
     assert live.writer_id == "w-live"
     await assert_whole(live_log, live, 5)
     await live.close()
+
+
+class StalledBatch:
+    """Holds the next ``BatchWriteItem`` attempt in its thread until released."""
+
+    def __init__(self, client: Any) -> None:
+        self.armed = False
+        self.reached = threading.Event()
+        self.release = threading.Event()
+        client.meta.events.register("before-send.dynamodb.BatchWriteItem", self)
+
+    def __call__(self, **_: Any) -> None:
+        if self.armed:
+            self.armed = False
+            self.reached.set()
+            self.release.wait(10)
+
+
+async def test_an_append_cancelled_during_its_flush_is_not_buffered_twice(
+    aws: AwsClients, tables: TableNames
+) -> None:
+    """A buffered append whose flush is cancelled (a request's timeout) leaves no copy behind.
+
+    The caller sees that append fail and appends again at the same position.
+    With the first record still buffered, both went into one ``BatchWriteItem``,
+    which DynamoDB refuses whole (duplicate keys): every later flush failed,
+    and with it every admin action and the final flush at close.
+    """
+    log = DynamoAuditLog(aws, tables.audit, batch_interval=60.0)
+    clock = FakeClock(START)
+    service = trail(log, clock)
+    throttled = Faults(operations=["BatchWriteItem"])
+    throttled.always = (400, "ThrottlingException")
+    throttled.attach(aws.dynamodb, "dynamodb")
+    await flood(service, clock, 25)  # the 25th record's flush is throttled: all stay buffered
+    assert log.pending == 25
+    throttled.always = None
+    stall = StalledBatch(aws.dynamodb)
+    stall.armed = True
+    clock.advance(timedelta(milliseconds=3))
+    cut = asyncio.ensure_future(service.on_security_event(denial(clock, 25)))
+    assert await asyncio.to_thread(stall.reached.wait, 10)
+    cut.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cut
+    stall.release.set()
+    await flood(service, clock, 3)  # the first of them takes the cancelled record's position
+    await service.close()
+    assert log.pending == 0
+    await assert_whole(log, service, 28)

@@ -421,6 +421,36 @@ async def test_a_checked_delete_stopped_before_delete_secret_leaves_no_record_be
     assert list(stored.links) == ["spotify"]
 
 
+@pytest.mark.parametrize("answer", ["moto", "InvalidRequestException"])
+async def test_a_secret_scheduled_for_deletion_does_not_block_a_new_link(
+    aws: AwsClients, answer: str
+) -> None:
+    # An operator deleted the secret with a recovery window: the vault reads
+    # it as no record, so the user links again. Secrets Manager refuses that
+    # name until the window ends (AWS answers InvalidRequestException, moto
+    # ResourceExistsException); "try again in a few seconds" must then hold.
+    vault = SecretsManagerTokenVault(aws, prefix=f"/faults/{aws_servers.unique()}/")
+    await vault.put(USER, record_for(USER), expected_version=None)
+    await aws.run(
+        aws.secretsmanager.delete_secret,
+        SecretId=vault.secret_name(USER),
+        RecoveryWindowInDays=7,
+    )
+    assert await vault.get(USER) is None
+    faults = secrets_faults(aws, operations=["CreateSecret"])
+    if answer != "moto":
+        faults.always = (400, answer)
+    with pytest.raises(VaultUnavailable, match="still being deleted") as caught:
+        await vault.put(USER, record_for(USER, "discord"), expected_version=None)
+    assert_clean_message(str(caught.value))
+    faults.always = None
+    version = await vault.put(USER, record_for(USER, "discord"), expected_version=None)
+    stored = await vault.get(USER)
+    assert stored is not None
+    assert stored.version == version
+    assert list(stored.links) == ["discord"]
+
+
 async def test_a_failed_create_leaves_no_secret(aws: AwsClients) -> None:
     vault = SecretsManagerTokenVault(aws, prefix=f"/faults/{aws_servers.unique()}/")
     faults = secrets_faults(aws, operations=["CreateSecret"])
