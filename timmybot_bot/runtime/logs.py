@@ -19,7 +19,7 @@ _TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class JsonLines(logging.Formatter):
-    """One JSON object per record; an exception shows as its type only (never its text)."""
+    """One ASCII JSON object per record; an exception shows as its type only (never its text)."""
 
     def format(self, record: logging.LogRecord) -> str:
         """Return the record as one line of JSON."""
@@ -31,7 +31,10 @@ class JsonLines(logging.Formatter):
         }
         if record.exc_info and record.exc_info[0] is not None:
             line["error"] = record.exc_info[0].__name__
-        return json.dumps(line, ensure_ascii=False)
+        # ASCII only: a lone surrogate would make the line unencodable on a
+        # strict UTF-8 stdout (logging drops it), and U+2028, U+2029 and
+        # U+0085, which JSON leaves as they are, end a line for many readers.
+        return json.dumps(line, ensure_ascii=True)
 
 
 class MessageOnly(logging.Formatter):
