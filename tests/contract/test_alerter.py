@@ -195,3 +195,14 @@ async def test_the_log_adapter_writes_one_line_at_a_level_per_severity() -> None
         assert all("\n" not in r.getMessage() for r in handler.records)
     finally:
         logger.removeHandler(handler)
+
+
+def test_the_sns_alerter_checks_the_whole_topic_arn() -> None:
+    from timmybot_adapters.aws.alerts import check_topic_arn
+
+    good = "arn:aws:sns:eu-west-1:123456789012:timmybot-alerts"
+    assert check_topic_arn(good) == good
+    # With re.match, "$" also matches before a final newline.
+    for bad in (good + "\n", good + ".fifo\n", good.rsplit(":", 1)[0] + ":"):
+        with pytest.raises(ValueError, match="must be an SNS topic ARN"):
+            check_topic_arn(bad)

@@ -71,6 +71,9 @@ def test_counts_auth_failures_per_platform_and_reason(metrics: SecurityMetrics) 
         ("", "other"),
         ("x" * 25, "other"),
         ("spotify\nreason=forged", "other"),
+        # "$" alone would let one trailing newline through: a second series.
+        ("spotify\n", "other"),
+        ("Spotify\n", "other"),
     ],
 )
 def test_bounds_the_platform(metrics: SecurityMetrics, platform: str, expected: str) -> None:

@@ -37,7 +37,8 @@ _MAX_SUBJECT: Final = 99
 
 def check_topic_arn(topic_arn: str) -> str:
     """Return ``topic_arn`` if it is an SNS topic ARN, else raise ``ValueError``."""
-    if not _ARN.match(topic_arn):
+    # fullmatch: with match, "$" also accepts a trailing newline.
+    if not _ARN.fullmatch(topic_arn):
         raise ValueError(
             "the alert topic must be an SNS topic ARN such as "
             f"arn:aws:sns:eu-west-1:123456789012:timmybot-alerts (got {topic_arn[:80]!r})"

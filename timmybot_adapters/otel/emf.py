@@ -27,6 +27,7 @@ are the lowercase dotted names. The security alarms must use exactly:
 * ``timmybot.security.auth_failures``: dimensions ``platform`` and ``reason``,
   unit ``Count``;
 * ``timmybot.security.suspicious_activity``: no dimensions, unit ``None``;
+* ``timmybot.security.rate_limit_failures``: no dimensions, unit ``Count``;
 
 all in the namespace given to the exporter (``TimmyBot/Security`` by default).
 

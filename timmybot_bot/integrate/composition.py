@@ -58,6 +58,7 @@ from timmybot_adapters.memory import (
 from timmybot_bot.runtime import data_dir
 from timmybot_bot.runtime.audit_keys import audit_keys
 from timmybot_bot.runtime.keys import key_id_for, load_or_create_key, parse_key
+from timmybot_bot.runtime.logs import MessageOnly
 from timmybot_bot.runtime.settings import ConfigurationError, Settings, listens_everywhere
 from timmybot_bot.runtime.vault_rekey import running_vault_keys
 from timmybot_bot.web.tls import server_tls_context
@@ -620,6 +621,9 @@ def _attach_log_groups(settings: Settings, aws: AwsClients, closers: list[Closer
             create_log_group=False,
             send_interval=5,
         )
+        # watchtower's own formatter appends the traceback, exception text
+        # included; these groups get what stdout gets: the type only.
+        handler.setFormatter(MessageOnly())
         logger = logging.getLogger(logger_name)
         logger.addHandler(handler)
 

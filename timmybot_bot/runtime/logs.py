@@ -13,13 +13,13 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-__all__ = ["JsonLines", "configure_logging"]
+__all__ = ["JsonLines", "MessageOnly", "configure_logging"]
 
 _TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class JsonLines(logging.Formatter):
-    """One JSON object per record; an exception shows as its type only (never its text)."""
+    """One ASCII JSON object per record; an exception shows as its type only (never its text)."""
 
     def format(self, record: logging.LogRecord) -> str:
         """Return the record as one line of JSON."""
@@ -31,7 +31,28 @@ class JsonLines(logging.Formatter):
         }
         if record.exc_info and record.exc_info[0] is not None:
             line["error"] = record.exc_info[0].__name__
-        return json.dumps(line, ensure_ascii=False)
+        # ASCII only: a lone surrogate would make the line unencodable on a
+        # strict UTF-8 stdout (logging drops it), and U+2028, U+2029 and
+        # U+0085, which JSON leaves as they are, end a line for many readers.
+        return json.dumps(line, ensure_ascii=True)
+
+
+class MessageOnly(logging.Formatter):
+    """The record's message; an exception adds its type only (never its text or traceback).
+
+    For the handlers that ship the same loggers' lines elsewhere (watchtower's
+    log groups): the rule of :class:`JsonLines`, without the JSON envelope, so
+    a security event stays the JSON object it was logged as.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the message, and the exception's type in brackets if there is one."""
+        # Never record.exc_text: another handler's formatter may have cached
+        # the whole traceback there.
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[0] is not None:
+            return f"{message} [{record.exc_info[0].__name__}]"
+        return message
 
 
 def configure_logging(level: str, *, json_lines: bool) -> None:

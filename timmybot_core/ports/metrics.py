@@ -52,7 +52,8 @@ def bounded_platform(platform: str) -> str:
     passes in.
     """
     value = platform.lower() if isinstance(platform, str) else ""
-    return value if _PLATFORM.match(value) else "other"
+    # fullmatch: with match, "$" also accepts a trailing newline ("spotify\n").
+    return value if _PLATFORM.fullmatch(value) else "other"
 
 
 @attrs.frozen(kw_only=True)

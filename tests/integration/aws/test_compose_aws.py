@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from tests import aws_servers
 from tests.unit.fake_oauth import FakeOAuthClient
 from timmybot_bot.integrate import Settings, compose
+from timmybot_bot.integrate.composition import _attach_log_groups, close_all
 from timmybot_core import FakeClock, OAuthTokens
 
 HOME = 222_222_222_222_222_222
@@ -89,3 +91,47 @@ async def test_the_guard_vault_and_audit_trail_on_aws(
             assert "vault.key" not in keys
         finally:
             await security.aclose()
+
+
+async def test_the_log_groups_name_an_exception_by_its_type_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # On stdout (JsonLines) an exception shows as its type only; the lines
+    # watchtower ships to the security and audit groups are the same loggers'
+    # lines and must not carry the exception's text or traceback either.
+    for name, value in aws_servers.CREDENTIAL_ENV.items():
+        monkeypatch.setenv(name, value)
+    groups = {"security": f"/{aws_servers.unique('lg')}/security"}
+    groups["audit"] = groups["security"].replace("security", "audit")
+    aws = aws_servers.new_clients()
+    for group in groups.values():
+        aws.logs.create_log_group(logGroupName=group)
+    settings = Settings(
+        backend="aws",
+        aws_security_log_group=groups["security"],
+        aws_audit_log_group=groups["audit"],
+    )
+    closers = [aws.aclose]
+    _attach_log_groups(settings, aws, closers)
+    try:
+        for logger in ("timmybot.security.internal", "timmybot.audit"):
+            try:
+                raise RuntimeError("canary-exception-text\nsecond line")
+            except RuntimeError:
+                logging.getLogger(logger).error("%s: something failed", logger, exc_info=True)
+    finally:
+        await close_all(closers)  # the handlers send what is queued, then detach
+
+    reader = aws_servers.shared_clients().logs
+    for kind, group in groups.items():
+        messages = [
+            event["message"]
+            for stream in reader.describe_log_streams(logGroupName=group)["logStreams"]
+            for event in reader.get_log_events(
+                logGroupName=group, logStreamName=stream["logStreamName"]
+            )["events"]
+        ]
+        [message] = [m for m in messages if "something failed" in m]
+        assert "canary-exception-text" not in message, kind
+        assert "Traceback" not in message and "\n" not in message, kind
+        assert "RuntimeError" in message, kind
