@@ -104,6 +104,7 @@ if TYPE_CHECKING:
     from timmybot_core.ports.refresh_leases import RefreshLeases
 
 __all__ = [
+    "METRICS_CLOSE_BUDGET",
     "VAULT_WRITE_BUDGET",
     "Closer",
     "PrometheusSource",
@@ -118,6 +119,9 @@ __all__ = [
 ]
 
 Closer = Callable[[], Awaitable[object]]
+
+#: How long the metrics exporter may take to send its last export at a stop.
+METRICS_CLOSE_BUDGET: Final = timedelta(seconds=2)
 
 _log = logging.getLogger(__name__)
 
@@ -350,7 +354,10 @@ def _metrics(
     )
 
     async def shutdown() -> None:
-        handle.shutdown()
+        # Off the event loop and within its share of the stop's close budget
+        # (5 s for everything): an exporter whose endpoint never answers
+        # would otherwise hold the stop for the SDK's 30 s.
+        await asyncio.to_thread(handle.shutdown, METRICS_CLOSE_BUDGET)
 
     closers.append(shutdown)
     return OtelSecurityMetrics(handle.meter_provider), handle
