@@ -257,7 +257,10 @@ def _switch_line(state: SwitchState, sanitizer: ResponseSanitizer, now: datetime
     if not state.active(now):
         return f"{name} is off."
     why = sanitizer.for_discord(state.reason or "", limit=200)
-    return f"{name} is ON since {state.changed_at:%Y-%m-%d %H:%M} UTC: {why}"
+    # The port leaves the time optional (a DynamoDB item may lack it), as
+    # timmybot-admin's line does.
+    since = f" since {state.changed_at:%Y-%m-%d %H:%M} UTC" if state.changed_at else ""
+    return f"{name} is ON{since}: {why}"
 
 
 @reply_for.register
