@@ -11,7 +11,7 @@ from timmybot_bot.app.audit_query import MAX_SHOWN, AuditQueryError, parse_recen
 from timmybot_bot.app.commands import Invocation
 from timmybot_bot.console.lines import run_command
 from timmybot_bot.runtime.bootstrap import Services, Settings, bootstrap
-from timmybot_core import AuditKind, FakeClock, PseudonymKind, StoreUnavailable
+from timmybot_core import AuditKind, DiscordLimits, FakeClock, PseudonymKind, StoreUnavailable
 from timmybot_core.domain.audit_chain import sealed
 from timmybot_core.ports.audit import GENESIS_HASH, AuditRecord
 
@@ -221,3 +221,27 @@ def test_recent_takes_the_count_as_given_by_each_front_end(
 def test_recent_refuses_a_count_outside_what_is_shown(count: int | str) -> None:
     with pytest.raises(AuditQueryError, match=f"from 1 to {MAX_SHOWN}"):
         parse_recent(count, now=START)
+
+
+async def test_a_page_too_long_for_one_discord_message_keeps_its_cursor(
+    services: Services, clock: FakeClock
+) -> None:
+    # 25 records of ~100 characters do not fit Discord's 2000: the sender's
+    # cut used to drop the last records and the "More: add cursor:" line.
+    guilds = [GUILD + n for n in range(30)]
+    for guild in guilds:
+        clock.advance(timedelta(seconds=1))
+        await admin(services, f"guild allow {guild}")
+
+    seen: list[int] = []
+    filters = f"audit query kind:admin limit:{MAX_SHOWN}"
+    reply = await admin(services, filters)
+    for _ in range(len(guilds)):
+        assert len(reply) <= DiscordLimits.MESSAGE
+        lines = reply.splitlines()
+        seen += [int(line.split("guild:")[1].split()[0]) for line in lines if "guild:" in line]
+        if not lines[-1].startswith("More: add cursor:"):
+            break
+        reply = await admin(services, f"{filters} {lines[-1].removeprefix('More: add ')}")
+    # Every record shown once, newest first: none hidden by a cut, none repeated.
+    assert seen == guilds[::-1]

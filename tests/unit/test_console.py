@@ -7,6 +7,7 @@ import io
 import pytest
 
 from timmybot_bot.app.commands import Invocation
+from timmybot_bot.app.failures import UNEXPECTED
 from timmybot_bot.console.offline import LOCAL_OPERATOR, PROMPT, OfflineConsole
 from timmybot_bot.runtime.bootstrap import Settings, bootstrap
 
@@ -178,3 +179,22 @@ class TestIdentities:
         )
         assert "(P3, respond by" in out
         assert "ok   record: recorded for review" in out
+
+
+async def test_a_reply_that_cannot_be_rendered_is_the_generic_error_and_the_console_goes_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A bug in one reply's rendering (a stored value of an unexpected shape)
+    # must not end the console with a traceback and skip the lines after it.
+    from timmybot_bot.app import replies
+
+    def broken(*args: object, **kwargs: object) -> str:
+        raise TypeError("refresh_token=canary-rt-secret")
+
+    monkeypatch.setattr(replies, "_switch_line", broken)
+    with caplog.at_level("ERROR", logger="timmybot.commands"):
+        status, out = await run_console("/admin killswitch status\n/playlist Halo\n")
+    assert status == 0
+    assert out.splitlines() == [UNEXPECTED, "Playlist name accepted: Halo"]
+    assert "/admin: its reply could not be rendered: TypeError" in caplog.text
+    assert "canary" not in caplog.text

@@ -16,7 +16,14 @@ import attrs
 
 from timmybot_bot.app.commands import QueryAudit, VerifyAudit
 from timmybot_bot.app.failures import UsageError
-from timmybot_core import AuditKind, AuditPage, AuditRecord, ResponseSanitizer
+from timmybot_core import (
+    AuditCursor,
+    AuditKind,
+    AuditPage,
+    AuditRecord,
+    DiscordLimits,
+    ResponseSanitizer,
+)
 from timmybot_core.domain.snowflake import SnowflakeError, parse_snowflake, parse_whole_number
 
 __all__ = [
@@ -169,12 +176,33 @@ def _line(sanitizer: ResponseSanitizer, record: AuditRecord) -> str:
     return " ".join(parts)
 
 
-def render_page(sanitizer: ResponseSanitizer, page: AuditPage, *, title: str) -> str:
-    """Return a page of records as reply text, newest first, with the next page's cursor."""
+def render_page(
+    sanitizer: ResponseSanitizer,
+    page: AuditPage,
+    *,
+    title: str,
+    limit: int = DiscordLimits.MESSAGE,
+) -> str:
+    """Return a page of records as reply text, newest first, with the next page's cursor.
+
+    The text is at most ``limit`` characters: records that do not fit are
+    left for the next page, whose cursor then starts after the last record
+    shown. (Cut by the sender instead, a long page lost its last records and
+    the cursor line with them.)
+    """
     if not page.records:
         return f"{title}: no audit records match."
     lines = [f"{title} (newest first, UTC):"]
-    lines += [f"• {_line(sanitizer, record)}" for record in page.records]
+    for index, record in enumerate(page.records):
+        rest = page.records[index + 1 :]
+        # Past this record, the page goes on from it (or from the page's end).
+        cursor = AuditCursor.of(record).encode() if rest else page.next_cursor
+        more = [f"More: add cursor:{cursor}"] if cursor is not None else []
+        line = f"• {_line(sanitizer, record)}"
+        if index > 0 and len("\n".join([*lines, line, *more])) > limit:
+            previous = AuditCursor.of(page.records[index - 1]).encode()
+            return "\n".join([*lines, f"More: add cursor:{previous}"])
+        lines.append(line)
     if page.next_cursor is not None:
         lines.append(f"More: add cursor:{page.next_cursor}")
     return "\n".join(lines)

@@ -19,7 +19,7 @@ import attrs
 
 from timmybot_bot.app.audit_query import render_page, render_verification
 from timmybot_bot.app.commands import Command, Invocation, ListGuilds, QueryAudit
-from timmybot_bot.app.failures import UsageError, describe, failure_for
+from timmybot_bot.app.failures import UNEXPECTED, UsageError, describe, failure_for
 from timmybot_bot.app.handlers import access, incidents, music, privacy, tokens
 from timmybot_bot.app.messagebus import MessageBus
 from timmybot_bot.app.search_results import render_results
@@ -257,7 +257,10 @@ def _switch_line(state: SwitchState, sanitizer: ResponseSanitizer, now: datetime
     if not state.active(now):
         return f"{name} is off."
     why = sanitizer.for_discord(state.reason or "", limit=200)
-    return f"{name} is ON since {state.changed_at:%Y-%m-%d %H:%M} UTC: {why}"
+    # The port leaves the time optional (a DynamoDB item may lack it), as
+    # timmybot-admin's line does.
+    since = f" since {state.changed_at:%Y-%m-%d %H:%M} UTC" if state.changed_at else ""
+    return f"{name} is ON{since}: {why}"
 
 
 @reply_for.register
@@ -379,4 +382,10 @@ async def chat(
                 action=lambda: chat(bus, sanitizer, invocation, then),
             ),
         )
-    return reply_for(result, sanitizer, command)
+    try:
+        return reply_for(result, sanitizer, command)
+    except Exception as error:  # noqa: BLE001 - a rendering bug must not end the console
+        # The handler ran; only its reply failed. Never the failure table's
+        # row for the error: a ValueError's text here is no usage message.
+        _log.error("%s: its reply could not be rendered: %s", where, describe(error))
+        return Reply(text=UNEXPECTED, ephemeral=True)

@@ -5,6 +5,11 @@ bot.run()`` serves until ``bot.close()``. The slash commands build typed
 commands and run them through the application layer. See ``docs/bot.md``.
 """
 
-from timmybot_bot.discord.app import DiscordBot, build_discord_bot, build_lightbulb_client
+from timmybot_bot.discord.app import (
+    CommandClientFailed,
+    DiscordBot,
+    build_discord_bot,
+    build_lightbulb_client,
+)
 
-__all__ = ["DiscordBot", "build_discord_bot", "build_lightbulb_client"]
+__all__ = ["CommandClientFailed", "DiscordBot", "build_discord_bot", "build_lightbulb_client"]

@@ -20,7 +20,13 @@ from timmybot_bot.discord.slash import build_commands
 from timmybot_bot.runtime.bootstrap import Services
 from timmybot_bot.runtime.settings import ConfigurationError
 
-__all__ = ["DiscordBot", "Lifecycle", "build_discord_bot", "build_lightbulb_client"]
+__all__ = [
+    "CommandClientFailed",
+    "DiscordBot",
+    "Lifecycle",
+    "build_discord_bot",
+    "build_lightbulb_client",
+]
 
 _log = logging.getLogger("timmybot.discord")
 
@@ -29,6 +35,14 @@ Lifecycle = Callable[[], Awaitable[None]]
 
 # Slash commands arrive whatever the intents; nothing else is listened to.
 INTENTS: typing.Final = hikari.Intents.NONE
+
+
+class CommandClientFailed(Exception):
+    """The lightbulb client could not start (Discord refused the slash commands' sync).
+
+    The message names the cause by its exception types and code locations
+    only: a hikari HTTP error's own message quotes the request URL.
+    """
 
 
 def build_lightbulb_client(
@@ -81,6 +95,7 @@ class DiscordBot:
     _on_starting: Lifecycle | None = None
     _on_stopping: Lifecycle | None = None
     _startup_failure: Exception | None = attrs.field(default=None, init=False)
+    _client_failed: bool = attrs.field(default=False, init=False)
     _closing: asyncio.Future[None] | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -97,9 +112,9 @@ class DiscordBot:
 
         Raises:
             ConfigurationError: Discord refused the token.
-            Exception: whatever ``on_starting`` raised, or what stopped the
-                lightbulb client from starting (registering the commands);
-                the bot is closed then.
+            CommandClientFailed: the lightbulb client could not start
+                (registering the commands); the bot is closed then.
+            Exception: whatever ``on_starting`` raised; the bot is closed then.
         """
         try:
             await self.app.start(
@@ -118,8 +133,13 @@ class DiscordBot:
         try:
             if self._startup_failure is None:
                 await self.app.join()
-            if self._startup_failure is not None:
-                raise self._startup_failure
+            failure = self._startup_failure
+            if failure is not None:
+                if self._client_failed:
+                    raise CommandClientFailed(
+                        f"the command client could not start: {describe(failure)}"
+                    ) from failure
+                raise failure
         finally:
             await self.close()
 
@@ -155,6 +175,7 @@ class DiscordBot:
             # command; stop instead, and let run() raise why.
             _log.error("the command client could not start: %s", describe(error))
             self._startup_failure = error
+            self._client_failed = True
             await self.close()
 
     async def _stopping(self, _: hikari.StoppingEvent) -> None:

@@ -192,7 +192,7 @@ async def _run_console(services: Services, args: argparse.Namespace, stop: Grace
 
 async def _run_discord(services: Services, stop: GracefulStop) -> int:
     # Imported here: hikari and lightbulb load only when the bot joins Discord.
-    from timmybot_bot.discord import build_discord_bot
+    from timmybot_bot.discord import CommandClientFailed, build_discord_bot
 
     runtime = Runtime(services, web_required=True)
     bot = build_discord_bot(
@@ -208,7 +208,7 @@ async def _run_discord(services: Services, stop: GracefulStop) -> int:
     stop.install(close, services)
     try:
         await bot.run()
-    except WebServerUnavailable as error:
+    except (WebServerUnavailable, CommandClientFailed) as error:
         return _fail(str(error), EXIT_FAILED)
     finally:
         # on_stopping normally did this already; a failed start may not have.

@@ -30,7 +30,7 @@ from timmybot_bot.app import commands as c
 from timmybot_bot.app.audit_query import parse_audit_query
 from timmybot_bot.app.commands import Invocation
 from timmybot_bot.console.lines import COMMANDS
-from timmybot_core import Severity, Switch
+from timmybot_core import Severity, Switch, SwitchState
 
 NEW_GUILD = "987654321098765432"
 
@@ -328,6 +328,19 @@ async def test_admin_killswitch_on_and_off(discord_bot: Harness) -> None:
 
     off = only(await discord_bot.slash("admin", p.sub("killswitch", p.sub("off")), user=OWNER))
     assert off.content == "Kill switch OFF: commands are back."
+
+
+async def test_a_switch_on_without_its_time_still_shows_its_status(discord_bot: Harness) -> None:
+    # The port leaves changed_at optional (a DynamoDB item may lack it, as
+    # one written by hand in an emergency): the status must still read, as
+    # timmybot-admin's does, not end in the generic error.
+    await discord_bot.services.access_store.set_switch(
+        SwitchState(switch=Switch.KILL_SWITCH, on=True, reason="set by hand")
+    )
+    status = only(
+        await discord_bot.slash("admin", p.sub("killswitch", p.sub("status")), user=OWNER)
+    )
+    assert status.content == "Kill switch is ON: set by hand"
 
 
 async def test_admin_incident_declare(discord_bot: Harness) -> None:

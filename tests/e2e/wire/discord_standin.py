@@ -88,6 +88,8 @@ class DiscordStandIn:
         self.acks = 0
         self.close_codes: list[int | None] = []
         self.commands: dict[str | None, list[dict[str, Any]]] = {}
+        #: Set: the command list's bulk overwrite is refused with this error body (403).
+        self.refuse_commands: dict[str, Any] | None = None
         self.sessions: list[GatewaySession] = []
         self._seqs: dict[str, int] = {}
         self._ids = itertools.count(910_000_000_000_000_000)
@@ -273,6 +275,8 @@ class DiscordStandIn:
         if not token_routes and request.headers.get("Authorization") != f"Bot {self.token}":
             return web.json_response({"message": "401: Unauthorized", "code": 0}, status=401)
         answer = self._answer(request, path, body)
+        if isinstance(answer, web.StreamResponse):
+            return answer
         if answer is None:
             self.unexpected.append(f"{request.method} {path}")
             return web.json_response({"message": "404: Not Found", "code": 0}, status=404)
@@ -318,6 +322,8 @@ class DiscordStandIn:
             guild = parts[3] if len(parts) == 5 and parts[2] == "guilds" else None
             if method == "GET":
                 return self.commands.get(guild, [])
+            if method == "PUT" and self.refuse_commands is not None:
+                return web.json_response(self.refuse_commands, status=403)
             if method == "PUT":
                 self.commands[guild] = [self._command(c, guild) for c in body["commands"]]
                 return self.commands[guild]

@@ -136,6 +136,27 @@ async def test_a_refused_token_is_a_configuration_error(
     assert discord.identifies == []
 
 
+async def test_a_refused_command_sync_stops_the_bot_with_one_line(
+    discord: DiscordStandIn, tmp_path: Path
+) -> None:
+    # A bot invited without the applications.commands scope, or a command
+    # list Discord rejects: without its commands the bot must not stay up.
+    discord.refuse_commands = {"message": "Missing Access", "code": 50001}
+    env = bot_environment(discord, tmp_path / "var")
+    bot = await start_process([sys.executable, "-m", "timmybot_bot"], env, tmp_path / "bot.log")
+    status = await bot.wait(within=60)
+    output = bot.output()
+    assert status == 1, output
+    assert (
+        "timmybot: the command client could not start: ForbiddenError (status 403, code 50001)"
+        in output
+    )
+    # Exception messages are never printed: hikari's quotes the request URL.
+    assert "Traceback" not in output
+    assert "Missing Access" not in output
+    assert f"applications/{APPLICATION}/commands" not in output
+
+
 async def test_privacy_export_arrives_as_a_file_in_a_direct_message(
     discord: DiscordStandIn, timmybot: BotProcess
 ) -> None:
