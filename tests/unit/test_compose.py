@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import stat
@@ -13,7 +14,7 @@ import jsonschema
 import pytest
 
 from timmybot_bot.integrate import ConfigurationError, HostUserData, Security, Settings, compose
-from timmybot_bot.integrate.composition import close_all
+from timmybot_bot.integrate.composition import METRICS_CLOSE_BUDGET, close_all
 from timmybot_bot.runtime import bootstrap as bootstrap_module
 from timmybot_core import DataDeletionError, StoreUnavailable
 
@@ -214,3 +215,39 @@ async def test_a_closer_that_fails_does_not_skip_the_others(
     # Last created first, every one of them, and the failure named in the log.
     assert closed == ["audit", "exporter", "database"]
     assert "closing" in caplog.text and "OSError" in caplog.text
+
+
+async def test_a_metrics_endpoint_that_never_answers_does_not_hold_the_stop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A collector that accepts the connection and never answers: the SDK
+    # would wait its own 30 s (and retry) for the last export at shutdown.
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(3600)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"http://127.0.0.1:{port}/v1/metrics")
+    try:
+        security = compose(
+            Settings.from_env({"TIMMYBOT_BACKEND": "memory", "TIMMYBOT_METRICS_EXPORTER": "otlp"}),
+            guard=True,
+        )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.05)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        # Bounded by the close budget (METRICS_CLOSE_BUDGET), far below the SDK's own 30 s.
+        await asyncio.wait_for(security.aclose(), timeout=METRICS_CLOSE_BUDGET.total_seconds() + 3)
+        ticker.cancel()
+        # The event loop kept running meanwhile: the export is off the loop.
+        assert ticks >= int((loop.time() - started) / 0.05) // 2
+    finally:
+        server.close()
