@@ -7,12 +7,25 @@ from datetime import UTC, datetime, timedelta
 import attrs
 import pytest
 
-from timmybot_bot.app.audit_query import MAX_SHOWN, AuditQueryError, parse_recent
+from timmybot_bot.app.audit_query import (
+    MAX_SHOWN,
+    AuditQueryError,
+    parse_recent,
+    render_verification,
+)
 from timmybot_bot.app.commands import Invocation
 from timmybot_bot.console.lines import run_command
 from timmybot_bot.runtime.bootstrap import Services, Settings, bootstrap
-from timmybot_core import AuditKind, DiscordLimits, FakeClock, PseudonymKind, StoreUnavailable
+from timmybot_core import (
+    AuditKind,
+    DiscordLimits,
+    FakeClock,
+    PseudonymKind,
+    ResponseSanitizer,
+    StoreUnavailable,
+)
 from timmybot_core.domain.audit_chain import sealed
+from timmybot_core.ports.access import Ban
 from timmybot_core.ports.audit import GENESIS_HASH, AuditRecord
 
 OWNER = 111_111_111_111_111_111
@@ -245,3 +258,40 @@ async def test_a_page_too_long_for_one_discord_message_keeps_its_cursor(
         reply = await admin(services, f"{filters} {lines[-1].removeprefix('More: add ')}")
     # Every record shown once, newest first: none hidden by a cut, none repeated.
     assert seen == guilds[::-1]
+
+
+async def test_a_long_guild_list_fits_one_message_and_says_what_it_left_out(
+    services: Services,
+) -> None:
+    now = services.clock.now()
+    for n in range(300):
+        await services.access_store.allow_guild(GUILD + n, at=now)
+    for n in range(60):
+        ban = Ban(
+            guild_id=GUILD + 10_000 + n, until=now + timedelta(days=1), reason="t", placed_at=now
+        )
+        await services.access_store.place_ban(ban, now=now)
+
+    text = await admin(services, "guild list")
+
+    assert len(text) <= DiscordLimits.MESSAGE
+    first, *bans = text.splitlines()
+    assert first.startswith("Allowed guilds: ")
+    assert first.endswith(" more (timmybot-admin guild list shows all)")
+    shown = first.removeprefix("Allowed guilds: ").split(" … and ")[0].split(", ")
+    left = int(first.split(" … and ")[1].split()[0])
+    assert len(shown) + left == 300
+    assert bans[0].startswith(f"Banned: {GUILD + 10_000} until ")
+    assert bans[-1].startswith("… and ") and "more ban(s)" in bans[-1]
+    assert len(bans) - 1 + int(bans[-1].split()[2]) == 60
+
+
+def test_a_long_verification_report_fits_one_message_and_counts_the_rest() -> None:
+    sanitizer = ResponseSanitizer()
+    problems = [f"record {n} modified at writer w-{'x' * 190}" for n in range(25)]
+    text = render_verification(sanitizer, "audit log: 25 problem(s)", problems)
+    assert len(text) <= DiscordLimits.MESSAGE
+    lines = text.splitlines()
+    listed = [line for line in lines if line.startswith("  ✗ ")]
+    assert lines[-1] == f"  … and {25 - len(listed)} more (timmybot-admin audit verify lists all)"
+    assert 1 <= len(listed) <= 10

@@ -16,6 +16,7 @@ import attrs
 
 from timmybot_bot.app.commands import QueryAudit, VerifyAudit
 from timmybot_bot.app.failures import UsageError
+from timmybot_bot.app.fitting import fit_lines
 from timmybot_core import (
     AuditCursor,
     AuditKind,
@@ -209,9 +210,10 @@ def render_page(
 
 
 def render_verification(sanitizer: ResponseSanitizer, report_text: str, problems: list[str]) -> str:
-    """Return a verification report as reply text (at most 10 problems listed)."""
-    lines = [report_text]
-    lines += [f"  ✗ {_one_line(sanitizer, p, limit=200)}" for p in problems[:10]]
-    if len(problems) > 10:
-        lines.append(f"  … and {len(problems) - 10} more (timmybot-admin audit verify lists all)")
-    return "\n".join(lines)
+    """Return a verification report as reply text: at most 10 problems, within one message."""
+    return fit_lines(
+        [report_text],
+        [f"  ✗ {_one_line(sanitizer, p, limit=200)}" for p in problems[:10]],
+        total=len(problems),
+        more=lambda n: f"  … and {n} more (timmybot-admin audit verify lists all)",
+    )

@@ -20,11 +20,13 @@ import attrs
 from timmybot_bot.app.audit_query import render_page, render_verification
 from timmybot_bot.app.commands import Command, Invocation, ListGuilds, QueryAudit
 from timmybot_bot.app.failures import UNEXPECTED, UsageError, describe, failure_for
+from timmybot_bot.app.fitting import fit_lines
 from timmybot_bot.app.handlers import access, incidents, music, privacy, tokens
 from timmybot_bot.app.messagebus import MessageBus
 from timmybot_bot.app.search_results import render_results
 from timmybot_core import (
     AuditPage,
+    DiscordLimits,
     IncidentReport,
     ResponseSanitizer,
     RotationReport,
@@ -247,9 +249,27 @@ def _(result: access.GuildChanged, sanitizer: ResponseSanitizer, command: Comman
 
 @reply_for.register
 def _(result: access.Guilds, sanitizer: ResponseSanitizer, command: Command) -> Reply:
-    lines = ["Allowed guilds: " + (", ".join(map(str, result.allowed)) or "none")]
-    lines += [f"Banned: {ban.guild_id} until {ban.until:%Y-%m-%d %H:%M} UTC" for ban in result.bans]
-    return Reply(text="\n".join(lines))
+    # Each part has its budget, so neither is what the sender's cut drops.
+    bans = fit_lines(
+        [],
+        [f"Banned: {ban.guild_id} until {ban.until:%Y-%m-%d %H:%M} UTC" for ban in result.bans],
+        more=lambda n: f"… and {n} more ban(s) (timmybot-admin guild list shows all)",
+        limit=DiscordLimits.MESSAGE // 2,
+    )
+    ids = [str(guild) for guild in result.allowed]
+    allowed = "Allowed guilds: " + (", ".join(ids) or "none")
+    room = DiscordLimits.MESSAGE - len(bans) - 1
+    if len(allowed) > room:
+        # The suffix is at most this long (the count has at most 20 digits).
+        suffix = " … and {} more (timmybot-admin guild list shows all)"
+        budget = room - len("Allowed guilds: ") - len(suffix.format(10**20))
+        kept = 0
+        used = 0
+        while kept < len(ids) and used + len(ids[kept]) + 2 * (kept > 0) <= budget:
+            used += len(ids[kept]) + 2 * (kept > 0)
+            kept += 1
+        allowed = "Allowed guilds: " + ", ".join(ids[:kept]) + suffix.format(len(ids) - kept)
+    return Reply(text="\n".join(part for part in (allowed, bans) if part))
 
 
 def _switch_line(state: SwitchState, sanitizer: ResponseSanitizer, now: datetime) -> str:
