@@ -275,6 +275,35 @@ async def test_a_failed_append_leaves_no_gap_in_the_chain() -> None:
     assert (await t.service.verify()).ok
 
 
+class FlakyDigests(MemoryAuditLog):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = False
+
+    async def put_digest(self, digest):  # type: ignore[no-untyped-def]
+        if self.fail:
+            raise StoreUnavailable("audit log: put_digest failed (simulated)")
+        await super().put_digest(digest)
+
+
+async def test_a_stored_record_whose_digest_fails_is_still_reported_recorded() -> None:
+    log = FlakyDigests()
+    t = trail(AuditSettings(digest_every=2), log=log)
+    await t.service.record_admin_action(ADMIN, "a", "x")
+    log.fail = True
+    # The record is in the store; only its digest failed: the caller is not
+    # told "not recorded" for an action that was.
+    record = await t.service.record_admin_action(ADMIN, "b", "x")
+    assert [r.sequence for r in await log.chain("w-test")] == [1, 2]
+    assert record.sequence == 2
+    assert await log.digests("w-test") == []
+    log.fail = False
+    await t.service.record_admin_action(ADMIN, "c", "x")  # the digest is due: written now
+    assert [d.head.sequence for d in await log.digests("w-test")] == [3]
+    await t.service.close()
+    assert (await t.service.verify()).ok
+
+
 async def test_rotating_the_key_keeps_old_digests_verifiable() -> None:
     log = MemoryAuditLog()
     old = Ed25519Signer.generate()

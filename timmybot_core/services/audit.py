@@ -34,7 +34,7 @@ import attrs
 
 from timmybot_core.domain.audit_chain import digest_hash, digest_message, sealed
 from timmybot_core.domain.clock import Clock
-from timmybot_core.domain.errors import AuditConflict
+from timmybot_core.domain.errors import AuditConflict, StoreUnavailable
 from timmybot_core.domain.events import SecurityEvent
 from timmybot_core.ports.audit import (
     GENESIS_HASH,
@@ -267,7 +267,16 @@ class AuditTrailService:
                 writer_id=self._writer_id, sequence=record.sequence, hash=record.hash
             )
             if self._digest_due(record):
-                await self._write_digest()
+                try:
+                    await self._write_digest()
+                except StoreUnavailable:
+                    # The record is stored: the caller must not hear otherwise
+                    # (an admin told "not recorded" when it was). The digest
+                    # is tried again by the timer and by the next record.
+                    _log.warning(
+                        "audit digest of writer %s not written yet; retried", self._writer_id
+                    )
+                    self._arm_timer()
             else:
                 self._arm_timer()
             return record
