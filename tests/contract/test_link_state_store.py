@@ -252,3 +252,72 @@ async def test_a_taken_state_never_shows_its_verifier(store: LinkStateStore) -> 
     result = await store.take(digest("state-1"), now=T0)
     assert VERIFIER not in repr(result)
     assert VERIFIER not in str(result)
+
+
+# -- erasure barriers ----------------------------------------------------------------
+
+
+async def test_a_user_without_an_erasure_has_no_barrier(store: LinkStateStore) -> None:
+    assert await store.erasure_barrier(USER, now=T0) is None
+
+
+async def test_an_erasure_barrier_is_kept_until_its_end(store: LinkStateStore) -> None:
+    await store.add_erasure_barrier(USER, erased_at=T0, until=T0 + timedelta(hours=1))
+    assert await store.erasure_barrier(USER, now=T0) == T0
+    assert await store.erasure_barrier(USER, now=T0 + timedelta(hours=1) - US) == T0
+    assert await store.erasure_barrier(USER, now=T0 + timedelta(hours=1)) is None
+    assert await store.erasure_barrier(OTHER, now=T0) is None
+
+
+async def test_the_latest_erasure_barrier_wins(store: LinkStateStore) -> None:
+    later = T0 + timedelta(minutes=5)
+    await store.add_erasure_barrier(USER, erased_at=later, until=later + timedelta(hours=1))
+    # Another process's erasure that read its clock earlier writes after it.
+    await store.add_erasure_barrier(USER, erased_at=T0, until=T0 + timedelta(hours=1))
+    assert await store.erasure_barrier(USER, now=T0 + timedelta(hours=1)) == later
+    last = T0 + timedelta(minutes=30)
+    await store.add_erasure_barrier(USER, erased_at=last, until=last + timedelta(hours=1))
+    assert await store.erasure_barrier(USER, now=later + timedelta(hours=1)) == last
+
+
+async def test_erasing_a_users_states_keeps_their_barrier(store: LinkStateStore) -> None:
+    # The erasure writes the barrier, then deletes the pending states: the
+    # barrier must outlive that step, or a link in flight would not see it.
+    await store.add(state("a"))
+    await store.add_erasure_barrier(USER, erased_at=T0, until=T0 + timedelta(hours=1))
+    assert await store.delete_user(USER) == 1
+    assert await store.erasure_barrier(USER, now=T0) == T0
+
+
+async def test_purge_expired_deletes_ended_erasure_barriers(store: LinkStateStore) -> None:
+    await store.add_erasure_barrier(USER, erased_at=T0, until=T0 + timedelta(hours=1))
+    await store.add_erasure_barrier(OTHER, erased_at=T0, until=T0 + timedelta(hours=2))
+    assert await store.purge_expired(now=T0 + timedelta(minutes=59)) == 0
+    assert await store.purge_expired(now=T0 + timedelta(hours=1)) == 1
+    assert await store.erasure_barrier(OTHER, now=T0 + timedelta(hours=1)) == T0
+    assert await store.purge_expired(now=T0 + timedelta(hours=2)) == 1
+    assert await store.erasure_barrier(OTHER, now=T0) is None
+
+
+async def test_an_erasure_barrier_holds_no_user_id(store: LinkStateStore) -> None:
+    await store.add_erasure_barrier(MAX_SNOWFLAKE, erased_at=T0, until=T0 + timedelta(hours=1))
+    assert await store.erasure_barrier(MAX_SNOWFLAKE, now=T0) == T0
+    raw = await _raw_barrier(store, MAX_SNOWFLAKE)
+    if raw is not None:
+        assert str(MAX_SNOWFLAKE) not in raw
+        assert f"{MAX_SNOWFLAKE:020d}" not in raw
+
+
+async def _raw_barrier(store: LinkStateStore, user_id: int) -> str | None:
+    """What the store keeps of a barrier, as text (SQLite: tests/integration/test_erasure_sqlite)."""
+    from timmybot_adapters.aws import DynamoLinkStateStore
+
+    if not isinstance(store, DynamoLinkStateStore):
+        return None
+    from tests import aws_servers
+
+    answer = await aws_servers.shared_clients().run(
+        aws_servers.shared_clients().dynamodb.scan, TableName=store.table, ConsistentRead=True
+    )
+    assert answer["Items"], "the barrier is an item of the table"
+    return repr(answer["Items"])

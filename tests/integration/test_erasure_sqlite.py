@@ -90,6 +90,11 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "state_hash": ("link_states", "spent marker"),
         "until": ("link_states", "spent marker"),
     },
+    "link_erasures": {
+        "user_key": ("link_states", "erasure barrier"),
+        "erased_at": ("link_states", "erasure barrier"),
+        "until": ("link_states", "erasure barrier"),
+    },
     "user_preferences": {
         "user_id": ("preferences", "user ID"),
         "key": ("preferences", "names and values"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +27,19 @@ from timmybot_adapters.signing import Ed25519KeyRing, Ed25519Signer
 from timmybot_core import FakeClock, PseudonymKind, ResponseSanitizer
 from timmybot_core.domain.errors import (
     DataDeletionError,
+    LinkError,
     ProviderUnavailable,
     StoreUnavailable,
     VaultIntegrityError,
 )
+from timmybot_core.domain.events import SecurityEventType
 from timmybot_core.domain.tokens import OAuthTokens, UserTokens
 from timmybot_core.ports.access import Ban
 from timmybot_core.ports.audit import AuditKind, AuditRecord
 from timmybot_core.ports.incidents import RetentionHold
 from timmybot_core.ports.link_states import LinkState
 from timmybot_core.services.audit import AuditSettings, AuditTrailService
+from timmybot_core.services.linking import AccountLinkService
 from timmybot_core.services.retention import (
     EXPORT_FORMAT,
     CleanupReport,
@@ -355,6 +358,174 @@ async def test_a_grant_left_unrevoked_stays_reported_when_a_new_request_resumes(
     assert "revocation failed at spotify" in report.store("vault").detail
     assert report.store("preferences").ok
     assert await k.prefs.get_preferences(USER) == []
+
+
+# -- a link completing while the user's data is erased -------------------------------
+
+
+def linker(k: Kit) -> AccountLinkService:
+    return AccountLinkService(
+        oauth=k.oauth,
+        states=k.links,
+        tokens=k.tokens,
+        security_log=k.w.security_log,
+        metrics=k.w.metrics,
+        clock=k.clock,
+        redirect_uri="http://127.0.0.1:8080/oauth/callback",
+    )
+
+
+class HeldExchange:
+    """Holds every code exchange at the provider until ``release`` is set."""
+
+    def __init__(self, k: Kit) -> None:
+        self.inside = asyncio.Event()
+        self.release = asyncio.Event()
+        self.issued: list[OAuthTokens] = []
+        exchange = k.oauth.exchange_code
+
+        async def held(platform: str, **kwargs: str) -> OAuthTokens:
+            self.inside.set()
+            await self.release.wait()
+            tokens = await exchange(platform, **kwargs)
+            self.issued.append(tokens)
+            return tokens
+
+        k.oauth.exchange_code = held  # type: ignore[method-assign]
+
+
+async def test_a_link_exchanging_its_code_during_an_erasure_cannot_complete_after_it() -> None:
+    # The state is taken (so the erasure's link_states step finds nothing),
+    # the provider takes its time, the erasure runs to "complete", then the
+    # tokens arrive: they must not stay, nor stay live at the provider.
+    k = kit(journal=MemoryErasureJournal())
+    links = linker(k)
+    start = await links.begin(USER, "spotify")
+    state, code = k.oauth.approve(start.url)
+    held = HeldExchange(k)
+    completing = asyncio.create_task(links.complete(state, code))
+    await held.inside.wait()
+    k.clock.advance(timedelta(seconds=1))
+
+    report = await k.retention.delete_user_data(USER, Requester.USER)
+    assert report.ok
+    held.release.set()
+
+    with pytest.raises(LinkError, match="cancelled by a data deletion request") as refused:
+        await completing
+    assert refused.value.reason == "erased"
+    assert "Start again with /link" in str(refused.value)
+    assert await k.vault.get(USER) is None
+    assert await k.tokens.get_user_tokens(USER) is None
+    [tokens] = held.issued
+    assert tokens.access_token in k.oauth.revoked
+    assert tokens.refresh_token in k.oauth.revoked
+    # Our doing, not the user's: no authentication attempt, no auth failure.
+    events = k.w.security_log.recent(200)
+    assert not [e for e in events if e.type is SecurityEventType.AUTHENTICATION_ATTEMPT]
+    assert k.w.metrics.snapshot().auth_failures == {}
+
+
+async def test_a_link_begun_after_an_erasure_completes() -> None:
+    k = kit()
+    links = linker(k)
+    await k.retention.delete_user_data(USER, Requester.USER)
+    k.clock.advance(timedelta(milliseconds=1))
+    start = await links.begin(USER, "spotify")
+    state, code = k.oauth.approve(start.url)
+
+    result = await links.complete(state, code)
+
+    assert result.platform == "spotify"
+    record = await k.vault.get(USER)
+    assert record is not None and list(record.links) == ["spotify"]
+
+
+async def test_a_cancelled_link_leaves_a_platform_linked_after_the_erasure() -> None:
+    k = kit()
+    links = linker(k)
+    old = await links.begin(USER, "spotify")
+    old_state, old_code = k.oauth.approve(old.url)
+    held = HeldExchange(k)
+    completing = asyncio.create_task(links.complete(old_state, old_code))
+    await held.inside.wait()
+    k.clock.advance(timedelta(seconds=1))
+    await k.retention.delete_user_data(USER, Requester.USER)
+    k.clock.advance(timedelta(seconds=1))
+    new = await links.begin(USER, "deezer")
+    new_state, new_code = k.oauth.approve(new.url)
+    held.release.set()
+    assert (await links.complete(new_state, new_code)).platform == "deezer"
+
+    with pytest.raises(LinkError) as refused:
+        await completing
+
+    assert refused.value.reason == "erased"
+    record = await k.vault.get(USER)
+    assert record is not None and list(record.links) == ["deezer"]
+    deezer = record.links["deezer"].tokens
+    assert deezer.access_token not in k.oauth.revoked
+
+
+async def test_a_link_whose_erasure_barrier_cannot_be_read_keeps_nothing() -> None:
+    k = kit()
+    links = linker(k)
+    start = await links.begin(USER, "spotify")
+    state, code = k.oauth.approve(start.url)
+
+    async def down(user_id: int, *, now: datetime) -> datetime | None:
+        raise StoreUnavailable(
+            "link state store: erasure_barrier failed (sqlite3.OperationalError)"
+        )
+
+    k.links.erasure_barrier = down  # type: ignore[method-assign]
+
+    with pytest.raises(StoreUnavailable):
+        await links.complete(state, code)
+
+    assert await k.vault.get(USER) is None
+    assert set(k.oauth.issued) <= set(k.oauth.revoked)
+    events = k.w.security_log.recent(200)
+    [event] = [e for e in events if e.type is SecurityEventType.STORE_UNAVAILABLE]
+    assert event.details["store"] == "link_states"
+    assert k.w.metrics.snapshot().auth_failures == {}
+
+
+async def test_an_erasure_whose_barrier_cannot_be_written_fails_and_a_retry_finishes() -> None:
+    k = kit(journal=MemoryErasureJournal())
+    await populate(k, USER)
+    add = k.links.add_erasure_barrier
+
+    async def down(user_id: int, *, erased_at: datetime, until: datetime) -> None:
+        raise StoreUnavailable("link state store: add_erasure_barrier failed")
+
+    k.links.add_erasure_barrier = down  # type: ignore[method-assign]
+    with pytest.raises(DataDeletionError, match="link_states failed") as raised:
+        await k.retention.delete_user_data(USER, Requester.USER)
+    assert raised.value.failed == ("link_states",)
+    assert await k.vault.get(USER) is None
+    k.links.add_erasure_barrier = add  # type: ignore[method-assign]
+
+    retry = await k.retention.resume_pending_erasures()
+
+    assert retry == 1
+    assert await k.links.erasure_barrier(USER, now=k.clock.now()) == k.clock.now()
+    assert await k.links.delete_user(USER) == 0
+
+
+async def test_an_erasure_barrier_outlives_a_pending_link_and_is_then_purged() -> None:
+    k = kit()
+    await k.retention.delete_user_data(USER, Requester.USER)
+    erased_at = k.clock.now()
+    # A state lives 10 minutes; the slowest exchange after it still finds the barrier.
+    k.clock.advance(timedelta(minutes=30))
+    assert await k.links.erasure_barrier(USER, now=k.clock.now()) == erased_at
+    k.clock.advance(timedelta(minutes=30))
+
+    cleaned = await k.retention.cleanup_expired_data()
+
+    assert cleaned.link_states == 1
+    assert await k.links.erasure_barrier(USER, now=erased_at) is None
 
 
 async def test_an_erasure_that_cannot_be_recorded_fails_and_a_retry_records_it() -> None:

@@ -26,6 +26,14 @@ index ``by-user`` on ``user_pk``. Index reads are
 eventually consistent: a state added a moment before an erasure can be
 missed, and then expires on its own within its lifetime (minutes).
 ``purge_expired`` scans the table (a maintenance job; TTL keeps it small).
+
+A user's erasure barrier is one more item of the table::
+
+    pk="erasure#<erasure_barrier_key(user)>"  status="erasure", erased_at,
+                                              expires_at (the barrier's end), ttl
+
+It holds a hash of the user's ID, never the ID (nor ``user_pk``, so an
+erasure's ``delete_user`` leaves it), and goes with expired states.
 """
 
 from __future__ import annotations
@@ -46,7 +54,12 @@ from timmybot_adapters.aws._dynamo import (
     text,
     ttl_of,
 )
-from timmybot_core.ports.link_states import LinkState, TakeOutcome, TakeResult
+from timmybot_core.ports.link_states import (
+    LinkState,
+    TakeOutcome,
+    TakeResult,
+    erasure_barrier_key,
+)
 
 __all__ = ["DynamoLinkStateStore"]
 
@@ -55,6 +68,7 @@ if TYPE_CHECKING:
 
 _PENDING: Final = "pending"
 _SPENT: Final = "spent"
+_ERASURE: Final = "erasure"
 _NAMES: Final = {"#status": "status", "#expires": "expires_at"}
 
 
@@ -162,8 +176,51 @@ class DynamoLinkStateStore(DynamoStore):
             ExpressionAttributeValues={":spent": s(_SPENT), ":user": s(user)},
         )
 
+    async def add_erasure_barrier(
+        self, user_id: int, *, erased_at: datetime, until: datetime
+    ) -> None:
+        """Record the user's erasure; the latest times win."""
+        key = {"pk": s(f"{_ERASURE}#{erasure_barrier_key(user_id)}")}
+        values: Item = {":until": num(micros(until)), ":ttl": num(ttl_of(until))}
+        if await self._write_if(
+            "add_erasure_barrier",
+            self._db.update_item,
+            Key=key,
+            UpdateExpression="SET #status = :erasure, erased_at = :at, #expires = :until, "
+            "#ttl = :ttl",
+            # A later barrier (another process's erasure) is never moved back.
+            ConditionExpression="attribute_not_exists(pk) OR erased_at <= :at",
+            ExpressionAttributeNames={"#status": "status", "#expires": "expires_at", "#ttl": "ttl"},
+            ExpressionAttributeValues={
+                **values,
+                ":erasure": s(_ERASURE),
+                ":at": num(micros(erased_at)),
+            },
+        ):
+            return
+        await self._write_if(
+            "add_erasure_barrier",
+            self._db.update_item,
+            Key=key,
+            UpdateExpression="SET #expires = :until, #ttl = :ttl",
+            ConditionExpression="#expires < :until",
+            ExpressionAttributeNames={"#expires": "expires_at", "#ttl": "ttl"},
+            ExpressionAttributeValues=values,
+        )
+
+    async def erasure_barrier(self, user_id: int, *, now: datetime) -> datetime | None:
+        """Return when the user's data was erased, if the barrier is kept at ``now``."""
+        item = await self._get_item(
+            "erasure_barrier", {"pk": s(f"{_ERASURE}#{erasure_barrier_key(user_id)}")}
+        )
+        if item is None or text(item, "status") != _ERASURE:
+            return None
+        if number(item, "expires_at") <= micros(now):
+            return None
+        return from_micros(number(item, "erased_at"))
+
     async def purge_expired(self, *, now: datetime) -> int:
-        """Delete expired states and spent markers; return how many."""
+        """Delete expired states, spent markers and erasure barriers; return how many."""
         moment = micros(now)
         items = await self._all(
             "purge_expired",

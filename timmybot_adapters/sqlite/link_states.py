@@ -8,7 +8,10 @@ Pending states live in ``link_states``, keyed by ``state_hash`` (the state
 value itself is never stored). A taken state moves to ``link_states_spent``,
 which keeps only the hash and the state's expiry, so a replay reads as
 ``USED`` until then, and erasing a user (:meth:`SqliteLinkStateStore.delete_user`)
-leaves no trace of them in spent markers.
+leaves no trace of them in spent markers. ``link_erasures`` keeps each
+user's erasure barrier (a hash of the user ID, never the ID; the erasure time;
+its end), which an erasure leaves in place and
+:meth:`SqliteLinkStateStore.purge_expired` deletes at its end.
 
 The PKCE ``code_verifier`` is short-lived (ten minutes) and useless without
 the authorization code, but it is still a secret of the flow. With ``keys``
@@ -39,7 +42,12 @@ from timmybot_adapters.sqlite.database import (
 )
 from timmybot_adapters.sqlite.store import SqliteSealedStore
 from timmybot_core.domain.snowflake import check_snowflake
-from timmybot_core.ports.link_states import LinkState, TakeOutcome, TakeResult
+from timmybot_core.ports.link_states import (
+    LinkState,
+    TakeOutcome,
+    TakeResult,
+    erasure_barrier_key,
+)
 
 __all__ = ["SqliteLinkStateStore"]
 
@@ -67,6 +75,14 @@ MIGRATIONS: tuple[str, ...] = (
         until INTEGER NOT NULL
     );
     CREATE INDEX link_states_spent_by_end ON link_states_spent (until);
+    """,
+    """
+    CREATE TABLE link_erasures (
+        user_key TEXT PRIMARY KEY,
+        erased_at INTEGER NOT NULL,
+        until INTEGER NOT NULL
+    );
+    CREATE INDEX link_erasures_by_end ON link_erasures (until);
     """,
 )
 
@@ -197,8 +213,40 @@ class SqliteLinkStateStore(SqliteSealedStore):
 
         return await self._write("delete_user", delete)
 
+    async def add_erasure_barrier(
+        self, user_id: int, *, erased_at: datetime, until: datetime
+    ) -> None:
+        """Record the user's erasure; the latest times win."""
+        key = erasure_barrier_key(user_id)
+        values = (key, datetime_to_micros(erased_at), datetime_to_micros(until))
+
+        def upsert(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT INTO link_erasures (user_key, erased_at, until) VALUES (?, ?, ?)"
+                " ON CONFLICT (user_key) DO UPDATE SET"
+                " erased_at = max(erased_at, excluded.erased_at),"
+                " until = max(until, excluded.until)",
+                values,
+            )
+
+        await self._write("add_erasure_barrier", upsert)
+
+    async def erasure_barrier(self, user_id: int, *, now: datetime) -> datetime | None:
+        """Return when the user's data was erased, if the barrier is kept at ``now``."""
+        key = erasure_barrier_key(user_id)
+        current = datetime_to_micros(now)
+
+        def select(connection: sqlite3.Connection) -> datetime | None:
+            row = connection.execute(
+                "SELECT erased_at FROM link_erasures WHERE user_key = ? AND until > ?",
+                (key, current),
+            ).fetchone()
+            return None if row is None else micros_to_datetime(int(row[0]))
+
+        return await self._read("erasure_barrier", select)
+
     async def purge_expired(self, *, now: datetime) -> int:
-        """Delete expired states and spent markers; return how many."""
+        """Delete expired states, spent markers and erasure barriers; return how many."""
         current = datetime_to_micros(now)
 
         def purge(connection: sqlite3.Connection) -> int:
@@ -208,6 +256,9 @@ class SqliteLinkStateStore(SqliteSealedStore):
             spent = connection.execute(
                 "DELETE FROM link_states_spent WHERE until <= ?", (current,)
             ).rowcount
-            return states + spent
+            barriers = connection.execute(
+                "DELETE FROM link_erasures WHERE until <= ?", (current,)
+            ).rowcount
+            return states + spent + barriers
 
         return await self._write("purge_expired", purge)

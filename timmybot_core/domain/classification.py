@@ -114,7 +114,7 @@ STORES: Final[tuple[StoreInfo, ...]] = (
     StoreInfo(
         name="link_states",
         title="Pending account links",
-        where="SQLite `link_states`, `link_states_spent`",
+        where="SQLite `link_states`, `link_states_spent`, `link_erasures`",
     ),
     StoreInfo(
         name="preferences",
@@ -270,6 +270,14 @@ CLASSIFICATION: Final[tuple[StoredField, ...]] = (
         purpose="tells a replayed callback from an unknown one",
         retention="until the state would have expired",
         on_erasure=OnErasure.NOT_PERSONAL,
+    ),
+    StoredField(
+        store="link_states",
+        field="erasure barrier (SHA-256 hash of the user ID, never the ID; erasure time and end)",
+        data_class=DataClass.PUBLIC,
+        purpose="cancels a link started before the user's erasure that completes after it",
+        retention="1 hour after the erasure, then purged",
+        on_erasure=OnErasure.KEPT_PSEUDONYMOUS,
     ),
     # -- preferences ------------------------------------------------------------------
     StoredField(

@@ -1,14 +1,47 @@
-"""Pending account-link states: bound to a user and platform, single use, expiring."""
+"""Pending account-link states: bound to a user and platform, single use, expiring.
+
+The store also keeps *erasure barriers*: the time a user's data was last
+erased, so that a link started before the erasure cannot complete after it
+(the erasure writes the barrier before it touches any store; a completing
+link stores its tokens, then reads the barrier, and withdraws them if the
+barrier is not older than the link). A barrier holds a hash of the user's
+ID (:func:`erasure_barrier_key`, so the erased ID itself is in no store) and
+two times only, and is purged with expired states.
+"""
 
 from __future__ import annotations
 
 import enum
-from datetime import datetime
-from typing import Protocol, runtime_checkable
+import hashlib
+from datetime import datetime, timedelta
+from typing import Final, Protocol, runtime_checkable
 
 import attrs
 
-__all__ = ["LinkState", "LinkStateStore", "TakeOutcome", "TakeResult"]
+from timmybot_core.domain.snowflake import check_snowflake
+
+__all__ = [
+    "ERASURE_BARRIER_TTL",
+    "LinkState",
+    "LinkStateStore",
+    "TakeOutcome",
+    "TakeResult",
+    "erasure_barrier_key",
+]
+
+#: How long an erasure barrier is kept. A link started before the erasure
+#: checks the barrier at the latest when its state expires (10 minutes) plus
+#: the code exchange (seconds): kept well beyond that, it is always found.
+ERASURE_BARRIER_TTL: Final = timedelta(hours=1)
+
+
+def erasure_barrier_key(user_id: int) -> str:
+    """Return the key a store keeps ``user_id``'s erasure barrier under: a SHA-256 hash.
+
+    Every adapter uses this, so the user's ID is never stored after their erasure.
+    """
+    user = check_snowflake(user_id, what="a user ID", allow_zero=True)
+    return hashlib.sha256(b"timmybot/erasure-barrier/v1\x00" + str(user).encode()).hexdigest()
 
 
 @attrs.frozen(kw_only=True, repr=False)
@@ -67,9 +100,26 @@ class LinkStateStore(Protocol):
         ...
 
     async def delete_user(self, user_id: int) -> int:
-        """Delete every state of ``user_id``; return how many."""
+        """Delete every state of ``user_id``; return how many (erasure barriers stay)."""
+        ...
+
+    async def add_erasure_barrier(
+        self, user_id: int, *, erased_at: datetime, until: datetime
+    ) -> None:
+        """Record that ``user_id``'s data is erased at ``erased_at``, kept until ``until``.
+
+        Only the latest barrier of a user is kept: an earlier ``erased_at``
+        (or ``until``) never replaces a later one.
+        """
+        ...
+
+    async def erasure_barrier(self, user_id: int, *, now: datetime) -> datetime | None:
+        """Return the ``erased_at`` of ``user_id``'s barrier; ``None`` if none is kept at ``now``.
+
+        A strongly consistent read: a barrier written before the call began is seen.
+        """
         ...
 
     async def purge_expired(self, *, now: datetime) -> int:
-        """Delete expired states and spent markers; return how many."""
+        """Delete expired states, spent markers and erasure barriers; return how many."""
         ...

@@ -19,6 +19,12 @@ store the tokens the provider issued is our failure, not the user's: a
 ``STORE_UNAVAILABLE`` event (``store=token_vault``), no authentication
 failure, and the issued tokens are revoked so that no grant is left that
 nothing holds.
+
+A link started before a data deletion request of its user cannot complete
+after it: once the tokens are stored, ``complete`` reads the erasure barrier
+the request wrote first (see :mod:`timmybot_core.ports.link_states`); a
+barrier not older than the link withdraws the tokens, revokes them, and
+refuses with reason ``erased``.
 """
 
 from __future__ import annotations
@@ -45,7 +51,12 @@ from timmybot_core.domain.errors import (
 )
 from timmybot_core.domain.events import SecurityEventType
 from timmybot_core.domain.tokens import OAuthTokens
-from timmybot_core.ports.link_states import LinkState, LinkStateStore, TakeOutcome
+from timmybot_core.ports.link_states import (
+    ERASURE_BARRIER_TTL,
+    LinkState,
+    LinkStateStore,
+    TakeOutcome,
+)
 from timmybot_core.ports.metrics import AuthFailureReason, SecurityMetrics
 from timmybot_core.ports.oauth import OAuthClient
 from timmybot_core.services.refusals import RefusalLedger
@@ -128,6 +139,13 @@ class AccountLinkService:
         self._metrics = metrics
         self._clock = clock
         self._redirect_uri = redirect_uri
+        # A link checks the erasure barrier after its exchange: the barrier
+        # must outlive the longest a state lives, with room for the exchange.
+        if not timedelta(0) < state_ttl <= ERASURE_BARRIER_TTL / 2:
+            raise ValueError(
+                f"state_ttl must be positive and at most {ERASURE_BARRIER_TTL / 2} "
+                f"(got {state_ttl})"
+            )
         self._ttl = state_ttl
         self._refusals = (
             refusals
@@ -185,7 +203,8 @@ class AccountLinkService:
         ``platform`` and ``user_id``, when the caller knows them, must match
         what the state was issued for ("foreign" otherwise). Raises
         :class:`LinkError` with a ``reason`` of ``unknown``, ``replayed``,
-        ``expired``, ``foreign`` or ``rejected``; nothing is stored then.
+        ``expired``, ``foreign``, ``rejected`` or ``erased`` (the user's data
+        was erased after the link began); nothing is stored then.
         """
         now = self._clock.now()
         if not isinstance(state, str) or not _STATE_SHAPE.fullmatch(state):
@@ -243,12 +262,66 @@ class AccountLinkService:
         except (StoreUnavailable, VersionConflict) as error:
             await self._not_stored(pending, tokens, error)
             raise
+        await self._check_not_erased(pending, tokens)
         await self._log.authentication_attempt(
             user_id=pending.user_id, platform=pending.platform, success=True, reason="link"
         )
         return LinkResult(user_id=pending.user_id, platform=pending.platform, scopes=tokens.scopes)
 
-    async def _not_stored(self, pending: LinkState, tokens: OAuthTokens, error: Exception) -> None:
+    async def _check_not_erased(self, pending: LinkState, tokens: OAuthTokens) -> None:
+        """Withdraw the tokens just stored if the user's data was erased since the link began.
+
+        The erasure writes its barrier before it touches any store, and the
+        tokens are stored before the barrier is read here: with stores that
+        answer in order, either the erasure's vault step finds the tokens,
+        or this read finds the barrier. A tie counts as erased (safe side).
+        A barrier that cannot be read is treated as there: a link must never
+        outlive an erasure it could not rule out.
+        """
+        try:
+            erased_at = await self._states.erasure_barrier(pending.user_id, now=self._clock.now())
+        except StoreUnavailable as error:
+            await self._withdraw(pending, tokens)
+            await self._not_stored(pending, tokens, error, store="link_states")
+            raise
+        if erased_at is None or erased_at < pending.created_at:
+            return
+        _log.warning(
+            "link completion: a data deletion request came after this %s link began; "
+            "withdrawing its tokens",
+            pending.platform,
+        )
+        await self._withdraw(pending, tokens)
+        await self._revoke_issued(pending.platform, tokens)
+        await self._refusals.refuse(source="oauth_callback", reason="erased")
+        raise LinkError(
+            "This link was cancelled by a data deletion request made after it began; "
+            "nothing was saved. Start again with /link to link the account again.",
+            reason="erased",
+        )
+
+    async def _withdraw(self, pending: LinkState, tokens: OAuthTokens) -> None:
+        # A vault failing here leaves the record (its tokens are revoked next);
+        # the error goes on, so the user is told the link was not saved.
+        try:
+            await self._tokens.withdraw(pending.user_id, tokens)
+        except (StoreUnavailable, VersionConflict) as error:
+            _log.error(
+                "link completion: the %s tokens of a cancelled link could not be deleted (%s)",
+                pending.platform,
+                type(error).__name__,
+            )
+            await self._revoke_issued(pending.platform, tokens)
+            raise
+
+    async def _not_stored(
+        self,
+        pending: LinkState,
+        tokens: OAuthTokens,
+        error: Exception,
+        *,
+        store: str = "token_vault",
+    ) -> None:
         """Record tokens the vault could not store, and revoke them (best effort).
 
         Our failure, not the user's: a ``STORE_UNAVAILABLE`` event and no
@@ -264,13 +337,17 @@ class AccountLinkService:
         await self._log.record(
             SecurityEventType.STORE_UNAVAILABLE,
             user_id=pending.user_id,
-            details={"command": "link", "store": "token_vault", "platform": pending.platform},
+            details={"command": "link", "store": store, "platform": pending.platform},
             level=logging.ERROR,
         )
+        await self._revoke_issued(pending.platform, tokens)
+
+    async def _revoke_issued(self, platform: str, tokens: OAuthTokens) -> None:
+        """Revoke tokens the provider just issued that nothing keeps (best effort)."""
         issued = [token for token in (tokens.refresh_token, tokens.access_token) if token]
         # Both at once: the revocation costs one provider call's time, not two.
         outcomes = await asyncio.gather(
-            *(self._oauth.revoke(pending.platform, token=token) for token in issued),
+            *(self._oauth.revoke(platform, token=token) for token in issued),
             return_exceptions=True,
         )
         failed = [
@@ -282,7 +359,7 @@ class AccountLinkService:
         if failed:
             _log.warning(
                 "link completion: revoking the unstored tokens at %s failed: %s",
-                pending.platform,
+                platform,
                 type(failed[0]).__name__,
             )
 

@@ -49,7 +49,7 @@ from timmybot_core.ports.access import AccessPolicyStore
 from timmybot_core.ports.audit import AuditRecord
 from timmybot_core.ports.erasure import ErasureEntry, ErasureJournal, ErasureStep
 from timmybot_core.ports.incidents import IncidentStore
-from timmybot_core.ports.link_states import LinkStateStore
+from timmybot_core.ports.link_states import ERASURE_BARRIER_TTL, LinkStateStore
 from timmybot_core.ports.user_data import UserDataStore, check_user_id
 from timmybot_core.services.audit import AuditTrailService
 from timmybot_core.services.tokens import SecureTokenService
@@ -307,16 +307,28 @@ class DataRetentionService:
     # -- erasure ---------------------------------------------------------------------
 
     def _steps(self) -> list[tuple[str, _Step]]:
-        # Pending links first: once they are gone, no link started before the
-        # request can complete and write new tokens after the vault is erased.
+        # Pending links first, and their erasure barrier before anything: a
+        # link already past its state (exchanging its code) reads the barrier
+        # after storing its tokens, and withdraws them, when the vault step
+        # ran before they were stored.
         steps: list[tuple[str, _Step]] = [
-            ("link_states", _counted("link_states", self._link_states.delete_user)),
+            ("link_states", self._erase_link_states),
             ("vault", self._erase_tokens),
             ("preferences", _counted("preferences", self._user_data.delete_user)),
         ]
         for eraser in self._erasers:
             steps.append((eraser.name, _counted(eraser.name, eraser.erase_user)))
         return steps
+
+    async def _erase_link_states(self, user_id: int) -> DeletionReport:
+        # No barrier, no step: a failure here fails the step, and a run
+        # again writes it before erasing the rest.
+        now = self._clock.now()
+        await self._link_states.add_erasure_barrier(
+            user_id, erased_at=now, until=now + ERASURE_BARRIER_TTL
+        )
+        deleted = await self._link_states.delete_user(user_id)
+        return DeletionReport(store="link_states", deleted=deleted)
 
     async def _erase_tokens(self, user_id: int) -> DeletionReport:
         unrevoked: list[str] = []

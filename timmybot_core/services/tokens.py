@@ -263,6 +263,28 @@ class SecureTokenService:
             await self._delete_empty(updated)
         return True
 
+    async def withdraw(self, user_id: int, tokens: OAuthTokens) -> None:
+        """Delete the link holding exactly ``tokens``, just stored, that must not stay.
+
+        Nothing is revoked (the caller does that). A link of the platform
+        that holds other tokens is left alone, and so are the other
+        platforms; the record goes when this was its last link, checked
+        against its version like an unlink. Nothing stored is no error.
+        """
+
+        def change(current: UserTokens, now: datetime) -> UserTokens:
+            link = current.link(tokens.platform)
+            if link is None or link.tokens != tokens:
+                return current
+            return current.without(tokens.platform, now=now)
+
+        try:
+            updated = await self._update(user_id, change)
+        except NotLinked:
+            return  # already erased
+        if not updated.links:
+            await self._delete_empty(updated)
+
     async def _delete_empty(self, record: UserTokens) -> None:
         """Delete ``record``, left with no link, unless a link was written since.
 
