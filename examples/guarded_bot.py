@@ -13,20 +13,35 @@ is also rate-limited (TimmyBot's TIMMYBOT_RATE_LIMIT_* settings).
 
 from __future__ import annotations
 
-import os
+import sys
 
 import hikari
 import lightbulb
 
-from timmybot_bot.integrate import Integration, ReplySender, Settings, compose, rate_limit_hook
+from timmybot_bot.integrate import (
+    ConfigurationError,
+    Integration,
+    ReplySender,
+    Settings,
+    compose,
+    rate_limit_hook,
+)
 from timmybot_core import AuditTrailService, SecureTokenService
 
-settings = Settings.from_env()
-# The guard, the vault and its token service, the audit trail: nothing else.
-security = compose(settings, guard=True, vault=True, audit=True)
+try:
+    settings = Settings.from_env()
+    if not settings.discord_token:
+        # Checked before compose(), so that a start without it creates nothing.
+        raise ConfigurationError("DISCORD_TOKEN is not set: Juke needs its bot token")
+    # The guard, the vault and its token service, the audit trail: nothing else.
+    security = compose(settings, guard=True, vault=True, audit=True)
+except ConfigurationError as error:
+    # One line naming the setting or the key file, and TimmyBot's status for it.
+    print(f"juke: configuration error: {error}", file=sys.stderr)
+    sys.exit(2)
 
 bot = hikari.GatewayBot(
-    os.environ["DISCORD_TOKEN"],
+    settings.discord_token,
     intents=hikari.Intents.NONE,
     # None: Discord itself (tests point it at a stand-in on 127.0.0.1).
     rest_url=settings.test_discord_api_url,

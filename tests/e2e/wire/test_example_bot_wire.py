@@ -99,3 +99,30 @@ async def test_mentions_are_disabled_and_sigterm_stops_it_cleanly(
     assert discord.close_codes == [1001]
     # The audit trail closed with a signed digest of what /whoami recorded.
     assert "audit digest 1" in output
+
+
+async def test_it_takes_its_token_from_timmybot_discord_token_too(
+    discord: DiscordStandIn, tmp_path: Path
+) -> None:
+    # The token is one of TimmyBot's settings: its second name, or the TOML
+    # file's discord_token, starts the bot as DISCORD_TOKEN does.
+    env = bot_environment(discord, tmp_path / "var")
+    env["TIMMYBOT_DISCORD_TOKEN"] = env.pop("DISCORD_TOKEN")
+    bot = await start_process(
+        [sys.executable, str(ROOT / "examples" / "guarded_bot.py")],
+        env,
+        tmp_path / "juke.log",
+        cwd=tmp_path,
+    )
+    try:
+        await discord.wait_for(
+            lambda: None in discord.commands or bot.process.returncode is not None,
+            "the example bot's command sync",
+            within=60,
+        )
+        assert bot.process.returncode is None, bot.output()
+        assert await bot.stop(signal.SIGTERM) == 0, bot.output()
+    finally:
+        if bot.process.returncode is None:
+            bot.process.kill()
+            await bot.process.wait()
