@@ -26,7 +26,7 @@ from timmybot_bot.integrate import (
     compose,
     rate_limit_hook,
 )
-from timmybot_core import AuditTrailService, SecureTokenService
+from timmybot_core import AuditTrailService, SecureTokenService, TimmyBotError
 
 try:
     settings = Settings.from_env()
@@ -90,17 +90,28 @@ client.register(Whoami)
 integration = Integration(security, exempt=[Ping], bot_name="Juke")
 
 
+# hikari logs what a listener raises and starts all the same: the client, started
+# without the guard, would run the commands unguarded. A failed start stops instead.
+startup_failure: list[Exception] = []
+
+
 @bot.listen(hikari.StartingEvent)
 async def starting(_: hikari.StartingEvent) -> None:
     """Open the stores, then put the guard on every command (before the client starts)."""
-    await security.open()
-    await integration.install(client)
+    try:
+        await security.open()
+        await integration.install(client)
+    except Exception as error:  # noqa: BLE001 - reported once the bot has stopped
+        startup_failure.append(error)
 
 
 @bot.listen(hikari.StartedEvent)
 async def started(_: hikari.StartedEvent) -> None:
-    """Start the client: it syncs the commands with Discord."""
-    await client.start()
+    """Start the client (it syncs the commands with Discord), unless the start failed."""
+    if not startup_failure:
+        await client.start()
+    else:
+        await bot.close()
 
 
 @bot.listen(hikari.StoppingEvent)
@@ -111,4 +122,15 @@ async def stopping(_: hikari.StoppingEvent) -> None:
 
 
 if __name__ == "__main__":
-    bot.run(check_for_updates=False)
+    try:
+        bot.run(check_for_updates=False)
+    except hikari.ComponentStateConflictError:
+        # started() closed the bot, which leaves run() nothing to join.
+        if not startup_failure:
+            raise
+    if startup_failure:
+        failure = startup_failure[0]
+        if not isinstance(failure, TimmyBotError):
+            raise failure  # a bug rather than a refusal: its traceback says where
+        # TimmyBot's errors are written to be shown, and hold no secret.
+        sys.exit(f"juke: could not start: {failure}")
