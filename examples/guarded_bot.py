@@ -13,20 +13,35 @@ is also rate-limited (TimmyBot's TIMMYBOT_RATE_LIMIT_* settings).
 
 from __future__ import annotations
 
-import os
+import sys
 
 import hikari
 import lightbulb
 
-from timmybot_bot.integrate import Integration, ReplySender, Settings, compose, rate_limit_hook
-from timmybot_core import AuditTrailService, SecureTokenService
+from timmybot_bot.integrate import (
+    ConfigurationError,
+    Integration,
+    ReplySender,
+    Settings,
+    compose,
+    rate_limit_hook,
+)
+from timmybot_core import AuditTrailService, SecureTokenService, TimmyBotError
 
-settings = Settings.from_env()
-# The guard, the vault and its token service, the audit trail: nothing else.
-security = compose(settings, guard=True, vault=True, audit=True)
+try:
+    settings = Settings.from_env()
+    if not settings.discord_token:
+        # Checked before compose(), so that a start without it creates nothing.
+        raise ConfigurationError("DISCORD_TOKEN is not set: Juke needs its bot token")
+    # The guard, the vault and its token service, the audit trail: nothing else.
+    security = compose(settings, guard=True, vault=True, audit=True)
+except ConfigurationError as error:
+    # One line naming the setting or the key file, and TimmyBot's status for it.
+    print(f"juke: configuration error: {error}", file=sys.stderr)
+    sys.exit(2)
 
 bot = hikari.GatewayBot(
-    os.environ["DISCORD_TOKEN"],
+    settings.discord_token,
     intents=hikari.Intents.NONE,
     # None: Discord itself (tests point it at a stand-in on 127.0.0.1).
     rest_url=settings.test_discord_api_url,
@@ -75,17 +90,28 @@ client.register(Whoami)
 integration = Integration(security, exempt=[Ping], bot_name="Juke")
 
 
+# hikari logs what a listener raises and starts all the same: the client, started
+# without the guard, would run the commands unguarded. A failed start stops instead.
+startup_failure: list[Exception] = []
+
+
 @bot.listen(hikari.StartingEvent)
 async def starting(_: hikari.StartingEvent) -> None:
     """Open the stores, then put the guard on every command (before the client starts)."""
-    await security.open()
-    await integration.install(client)
+    try:
+        await security.open()
+        await integration.install(client)
+    except Exception as error:  # noqa: BLE001 - reported once the bot has stopped
+        startup_failure.append(error)
 
 
 @bot.listen(hikari.StartedEvent)
 async def started(_: hikari.StartedEvent) -> None:
-    """Start the client: it syncs the commands with Discord."""
-    await client.start()
+    """Start the client (it syncs the commands with Discord), unless the start failed."""
+    if not startup_failure:
+        await client.start()
+    else:
+        await bot.close()
 
 
 @bot.listen(hikari.StoppingEvent)
@@ -96,4 +122,15 @@ async def stopping(_: hikari.StoppingEvent) -> None:
 
 
 if __name__ == "__main__":
-    bot.run(check_for_updates=False)
+    try:
+        bot.run(check_for_updates=False)
+    except hikari.ComponentStateConflictError:
+        # started() closed the bot, which leaves run() nothing to join.
+        if not startup_failure:
+            raise
+    if startup_failure:
+        failure = startup_failure[0]
+        if not isinstance(failure, TimmyBotError):
+            raise failure  # a bug rather than a refusal: its traceback says where
+        # TimmyBot's errors are written to be shown, and hold no secret.
+        sys.exit(f"juke: could not start: {failure}")

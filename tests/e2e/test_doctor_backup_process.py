@@ -292,6 +292,60 @@ def test_vault_rekey_refuses_while_a_bot_runs_unless_forced(used: Path) -> None:
     assert admin(used, "vault", "rekey", "--generate", "--yes").returncode == 0
 
 
+# A host bot (docs/integrate.md): compose() and Security.open(), no Runtime.
+# It prints once its stores are open, then holds them until its stdin closes.
+HOST_BOT = r"""
+import asyncio, sys
+from timmybot_bot.integrate import Settings, compose
+
+
+async def main():
+    security = compose(Settings.from_env(), guard=True, vault=True, audit=True)
+    await security.open()
+    print("open", flush=True)
+    await asyncio.to_thread(sys.stdin.read)
+    await security.aclose()
+
+
+asyncio.run(main())
+"""
+
+
+def test_vault_rekey_refuses_while_a_host_bot_has_the_stores_open(tmp_path: Path) -> None:
+    # A host bot keeps the vault key in memory as TimmyBot's bot does: a rekey
+    # under it would leave it unable to read any record, so it must be seen.
+    data_dir = tmp_path / "var"
+    host = subprocess.Popen(
+        [sys.executable, "-c", HOST_BOT],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(data_dir),
+        cwd=ROOT,
+    )
+    try:
+        assert host.stdout is not None
+        assert host.stdout.readline() == "open\n", host.communicate()[1]
+        _, checks = doctor(data_dir)
+        assert "a bot process is running" in str(checks["processes"]["detail"])
+        refused = admin(data_dir, "vault", "rekey", "--generate", "--yes")
+        assert refused.returncode == 2
+        assert "a bot process is running" in refused.stderr
+    finally:
+        if host.stdin is not None:
+            host.stdin.close()
+        try:
+            host.wait(timeout=RUN_LIMIT)
+        finally:
+            if host.poll() is None:
+                host.kill()
+                host.wait()
+    assert host.returncode == 0
+    # aclose() gave the lock back.
+    assert admin(data_dir, "vault", "rekey", "--generate", "--yes").returncode == 0
+
+
 # Runs timmybot-admin with the copy of one key file interrupted: by SIGKILL
 # (the process dies there) or by Ctrl-C (KeyboardInterrupt), after the
 # database is already copied.

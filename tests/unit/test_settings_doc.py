@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 
 import attrs
+import pytest
 
-from timmybot_bot.runtime.settings import _VARIABLES, Settings, settings_rows
+from timmybot_bot.runtime.settings import _VARIABLES, ConfigurationError, Settings, settings_rows
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 HEADER = "| environment variable | `Settings` field | type | default | meaning |"
@@ -56,3 +59,43 @@ def test_check_config_lists_every_setting_and_hides_secrets() -> None:
     assert described["discord_token"] == "set"
     assert described["spotify_client_secret"] == "set"
     assert "canary" not in str(described)
+
+
+def _transcript(heading: str) -> list[str]:
+    """Return the lines of the first text block after ``heading`` in configuration.md."""
+    section = DOC.read_text(encoding="utf-8").split(f"\n{heading}\n", 1)[1]
+    block = re.search(r"^```text\n(.*?)^```", section, re.DOTALL | re.MULTILINE)
+    assert block is not None, f"no text block under {heading!r}"
+    return block.group(1).splitlines()
+
+
+def _variables_of(command: str) -> dict[str, str]:
+    """Return the ``NAME=value`` assignments before ``python`` in a shell command line."""
+    variables = {}
+    for word in shlex.split(command.removeprefix("$ ")):
+        name, equals, value = word.partition("=")
+        if not equals:
+            break
+        # The shell expands ~ in an assignment; the transcript ran as root.
+        variables[name] = value.replace("~/", "/root/", 1)
+    return variables
+
+
+def test_the_typo_examples_are_the_errors_the_settings_raise() -> None:
+    lines = _transcript("## Typos are errors")
+    examples = [(line, lines[i + 1]) for i, line in enumerate(lines) if line.startswith("$ ")]
+    assert len(examples) == 2
+    for command, shown in examples:
+        with pytest.raises(ConfigurationError) as raised:
+            Settings.from_env(_variables_of(command))
+        # As python -m timmybot_bot prints it (runtime/main.py's _fail).
+        assert f"timmybot: configuration error: {raised.value}" == shown, command
+
+
+def test_the_check_config_example_is_what_the_check_prints() -> None:
+    lines = _transcript("## Checking the configuration")
+    command = [line.removesuffix("\\") for line in lines if line.startswith(("$ ", "  "))]
+    settings = Settings.from_env(_variables_of(" ".join(command)))
+    # As python -m timmybot_bot --check-config prints it (runtime/main.py).
+    printed = [f"{key} = {value}" for key, value in settings.describe().items()]
+    assert lines[len(command) :] == [*printed, "configuration OK"]

@@ -34,6 +34,7 @@ wins. Only the stores of the parts asked for are built and opened.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import sys
@@ -194,15 +195,35 @@ class Security:
     privacy: DataRetentionService | None = None
     openers: tuple[Closer, ...] = attrs.field(default=(), repr=False)
     closers: tuple[Closer, ...] = attrs.field(default=(), repr=False)
+    _run_lock: contextlib.ExitStack = attrs.field(
+        factory=contextlib.ExitStack, init=False, repr=False, eq=False
+    )
 
     async def open(self) -> None:
-        """Open every store now (SQLite: create or upgrade its tables)."""
-        for open_store in self.openers:
-            await open_store()
+        """Open every store now (SQLite: create or upgrade its tables).
+
+        From here until :meth:`aclose`, the process holds the data
+        directory's run lock, as TimmyBot's own bot does: a host bot is a
+        bot process too, and ``timmybot-admin vault rekey`` (which refuses
+        while one runs) and ``doctor`` must see it. Unseen, a rekey would
+        leave it reading every record under a key it does not have.
+        """
+        if self.settings.backend != "memory":
+            self._run_lock.enter_context(data_dir.run_lock(self.settings))
+        try:
+            for open_store in self.openers:
+                await open_store()
+        except BaseException:
+            self._run_lock.close()
+            raise
 
     async def aclose(self) -> None:
         """Close stores and flush exporters, last created first (see :func:`close_all`)."""
-        await close_all(self.closers)
+        try:
+            await close_all(self.closers)
+        finally:
+            # Only once the stores stopped writing: a rekey may then begin.
+            self._run_lock.close()
 
 
 def aws_config(settings: Settings) -> tuple[AwsConfig, TableNames]:
