@@ -31,6 +31,7 @@ from timmybot_adapters.sqlite import (
 )
 from timmybot_adapters.sqlite.crypto import AeadCipher, associated_data
 from timmybot_adapters.sqlite.database import datetime_to_micros
+from timmybot_adapters.sqlite.link_states import MIGRATIONS as LINK_STATE_MIGRATIONS
 from timmybot_adapters.sqlite.vault import MIGRATIONS as VAULT_MIGRATIONS
 from timmybot_core.domain.errors import (
     StoreUnavailable,
@@ -402,7 +403,7 @@ async def test_the_vault_migrates_on_its_first_call(db_path: Path, keys1: VaultK
         assert await vault.get(USER) is None
         assert await links.take("00" * 32, now=T0) is not None
         assert await db.schema_version("token_vault") == len(VAULT_MIGRATIONS)
-        assert await db.schema_version("link_states") == 1
+        assert await db.schema_version("link_states") == len(LINK_STATE_MIGRATIONS)
         assert "k1" in repr(vault) and KEY1.hex() not in repr(vault)
 
 
