@@ -42,6 +42,7 @@ from timmybot_adapters.aws import (
     SecretsManagerTokenVault,
     SnsAlerter,
     TableNames,
+    create_tables,
     table_specs,
 )
 from timmybot_adapters.aws import emulated_stack as emulated
@@ -341,9 +342,15 @@ TLS = {"aws:SecureTransport": "true"}
 
 # Condition keys a request carries, which Allow statements are judged on too;
 # the others (kms:ViaService, aws:SourceArn, ...) describe a calling service
-# and are taken as met by an Allow.
+# and are taken as met by an Allow. aws:RequestedRegion is the region of the
+# endpoint called: unless a test says otherwise, the region its ARN names.
 REQUEST_KEYS = frozenset(
-    {"dynamodb:LeadingKeys", "secretsmanager:KmsKeyArn", "iam:PassedToService"}
+    {
+        "dynamodb:LeadingKeys",
+        "secretsmanager:KmsKeyArn",
+        "iam:PassedToService",
+        "aws:RequestedRegion",
+    }
 )
 
 
@@ -353,7 +360,7 @@ def condition_holds(
     """Evaluate the condition operators the template uses (``only``: just those keys).
 
     A key absent from ``context`` satisfies a negated operator
-    (``StringNotEquals``) and nothing else, as in IAM.
+    (``StringNotEquals``, ``StringNotLike``) and nothing else, as in IAM.
     """
     for operator, tests in condition.items():
         for key, wanted in tests.items():
@@ -364,6 +371,9 @@ def condition_holds(
             have = context.get(key)
             if operator == "StringNotEquals":
                 if have is not None and have in values:
+                    return False
+            elif operator == "StringNotLike":
+                if have is not None and any(fnmatch.fnmatchcase(have, v) for v in values):
                     return False
             elif operator in {"Bool", "StringEquals"}:
                 if have is None or have not in values:
@@ -385,9 +395,11 @@ def allows(
     """Identity-policy evaluation: an Allow matches and no Deny does.
 
     A Deny's conditions are evaluated against ``context`` (a TLS request
-    unless it says otherwise); an Allow's only on :data:`REQUEST_KEYS`.
+    unless it says otherwise); an Allow's only on :data:`REQUEST_KEYS` and the
+    keys ``context`` names.
     """
-    context = {**TLS, **(context or {})}
+    region = resource.split(":")[3] if resource.count(":") >= 5 else ""
+    context = {**TLS, **({"aws:RequestedRegion": region} if region else {}), **(context or {})}
     allowed = False
     for document in documents:
         for statement in document["Statement"]:
@@ -400,7 +412,9 @@ def allows(
                     if condition_holds(statement.get("Condition", {}), context):
                         return False
                     continue
-                if condition_holds(statement.get("Condition", {}), context, only=REQUEST_KEYS):
+                # A key the test names (kms:ViaService, say) is judged as well.
+                judged = REQUEST_KEYS | frozenset(context)
+                if condition_holds(statement.get("Condition", {}), context, only=judged):
                     allowed = True
     return allowed
 
@@ -776,15 +790,19 @@ class Recorder:
 
 
 def iam_requests(
-    deployed: Deployed, service: str, operation: str, params: dict[str, Any]
+    deployed: Deployed,
+    service: str,
+    operation: str,
+    params: dict[str, Any],
+    region: str = REGION,
 ) -> list[tuple[str, str, dict[str, str]]]:
-    """What IAM authorizes for one call: (action, resource ARN, request context)."""
+    """What IAM authorizes for one call in ``region``: (action, resource ARN, request context)."""
     account = deployed.resolve.values["AWS::AccountId"]
     if service == "dynamodb" and "RequestItems" in params:
         return [
             (
                 f"dynamodb:{operation}",
-                f"arn:aws:dynamodb:{REGION}:{account}:table/{table}",
+                f"arn:aws:dynamodb:{region}:{account}:table/{table}",
                 {"dynamodb:LeadingKeys": next(iter(key["pk"].values()))},
             )
             for table, requests in params["RequestItems"].items()
@@ -805,7 +823,7 @@ def iam_requests(
         return [
             (
                 f"dynamodb:{operation}",
-                f"arn:aws:dynamodb:{REGION}:{account}:table/{t}{suffix}",
+                f"arn:aws:dynamodb:{region}:{account}:table/{t}{suffix}",
                 context,
             )
             for t in tables
@@ -817,7 +835,7 @@ def iam_requests(
         arn = (
             name
             if name.startswith("arn:")
-            else f"arn:aws:secretsmanager:{REGION}:{account}:secret:{name}-AbCdEf"
+            else f"arn:aws:secretsmanager:{region}:{account}:secret:{name}-AbCdEf"
         )
         context = {"secretsmanager:KmsKeyArn": params["KmsKeyId"]} if "KmsKeyId" in params else {}
         return [(f"secretsmanager:{operation}", arn, context)]
@@ -863,24 +881,13 @@ ADMIN_COMMANDS: tuple[tuple[str, ...], ...] = (
 )
 
 
-async def test_the_admin_role_may_make_every_call_of_every_cli_command(
-    deployed: Deployed,
-    aws: AwsClients,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    from timmybot_bot.cli.main import main
-
-    out = deployed.outputs
-    user = 271_828_182_845_904_523
-    vault = SecretsManagerTokenVault(aws, prefix=out["UserSecretPrefix"], kms_key_id=out["KeyArn"])
-    await vault.put(user, sample_tokens(user), expected_version=None)
-    secrets = client("secretsmanager")
-    env = {
+def admin_cli_env(deployed: Deployed, tmp_path: Path, region: str) -> dict[str, str]:
+    """The settings timmybot-admin runs with in ``region`` (the stack's, or a replica's)."""
+    out, secrets = deployed.outputs, client("secretsmanager")
+    return {
         "TIMMYBOT_BACKEND": "aws",
         "TIMMYBOT_DATA_DIR": str(tmp_path / "var"),
-        "TIMMYBOT_AWS_REGION": REGION,
+        "TIMMYBOT_AWS_REGION": region,
         "TIMMYBOT_AWS_ENDPOINT_URL": moto_endpoint(),
         "TIMMYBOT_AWS_TABLE_PREFIX": out["TablePrefix"],
         "TIMMYBOT_AWS_SECRET_PREFIX": out["UserSecretPrefix"],
@@ -894,18 +901,30 @@ async def test_the_admin_role_may_make_every_call_of_every_cli_command(
             SecretId=out["AuditSigningKeySecretArn"]
         )["SecretString"],
     }
+
+
+async def replay_admin_commands(
+    deployed: Deployed,
+    env: dict[str, str],
+    region: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Run every command of :data:`ADMIN_COMMANDS`; check each AWS call against the admin role."""
+    from timmybot_bot.cli.main import main
+
     recorder = Recorder()
     real_session = boto3.Session
 
     def recording_session(*args: Any, **kwargs: Any) -> boto3.Session:
         made = real_session(
-            region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+            region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing"
         )
         made.events.register("before-parameter-build", recorder)
         return made
 
     monkeypatch.setattr(boto3, "Session", recording_session)
-    admin = role_policies(out["AdminRoleArn"])
+    admin = role_policies(deployed.outputs["AdminRoleArn"])
     for command in ADMIN_COMMANDS:
         recorder.calls.clear()
         code = await asyncio.to_thread(main, [*command, "--no-progress"], environ=env)
@@ -920,11 +939,137 @@ async def test_the_admin_role_may_make_every_call_of_every_cli_command(
         refused = [
             (action, resource)
             for service, operation, params in recorder.calls
-            for action, resource, context in iam_requests(deployed, service, operation, params)
-            if not allows(admin, action, resource, context)
+            for action, resource, context in iam_requests(
+                deployed, service, operation, params, region
+            )
+            if not allows(admin, action, resource, {"aws:RequestedRegion": region, **context})
         ]
         assert refused == [], (command, refused)
         assert recorder.calls or command[0] == "config", command
+
+
+async def test_the_admin_role_may_make_every_call_of_every_cli_command(
+    deployed: Deployed,
+    aws: AwsClients,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = deployed.outputs
+    user = 271_828_182_845_904_523
+    vault = SecretsManagerTokenVault(aws, prefix=out["UserSecretPrefix"], kms_key_id=out["KeyArn"])
+    await vault.put(user, sample_tokens(user), expected_version=None)
+    env = admin_cli_env(deployed, tmp_path, REGION)
+    await replay_admin_commands(deployed, env, REGION, monkeypatch, capsys)
+
+
+def in_region(service: str, region: str) -> Any:
+    return session().client(service, endpoint_url=moto_endpoint(), region_name=region)
+
+
+async def test_after_a_fail_over_the_admin_role_may_make_every_cli_call_in_the_replica_region(
+    deployed: Deployed,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # docs/deploy-aws.md#disaster-recovery: the tables' replicas, a promoted
+    # user secret under the key's replica, and what the operator creates in
+    # the replica region (the topic, a digest bucket of the same naming).
+    # moto replicates none of it, so the test makes it there. Its
+    # CloudFormation makes the key single-region (MultiRegion ignored) and it
+    # cannot replicate that key: the replica's ARN is the one KMS gives (the
+    # same key ID in the replica's region), which moto does not check.
+    replica = REPLICA_REGIONS[0]
+    out, prefix = deployed.outputs, deployed.prefix
+    account = deployed.resolve.values["AWS::AccountId"]
+    replica_key = out["KeyArn"].replace(f":{REGION}:", f":{replica}:")
+    create_tables(in_region("dynamodb", replica), TableNames.with_prefix(out["TablePrefix"]))
+    topic = in_region("sns", replica).create_topic(
+        Name=f"{prefix}-security-alerts", Attributes={"KmsMasterKeyId": f"alias/{prefix}"}
+    )["TopicArn"]
+    bucket = f"{prefix}-digests-{account}-{replica}"
+    in_region("s3", replica).create_bucket(
+        Bucket=bucket,
+        ObjectLockEnabledForBucket=True,
+        CreateBucketConfiguration={"LocationConstraint": replica},
+    )
+    there = AwsClients(
+        AwsConfig(region=replica, endpoint_url=moto_endpoint(), max_attempts=2), session=session()
+    )
+    try:
+        user = 271_828_182_845_904_523
+        vault = SecretsManagerTokenVault(
+            there, prefix=out["UserSecretPrefix"], kms_key_id=replica_key
+        )
+        await vault.put(user, sample_tokens(user), expected_version=None)
+    finally:
+        there.close()
+    env = {
+        **admin_cli_env(deployed, tmp_path, replica),
+        "TIMMYBOT_AWS_KMS_KEY_ID": replica_key,
+        "TIMMYBOT_AWS_ALERT_TOPIC_ARN": topic,
+        "TIMMYBOT_AWS_DIGEST_BUCKET": bucket,
+    }
+    await replay_admin_commands(deployed, env, replica, monkeypatch, capsys)
+
+
+def test_the_task_and_execution_roles_reach_the_replicas_and_no_other_region(
+    deployed: Deployed,
+) -> None:
+    out, prefix = deployed.outputs, deployed.prefix
+    account = deployed.resolve.values["AWS::AccountId"]
+    task = role_policies(out["TaskRoleArn"])
+    execution = role_policies(out["ExecutionRoleArn"])
+    stranger = "ap-south-1"  # a region the stack does not replicate to
+    for region in (*REPLICA_REGIONS, stranger):
+        ours = region != stranger
+        key = out["KeyArn"].replace(f":{REGION}:", f":{region}:")
+        user_secret = (
+            f"arn:aws:secretsmanager:{region}:{account}:secret:/{prefix}/users/1/oauth-AbCdEf"
+        )
+        bot_secret = f"arn:aws:secretsmanager:{region}:{account}:secret:/{prefix}/bot/x-AbCdEf"
+        table = f"arn:aws:dynamodb:{region}:{account}:table/{prefix}-audit"
+        logs = f"arn:aws:logs:{region}:{account}:log-group:/{prefix}"
+        # Normal running: Secrets Manager encrypts each replica of a user's
+        # secret with the replica key there, under the bot's own permissions
+        # (ReplicateSecretToRegions, CreateSecret with AddReplicaRegions).
+        via = {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}
+        for action in ("kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"):
+            assert allows(task, action, key, via) is ours, (region, action)
+        # Fail-over: the same task definition in the replica region.
+        assert allows(task, "secretsmanager:GetSecretValue", user_secret) is ours, region
+        assert (
+            allows(
+                task, "secretsmanager:CreateSecret", user_secret, {"secretsmanager:KmsKeyArn": key}
+            )
+            is ours
+        ), region
+        assert not allows(task, "secretsmanager:CreateSecret", user_secret), region
+        assert allows(task, "dynamodb:PutItem", table) is ours, region
+        assert allows(task, "dynamodb:Query", f"{table}/index/by-day") is ours, region
+        topic = f"arn:aws:sns:{region}:{account}:{prefix}-security-alerts"
+        assert allows(task, "sns:Publish", topic) is ours, region
+        assert allows(task, "logs:PutLogEvents", f"{logs}/audit:log-stream:b") is ours, region
+        assert allows(execution, "secretsmanager:GetSecretValue", bot_secret) is ours, region
+        assert allows(execution, "kms:Decrypt", key, via) is ours, region
+        assert allows(execution, "logs:PutLogEvents", f"{logs}/app:log-stream:e") is ours, region
+        assert not allows(execution, "secretsmanager:GetSecretValue", user_secret), region
+        bucket = f"arn:aws:s3:::{prefix}-digests-{account}-{region}"
+        assert allows(task, "s3:PutObject", f"{bucket}/digests/7/1.json") is ours, region
+        assert not allows(task, "s3:DeleteObject", f"{bucket}/digests/7/1.json"), region
+    # ECS assumes both roles for a task in a replica region too.
+    iam = client("iam")
+    for arn in (out["TaskRoleArn"], out["ExecutionRoleArn"]):
+        trust = iam.get_role(RoleName=arn.rsplit("/", 1)[1])["Role"]["AssumeRolePolicyDocument"]
+        trust = json.loads(trust) if isinstance(trust, str) else trust
+        [statement] = trust["Statement"]
+        sources = _listed(statement["Condition"]["ArnLike"]["aws:SourceArn"])
+        for region in (REGION, *REPLICA_REGIONS):
+            task_arn = f"arn:aws:ecs:{region}:{account}:task/{CLUSTER}/ab12"
+            assert any(fnmatch.fnmatchcase(task_arn, s) for s in sources), (arn, region)
+        stranger_task = f"arn:aws:ecs:{stranger}:{account}:task/{CLUSTER}/ab12"
+        assert not any(fnmatch.fnmatchcase(stranger_task, s) for s in sources), arn
 
 
 def test_the_digest_bucket_locks_every_copy_in_compliance_mode(deployed: Deployed) -> None:
