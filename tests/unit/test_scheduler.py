@@ -238,6 +238,31 @@ async def test_a_failing_job_is_logged_without_its_message_and_not_retried_at_on
     assert failed[0]["job"] == "token_rotation"
 
 
+async def test_a_job_that_raises_cancelled_error_itself_fails_and_runs_again_next_time(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A job awaiting a task someone else cancelled sees CancelledError
+    # though nobody cancelled the job: a failure like any other, and the
+    # job's loop goes on.
+    caplog.set_level(logging.INFO, logger="timmybot.scheduler")
+    calls: list[datetime] = []
+
+    async def cancelled_inside() -> Report:
+        calls.append(world.clock.now())
+        other = asyncio.ensure_future(asyncio.Event().wait())
+        other.cancel()
+        await other
+        return {}
+
+    scheduler = world.scheduler(job("token_rotation", DAILY_2, cancelled_inside))
+    await scheduler.start()
+    await world.advance_to(at("2026-01-02T02:00"))
+    assert calls == [at("2026-01-01T02:00"), at("2026-01-02T02:00")]
+    assert [run.outcome for run in scheduler.history] == [Outcome.FAILED, Outcome.FAILED]
+    assert await world.store.last_job_run("token_rotation") == at("2026-01-02T02:00")
+    assert sum("JOB_FAILED" in r.getMessage() for r in caplog.records) == 2
+
+
 async def test_every_run_is_logged_as_one_json_line_with_its_report(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:

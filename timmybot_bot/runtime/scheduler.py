@@ -307,14 +307,20 @@ class Scheduler:
         }
         try:
             report = await work
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as error:
             current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the scheduler is stopping
             # The keeper returns (it is done by now) only when it lost the lease.
-            lost = keeper.done() and not keeper.cancelled() and keeper.exception() is None
-            if not lost or (current is not None and current.cancelling()):
-                raise
-            _log.error("%s", _line("JOB_LEASE_LOST", entry, started))
-            return JobRun(job=job.name, scheduled_for=due, outcome=Outcome.LEASE_LOST)
+            if keeper.done() and not keeper.cancelled() and keeper.exception() is None:
+                _log.error("%s", _line("JOB_LEASE_LOST", entry, started))
+                return JobRun(job=job.name, scheduled_for=due, outcome=Outcome.LEASE_LOST)
+            # Nobody cancelled the run: the job awaited something that was
+            # cancelled. A failure like any other; raising would end its loop.
+            _log.error(
+                "%s", _line("JOB_FAILED", {**entry, "error": describe(error)[:300]}, started)
+            )
+            return JobRun(job=job.name, scheduled_for=due, outcome=Outcome.FAILED)
         except Exception as error:  # noqa: BLE001 - a failing job is logged, never fatal
             _log.error(
                 "%s", _line("JOB_FAILED", {**entry, "error": describe(error)[:300]}, started)
