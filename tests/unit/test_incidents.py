@@ -102,6 +102,22 @@ class TestP1:
         assert not (await w.access.switch_state(Switch.KILL_SWITCH)).on
         assert w.alerter.sent[0].severity is Severity.P1
 
+    @pytest.mark.parametrize("duration", [None, timedelta(hours=48)])
+    async def test_a_longer_lockdown_already_on_is_not_shortened(
+        self, w: Wired, duration: timedelta | None
+    ) -> None:
+        # An operator's lockdown (timmybot-admin switch on lockdown [--for]):
+        # an alarm's P1 may only tighten, never end it sooner.
+        await w.access.set_switch(
+            Switch.LOCKDOWN, True, reason="operator", actor=OWNER, duration=duration
+        )
+        report = await w.incidents.handle(Incident(severity="P1", title="Credential stuffing"))
+        assert steps(report) == {"alert": True, "lockdown": True, "record": True}
+        state = await w.access.switch_state(Switch.LOCKDOWN)
+        assert state.active(START + timedelta(hours=7))
+        assert state.expires_at == (None if duration is None else START + duration)
+        assert state.reason == "operator"
+
 
 class TestP2AndP3:
     async def test_p2_records_for_investigation_and_notifies(self, w: Wired) -> None:

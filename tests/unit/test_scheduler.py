@@ -238,6 +238,31 @@ async def test_a_failing_job_is_logged_without_its_message_and_not_retried_at_on
     assert failed[0]["job"] == "token_rotation"
 
 
+async def test_a_job_that_raises_cancelled_error_itself_fails_and_runs_again_next_time(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A job awaiting a task someone else cancelled sees CancelledError
+    # though nobody cancelled the job: a failure like any other, and the
+    # job's loop goes on.
+    caplog.set_level(logging.INFO, logger="timmybot.scheduler")
+    calls: list[datetime] = []
+
+    async def cancelled_inside() -> Report:
+        calls.append(world.clock.now())
+        other = asyncio.ensure_future(asyncio.Event().wait())
+        other.cancel()
+        await other
+        return {}
+
+    scheduler = world.scheduler(job("token_rotation", DAILY_2, cancelled_inside))
+    await scheduler.start()
+    await world.advance_to(at("2026-01-02T02:00"))
+    assert calls == [at("2026-01-01T02:00"), at("2026-01-02T02:00")]
+    assert [run.outcome for run in scheduler.history] == [Outcome.FAILED, Outcome.FAILED]
+    assert await world.store.last_job_run("token_rotation") == at("2026-01-02T02:00")
+    assert sum("JOB_FAILED" in r.getMessage() for r in caplog.records) == 2
+
+
 async def test_every_run_is_logged_as_one_json_line_with_its_report(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -315,6 +340,65 @@ async def test_a_run_that_cannot_keep_its_lease_is_cancelled_and_run_again(world
     await world.advance_to(at("2026-01-01T03:00"))
     assert len(started) == 2
     assert scheduler.history[-1].outcome is Outcome.RAN
+
+
+class StalledStore(MemoryAccessPolicyStore):
+    """The memory store, where one holder's lease requests never get an answer (a partition)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stalled: set[str] = set()
+
+    async def acquire_lease(self, name: str, holder: str, *, now: datetime, ttl: timedelta) -> bool:
+        if holder in self.stalled:
+            await asyncio.Event().wait()  # the request hangs; the lease lapses meanwhile
+        return await super().acquire_lease(name, holder, now=now, ttl=ttl)
+
+
+async def test_a_run_whose_renewal_hangs_is_cancelled_when_its_lease_lapses(world: World) -> None:
+    store = StalledStore()
+    world.store = store
+    active, runs, cancelled = 0, [], []
+
+    def long_job(holder: str) -> Callable[[], object]:
+        async def run() -> Report:
+            nonlocal active
+            active += 1
+            runs.append(holder)
+            try:
+                if len(runs) == 1:
+                    await asyncio.Event().wait()  # runs until cancelled
+            except asyncio.CancelledError:
+                cancelled.append(world.clock.now())
+                raise
+            finally:
+                active -= 1
+            return {}
+
+        return run
+
+    holders = ["process-a", "process-b"]
+    for holder in holders:
+        scheduler = world.scheduler(job("token_rotation", DAILY_2, long_job(holder)), holder=holder)
+        await scheduler.start()
+    await world.sleeper.settle(world.settled)
+    world.clock.set(at("2026-01-01T02:00"))
+    world.sleeper.wake_due()
+    await world.sleeper.settle(lambda: len(runs) == 1)
+    store.stalled.add(runs[0])
+    # The holder's renewals never come back, and the other process takes
+    # the lapsed lease over: the first run must be over by then.
+    for _ in range(100):
+        deadline = world.sleeper.next_deadline()
+        if deadline is None or deadline > at("2026-01-01T02:30") or len(runs) == 2:
+            break
+        world.clock.set(deadline)
+        world.sleeper.wake_due()
+        await asyncio.sleep(0.01)
+    holders.remove(runs[0])
+    assert runs[1:] == holders
+    assert cancelled == [at("2026-01-01T02:00") + TTL]
+    assert active == 0
 
 
 async def test_a_store_outage_delays_the_run_until_the_store_is_back(world: World) -> None:

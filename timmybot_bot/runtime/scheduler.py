@@ -277,16 +277,15 @@ class Scheduler:
 
     async def _attempt(self, job: Job, due: datetime) -> JobRun:
         lease = f"job:{job.name}"
-        if not await self._store.acquire_lease(
-            lease, self._holder, now=self._clock.now(), ttl=self._ttl
-        ):
+        now = self._clock.now()
+        if not await self._store.acquire_lease(lease, self._holder, now=now, ttl=self._ttl):
             _log.info("scheduler: %s is being run by another process", job.name)
             return JobRun(job=job.name, scheduled_for=due, outcome=Outcome.BUSY)
         try:
             last = await self._store.last_job_run(job.name)
             if last is not None and last >= due:
                 return JobRun(job=job.name, scheduled_for=due, outcome=Outcome.DONE_ELSEWHERE)
-            run = await self._run(job, due, lease)
+            run = await self._run(job, due, lease, now + self._ttl)
             if run.outcome is not Outcome.LEASE_LOST:
                 await self._store.record_job_run(job.name, due)
             return run
@@ -297,10 +296,10 @@ class Scheduler:
                 # It lapses on its own after lease_ttl.
                 _log.warning("scheduler: could not release %s: %s", lease, error)
 
-    async def _run(self, job: Job, due: datetime, lease: str) -> JobRun:
+    async def _run(self, job: Job, due: datetime, lease: str, valid_until: datetime) -> JobRun:
         started = time.monotonic()
         work: asyncio.Future[Report] = asyncio.ensure_future(job.run())
-        keeper = asyncio.create_task(self._keep(lease, work))
+        keeper = asyncio.create_task(self._keep(lease, work, valid_until))
         entry: dict[str, object] = {
             "job": job.name,
             "scheduled_for": due.isoformat(),
@@ -308,14 +307,20 @@ class Scheduler:
         }
         try:
             report = await work
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as error:
             current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the scheduler is stopping
             # The keeper returns (it is done by now) only when it lost the lease.
-            lost = keeper.done() and not keeper.cancelled() and keeper.exception() is None
-            if not lost or (current is not None and current.cancelling()):
-                raise
-            _log.error("%s", _line("JOB_LEASE_LOST", entry, started))
-            return JobRun(job=job.name, scheduled_for=due, outcome=Outcome.LEASE_LOST)
+            if keeper.done() and not keeper.cancelled() and keeper.exception() is None:
+                _log.error("%s", _line("JOB_LEASE_LOST", entry, started))
+                return JobRun(job=job.name, scheduled_for=due, outcome=Outcome.LEASE_LOST)
+            # Nobody cancelled the run: the job awaited something that was
+            # cancelled. A failure like any other; raising would end its loop.
+            _log.error(
+                "%s", _line("JOB_FAILED", {**entry, "error": describe(error)[:300]}, started)
+            )
+            return JobRun(job=job.name, scheduled_for=due, outcome=Outcome.FAILED)
         except Exception as error:  # noqa: BLE001 - a failing job is logged, never fatal
             _log.error(
                 "%s", _line("JOB_FAILED", {**entry, "error": describe(error)[:300]}, started)
@@ -334,19 +339,38 @@ class Scheduler:
             job=job.name, scheduled_for=due, outcome=Outcome.RAN, report=dict(report.items())
         )
 
-    async def _keep(self, lease: str, work: asyncio.Future[Report]) -> None:
-        """Renew the lease every third of its lifetime; cancel ``work`` and return if it is lost."""
-        valid_until = self._clock.now() + self._ttl
+    async def _keep(self, lease: str, work: asyncio.Future[Report], valid_until: datetime) -> None:
+        """Renew the lease every third of its lifetime; cancel ``work`` and return if it is lost.
+
+        ``valid_until`` is when the lease taken for the run ends. A renewal
+        that gets no answer before the lease ends counts as lost: another
+        process may take the lease from then on, so the run must not go on.
+        """
         while True:
-            await self._sleeper.sleep_until(self._clock.now() + self._ttl / 3)
+            # Never sleep past the lease's end: a slow failed renewal must
+            # not push the next look beyond it.
+            await self._sleeper.sleep_until(min(self._clock.now() + self._ttl / 3, valid_until))
             now = self._clock.now()
+            renewal = asyncio.ensure_future(
+                self._store.acquire_lease(lease, self._holder, now=now, ttl=self._ttl)
+            )
+            lapse = asyncio.ensure_future(self._sleeper.sleep_until(valid_until))
             try:
-                kept: bool | None = await self._store.acquire_lease(
-                    lease, self._holder, now=now, ttl=self._ttl
-                )
-            except StoreUnavailable as error:
+                await asyncio.wait((renewal, lapse), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                answered = renewal.done()
+                lapse.cancel()
+                renewal.cancel()  # a renewal still waiting for the store is given up
+            if not answered:
+                _log.warning("scheduler: could not renew %s: no answer before it lapsed", lease)
+                work.cancel()
+                return
+            kept: bool | None
+            if isinstance(error := renewal.exception(), StoreUnavailable):
                 _log.warning("scheduler: could not renew %s: %s", lease, error)
                 kept = None
+            else:
+                kept = renewal.result()  # any other error ends the keeper, as before
             if kept:
                 valid_until = now + self._ttl
             elif kept is False or now >= valid_until:

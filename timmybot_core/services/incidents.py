@@ -208,7 +208,14 @@ class IncidentResponseService:
         return "token refresh paused"
 
     async def _lockdown(self, run: _Run) -> str:
-        state = await self._switch_on(run, Switch.LOCKDOWN, self._settings.lockdown_duration)
+        duration = self._settings.lockdown_duration
+        state = await self._access.switch_state(Switch.LOCKDOWN)
+        now = self._clock.now()
+        longer = state.expires_at is None or state.expires_at >= now + duration
+        if not (state.active(now) and longer):
+            # A lockdown already on for longer (an operator's, until turned
+            # off) stays as it is: an incident only ever tightens.
+            state = await self._switch_on(run, Switch.LOCKDOWN, duration)
         limit = self._access.settings.lockdown_attempt_limit
         until = state.expires_at.isoformat() if state.expires_at else "released"
         return f"attempt limit {limit} and detailed security logging until {until}"
