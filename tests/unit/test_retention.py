@@ -360,6 +360,34 @@ async def test_a_grant_left_unrevoked_stays_reported_when_a_new_request_resumes(
     assert await k.prefs.get_preferences(USER) == []
 
 
+@pytest.mark.parametrize("requester", [Requester.OWNER, Requester.DISCORD_DELETED_USER])
+async def test_a_request_resuming_another_is_recorded_as_itself(requester: Requester) -> None:
+    # The user's request fails in one store and stays pending; an owner (or
+    # Discord, for a deleted account) then asks. That request finishes the
+    # pending one, but it is its own request: recorded before the stores are
+    # touched, and its outcome under its own requester, not the user's.
+    k = kit(journal=MemoryErasureJournal())
+    await populate(k, USER)
+    k.prefs.failures = 1
+    with pytest.raises(DataDeletionError, match="preferences failed"):
+        await k.retention.delete_user_data(USER, Requester.USER)
+
+    report = await k.retention.delete_user_data(USER, requester)
+
+    assert report.ok
+    assert report.requester is requester
+    records = await privacy_records(k, USER)
+    assert [(r.action, r.details["requester"]) for r in records] == [
+        ("erasure.requested", "user"),
+        ("erasure", "user"),
+        ("erasure.requested", requester.value),
+        ("erasure", requester.value),
+    ]
+    assert records[-1].event_id == report.audit_event_id
+    assert records[-1].details["outcome"] == "complete"
+    assert records[2].details["request_id"] == records[-1].details["request_id"]
+
+
 # -- a link completing while the user's data is erased -------------------------------
 
 

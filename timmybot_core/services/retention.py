@@ -379,8 +379,15 @@ class DataRetentionService:
             # this one finishes it rather than starting a second. Every step
             # runs again (each is idempotent): the user asks now, and what was
             # stored since the earlier run (a platform linked again) must go too.
+            # It is a request of its own all the same: recorded as such, with
+            # its own requester (an owner's or Discord's request picking up
+            # the user's must not be logged as the user's).
             _log.info("erasure: resuming request %s", earlier.request_id)
-            return await self._carry_out(earlier, redo=True)
+            resumed = attrs.evolve(earlier, requester=who.value)
+            requested = await self._record_requested(resumed)
+            return await self._carry_out(
+                resumed, extra=() if requested else (_AUDIT_FAILED,), redo=True
+            )
         entry = ErasureEntry(
             request_id=str(uuid.uuid4()),
             user_id=user,
