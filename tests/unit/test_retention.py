@@ -695,6 +695,77 @@ async def test_an_export_fails_whole_when_the_vault_cannot_answer() -> None:
     assert await privacy_records(k, USER) == []
 
 
+class HostNotes:
+    """A host bot's store (HostUserData) whose export is whatever ``data`` holds."""
+
+    name = "notes"
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    async def export_user(self, user_id: int) -> Any:
+        return self.data
+
+    async def erase_user(self, user_id: int) -> int:
+        return 0
+
+
+_looped: dict[str, Any] = {}
+_looped["self"] = _looped
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"volume": float("nan")},
+        {"scores": [1.0, float("inf")]},
+        {"nested": {"low": -float("inf")}},
+        {"note": "half a pair \ud800"},
+        {"\udfff": "a key with a lone surrogate"},
+        {"when": START},
+        {"tags": {"a", "b"}},
+        {1: "a key that is not text"},
+        _looped,
+        ["not", "a", "mapping"],
+    ],
+    ids=[
+        "nan",
+        "infinity",
+        "minus-infinity",
+        "lone-surrogate",
+        "surrogate-key",
+        "datetime",
+        "set",
+        "int-key",
+        "self-reference",
+        "list",
+    ],
+)
+async def test_an_export_with_host_data_that_is_not_json_is_refused_before_it_is_recorded(
+    data: Any,
+) -> None:
+    # json.dumps writes NaN and Infinity (no JSON reader accepts them) and
+    # fails on a lone surrogate only when the reply is written, after the
+    # export was recorded: the host's data is checked when it is read.
+    k = kit(participants=[HostNotes(data)])
+    with pytest.raises(StoreUnavailable, match=r"host store 'notes'.*not JSON") as raised:
+        await k.retention.export_user_data(USER)
+    assert "half a pair" not in str(raised.value)
+    assert await privacy_records(k, USER) == []
+
+
+async def test_an_export_with_json_host_data_is_strict_json() -> None:
+    data = {"notes": ["play more ABBA", "\u00e9t\u00e9 \U0001f3b5"], "volume": 0.5, "n": None}
+    k = kit(participants=[HostNotes(data)])
+    export = await k.retention.export_user_data(USER)
+    assert json.loads(json.dumps(export, ensure_ascii=False, allow_nan=False))["host_data"] == {
+        "notes": data
+    }
+    export_validator().validate(export)
+    [record] = await privacy_records(k, USER)
+    assert record.details["host_data"] == ["notes"]
+
+
 _text = st.text(st.characters(codec="utf-8", exclude_categories=()), max_size=30)
 _values = st.recursive(
     st.none()

@@ -33,6 +33,7 @@ Both user requests are recorded in the audit trail (kind ``privacy``).
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -43,7 +44,12 @@ import attrs
 from timmybot_core.domain.classification import DEFAULT_AUDIT_RETENTION, data_statement
 from timmybot_core.domain.clock import Clock
 from timmybot_core.domain.erasure import DeletionReport, ErasureReport, Requester
-from timmybot_core.domain.errors import DataDeletionError, VaultIntegrityError, VersionConflict
+from timmybot_core.domain.errors import (
+    DataDeletionError,
+    StoreUnavailable,
+    VaultIntegrityError,
+    VersionConflict,
+)
 from timmybot_core.domain.tokens import PlatformLink
 from timmybot_core.ports.access import AccessPolicyStore
 from timmybot_core.ports.audit import AuditRecord
@@ -103,9 +109,17 @@ class HostUserData(UserDataEraser, Protocol):
     """
 
     async def export_user(self, user_id: int) -> Mapping[str, Any]:
-        """Return everything this store keeps about ``user_id``, as JSON-compatible data."""
+        """Return everything this store keeps about ``user_id``, as JSON data.
+
+        Mappings with text keys, lists, text, finite numbers, booleans and
+        ``None``; anything else fails the export (``StoreUnavailable``).
+        """
         ...
 
+
+# How deep a host store's export may nest: far beyond any real data, and
+# short of Python's recursion limit (a structure that holds itself).
+_HOST_DEPTH: Final = 100
 
 _STORE_NAME = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
@@ -191,6 +205,36 @@ def _json(value: object) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
+
+
+def _host_problem(value: object, depth: int = 0) -> str | None:
+    """Say why ``value`` is not JSON data (``None`` if it is); never quotes the value."""
+    if depth > _HOST_DEPTH:
+        return f"it nests deeper than {_HOST_DEPTH} levels (or refers to itself)"
+    if value is None or isinstance(value, bool | int):
+        return None
+    if isinstance(value, float):
+        # json.dumps writes NaN and Infinity, which no JSON reader accepts.
+        return None if math.isfinite(value) else "it holds a number that is not finite"
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "it holds text that is not valid Unicode (a lone surrogate)"
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"it holds a key of type {type(key).__name__}, not text"
+            problem = _host_problem(key, depth + 1) or _host_problem(item, depth + 1)
+            if problem is not None:
+                return problem
+        return None
+    if isinstance(value, list | tuple):
+        return next(
+            (p for p in (_host_problem(item, depth + 1) for item in value) if p is not None), None
+        )
+    return f"it holds a {type(value).__name__}, which is not JSON data"
 
 
 def _link_json(link: PlatformLink) -> dict[str, Any]:
@@ -570,7 +614,7 @@ class DataRetentionService:
         preferences = await self._user_data.get_preferences(user)
         events = await self._audit.events_about(user, limit=self._settings.export_event_limit)
         host_data = {
-            participant.name: _json(dict(await participant.export_user(user)))
+            participant.name: await self._host_export(participant, user)
             for participant in self._participants
         }
         export: dict[str, Any] = {
@@ -603,6 +647,24 @@ class DataRetentionService:
             | ({"host_data": sorted(host_data)} if host_data else {}),
         )
         return export
+
+    @staticmethod
+    async def _host_export(participant: HostUserData, user_id: int) -> dict[str, Any]:
+        """Return a host store's export, checked to be JSON data before anything is recorded."""
+        data = await participant.export_user(user_id)
+        problem = (
+            _host_problem(data)
+            if isinstance(data, Mapping)
+            else f"it is a {type(data).__name__}, not a mapping"
+        )
+        if problem is not None:
+            # A user's file must be JSON that any reader accepts; the store's
+            # data is not quoted (it is the user's).
+            raise StoreUnavailable(
+                f"host store {participant.name!r}: export_user returned data that is not "
+                f"JSON ({problem}); no export was given"
+            )
+        return {key: _json(item) for key, item in data.items()}
 
     # -- clean-up --------------------------------------------------------------------
 
