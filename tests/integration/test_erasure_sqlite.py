@@ -354,6 +354,15 @@ async def test_the_export_holds_no_token_and_matches_its_schema(services: Servic
     assert len(export["events"]) >= 3
 
 
+async def test_the_export_holds_every_event_about_the_user(services: Services) -> None:
+    # More than a page and more than the old cap of 1000, many at one instant
+    # (the pages must neither skip nor repeat ties): an export is never cut short.
+    for _ in range(1030):
+        await services.audit.record_privacy_request(user_id=USER, action="export", requester="user")
+    export = await services.retention.export_user_data(USER)
+    assert len({event["event_id"] for event in export["events"]}) == len(export["events"]) == 1030
+
+
 async def test_cleanup_on_sqlite_prunes_old_audit_records_but_not_held_ones(
     services: Services,
 ) -> None:

@@ -686,6 +686,25 @@ async def test_an_export_is_recorded_and_shows_in_the_next_one() -> None:
     assert [(e["kind"], e["action"]) for e in again["events"]] == [("privacy", "export")]
 
 
+async def test_an_export_holds_every_event_about_the_user_past_any_page_or_limit() -> None:
+    # More events than the audit trail's page (500) and the old export cap
+    # (1000): an export is complete or not given at all, never silently cut.
+    k = kit()
+    for _ in range(1203):
+        await k.audit.record_privacy_request(user_id=USER, action="export", requester="user")
+        k.clock.advance(timedelta(seconds=1))
+    await k.audit.record_privacy_request(user_id=OTHER, action="export", requester="user")
+
+    export = await k.retention.export_user_data(USER)
+
+    assert len(export["events"]) == 1203
+    assert len({event["event_id"] for event in export["events"]}) == 1203
+    stamps = [event["timestamp"] for event in export["events"]]
+    assert stamps == sorted(stamps, reverse=True)
+    [*_, record] = await privacy_records(k, USER)
+    assert record.details["events"] == 1203
+
+
 async def test_an_export_fails_whole_when_the_vault_cannot_answer() -> None:
     k = kit()
     await link(k, USER)

@@ -516,19 +516,23 @@ class AuditTrailService:
             start=start, end=end, actor=actor, action=action, kind=kind, limit=limit, cursor=cursor
         )
 
-    async def events_about(self, user_id: int, *, limit: int = 1000) -> list[AuditRecord]:
-        """Return the security and privacy records about ``user_id``, newest first."""
+    async def events_about(self, user_id: int, *, limit: int | None = 1000) -> list[AuditRecord]:
+        """Return the security and privacy records about ``user_id``, newest first.
+
+        At most ``limit`` of them; every one with ``limit=None`` (a user's
+        export: the audit retention bounds them), read page by page.
+        """
         subject = self._pseudonymizer.pseudonymize(PseudonymKind.USER, user_id)
         found: list[AuditRecord] = []
         cursor: str | None = None
         start = datetime.min.replace(tzinfo=self._clock.now().tzinfo)
         end = self._clock.now() + timedelta(days=1)
-        while len(found) < limit:
+        while limit is None or len(found) < limit:
             page = await self._log.query(
                 start=start,
                 end=end,
                 subject=subject,
-                limit=min(_MAX_PAGE, limit - len(found)),
+                limit=_MAX_PAGE if limit is None else min(_MAX_PAGE, limit - len(found)),
                 cursor=cursor,
             )
             found.extend(page.records)

@@ -136,7 +136,10 @@ class RetentionSettings:
         orphan_grace: a vault record with no linked platform is removed once
             it has not changed for this long (a link being written right
             now is left alone).
-        export_event_limit: the most audit events one export includes.
+        export_event_limit: no longer used: an export includes every audit
+            event about the user (the audit retention bounds them), since an
+            export is complete or not given at all. Kept, and still checked,
+            so that settings naming it construct as before.
     """
 
     audit_retention: timedelta = DEFAULT_AUDIT_RETENTION
@@ -612,7 +615,9 @@ class DataRetentionService:
         record = await self._tokens.get_user_tokens(user, force_fetch=True)
         links = [_link_json(link) for link in record.links.values()] if record else []
         preferences = await self._user_data.get_preferences(user)
-        events = await self._audit.events_about(user, limit=self._settings.export_event_limit)
+        # Every event, page by page: a capped list would be a partial export
+        # that does not say so.
+        events = await self._audit.events_about(user, limit=None)
         host_data = {
             participant.name: await self._host_export(participant, user)
             for participant in self._participants
