@@ -12,6 +12,11 @@ complete erasure, and the journal forgets the user.
 A second case: the provider refuses the revocation. The tokens are still
 deleted, and the erasure reports the vault step as failed (exit 1 from
 ``timmybot-admin user delete``).
+
+A third case: the provider refuses the revocation, and the worker is
+killed right after the tokens are deleted, before the vault step's outcome
+is journaled. The failure was journaled before the delete, so the clean-up
+still reports the grant as not revoked instead of a complete erasure.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ USER = 345_678_901_234_567_890
 RUN_LIMIT = 60
 
 WORKER = r"""
-import asyncio, json, sys
+import asyncio, json, os, signal, sys
 from datetime import UTC, datetime, timedelta
 
 from timmybot_bot.runtime.bootstrap import bootstrap
@@ -67,7 +72,18 @@ async def main():
             await services.user_data.set_preference(user, "volume", 70, at=now)
             await services.links.begin(user, "demo")  # a pending link
             print("seeded", flush=True)
-        elif mode == "erase":
+        elif mode in ("erase", "erase-die-after-delete"):
+            if mode == "erase-die-after-delete":
+                # SIGKILL right after the vault record is deleted, before the
+                # vault step's outcome is journaled.
+                delete = services.vault.delete
+
+                async def delete_then_die(*args, **kwargs):
+                    deleted = await delete(*args, **kwargs)
+                    os.kill(os.getpid(), signal.SIGKILL)
+                    return deleted
+
+                services.vault.delete = delete_then_die
             print("erasing", flush=True)
             await services.retention.delete_user_data(user, "owner")
             print("erased", flush=True)
@@ -248,3 +264,37 @@ def test_a_refused_revocation_is_a_failed_step_and_exit_1(
     assert rows(db, "SELECT count(*) FROM erasure_journal") == [(0,)]
     [outcome] = rows(db, "SELECT details FROM audit_records WHERE action = 'erasure' ORDER BY ts")
     assert json.loads(str(outcome[0]))["failed"] == ["vault"]
+
+
+def test_sigkill_after_an_unrevoked_delete_keeps_the_failed_revocation(
+    tmp_path: Path, provider: _Provider
+) -> None:
+    data_dir = tmp_path / "var"
+    db = data_dir / "timmybot.db"
+    assert "seeded" in finish(worker("seed", data_dir, provider.base_url))
+    provider.mode = "refuse"
+    erasing = worker("erase-die-after-delete", data_dir, provider.base_url)
+    try:
+        erasing.wait(timeout=RUN_LIMIT)
+    finally:
+        if erasing.poll() is None:
+            erasing.kill()
+            erasing.wait()
+    assert erasing.returncode == -signal.SIGKILL
+    # Killed after the delete: the tokens are gone, the request is pending.
+    assert holds_user(db) == ["erasure_journal", "user_preferences"]
+    assert "erasure" not in audit_actions(db)
+
+    provider.mode = "accept"
+    report = json.loads(finish(worker("cleanup", data_dir, provider.base_url)))
+
+    # The grant is still live at the platform: the resumed erasure says so
+    # (not resumed to completion), and leaves nothing behind or pending.
+    assert report["erasures_resumed"] == 0
+    assert report["failed"] == []
+    assert holds_user(db) == []
+    assert rows(db, "SELECT count(*) FROM erasure_journal") == [(0,)]
+    [outcome] = rows(db, "SELECT details FROM audit_records WHERE action = 'erasure' ORDER BY ts")
+    details = json.loads(str(outcome[0]))
+    assert details["outcome"] == "incomplete"
+    assert details["failed"] == ["vault"]

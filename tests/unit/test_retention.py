@@ -36,6 +36,7 @@ from timmybot_core.domain.events import SecurityEventType
 from timmybot_core.domain.tokens import OAuthTokens, UserTokens
 from timmybot_core.ports.access import Ban
 from timmybot_core.ports.audit import AuditKind, AuditRecord
+from timmybot_core.ports.erasure import ErasureEntry, ErasureStep
 from timmybot_core.ports.incidents import RetentionHold
 from timmybot_core.ports.link_states import LinkState
 from timmybot_core.services.audit import AuditSettings, AuditTrailService
@@ -358,6 +359,39 @@ async def test_a_grant_left_unrevoked_stays_reported_when_a_new_request_resumes(
     assert "revocation failed at spotify" in report.store("vault").detail
     assert report.store("preferences").ok
     assert await k.prefs.get_preferences(USER) == []
+
+
+async def test_a_resume_after_a_crash_between_the_unrevoked_record_and_the_delete_deletes() -> None:
+    # A failed revocation is journaled before the tokens are deleted; a crash
+    # between the two leaves that record with the tokens still there. The
+    # resume must run the vault step again, not take it as done.
+    journal = MemoryErasureJournal()
+    k = kit(journal=journal)
+    await link(k, USER, "spotify")
+    await journal.begin(
+        ErasureEntry(
+            request_id="r-1",
+            user_id=USER,
+            requester="owner",
+            requested_at=k.clock.now(),
+            steps={
+                "link_states": ErasureStep(ok=True),
+                "vault": ErasureStep(
+                    ok=False,
+                    deleted=1,
+                    detail="deleted, but revocation failed at spotify",
+                    final=True,
+                ),
+            },
+        )
+    )
+
+    assert await k.retention.resume_pending_erasures() == 0  # still a failed revocation
+
+    assert await k.vault.get(USER) is None
+    assert await journal.pending() == []
+    [record] = await privacy_records(k, USER)
+    assert record.details["failed"] == ["vault"]
 
 
 @pytest.mark.parametrize("requester", [Requester.OWNER, Requester.DISCORD_DELETED_USER])

@@ -272,6 +272,18 @@ def _event_json(record: AuditRecord) -> dict[str, Any]:
 _Step = Callable[[int], Awaitable[DeletionReport]]
 
 
+def _unrevoked(platforms: Sequence[str], unrevoked: Sequence[str]) -> DeletionReport:
+    # Deleted here all the same; the grant lives on at the platform until
+    # the user removes it there, so the step failed.
+    return DeletionReport(
+        store="vault",
+        deleted=len(platforms),
+        ok=False,
+        detail=f"deleted, but revocation failed at {', '.join(unrevoked)}: "
+        "remove the app's access in that platform's account settings",
+    )
+
+
 def _counted(store: str, erase: Callable[[int], Awaitable[int]]) -> _Step:
     """Return a step that reports how many items ``erase`` deleted from ``store``."""
 
@@ -353,14 +365,14 @@ class DataRetentionService:
 
     # -- erasure ---------------------------------------------------------------------
 
-    def _steps(self) -> list[tuple[str, _Step]]:
+    def _steps(self, entry: ErasureEntry | None = None) -> list[tuple[str, _Step]]:
         # Pending links first, and their erasure barrier before anything: a
         # link already past its state (exchanging its code) reads the barrier
         # after storing its tokens, and withdraws them, when the vault step
         # ran before they were stored.
         steps: list[tuple[str, _Step]] = [
             ("link_states", self._erase_link_states),
-            ("vault", self._erase_tokens),
+            ("vault", lambda user_id: self._erase_tokens(user_id, entry)),
             ("preferences", _counted("preferences", self._user_data.delete_user)),
         ]
         for eraser in self._erasers:
@@ -377,10 +389,21 @@ class DataRetentionService:
         deleted = await self._link_states.delete_user(user_id)
         return DeletionReport(store="link_states", deleted=deleted)
 
-    async def _erase_tokens(self, user_id: int) -> DeletionReport:
+    async def _erase_tokens(self, user_id: int, entry: ErasureEntry | None) -> DeletionReport:
         unrevoked: list[str] = []
+
+        async def journal_unrevoked(platforms: list[str]) -> None:
+            # Journaled before the delete: a crash right after it would
+            # otherwise leave an empty vault and no trace of the grant still
+            # live at the platform. A resume runs this step again all the
+            # same (a crash may have come before the delete).
+            if entry is not None:
+                await self._journal_step(entry, "vault", _unrevoked(platforms, unrevoked))
+
         try:
-            platforms = await self._tokens.delete_user(user_id, unrevoked=unrevoked)
+            platforms = await self._tokens.delete_user(
+                user_id, unrevoked=unrevoked, before_delete=journal_unrevoked
+            )
         except VaultIntegrityError:
             # The record cannot be read, so its tokens cannot be revoked; it
             # still goes (a damaged record is of no use to anyone).
@@ -392,15 +415,7 @@ class DataRetentionService:
                 detail="the record was unreadable: deleted without revoking at the platform",
             )
         if unrevoked:
-            # Deleted here all the same; the grant lives on at the platform
-            # until the user removes it there, so the step failed.
-            return DeletionReport(
-                store="vault",
-                deleted=len(platforms),
-                ok=False,
-                detail=f"deleted, but revocation failed at {', '.join(unrevoked)}: "
-                "remove the app's access in that platform's account settings",
-            )
+            return _unrevoked(platforms, unrevoked)
         detail = f"revoked where supported: {', '.join(platforms)}" if platforms else ""
         return DeletionReport(store="vault", deleted=len(platforms), detail=detail)
 
@@ -497,12 +512,14 @@ class DataRetentionService:
         """Run every step not yet done (every step, with ``redo``), record each outcome, and finish.
 
         A grant recorded as not revoked at its platform stays a failed step
-        when a redo finds nothing left: it is still live there.
+        when a run again finds nothing left: it is still live there.
         """
         reports: list[DeletionReport] = []
-        for name, step in self._steps():
+        for name, step in self._steps(entry):
             recorded = entry.steps.get(name)
-            if recorded is not None and recorded.done and not redo:
+            # A vault step recorded as not revoked runs again: it is recorded
+            # before the tokens are deleted, and a crash may have come between.
+            if recorded is not None and recorded.ok and not redo:
                 reports.append(
                     DeletionReport(
                         store=name, deleted=recorded.deleted, ok=recorded.ok, detail=recorded.detail
@@ -582,8 +599,9 @@ class DataRetentionService:
     async def resume_pending_erasures(self) -> int:
         """Carry out every erasure a crash or a failed store left pending; return how many finished.
 
-        Steps already done are not run again; the audit trail gets the
-        final record as for a new request.
+        Steps already done are not run again (but for a vault step recorded
+        as not revoked, which may have been cut short before its delete);
+        the audit trail gets the final record as for a new request.
         """
         if self._journal is None:
             return 0

@@ -311,12 +311,21 @@ class SecureTokenService:
             _log.warning("an emptied token record kept changing; left to the clean-up")
         self.invalidate(user_id)
 
-    async def delete_user(self, user_id: int, *, unrevoked: list[str] | None = None) -> list[str]:
+    async def delete_user(
+        self,
+        user_id: int,
+        *,
+        unrevoked: list[str] | None = None,
+        before_delete: Callable[[list[str]], Awaitable[None]] | None = None,
+    ) -> list[str]:
         """Revoke every link of the user where possible and delete the record.
 
         Returns the platforms that were linked. Idempotent. The record goes
         even when a revocation fails (erasure comes first); the platforms
-        whose revocation failed are appended to ``unrevoked``.
+        whose revocation failed are appended to ``unrevoked``, and, when
+        there are any, ``before_delete`` is awaited with the platforms
+        linked so far right before each delete (so that a crash after the
+        delete cannot lose the failure).
         """
         platforms: list[str] = []
         revoked: set[OAuthTokens] = set()
@@ -341,6 +350,8 @@ class SecureTokenService:
                 # revoked on the next turn rather than deleted unrevoked. The
                 # last turn deletes whatever is there: erasure comes first.
                 last = attempt == attempts - 1
+                if unrevoked and before_delete is not None:
+                    await before_delete(platforms)
                 try:
                     await self._vault.delete(
                         user_id, expected_version=None if last else record.version
