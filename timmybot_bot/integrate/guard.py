@@ -25,7 +25,7 @@ __all__ = ["access_guard_for", "is_exempt", "rate_limit_hook"]
 
 
 def _root_name(context: lightbulb.Context) -> str:
-    # The root name, as the security log, the counts and the windows know commands.
+    # The root name, as the security log and the counts know commands.
     return context.command_data.qualified_name.split(" ", 1)[0]
 
 
@@ -108,7 +108,9 @@ def rate_limit_hook(*, spends_quota: bool = False) -> lightbulb.ExecutionHook:
         verdict = await limiter.check(
             user_id=user,
             guild_id=_guild(context),
-            command=_root_name(context),
+            # The full path: a group's subcommands do not share one window
+            # (a read-only one would use up a quota-spending one's).
+            command=context.command_data.qualified_name,
             spends_quota=spends_quota,
         )
         RateLimited.raise_for(verdict)

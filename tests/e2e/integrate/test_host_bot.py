@@ -380,3 +380,49 @@ async def test_our_direct_messages_carry_the_host_bots_name_too(
         await client.stop()
         await services.aclose()
         await security.aclose()
+
+
+async def test_a_groups_subcommands_have_windows_of_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # /music queue (read-only) and /music search (spends quota) in one group:
+    # keyed by the root name, three queues used up search's 3-per-30 s window.
+    discord, bot, client = new_client(monkeypatch)
+    security = compose(settings(), guard=True)
+    ran: list[str] = []
+    music = lightbulb.Group("music", "the host's music")
+    for name, quota in (("queue", False), ("search", True)):
+
+        @music.register
+        class Sub(
+            lightbulb.SlashCommand,
+            name=name,
+            description=f"the host's /music {name}",
+            hooks=[rate_limit_hook(spends_quota=quota)],
+        ):
+            @lightbulb.invoke
+            async def invoke(
+                self, ctx: lightbulb.Context, sender: ReplySender = lightbulb.di.INJECTED
+            ) -> None:
+                ran.append(ctx.command_data.qualified_name)
+                await sender.respond(ctx, "ran")
+
+    client.register(music)
+    await Integration(security).install(client)
+    await client.start()
+    discord.take()
+    host = Host(bot=bot, client=client, discord=discord, ran=ran)
+    try:
+        for _ in range(3):
+            await host.slash("music", payloads.sub("queue"), guild=ALLOWED_GUILD)
+        (reply,) = await host.slash("music", payloads.sub("search"), guild=ALLOWED_GUILD)
+        assert reply.content == "ran"
+        # And search's own window is still its own: three, then the wait.
+        for _ in range(2):
+            await host.slash("music", payloads.sub("search"), guild=ALLOWED_GUILD)
+        (told,) = await host.slash("music", payloads.sub("search"), guild=ALLOWED_GUILD)
+        assert (told.content or "").startswith("Slow down (3 uses of this command per 30 s)")
+        assert ran == ["music queue"] * 3 + ["music search"] * 3
+    finally:
+        await client.stop()
+        await security.aclose()
