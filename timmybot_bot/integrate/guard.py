@@ -4,7 +4,8 @@ The command rate limit is a second hook, :func:`rate_limit_hook`, which a
 host puts on the commands it wants limited; being a command's hook, it runs
 after the client-wide guard, and not at all when the guard refused.
 
-The hook runs at lightbulb's ``CHECKS`` step. It decides what to check by
+The hook runs at lightbulb's ``CHECKS`` step (the loader refuses a client
+whose ``execution_step_order`` would skip it). It decides what to check by
 the invoked command's *identity* (its class, and the groups above it), never
 by its name: a host bot's own ``/whoami`` or ``/privacy`` is guarded whatever
 TimmyBot's own commands of those names do. It fails closed: without

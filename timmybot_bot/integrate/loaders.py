@@ -121,6 +121,17 @@ class _GuardFirst(lightbulb.loaders.Loadable):
         self._hook = hook
 
     async def load(self, client: lightbulb.Client) -> None:
+        # The guard is a CHECKS hook, and lightbulb runs only the steps of the
+        # client's execution_step_order, in that order: without CHECKS before
+        # INVOKE every command would run unguarded, silently. Fail closed.
+        order = list(client.execution_step_order)
+        checks, invoke = lightbulb.ExecutionSteps.CHECKS, lightbulb.ExecutionSteps.INVOKE
+        if checks not in order or (invoke in order and order.index(invoke) < order.index(checks)):
+            raise ValueError(
+                "the client's execution_step_order must run ExecutionSteps.CHECKS before "
+                "ExecutionSteps.INVOKE: TimmyBot's guard runs at CHECKS, and without it "
+                "every command would run unguarded"
+            )
         if self._hook not in client.hooks:
             # Client-wide hooks run before every command's own hooks.
             client.hooks = [self._hook, *client.hooks]
@@ -220,6 +231,10 @@ class Integration:
 
         Prefer this to ``client.load_extensions``, which logs a failing
         extension and goes on without it.
+
+        Raises:
+            ValueError: the client's ``execution_step_order`` does not run
+                ``CHECKS`` (where the guard runs) before ``INVOKE``.
         """
         await self.loader().add_to_client(client)
 

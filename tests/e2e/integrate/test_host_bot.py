@@ -426,3 +426,57 @@ async def test_a_groups_subcommands_have_windows_of_their_own(
     finally:
         await client.stop()
         await security.aclose()
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        (lightbulb.ExecutionSteps.INVOKE,),
+        (lightbulb.ExecutionSteps.INVOKE, lightbulb.ExecutionSteps.CHECKS),
+    ],
+    ids=["no-checks", "checks-after-invoke"],
+)
+async def test_a_client_whose_steps_would_skip_the_guard_is_refused_at_install(
+    monkeypatch: pytest.MonkeyPatch, order: tuple[lightbulb.ExecutionStep, ...]
+) -> None:
+    # The guard is a CHECKS hook: without that step before INVOKE, every
+    # command ran unguarded, and nothing said so.
+    discord = FakeDiscord()
+    discord.install(monkeypatch)
+    bot = hikari.GatewayBot(payloads.TOKEN, banner=None, logs=None)
+    client = lightbulb.client_from_app(bot, execution_step_order=order)
+    ran: list[str] = []
+    client.register(host_commands(ran)["whoami"])
+    security = compose(settings(), guard=True)
+    integration = Integration(security)
+    try:
+        with pytest.raises(ValueError, match=r"execution_step_order.*CHECKS.*before.*INVOKE"):
+            await integration.install(client)
+        assert integration.guard_hook not in client.hooks
+    finally:
+        await security.aclose()
+
+
+async def test_a_client_with_its_own_steps_around_checks_is_guarded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Any order that runs CHECKS before INVOKE is fine.
+    discord = FakeDiscord()
+    discord.install(monkeypatch)
+    bot = hikari.GatewayBot(payloads.TOKEN, banner=None, logs=None)
+    steps = lightbulb.ExecutionSteps
+    client = lightbulb.client_from_app(bot, execution_step_order=(steps.CHECKS, steps.INVOKE))
+    ran: list[str] = []
+    client.register(host_commands(ran)["whoami"])
+    security = compose(settings(), guard=True)
+    await Integration(security).install(client)
+    await client.start()
+    discord.take()
+    host = Host(bot=bot, client=client, discord=discord, ran=ran)
+    try:
+        (reply,) = await host.slash("whoami", guild=STRANGER_GUILD)
+        assert (reply.content or "").startswith("Denied")
+        assert ran == []
+    finally:
+        await client.stop()
+        await security.aclose()
