@@ -166,8 +166,10 @@ class Integration:
             object: a command is never exempt because of its name.
         bot_name: how our messages name the bot.
         reply_to_errors: answer every failed command with our short private
-            reply (``True``), or only the guard's denials, leaving other
-            failures to the host's own error handlers (``False``).
+            reply (``True``), or only the guard's denials and the rate
+            limit's refusals, leaving other failures to the host's own
+            error handlers (``False``): a rate-limit store failing closed
+            included, as a ``StoreUnavailable`` cause.
 
     Raises:
         ValueError: ``security`` has no guard, or ``bot_name`` is not a

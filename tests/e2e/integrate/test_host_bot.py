@@ -22,7 +22,8 @@ from tests.e2e.discord.fake_discord import FakeDiscord, Sent
 from tests.unit.fake_oauth import FakeOAuthClient
 from timmybot_bot.integrate import Integration, ReplySender, Settings, compose, rate_limit_hook
 from timmybot_bot.runtime.bootstrap import bootstrap
-from timmybot_core import FakeClock, SystemClock
+from timmybot_core import FakeClock, StoreUnavailable, SystemClock
+from timmybot_core.ports.rate_limits import RateDecision
 
 ALLOWED_GUILD = 222_222_222_222_222_222
 STRANGER_GUILD = 333_333_333_333_333_333
@@ -477,6 +478,63 @@ async def test_a_client_with_its_own_steps_around_checks_is_guarded(
         (reply,) = await host.slash("whoami", guild=STRANGER_GUILD)
         assert (reply.content or "").startswith("Denied")
         assert ran == []
+    finally:
+        await client.stop()
+        await security.aclose()
+
+
+@pytest.mark.parametrize("reply_to_errors", [True, False])
+async def test_a_quota_hook_failing_closed_is_answered_or_left_to_the_host(
+    monkeypatch: pytest.MonkeyPatch, reply_to_errors: bool
+) -> None:
+    # docs/integrate.md: with reply_to_errors=False the host's handlers get
+    # the StoreUnavailable (the command did not run), and we send nothing.
+    discord, bot, client = new_client(monkeypatch)
+    security = compose(settings(), guard=True)
+    assert security.limiter is not None
+
+    async def down(*_: object, **__: object) -> RateDecision:
+        raise StoreUnavailable("rate limit store: database is locked")
+
+    monkeypatch.setattr(security.limiter._store, "acquire", down)
+    ran: list[str] = []
+
+    class Spend(
+        lightbulb.SlashCommand,
+        name="spend",
+        description="spends quota",
+        hooks=[rate_limit_hook(spends_quota=True)],
+    ):
+        @lightbulb.invoke
+        async def invoke(self, ctx: lightbulb.Context) -> None:
+            ran.append("spend")
+
+    received: list[lightbulb.exceptions.ExecutionPipelineFailedException] = []
+
+    @client.error_handler(priority=-1)  # after ours
+    async def host_handler(failure: lightbulb.exceptions.ExecutionPipelineFailedException) -> bool:
+        received.append(failure)
+        return True
+
+    client.register(Spend)
+    await Integration(security, bot_name="Juke", reply_to_errors=reply_to_errors).install(client)
+    await client.start()
+    discord.take()
+    host = Host(bot=bot, client=client, discord=discord, ran=ran)
+    try:
+        sent = await host.slash("spend", guild=ALLOWED_GUILD)
+        assert ran == []
+        if reply_to_errors:
+            (reply,) = sent
+            assert reply.content == "A Juke store is unavailable right now; try again soon."
+            assert received == []
+        else:
+            assert sent == []
+            (failure,) = received
+            (hook,) = failure.failed_hooks
+            assert hook.name == "timmybot_rate_limit_quota"
+            (cause,) = failure.causes
+            assert isinstance(cause, StoreUnavailable)
     finally:
         await client.stop()
         await security.aclose()
