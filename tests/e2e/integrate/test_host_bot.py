@@ -22,7 +22,7 @@ from tests.e2e.discord.fake_discord import FakeDiscord, Sent
 from tests.unit.fake_oauth import FakeOAuthClient
 from timmybot_bot.integrate import Integration, ReplySender, Settings, compose, rate_limit_hook
 from timmybot_bot.runtime.bootstrap import bootstrap
-from timmybot_core import FakeClock, StoreUnavailable, SystemClock
+from timmybot_core import FakeClock, StoreUnavailable, SystemClock, TokenRotationService
 from timmybot_core.ports.rate_limits import RateDecision
 
 ALLOWED_GUILD = 222_222_222_222_222_222
@@ -537,4 +537,27 @@ async def test_a_quota_hook_failing_closed_is_answered_or_left_to_the_host(
             assert isinstance(cause, StoreUnavailable)
     finally:
         await client.stop()
+        await security.aclose()
+
+
+async def test_a_host_runs_the_jobs_with_the_public_services() -> None:
+    # docs/integrate.md: compose() starts no scheduler; these are the calls
+    # a host without a TimmyBot bot on its data runs itself.
+    clock = FakeClock()
+    oauth = FakeOAuthClient(clock, platforms=("spotify",))
+    security = compose(settings(), privacy=True, clock=clock, oauth=oauth)
+    assert security.audit is not None and security.privacy is not None
+    assert security.tokens is not None
+    await security.open()
+    try:
+        await security.tokens.store_user_tokens(USER, oauth.issue())
+        assert await security.audit.seal_abandoned() == 0
+        cleaned = await security.privacy.cleanup_expired_data()
+        assert cleaned.as_dict()["failed"] == []
+        rotation = TokenRotationService(
+            tokens=security.tokens, alerter=security.alerter, clock=security.clock
+        )
+        report = await rotation.rotate_expiring()
+        assert (report.users, report.refreshed, report.failed) == (1, 1, 0)
+    finally:
         await security.aclose()
