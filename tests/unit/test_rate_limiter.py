@@ -146,6 +146,23 @@ def test_a_command_named_in_any_script_makes_a_short_ascii_key() -> None:
     assert key.isascii() and len(key) < 60
 
 
+def test_each_subcommand_path_has_a_key_of_its_own() -> None:
+    # Keyed by the root name, /music queue used up /music search's window.
+    limiter, _ = limiter_for(wire())
+
+    def command_key(command: str) -> str:
+        (_, key, _), *_ = limiter.keys(user_id=USER, guild_id=GUILD, command=command)
+        return key
+
+    user = command_key("search").split(":", 2)[2]
+    assert command_key("search") == f"cmd:search:{user}"  # a plain name keeps its key
+    assert command_key("music search") == f"cmd:music.search:{user}"
+    assert command_key("music queue") != command_key("music search") != command_key("music")
+    deepest = command_key("й" * 32 + " " + "ы" * 32 + " " + "z" * 32)
+    assert deepest.isascii() and len(deepest) <= 200
+    assert command_key("a.b") != command_key("a b")  # "." is in no name: hashed
+
+
 async def test_a_command_name_with_a_trailing_newline_is_hashed_like_any_other() -> None:
     # ``$`` also matches before a final newline: such a name passed the
     # plain-name check and made a key the store refuses (ValueError).

@@ -4,7 +4,8 @@ The command rate limit is a second hook, :func:`rate_limit_hook`, which a
 host puts on the commands it wants limited; being a command's hook, it runs
 after the client-wide guard, and not at all when the guard refused.
 
-The hook runs at lightbulb's ``CHECKS`` step. It decides what to check by
+The hook runs at lightbulb's ``CHECKS`` step (the loader refuses a client
+whose ``execution_step_order`` would skip it). It decides what to check by
 the invoked command's *identity* (its class, and the groups above it), never
 by its name: a host bot's own ``/whoami`` or ``/privacy`` is guarded whatever
 TimmyBot's own commands of those names do. It fails closed: without
@@ -25,7 +26,7 @@ __all__ = ["access_guard_for", "is_exempt", "rate_limit_hook"]
 
 
 def _root_name(context: lightbulb.Context) -> str:
-    # The root name, as the security log, the counts and the windows know commands.
+    # The root name, as the security log and the counts know commands.
     return context.command_data.qualified_name.split(" ", 1)[0]
 
 
@@ -108,7 +109,9 @@ def rate_limit_hook(*, spends_quota: bool = False) -> lightbulb.ExecutionHook:
         verdict = await limiter.check(
             user_id=user,
             guild_id=_guild(context),
-            command=_root_name(context),
+            # The full path: a group's subcommands do not share one window
+            # (a read-only one would use up a quota-spending one's).
+            command=context.command_data.qualified_name,
             spends_quota=spends_quota,
         )
         RateLimited.raise_for(verdict)

@@ -121,6 +121,17 @@ class _GuardFirst(lightbulb.loaders.Loadable):
         self._hook = hook
 
     async def load(self, client: lightbulb.Client) -> None:
+        # The guard is a CHECKS hook, and lightbulb runs only the steps of the
+        # client's execution_step_order, in that order: without CHECKS before
+        # INVOKE every command would run unguarded, silently. Fail closed.
+        order = list(client.execution_step_order)
+        checks, invoke = lightbulb.ExecutionSteps.CHECKS, lightbulb.ExecutionSteps.INVOKE
+        if checks not in order or (invoke in order and order.index(invoke) < order.index(checks)):
+            raise ValueError(
+                "the client's execution_step_order must run ExecutionSteps.CHECKS before "
+                "ExecutionSteps.INVOKE: TimmyBot's guard runs at CHECKS, and without it "
+                "every command would run unguarded"
+            )
         if self._hook not in client.hooks:
             # Client-wide hooks run before every command's own hooks.
             client.hooks = [self._hook, *client.hooks]
@@ -155,8 +166,10 @@ class Integration:
             object: a command is never exempt because of its name.
         bot_name: how our messages name the bot.
         reply_to_errors: answer every failed command with our short private
-            reply (``True``), or only the guard's denials, leaving other
-            failures to the host's own error handlers (``False``).
+            reply (``True``), or only the guard's denials and the rate
+            limit's refusals, leaving other failures to the host's own
+            error handlers (``False``): a rate-limit store failing closed
+            included, as a ``StoreUnavailable`` cause.
 
     Raises:
         ValueError: ``security`` has no guard, or ``bot_name`` is not a
@@ -220,6 +233,10 @@ class Integration:
 
         Prefer this to ``client.load_extensions``, which logs a failing
         extension and goes on without it.
+
+        Raises:
+            ValueError: the client's ``execution_step_order`` does not run
+                ``CHECKS`` (where the guard runs) before ``INVOKE``.
         """
         await self.loader().add_to_client(client)
 

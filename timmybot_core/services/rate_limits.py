@@ -59,14 +59,28 @@ _log = logging.getLogger("timmybot.access")
 _NAME: Final = re.compile(r"^[a-z0-9_-]{1,32}$")
 # Episodes remembered at most (who was already told); the oldest are dropped.
 _MAX_TOLD: Final = 10_000
+# Names in a command's path at most: command, group, subcommand.
+_MAX_DEPTH: Final = 3
+
+
+def _one_name(name: str) -> str:
+    # Keys are short ASCII; a host bot's command may be named in any script.
+    # fullmatch: ``$`` in match() would also accept a name ending in a newline.
+    if _NAME.fullmatch(name):
+        return name
+    return "h" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
 
 
 def _name_part(command: str) -> str:
-    # Keys are short ASCII; a host bot's command may be named in any script.
-    # fullmatch: ``$`` in match() would also accept a name ending in a newline.
-    if _NAME.fullmatch(command):
-        return command
-    return "h" + hashlib.sha256(command.encode("utf-8")).hexdigest()[:16]
+    # A subcommand's full path ("music search") is a window of its own: keyed
+    # by the root alone, a group's read-only and quota-spending subcommands
+    # shared one window, judged by whichever rate wrote it last. Each name is
+    # kept or hashed on its own and joined by ".", which no name holds;
+    # Discord nests three deep at most, so the part stays under 100 characters.
+    names = command.split(" ")
+    if len(names) > _MAX_DEPTH:
+        return _one_name(command)
+    return ".".join(_one_name(name) for name in names)
 
 
 _PER_COMMAND: Final = RateLimit(limit=5, window=10)
@@ -179,6 +193,10 @@ class RateLimiter:
         self, *, user_id: int, guild_id: int | None, command: str, spends_quota: bool = False
     ) -> RateVerdict:
         """Count one request of ``user_id`` running ``command`` in ``guild_id`` (``None``: a DM).
+
+        ``command`` is the command's name or, for a subcommand, its full
+        path as lightbulb's ``qualified_name`` spells it (``"music search"``):
+        each path has a window of its own.
 
         Raises:
             StoreUnavailable: the store failed, no window refused, and the

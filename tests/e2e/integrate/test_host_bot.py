@@ -22,7 +22,8 @@ from tests.e2e.discord.fake_discord import FakeDiscord, Sent
 from tests.unit.fake_oauth import FakeOAuthClient
 from timmybot_bot.integrate import Integration, ReplySender, Settings, compose, rate_limit_hook
 from timmybot_bot.runtime.bootstrap import bootstrap
-from timmybot_core import FakeClock, SystemClock
+from timmybot_core import FakeClock, StoreUnavailable, SystemClock, TokenRotationService
+from timmybot_core.ports.rate_limits import RateDecision
 
 ALLOWED_GUILD = 222_222_222_222_222_222
 STRANGER_GUILD = 333_333_333_333_333_333
@@ -379,4 +380,184 @@ async def test_our_direct_messages_carry_the_host_bots_name_too(
     finally:
         await client.stop()
         await services.aclose()
+        await security.aclose()
+
+
+async def test_a_groups_subcommands_have_windows_of_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # /music queue (read-only) and /music search (spends quota) in one group:
+    # keyed by the root name, three queues used up search's 3-per-30 s window.
+    discord, bot, client = new_client(monkeypatch)
+    security = compose(settings(), guard=True)
+    ran: list[str] = []
+    music = lightbulb.Group("music", "the host's music")
+    for name, quota in (("queue", False), ("search", True)):
+
+        @music.register
+        class Sub(
+            lightbulb.SlashCommand,
+            name=name,
+            description=f"the host's /music {name}",
+            hooks=[rate_limit_hook(spends_quota=quota)],
+        ):
+            @lightbulb.invoke
+            async def invoke(
+                self, ctx: lightbulb.Context, sender: ReplySender = lightbulb.di.INJECTED
+            ) -> None:
+                ran.append(ctx.command_data.qualified_name)
+                await sender.respond(ctx, "ran")
+
+    client.register(music)
+    await Integration(security).install(client)
+    await client.start()
+    discord.take()
+    host = Host(bot=bot, client=client, discord=discord, ran=ran)
+    try:
+        for _ in range(3):
+            await host.slash("music", payloads.sub("queue"), guild=ALLOWED_GUILD)
+        (reply,) = await host.slash("music", payloads.sub("search"), guild=ALLOWED_GUILD)
+        assert reply.content == "ran"
+        # And search's own window is still its own: three, then the wait.
+        for _ in range(2):
+            await host.slash("music", payloads.sub("search"), guild=ALLOWED_GUILD)
+        (told,) = await host.slash("music", payloads.sub("search"), guild=ALLOWED_GUILD)
+        assert (told.content or "").startswith("Slow down (3 uses of this command per 30 s)")
+        assert ran == ["music queue"] * 3 + ["music search"] * 3
+    finally:
+        await client.stop()
+        await security.aclose()
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        (lightbulb.ExecutionSteps.INVOKE,),
+        (lightbulb.ExecutionSteps.INVOKE, lightbulb.ExecutionSteps.CHECKS),
+    ],
+    ids=["no-checks", "checks-after-invoke"],
+)
+async def test_a_client_whose_steps_would_skip_the_guard_is_refused_at_install(
+    monkeypatch: pytest.MonkeyPatch, order: tuple[lightbulb.ExecutionStep, ...]
+) -> None:
+    # The guard is a CHECKS hook: without that step before INVOKE, every
+    # command ran unguarded, and nothing said so.
+    discord = FakeDiscord()
+    discord.install(monkeypatch)
+    bot = hikari.GatewayBot(payloads.TOKEN, banner=None, logs=None)
+    client = lightbulb.client_from_app(bot, execution_step_order=order)
+    ran: list[str] = []
+    client.register(host_commands(ran)["whoami"])
+    security = compose(settings(), guard=True)
+    integration = Integration(security)
+    try:
+        with pytest.raises(ValueError, match=r"execution_step_order.*CHECKS.*before.*INVOKE"):
+            await integration.install(client)
+        assert integration.guard_hook not in client.hooks
+    finally:
+        await security.aclose()
+
+
+async def test_a_client_with_its_own_steps_around_checks_is_guarded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Any order that runs CHECKS before INVOKE is fine.
+    discord = FakeDiscord()
+    discord.install(monkeypatch)
+    bot = hikari.GatewayBot(payloads.TOKEN, banner=None, logs=None)
+    steps = lightbulb.ExecutionSteps
+    client = lightbulb.client_from_app(bot, execution_step_order=(steps.CHECKS, steps.INVOKE))
+    ran: list[str] = []
+    client.register(host_commands(ran)["whoami"])
+    security = compose(settings(), guard=True)
+    await Integration(security).install(client)
+    await client.start()
+    discord.take()
+    host = Host(bot=bot, client=client, discord=discord, ran=ran)
+    try:
+        (reply,) = await host.slash("whoami", guild=STRANGER_GUILD)
+        assert (reply.content or "").startswith("Denied")
+        assert ran == []
+    finally:
+        await client.stop()
+        await security.aclose()
+
+
+@pytest.mark.parametrize("reply_to_errors", [True, False])
+async def test_a_quota_hook_failing_closed_is_answered_or_left_to_the_host(
+    monkeypatch: pytest.MonkeyPatch, reply_to_errors: bool
+) -> None:
+    # docs/integrate.md: with reply_to_errors=False the host's handlers get
+    # the StoreUnavailable (the command did not run), and we send nothing.
+    discord, bot, client = new_client(monkeypatch)
+    security = compose(settings(), guard=True)
+    assert security.limiter is not None
+
+    async def down(*_: object, **__: object) -> RateDecision:
+        raise StoreUnavailable("rate limit store: database is locked")
+
+    monkeypatch.setattr(security.limiter._store, "acquire", down)
+    ran: list[str] = []
+
+    class Spend(
+        lightbulb.SlashCommand,
+        name="spend",
+        description="spends quota",
+        hooks=[rate_limit_hook(spends_quota=True)],
+    ):
+        @lightbulb.invoke
+        async def invoke(self, ctx: lightbulb.Context) -> None:
+            ran.append("spend")
+
+    received: list[lightbulb.exceptions.ExecutionPipelineFailedException] = []
+
+    @client.error_handler(priority=-1)  # after ours
+    async def host_handler(failure: lightbulb.exceptions.ExecutionPipelineFailedException) -> bool:
+        received.append(failure)
+        return True
+
+    client.register(Spend)
+    await Integration(security, bot_name="Juke", reply_to_errors=reply_to_errors).install(client)
+    await client.start()
+    discord.take()
+    host = Host(bot=bot, client=client, discord=discord, ran=ran)
+    try:
+        sent = await host.slash("spend", guild=ALLOWED_GUILD)
+        assert ran == []
+        if reply_to_errors:
+            (reply,) = sent
+            assert reply.content == "A Juke store is unavailable right now; try again soon."
+            assert received == []
+        else:
+            assert sent == []
+            (failure,) = received
+            (hook,) = failure.failed_hooks
+            assert hook.name == "timmybot_rate_limit_quota"
+            (cause,) = failure.causes
+            assert isinstance(cause, StoreUnavailable)
+    finally:
+        await client.stop()
+        await security.aclose()
+
+
+async def test_a_host_runs_the_jobs_with_the_public_services() -> None:
+    # docs/integrate.md: compose() starts no scheduler; these are the calls
+    # a host without a TimmyBot bot on its data runs itself.
+    clock = FakeClock()
+    oauth = FakeOAuthClient(clock, platforms=("spotify",))
+    security = compose(settings(), privacy=True, clock=clock, oauth=oauth)
+    assert security.audit is not None and security.privacy is not None
+    assert security.tokens is not None
+    await security.open()
+    try:
+        await security.tokens.store_user_tokens(USER, oauth.issue())
+        assert await security.audit.seal_abandoned() == 0
+        cleaned = await security.privacy.cleanup_expired_data()
+        assert cleaned.as_dict()["failed"] == []
+        rotation = TokenRotationService(
+            tokens=security.tokens, alerter=security.alerter, clock=security.clock
+        )
+        report = await rotation.rotate_expiring()
+        assert (report.users, report.refreshed, report.failed) == (1, 1, 0)
+    finally:
         await security.aclose()
