@@ -443,3 +443,39 @@ async def test_the_clock_sleeper_wakes_when_the_clock_reaches_the_moment() -> No
     assert not task.done()
     clock.advance(timedelta(hours=1))
     await asyncio.wait_for(task, timeout=1)
+
+
+class SlowLeaseStore(MemoryAccessPolicyStore):
+    """The memory store, where a lease request is written before its answer comes back.
+
+    Like SQLite's worker thread: a cancelled call's write goes on and commits.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = asyncio.Event()
+        self.written = asyncio.Event()
+
+    async def acquire_lease(self, name: str, holder: str, *, now: datetime, ttl: timedelta) -> bool:
+        taken = await super().acquire_lease(name, holder, now=now, ttl=ttl)
+        self.written.set()
+        await self.answer.wait()
+        return taken
+
+
+async def test_stopping_while_the_lease_is_being_taken_releases_it(world: World) -> None:
+    store = SlowLeaseStore()
+    world.store = store
+    rotation = Recorder(world.clock, "rotation")
+    scheduler = world.scheduler(job("token_rotation", DAILY_2, rotation))
+    await scheduler.start()
+    await world.sleeper.settle(world.settled)
+    world.clock.set(at("2026-01-01T02:00"))
+    world.sleeper.wake_due()
+    await asyncio.wait_for(store.written.wait(), timeout=5)
+    await scheduler.stop()
+    assert rotation.times == []
+    # Another process need not wait out the stopped one's lease lifetime.
+    assert await MemoryAccessPolicyStore.acquire_lease(
+        store, "job:token_rotation", "process-b", now=world.clock.now(), ttl=TTL
+    )

@@ -278,7 +278,18 @@ class Scheduler:
     async def _attempt(self, job: Job, due: datetime) -> JobRun:
         lease = f"job:{job.name}"
         now = self._clock.now()
-        if not await self._store.acquire_lease(lease, self._holder, now=now, ttl=self._ttl):
+        try:
+            acquired = await self._store.acquire_lease(lease, self._holder, now=now, ttl=self._ttl)
+        except asyncio.CancelledError:
+            # stop() landed while the store was taking the lease: the request
+            # may still take it (SQLite's thread finishes a cancelled call), and
+            # other processes would wait a whole lease lifetime. Give it back;
+            # the release is queued behind the request, and is a no-op if the
+            # lease is another holder's.
+            with contextlib.suppress(StoreUnavailable):
+                await self._store.release_lease(lease, self._holder)
+            raise
+        if not acquired:
             _log.info("scheduler: %s is being run by another process", job.name)
             return JobRun(job=job.name, scheduled_for=due, outcome=Outcome.BUSY)
         try:
