@@ -222,6 +222,23 @@ class TestAlarmRules:
         (report,) = w.alarms.raised  # eleven guilds, none banned, within five minutes
         assert report.title == "Surge of unauthorized access attempts"
 
+    async def test_attempts_from_before_a_backward_clock_jump_stop_counting(self, w: Wired) -> None:
+        for offset in range(10):
+            await w.access.check(900_000_000_000_000_000 + offset, USER, "search")
+        w.clock.set(START - timedelta(hours=1))  # the clock is corrected an hour back
+        w.clock.advance(timedelta(minutes=30))
+        await w.access.check(900_000_000_000_000_100, USER, "search")
+        assert list(w.alarms.raised) == []
+
+    async def test_a_backward_clock_jump_does_not_prolong_the_quiet_period(self, w: Wired) -> None:
+        for offset in range(11):
+            await w.access.check(900_000_000_000_000_000 + offset, USER, "search")
+        assert len(w.alarms.raised) == 1
+        w.clock.set(START - timedelta(hours=1))
+        for offset in range(11):
+            await w.access.check(900_000_000_000_000_100 + offset, USER, "search")
+        assert len(w.alarms.raised) == 2  # a new episode, an hour before the first by the clock
+
     async def test_more_than_twenty_auth_failures_in_fifteen_minutes_raise_a_p1(
         self, w: Wired
     ) -> None:

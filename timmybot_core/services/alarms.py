@@ -158,7 +158,9 @@ class AlarmMonitor:
         now = self._clock.now()
 
         def recent(at: datetime) -> bool:
-            return now - rule.window < at
+            # An event stamped after now was seen before the clock jumped
+            # back: how old it really is cannot be told, so it stops counting.
+            return now - rule.window < at <= now
 
         if rule.source is None:
             state.seen.append((event.at, event.guild))
@@ -173,7 +175,10 @@ class AlarmMonitor:
             while len(state.sources) > rule.threshold + 1:
                 del state.sources[next(iter(state.sources))]
             count = len(state.sources)
-        if state.quiet_until is not None and now < state.quiet_until:
+        # Quiet from the firing for one window; a clock set back before the
+        # firing ends it, or a jump of an hour would silence the rule an hour.
+        quiet = state.quiet_until
+        if quiet is not None and quiet - rule.window <= now < quiet:
             return
         if count <= rule.threshold:
             return
