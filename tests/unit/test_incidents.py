@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.unit.conftest import ALLOWED_GUILD, OWNER, START, USER, Wired
+from tests.unit.conftest import ALLOWED_GUILD, OWNER, START, USER, Wired, wire
 from timmybot_core import (
     AccessReason,
     AlertDeliveryError,
@@ -16,6 +16,7 @@ from timmybot_core import (
     StoreUnavailable,
     Switch,
 )
+from timmybot_core.services.access_control import AccessSettings
 
 
 def steps(report: object) -> dict[str, bool]:
@@ -188,6 +189,55 @@ class TestAlarmRules:
         for offset in range(40):
             await w.access.check(900_000_000_000_000_000 + offset, USER, "search")
         assert len(w.alarms.raised) == 1
+
+    async def test_one_guild_under_a_high_attempt_limit_is_not_an_incident(self) -> None:
+        # With a limit above the rule's threshold, a guild makes more than 10
+        # attempts before its ban: still one guild spamming, not a surge.
+        w = wire(
+            AccessSettings(
+                owner_ids={OWNER}, allowed_guilds=set(), cache_ttl=START - START, attempt_limit=50
+            )
+        )
+        for _ in range(30):
+            await w.access.check(900_000_000_000_000_000, USER, "search")
+        assert list(w.alarms.raised) == []
+        assert not (await w.access.switch_state(Switch.LOCKDOWN)).active(w.clock.now())
+
+    async def test_one_user_spamming_direct_messages_is_not_an_incident(self, w: Wired) -> None:
+        for _ in range(30):
+            await w.access.check(None, USER, "search")
+        assert list(w.alarms.raised) == []
+
+    async def test_a_flood_from_one_guild_neither_trips_the_rule_nor_hides_the_others(
+        self, w: Wired
+    ) -> None:
+        for offset in range(5):
+            await w.access.check(900_000_000_000_000_000 + offset, USER, "search")
+        for _ in range(30):  # banned at its 11th attempt
+            await w.access.check(900_000_000_000_000_100, USER, "search")
+        for offset in range(5, 10):
+            await w.access.check(900_000_000_000_000_000 + offset, USER, "search")
+        assert list(w.alarms.raised) == []  # ten guilds not banned
+        await w.access.check(900_000_000_000_000_200, USER, "search")
+        (report,) = w.alarms.raised  # eleven guilds, none banned, within five minutes
+        assert report.title == "Surge of unauthorized access attempts"
+
+    async def test_attempts_from_before_a_backward_clock_jump_stop_counting(self, w: Wired) -> None:
+        for offset in range(10):
+            await w.access.check(900_000_000_000_000_000 + offset, USER, "search")
+        w.clock.set(START - timedelta(hours=1))  # the clock is corrected an hour back
+        w.clock.advance(timedelta(minutes=30))
+        await w.access.check(900_000_000_000_000_100, USER, "search")
+        assert list(w.alarms.raised) == []
+
+    async def test_a_backward_clock_jump_does_not_prolong_the_quiet_period(self, w: Wired) -> None:
+        for offset in range(11):
+            await w.access.check(900_000_000_000_000_000 + offset, USER, "search")
+        assert len(w.alarms.raised) == 1
+        w.clock.set(START - timedelta(hours=1))
+        for offset in range(11):
+            await w.access.check(900_000_000_000_000_100 + offset, USER, "search")
+        assert len(w.alarms.raised) == 2  # a new episode, an hour before the first by the clock
 
     async def test_more_than_twenty_auth_failures_in_fifteen_minutes_raise_a_p1(
         self, w: Wired

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+
+import pytest
 
 from tests.unit.conftest import START, wire
 from tests.unit.fake_oauth import FakeOAuthClient, unavailable
@@ -125,3 +128,38 @@ async def test_a_pause_during_the_run_stops_refreshing_and_still_reports() -> No
     assert report.paused
     assert report.users == 5
     assert report.refreshed + report.unchanged == 5
+
+
+async def test_a_cancelled_run_starts_no_more_refreshes_and_lets_those_in_flight_finish() -> None:
+    # The scheduler cancels a run whose lease it lost: the next holder may
+    # start its own run at once, so this one must not go on refreshing the
+    # users it had already queued.
+    w, oauth, tokens, rotation = await setup()
+    for user in range(1, 101):
+        await tokens.store_user_tokens(user, oauth.issue())
+    w.clock.advance(timedelta(hours=13))
+    oauth.gate = asyncio.Event()
+    run = asyncio.create_task(rotation.rotate_expiring())
+    for _ in range(1000):
+        if oauth.refresh_calls == 4:  # one per worker, each waiting for its answer
+            break
+        await asyncio.sleep(0)
+    for _ in range(100):
+        await asyncio.sleep(0)  # the queue fills up behind them
+    assert oauth.refresh_calls == 4
+    run.cancel()
+    await asyncio.sleep(0)
+    oauth.gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(run, timeout=5)
+    for _ in range(100):
+        await asyncio.sleep(0)
+    assert tokens.in_flight == 0
+    assert oauth.refresh_calls == 4  # nothing queued was started
+    refreshed = [
+        user
+        for user in range(1, 101)
+        if (record := await tokens.vault.get(user)) is not None
+        and not record.links["spotify"].tokens.expires_within(w.clock.now(), timedelta(hours=1))
+    ]
+    assert len(refreshed) == 4  # the refreshes in flight reached the vault

@@ -443,3 +443,80 @@ async def test_the_clock_sleeper_wakes_when_the_clock_reaches_the_moment() -> No
     assert not task.done()
     clock.advance(timedelta(hours=1))
     await asyncio.wait_for(task, timeout=1)
+
+
+class SlowLeaseStore(MemoryAccessPolicyStore):
+    """The memory store, where a lease request is written before its answer comes back.
+
+    Like SQLite's worker thread: a cancelled call's write goes on and commits.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = asyncio.Event()
+        self.written = asyncio.Event()
+
+    async def acquire_lease(self, name: str, holder: str, *, now: datetime, ttl: timedelta) -> bool:
+        taken = await super().acquire_lease(name, holder, now=now, ttl=ttl)
+        self.written.set()
+        await self.answer.wait()
+        return taken
+
+
+async def test_stopping_while_the_lease_is_being_taken_releases_it(world: World) -> None:
+    store = SlowLeaseStore()
+    world.store = store
+    rotation = Recorder(world.clock, "rotation")
+    scheduler = world.scheduler(job("token_rotation", DAILY_2, rotation))
+    await scheduler.start()
+    await world.sleeper.settle(world.settled)
+    world.clock.set(at("2026-01-01T02:00"))
+    world.sleeper.wake_due()
+    await asyncio.wait_for(store.written.wait(), timeout=5)
+    await scheduler.stop()
+    assert rotation.times == []
+    # Another process need not wait out the stopped one's lease lifetime.
+    assert await MemoryAccessPolicyStore.acquire_lease(
+        store, "job:token_rotation", "process-b", now=world.clock.now(), ttl=TTL
+    )
+
+
+class UnrecordedStore(MemoryAccessPolicyStore):
+    """The memory store, where recording a run fails while ``failing`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing = False
+
+    async def record_job_run(self, job: str, at: datetime) -> bool:
+        if self.failing:
+            raise StoreUnavailable("access policy store: record_job_run failed (test outage)")
+        return await super().record_job_run(job, at)
+
+
+async def test_a_run_whose_record_fails_is_recorded_later_not_run_again(world: World) -> None:
+    store = UnrecordedStore()
+    world.store = store
+    runs: list[datetime] = []
+
+    async def rotation() -> Report:
+        runs.append(world.clock.now())
+        store.failing = True  # the store goes away while the job runs
+        return {}
+
+    a = world.scheduler(job("token_rotation", DAILY_2, rotation), holder="process-a")
+    b = world.scheduler(job("token_rotation", DAILY_2, rotation), holder="process-b")
+    await a.start()
+    await world.sleeper.settle(world.settled)
+    world.clock.set(at("2026-01-01T02:00"))
+    world.sleeper.wake_due()
+    await world.sleeper.settle(lambda: len(runs) == 1 and world.settled())
+    await b.start()  # another process looks at once: the run must not be owed to it
+    await world.advance_to(at("2026-01-01T02:03"))
+    assert runs == [at("2026-01-01T02:00")]
+    store.failing = False
+    await world.advance_to(at("2026-01-01T23:00"))
+    assert runs == [at("2026-01-01T02:00")]
+    assert await store.last_job_run("token_rotation") == at("2026-01-01T02:00")
+    await world.advance_to(at("2026-01-02T02:00"))
+    assert runs == [at("2026-01-01T02:00"), at("2026-01-02T02:00")]

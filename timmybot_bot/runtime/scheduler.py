@@ -24,7 +24,10 @@ starts owing from that moment, so a fresh install does not run every job at
 start-up. A job that raises is logged and counts as run (it is not retried
 in a loop); the next firing time runs it again. If a run loses its lease
 (the store was unreachable for a whole lease lifetime), it is cancelled and
-not recorded, so the next holder runs it.
+not recorded, so the next holder runs it. A run that cannot be recorded
+(the store failed once the job was done) keeps its lease while only the
+record is retried; if that takes a whole lease lifetime, the next holder
+runs it again.
 
 Every run is logged on ``timmybot.scheduler`` as one JSON line with its
 report (counts only; never a token, a raw ID or a traceback).
@@ -177,6 +180,9 @@ class Scheduler:
         self._backoff = error_backoff
         self._tasks: list[asyncio.Task[None]] = []
         self._sleeping: dict[str, datetime | None] = dict.fromkeys(names)
+        # Runs that finished but could not be recorded (the store failed),
+        # by job: the firing time whose record is owed, and whose lease is kept.
+        self._unrecorded: dict[str, datetime] = {}
         self.history: deque[JobRun] = deque(maxlen=_HISTORY)
 
     def __repr__(self) -> str:
@@ -253,6 +259,14 @@ class Scheduler:
         """Run ``job`` if a run is owed; return the attempt and when to look again."""
         now = self._clock.now()
         try:
+            if (ran := self._unrecorded.get(job.name)) is not None:
+                # The job ran already: retry only its record, then free the lease.
+                await self._store.record_job_run(job.name, ran)
+                del self._unrecorded[job.name]
+                try:
+                    await self._store.release_lease(f"job:{job.name}", self._holder)
+                except StoreUnavailable as error:
+                    _log.warning("scheduler: could not release job:%s: %s", job.name, error)
             last = await self._store.last_job_run(job.name)
             if last is None:
                 # First sight of the job: its schedule starts now.
@@ -273,12 +287,25 @@ class Scheduler:
             wake = min(wake, after + self._ttl)
         elif job.schedule.latest_at_or_before(after) > due:
             wake = after  # a firing passed while the job ran: owed at once
+        if job.name in self._unrecorded:
+            wake = min(wake, after + self._backoff)  # retry the record, not the run
         return run, wake
 
     async def _attempt(self, job: Job, due: datetime) -> JobRun:
         lease = f"job:{job.name}"
         now = self._clock.now()
-        if not await self._store.acquire_lease(lease, self._holder, now=now, ttl=self._ttl):
+        try:
+            acquired = await self._store.acquire_lease(lease, self._holder, now=now, ttl=self._ttl)
+        except asyncio.CancelledError:
+            # stop() landed while the store was taking the lease: the request
+            # may still take it (SQLite's thread finishes a cancelled call), and
+            # other processes would wait a whole lease lifetime. Give it back;
+            # the release is queued behind the request, and is a no-op if the
+            # lease is another holder's.
+            with contextlib.suppress(StoreUnavailable):
+                await self._store.release_lease(lease, self._holder)
+            raise
+        if not acquired:
             _log.info("scheduler: %s is being run by another process", job.name)
             return JobRun(job=job.name, scheduled_for=due, outcome=Outcome.BUSY)
         try:
@@ -287,14 +314,23 @@ class Scheduler:
                 return JobRun(job=job.name, scheduled_for=due, outcome=Outcome.DONE_ELSEWHERE)
             run = await self._run(job, due, lease, now + self._ttl)
             if run.outcome is not Outcome.LEASE_LOST:
-                await self._store.record_job_run(job.name, due)
+                try:
+                    await self._store.record_job_run(job.name, due)
+                except StoreUnavailable as error:
+                    # The job ran: running it again would refresh every token
+                    # twice. Only the record is retried (by _step, after the
+                    # back-off), and the lease is kept until then so that no
+                    # other process runs it either; it lapses after lease_ttl.
+                    _log.error("scheduler: %s ran but was not recorded: %s", job.name, error)
+                    self._unrecorded[job.name] = due
             return run
         finally:
-            try:
-                await self._store.release_lease(lease, self._holder)
-            except StoreUnavailable as error:
-                # It lapses on its own after lease_ttl.
-                _log.warning("scheduler: could not release %s: %s", lease, error)
+            if job.name not in self._unrecorded:
+                try:
+                    await self._store.release_lease(lease, self._holder)
+                except StoreUnavailable as error:
+                    # It lapses on its own after lease_ttl.
+                    _log.warning("scheduler: could not release %s: %s", lease, error)
 
     async def _run(self, job: Job, due: datetime, lease: str, valid_until: datetime) -> JobRun:
         started = time.monotonic()

@@ -1,6 +1,7 @@
 """Alarm rules that raise incidents automatically, mirroring the seed's CloudWatch alarms.
 
-- ``UnauthorizedAccess``: more than 10 unauthorized attempts in 5 minutes.
+- ``UnauthorizedAccess``: unauthorized attempts from more than 10 guilds (in
+  direct messages: users) in 5 minutes; each counts once, however many it makes.
 - ``AuthFailures``: more than 20 authentication failures in 15 minutes.
 - ``RateLimitFailures``: more than 5 failures of the rate-limit store in 5
   minutes (the seed's P2 "rate limiting failure"). Members hammering a
@@ -44,6 +45,12 @@ def _is_unauthorized(event: SecurityEvent) -> bool:
     )
 
 
+def _source(event: SecurityEvent) -> str:
+    # A guild, or for a direct message the user; user pseudonyms are marked
+    # so that they can never equal a guild's.
+    return event.guild if event.guild is not None else f"dm:{event.user}"
+
+
 def _banned_guild(event: SecurityEvent) -> str | None:
     return event.guild if event.type is SecurityEventType.BAN_PLACED else None
 
@@ -64,7 +71,10 @@ class AlarmRule:
     """Raise an incident when more than ``threshold`` matching events occur within ``window``.
 
     ``handled`` names a guild pseudonym whose counted events an event
-    settles (a ban settles that guild's attempts).
+    settles (a ban settles that guild's attempts). With ``source``, the rule
+    counts distinct sources instead of events (the guild an event came from,
+    say): each source counts once within ``window`` however many events it
+    sends, so one source alone never trips the rule.
     """
 
     name: str
@@ -74,6 +84,7 @@ class AlarmRule:
     title: str
     severity: Severity = Severity.P1
     handled: Callable[[SecurityEvent], str | None] = _never
+    source: Callable[[SecurityEvent], str] | None = None
 
 
 DEFAULT_RULES: tuple[AlarmRule, ...] = (
@@ -81,6 +92,7 @@ DEFAULT_RULES: tuple[AlarmRule, ...] = (
         name="UnauthorizedAccess",
         matches=_is_unauthorized,
         handled=_banned_guild,
+        source=_source,
         threshold=10,
         window=timedelta(minutes=5),
         title="Surge of unauthorized access attempts",
@@ -106,6 +118,8 @@ DEFAULT_RULES: tuple[AlarmRule, ...] = (
 @attrs.define
 class _RuleState:
     seen: deque[tuple[datetime, str | None]]
+    #: For a rule counting sources: each source's latest event, oldest first.
+    sources: dict[str, datetime] = attrs.field(factory=dict)
     quiet_until: datetime | None = None
 
 
@@ -135,16 +149,38 @@ class AlarmMonitor:
             if settled is not None:
                 state = self._state[rule.name]
                 state.seen = deque((e for e in state.seen if e[1] != settled), state.seen.maxlen)
+                state.sources.pop(settled, None)
             if rule.matches(event):
                 await self._count(rule, event)
 
     async def _count(self, rule: AlarmRule, event: SecurityEvent) -> None:
         state = self._state[rule.name]
-        state.seen.append((event.at, event.guild))
         now = self._clock.now()
-        if state.quiet_until is not None and now < state.quiet_until:
+
+        def recent(at: datetime) -> bool:
+            # An event stamped after now was seen before the clock jumped
+            # back: how old it really is cannot be told, so it stops counting.
+            return now - rule.window < at <= now
+
+        if rule.source is None:
+            state.seen.append((event.at, event.guild))
+            count = sum(recent(at) for at, _ in state.seen)
+        else:
+            key = rule.source(event)
+            state.sources.pop(key, None)
+            state.sources[key] = event.at
+            for stale in [name for name, at in state.sources.items() if not recent(at)]:
+                del state.sources[stale]
+            # Bounded: more than threshold + 1 sources only matter as "more".
+            while len(state.sources) > rule.threshold + 1:
+                del state.sources[next(iter(state.sources))]
+            count = len(state.sources)
+        # Quiet from the firing for one window; a clock set back before the
+        # firing ends it, or a jump of an hour would silence the rule an hour.
+        quiet = state.quiet_until
+        if quiet is not None and quiet - rule.window <= now < quiet:
             return
-        if len(state.seen) <= rule.threshold or state.seen[0][0] <= now - rule.window:
+        if count <= rule.threshold:
             return
         state.quiet_until = now + rule.window
         report = await self._incidents.handle(

@@ -126,18 +126,28 @@ class TokenRotationService:
 
         workers = [asyncio.create_task(worker()) for _ in range(self._settings.concurrency)]
         try:
-            async for user_id in self._tokens.vault.user_ids():
-                if self._tokens.stopping:
-                    tally.incomplete = True
-                    break
-                await queue.put(user_id)
-        except Exception as error:  # noqa: BLE001 - report what was done, alert once
-            tally.incomplete = True
-            _log.error("token rotation: listing the users failed (%s)", type(error).__name__)
-        finally:
+            try:
+                async for user_id in self._tokens.vault.user_ids():
+                    if self._tokens.stopping:
+                        tally.incomplete = True
+                        break
+                    await queue.put(user_id)
+            except Exception as error:  # noqa: BLE001 - report what was done, alert once
+                tally.incomplete = True
+                _log.error("token rotation: listing the users failed (%s)", type(error).__name__)
             for _ in workers:
                 await queue.put(None)
             await asyncio.gather(*workers)
+        except BaseException:
+            # Cancelled: the scheduler lost the job's lease (the next holder may
+            # be running already) or is stopping. Start no more refreshes, not
+            # even for the users already queued. A refresh in flight still goes
+            # on to its vault write (the token service shields it, and its claim
+            # keeps it safe); no worker waits for it.
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
         # The report's fields are the tally's counts; its working sets stay behind.
         report = RotationReport(
             **{field.name: getattr(tally, field.name) for field in attrs.fields(RotationReport)}
