@@ -314,8 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
         summary="check the hash chains and signed digests; exit 1 on any problem",
         description="Check every writer's hash chain and signed digests, and list every "
         "problem with its place (modified, missing, inserted or reordered records, bad "
-        "signatures, unknown keys). Chains are always checked whole; since:/until: choose "
-        "which problems are reported. Exit 1 if any problem is found.",
+        "signatures, unknown keys). Chains are always checked whole; since:/until: narrow "
+        "the report to their range, but tampering is reported wherever it lies. Exit 1 if "
+        "any problem is found.",
         epilog="example:\n  timmybot-admin audit verify since:30d --json",
         handler=commands.audit_verify,
     )

@@ -57,8 +57,8 @@ from timmybot_core.services.audit_verify import (
     SEAL_SOURCE,
     VerificationReport,
     coverage_grace,
-    in_range,
     is_seal,
+    reported,
     verify_log,
 )
 
@@ -627,6 +627,9 @@ class AuditTrailService:
     ) -> VerificationReport:
         """Check every writer's chain and digests; report problems located in ``[start, end)``.
 
+        Tampering is reported wherever it is: its time is one the store holds
+        (:data:`~timmybot_core.services.audit_verify.TAMPERING`).
+
         With a digest anchor, the store's digests are also compared with the
         anchor's copies (:mod:`timmybot_core.services.audit_anchor`), whoever
         asks. ``observe`` wraps the log that the chain check reads (a
@@ -645,7 +648,7 @@ class AuditTrailService:
         if self._anchor is None:
             return report
         differences = await compare_with_anchor(self._log, self._anchor)
-        located = [problem for problem in differences if in_range(problem.at, start, end)]
+        located = [problem for problem in differences if reported(problem, start, end)]
         return attrs.evolve(
             report, problems=report.problems + tuple(located), anchor=self._anchor.location
         )
