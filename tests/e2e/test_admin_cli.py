@@ -477,6 +477,37 @@ def test_audit_query_filters_and_pages_like_the_discord_command(admin: Admin) ->
     assert admin("audit", "query", "action:nothing.like.this").out == "No audit records match.\n"
 
 
+def test_audit_filters_and_options_mix_in_any_order(admin: Admin) -> None:
+    # argparse collects FILTER words only up to the first option: a filter
+    # after --all or --limit was "unrecognized arguments" (exit 2).
+    seed_audit(admin, 5)
+    page = admin("audit", "query", "action:test.action", "limit:2", "--json").json()
+    expected = admin(
+        "audit", "query", "action:test.action", f"cursor:{page['next_cursor']}", "--all", "--json"
+    ).json()
+    mixed = admin(
+        "audit", "query", "--all", "action:test.action", "--json", f"cursor:{page['next_cursor']}"
+    )
+    assert mixed.code == 0, mixed.err
+    assert mixed.json() == expected
+    assert [r["resource"] for r in expected["records"]] == ["thing:2", "thing:1", "thing:0"]
+    verify = admin("audit", "verify", "since:7d", "--json", "until:1m")
+    assert verify.code == 0, verify.err
+    # A filter the leaf does not take is still judged by the filter parser,
+    # and anything else left over is still argparse's usage error.
+    assert (
+        "since:<when> and until:<when> only" in admin("audit", "verify", "--json", "kind:admin").err
+    )
+    for argv in (
+        ("audit", "query", "action:x", "--all", "--bogus", "cursor:ABC"),
+        ("user", "export", str(USER), "--json", "extra"),
+    ):
+        done = admin(*argv)
+        assert done.code == 2
+        assert "unrecognized arguments:" in done.err
+        assert done.out == ""
+
+
 @pytest.mark.parametrize("failing", [2, 3])
 def test_a_later_page_failing_still_prints_a_whole_json_document_to_resume_from(
     admin: Admin, monkeypatch: pytest.MonkeyPatch, failing: int

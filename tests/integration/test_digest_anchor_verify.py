@@ -8,11 +8,13 @@ still holds the digests as first written, so every difference is reported.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
 import attrs
+import pytest
 
 from timmybot_adapters.memory import MemoryAuditLog
 from timmybot_adapters.signing import Ed25519KeyRing, Ed25519Signer
@@ -199,3 +201,38 @@ async def test_a_digest_the_anchor_did_not_take_is_retried_and_reported_until_th
     await service.close()  # digest 2, and digest 1 again
     assert [d.digest_sequence for d in await anchor.digests("w-a")] == [1, 2]
     assert (await trail(log, anchor, writer="w-v").verify()).ok
+
+
+async def test_the_log_names_every_digest_not_copied_with_its_writer_and_hash(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The operator tells a failed copy from a forged digest by the bot's log
+    # (docs/audit.md): only the first digest waiting was named, without its
+    # hash, and a seal's digest under the sealing writer's ID, not its own.
+    class Refusing(DirectoryDigestAnchor):
+        async def put(self, digest: SignedDigest) -> None:
+            raise StoreUnavailable("digest anchor: put failed (simulated)")
+
+    caplog.set_level(logging.WARNING, logger="timmybot.audit")
+    log = MemoryAuditLog()
+    anchor = Refusing(tmp_path / "digests")
+    dead = trail(log, None, writer="w-dead")
+    await dead.record_admin_action(111, "act.dead", "switch")  # unsigned, then killed
+    service = trail(log, anchor)
+    for n in range(7):
+        await service.record_admin_action(111, f"act.{n}", "switch")  # digests 1 and 2
+    cast(Any, service)._clock.advance(timedelta(days=3))
+    assert await service.seal_abandoned() == 1
+    await service.close()  # digest 3
+    waiting = [*await log.digests("w-a"), *await log.digests("w-dead")]
+    assert len(waiting) == 4
+    lines = [r.getMessage() for r in caplog.records if "not copied" in r.getMessage()]
+    for digest in waiting:
+        named = (
+            f"audit digest {digest.digest_sequence} of writer {digest.writer_id} "
+            f"(hash {digest.hash}) not copied to the digest anchor yet"
+        )
+        assert any(line.startswith(named) for line in lines), (named, lines)
+    # Each is named once, and the first waiting again at each of the four
+    # retries (digest 2, the seal, digest 3, the stop).
+    assert len(lines) == 4 + 4

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
+
+import pytest
 
 from tests.unit.test_audit_trail import START, Trail, trail
 from timmybot_core import AuditSettings, ProblemKind
+from timmybot_core.ports.audit import AuditKind, SignedDigest
+from timmybot_core.services.audit import DIGEST_TAKEN_ACTION
 from timmybot_core.services.audit_verify import SEAL_ACTION
 
 INTERVAL = timedelta(minutes=5)
@@ -91,6 +96,80 @@ async def test_a_writer_sealed_while_stalled_continues_under_a_new_id() -> None:
     await dead.service.close()
     report = await later.service.verify()
     assert report.ok, report.problems
+
+
+async def test_a_writer_sealed_between_a_record_and_its_digest_continues_under_a_new_id() -> None:
+    # The stall falls after the store took record 3 and before its digest:
+    # the seal's digest holds the position the writer signs next. The
+    # AuditConflict reached the admin whose action was stored, and every
+    # later digest of the writer hit it again.
+    dead, later = pair(digest_every=3)
+    put_digest = dead.log.put_digest
+    stalled = False
+
+    async def stall_first(digest: SignedDigest) -> None:
+        nonlocal stalled
+        if digest.writer_id == "w-dead" and not stalled:
+            stalled = True
+            dead.clock.advance(3 * INTERVAL)
+            assert await later.service.seal_abandoned() == 1
+        await put_digest(digest)
+
+    dead.log.put_digest = stall_first  # type: ignore[method-assign]
+    await die_with_unsigned_tail(dead, records=2)
+    record = await dead.service.record_admin_action(1, "test.append", "stored")
+    assert (record.writer_id, record.sequence) == ("w-dead", 3)
+    (seal_digest,) = await dead.log.digests("w-dead")
+    assert seal_digest.head.sequence == 4  # the seal, right after the stored record
+    late = await dead.service.record_admin_action(1, "test.append", "late")
+    assert late.writer_id not in {"w-dead", "w-later"}
+    assert late.sequence == 1
+    await dead.service.close()
+    assert len(await dead.log.digests(late.writer_id)) == 1
+    report = await later.service.verify()
+    assert report.ok, report.problems
+
+
+async def test_a_digest_another_process_wrote_is_refused_once_and_recorded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Not a seal: a digest forged in the store, or a second process with this
+    # writer ID. The writer must not sign over it at every later digest.
+    one = trail(AuditSettings(digest_interval=INTERVAL, digest_every=3), writer_id="w-x")
+    for n in range(2):
+        await one.service.record_admin_action(1, "test.append", f"thing:{n}")
+    forged = trail(signer=one.signer, clock=one.clock, writer_id="w-x")
+    await forged.service.record_admin_action(1, "test.append", "forged")
+    (foreign,) = [d for d in [await forged.service.write_digest()] if d is not None]
+    await one.log.put_digest(foreign)
+    caplog.set_level(logging.WARNING, logger="timmybot.audit")
+    record = await one.service.record_admin_action(1, "test.append", "thing:2")
+    assert (record.writer_id, record.sequence) == ("w-x", 3)
+    assert await one.log.digests("w-x") == [foreign]
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "audit digest 1 of writer w-x was already written by another process" in (
+        errors[0].getMessage()
+    )
+    new = one.service.writer_id
+    assert new != "w-x"
+    (event,) = await one.log.chain(new)
+    assert (event.kind, event.action, event.source) == (
+        AuditKind.SECURITY,
+        DIGEST_TAKEN_ACTION,
+        "audit",
+    )
+    assert dict(event.details) == {
+        "reason": "another process wrote this writer's digest, and did not seal it",
+        "digest_sequence": 1,
+        "unsigned_from": 1,
+        "unsigned_to": 3,
+    }
+    for n in range(3, 6):
+        await one.service.record_admin_action(1, "test.append", f"thing:{n}")
+    await one.service.close()
+    assert [d.head.sequence for d in await one.log.digests(new)] == [3, 4]
+    assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
 
 
 async def test_the_live_writer_signs_its_tail_on_a_timer() -> None:

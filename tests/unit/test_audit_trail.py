@@ -399,3 +399,37 @@ async def test_a_security_event_with_a_huge_integer_key_is_logged(t: Trail) -> N
     security_log = SecurityAuditLogger(pseudonymizer=PSEUDONYMS, clock=t.clock)
     event = await security_log.record(SecurityEventType.LOCKDOWN, details={10**5000: "n"})
     assert event.details == {"[integer of 16610 bits]": "n"}
+
+
+async def test_a_ranged_verify_reports_tampering_whatever_time_the_store_gives_it() -> None:
+    # Times are what the store holds, and whoever rewrites it sets them: a
+    # record forged and dated a year back dropped out of since:. Tampering is
+    # reported wherever it lies; the range narrows the findings about time.
+    t = trail(AuditSettings(digest_interval=timedelta(days=30)))
+    for day in range(10):
+        t.clock.set(START + timedelta(days=day))
+        await t.service.record_admin_action(ADMIN, f"day.{day}", "x")
+    await t.service.close()
+    dead = trail(log=t.log, signer=t.signer, ring=t.ring, clock=t.clock, writer_id="w-dead")
+    t.clock.set(START)
+    await dead.service.record_admin_action(ADMIN, "dead", "x")  # killed: never signed
+    forged = (await t.log.chain("w-test", after=7, limit=1))[0]
+    t.log._records[("w-test", 8)] = attrs.evolve(
+        forged, action="nothing.to.see", timestamp=START - timedelta(days=365)
+    )
+    del t.log._records[("w-test", 4)]
+    t.clock.set(START + timedelta(days=100))
+    everything = {(p.kind, p.writer_id) for p in (await t.service.verify()).problems}
+    assert everything == {
+        (ProblemKind.MODIFIED, "w-test"),
+        (ProblemKind.MISSING, "w-test"),
+        (ProblemKind.UNCOVERED, "w-dead"),
+    }
+    # A range that holds none of those times: the dead writer's old tail is
+    # a finding about time and is left out; the tampering is not.
+    ranged = await t.service.verify(start=START + timedelta(days=50))
+    assert {(p.kind, p.writer_id, p.sequence) for p in ranged.problems} == {
+        (ProblemKind.MODIFIED, "w-test", 8),
+        (ProblemKind.MISSING, "w-test", 4),
+    }
+    assert ranged.records_checked == 0

@@ -314,8 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
         summary="check the hash chains and signed digests; exit 1 on any problem",
         description="Check every writer's hash chain and signed digests, and list every "
         "problem with its place (modified, missing, inserted or reordered records, bad "
-        "signatures, unknown keys). Chains are always checked whole; since:/until: choose "
-        "which problems are reported. Exit 1 if any problem is found.",
+        "signatures, unknown keys). Chains are always checked whole; since:/until: narrow "
+        "the report to their range, but tampering is reported wherever it lies. Exit 1 if "
+        "any problem is found.",
         epilog="example:\n  timmybot-admin audit verify since:30d --json",
         handler=commands.audit_verify,
     )
@@ -691,6 +692,25 @@ def _fail(stream: TextIO, kind: str, error: BaseException | str) -> None:
     stream.flush()
 
 
+def _parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv`` as ``parse_args`` does, with FILTER words before and after options.
+
+    argparse fills a ``nargs='*'`` positional from its first run of words
+    only, so ``audit query action:x --all cursor:ABC`` would leave
+    ``cursor:ABC`` unrecognized; ``parse_intermixed_args`` refuses
+    subparsers. Words left over by a command that takes filters are added
+    to them in order (the filter parser judges them, as it does the others);
+    anything else left over, or any option, is the usual usage error.
+    """
+    args, extras = parser.parse_known_args(argv)
+    filters = getattr(args, "filters", None)
+    if extras and isinstance(filters, list) and not any(e.startswith("-") for e in extras):
+        filters.extend(extras)
+    elif extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None) -> int:
     """Run ``timmybot-admin`` with ``argv`` (default: the command line); return the exit code.
 
@@ -700,7 +720,7 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
     env = dict(os.environ if environ is None else environ)
     stderr = sys.stderr
     try:
-        args = build_parser().parse_args(argv)
+        args = _parse_args(build_parser(), argv)
     except SystemExit as done:  # --help, or a usage error argparse has printed
         return done.code if isinstance(done.code, int) else EXIT_USAGE
     out = Output(

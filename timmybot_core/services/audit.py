@@ -57,14 +57,17 @@ from timmybot_core.services.audit_verify import (
     SEAL_SOURCE,
     VerificationReport,
     coverage_grace,
-    in_range,
     is_seal,
+    reported,
     verify_log,
 )
 
 __all__ = ["AuditSettings", "AuditTrailService", "new_writer_id", "record_as_json"]
 
 _log = logging.getLogger("timmybot.audit")
+#: The security record that starts a new chain when another process, without
+#: sealing the old one, wrote the digest this writer was about to write.
+DIGEST_TAKEN_ACTION = "audit.digest_taken"
 _MAX_PAGE = 500
 _PRUNE_BATCH = 500
 
@@ -130,6 +133,7 @@ class AuditTrailService:
         self._log = log
         self._anchor = anchor
         self._unanchored: list[SignedDigest] = []
+        self._unanchored_named = 0  # how many of them the log has named already
         self._pseudonymizer = pseudonymizer
         self._sanitizer = sanitizer
         self._signer = signer
@@ -285,13 +289,18 @@ class AuditTrailService:
         taken = await self._log.chain(self._writer_id, after=sequence - 1, limit=1)
         return bool(taken) and is_seal(taken[0])
 
-    async def _restart_chain(self, draft: AuditRecord) -> AuditRecord:
-        """Continue under a new writer ID: another process sealed this chain as abandoned."""
+    def _new_writer(self) -> str:
+        """Start a new chain under a new writer ID; return the old ID."""
         old = self._writer_id
         self._writer_id = new_writer_id()
         self._head = None
         self._digest = None
         self._digest_at = None
+        return old
+
+    async def _restart_chain(self, draft: AuditRecord) -> AuditRecord:
+        """Continue under a new writer ID: another process sealed this chain as abandoned."""
+        old = self._new_writer()
         _log.warning(
             "audit writer %s was sealed as abandoned; continuing as %s", old, self._writer_id
         )
@@ -349,7 +358,13 @@ class AuditTrailService:
         if head is None or (previous is not None and previous.head.sequence == head.sequence):
             return None
         digest = self._sign(self._writer_id, head, previous)
-        await self._log.put_digest(digest)
+        try:
+            await self._log.put_digest(digest)
+        except AuditConflict:
+            # Another process wrote this digest position: signing it again
+            # would fail at every later digest, so this chain ends here.
+            await self._digest_taken(head, digest)
+            return None
         self._digest = digest
         self._digest_at = digest.created_at
         if self._timer is not None:
@@ -366,6 +381,59 @@ class AuditTrailService:
         )
         return digest
 
+    async def _digest_taken(self, head: ChainHead, digest: SignedDigest) -> None:
+        """Continue under a new writer ID: another process holds ``digest``'s position.
+
+        Either it sealed this chain as abandoned (this process stalled for
+        longer than the margin after storing its last record, and the seal's
+        digest covers that record), or the digest is none of ours: forged in
+        the store, or written by a second process with this writer ID. The
+        second is said once, loudly, and recorded as a security event at the
+        head of the new chain.
+        """
+        if await self._sealed_under_us(head.sequence + 1):
+            old = self._new_writer()
+            _log.warning(
+                "audit writer %s was sealed as abandoned; continuing as %s", old, self._writer_id
+            )
+            return
+        covered = self._digest.head.sequence if self._digest is not None else 0
+        draft = AuditRecord(
+            event_id=str(uuid.uuid4()),
+            writer_id=self._writer_id,
+            sequence=1,
+            timestamp=self._clock.now(),
+            kind=AuditKind.SECURITY,
+            action=DIGEST_TAKEN_ACTION,
+            resource=f"audit-writer:{self._writer_id}",
+            details={
+                "reason": "another process wrote this writer's digest, and did not seal it",
+                "digest_sequence": digest.digest_sequence,
+                "unsigned_from": covered + 1,
+                "unsigned_to": head.sequence,
+            },
+            source=SEAL_SOURCE,
+            prev_hash=GENESIS_HASH,
+            hash="",
+        )
+        old = self._new_writer()
+        _log.error(
+            "audit digest %d of writer %s was already written by another process and the "
+            "chain is not sealed: a forged digest, or a second process with this writer ID; "
+            "records %d-%d stay unsigned by this process, which continues as %s",
+            digest.digest_sequence,
+            old,
+            covered + 1,
+            head.sequence,
+            self._writer_id,
+        )
+        record = sealed(attrs.evolve(draft, writer_id=self._writer_id))
+        await self._log.append(record)
+        self._head = ChainHead(
+            writer_id=self._writer_id, sequence=record.sequence, hash=record.hash
+        )
+        self._arm_timer()
+
     async def _anchor_digests(self, digest: SignedDigest | None = None) -> None:
         """Copy digests to the anchor; one that fails is retried with the next digest."""
         if self._anchor is None:
@@ -376,14 +444,27 @@ class AuditTrailService:
             try:
                 await self._anchor.put(self._unanchored[0])
             except Exception as error:  # noqa: BLE001 - the digest is stored; verify shows the gap
-                _log.warning(
-                    "audit digest %d of writer %s not copied to the digest anchor yet: %s",
-                    self._unanchored[0].digest_sequence,
-                    self._writer_id,
-                    error,  # our stores' errors name the operation, never content
-                )
+                # Every digest waiting is named once, with its writer (a seal's
+                # digest is another writer's), sequence and hash (not secret),
+                # and the first again at each failed retry: the log kept off
+                # the host then witnesses each digest this process wrote, which
+                # tells a copy that never went through from a digest forged in
+                # the store (docs/audit.md). Once each, so an anchor down for
+                # long does not log the whole queue at every digest.
+                for index, queued in enumerate(self._unanchored):
+                    if index == 0 or index >= self._unanchored_named:
+                        _log.warning(
+                            "audit digest %d of writer %s (hash %s) not copied to the digest "
+                            "anchor yet: %s",
+                            queued.digest_sequence,
+                            self._sanitizer.sanitize_string(queued.writer_id)[:200],
+                            queued.hash,
+                            error,  # our stores' errors name the operation, never content
+                        )
+                self._unanchored_named = len(self._unanchored)
                 return
             self._unanchored.pop(0)
+            self._unanchored_named = max(0, self._unanchored_named - 1)
 
     async def close(self) -> None:
         """Write buffered records and the final digest (call on shutdown); failures are logged."""
@@ -550,6 +631,9 @@ class AuditTrailService:
     ) -> VerificationReport:
         """Check every writer's chain and digests; report problems located in ``[start, end)``.
 
+        Tampering is reported wherever it is: its time is one the store holds
+        (:data:`~timmybot_core.services.audit_verify.TAMPERING`).
+
         With a digest anchor, the store's digests are also compared with the
         anchor's copies (:mod:`timmybot_core.services.audit_anchor`), whoever
         asks. ``observe`` wraps the log that the chain check reads (a
@@ -568,7 +652,7 @@ class AuditTrailService:
         if self._anchor is None:
             return report
         differences = await compare_with_anchor(self._log, self._anchor)
-        located = [problem for problem in differences if in_range(problem.at, start, end)]
+        located = [problem for problem in differences if reported(problem, start, end)]
         return attrs.evolve(
             report, problems=report.problems + tuple(located), anchor=self._anchor.location
         )

@@ -39,12 +39,14 @@ from timmybot_core.ports.signing import SignatureVerifier
 __all__ = [
     "SEAL_ACTION",
     "SEAL_SOURCE",
+    "TAMPERING",
     "Problem",
     "ProblemKind",
     "VerificationReport",
     "coverage_grace",
     "in_range",
     "is_seal",
+    "reported",
     "verify_chain",
     "verify_log",
 ]
@@ -397,6 +399,25 @@ def in_range(moment: datetime | None, start: datetime | None, end: datetime | No
     return (start is None or moment >= start) and (end is None or moment < end)
 
 
+#: Problems that show the store was rewritten. Their time is the one the
+#: store holds (a record's ``timestamp``, a digest's ``created_at``), which
+#: whoever rewrote it sets too: a forged record dated a year back must not
+#: drop out of ``since:7d``. Chains are always walked whole, so a ranged
+#: verify reports these wherever they are; the range narrows only the
+#: problems about time that have causes an operator accounts for (a dead
+#: writer not sealed yet, a retention made longer, a digest copy that failed).
+TAMPERING: frozenset[ProblemKind] = frozenset(ProblemKind) - {
+    ProblemKind.UNCOVERED,
+    ProblemKind.PRUNED_EARLY,
+    ProblemKind.ANCHOR_MISSING,
+}
+
+
+def reported(problem: Problem, start: datetime | None, end: datetime | None) -> bool:
+    """Whether a verify of ``[start, end)`` reports ``problem``: tampering always is."""
+    return problem.kind in TAMPERING or in_range(problem.at, start, end)
+
+
 async def verify_log(
     log: AuditLog,
     verifier: SignatureVerifier,
@@ -411,8 +432,9 @@ async def verify_log(
     """Verify every writer's chain and digests; report what lies in ``[start, end)``.
 
     Chains are always checked whole (a link into the range needs the record
-    before it); ``start`` and ``end`` select which problems and records are
-    reported. With ``now`` and ``retention``, a record emptied before its
+    before it); ``start`` and ``end`` select which records are counted and
+    which problems are reported, except tampering (:data:`TAMPERING`),
+    reported wherever it is. With ``now`` and ``retention``, a record emptied before its
     retention ended is a problem. With ``now`` and ``digest_interval``, a
     record uncovered for longer than :func:`coverage_grace` is a problem,
     except in the writers named in ``live`` (the caller's own, which it
@@ -443,7 +465,7 @@ async def verify_log(
             sealed += 1
         elif open_tail:
             open_writers += 1
-        problems += [problem for problem in found if in_range(problem.at, start, end)]
+        problems += [problem for problem in found if reported(problem, start, end)]
         records_checked += sum(1 for r in records if in_range(r.timestamp, start, end))
         digests_checked += sum(1 for d in digests if in_range(d.created_at, start, end))
         uncovered += open_tail
