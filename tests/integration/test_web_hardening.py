@@ -254,6 +254,24 @@ def test_ipv6_clients_share_a_bucket_per_64() -> None:
     assert limiter.allow("2001:db8:1:3::1") == 0.0
 
 
+def test_a_flood_of_addresses_cannot_push_out_a_limited_clients_bucket() -> None:
+    # One holder of 2001:db8:1::/48 spends its /64's bucket, then sends from
+    # 10,000 more of its /64s: the table is full, yet its bucket stays.
+    ticks = Ticks()
+    limiter = ClientRateLimiter(1, clock=ticks)
+    assert limiter.allow("2001:db8:1::1") == 0.0
+    for subnet in range(1, 10_001):
+        ticks.now += 0.001
+        limiter.allow(f"2001:db8:1:{subnet:x}::1")
+    assert limiter.allow("2001:db8:1::1") > 0
+    # A new address while every bucket is still refilling waits for the
+    # oldest; once the buckets have refilled, new addresses take their place.
+    assert limiter.allow("198.51.100.7") > 0
+    ticks.now += 60.0
+    assert limiter.allow("198.51.100.7") == 0.0
+    assert limiter.allow("198.51.100.7") > 0
+
+
 # -- HEAD, the masked account ----------------------------------------------------------
 
 

@@ -198,3 +198,22 @@ async def test_a_reply_that_cannot_be_rendered_is_the_generic_error_and_the_cons
     assert out.splitlines() == [UNEXPECTED, "Playlist name accepted: Halo"]
     assert "/admin: its reply could not be rendered: TypeError" in caplog.text
     assert "canary" not in caplog.text
+
+
+async def test_a_value_error_from_a_store_is_the_generic_error_logged_without_its_text(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Only the domain's own refusals (an incident without a title) are
+    # quoted; a ValueError from a store or a library may quote anything.
+    from timmybot_core.services.incidents import IncidentResponseService
+
+    async def broken(*args: object, **kwargs: object) -> object:
+        raise ValueError("row 7: refresh_token=canary-rt-secret")
+
+    monkeypatch.setattr(IncidentResponseService, "handle", broken)
+    with caplog.at_level("ERROR", logger="timmybot.commands"):
+        status, out = await run_console("/admin incident declare P3 disk\n/playlist Halo\n")
+    assert status == 0
+    assert out.splitlines() == [UNEXPECTED, "Playlist name accepted: Halo"]
+    assert "/admin failed: ValueError at" in caplog.text
+    assert "canary" not in caplog.text

@@ -18,7 +18,7 @@ from timmybot_core.domain.errors import (
     VersionConflict,
 )
 from timmybot_core.domain.events import SecurityEventType
-from timmybot_core.services.linking import AccountLinkService, pkce_challenge
+from timmybot_core.services.linking import AccountLinkService, mask_user_id, pkce_challenge
 from timmybot_core.services.tokens import SecureTokenService
 
 OTHER_USER = 555_555_555_555_555_555
@@ -46,6 +46,19 @@ def service() -> tuple[AccountLinkService, FakeOAuthClient, MemoryTokenVault, ob
 def test_pkce_challenge_matches_rfc_7636_appendix_b() -> None:
     verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
     assert pkce_challenge(verifier) == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+
+
+@pytest.mark.parametrize("user_id", [1, 7, 42, 123, 1234, 12345, 1234567, 12345678])
+def test_a_short_user_id_is_never_shown_whole(user_id: int) -> None:
+    masked = mask_user_id(user_id)
+    digits = masked.replace("•", "")
+    assert len(masked) == len(str(user_id))
+    assert str(user_id).endswith(digits)
+    assert len(digits) <= len(str(user_id)) // 2, masked
+
+
+def test_a_snowflake_shows_its_last_four_digits() -> None:
+    assert mask_user_id(123456789012345678) == "••••••••••••••5678"
 
 
 async def test_a_link_completes_and_stores_the_tokens() -> None:

@@ -28,6 +28,7 @@ from timmybot_core import (
     StoreUnavailable,
     TimmyBotError,
 )
+from timmybot_core.domain.errors import DomainValueError
 
 __all__ = [
     "EXIT_CONFIG",
@@ -150,8 +151,10 @@ FAILURES: Final[tuple[tuple[type[BaseException], Failure], ...]] = (
     (UsageError, Failure(message=str, exit_code=EXIT_USAGE)),
     (OperationFailed, Failure(message=str)),
     # From domain constructors (an incident with an empty title): our own
-    # message, escaped anyway since it may quote a value.
-    (ValueError, Failure(message=str, exit_code=EXIT_USAGE, quotes_error=True)),
+    # message, escaped anyway since it may quote a value. Not every
+    # ValueError: a store's or a library's text is no message for the user
+    # and may quote anything; it is unexpected, logged by type and place.
+    (DomainValueError, Failure(message=str, exit_code=EXIT_USAGE, quotes_error=True)),
     (NotLinked, Failure(message=lambda e: f"Link your {_platform(e)} account first with /link.")),
     (
         ReLinkRequired,

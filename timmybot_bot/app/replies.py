@@ -299,8 +299,10 @@ def _(result: access.SwitchChanged, sanitizer: ResponseSanitizer, command: Comma
 
 @reply_for.register
 def _(result: access.Switches, sanitizer: ResponseSanitizer, command: Command) -> Reply:
+    # Private: the reason is for owners and admins (the option says so), not
+    # for everyone who can read the channel the status was asked in.
     lines = [_switch_line(state, sanitizer, result.now) for state in result.states]
-    return Reply(text="\n".join(lines))
+    return Reply(text="\n".join(lines), ephemeral=True)
 
 
 def incident_lines(report: IncidentReport, clean: Callable[[str], str]) -> list[str]:

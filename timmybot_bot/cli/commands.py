@@ -61,6 +61,7 @@ from timmybot_core import (
     SwitchState,
     TimmyBotError,
 )
+from timmybot_core.domain.errors import DomainValueError
 from timmybot_core.safety.text import strip_invisible
 from timmybot_core.services.audit import record_as_json
 from timmybot_core.services.audit_verify import VerificationReport
@@ -282,7 +283,7 @@ async def audit_query(ctx: Context) -> int:
                 # says it failed).
                 with contextlib.suppress(OSError, ValueError):
                     out.stdout.write(_records_end(cursor, error=_stopped_by(error)))
-            if isinstance(error, ValueError):
+            if isinstance(error, DomainValueError):
                 # A malformed cursor: the only argument the store judges itself.
                 raise UsageProblem(f"cursor: {error}") from None
             raise
@@ -756,7 +757,7 @@ async def incident_declare(ctx: Context) -> int:
                     severity=args.severity, title=title, description=args.description or ""
                 )
             )
-        except ValueError as error:
+        except DomainValueError as error:
             raise UsageProblem(str(error)) from None
     report, recorded = declared.report, ctx.unrecorded(declared.recorded)
     out.result(

@@ -114,9 +114,16 @@ class _Bucket:
 class ClientRateLimiter:
     """A token bucket per client address: ``per_minute`` requests, refilled evenly.
 
-    At most ``max_clients`` buckets are kept (least recently used go first),
-    so a flood of addresses costs bounded memory; an evicted address starts
-    again with a full bucket, which is no more than a new address gets.
+    At most ``max_clients`` buckets are kept, so a flood of addresses costs
+    bounded memory. Only a bucket that has refilled is dropped (the least
+    recently used, once it is full again): it holds nothing a new bucket
+    would not. A bucket still short of tokens is never dropped, or a client
+    that sent enough requests from other addresses (an IPv6 /48 holds 65,536
+    /64s) would push out its own bucket and start again full. While every
+    bucket is still refilling, a new address is refused, with the wait until
+    the oldest has refilled: the limit fails closed under such a flood
+    instead of resetting it. A second, coarser bucket per network would not
+    close this: it is itself evicted by enough networks.
     """
 
     def __init__(
@@ -140,9 +147,15 @@ class ClientRateLimiter:
         now = self._clock()
         bucket = self._buckets.pop(key, None)
         if bucket is None:
-            bucket = _Bucket(tokens=self._capacity, at=now)
             while len(self._buckets) >= self._max:
+                # Buckets are kept in order of use, so the first one has
+                # refilled for the longest.
+                oldest = next(iter(self._buckets.values()))
+                refilled = oldest.tokens + (now - oldest.at) * self._rate
+                if refilled < self._capacity:
+                    return (self._capacity - refilled) / self._rate
                 self._buckets.popitem(last=False)
+            bucket = _Bucket(tokens=self._capacity, at=now)
         bucket.tokens = min(self._capacity, bucket.tokens + (now - bucket.at) * self._rate)
         bucket.at = now
         self._buckets[key] = bucket

@@ -17,6 +17,8 @@ from typing import Any
 
 import attrs
 
+from timmybot_core.domain.errors import DomainValueError
+
 __all__ = [
     "GENESIS_HASH",
     "AuditCursor",
@@ -131,7 +133,7 @@ class AuditCursor:
 
     @classmethod
     def decode(cls, text: str) -> AuditCursor:
-        """Parse :meth:`encode`'s output; ``ValueError`` for anything else."""
+        """Parse :meth:`encode`'s output; ``DomainValueError`` for anything else."""
         try:
             padded = text + "=" * (-len(text) % 4)
             micros, writer_id, sequence = json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -146,7 +148,7 @@ class AuditCursor:
             writer_id.encode("utf-8")
             moment = _EPOCH + timedelta(microseconds=micros)
         except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeError) as error:
-            raise ValueError("malformed audit page cursor") from error
+            raise DomainValueError("malformed audit page cursor") from error
         return cls(timestamp=moment, writer_id=writer_id, sequence=sequence)
 
 

@@ -12,6 +12,7 @@ __all__ = [
     "AlertDeliveryError",
     "AuditConflict",
     "DataDeletionError",
+    "DomainValueError",
     "LinkError",
     "NotLinked",
     "OAuthError",
@@ -34,6 +35,15 @@ class TimmyBotError(Exception):
 
     Messages are written for the operator or user who reads them, and never
     contain a secret.
+    """
+
+
+class DomainValueError(ValueError):
+    """A value a domain constructor refuses (an incident without a title).
+
+    The message is ours and written for the person who gave the value, so
+    front-ends may show it (escaped: it can quote the value). Any other
+    ``ValueError`` (a store's, a library's) is a failure, never shown.
     """
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 
 from timmybot_core.domain.clock import Clock
-from timmybot_core.domain.errors import TimmyBotError
+from timmybot_core.domain.errors import DomainValueError, TimmyBotError
 from timmybot_core.domain.events import SecurityEventType
 from timmybot_core.ports.access import Switch, SwitchState
 from timmybot_core.ports.alerts import Alert, Alerter, Severity
@@ -62,7 +62,7 @@ class Incident:
 
     def __attrs_post_init__(self) -> None:
         if not self.title:
-            raise ValueError("an incident needs a title")
+            raise DomainValueError("an incident needs a title")
 
 
 @attrs.frozen(kw_only=True)

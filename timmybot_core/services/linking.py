@@ -99,14 +99,19 @@ class LinkResult:
 
     @property
     def masked_user(self) -> str:
-        """The Discord user ID with all but its last four digits hidden, for pages."""
+        """The Discord user ID with all but at most its last four digits hidden, for pages."""
         return mask_user_id(self.user_id)
 
 
 def mask_user_id(user_id: int) -> str:
-    """Return ``user_id`` as ``•••…1234``: enough to recognise one's own, not to reuse."""
+    """Return ``user_id`` as ``•••…1234``: enough to recognise one's own, not to reuse.
+
+    At most the last four digits are shown, and never more than half of
+    them: a short ID (a test account, a stand-in) is not shown whole.
+    """
     text = str(user_id)
-    return "•" * max(len(text) - 4, 0) + text[-4:]
+    shown = min(4, len(text) // 2)
+    return "•" * (len(text) - shown) + text[len(text) - shown :]
 
 
 _REFUSALS = {

@@ -330,6 +330,20 @@ async def test_admin_killswitch_on_and_off(discord_bot: Harness) -> None:
     assert off.content == "Kill switch OFF: commands are back."
 
 
+async def test_the_kill_switch_reason_is_shown_to_the_admin_who_asks_only(
+    discord_bot: Harness,
+) -> None:
+    # The reason option says "shown to owners": the status that shows it
+    # must not be posted to the whole channel.
+    on = p.sub("killswitch", p.sub("on", p.string("reason", "suspected token leak in #ops")))
+    assert not only(await discord_bot.slash("admin", on, user=OWNER)).ephemeral
+    status = only(
+        await discord_bot.slash("admin", p.sub("killswitch", p.sub("status")), user=OWNER)
+    )
+    assert "suspected token leak" in (status.content or "")
+    assert status.ephemeral
+
+
 async def test_a_switch_on_without_its_time_still_shows_its_status(discord_bot: Harness) -> None:
     # The port leaves changed_at optional (a DynamoDB item may lack it, as
     # one written by hand in an emergency): the status must still read, as

@@ -26,7 +26,7 @@ class KeyRotated:
 async def query_audit(
     command: QueryAudit, invocation: Invocation, *, audit: AuditTrailService
 ) -> AuditPage:
-    """One page of matching records, newest first; a malformed cursor raises ``ValueError``."""
+    """One page of matching records, newest first; a bad cursor raises ``DomainValueError``."""
     return await audit.get_audit_history(
         command.start,
         command.end,

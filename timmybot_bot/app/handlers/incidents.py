@@ -26,7 +26,7 @@ async def declare_incident(
     incidents: IncidentResponseService,
     recorder: AdminRecorder,
 ) -> IncidentDeclared:
-    """Run the severity's playbook; a malformed incident raises ``ValueError``."""
+    """Run the severity's playbook; a malformed incident raises ``DomainValueError``."""
     incident = Incident(
         severity=command.severity,
         title=command.title,
