@@ -46,6 +46,7 @@ from timmybot_adapters.sqlite import (
     VaultKeys,
 )
 from timmybot_adapters.sqlite.crypto import KEY_BYTES
+from timmybot_bot.runtime import data_dir
 from timmybot_bot.runtime.keys import (
     key_document,
     key_id_for,
@@ -444,17 +445,25 @@ def _stage(settings: Settings, plan: RekeyPlan) -> None:
             f"could not stage the new key in {_keys_dir(settings) / STAGED_FILE} "
             f"({error.strerror}); nothing was re-encrypted"
         ) from None
+    # So that a start can name the staged file if records under it lose it.
+    data_dir.record_vault_key(settings, plan.old_key_id, rekey_to=plan.new_key_id)
 
 
 def _promote(settings: Settings, plan: RekeyPlan) -> Path:
     """Retire the old key and make the staged key current; return the retired file."""
     keys = _keys_dir(settings)
     retired = retired_file(settings, plan.old_key_id)
+    # The identity file binds vault.key to its key ID: it learns the new key
+    # before vault.key holds it (an interrupted stage from an earlier run
+    # may not have told it), and records it as current once it does. A
+    # crash in between leaves a vault.key the next start accepts.
+    data_dir.record_vault_key(settings, plan.old_key_id, rekey_to=plan.new_key_id)
     # Old key kept first: a crash in between leaves both keys on disk and
     # vault.key still current, which the next run simply finishes.
     _write_key(retired, plan.old_key, replace=True)
     os.replace(keys / STAGED_FILE, keys / CURRENT_FILE)
     _sync_directory(keys)
+    data_dir.record_vault_key(settings, plan.new_key_id)
     return retired
 
 
