@@ -443,3 +443,91 @@ def test_a_rekey_stopped_after_promoting_its_key_leaves_a_directory_that_starts(
     refused = start_bot(used)
     assert refused.returncode == BOT_CONFIG_STATUS, refused.stderr
     assert f"holds key {old_id}" in refused.stderr
+
+
+def _store_tokens(data_dir: Path, *users: int) -> None:
+    """Put a token record for each of ``users`` in the vault, under its keys of the moment."""
+    from datetime import UTC, datetime, timedelta
+
+    from timmybot_bot.runtime.bootstrap import bootstrap
+    from timmybot_bot.runtime.settings import Settings
+    from timmybot_core import OAuthTokens
+
+    async def store() -> None:
+        services = bootstrap(Settings.from_env(environment(data_dir)))
+        await services.open()
+        try:
+            for user in users:
+                await services.tokens.store_user_tokens(
+                    user,
+                    OAuthTokens(
+                        platform="spotify",
+                        access_token=f"canary-access-{user}",
+                        refresh_token=f"canary-refresh-{user}",
+                        scopes=("user-read-private",),
+                        expires_at=datetime.now(UTC) + timedelta(hours=1),
+                    ),
+                )
+        finally:
+            await services.aclose()
+
+    asyncio.run(store())
+
+
+def _refused_naming(data_dir: Path, *parts: str) -> None:
+    for done, status in (
+        (start_bot(data_dir), BOT_CONFIG_STATUS),
+        (run_admin(data_dir, "guild", "list"), ADMIN_CONFIG_STATUS),
+    ):
+        assert done.returncode == status, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert "Traceback" not in done.stderr
+        for part in parts:
+            assert part in lines[0], lines[0]
+
+
+def test_a_lost_staged_key_with_records_under_it_is_refused_at_start(used: Path) -> None:
+    from timmybot_bot.runtime import vault_rekey
+    from timmybot_bot.runtime.settings import Settings
+
+    _store_tokens(used, 11, 12)
+    settings = Settings.from_env(environment(used))
+    plan = vault_rekey.plan_rekey(settings, vault_rekey.NewKeySource(generate=True), {})
+
+    def crash_after_the_first_batch(phase: str, done: int, total: int) -> None:
+        if phase == "records" and done >= 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(
+            vault_rekey.rekey_vault(settings, plan, batch=1, report=crash_after_the_first_batch)
+        )
+    staged = used / "keys" / "vault.next.key"
+    assert start_bot(used).returncode == 0  # staged and current key both there
+    staged.unlink()
+    _refused_naming(used, f"'{plan.new_key_id}'", str(staged), "recovery")
+
+
+def test_a_lost_retired_key_with_records_under_it_is_refused_at_start(used: Path) -> None:
+    from timmybot_bot.runtime import data_dir, vault_rekey
+    from timmybot_bot.runtime.keys import key_document, key_id_for, write_private_file
+    from timmybot_bot.runtime.settings import Settings
+
+    _store_tokens(used, 11)
+    settings = Settings.from_env(environment(used))
+    keys = used / "keys"
+    old_id = _key_id(used, "vault.key")
+    # As a promotion whose records did not all move leaves it (restored from
+    # an older backup, say): the old key retired, a new one current.
+    retired = vault_rekey.retired_file(settings, old_id)
+    shutil.copy2(keys / "vault.key", retired)
+    new = os.urandom(32)
+    write_private_file(keys / "vault.key", key_document(new, purpose="vault"))
+    data_dir.record_vault_key(settings, key_id_for(new, "v"))
+    assert start_bot(used).returncode == 0  # records under the retired key still read
+    retired.unlink()
+    _refused_naming(used, f"'{old_id}'", str(retired), "recovery")
+    doctor = run_admin(used, "doctor")
+    assert doctor.returncode == 1
+    assert "do not decrypt" in doctor.stdout
