@@ -531,3 +531,35 @@ def test_a_lost_retired_key_with_records_under_it_is_refused_at_start(used: Path
     doctor = run_admin(used, "doctor")
     assert doctor.returncode == 1
     assert "do not decrypt" in doctor.stdout
+
+
+NOBODY = 65534  # a user other than the one running the tests
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+@pytest.mark.parametrize(
+    "name",
+    ["", "keys", "keys/vault.key", "keys/pseudonym.key", "keys/audit-keyring.json", "timmybot.db"],
+)
+def test_a_file_owned_by_another_user_is_refused_at_start(used: Path, name: str) -> None:
+    # Its owner may change its mode, then the file, whenever it likes: the
+    # mode checks above mean nothing for it.
+    path = used / name if name else used
+    os.chown(path, NOBODY, -1)
+    before = snapshot(used)
+    for done, status in (
+        (start_bot(used), BOT_CONFIG_STATUS),
+        (run_admin(used, "guild", "list"), ADMIN_CONFIG_STATUS),
+    ):
+        assert done.returncode == status, (name, done.returncode, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert f"{path} is owned by another user (uid {NOBODY})" in lines[0], lines[0]
+        assert "Traceback" not in done.stderr
+    doctor = run_admin(used, "doctor")
+    assert doctor.returncode == 1
+    assert "owned by another user" in doctor.stdout
+    assert snapshot(used) == before
+    # Given back, it starts as before.
+    os.chown(path, os.geteuid(), -1)
+    assert start_bot(used).returncode == 0

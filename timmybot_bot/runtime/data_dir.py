@@ -16,7 +16,9 @@ been used, and on every later start
   ``vault rekey`` records the key it promotes (:func:`record_vault_key`);
 * the database, the key ring and the directories must not be writable by
   anyone but the owner (the key files and the key directory not even
-  readable), as a stranger could otherwise swap what verification trusts.
+  readable), as a stranger could otherwise swap what verification trusts;
+  and each must be owned by the user running the process (or by root):
+  whoever owns a file may change its mode, and then the file, at any time.
 
 Each refusal is one :class:`~timmybot_bot.settings.ConfigurationError`
 naming the file and pointing to the recovery section of docs/operations.md.
@@ -121,7 +123,7 @@ def required_key_files(settings: Settings) -> list[Path]:
 
 @attrs.frozen(kw_only=True)
 class ModeRule:
-    """A path and the permission bits it must not have."""
+    """A path, the permission bits it must not have, and who may own it."""
 
     path: Path
     forbidden: int
@@ -131,11 +133,23 @@ class ModeRule:
     def problem(self) -> str | None:
         """Return the problem as one line, or ``None`` if the path is absent or fine."""
         try:
-            mode = stat.S_IMODE(self.path.stat().st_mode)
+            status = self.path.stat()
         except (FileNotFoundError, NotADirectoryError):
             # Absent, or under something that is not a directory (a ``keys``
             # file): that something is checked, and reported, on its own.
             return None
+        mode = stat.S_IMODE(status.st_mode)
+        user = os.geteuid()
+        # Owned by this user, or by root (who can change any file anyway,
+        # so trusting it adds nobody). Anyone else who owns it can chmod it
+        # and rewrite it whenever they like, whatever its mode says now; and
+        # root running on another user's files would trust that user.
+        if status.st_uid not in (user, 0):
+            return (
+                f"{self.what} {self.path} is owned by another user (uid {status.st_uid}), "
+                f"not by the user running this (uid {user}); run this as its owner, "
+                f"or: chown {user} {self.path}"
+            )
         if not mode & self.forbidden:
             return None
         kind = "readable or writable" if self.forbidden & 0o044 else "writable"
