@@ -10,6 +10,7 @@ the directory as it was.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import os
@@ -195,6 +196,10 @@ BREAKAGES = {
     "database emptied": _empty_database,
     "database from another directory": _foreign("timmybot.db"),
     "key ring from another directory": _foreign("keys/audit-keyring.json"),
+    # Another directory's key reads fine, but would silently change every
+    # pseudonym or leave every vault record unreadable.
+    "pseudonym key from another directory": _foreign("keys/pseudonym.key"),
+    "vault key from another directory": _foreign("keys/vault.key"),
     "key ring emptied": _empty_key_ring,
     "database world-writable": _chmod("timmybot.db", 0o666),
     "key ring world-writable": _chmod("keys/audit-keyring.json", 0o666),
@@ -357,3 +362,204 @@ def test_a_lock_file_that_cannot_be_opened_is_one_line_naming_it(used: Path, loc
     doctor = run_admin(used, "doctor")
     assert "Traceback" not in doctor.stderr
     assert "processes" in doctor.stdout or "processes" in doctor.stderr
+
+
+def _recorded_keys(data_dir: Path) -> dict[str, str]:
+    document = json.loads((data_dir / "keys" / "data-identity.json").read_text())
+    assert isinstance(document["keys"], dict)
+    return document["keys"]
+
+
+def _key_id(data_dir: Path, name: str) -> str:
+    from timmybot_bot.runtime.keys import key_id_for, load_or_create_key
+
+    key = load_or_create_key(data_dir / "keys" / name, purpose=name.removesuffix(".key"))
+    return key_id_for(key, name[0])
+
+
+def test_an_identity_file_without_key_ids_gets_them_on_the_next_start(used: Path) -> None:
+    # As an earlier release wrote it: the ID only.
+    path = used / "keys" / "data-identity.json"
+    document = json.loads(path.read_text())
+    path.write_text(json.dumps({"v": 1, "id": document["id"], "created": document["created"]}))
+    path.chmod(0o600)
+    done = start_bot(used)
+    assert done.returncode == 0, done.stderr
+    assert _recorded_keys(used) == {
+        "pseudonym.key": _key_id(used, "pseudonym.key"),
+        "vault.key": _key_id(used, "vault.key"),
+    }
+    assert json.loads(path.read_text())["id"] == document["id"]
+    # From then on another directory's key is refused.
+    broken = _foreign("keys/pseudonym.key")(used)
+    refused = start_bot(used)
+    assert refused.returncode == BOT_CONFIG_STATUS, refused.stderr
+    assert str(broken) in refused.stderr
+
+
+def test_a_vault_rekey_records_the_new_key_and_the_bot_starts_on_it(used: Path) -> None:
+    done = run_admin(used, "vault", "rekey", "--generate", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert _recorded_keys(used)["vault.key"] == _key_id(used, "vault.key")
+    assert "vault_rekey_to" not in json.loads((used / "keys" / "data-identity.json").read_text())
+    started = start_bot(used)
+    assert started.returncode == 0, started.stderr
+    # The audit signing key's rotation leaves the identity as it was.
+    rotated = run_admin(used, "audit", "rotate-key")
+    assert rotated.returncode == 0, rotated.stderr
+    assert start_bot(used).returncode == 0
+
+
+def test_a_rekey_stopped_after_promoting_its_key_leaves_a_directory_that_starts(
+    used: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from timmybot_bot.runtime import data_dir, vault_rekey
+    from timmybot_bot.runtime.settings import Settings
+
+    settings = Settings.from_env(environment(used))
+    old_id = _key_id(used, "vault.key")
+    plan = vault_rekey.plan_rekey(settings, vault_rekey.NewKeySource(generate=True), {})
+    record = data_dir.record_vault_key
+
+    def crash_once_promoted(
+        settings: Settings, key_id: str, *, rekey_to: str | None = None
+    ) -> None:
+        if rekey_to is None:  # vault.key holds the new key already
+            raise KeyboardInterrupt
+        record(settings, key_id, rekey_to=rekey_to)
+
+    monkeypatch.setattr(data_dir, "record_vault_key", crash_once_promoted)
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(vault_rekey.rekey_vault(settings, plan))
+    assert _key_id(used, "vault.key") == plan.new_key_id != old_id
+    assert _recorded_keys(used)["vault.key"] == old_id
+    done = start_bot(used)
+    assert done.returncode == 0, done.stderr
+    # That start recorded the promoted key: the rekey is over.
+    assert _recorded_keys(used)["vault.key"] == plan.new_key_id
+    assert "vault_rekey_to" not in json.loads((used / "keys" / "data-identity.json").read_text())
+    # The old key back in vault.key is now refused (its records moved on).
+    shutil.copy2(vault_rekey.retired_file(settings, old_id), used / "keys" / "vault.key")
+    refused = start_bot(used)
+    assert refused.returncode == BOT_CONFIG_STATUS, refused.stderr
+    assert f"holds key {old_id}" in refused.stderr
+
+
+def _store_tokens(data_dir: Path, *users: int) -> None:
+    """Put a token record for each of ``users`` in the vault, under its keys of the moment."""
+    from datetime import UTC, datetime, timedelta
+
+    from timmybot_bot.runtime.bootstrap import bootstrap
+    from timmybot_bot.runtime.settings import Settings
+    from timmybot_core import OAuthTokens
+
+    async def store() -> None:
+        services = bootstrap(Settings.from_env(environment(data_dir)))
+        await services.open()
+        try:
+            for user in users:
+                await services.tokens.store_user_tokens(
+                    user,
+                    OAuthTokens(
+                        platform="spotify",
+                        access_token=f"canary-access-{user}",
+                        refresh_token=f"canary-refresh-{user}",
+                        scopes=("user-read-private",),
+                        expires_at=datetime.now(UTC) + timedelta(hours=1),
+                    ),
+                )
+        finally:
+            await services.aclose()
+
+    asyncio.run(store())
+
+
+def _refused_naming(data_dir: Path, *parts: str) -> None:
+    for done, status in (
+        (start_bot(data_dir), BOT_CONFIG_STATUS),
+        (run_admin(data_dir, "guild", "list"), ADMIN_CONFIG_STATUS),
+    ):
+        assert done.returncode == status, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert "Traceback" not in done.stderr
+        for part in parts:
+            assert part in lines[0], lines[0]
+
+
+def test_a_lost_staged_key_with_records_under_it_is_refused_at_start(used: Path) -> None:
+    from timmybot_bot.runtime import vault_rekey
+    from timmybot_bot.runtime.settings import Settings
+
+    _store_tokens(used, 11, 12)
+    settings = Settings.from_env(environment(used))
+    plan = vault_rekey.plan_rekey(settings, vault_rekey.NewKeySource(generate=True), {})
+
+    def crash_after_the_first_batch(phase: str, done: int, total: int) -> None:
+        if phase == "records" and done >= 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(
+            vault_rekey.rekey_vault(settings, plan, batch=1, report=crash_after_the_first_batch)
+        )
+    staged = used / "keys" / "vault.next.key"
+    assert start_bot(used).returncode == 0  # staged and current key both there
+    staged.unlink()
+    _refused_naming(used, f"'{plan.new_key_id}'", str(staged), "recovery")
+
+
+def test_a_lost_retired_key_with_records_under_it_is_refused_at_start(used: Path) -> None:
+    from timmybot_bot.runtime import data_dir, vault_rekey
+    from timmybot_bot.runtime.keys import key_document, key_id_for, write_private_file
+    from timmybot_bot.runtime.settings import Settings
+
+    _store_tokens(used, 11)
+    settings = Settings.from_env(environment(used))
+    keys = used / "keys"
+    old_id = _key_id(used, "vault.key")
+    # As a promotion whose records did not all move leaves it (restored from
+    # an older backup, say): the old key retired, a new one current.
+    retired = vault_rekey.retired_file(settings, old_id)
+    shutil.copy2(keys / "vault.key", retired)
+    new = os.urandom(32)
+    write_private_file(keys / "vault.key", key_document(new, purpose="vault"))
+    data_dir.record_vault_key(settings, key_id_for(new, "v"))
+    assert start_bot(used).returncode == 0  # records under the retired key still read
+    retired.unlink()
+    _refused_naming(used, f"'{old_id}'", str(retired), "recovery")
+    doctor = run_admin(used, "doctor")
+    assert doctor.returncode == 1
+    assert "do not decrypt" in doctor.stdout
+
+
+NOBODY = 65534  # a user other than the one running the tests
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+@pytest.mark.parametrize(
+    "name",
+    ["", "keys", "keys/vault.key", "keys/pseudonym.key", "keys/audit-keyring.json", "timmybot.db"],
+)
+def test_a_file_owned_by_another_user_is_refused_at_start(used: Path, name: str) -> None:
+    # Its owner may change its mode, then the file, whenever it likes: the
+    # mode checks above mean nothing for it.
+    path = used / name if name else used
+    os.chown(path, NOBODY, -1)
+    before = snapshot(used)
+    for done, status in (
+        (start_bot(used), BOT_CONFIG_STATUS),
+        (run_admin(used, "guild", "list"), ADMIN_CONFIG_STATUS),
+    ):
+        assert done.returncode == status, (name, done.returncode, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert f"{path} is owned by another user (uid {NOBODY})" in lines[0], lines[0]
+        assert "Traceback" not in done.stderr
+    doctor = run_admin(used, "doctor")
+    assert doctor.returncode == 1
+    assert "owned by another user" in doctor.stdout
+    assert snapshot(used) == before
+    # Given back, it starts as before.
+    os.chown(path, os.geteuid(), -1)
+    assert start_bot(used).returncode == 0

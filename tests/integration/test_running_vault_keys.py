@@ -9,6 +9,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from timmybot_bot.runtime import data_dir
 from timmybot_bot.runtime.bootstrap import Settings, bootstrap
 from timmybot_bot.runtime.keys import key_id_for
 from timmybot_bot.runtime.vault_rekey import STAGED_FILE, retired_file, running_vault_keys
@@ -77,7 +78,10 @@ async def test_records_under_a_retired_key_stay_readable(tmp_path: Path) -> None
     # As a promotion leaves it: the old key retired, a new one current.
     key_file(retired_file(settings(tmp_path), key_id_for(old_key, "v")), old_key)
     (keys_dir / "vault.key").unlink()
-    key_file(keys_dir / "vault.key", secrets.token_bytes(32))
+    new_key = secrets.token_bytes(32)
+    key_file(keys_dir / "vault.key", new_key)
+    # A promotion records the new key in the identity file, which binds vault.key to it.
+    data_dir.record_vault_key(settings(tmp_path), key_id_for(new_key, "v"))
 
     later = bootstrap(settings(tmp_path))
     await later.open()

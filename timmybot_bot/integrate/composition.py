@@ -61,7 +61,7 @@ from timmybot_bot.runtime.audit_keys import audit_keys
 from timmybot_bot.runtime.keys import key_id_for, load_or_create_key, parse_key
 from timmybot_bot.runtime.logs import MessageOnly
 from timmybot_bot.runtime.settings import ConfigurationError, Settings, listens_everywhere
-from timmybot_bot.runtime.vault_rekey import running_vault_keys
+from timmybot_bot.runtime.vault_rekey import check_record_keys, running_vault_keys
 from timmybot_bot.web.tls import server_tls_context
 from timmybot_core import (
     AccessPolicyStore,
@@ -320,8 +320,10 @@ def check_settings(settings: Settings) -> None:
         raise ConfigurationError(f"TIMMYBOT_DATA_DIR {settings.data_dir} is not a directory")
     check_claim_timeout(settings)
     # A used directory whose database, keys or ring do not match, or whose
-    # modes are too open, is refused (docs/operations.md, recovery).
+    # modes are too open, is refused (docs/operations.md, recovery); so are
+    # vault records under a key that is not there (a lost staged or retired key).
     data_dir.check(settings)
+    check_record_keys(settings)
 
 
 #: What a refresh's vault write may take, on top of its provider calls.

@@ -10,9 +10,15 @@ been used, and on every later start
   ring, is refused (a new key would orphan what the old one protects);
 * a database that is missing, empty (0 bytes) or carries another ID (or
   none) is refused (it was replaced, emptied or restored from elsewhere);
+* a vault or pseudonym key file holding another key than the one the
+  identity file records is refused (another directory's key reads fine, but
+  would leave every vault record unreadable or change every pseudonym);
+  ``vault rekey`` records the key it promotes (:func:`record_vault_key`);
 * the database, the key ring and the directories must not be writable by
   anyone but the owner (the key files and the key directory not even
-  readable), as a stranger could otherwise swap what verification trusts.
+  readable), as a stranger could otherwise swap what verification trusts;
+  and each must be owned by the user running the process (or by root):
+  whoever owns a file may change its mode, and then the file, at any time.
 
 Each refusal is one :class:`~timmybot_bot.settings.ConfigurationError`
 naming the file and pointing to the recovery section of docs/operations.md.
@@ -20,7 +26,9 @@ naming the file and pointing to the recovery section of docs/operations.md.
 A start interrupted before the identity file was written is finished by the
 next start, as long as the database holds no data yet. A data directory of
 an earlier release (data, keys, no identity) is adopted: given an ID, once
-every key file it needs is there.
+every key file it needs is there. An identity file of an earlier release
+(an ID, no key IDs) is given the key IDs of the files there on the next
+start.
 
 Bot processes hold a shared lock on ``run.lock`` for their lifetime (the
 kernel drops it when a process dies, SIGKILL included), so ``vault rekey``
@@ -52,6 +60,7 @@ from timmybot_bot.runtime.audit_keys import (
 from timmybot_bot.runtime.keys import (
     IDENTITY_FILE,
     RECOVERY,
+    key_id_for,
     load_or_create_key,
     not_written,
     write_private_file,
@@ -71,6 +80,8 @@ __all__ = [
     "mode_problems",
     "prepare",
     "read_identity_file",
+    "record_vault_key",
+    "recorded_vault_rekey",
     "required_key_files",
     "run_lock",
 ]
@@ -112,7 +123,7 @@ def required_key_files(settings: Settings) -> list[Path]:
 
 @attrs.frozen(kw_only=True)
 class ModeRule:
-    """A path and the permission bits it must not have."""
+    """A path, the permission bits it must not have, and who may own it."""
 
     path: Path
     forbidden: int
@@ -122,11 +133,23 @@ class ModeRule:
     def problem(self) -> str | None:
         """Return the problem as one line, or ``None`` if the path is absent or fine."""
         try:
-            mode = stat.S_IMODE(self.path.stat().st_mode)
+            status = self.path.stat()
         except (FileNotFoundError, NotADirectoryError):
             # Absent, or under something that is not a directory (a ``keys``
             # file): that something is checked, and reported, on its own.
             return None
+        mode = stat.S_IMODE(status.st_mode)
+        user = os.geteuid()
+        # Owned by this user, or by root (who can change any file anyway,
+        # so trusting it adds nobody). Anyone else who owns it can chmod it
+        # and rewrite it whenever they like, whatever its mode says now; and
+        # root running on another user's files would trust that user.
+        if status.st_uid not in (user, 0):
+            return (
+                f"{self.what} {self.path} is owned by another user (uid {status.st_uid}), "
+                f"not by the user running this (uid {user}); run this as its owner, "
+                f"or: chown {user} {self.path}"
+            )
         if not mode & self.forbidden:
             return None
         kind = "readable or writable" if self.forbidden & 0o044 else "writable"
@@ -169,8 +192,14 @@ def mode_problems(settings: Settings) -> list[str]:
 # -- identity ------------------------------------------------------------------------
 
 
-def read_identity_file(path: Path) -> str | None:
-    """Return the ID in the identity file, ``None`` if there is none; refuse a damaged one."""
+#: The identity file's field for the key IDs of the key files, by file name.
+_KEYS_FIELD = "keys"
+#: The vault key ID a ``vault rekey`` is moving to (staged, or promoted just now).
+_REKEY_FIELD = "vault_rekey_to"
+
+
+def _read_identity_document(path: Path) -> dict[str, object] | None:
+    """Return the identity file's document, ``None`` if there is none; refuse a damaged one."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -181,17 +210,70 @@ def read_identity_file(path: Path) -> str | None:
         ) from None
     try:
         document = json.loads(text)
-        identity = str(uuid.UUID(str(document["id"])))
-    except (ValueError, KeyError, TypeError):
+        document["id"] = str(uuid.UUID(str(document["id"])))
+        keys = document.get(_KEYS_FIELD, {})
+        rekey_to = document.get(_REKEY_FIELD)
+        if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
+            raise TypeError(_KEYS_FIELD)
+        if rekey_to is not None and not isinstance(rekey_to, str):
+            raise TypeError(_REKEY_FIELD)
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise ConfigurationError(
             f"identity file {path} is damaged; restore it from a backup: {RECOVERY}"
         ) from None
-    return identity
+    return dict(document)
 
 
-def _write_identity_file(path: Path, identity: str) -> None:
-    document = {"v": 1, "id": identity, "created": datetime.now(UTC).isoformat()}
+def read_identity_file(path: Path) -> str | None:
+    """Return the ID in the identity file, ``None`` if there is none; refuse a damaged one."""
+    document = _read_identity_document(path)
+    return None if document is None else str(document["id"])
+
+
+def _recorded_keys(document: dict[str, object]) -> dict[str, str]:
+    keys = document.get(_KEYS_FIELD, {})
+    if not isinstance(keys, dict):
+        return {}
+    return {str(name): str(key_id) for name, key_id in keys.items()}
+
+
+def _write_identity_file(
+    path: Path,
+    identity: str,
+    keys: dict[str, str],
+    *,
+    created: str | None = None,
+    rekey_to: str | None = None,
+) -> None:
+    document: dict[str, object] = {
+        "v": 1,
+        "id": identity,
+        "created": created or datetime.now(UTC).isoformat(),
+        _KEYS_FIELD: keys,
+    }
+    if rekey_to is not None:
+        document[_REKEY_FIELD] = rekey_to
     write_private_file(path, json.dumps(document))
+
+
+def _key_ids(settings: Settings) -> dict[str, str]:
+    """Return the key files the identity binds, by name, with the ID of the key in each.
+
+    Only keys kept in files: a key given in its environment variable is the
+    operator's to keep (and to change), and has no file to swap.
+    """
+    keys = settings.data_dir / "keys"
+    files = {"pseudonym.key": (settings.pseudonym_key is None, "pseudonym", "p")}
+    files["vault.key"] = (
+        settings.backend == "sqlite" and settings.vault_key is None,
+        "vault",
+        "v",
+    )
+    return {
+        name: key_id_for(load_or_create_key(keys / name, purpose=purpose), prefix)
+        for name, (from_file, purpose, prefix) in files.items()
+        if from_file and (keys / name).exists()
+    }
 
 
 @attrs.frozen(kw_only=True)
@@ -200,6 +282,8 @@ class _Assessment:
     """The directory's ID if it has one (in the identity file or the database)."""
     initialized: bool
     """The identity file exists and everything matches: nothing to create."""
+    key_ids: dict[str, str] | None = None
+    """The key IDs to record in the identity file, if it lacks them (or holds a rekey's)."""
 
 
 def _database_shape(settings: Settings) -> DatabaseShape | None:
@@ -229,13 +313,14 @@ def _assess(settings: Settings) -> _Assessment:
     if problems := mode_problems(settings):
         raise ConfigurationError(problems[0])
     id_path = identity_path(settings)
-    identity = read_identity_file(id_path)
+    document = _read_identity_document(id_path)
+    identity = None if document is None else str(document["id"])
     missing = [path for path in required_key_files(settings) if not path.exists()]
     sqlite = settings.backend == "sqlite"
     shape = _database_shape(settings) if sqlite else None
     empty = shape is not None and shape.exists and shape.size == 0
     db = database_path(settings)
-    if identity is not None:
+    if document is not None:
         if missing:
             raise ConfigurationError(
                 f"{'audit key ring' if missing[0].name == KEYRING_FILE else 'key file'} "
@@ -256,7 +341,9 @@ def _assess(settings: Settings) -> _Assessment:
                     f"say {identity}): it was replaced; restore the matching one: {RECOVERY}"
                 )
         check_keyring(settings)
-        return _Assessment(identity=identity, initialized=True)
+        return _Assessment(
+            identity=identity, initialized=True, key_ids=_check_key_ids(settings, document)
+        )
     if not sqlite:
         return _Assessment(identity=None, initialized=False)
     if shape is None:
@@ -282,6 +369,34 @@ def _assess(settings: Settings) -> _Assessment:
             f"they protected is gone; restore the database from a backup: {RECOVERY}"
         )
     return _Assessment(identity=None, initialized=False)
+
+
+def _check_key_ids(settings: Settings, document: dict[str, object]) -> dict[str, str] | None:
+    """Refuse a key file holding another key than the identity records; say what to record.
+
+    Returns the key IDs to write into the identity file: an identity file of
+    an earlier release records none (they are added), and a ``vault rekey``
+    that promoted its key but stopped before recording it left the key it
+    was moving to (now current: recorded as such). ``None``: nothing to write.
+    """
+    id_path = identity_path(settings)
+    recorded = _recorded_keys(document)
+    rekey_to = document.get(_REKEY_FIELD)
+    current = _key_ids(settings)
+    for name, key_id in current.items():
+        expected = recorded.get(name)
+        if expected is None or expected == key_id:
+            continue
+        if name == "vault.key" and key_id == rekey_to:
+            continue  # promoted by a rekey that stopped before recording it
+        raise ConfigurationError(
+            f"key file {settings.data_dir / 'keys' / name} holds key {key_id}, but this data "
+            f"directory's is {expected} ({id_path}): it is another directory's key or was "
+            f"replaced; restore the matching one: {RECOVERY}"
+        )
+    if all(recorded.get(name) == key_id for name, key_id in current.items()):
+        return None
+    return {**recorded, **current}
 
 
 def check(settings: Settings) -> None:
@@ -325,6 +440,12 @@ def prepare(settings: Settings) -> str | None:
     with _locked(settings.data_dir / _INIT_LOCK, fcntl.LOCK_EX):
         assessment = _assess(settings)
         if assessment.initialized:
+            if assessment.identity is not None and assessment.key_ids is not None:
+                # A rekey still under way keeps its target; a promoted one is done.
+                rekey_to = recorded_vault_rekey(settings)
+                if rekey_to == assessment.key_ids.get("vault.key"):
+                    rekey_to = None
+                _update_identity_file(settings, assessment.key_ids, rekey_to=rekey_to)
             return assessment.identity
         identity = assessment.identity or str(uuid.uuid4())
         if settings.backend == "sqlite":
@@ -343,10 +464,57 @@ def prepare(settings: Settings) -> str | None:
         audit_keys(settings)  # the key ring, which must know the signing key
         # Last: from now on the directory counts as used.
         try:
-            _write_identity_file(identity_path(settings), identity)
+            _write_identity_file(identity_path(settings), identity, _key_ids(settings))
         except OSError as error:
             raise not_written("identity file", identity_path(settings), error) from None
         return identity
+
+
+def _update_identity_file(
+    settings: Settings, keys: dict[str, str], *, rekey_to: str | None = None
+) -> None:
+    """Rewrite the identity file with ``keys`` (and ``rekey_to``), keeping its ID; atomic."""
+    path = identity_path(settings)
+    document = _read_identity_document(path)
+    if document is None:
+        return
+    created = document.get("created")
+    try:
+        _write_identity_file(
+            path,
+            str(document["id"]),
+            keys,
+            created=created if isinstance(created, str) else None,
+            rekey_to=rekey_to,
+        )
+    except OSError as error:
+        raise not_written("identity file", path, error) from None
+
+
+def record_vault_key(settings: Settings, key_id: str, *, rekey_to: str | None = None) -> None:
+    """Record ``key_id`` as the vault key in the identity file (``vault rekey``).
+
+    ``rekey_to`` is the key a rekey is moving to, recorded before it is
+    promoted: a crash after the promotion but before the new key is recorded
+    leaves a ``vault.key`` the next start accepts (and records). Nothing is
+    recorded for a key given in ``TIMMYBOT_VAULT_KEY``, or before the
+    directory has an identity (its first start records the key file's).
+    """
+    if settings.backend != "sqlite" or settings.vault_key is not None:
+        return
+    with _locked(settings.data_dir / _INIT_LOCK, fcntl.LOCK_EX):
+        document = _read_identity_document(identity_path(settings))
+        if document is None:
+            return
+        keys = {**_recorded_keys(document), "vault.key": key_id}
+        _update_identity_file(settings, keys, rekey_to=rekey_to)
+
+
+def recorded_vault_rekey(settings: Settings) -> str | None:
+    """Return the vault key ID a rekey recorded it is moving to, if any."""
+    document = _read_identity_document(identity_path(settings))
+    rekey_to = None if document is None else document.get(_REKEY_FIELD)
+    return rekey_to if isinstance(rekey_to, str) else None
 
 
 # -- the running-process lock ----------------------------------------------------------

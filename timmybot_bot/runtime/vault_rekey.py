@@ -45,8 +45,10 @@ from timmybot_adapters.sqlite import (
     SqliteUserDataStore,
     VaultKeys,
 )
-from timmybot_adapters.sqlite.crypto import KEY_BYTES
+from timmybot_adapters.sqlite.crypto import KEY_BYTES, safe_key_id, valid_key_id
+from timmybot_bot.runtime import data_dir
 from timmybot_bot.runtime.keys import (
+    RECOVERY,
     key_document,
     key_id_for,
     load_or_create_key,
@@ -64,6 +66,7 @@ __all__ = [
     "RekeyOutcome",
     "RekeyPlan",
     "RekeyUsageError",
+    "check_record_keys",
     "current_vault_key",
     "plan_rekey",
     "refuse_while_running",
@@ -240,6 +243,80 @@ def running_vault_keys(settings: Settings, current: bytes) -> VaultKeys:
         key = _load(staged)
         keys = keys.with_new_current(key_id_for(key, "v"), key)
     return keys
+
+
+def _key_ids_in_use(path: Path) -> set[str]:
+    """Return the key IDs the vault records and encrypted preferences in ``path`` are under.
+
+    Cheap: ``vault_records`` has an index on ``key_id``. A file that is not
+    a database (or a damaged one) gives none: opening the stores reports it.
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        return set()
+    queries = {
+        "vault_records": "SELECT DISTINCT key_id FROM vault_records",
+        "user_preferences": "SELECT DISTINCT key_id FROM user_preferences WHERE key_id IS NOT NULL",
+    }
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=10)) as connection:
+            tables = {
+                str(row[0])
+                for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            return {
+                str(row[0])
+                for table, query in queries.items()
+                if table in tables
+                for row in connection.execute(query)
+            }
+    except sqlite3.DatabaseError as error:
+        code = getattr(error, "sqlite_errorcode", 0) & 0xFF  # the primary result code
+        if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+            return set()
+        name = getattr(error, "sqlite_errorname", None) or type(error).__name__
+        raise ConfigurationError(
+            f"database {path} cannot be read ({name}), so the vault's keys cannot be "
+            "checked; try again, or see what holds it (timmybot-admin doctor)"
+        ) from None
+
+
+def check_record_keys(settings: Settings) -> None:
+    """Refuse a vault whose records are under a key no key file (or variable) holds.
+
+    A lost ``vault.next.key`` or ``vault.retired-<id>.key`` orphans every
+    record still under it, and nothing else would notice before a user's
+    command failed on one; the refusal names the key ID and the file to
+    restore (the staged file if the identity records a rekey to that key).
+
+    Raises:
+        ConfigurationError: records are under a key that is not loaded.
+
+    """
+    if settings.backend != "sqlite":
+        return
+    current = current_vault_key(settings)
+    if current is None:
+        return  # no vault key yet: a first start (or its loss is refused already)
+    db = settings.data_dir / "timmybot.db"
+    loaded = running_vault_keys(settings, current).keys
+    unknown = sorted(_key_ids_in_use(db) - set(loaded))
+    if not unknown:
+        return
+    key_id = unknown[0]
+    try:
+        valid_key_id(key_id)
+    except ValueError:
+        # Data, not a key ID we wrote: name no file after it.
+        where = "the key file that held it"
+    else:
+        staged = key_id == data_dir.recorded_vault_rekey(settings)
+        where = str(_keys_dir(settings) / STAGED_FILE if staged else retired_file(settings, key_id))
+    more = f" (and {len(unknown) - 1} more key(s))" if len(unknown) > 1 else ""
+    raise ConfigurationError(
+        f"vault records in {db} are under key {safe_key_id(key_id)}{more}, which no key file "
+        f"holds: restore {where} from a backup (a record under a lost key cannot be read): "
+        f"{RECOVERY}"
+    )
 
 
 def _read_key_file(path: Path) -> bytes:
@@ -444,17 +521,25 @@ def _stage(settings: Settings, plan: RekeyPlan) -> None:
             f"could not stage the new key in {_keys_dir(settings) / STAGED_FILE} "
             f"({error.strerror}); nothing was re-encrypted"
         ) from None
+    # So that a start can name the staged file if records under it lose it.
+    data_dir.record_vault_key(settings, plan.old_key_id, rekey_to=plan.new_key_id)
 
 
 def _promote(settings: Settings, plan: RekeyPlan) -> Path:
     """Retire the old key and make the staged key current; return the retired file."""
     keys = _keys_dir(settings)
     retired = retired_file(settings, plan.old_key_id)
+    # The identity file binds vault.key to its key ID: it learns the new key
+    # before vault.key holds it (an interrupted stage from an earlier run
+    # may not have told it), and records it as current once it does. A
+    # crash in between leaves a vault.key the next start accepts.
+    data_dir.record_vault_key(settings, plan.old_key_id, rekey_to=plan.new_key_id)
     # Old key kept first: a crash in between leaves both keys on disk and
     # vault.key still current, which the next run simply finishes.
     _write_key(retired, plan.old_key, replace=True)
     os.replace(keys / STAGED_FILE, keys / CURRENT_FILE)
     _sync_directory(keys)
+    data_dir.record_vault_key(settings, plan.new_key_id)
     return retired
 
 
