@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import sqlite3
 import stat
 import subprocess
@@ -27,6 +26,7 @@ from typing import Any
 import attrs
 import pytest
 
+from tests.integration.processes import offline_env
 from timmybot_adapters.sqlite import SqliteAuditLog
 from timmybot_bot.cli import commands as admin_commands
 from timmybot_bot.cli.main import main
@@ -170,8 +170,7 @@ def key_material(data_dir: Path) -> set[str]:
 
 @pytest.fixture
 def admin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Admin]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIMMYBOT_")}
-    env.pop("DISCORD_TOKEN", None)
+    env = offline_env()
     data_dir = tmp_path / "var"
     env["TIMMYBOT_DATA_DIR"] = str(data_dir)
     runner = Admin(data_dir=data_dir, capsys=capsys, env=env)

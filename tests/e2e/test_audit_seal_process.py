@@ -12,13 +12,14 @@ the sealed tail is then detected.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from tests.integration.processes import offline_env
 
 ROOT = Path(__file__).resolve().parents[2]
 INTERVAL = 2  # seconds: TIMMYBOT_AUDIT_DIGEST_INTERVAL
@@ -47,8 +48,7 @@ asyncio.run(main())
 
 
 def environment(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIMMYBOT_")}
-    env.pop("DISCORD_TOKEN", None)
+    env = offline_env()
     env.update(
         TIMMYBOT_DATA_DIR=str(data_dir),
         TIMMYBOT_WEB_PORT="0",

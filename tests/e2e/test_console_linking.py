@@ -8,13 +8,14 @@ redirect to the console's own callback server.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import socket
 import sys
 from pathlib import Path
 
 import aiohttp
+
+from tests.integration.processes import offline_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,8 +38,7 @@ async def read_until(stream: asyncio.StreamReader, pattern: str) -> str:
 
 
 async def test_link_through_the_approval_page(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIMMYBOT_")}
-    env.pop("DISCORD_TOKEN", None)
+    env = offline_env()
     env.update(TIMMYBOT_DATA_DIR=str(tmp_path / "var"), TIMMYBOT_WEB_PORT=str(free_port()))
     process = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.processes import offline_env
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIMMYBOT_")}
-    env.pop("DISCORD_TOKEN", None)
+    env = offline_env()
     env.update(extra)
     return env
 

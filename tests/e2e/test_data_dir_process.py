@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.processes import offline_env
 from timmybot_adapters.sqlite.database import write_identity
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,8 +35,7 @@ ADMIN_CONFIG_STATUS = 3  # timmybot_bot.app.failures.EXIT_CONFIG
 
 
 def environment(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIMMYBOT_")}
-    env.pop("DISCORD_TOKEN", None)
+    env = offline_env()
     env.update(TIMMYBOT_DATA_DIR=str(data_dir), TIMMYBOT_WEB_PORT="0")
     env["TIMMYBOT_PUBLIC_URL"] = "http://127.0.0.1:1"
     return env

@@ -10,7 +10,6 @@ refuses while a bot process runs, unless told ``--force``.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import sqlite3
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.processes import offline_env
 from timmybot_bot.runtime import data_dir as data_dir_module
 from timmybot_bot.runtime.settings import Settings
 
@@ -59,8 +59,7 @@ asyncio.run(main())
 
 
 def environment(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIMMYBOT_")}
-    env.pop("DISCORD_TOKEN", None)
+    env = offline_env()
     env.update(
         TIMMYBOT_DATA_DIR=str(data_dir),
         TIMMYBOT_WEB_PORT="0",

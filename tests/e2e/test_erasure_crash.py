@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -34,6 +33,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.integration.processes import offline_env
 
 ROOT = Path(__file__).resolve().parents[2]
 USER = 345_678_901_234_567_890
@@ -154,8 +155,7 @@ def provider() -> Iterator[_Provider]:
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIMMYBOT_")}
-    env.pop("DISCORD_TOKEN", None)
+    env = offline_env()
     return env
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -22,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.integration.processes import offline_env
 
 ROOT = Path(__file__).resolve().parents[2]
 USER = 456_789_012_345_678_901
@@ -141,8 +142,7 @@ def provider() -> Iterator[_Provider]:
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIMMYBOT_")}
-    env.pop("DISCORD_TOKEN", None)
+    env = offline_env()
     return env
 
 

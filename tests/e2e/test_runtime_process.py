@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.processes import offline_env
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -26,8 +28,7 @@ def free_port() -> int:
 
 
 def environment(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIMMYBOT_")}
-    env.pop("DISCORD_TOKEN", None)
+    env = offline_env()
     env["TIMMYBOT_DATA_DIR"] = str(data_dir)
     env.update(extra)
     return env

@@ -8,7 +8,6 @@ under load: a process that exits between the two loses the rotated token.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import signal
 import socket
@@ -22,6 +21,7 @@ import aiohttp
 import attrs
 import pytest
 
+from tests.integration.processes import offline_env
 from timmybot_adapters.oauth import AiohttpOAuthClient
 from timmybot_bot.demo.provider import DemoOAuthProvider
 from timmybot_bot.runtime.bootstrap import bootstrap
@@ -128,8 +128,7 @@ class Bed:
 
 @pytest.fixture
 async def bed(tmp_path: Path) -> AsyncIterator[Bed]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIMMYBOT_")}
-    env.pop("DISCORD_TOKEN", None)
+    env = offline_env()
     env.update(
         TIMMYBOT_BACKEND="sqlite",
         TIMMYBOT_DATA_DIR=str(tmp_path / "var"),

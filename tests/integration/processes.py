@@ -7,11 +7,23 @@ and prints its report. Shared by the multi-process store tests.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+
+def offline_env() -> dict[str, str]:
+    """This process's environment without any ``TIMMYBOT_*`` setting or Discord token.
+
+    A child started with it reads only what its test sets: the developer's
+    or CI's own configuration never leaks in, and it never connects to Discord.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIMMYBOT_")}
+    env.pop("DISCORD_TOKEN", None)
+    return env
 
 
 def run_together(
