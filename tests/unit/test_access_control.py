@@ -15,6 +15,7 @@ from timmybot_core import (
     Severity,
     StoreUnavailable,
     Switch,
+    SwitchState,
 )
 
 
@@ -321,6 +322,27 @@ class TestCaching:
         w.clock.advance(timedelta(seconds=5))
         await w.access.check(ALLOWED_GUILD, USER, "search")
         assert calls == 2
+
+    async def test_a_clock_set_back_does_not_stretch_the_ttl(self) -> None:
+        # Another process turns the kill switch on in the shared store after
+        # this one cached "off"; then NTP steps this host's clock back an hour.
+        # A negative age must make the entry stale, or the switch would be
+        # missed for an hour instead of at most cache_ttl.
+        w = wire(AccessSettings(cache_ttl=timedelta(seconds=5)))
+        await w.access._store.allow_guild(ALLOWED_GUILD, at=START)
+        assert (await w.access.check(ALLOWED_GUILD, USER, "search")).allowed
+        await w.access._store.set_switch(
+            SwitchState(
+                switch=Switch.KILL_SWITCH,
+                on=True,
+                reason="x",
+                actor=None,
+                changed_at=START - timedelta(hours=2),
+            )
+        )
+        w.clock.set(START - timedelta(hours=1))
+        decision = await w.access.check(ALLOWED_GUILD, USER, "search")
+        assert decision.reason is AccessReason.KILL_SWITCH
 
     async def test_local_changes_are_seen_at_once(self) -> None:
         w = wire(AccessSettings(cache_ttl=timedelta(minutes=5)))

@@ -322,7 +322,10 @@ class ServerAccessControl:
         ttl = self._settings.cache_ttl
         now = self._clock.now()
         entry = self._cache.get(key)
-        fresh = entry is not None and ttl > timedelta(0) and now - entry.at < ttl
+        # A negative age is a wall clock set back since the read (NTP, a VM
+        # resumed): the entry is stale, or a kill switch turned on by another
+        # process would be missed for as long as the clock went back.
+        fresh = entry is not None and ttl > timedelta(0) and timedelta(0) <= now - entry.at < ttl
         if fresh and entry is not None and isinstance(entry.value, kind):
             return entry.value
         value = await load()
