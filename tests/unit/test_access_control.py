@@ -10,6 +10,7 @@ import pytest
 from tests.unit.conftest import ALLOWED_GUILD, OWNER, START, STRANGER_GUILD, USER, Wired, wire
 from timmybot_adapters.memory import MemoryAccessPolicyStore
 from timmybot_core import (
+    AccessDecision,
     AccessReason,
     AccessSettings,
     Severity,
@@ -85,6 +86,20 @@ class TestBans:
         decision = await w.access.check(STRANGER_GUILD, USER, "search")
         assert decision.retry_after == timedelta(minutes=40)
         assert "Try again in 40 minutes" in decision.message
+
+    @pytest.mark.parametrize(
+        ("left", "shown"),
+        [
+            (timedelta(seconds=60, milliseconds=400), 2),
+            (timedelta(seconds=60), 1),
+            (timedelta(milliseconds=200), 1),
+        ],
+    )
+    def test_the_time_left_is_rounded_up_to_whole_minutes(
+        self, left: timedelta, shown: int
+    ) -> None:
+        decision = AccessDecision(allowed=False, reason=AccessReason.GUILD_BANNED, retry_after=left)
+        assert decision.message.endswith(f"Try again in {shown} minute{'s' if shown != 1 else ''}.")
 
     async def test_the_ban_ends_after_its_duration(self, w: Wired) -> None:
         await deny(w, 11)

@@ -88,7 +88,9 @@ class AccessDecision:
         """A short explanation fit to show the user."""
         text = _MESSAGES[self.reason]
         if self.retry_after is not None:
-            minutes = max(1, -(-int(self.retry_after.total_seconds()) // 60))
+            # Rounded up on the timedelta itself: int() of the seconds dropped
+            # the fraction, so 60.4 s left read "1 minute", too early.
+            minutes = max(1, -(-self.retry_after // timedelta(minutes=1)))
             text += f" Try again in {minutes} minute{'s' if minutes != 1 else ''}."
         return text
 
