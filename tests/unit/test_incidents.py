@@ -93,6 +93,18 @@ class TestP0:
         assert report.failed_steps == ("retention_hold",)
         assert steps(report)["alert"] and steps(report)["record"]
 
+    async def test_a_failed_record_still_leaves_its_incident_declared_line(self, w: Wired) -> None:
+        async def down(record: object) -> None:
+            raise StoreUnavailable("incident store: disk I/O error")
+
+        w.incidents_store.save = down  # type: ignore[method-assign]
+        report = await w.incidents.handle(Incident(severity=Severity.P0, title="breach"))
+        assert report.failed_steps == ("record",)
+        (declared,) = [
+            e for e in w.security_log.recent(10) if e.type is SecurityEventType.INCIDENT_DECLARED
+        ]
+        assert declared.details["incident_id"] == report.incident_id
+
 
 class TestP1:
     async def test_alerts_tightens_limits_and_raises_log_detail(self, w: Wired) -> None:
