@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -17,6 +18,7 @@ from timmybot_core import (
     Switch,
 )
 from timmybot_core.services.access_control import AccessSettings
+from timmybot_core.services.incidents import IncidentResponseService, IncidentSettings
 
 
 def steps(report: object) -> dict[str, bool]:
@@ -91,6 +93,18 @@ class TestP0:
         assert report.failed_steps == ("retention_hold",)
         assert steps(report)["alert"] and steps(report)["record"]
 
+    async def test_a_failed_record_still_leaves_its_incident_declared_line(self, w: Wired) -> None:
+        async def down(record: object) -> None:
+            raise StoreUnavailable("incident store: disk I/O error")
+
+        w.incidents_store.save = down  # type: ignore[method-assign]
+        report = await w.incidents.handle(Incident(severity=Severity.P0, title="breach"))
+        assert report.failed_steps == ("record",)
+        (declared,) = [
+            e for e in w.security_log.recent(10) if e.type is SecurityEventType.INCIDENT_DECLARED
+        ]
+        assert declared.details["incident_id"] == report.incident_id
+
 
 class TestP1:
     async def test_alerts_tightens_limits_and_raises_log_detail(self, w: Wired) -> None:
@@ -118,6 +132,35 @@ class TestP1:
         assert state.active(START + timedelta(hours=7))
         assert state.expires_at == (None if duration is None else START + duration)
         assert state.reason == "operator"
+
+    async def test_an_alerter_that_never_answers_fails_the_alert_and_the_lockdown_still_runs(
+        self, w: Wired
+    ) -> None:
+        # A host's alerter (a webhook, say) that hangs: the playbook must not
+        # hang with it, and the report says what failed.
+        async def hangs(alert: object) -> None:
+            await asyncio.Event().wait()
+
+        w.alerter.send = hangs  # type: ignore[method-assign]
+        incidents = IncidentResponseService(
+            access=w.access,
+            incidents=w.incidents_store,
+            security_log=w.security_log,
+            metrics=w.metrics,
+            alerter=w.alerter,
+            clock=w.clock,
+            settings=IncidentSettings(alert_timeout=timedelta(milliseconds=50)),
+        )
+        report = await incidents.handle(Incident(severity="P1", title="Credential stuffing"))
+        assert report.failed_steps == ("alert",)
+        assert report.steps[0].detail.startswith("AlertDeliveryError: the alerter did not answer")
+        assert (await w.access.switch_state(Switch.LOCKDOWN)).active(START)
+        record = await w.incidents_store.get(report.incident_id)
+        assert record is not None
+        assert [(step["name"], step["ok"]) for step in record.steps] == [
+            ("alert", False),
+            ("lockdown", True),
+        ]
 
 
 class TestP2AndP3:

@@ -149,6 +149,22 @@ class TestSuspicionLevel:
         clock.advance(timedelta(minutes=5))
         assert meter.level() == 0
 
+    def test_signals_counted_before_a_backward_clock_jump_stop_counting(self) -> None:
+        # The window is (now - W, now]: an event stamped after now was counted
+        # before the clock was set back, and its real age cannot be told.
+        clock = FakeClock(START)
+        meter = SuspicionMeter(clock)
+        for _ in range(10):
+            meter.record(Signal.UNAUTHORIZED_ACCESS)
+        assert meter.level() == 100
+        clock.set(START - timedelta(hours=1))
+        assert meter.level() == 0
+        meter.record(Signal.UNAUTHORIZED_ACCESS)
+        assert meter.counts()[Signal.UNAUTHORIZED_ACCESS] == 1
+        # Ones recorded after the jump still age out on time.
+        clock.advance(timedelta(minutes=5))
+        assert meter.level() == 0
+
     def test_memory_is_bounded_by_the_thresholds(self) -> None:
         clock = FakeClock(START)
         meter = SuspicionMeter(

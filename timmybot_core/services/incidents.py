@@ -14,6 +14,7 @@ comes first, so nothing slows it down.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,7 +24,7 @@ from typing import Any
 import attrs
 
 from timmybot_core.domain.clock import Clock
-from timmybot_core.domain.errors import DomainValueError, TimmyBotError
+from timmybot_core.domain.errors import AlertDeliveryError, DomainValueError, TimmyBotError
 from timmybot_core.domain.events import SecurityEventType
 from timmybot_core.ports.access import Switch, SwitchState
 from timmybot_core.ports.alerts import Alert, Alerter, Severity
@@ -103,11 +104,17 @@ class IncidentReport:
 
 @attrs.frozen(kw_only=True)
 class IncidentSettings:
-    """Knobs of the playbooks."""
+    """Knobs of the playbooks.
+
+    ``alert_timeout`` bounds the ``alert`` step: an alerter that has not
+    answered by then fails the step, and the steps after it (a P1's
+    lockdown, the record) still run.
+    """
 
     lockdown_duration: timedelta = timedelta(hours=6)
     hold_lookback: timedelta = timedelta(days=30)
     snapshot_events: int = 50
+    alert_timeout: timedelta = timedelta(seconds=30)
 
 
 @attrs.define
@@ -259,19 +266,30 @@ class IncidentResponseService:
 
     async def _alert(self, run: _Run) -> str:
         incident = run.incident
-        await self._alerter.send(
-            Alert(
-                severity=incident.severity,
-                title=f"[{incident.severity.value}] {incident.title}",
-                at=run.declared_at,
-                details={
-                    "incident_id": run.incident_id,
-                    "source": incident.source,
-                    "respond_by": (run.declared_at + incident.severity.response_time).isoformat(),
-                    "description": incident.description,
-                },
-            )
+        alert = Alert(
+            severity=incident.severity,
+            title=f"[{incident.severity.value}] {incident.title}",
+            at=run.declared_at,
+            details={
+                "incident_id": run.incident_id,
+                "source": incident.source,
+                "respond_by": (run.declared_at + incident.severity.response_time).isoformat(),
+                "description": incident.description,
+            },
         )
+        timeout = self._settings.alert_timeout
+        try:
+            # An alerter is a host's or a remote service's code: one that never
+            # answers must not hold back a P1's lockdown or any record.
+            async with asyncio.timeout(timeout.total_seconds()) as deadline:
+                await self._alerter.send(alert)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # the alerter's own timeout, reported as it is
+            raise AlertDeliveryError(
+                f"the alerter did not answer within {timeout.total_seconds():g} s"
+                " (the alert may still arrive)"
+            ) from None
         return "alert sent"
 
     async def _record(self, run: _Run) -> str:

@@ -112,9 +112,15 @@ class SuspicionMeter:
         result: dict[Signal, int] = {}
         for signal, seen in self._seen.items():
             horizon = now - self._thresholds[signal].window
-            while seen and seen[0] <= horizon:
-                seen.popleft()
-            result[signal] = len(seen)
+            # The window is (now - W, now]. An event stamped after now was
+            # counted before the clock was set back: its real age cannot be
+            # told, so it stops counting (as in the alarm rules), and the
+            # events queued behind it can still age out.
+            kept = [at for at in seen if horizon < at <= now]
+            if len(kept) != len(seen):
+                seen.clear()
+                seen.extend(kept)
+            result[signal] = len(kept)
         return result
 
     def level(self) -> float:
