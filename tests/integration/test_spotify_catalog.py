@@ -276,6 +276,10 @@ async def test_a_rate_limit_is_honoured_without_calling_again(stage: Stage) -> N
         ("0", timedelta(seconds=1)),
         ("-3", DEFAULT_RETRY_AFTER),
         ("99999999", MAX_RETRY_AFTER),
+        # Longer than timedelta or int() take: still a (very long) delay, not "unreadable".
+        ("99999999999", MAX_RETRY_AFTER),
+        ("9" * 5000, MAX_RETRY_AFTER),
+        ("0000000000007", timedelta(seconds=7)),
         ("http-date", timedelta(seconds=30)),
     ],
 )

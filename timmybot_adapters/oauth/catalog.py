@@ -97,7 +97,10 @@ _MAX_DURATION_MS: Final = 24 * 3600 * 1000
 # Smallest image width worth showing as a thumbnail (Spotify sends 640, 300, 64).
 _THUMBNAIL_WIDTH: Final = 160
 _MARKET = re.compile(r"^(?:[A-Z]{2}|from_token)$")
-_DELTA_SECONDS = re.compile(r"^[0-9]{1,10}$")
+# Any number of digits is a delay in seconds (RFC 9110 10.2.3): one too long
+# to convert is longer than MAX_RETRY_AFTER, not unreadable.
+_DELTA_SECONDS = re.compile(r"^[0-9]+$")
+_MAX_DELTA_DIGITS: Final = 10
 # Not printable to str.isprintable(), yet ordinary text in a query: private
 # use (U+F8FF, the Apple logo) and code points this interpreter's Unicode
 # database does not know yet (emoji newer than it, such as U+1FAE8). The
@@ -402,7 +405,12 @@ class SpotifyWebApiCatalog(OwnedSession):
         wait: timedelta | None = None
         value = (header or "").strip()
         if _DELTA_SECONDS.match(value):
-            wait = timedelta(seconds=int(value))
+            digits = value.lstrip("0")
+            wait = (
+                timedelta(seconds=int(digits or "0"))
+                if len(digits) <= _MAX_DELTA_DIGITS
+                else MAX_RETRY_AFTER
+            )
         elif value:
             try:
                 moment = parsedate_to_datetime(value)
