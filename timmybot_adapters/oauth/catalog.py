@@ -281,7 +281,8 @@ class SpotifyWebApiCatalog(OwnedSession):
             cafile=cafile,
         )
         self._clock: Clock = clock if clock is not None else SystemClock()
-        self._blocked_until: dict[str, datetime] = {}
+        # Per platform: until when searches fail fast, and the wait the 429 asked for.
+        self._blocked_until: dict[str, tuple[datetime, timedelta]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -304,10 +305,19 @@ class SpotifyWebApiCatalog(OwnedSession):
 
     def rate_limited_for(self, platform: str) -> timedelta:
         """Return how long searches on ``platform`` still wait for a 429 (zero if not)."""
-        until = self._blocked_until.get(platform)
-        if until is None:
+        blocked = self._blocked_until.get(platform)
+        if blocked is None:
             return timedelta(0)
-        return max(timedelta(0), until - self._clock.now())
+        until, wait = blocked
+        now = self._clock.now()
+        left = until - now
+        if left > wait:
+            # More left than the provider asked for: the wall clock was set
+            # back since the 429. Wait what it asked from now, not for as
+            # long as the clock went back (a day's step blocked search a day).
+            self._blocked_until[platform] = (now + wait, wait)
+            return wait
+        return max(timedelta(0), left)
 
     # -- the port ----------------------------------------------------------
 
@@ -384,7 +394,7 @@ class SpotifyWebApiCatalog(OwnedSession):
             )
         if status == 429:
             wait = self._retry_after(retry_after)
-            self._blocked_until[name] = self._clock.now() + wait
+            self._blocked_until[name] = (self._clock.now() + wait, wait)
             _log.warning("catalog platform=%s rate limited for %d s", name, _seconds(wait))
             raise ProviderRateLimited(
                 f"{name}: the search endpoint is rate limiting us (HTTP 429); "
