@@ -268,6 +268,25 @@ async def test_a_rate_limit_is_honoured_without_calling_again(stage: Stage) -> N
     assert stage.provider.search_calls == 2
 
 
+async def test_a_clock_set_back_does_not_stretch_a_rate_limit(stage: Stage) -> None:
+    stage.provider.search_answers.append(SearchAnswer(status=429, headers={"Retry-After": "7"}))
+    with pytest.raises(ProviderRateLimited):
+        await stage.catalog.search("demo", "halo", access_token=stage.token)
+
+    # NTP steps the wall clock back a day: the wait stays the 7 s asked for,
+    # not a day and 7 s.
+    stage.clock.set(START - timedelta(days=1))
+    assert stage.catalog.rate_limited_for("demo") == timedelta(seconds=7)
+    with pytest.raises(ProviderRateLimited) as again:
+        await stage.catalog.search("demo", "halo", access_token=stage.token)
+    assert again.value.retry_after == timedelta(seconds=7)
+    assert stage.provider.search_calls == 1
+
+    stage.clock.advance(timedelta(seconds=7))
+    assert await stage.catalog.search("demo", "halo", access_token=stage.token)
+    assert stage.provider.search_calls == 2
+
+
 @pytest.mark.parametrize(
     ("header", "expected"),
     [
@@ -276,6 +295,10 @@ async def test_a_rate_limit_is_honoured_without_calling_again(stage: Stage) -> N
         ("0", timedelta(seconds=1)),
         ("-3", DEFAULT_RETRY_AFTER),
         ("99999999", MAX_RETRY_AFTER),
+        # Longer than timedelta or int() take: still a (very long) delay, not "unreadable".
+        ("99999999999", MAX_RETRY_AFTER),
+        ("9" * 5000, MAX_RETRY_AFTER),
+        ("0000000000007", timedelta(seconds=7)),
         ("http-date", timedelta(seconds=30)),
     ],
 )

@@ -36,6 +36,7 @@ from timmybot_core import (
     ResponseSanitizer,
     SecurityEvent,
     SecurityEventType,
+    Switch,
 )
 from timmybot_core.ports.catalog import DEFAULT_SEARCH_LIMIT, MusicCatalog
 
@@ -327,6 +328,23 @@ class TestPlatformFailures:
         assert len(world.catalog.calls) == 1
         record = await world.services.tokens.get_user_tokens(USER, force_fetch=True)
         assert record is not None and record.link("spotify").needs_relink  # type: ignore[union-attr]
+
+    async def test_a_refused_token_while_refresh_is_paused_is_not_sent_again(
+        self, world: World
+    ) -> None:
+        await world.link()
+        await world.services.access.set_switch(
+            Switch.REFRESH_PAUSED, True, reason="incident", actor=None
+        )
+        world.catalog.failures += [
+            ReLinkRequired("HTTP 401", platform="spotify"),
+            ReLinkRequired("HTTP 401", platform="spotify"),
+        ]
+        text = await world.run("Halo")
+        # Refresh is paused, not the link expired: relinking is not the remedy.
+        assert text == "Music accounts are paused for maintenance; try later."
+        assert world.oauth.refresh_calls == 0
+        assert len(world.catalog.calls) == 1  # the refused token was not sent again
 
     async def test_a_rate_limit_says_when_to_come_back(self, world: World) -> None:
         await world.link()

@@ -97,7 +97,10 @@ _MAX_DURATION_MS: Final = 24 * 3600 * 1000
 # Smallest image width worth showing as a thumbnail (Spotify sends 640, 300, 64).
 _THUMBNAIL_WIDTH: Final = 160
 _MARKET = re.compile(r"^(?:[A-Z]{2}|from_token)$")
-_DELTA_SECONDS = re.compile(r"^[0-9]{1,10}$")
+# Any number of digits is a delay in seconds (RFC 9110 10.2.3): one too long
+# to convert is longer than MAX_RETRY_AFTER, not unreadable.
+_DELTA_SECONDS = re.compile(r"^[0-9]+$")
+_MAX_DELTA_DIGITS: Final = 10
 # Not printable to str.isprintable(), yet ordinary text in a query: private
 # use (U+F8FF, the Apple logo) and code points this interpreter's Unicode
 # database does not know yet (emoji newer than it, such as U+1FAE8). The
@@ -278,7 +281,8 @@ class SpotifyWebApiCatalog(OwnedSession):
             cafile=cafile,
         )
         self._clock: Clock = clock if clock is not None else SystemClock()
-        self._blocked_until: dict[str, datetime] = {}
+        # Per platform: until when searches fail fast, and the wait the 429 asked for.
+        self._blocked_until: dict[str, tuple[datetime, timedelta]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -301,10 +305,19 @@ class SpotifyWebApiCatalog(OwnedSession):
 
     def rate_limited_for(self, platform: str) -> timedelta:
         """Return how long searches on ``platform`` still wait for a 429 (zero if not)."""
-        until = self._blocked_until.get(platform)
-        if until is None:
+        blocked = self._blocked_until.get(platform)
+        if blocked is None:
             return timedelta(0)
-        return max(timedelta(0), until - self._clock.now())
+        until, wait = blocked
+        now = self._clock.now()
+        left = until - now
+        if left > wait:
+            # More left than the provider asked for: the wall clock was set
+            # back since the 429. Wait what it asked from now, not for as
+            # long as the clock went back (a day's step blocked search a day).
+            self._blocked_until[platform] = (now + wait, wait)
+            return wait
+        return max(timedelta(0), left)
 
     # -- the port ----------------------------------------------------------
 
@@ -381,7 +394,7 @@ class SpotifyWebApiCatalog(OwnedSession):
             )
         if status == 429:
             wait = self._retry_after(retry_after)
-            self._blocked_until[name] = self._clock.now() + wait
+            self._blocked_until[name] = (self._clock.now() + wait, wait)
             _log.warning("catalog platform=%s rate limited for %d s", name, _seconds(wait))
             raise ProviderRateLimited(
                 f"{name}: the search endpoint is rate limiting us (HTTP 429); "
@@ -402,7 +415,12 @@ class SpotifyWebApiCatalog(OwnedSession):
         wait: timedelta | None = None
         value = (header or "").strip()
         if _DELTA_SECONDS.match(value):
-            wait = timedelta(seconds=int(value))
+            digits = value.lstrip("0")
+            wait = (
+                timedelta(seconds=int(digits or "0"))
+                if len(digits) <= _MAX_DELTA_DIGITS
+                else MAX_RETRY_AFTER
+            )
         elif value:
             try:
                 moment = parsedate_to_datetime(value)

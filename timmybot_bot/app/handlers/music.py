@@ -32,6 +32,7 @@ from timmybot_core import (
     MusicCatalog,
     PlatformLink,
     ProviderRateLimited,
+    RefreshPaused,
     ReLinkRequired,
     SecureTokenService,
     SecurityAuditLogger,
@@ -188,6 +189,12 @@ async def search_tracks(
             tracks = await catalog.search(platform, query, access_token=token)
         except ReLinkRequired:
             outcome = await tokens.refresh(user_id, platform, within=_FORCE_REFRESH)
+            if not outcome.refreshed and outcome.tokens.access_token == token:
+                # No refresh may run now (paused for an incident, or the
+                # process is stopping), so we hold only the token the
+                # platform just refused: searching again with it would be
+                # refused again and end in "link it again", which is wrong.
+                raise RefreshPaused(f"token refresh for {platform} did not run") from None
             tracks = await catalog.search(platform, query, access_token=outcome.tokens.access_token)
     except ProviderRateLimited as error:
         seconds = max(1, math.ceil(error.retry_after.total_seconds()))
