@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 
@@ -79,6 +80,26 @@ class TestBans:
         assert alert.severity is Severity.P2
         assert alert.details["guild"] == w.pseudonymizer.guild(STRANGER_GUILD)
         assert str(STRANGER_GUILD) not in str(dict(alert.details))
+
+    async def test_an_alerter_that_never_answers_does_not_hold_the_banning_check(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        w = wire(
+            AccessSettings(
+                owner_ids={OWNER}, cache_ttl=timedelta(0), alert_timeout=timedelta(seconds=0.1)
+            )
+        )
+
+        async def never(alert: object) -> None:
+            await asyncio.sleep(3600)
+
+        monkeypatch.setattr(w.alerter, "send", never)
+        await deny(w, 10)
+        # Bounded by the test, far above the 0.1 s the settings give the alerter.
+        eleventh = await asyncio.wait_for(w.access.check(STRANGER_GUILD, USER, "search"), 5)
+        assert eleventh.reason is AccessReason.GUILD_BANNED
+        # The failed delivery is on record.
+        assert any(e.type.value == "ALERT_FAILED" for e in w.security_log.recent())
 
     async def test_retry_after_counts_down(self, w: Wired) -> None:
         await deny(w, 11)

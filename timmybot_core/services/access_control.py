@@ -25,6 +25,7 @@ with reason ``UNAVAILABLE`` (owners still pass).
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -117,6 +118,9 @@ class AccessSettings:
         lockdown_attempt_limit: the limit while a lockdown (P1 incident) is on.
         allow_direct_messages: whether commands work in DMs.
         cache_ttl: how long switch and allowlist answers are reused.
+        alert_timeout: how long the ban alert may take; an alerter that has
+            not answered by then counts as a failed delivery (the denied
+            command it rides on must not wait on it).
     """
 
     owner_ids: frozenset[int] = attrs.field(factory=frozenset, converter=_id_set)
@@ -127,6 +131,7 @@ class AccessSettings:
     lockdown_attempt_limit: int = 3
     allow_direct_messages: bool = False
     cache_ttl: timedelta = timedelta(seconds=5)
+    alert_timeout: timedelta = timedelta(seconds=10)
 
     def __attrs_post_init__(self) -> None:
         for name in ("attempt_limit", "lockdown_attempt_limit"):
@@ -137,6 +142,8 @@ class AccessSettings:
                 raise ValueError(f"{name} must be positive (got {getattr(self, name)})")
         if self.cache_ttl < timedelta(0):
             raise ValueError(f"cache_ttl must not be negative (got {self.cache_ttl})")
+        if self.alert_timeout <= timedelta(0):
+            raise ValueError(f"alert_timeout must be positive (got {self.alert_timeout})")
 
 
 @attrs.define
@@ -306,10 +313,15 @@ class ServerAccessControl:
         return AccessDecision(allowed=False, reason=reason, retry_after=retry_after)
 
     async def send_alert(self, alert: Alert) -> bool:
-        """Send ``alert``; a delivery failure is logged, never raised. ``True`` if sent."""
+        """Send ``alert``; a delivery failure is logged, never raised. ``True`` if sent.
+
+        An alerter that has not answered within ``alert_timeout`` is a failed
+        delivery too: a host's or a remote alerter must not hold a check.
+        """
         try:
-            await self._alerter.send(alert)
-        except (AlertDeliveryError, OSError) as error:
+            async with asyncio.timeout(self._settings.alert_timeout.total_seconds()):
+                await self._alerter.send(alert)
+        except (AlertDeliveryError, OSError, TimeoutError) as error:
             _log.error("alert delivery failed: %s", type(error).__name__)
             await self._log.record(
                 SecurityEventType.ALERT_FAILED,
