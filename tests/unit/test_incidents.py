@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 
 import pytest
@@ -17,6 +18,7 @@ from timmybot_core import (
     StoreUnavailable,
     Switch,
 )
+from timmybot_core.ports.access import Ban
 from timmybot_core.services.access_control import AccessSettings
 from timmybot_core.services.incidents import IncidentResponseService, IncidentSettings
 
@@ -35,6 +37,26 @@ async def test_severities_carry_the_seed_response_times() -> None:
 
 
 class TestP0:
+    async def test_a_snapshot_after_a_mass_ban_lists_the_latest_and_counts_them_all(
+        self, w: Wired
+    ) -> None:
+        for n in range(600):
+            placed = START + timedelta(seconds=n)
+            ban = Ban(
+                guild_id=10**17 + n, until=placed + timedelta(hours=1), reason="t", placed_at=placed
+            )
+            await w.store.place_ban(ban, now=placed)
+        report = await w.incidents.handle(Incident(severity="P0", title="mass attack"))
+        assert report.ok
+        assert report.snapshot is not None
+        assert report.snapshot["bans_total"] == 600
+        listed = report.snapshot["bans"]
+        assert len(listed) == 500
+        newest = w.pseudonymizer.guild(10**17 + 599)
+        assert listed[0]["guild"] == newest  # the attack under way comes first
+        # The record stays far below one DynamoDB item (400 KB).
+        assert len(json.dumps(report.snapshot)) < 200_000
+
     async def test_isolates_snapshots_holds_alerts_and_records(self, w: Wired) -> None:
         await w.access.allow_guild(ALLOWED_GUILD, actor=OWNER)
         report = await w.incidents.handle(

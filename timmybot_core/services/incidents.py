@@ -108,12 +108,16 @@ class IncidentSettings:
 
     ``alert_timeout`` bounds the ``alert`` step: an alerter that has not
     answered by then fails the step, and the steps after it (a P1's
-    lockdown, the record) still run.
+    lockdown, the record) still run. ``snapshot_bans`` bounds the bans a P0
+    snapshot lists (their total is kept beside them): a mass attack, when a
+    P0 happens, can ban thousands of guilds, and the incident record must
+    still fit one store item (DynamoDB: 400 KB).
     """
 
     lockdown_duration: timedelta = timedelta(hours=6)
     hold_lookback: timedelta = timedelta(days=30)
     snapshot_events: int = 50
+    snapshot_bans: int = 500
     alert_timeout: timedelta = timedelta(seconds=30)
 
 
@@ -245,8 +249,12 @@ class IncidentResponseService:
                     "until": ban.until.isoformat(),
                     "reason": ban.reason,
                 }
-                for ban in bans
+                # The latest first: those placed by the attack under way.
+                for ban in sorted(bans, key=lambda ban: ban.placed_at, reverse=True)[
+                    : self._settings.snapshot_bans
+                ]
             ],
+            "bans_total": len(bans),
             "recent_events": [
                 event.as_dict() for event in self._log.recent(self._settings.snapshot_events)
             ],
