@@ -533,6 +533,59 @@ def test_a_lost_retired_key_with_records_under_it_is_refused_at_start(used: Path
     assert "do not decrypt" in doctor.stdout
 
 
+def test_a_rekey_planned_before_another_rekey_ran_is_refused_and_changes_nothing(
+    used: Path,
+) -> None:
+    # Two operators: one waits at the confirmation while the other's rekey
+    # runs to the end. Carried out then, the first plan used to stage its key
+    # and record the old key as current, and every start was refused.
+    from timmybot_bot.runtime import vault_rekey
+    from timmybot_bot.runtime.settings import Settings
+
+    _store_tokens(used, 11, 12)
+    settings = Settings.from_env(environment(used))
+    stale = vault_rekey.plan_rekey(settings, vault_rekey.NewKeySource(generate=True), {})
+    done = run_admin(used, "vault", "rekey", "--generate", "--yes")
+    assert done.returncode == 0, done.stderr
+    promoted = _key_id(used, "vault.key")
+    before = snapshot(used)
+    with pytest.raises(vault_rekey.RekeyUsageError, match="another vault rekey ran"):
+        asyncio.run(vault_rekey.rekey_vault(settings, stale))
+    assert snapshot(used) == before
+    assert not (used / "keys" / "vault.next.key").exists()
+    assert _recorded_keys(used)["vault.key"] == promoted
+    started = start_bot(used)
+    assert started.returncode == 0, started.stderr
+
+
+def test_a_second_rekey_while_one_runs_is_refused_in_one_line(used: Path) -> None:
+    # Both would re-encrypt and promote the same staged key: the later
+    # promotion found no vault.next.key left and crashed.
+    from timmybot_bot.runtime import vault_rekey
+    from timmybot_bot.runtime.settings import Settings
+
+    _store_tokens(used, 11, 12)
+    settings = Settings.from_env(environment(used))
+    plan = vault_rekey.plan_rekey(settings, vault_rekey.NewKeySource(generate=True), {})
+    second: list[subprocess.CompletedProcess[str]] = []
+
+    def finish_it_meanwhile(phase: str, done: int, total: int) -> None:
+        if phase == "records" and done == 1 and not second:
+            second.append(run_admin(used, "vault", "rekey", "--yes"))
+
+    outcome = asyncio.run(
+        vault_rekey.rekey_vault(settings, plan, batch=1, report=finish_it_meanwhile)
+    )
+    (refused,) = second
+    assert refused.returncode == 2, refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert "another vault rekey is running" in line
+    assert outcome.promoted
+    assert _recorded_keys(used)["vault.key"] == _key_id(used, "vault.key") == plan.new_key_id
+    started = start_bot(used)
+    assert started.returncode == 0, started.stderr
+
+
 NOBODY = 65534  # a user other than the one running the tests
 
 

@@ -32,7 +32,8 @@ start.
 
 Bot processes hold a shared lock on ``run.lock`` for their lifetime (the
 kernel drops it when a process dies, SIGKILL included), so ``vault rekey``
-and ``doctor`` can tell whether a bot is running.
+and ``doctor`` can tell whether a bot is running; a ``vault rekey`` holds
+``.rekey.lock`` while it runs, so two never change the keys at once.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ __all__ = [
     "read_identity_file",
     "record_vault_key",
     "recorded_vault_rekey",
+    "rekey_lock",
     "required_key_files",
     "run_lock",
 ]
@@ -89,6 +91,7 @@ __all__ = [
 DATABASE_FILE = "timmybot.db"
 _INIT_LOCK = ".init.lock"
 _RUN_LOCK = "run.lock"
+_REKEY_LOCK = ".rekey.lock"
 
 
 def database_path(settings: Settings) -> Path:
@@ -526,6 +529,14 @@ def run_lock(settings: Settings) -> contextlib.AbstractContextManager[int]:
     Any number of bot processes share it; leaving the context gives it back.
     """
     return _locked(settings.data_dir / _RUN_LOCK, fcntl.LOCK_SH)
+
+
+def rekey_lock(settings: Settings) -> contextlib.AbstractContextManager[int]:
+    """Return the exclusive lock a ``vault rekey`` holds while it changes keys and records.
+
+    Not waited for: :class:`BlockingIOError` when another rekey holds it.
+    """
+    return _locked(settings.data_dir / _REKEY_LOCK, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def bot_running(settings: Settings) -> bool:
