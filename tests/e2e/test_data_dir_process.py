@@ -11,6 +11,7 @@ the directory as it was.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -584,6 +585,59 @@ def test_a_second_rekey_while_one_runs_is_refused_in_one_line(used: Path) -> Non
     assert _recorded_keys(used)["vault.key"] == _key_id(used, "vault.key") == plan.new_key_id
     started = start_bot(used)
     assert started.returncode == 0, started.stderr
+
+
+def test_two_audit_key_rotations_at_once_keep_every_new_key_in_the_ring(
+    used: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each rotation read the ring, then wrote it back with its own new key:
+    # the later write dropped the other's, and digests signed with that key
+    # by a process started in between never verified again.
+    import threading
+
+    from timmybot_adapters.signing import Ed25519Signer
+    from timmybot_bot.runtime import audit_keys
+    from timmybot_bot.runtime.settings import Settings
+
+    settings = Settings.from_env(environment(used))
+    generate = Ed25519Signer.generate
+    go = threading.Event()
+
+    def generate_after_the_other_rotation() -> Ed25519Signer:
+        go.wait(timeout=30)
+        return generate()
+
+    monkeypatch.setattr(
+        audit_keys.Ed25519Signer, "generate", staticmethod(generate_after_the_other_rotation)
+    )
+    rotated: list[tuple[str, str]] = []
+    first = threading.Thread(
+        target=lambda: rotated.append(audit_keys.rotate_audit_signing_key(settings))
+    )
+    first.start()
+    try:
+        second = subprocess.Popen(
+            [sys.executable, "-m", "timmybot_bot.cli.main", "audit", "rotate-key", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment(used),
+            cwd=ROOT,
+        )
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            second.wait(timeout=3)  # done by now unless it waits for the first
+    finally:
+        go.set()
+        first.join(timeout=30)
+    out, err = second.communicate(timeout=60)
+    assert second.returncode == 0, err
+    (first_rotation,) = rotated
+    ring = json.loads((used / "keys" / "audit-keyring.json").read_text())["keys"]
+    assert {first_rotation[1], json.loads(out)["new_key_id"]} <= set(ring)
+    # A process signing with whichever key is current now verifies, like every other.
+    assert run_admin(used, "guild", "allow", "223456789012345678").returncode == 0
+    verified = run_admin(used, "audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 NOBODY = 65534  # a user other than the one running the tests

@@ -78,6 +78,7 @@ __all__ = [
     "check",
     "database_path",
     "identity_path",
+    "keys_lock",
     "mode_problems",
     "prepare",
     "read_identity_file",
@@ -511,6 +512,17 @@ def record_vault_key(settings: Settings, key_id: str, *, rekey_to: str | None = 
             return
         keys = {**_recorded_keys(document), "vault.key": key_id}
         _update_identity_file(settings, keys, rekey_to=rekey_to)
+
+
+def keys_lock(settings: Settings) -> contextlib.AbstractContextManager[int]:
+    """Return the exclusive lock under which key files and the identity file change.
+
+    Held by a first start (:func:`prepare`), :func:`record_vault_key` and
+    ``audit rotate-key``: each reads a file, then writes it back changed, so
+    two at once would lose one's change. Waited for (each holds it briefly);
+    never take it twice in one process, as the second would wait forever.
+    """
+    return _locked(settings.data_dir / _INIT_LOCK, fcntl.LOCK_EX)
 
 
 def recorded_vault_rekey(settings: Settings) -> str | None:
