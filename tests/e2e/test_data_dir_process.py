@@ -11,6 +11,7 @@ the directory as it was.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -531,6 +532,112 @@ def test_a_lost_retired_key_with_records_under_it_is_refused_at_start(used: Path
     doctor = run_admin(used, "doctor")
     assert doctor.returncode == 1
     assert "do not decrypt" in doctor.stdout
+
+
+def test_a_rekey_planned_before_another_rekey_ran_is_refused_and_changes_nothing(
+    used: Path,
+) -> None:
+    # Two operators: one waits at the confirmation while the other's rekey
+    # runs to the end. Carried out then, the first plan used to stage its key
+    # and record the old key as current, and every start was refused.
+    from timmybot_bot.runtime import vault_rekey
+    from timmybot_bot.runtime.settings import Settings
+
+    _store_tokens(used, 11, 12)
+    settings = Settings.from_env(environment(used))
+    stale = vault_rekey.plan_rekey(settings, vault_rekey.NewKeySource(generate=True), {})
+    done = run_admin(used, "vault", "rekey", "--generate", "--yes")
+    assert done.returncode == 0, done.stderr
+    promoted = _key_id(used, "vault.key")
+    before = snapshot(used)
+    with pytest.raises(vault_rekey.RekeyUsageError, match="another vault rekey ran"):
+        asyncio.run(vault_rekey.rekey_vault(settings, stale))
+    assert snapshot(used) == before
+    assert not (used / "keys" / "vault.next.key").exists()
+    assert _recorded_keys(used)["vault.key"] == promoted
+    started = start_bot(used)
+    assert started.returncode == 0, started.stderr
+
+
+def test_a_second_rekey_while_one_runs_is_refused_in_one_line(used: Path) -> None:
+    # Both would re-encrypt and promote the same staged key: the later
+    # promotion found no vault.next.key left and crashed.
+    from timmybot_bot.runtime import vault_rekey
+    from timmybot_bot.runtime.settings import Settings
+
+    _store_tokens(used, 11, 12)
+    settings = Settings.from_env(environment(used))
+    plan = vault_rekey.plan_rekey(settings, vault_rekey.NewKeySource(generate=True), {})
+    second: list[subprocess.CompletedProcess[str]] = []
+
+    def finish_it_meanwhile(phase: str, done: int, total: int) -> None:
+        if phase == "records" and done == 1 and not second:
+            second.append(run_admin(used, "vault", "rekey", "--yes"))
+
+    outcome = asyncio.run(
+        vault_rekey.rekey_vault(settings, plan, batch=1, report=finish_it_meanwhile)
+    )
+    (refused,) = second
+    assert refused.returncode == 2, refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert "another vault rekey is running" in line
+    assert outcome.promoted
+    assert _recorded_keys(used)["vault.key"] == _key_id(used, "vault.key") == plan.new_key_id
+    started = start_bot(used)
+    assert started.returncode == 0, started.stderr
+
+
+def test_two_audit_key_rotations_at_once_keep_every_new_key_in_the_ring(
+    used: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each rotation read the ring, then wrote it back with its own new key:
+    # the later write dropped the other's, and digests signed with that key
+    # by a process started in between never verified again.
+    import threading
+
+    from timmybot_adapters.signing import Ed25519Signer
+    from timmybot_bot.runtime import audit_keys
+    from timmybot_bot.runtime.settings import Settings
+
+    settings = Settings.from_env(environment(used))
+    generate = Ed25519Signer.generate
+    go = threading.Event()
+
+    def generate_after_the_other_rotation() -> Ed25519Signer:
+        go.wait(timeout=30)
+        return generate()
+
+    monkeypatch.setattr(
+        audit_keys.Ed25519Signer, "generate", staticmethod(generate_after_the_other_rotation)
+    )
+    rotated: list[tuple[str, str]] = []
+    first = threading.Thread(
+        target=lambda: rotated.append(audit_keys.rotate_audit_signing_key(settings))
+    )
+    first.start()
+    try:
+        second = subprocess.Popen(
+            [sys.executable, "-m", "timmybot_bot.cli.main", "audit", "rotate-key", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment(used),
+            cwd=ROOT,
+        )
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            second.wait(timeout=3)  # done by now unless it waits for the first
+    finally:
+        go.set()
+        first.join(timeout=30)
+    out, err = second.communicate(timeout=60)
+    assert second.returncode == 0, err
+    (first_rotation,) = rotated
+    ring = json.loads((used / "keys" / "audit-keyring.json").read_text())["keys"]
+    assert {first_rotation[1], json.loads(out)["new_key_id"]} <= set(ring)
+    # A process signing with whichever key is current now verifies, like every other.
+    assert run_admin(used, "guild", "allow", "223456789012345678").returncode == 0
+    verified = run_admin(used, "audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 NOBODY = 65534  # a user other than the one running the tests

@@ -137,13 +137,19 @@ def rotate_audit_signing_key(settings: Settings) -> tuple[str, str]:
             "TIMMYBOT_AUDIT_SIGNING_KEY is set: rotate by setting a new value there "
             "(and keep the old public key in the ring: run this with the old value first)"
         )
-    old_signer, ring = audit_keys(settings)
-    new_signer = Ed25519Signer.generate()
-    ring.add(new_signer.public_key)
-    keys = _keys_dir(settings)
-    # The ring first: a crash in between leaves an extra public key, never a
-    # signing key whose public half is unknown.
-    write_private_file(keys / KEYRING_FILE, ring.to_json(), mode=0o644)
-    seed = bytes.fromhex(new_signer.seed_hex())
-    write_private_file(keys / SIGNING_KEY_FILE, key_document(seed, purpose="audit-signing"))
+    from timmybot_bot.runtime.data_dir import keys_lock  # data_dir imports this module
+
+    # Locked: two rotations at once both read the ring, and the later write
+    # dropped the other's new public key (and could leave a signing key the
+    # ring does not know, which every start refuses).
+    with keys_lock(settings):
+        old_signer, ring = audit_keys(settings)
+        new_signer = Ed25519Signer.generate()
+        ring.add(new_signer.public_key)
+        keys = _keys_dir(settings)
+        # The ring first: a crash in between leaves an extra public key, never a
+        # signing key whose public half is unknown.
+        write_private_file(keys / KEYRING_FILE, ring.to_json(), mode=0o644)
+        seed = bytes.fromhex(new_signer.seed_hex())
+        write_private_file(keys / SIGNING_KEY_FILE, key_document(seed, purpose="audit-signing"))
     return old_signer.key_id, new_signer.key_id

@@ -32,7 +32,8 @@ start.
 
 Bot processes hold a shared lock on ``run.lock`` for their lifetime (the
 kernel drops it when a process dies, SIGKILL included), so ``vault rekey``
-and ``doctor`` can tell whether a bot is running.
+and ``doctor`` can tell whether a bot is running; a ``vault rekey`` holds
+``.rekey.lock`` while it runs, so two never change the keys at once.
 """
 
 from __future__ import annotations
@@ -77,11 +78,13 @@ __all__ = [
     "check",
     "database_path",
     "identity_path",
+    "keys_lock",
     "mode_problems",
     "prepare",
     "read_identity_file",
     "record_vault_key",
     "recorded_vault_rekey",
+    "rekey_lock",
     "required_key_files",
     "run_lock",
 ]
@@ -89,6 +92,7 @@ __all__ = [
 DATABASE_FILE = "timmybot.db"
 _INIT_LOCK = ".init.lock"
 _RUN_LOCK = "run.lock"
+_REKEY_LOCK = ".rekey.lock"
 
 
 def database_path(settings: Settings) -> Path:
@@ -510,6 +514,17 @@ def record_vault_key(settings: Settings, key_id: str, *, rekey_to: str | None = 
         _update_identity_file(settings, keys, rekey_to=rekey_to)
 
 
+def keys_lock(settings: Settings) -> contextlib.AbstractContextManager[int]:
+    """Return the exclusive lock under which key files and the identity file change.
+
+    Held by a first start (:func:`prepare`), :func:`record_vault_key` and
+    ``audit rotate-key``: each reads a file, then writes it back changed, so
+    two at once would lose one's change. Waited for (each holds it briefly);
+    never take it twice in one process, as the second would wait forever.
+    """
+    return _locked(settings.data_dir / _INIT_LOCK, fcntl.LOCK_EX)
+
+
 def recorded_vault_rekey(settings: Settings) -> str | None:
     """Return the vault key ID a rekey recorded it is moving to, if any."""
     document = _read_identity_document(identity_path(settings))
@@ -526,6 +541,14 @@ def run_lock(settings: Settings) -> contextlib.AbstractContextManager[int]:
     Any number of bot processes share it; leaving the context gives it back.
     """
     return _locked(settings.data_dir / _RUN_LOCK, fcntl.LOCK_SH)
+
+
+def rekey_lock(settings: Settings) -> contextlib.AbstractContextManager[int]:
+    """Return the exclusive lock a ``vault rekey`` holds while it changes keys and records.
+
+    Not waited for: :class:`BlockingIOError` when another rekey holds it.
+    """
+    return _locked(settings.data_dir / _REKEY_LOCK, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def bot_running(settings: Settings) -> bool:

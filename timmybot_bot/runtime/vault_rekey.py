@@ -590,13 +590,61 @@ async def rekey_vault(
     ``docs/operations.md``). Interrupted at any point, running the same plan
     again (or :func:`plan_rekey` without a new key) finishes the job.
 
+    Holds the data directory's rekey lock throughout, and first checks that
+    the keys on disk are still the plan's (see :func:`_check_plan_current`).
+
     Raises:
+        RekeyUsageError: another rekey is running, or ran since the plan was
+            made (nothing was changed).
         RekeyError: records are under key IDs that no known key has (nothing
             was changed), or the new key could not be written.
         StoreUnavailable: the database could not answer; committed batches
             stay done.
 
     """
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(data_dir.rekey_lock(settings))
+        except BlockingIOError:
+            raise RekeyUsageError(
+                f"another vault rekey is running on {settings.data_dir}: let it finish, "
+                "then run this command again if it did not"
+            ) from None
+        _check_plan_current(settings, plan)
+        return await _rekey_locked(settings, plan, batch=batch, report=report)
+
+
+def _check_plan_current(settings: Settings, plan: RekeyPlan) -> None:
+    """Refuse a plan another rekey overtook: its old or staged key is no longer on disk.
+
+    The plan was made before the confirmation, without the rekey lock;
+    carried out after another rekey promoted a key, it would stage a key
+    beside records it cannot read and record the old key as current in
+    the identity file, which every later start then refuses.
+    """
+    current = current_vault_key(settings)
+    staged_path = _keys_dir(settings) / STAGED_FILE
+    staged = None if plan.env_managed or not staged_path.exists() else _load(staged_path)
+    expected_staged = plan.new_key if plan.staged else None
+    if (
+        current is None
+        or not hmac.compare_digest(current, plan.old_key)
+        or (staged is None) != (expected_staged is None)
+        or (
+            staged is not None
+            and expected_staged is not None
+            and not hmac.compare_digest(staged, expected_staged)
+        )
+    ):
+        raise RekeyUsageError(
+            f"the vault keys in {_keys_dir(settings)} changed since this rekey was planned "
+            "(another vault rekey ran meanwhile); nothing was changed: run the command again"
+        )
+
+
+async def _rekey_locked(
+    settings: Settings, plan: RekeyPlan, *, batch: int, report: Report | None
+) -> RekeyOutcome:
     tell: Report = report if report is not None else (lambda phase, done, total: None)
     _stage(settings, plan)
     async with SqliteDatabase(settings.data_dir / "timmybot.db") as db:
