@@ -22,6 +22,7 @@ from timmybot_bot.runtime.keys import (
     parse_key,
     write_private_file,
 )
+from timmybot_bot.runtime.locks import keys_lock
 from timmybot_bot.runtime.settings import ConfigurationError, Settings
 
 __all__ = [
@@ -137,8 +138,6 @@ def rotate_audit_signing_key(settings: Settings) -> tuple[str, str]:
             "TIMMYBOT_AUDIT_SIGNING_KEY is set: rotate by setting a new value there "
             "(and keep the old public key in the ring: run this with the old value first)"
         )
-    from timmybot_bot.runtime.data_dir import keys_lock  # data_dir imports this module
-
     # Locked: two rotations at once both read the ring, and the later write
     # dropped the other's new public key (and could leave a signing key the
     # ring does not know, which every start refuses).

@@ -38,14 +38,12 @@ and ``doctor`` can tell whether a bot is running; a ``vault rekey`` holds
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
 import sqlite3
 import stat
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,6 +64,7 @@ from timmybot_bot.runtime.keys import (
     not_written,
     write_private_file,
 )
+from timmybot_bot.runtime.locks import RUN_LOCK, keys_lock, locked, rekey_lock, run_lock
 from timmybot_bot.runtime.settings import ConfigurationError, Settings
 
 if TYPE_CHECKING:
@@ -90,9 +89,6 @@ __all__ = [
 ]
 
 DATABASE_FILE = "timmybot.db"
-_INIT_LOCK = ".init.lock"
-_RUN_LOCK = "run.lock"
-_REKEY_LOCK = ".rekey.lock"
 
 
 def database_path(settings: Settings) -> Path:
@@ -410,24 +406,6 @@ def check(settings: Settings) -> None:
     _assess(settings)
 
 
-@contextlib.contextmanager
-def _locked(path: Path, operation: int, flags: int = os.O_RDWR | os.O_CREAT) -> Iterator[int]:
-    try:
-        descriptor = os.open(path, flags, 0o600)
-    except OSError as error:
-        # A lock that cannot be taken leaves unknown who else uses the
-        # directory: refuse, naming the file, rather than go on unlocked.
-        raise ConfigurationError(
-            f"lock file {path} cannot be opened ({type(error).__name__}); it must be a file "
-            f"this user can write: {RECOVERY}"
-        ) from None
-    try:
-        fcntl.flock(descriptor, operation)
-        yield descriptor
-    finally:
-        os.close(descriptor)
-
-
 def prepare(settings: Settings) -> str | None:
     """Check the directory and, on its first start, create everything; return its ID.
 
@@ -441,7 +419,7 @@ def prepare(settings: Settings) -> str | None:
     if settings.backend == "memory":
         return None
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with _locked(settings.data_dir / _INIT_LOCK, fcntl.LOCK_EX):
+    with keys_lock(settings):
         assessment = _assess(settings)
         if assessment.initialized:
             if assessment.identity is not None and assessment.key_ids is not None:
@@ -506,23 +484,12 @@ def record_vault_key(settings: Settings, key_id: str, *, rekey_to: str | None = 
     """
     if settings.backend != "sqlite" or settings.vault_key is not None:
         return
-    with _locked(settings.data_dir / _INIT_LOCK, fcntl.LOCK_EX):
+    with keys_lock(settings):
         document = _read_identity_document(identity_path(settings))
         if document is None:
             return
         keys = {**_recorded_keys(document), "vault.key": key_id}
         _update_identity_file(settings, keys, rekey_to=rekey_to)
-
-
-def keys_lock(settings: Settings) -> contextlib.AbstractContextManager[int]:
-    """Return the exclusive lock under which key files and the identity file change.
-
-    Held by a first start (:func:`prepare`), :func:`record_vault_key` and
-    ``audit rotate-key``: each reads a file, then writes it back changed, so
-    two at once would lose one's change. Waited for (each holds it briefly);
-    never take it twice in one process, as the second would wait forever.
-    """
-    return _locked(settings.data_dir / _INIT_LOCK, fcntl.LOCK_EX)
 
 
 def recorded_vault_rekey(settings: Settings) -> str | None:
@@ -535,31 +502,15 @@ def recorded_vault_rekey(settings: Settings) -> str | None:
 # -- the running-process lock ----------------------------------------------------------
 
 
-def run_lock(settings: Settings) -> contextlib.AbstractContextManager[int]:
-    """Return the shared lock on ``run.lock`` a bot process holds while it runs.
-
-    Any number of bot processes share it; leaving the context gives it back.
-    """
-    return _locked(settings.data_dir / _RUN_LOCK, fcntl.LOCK_SH)
-
-
-def rekey_lock(settings: Settings) -> contextlib.AbstractContextManager[int]:
-    """Return the exclusive lock a ``vault rekey`` holds while it changes keys and records.
-
-    Not waited for: :class:`BlockingIOError` when another rekey holds it.
-    """
-    return _locked(settings.data_dir / _REKEY_LOCK, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-
 def bot_running(settings: Settings) -> bool:
     """Tell whether a live bot process holds the run lock of ``settings``' data directory."""
-    path = settings.data_dir / _RUN_LOCK
+    path = settings.data_dir / RUN_LOCK
     if not path.exists():
         return False
     try:
         # Taken only if no bot shares it; closing the file gives it back.
         # Read-only: probing needs no write access to the lock file.
-        with _locked(path, fcntl.LOCK_EX | fcntl.LOCK_NB, os.O_RDONLY):
+        with locked(path, fcntl.LOCK_EX | fcntl.LOCK_NB, os.O_RDONLY):
             return False
     except BlockingIOError:
         return True
