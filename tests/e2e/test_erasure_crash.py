@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.processes import offline_env
+from tests.integration.processes import offline_env, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 USER = 345_678_901_234_567_890
@@ -144,19 +144,11 @@ class _Provider(http.server.ThreadingHTTPServer):
 @pytest.fixture
 def provider() -> Iterator[_Provider]:
     server = _Provider()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
-
-
-def _env() -> dict[str, str]:
-    env = offline_env()
-    return env
+    with serving(server):
+        try:
+            yield server
+        finally:
+            server.release.set()  # held handlers answer before the shutdown
 
 
 def worker(mode: str, data_dir: Path, base: str) -> subprocess.Popen[str]:
@@ -165,7 +157,7 @@ def worker(mode: str, data_dir: Path, base: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(),
+        env=offline_env(),
         cwd=ROOT,
     )
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.processes import offline_env
+from tests.integration.processes import offline_env, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 USER = 456_789_012_345_678_901
@@ -131,19 +131,11 @@ class _Provider(http.server.ThreadingHTTPServer):
 @pytest.fixture
 def provider() -> Iterator[_Provider]:
     server = _Provider()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
-
-
-def _env() -> dict[str, str]:
-    env = offline_env()
-    return env
+    with serving(server):
+        try:
+            yield server
+        finally:
+            server.release.set()  # held handlers answer before the shutdown
 
 
 def worker(mode: str, data_dir: Path, base: str) -> subprocess.Popen[str]:
@@ -152,7 +144,7 @@ def worker(mode: str, data_dir: Path, base: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(),
+        env=offline_env(),
         cwd=ROOT,
     )
 

@@ -7,11 +7,14 @@ and prints its report. Shared by the multi-process store tests.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socketserver
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 
@@ -24,6 +27,18 @@ def offline_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIMMYBOT_")}
     env.pop("DISCORD_TOKEN", None)
     return env
+
+
+@contextlib.contextmanager
+def serving(server: socketserver.BaseServer) -> Iterator[None]:
+    """Serve ``server`` on a thread of its own; shut it down and close it on exit."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def run_together(
