@@ -150,7 +150,8 @@ def bootstrap(
     clock = clock if clock is not None else SystemClock()
     closers: list[Closer] = []
     if oauth is None:
-        check_settings(settings)  # before the OAuth client is built
+        # No I/O until compose() has checked the settings: the client opens
+        # its HTTP session on its first call.
         oauth_client: OAuthClient = build_oauth_client(settings, extra_providers, clock, closers)
     else:
         oauth_client = oauth
