@@ -58,7 +58,7 @@ import attrs
 from aiohttp import hdrs, web
 from aiohttp.web_protocol import RequestHandler
 
-from timmybot_bot.runtime.bootstrap import VAULT_WRITE_BUDGET
+from timmybot_bot.runtime.shutdown import drain_budget
 from timmybot_bot.web.clients import ClientRateLimiter, IPNetwork, client_address
 from timmybot_core.domain.errors import (
     LinkError,
@@ -133,9 +133,10 @@ def link_budget(settings: Settings) -> timedelta:
 
     The code exchange (one provider call; it is never retried), the vault
     write, and, when the vault fails, the revocation of the issued tokens
-    (one provider call: both tokens at once).
+    (one provider call: both tokens at once): what a refresh in flight may
+    take too, so the stop's drain budget.
     """
-    return 2 * settings.oauth_timeout + VAULT_WRITE_BUDGET
+    return drain_budget(settings)
 
 
 def _page(title: str, message: str, *, status: int) -> web.Response:

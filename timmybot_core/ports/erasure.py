@@ -42,11 +42,6 @@ class ErasureStep:
     detail: str = ""
     final: bool = False
 
-    @property
-    def done(self) -> bool:
-        """Whether the step needs no further run."""
-        return self.ok or self.final
-
 
 @attrs.frozen(kw_only=True)
 class ErasureEntry:

@@ -44,7 +44,6 @@ __all__ = [
     "ProblemKind",
     "VerificationReport",
     "coverage_grace",
-    "in_range",
     "is_seal",
     "reported",
     "verify_chain",
@@ -392,7 +391,7 @@ async def _all_records(log: AuditLog, writer_id: str) -> list[AuditRecord]:
         after = page[-1].sequence
 
 
-def in_range(moment: datetime | None, start: datetime | None, end: datetime | None) -> bool:
+def _in_range(moment: datetime | None, start: datetime | None, end: datetime | None) -> bool:
     """Whether ``moment`` lies in ``[start, end)`` (an open bound, or no moment, always does)."""
     if moment is None:
         return True
@@ -415,7 +414,7 @@ TAMPERING: frozenset[ProblemKind] = frozenset(ProblemKind) - {
 
 def reported(problem: Problem, start: datetime | None, end: datetime | None) -> bool:
     """Whether a verify of ``[start, end)`` reports ``problem``: tampering always is."""
-    return problem.kind in TAMPERING or in_range(problem.at, start, end)
+    return problem.kind in TAMPERING or _in_range(problem.at, start, end)
 
 
 async def verify_log(
@@ -466,8 +465,8 @@ async def verify_log(
         elif open_tail:
             open_writers += 1
         problems += [problem for problem in found if reported(problem, start, end)]
-        records_checked += sum(1 for r in records if in_range(r.timestamp, start, end))
-        digests_checked += sum(1 for d in digests if in_range(d.created_at, start, end))
+        records_checked += sum(1 for r in records if _in_range(r.timestamp, start, end))
+        digests_checked += sum(1 for d in digests if _in_range(d.created_at, start, end))
         uncovered += open_tail
     return VerificationReport(
         writers=len(writers),
