@@ -29,7 +29,6 @@ refuses with reason ``erased``.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -297,7 +296,7 @@ class AccountLinkService:
             pending.platform,
         )
         await self._withdraw(pending, tokens)
-        await self._revoke_issued(pending.platform, tokens)
+        await self._tokens.revoke_unheld(tokens)
         await self._refusals.refuse(source="oauth_callback", reason="erased")
         raise LinkError(
             "This link was cancelled by a data deletion request made after it began; "
@@ -316,7 +315,7 @@ class AccountLinkService:
                 pending.platform,
                 type(error).__name__,
             )
-            await self._revoke_issued(pending.platform, tokens)
+            await self._tokens.revoke_unheld(tokens)
             raise
 
     async def _not_stored(
@@ -345,28 +344,7 @@ class AccountLinkService:
             details={"command": "link", "store": store, "platform": pending.platform},
             level=logging.ERROR,
         )
-        await self._revoke_issued(pending.platform, tokens)
-
-    async def _revoke_issued(self, platform: str, tokens: OAuthTokens) -> None:
-        """Revoke tokens the provider just issued that nothing keeps (best effort)."""
-        issued = [token for token in (tokens.refresh_token, tokens.access_token) if token]
-        # Both at once: the revocation costs one provider call's time, not two.
-        outcomes = await asyncio.gather(
-            *(self._oauth.revoke(platform, token=token) for token in issued),
-            return_exceptions=True,
-        )
-        failed = [
-            outcome
-            for outcome in outcomes
-            # ReLinkRequired: the provider no longer honours the grant; nothing to revoke.
-            if isinstance(outcome, BaseException) and not isinstance(outcome, ReLinkRequired)
-        ]
-        if failed:
-            _log.warning(
-                "link completion: revoking the unstored tokens at %s failed: %s",
-                platform,
-                type(failed[0]).__name__,
-            )
+        await self._tokens.revoke_unheld(tokens)
 
     async def _unauthenticated(self, reason: str) -> None:
         # The platform the caller named is not trusted here: it came with

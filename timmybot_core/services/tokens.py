@@ -628,36 +628,42 @@ class SecureTokenService:
                 refreshed=True,
             )
         except NotLinked:
-            await self._revoke_discarded(issued, None)
+            await self.revoke_unheld(issued)
             raise
         if stored.tokens != fresh:
-            await self._revoke_discarded(issued, stored.tokens)
+            await self.revoke_unheld(issued, keep=stored.tokens)
         await self._auth_event(user_id, platform, None)
         # The stored tokens: a re-link during the refresh replaced ours.
         return RefreshOutcome(tokens=stored.tokens, refreshed=True)
 
-    async def _revoke_discarded(self, issued: OAuthTokens, kept: OAuthTokens | None) -> None:
-        """Revoke, best effort, the tokens a refresh was issued but did not store.
+    async def revoke_unheld(self, tokens: OAuthTokens, *, keep: OAuthTokens | None = None) -> None:
+        """Revoke, best effort, tokens the provider issued that nothing keeps.
 
-        The link was unlinked, or linked again, while the provider answered:
-        the new tokens would stay live there, unused by anyone. Called after
-        the durable write (or the decision not to write); tokens equal to the
-        ones ``kept`` in the vault are left alone, and nothing raised here
-        reaches the caller.
+        A refresh whose result was discarded (the link was unlinked, or linked
+        again, while the provider answered), or a link the vault could not
+        store: the tokens would stay live there, unused by anyone. Tokens equal
+        to those in ``keep`` (what the vault holds) are left alone. Both are
+        revoked at once, so it costs one provider call's time; nothing raised
+        here reaches the caller.
         """
-        for token in (issued.refresh_token, issued.access_token):
-            if not token or (kept is not None and token in (kept.refresh_token, kept.access_token)):
-                continue
-            try:
-                await self._oauth.revoke(issued.platform, token=token)
-            except ReLinkRequired:
-                continue  # the provider no longer honours the grant: nothing left to revoke
-            except Exception as error:  # noqa: BLE001 - best effort: the refresh's result stands
-                _log.warning(
-                    "revocation of unused tokens at %s failed: %s",
-                    issued.platform,
-                    type(error).__name__,
-                )
+        held = () if keep is None else (keep.refresh_token, keep.access_token)
+        issued = [t for t in (tokens.refresh_token, tokens.access_token) if t and t not in held]
+        outcomes = await asyncio.gather(
+            *(self._oauth.revoke(tokens.platform, token=token) for token in issued),
+            return_exceptions=True,
+        )
+        failed = [
+            outcome
+            for outcome in outcomes
+            # ReLinkRequired: the provider no longer honours the grant; nothing to revoke.
+            if isinstance(outcome, BaseException) and not isinstance(outcome, ReLinkRequired)
+        ]
+        if failed:
+            _log.warning(
+                "revocation of unused tokens at %s failed: %s",
+                tokens.platform,
+                type(failed[0]).__name__,
+            )
 
     async def _spent(self, record: UserTokens, platform: str, claim_id: str, reason: str) -> None:
         """Record that the refresh token may be spent (needs re-link); raise ``ReLinkRequired``.
