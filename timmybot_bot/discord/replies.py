@@ -78,6 +78,14 @@ class ReplySender:
             return text
         return SafeText(self.sanitizer.for_discord(text))
 
+    def content(self, text: str) -> str:
+        """Return what a message sent with ``text`` holds: escaped, then cut to fit.
+
+        Every way this sender sends text goes through here, so a subclass
+        that changes the words (a host bot's name) changes them everywhere.
+        """
+        return _fit(self.safe(text))
+
     def trusted(self, text: str) -> SafeText:
         """Mark ``run_command``'s reply text as safe (it was sanitized at its source)."""
         return SafeText(text)
@@ -98,7 +106,7 @@ class ReplySender:
         ``components=None`` leaves a message's buttons as they are when
         editing; pass ``[]`` to remove them.
         """
-        content = _fit(self.safe(text))
+        content = self.content(text)
         built: hikari.UndefinedOr[Sequence[hikari.api.ComponentBuilder]] = (
             hikari.UNDEFINED if components is None else components
         )
@@ -140,7 +148,7 @@ class ReplySender:
     ) -> None:
         """Replace a response sent earlier for ``target`` (buttons removed by default)."""
         await target.edit_response(
-            response_id, _fit(self.safe(text)), components=list(components), **_SILENT
+            response_id, self.content(text), components=list(components), **_SILENT
         )
 
     async def direct(
@@ -155,7 +163,7 @@ class ReplySender:
         if attachment is not None:
             file = hikari.Bytes(attachment.content, attachment.filename)
         try:
-            await user.send(_fit(self.safe(text)), attachment=file, **_SILENT)
+            await user.send(self.content(text), attachment=file, **_SILENT)
         except hikari.ForbiddenError as error:
             # 50007 is "Cannot send messages to this user" (DMs closed, bot
             # blocked, no shared server); any 403 here means the same to the user.

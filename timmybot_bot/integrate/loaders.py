@@ -25,16 +25,14 @@ Our messages name the bot ``bot_name`` (default ``TimmyBot``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import hikari
 import lightbulb
 
 from timmybot_bot.app.failures import AccessDenied, RateLimited
-from timmybot_bot.app.replies import Attachment
 from timmybot_bot.discord.errors import reply_to_failure
-from timmybot_bot.discord.replies import ReplySender, Responder, SafeText
+from timmybot_bot.discord.replies import ReplySender, SafeText
 from timmybot_bot.integrate.composition import Security
 from timmybot_bot.integrate.guard import access_guard_for
 from timmybot_core import (
@@ -82,36 +80,9 @@ class BrandedReplySender(ReplySender):
         # bot_name holds no markdown or mention syntax, so escaped text stays escaped.
         return SafeText(branded) if isinstance(text, SafeText) else branded
 
-    async def respond(
-        self,
-        target: Responder,
-        text: str,
-        *,
-        ephemeral: bool = False,
-        components: Sequence[hikari.api.ComponentBuilder] | None = None,
-        edit: bool = False,
-    ) -> hikari.Snowflakeish:
-        """Answer as :meth:`ReplySender.respond` does, in the host's name."""
-        return await super().respond(
-            target, self.brand(text), ephemeral=ephemeral, components=components, edit=edit
-        )
-
-    async def edit(
-        self,
-        target: lightbulb.Context,
-        response_id: hikari.Snowflakeish,
-        text: str,
-        *,
-        components: Sequence[hikari.api.ComponentBuilder] = (),
-    ) -> None:
-        """Replace a response as :meth:`ReplySender.edit` does, in the host's name."""
-        await super().edit(target, response_id, self.brand(text), components=components)
-
-    async def direct(
-        self, user: hikari.PartialUser, text: str, attachment: Attachment | None = None
-    ) -> bool:
-        """Send a direct message as :meth:`ReplySender.direct` does, in the host's name."""
-        return await super().direct(user, self.brand(text), attachment)
+    def content(self, text: str) -> str:
+        """Return the message text as :meth:`ReplySender.content` does, in the host's name."""
+        return super().content(self.brand(text))
 
 
 class _GuardFirst(lightbulb.loaders.Loadable):
