@@ -37,10 +37,7 @@ class MemoryTokenVault:
             raise ValueError("the record belongs to another user")
         text = record.to_json()
         with self._lock:
-            stored = self._records.get(user_id)
-            current = str(stored[0]) if stored is not None else None
-            if current != expected_version:
-                raise VersionConflict("the token record changed since it was read")
+            self._check_version(user_id, expected_version)
             self._counter += 1
             self._records[user_id] = (self._counter, text)
             return str(self._counter)
@@ -49,10 +46,14 @@ class MemoryTokenVault:
         """Delete the user's record (only at ``expected_version`` if given); ``True`` if one was."""
         with self._lock:
             if expected_version is not None:
-                stored = self._records.get(user_id)
-                if stored is None or str(stored[0]) != expected_version:
-                    raise VersionConflict("the token record changed since it was read")
+                self._check_version(user_id, expected_version)
             return self._records.pop(user_id, None) is not None
+
+    def _check_version(self, user_id: int, expected: str | None) -> None:
+        # Under the lock: raise unless the stored version is ``expected`` (None: no record).
+        stored = self._records.get(user_id)
+        if (str(stored[0]) if stored is not None else None) != expected:
+            raise VersionConflict("the token record changed since it was read")
 
     async def user_ids(self) -> AsyncIterator[int]:
         """Iterate over the users with a record (a snapshot taken at the start)."""

@@ -169,6 +169,14 @@ class _Batch(NamedTuple):
     last: str | None
 
 
+def _check_version(connection: sqlite3.Connection, key: str, expected: str | None) -> None:
+    """Raise ``VersionConflict`` unless the stored version is ``expected`` (``None``: no record)."""
+    query = "SELECT version FROM vault_records WHERE user_id = ?"
+    row = connection.execute(query, (key,)).fetchone()
+    if (None if row is None else str(row[0])) != expected:
+        raise VersionConflict("the token record changed since it was read")
+
+
 class SqliteTokenVault(SqliteStore):
     """The token vault of every process sharing one SQLite file.
 
@@ -330,12 +338,7 @@ class SqliteTokenVault(SqliteStore):
         cipher = self._cipher
 
         def store(connection: sqlite3.Connection) -> str:
-            row = connection.execute(
-                "SELECT version FROM vault_records WHERE user_id = ?", (key,)
-            ).fetchone()
-            current = None if row is None else str(row[0])
-            if current != expected_version:
-                raise VersionConflict("the token record changed since it was read")
+            _check_version(connection, key, expected_version)
             version = _next_version(connection)
             # Sealed here: the version it is bound to is drawn in this transaction.
             sealed = cipher.seal(_subject(user_id, version), plaintext)
@@ -368,11 +371,7 @@ class SqliteTokenVault(SqliteStore):
 
         def remove(connection: sqlite3.Connection) -> bool:
             if expected_version is not None:
-                row = connection.execute(
-                    "SELECT version FROM vault_records WHERE user_id = ?", (key,)
-                ).fetchone()
-                if row is None or str(row[0]) != expected_version:
-                    raise VersionConflict("the token record changed since it was read")
+                _check_version(connection, key, expected_version)
             cursor = connection.execute("DELETE FROM vault_records WHERE user_id = ?", (key,))
             return cursor.rowcount > 0
 
