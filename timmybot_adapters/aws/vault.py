@@ -248,9 +248,6 @@ class SecretsManagerTokenVault:
         name = self.secret_name(user_id)
         token = str(uuid.uuid4())
         text = record.to_json()
-        if expected_version is not None and not _VERSION.match(expected_version):
-            # No stored version looks like this one: a conflict, without a call.
-            raise VersionConflict("the token record changed since it was read")
         lock = self._locks.setdefault(user_id, asyncio.Lock())
         # One write per user at a time in this process: writers that lose a
         # race to a sibling fail on the retired version below, without a call.
@@ -262,6 +259,9 @@ class SecretsManagerTokenVault:
         return token
 
     async def _replace(self, name: str, token: str, text: str, expected_version: str) -> None:
+        if not _VERSION.match(expected_version):
+            # No stored version looks like this one: a conflict, without a call.
+            raise VersionConflict("the token record changed since it was read")
         if expected_version in self._retired:
             # This process moved AWSCURRENT away from that version: it is stale
             # for certain, and no call (nor orphan version) is needed to say so.
@@ -397,10 +397,7 @@ class SecretsManagerTokenVault:
         """
         name = self.secret_name(user_id)
         if expected_version is not None:
-            if not _VERSION.match(expected_version):
-                raise VersionConflict("the token record changed since it was read")
-            lock = self._locks.setdefault(user_id, asyncio.Lock())
-            async with lock:
+            async with self._locks.setdefault(user_id, asyncio.Lock()):
                 await self._replace(name, str(uuid.uuid4()), TOMBSTONE, expected_version)
             await self._delete_secret(name)
             return True
