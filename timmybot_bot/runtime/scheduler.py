@@ -263,10 +263,7 @@ class Scheduler:
                 # The job ran already: retry only its record, then free the lease.
                 await self._store.record_job_run(job.name, ran)
                 del self._unrecorded[job.name]
-                try:
-                    await self._store.release_lease(f"job:{job.name}", self._holder)
-                except StoreUnavailable as error:
-                    _log.warning("scheduler: could not release job:%s: %s", job.name, error)
+                await self._release(f"job:{job.name}")
             last = await self._store.last_job_run(job.name)
             if last is None:
                 # First sight of the job: its schedule starts now.
@@ -326,11 +323,14 @@ class Scheduler:
             return run
         finally:
             if job.name not in self._unrecorded:
-                try:
-                    await self._store.release_lease(lease, self._holder)
-                except StoreUnavailable as error:
-                    # It lapses on its own after lease_ttl.
-                    _log.warning("scheduler: could not release %s: %s", lease, error)
+                await self._release(lease)
+
+    async def _release(self, lease: str) -> None:
+        try:
+            await self._store.release_lease(lease, self._holder)
+        except StoreUnavailable as error:
+            # It lapses on its own after lease_ttl.
+            _log.warning("scheduler: could not release %s: %s", lease, error)
 
     async def _run(self, job: Job, due: datetime, lease: str, valid_until: datetime) -> JobRun:
         started = time.monotonic()
