@@ -298,12 +298,16 @@ class AuditTrailService:
         self._digest_at = None
         return old
 
-    async def _restart_chain(self, draft: AuditRecord) -> AuditRecord:
-        """Continue under a new writer ID: another process sealed this chain as abandoned."""
+    def _sealed_away(self) -> None:
+        """Start a new chain: another process sealed this one as abandoned."""
         old = self._new_writer()
         _log.warning(
             "audit writer %s was sealed as abandoned; continuing as %s", old, self._writer_id
         )
+
+    async def _restart_chain(self, draft: AuditRecord) -> AuditRecord:
+        """Continue under a new writer ID: another process sealed this chain as abandoned."""
+        self._sealed_away()
         fresh = attrs.evolve(
             draft, writer_id=self._writer_id, sequence=1, prev_hash=GENESIS_HASH, hash=""
         )
@@ -392,10 +396,7 @@ class AuditTrailService:
         head of the new chain.
         """
         if await self._sealed_under_us(head.sequence + 1):
-            old = self._new_writer()
-            _log.warning(
-                "audit writer %s was sealed as abandoned; continuing as %s", old, self._writer_id
-            )
+            self._sealed_away()
             return
         covered = self._digest.head.sequence if self._digest is not None else 0
         draft = AuditRecord(
