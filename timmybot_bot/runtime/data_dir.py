@@ -86,6 +86,7 @@ __all__ = [
     "rekey_lock",
     "required_key_files",
     "run_lock",
+    "unreadable_database",
 ]
 
 DATABASE_FILE = "timmybot.db"
@@ -298,14 +299,28 @@ def _database_shape(settings: Settings) -> DatabaseShape | None:
     try:
         return database.inspect_database(path)
     except sqlite3.DatabaseError as error:
-        code = getattr(error, "sqlite_errorcode", 0) & 0xFF  # the primary result code
-        if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
-            return None
-        name = getattr(error, "sqlite_errorname", None) or type(error).__name__
-        raise ConfigurationError(
-            f"database {path} cannot be read ({name}), so this data directory cannot be "
-            "checked; try again, or see what holds it (timmybot-admin doctor)"
-        ) from None
+        if refusal := unreadable_database(path, error, "this data directory"):
+            raise refusal from None
+        return None
+
+
+def unreadable_database(
+    path: Path, error: sqlite3.DatabaseError, unchecked: str
+) -> ConfigurationError | None:
+    """Return the refusal for a database ``error``; ``None`` if the file is no database at all.
+
+    Not a database, or a damaged one: opening the stores reports it (``None``).
+    Anything else (busy, an I/O error) means ``unchecked`` cannot be checked
+    just now, which is no reason to go on as if it had been.
+    """
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF  # the primary result code
+    if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+        return None
+    name = getattr(error, "sqlite_errorname", None) or type(error).__name__
+    return ConfigurationError(
+        f"database {path} cannot be read ({name}), so {unchecked} cannot be "
+        "checked; try again, or see what holds it (timmybot-admin doctor)"
+    )
 
 
 def _assess(settings: Settings) -> _Assessment:

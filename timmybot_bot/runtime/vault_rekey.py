@@ -248,8 +248,9 @@ def running_vault_keys(settings: Settings, current: bytes) -> VaultKeys:
 def _key_ids_in_use(path: Path) -> set[str]:
     """Return the key IDs the vault records and encrypted preferences in ``path`` are under.
 
-    Cheap: ``vault_records`` has an index on ``key_id``. A file that is not
-    a database (or a damaged one) gives none: opening the stores reports it.
+    ``vault_records`` has an index on ``key_id``; ``user_preferences`` is
+    read whole (one small row per user). A file that is not a database (or
+    a damaged one) gives none: opening the stores reports it.
     """
     if not path.exists() or path.stat().st_size == 0:
         return set()
@@ -270,14 +271,9 @@ def _key_ids_in_use(path: Path) -> set[str]:
                 for row in connection.execute(query)
             }
     except sqlite3.DatabaseError as error:
-        code = getattr(error, "sqlite_errorcode", 0) & 0xFF  # the primary result code
-        if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
-            return set()
-        name = getattr(error, "sqlite_errorname", None) or type(error).__name__
-        raise ConfigurationError(
-            f"database {path} cannot be read ({name}), so the vault's keys cannot be "
-            "checked; try again, or see what holds it (timmybot-admin doctor)"
-        ) from None
+        if refusal := data_dir.unreadable_database(path, error, "the vault's keys"):
+            raise refusal from None
+        return set()
 
 
 def check_record_keys(settings: Settings) -> None:
@@ -297,7 +293,7 @@ def check_record_keys(settings: Settings) -> None:
     current = current_vault_key(settings)
     if current is None:
         return  # no vault key yet: a first start (or its loss is refused already)
-    db = settings.data_dir / "timmybot.db"
+    db = data_dir.database_path(settings)
     loaded = running_vault_keys(settings, current).keys
     unknown = sorted(_key_ids_in_use(db) - set(loaded))
     if not unknown:
@@ -647,7 +643,7 @@ async def _rekey_locked(
 ) -> RekeyOutcome:
     tell: Report = report if report is not None else (lambda phase, done, total: None)
     _stage(settings, plan)
-    async with SqliteDatabase(settings.data_dir / "timmybot.db") as db:
+    async with SqliteDatabase(data_dir.database_path(settings)) as db:
         old_keys = plan.old_keys()
         vault = await SqliteTokenVault.open(db, old_keys)
         total = len([_ async for _ in vault.user_ids()])
